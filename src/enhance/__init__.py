@@ -1,0 +1,11 @@
+"""solar-enhance: deconvolve and super-resolve SDO/HMI images with the Enhance deep residual network.
+
+Díaz Baso, C. J. & Asensio Ramos, A. 2018, A&A, 614, A5.
+"""
+
+from ._version import __version__
+from .exceptions import EnhanceUserWarning, ModelNotTrainedError
+from .inference import enhance
+from .network import EnhanceNet, fold_batchnorm
+
+__all__ = ["__version__", "enhance", "EnhanceNet", "fold_batchnorm", "EnhanceUserWarning", "ModelNotTrainedError"]

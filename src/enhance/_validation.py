@@ -1,0 +1,79 @@
+"""Small shared checks, in the style of scikit-image's ``check_nD``.
+
+Each helper names the argument it checks, the value it received and what it expected.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["check_image", "check_positive", "check_choice", "supported_float_type"]
+
+
+def supported_float_type(dtype):
+    """Return the float dtype that computations on ``dtype`` use.
+
+    float32 and float64 are kept, float16 becomes float32, integers and booleans become float64
+    (the policy of scikit-image's ``_supported_float_type``).
+    """
+    dtype = np.dtype(dtype)
+    if dtype in (np.float32, np.float64):
+        return dtype
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype.kind in "biu":
+        return np.dtype(np.float64)
+    msg = f"image dtype must be integer or floating point, got {dtype}"
+    raise TypeError(msg)
+
+
+def check_image(image, *, name="image", allow_nonfinite=True):
+    """Return ``image`` as a native-byte-order 2-D float array (a copy), or raise.
+
+    Parameters
+    ----------
+    image : array_like
+        The image to check.
+    name : str
+        The argument name used in error messages.
+    allow_nonfinite : bool
+        If False, NaN or infinite pixels raise a `ValueError`.
+    """
+    if not isinstance(image, np.ndarray) and not hasattr(image, "__array__"):
+        msg = f"{name} must be a 2-D array (ny, nx), got {type(image).__name__}"
+        raise TypeError(msg)
+    array = np.asarray(image)
+    if array.ndim != 2:
+        msg = f"{name} must be 2-D (ny, nx), got shape {array.shape}"
+        raise ValueError(msg)
+    if min(array.shape) < 1:
+        msg = f"{name} must not be empty, got shape {array.shape}"
+        raise ValueError(msg)
+    dtype = supported_float_type(array.dtype)
+    out = np.array(array, dtype=dtype.newbyteorder("="), copy=True)
+    if not allow_nonfinite and not np.all(np.isfinite(out)):
+        n_bad = int(np.count_nonzero(~np.isfinite(out)))
+        msg = f"{name} must be finite, got {n_bad} NaN or infinite pixels"
+        raise ValueError(msg)
+    return out
+
+
+def check_positive(value, *, name):
+    """Return ``value`` as a float if it is a finite number > 0, else raise `ValueError`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        msg = f"{name} must be a positive number, got {value!r}"
+        raise TypeError(msg)
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        msg = f"{name} must be a positive number, got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
+def check_choice(value, choices, *, name):
+    """Return ``value`` if it is one of ``choices``, else raise `ValueError` naming them."""
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        msg = f"{name} must be one of {options}, got {value!r}"
+        raise ValueError(msg)
+    return value
