@@ -17,9 +17,9 @@ def supported_float_type(dtype):
     (the policy of scikit-image's ``_supported_float_type``).
     """
     dtype = np.dtype(dtype)
-    if dtype in (np.float32, np.float64):
-        return dtype
-    if dtype == np.float16:
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+        return np.dtype(f"f{dtype.itemsize}")  # native byte order
+    if dtype.kind == "f" and dtype.itemsize == 2:
         return np.dtype(np.float32)
     if dtype.kind in "biu":
         return np.dtype(np.float64)
@@ -50,7 +50,7 @@ def check_image(image, *, name="image", allow_nonfinite=True):
         msg = f"{name} must not be empty, got shape {array.shape}"
         raise ValueError(msg)
     dtype = supported_float_type(array.dtype)
-    out = np.array(array, dtype=dtype.newbyteorder("="), copy=True)
+    out = np.array(array, dtype=dtype, copy=True)
     if not allow_nonfinite and not np.all(np.isfinite(out)):
         n_bad = int(np.count_nonzero(~np.isfinite(out)))
         msg = f"{name} must be finite, got {n_bad} NaN or infinite pixels"

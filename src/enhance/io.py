@@ -76,8 +76,8 @@ def read_fits(path):
     if data.dtype.kind not in "iuf":
         msg = f"{path}: unsupported image dtype {data.dtype}"
         raise ValueError(msg)
-    dtype = np.float32 if data.dtype == np.float32 else np.float64
-    return np.asarray(data, dtype=np.dtype(dtype).newbyteorder("=")).copy(), header
+    dtype = np.float32 if data.dtype.kind == "f" and data.dtype.itemsize == 4 else np.float64
+    return np.array(data, dtype=dtype, copy=True), header
 
 
 def read_map(path):

@@ -225,7 +225,7 @@ def psf_kernel(
     kind: str = "hmi",
     radius: u.arcsec = DEFAULT_RADIUS,
     oversample: int = 5,
-    diameter: u.m | None = None,
+    diameter: u.Quantity[u.m] | None = None,
     wavelength: u.AA = HMI_WAVELENGTH,
     **hmi_params,
 ) -> np.ndarray:
