@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m enhance.demo
+	$(PY) -m enhance.demo demo_output
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -58,16 +58,21 @@ def _run(args) -> int:
         for path in outputs:
             if path.exists():
                 return _error(f"{path} exists; use --overwrite to replace it")
-    custom = load_network(args.weights) if args.weights else None
+    custom = {}  # kind -> network loaded from --weights (checked against each file's kind)
     failures = 0
-    for source, target in tqdm(list(zip(inputs, outputs, strict=True)), desc="files", unit="file", disable=len(inputs) < 2):
+    for source, target in tqdm(
+        list(zip(inputs, outputs, strict=True)), desc="files", unit="file", disable=len(inputs) < 2
+    ):
         try:
             image, header = read_fits(source)
             kind = _kind_of(source, args.type, header)
-            network = resolve_network(kind, model=args.model, network=custom)
+            if args.weights and kind not in custom:
+                custom[kind] = load_network(args.weights, kind=kind)
+            network = resolve_network(kind, model=args.model, network=custom.get(kind))
             result = _enhance_array(image, kind=kind, network=network, qs_level=args.qs_level, device=args.device,
                                     tile=args.tile, progress=True)  # fmt: skip
-            history = _history(kind, args.model, custom) + (f" ({Path(args.weights).name})" if custom else "")
+            history = _history(kind, args.model, custom.get(kind))
+            history += f" ({Path(args.weights).name})" if args.weights else ""
             write_fits(target, result, upscale_header(header, 2, history=history), overwrite=args.overwrite)
         except (OSError, ValueError, TypeError, LookupError) as err:
             failures += 1
@@ -81,8 +86,8 @@ def _add_run(subparsers) -> None:
     run = subparsers.add_parser("run", help="enhance HMI FITS files", description="Deconvolve and super-resolve x2.")
     run.add_argument("inputs", nargs="+", metavar="INPUT", help="FITS file(s) at HMI's 0.504 arcsec/pixel")
     run.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or directory for several")
-    run.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto",
-                     help="continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)")  # fmt: skip
+    kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
+    run.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
     run.add_argument("--model", choices=("full", "light"), default="full", help="shipped model (default: full)")
     run.add_argument("--weights", metavar="FILE", help="safetensors weights to use instead of a shipped model")
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")

@@ -134,7 +134,9 @@ def _enhance_array(image, *, kind, network, qs_level=None, device="auto", tile=N
     runner = runner.to(device)
     from .tiling import run_tiled
 
-    result = run_tiled(normalised.astype(np.float32), runner, tile=tile, margin=margin, device=device, progress=progress)
+    result = run_tiled(
+        normalised.astype(np.float32), runner, tile=tile, margin=margin, device=device, progress=progress
+    )
     result = result.astype(out_dtype, copy=False) * out_dtype.type(scale)
     if not finite.all():
         result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan

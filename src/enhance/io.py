@@ -8,7 +8,6 @@ import numpy as np
 from astropy.io import fits
 
 from ._validation import check_positive
-from ._version import __version__
 
 __all__ = ["read_fits", "read_map", "write_fits", "write_map", "upscale_header", "detect_kind", "atomic_write"]
 
@@ -19,7 +18,18 @@ _STALE_KEYS = (
     "DATAP75", "DATAP90", "DATAP95", "DATAP98", "DATAP99",
 )  # fmt: skip
 # Keys the written file sets itself, or that belong to another HDU type.
-_SKIP_ON_WRITE = ("", "COMMENT", "HISTORY", "KEYCOMMENTS", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME", "SIMPLE", "EXTEND")
+_SKIP_ON_WRITE = (
+    "",
+    "COMMENT",
+    "HISTORY",
+    "KEYCOMMENTS",
+    "XTENSION",
+    "PCOUNT",
+    "GCOUNT",
+    "EXTNAME",
+    "SIMPLE",
+    "EXTEND",
+)
 _IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 
 
@@ -206,7 +216,7 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=()):
     """
     card_header = fits.Header()
     if header is not None:
-        for key, value in (header.items() if isinstance(header, fits.Header) else dict(header).items()):
+        for key, value in header.items() if isinstance(header, fits.Header) else dict(header).items():
             if key.upper() in _SKIP_ON_WRITE:
                 continue
             try:
@@ -223,7 +233,9 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=()):
                     card_header.add_history(line)
     primary = fits.PrimaryHDU(np.asarray(data), header=card_header)
     hdul = fits.HDUList([primary, *extra_hdus])
-    return atomic_write(path, lambda tmp: hdul.writeto(tmp, overwrite=True, output_verify="silentfix"), overwrite=overwrite)
+    return atomic_write(
+        path, lambda tmp: hdul.writeto(tmp, overwrite=True, output_verify="silentfix"), overwrite=overwrite
+    )
 
 
 def write_map(path, smap, *, overwrite=False):

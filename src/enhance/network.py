@@ -138,6 +138,8 @@ def fold_batchnorm(net: EnhanceNet) -> EnhanceNet:
     pairs += [(block, "conv2", "bn2") for block in folded.blocks]
     pairs.append((folded, "conv_skip", "bn_skip"))
     for owner, conv_name, bn_name in pairs:
+        if not isinstance(getattr(owner, bn_name), nn.BatchNorm2d):
+            continue  # already folded
         _fold(getattr(owner, conv_name), getattr(owner, bn_name))
         setattr(owner, bn_name, nn.Identity())
     return folded

@@ -129,9 +129,7 @@ def hmi_psf(
 
 
 @u.quantity_input
-def airy_psf(
-    theta: u.arcsec, *, diameter: u.m = TARGET_DIAMETER, wavelength: u.AA = HMI_WAVELENGTH
-) -> np.ndarray:
+def airy_psf(theta: u.arcsec, *, diameter: u.m = TARGET_DIAMETER, wavelength: u.AA = HMI_WAVELENGTH) -> np.ndarray:
     """Radial profile of the Airy diffraction pattern of a circular aperture.
 
     Parameters

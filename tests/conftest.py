@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny networks and the location of the optional reference data."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from enhance.network import EnhanceNet
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data (reference data) is not present")
+
+
+def _randomise_batchnorm(net: EnhanceNet, seed: int) -> EnhanceNet:
+    """Give every BatchNorm non-trivial statistics, as after training."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                n = module.num_features
+                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+                module.weight.copy_(1 + 0.2 * torch.randn(n, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+    return net.eval()
+
+
+@pytest.fixture
+def tiny_net():
+    """A small initialised network with non-trivial BatchNorm statistics."""
+    torch.manual_seed(0)
+    return _randomise_batchnorm(EnhanceNet(depth=2, width=8), seed=1)

@@ -1,0 +1,157 @@
+import astropy.units as u
+import numpy as np
+import pytest
+import sunpy.map
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from conftest import SHARED_DATA, needs_shared
+from enhance.io import atomic_write, detect_kind, read_fits, upscale_header, write_fits
+
+
+def _hpc_header(ny=40, nx=50):
+    return fits.Header(
+        {
+            "NAXIS": 2, "NAXIS1": nx, "NAXIS2": ny, "CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN",
+            "CUNIT1": "arcsec", "CUNIT2": "arcsec", "CDELT1": 0.504, "CDELT2": 0.504,
+            "CRPIX1": 20.3, "CRPIX2": 11.7, "CRVAL1": 105.0, "CRVAL2": -230.0,
+            "PC1_1": 0.9998, "PC1_2": -0.02, "PC2_1": 0.02, "PC2_2": 0.9998,
+            "DATE-OBS": "2011-02-15T00:00:00", "MJD-OBS": 55607.0,
+            "DSUN_OBS": 1.476e11, "HGLN_OBS": 0.0, "HGLT_OBS": -6.9,
+            "BUNIT": "G", "DATAMEAN": 3.0,
+        }
+    )  # fmt: skip
+
+
+def test_output_pixel_centres_keep_world_coordinates():
+    header = _hpc_header()
+    new = upscale_header(header, 2)
+    old_wcs, new_wcs = WCS(header), WCS(new)
+    k = np.arange(0, 100, 7.0)
+    ky, kx = np.meshgrid(k, k[:-3], indexing="ij")
+    world = new_wcs.pixel_to_world_values(kx, ky)
+    # Output pixel k (0-based) is centred on input pixel (k + 0.5) / 2 - 0.5.
+    expected = old_wcs.pixel_to_world_values((kx + 0.5) / 2 - 0.5, (ky + 0.5) / 2 - 0.5)
+    back = old_wcs.world_to_pixel_values(*world)
+    np.testing.assert_allclose(back[0], (kx + 0.5) / 2 - 0.5, atol=1e-6)
+    np.testing.assert_allclose(back[1], (ky + 0.5) / 2 - 0.5, atol=1e-6)
+    np.testing.assert_allclose(world, expected, rtol=0, atol=1e-9)
+
+
+def test_upscale_header_rule_and_copy():
+    header = _hpc_header()
+    new = upscale_header(header, 2, history="test history line")
+    assert (new["NAXIS1"], new["NAXIS2"]) == (100, 80)
+    assert new["CRPIX1"] == pytest.approx(2 * 20.3 - 0.5)
+    assert new["CDELT1"] == pytest.approx(0.252)
+    assert new["PC1_2"] == header["PC1_2"]
+    assert "DATAMEAN" not in new
+    assert "test history line" in str(new["HISTORY"])
+    assert header["NAXIS1"] == 50
+    assert "DATAMEAN" in header
+
+
+def test_upscale_header_cd_matrix_and_missing_crpix():
+    header = fits.Header(
+        {"NAXIS": 2, "NAXIS1": 10, "NAXIS2": 10, "CD1_1": 0.5, "CD1_2": 0.01, "CD2_1": -0.01, "CD2_2": 0.5}
+    )
+    new = upscale_header(header, 2)
+    assert new["CD1_1"] == 0.25
+    assert new["CD1_2"] == 0.005
+    assert new["CRPIX1"] == -0.5  # FITS default CRPIX = 0 maps to 2 * 0 - 0.5
+
+
+def test_header_matches_sunpy_resample():
+    header = _hpc_header(ny=20, nx=30)
+    smap = sunpy.map.Map(np.random.default_rng(0).random((20, 30)), header)
+    resampled = smap.resample([60, 40] * smap.dimensions.x.unit)
+    ours = sunpy.map.Map(np.zeros((40, 60)), upscale_header(smap.meta, 2))
+    for key in ("crpix1", "crpix2", "cdelt1", "cdelt2", "naxis1", "naxis2"):
+        assert ours.meta[key] == pytest.approx(resampled.meta[key], abs=1e-9), key
+    pix = (7, 5) * u.pix
+    assert ours.pixel_to_world(*pix).separation(resampled.pixel_to_world(*pix)).arcsec < 1e-6
+
+
+def test_round_trip_is_lossless(tmp_path):
+    data = np.random.default_rng(1).normal(size=(13, 17)).astype(np.float32)
+    data[2, 3] = np.nan
+    header = _hpc_header(13, 17)
+    write_fits(tmp_path / "a.fits", data, header)
+    back, back_header = read_fits(tmp_path / "a.fits")
+    np.testing.assert_array_equal(back, data)
+    assert back.dtype == np.float32
+    assert back.dtype.byteorder in "=|"
+    assert back_header["CRVAL1"] == header["CRVAL1"]
+
+
+def test_reads_rice_compressed_integer_bscale_blank(tmp_path):
+    raw = np.arange(64, dtype=np.int32).reshape(8, 8)
+    raw[0, 0] = -2147483648
+    hdu = fits.CompImageHDU(raw, compression_type="RICE_1")
+    hdu.header["BLANK"] = -2147483648
+    hdu.header["BSCALE"] = 0.5
+    hdu.header["BZERO"] = 100.0
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "c.fits")
+    data, _ = read_fits(tmp_path / "c.fits")
+    assert np.isnan(data[0, 0])
+    np.testing.assert_allclose(data.ravel()[1:], raw.ravel()[1:] * 0.5 + 100.0)
+
+
+def test_reads_big_endian_integer_without_scaling(tmp_path):
+    raw = np.arange(12, dtype=">i2").reshape(3, 4)
+    fits.PrimaryHDU(raw).writeto(tmp_path / "i.fits")
+    data, _ = read_fits(tmp_path / "i.fits")
+    assert data.dtype == np.float64
+    np.testing.assert_array_equal(data, raw.astype(float))
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="input file not found"):
+        read_fits(tmp_path / "nope.fits")
+    fits.PrimaryHDU(np.zeros((2, 3, 4))).writeto(tmp_path / "cube.fits")
+    with pytest.raises(ValueError, match=r"must be 2-D \(ny, nx\), got shape \(2, 3, 4\)"):
+        read_fits(tmp_path / "cube.fits")
+    table = fits.BinTableHDU.from_columns([fits.Column(name="a", format="E", array=np.zeros(3))])
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(tmp_path / "table.fits")
+    with pytest.raises(ValueError, match="holds no image data"):
+        read_fits(tmp_path / "table.fits")
+    (tmp_path / "text.fits").write_text("hello")
+    with pytest.raises(ValueError, match="not a readable FITS file|holds no image data"):
+        read_fits(tmp_path / "text.fits")
+
+
+def test_atomic_write_leaves_nothing_on_failure_and_never_overwrites(tmp_path):
+    target = tmp_path / "out.fits"
+
+    def broken(tmp):
+        with open(tmp, "w") as handle:
+            handle.write("partial")
+        msg = "disk full"
+        raise OSError(msg)
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, broken)
+    assert list(tmp_path.iterdir()) == []
+    target.write_text("keep me")
+    with pytest.raises(FileExistsError, match="exists"):
+        write_fits(target, np.zeros((2, 2)))
+    assert target.read_text() == "keep me"
+
+
+def test_detect_kind():
+    assert detect_kind(fits.Header({"BUNIT": "G"})) == "blos"
+    assert detect_kind(fits.Header({"BUNIT": "DN/s"})) == "intensity"
+    assert detect_kind(fits.Header({"CONTENT": "MAGNETOGRAM"})) == "blos"
+    assert detect_kind(fits.Header({"TELESCOP": "SDO/HMI", "CONTENT": "CONTINUUM INTENSITY"})) == "intensity"
+    assert detect_kind(fits.Header({"DSNAME": "hmi.M_45s"})) == "blos"
+    assert detect_kind(fits.Header({"DSNAME": "hmi.Ic_45s"})) == "intensity"
+    assert detect_kind(fits.Header({"TELESCOP": "SDO/HMI"})) is None
+
+
+@needs_shared
+def test_reads_the_real_hmi_cutouts():
+    data, header = read_fits(SHARED_DATA / "hmi_blos_ar.fits")
+    assert data.shape == (200, 200)
+    assert data.dtype == np.float32
+    assert detect_kind(header) == "blos"
+    assert detect_kind(read_fits(SHARED_DATA / "hmi_continuum_ar.fits")[1]) == "intensity"
