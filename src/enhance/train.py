@@ -1,0 +1,341 @@
+"""Training: the paper's recipe as a loop that reads top to bottom and resumes exactly.
+
+``train(cfg, sampler)`` runs, in order: seed -> data -> model -> optimizer -> resume -> loop (lr,
+step, eval, log, checkpoint) -> final weights. Every batch is a pure function of ``(seed, step)``:
+sample ``i`` of the training stream is ``sampler.train(i)``, batch ``step`` holds samples
+``step * batch_size ... (step + 1) * batch_size - 1``, and the input noise of that batch comes from a
+generator seeded with ``(seed, step)``. A run of N steps therefore equals k steps, a resume from the
+checkpoint, and N - k more steps, bit for bit on the CPU.
+
+Multi-process data parallel training runs under ``torchrun`` (DDP; gloo on the CPU, NCCL on CUDA):
+each rank takes its share of every batch, and rank 0 alone logs and writes files.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tomllib
+import torch
+import torch.nn.functional as F  # noqa: N812
+from tqdm.auto import tqdm
+
+from ._validation import check_choice
+from ._version import __version__
+from .network import EnhanceNet
+
+__all__ = ["TrainConfig", "train", "lr_at", "evaluate", "save_checkpoint", "load_checkpoint", "load_config"]
+
+# Per-kind defaults of the paper: L2 weight on the convolution kernels and Gaussian input noise.
+_L2 = {"intensity": 1e-6, "blos": 1e-5}
+_NOISE = {"intensity": 1e-3, "blos": 1e-2}  # I/Ic; kG
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Defaults are the paper's recipe."""
+
+    kind: str = "intensity"  # 'intensity' (I/Ic) or 'blos' (kG)
+    depth: int = 5  # residual blocks (paper: 5; light model: 1)
+    width: int = 64  # channels per convolution (paper: 64; light model: 32)
+    batch_size: int = 32  # patches per step (paper: 32)
+    max_steps: int = 30_000  # optimizer steps in all
+    lr: float = 1e-4  # Adam learning rate (paper: 1e-4)
+    lr_schedule: str = "cosine"  # 'constant' or 'cosine' (decay to min_lr after warm-up)
+    warmup_steps: int = 200  # linear warm-up from 0 to lr
+    min_lr: float = 1e-5  # floor of the cosine schedule
+    l2: float | None = None  # L2 weight on conv kernels; None: 1e-6 intensity, 1e-5 blos (paper)
+    input_noise: float | None = None  # std of Gaussian noise on inputs; None: 1e-3 I/Ic or 1e-2 kG (paper)
+    eval_interval: int = 250  # steps between validation passes
+    eval_samples: int = 512  # validation patches per pass (a fixed held-out set)
+    checkpoint_seconds: float = 300.0  # write the resume checkpoint at least this often
+    out_dir: str = "runs/enhance"  # checkpoint, history, plots and weights go here
+    seed: int = 0  # seeds the data stream, the noise and the initialisation
+    device: str = "auto"  # 'auto', 'cpu', 'cuda', ...
+    num_threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
+
+    def __post_init__(self):
+        check_choice(self.kind, ("intensity", "blos"), name="kind")
+        check_choice(self.lr_schedule, ("constant", "cosine"), name="lr_schedule")
+        for name in ("depth", "width", "batch_size", "max_steps", "eval_interval", "eval_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                msg = f"{name} must be a positive integer, got {value!r}"
+                raise ValueError(msg)
+        if not self.lr > 0:
+            msg = f"lr must be > 0, got {self.lr!r}"
+            raise ValueError(msg)
+
+    @property
+    def l2_weight(self) -> float:
+        return _L2[self.kind] if self.l2 is None else float(self.l2)
+
+    @property
+    def noise(self) -> float:
+        return _NOISE[self.kind] if self.input_noise is None else float(self.input_noise)
+
+    @property
+    def model_args(self) -> dict:
+        return {"depth": self.depth, "width": self.width}
+
+
+def load_config(path, **overrides) -> TrainConfig:
+    """Build a `TrainConfig` from a TOML file (keys are the field names), then apply ``overrides``."""
+    with open(path, "rb") as handle:
+        values = tomllib.load(handle)
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        msg = f"unknown training option(s) {unknown} in {path}; known: {sorted(known)}"
+        raise ValueError(msg)
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return TrainConfig(**values)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at ``step``: linear warm-up, then constant or cosine decay to ``min_lr``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _stack(samples):
+    inputs = np.stack([np.asarray(x, dtype=np.float32) for x, _ in samples])[:, None]
+    targets = np.stack([np.asarray(y, dtype=np.float32) for _, y in samples])[:, None]
+    return torch.from_numpy(inputs), torch.from_numpy(targets)
+
+
+def get_batch(sampler, step: int, cfg: TrainConfig, *, rank: int = 0, world: int = 1):
+    """This rank's share of training batch ``step``, with the input noise of that batch.
+
+    Samples ``step * batch_size + j`` for ``j`` in this rank's slice. The noise comes from a generator
+    seeded with ``(seed, step)`` and is drawn for the whole batch, so it does not depend on ``world``.
+    """
+    share = range(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
+    inputs, targets = _stack([sampler.train(step * cfg.batch_size + j) for j in share])
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step]).generate_state(1)[0]))
+    noise = torch.randn((cfg.batch_size, *inputs.shape[1:]), generator=generator)[share.start : share.stop]
+    return inputs + cfg.noise * noise, targets
+
+
+def _l2_penalty(model: torch.nn.Module) -> torch.Tensor:
+    """Sum of squared convolution kernels (Keras ``kernel_regularizer=l2``; biases and BN excluded)."""
+    kernels = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return sum(torch.sum(w * w) for w in kernels)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, sampler, cfg: TrainConfig, device) -> float:
+    """Mean squared error over the fixed validation set (no input noise), in eval mode."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, cfg.eval_samples, cfg.batch_size):
+        indices = range(start, min(start + cfg.batch_size, cfg.eval_samples))
+        inputs, targets = _stack([sampler.validation(i) for i in indices])
+        prediction = model(inputs.to(device))
+        total += F.mse_loss(prediction, targets.to(device), reduction="sum").item()
+        count += targets.numel()
+    model.train(was_training)
+    return total / count
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(path: Path, *, model, optimizer, step, cfg, best_val, history, running=None) -> None:
+    """Write everything a run needs to resume exactly, atomically (temporary file + ``os.replace``)."""
+    _atomic_torch_save(
+        {
+            "model": model.state_dict(),
+            "model_args": cfg.model_args,
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "config": dataclasses.asdict(cfg),
+            "best_val": best_val,
+            "history": history,
+            "running_loss": running,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "package_version": __version__,
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint written by `save_checkpoint`."""
+    # The checkpoint holds numpy RNG state and config dicts besides tensors.
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _write_history(out_dir: Path, history: list[dict]) -> None:
+    with (out_dir / "history.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["step", "lr", "train_loss", "val_loss", "seconds"])
+        writer.writeheader()
+        writer.writerows(history)
+    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+
+
+def plot_history(history: list[dict], path) -> None:
+    """Plot training and validation loss against step (log scale) to a PNG."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    steps = [row["step"] for row in history]
+    ax.semilogy(steps, [row["train_loss"] for row in history], label="training (running mean)")
+    val = [(row["step"], row["val_loss"]) for row in history if row["val_loss"] not in (None, "")]
+    if val:
+        ax.semilogy(*zip(*val, strict=True), "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("MSE")
+    ax.legend()
+    fig.savefig(path, dpi=100)
+
+
+def train(cfg: TrainConfig, sampler, *, resume: bool = True, progress: bool = True) -> dict:
+    """Train an `~enhance.network.EnhanceNet` on the pairs that ``sampler`` produces.
+
+    Parameters
+    ----------
+    cfg : `TrainConfig`
+        The run's settings.
+    sampler : object
+        Has ``train(i) -> (input, target)`` and ``validation(i) -> (input, target)``, each a pure
+        function of the index (2-D arrays, the target twice the input's size, normalised: I/Ic or kG).
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` if it exists. Its architecture must match ``cfg``.
+    progress : bool
+        Show a progress bar with the running loss (rank 0).
+
+    Returns
+    -------
+    dict
+        ``step``, ``best_val``, ``history``, ``files`` (the paths written) and the trained ``model``.
+    """
+    # -- seed and processes ------------------------------------------------------------------------
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if cfg.batch_size % world:
+        msg = f"batch_size ({cfg.batch_size}) must be divisible by the number of processes ({world})"
+        raise ValueError(msg)
+    from .inference import resolve_device
+
+    device = resolve_device(cfg.device)
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    out_dir = Path(cfg.out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out_dir / "checkpoint.pt"
+
+    # -- model and optimizer -----------------------------------------------------------------------
+    state = load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
+    if state is not None and state["model_args"] != cfg.model_args:
+        msg = (
+            f"checkpoint {checkpoint_path} holds a network with {state['model_args']}, but the configuration "
+            f"asks for {cfg.model_args}; use another out_dir or matching depth/width"
+        )
+        raise ValueError(msg)
+    model = EnhanceNet(**cfg.model_args).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step, best_val, history, running = 0, float("inf"), [], None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best_val, history, running = state["step"], state["best_val"], state["history"], state["running_loss"]
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+    model.train()
+    trainer = model
+    if world > 1:
+        trainer = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None
+        )
+
+    # -- loop ------------------------------------------------------------------------------------------
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="training", disable=not progress or rank != 0)
+    last_save, start = time.monotonic(), time.monotonic()
+    while step < cfg.max_steps:
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        inputs, targets = get_batch(sampler, step, cfg, rank=rank, world=world)
+        prediction = trainer(inputs.to(device))
+        mse = F.mse_loss(prediction, targets.to(device))
+        loss = mse + cfg.l2_weight * _l2_penalty(model)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        running = mse.item() if running is None else 0.98 * running + 0.02 * mse.item()
+        bar.update()
+        bar.set_postfix(loss=f"{running:.3e}", lr=f"{lr:.1e}")
+
+        evaluate_now = step % cfg.eval_interval == 0 or step == cfg.max_steps
+        if evaluate_now and rank == 0:
+            val = evaluate(model, sampler, cfg, device)
+            history.append({"step": step, "lr": lr, "train_loss": running, "val_loss": val,
+                            "seconds": round(time.monotonic() - start, 2)})  # fmt: skip
+            if val < best_val:
+                best_val = val
+                _export(model, out_dir / "best.safetensors", cfg, step, val)
+            _write_history(out_dir, history)
+            bar.write(f"step {step}: train {running:.4e}  validation {val:.4e}  (best {best_val:.4e})")
+        if rank == 0 and (evaluate_now or time.monotonic() - last_save > cfg.checkpoint_seconds):
+            save_checkpoint(checkpoint_path, model=model, optimizer=optimizer, step=step, cfg=cfg,
+                            best_val=best_val, history=history, running=running)  # fmt: skip
+            last_save = time.monotonic()
+    bar.close()
+
+    # -- final weights -------------------------------------------------------------------------------
+    files = {"checkpoint": checkpoint_path}
+    if rank == 0:
+        files["final"] = _export(
+            model, out_dir / "final.safetensors", cfg, step, history[-1]["val_loss"] if history else None
+        )
+        files["best"] = out_dir / "best.safetensors"
+        if history:
+            plot_history(history, out_dir / "history.png")
+            files["history"] = out_dir / "history.csv"
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return {"step": step, "best_val": best_val, "history": history, "files": files, "model": model}
+
+
+def _export(model, path: Path, cfg: TrainConfig, step: int, val_loss) -> Path:
+    from .weights import save_weights
+
+    meta = {"step": step, "val_loss": val_loss, "config": json.dumps(dataclasses.asdict(cfg))}
+    return save_weights(model, path, kind=cfg.kind, metadata=meta, overwrite=True)

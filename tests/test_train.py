@@ -1,0 +1,138 @@
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from enhance.train import TrainConfig, get_batch, load_checkpoint, load_config, lr_at, train
+from enhance.weights import load_network
+
+
+class BlurSampler:
+    """Deterministic toy pairs: a smooth random field (target) and its 2x2-binned, blurred copy (input)."""
+
+    def __init__(self, seed=0, size=12):
+        self.seed, self.size = seed, size
+
+    def _pair(self, stream, i):
+        rng = np.random.default_rng([self.seed, stream, i])
+        coarse = rng.random((self.size // 2 + 2, self.size // 2 + 2))
+        target = np.kron(coarse, np.ones((4, 4)))[: 2 * self.size, : 2 * self.size]
+        target = 0.5 * (target + np.roll(target, 1, axis=1))
+        observed = target.reshape(self.size, 2, self.size, 2).mean(axis=(1, 3))
+        return observed, target
+
+    def train(self, i):
+        return self._pair(0, i)
+
+    def validation(self, i):
+        return self._pair(1, i)
+
+
+def _cfg(tmp_path, **kw):
+    base = {"depth": 1, "width": 4, "batch_size": 4, "max_steps": 6, "lr": 1e-3, "warmup_steps": 2,
+            "eval_interval": 3, "eval_samples": 8, "out_dir": str(tmp_path / "run"), "seed": 3}  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_resume_is_exact_bit_for_bit(tmp_path):
+    sampler = BlurSampler()
+    straight = train(_cfg(tmp_path / "a", max_steps=6), sampler, progress=False)
+    train(_cfg(tmp_path / "b", max_steps=3), sampler, progress=False)
+    resumed = train(_cfg(tmp_path / "b", max_steps=6), sampler, progress=False)
+    assert straight["step"] == resumed["step"] == 6
+    a = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert [h["val_loss"] for h in a["history"]] == [h["val_loss"] for h in b["history"]]
+
+
+def test_training_lowers_validation_loss_and_writes_files(tmp_path):
+    cfg = _cfg(tmp_path, max_steps=40, eval_interval=20, lr=3e-3, width=8)
+    result = train(cfg, BlurSampler(), progress=False)
+    first, last = result["history"][0]["val_loss"], result["history"][-1]["val_loss"]
+    assert last < first
+    out = tmp_path / "run"
+    for name in (
+        "checkpoint.pt",
+        "best.safetensors",
+        "final.safetensors",
+        "history.csv",
+        "history.json",
+        "history.png",
+    ):
+        assert (out / name).is_file(), name
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    net = load_network(out / "final.safetensors", kind="intensity")
+    assert (net.depth, net.width) == (1, 8)
+
+
+def test_resume_refuses_a_different_architecture(tmp_path):
+    train(_cfg(tmp_path, max_steps=1), BlurSampler(), progress=False)
+    with pytest.raises(
+        ValueError, match=r"holds a network with \{'depth': 1, 'width': 4\}.*asks for \{'depth': 1, 'width': 8\}"
+    ):
+        train(_cfg(tmp_path, max_steps=2, width=8), BlurSampler(), progress=False)
+
+
+def test_batches_are_a_pure_function_of_seed_and_step(tmp_path):
+    cfg = _cfg(tmp_path)
+    x1, y1 = get_batch(BlurSampler(), 5, cfg)
+    x2, y2 = get_batch(BlurSampler(), 5, cfg)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    x3, _ = get_batch(BlurSampler(), 6, cfg)
+    assert not torch.equal(x1, x3)
+    # A rank's share equals the same rows of the single-process batch, noise included.
+    half, _ = get_batch(BlurSampler(), 5, cfg, rank=1, world=2)
+    assert torch.equal(half, x1[2:])
+    # The paper's noise: 1e-3 I/Ic for continuum.
+    assert cfg.noise == 1e-3
+    assert dataclasses.replace(cfg, kind="blos").noise == 1e-2
+    assert dataclasses.replace(cfg, kind="blos").l2_weight == 1e-5
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1e-4, warmup_steps=10, max_steps=110, min_lr=1e-5)
+    assert lr_at(0, cfg) == pytest.approx(1e-5)
+    assert lr_at(9, cfg) == pytest.approx(1e-4)
+    assert lr_at(60, cfg) == pytest.approx(0.5 * (1e-4 + 1e-5))
+    assert lr_at(110, cfg) == pytest.approx(1e-5)
+    assert lr_at(50, dataclasses.replace(cfg, lr_schedule="constant")) == 1e-4
+
+
+def test_config_validation_and_toml(tmp_path):
+    with pytest.raises(ValueError, match="kind must be one of"):
+        TrainConfig(kind="doppler")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        TrainConfig(batch_size=0)
+    path = tmp_path / "cfg.toml"
+    path.write_text('kind = "blos"\ndepth = 1\nwidth = 32\n')
+    cfg = load_config(path, max_steps=7)
+    assert (cfg.kind, cfg.depth, cfg.width, cfg.max_steps) == ("blos", 1, 32, 7)
+    path.write_text("depht = 3\n")
+    with pytest.raises(ValueError, match=r"unknown training option\(s\) \['depht'\]"):
+        load_config(path)
+
+
+def test_ddp_two_cpu_processes_with_gloo(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).with_name("ddp_worker.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(worker), str(tmp_path)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert [r["step"] for r in ranks] == [4, 4]
+    for key, value in ranks[0]["model"].items():
+        if "running" in key or "num_batches" in key:
+            continue  # BatchNorm statistics are per replica (local batches), as in plain DDP
+        assert torch.equal(value, ranks[1]["model"][key]), key
+    assert (tmp_path / "checkpoint.pt").is_file()
+    assert (tmp_path / "final.safetensors").is_file()
