@@ -82,7 +82,8 @@ def test_batches_are_a_pure_function_of_seed_and_step(tmp_path):
     cfg = _cfg(tmp_path)
     x1, y1 = get_batch(BlurSampler(), 5, cfg)
     x2, y2 = get_batch(BlurSampler(), 5, cfg)
-    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert torch.equal(x1, x2)
+    assert torch.equal(y1, y2)
     x3, _ = get_batch(BlurSampler(), 6, cfg)
     assert not torch.equal(x1, x3)
     # A rank's share equals the same rows of the single-process batch, noise included.

@@ -7,6 +7,8 @@ sample ``i`` of the training stream is ``sampler.train(i)``, batch ``step`` hold
 generator seeded with ``(seed, step)``. A run of N steps therefore equals k steps, a resume from the
 checkpoint, and N - k more steps, bit for bit on the CPU.
 
+No global numpy random state is used: data and noise come from generators seeded per sample and step.
+
 Multi-process data parallel training runs under ``torchrun`` (DDP; gloo on the CPU, NCCL on CUDA):
 each rank takes its share of every batch, and rank 0 alone logs and writes files.
 """
@@ -174,7 +176,6 @@ def save_checkpoint(path: Path, *, model, optimizer, step, cfg, best_val, histor
             "history": history,
             "running_loss": running,
             "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
             "package_version": __version__,
         },
         path,
@@ -183,7 +184,7 @@ def save_checkpoint(path: Path, *, model, optimizer, step, cfg, best_val, histor
 
 def load_checkpoint(path: Path) -> dict:
     """Read a checkpoint written by `save_checkpoint`."""
-    # The checkpoint holds numpy RNG state and config dicts besides tensors.
+    # The checkpoint holds the config dict and the loss history besides tensors.
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
@@ -252,7 +253,6 @@ def train(cfg: TrainConfig, sampler, *, resume: bool = True, progress: bool = Tr
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
     out_dir = Path(cfg.out_dir)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -274,7 +274,6 @@ def train(cfg: TrainConfig, sampler, *, resume: bool = True, progress: bool = Tr
         optimizer.load_state_dict(state["optimizer"])
         step, best_val, history, running = state["step"], state["best_val"], state["history"], state["running_loss"]
         torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
     model.train()
     trainer = model
     if world > 1:
