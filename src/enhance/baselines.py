@@ -106,6 +106,7 @@ def richardson_lucy(
     threshold: float = 10.0,
     tol: float | None = None,
     noise: float | None = None,
+    offset: float | None = None,
     boundary: str = "reflect",
     return_info: bool = False,
 ):
@@ -138,12 +139,17 @@ def richardson_lucy(
         Standard deviation of the noise per pixel of ``image``, in its units. Stop as soon as the
         reconvolved estimate fits the data to the noise, :math:`\\mathrm{RMS}(P * x_k - d) \\le`
         ``noise`` (Morozov's discrepancy principle); fitting further only fits noise.
+    offset : float, optional
+        Constant added to the data before the iteration and subtracted after it, in data units. None
+        (default) adds nothing to non-negative data and ``2 max|d|`` to signed data (magnetograms);
+        0 runs the paper's plain multiplicative update on signed data. See Notes.
     boundary : {'reflect', 'wrap'}
         'reflect' mirrors the image at its edges (cut-outs), 'wrap' treats it as periodic (simulation
         boxes, generated scenes).
     return_info : bool
         Also return a dict with ``n_iter`` (iterations done), ``stopped`` ('n_iter', 'tol' or 'noise'),
-        ``residual_rms`` (RMS of :math:`P * x_k - d` before each iteration and after the last) and
+        ``offset`` (the offset used), ``residual_rms`` (RMS of :math:`P * x_k - d` before each iteration and
+        after the last) and
         ``damped_pixels`` (pixels reset at each iteration).
 
     Returns
@@ -168,12 +174,18 @@ def richardson_lucy(
     with ``boundary='wrap'``, keeps the total flux of the data exactly. Unlike scikit-image's
     ``richardson_lucy`` nothing is clipped to [-1, 1], so I/Ic and gauss come through unchanged.
 
-    Signed data (magnetograms) get the paper's plain multiplicative update. The ratio
-    :math:`d / (P * x_k)` is well defined wherever the reconvolved field keeps the data's sign, which
-    holds away from polarity inversion lines; there, where :math:`P * x_k` passes through zero, the
-    ratio and the estimate grow large and noisy. That is the behaviour the paper reports for RL on
-    magnetograms (small-scale structure near the noise level, Fig. 9); ``damped=True`` curbs it. RL is a
-    Poisson maximum-likelihood method and has no statistical footing for signed data.
+    Signed data (magnetograms). RL is a Poisson maximum-likelihood method for non-negative data. The
+    paper's code (``offset=0``) still iterates the ratio on the signed field; it is well defined where
+    the reconvolved field keeps the data's sign, but at polarity inversion lines :math:`P * x_k` passes
+    through zero and the ratio, then the estimate, run away: on the HMI active-region cut-out of this
+    project the field reaches :math:`10^5`-:math:`10^6` G within 5-20 iterations (``damped=True``
+    curbs it). By default the data are therefore shifted by :math:`c = 2 \\max|d|`, deconvolved as a
+    positive image and shifted back: the PSF has unit sum, so :math:`P * (x + c) = P * x + c` and the
+    model is unchanged, while the non-negativity of RL only bounds the estimate below by :math:`-c`
+    (room for the polarities to double). As :math:`c` grows the update tends to the linear Landweber
+    iteration :math:`x_{k+1} = x_k + P^\\mathsf{T} * (d - P * x_k)`, which treats both polarities
+    alike. On the HMI active-region magnetogram, 20 iterations with :math:`c` from :math:`\\max|d|` to
+    :math:`20 \\max|d|` differ by under 1 % of the mean :math:`|B|` (mean absolute difference).
 
     References
     ----------
@@ -225,7 +237,22 @@ def richardson_lucy(
     def blur(x, transfer):
         return scipy.fft.irfft2(scipy.fft.rfft2(x) * transfer, s=grid).astype(dtype, copy=False)
 
-    nonnegative = bool(np.all(data >= 0))
+    # Round-off of an earlier FFT convolution can leave non-negative data a hair below zero: such data
+    # count as non-negative (and the hair is clipped), not as a signed field.
+    scale = float(np.max(np.abs(data)))
+    hair = 1e-10 * scale
+    if offset is None:
+        offset = 0.0 if data.min() >= -hair else 2.0 * scale
+    offset = float(offset)
+    if not np.isfinite(offset):
+        msg = f"offset must be a finite number, got {offset!r}"
+        raise ValueError(msg)
+    if offset != 0:
+        data = data + dtype.type(offset)
+        work = work + dtype.type(offset)
+    nonnegative = bool(data.min() >= -hair)
+    if nonnegative:
+        work = np.maximum(work, 0)
     estimate = np.ones(grid, dtype=dtype)
     ratio = np.zeros(grid, dtype=dtype)
     inside = (slice(top, top + ny), slice(left, left + nx))
@@ -262,11 +289,14 @@ def richardson_lucy(
     if n_iter == 0:
         estimate = work.copy()
     result = np.ascontiguousarray(estimate[inside])
+    if offset != 0:
+        result -= dtype.type(offset)
     if not return_info:
         return result
     if stopped != "noise":
         residual_rms.append(float(np.sqrt(np.mean((reconvolved[inside] - data) ** 2))))
-    info = {"n_iter": done, "stopped": stopped, "residual_rms": residual_rms, "damped_pixels": damped_pixels}
+    info = {"n_iter": done, "stopped": stopped, "offset": offset, "residual_rms": residual_rms,
+            "damped_pixels": damped_pixels}  # fmt: skip
     return result, info
 
 
@@ -282,6 +312,7 @@ def rl_super_resolve(
     threshold: float = 10.0,
     tol: float | None = None,
     noise: float | None = None,
+    offset: float | None = None,
     boundary: str = "reflect",
     return_info: bool = False,
 ):
@@ -302,7 +333,7 @@ def rl_super_resolve(
         Interpolation onto the x2 grid; defaults to 'bicubic' (the paper used a bilinear resampling).
     psf : (ky, kx) array_like, optional
         PSF sampled on the x2 grid; None uses the HMI PSF at ``input_scale / 2``.
-    damped, threshold, tol, noise, boundary, return_info
+    damped, threshold, tol, noise, offset, boundary, return_info
         As for `richardson_lucy`. ``noise`` is per pixel of the interpolated image.
 
     Returns
@@ -325,5 +356,5 @@ def rl_super_resolve(
     scale = check_positive(float(input_scale.to_value(u.arcsec)), name="input_scale")
     fine = upsample_x2(image, method=method)
     return richardson_lucy(fine, psf, n_iter=n_iter, pixel_scale=scale / 2 * u.arcsec, damped=damped,
-                           threshold=threshold, tol=tol, noise=noise, boundary=boundary,
+                           threshold=threshold, tol=tol, noise=noise, offset=offset, boundary=boundary,
                            return_info=return_info)  # fmt: skip

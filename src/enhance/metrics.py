@@ -1,15 +1,37 @@
 """Numbers that describe solar images: contrast, power spectra, and comparisons with a reference.
 
-Arrays in, numbers or arrays out.
+Arrays in, numbers or arrays out. Besides the image statistics (contrast, power spectra, magnetic flux)
+this module holds the comparisons of an enhanced image with its input (density scatter, the
+reconvolution or *consistency* test of Díaz Baso & Asensio Ramos 2018) and with a reference image
+(PSNR and SSIM).
 """
 
 import astropy.units as u
 import numpy as np
 import scipy.fft
+from scipy import ndimage
 
 from ._validation import check_choice, check_image, check_positive
+from .baselines import _padded_shape, _transfer_function, bicubic_x2
+from .degrade import HMI_PIXEL_SCALE, bin_area
+from .psf import DEFAULT_RADIUS, TARGET_DIAMETER, psf_kernel
 
-__all__ = ["contrast", "power_spectrum"]
+__all__ = [
+    "contrast",
+    "power_spectrum",
+    "quiet_region",
+    "scale_region",
+    "white_noise_power",
+    "white_noise_level",
+    "psnr",
+    "ssim",
+    "total_flux",
+    "unsigned_flux",
+    "density_scatter",
+    "reconvolve",
+    "consistency_map",
+    "consistency",
+]
 
 
 def contrast(image, *, region=None):
@@ -103,3 +125,577 @@ def power_spectrum(image, pixel_scale: u.arcsec, *, window: str | None = "hann")
     valid = counts[1:] > 0
     frequency = np.arange(1, n_bins + 1)[valid] * step
     return frequency / u.arcsec, sums[1:][valid] / counts[1:][valid]
+
+
+def quiet_region(image, *, size: int = 40, qs_level: float | None = None, tolerance: float = 0.1):
+    """Find a square of granulation (no pores, penumbra or faculae) in a continuum image.
+
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        Continuum intensity (any units). NaN pixels count as not quiet.
+    size : int
+        Side of the square in pixels; defaults to 40 (20 arcsec at HMI's scale). Limited to the image.
+    qs_level : float, optional
+        Quiet-Sun level in the units of ``image``; None estimates it
+        (`~enhance.inference.estimate_qs_level`).
+    tolerance : float
+        Pixels outside ``qs_level * (1 +- tolerance)``, and those within 3 pixels of them, are not quiet;
+        defaults to 0.1 (granulation has an RMS contrast of 4-7 %).
+
+    Returns
+    -------
+    tuple of slice
+        ``np.s_[y0:y0+size, x0:x0+size]``: of the squares with the fewest non-quiet pixels, the one whose
+        centre lies farthest from them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.ones((60, 60)); image[:, :20] = 0.3  # an umbra on the left third
+    >>> quiet_region(image, size=20)[1].start >= 20
+    True
+    """
+    data = check_image(image)
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 2:
+        msg = f"size must be an integer >= 2 pixels, got {size!r}"
+        raise ValueError(msg)
+    tolerance = check_positive(tolerance, name="tolerance")
+    size = int(min(size, *data.shape))
+    if qs_level is None:
+        from .inference import estimate_qs_level
+
+        qs_level = estimate_qs_level(data)
+    qs_level = check_positive(qs_level, name="qs_level")
+    with np.errstate(invalid="ignore"):
+        active = ~(np.abs(data / qs_level - 1.0) <= tolerance)  # NaN counts as active
+    active = ndimage.binary_dilation(active, iterations=3)
+    counts = ndimage.uniform_filter(active.astype(np.float64), size=size, mode="constant") * size * size
+    half = size // 2
+    # uniform_filter centres its window on each pixel: keep the centres whose window lies inside the image.
+    valid = counts[half : data.shape[0] - (size - 1 - half), half : data.shape[1] - (size - 1 - half)]
+    distance = ndimage.distance_transform_edt(~active) if active.any() else np.ones(data.shape)
+    distance = distance[half : data.shape[0] - (size - 1 - half), half : data.shape[1] - (size - 1 - half)]
+    best = np.rint(valid) == np.rint(valid.min())
+    y0, x0 = np.unravel_index(np.argmax(np.where(best, distance, -1.0)), valid.shape)
+    return np.s_[int(y0) : int(y0) + size, int(x0) : int(x0) + size]
+
+
+def scale_region(region, factor: int = 2):
+    """The same patch of sky on a grid ``factor`` times finer: ``np.s_[a:b]`` becomes ``np.s_[f a:f b]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scale_region(np.s_[10:50, 0:40])
+    (slice(20, 100, None), slice(0, 80, None))
+    """
+    if isinstance(factor, bool) or not isinstance(factor, int | np.integer) or factor < 1:
+        msg = f"factor must be a positive integer, got {factor!r}"
+        raise ValueError(msg)
+    scaled = []
+    for item in region:
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            msg = f"region must be a tuple of slices without step, got {region!r}"
+            raise ValueError(msg)
+        start = None if item.start is None else factor * item.start
+        stop = None if item.stop is None else factor * item.stop
+        scaled.append(slice(start, stop))
+    return tuple(scaled)
+
+
+@u.quantity_input
+def white_noise_power(sigma: float, pixel_scale: u.arcsec) -> float:
+    """Level of the flat power spectrum of white noise, in the normalisation of `power_spectrum`.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation of the noise per pixel, in image units.
+    pixel_scale : `~astropy.units.Quantity`
+        Angular size of one pixel.
+
+    Returns
+    -------
+    float
+        :math:`\\sigma^2 \\Delta x^2`, in image units squared times arcsec squared.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> round(white_noise_power(10.0, 0.5 * u.arcsec), 6)
+    25.0
+    """
+    sigma = float(sigma)
+    if not np.isfinite(sigma) or sigma < 0:
+        msg = f"sigma must be a finite standard deviation >= 0, got {sigma!r}"
+        raise ValueError(msg)
+    dx = check_positive(float(pixel_scale.to_value(u.arcsec)), name="pixel_scale")
+    return sigma**2 * dx**2
+
+
+@u.quantity_input
+def white_noise_level(image, pixel_scale: u.arcsec, *, band=None, window: str | None = "hann") -> float:
+    """Standard deviation of the white noise that has the image's power in a band of small scales.
+
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        The image, finite.
+    pixel_scale : `~astropy.units.Quantity`
+        Angular size of one pixel.
+    band : `~astropy.units.Quantity`, optional
+        ``(low, high)`` spatial frequencies (1/arcsec) to average the power over; defaults to the outer
+        40 % of the grid, 0.6 to 1 times its Nyquist frequency :math:`1/(2\\Delta x)`.
+    window : {'hann', None}
+        As for `power_spectrum`.
+
+    Returns
+    -------
+    float
+        :math:`\\sigma = \\sqrt{\\langle P \\rangle_\\mathrm{band}} / \\Delta x`, in image units: the
+        per-pixel standard deviation of white noise on this grid with the same power.
+
+    Notes
+    -----
+    For an HMI image the outer band holds little signal (the PSF removes it), so this is an upper bound
+    of the noise. For a deconvolved image it measures the small-scale power the method added: the
+    paper's Fig. 9 finds that RL adds structure at a level of ~80 G where the input noise is ~10 G.
+
+    Examples
+    --------
+    >>> import numpy as np, astropy.units as u
+    >>> noise = np.random.default_rng(0).normal(0.0, 5.0, (256, 256))
+    >>> round(white_noise_level(noise, 0.5 * u.arcsec), 1)
+    5.0
+    """
+    dx = check_positive(float(pixel_scale.to_value(u.arcsec)), name="pixel_scale")
+    nyquist = 0.5 / dx
+    if band is None:
+        low, high = 0.6 * nyquist, nyquist
+    else:
+        if not isinstance(band, u.Quantity) or band.shape != (2,):
+            msg = f"band must be a Quantity of two frequencies (1/arcsec), got {band!r}"
+            raise TypeError(msg)
+        low, high = (float(v) for v in band.to_value(1 / u.arcsec))
+        if not 0 <= low < high:
+            msg = f"band must be two increasing frequencies >= 0, got {band!r}"
+            raise ValueError(msg)
+    frequency, power = power_spectrum(image, pixel_scale, window=window)
+    f = frequency.to_value(1 / u.arcsec)
+    inside = (f >= low * (1 - 1e-9)) & (f <= high * (1 + 1e-9))
+    if not inside.any():
+        msg = f"band ({low:.3g}, {high:.3g}) 1/arcsec holds no frequency of an image of shape {np.shape(image)}"
+        raise ValueError(msg)
+    return float(np.sqrt(np.mean(power[inside])) / dx)
+
+
+def _finite_pair(image, reference):
+    test = check_image(image)
+    true = check_image(reference, name="reference")
+    if test.shape != true.shape:
+        msg = f"image and reference must have the same shape, got {test.shape} and {true.shape}"
+        raise ValueError(msg)
+    return test, true
+
+
+def _data_range(true, data_range):
+    if data_range is None:
+        values = true[np.isfinite(true)]
+        data_range = float(values.max() - values.min()) if values.size else 0.0
+        if data_range == 0:
+            msg = "reference is constant (or has no finite pixel); pass data_range explicitly"
+            raise ValueError(msg)
+        return data_range
+    return check_positive(data_range, name="data_range")
+
+
+def psnr(image, reference, *, data_range: float | None = None) -> float:
+    """Peak signal-to-noise ratio of an image against a reference, in decibels.
+
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        The image to judge.
+    reference : (ny, nx) array_like
+        The truth (e.g. the degraded target of a simulation), same shape. Pixels that are NaN in either
+        image are ignored.
+    data_range : float, optional
+        Peak-to-peak range of the data; None takes ``max - min`` of the reference (scikit-image would
+        assume [-1, 1] for floats, wrong for I/Ic and gauss).
+
+    Returns
+    -------
+    float
+        :math:`10 \\log_{10}(R^2 / \\mathrm{MSE})`; ``inf`` for identical images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reference = np.linspace(0, 1, 100).reshape(10, 10)
+    >>> psnr(reference, reference)
+    inf
+    >>> round(psnr(reference + 0.1, reference), 6)  # MSE = 0.01, R = 1
+    20.0
+    """
+    from skimage.metrics import peak_signal_noise_ratio
+
+    test, true = _finite_pair(image, reference)
+    data_range = _data_range(true, data_range)
+    both = np.isfinite(test) & np.isfinite(true)
+    if not both.any():
+        msg = "image and reference share no finite pixel"
+        raise ValueError(msg)
+    test, true = test[both].astype(np.float64), true[both].astype(np.float64)
+    if np.array_equal(test, true):
+        return float("inf")
+    return float(peak_signal_noise_ratio(true, test, data_range=data_range))
+
+
+def ssim(image, reference, *, data_range: float | None = None) -> float:
+    """Mean structural similarity (SSIM) of an image and a reference (scikit-image, 7x7 windows).
+
+    Parameters
+    ----------
+    image, reference : (ny, nx) array_like
+        Finite images of the same shape, at least 7x7 pixels.
+    data_range : float, optional
+        Peak-to-peak range of the data; None takes ``max - min`` of the reference.
+
+    Returns
+    -------
+    float
+        In [-1, 1]; 1 for identical images.
+
+    References
+    ----------
+    Wang, Z., Bovik, A. C., Sheikh, H. R. & Simoncelli, E. P. 2004, IEEE Trans. Image Process., 13, 600.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reference = np.random.default_rng(0).uniform(size=(32, 32))
+    >>> ssim(reference, reference)
+    1.0
+    """
+    from skimage.metrics import structural_similarity
+
+    test, true = _finite_pair(image, reference)
+    for name, array in (("image", test), ("reference", true)):
+        if not np.all(np.isfinite(array)):
+            msg = f"{name} must be finite for SSIM, got {int(np.count_nonzero(~np.isfinite(array)))} NaN pixels"
+            raise ValueError(msg)
+    if min(test.shape) < 7:
+        msg = f"SSIM needs images of at least 7x7 pixels, got shape {test.shape}"
+        raise ValueError(msg)
+    data_range = _data_range(true, data_range)
+    return float(structural_similarity(true.astype(np.float64), test.astype(np.float64), data_range=data_range))
+
+
+def _pixel_area_cm2(pixel_scale, distance):
+    side = check_positive(float(pixel_scale.to_value(u.rad)), name="pixel_scale") * distance.to_value(u.cm)
+    return side**2
+
+
+@u.quantity_input
+def total_flux(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, distance: u.m = 1 * u.AU) -> u.Quantity:
+    """Net (signed) magnetic flux of a line-of-sight magnetogram, :math:`\\sum_i B_i\\, A`.
+
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        Line-of-sight field in gauss. NaN pixels are ignored.
+    pixel_scale : `~astropy.units.Quantity`
+        Angular size of one pixel; defaults to 0.504 arcsec.
+    distance : `~astropy.units.Quantity`
+        Observer-Sun distance; defaults to 1 AU (``DSUN_OBS`` of an HMI header is more exact).
+
+    Returns
+    -------
+    `~astropy.units.Quantity`
+        Flux in maxwell.
+
+    Notes
+    -----
+    The pixel area is :math:`A = (d\\,\\Delta\\theta)^2` in the plane of the sky, with no correction
+    for foreshortening: this is the line-of-sight flux through the image plane.
+
+    Examples
+    --------
+    >>> import numpy as np, astropy.units as u
+    >>> flux = total_flux(np.full((10, 10), 100.0), 1 * u.arcsec)  # 100 G over 100 arcsec^2
+    >>> round(float(flux.to_value(u.Mx)) / 1e19, 3)
+    5.26
+    """
+    data = check_image(image).astype(np.float64)
+    area = _pixel_area_cm2(pixel_scale, distance)
+    return float(np.nansum(data)) * area * u.Mx
+
+
+@u.quantity_input
+def unsigned_flux(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, distance: u.m = 1 * u.AU) -> u.Quantity:
+    """Unsigned magnetic flux of a line-of-sight magnetogram, :math:`\\sum_i |B_i|\\, A`.
+
+    Parameters and Notes as for `total_flux`.
+
+    Examples
+    --------
+    >>> import numpy as np, astropy.units as u
+    >>> image = np.full((10, 10), 100.0); image[:5] = -100.0  # balanced: net flux 0
+    >>> round(float(unsigned_flux(image, 1 * u.arcsec).to_value(u.Mx)) / 1e19, 3)
+    5.26
+    """
+    data = check_image(image).astype(np.float64)
+    area = _pixel_area_cm2(pixel_scale, distance)
+    return float(np.nansum(np.abs(data))) * area * u.Mx
+
+
+def density_scatter(image, output, *, bins: int = 200, limits=None):
+    """Joint histogram of input and output pixel values (the paper's Fig. 9, left).
+
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        The input (HMI) image.
+    output : (2 ny, 2 nx) or (ny, nx) array_like
+        The enhanced image. On the x2 grid the input is first interpolated onto it (`bicubic_x2
+        <enhance.baselines.bicubic_x2>`), so every output pixel is paired with the input at its centre.
+    bins : int
+        Number of bins per axis; defaults to 200.
+    limits : (float, float), optional
+        Range of both axes, in data units; defaults to the 0.1-99.9 percentile range of both images
+        together.
+
+    Returns
+    -------
+    counts : (bins, bins) `~numpy.ndarray`
+        Pixel counts; ``counts[i, j]`` has input in bin ``i`` and output in bin ``j``.
+    edges : `~numpy.ndarray`
+        The ``bins + 1`` bin edges, shared by both axes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.random.default_rng(0).normal(size=(20, 20))
+    >>> counts, edges = density_scatter(image, image, bins=10)
+    >>> int(np.trace(counts)) == int(counts.sum())  # identical images lie on the diagonal
+    True
+    """
+    x = check_image(image).astype(np.float64)
+    y = check_image(output, name="output").astype(np.float64)
+    if y.shape == (2 * x.shape[0], 2 * x.shape[1]):
+        finite = np.isfinite(x)
+        x = bicubic_x2(_fill_nonfinite(x, finite))
+        x[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
+    elif y.shape != x.shape:
+        msg = f"output must have the input's shape {x.shape} or twice it, got {y.shape}"
+        raise ValueError(msg)
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        msg = f"bins must be a positive integer, got {bins!r}"
+        raise ValueError(msg)
+    both = np.isfinite(x) & np.isfinite(y)
+    x, y = x[both], y[both]
+    if limits is None:
+        lo, hi = np.percentile(np.concatenate([x, y]), [0.1, 99.9])
+    else:
+        lo, hi = (float(v) for v in limits)
+    if not hi > lo:
+        msg = f"limits must be increasing, got ({lo}, {hi})"
+        raise ValueError(msg)
+    edges = np.linspace(lo, hi, int(bins) + 1)
+    counts, _, _ = np.histogram2d(x, y, bins=(edges, edges))
+    return counts, edges
+
+
+def _fill_nonfinite(image, finite):
+    """Replace non-finite pixels by their nearest finite neighbour."""
+    if finite.all():
+        return image
+    if not finite.any():
+        msg = "image has no finite pixels"
+        raise ValueError(msg)
+    indices = ndimage.distance_transform_edt(~finite, return_distances=False, return_indices=True)
+    return image[tuple(indices)]
+
+
+_OTF_FLOOR = 1e-2  # below this Airy OTF value the HMI/Airy ratio is damped (the HMI OTF is < 1e-4 there)
+
+
+def _reconvolution_transfer(kernel_hmi, kernel_airy, shape, resolution):
+
+    otf_hmi = _transfer_function(kernel_hmi, shape, np.float64).real
+    if resolution == "object":
+        return otf_hmi
+    otf_airy = _transfer_function(kernel_airy, shape, np.float64).real
+    return otf_hmi * otf_airy / np.maximum(np.abs(otf_airy), _OTF_FLOOR) ** 2
+
+
+@u.quantity_input
+def reconvolve(
+    output,
+    *,
+    input_scale: u.arcsec = HMI_PIXEL_SCALE,
+    resolution: str = "target",
+    target_diameter: u.m = TARGET_DIAMETER,
+    radius: u.arcsec = DEFAULT_RADIUS,
+    hmi_params=None,
+    boundary: str = "reflect",
+) -> np.ndarray:
+    """Degrade an enhanced image back to HMI: what HMI would have seen of it, on the input grid.
+
+    Parameters
+    ----------
+    output : (2 ny, 2 nx) array_like
+        The enhanced image on the x2 grid. NaN pixels are filled with their nearest neighbour for the
+        convolution and make the input pixel they fall in NaN.
+    input_scale : `~astropy.units.Quantity`
+        Pixel scale of the input; defaults to 0.504 arcsec. The output has half of it.
+    resolution : {'target', 'object'}
+        What ``output`` claims to be. 'target' (Enhance, the training targets): the Sun seen by an ideal
+        telescope of ``target_diameter``, so the blur still missing is the HMI PSF divided by that Airy
+        pattern. 'object' (Richardson-Lucy, which removes the whole PSF): the Sun itself, blurred by the
+        full HMI PSF.
+    target_diameter : `~astropy.units.Quantity`
+        Aperture of the target's ideal telescope; defaults to 0.28 m.
+    radius : `~astropy.units.Quantity`
+        Half-width of the sampled PSFs; defaults to 16 arcsec.
+    hmi_params : dict, optional
+        ``w``, ``W``, ``epsilon``, ``k`` of the HMI PSF (see `~enhance.psf.hmi_psf`).
+    boundary : {'reflect', 'wrap'}
+        Edge handling of the convolution.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        Shape ``(ny, nx)``, float64.
+
+    Notes
+    -----
+    With :math:`\\hat{\\cdot}` the Fourier transform on the x2 grid and :math:`D_2` the 2x2 pixel-area
+    average onto the input grid,
+
+    .. math:: R(y) = D_2\\, \\mathcal{F}^{-1}\\left[\\hat P_\\mathrm{HMI}\\,
+              \\frac{\\hat P_\\mathrm{Airy}}{\\max(|\\hat P_\\mathrm{Airy}|, \\epsilon)^2}\\, \\hat y\\right],
+              \\qquad \\epsilon = 10^{-2},
+
+    for 'target', and :math:`R(y) = D_2\\, \\mathcal{F}^{-1}[\\hat P_\\mathrm{HMI}\\, \\hat y]` for 'object'.
+    Where the Airy transfer function is above :math:`\\epsilon` (all frequencies below 2.1 arcsec^-1 for
+    28 cm at 6173 Angstrom) the factor is the exact ratio; beyond, where it vanishes, the ratio is damped
+    to zero, harmless since the HMI transfer function is below :math:`10^{-4}` there. Both kernels are
+    integrated over the pixel area (`~enhance.psf.psf_kernel`), whose box blur cancels in the ratio.
+    For a scene degraded by `~enhance.degrade.degrade`, its target T and HMI-like image I satisfy
+    :math:`R(T) \\approx I` to the aliasing of the sampling.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reconvolve(np.ones((40, 60))).shape
+    (20, 30)
+    """
+    check_choice(resolution, ("target", "object"), name="resolution")
+    check_choice(boundary, ("reflect", "wrap"), name="boundary")
+    data = check_image(output, name="output").astype(np.float64)
+    if data.shape[0] % 2 or data.shape[1] % 2:
+        msg = f"output must have even sizes (the x2 grid of an input), got shape {data.shape}"
+        raise ValueError(msg)
+    scale = check_positive(float(input_scale.to_value(u.arcsec)), name="input_scale") / 2 * u.arcsec
+    params = dict(hmi_params) if hmi_params is not None else {}
+    kernel_hmi = psf_kernel(scale, kind="hmi", radius=radius, **params)
+    kernel_airy = psf_kernel(scale, kind="airy", radius=radius, diameter=target_diameter)
+    finite = np.isfinite(data)
+    data = _fill_nonfinite(data, finite)
+
+    ny, nx = data.shape
+    if boundary == "wrap":
+        top, left, work = 0, 0, data
+    else:
+        shape = _padded_shape(data.shape, (kernel_hmi.shape[0] // 2, kernel_hmi.shape[1] // 2))
+        top, left = (shape[0] - ny) // 2, (shape[1] - nx) // 2
+        work = np.pad(data, ((top, shape[0] - ny - top), (left, shape[1] - nx - left)), mode="symmetric")
+    transfer = _reconvolution_transfer(kernel_hmi, kernel_airy, work.shape, resolution)
+    blurred = scipy.fft.irfft2(scipy.fft.rfft2(work) * transfer, s=work.shape)[top : top + ny, left : left + nx]
+    result = bin_area(blurred, 2)
+    if not finite.all():
+        missing = ~finite.reshape(ny // 2, 2, nx // 2, 2).all(axis=(1, 3))
+        result[missing] = np.nan
+    return result
+
+
+def consistency_map(output, image, **kwargs) -> np.ndarray:
+    """Per-pixel consistency residual: the reconvolved output minus the input, on the input grid.
+
+    Parameters
+    ----------
+    output : (2 ny, 2 nx) array_like
+        The enhanced image.
+    image : (ny, nx) array_like
+        The HMI input it came from, in the same units.
+    **kwargs
+        ``input_scale``, ``resolution``, ``target_diameter``, ``radius``, ``hmi_params``, ``boundary``
+        of `reconvolve`.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        :math:`R(y) - x`, shape ``(ny, nx)``, in the units of the input; NaN where either is missing.
+        Near zero where the enhanced image explains the data; structure shows where the method put in
+        something the data do not support (or removed something they hold).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> residual = consistency_map(np.ones((40, 40)), np.ones((20, 20)))
+    >>> float(np.abs(residual).max()) < 1e-12
+    True
+    """
+    data = check_image(image)
+    y = check_image(output, name="output")
+    if y.shape != (2 * data.shape[0], 2 * data.shape[1]):
+        msg = f"output must have twice the input's shape {data.shape}, got {y.shape}"
+        raise ValueError(msg)
+    return reconvolve(y, **kwargs) - data.astype(np.float64)
+
+
+def consistency(output, image, **kwargs) -> float:
+    """The paper's reconvolution test: relative mean absolute departure of the reconvolved output.
+
+    Parameters
+    ----------
+    output : (2 ny, 2 nx) array_like
+        The enhanced image.
+    image : (ny, nx) array_like
+        The HMI input it came from, in the same units.
+    **kwargs
+        As for `reconvolve` (``resolution='object'`` for a Richardson-Lucy output).
+
+    Returns
+    -------
+    float
+        :math:`c = \\sum_i |R(y)_i - x_i| \\,/\\, \\sum_i |x_i|` over the pixels finite in both, a fraction.
+
+    Notes
+    -----
+    The same definition serves continuum images and magnetograms. For continuum in I/Ic it is the mean
+    absolute residual in units of the mean intensity; for a magnetogram, in units of the mean unsigned
+    field, which avoids the division by near-zero fields of a per-pixel ratio. The paper finds about 4 %
+    for Enhance and under 1 % for RL on an active-region magnetogram (Sect. 4.5): RL fits the data, while
+    the network adds prior knowledge the data do not hold.
+
+    References
+    ----------
+    Díaz Baso, C. J. & Asensio Ramos, A. 2018, A&A, 614, A5, Sect. 4.5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> consistency(np.ones((40, 40)), np.ones((20, 20))) < 1e-12
+    True
+    """
+    residual = consistency_map(output, image, **kwargs)
+    data = check_image(image).astype(np.float64)
+    both = np.isfinite(residual) & np.isfinite(data)
+    scale = np.sum(np.abs(data[both]))
+    if not scale > 0:
+        msg = "consistency is undefined for an input that is zero (or NaN) everywhere"
+        raise ValueError(msg)
+    return float(np.sum(np.abs(residual[both])) / scale)

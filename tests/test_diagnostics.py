@@ -1,0 +1,148 @@
+"""compare(): the diagnostics of an enhanced image, on generated scenes and on the real HMI cut-outs."""
+
+import json
+
+import astropy.units as u
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+
+from conftest import SHARED_DATA, needs_shared
+from enhance.degrade import degrade
+from enhance.diagnostics import FIGURES, compare, consistency_hdu, parse_region
+from enhance.metrics import consistency, unsigned_flux
+from enhance.network import EnhanceNet
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return EnhanceNet(depth=1, width=8).eval()
+
+
+def _smooth_field(shape, *, seed, width=2.0):
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(np.random.default_rng(seed).normal(size=shape), width, mode="wrap")
+    return field / field.std()
+
+
+@pytest.fixture(scope="module")
+def scene_pair():
+    """An HMI-like 32x32 continuum image and its 64x64 target, from one generated scene."""
+    scene = 1.0 + 0.12 * _smooth_field((128, 128), seed=1, width=3.0)
+    return degrade(scene, 0.126 * u.arcsec)
+
+
+def test_compare_writes_the_figures_and_a_json_of_every_number(tmp_path, net, scene_pair):
+    observed, target = scene_pair
+    result = compare(observed, "intensity", network=net, out_dir=tmp_path / "out", n_iter=5, reference=target,
+                     region=np.s_[4:28, 4:28])  # fmt: skip
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == sorted(f"compare_{suffix}" for suffix in FIGURES)
+    for name in names:
+        if name.endswith(".png"):
+            assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stored = json.loads((tmp_path / "out" / "compare_compare.json").read_text())
+    assert stored == result
+    assert set(result["consistency"]) == {"enhance", "richardson_lucy"}
+    assert result["consistency"]["richardson_lucy"] < result["consistency"]["enhance"]  # an untrained network
+    assert result["contrast"]["region_input_pixels"] == [[4, 28], [4, 28]]
+    assert result["contrast"]["richardson_lucy"] > result["contrast"]["input"]
+    assert result["contrast"]["reference"] > result["contrast"]["input"]
+    assert result["methods"]["richardson_lucy"]["iterations_done"] == 5
+    assert {"enhance_vs_reference", "richardson_lucy_vs_reference", "bicubic_vs_reference"} <= set(result["similarity"])
+    # RL recovers part of the target's resolution: closer to it than plain interpolation.
+    sim = result["similarity"]
+    assert sim["richardson_lucy_vs_reference"]["psnr_db"] > sim["bicubic_vs_reference"]["psnr_db"]
+    spectra = result["power_spectra"]
+    assert len(spectra["enhance"]["frequency_per_arcsec"]) == len(spectra["enhance"]["power"]) == 32
+    assert max(spectra["input"]["frequency_per_arcsec"]) == pytest.approx(1 / (2 * 0.504), rel=0.02)
+
+
+def test_compare_refuses_to_overwrite_before_doing_any_work(tmp_path, net, scene_pair):
+    observed, _ = scene_pair
+    (tmp_path / "compare_power.png").write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="compare_power.png exists"):
+        compare(observed, "intensity", network=object(), out_dir=tmp_path)  # fails before the network is checked
+    assert (tmp_path / "compare_power.png").read_bytes() == b"mine"
+    compare(observed, "intensity", network=net, out_dir=tmp_path, overwrite=True, n_iter=2)
+    assert (tmp_path / "compare_power.png").read_bytes() != b"mine"
+
+
+def test_compare_a_magnetogram_map_reads_scale_and_kind_from_its_header(net):
+    import sunpy.map
+
+    field = 400.0 * _smooth_field((32, 32), seed=2)
+    header = {"CDELT1": 0.504, "CDELT2": 0.504, "CUNIT1": "arcsec", "CUNIT2": "arcsec", "BUNIT": "G",
+              "CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CRPIX1": 16.5, "CRPIX2": 16.5,
+              "CRVAL1": 0, "CRVAL2": 0}  # fmt: skip
+    smap = sunpy.map.Map(field, header)
+    result = compare(smap, network=net, n_iter=3)
+    assert result["input"]["kind"] == "blos"
+    assert result["input"]["pixel_scale_arcsec"] == pytest.approx(0.504)
+    assert result["flux"]["input"]["unsigned_Mx"] == pytest.approx(unsigned_flux(field).to_value(u.Mx))
+    flux = result["flux"]
+    net_in, unsigned_in = flux["input"]["total_Mx"], flux["input"]["unsigned_Mx"]
+    assert flux["richardson_lucy"]["total_Mx"] == pytest.approx(net_in, rel=0.05, abs=0.01 * unsigned_in)
+    assert "contrast" not in result
+    assert result["noise_levels"]["sigma"] == [12.0, 75.0]
+
+
+def test_compare_handles_off_limb_nan(net, scene_pair):
+    observed, _ = scene_pair
+    holed = observed.copy()
+    holed[:, :3] = np.nan
+    result = compare(holed, "intensity", network=net, n_iter=3)
+    assert result["input"]["finite_fraction"] == pytest.approx(29 / 32)
+    assert all(np.isfinite(v) for v in result["consistency"].values())
+
+
+def test_compare_errors_name_the_problem(net):
+    with pytest.raises(ValueError, match="kind='auto' cannot tell"):
+        compare(np.ones((16, 16)), network=net)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        compare(np.ones((16, 16)), "doppler", network=net)
+    with pytest.raises(ValueError, match="at least 8x8"):
+        compare(np.ones((4, 4)), "intensity", network=net)
+    with pytest.raises(ValueError, match="reference must lie on the x2 grid"):
+        compare(np.ones((16, 16)), "intensity", network=net, reference=np.ones((16, 16)))
+    with pytest.raises(ValueError, match="Y0:Y1,X0:X1"):
+        parse_region("10-20,0:5")
+    assert parse_region("1:9,2:8") == np.s_[1:9, 2:8]
+
+
+def test_consistency_hdu_lies_on_the_input_grid_with_its_wcs(scene_pair):
+    observed, target = scene_pair
+    header = fits.Header({"CDELT1": 0.504, "CRPIX1": 16.5, "CTYPE1": "HPLN-TAN", "BUNIT": "I/Ic", "EXPTIME": 45.0})
+    hdu = consistency_hdu(target, observed, header=header)
+    assert hdu.name == "CONSISTENCY"
+    assert hdu.data.shape == observed.shape
+    assert hdu.data.dtype == np.float32
+    assert hdu.header["CDELT1"] == 0.504
+    assert hdu.header["CRPIX1"] == 16.5
+    assert hdu.header["BUNIT"] == "I/Ic"
+    assert "EXPTIME" not in hdu.header
+    assert hdu.header["CONSIST"] == pytest.approx(consistency(target, observed), rel=1e-6)
+
+
+@needs_shared
+def test_richardson_lucy_on_the_real_continuum_doubles_the_granulation_contrast(net):
+    result = compare(SHARED_DATA / "hmi_continuum_ar.fits", network=net)
+    c = result["contrast"]
+    assert 0.03 < c["input"] < 0.045  # HMI granulation, ~3.7 % in the paper
+    assert 0.06 < c["richardson_lucy"] < 0.09  # ~7 % after deconvolution
+    assert c["bicubic"] == pytest.approx(c["input"], rel=0.05)  # interpolation adds no contrast
+    assert result["consistency"]["richardson_lucy"] < 0.01
+
+
+@needs_shared
+def test_richardson_lucy_on_the_real_magnetogram_adds_small_scale_power(net):
+    result = compare(SHARED_DATA / "hmi_blos_ar.fits", network=net)
+    assert result["input"]["kind"] == "blos"
+    assert result["consistency"]["richardson_lucy"] < 0.06
+    levels = result["small_scale_power"]["white_noise_level"]
+    assert levels["richardson_lucy"] > 3 * levels["input"]
+    flux = result["flux"]
+    assert flux["richardson_lucy"]["unsigned_Mx"] > flux["input"]["unsigned_Mx"]  # cancellation undone
