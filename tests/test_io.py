@@ -155,3 +155,13 @@ def test_reads_the_real_hmi_cutouts():
     assert data.dtype == np.float32
     assert detect_kind(header) == "blos"
     assert detect_kind(read_fits(SHARED_DATA / "hmi_continuum_ar.fits")[1]) == "intensity"
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = write_fits(tmp_path / "p.fits", np.zeros((2, 2)))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -30,6 +30,8 @@ _SKIP_ON_WRITE = (
     "SIMPLE",
     "EXTEND",
 )
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 _IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 
 
@@ -191,6 +193,7 @@ def atomic_write(path, writer, *, overwrite=False):
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ._validation import check_choice
 from ._version import __version__
+from .io import atomic_write
 from .network import EnhanceNet
 
 __all__ = ["TrainConfig", "train", "lr_at", "evaluate", "save_checkpoint", "load_checkpoint", "load_config"]
@@ -152,34 +152,21 @@ def evaluate(model: torch.nn.Module, sampler, cfg: TrainConfig, device) -> float
     return total / count
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_checkpoint(path: Path, *, model, optimizer, step, cfg, best_val, history, running=None) -> None:
     """Write everything a run needs to resume exactly, atomically (temporary file + ``os.replace``)."""
-    _atomic_torch_save(
-        {
-            "model": model.state_dict(),
-            "model_args": cfg.model_args,
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "config": dataclasses.asdict(cfg),
-            "best_val": best_val,
-            "history": history,
-            "running_loss": running,
-            "torch_rng": torch.get_rng_state(),
-            "package_version": __version__,
-        },
-        path,
-    )
+    state = {
+        "model": model.state_dict(),
+        "model_args": cfg.model_args,
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "config": dataclasses.asdict(cfg),
+        "best_val": best_val,
+        "history": history,
+        "running_loss": running,
+        "torch_rng": torch.get_rng_state(),
+        "package_version": __version__,
+    }
+    atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
 
 def load_checkpoint(path: Path) -> dict:

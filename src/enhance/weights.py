@@ -8,8 +8,6 @@ count and model card; `load_weights` checks all of them before use.
 
 import hashlib
 import json
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from ._validation import check_choice
 from ._version import __version__
 from .exceptions import ModelNotTrainedError
+from .io import atomic_write
 from .network import EnhanceNet
 
 __all__ = [
@@ -62,23 +61,11 @@ def save_weights(net: EnhanceNet, path, *, kind: str, metadata: dict | None = No
         Replace an existing file; without it an existing file raises `FileExistsError`.
     """
     check_choice(kind, KINDS, name="kind")
-    path = Path(path)
-    if path.exists() and not overwrite:
-        msg = f"{path} exists; pass overwrite=True to replace it"
-        raise FileExistsError(msg)
     meta = {key: str(value) for key, value in (metadata or {}).items()}
     meta.update({key: str(value) for key, value in _architecture(net).items()})
     meta.update({"kind": kind, "format": "enhance-weights-1", "package_version": __version__})
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta), overwrite=overwrite)
 
 
 def _read_metadata(path: Path) -> dict:
