@@ -9,25 +9,26 @@ from enhance.train import TrainConfig, get_batch, load_checkpoint, load_config, 
 from enhance.weights import load_network
 
 
-class BlurSampler:
-    """Deterministic toy pairs: a smooth random field (target) and its 2x2-binned, blurred copy (input)."""
+class BlurPairs:
+    """Deterministic toy pairs: a smooth random field (target) and its 2x2-binned copy (input)."""
 
-    def __init__(self, seed=0, size=12):
-        self.seed, self.size = seed, size
+    def __init__(self, seed=0, size=12, n_samples=64):
+        self.seed, self.size, self.n_samples = seed, size, n_samples
 
-    def _pair(self, stream, i):
-        rng = np.random.default_rng([self.seed, stream, i])
+    def __len__(self):
+        return self.n_samples
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, i])
         coarse = rng.random((self.size // 2 + 2, self.size // 2 + 2))
         target = np.kron(coarse, np.ones((4, 4)))[: 2 * self.size, : 2 * self.size]
         target = 0.5 * (target + np.roll(target, 1, axis=1))
         observed = target.reshape(self.size, 2, self.size, 2).mean(axis=(1, 3))
         return observed, target
 
-    def train(self, i):
-        return self._pair(0, i)
 
-    def validation(self, i):
-        return self._pair(1, i)
+def _data():
+    return BlurPairs(seed=0), BlurPairs(seed=1, n_samples=8)
 
 
 def _cfg(tmp_path, **kw):
@@ -38,10 +39,10 @@ def _cfg(tmp_path, **kw):
 
 
 def test_resume_is_exact_bit_for_bit(tmp_path):
-    sampler = BlurSampler()
-    straight = train(_cfg(tmp_path / "a", max_steps=6), sampler, progress=False)
-    train(_cfg(tmp_path / "b", max_steps=3), sampler, progress=False)
-    resumed = train(_cfg(tmp_path / "b", max_steps=6), sampler, progress=False)
+    data = (BlurPairs(n_samples=10), BlurPairs(seed=1, n_samples=8))  # 6 steps of 4 pass two epochs
+    straight = train(_cfg(tmp_path / "a", max_steps=6), *data, progress=False)
+    train(_cfg(tmp_path / "b", max_steps=3), *data, progress=False)
+    resumed = train(_cfg(tmp_path / "b", max_steps=6), *data, progress=False)
     assert straight["step"] == resumed["step"] == 6
     a = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.pt")
     b = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")
@@ -52,7 +53,7 @@ def test_resume_is_exact_bit_for_bit(tmp_path):
 
 def test_training_lowers_validation_loss_and_writes_files(tmp_path):
     cfg = _cfg(tmp_path, max_steps=40, eval_interval=20, lr=3e-3, width=8)
-    result = train(cfg, BlurSampler(), progress=False)
+    result = train(cfg, *_data(), progress=False)
     first, last = result["history"][0]["val_loss"], result["history"][-1]["val_loss"]
     assert last < first
     out = tmp_path / "run"
@@ -71,23 +72,23 @@ def test_training_lowers_validation_loss_and_writes_files(tmp_path):
 
 
 def test_resume_refuses_a_different_architecture(tmp_path):
-    train(_cfg(tmp_path, max_steps=1), BlurSampler(), progress=False)
+    train(_cfg(tmp_path, max_steps=1), *_data(), progress=False)
     with pytest.raises(
         ValueError, match=r"holds a network with \{'depth': 1, 'width': 4\}.*asks for \{'depth': 1, 'width': 8\}"
     ):
-        train(_cfg(tmp_path, max_steps=2, width=8), BlurSampler(), progress=False)
+        train(_cfg(tmp_path, max_steps=2, width=8), *_data(), progress=False)
 
 
 def test_batches_are_a_pure_function_of_seed_and_step(tmp_path):
     cfg = _cfg(tmp_path)
-    x1, y1 = get_batch(BlurSampler(), 5, cfg)
-    x2, y2 = get_batch(BlurSampler(), 5, cfg)
+    x1, y1 = get_batch(BlurPairs(), 5, cfg)
+    x2, y2 = get_batch(BlurPairs(), 5, cfg)
     assert torch.equal(x1, x2)
     assert torch.equal(y1, y2)
-    x3, _ = get_batch(BlurSampler(), 6, cfg)
+    x3, _ = get_batch(BlurPairs(), 6, cfg)
     assert not torch.equal(x1, x3)
     # A rank's share equals the same rows of the single-process batch, noise included.
-    half, _ = get_batch(BlurSampler(), 5, cfg, rank=1, world=2)
+    half, _ = get_batch(BlurPairs(), 5, cfg, rank=1, world=2)
     assert torch.equal(half, x1[2:])
     # The paper's noise: 1e-3 I/Ic for continuum.
     assert cfg.noise == 1e-3

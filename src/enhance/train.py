@@ -1,11 +1,12 @@
 """Training: the paper's recipe as a loop that reads top to bottom and resumes exactly.
 
-``train(cfg, sampler)`` runs, in order: seed -> data -> model -> optimizer -> resume -> loop (lr,
-step, eval, log, checkpoint) -> final weights. Every batch is a pure function of ``(seed, step)``:
-sample ``i`` of the training stream is ``sampler.train(i)``, batch ``step`` holds samples
-``step * batch_size ... (step + 1) * batch_size - 1``, and the input noise of that batch comes from a
-generator seeded with ``(seed, step)``. A run of N steps therefore equals k steps, a resume from the
-checkpoint, and N - k more steps, bit for bit on the CPU.
+``train(cfg, train_data, val_data)`` runs, in order: seed -> data -> model -> optimizer -> resume ->
+loop (lr, step, eval, log, checkpoint) -> final weights. The data are any indexable datasets of
+``(input, target)`` pairs (`~enhance.datasets.PairDataset`, `~enhance.datasets.HDF5PairDataset`, ...).
+Every batch is a pure function of ``(seed, step)``: batch ``step`` holds training samples
+``step * batch_size ... (step + 1) * batch_size - 1`` (modulo the dataset's length, i.e. epochs), and
+the input noise of that batch comes from a generator seeded with ``(seed, step)``. A run of N steps
+therefore equals k steps, a resume from the checkpoint, and N - k more steps, bit for bit on the CPU.
 
 No global numpy random state is used: data and noise come from generators seeded per sample and step.
 
@@ -112,19 +113,25 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def _stack(samples):
-    inputs = np.stack([np.asarray(x, dtype=np.float32) for x, _ in samples])[:, None]
-    targets = np.stack([np.asarray(y, dtype=np.float32) for _, y in samples])[:, None]
+    """Batch tensors (B, 1, h, w) from pairs of (h, w) or (1, h, w) arrays or tensors."""
+
+    def as_image(a):
+        return np.asarray(a, dtype=np.float32).reshape(np.shape(a)[-2:])
+
+    inputs = np.stack([as_image(x) for x, _ in samples])[:, None]
+    targets = np.stack([as_image(y) for _, y in samples])[:, None]
     return torch.from_numpy(inputs), torch.from_numpy(targets)
 
 
-def get_batch(sampler, step: int, cfg: TrainConfig, *, rank: int = 0, world: int = 1):
+def get_batch(data, step: int, cfg: TrainConfig, *, rank: int = 0, world: int = 1):
     """This rank's share of training batch ``step``, with the input noise of that batch.
 
-    Samples ``step * batch_size + j`` for ``j`` in this rank's slice. The noise comes from a generator
-    seeded with ``(seed, step)`` and is drawn for the whole batch, so it does not depend on ``world``.
+    Samples ``(step * batch_size + j) % len(data)`` for ``j`` in this rank's slice. The noise comes from
+    a generator seeded with ``(seed, step)`` and is drawn for the whole batch, so it does not depend on
+    ``world``.
     """
     share = range(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
-    inputs, targets = _stack([sampler.train(step * cfg.batch_size + j) for j in share])
+    inputs, targets = _stack([data[(step * cfg.batch_size + j) % len(data)] for j in share])
     generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step]).generate_state(1)[0]))
     noise = torch.randn((cfg.batch_size, *inputs.shape[1:]), generator=generator)[share.start : share.stop]
     return inputs + cfg.noise * noise, targets
@@ -137,14 +144,14 @@ def _l2_penalty(model: torch.nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, sampler, cfg: TrainConfig, device) -> float:
-    """Mean squared error over the fixed validation set (no input noise), in eval mode."""
+def evaluate(model: torch.nn.Module, data, cfg: TrainConfig, device) -> float:
+    """Mean squared error over the first ``eval_samples`` validation pairs (as they are), in eval mode."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for start in range(0, cfg.eval_samples, cfg.batch_size):
-        indices = range(start, min(start + cfg.batch_size, cfg.eval_samples))
-        inputs, targets = _stack([sampler.validation(i) for i in indices])
+    n_samples = min(cfg.eval_samples, len(data))
+    for start in range(0, n_samples, cfg.batch_size):
+        inputs, targets = _stack([data[i] for i in range(start, min(start + cfg.batch_size, n_samples))])
         prediction = model(inputs.to(device))
         total += F.mse_loss(prediction, targets.to(device), reduction="sum").item()
         count += targets.numel()
@@ -200,16 +207,18 @@ def plot_history(history: list[dict], path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def train(cfg: TrainConfig, sampler, *, resume: bool = True, progress: bool = True) -> dict:
+def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progress: bool = True) -> dict:
     """Train an `~enhance.network.EnhanceNet` on the pairs that ``sampler`` produces.
 
     Parameters
     ----------
     cfg : `TrainConfig`
         The run's settings.
-    sampler : object
-        Has ``train(i) -> (input, target)`` and ``validation(i) -> (input, target)``, each a pure
-        function of the index (2-D arrays, the target twice the input's size, normalised: I/Ic or kG).
+    train_data, val_data : indexable datasets
+        ``data[i] -> (input, target)``, each a pure function of ``i``: arrays or tensors of shape
+        (h, w) or (1, h, w), the target twice the input's size, normalised (I/Ic or kG) and without
+        noise (the input noise of the recipe is added here, fresh at every step). ``val_data`` must
+        hold data never used for training.
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` if it exists. Its architecture must match ``cfg``.
     progress : bool
@@ -275,7 +284,7 @@ def train(cfg: TrainConfig, sampler, *, resume: bool = True, progress: bool = Tr
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        inputs, targets = get_batch(sampler, step, cfg, rank=rank, world=world)
+        inputs, targets = get_batch(train_data, step, cfg, rank=rank, world=world)
         prediction = trainer(inputs.to(device))
         mse = F.mse_loss(prediction, targets.to(device))
         loss = mse + cfg.l2_weight * _l2_penalty(model)
@@ -289,7 +298,7 @@ def train(cfg: TrainConfig, sampler, *, resume: bool = True, progress: bool = Tr
 
         evaluate_now = step % cfg.eval_interval == 0 or step == cfg.max_steps
         if evaluate_now and rank == 0:
-            val = evaluate(model, sampler, cfg, device)
+            val = evaluate(model, val_data, cfg, device)
             history.append({"step": step, "lr": lr, "train_loss": running, "val_loss": val,
                             "seconds": round(time.monotonic() - start, 2)})  # fmt: skip
             if val < best_val:
