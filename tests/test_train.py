@@ -90,6 +90,14 @@ def test_batches_are_a_pure_function_of_seed_and_step(tmp_path):
     # A rank's share equals the same rows of the single-process batch, noise included.
     half, _ = get_batch(BlurPairs(), 5, cfg, rank=1, world=2)
     assert torch.equal(half, x1[2:])
+    # Every epoch visits every sample once, in a seeded order.
+    from enhance.train import sample_index
+
+    visits = [sample_index(k, cfg, 10) for k in range(20)]
+    assert sorted(visits[:10]) == list(range(10))
+    assert sorted(visits[10:]) == list(range(10))
+    assert visits[:10] != visits[10:]
+    assert [sample_index(k, dataclasses.replace(cfg, shuffle=False), 10) for k in range(12)][-2:] == [0, 1]
     # The paper's noise: 1e-3 I/Ic for continuum.
     assert cfg.noise == 1e-3
     assert dataclasses.replace(cfg, kind="blos").noise == 1e-2

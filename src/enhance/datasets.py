@@ -38,6 +38,10 @@ __all__ = [
     "cut_pair",
     "make_pair",
     "PairDataset",
+    "HELD_OUT_SEED",
+    "SIMULATION_HOLDOUT",
+    "split_rows",
+    "recipe_sources",
     "build_hdf5",
     "HDF5PairDataset",
 ]
@@ -492,3 +496,69 @@ class HDF5PairDataset(torch.utils.data.Dataset):
         state = self.__dict__.copy()
         state["_file"] = None
         return state
+
+
+#: Synthetic scenes of this seed are kept for validation; training sources use other seeds.
+HELD_OUT_SEED = 2_718_281
+#: Fraction of a simulation field's rows (the last ones) held out of training.
+SIMULATION_HOLDOUT = 0.25
+
+
+def split_rows(frame, *, holdout=SIMULATION_HOLDOUT):
+    """Split a field into its training rows and its held-out last rows: ``(train, held_out)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> train, held = split_rows(np.zeros((100, 8)))
+    >>> train.shape, held.shape
+    ((75, 8), (25, 8))
+    """
+    frame = np.asarray(frame)
+    cut = int(round(frame.shape[0] * (1 - holdout)))
+    return frame[:cut], frame[cut:]
+
+
+def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape=(1000, 1000), seed=0,
+                   simulation_weight=16):  # fmt: skip
+    """The sources of the shipped models' recipe: synthetic scenes plus a simulation field's rows.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or field.
+    simulation : str or `~pathlib.Path`, optional
+        A continuum simulation field (e.g. the MURaM quiet Sun); used for ``kind='intensity'`` only.
+        Training uses its first rows, validation its last `SIMULATION_HOLDOUT` (`split_rows`).
+    held_out : bool
+        The validation sources (scenes of `HELD_OUT_SEED`, the held-out rows) instead of the training ones.
+    n_frames : int
+        Number of synthetic scenes ('mixed': quiet Sun, plage and active regions in random blends).
+    shape : tuple of int
+        Shape of a synthetic scene at 0.0662 arcsec per pixel.
+    seed : int
+        Seed of the training scenes (must differ from `HELD_OUT_SEED`).
+    simulation_weight : int
+        How many times the simulation field is listed among the frames, so that its patches make up a
+        useful share of the pairs (one field against ``n_frames`` scenes).
+
+    Returns
+    -------
+    list of `~enhance.sources.Source`
+    """
+    from .sources import SyntheticSource, from_array, open_source
+
+    kind = _canonical_kind(kind)
+    if not held_out and seed == HELD_OUT_SEED:
+        msg = f"seed {seed} is the held-out seed; training scenes must use another one"
+        raise ValueError(msg)
+    sources = [SyntheticSource(shape, kind=kind, scene="mixed", n_frames=n_frames,
+                               seed=HELD_OUT_SEED if held_out else seed)]  # fmt: skip
+    if simulation is not None and kind == "intensity":
+        field = open_source(simulation, kind="intensity", normalise="mean")
+        train_rows, held_rows = split_rows(field.frame(0))
+        label = f"{Path(simulation).name} ({'held-out' if held_out else 'training'} rows)"
+        rows = held_rows if held_out else train_rows
+        part = from_array(rows, field.pixel_scale, kind="intensity", normalise="none", name=label)
+        sources += [part] * (1 if held_out else simulation_weight)
+    return sources

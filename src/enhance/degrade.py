@@ -4,6 +4,8 @@ Pure array functions. The model is the paper's equation (1), :math:`I = D[P * O]
 with a PSF, area-weighted resampling to a coarser grid, and additive Gaussian noise.
 """
 
+import functools
+
 import astropy.units as u
 import numpy as np
 import scipy.fft
@@ -114,6 +116,17 @@ def bin_area(image, factor):
     return rows @ image @ cols.T
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_kernel(scale, kind, radius, options):
+    """`psf_kernel` for plain-float arguments, cached: building datasets degrades many frames alike."""
+    options = dict(options)
+    if "diameter" in options:
+        options["diameter"] = options["diameter"] * u.m
+    kernel = psf_kernel(scale * u.arcsec, kind=kind, radius=radius * u.arcsec, **options)
+    kernel.flags.writeable = False
+    return kernel
+
+
 @u.quantity_input
 def degrade(
     hires,
@@ -189,8 +202,9 @@ def degrade(
         raise ValueError(msg)
     params = dict(hmi_params) if hmi_params is not None else {}
 
-    hmi_kernel = psf_kernel(pixel_scale, kind="hmi", radius=radius, **params)
-    airy_kernel = psf_kernel(pixel_scale, kind="airy", radius=radius, diameter=target_diameter)
+    radius_arcsec = float(radius.to_value(u.arcsec))
+    hmi_kernel = _cached_kernel(scale, "hmi", radius_arcsec, tuple(sorted(params.items())))
+    airy_kernel = _cached_kernel(scale, "airy", radius_arcsec, (("diameter", float(target_diameter.to_value(u.m))),))
     observed = bin_area(convolve(scene, hmi_kernel, boundary=boundary), coarse / scale)
     target = bin_area(convolve(scene, airy_kernel, boundary=boundary), coarse / 2 / scale)
     # Integer division of the same extent can give the fine grid one extra pixel: keep whole pairs only.

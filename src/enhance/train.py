@@ -3,10 +3,11 @@
 ``train(cfg, train_data, val_data)`` runs, in order: seed -> data -> model -> optimizer -> resume ->
 loop (lr, step, eval, log, checkpoint) -> final weights. The data are any indexable datasets of
 ``(input, target)`` pairs (`~enhance.datasets.PairDataset`, `~enhance.datasets.HDF5PairDataset`, ...).
-Every batch is a pure function of ``(seed, step)``: batch ``step`` holds training samples
-``step * batch_size ... (step + 1) * batch_size - 1`` (modulo the dataset's length, i.e. epochs), and
-the input noise of that batch comes from a generator seeded with ``(seed, step)``. A run of N steps
-therefore equals k steps, a resume from the checkpoint, and N - k more steps, bit for bit on the CPU.
+Every batch is a pure function of ``(seed, step)``: batch ``step`` holds the training samples drawn
+``step * batch_size ... (step + 1) * batch_size - 1``, each epoch in a permutation seeded with
+``(seed, epoch)``, and the input noise of that batch comes from a generator seeded with ``(seed, step)``.
+A run of N steps therefore equals k steps, a resume from the checkpoint, and N - k more steps, bit for
+bit on the CPU.
 
 No global numpy random state is used: data and noise come from generators seeded per sample and step.
 
@@ -16,6 +17,7 @@ each rank takes its share of every batch, and rank 0 alone logs and writes files
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -56,6 +58,7 @@ class TrainConfig:
     min_lr: float = 1e-5  # floor of the cosine schedule
     l2: float | None = None  # L2 weight on conv kernels; None: 1e-6 intensity, 1e-5 blos (paper)
     input_noise: float | None = None  # std of Gaussian noise on inputs; None: 1e-3 I/Ic or 1e-2 kG (paper)
+    shuffle: bool = True  # visit the training pairs in a fresh (seed, epoch) permutation each epoch
     eval_interval: int = 250  # steps between validation passes
     eval_samples: int = 512  # validation patches per pass (a fixed held-out set)
     checkpoint_seconds: float = 300.0  # write the resume checkpoint at least this often
@@ -123,15 +126,28 @@ def _stack(samples):
     return torch.from_numpy(inputs), torch.from_numpy(targets)
 
 
+@functools.lru_cache(maxsize=2)
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """Order in which epoch ``epoch`` visits ``n`` samples: a permutation seeded with ``(seed, epoch)``."""
+    return np.random.default_rng([seed, epoch, 0xE90C]).permutation(n)
+
+
+def sample_index(k: int, cfg: TrainConfig, n: int) -> int:
+    """Dataset index of the ``k``-th training sample drawn (epoch ``k // n``, shuffled when ``cfg.shuffle``)."""
+    epoch, position = divmod(k, n)
+    return int(_epoch_order(cfg.seed, epoch, n)[position]) if cfg.shuffle else position
+
+
 def get_batch(data, step: int, cfg: TrainConfig, *, rank: int = 0, world: int = 1):
     """This rank's share of training batch ``step``, with the input noise of that batch.
 
-    Samples ``(step * batch_size + j) % len(data)`` for ``j`` in this rank's slice. The noise comes from
-    a generator seeded with ``(seed, step)`` and is drawn for the whole batch, so it does not depend on
-    ``world``.
+    Batch ``step`` holds the samples drawn ``step * batch_size ... (step + 1) * batch_size - 1``
+    (`sample_index`); this rank takes its slice. The noise comes from a generator seeded with
+    ``(seed, step)`` and is drawn for the whole batch, so it does not depend on ``world``.
     """
     share = range(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
-    inputs, targets = _stack([data[(step * cfg.batch_size + j) % len(data)] for j in share])
+    indices = [sample_index(step * cfg.batch_size + j, cfg, len(data)) for j in share]
+    inputs, targets = _stack([data[i] for i in indices])
     generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step]).generate_state(1)[0]))
     noise = torch.randn((cfg.batch_size, *inputs.shape[1:]), generator=generator)[share.start : share.stop]
     return inputs + cfg.noise * noise, targets
