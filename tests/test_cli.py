@@ -51,7 +51,7 @@ def test_run_several_inputs_into_a_directory(tmp_path, blos_weights):
     outdir = tmp_path / "out"
     outdir.mkdir()
     assert main(["run", *sources, "-o", str(outdir), "--weights", blos_weights]) == 0
-    assert sorted(p.name for p in outdir.iterdir()) == ["m0_enhanced.fits", "m1_enhanced.fits"]
+    assert sorted(p.name for p in outdir.iterdir()) == ["enhance_manifest.csv", "m0_enhanced.fits", "m1_enhanced.fits"]
 
 
 def test_run_errors_are_one_line_and_non_zero(tmp_path, weights, capsys):

@@ -45,12 +45,54 @@ def _kind_of(path: Path, requested: str, header) -> str:
     return kind
 
 
+def _is_batch(args) -> bool:
+    """Several inputs, a directory or glob, an output directory, or Dask options: run `enhance_files`."""
+    if args.workers is not None or args.scheduler is not None or len(args.inputs) > 1:
+        return True
+    single = Path(args.inputs[0])
+    pattern = not single.exists() and any(char in args.inputs[0] for char in "*?[")
+    return single.is_dir() or pattern or Path(args.output).is_dir()
+
+
+def _run_batch(args) -> int:
+    import time
+
+    from .distributed import MANIFEST_NAME, enhance_files, summarize
+
+    out = Path(args.output)
+    if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in (".fits", ".fit", ".fts")):
+        return _error(f"with several inputs, a directory, a pattern or --workers/--scheduler, -o must be a directory, "
+                      f"got {out}")  # fmt: skip
+    start = time.perf_counter()
+    records = enhance_files(args.inputs, out, kind=args.type, weights=args.weights, model=args.model,
+                            client=args.scheduler, n_workers=args.workers, qs_level=args.qs_level, device=args.device,
+                            tile=args.tile, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
+                            consistency=args.consistency, progress=True, as_frame=False)  # fmt: skip
+    wall = time.perf_counter() - start
+    for record in records:
+        if record["status"] == "done":
+            print(f"{record['input']} -> {record['output']} ({record['kind']})")
+        elif record["status"] == "failed":
+            _error(record["reason"])
+    summary = summarize(records, wall_seconds=wall)
+    print(f"done {summary['done']}, skipped {summary['skipped']}, failed {summary['failed']} of {summary['total']} "
+          f"files in {wall:.1f} s")  # fmt: skip
+    if summary["skipped"]:
+        print(f"skipped {summary['skipped']} outputs that exist and are complete (--overwrite replaces them)")
+    if summary["done"]:
+        print(f"{summary['seconds_per_image']:.2f} s per image on a worker, "
+              f"{summary['images_per_hour']:.0f} images per hour in this run")  # fmt: skip
+    print(f"manifest: {out / MANIFEST_NAME}")
+    return 1 if summary["failed"] else 0
+
+
 def _run(args) -> int:
+    if _is_batch(args):
+        return _run_batch(args)
     from tqdm.auto import tqdm
 
     from .inference import _enhance_array, _history, resolve_network
     from .io import read_fits, upscale_header, write_fits
-    from .weights import load_network
 
     inputs = [Path(p) for p in args.inputs]
     outputs = _outputs_for(inputs, Path(args.output))
@@ -67,10 +109,11 @@ def _run(args) -> int:
             image, header = read_fits(source)
             kind = _kind_of(source, args.type, header)
             if args.weights and kind not in custom:
-                custom[kind] = load_network(args.weights, kind=kind)
+                custom[kind] = _load_custom(args.weights, kind=kind)
             network = resolve_network(kind, model=args.model, network=custom.get(kind))
             result = _enhance_array(image, kind=kind, network=network, qs_level=args.qs_level, device=args.device,
-                                    tile=args.tile, progress=True)  # fmt: skip
+                                    tile=args.tile, progress=True, backend=args.backend,
+                                    precision=args.precision)  # fmt: skip
             history = _history(kind, args.model, custom.get(kind))
             history += f" ({Path(args.weights).name})" if args.weights else ""
             extra = []
@@ -88,9 +131,76 @@ def _run(args) -> int:
     return 1 if failures else 0
 
 
+def _load_custom(path, *, kind):
+    """The network in ``--weights``: an ONNX file (`~enhance.export.load_onnx`) or safetensors weights."""
+    if Path(path).suffix.lower() != ".onnx":
+        from .weights import load_network
+
+        return load_network(path, kind=kind)
+    from .export import load_onnx
+
+    network = load_onnx(path)
+    if network.kind is not None and network.kind != kind:
+        msg = f"{path} holds a {network.kind} network, but the data are {kind}"
+        raise ValueError(msg)
+    return network
+
+
+def _export(args) -> int:
+    from .export import export_onnx
+    from .network import full, light
+    from .weights import load_network
+
+    out = Path(args.output)
+    if args.weights:
+        network = load_network(args.weights)
+        kind = _weights_kind(args.weights)
+        target = out / f"{Path(args.weights).name.split('.')[0]}.onnx" if out.is_dir() else out
+        print(f"wrote {export_onnx(network, target, kind=kind, overwrite=args.overwrite)}")
+        return 0
+    if not out.is_dir():
+        return _error(f"without --weights, -o must be an existing directory (one file per model), got {out}")
+    failures = 0
+    for kind in ("intensity", "blos") if args.type == "all" else (args.type,):
+        for model in ("full", "light") if args.model == "all" else (args.model,):
+            try:
+                network = (full if model == "full" else light)(kind, weights="default")
+                path = export_onnx(network, out / f"enhance_{model}_{kind}.onnx", kind=kind, overwrite=args.overwrite)
+            except (OSError, ValueError, LookupError) as err:
+                failures += 1
+                _error(f"{model} {kind}: {err}")
+                continue
+            print(f"wrote {path}")
+    return 1 if failures else 0
+
+
+def _weights_kind(path) -> str:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        return (handle.metadata() or {}).get("kind")
+
+
+def _add_export(subparsers) -> None:
+    exp = subparsers.add_parser("export", help="export models to ONNX, to run with onnxruntime and no PyTorch",
+                                description="Write shipped models (or a --weights file) as ONNX graphs; run them with "
+                                "'enhance run --weights FILE.onnx' or enhance.export.load_onnx.")  # fmt: skip
+    exp.add_argument("--onnx", dest="format", action="store_const", const="onnx", default="onnx",
+                     help="ONNX format (opset 17), the only one for now (default)")  # fmt: skip
+    out_help = "directory for enhance_<model>_<kind>.onnx, or the file with --weights (default: .)"
+    exp.add_argument("-o", "--output", default=".", metavar="OUT", help=out_help)
+    exp.add_argument("--model", choices=("full", "light", "all"), default="all", help="shipped model(s) (default: all)")
+    exp.add_argument("-t", "--type", choices=("intensity", "blos", "all"), default="all",
+                     help="continuum or magnetogram network(s) (default: all)")  # fmt: skip
+    exp.add_argument("--weights", metavar="FILE", help="export this safetensors weights file instead")
+    exp.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    exp.set_defaults(func=_export)
+
+
 def _add_run(subparsers) -> None:
     run = subparsers.add_parser("run", help="enhance HMI FITS files", description="Deconvolve and super-resolve x2.")
-    run.add_argument("inputs", nargs="+", metavar="INPUT", help="FITS file(s) at HMI's 0.504 arcsec/pixel")
+    run.add_argument("inputs", nargs="+", metavar="INPUT",
+                     help="FITS files, directories or glob patterns, at HMI's 0.504 arcsec/pixel")  # fmt: skip
     run.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or directory for several")
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     run.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
@@ -98,8 +208,18 @@ def _add_run(subparsers) -> None:
     run.add_argument("--weights", metavar="FILE", help="safetensors weights to use instead of a shipped model")
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     run.add_argument("--tile", type=int, default=None, metavar="N", help="exact overlapping tiles of N input pixels")
+    backend_help = "torch, or onnxruntime (onnx extra); auto (default): onnx on the CPU in float32 if installed"
+    run.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto", help=backend_help)
+    run.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                     help="arithmetic of the convolutions (torch backend); reduced precision differs by ~1e-2 (bf16) "
+                     "or ~1e-3 (fp16) of the quiet-Sun level")  # fmt: skip
     run.add_argument("--qs-level", type=float, default=None, help="quiet-Sun continuum level (default: estimated)")
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    dask_help = "(several files into a directory: skips complete outputs, writes enhance_manifest.csv; needs dask)"
+    run.add_argument("--workers", type=int, default=None, metavar="N",
+                     help=f"run on a Dask LocalCluster of N worker processes on this machine {dask_help}")  # fmt: skip
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run on the running Dask cluster at ADDRESS, e.g. tcp://host:8786")  # fmt: skip
     consistency_help = "add the per-pixel consistency map (output degraded back to HMI minus input) as HDU 1"
     run.add_argument("--consistency", action="store_true", help=consistency_help)
     run.set_defaults(func=_run)
@@ -165,6 +285,194 @@ def _add_compare(subparsers) -> None:
     cmp.set_defaults(func=_compare)
 
 
+def _synth(args) -> int:
+    if args.calibrate:
+        from .calibration import calibrate, figure, format_report, report
+
+        data_dir = Path(args.data_dir) if args.data_dir else None
+        muram = args.muram or (data_dir / "muram_qs_0.0662arcsec.fits" if data_dir else None)
+        hmi_qs = args.hmi_qs or (data_dir / "hmi_continuum_qs.fits" if data_dir else None)
+        cal = calibrate(muram=muram, hmi_qs=hmi_qs, seed=args.seed)
+        numbers = report(cal)
+        print(format_report(numbers))
+        if args.figure:
+            figure(cal, path=args.figure)
+            print(f"wrote {args.figure}")
+        if args.json:
+            import json
+
+            from .io import atomic_write
+
+            atomic_write(
+                args.json, lambda tmp: Path(tmp).write_text(json.dumps(numbers, indent=1)), overwrite=args.overwrite
+            )
+            print(f"wrote {args.json}")
+        return 0 if numbers.get("all_pass", False) else 1
+    if len(args.outputs) != 2:
+        return _error("enhance synth needs two output files, CONTINUUM.fits BZ.fits (or --calibrate)")
+    from .synth import generate_scene, write_scene
+
+    scene = generate_scene(tuple(args.shape), args.pixel_scale, kind=args.kind, seed=args.seed)
+    write_scene(scene, args.outputs[0], args.outputs[1], overwrite=args.overwrite)
+    print(f"wrote {args.outputs[0]} and {args.outputs[1]} ({args.kind}, {args.shape[0]}x{args.shape[1]} px)")
+    return 0
+
+
+def _add_synth(subparsers) -> None:
+    syn = subparsers.add_parser("synth", help="synthetic high-resolution scenes, and their calibration",
+                                description="Generate a synthetic continuum + Bz scene, or check the generator "
+                                "against MURaM and real HMI quiet Sun (--calibrate).")  # fmt: skip
+    syn.add_argument("outputs", nargs="*", metavar="FILE", help="CONTINUUM.fits BZ.fits")
+    syn.add_argument("--kind", default="active_region", choices=("quiet_sun", "plage", "active_region", "mixed"))
+    syn.add_argument("--shape", type=int, nargs=2, default=(1000, 1000), metavar=("NY", "NX"))
+    syn.add_argument("--pixel-scale", type=float, default=0.0662, help="arcsec per pixel (default: 0.0662)")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--calibrate", action="store_true", help="print the calibration numbers (a), (b), (c)")
+    syn.add_argument("--data-dir", help="folder with muram_qs_0.0662arcsec.fits and hmi_continuum_qs.fits")
+    syn.add_argument("--muram", help="MURaM quiet-Sun field (FITS)")
+    syn.add_argument("--hmi-qs", help="real HMI quiet-Sun continuum (FITS)")
+    syn.add_argument("--figure", help="calibration figure (PNG)")
+    syn.add_argument("--json", help="calibration numbers (JSON)")
+    syn.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    syn.set_defaults(func=_synth)
+
+
+def _dataset_build(args) -> int:
+    from .datasets import PairDataset, build_hdf5, recipe_sources
+
+    sources = recipe_sources(args.kind, simulation=args.simulation, held_out=args.held_out, n_frames=args.frames,
+                             shape=tuple(args.shape), seed=args.seed)  # fmt: skip
+    if args.source:
+        from .sources import open_source
+
+        sources += [open_source(path, kind=args.kind, pixel_scale=args.pixel_scale) for path in args.source]
+    n_samples = args.samples or sum(len(s) for s in sources) * args.patches_per_frame
+    dataset = PairDataset(sources, n_samples=n_samples, seed=args.seed, patch=args.patch, noise=args.noise,
+                          patches_per_frame=args.patches_per_frame)  # fmt: skip
+    path = build_hdf5(args.output, dataset, overwrite=args.overwrite)
+    print(
+        f"wrote {path}: {n_samples} {args.kind} pairs of {args.patch}x{args.patch} -> {2 * args.patch}x{2 * args.patch}"
+    )
+    return 0
+
+
+def _add_dataset(subparsers) -> None:
+    data = subparsers.add_parser("dataset", help="training pairs")
+    sub = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    description = ("Degrade sources with the observation model and cut aligned patches: the recipe's synthetic "
+                   "scenes (and a simulation's training rows), plus any --source files.")  # fmt: skip
+    build = sub.add_parser("build", help="write training pairs to an HDF5 file", description=description)
+    build.add_argument("output", metavar="OUT.h5")
+    build.add_argument("--kind", choices=("intensity", "blos"), default="intensity")
+    build.add_argument("--simulation", help="continuum simulation field; its first 75 %% of rows are used")
+    build.add_argument("--source", action="append", metavar="FILE", help="extra FITS/NumPy/HDF5 frames or cubes")
+    build.add_argument("--pixel-scale", type=float, help="arcsec per pixel of --source files without CDELT")
+    build.add_argument("--held-out", action="store_true", help="the validation scenes instead of the training ones")
+    build.add_argument("--frames", type=int, default=128, help="synthetic scenes (default: 128)")
+    build.add_argument("--shape", type=int, nargs=2, default=(1000, 1000), metavar=("NY", "NX"))
+    build.add_argument("--samples", type=int, help="pairs to write (default: every frame x --patches-per-frame)")
+    build.add_argument("--patches-per-frame", type=int, default=64)
+    build.add_argument("--patch", type=int, default=50, help="input patch size (default: 50)")
+    noise_help = "input noise in I/Ic or G (default: HMI's; use 0 for `enhance train`, which adds its own)"
+    build.add_argument("--noise", type=float, default=None, help=noise_help)
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--overwrite", action="store_true")
+    build.set_defaults(func=_dataset_build)
+
+
+_VARIANT_SIZES = {"full": (5, 64), "light": (1, 32)}
+
+
+def _train(args) -> int:
+    import dataclasses
+
+    from .datasets import NOISE, SCALE, HDF5PairDataset, PairDataset, recipe_sources
+    from .train import TrainConfig, load_config, train
+
+    depth, width = _VARIANT_SIZES[args.model]
+    overrides = {"kind": args.kind, "depth": depth, "width": width, "max_steps": args.steps,
+                 "batch_size": args.batch_size,
+                 "lr": args.lr, "out_dir": args.out_dir, "device": args.device, "seed": args.seed,
+                 "num_threads": args.threads, "eval_interval": args.eval_interval}  # fmt: skip
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    cfg = load_config(args.config, **overrides) if args.config else TrainConfig(**overrides)
+    train_data = HDF5PairDataset(args.data)
+    if train_data.attrs.get("kind") not in (None, cfg.kind):
+        return _error(f"{args.data} holds {train_data.attrs.get('kind')} pairs, but --kind is {cfg.kind}")
+    if float(train_data.attrs.get("noise", 0.0)) > 0 and cfg.input_noise is None:
+        print(f"{args.data} already holds input noise: training adds none")
+        cfg = dataclasses.replace(cfg, input_noise=0.0)
+    if args.val:
+        val_data = HDF5PairDataset(args.val)
+    else:
+        held = recipe_sources(cfg.kind, simulation=args.simulation, held_out=True, n_frames=15, shape=(600, 600))
+        per_frame = max(1, cfg.eval_samples // sum(len(s) for s in held))
+        stream = PairDataset(held, n_samples=cfg.eval_samples, patch=32, noise=NOISE[cfg.kind],
+                             patches_per_frame=per_frame, seed=1, augment=False)  # fmt: skip
+        val_data = [stream[i] for i in range(len(stream))]  # generated once, reused at every evaluation
+    unit = "I/Ic" if SCALE[cfg.kind] == 1 else "kG"
+    print(f"training {args.model} {cfg.kind} ({depth} blocks x {width}) on {len(train_data)} pairs, "
+          f"{cfg.max_steps} steps, out_dir {cfg.out_dir} (losses in {unit}^2)")  # fmt: skip
+    result = train(cfg, train_data, val_data, resume=not args.no_resume)
+    print(
+        f"done: step {result['step']}, best validation MSE {result['best_val']:.4e}; wrote {result['files']['final']}"
+    )
+    return 0
+
+
+def _add_train(subparsers) -> None:
+    tr = subparsers.add_parser("train", help="train an Enhance network (the paper's recipe)",
+                               description="Train on pairs from `enhance dataset build`. Resumes from OUT_DIR/"
+                               "checkpoint.pt; runs under torchrun for data-parallel training.")  # fmt: skip
+    tr.add_argument("--data", required=True, metavar="PAIRS.h5", help="training pairs (enhance dataset build)")
+    tr.add_argument("--val", metavar="PAIRS.h5", help="validation pairs (default: the held-out scenes)")
+    tr.add_argument("--simulation", help="simulation field whose held-out rows join the default validation set")
+    tr.add_argument("--kind", choices=("intensity", "blos"), default=None, help="default: from the config or intensity")
+    tr.add_argument("--model", choices=("full", "light"), default="full", help="depth/width of the network")
+    tr.add_argument("--config", metavar="TOML", help="TrainConfig fields; flags override them")
+    tr.add_argument("--steps", type=int, help="total optimizer steps")
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--eval-interval", type=int)
+    tr.add_argument("--out-dir", help="checkpoints, history and weights (default: runs/enhance)")
+    tr.add_argument("--device", help="auto, cpu, cuda, ...")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--threads", type=int, help="torch CPU threads")
+    tr.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    tr.set_defaults(func=_train)
+
+
+def _validate(args) -> int:
+    from .validate import report, validate
+    from .weights import load_network
+
+    networks = {}
+    for item in args.weights or []:
+        label, _, path = item.rpartition("=")
+        networks[label or Path(path).stem] = load_network(path, kind=args.kind)
+    if not networks:
+        from .network import full, light
+
+        networks = {"full": full(args.kind, weights="default"), "light": light(args.kind, weights="default")}
+    results = validate(networks, args.kind, simulation=args.simulation, shape=tuple(args.shape))
+    path = report(results, args.output, kind=args.kind)
+    print(path.read_text())
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_validate(subparsers) -> None:
+    val = subparsers.add_parser("validate", help="validation report on held-out data (Markdown + figures)")
+    val.add_argument("--kind", choices=("intensity", "blos"), default="intensity")
+    val.add_argument(
+        "--weights", action="append", metavar="[NAME=]FILE", help="networks to validate (default: shipped)"
+    )
+    val.add_argument("--simulation", help="simulation field whose held-out rows are validated too")
+    val.add_argument("--shape", type=int, nargs=2, default=(800, 800), metavar=("NY", "NX"), help="held-out scene size")
+    val.add_argument("-o", "--output", default="validation", metavar="DIR", help="report folder (default: validation)")
+    val.set_defaults(func=_validate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enhance", description="Deconvolve and super-resolve SDO/HMI images with the Enhance network."
@@ -173,6 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(subparsers)
     _add_compare(subparsers)
+    _add_export(subparsers)
+    _add_synth(subparsers)
+    _add_dataset(subparsers)
+    _add_train(subparsers)
+    _add_validate(subparsers)
     return parser
 
 

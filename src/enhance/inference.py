@@ -4,6 +4,9 @@ A private array function does the work (normalisation, NaN handling, tiled netwo
 public `enhance` only dispatches on the input type and carries the metadata along.
 """
 
+import hashlib
+import importlib.util
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +15,14 @@ from scipy import ndimage
 
 from ._validation import check_choice, check_image, check_positive
 from ._version import __version__
-from .network import EnhanceNet, fold_batchnorm, full, light, receptive_margin
+from .network import EnhanceNet, full, light, receptive_margin
+from .runtime import PRECISIONS, InferenceNet
 
 __all__ = ["enhance", "estimate_qs_level", "resolve_network", "resolve_device", "AUTO_TILE_PIXELS", "AUTO_TILE"]
 
 KINDS = ("intensity", "blos")
+#: Inference back-ends: PyTorch, onnxruntime, or 'auto' (see `enhance`).
+BACKENDS = ("auto", "torch", "onnx")
 #: Images with more pixels than this run in tiles of `AUTO_TILE` when ``tile=None``.
 AUTO_TILE_PIXELS = 1024 * 1024
 AUTO_TILE = 512
@@ -92,8 +98,10 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
     """The network to run: ``network`` if given, else the shipped ``model`` for ``kind``."""
     check_choice(kind, KINDS, name="kind")
     if network is not None:
-        if not isinstance(network, torch.nn.Module):
-            msg = f"network must be an EnhanceNet (torch.nn.Module), got {type(network).__name__}"
+        from .export import OnnxNetwork
+
+        if not isinstance(network, torch.nn.Module | OnnxNetwork):
+            msg = f"network must be an EnhanceNet (torch.nn.Module) or an OnnxNetwork, got {type(network).__name__}"
             raise TypeError(msg)
         return network
     check_choice(model, ("full", "light"), name="model")
@@ -109,7 +117,76 @@ def _fill_missing(image, finite):
     return image[tuple(indices)]
 
 
-def _enhance_array(image, *, kind, network, qs_level=None, device="auto", tile=None, progress=False):
+#: Prepared runners of EnhanceNets, per network: ``{(backend, device, threads): (weights digest, runner)}``.
+_RUNNERS = weakref.WeakKeyDictionary()
+
+
+def _digest(network: torch.nn.Module) -> bytes:
+    """A digest of every weight and statistic of ``network``: any change to them changes it."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, value in network.state_dict().items():
+        digest.update(name.encode())
+        digest.update(value.detach().reshape(-1).cpu().view(torch.uint8).numpy().tobytes())
+    return digest.digest()
+
+
+def _auto_backend(network, *, precision, device) -> str:
+    """onnxruntime for an OnnxNetwork, and for an EnhanceNet in float32 on the CPU when it is installed."""
+    from .export import OnnxNetwork
+
+    if isinstance(network, OnnxNetwork):
+        return "onnx"
+    if isinstance(network, EnhanceNet) and precision == "float32" and torch.device(device).type == "cpu":
+        if all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime")):
+            return "onnx"  # MLAS runs it 1.5x (full) to 2x (light) faster than PyTorch's oneDNN (make bench)
+    return "torch"
+
+
+def _runner(network, *, backend, precision, device):
+    """What `~enhance.tiling.run_tiled` calls: `InferenceNet`, the module itself, or onnxruntime.
+
+    The `InferenceNet` or ONNX session prepared from an `~enhance.network.EnhanceNet` is kept for the
+    next call with the same network, as long as its weights are unchanged (their digest is checked).
+    """
+    check_choice(backend, BACKENDS, name="backend")
+    check_choice(precision, tuple(PRECISIONS), name="precision")
+    from .export import OnnxNetwork
+
+    if backend == "auto":
+        backend = _auto_backend(network, precision=precision, device=device)
+    if backend == "onnx" and precision != "float32":
+        msg = f"the onnx backend runs in float32; precision={precision!r} needs backend='torch'"
+        raise ValueError(msg)
+    if isinstance(network, OnnxNetwork):
+        if backend == "torch":
+            msg = "backend='torch' needs a torch network, got an OnnxNetwork; use backend='onnx' or 'auto'"
+            raise TypeError(msg)
+        return network
+    if not isinstance(network, EnhanceNet):
+        if backend == "onnx":
+            msg = f"backend='onnx' needs an EnhanceNet or an OnnxNetwork, got {type(network).__name__}"
+            raise TypeError(msg)
+        return network.eval().to(device)
+
+    threads = torch.get_num_threads()  # onnxruntime follows PyTorch's setting (e.g. one per Dask task)
+    key, digest = (backend, str(device), threads), _digest(network)
+    cached = _RUNNERS.setdefault(network, {}).get(key)
+    if cached is not None and cached[0] == digest:
+        return cached[1]
+    if backend == "onnx":
+        from .export import onnx_network
+
+        runner = onnx_network(network, threads=threads)  # exported in memory
+    else:
+        runner = InferenceNet(network).to(device)
+    _RUNNERS[network][key] = (digest, runner)
+    return runner
+
+
+def _enhance_array(
+    image, *, kind, network, qs_level=None, device="auto", tile=None, progress=False, backend="auto",
+    precision="float32",
+):  # fmt: skip
     data = check_image(image)
     out_dtype = data.dtype
     finite = np.isfinite(data)
@@ -130,13 +207,13 @@ def _enhance_array(image, *, kind, network, qs_level=None, device="auto", tile=N
     device = resolve_device(device)
     depth = getattr(network, "depth", None)
     margin = receptive_margin(depth) if depth is not None else 32
-    runner = fold_batchnorm(network) if isinstance(network, EnhanceNet) else network.eval()
-    runner = runner.to(device)
+    runner = _runner(network, backend=backend, precision=precision, device=device)
     from .tiling import run_tiled
 
     result = run_tiled(
-        normalised.astype(np.float32), runner, tile=tile, margin=margin, device=device, progress=progress
-    )
+        normalised.astype(np.float32, copy=False), runner, tile=tile, margin=margin, device=device,
+        progress=progress, precision=precision,
+    )  # fmt: skip
     result = result.astype(out_dtype, copy=False) * out_dtype.type(scale)
     if not finite.all():
         result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
@@ -160,6 +237,8 @@ def enhance(
     output=None,
     overwrite: bool = False,
     progress: bool = False,
+    backend: str = "auto",
+    precision: str = "float32",
 ):
     """Deconvolve an HMI image from its PSF and super-resolve it by two.
 
@@ -172,7 +251,7 @@ def enhance(
         'intensity' for continuum images (any units), 'blos' for magnetograms in gauss.
     model : {'full', 'light'}
         Shipped model: the paper's (depth 5, width 64) or the light one (depth 1, width 32).
-    network : `~enhance.network.EnhanceNet`, optional
+    network : `~enhance.network.EnhanceNet` or `~enhance.export.OnnxNetwork`, optional
         Use this network instead of a shipped model.
     qs_level : float, optional
         Quiet-Sun continuum level (intensity only), in the units of ``data``. None estimates it with
@@ -188,6 +267,18 @@ def enhance(
         With ``output``: replace an existing file.
     progress : bool
         Show a progress bar over tiles.
+    backend : {'auto', 'torch', 'onnx'}
+        'torch' runs PyTorch (an `~enhance.network.EnhanceNet` runs as its faster, equivalent
+        `~enhance.runtime.InferenceNet`); 'onnx' runs onnxruntime on the CPU (the optional ``onnx``
+        extra), exporting the network in memory once (`~enhance.export.onnx_network`); the results
+        agree within 1e-4. 'auto' (default) picks 'onnx' for an `~enhance.export.OnnxNetwork`, and for
+        a float32 run on the CPU when onnxruntime is installed (the faster CPU runtime for this
+        network), else 'torch'.
+    precision : {'float32', 'bfloat16', 'float16'}
+        Arithmetic of the convolutions (``backend='torch'``): float32, or `torch.autocast` to a reduced
+        type, faster where the hardware supports it (CUDA; recent CPUs for bfloat16). Reduced precision
+        departs from float32 by about 1e-2 (bfloat16) or 1e-3 (float16) of the image's quiet-Sun level
+        or kG (measured by ``make bench`` and bounded in the tests).
 
     Returns
     -------
@@ -216,7 +307,8 @@ def enhance(
     """
     check_choice(kind, KINDS, name="kind")
     net = resolve_network(kind, model=model, network=network)
-    options = {"kind": kind, "network": net, "qs_level": qs_level, "device": device, "tile": tile, "progress": progress}
+    options = {"kind": kind, "network": net, "qs_level": qs_level, "device": device, "tile": tile, "progress": progress,
+               "backend": backend, "precision": precision}  # fmt: skip
     history = _history(kind, model, network)
 
     if isinstance(data, str | Path):

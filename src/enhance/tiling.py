@@ -10,6 +10,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._validation import check_choice
+from .runtime import PRECISIONS
+
 __all__ = ["tile_spans", "run_tiled"]
 
 
@@ -32,16 +35,19 @@ def tile_spans(length: int, tile: int, margin: int):
     return spans
 
 
-@torch.no_grad()
-def run_tiled(image: np.ndarray, net: torch.nn.Module, *, tile: int | None, margin: int, device, progress=False):
+@torch.inference_mode()
+def run_tiled(
+    image: np.ndarray, net, *, tile: int | None, margin: int, device, progress=False, precision: str = "float32"
+):
     """Run a x2 network over ``image`` tile by tile and stitch the interiors.
 
     Parameters
     ----------
     image : (ny, nx) `~numpy.ndarray`
         Finite float32 input, already normalised.
-    net : `torch.nn.Module`
-        An eval-mode network mapping ``(1, 1, h, w)`` to ``(1, 1, 2h, 2w)``, on ``device``.
+    net : `torch.nn.Module` or callable
+        An eval-mode network mapping ``(1, 1, h, w)`` to ``(1, 1, 2h, 2w)``, on ``device``; or any
+        other callable doing the same on float32 `~numpy.ndarray` (an `~enhance.export.OnnxNetwork`).
     tile : int or None
         Tile size in input pixels; None runs the whole image at once.
     margin : int
@@ -50,6 +56,8 @@ def run_tiled(image: np.ndarray, net: torch.nn.Module, *, tile: int | None, marg
         Where the network runs.
     progress : bool
         Show a progress bar over tiles.
+    precision : {'float32', 'bfloat16', 'float16'}
+        Precision of a `torch.nn.Module`'s arithmetic: float32, or `torch.autocast` to the reduced type.
 
     Returns
     -------
@@ -61,14 +69,28 @@ def run_tiled(image: np.ndarray, net: torch.nn.Module, *, tile: int | None, marg
     tile_x = nx if tile is None else tile
     rows, cols = tile_spans(ny, tile_y, margin), tile_spans(nx, tile_x, margin)
     out = np.empty((2 * ny, 2 * nx), dtype=np.float32)
-    source = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    source = np.ascontiguousarray(image, dtype=np.float32)
+    forward = _torch_forward(net, device, precision) if isinstance(net, torch.nn.Module) else net
     bar = tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress, leave=False)
     for y0, y1, ylo, yhi in rows:
         for x0, x1, xlo, xhi in cols:
-            patch = source[ylo:yhi, xlo:xhi].to(device)[None, None]
-            result = net(patch)[0, 0]
+            result = forward(source[None, None, ylo:yhi, xlo:xhi])[0, 0]
             keep = result[2 * (y0 - ylo) : 2 * (y1 - ylo), 2 * (x0 - xlo) : 2 * (x1 - xlo)]
-            out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = keep.float().cpu().numpy()
+            out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = keep
             bar.update()
     bar.close()
     return out
+
+
+def _torch_forward(net: torch.nn.Module, device, precision: str):
+    """``net`` as a function from a float32 ndarray to a float32 ndarray, in ``precision`` on ``device``."""
+    dtype = PRECISIONS[check_choice(precision, tuple(PRECISIONS), name="precision")]
+    device = torch.device(device)
+
+    def forward(patch: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(np.ascontiguousarray(patch)).to(device)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            result = net(batch)
+        return result.float().cpu().numpy()
+
+    return forward

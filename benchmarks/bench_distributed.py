@@ -1,0 +1,130 @@
+"""Throughput of `enhance.enhance_files` on this machine: images per hour with 1 and 2 Dask workers.
+
+    .venv/bin/python benchmarks/bench_distributed.py                  # 1024x1024, 4 images, 1 and 2 workers
+    .venv/bin/python benchmarks/bench_distributed.py --sizes 1024 4096 --images 2 --device cuda --workers 1
+
+Each configuration starts the LocalCluster that ``enhance run --workers N`` starts (N processes,
+``cores // N`` threads each, one PyTorch thread per task), loads the network on every worker first
+(``client.run``), then times `enhance_files` over the images (FITS read, inference, atomic FITS write).
+The network is the paper's (depth 5, width 64), initialised and saved to a temporary weights file:
+trained weights cost the same. Sizes that are not measured are extrapolated from the largest
+measured one by pixel count, and the output says so. Last, the number of such workers that keep up
+with HMI (a 4096x4096 continuum image and a magnetogram every 45 s: 3,840 images a day).
+"""
+
+import argparse
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from astropy.io import fits
+from dask.system import CPU_COUNT
+from distributed import Client
+
+import enhance.distributed
+from enhance.distributed import _cached_network, _local_cluster, enhance_files, summarize
+from enhance.network import full, light
+from enhance.weights import save_weights
+
+HMI_IMAGES_PER_DAY = 2 * 86400 / 45  # continuum + magnetogram every 45 s
+HMI_SIZE = 4096
+
+
+def _write_images(folder: Path, size: int, count: int) -> None:
+    rng = np.random.default_rng(size)
+    folder.mkdir(parents=True)
+    for i in range(count):
+        image = (1 + 0.05 * rng.standard_normal((size, size))).astype(np.float32)
+        fits.writeto(folder / f"bench_{size}_{i}.fits", image, fits.Header({"BUNIT": "I/Ic"}))
+
+
+def _measure(inputs: Path, out: Path, weights: Path, *, n_workers: int, device: str, tile: int) -> dict:
+    with _local_cluster(n_workers) as cluster, Client(cluster) as client:
+        client.run(_cached_network, str(weights.resolve()), kind="intensity")  # load once per worker, untimed
+        cpu_start = sum(client.run(time.process_time).values())
+        start = time.perf_counter()
+        records = enhance_files(inputs, out, kind="intensity", weights=weights, client=client, device=device,
+                                tile=tile, overwrite=True, as_frame=False)  # fmt: skip
+        wall = time.perf_counter() - start
+        cpu = sum(client.run(time.process_time).values()) - cpu_start
+        threads = next(iter(client.scheduler_info()["workers"].values()))["nthreads"]
+    summary = summarize(records, wall_seconds=wall)
+    summary["cpu_seconds_per_image"] = cpu / max(summary["done"], 1)
+    if summary["failed"]:
+        reasons = [r["reason"] for r in records if r["status"] == "failed"]
+        msg = f"benchmark images failed: {reasons}"
+        raise RuntimeError(msg)
+    return {"threads": threads, "wall": wall, **summary}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024], help="image sizes to measure (default 1024)")
+    parser.add_argument("--images", type=int, default=4, help="images per configuration (default 4)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
+    parser.add_argument("--model", choices=("full", "light"), default="full", help="network size (default full)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+    parser.add_argument("--tile", type=int, default=512, help="tile size, as enhance uses above 1024^2 (default 512)")
+    parser.add_argument("--glibc-default-malloc", action="store_true",
+                        help="workers without the malloc tuning of _local_cluster (to compare)")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.glibc_default_malloc:
+        enhance.distributed._WORKER_MALLOC = {}  # an A/B switch for this benchmark only
+
+    device = "GPU " + torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{CPU_COUNT} CPU cores"
+    print(f"# enhance_files throughput: {args.model} network, {device}, {platform.processor() or platform.machine()}, "
+          f"load average {os.getloadavg()[0]:.2f} at start")  # fmt: skip
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = save_weights((full if args.model == "full" else light)("intensity"), Path(tmp) / "w.safetensors",
+                               kind="intensity")  # fmt: skip
+        for size in args.sizes:
+            inputs = Path(tmp) / f"in_{size}"
+            _write_images(inputs, size, args.images)
+            for n_workers in args.workers:
+                result = _measure(inputs, Path(tmp) / f"out_{size}_{n_workers}", weights, n_workers=n_workers,
+                                  device=args.device, tile=args.tile)  # fmt: skip
+                rows.append({"size": size, "workers": n_workers, "measured": True, **result})
+                print(f"measured {size}x{size}: {n_workers} worker(s) x {result['threads']} thread(s): "
+                      f"{args.images} images in {result['wall']:.1f} s, {result['seconds_per_image']:.1f} s per task, "
+                      f"{result['cpu_seconds_per_image']:.1f} worker CPU-s per image, "
+                      f"{result['images_per_hour']:.0f} images/hour", flush=True)  # fmt: skip
+    largest = max(args.sizes)
+    if HMI_SIZE not in args.sizes:
+        ratio = (HMI_SIZE / largest) ** 2
+        for row in [r for r in rows if r["size"] == largest]:
+            rows.append({**row, "size": HMI_SIZE, "measured": False, "images_per_hour": row["images_per_hour"] / ratio,
+                         "seconds_per_image": row["seconds_per_image"] * ratio,
+                         "cpu_seconds_per_image": row["cpu_seconds_per_image"] * ratio})  # fmt: skip
+
+    print("\n| image | workers x threads | images/hour | s per image (one task) | worker CPU-s per image | |")
+    print("| --- | --- | ---: | ---: | ---: | --- |")
+    for row in rows:
+        note = "measured" if row["measured"] else f"extrapolated from {largest}x{largest} by pixel count"
+        print(f"| {row['size']}x{row['size']} | {row['workers']} x {row['threads']} | {row['images_per_hour']:.0f} | "
+              f"{row['seconds_per_image']:.1f} | {row['cpu_seconds_per_image']:.1f} | {note} |")  # fmt: skip
+
+    best = max((r for r in rows if r["size"] == HMI_SIZE), key=lambda r: r["images_per_hour"])
+    gpu = args.device.startswith("cuda")
+    unit = "GPU" if gpu else "core"
+    units = best["workers"] if gpu else best["workers"] * best["threads"]  # one worker per GPU
+    unit_seconds = units * 3600 / best["images_per_hour"]
+    nodes = math.ceil(HMI_IMAGES_PER_DAY / (24 * best["images_per_hour"]))
+    print(f"\nHMI cadence: {HMI_IMAGES_PER_DAY:.0f} images of {HMI_SIZE}x{HMI_SIZE} a day. This node "
+          f"({device}, {best['workers']} worker(s) x {best['threads']} thread(s)) does {best['images_per_hour']:.1f} "
+          f"images/hour, {unit_seconds:.0f} {unit}-seconds per image (wall): keeping up takes {nodes} such nodes, or "
+          f"{math.ceil(HMI_IMAGES_PER_DAY * unit_seconds / 86400)} one-{unit} workers.")  # fmt: skip
+    if not gpu:
+        cpu = min(r["cpu_seconds_per_image"] for r in rows if r["size"] == HMI_SIZE)
+        print(f"By the workers' CPU time ({cpu:.0f} CPU-seconds per image, which other load on this machine "
+              f"inflates less): {math.ceil(HMI_IMAGES_PER_DAY * cpu / 86400)} one-core workers.")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

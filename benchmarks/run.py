@@ -1,0 +1,309 @@
+"""`make bench`: how fast Enhance runs on this machine, measured against the machine itself.
+
+Everything in the table is measured in one run, so that the ratios hold on a shared or busy machine:
+
+* the reference limit: single-precision matrix-multiply throughput (4096x4096, PyTorch/MKL and numpy's
+  OpenBLAS, the latter also with its native kernel), the best of all rounds;
+* the full (depth 5, width 64) and light (depth 1, width 32) models through `enhance.enhance` on
+  400x400 and 1024x1024 images: seconds and achieved GFLOP/s on the paper's nominal count
+  (`flops.enhance_flops`, 177 GFLOP for 400x400 through the full model);
+* what each optimisation buys (the network alone, 400x400, full model): the plain PyTorch port,
+  BatchNorm folded, channels-last, and `enhance.runtime.InferenceNet`;
+* reduced precision (bfloat16, float16 autocast) and the onnxruntime backend, with their error
+  against the float32 PyTorch path;
+* Richardson-Lucy, 20 iterations on the x2 grid, on the same image;
+* the peer: the original architecture in Keras/TensorFlow with random weights, from its own
+  virtual environment (``benchmarks/.venv-keras``, built by ``make bench``);
+* a 4096x4096 full disk through the tiled path: time and peak memory (a separate process).
+
+The shipped weights are used when they exist, initialised networks otherwise (the same arithmetic).
+Timings interleave the cases over several rounds and keep each case's best, because other processes
+may share the CPU; the load average is printed before and after.
+
+    .venv/bin/python benchmarks/run.py [--rounds 3] [--quick] [--no-keras] [--no-full-disk] [--json out.json]
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from flops import enhance_flops  # noqa: E402
+from full_disk import network  # noqa: E402
+
+import enhance  # noqa: E402
+from enhance.baselines import rl_super_resolve  # noqa: E402
+from enhance.inference import _auto_backend  # noqa: E402
+from enhance.network import fold_batchnorm  # noqa: E402
+from enhance.runtime import InferenceNet  # noqa: E402
+
+KERAS_PYTHON = HERE / ".venv-keras" / "bin" / "python"
+MATMUL_SIZE = 4096
+TARGETS = {"full_vs_matmul": 0.85, "light_vs_full": 6.0, "full_vs_keras": 1.6, "full_disk_gb": 6.0}
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def matmul_torch(n: int = MATMUL_SIZE) -> float:
+    """GFLOP/s of a float32 n x n matrix product in PyTorch (MKL), the best of three."""
+    a, b = torch.rand(2, n, n).unbind(0)
+    a @ b
+    return 2 * n**3 / min(_timed(lambda: a @ b) for _ in range(3)) / 1e9
+
+
+def matmul_numpy(*, native: bool, n: int = MATMUL_SIZE) -> float:
+    """GFLOP/s of numpy's float32 matrix product in a fresh process; ``native`` unsets OPENBLAS_CORETYPE.
+
+    Some machines set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) to keep old OpenBLAS builds safe; they
+    slow a current one down, so the native figure is the machine's real throughput.
+    """
+    env = dict(os.environ)
+    if native:
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
+    script = (
+        "import time, numpy as np\n"
+        f"a, b = np.random.default_rng(0).random((2, {n}, {n}), dtype=np.float32)\n"
+        "a @ b\n"
+        "times = []\n"
+        "for _ in range(3):\n"
+        "    t = time.perf_counter(); a @ b; times.append(time.perf_counter() - t)\n"
+        f"print(2 * {n}**3 / min(times) / 1e9)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
+def quiet_sun(size: int, *, seed: int = 0) -> np.ndarray:
+    """A quiet-Sun-like continuum image (I/Ic about 1) with one dark spot."""
+    rng = np.random.default_rng(seed)
+    image = 1 + 0.05 * rng.standard_normal((size, size))
+    y, x = np.ogrid[:size, :size]
+    image[np.hypot(y - size / 3, x - size / 3) < size / 10] *= 0.3
+    return image.astype(np.float32)
+
+
+class Case:
+    """One timed thing: a callable run once per round; the best time counts."""
+
+    def __init__(self, name, fn, *, image=None, depth=None, width=None, note="", once=False):
+        self.name, self.fn, self.image, self.note, self.once = name, fn, image, note, once
+        self.flops = enhance_flops(image, image, depth=depth, width=width) if depth else None
+        self.times = []
+
+    def run(self):
+        if not (self.once and self.times):
+            self.times.append(_timed(self.fn))
+
+    @property
+    def seconds(self):
+        return min(self.times)
+
+
+def _module_only(module, image, *, channels_last=False):
+    """The network alone on a normalised image, as a plain PyTorch user would run it."""
+    x = torch.from_numpy(image)[None, None]
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def run():
+        with torch.no_grad():
+            module(x)
+
+    return run
+
+
+def keras_peer(size: int, repeats: int):
+    """The Keras timings (dict per model), or the reason why there are none."""
+    if not KERAS_PYTHON.exists():
+        return None, f"not installed: {KERAS_PYTHON.parent.parent} is missing (make bench builds it)"
+    command = [str(KERAS_PYTHON), str(HERE / "keras_peer.py"), "--size", str(size), "--repeats", str(repeats)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"failed: {last}"
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return {r["model"]: r for r in results}, ""
+
+
+def full_disk(size: int, model: str):
+    command = [sys.executable, str(HERE / "full_disk.py"), "--size", str(size), "--model", model]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)  # the progress bar shows
+    if done.returncode != 0:
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Enhance speed on this machine (see the module docstring).")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each case keeps its best")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, no 1024x1024, no full disk, no Keras")
+    parser.add_argument("--no-keras", action="store_true", help="skip the Keras/TensorFlow peer")
+    parser.add_argument("--no-full-disk", action="store_true", help="skip the 4096x4096 tiled run")
+    parser.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
+    args = parser.parse_args()
+    rounds = 2 if args.quick else args.rounds
+    load_before = os.getloadavg()
+
+    nets = {name: network(name) for name in ("full", "light")}
+    weights = nets["full"][1]
+    full_net, light_net = nets["full"][0], nets["light"][0]
+    small, large = quiet_sun(400), quiet_sun(1024, seed=1)
+    reference = enhance.enhance(small, network=full_net, device="cpu")
+    cases = {}
+
+    def add(key, fn, **kwargs):
+        cases[key] = Case(key, fn, **kwargs)
+
+    full_arch, light_arch = {"depth": 5, "width": 64}, {"depth": 1, "width": 32}
+    auto = _auto_backend(full_net, precision="float32", device="cpu")
+    note = f"enhance.enhance(), backend 'auto' = {auto}"
+    add("full 400", lambda: enhance.enhance(small, network=full_net, device="cpu"), image=400, **full_arch, note=note)
+    add("light 400", lambda: enhance.enhance(small, network=light_net, device="cpu"), image=400, **light_arch)
+    if not args.quick:
+        add("full 1024", lambda: enhance.enhance(large, network=full_net, device="cpu"), image=1024, **full_arch)
+        add("light 1024", lambda: enhance.enhance(large, network=light_net, device="cpu"), image=1024, **light_arch)
+    torch_out = enhance.enhance(small, network=full_net, device="cpu", backend="torch")
+    errors = {"torch vs auto": float(np.abs(torch_out - reference).max())}
+    for name, net, arch in (("full", full_net, full_arch), ("light", light_net, light_arch)):
+        add(f"{name} 400 torch", lambda net=net: enhance.enhance(small, network=net, device="cpu", backend="torch"),
+            image=400, **arch, note="backend 'torch' (InferenceNet)")  # fmt: skip
+    for precision in ("bfloat16", "float16"):
+        out = enhance.enhance(small, network=full_net, device="cpu", precision=precision)
+        errors[precision] = float(np.abs(out - torch_out).max())
+        run = lambda p=precision: enhance.enhance(small, network=full_net, device="cpu", precision=p)  # noqa: E731
+        slow = " (no fp16 convolutions on this CPU: timed once)" if precision == "float16" else ""
+        add(f"full 400 {precision}", run, image=400, **full_arch, once=precision == "float16",
+            note=f"torch autocast; max |error| {errors[precision]:.1e} I/Ic{slow}")  # fmt: skip
+
+    # What each step buys: the network alone on the normalised image.
+    normalised = small / enhance.inference.estimate_qs_level(small)
+    add("plain PyTorch port", _module_only(full_net.eval(), normalised), image=400, **full_arch,
+        note="network only: eval(), NCHW")  # fmt: skip
+    add("+ BatchNorm folded", _module_only(fold_batchnorm(full_net), normalised), image=400, **full_arch,
+        note="network only")  # fmt: skip
+    add("+ channels-last", _module_only(fold_batchnorm(full_net), normalised, channels_last=True), image=400,
+        **full_arch, note="network only")  # fmt: skip
+    add("+ InferenceNet", _module_only(InferenceNet(full_net), normalised), image=400, **full_arch,
+        note="network only: framed buffers, phase up-sampling")  # fmt: skip
+    try:
+        from enhance.export import onnx_network
+
+        session = onnx_network(full_net)
+        batch = normalised[None, None]
+        add("onnxruntime session", lambda: session(batch), image=400, **full_arch,
+            note=f"network only: same graph on MLAS; max |diff| vs torch {errors['torch vs auto']:.1e}")  # fmt: skip
+    except ImportError as err:
+        print(f"onnxruntime rows skipped: {err}")
+    rl_note = "20 iterations on the x2 grid (enhance.baselines.rl_super_resolve)"
+    add("Richardson-Lucy 400", lambda: rl_super_resolve(small, n_iter=20), image=400, note=rl_note)
+
+    matmul = {"torch (MKL)": [], "numpy (OpenBLAS, environment)": [], "numpy (OpenBLAS, native kernel)": []}
+    for case in cases.values():  # warm-up: primitive caches, first-touch allocations
+        if not case.once:
+            case.fn()
+    for round_ in range(rounds):
+        print(f"round {round_ + 1}/{rounds} ...", file=sys.stderr, flush=True)
+        matmul["torch (MKL)"].append(matmul_torch())
+        matmul["numpy (OpenBLAS, environment)"].append(matmul_numpy(native=False))
+        matmul["numpy (OpenBLAS, native kernel)"].append(matmul_numpy(native=True))
+        for case in cases.values():
+            case.run()
+    best_matmul = {name: max(values) for name, values in matmul.items()}
+    limit = max(best_matmul.values())
+
+    keras, keras_note = (None, "skipped (--no-keras)") if args.no_keras or args.quick else keras_peer(400, 3)
+    disk = None if args.no_full_disk or args.quick else full_disk(4096, "full")
+    load_after = os.getloadavg()
+
+    rows = []
+    for name, value in best_matmul.items():
+        rows.append((f"matmul {name}", f"{MATMUL_SIZE}^2", "", "", f"{value:.1f}", f"{value / limit:.2f}", ""))
+    for case in cases.values():
+        gflops = case.flops / 1e9 if case.flops else None
+        rate = f"{gflops / case.seconds:.1f}" if gflops else ""
+        ratio = f"{gflops / case.seconds / limit:.2f}" if gflops else ""
+        size = f"{case.image}^2"
+        rows.append((case.name, size, f"{case.seconds:.3f}", f"{gflops:.1f}" if gflops else "", rate, ratio,
+                     case.note))  # fmt: skip
+    if keras:
+        for model, result in keras.items():
+            gflops = enhance_flops(400, 400, **(full_arch if model == "full" else light_arch)) / 1e9
+            rate = gflops / result["seconds"]
+            by_way = result["seconds_by_way"]
+            others = ", ".join(f"{way} {t:.2f} s" for way, t in by_way.items() if way != result["way"])
+            note = f"TensorFlow {result['tensorflow']}, {result['way']} (fastest; {others}), random weights"
+            rows.append((f"Keras {model} (peer)", "400^2", f"{result['seconds']:.3f}", f"{gflops:.1f}", f"{rate:.1f}",
+                         f"{rate / limit:.2f}", note))  # fmt: skip
+    else:
+        rows.append(("Keras (peer)", "400^2", "", "", "", "", keras_note))
+    if disk:
+        gflops = enhance_flops(4096, 4096) / 1e9
+        rows.append(("full disk, tiled", "4096^2", f"{disk['seconds']:.1f}", f"{gflops:.0f}",
+                     f"{gflops / disk['seconds']:.1f}", f"{gflops / disk['seconds'] / limit:.2f}",
+                     f"tile {disk['tile']}, peak RSS {disk['peak_rss_bytes'] / 1e9:.2f} GB, progress bar"))  # fmt: skip
+
+    print()
+    print(f"solar-enhance {enhance.__version__} | torch {torch.__version__}, {torch.get_num_threads()} threads | "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores | weights: {weights} | "
+          f"{rounds} rounds, best of each")  # fmt: skip
+    print(f"load average (1, 5, 15 min): before {_load(load_before)}, after {_load(load_after)}")
+    header = ("case", "image", "seconds", "GFLOP", "GFLOP/s", "x matmul", "notes")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print(" | ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+    verdicts = _verdicts(cases, limit, keras, disk)
+    print()
+    for line in verdicts:
+        print(line)
+    if args.json:
+        record = {"matmul_gflops": matmul, "limit_gflops": limit, "load_before": load_before,
+                  "load_after": load_after, "weights": weights, "errors": errors, "keras": keras, "full_disk": disk,
+                  "cases": {c.name: {"times": c.times, "flops": c.flops} for c in cases.values()}}  # fmt: skip
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+def _load(values) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def _verdicts(cases, limit, keras, disk) -> list[str]:
+    full, light = cases["full 400"].seconds, cases["light 400"].seconds
+    ratio = enhance_flops(400, 400) / 1e9 / full / limit
+    lines = [
+        f"full 400x400 at {ratio:.2f} of matmul throughput (target >= {TARGETS['full_vs_matmul']}): "
+        + ("met" if ratio >= TARGETS["full_vs_matmul"] else "NOT met"),
+        f"light {full / light:.1f}x faster than full (target >= {TARGETS['light_vs_full']}): "
+        + ("met" if full / light >= TARGETS["light_vs_full"] else "NOT met"),
+    ]
+    if keras and "full" in keras:
+        speedup = keras["full"]["seconds"] / full
+        lines.append(f"full {speedup:.2f}x faster than Keras (target >= {TARGETS['full_vs_keras']}): "
+                     + ("met" if speedup >= TARGETS["full_vs_keras"] else "NOT met"))  # fmt: skip
+    if disk:
+        gb = disk["peak_rss_bytes"] / 1e9
+        verdict = "met" if gb < TARGETS["full_disk_gb"] else "NOT met"
+        lines.append(f"4096x4096 tiled: {disk['seconds']:.0f} s, peak RSS {gb:.2f} GB (target < "
+                     f"{TARGETS['full_disk_gb']} GB): {verdict}")  # fmt: skip
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

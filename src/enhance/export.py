@@ -1,0 +1,254 @@
+"""ONNX export of an `~enhance.network.EnhanceNet`, and an onnxruntime runner that needs no PyTorch.
+
+`export_onnx` writes the network as a plain ONNX graph (opset 17) of ``Pad``, ``Conv``, ``Relu``,
+``Add``, ``Slice`` and ``DepthToSpace`` nodes, built node by node from the BatchNorm-folded weights, so
+the file holds no framework-specific operators and loads in any ONNX runtime. Its inputs and outputs
+are ``image`` ``(n, 1, ny, nx)`` and ``enhanced`` ``(n, 1, 2 ny, 2 nx)``, float32, any size of at least
+2x2 pixels. The architecture (``depth``, ``width``) and the data kind are kept in the model's metadata.
+
+`OnnxNetwork` runs such a file with onnxruntime (the optional ``onnx`` extra) on numpy arrays; this
+module imports neither torch nor onnxruntime until they are needed, and the runner never imports torch.
+Pass an `OnnxNetwork` as ``network=`` to `~enhance.inference.enhance` (or ``backend='onnx'``): the
+result agrees with the PyTorch path within 1e-4.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["OPSET", "export_onnx", "onnx_model", "onnx_network", "load_onnx", "OnnxNetwork"]
+
+#: ONNX opset of the exported graphs.
+OPSET = 17
+_FORMAT = "enhance-onnx-1"
+
+
+_INSTALL = "install it with: pip install 'solar-enhance[onnx]'"
+
+
+def onnx_model(network, *, kind: str | None = None):
+    """Build the ONNX graph of an `~enhance.network.EnhanceNet` (BatchNorm folded, float32).
+
+    Parameters
+    ----------
+    network : `~enhance.network.EnhanceNet`
+        The network (trained or not); it is not modified.
+    kind : {'intensity', 'blos'}, optional
+        What the network enhances, recorded in the metadata.
+
+    Returns
+    -------
+    `onnx.ModelProto`
+        A checked model with input ``image`` and output ``enhanced``.
+
+    Notes
+    -----
+    The layers are those of ``fold_batchnorm(network)``: reflection ``Pad`` and a valid ``Conv`` for
+    each 3x3 convolution, ``Relu`` and ``Add`` as in the paper. The nearest-neighbour x2 up-sampling
+    and the 3x3 convolution after it are four 2x2 ``Conv`` (one per output phase) on the
+    edge-padded low-resolution grid (`~enhance.runtime.phase_kernels`), each followed by its ReLU
+    and 1x1 output ``Conv`` and cropped by a ``Slice``; ``DepthToSpace`` interleaves the four. The
+    values are the same, computed without the x2 feature map, and one phase's features are held at
+    a time (a 1024x1024 image needs about 2 GB).
+    """
+    import torch
+
+    from ._validation import check_choice
+    from .network import EnhanceNet, fold_batchnorm
+    from .runtime import phase_kernels
+
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as err:
+        msg = f"the onnx package is needed to export a network; {_INSTALL}"
+        raise ImportError(msg) from err
+
+    if not isinstance(network, EnhanceNet):
+        msg = f"network must be an EnhanceNet, got {type(network).__name__}"
+        raise TypeError(msg)
+    if kind is not None:
+        check_choice(kind, ("intensity", "blos"), name="kind")
+    folded = fold_batchnorm(network)
+    nodes, initializers = [], []
+
+    def constant(name, array):
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name=name))
+        return name
+
+    def tensor(value: torch.Tensor) -> np.ndarray:
+        return value.detach().cpu().to(torch.float32).numpy()
+
+    reflect = constant("pads_1", np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64))
+
+    def conv3x3(name, source, conv, *, pad_mode="reflect"):
+        padded = f"{name}_padded"
+        nodes.append(helper.make_node("Pad", [source, reflect], [padded], mode=pad_mode, name=f"{name}_pad"))
+        weight = constant(f"{name}.weight", tensor(conv.weight))
+        bias = constant(f"{name}.bias", tensor(conv.bias))
+        nodes.append(helper.make_node("Conv", [padded, weight, bias], [name], kernel_shape=[3, 3], name=name))
+        return name
+
+    def relu(source):
+        nodes.append(helper.make_node("Relu", [source], [f"{source}_relu"], name=f"{source}_relu"))
+        return f"{source}_relu"
+
+    def add(name, a, b):
+        nodes.append(helper.make_node("Add", [a, b], [name], name=name))
+        return name
+
+    head = relu(conv3x3("conv_in", "image", folded.conv_in))
+    current = head
+    for i, block in enumerate(folded.blocks):
+        hidden = relu(conv3x3(f"blocks.{i}.conv1", current, block.conv1))
+        current = add(f"blocks.{i}.sum", conv3x3(f"blocks.{i}.conv2", hidden, block.conv2), current)
+    trunk = add("skip_sum", conv3x3("conv_skip", current, folded.conv_skip), head)
+
+    # Up-sampling and conv_up as four phases on the low-resolution grid (one branch each, so that only one
+    # phase's features are held at a time), then the 1x1 conv_out of each phase, cropped and interleaved.
+    nodes.append(helper.make_node("Pad", [trunk, reflect], ["trunk_edge"], mode="edge", name="trunk_edge"))
+    kernels = tensor(phase_kernels(folded.conv_up.weight)).reshape(4, folded.width, folded.width, 2, 2)
+    up_bias = constant("conv_up.bias", tensor(folded.conv_up.bias))
+    out_weight = constant("conv_out.weight", tensor(folded.conv_out.weight))
+    out_bias = constant("conv_out.bias", tensor(folded.conv_out.bias))
+    axes = constant("slice_axes", np.array([2, 3], dtype=np.int64))
+    end = {0: -1, 1: 2**62}  # phase 0 drops the last row (column) of the (ny + 1, nx + 1) grid, phase 1 the first
+    crops = []
+    for a in (0, 1):
+        for b in (0, 1):
+            p = 2 * a + b  # phase (a, b) at (y, x) is read at (y + a, x + b) of the (ny + 1, nx + 1) grid
+            weight = constant(f"conv_up.phase{p}.weight", kernels[p])
+            nodes.append(helper.make_node("Conv", ["trunk_edge", weight, up_bias], [f"conv_up.phase{p}"],
+                                          kernel_shape=[2, 2], name=f"conv_up.phase{p}"))  # fmt: skip
+            nodes.append(helper.make_node("Conv", [relu(f"conv_up.phase{p}"), out_weight, out_bias],
+                                          [f"conv_out.phase{p}"], kernel_shape=[1, 1]))  # fmt: skip
+            starts = constant(f"phase{p}_starts", np.array([a, b], dtype=np.int64))
+            ends = constant(f"phase{p}_ends", np.array([end[a], end[b]], dtype=np.int64))
+            nodes.append(helper.make_node("Slice", [f"conv_out.phase{p}", starts, ends, axes], [f"phase{p}"],
+                                          name=f"phase{p}"))  # fmt: skip
+            crops.append(f"phase{p}")
+    nodes.append(helper.make_node("Concat", crops, ["phases_cropped"], axis=1, name="concat"))
+    nodes.append(helper.make_node("DepthToSpace", ["phases_cropped"], ["enhanced"], blocksize=2, mode="CRD"))
+
+    graph = helper.make_graph(
+        nodes,
+        f"EnhanceNet_depth{folded.depth}_width{folded.width}",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "ny", "nx"])],
+        [helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["n", 1, "ny2", "nx2"])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
+    from ._version import __version__
+
+    model.producer_version = __version__
+    metadata = {"format": _FORMAT, "depth": folded.depth, "width": folded.width, "kind": kind or ""}
+    helper.set_model_props(model, {key: str(value) for key, value in metadata.items()})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export_onnx(network, path, *, kind: str | None = None, overwrite: bool = False) -> Path:
+    """Write an `~enhance.network.EnhanceNet` to an ONNX file, atomically.
+
+    Parameters
+    ----------
+    network : `~enhance.network.EnhanceNet`
+        The network to export.
+    path : str or `~pathlib.Path`
+        Destination ``.onnx`` file.
+    kind : {'intensity', 'blos'}, optional
+        What the network enhances, recorded in the file.
+    overwrite : bool
+        Replace an existing file; without it an existing file raises `FileExistsError`.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from enhance.network import EnhanceNet
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.onnx"
+    >>> export_onnx(EnhanceNet(depth=1, width=4), path).name
+    'tiny.onnx'
+    """
+    from .io import atomic_write
+
+    data = onnx_model(network, kind=kind).SerializeToString()
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
+
+
+def onnx_network(network, *, kind: str | None = None, threads: int | None = None) -> "OnnxNetwork":
+    """Export ``network`` in memory and open it with onnxruntime (see `export_onnx` and `OnnxNetwork`)."""
+    return OnnxNetwork(onnx_model(network, kind=kind).SerializeToString(), threads=threads)
+
+
+def load_onnx(path) -> "OnnxNetwork":
+    """Open an ONNX file written by `export_onnx` with onnxruntime; PyTorch is not needed."""
+    path = Path(path)
+    if not path.is_file():
+        msg = f"ONNX file not found: {path}"
+        raise FileNotFoundError(msg)
+    return OnnxNetwork(path)
+
+
+class OnnxNetwork:
+    """An exported network run by onnxruntime on the CPU, on float32 numpy arrays.
+
+    Parameters
+    ----------
+    model : str, `~pathlib.Path` or bytes
+        An ONNX file written by `export_onnx`, or its serialised bytes.
+    threads : int, optional
+        onnxruntime's intra-op threads; None lets it use every core.
+
+    Attributes
+    ----------
+    depth, width : int or None
+        The architecture, from the file's metadata (None for a foreign file).
+    kind : str or None
+        'intensity' or 'blos' when the export recorded it.
+
+    Notes
+    -----
+    Calling the object maps an ``(n, 1, ny, nx)`` float32 array to ``(n, 1, 2 ny, 2 nx)``; `enhance`
+    and `~enhance.tiling.run_tiled` take it where they take a PyTorch network.
+    """
+
+    def __init__(self, model, *, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            msg = f"onnxruntime is needed to run an ONNX network; {_INSTALL}"
+            raise ImportError(msg) from err
+        options = ort.SessionOptions()
+        # Memory patterns are planned and kept per input shape: tiles of a few shapes made a 4096x4096
+        # run grow past 9 GB. Without them memory stays flat at the same speed (the arena is kept: it is
+        # the fast allocator).
+        options.enable_mem_pattern = False
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        source = model if isinstance(model, bytes) else str(model)
+        try:
+            self.session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for unreadable models
+            name = "the ONNX bytes" if isinstance(model, bytes) else str(model)
+            msg = f"{name} is not a readable ONNX model: {err}"
+            raise ValueError(msg) from err
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.depth = int(meta["depth"]) if "depth" in meta else None
+        self.width = int(meta["width"]) if "width" in meta else None
+        self.kind = meta.get("kind") or None
+        self._input = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        array = np.ascontiguousarray(batch, dtype=np.float32)
+        if array.ndim != 4 or array.shape[1] != 1:
+            msg = f"batch must have shape (n, 1, ny, nx), got {array.shape}"
+            raise ValueError(msg)
+        return self.session.run(None, {self._input: array})[0]
+
+    def __repr__(self) -> str:
+        return f"OnnxNetwork(depth={self.depth}, width={self.width}, kind={self.kind!r})"

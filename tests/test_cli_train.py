@@ -1,0 +1,78 @@
+"""The training-side subcommands: synth, dataset build, train, validate."""
+
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from enhance.cli import main
+from enhance.io import detect_kind
+from enhance.weights import load_network
+
+
+def test_synth_writes_a_continuum_and_a_magnetogram(tmp_path, capsys):
+    cont, bz = tmp_path / "c.fits", tmp_path / "b.fits"
+    assert main(["synth", str(cont), str(bz), "--shape", "96", "128", "--kind", "plage", "--seed", "3"]) == 0
+    assert fits.getdata(cont).shape == (96, 128)
+    assert detect_kind(fits.getheader(cont)) == "intensity"
+    assert detect_kind(fits.getheader(bz)) == "blos"
+    assert main(["synth", str(cont), str(bz), "--shape", "96", "128"]) != 0  # never overwrites silently
+    assert "exists" in capsys.readouterr().err
+    assert main(["synth", str(cont)]) != 0
+    assert "two output files" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pairs")
+    common = ["--frames", "1", "--shape", "400", "400", "--patches-per-frame", "8", "--noise", "0"]
+    assert main(["dataset", "build", str(folder / "train.h5"), "--kind", "blos", *common]) == 0
+    assert main(["dataset", "build", str(folder / "val.h5"), "--kind", "blos", "--held-out", *common]) == 0
+    return folder
+
+
+def test_dataset_build_writes_aligned_pairs(pairs):
+    import h5py
+
+    with h5py.File(pairs / "train.h5", "r") as f:
+        assert f["inputs"].shape == (8, 50, 50)
+        assert f["targets"].shape == (8, 100, 100)
+        assert f.attrs["kind"] == "blos"
+        assert f.attrs["noise"] == 0
+        train_first = np.array(f["inputs"][0])
+    with h5py.File(pairs / "val.h5", "r") as f:
+        assert not np.array_equal(train_first, np.array(f["inputs"][0]))  # held-out scenes differ
+
+
+def test_train_then_validate_from_the_command_line(pairs, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(pairs / "train.h5"), "--val", str(pairs / "val.h5"), "--kind", "blos",
+            "--model", "light", "--steps", "3", "--batch-size", "4", "--eval-interval", "3",
+            "--out-dir", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert "done: step 3" in capsys.readouterr().out
+    history = json.loads((out / "history.json").read_text())
+    assert [row["step"] for row in history] == [3]
+    net = load_network(out / "final.safetensors", kind="blos")
+    assert (net.depth, net.width) == (1, 32)
+    # Resuming a finished run does no more steps; a different model size is refused.
+    assert main(args) == 0
+    assert main([*args[:-2], "--out-dir", str(out), "--model", "full"]) != 0
+    assert "holds a network with" in capsys.readouterr().err
+    # Wrong kind of pairs.
+    assert main(["train", "--data", str(pairs / "train.h5"), "--kind", "intensity", "--steps", "1",
+                 "--out-dir", str(tmp_path / "x")]) != 0  # fmt: skip
+    assert "holds blos pairs" in capsys.readouterr().err
+
+    report_dir = tmp_path / "report"
+    assert main(["validate", "--kind", "blos", "--weights", f"light={out / 'final.safetensors'}",
+                 "--shape", "160", "160", "-o", str(report_dir)]) == 0  # fmt: skip
+    text = (report_dir / "validation_blos.md").read_text()
+    assert "| light | enhance |" in text
+    assert "synthetic active_region" in text
+
+
+def test_validate_without_trained_models_says_so(capsys):
+    assert main(["validate", "--kind", "intensity"]) != 0
+    assert "not trained yet" in capsys.readouterr().err
