@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: Richardson-Lucy iteration counts tried; the best one against the target is reported.
-RL_ITERATIONS = (1, 2, 3, 5, 8, 12, 20, 30, 50, 80, 120, 200)
+RL_ITERATIONS = (1, 2, 3, 5, 8, 12, 20, 30, 50, 80, 120, 200, 300, 500)
 _SCENES = ("quiet_sun", "plage", "active_region")
 _UMBRA = 0.4  # I/Ic below which target pixels count as umbra
 

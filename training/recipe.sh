@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The recipe of the shipped models, step by step. Run from the repository root with the venv built
+# (`make install`). Every step is deterministic (seeded) and resumable: rerunning it continues where the
+# last run stopped (`enhance train` resumes from OUT_DIR/checkpoint.pt).
+#
+#   training/recipe.sh data            # ~8 min per kind on 2 cores: the pair files (not in git, ~0.9 GB)
+#   training/recipe.sh light|full KIND # train (KIND: intensity or blos); resumes from training/checkpoints
+#   training/recipe.sh validate KIND   # validation report of the best weights
+set -euo pipefail
+SIM=${SIM:-../shared/data/muram_qs_0.0662arcsec.fits}   # the MURaM quiet-Sun field (never committed)
+PY=${PY:-.venv/bin}
+RUNS=${RUNS:-runs}
+mkdir -p "$RUNS"
+
+case "${1:-}" in
+data)
+    [ -f "$RUNS/pairs_intensity.h5" ] || "$PY/enhance" dataset build "$RUNS/pairs_intensity.h5" --kind intensity \
+        --simulation "$SIM" --frames 128 --noise 0
+    [ -f "$RUNS/pairs_blos.h5" ] || "$PY/enhance" dataset build "$RUNS/pairs_blos.h5" --kind blos --frames 128 --noise 0
+    ;;
+light|full)
+    variant=$1 kind=${2:?kind: intensity or blos}
+    out="$RUNS/${variant}_${kind}"
+    # Resume from the checkpoint carried in git between sessions, if the run folder is new.
+    if [ ! -f "$out/checkpoint.pt" ] && [ -f "training/checkpoints/${variant}_${kind}.pt" ]; then
+        mkdir -p "$out" && cp "training/checkpoints/${variant}_${kind}.pt" "$out/checkpoint.pt"
+    fi
+    steps=20000; [ "$variant" = full ] && steps=8000
+    extra=(); [ "$kind" = intensity ] && extra=(--simulation "$SIM")
+    "$PY/enhance" train --data "$RUNS/pairs_${kind}.h5" --kind "$kind" --model "$variant" --steps "$steps" \
+        --lr 5e-4 --threads "${THREADS:-1}" --out-dir "$out" "${extra[@]}"
+    ;;
+save)
+    # Carry the resume checkpoints to the next session (small: 0.5 MB light, 5 MB full).
+    mkdir -p training/checkpoints
+    for run in "$RUNS"/*_intensity "$RUNS"/*_blos; do
+        [ -f "$run/checkpoint.pt" ] && cp "$run/checkpoint.pt" "training/checkpoints/$(basename "$run").pt"
+    done
+    ls -la training/checkpoints
+    ;;
+validate)
+    kind=${2:?kind: intensity or blos}
+    args=()
+    for variant in full light; do
+        [ -f "$RUNS/${variant}_${kind}/best.safetensors" ] && args+=(--weights "$variant=$RUNS/${variant}_${kind}/best.safetensors")
+    done
+    extra=(); [ "$kind" = intensity ] && extra=(--simulation "$SIM")
+    "$PY/enhance" validate --kind "$kind" "${args[@]}" "${extra[@]}" -o "$RUNS/validation"
+    ;;
+*)
+    sed -n '2,10p' "$0"; exit 2 ;;
+esac
