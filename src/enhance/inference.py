@@ -214,7 +214,8 @@ def _enhance_array(
         normalised.astype(np.float32, copy=False), runner, tile=tile, margin=margin, device=device,
         progress=progress, precision=precision,
     )  # fmt: skip
-    result = result.astype(out_dtype, copy=False) * out_dtype.type(scale)
+    result = result.astype(out_dtype, copy=False)  # float32 already for float32 input: no copy
+    result *= out_dtype.type(scale)  # in place: result is ours
     if not finite.all():
         result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
     return result

@@ -68,9 +68,11 @@ def run_tiled(
     tile_y = ny if tile is None else tile
     tile_x = nx if tile is None else tile
     rows, cols = tile_spans(ny, tile_y, margin), tile_spans(nx, tile_x, margin)
-    out = np.empty((2 * ny, 2 * nx), dtype=np.float32)
     source = np.ascontiguousarray(image, dtype=np.float32)
     forward = _torch_forward(net, device, precision) if isinstance(net, torch.nn.Module) else net
+    if len(rows) == len(cols) == 1:  # one tile: the whole image, no stitching
+        return np.ascontiguousarray(forward(source[None, None])[0, 0], dtype=np.float32)
+    out = np.empty((2 * ny, 2 * nx), dtype=np.float32)
     bar = tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress, leave=False)
     for y0, y1, ylo, yhi in rows:
         for x0, x1, xlo, xhi in cols:
