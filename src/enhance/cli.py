@@ -19,32 +19,6 @@ def _error(message: str) -> int:
     return 2
 
 
-def _outputs_for(inputs: list[Path], out: Path) -> list[Path]:
-    """One output path per input: OUT itself for one input, else ``OUT/<stem>_enhanced.fits``."""
-    if len(inputs) == 1 and not out.is_dir():
-        return [out]
-    if not out.is_dir():
-        msg = f"with several inputs, -o must be an existing directory, got {out}"
-        raise NotADirectoryError(msg)
-    names = [out / f"{path.name.split('.')[0]}_enhanced.fits" for path in inputs]
-    if len(set(names)) != len(names):
-        msg = "several inputs share a file name stem; their outputs would collide"
-        raise ValueError(msg)
-    return names
-
-
-def _kind_of(path: Path, requested: str, header) -> str:
-    if requested != "auto":
-        return requested
-    from .io import detect_kind
-
-    kind = detect_kind(header)
-    if kind is None:
-        msg = f"{path}: cannot tell continuum from magnetogram (no BUNIT, CONTENT or series name); pass -t"
-        raise ValueError(msg)
-    return kind
-
-
 def _is_batch(args) -> bool:
     """Several inputs, a directory or glob, an output directory, or Dask options: run `enhance_files`."""
     if args.workers is not None or args.scheduler is not None or len(args.inputs) > 1:
@@ -87,63 +61,36 @@ def _run_batch(args) -> int:
 
 
 def _run(args) -> int:
+    """One file into one file; everything else goes through the batch engine (`_run_batch`)."""
     if _is_batch(args):
         return _run_batch(args)
-    from tqdm.auto import tqdm
-
     from .inference import _enhance_array, _history, resolve_network
-    from .io import read_fits, upscale_header, write_fits
+    from .io import read_fits, resolve_kind, upscale_header, write_fits
+    from .weights import load_weights_file
 
-    inputs = [Path(p) for p in args.inputs]
-    outputs = _outputs_for(inputs, Path(args.output))
-    if not args.overwrite:
-        for path in outputs:
-            if path.exists():
-                return _error(f"{path} exists; use --overwrite to replace it")
-    custom = {}  # kind -> network loaded from --weights (checked against each file's kind)
-    failures = 0
-    for source, target in tqdm(
-        list(zip(inputs, outputs, strict=True)), desc="files", unit="file", disable=len(inputs) < 2
-    ):
-        try:
-            image, header = read_fits(source)
-            kind = _kind_of(source, args.type, header)
-            if args.weights and kind not in custom:
-                custom[kind] = _load_custom(args.weights, kind=kind)
-            network = resolve_network(kind, model=args.model, network=custom.get(kind))
-            result = _enhance_array(image, kind=kind, network=network, qs_level=args.qs_level, device=args.device,
-                                    tile=args.tile, progress=True, backend=args.backend,
-                                    precision=args.precision)  # fmt: skip
-            history = _history(kind, args.model, custom.get(kind))
-            history += f" ({Path(args.weights).name})" if args.weights else ""
-            extra = []
-            if args.consistency:
-                from .diagnostics import consistency_hdu
+    source, target = Path(args.inputs[0]), Path(args.output)
+    if target.exists() and not args.overwrite:
+        return _error(f"{target} exists; use --overwrite to replace it")
+    try:
+        image, header = read_fits(source)
+        kind = resolve_kind(args.type, header, path=source)
+        custom = load_weights_file(args.weights, kind=kind) if args.weights else None
+        network = resolve_network(kind, model=args.model, network=custom)
+        options = {"qs_level": args.qs_level, "device": args.device, "tile": args.tile, "backend": args.backend,
+                   "precision": args.precision}  # fmt: skip
+        result = _enhance_array(image, kind=kind, network=network, progress=True, **options)
+        history = _history(kind, args.model, custom) + (f" ({Path(args.weights).name})" if args.weights else "")
+        extra = []
+        if args.consistency:
+            from .diagnostics import consistency_hdu
 
-                extra = [consistency_hdu(result, image, header=header)]
-            write_fits(target, result, upscale_header(header, 2, history=history), overwrite=args.overwrite,
-                       extra_hdus=extra)  # fmt: skip
-        except (OSError, ValueError, TypeError, LookupError) as err:
-            failures += 1
-            _error(str(err) if str(source) in str(err) else f"{source}: {err}")
-            continue
-        print(f"{source} -> {target} ({kind}, {result.shape[1]}x{result.shape[0]})")
-    return 1 if failures else 0
-
-
-def _load_custom(path, *, kind):
-    """The network in ``--weights``: an ONNX file (`~enhance.export.load_onnx`) or safetensors weights."""
-    if Path(path).suffix.lower() != ".onnx":
-        from .weights import load_network
-
-        return load_network(path, kind=kind)
-    from .export import load_onnx
-
-    network = load_onnx(path)
-    if network.kind is not None and network.kind != kind:
-        msg = f"{path} holds a {network.kind} network, but the data are {kind}"
-        raise ValueError(msg)
-    return network
+            extra = [consistency_hdu(result, image, header=header)]
+        write_fits(target, result, upscale_header(header, 2, history=history), overwrite=args.overwrite,
+                   extra_hdus=extra)  # fmt: skip
+    except (OSError, ValueError, TypeError, LookupError) as err:
+        return _error(str(err) if str(source) in str(err) else f"{source}: {err}")
+    print(f"{source} -> {target} ({kind}, {result.shape[1]}x{result.shape[0]})")
+    return 0
 
 
 def _export(args) -> int:
@@ -227,15 +174,15 @@ def _add_run(subparsers) -> None:
 
 def _compare(args) -> int:
     from .diagnostics import compare, parse_region
-    from .io import read_fits
-    from .weights import load_network
+    from .io import read_fits, resolve_kind
+    from .weights import load_weights_file
 
     source = Path(args.input)
     kind = args.type
     if args.weights:
         if kind == "auto":
-            kind = _kind_of(source, kind, read_fits(source)[1])
-        network = load_network(args.weights, kind=kind)
+            kind = resolve_kind(kind, read_fits(source)[1], path=source)
+        network = load_weights_file(args.weights, kind=kind)
     else:
         network = None
     out_dir = Path(args.output) if args.output else Path(f"{source.name.split('.')[0]}_compare")

@@ -84,9 +84,9 @@ def _cached_network(weights, *, kind, model="full"):
 
 def _load_file(path, *, kind):
     """The network in a weights file, safetensors or ONNX, as ``enhance run --weights`` loads it."""
-    from .cli import _load_custom
+    from .weights import load_weights_file
 
-    return _load_custom(path, kind=kind)
+    return load_weights_file(path, kind=kind)
 
 
 def _cache_name(key):
@@ -210,9 +210,9 @@ def _is_complete(target: Path, shape) -> bool:
 
 
 def _kind_for(source: Path, kind: str, header) -> str:
-    from .cli import _kind_of  # one rule for `enhance run` and the batch engine
+    from .io import resolve_kind  # one rule for `enhance run` and the batch engine
 
-    return _kind_of(source, kind, header)
+    return resolve_kind(kind, header, path=source)
 
 
 def _enhance_file(

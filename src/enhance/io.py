@@ -9,7 +9,16 @@ from astropy.io import fits
 
 from ._validation import check_positive
 
-__all__ = ["read_fits", "read_map", "write_fits", "write_map", "upscale_header", "detect_kind", "atomic_write"]
+__all__ = [
+    "read_fits",
+    "read_map",
+    "write_fits",
+    "write_map",
+    "upscale_header",
+    "detect_kind",
+    "resolve_kind",
+    "atomic_write",
+]
 
 # Keys that describe the stored pixel values and become wrong once the data change.
 _STALE_KEYS = (
@@ -175,6 +184,23 @@ def detect_kind(header):
     if unit in ("i/ic", "dn/s", "dn", "counts", "ic"):
         return "intensity"
     return None
+
+
+def resolve_kind(requested, header, *, path="input"):
+    """The data kind for ``requested`` ('intensity', 'blos' or 'auto'); 'auto' reads the header (`detect_kind`).
+
+    Raises
+    ------
+    ValueError
+        If ``requested`` is 'auto' and the header does not say (no BUNIT, CONTENT or series name).
+    """
+    if requested != "auto":
+        return requested
+    kind = detect_kind(header)
+    if kind is None:
+        msg = f"{path}: cannot tell continuum from magnetogram (no BUNIT, CONTENT or series name); pass -t"
+        raise ValueError(msg)
+    return kind
 
 
 def atomic_write(path, writer, *, overwrite=False):

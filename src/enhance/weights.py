@@ -26,6 +26,7 @@ __all__ = [
     "SHIPPED",
     "save_weights",
     "load_network",
+    "load_weights_file",
     "load_weights",
     "shipped_path",
     "model_card",
@@ -110,6 +111,23 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
     net = EnhanceNet(depth=int(meta["depth"]), width=int(meta["width"]))
     net.load_state_dict(state, strict=True)
     return net.eval()
+
+
+def load_weights_file(path, *, kind: str):
+    """The network in a weights file, as ``enhance run --weights`` loads it.
+
+    A ``.onnx`` file becomes an `~enhance.export.OnnxNetwork` (onnxruntime); anything else is read as
+    safetensors weights (`load_network`). Either way the file's kind must be ``kind``.
+    """
+    if Path(path).suffix.lower() != ".onnx":
+        return load_network(path, kind=kind)
+    from .export import load_onnx
+
+    network = load_onnx(path)
+    if network.kind is not None and network.kind != kind:
+        msg = f"{path} holds a {network.kind} network, but the data are {kind}"
+        raise ValueError(msg)
+    return network
 
 
 def shipped_path(kind: str, variant: str) -> Path:
