@@ -32,6 +32,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	-@$(MAKE) --no-print-directory $(KERAS_STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/bench_distributed.py
 
 $(KERAS_STAMP):
 	$(PYTHON) -m venv $(KERAS_VENV)
