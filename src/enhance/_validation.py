@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_image", "check_positive", "check_choice", "supported_float_type"]
+__all__ = ["check_image", "check_positive", "check_integer", "check_angle", "check_choice", "supported_float_type"]
 
 
 def supported_float_type(dtype):
@@ -68,6 +68,35 @@ def check_positive(value, *, name):
         msg = f"{name} must be a positive number, got {value!r}"
         raise ValueError(msg)
     return value
+
+
+def check_integer(value, *, name, minimum=1, unit=""):
+    """Return ``value`` as an int if it is an integer (not a bool) >= ``minimum``, else raise `ValueError`.
+
+    The message says "a positive integer" for ``minimum=1`` and "an integer >= minimum" otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        msg = f"{name} must be {expected}{unit}, got {value!r}"
+        raise ValueError(msg)
+    return int(value)
+
+
+def check_angle(value, *, name):
+    """Return an angle in arcsec from a `~astropy.units.Quantity` or a plain number of arcsec (> 0)."""
+    import astropy.units as u
+
+    if isinstance(value, u.Quantity):
+        number = float(value.to_value(u.arcsec))
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        msg = f"{name} must be an angle (Quantity) or a number of arcsec, got {value!r}"
+        raise TypeError(msg)
+    if not (np.isfinite(number) and number > 0):
+        msg = f"{name} must be positive, got {value!r}"
+        raise ValueError(msg)
+    return number
 
 
 def check_choice(value, choices, *, name):

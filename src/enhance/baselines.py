@@ -11,7 +11,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from ._validation import check_choice, check_image, check_positive
+from ._validation import check_choice, check_image, check_integer, check_positive
 from .degrade import HMI_PIXEL_SCALE
 from .psf import DEFAULT_RADIUS, psf_kernel
 
@@ -22,10 +22,7 @@ INTERPOLATION_ORDERS = {"nearest": 0, "bilinear": 1, "bicubic": 3}
 
 
 def _check_n_iter(n_iter):
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int | np.integer) or n_iter < 0:
-        msg = f"n_iter must be an integer >= 0, got {n_iter!r}"
-        raise ValueError(msg)
-    return int(n_iter)
+    return check_integer(n_iter, name="n_iter", minimum=0)
 
 
 def upsample_x2(image, *, method: str = "bicubic") -> np.ndarray:

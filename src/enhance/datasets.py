@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._validation import check_integer
 from ._version import __version__
 from .degrade import HMI_PIXEL_SCALE, degrade
 from .io import atomic_write
@@ -56,10 +57,7 @@ UNITS = {"intensity": "I/Ic", "blos": "kG"}
 
 
 def _check_patch(patch):
-    if isinstance(patch, bool) or not isinstance(patch, numbers.Integral) or patch < 2:
-        msg = f"patch must be an integer >= 2 (input pixels), got {patch!r}"
-        raise ValueError(msg)
-    return int(patch)
+    return check_integer(patch, name="patch", minimum=2, unit=" (input pixels)")
 
 
 def _noise_level(noise, kind):
@@ -300,12 +298,8 @@ class PairDataset(torch.utils.data.Dataset):
             ("patches_per_frame", patches_per_frame),
             ("cache_frames", cache_frames),
         ):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                msg = f"{name} must be a positive integer, got {value!r}"
-                raise ValueError(msg)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            msg = f"seed must be an integer >= 0, got {seed!r}"
-            raise ValueError(msg)
+            check_integer(value, name=name)
+        check_integer(seed, name="seed", minimum=0)
         self.sources = sources
         self.kind = kinds.pop()
         self.n_samples = int(n_samples)

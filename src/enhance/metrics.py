@@ -11,7 +11,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from ._validation import check_choice, check_image, check_positive
+from ._validation import check_choice, check_image, check_integer, check_positive
 from .baselines import _padded_shape, _transfer_function, bicubic_x2
 from .degrade import HMI_PIXEL_SCALE, bin_area
 from .psf import DEFAULT_RADIUS, TARGET_DIAMETER, psf_kernel
@@ -157,9 +157,7 @@ def quiet_region(image, *, size: int = 40, qs_level: float | None = None, tolera
     True
     """
     data = check_image(image)
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 2:
-        msg = f"size must be an integer >= 2 pixels, got {size!r}"
-        raise ValueError(msg)
+    check_integer(size, name="size", minimum=2, unit=" pixels")
     tolerance = check_positive(tolerance, name="tolerance")
     size = int(min(size, *data.shape))
     if qs_level is None:
@@ -190,9 +188,7 @@ def scale_region(region, factor: int = 2):
     >>> scale_region(np.s_[10:50, 0:40])
     (slice(20, 100, None), slice(0, 80, None))
     """
-    if isinstance(factor, bool) or not isinstance(factor, int | np.integer) or factor < 1:
-        msg = f"factor must be a positive integer, got {factor!r}"
-        raise ValueError(msg)
+    check_integer(factor, name="factor")
     scaled = []
     for item in region:
         if not isinstance(item, slice) or item.step not in (None, 1):
@@ -490,9 +486,7 @@ def density_scatter(image, output, *, bins: int = 200, limits=None):
     elif y.shape != x.shape:
         msg = f"output must have the input's shape {x.shape} or twice it, got {y.shape}"
         raise ValueError(msg)
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        msg = f"bins must be a positive integer, got {bins!r}"
-        raise ValueError(msg)
+    check_integer(bins, name="bins")
     both = np.isfinite(x) & np.isfinite(y)
     x, y = x[both], y[both]
     if limits is None:

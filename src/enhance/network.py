@@ -9,6 +9,8 @@ import copy
 import torch
 from torch import nn
 
+from ._validation import check_integer
+
 __all__ = ["ResidualBlock", "EnhanceNet", "fold_batchnorm", "receptive_margin", "full", "light"]
 
 _BN_EPS = 1e-3  # Keras default, as in the paper's Eq. (5)
@@ -70,10 +72,8 @@ class EnhanceNet(nn.Module):
 
     def __init__(self, depth: int = 5, width: int = 64) -> None:
         super().__init__()
-        for name, value in (("depth", depth), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                msg = f"{name} must be a positive integer, got {value!r}"
-                raise ValueError(msg)
+        check_integer(depth, name="depth")
+        check_integer(width, name="width")
         self.depth = depth
         self.width = width
         self.conv_in = _conv3x3(1, width)

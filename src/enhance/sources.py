@@ -17,7 +17,7 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 
-from ._validation import check_choice
+from ._validation import check_angle, check_choice, check_integer
 from .synth import KINDS as SCENE_KINDS
 from .synth import MURAM_PIXEL_SCALE, generate_scene
 
@@ -244,17 +244,7 @@ def _check_normalise(normalise, kind):
 
 def _resolve_scale(pixel_scale, from_file, *, where):
     if pixel_scale is not None:
-        if isinstance(pixel_scale, u.Quantity):
-            value = float(pixel_scale.to_value(u.arcsec))
-        elif isinstance(pixel_scale, numbers.Real) and not isinstance(pixel_scale, bool):
-            value = float(pixel_scale)
-        else:
-            msg = f"pixel_scale must be an angle (Quantity) or a number of arcsec, got {pixel_scale!r}"
-            raise TypeError(msg)
-        if not (np.isfinite(value) and value > 0):
-            msg = f"pixel_scale must be positive, got {pixel_scale!r}"
-            raise ValueError(msg)
-        return value * u.arcsec
+        return check_angle(pixel_scale, name="pixel_scale") * u.arcsec
     if from_file is None:
         msg = f"{where}: the file gives no pixel scale (CDELT1/CUNIT1 or a pixel_scale attribute); pass pixel_scale="
         raise ValueError(msg)
@@ -535,12 +525,8 @@ class SyntheticSource(Source):
     ):
         self.kind = _canonical_kind(kind)
         check_choice(scene, SCENE_KINDS, name="scene")
-        if isinstance(n_frames, bool) or not isinstance(n_frames, numbers.Integral) or n_frames < 1:
-            msg = f"n_frames must be a positive integer, got {n_frames!r}"
-            raise ValueError(msg)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            msg = f"seed must be an integer >= 0, got {seed!r}"
-            raise ValueError(msg)
+        check_integer(n_frames, name="n_frames")
+        check_integer(seed, name="seed", minimum=0)
         self.shape = tuple(shape)
         self.scene = scene
         self.seed = int(seed)

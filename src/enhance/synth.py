@@ -52,7 +52,7 @@ import numpy as np
 import scipy.fft
 from scipy.spatial import cKDTree
 
-from ._validation import check_choice
+from ._validation import check_angle, check_choice, check_integer
 
 __all__ = [
     "KINDS",
@@ -192,9 +192,7 @@ class SceneParameters:
                 raise ValueError(msg)
         for name in ("n_bipoles", "n_pores", "n_spots", "moat_features"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                msg = f"{name} must be an integer >= 0, got {value!r}"
-                raise ValueError(msg)
+            check_integer(value, name=name, minimum=0)
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, tuple):
@@ -688,17 +686,7 @@ def _spot(shape, centre, scale, rng, granulation, *, r_penumbra, ratio, b_umbra,
 
 
 def _pixel_scale_arcsec(pixel_scale):
-    if isinstance(pixel_scale, u.Quantity):
-        value = float(pixel_scale.to_value(u.arcsec))
-    elif isinstance(pixel_scale, numbers.Real) and not isinstance(pixel_scale, bool):
-        value = float(pixel_scale)
-    else:
-        msg = f"pixel_scale must be an angle (Quantity) or a number of arcsec, got {pixel_scale!r}"
-        raise TypeError(msg)
-    if not np.isfinite(value) or value <= 0:
-        msg = f"pixel_scale must be positive, got {pixel_scale!r}"
-        raise ValueError(msg)
-    return value
+    return check_angle(pixel_scale, name="pixel_scale")
 
 
 def _check_shape(shape):

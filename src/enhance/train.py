@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from tqdm.auto import tqdm
 
-from ._validation import check_choice
+from ._validation import check_choice, check_integer
 from ._version import __version__
 from .io import atomic_write
 from .network import EnhanceNet
@@ -71,10 +71,7 @@ class TrainConfig:
         check_choice(self.kind, ("intensity", "blos"), name="kind")
         check_choice(self.lr_schedule, ("constant", "cosine"), name="lr_schedule")
         for name in ("depth", "width", "batch_size", "max_steps", "eval_interval", "eval_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                msg = f"{name} must be a positive integer, got {value!r}"
-                raise ValueError(msg)
+            check_integer(getattr(self, name), name=name)
         if not self.lr > 0:
             msg = f"lr must be > 0, got {self.lr!r}"
             raise ValueError(msg)
