@@ -27,13 +27,14 @@ BACKENDS = ("auto", "torch", "onnx")
 AUTO_TILE_PIXELS = 1024 * 1024
 AUTO_TILE = 512
 _GAUSS_PER_KG = 1000.0
+_QS_SAMPLES = 1 << 16  # pixels that estimate_qs_level looks at, at most
 
 
 def estimate_qs_level(image, *, window=0.15, n_iter=10):
     """Estimate the quiet-Sun continuum level of an image robustly.
 
-    Starts from the median of the finite pixels and repeatedly takes the median of the pixels within
-    ``+-window`` (relative) of the current estimate. Dark umbrae and penumbrae, bright faculae and
+    Starts from the median of the finite pixels (a regular subsample of at most 65,536 of them) and
+    repeatedly takes the median of the pixels within ``+-window`` (relative) of the current estimate. Dark umbrae and penumbrae, bright faculae and
     NaN (off-limb) pixels fall outside the window, so the estimate settles on the granulation.
 
     Parameters
@@ -63,7 +64,9 @@ def estimate_qs_level(image, *, window=0.15, n_iter=10):
     >>> estimate_qs_level(image)
     1.0
     """
-    values = np.asarray(image, dtype=np.float64)
+    values = np.asarray(image, dtype=np.float64).ravel()
+    if values.size > _QS_SAMPLES:
+        values = values[:: values.size // _QS_SAMPLES]  # a regular subsample: the level to ~1e-4
     values = values[np.isfinite(values)]
     if values.size == 0:
         msg = "cannot estimate the quiet-Sun level: the image has no finite pixels"
@@ -74,9 +77,10 @@ def estimate_qs_level(image, *, window=0.15, n_iter=10):
         if near.size == 0:
             break
         new = float(np.median(near))
-        if new == level:
-            break
+        converged = abs(new - level) <= 1e-6 * abs(level)
         level = new
+        if converged:
+            break
     if not level > 0:
         msg = f"the estimated quiet-Sun level is {level}; pass qs_level= explicitly"
         raise ValueError(msg)
