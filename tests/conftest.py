@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from enhance.network import EnhanceNet
+from enhance.weights import save_weights
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -31,3 +32,15 @@ def tiny_net():
     """A small initialised network with non-trivial BatchNorm statistics."""
     torch.manual_seed(0)
     return _randomise_batchnorm(EnhanceNet(depth=2, width=8), seed=1)
+
+
+@pytest.fixture
+def weights(tmp_path, tiny_net):
+    """A safetensors file of `tiny_net` as an intensity network."""
+    return str(save_weights(tiny_net, tmp_path / "tiny.safetensors", kind="intensity"))
+
+
+@pytest.fixture
+def blos_weights(tmp_path, tiny_net):
+    """A safetensors file of `tiny_net` as a magnetogram network."""
+    return str(save_weights(tiny_net, tmp_path / "tiny_blos.safetensors", kind="blos"))

@@ -3,23 +3,11 @@
 import json
 
 import numpy as np
-import pytest
 from astropy.io import fits
 from scipy import ndimage
 
 from conftest import SHARED_DATA, needs_shared
 from enhance.cli import main
-from enhance.weights import save_weights
-
-
-@pytest.fixture
-def weights(tmp_path, tiny_net):
-    return str(save_weights(tiny_net, tmp_path / "tiny.safetensors", kind="intensity"))
-
-
-@pytest.fixture
-def blos_weights(tmp_path, tiny_net):
-    return str(save_weights(tiny_net, tmp_path / "tiny_blos.safetensors", kind="blos"))
 
 
 def _fits(path, data, **cards):
