@@ -98,7 +98,7 @@ def quiet_sun(size: int, *, seed: int = 0) -> np.ndarray:
 
 
 class Case:
-    """One timed thing: a callable run once per round; the best time counts."""
+    """One timed thing: a callable run once per round (short ones repeated); the best time counts."""
 
     def __init__(self, name, fn, *, image=None, depth=None, width=None, note="", once=False):
         self.name, self.fn, self.image, self.note, self.once = name, fn, image, note, once
@@ -106,8 +106,14 @@ class Case:
         self.times = []
 
     def run(self):
-        if not (self.once and self.times):
-            self.times.append(_timed(self.fn))
+        if self.once and self.times:
+            return
+        seconds = _timed(self.fn)
+        # A short call right after a long one runs on cold caches: repeat it within the round, as timeit
+        # does, for about half a second, and keep the best.
+        for _ in range(min(20, int(0.5 / max(seconds, 1e-3)))):
+            seconds = min(seconds, _timed(self.fn))
+        self.times.append(seconds)
 
     @property
     def seconds(self):
