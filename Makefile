@@ -41,7 +41,7 @@ $(KERAS_STAMP):
 	touch $(KERAS_STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks training
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

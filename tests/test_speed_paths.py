@@ -229,10 +229,10 @@ def test_cli_export_then_run_with_the_onnx_file(tmp_path, net, capsys):
 
 
 def test_cli_export_of_shipped_models(tmp_path, capsys):
-    from enhance.weights import SHIPPED
+    from enhance.weights import shipped
 
     status = main(["export", "--onnx", "-o", str(tmp_path), "--model", "light", "-t", "blos"])
-    if ("blos", "light") in SHIPPED:
+    if ("blos", "light") in shipped():
         assert status == 0
         assert load_onnx(tmp_path / "enhance_light_blos.onnx").depth == 1
     else:  # an untrained model gives one error line and a non-zero status

@@ -41,3 +41,46 @@ def test_unknown_model_names():
         load_weights("intensity", "huge")
     with pytest.raises(ModelNotTrainedError):
         load_weights("intensity", "light")
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """An empty package data folder, so that shipping does not touch the real one."""
+    import enhance.weights
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    monkeypatch.setattr(enhance.weights, "_data_dir", lambda: folder)
+    return folder
+
+
+def test_ship_registers_and_load_checks_everything(tmp_path, data_dir):
+    from enhance.network import light
+    from enhance.weights import model_card, ship, shipped
+
+    torch.manual_seed(0)
+    trained = EnhanceNet(depth=1, width=32)
+    source = save_weights(trained, tmp_path / "best.safetensors", kind="blos")
+    entry = ship(source, "blos", "light", card={"steps": 123, "validation": {"psnr": 30.0}})
+    assert entry["num_params"] == 37_537
+    assert shipped() == {("blos", "light"): entry}
+    assert model_card("blos", "light")["steps"] == 123
+    net = light("blos", weights="default")
+    for key, value in trained.state_dict().items():
+        assert torch.equal(net.state_dict()[key], value), key
+    with pytest.raises(ModelNotTrainedError):
+        load_weights("blos", "full")
+    # A corrupted file is refused.
+    path = data_dir / entry["file"]
+    path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ValueError, match="are corrupt: sha256"):
+        load_weights("blos", "light")
+
+
+def test_ship_refuses_the_wrong_architecture(tmp_path, data_dir):
+    from enhance.weights import ship
+
+    source = save_weights(EnhanceNet(depth=2, width=8), tmp_path / "w.safetensors", kind="intensity")
+    with pytest.raises(ValueError, match=r"holds \{'depth': 2, 'width': 8\}, but the 'full' model is"):
+        ship(source, "intensity", "full", card={})
+    assert list(data_dir.iterdir()) == []

@@ -6,6 +6,7 @@
 #   training/recipe.sh data            # ~8 min per kind on 2 cores: the pair files (not in git, ~0.9 GB)
 #   training/recipe.sh light|full KIND # train (KIND: intensity or blos); resumes from training/checkpoints
 #   training/recipe.sh validate KIND   # validation report of the best weights
+#   .venv/bin/python training/ship.py KIND VARIANT   # into the package, only if the floors pass
 set -euo pipefail
 SIM=${SIM:-../shared/data/muram_qs_0.0662arcsec.fits}   # the MURaM quiet-Sun field (never committed)
 PY=${PY:-.venv/bin}

@@ -34,8 +34,9 @@ def estimate_qs_level(image, *, window=0.15, n_iter=10):
     """Estimate the quiet-Sun continuum level of an image robustly.
 
     Starts from the median of the finite pixels (a regular subsample of at most 65,536 of them) and
-    repeatedly takes the median of the pixels within ``+-window`` (relative) of the current estimate. Dark umbrae and penumbrae, bright faculae and
-    NaN (off-limb) pixels fall outside the window, so the estimate settles on the granulation.
+    repeatedly takes the median of the pixels within ``+-window`` (relative) of the current estimate.
+    Dark umbrae and penumbrae, bright faculae and NaN (off-limb) pixels fall outside the window, so the
+    estimate settles on the granulation.
 
     Parameters
     ----------

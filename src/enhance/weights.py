@@ -2,7 +2,7 @@
 
 A weights file is a safetensors file holding an `~enhance.network.EnhanceNet` state dict, with the
 architecture (``depth``, ``width``) and the data kind in its metadata, so that it loads on its own.
-The shipped models live in ``enhance/data`` and are listed in `SHIPPED` with their sha256, parameter
+The shipped models live in ``enhance/data`` and are listed in its `REGISTRY` with their sha256, parameter
 count and model card; `load_weights` checks all of them before use.
 """
 
@@ -23,7 +23,9 @@ from .network import EnhanceNet
 __all__ = [
     "KINDS",
     "VARIANTS",
-    "SHIPPED",
+    "REGISTRY",
+    "shipped",
+    "ship",
     "save_weights",
     "load_network",
     "load_weights_file",
@@ -35,10 +37,24 @@ __all__ = [
 KINDS = ("intensity", "blos")
 VARIANTS = ("full", "light")
 
-#: Shipped models: ``(kind, variant) -> {"file", "sha256", "num_params", "card"}``. A model appears
-#: here only once its weights meet the floors of the training issue; until then asking for it raises
-#: `~enhance.exceptions.ModelNotTrainedError`.
-SHIPPED: dict[tuple[str, str], dict] = {}
+#: The registry of shipped models in the package data: ``{"<kind>/<variant>": {"file", "sha256",
+#: "num_params", "card"}}``. `ship` adds entries; a model appears only once its weights meet the floors
+#: of the training issue, and until then asking for it raises `~enhance.exceptions.ModelNotTrainedError`.
+REGISTRY = "models.json"
+
+
+def _data_dir() -> Path:
+    """The package's data folder (weights, model cards, registry, sample cut-outs)."""
+    return Path(str(resources.files("enhance") / "data"))
+
+
+def shipped() -> dict[tuple[str, str], dict]:
+    """The shipped models: ``(kind, variant) -> {"file", "sha256", "num_params", "card"}``."""
+    path = _data_dir() / REGISTRY
+    if not path.is_file():
+        return {}
+    entries = json.loads(path.read_text())
+    return {tuple(key.split("/")): value for key, value in entries.items()}
 
 
 def _architecture(net: EnhanceNet) -> dict:
@@ -132,21 +148,21 @@ def load_weights_file(path, *, kind: str):
 
 def shipped_path(kind: str, variant: str) -> Path:
     """Path of a shipped weights file inside the package."""
-    entry = _entry(kind, variant)
-    return Path(str(resources.files("enhance") / "data" / entry["file"]))
+    return _data_dir() / _entry(kind, variant)["file"]
 
 
 def _entry(kind: str, variant: str) -> dict:
     check_choice(kind, KINDS, name="kind")
     check_choice(variant, VARIANTS, name="model")
-    if (kind, variant) not in SHIPPED:
+    models = shipped()
+    if (kind, variant) not in models:
         msg = (
             f"the shipped {variant!r} {kind!r} model is not trained yet: this version of solar-enhance ships no "
             "weights for it. Pass network= (an EnhanceNet) or --weights FILE (a safetensors file from "
             "`enhance train`) instead."
         )
         raise ModelNotTrainedError(msg)
-    return SHIPPED[(kind, variant)]
+    return models[(kind, variant)]
 
 
 def _sha256(path: Path) -> str:
@@ -187,5 +203,46 @@ def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> E
 
 def model_card(kind: str, variant: str) -> dict:
     """The JSON model card of a shipped model (training data, recipe, metrics)."""
-    entry = _entry(kind, variant)
-    return json.loads((resources.files("enhance") / "data" / entry["card"]).read_text())
+    return json.loads((_data_dir() / _entry(kind, variant)["card"]).read_text())
+
+
+def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict:
+    """Copy trained weights into the package data with their model card, and register them.
+
+    Parameters
+    ----------
+    weights : str or `~pathlib.Path`
+        A safetensors file from `enhance train` (e.g. ``best.safetensors``).
+    kind : {'intensity', 'blos'}
+    variant : {'full', 'light'}
+    card : dict
+        The model card: training data, recipe, steps, validation metrics (JSON-serialisable).
+    data_dir : str or `~pathlib.Path`, optional
+        Where to ship; defaults to the package's data folder.
+
+    Returns
+    -------
+    dict
+        The registry entry (file, sha256, num_params, card).
+    """
+    check_choice(kind, KINDS, name="kind")
+    check_choice(variant, VARIANTS, name="model")
+    net = load_network(weights, kind=kind)
+    expected = {"full": {"depth": 5, "width": 64}, "light": {"depth": 1, "width": 32}}[variant]
+    if _architecture(net) != expected:
+        msg = f"{weights} holds {_architecture(net)}, but the {variant!r} model is {expected}"
+        raise ValueError(msg)
+    folder = Path(data_dir) if data_dir is not None else _data_dir()
+    name = f"enhance_{kind}_{variant}"
+    target = folder / f"{name}.safetensors"
+    atomic_write(target, lambda tmp: Path(tmp).write_bytes(Path(weights).read_bytes()), overwrite=True)
+    card = {"name": name, "kind": kind, "variant": variant, "package_version": __version__, **card}
+    atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=1)), overwrite=True)
+    entry = {"file": target.name, "sha256": _sha256(target), "num_params": sum(p.numel() for p in net.parameters()),
+             "card": f"{name}.json"}  # fmt: skip
+    registry_path = folder / REGISTRY
+    registry = json.loads(registry_path.read_text()) if registry_path.is_file() else {}
+    registry[f"{kind}/{variant}"] = entry
+    atomic_write(registry_path, lambda tmp: Path(tmp).write_text(json.dumps(registry, indent=1, sort_keys=True)),
+                 overwrite=True)  # fmt: skip
+    return entry
