@@ -228,3 +228,12 @@ def test_enhance_dask_errors(da, tiny_net, weights):
         enhance_dask(da.ones((8, 8)), "doppler", network=tiny_net)
     with pytest.raises(ModelNotTrainedError):
         enhance_dask(da.ones((8, 8)), "blos")
+
+
+def test_outputs_beside_their_inputs_are_not_inputs_again(tmp_path):
+    from enhance.distributed import find_inputs, output_path
+
+    source = tmp_path / "hmi.M_45s.2024.magnetogram.fits"
+    source.write_bytes(b"")
+    output_path(source, tmp_path).write_bytes(b"")
+    assert find_inputs(tmp_path) == [source]

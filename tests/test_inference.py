@@ -122,3 +122,13 @@ def test_real_hmi_cutout_through_an_initialised_network(tiny_net):
     assert out.data.shape == (400, 400)
     assert out.meta["cdelt1"] == pytest.approx(0.252)
     assert np.isfinite(out.data).all()
+
+
+def test_device_and_size_errors_name_the_problem(tiny_net):
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            enhance(np.ones((8, 8)), "blos", network=tiny_net, device="cuda")
+    with pytest.raises(ValueError, match=r"at least 2 x 2 pixels.*\(1, 30\)"):
+        enhance(np.ones((1, 30)), "blos", network=tiny_net)

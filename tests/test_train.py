@@ -146,3 +146,11 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
         assert torch.equal(value, ranks[1]["model"][key]), key
     assert (tmp_path / "checkpoint.pt").is_file()
     assert (tmp_path / "final.safetensors").is_file()
+
+
+def test_resume_refuses_a_different_data_stream(tmp_path):
+    train(_cfg(tmp_path, max_steps=1), *_data(), progress=False)
+    with pytest.raises(ValueError, match="trained with seed=3, but the configuration asks for seed=4"):
+        train(_cfg(tmp_path, max_steps=2, seed=4), *_data(), progress=False)
+    with pytest.raises(ValueError, match="trained with kind='intensity'"):
+        train(_cfg(tmp_path, max_steps=2, kind="blos"), *_data(), progress=False)

@@ -336,7 +336,7 @@ def _train(args) -> int:
     from .datasets import NOISE, SCALE, HDF5PairDataset, PairDataset, recipe_sources
     from .train import TrainConfig, load_config, train
 
-    depth, width = _VARIANT_SIZES[args.model]
+    depth, width = _VARIANT_SIZES[args.model] if args.model else (None, None)
     overrides = {"kind": args.kind, "depth": depth, "width": width, "max_steps": args.steps,
                  "batch_size": args.batch_size,
                  "lr": args.lr, "out_dir": args.out_dir, "device": args.device, "seed": args.seed,
@@ -358,7 +358,7 @@ def _train(args) -> int:
                              patches_per_frame=per_frame, seed=1, augment=False)  # fmt: skip
         val_data = [stream[i] for i in range(len(stream))]  # generated once, reused at every evaluation
     unit = "I/Ic" if SCALE[cfg.kind] == 1 else "kG"
-    print(f"training {args.model} {cfg.kind} ({depth} blocks x {width}) on {len(train_data)} pairs, "
+    print(f"training {cfg.kind} network ({cfg.depth} blocks x {cfg.width}) on {len(train_data)} pairs, "
           f"{cfg.max_steps} steps, out_dir {cfg.out_dir} (losses in {unit}^2)")  # fmt: skip
     result = train(cfg, train_data, val_data, resume=not args.no_resume)
     print(
@@ -375,7 +375,8 @@ def _add_train(subparsers) -> None:
     tr.add_argument("--val", metavar="PAIRS.h5", help="validation pairs (default: the held-out scenes)")
     tr.add_argument("--simulation", help="simulation field whose held-out rows join the default validation set")
     tr.add_argument("--kind", choices=("intensity", "blos"), default=None, help="default: from the config or intensity")
-    tr.add_argument("--model", choices=("full", "light"), default="full", help="depth/width of the network")
+    tr.add_argument("--model", choices=("full", "light"), default=None,
+                    help="depth/width of the network (default: the config's, else full)")  # fmt: skip
     tr.add_argument("--config", metavar="TOML", help="TrainConfig fields; flags override them")
     tr.add_argument("--steps", type=int, help="total optimizer steps")
     tr.add_argument("--batch-size", type=int)
@@ -442,7 +443,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError, TypeError, LookupError) as err:
+    except (OSError, ValueError, TypeError, LookupError, ImportError) as err:
         return _error(str(err))
     except KeyboardInterrupt:
         return _error("interrupted")

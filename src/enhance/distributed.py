@@ -115,6 +115,9 @@ def _worker_name():
         return "local"
 
 
+_OUTPUT_SUFFIX = "_enhanced"
+
+
 def _stem(path: Path) -> str:
     name = path.name
     for suffix in _FITS_SUFFIXES:
@@ -134,7 +137,7 @@ def output_path(source, out_dir) -> Path:
     >>> output_path("data/hmi.ic_45s.2024.continuum.fits.gz", "out").name
     'hmi.ic_45s.2024.continuum_enhanced.fits'
     """
-    return Path(out_dir) / f"{_stem(Path(source))}_enhanced.fits"
+    return Path(out_dir) / f"{_stem(Path(source))}{_OUTPUT_SUFFIX}.fits"
 
 
 def find_inputs(inputs) -> list[Path]:
@@ -167,7 +170,8 @@ def find_inputs(inputs) -> list[Path]:
             found += sorted(Path(p) for p in glob.glob(str(item), recursive=True) if Path(p).is_file())
         else:
             found.append(path)
-    unique = list(dict.fromkeys(found))
+    # Outputs of an earlier run written beside their inputs are never inputs themselves.
+    unique = [p for p in dict.fromkeys(found) if not _stem(p).endswith(_OUTPUT_SUFFIX)]
     if not unique:
         msg = f"no FITS files found in inputs {[str(i) for i in inputs]}"
         raise ValueError(msg)

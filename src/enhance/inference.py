@@ -93,10 +93,14 @@ def resolve_device(device="auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as err:
         msg = f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
         raise ValueError(msg) from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        msg = f"device {device!r} was asked for, but CUDA is not available here; use device='cpu' or 'auto'"
+        raise ValueError(msg)
+    return resolved
 
 
 def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | None = None) -> EnhanceNet:
@@ -193,6 +197,9 @@ def _enhance_array(
     precision="float32",
 ):  # fmt: skip
     data = check_image(image)
+    if min(data.shape) < 2:
+        msg = f"image must be at least 2 x 2 pixels (reflection padding), got shape {data.shape}"
+        raise ValueError(msg)
     out_dtype = data.dtype
     finite = np.isfinite(data)
     if not finite.any():

@@ -38,6 +38,8 @@ from .network import EnhanceNet
 
 __all__ = ["TrainConfig", "train", "lr_at", "evaluate", "save_checkpoint", "load_checkpoint", "load_config"]
 
+# Fields a resumed run must share with its checkpoint (they define the data stream and the task).
+_RESUME_FIXED = ("kind", "seed", "batch_size", "shuffle", "input_noise", "l2")
 # Per-kind defaults of the paper: L2 weight on the convolution kernels and Gaussian input noise.
 _L2 = {"intensity": 1e-6, "blos": 1e-5}
 _NOISE = {"intensity": 1e-3, "blos": 1e-2}  # I/Ic; kG
@@ -275,6 +277,13 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
             f"asks for {cfg.model_args}; use another out_dir or matching depth/width"
         )
         raise ValueError(msg)
+    if state is not None:
+        for name in _RESUME_FIXED:
+            saved, asked = state["config"].get(name), getattr(cfg, name)
+            if saved != asked:
+                msg = (f"checkpoint {checkpoint_path} was trained with {name}={saved!r}, but the configuration asks "
+                       f"for {name}={asked!r}: resuming would not continue the same run")  # fmt: skip
+                raise ValueError(msg)
     model = EnhanceNet(**cfg.model_args).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best_val, history, running = 0, float("inf"), [], None
