@@ -165,3 +165,38 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     os.umask(umask)
     path = write_fits(tmp_path / "p.fits", np.zeros((2, 2)))
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_upscale_header_of_a_lower_case_dict_and_hmi_pixel_keys():
+    meta = {"naxis": 2, "naxis1": 200, "naxis2": 100, "crpix1": 100.5, "crpix2": 50.5, "cdelt1": 0.504,
+            "cdelt2": 0.504, "datamin": 1.0, "r_sun": 1900.0, "imscl_mp": 0.504, "x0_mp": 99.5,
+            "y0_mp": 49.5}  # fmt: skip
+    new = upscale_header(meta, 2)
+    assert new["naxis1"] == 400
+    assert new["crpix1"] == 200.5
+    assert "CRPIX1" not in new
+    assert "datamin" not in new
+    assert new["r_sun"] == 3800.0
+    assert new["imscl_mp"] == 0.252
+    # The 0-based disk centre keeps its place: pixel 99.5 of the input is pixel 199.5 of the output.
+    assert new["x0_mp"] == 199.5
+
+
+def test_upscale_header_drops_a_degenerate_third_axis():
+    header = fits.Header({"NAXIS": 3, "NAXIS1": 10, "NAXIS2": 8, "NAXIS3": 1, "CDELT3": 1.0, "CRPIX3": 1.0})
+    new = upscale_header(header, 2)
+    assert new["NAXIS"] == 2
+    assert "NAXIS3" not in new
+    assert "CDELT3" not in new
+    assert new["NAXIS1"] == 20
+
+
+def test_resolve_kind_refuses_kilogauss_and_warns_off_hmi_scale():
+    from enhance.exceptions import EnhanceUserWarning
+    from enhance.io import resolve_kind
+
+    with pytest.raises(ValueError, match="magnetograms must be in gauss, got BUNIT 'kG'"):
+        resolve_kind("auto", fits.Header({"BUNIT": "kG"}), path="m.fits")
+    assert resolve_kind("blos", fits.Header({"BUNIT": "Mx/cm^2", "CDELT1": 0.504297})) == "blos"
+    with pytest.warns(EnhanceUserWarning, match="pixel scale 0.252 arcsec is not HMI's"):
+        resolve_kind("intensity", fits.Header({"CDELT1": 0.252, "CUNIT1": "arcsec"}))

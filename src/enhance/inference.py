@@ -325,9 +325,10 @@ def enhance(
     history = _history(kind, model, network)
 
     if isinstance(data, str | Path):
-        from .io import read_fits, upscale_header, write_fits
+        from .io import read_fits, resolve_kind, upscale_header, write_fits
 
         image, header = read_fits(data)
+        resolve_kind(kind, header, path=data)  # a magnetogram in gauss; warns off HMI's pixel scale
         result = _enhance_array(image, **options)
         new_header = upscale_header(header, 2, history=history)
         if output is not None:
@@ -346,8 +347,9 @@ def enhance(
     if isinstance(data, GenericMap):
         import sunpy.map
 
-        from .io import upscale_header
+        from .io import resolve_kind, upscale_header
 
+        resolve_kind(kind, data.meta, path="map")
         result = _enhance_array(data.data, **options)
         return sunpy.map.Map(result, upscale_header(data.meta, 2, history=history))
     return _enhance_array(data, **options)

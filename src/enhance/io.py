@@ -39,6 +39,7 @@ _SKIP_ON_WRITE = (
     "SIMPLE",
     "EXTEND",
 )
+_GAUSS_UNITS = ("g", "gauss", "mx/cm^2", "mx cm-2", "mx/cm2")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 _IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
@@ -144,19 +145,44 @@ def upscale_header(header, factor=2, *, history=None):
     """
     factor = check_positive(factor, name="factor")
     new = header.copy()
-    naxis = int(header.get("NAXIS", 2) or 2)
-    for axis in range(1, naxis + 1):
-        if f"NAXIS{axis}" in header:
-            new[f"NAXIS{axis}"] = int(round(header[f"NAXIS{axis}"] * factor))
-        new[f"CRPIX{axis}"] = factor * (float(header.get(f"CRPIX{axis}", 0.0)) - 0.5) + 0.5
-        new[f"CDELT{axis}"] = float(header.get(f"CDELT{axis}", 1.0)) / factor
-        for other in range(1, naxis + 1):
-            key = f"CD{axis}_{other}"
-            if key in header:
-                new[key] = float(header[key]) / factor
-    for key in _STALE_KEYS:
-        if key in new:
-            del new[key]
+    # A plain dict of lower-case keys (e.g. dict(smap.meta)) keeps its case; Header and MetaDict ignore it.
+    lower = not isinstance(header, fits.Header) and any(isinstance(k, str) and k.islower() for k in header)
+
+    def key(name):
+        return name.lower() if lower else name
+
+    for axis in (1, 2):  # the image axes; a degenerate third axis was squeezed away by read_fits
+        if key(f"NAXIS{axis}") in header:
+            new[key(f"NAXIS{axis}")] = int(round(header[key(f"NAXIS{axis}")] * factor))
+        new[key(f"CRPIX{axis}")] = factor * (float(header.get(key(f"CRPIX{axis}"), 0.0)) - 0.5) + 0.5
+        new[key(f"CDELT{axis}")] = float(header.get(key(f"CDELT{axis}"), 1.0)) / factor
+        for other in (1, 2):
+            if key(f"CD{axis}_{other}") in header:
+                new[key(f"CD{axis}_{other}")] = float(header[key(f"CD{axis}_{other}")]) / factor
+    # HMI keys in pixel units: the solar radius, the image scale and the 0-based disk-centre pixel.
+    if key("R_SUN") in header:
+        new[key("R_SUN")] = float(header[key("R_SUN")]) * factor
+    if key("IMSCL_MP") in header:
+        new[key("IMSCL_MP")] = float(header[key("IMSCL_MP")]) / factor
+    for name in ("X0_MP", "Y0_MP"):
+        if key(name) in header:
+            new[key(name)] = factor * (float(header[key(name)]) + 0.5) - 0.5
+    if key("NAXIS") in header and int(header[key("NAXIS")] or 2) > 2:
+        new[key("NAXIS")] = 2
+        for axis in range(3, int(header[key("NAXIS")]) + 1):
+            for name in (
+                f"NAXIS{axis}",
+                f"CRPIX{axis}",
+                f"CDELT{axis}",
+                f"CRVAL{axis}",
+                f"CTYPE{axis}",
+                f"CUNIT{axis}",
+            ):
+                if key(name) in new:
+                    del new[key(name)]
+    for name in _STALE_KEYS:
+        if key(name) in new:
+            del new[key(name)]
     if history:
         if isinstance(new, fits.Header):
             new.add_history(history)
@@ -179,7 +205,7 @@ def detect_kind(header):
     if "CONTINUUM" in words or "HMI.IC_" in words or "INTENSITY" in words:
         return "intensity"
     unit = str(header.get("BUNIT", "")).strip().lower()
-    if unit in ("g", "gauss", "mx/cm^2", "mx cm-2", "mx/cm2", "kg"):
+    if unit in (*_GAUSS_UNITS, "kg", "t", "mt"):
         return "blos"
     if unit in ("i/ic", "dn/s", "dn", "counts", "ic"):
         return "intensity"
@@ -187,19 +213,35 @@ def detect_kind(header):
 
 
 def resolve_kind(requested, header, *, path="input"):
-    """The data kind for ``requested`` ('intensity', 'blos' or 'auto'); 'auto' reads the header (`detect_kind`).
+    """The data kind for ``requested`` ('intensity', 'blos' or 'auto'), checked against the header.
+
+    'auto' reads the header (`detect_kind`). Magnetograms must be in gauss (BUNIT G, Gauss or
+    Mx/cm^2, or no BUNIT). A pixel scale (CDELT1 in arcsec) more than 5 % away from HMI's 0.504 arcsec
+    gives an `~enhance.exceptions.EnhanceUserWarning`: the network only knows HMI's sampling.
 
     Raises
     ------
     ValueError
-        If ``requested`` is 'auto' and the header does not say (no BUNIT, CONTENT or series name).
+        If ``requested`` is 'auto' and the header does not say (no BUNIT, CONTENT or series name), or a
+        magnetogram is not in gauss.
     """
-    if requested != "auto":
-        return requested
-    kind = detect_kind(header)
+    kind = detect_kind(header) if requested == "auto" else requested
     if kind is None:
         msg = f"{path}: cannot tell continuum from magnetogram (no BUNIT, CONTENT or series name); pass -t"
         raise ValueError(msg)
+    unit = str(header.get("BUNIT", "") or "").strip()
+    if kind == "blos" and unit and unit.lower() not in _GAUSS_UNITS:
+        msg = f"{path}: magnetograms must be in gauss, got BUNIT {unit!r}; convert the data to G first"
+        raise ValueError(msg)
+    scale, scale_unit = header.get("CDELT1"), str(header.get("CUNIT1", "arcsec") or "arcsec").strip().lower()
+    if scale is not None and scale_unit in ("arcsec", "asec") and abs(abs(float(scale)) - 0.504) > 0.05 * 0.504:
+        import warnings
+
+        from .exceptions import EnhanceUserWarning
+
+        msg = (f"{path}: pixel scale {abs(float(scale))} arcsec is not HMI's 0.504 arcsec; the network was trained "
+               "on HMI's sampling and its output will not mean much")  # fmt: skip
+        warnings.warn(msg, EnhanceUserWarning, stacklevel=2)
     return kind
 
 
