@@ -51,6 +51,9 @@ def test_report_and_floors(tmp_path):
     assert "FAIL: synthetic active_region: full - RL >= 2 dB" in text  # an untrained net fails the floor
     assert (tmp_path / "validation_blos.json").is_file()
     assert len(list(tmp_path.glob("validation_blos_1_*.png"))) == 2
+    with pytest.raises(FileExistsError, match="exists"):
+        report(results, tmp_path, kind="blos")
+    assert report(results, tmp_path, kind="blos", overwrite=True) == path
     checks = floors({"f": {"full": {"enhance": {"psnr": 30}, "richardson_lucy": {"psnr": 27.5},
                                      "bicubic": {"psnr": 24}}, "light": {"enhance": {"psnr": 29.2}}}})  # fmt: skip
     assert all(ok for _, ok in checks.values())

@@ -435,7 +435,7 @@ def format_report(numbers) -> str:
     return "\n".join(lines)
 
 
-def figure(calibration, *, path=None, dpi=100):
+def figure(calibration, *, path=None, dpi=100, overwrite=False):
     """Plot spectra and sample images of a calibration run; optionally save a PNG.
 
     Panels: MURaM vs synthetic spectra (full resolution, with the target `granulation_psd`); real HMI
@@ -517,5 +517,5 @@ def figure(calibration, *, path=None, dpi=100):
             shown = ax.imshow(image, cmap=cmap, origin="lower", vmin=-limit, vmax=limit)
         fig.colorbar(shown, ax=ax, shrink=0.8)
     if path is not None:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi), overwrite=True)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi), overwrite=overwrite)
     return fig

@@ -174,7 +174,7 @@ def _add_run(subparsers) -> None:
 
 def _compare(args) -> int:
     from .diagnostics import compare, parse_region
-    from .io import read_fits, resolve_kind
+    from .io import fits_stem, read_fits, resolve_kind
     from .weights import load_weights_file
 
     source = Path(args.input)
@@ -185,7 +185,7 @@ def _compare(args) -> int:
         network = load_weights_file(args.weights, kind=kind)
     else:
         network = None
-    out_dir = Path(args.output) if args.output else Path(f"{source.name.split('.')[0]}_compare")
+    out_dir = Path(args.output) if args.output else Path(f"{fits_stem(source)}_compare")
     result = compare(source, kind, network=network, model=args.model, out_dir=out_dir, overwrite=args.overwrite,
                      n_iter=args.n_iter, damped=args.damped, qs_level=args.qs_level,
                      region=parse_region(args.region) if args.region else None,
@@ -236,6 +236,9 @@ def _synth(args) -> int:
     if args.calibrate:
         from .calibration import calibrate, figure, format_report, report
 
+        for path in (args.figure, args.json):  # refuse before an expensive run, not after it
+            if path and Path(path).exists() and not args.overwrite:
+                return _error(f"{path} exists; use --overwrite to replace it")
         data_dir = Path(args.data_dir) if args.data_dir else None
         muram = args.muram or (data_dir / "muram_qs_0.0662arcsec.fits" if data_dir else None)
         hmi_qs = args.hmi_qs or (data_dir / "hmi_continuum_qs.fits" if data_dir else None)
@@ -243,7 +246,7 @@ def _synth(args) -> int:
         numbers = report(cal)
         print(format_report(numbers))
         if args.figure:
-            figure(cal, path=args.figure)
+            figure(cal, path=args.figure, overwrite=args.overwrite)
             print(f"wrote {args.figure}")
         if args.json:
             import json
@@ -402,8 +405,11 @@ def _validate(args) -> int:
         from .network import full, light
 
         networks = {"full": full(args.kind, weights="default"), "light": light(args.kind, weights="default")}
+    existing = Path(args.output) / f"validation_{args.kind}.md"
+    if existing.exists() and not args.overwrite:
+        return _error(f"{existing} exists; use --overwrite to replace the report (or -o another folder)")
     results = validate(networks, args.kind, simulation=args.simulation, shape=tuple(args.shape))
-    path = report(results, args.output, kind=args.kind)
+    path = report(results, args.output, kind=args.kind, overwrite=args.overwrite)
     print(path.read_text())
     print(f"wrote {path}")
     return 0
@@ -418,6 +424,7 @@ def _add_validate(subparsers) -> None:
     val.add_argument("--simulation", help="simulation field whose held-out rows are validated too")
     val.add_argument("--shape", type=int, nargs=2, default=(800, 800), metavar=("NY", "NX"), help="held-out scene size")
     val.add_argument("-o", "--output", default="validation", metavar="DIR", help="report folder (default: validation)")
+    val.add_argument("--overwrite", action="store_true", help="replace an earlier report in that folder")
     val.set_defaults(func=_validate)
 
 

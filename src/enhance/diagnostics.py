@@ -20,6 +20,7 @@ from astropy.io import fits
 from ._validation import check_choice, check_image, check_positive
 from .baselines import bicubic_x2, rl_super_resolve
 from .degrade import HMI_PIXEL_SCALE
+from .io import fits_stem
 from .metrics import (
     _fill_nonfinite,
     consistency_map,
@@ -73,7 +74,7 @@ def _load(data, pixel_scale):
         from .io import read_fits
 
         image, header = read_fits(data)
-        name = Path(data).name.split(".")[0]
+        name = fits_stem(data)
     else:
         try:
             from sunpy.map import GenericMap

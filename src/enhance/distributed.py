@@ -31,6 +31,7 @@ import numpy as np
 from ._validation import check_choice, check_positive, supported_float_type
 from ._version import __version__
 from .inference import KINDS, _enhance_array, _history, estimate_qs_level, resolve_network
+from .io import FITS_SUFFIXES, fits_stem
 from .network import receptive_margin
 
 __all__ = [
@@ -49,7 +50,6 @@ MANIFEST_NAME = "enhance_manifest.csv"
 MANIFEST_FIELDS = (
     "input", "output", "status", "kind", "model", "version", "finished", "seconds", "worker", "reason",
 )  # fmt: skip
-_FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fits", ".fit", ".fts")
 _GLOB_CHARS = frozenset("*?[")
 #: `enhance_dask` estimates the quiet-Sun level on at most about this many pixels (every s-th pixel).
 _LEVEL_SAMPLE_PIXELS = 2048 * 2048
@@ -118,14 +118,6 @@ def _worker_name():
 _OUTPUT_SUFFIX = "_enhanced"
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in _FITS_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def output_path(source, out_dir) -> Path:
     """The output of ``source`` in ``out_dir``: ``<name without the FITS suffix>_enhanced.fits``.
 
@@ -137,7 +129,7 @@ def output_path(source, out_dir) -> Path:
     >>> output_path("data/hmi.ic_45s.2024.continuum.fits.gz", "out").name
     'hmi.ic_45s.2024.continuum_enhanced.fits'
     """
-    return Path(out_dir) / f"{_stem(Path(source))}{_OUTPUT_SUFFIX}.fits"
+    return Path(out_dir) / f"{fits_stem(Path(source))}{_OUTPUT_SUFFIX}.fits"
 
 
 def find_inputs(inputs) -> list[Path]:
@@ -171,7 +163,7 @@ def find_inputs(inputs) -> list[Path]:
         else:
             found.append(path)
     # Outputs of an earlier run written beside their inputs are never inputs themselves.
-    unique = [p for p in dict.fromkeys(found) if not _stem(p).endswith(_OUTPUT_SUFFIX)]
+    unique = [p for p in dict.fromkeys(found) if not fits_stem(p).endswith(_OUTPUT_SUFFIX)]
     if not unique:
         msg = f"no FITS files found in inputs {[str(i) for i in inputs]}"
         raise ValueError(msg)
@@ -179,7 +171,7 @@ def find_inputs(inputs) -> list[Path]:
 
 
 def _is_fits_name(path: Path) -> bool:
-    return not path.name.startswith(".") and path.name.lower().endswith(_FITS_SUFFIXES)
+    return not path.name.startswith(".") and path.name.lower().endswith(FITS_SUFFIXES)
 
 
 def _input_header(source: Path):

@@ -17,6 +17,7 @@ __all__ = [
     "upscale_header",
     "detect_kind",
     "resolve_kind",
+    "fits_stem",
     "atomic_write",
 ]
 
@@ -52,6 +53,25 @@ def _image_hdu(hdul, path):
     kinds = ", ".join(type(hdu).__name__ for hdu in hdul)
     msg = f"{path} holds no image data (HDUs: {kinds})"
     raise ValueError(msg)
+
+
+#: File name endings of FITS files, longest first.
+FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fits", ".fit", ".fts")
+
+
+def fits_stem(path) -> str:
+    """A FITS file's name without its FITS suffix only, so JSOC names keep their time stamps.
+
+    Examples
+    --------
+    >>> fits_stem("hmi.M_45s.20240101_000000_TAI.2.magnetogram.fits")
+    'hmi.M_45s.20240101_000000_TAI.2.magnetogram'
+    """
+    name = Path(path).name
+    for suffix in FITS_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
 
 
 def read_fits(path):

@@ -21,7 +21,8 @@ from ._version import __version__
 from .baselines import bicubic_x2, rl_super_resolve
 from .datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame, split_rows
 from .inference import _enhance_array
-from .metrics import contrast, psnr, ssim
+from .io import atomic_write
+from .metrics import contrast, psnr, quiet_region, scale_region, ssim
 
 __all__ = [
     "held_out_fields",
@@ -94,8 +95,9 @@ def evaluate_field(network, observed, target, *, kind):
     """Scores of Enhance, bicubic and best-iteration Richardson-Lucy on one field.
 
     ``observed`` and ``target`` are normalised (I/Ic or kG). Returns a dict of per-method PSNR (dB),
-    SSIM, and for continuum the RMS contrast and mean umbral intensity relative to the target; for
-    magnetograms the unsigned flux relative to the target.
+    SSIM, and for continuum the granulation contrast (RMS contrast in the quietest square of at most
+    40 x 40 input pixels, `~enhance.metrics.quiet_region`) and the mean umbral intensity relative to the
+    target; for magnetograms the unsigned flux relative to the target.
     """
     scale = SCALE[kind]
     # The network wrapper takes I/Ic or gauss; the pairs are normalised (kG for magnetograms).
@@ -104,18 +106,25 @@ def evaluate_field(network, observed, target, *, kind):
     rl_score, rl_image, rl_iter = _best_rl(observed, target, data_range, kind=kind)
     outputs = {"enhance": enhanced, "bicubic": bicubic_x2(observed), "richardson_lucy": rl_image}
     scores = {"rl_best_iterations": rl_iter}
+    if kind == "intensity":
+        quiet_in = quiet_region(observed, size=40, qs_level=1.0)
+        quiet = scale_region(quiet_in, 2)
     for method, image in outputs.items():
         entry = {"psnr": psnr(image, target, data_range=data_range), "ssim": ssim(image, target, data_range=data_range)}
         if kind == "intensity":
-            entry["contrast"] = contrast(image)
+            entry["contrast"] = contrast(image, region=quiet)
             umbra = target < _UMBRA
             entry["umbra_ratio"] = float(image[umbra].mean() / target[umbra].mean()) if umbra.sum() >= 4 else None
         else:
             entry["unsigned_flux_ratio"] = float(np.abs(image).sum() / np.abs(target).sum())
         scores[method] = entry
     if kind == "intensity":
-        scores["target_contrast"] = contrast(target)
-        scores["input_contrast"] = contrast(observed)
+        scores["target_contrast"] = contrast(target, region=quiet)
+        scores["input_contrast"] = contrast(observed, region=quiet_in)
+        scores["quiet_region_input_pixels"] = [
+            [quiet_in[0].start, quiet_in[0].stop],
+            [quiet_in[1].start, quiet_in[1].stop],
+        ]
     scores["_images"] = {"input": observed, "target": target, **outputs}
     return scores
 
@@ -163,7 +172,7 @@ def floors(results):
     return checks
 
 
-def _figure(name, images, path, *, kind):
+def _figure(name, images, path, *, kind, overwrite=False):
     from matplotlib.figure import Figure
 
     from .figures import image_limits, plot_image
@@ -178,7 +187,7 @@ def _figure(name, images, path, *, kind):
         plot_image(physical[key], scale * u.arcsec, ax=ax, kind=kind, vmin=vmin, vmax=vmax,
                    title=key.replace("_", " "), colorbar=key == "target")  # fmt: skip
     fig.suptitle(name)
-    fig.savefig(path, dpi=90)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90), overwrite=overwrite)
 
 
 def _row(label, method, scores, *, kind):
@@ -195,15 +204,20 @@ def _row(label, method, scores, *, kind):
     return "| " + " | ".join(cells) + " |"
 
 
-def report(results, out_dir, *, kind, title=None):
+def report(results, out_dir, *, kind, title=None, overwrite=False):
     """Write ``validation_<kind>.md``, ``validation_<kind>.json`` and one PNG per field and model.
 
-    Returns the path of the Markdown report.
+    Each file is written atomically; an earlier report of the same kind in ``out_dir`` is replaced only
+    with ``overwrite`` (else `FileExistsError`, before anything is written). Returns the Markdown path.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"validation_{kind}.md"
+    if path.exists() and not overwrite:
+        msg = f"{path} exists; pass overwrite=True to replace the report"
+        raise FileExistsError(msg)
     header = ["model", "method", "PSNR [dB]", "SSIM"]
-    header += ["contrast", "umbra / target"] if kind == "intensity" else ["unsigned flux / target"]
+    header += ["granulation contrast", "umbra / target"] if kind == "intensity" else ["unsigned flux / target"]
     lines = [
         f"# {title or f'Validation of the {kind} models'}",
         "",
@@ -222,19 +236,20 @@ def report(results, out_dir, *, kind, title=None):
             lines += [_row(label, method, scores, kind=kind) for method in ("bicubic", "richardson_lucy", "enhance")]
         if kind == "intensity":
             first = next(iter(clean[field].values()))
-            lines += ["", f"Contrast of the target {100 * first['target_contrast']:.2f} %, "
+            lines += ["", f"Granulation contrast (quietest square, input pixels {first['quiet_region_input_pixels']}) "
+                      f"of the target {100 * first['target_contrast']:.2f} %, "
                       f"of the input {100 * first['input_contrast']:.2f} %."]  # fmt: skip
         lines.append("")
         for label, scores in by_model.items():
             png = out_dir / f"validation_{kind}_{number}_{label}.png"
-            _figure(f"{field}: {label}", scores["_images"], png, kind=kind)
+            _figure(f"{field}: {label}", scores["_images"], png, kind=kind, overwrite=overwrite)
             lines.append(f"![{field}, {label}]({png.name})")
         lines.append("")
     checks = floors(clean)
     if checks:
         lines += ["## Floors", ""]
         lines += [f"- {'PASS' if ok else 'FAIL'}: {name} ({value:+.2f} dB)" for name, (value, ok) in checks.items()]
-    path = out_dir / f"validation_{kind}.md"
-    path.write_text("\n".join(lines) + "\n")
-    (out_dir / f"validation_{kind}.json").write_text(json.dumps(clean, indent=1, default=float))
+    text, numbers = "\n".join(lines) + "\n", json.dumps(clean, indent=1, default=float)
+    atomic_write(out_dir / f"validation_{kind}.json", lambda tmp: Path(tmp).write_text(numbers), overwrite=overwrite)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text), overwrite=overwrite)
     return path
