@@ -200,3 +200,11 @@ def test_resolve_kind_refuses_kilogauss_and_warns_off_hmi_scale():
     assert resolve_kind("blos", fits.Header({"BUNIT": "Mx/cm^2", "CDELT1": 0.504297})) == "blos"
     with pytest.warns(EnhanceUserWarning, match="pixel scale 0.252 arcsec is not HMI's"):
         resolve_kind("intensity", fits.Header({"CDELT1": 0.252, "CUNIT1": "arcsec"}))
+
+
+def test_truncated_fits_is_named_as_such(tmp_path):
+    path = tmp_path / "t.fits"
+    fits.PrimaryHDU(np.zeros((64, 64), dtype=np.float32)).writeto(path)
+    path.write_bytes(path.read_bytes()[:6000])
+    with pytest.raises(ValueError, match="truncated or corrupt|not a readable FITS file"):
+        read_fits(path)

@@ -154,3 +154,12 @@ def test_resume_refuses_a_different_data_stream(tmp_path):
         train(_cfg(tmp_path, max_steps=2, seed=4), *_data(), progress=False)
     with pytest.raises(ValueError, match="trained with kind='intensity'"):
         train(_cfg(tmp_path, max_steps=2, kind="blos"), *_data(), progress=False)
+
+
+def test_config_rejects_inconsistent_rates_and_negative_weights():
+    with pytest.raises(ValueError, match=r"min_lr must lie in \[0, lr=0.0001\]"):
+        TrainConfig(lr=1e-4, min_lr=1e-3)
+    with pytest.raises(ValueError, match="l2 must be None or >= 0"):
+        TrainConfig(l2=-1.0)
+    with pytest.raises(ValueError, match="warmup_steps must be an integer >= 0"):
+        TrainConfig(warmup_steps=-5)

@@ -6,12 +6,13 @@ overwritten without ``--overwrite``.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from ._version import __version__
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 
 def _error(message: str) -> int:
@@ -25,7 +26,7 @@ def _is_batch(args) -> bool:
         return True
     single = Path(args.inputs[0])
     pattern = not single.exists() and any(char in args.inputs[0] for char in "*?[")
-    return single.is_dir() or pattern or Path(args.output).is_dir()
+    return single.is_dir() or pattern or Path(args.output).is_dir() or args.output.endswith(("/", os.sep))
 
 
 def _run_batch(args) -> int:

@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,14 @@ _IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 
 def _image_hdu(hdul, path):
     for hdu in hdul:
-        if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS", 0) > 0 and hdu.data is not None:
-            return hdu
+        if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS", 0) > 0:
+            try:
+                data = hdu.data
+            except (ValueError, TypeError, OSError) as err:
+                msg = f"{path} is truncated or corrupt: {err}"
+                raise ValueError(msg) from err
+            if data is not None:
+                return hdu
     kinds = ", ".join(type(hdu).__name__ for hdu in hdul)
     msg = f"{path} holds no image data (HDUs: {kinds})"
     raise ValueError(msg)
@@ -103,14 +110,21 @@ def read_fits(path):
     if not path.is_file():
         msg = f"input file not found: {path}"
         raise FileNotFoundError(msg)
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            hdu = _image_hdu(hdul, path)
-            raw = hdu.data
-            header = hdu.header.copy()
-    except OSError as err:
-        msg = f"{path} is not a readable FITS file: {err}"
-        raise ValueError(msg) from err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                hdu = _image_hdu(hdul, path)
+                raw = hdu.data
+                header = hdu.header.copy()
+        except OSError as err:
+            msg = f"{path} is not a readable FITS file: {err}"
+            raise ValueError(msg) from err
+    for warning in caught:
+        if "truncated" in str(warning.message):  # astropy only warns; the data would be incomplete
+            msg = f"{path} is truncated or corrupt: {warning.message}"
+            raise ValueError(msg)
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     data = np.squeeze(raw) if raw.ndim > 2 else raw
     if data.ndim != 2:
         msg = f"{path}: the image must be 2-D (ny, nx), got shape {raw.shape}"

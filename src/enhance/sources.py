@@ -171,7 +171,7 @@ class Source:
         if not -n <= index < n:
             msg = f"frame index {index} out of range for {self.name} with {n} frames"
             raise IndexError(msg)
-        data = np.asarray(self._read(int(index) % n), dtype=np.float64)
+        data = np.array(self._read(int(index) % n), dtype=np.float64)  # a copy: callers may edit it
         if not np.all(np.isfinite(data)):
             msg = f"{self.name}: frame {index} holds {np.count_nonzero(~np.isfinite(data))} NaN or infinite pixels"
             raise ValueError(msg)

@@ -36,7 +36,18 @@ from ._version import __version__
 from .io import atomic_write
 from .network import EnhanceNet
 
-__all__ = ["TrainConfig", "train", "lr_at", "evaluate", "save_checkpoint", "load_checkpoint", "load_config"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "lr_at",
+    "evaluate",
+    "get_batch",
+    "sample_index",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_config",
+    "plot_history",
+]
 
 # Fields a resumed run must share with its checkpoint (they define the data stream and the task).
 _RESUME_FIXED = ("kind", "seed", "batch_size", "shuffle", "input_noise", "l2")
@@ -77,6 +88,15 @@ class TrainConfig:
         if not self.lr > 0:
             msg = f"lr must be > 0, got {self.lr!r}"
             raise ValueError(msg)
+        if not 0 <= self.min_lr <= self.lr:
+            msg = f"min_lr must lie in [0, lr={self.lr}], got {self.min_lr!r}"
+            raise ValueError(msg)
+        check_integer(self.warmup_steps, name="warmup_steps", minimum=0)
+        for name in ("l2", "input_noise"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                msg = f"{name} must be None or >= 0, got {value!r}"
+                raise ValueError(msg)
 
     @property
     def l2_weight(self) -> float:
@@ -223,7 +243,7 @@ def plot_history(history: list[dict], path) -> None:
 
 
 def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progress: bool = True) -> dict:
-    """Train an `~enhance.network.EnhanceNet` on the pairs that ``sampler`` produces.
+    """Train an `~enhance.network.EnhanceNet` on pairs from ``train_data``, validating on ``val_data``.
 
     Parameters
     ----------

@@ -29,6 +29,7 @@ __all__ = [
     "evaluate_field",
     "validate",
     "report",
+    "floors",
     "RL_ITERATIONS",
 ]
 

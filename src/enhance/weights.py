@@ -125,7 +125,11 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
         msg = f"{path} holds a {meta['kind']!r} network, but kind={kind!r} was asked for"
         raise ValueError(msg)
     net = EnhanceNet(depth=int(meta["depth"]), width=int(meta["width"]))
-    net.load_state_dict(state, strict=True)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        msg = f"{path}: its tensors do not match its metadata (depth {meta['depth']}, width {meta['width']}): {err}"
+        raise ValueError(msg) from err
     return net.eval()
 
 
