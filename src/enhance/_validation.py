@@ -7,7 +7,15 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_image", "check_positive", "check_integer", "check_angle", "check_choice", "supported_float_type"]
+__all__ = [
+    "fill_nonfinite",
+    "check_image",
+    "check_positive",
+    "check_integer",
+    "check_angle",
+    "check_choice",
+    "supported_float_type",
+]
 
 
 def supported_float_type(dtype):
@@ -97,6 +105,22 @@ def check_angle(value, *, name):
         msg = f"{name} must be positive, got {value!r}"
         raise ValueError(msg)
     return number
+
+
+def fill_nonfinite(image, finite):
+    """Replace non-finite pixels by their nearest finite neighbour (no artificial edge at the limb).
+
+    ``finite`` is ``np.isfinite(image)``; returns ``image`` itself when every pixel is finite.
+    """
+    if finite.all():
+        return image
+    if not finite.any():
+        msg = "image has no finite pixels"
+        raise ValueError(msg)
+    from scipy import ndimage
+
+    indices = ndimage.distance_transform_edt(~finite, return_distances=False, return_indices=True)
+    return image[tuple(indices)]
 
 
 def check_choice(value, choices, *, name):

@@ -17,12 +17,11 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 
-from ._validation import check_choice, check_image, check_positive
+from ._validation import check_choice, check_image, check_positive, fill_nonfinite
 from .baselines import bicubic_x2, rl_super_resolve
 from .degrade import HMI_PIXEL_SCALE
 from .io import fits_stem
 from .metrics import (
-    _fill_nonfinite,
     consistency_map,
     contrast,
     power_spectrum,
@@ -345,7 +344,7 @@ def compare(
     if min(image.shape) < 8:
         msg = f"image must be at least 8x8 pixels for the diagnostics, got shape {image.shape}"
         raise ValueError(msg)
-    filled = _fill_nonfinite(image.astype(np.float64), finite)
+    filled = fill_nonfinite(image.astype(np.float64), finite)
     fine_missing = np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)
     input_scale = scale * u.arcsec
     output_scale = scale / 2 * u.arcsec
@@ -372,7 +371,7 @@ def compare(
         array[fine_missing] = np.nan
     if reference is not None:
         outputs["reference"] = reference
-    filled_outputs = {key: _fill_nonfinite(value, np.isfinite(value)) for key, value in outputs.items()}
+    filled_outputs = {key: fill_nonfinite(value, np.isfinite(value)) for key, value in outputs.items()}
 
     result = {
         "input": {

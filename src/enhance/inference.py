@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
-from ._validation import check_choice, check_image, check_positive
+from ._validation import check_choice, check_image, check_positive, fill_nonfinite
 from ._version import __version__
 from .network import EnhanceNet, full, light, receptive_margin
 from .runtime import PRECISIONS, InferenceNet
@@ -118,14 +117,6 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
     return factory(kind, weights="default")
 
 
-def _fill_missing(image, finite):
-    """Replace non-finite pixels by their nearest finite neighbour (no artificial edges at the limb)."""
-    if finite.all():
-        return image
-    indices = ndimage.distance_transform_edt(~finite, return_distances=False, return_indices=True)
-    return image[tuple(indices)]
-
-
 #: Prepared runners of EnhanceNets, per network: ``{(backend, device, threads): (weights digest, runner)}``.
 _RUNNERS = weakref.WeakKeyDictionary()
 
@@ -209,7 +200,7 @@ def _enhance_array(
         scale = estimate_qs_level(data[finite]) if qs_level is None else check_positive(qs_level, name="qs_level")
     else:
         scale = _GAUSS_PER_KG
-    normalised = _fill_missing(data, finite) / scale
+    normalised = fill_nonfinite(data, finite) / scale
 
     if tile is None and data.size > AUTO_TILE_PIXELS:
         tile = AUTO_TILE

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from ._validation import check_choice, check_image, check_integer, check_positive
+from ._validation import check_choice, check_image, check_integer, check_positive, fill_nonfinite
 from .baselines import _padded_shape, _transfer_function, bicubic_x2
 from .degrade import HMI_PIXEL_SCALE, bin_area
 from .psf import DEFAULT_RADIUS, TARGET_DIAMETER, psf_kernel
@@ -481,7 +481,7 @@ def density_scatter(image, output, *, bins: int = 200, limits=None):
     y = check_image(output, name="output").astype(np.float64)
     if y.shape == (2 * x.shape[0], 2 * x.shape[1]):
         finite = np.isfinite(x)
-        x = bicubic_x2(_fill_nonfinite(x, finite))
+        x = bicubic_x2(fill_nonfinite(x, finite))
         x[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
     elif y.shape != x.shape:
         msg = f"output must have the input's shape {x.shape} or twice it, got {y.shape}"
@@ -499,17 +499,6 @@ def density_scatter(image, output, *, bins: int = 200, limits=None):
     edges = np.linspace(lo, hi, int(bins) + 1)
     counts, _, _ = np.histogram2d(x, y, bins=(edges, edges))
     return counts, edges
-
-
-def _fill_nonfinite(image, finite):
-    """Replace non-finite pixels by their nearest finite neighbour."""
-    if finite.all():
-        return image
-    if not finite.any():
-        msg = "image has no finite pixels"
-        raise ValueError(msg)
-    indices = ndimage.distance_transform_edt(~finite, return_distances=False, return_indices=True)
-    return image[tuple(indices)]
 
 
 _OTF_FLOOR = 1e-2  # below this Airy OTF value the HMI/Airy ratio is damped (the HMI OTF is < 1e-4 there)
@@ -597,7 +586,7 @@ def reconvolve(
     kernel_hmi = psf_kernel(scale, kind="hmi", radius=radius, **params)
     kernel_airy = psf_kernel(scale, kind="airy", radius=radius, diameter=target_diameter)
     finite = np.isfinite(data)
-    data = _fill_nonfinite(data, finite)
+    data = fill_nonfinite(data, finite)
 
     ny, nx = data.shape
     if boundary == "wrap":
