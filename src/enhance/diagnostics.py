@@ -20,7 +20,7 @@ from astropy.io import fits
 from ._validation import check_choice, check_image, check_positive, fill_nonfinite
 from .baselines import bicubic_x2, rl_super_resolve
 from .degrade import HMI_PIXEL_SCALE
-from .io import fits_stem
+from .io import fits_stem, resolve_kind
 from .metrics import (
     consistency_map,
     contrast,
@@ -55,17 +55,6 @@ _WCS_KEYS = re.compile(
 )
 
 
-def _header_scale(header):
-    """Pixel scale (arcsec) from CDELT1/CUNIT1 of a header, or None."""
-    if header is None or "CDELT1" not in header:
-        return None
-    unit = str(header.get("CUNIT1", "arcsec")).strip() or "arcsec"
-    try:
-        return abs(float(header["CDELT1"])) * u.Unit(unit).to(u.arcsec)
-    except (ValueError, TypeError, u.UnitsError):
-        return None
-
-
 def _load(data, pixel_scale):
     """(image, header or None, name, pixel scale in arcsec) from a path, a Map or an array."""
     header, name = None, "compare"
@@ -85,26 +74,16 @@ def _load(data, pixel_scale):
             image = data
     image = check_image(image)
     if pixel_scale is None:
-        scale = _header_scale(header) or float(HMI_PIXEL_SCALE.to_value(u.arcsec))
+        from .sources import pixel_scale_from_header
+
+        from_header = pixel_scale_from_header(header) if header is not None else None
+        scale = float((from_header if from_header is not None else HMI_PIXEL_SCALE).to_value(u.arcsec))
     else:
         if not isinstance(pixel_scale, u.Quantity):
             msg = f"pixel_scale must be an angle Quantity (e.g. 0.504 * u.arcsec), got {pixel_scale!r}"
             raise TypeError(msg)
         scale = float(pixel_scale.to_value(u.arcsec))
     return image, header, name, check_positive(scale, name="pixel_scale")
-
-
-def _resolve_kind(kind, header):
-    check_choice(kind, ("auto", "intensity", "blos"), name="kind")
-    if kind != "auto":
-        return kind
-    from .io import detect_kind
-
-    detected = detect_kind(header) if header is not None else None
-    if detected is None:
-        msg = "kind='auto' cannot tell continuum from magnetogram (no header, BUNIT or CONTENT); pass kind"
-        raise ValueError(msg)
-    return detected
 
 
 def parse_region(text: str):
@@ -328,7 +307,8 @@ def compare(
     from .inference import _enhance_array, _history, estimate_qs_level, resolve_network
 
     image, header, default_name, scale = _load(data, pixel_scale)
-    kind = _resolve_kind(kind, header)
+    check_choice(kind, ("auto", "intensity", "blos"), name="kind")
+    kind = resolve_kind(kind, header if header is not None else {}, path=name or "image")
     name = default_name if name is None else str(name)
     if out_dir is not None:
         out_dir = Path(out_dir)

@@ -261,7 +261,8 @@ def resolve_kind(requested, header, *, path="input"):
     """
     kind = detect_kind(header) if requested == "auto" else requested
     if kind is None:
-        msg = f"{path}: cannot tell continuum from magnetogram (no BUNIT, CONTENT or series name); pass -t"
+        msg = (f"{path}: kind='auto' cannot tell continuum from magnetogram (no BUNIT, CONTENT or series name); "
+               "pass kind= in Python, or pass -t on the command line")  # fmt: skip
         raise ValueError(msg)
     unit = str(header.get("BUNIT", "") or "").strip()
     if kind == "blos" and unit and unit.lower() not in _GAUSS_UNITS:
