@@ -30,7 +30,7 @@ import numpy as np
 
 from ._validation import check_choice, check_positive, supported_float_type
 from ._version import __version__
-from .inference import KINDS, _enhance_array, _history, estimate_qs_level, resolve_network
+from .inference import KINDS, _enhance_array, _history, _qs_stride, estimate_qs_level, resolve_network
 from .io import FITS_SUFFIXES, fits_stem
 from .network import receptive_margin
 
@@ -52,7 +52,6 @@ MANIFEST_FIELDS = (
 )  # fmt: skip
 _GLOB_CHARS = frozenset("*?[")
 #: `enhance_dask` estimates the quiet-Sun level on at most about this many pixels (every s-th pixel).
-_LEVEL_SAMPLE_PIXELS = 2048 * 2048
 _MANIFEST_EVERY_S = 30.0
 
 # Per-process network cache: each Dask worker process loads a network once and reuses it for every
@@ -641,8 +640,8 @@ def enhance_dask(
         of ``network``.
     qs_level : float, optional
         Quiet-Sun level (intensity only). None estimates it once for the whole image, lazily, with
-        `~enhance.inference.estimate_qs_level` on every s-th pixel along each axis, s the smallest
-        integer that keeps the sample within 2048x2048 pixels (s = 1, the whole image, up to that size).
+        `~enhance.inference.estimate_qs_level` on the same regular grid of at most 65,536 pixels that
+        `~enhance.enhance` uses, so both give the same level.
     device : str
         As in `~enhance.enhance`, resolved on each worker.
     tile : int, optional
@@ -707,7 +706,7 @@ def enhance_dask(
         net_arg = dask.delayed(net, name=f"enhance-network-{uuid.uuid4().hex}")
     margin = receptive_margin(depth) if depth is not None else 32  # 32: as `enhance` for other modules
     if kind == "intensity" and qs_level is None:
-        step = max(1, int(np.ceil(np.sqrt(array.size / _LEVEL_SAMPLE_PIXELS))))
+        step = _qs_stride(array.shape)  # the very pixels `enhance` would look at for the same image
         level = dask.delayed(estimate_qs_level)(array[::step, ::step])
     elif kind == "intensity":
         level = check_positive(qs_level, name="qs_level")

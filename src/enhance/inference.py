@@ -29,6 +29,12 @@ _GAUSS_PER_KG = 1000.0
 _QS_SAMPLES = 1 << 16  # pixels that estimate_qs_level looks at, at most
 
 
+def _qs_stride(shape) -> int:
+    """Stride along every axis that leaves at most `_QS_SAMPLES` pixels for `estimate_qs_level`."""
+    size = int(np.prod(shape))
+    return max(1, int(np.ceil((size / _QS_SAMPLES) ** (1 / len(shape)))))
+
+
 def estimate_qs_level(image, *, window=0.15, n_iter=10):
     """Estimate the quiet-Sun continuum level of an image robustly.
 
@@ -64,9 +70,9 @@ def estimate_qs_level(image, *, window=0.15, n_iter=10):
     >>> estimate_qs_level(image)
     1.0
     """
-    values = np.asarray(image, dtype=np.float64).ravel()
-    if values.size > _QS_SAMPLES:
-        values = values[:: values.size // _QS_SAMPLES]  # a regular subsample: the level to ~1e-4
+    values = np.asarray(image)
+    stride = _qs_stride(values.shape)  # a regular grid of samples over the whole field: the level to ~1e-4
+    values = values[(slice(None, None, stride),) * values.ndim].astype(np.float64).ravel()
     values = values[np.isfinite(values)]
     if values.size == 0:
         msg = "cannot estimate the quiet-Sun level: the image has no finite pixels"
@@ -197,7 +203,7 @@ def _enhance_array(
         msg = "image has no finite pixels"
         raise ValueError(msg)
     if kind == "intensity":
-        scale = estimate_qs_level(data[finite]) if qs_level is None else check_positive(qs_level, name="qs_level")
+        scale = estimate_qs_level(data) if qs_level is None else check_positive(qs_level, name="qs_level")
     else:
         scale = _GAUSS_PER_KG
     normalised = fill_nonfinite(data, finite) / scale
