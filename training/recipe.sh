@@ -25,6 +25,8 @@ light|full)
     # Resume from the checkpoint carried in git between sessions, if the run folder is new.
     if [ ! -f "$out/checkpoint.pt" ] && [ -f "training/checkpoints/${variant}_${kind}.pt" ]; then
         mkdir -p "$out" && cp "training/checkpoints/${variant}_${kind}.pt" "$out/checkpoint.pt"
+        best="training/checkpoints/${variant}_${kind}_best.safetensors"
+        [ -f "$best" ] && cp "$best" "$out/best.safetensors"
     fi
     steps=20000; [ "$variant" = full ] && steps=8000
     extra=(); [ "$kind" = intensity ] && extra=(--simulation "$SIM")
@@ -36,6 +38,7 @@ save)
     mkdir -p training/checkpoints
     for run in "$RUNS"/*_intensity "$RUNS"/*_blos; do
         [ -f "$run/checkpoint.pt" ] && cp "$run/checkpoint.pt" "training/checkpoints/$(basename "$run").pt"
+        [ -f "$run/best.safetensors" ] && cp "$run/best.safetensors" "training/checkpoints/$(basename "$run")_best.safetensors"
     done
     ls -la training/checkpoints
     ;;
