@@ -62,35 +62,21 @@ def _run_batch(args) -> int:
 
 
 def _run(args) -> int:
-    """One file into one file; everything else goes through the batch engine (`_run_batch`)."""
+    """One file into one file, through the batch engine's task (`enhance_files` handles everything else)."""
     if _is_batch(args):
         return _run_batch(args)
-    from .inference import _enhance_array, _history, resolve_network
-    from .io import read_fits, resolve_kind, upscale_header, write_fits
-    from .weights import load_weights_file
+    from .distributed import _enhance_file, _model_label
 
     source, target = Path(args.inputs[0]), Path(args.output)
     if target.exists() and not args.overwrite:
         return _error(f"{target} exists; use --overwrite to replace it")
-    try:
-        image, header = read_fits(source)
-        kind = resolve_kind(args.type, header, path=source)
-        custom = load_weights_file(args.weights, kind=kind) if args.weights else None
-        network = resolve_network(kind, model=args.model, network=custom)
-        options = {"qs_level": args.qs_level, "device": args.device, "tile": args.tile, "backend": args.backend,
-                   "precision": args.precision}  # fmt: skip
-        result = _enhance_array(image, kind=kind, network=network, progress=True, **options)
-        history = _history(kind, args.model, custom) + (f" ({Path(args.weights).name})" if args.weights else "")
-        extra = []
-        if args.consistency:
-            from .diagnostics import consistency_hdu
-
-            extra = [consistency_hdu(result, image, header=header)]
-        write_fits(target, result, upscale_header(header, 2, history=history), overwrite=args.overwrite,
-                   extra_hdus=extra)  # fmt: skip
-    except (OSError, ValueError, TypeError, LookupError) as err:
-        return _error(str(err) if str(source) in str(err) else f"{source}: {err}")
-    print(f"{source} -> {target} ({kind}, {result.shape[1]}x{result.shape[0]})")
+    record = _enhance_file(source, target, kind=args.type, weights=args.weights, model=args.model,
+                           label=_model_label(args.weights, args.model), qs_level=args.qs_level, device=args.device,
+                           tile=args.tile, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
+                           consistency=args.consistency, progress=True)  # fmt: skip
+    if record["status"] != "done":
+        return _error(record["reason"].split(": ", 1)[-1])
+    print(f"{source} -> {target} ({record['kind']}, {record['seconds']} s)")
     return 0
 
 

@@ -211,7 +211,8 @@ def _kind_for(source: Path, kind: str, header) -> str:
 
 
 def _enhance_file(
-    source, target, *, kind, weights, model, label, qs_level, device, tile, backend, precision, overwrite, consistency
+    source, target, *, kind, weights, model, label, qs_level, device, tile, backend, precision, overwrite, consistency,
+    progress=False,
 ):
     """One task: enhance ``source`` into ``target`` and return its manifest record. Never raises."""
     from .io import read_fits, upscale_header, write_fits
@@ -239,7 +240,7 @@ def _enhance_file(
         record["kind"] = file_kind = _kind_for(source, kind, header)
         network = _cached_network(weights, kind=file_kind, model=model)
         result = _enhance_array(image, kind=file_kind, network=network, qs_level=qs_level, device=device, tile=tile,
-                                backend=backend, precision=precision)  # fmt: skip
+                                backend=backend, precision=precision, progress=progress)  # fmt: skip
         history = _history(file_kind, model, network if weights is not None else None)
         history += f" ({Path(weights).name})" if weights is not None else ""
         extra = []
