@@ -247,7 +247,10 @@ def _enhance_file(
         if consistency:
             from .diagnostics import consistency_hdu
 
-            extra = [consistency_hdu(result, image, header=header)]
+            from .sources import pixel_scale_from_header
+
+            scale = pixel_scale_from_header(header)  # the header's CDELT, as `enhance compare` uses
+            extra = [consistency_hdu(result, image, header=header, **({"input_scale": scale} if scale else {}))]
         write_fits(target, result, upscale_header(header, 2, history=history), overwrite=replace, extra_hdus=extra)
         record["status"] = "done"
     except Exception as err:  # noqa: BLE001 - one bad file is recorded and the others go on
