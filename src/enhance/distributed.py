@@ -211,7 +211,20 @@ def _kind_for(source: Path, kind: str, header) -> str:
 
 
 def _enhance_file(
-    source, target, *, kind, weights, model, label, qs_level, device, tile, backend, precision, overwrite, consistency,
+    source,
+    target,
+    *,
+    kind,
+    weights,
+    model,
+    label,
+    qs_level,
+    device,
+    tile,
+    backend,
+    precision,
+    overwrite,
+    consistency,
     progress=False,
 ):
     """One task: enhance ``source`` into ``target`` and return its manifest record. Never raises."""
@@ -246,11 +259,12 @@ def _enhance_file(
         extra = []
         if consistency:
             from .diagnostics import consistency_hdu
-
             from .sources import pixel_scale_from_header
 
             scale = pixel_scale_from_header(header)  # the header's CDELT, as `enhance compare` uses
-            extra = [consistency_hdu(result, image, header=header, **({"input_scale": scale} if scale else {}))]
+            extra = [
+                consistency_hdu(result, image, header=header, **({"input_scale": scale} if scale is not None else {}))
+            ]
         write_fits(target, result, upscale_header(header, 2, history=history), overwrite=replace, extra_hdus=extra)
         record["status"] = "done"
     except Exception as err:  # noqa: BLE001 - one bad file is recorded and the others go on
