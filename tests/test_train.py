@@ -71,6 +71,19 @@ def test_training_lowers_validation_loss_and_writes_files(tmp_path):
     assert (net.depth, net.width) == (1, 8)
 
 
+def test_bfloat16_training_learns_like_float32(tmp_path):
+    kw = {"max_steps": 40, "eval_interval": 20, "lr": 3e-3, "width": 8}
+    fp32 = train(_cfg(tmp_path / "a", **kw), *_data(), progress=False)
+    bf16 = train(_cfg(tmp_path / "b", precision="bfloat16", **kw), *_data(), progress=False)
+    first, last = bf16["history"][0]["val_loss"], bf16["history"][-1]["val_loss"]
+    assert last < first
+    # Same data, noise and initialisation: reduced precision changes the path only slightly.
+    assert last == pytest.approx(fp32["history"][-1]["val_loss"], rel=0.2)
+    assert last != fp32["history"][-1]["val_loss"]  # bf16 really was used
+    with pytest.raises(ValueError, match="precision"):
+        _cfg(tmp_path, precision="float16")
+
+
 def test_resume_refuses_a_different_architecture(tmp_path):
     train(_cfg(tmp_path, max_steps=1), *_data(), progress=False)
     with pytest.raises(

@@ -28,10 +28,11 @@ light|full)
         best="training/checkpoints/${variant}_${kind}_best.safetensors"
         [ -f "$best" ] && cp "$best" "$out/best.safetensors"
     fi
-    steps=20000; [ "$variant" = full ] && steps=8000
+    steps=10000; [ "$variant" = full ] && steps=8000
+    steps=${STEPS:-$steps}
     extra=(); [ "$kind" = intensity ] && extra=(--simulation "$SIM")
     "$PY/enhance" train --data "$RUNS/pairs_${kind}.h5" --kind "$kind" --model "$variant" --steps "$steps" \
-        --lr 5e-4 --threads "${THREADS:-1}" --out-dir "$out" "${extra[@]}"
+        --lr 5e-4 --threads "${THREADS:-1}" --precision "${PRECISION:-bfloat16}" --out-dir "$out" "${extra[@]}"
     ;;
 save)
     # Carry the resume checkpoints to the next session (small: 0.5 MB light, 5 MB full).

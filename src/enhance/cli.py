@@ -330,7 +330,8 @@ def _train(args) -> int:
     overrides = {"kind": args.kind, "depth": depth, "width": width, "max_steps": args.steps,
                  "batch_size": args.batch_size,
                  "lr": args.lr, "out_dir": args.out_dir, "device": args.device, "seed": args.seed,
-                 "num_threads": args.threads, "eval_interval": args.eval_interval}  # fmt: skip
+                 "num_threads": args.threads, "eval_interval": args.eval_interval,
+                 "precision": args.precision}  # fmt: skip
     overrides = {key: value for key, value in overrides.items() if value is not None}
     cfg = load_config(args.config, **overrides) if args.config else TrainConfig(**overrides)
     train_data = HDF5PairDataset(args.data)
@@ -376,6 +377,8 @@ def _add_train(subparsers) -> None:
     tr.add_argument("--device", help="auto, cpu, cuda, ...")
     tr.add_argument("--seed", type=int)
     tr.add_argument("--threads", type=int, help="torch CPU threads")
+    tr.add_argument("--precision", choices=("float32", "bfloat16"),
+                    help="bfloat16: autocast convolutions (fp32 master weights), ~2x faster on CPUs with AVX512-BF16")
     tr.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
     tr.set_defaults(func=_train)
 

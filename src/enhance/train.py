@@ -79,10 +79,12 @@ class TrainConfig:
     seed: int = 0  # seeds the data stream, the noise and the initialisation
     device: str = "auto"  # 'auto', 'cpu', 'cuda', ...
     num_threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
+    precision: str = "float32"  # 'float32', or 'bfloat16' autocast (fp32 master weights; ~2x faster on AVX512-BF16 CPUs)
 
     def __post_init__(self):
         check_choice(self.kind, ("intensity", "blos"), name="kind")
         check_choice(self.lr_schedule, ("constant", "cosine"), name="lr_schedule")
+        check_choice(self.precision, ("float32", "bfloat16"), name="precision")
         for name in ("depth", "width", "batch_size", "max_steps", "eval_interval", "eval_samples"):
             check_integer(getattr(self, name), name=name)
         if not self.lr > 0:
@@ -304,7 +306,8 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
                 msg = (f"checkpoint {checkpoint_path} was trained with {name}={saved!r}, but the configuration asks "
                        f"for {name}={asked!r}: resuming would not continue the same run")  # fmt: skip
                 raise ValueError(msg)
-    model = EnhanceNet(**cfg.model_args).to(device)
+    # Channels-last activations are what oneDNN's (and cuDNN's) fastest convolutions want.
+    model = EnhanceNet(**cfg.model_args).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best_val, history, running = 0, float("inf"), [], None
     if state is not None:
@@ -327,8 +330,10 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
         for group in optimizer.param_groups:
             group["lr"] = lr
         inputs, targets = get_batch(train_data, step, cfg, rank=rank, world=world)
-        prediction = trainer(inputs.to(device))
-        mse = F.mse_loss(prediction, targets.to(device))
+        inputs = inputs.to(device, memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+            prediction = trainer(inputs)
+        mse = F.mse_loss(prediction.float(), targets.to(device))
         loss = mse + cfg.l2_weight * _l2_penalty(model)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
