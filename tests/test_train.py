@@ -5,7 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from enhance.train import TrainConfig, get_batch, load_checkpoint, load_config, lr_at, train
+from enhance.network import EnhanceNet
+from enhance.train import (
+    TrainConfig,
+    get_batch,
+    load_checkpoint,
+    load_config,
+    lr_at,
+    recalibrate_batchnorm,
+    train,
+)
 from enhance.weights import load_network
 
 
@@ -82,6 +91,27 @@ def test_bfloat16_training_learns_like_float32(tmp_path):
     assert last != fp32["history"][-1]["val_loss"]  # bf16 really was used
     with pytest.raises(ValueError, match="precision"):
         _cfg(tmp_path, precision="float16")
+
+
+def test_batchnorm_recalibration_measures_the_current_weights(tmp_path):
+    cfg = _cfg(tmp_path, width=8)
+    train_data, _ = _data()
+    torch.manual_seed(0)
+    model = EnhanceNet(depth=1, width=8)
+    first = model.blocks[0].bn1
+    first.running_mean.fill_(5.0)  # stale statistics, far from the activations
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calibrated = recalibrate_batchnorm(model, train_data, cfg, step=2, device=torch.device("cpu"), batches=3)
+    for key, value in model.state_dict().items():  # the training model is untouched
+        assert torch.equal(value, before[key]), key
+    # The first BN's running mean is the plain average of its input over the three batches.
+    with torch.no_grad():
+        inputs = torch.cat([get_batch(train_data, 2 + j, cfg)[0] for j in range(3)])
+        activation = model.blocks[0].conv1(model.relu(model.conv_in(inputs)))
+    expected = activation.mean(dim=(0, 2, 3))
+    assert torch.allclose(calibrated.blocks[0].bn1.running_mean, expected, atol=1e-5)
+    assert calibrated.blocks[0].bn1.momentum == first.momentum
+    assert not calibrated.training
 
 
 def test_resume_refuses_a_different_architecture(tmp_path):

@@ -15,6 +15,7 @@ Multi-process data parallel training runs under ``torchrun`` (DDP; gloo on the C
 each rank takes its share of every batch, and rank 0 alone logs and writes files.
 """
 
+import copy
 import csv
 import dataclasses
 import functools
@@ -79,7 +80,9 @@ class TrainConfig:
     seed: int = 0  # seeds the data stream, the noise and the initialisation
     device: str = "auto"  # 'auto', 'cpu', 'cuda', ...
     num_threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
-    precision: str = "float32"  # 'float32', or 'bfloat16' autocast (fp32 master weights; ~2x faster on AVX512-BF16 CPUs)
+    precision: str = (
+        "float32"  # 'float32', or 'bfloat16' autocast (fp32 master weights; ~2x faster on AVX512-BF16 CPUs)
+    )
 
     def __post_init__(self):
         check_choice(self.kind, ("intensity", "blos"), name="kind")
@@ -178,6 +181,32 @@ def _l2_penalty(model: torch.nn.Module) -> torch.Tensor:
     """Sum of squared convolution kernels (Keras ``kernel_regularizer=l2``; biases and BN excluded)."""
     kernels = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     return sum(torch.sum(w * w) for w in kernels)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, data, cfg: TrainConfig, step: int, device, *, batches: int = 16):
+    """A copy of ``model`` whose BatchNorm running statistics are the plain average over ``batches``
+    training batches (those from ``step`` on), the weights unchanged.
+
+    The running averages kept during training (momentum 0.01, Keras' 0.99) trail weights that still move
+    quickly; evaluating and exporting with statistics measured on the current weights removes that lag.
+    The model itself, and so the training run, is untouched.
+    """
+    calibrated = copy.deepcopy(model)
+    norms = [m for m in calibrated.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return calibrated
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches below
+    calibrated.train()
+    for j in range(batches):
+        inputs, _ = get_batch(data, step + j, cfg)
+        calibrated(inputs.to(device, memory_format=torch.channels_last))  # float32, as at inference
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    return calibrated.eval()
 
 
 @torch.no_grad()
@@ -345,12 +374,13 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
 
         evaluate_now = step % cfg.eval_interval == 0 or step == cfg.max_steps
         if evaluate_now and rank == 0:
-            val = evaluate(model, val_data, cfg, device)
+            calibrated = recalibrate_batchnorm(model, train_data, cfg, step, device)
+            val = evaluate(calibrated, val_data, cfg, device)
             history.append({"step": step, "lr": lr, "train_loss": running, "val_loss": val,
                             "seconds": round(time.monotonic() - start, 2)})  # fmt: skip
             if val < best_val:
                 best_val = val
-                _export(model, out_dir / "best.safetensors", cfg, step, val)
+                _export(calibrated, out_dir / "best.safetensors", cfg, step, val)
             _write_history(out_dir, history)
             bar.write(f"step {step}: train {running:.4e}  validation {val:.4e}  (best {best_val:.4e})")
         if rank == 0 and (evaluate_now or time.monotonic() - last_save > cfg.checkpoint_seconds):
@@ -363,7 +393,11 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
     files = {"checkpoint": checkpoint_path}
     if rank == 0:
         files["final"] = _export(
-            model, out_dir / "final.safetensors", cfg, step, history[-1]["val_loss"] if history else None
+            recalibrate_batchnorm(model, train_data, cfg, step, device),
+            out_dir / "final.safetensors",
+            cfg,
+            step,
+            history[-1]["val_loss"] if history else None,
         )
         files["best"] = out_dir / "best.safetensors"
         if history:
