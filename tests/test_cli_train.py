@@ -71,6 +71,7 @@ def test_train_then_validate_from_the_command_line(pairs, tmp_path, capsys):
     text = (report_dir / "validation_blos.md").read_text()
     assert "| light | enhance |" in text
     assert "synthetic active_region" in text
+    assert "## Real HMI data" in text  # the packaged sample, by default
 
 
 def test_validate_without_trained_models_says_so(capsys):

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ import torch
 from conftest import SHARED_DATA, needs_shared
 from enhance.datasets import split_rows
 from enhance.network import EnhanceNet
-from enhance.validate import evaluate_field, floors, held_out_fields, report, validate
+from enhance.validate import evaluate_field, floors, held_out_fields, real_data, report, validate
 
 
 def test_split_rows_keeps_the_last_quarter_out():
@@ -45,18 +47,39 @@ def test_report_and_floors(tmp_path):
     torch.manual_seed(0)
     nets = {"full": EnhanceNet(depth=1, width=4), "light": EnhanceNet(depth=1, width=2)}
     results = validate(nets, "blos", shape=(160, 160), scenes=("active_region",))
-    path = report(results, tmp_path, kind="blos")
+    behaviour = real_data(nets, "blos")
+    path = report(results, tmp_path, kind="blos", behaviour=behaviour)
     text = path.read_text()
     assert "| full | enhance |" in text
-    assert "FAIL: synthetic active_region: full - RL >= 2 dB" in text  # an untrained net fails the floor
-    assert (tmp_path / "validation_blos.json").is_file()
+    assert "synthetic active_region: full - light <= 1 dB" in text  # magnetograms: the light floor only
+    assert "RL >= 2 dB" not in text
+    assert "## Real HMI data" in text
+    assert "| light | " in text
+    summary = json.loads((tmp_path / "validation_blos.json").read_text())
+    assert set(summary) == {"fields", "floors", "hmi_behaviour"}
+    assert summary["hmi_behaviour"]["full"]["numbers"]["strong_field_pixels"] > 0
     assert len(list(tmp_path.glob("validation_blos_1_*.png"))) == 2
     with pytest.raises(FileExistsError, match="exists"):
         report(results, tmp_path, kind="blos")
     assert report(results, tmp_path, kind="blos", overwrite=True) == path
-    checks = floors({"f": {"full": {"enhance": {"psnr": 30}, "richardson_lucy": {"psnr": 27.5},
-                                     "bicubic": {"psnr": 24}}, "light": {"enhance": {"psnr": 29.2}}}})  # fmt: skip
+
+
+def _scores(full, rl, bicubic, light):
+    return {"full": {"enhance": {"psnr": full}, "richardson_lucy": {"psnr": rl}, "bicubic": {"psnr": bicubic}},
+            "light": {"enhance": {"psnr": light}}}  # fmt: skip
+
+
+def test_floors_apply_to_the_simulation_field():
+    results = {"muram.fits (held-out rows)": _scores(30, 27.5, 24, 29.2), "synthetic plage": _scores(30, 29.5, 24, 20)}
+    checks = floors(results)
+    assert len(checks) == 3
     assert all(ok for _, ok in checks.values())
+    results["muram.fits (held-out rows)"] = _scores(30, 28.5, 24, 29.2)
+    failed = [name for name, (_, ok) in floors(results).items() if not ok]
+    assert failed == ["muram.fits (held-out rows): full - RL >= 2 dB"]
+    # Without a simulation field every field carries the light floor, and only it.
+    checks = floors({"synthetic plage": _scores(30, 29.5, 24, 28.5)})
+    assert checks == {"synthetic plage: full - light <= 1 dB": (1.5, False)}
 
 
 @needs_shared

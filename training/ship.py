@@ -4,7 +4,8 @@
 
 Takes ``runs/<variant>_<kind>/best.safetensors``, the run's training configuration and history, and the
 validation numbers of ``runs/validation/validation_<kind>.json`` (from ``recipe.sh validate``), and
-refuses unless the validation report's floors pass. Run only when they do.
+refuses unless the validation report's floors pass and, for a full model, its behaviour on the real HMI
+sample lies within the published ranges. The model card carries all of these numbers.
 """
 
 import argparse
@@ -25,9 +26,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     run = Path(args.runs) / f"{args.variant}_{args.kind}"
     validation = json.loads((Path(args.runs) / "validation" / f"validation_{args.kind}.json").read_text())
-    failed = [name for name, (_, ok) in floors(validation).items() if not ok]
+    fields, behaviour = validation["fields"], validation["hmi_behaviour"].get(args.variant)
+    failed = [name for name, (_, ok) in floors(fields).items() if not ok]
+    if behaviour is None:
+        failed.append(f"no real-HMI behaviour of the {args.variant} model in the report")
+    elif args.variant == "full":
+        failed += [f"real HMI: {name} = {value} outside {low} to {high}"
+                   for name, (value, low, high, ok) in behaviour["checks"].items() if not ok]  # fmt: skip
     if failed:
-        sys.stderr.write("floors not met, not shipping:\n  " + "\n  ".join(failed) + "\n")
+        sys.stderr.write("not shipping:\n  " + "\n  ".join(failed) + "\n")
         return 1
     state = load_checkpoint(run / "checkpoint.pt")
     card = {
@@ -36,7 +43,9 @@ def main(argv=None) -> int:
         "recipe": state["config"],
         "steps": state["step"],
         "best_validation_mse": state["best_val"],
-        "validation": {field: scores.get(args.variant) for field, scores in validation.items()},
+        "validation": {field: scores.get(args.variant) for field, scores in fields.items()},
+        "floors": floors(fields),
+        "real_hmi_sample": behaviour,
     }
     entry = ship(run / "best.safetensors", args.kind, args.variant, card=card)
     print(json.dumps(entry, indent=1))

@@ -377,14 +377,17 @@ def _add_train(subparsers) -> None:
     tr.add_argument("--device", help="auto, cpu, cuda, ...")
     tr.add_argument("--seed", type=int)
     tr.add_argument("--threads", type=int, help="torch CPU threads")
-    tr.add_argument("--precision", choices=("float32", "bfloat16"),
-                    help="bfloat16: autocast convolutions (fp32 master weights), ~2x faster on CPUs with AVX512-BF16")
+    tr.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        help="bfloat16: autocast convolutions (fp32 master weights), ~2x faster on CPUs with AVX512-BF16",
+    )
     tr.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
     tr.set_defaults(func=_train)
 
 
 def _validate(args) -> int:
-    from .validate import report, validate
+    from .validate import real_data, report, validate
     from .weights import load_network
 
     networks = {}
@@ -399,7 +402,8 @@ def _validate(args) -> int:
     if existing.exists() and not args.overwrite:
         return _error(f"{existing} exists; use --overwrite to replace the report (or -o another folder)")
     results = validate(networks, args.kind, simulation=args.simulation, shape=tuple(args.shape))
-    path = report(results, args.output, kind=args.kind, overwrite=args.overwrite)
+    behaviour = real_data(networks, args.kind, args.hmi) if not args.no_hmi else None
+    path = report(results, args.output, kind=args.kind, behaviour=behaviour, overwrite=args.overwrite)
     print(path.read_text())
     print(f"wrote {path}")
     return 0
@@ -413,6 +417,9 @@ def _add_validate(subparsers) -> None:
     )
     val.add_argument("--simulation", help="simulation field whose held-out rows are validated too")
     val.add_argument("--shape", type=int, nargs=2, default=(800, 800), metavar=("NY", "NX"), help="held-out scene size")
+    val.add_argument("--hmi", metavar="FITS", help="real HMI image of --kind for the published-behaviour checks "
+                     "(default: the packaged sample cut-out)")  # fmt: skip
+    val.add_argument("--no-hmi", action="store_true", help="skip the real-HMI checks")
     val.add_argument("-o", "--output", default="validation", metavar="DIR", help="report folder (default: validation)")
     val.add_argument("--overwrite", action="store_true", help="replace an earlier report in that folder")
     val.set_defaults(func=_validate)
