@@ -130,6 +130,24 @@ def test_early_stopping_rules():
     assert info["n_iter"] < 500
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_callback_sees_every_iterate_and_can_stop(signed):
+    scene = _granules((32, 32), seed=3) - (1.0 if signed else 0.0)  # signed: the offset path
+    blurred = convolve(scene, _gaussian(1.5))
+    seen = {}
+
+    def record(k, estimate):
+        seen[k] = estimate
+        return k == 7
+
+    final, info = richardson_lucy(blurred, _gaussian(1.5), n_iter=20, callback=record, return_info=True)
+    assert sorted(seen) == list(range(1, 8))
+    assert info["stopped"] == "callback"
+    assert info["n_iter"] == 7
+    np.testing.assert_array_equal(final, seen[7])
+    np.testing.assert_allclose(seen[4], richardson_lucy(blurred, _gaussian(1.5), n_iter=4), rtol=0, atol=1e-12)
+
+
 def test_preserves_float32():
     image = _granules((32, 32)).astype(np.float32)
     assert richardson_lucy(image, _gaussian(), n_iter=2).dtype == np.float32

@@ -106,6 +106,7 @@ def richardson_lucy(
     offset: float | None = None,
     boundary: str = "reflect",
     return_info: bool = False,
+    callback=None,
 ):
     """Richardson-Lucy deconvolution, with the damped variant of Díaz Baso & Asensio Ramos (2018).
 
@@ -144,10 +145,14 @@ def richardson_lucy(
         'reflect' mirrors the image at its edges (cut-outs), 'wrap' treats it as periodic (simulation
         boxes, generated scenes).
     return_info : bool
-        Also return a dict with ``n_iter`` (iterations done), ``stopped`` ('n_iter', 'tol' or 'noise'),
+        Also return a dict with ``n_iter`` (iterations done), ``stopped`` ('n_iter', 'tol', 'noise' or 'callback'),
         ``offset`` (the offset used), ``residual_rms`` (RMS of :math:`P * x_k - d` before each iteration and
         after the last) and
         ``damped_pixels`` (pixels reset at each iteration).
+    callback : callable, optional
+        Called as ``callback(k, estimate)`` after iteration ``k`` (1, 2, ...) with the current estimate
+        in the units and shape of ``image`` (a new array). Returning True stops the iteration
+        (``stopped='callback'``). Lets one run visit many iteration counts, e.g. to find the best one.
 
     Returns
     -------
@@ -278,6 +283,11 @@ def richardson_lucy(
                 estimate[runaway] = work[runaway]
                 reconvolved = blur(estimate, otf)
         done += 1
+        if callback is not None:
+            current = estimate[inside] - dtype.type(offset) if offset != 0 else estimate[inside].copy()
+            if callback(done, current):
+                stopped = "callback"
+                break
         if tol is not None:
             change = np.sqrt(np.sum((estimate - previous) ** 2) / max(np.sum(previous**2), np.finfo(dtype).tiny))
             if change < tol:
@@ -312,6 +322,7 @@ def rl_super_resolve(
     offset: float | None = None,
     boundary: str = "reflect",
     return_info: bool = False,
+    callback=None,
 ):
     """Richardson-Lucy on the x2 grid: the paper's classical counterpart of Enhance.
 
@@ -330,7 +341,7 @@ def rl_super_resolve(
         Interpolation onto the x2 grid; defaults to 'bicubic' (the paper used a bilinear resampling).
     psf : (ky, kx) array_like, optional
         PSF sampled on the x2 grid; None uses the HMI PSF at ``input_scale / 2``.
-    damped, threshold, tol, noise, offset, boundary, return_info
+    damped, threshold, tol, noise, offset, boundary, return_info, callback
         As for `richardson_lucy`. ``noise`` is per pixel of the interpolated image.
 
     Returns
@@ -354,4 +365,4 @@ def rl_super_resolve(
     fine = upsample_x2(image, method=method)
     return richardson_lucy(fine, psf, n_iter=n_iter, pixel_scale=scale / 2 * u.arcsec, damped=damped,
                            threshold=threshold, tol=tol, noise=noise, offset=offset, boundary=boundary,
-                           return_info=return_info)  # fmt: skip
+                           return_info=return_info, callback=callback)  # fmt: skip
