@@ -44,3 +44,20 @@ def weights(tmp_path, tiny_net):
 def blos_weights(tmp_path, tiny_net):
     """A safetensors file of `tiny_net` as a magnetogram network."""
     return str(save_weights(tiny_net, tmp_path / "tiny_blos.safetensors", kind="blos"))
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """An empty package data folder: no model is shipped, and shipping does not touch the real one."""
+    import enhance.weights
+
+    folder = tmp_path / "package_data"
+    folder.mkdir()
+    monkeypatch.setattr(enhance.weights, "_data_dir", lambda: folder)
+    return folder
+
+
+@pytest.fixture
+def no_shipped_models(data_dir):
+    """As if this version shipped no trained weights (the untrained-model paths)."""
+    return data_dir

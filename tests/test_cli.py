@@ -43,7 +43,7 @@ def test_run_several_inputs_into_a_directory(tmp_path, blos_weights):
     assert sorted(p.name for p in outdir.iterdir()) == ["enhance_manifest.csv", "m0_enhanced.fits", "m1_enhanced.fits"]
 
 
-def test_run_errors_are_one_line_and_non_zero(tmp_path, weights, capsys):
+def test_run_errors_are_one_line_and_non_zero(tmp_path, weights, capsys, no_shipped_models):
     out = str(tmp_path / "out.fits")
     assert main(["run", str(tmp_path / "missing.fits"), "-o", out, "-t", "intensity", "--weights", weights]) != 0
     assert "input file not found" in capsys.readouterr().err

@@ -74,6 +74,6 @@ def test_train_then_validate_from_the_command_line(pairs, tmp_path, capsys):
     assert "## Real HMI data" in text  # the packaged sample, by default
 
 
-def test_validate_without_trained_models_says_so(capsys):
+def test_validate_without_trained_models_says_so(capsys, no_shipped_models):
     assert main(["validate", "--kind", "intensity"]) != 0
     assert "not trained yet" in capsys.readouterr().err

@@ -3,7 +3,7 @@ from astropy.io import fits
 from enhance.demo import main, sample_path
 
 
-def test_demo_without_trained_models_says_so_and_shows_the_baseline(tmp_path, capsys):
+def test_demo_without_trained_models_says_so_and_shows_the_baseline(tmp_path, capsys, no_shipped_models):
     assert main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.count("not trained yet") == 2

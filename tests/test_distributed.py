@@ -157,7 +157,7 @@ def test_find_inputs_and_output_names(inputs, tmp_path):
     assert output_path(jsoc, "o").name == "hmi.M_45s.20240101_000000_TAI.2.magnetogram_enhanced.fits"
 
 
-def test_enhance_files_errors(inputs, weights, tmp_path):
+def test_enhance_files_errors(inputs, weights, tmp_path, no_shipped_models):
     with pytest.raises(ValueError, match="client= or n_workers=, not both"):
         enhance_files(inputs, tmp_path / "o", weights=weights, client="tcp://x:1", n_workers=2)
     with pytest.raises(TypeError, match="client must be a distributed.Client or a scheduler address, got int"):
@@ -217,7 +217,7 @@ def test_enhance_dask_on_the_cluster_with_a_weights_file(da, client, weights):
     assert not np.allclose(result, expected)  # qs_level=1 is not the estimated level: the option is used
 
 
-def test_enhance_dask_errors(da, tiny_net, weights):
+def test_enhance_dask_errors(da, tiny_net, weights, no_shipped_models):
     with pytest.raises(TypeError, match="must be a dask.array.Array .* got ndarray"):
         enhance_dask(np.ones((8, 8)), network=tiny_net)
     with pytest.raises(ValueError, match=r"must be 2-D \(ny, nx\), got shape \(2, 8, 8\)"):

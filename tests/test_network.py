@@ -101,6 +101,6 @@ def test_constructor_rejects_bad_sizes():
         EnhanceNet(width=2.5)
 
 
-def test_shipped_weights_not_trained_yet_raise_clearly():
+def test_shipped_weights_not_trained_yet_raise_clearly(no_shipped_models):
     with pytest.raises(ModelNotTrainedError, match="not trained yet"):
         full("intensity", weights="default")

@@ -34,24 +34,13 @@ def test_load_errors(tmp_path):
         load_network(path, kind="blos")
 
 
-def test_unknown_model_names():
+def test_unknown_model_names(no_shipped_models):
     with pytest.raises(ValueError, match="kind must be one of"):
         load_weights("doppler", "full")
     with pytest.raises(ValueError, match="model must be one of"):
         load_weights("intensity", "huge")
     with pytest.raises(ModelNotTrainedError):
         load_weights("intensity", "light")
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    """An empty package data folder, so that shipping does not touch the real one."""
-    import enhance.weights
-
-    folder = tmp_path / "data"
-    folder.mkdir()
-    monkeypatch.setattr(enhance.weights, "_data_dir", lambda: folder)
-    return folder
 
 
 def test_ship_registers_and_load_checks_everything(tmp_path, data_dir):
