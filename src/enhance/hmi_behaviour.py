@@ -15,7 +15,7 @@ import numpy as np
 
 from ._validation import check_choice
 from .baselines import bicubic_x2
-from .inference import _enhance_array
+from .inference import enhance
 from .io import read_fits
 from .metrics import contrast, quiet_region, scale_region
 
@@ -91,8 +91,7 @@ def behaviour(network, kind: str, image=None) -> dict:
     if not isinstance(image, np.ndarray):
         image = read_fits(image)[0]
     image = np.asarray(image, dtype=np.float64)
-    output = np.asarray(_enhance_array(image.astype(np.float32), kind=kind, network=network,
-                                       qs_level=None), dtype=np.float64)  # fmt: skip
+    output = np.asarray(enhance(image.astype(np.float32), kind, network=network), dtype=np.float64)
     finite = np.isfinite(image)
     if kind == "intensity":
         region = quiet_region(image, size=40, qs_level=1.0)

@@ -20,7 +20,7 @@ from ._validation import check_choice
 from ._version import __version__
 from .baselines import bicubic_x2, rl_super_resolve
 from .datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame, split_rows
-from .inference import _enhance_array
+from .inference import enhance
 from .io import atomic_write
 from .metrics import contrast, psnr, quiet_region, scale_region, ssim
 
@@ -114,7 +114,7 @@ def evaluate_field(network, observed, target, *, kind):
     """
     scale = SCALE[kind]
     # The network wrapper takes I/Ic or gauss; the pairs are normalised (kG for magnetograms).
-    enhanced = _enhance_array(observed / scale, kind=kind, network=network, qs_level=1.0) * scale
+    enhanced = enhance(observed / scale, kind, network=network, qs_level=1.0) * scale
     data_range = float(target.max() - target.min())
     rl_score, rl_image, rl_iter = _best_rl(observed, target, data_range, kind=kind)
     outputs = {"enhance": enhanced, "bicubic": bicubic_x2(observed), "richardson_lucy": rl_image}
