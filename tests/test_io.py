@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -136,6 +139,24 @@ def test_atomic_write_leaves_nothing_on_failure_and_never_overwrites(tmp_path):
     with pytest.raises(FileExistsError, match="exists"):
         write_fits(target, np.zeros((2, 2)))
     assert target.read_text() == "keep me"
+
+
+def test_atomic_write_loses_a_race_instead_of_replacing_the_winner(tmp_path):
+    target = tmp_path / "out.txt"
+
+    def slow_writer(tmp):  # another writer publishes the same path while this one writes
+        target.write_text("winner")
+        Path(tmp).write_text("loser")
+
+    with pytest.raises(FileExistsError, match="exists"):
+        atomic_write(target, slow_writer)
+    assert target.read_text() == "winner"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]  # no temporary file left
+    atomic_write(target, lambda tmp: Path(tmp).write_text("replaced"), overwrite=True)
+    assert target.read_text() == "replaced"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual permissions, not mkstemp's 0600
 
 
 def test_detect_kind():

@@ -283,7 +283,10 @@ def resolve_kind(requested, header, *, path="input"):
 def atomic_write(path, writer, *, overwrite=False):
     """Call ``writer(tmp_path)`` and move the result onto ``path`` only once it is complete.
 
-    A failure leaves no partial file; an existing ``path`` is replaced only with ``overwrite``.
+    A failure leaves no partial file; an existing ``path`` is replaced only with ``overwrite``. Without
+    ``overwrite`` the file is published with a hard link, which fails if ``path`` appeared meanwhile, so
+    two concurrent writers cannot replace each other's output (where links are not supported, a rename
+    after a last check).
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -297,11 +300,28 @@ def atomic_write(path, writer, *, overwrite=False):
     try:
         writer(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _publish_new(tmp, path: Path) -> None:
+    """Move ``tmp`` to ``path``, failing with `FileExistsError` if ``path`` exists, atomically."""
+    try:
+        os.link(tmp, path)  # atomic: fails if path exists
+    except FileExistsError:
+        msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
+        raise FileExistsError(msg) from None
+    except OSError:  # no hard links on this file system
+        if path.exists():
+            msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
+            raise FileExistsError(msg) from None
+        os.replace(tmp, path)
 
 
 def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=()):
