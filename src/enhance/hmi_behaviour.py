@@ -68,8 +68,9 @@ def behaviour(network, kind: str, image=None) -> dict:
     -------
     dict
         For continuum: ``input_contrast`` and ``output_contrast`` (fractions, quietest 40 x 40 input
-        pixels) and their ratio ``contrast_gain``, ``umbra_change`` (mean output / mean input over pixels below `UMBRA_THRESHOLD`, minus 1),
-        ``output_min_over_input_min``, ``output_max_over_input_max``.
+        pixels) and their ratio ``contrast_gain``; ``umbra_change`` (mean output / mean input over the
+        pixels below `UMBRA_THRESHOLD`, minus 1); ``output_min_over_input_min``,
+        ``output_max_over_input_max``.
         For magnetograms: ``binned_unsigned_flux_ratio`` (output binned 2x2 back to HMI pixels),
         ``unsigned_flux_ratio`` (at the output's pixels), ``amplification_1kG`` (median output / input
         where the input is 1 kG +- 100 G), ``peak_ratio`` (99.9th percentile of |B|, output / input),
