@@ -1,3 +1,4 @@
+import pytest
 from astropy.io import fits
 
 from enhance.demo import main, sample_path
@@ -18,3 +19,17 @@ def test_demo_without_trained_models_says_so_and_shows_the_baseline(tmp_path, ca
 def test_samples_ship_with_the_package():
     for kind in ("intensity", "blos"):
         assert fits.getdata(sample_path(kind)).shape == (200, 200)
+
+
+def test_demo_uses_the_shipped_full_models(tmp_path, capsys):
+    from enhance.weights import shipped
+
+    models = shipped()
+    if ("intensity", "full") not in models or ("blos", "full") not in models:
+        pytest.skip("the full models are not shipped in this version")
+    assert main([str(tmp_path)]) == 0
+    assert "not trained yet" not in capsys.readouterr().out
+    for stem in ("hmi_continuum_ar_enhanced", "hmi_blos_ar_enhanced"):
+        with fits.open(tmp_path / f"{stem}.fits") as hdul:
+            assert hdul[0].data.shape == (400, 400)
+            assert "Enhance" in str(hdul[0].header["HISTORY"])
