@@ -23,6 +23,16 @@ def test_synth_writes_a_continuum_and_a_magnetogram(tmp_path, capsys):
     assert "two output files" in capsys.readouterr().err
 
 
+def test_dataset_build_refuses_a_simulation_that_is_also_a_source(tmp_path, capsys):
+    field = tmp_path / "sim.fits"
+    header = fits.Header({"CDELT1": 0.0662, "CDELT2": 0.0662, "CUNIT1": "arcsec", "CUNIT2": "arcsec"})
+    fits.writeto(field, np.ones((64, 64), dtype=np.float32), header)
+    args = ["dataset", "build", str(tmp_path / "p.h5"), "--frames", "1", "--shape", "200", "200"]
+    assert main([*args, "--simulation", str(field), "--source", str(field)]) != 0
+    assert "held-out rows would be trained on" in capsys.readouterr().err
+    assert not (tmp_path / "p.h5").exists()
+
+
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pairs")

@@ -282,6 +282,8 @@ def _dataset_build(args) -> int:
     if args.source:
         from .sources import open_source
 
+        if args.simulation and any(Path(p).resolve() == Path(args.simulation).resolve() for p in args.source):
+            return _error(f"{args.simulation} is both --simulation and --source: its held-out rows would be trained on")
         sources += [open_source(path, kind=args.kind, pixel_scale=args.pixel_scale) for path in args.source]
     n_samples = args.samples or sum(len(s) for s in sources) * args.patches_per_frame
     dataset = PairDataset(sources, n_samples=n_samples, seed=args.seed, patch=args.patch, noise=args.noise,
@@ -302,7 +304,9 @@ def _add_dataset(subparsers) -> None:
     build.add_argument("output", metavar="OUT.h5")
     build.add_argument("--kind", choices=("intensity", "blos"), default="intensity")
     build.add_argument("--simulation", help="continuum simulation field; its first 75 %% of rows are used")
-    build.add_argument("--source", action="append", metavar="FILE", help="extra FITS/NumPy/HDF5 frames or cubes")
+    build.add_argument("--source", action="append", metavar="FILE",
+                       help="extra FITS/NumPy/HDF5 frames or cubes, used whole (nothing held out: give a field you "
+                       "will validate on as --simulation instead)")  # fmt: skip
     build.add_argument("--pixel-scale", type=float, help="arcsec per pixel of --source files without CDELT")
     build.add_argument("--held-out", action="store_true", help="the validation scenes instead of the training ones")
     build.add_argument("--frames", type=int, default=128, help="synthetic scenes (default: 128)")
