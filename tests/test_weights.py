@@ -57,7 +57,7 @@ def test_ship_registers_and_load_checks_everything(tmp_path, data_dir):
     net = light("blos", weights="default")
     for key, value in trained.state_dict().items():
         assert torch.equal(net.state_dict()[key], value), key
-    with pytest.raises(ModelNotTrainedError):
+    with pytest.raises(ModelNotTrainedError, match="use model='light'"):  # names the model that is shipped
         load_weights("blos", "full")
     # A corrupted file is refused.
     path = data_dir / entry["file"]

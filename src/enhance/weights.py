@@ -160,9 +160,11 @@ def _entry(kind: str, variant: str) -> dict:
     check_choice(variant, VARIANTS, name="model")
     models = shipped()
     if (kind, variant) not in models:
+        others = [v for k, v in sorted(models) if k == kind]
+        hint = f"use model={others[0]!r} (--model {others[0]}), or pass" if others else "Pass"
         msg = (
             f"the shipped {variant!r} {kind!r} model is not trained yet: this version of solar-enhance ships no "
-            "weights for it. Pass network= (an EnhanceNet) or --weights FILE (a safetensors file from "
+            f"weights for it. {hint} network= (an EnhanceNet) or --weights FILE (a safetensors file from "
             "`enhance train`) instead."
         )
         raise ModelNotTrainedError(msg)
