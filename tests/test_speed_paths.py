@@ -230,18 +230,23 @@ def test_cli_export_then_run_with_the_onnx_file(tmp_path, net, capsys):
     assert "holds a intensity network, but the data are blos" in capsys.readouterr().err
 
 
-def test_cli_export_of_shipped_models(tmp_path, capsys):
-    from enhance.weights import shipped
+def test_cli_export_of_shipped_models(tmp_path, capsys, data_dir):
+    from enhance.weights import save_weights, ship
 
-    status = main(["export", "--onnx", "-o", str(tmp_path), "--model", "light", "-t", "blos"])
-    if ("blos", "light") in shipped():
-        assert status == 0
-        assert load_onnx(tmp_path / "enhance_light_blos.onnx").depth == 1
-    else:  # an untrained model gives one error line and a non-zero status
-        assert status != 0
-        err = capsys.readouterr().err
-        assert err.count("enhance: error:") == 1
-        assert "light blos" in err
+    torch.manual_seed(0)
+    trained = save_weights(EnhanceNet(depth=1, width=32), tmp_path / "light.safetensors", kind="blos")
+    ship(trained, "blos", "light", card={})  # into the temporary package data folder
+    out = tmp_path / "onnx"
+    out.mkdir()
+    assert main(["export", "--onnx", "-o", str(out)]) == 0  # all: the shipped ones, the others skipped
+    assert sorted(p.name for p in out.iterdir()) == ["enhance_light_blos.onnx"]
+    assert load_onnx(out / "enhance_light_blos.onnx").depth == 1
+    assert "skipped full intensity: not shipped" in capsys.readouterr().out
+    # Asking for one unshipped model is an error, in one line.
+    assert main(["export", "--onnx", "-o", str(out), "--model", "full", "-t", "blos"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("enhance: error:") == 1
+    assert "not trained yet" in err
     assert main(["export", "--onnx", "-o", str(tmp_path / "none"), "--model", "full"]) != 0
     assert "-o must be an existing directory" in capsys.readouterr().err
 
