@@ -21,12 +21,12 @@ def test_samples_ship_with_the_package():
         assert fits.getdata(sample_path(kind)).shape == (200, 200)
 
 
-def test_demo_uses_the_shipped_full_models(tmp_path, capsys):
+def test_demo_uses_the_shipped_models(tmp_path, capsys):
     from enhance.weights import shipped
 
     models = shipped()
-    if ("intensity", "full") not in models or ("blos", "full") not in models:
-        pytest.skip("the full models are not shipped in this version")
+    if not all((kind, "full") in models or (kind, "light") in models for kind in ("intensity", "blos")):
+        pytest.skip("no shipped model for one of the kinds")
     assert main([str(tmp_path)]) == 0
     assert "not trained yet" not in capsys.readouterr().out
     for stem in ("hmi_continuum_ar_enhanced", "hmi_blos_ar_enhanced"):

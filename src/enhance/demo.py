@@ -57,8 +57,12 @@ def main(argv=None) -> int:
             peak, mean = np.nanmax(np.abs(data)), np.nanmean(np.abs(data))
             print(f"  {name}: |B| max {peak:.0f} G, unsigned flux density {mean:.1f} G")
         try:
-            network = resolve_network(kind, model="full")
-            result, label, suffix = _enhance_array(data, kind=kind, network=network), "Enhance x2", "_enhanced"
+            try:
+                network, model = resolve_network(kind, model="full"), "full"
+            except ModelNotTrainedError:
+                network, model = resolve_network(kind, model="light"), "light"
+            result = _enhance_array(data, kind=kind, network=network)
+            label, suffix = f"Enhance x2 ({model} model)", "_enhanced"
         except ModelNotTrainedError as err:
             # Say so, and show the classical baseline instead of an untrained network's output.
             print(f"  -> {err}")
