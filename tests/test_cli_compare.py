@@ -62,13 +62,13 @@ def test_compare_a_magnetogram_with_an_explicit_type(tmp_path, blos_weights, cap
     assert json.loads((tmp_path / "d" / "mag_compare.json").read_text())["methods"]["richardson_lucy"]["damped"]
 
 
-def test_compare_errors_are_one_line(tmp_path, weights, blos_weights, capsys):
+def test_compare_errors_are_one_line(tmp_path, weights, blos_weights, capsys, no_shipped_models):
     source = _fits(tmp_path / "cont.fits", _granulation(), BUNIT="I/Ic")
     assert main(["compare", source, "-o", str(tmp_path / "d"), "--weights", weights, "--region", "oops"]) != 0
     assert "Y0:Y1,X0:X1" in capsys.readouterr().err
     assert main(["compare", source, "-o", str(tmp_path / "d"), "--weights", blos_weights]) != 0
     assert "holds a 'blos' network" in capsys.readouterr().err
-    assert main(["compare", source, "-o", str(tmp_path / "d")]) != 0  # no shipped weights yet
+    assert main(["compare", source, "-o", str(tmp_path / "d")]) != 0  # no shipped model (fixture)
     assert "--weights" in capsys.readouterr().err
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
 
