@@ -24,6 +24,7 @@ from .io import fits_stem, resolve_kind
 from .metrics import (
     consistency_map,
     contrast,
+    field_amplification,
     power_spectrum,
     psnr,
     quiet_region,
@@ -134,15 +135,6 @@ def _json_safe(value):
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     return value
-
-
-def _amplification(image, output, *, level=1000.0, width=100.0):
-    """Median output / input over the pixels whose input lies within ``level +- width`` (in absolute value)."""
-    x = bicubic_x2(image)
-    sel = np.isfinite(x) & np.isfinite(output) & (np.abs(np.abs(x) - level) <= width)
-    if np.count_nonzero(sel) < 10:
-        return None
-    return float(np.median(output[sel] / x[sel]))
 
 
 def consistency_hdu(output, image, *, header=None, input_scale: u.Quantity = HMI_PIXEL_SCALE) -> fits.ImageHDU:
@@ -458,7 +450,7 @@ def compare(
             }
         result["flux"] = flux
         result["flux_distance_m"] = float(distance.to_value(u.m))
-        result["amplification_1kG"] = {key: _amplification(filled, outputs[key])
+        result["amplification_1kG"] = {key: field_amplification(filled, outputs[key])
                                        for key in ("enhance", "richardson_lucy")}  # fmt: skip
 
     if out_dir is None:

@@ -18,6 +18,7 @@ from .psf import DEFAULT_RADIUS, TARGET_DIAMETER, psf_kernel
 
 __all__ = [
     "contrast",
+    "field_amplification",
     "power_spectrum",
     "quiet_region",
     "scale_region",
@@ -682,3 +683,17 @@ def consistency(output, image, **kwargs) -> float:
         msg = "consistency is undefined for an input that is zero (or NaN) everywhere"
         raise ValueError(msg)
     return float(np.sum(np.abs(residual[both])) / scale)
+
+
+def field_amplification(image, output, *, level: float = 1000.0, width: float = 100.0):
+    """How much a x2 output strengthens fields of a given strength: the median of output / input over
+    the pixels whose (bicubic-upsampled) input lies within ``level +- width`` in absolute value.
+
+    ``image`` is at the input scale, ``output`` twice its size, both in the same units (gauss). Returns
+    None when fewer than 10 pixels qualify.
+    """
+    upsampled = bicubic_x2(image)
+    sel = np.isfinite(upsampled) & np.isfinite(output) & (np.abs(np.abs(upsampled) - level) <= width)
+    if np.count_nonzero(sel) < 10:
+        return None
+    return float(np.median(output[sel] / upsampled[sel]))
