@@ -8,7 +8,8 @@ Everything in the table is measured in one run, so that the ratios hold on a sha
   400x400 and 1024x1024 images: seconds and achieved GFLOP/s on the paper's nominal count
   (`flops.enhance_flops`, 177 GFLOP for 400x400 through the full model);
 * what each optimisation buys (the network alone, 400x400, full model): the plain PyTorch port,
-  BatchNorm folded, channels-last, and `enhance.runtime.InferenceNet`;
+  BatchNorm folded, channels-last, `enhance.runtime.InferenceNet`, the same graph on onnxruntime, and
+  one band of rows per core, each on a single-threaded onnxruntime call (what `enhance` runs);
 * reduced precision (bfloat16, float16 autocast) and the onnxruntime backend, with their error
   against the float32 PyTorch path;
 * Richardson-Lucy, 20 iterations on the x2 grid, on the same image;
@@ -44,8 +45,10 @@ from full_disk import network  # noqa: E402
 import enhance  # noqa: E402
 from enhance.baselines import rl_super_resolve  # noqa: E402
 from enhance.inference import _auto_backend  # noqa: E402
-from enhance.network import fold_batchnorm  # noqa: E402
+from enhance.network import fold_batchnorm, receptive_margin  # noqa: E402
 from enhance.runtime import InferenceNet  # noqa: E402
+from enhance.synth import generate  # noqa: E402
+from enhance.tiling import run_tiled  # noqa: E402
 
 KERAS_PYTHON = HERE / ".venv-keras" / "bin" / "python"
 MATMUL_SIZE = 4096
@@ -214,10 +217,17 @@ def main() -> int:
         batch = normalised[None, None]
         add("onnxruntime session", lambda: session(batch), image=400, **full_arch,
             note=f"network only: same graph on MLAS; max |diff| vs torch {errors['torch vs auto']:.1e}")  # fmt: skip
+        single, threads = onnx_network(full_net, threads=1), torch.get_num_threads()
+        bands = lambda: run_tiled(normalised, single, tile=None, margin=receptive_margin(5), device="cpu",  # noqa: E731
+                                  workers=threads)  # fmt: skip
+        add("+ one band per core", bands, image=400, **full_arch,
+            note=f"network only: {threads} single-threaded onnxruntime calls at once (enhance's CPU path)")  # fmt: skip
     except ImportError as err:
         print(f"onnxruntime rows skipped: {err}")
     rl_note = "20 iterations on the x2 grid (enhance.baselines.rl_super_resolve)"
     add("Richardson-Lucy 400", lambda: rl_super_resolve(small, n_iter=20), image=400, note=rl_note)
+    add("synthetic scene 1000", lambda: generate((1000, 1000), kind="active_region", seed=0), image=1000,
+        once=True, note="enhance.synth.generate, an active region at 0.0662 arcsec/px (continuum + Bz)")  # fmt: skip
 
     matmul = {"torch (MKL)": [], "numpy (OpenBLAS, environment)": [], "numpy (OpenBLAS, native kernel)": []}
     for case in cases.values():  # warm-up: primitive caches, first-touch allocations

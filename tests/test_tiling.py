@@ -45,3 +45,81 @@ def test_tile_spans_cover_everything_once():
     assert spans[-1][3] == 50
     with pytest.raises(ValueError, match="tile must be a positive number"):
         tile_spans(10, 0, 1)
+
+
+class _CountingNetwork:
+    """A numpy callable around a torch network that records its calls and how many ran at once."""
+
+    def __init__(self, net):
+        import threading
+
+        import torch
+
+        self.net, self.torch = net, torch
+        self.shapes, self.running, self.most = [], 0, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, batch):
+        import time
+
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.shapes.append(batch.shape[2:])
+        time.sleep(0.05)  # long enough for the other worker to start its call
+        with self.torch.inference_mode():
+            out = self.net(self.torch.from_numpy(batch)).numpy()
+        with self.lock:
+            self.running -= 1
+        return out
+
+
+@pytest.mark.parametrize("tile", [None, 12])
+def test_parallel_workers_equal_one_worker(tiny_net, tile):
+    import torch
+
+    from enhance.network import fold_batchnorm, receptive_margin
+    from enhance.tiling import MIN_BAND_MARGINS, run_tiled
+
+    net = fold_batchnorm(tiny_net)
+    margin = receptive_margin(tiny_net.depth)
+    ny = 2 * MIN_BAND_MARGINS * margin + 3  # just tall enough for two bands
+    image = (1 + 0.1 * np.random.default_rng(3).standard_normal((ny, 31))).astype(np.float32)
+    serial = run_tiled(image, net, tile=tile, margin=margin, device=torch.device("cpu"))
+    counting = _CountingNetwork(net)
+    parallel = run_tiled(image, counting, tile=tile, margin=margin, device=torch.device("cpu"), workers=2)
+    np.testing.assert_allclose(parallel, serial, rtol=0, atol=1e-5)
+    assert counting.most == 2  # two calls really ran at once
+    if tile is None:  # two bands of rows, each with its margin of context on the inner side
+        assert counting.shapes == [((ny + 1) // 2 + margin, 31), (ny // 2 + margin, 31)]
+
+
+def test_short_images_stay_whole_and_torch_modules_run_serially(tiny_net):
+    import torch
+
+    from enhance.network import fold_batchnorm, receptive_margin
+    from enhance.tiling import run_tiled
+
+    net = fold_batchnorm(tiny_net)
+    margin = receptive_margin(tiny_net.depth)
+    image = np.ones((margin * 3, 20), dtype=np.float32)  # too short for bands of 4 margins
+    counting = _CountingNetwork(net)
+    run_tiled(image, counting, tile=None, margin=margin, device=torch.device("cpu"), workers=2)
+    assert counting.shapes == [image.shape]
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        run_tiled(image, counting, tile=None, margin=margin, device=torch.device("cpu"), workers=0)
+
+
+def test_onnx_backend_runs_bands_on_every_thread(tiny_net):
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from enhance.inference import _runner
+
+    runner, workers = _runner(tiny_net, backend="onnx", precision="float32", device=torch.device("cpu"))
+    assert workers == torch.get_num_threads()
+    assert runner.session.get_session_options().intra_op_num_threads == 1
+    image = 1 + 0.1 * np.random.default_rng(4).standard_normal((90, 40))
+    onnx = enhance(image, "intensity", network=tiny_net, qs_level=1.0, backend="onnx")
+    torch_out = enhance(image, "intensity", network=tiny_net, qs_level=1.0, backend="torch")
+    np.testing.assert_allclose(onnx, torch_out, rtol=0, atol=1e-4)

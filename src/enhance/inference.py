@@ -149,10 +149,14 @@ def _auto_backend(network, *, precision, device) -> str:
 
 
 def _runner(network, *, backend, precision, device):
-    """What `~enhance.tiling.run_tiled` calls: `InferenceNet`, the module itself, or onnxruntime.
+    """What `~enhance.tiling.run_tiled` calls, and how many calls it may run at once: ``(runner, workers)``.
 
-    The `InferenceNet` or ONNX session prepared from an `~enhance.network.EnhanceNet` is kept for the
-    next call with the same network, as long as its weights are unchanged (their digest is checked).
+    The runner is an `InferenceNet`, the module itself, or onnxruntime. An
+    `~enhance.network.EnhanceNet` on onnxruntime runs as one single-threaded session called on as many
+    bands or tiles at once as PyTorch has threads: each core then keeps its own band's activations in
+    its cache, where one multi-threaded call splits every layer between the cores (``make bench``).
+    The `InferenceNet` or ONNX session prepared from an EnhanceNet is kept for the next call with the
+    same network, as long as its weights are unchanged (their digest is checked).
     """
     check_choice(backend, BACKENDS, name="backend")
     check_choice(precision, tuple(PRECISIONS), name="precision")
@@ -167,12 +171,12 @@ def _runner(network, *, backend, precision, device):
         if backend == "torch":
             msg = "backend='torch' needs a torch network, got an OnnxNetwork; use backend='onnx' or 'auto'"
             raise TypeError(msg)
-        return network
+        return network, 1
     if not isinstance(network, EnhanceNet):
         if backend == "onnx":
             msg = f"backend='onnx' needs an EnhanceNet or an OnnxNetwork, got {type(network).__name__}"
             raise TypeError(msg)
-        return network.eval().to(device)
+        return network.eval().to(device), 1
 
     threads = torch.get_num_threads()  # onnxruntime follows PyTorch's setting (e.g. one per Dask task)
     key, digest = (backend, str(device), threads), _digest(network)
@@ -182,11 +186,11 @@ def _runner(network, *, backend, precision, device):
     if backend == "onnx":
         from .export import onnx_network
 
-        runner = onnx_network(network, threads=threads)  # exported in memory
+        prepared = onnx_network(network, threads=1), threads  # exported in memory
     else:
-        runner = InferenceNet(network).to(device)
-    _RUNNERS[network][key] = (digest, runner)
-    return runner
+        prepared = InferenceNet(network).to(device), 1
+    _RUNNERS[network][key] = (digest, prepared)
+    return prepared
 
 
 def _enhance_array(
@@ -216,12 +220,12 @@ def _enhance_array(
     device = resolve_device(device)
     depth = getattr(network, "depth", None)
     margin = receptive_margin(depth) if depth is not None else 32
-    runner = _runner(network, backend=backend, precision=precision, device=device)
+    runner, workers = _runner(network, backend=backend, precision=precision, device=device)
     from .tiling import run_tiled
 
     result = run_tiled(
         normalised.astype(np.float32, copy=False), runner, tile=tile, margin=margin, device=device,
-        progress=progress, precision=precision,
+        progress=progress, precision=precision, workers=workers,
     )  # fmt: skip
     result = result.astype(out_dtype, copy=False)  # float32 already for float32 input: no copy
     result *= out_dtype.type(scale)  # in place: result is ours

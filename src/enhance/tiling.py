@@ -6,6 +6,9 @@ tile's interior is kept, so the stitched result equals whole-image inference to 
 seams, while memory stays bounded by the tile size.
 """
 
+import concurrent.futures
+import itertools
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -13,7 +16,11 @@ from tqdm.auto import tqdm
 from ._validation import check_choice
 from .runtime import PRECISIONS
 
-__all__ = ["tile_spans", "run_tiled"]
+__all__ = ["tile_spans", "run_tiled", "MIN_BAND_MARGINS"]
+
+#: Bands of rows for parallel workers are at least this many receptive margins tall: each band computes
+#: up to two margins of rows twice, so shorter bands would spend more on the overlap than they gain.
+MIN_BAND_MARGINS = 4
 
 
 def tile_spans(length: int, tile: int, margin: int):
@@ -37,8 +44,9 @@ def tile_spans(length: int, tile: int, margin: int):
 
 @torch.inference_mode()
 def run_tiled(
-    image: np.ndarray, net, *, tile: int | None, margin: int, device, progress=False, precision: str = "float32"
-):
+    image: np.ndarray, net, *, tile: int | None, margin: int, device, progress=False, precision: str = "float32",
+    workers: int = 1,
+):  # fmt: skip
     """Run a x2 network over ``image`` tile by tile and stitch the interiors.
 
     Parameters
@@ -58,6 +66,12 @@ def run_tiled(
         Show a progress bar over tiles.
     precision : {'float32', 'bfloat16', 'float16'}
         Precision of a `torch.nn.Module`'s arithmetic: float32, or `torch.autocast` to the reduced type.
+    workers : int
+        Tiles run at once, each on a thread of its own; for a callable that releases the GIL and uses
+        one core per call (a single-threaded `~enhance.export.OnnxNetwork`). With ``tile=None`` the
+        image is then cut into ``workers`` bands of rows, when they are tall enough
+        (`MIN_BAND_MARGINS` margins) for their overlap to cost less than the cores gain. A
+        `torch.nn.Module` always runs one tile at a time (PyTorch threads each layer itself).
 
     Returns
     -------
@@ -65,21 +79,37 @@ def run_tiled(
         float32 array of shape ``(2 ny, 2 nx)``.
     """
     ny, nx = image.shape
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        msg = f"workers must be a positive integer, got {workers!r}"
+        raise ValueError(msg)
+    if isinstance(net, torch.nn.Module):
+        forward, workers = _torch_forward(net, device, precision), 1
+    else:
+        forward = net
     tile_y = ny if tile is None else tile
     tile_x = nx if tile is None else tile
-    rows, cols = tile_spans(ny, tile_y, margin), tile_spans(nx, tile_x, margin)
+    if tile is None and workers > 1 and ny >= workers * MIN_BAND_MARGINS * max(margin, 1):
+        tile_y = -(-ny // workers)  # one band of rows per worker
+    spans = list(itertools.product(tile_spans(ny, tile_y, margin), tile_spans(nx, tile_x, margin)))
     source = np.ascontiguousarray(image, dtype=np.float32)
-    forward = _torch_forward(net, device, precision) if isinstance(net, torch.nn.Module) else net
-    if len(rows) == len(cols) == 1:  # one tile: the whole image, no stitching
+    if len(spans) == 1:  # one tile: the whole image, no stitching
         return np.ascontiguousarray(forward(source[None, None])[0, 0], dtype=np.float32)
     out = np.empty((2 * ny, 2 * nx), dtype=np.float32)
-    bar = tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress, leave=False)
-    for y0, y1, ylo, yhi in rows:
-        for x0, x1, xlo, xhi in cols:
-            result = forward(source[None, None, ylo:yhi, xlo:xhi])[0, 0]
-            keep = result[2 * (y0 - ylo) : 2 * (y1 - ylo), 2 * (x0 - xlo) : 2 * (x1 - xlo)]
-            out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = keep
+
+    def run_one(span):
+        (y0, y1, ylo, yhi), (x0, x1, xlo, xhi) = span
+        result = forward(source[None, None, ylo:yhi, xlo:xhi])[0, 0]
+        out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = result[2 * (y0 - ylo) : 2 * (y1 - ylo), 2 * (x0 - xlo) : 2 * (x1 - xlo)]
+
+    bar = tqdm(total=len(spans), desc="tiles", unit="tile", disable=not progress, leave=False)
+    if workers == 1:
+        for span in spans:
+            run_one(span)
             bar.update()
+    else:  # at most `workers` tiles in flight: memory stays bounded by the tile size
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(run_one, spans):
+                bar.update()
     bar.close()
     return out
 
