@@ -75,6 +75,18 @@ def test_train_then_validate_from_the_command_line(pairs, tmp_path, capsys):
                  "--out-dir", str(tmp_path / "x")]) != 0  # fmt: skip
     assert "holds blos pairs" in capsys.readouterr().err
 
+    # Averaging checkpoints (SWA): a network, never written over an existing file, missing files named.
+    swa = tmp_path / "swa.safetensors"
+    average = ["average", str(swa), str(out / "checkpoint.pt"), "--data", str(pairs / "train.h5"),
+               "--val", str(pairs / "val.h5")]  # fmt: skip
+    assert main(average) == 0
+    assert "mean of the checkpoints of steps [3]" in capsys.readouterr().out
+    assert load_network(swa, kind="blos").width == 32
+    assert main(average) != 0
+    assert "exists" in capsys.readouterr().err
+    assert main(["average", str(tmp_path / "other.safetensors"), str(tmp_path / "nope.pt"), *average[3:]]) != 0
+    assert "checkpoint not found" in capsys.readouterr().err
+
     report_dir = tmp_path / "report"
     assert main(["validate", "--kind", "blos", "--weights", f"light={out / 'final.safetensors'}",
                  "--shape", "160", "160", "-o", str(report_dir)]) == 0  # fmt: skip

@@ -5,14 +5,19 @@ import numpy as np
 import pytest
 import torch
 
+import enhance.train as train_module
+from enhance.exceptions import EnhanceUserWarning
 from enhance.network import EnhanceNet
 from enhance.train import (
     TrainConfig,
+    evaluate,
     get_batch,
     load_checkpoint,
     load_config,
     lr_at,
+    native_bfloat16,
     recalibrate_batchnorm,
+    resolve_precision,
     train,
 )
 from enhance.weights import load_network
@@ -80,9 +85,10 @@ def test_training_lowers_validation_loss_and_writes_files(tmp_path):
     assert (net.depth, net.width) == (1, 8)
 
 
-def test_bfloat16_training_learns_like_float32(tmp_path):
+def test_bfloat16_training_learns_like_float32(tmp_path, monkeypatch):
     kw = {"max_steps": 40, "eval_interval": 20, "lr": 3e-3, "width": 8}
     fp32 = train(_cfg(tmp_path / "a", **kw), *_data(), progress=False)
+    monkeypatch.setattr(train_module, "native_bfloat16", lambda device: True)  # no warning on AVX2 CPUs
     bf16 = train(_cfg(tmp_path / "b", precision="bfloat16", **kw), *_data(), progress=False)
     first, last = bf16["history"][0]["val_loss"], bf16["history"][-1]["val_loss"]
     assert last < first
@@ -91,6 +97,18 @@ def test_bfloat16_training_learns_like_float32(tmp_path):
     assert last != fp32["history"][-1]["val_loss"]  # bf16 really was used
     with pytest.raises(ValueError, match="precision"):
         _cfg(tmp_path, precision="float16")
+
+
+def test_precision_auto_uses_bfloat16_only_where_native(monkeypatch):
+    monkeypatch.setattr(train_module, "native_bfloat16", lambda device: False)
+    assert resolve_precision("auto", "cpu") == "float32"
+    assert resolve_precision("float32", "cpu") == "float32"
+    with pytest.warns(EnhanceUserWarning, match="emulated"):
+        assert resolve_precision("bfloat16", "cpu") == "bfloat16"  # asked for: kept, but the user is told
+    monkeypatch.setattr(train_module, "native_bfloat16", lambda device: True)
+    assert resolve_precision("auto", "cpu") == "bfloat16"
+    # The check itself answers for this machine without raising.
+    assert isinstance(native_bfloat16("cpu"), bool)
 
 
 def test_batchnorm_recalibration_measures_the_current_weights(tmp_path):
@@ -206,3 +224,49 @@ def test_config_rejects_inconsistent_rates_and_negative_weights():
         TrainConfig(l2=-1.0)
     with pytest.raises(ValueError, match="warmup_steps must be an integer >= 0"):
         TrainConfig(warmup_steps=-5)
+
+
+def test_averaged_checkpoints_hold_the_mean_weights(tmp_path):
+    from enhance.train import average_checkpoints, export_average
+
+    data = _data()
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    train(_cfg(tmp_path, max_steps=6, snapshot_interval=3), *data, progress=False)
+    snapshots = sorted((tmp_path / "run" / "snapshots").iterdir())
+    assert [p.name for p in snapshots] == ["step_0000003.pt", "step_0000006.pt"]
+    a, b = load_checkpoint(snapshots[0]), load_checkpoint(ckpt)
+    assert (a["step"], b["step"]) == (3, 6)
+    network, info = average_checkpoints([ckpt, snapshots[0]], data[0], data[1])
+    assert info["steps"] == [3, 6]
+    weight = "head.weight" if "head.weight" in a["model"] else next(k for k in a["model"] if k.endswith("weight"))
+    expected = (a["model"][weight] + b["model"][weight]) / 2
+    torch.testing.assert_close(network.state_dict()[weight], expected, rtol=0, atol=1e-7)
+    assert not torch.equal(a["model"][weight], b["model"][weight])  # the two really differ
+    # BatchNorm statistics are measured on the averaged weights, not averaged.
+    calibrated = recalibrate_batchnorm(_load(b["model"]), data[0], TrainConfig(**b["config"]), 6, "cpu")
+    name = next(k for k in network.state_dict() if k.endswith("running_var"))
+    assert not torch.equal(network.state_dict()[name], calibrated.state_dict()[name])
+    assert info["val_loss"] == pytest.approx(evaluate(network, data[1], TrainConfig(**b["config"]), "cpu"))
+    # One checkpoint averages to itself; the file carries the steps.
+    single, _ = average_checkpoints([ckpt], data[0])
+    torch.testing.assert_close(single.state_dict()[weight], b["model"][weight], rtol=0, atol=0)
+    path = export_average(snapshots, tmp_path / "swa.safetensors", data[0], data[1])
+    assert load_network(path, kind="intensity").depth == 1
+    with pytest.raises(FileExistsError):
+        export_average([ckpt], path, data[0])
+
+
+def test_average_refuses_checkpoints_of_different_networks(tmp_path):
+    from enhance.train import average_checkpoints
+
+    train(_cfg(tmp_path / "a", max_steps=1), *_data(), progress=False)
+    train(_cfg(tmp_path / "b", max_steps=1, width=8), *_data(), progress=False)
+    with pytest.raises(ValueError, match="different networks"):
+        average_checkpoints([tmp_path / "a" / "run" / "checkpoint.pt", tmp_path / "b" / "run" / "checkpoint.pt"],
+                            _data()[0])  # fmt: skip
+
+
+def _load(state):
+    model = EnhanceNet(depth=1, width=4)
+    model.load_state_dict(state)
+    return model

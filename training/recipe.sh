@@ -5,8 +5,9 @@
 #
 #   training/recipe.sh data            # ~8 min per kind on 2 cores: the pair files (not in git, ~0.9 GB)
 #   training/recipe.sh light|full KIND # train (KIND: intensity or blos); resumes from training/checkpoints
-#   training/recipe.sh validate KIND   # validation report of the best weights
-#   .venv/bin/python training/ship.py KIND VARIANT   # into the package, only if the floors pass
+#   training/recipe.sh average light|full KIND FROM_STEP   # SWA: mean of the snapshots from FROM_STEP on
+#   training/recipe.sh validate KIND   # validation report of the best weights (WEIGHTS=swa: the averaged ones)
+#   .venv/bin/python training/ship.py KIND VARIANT [--weights swa.safetensors]   # only if the floors pass
 set -euo pipefail
 SIM=${SIM:-../shared/data/muram_qs_0.0662arcsec.fits}   # the MURaM quiet-Sun field (never committed)
 PY=${PY:-.venv/bin}
@@ -32,7 +33,20 @@ light|full)
     steps=${STEPS:-$steps}
     extra=(); [ "$kind" = intensity ] && extra=(--simulation "$SIM")
     "$PY/enhance" train --data "$RUNS/pairs_${kind}.h5" --kind "$kind" --model "$variant" --steps "$steps" \
-        --lr 5e-4 --threads "${THREADS:-1}" --precision "${PRECISION:-bfloat16}" --out-dir "$out" "${extra[@]}"
+        --lr 5e-4 --threads "${THREADS:-1}" --precision "${PRECISION:-auto}" --snapshot-every "${SNAPSHOT:-50}" \
+        --out-dir "$out" "${extra[@]}"
+    ;;
+average)
+    variant=${2:?variant: light or full} kind=${3:?kind: intensity or blos} from=${4:?first step to average}
+    run="$RUNS/${variant}_${kind}"
+    snapshots=()
+    for snap in "$run"/snapshots/step_*.pt; do
+        step=$(basename "$snap" .pt); step=$((10#${step#step_}))
+        [ "$step" -ge "$from" ] && snapshots+=("$snap")
+    done
+    extra=(); [ "$kind" = intensity ] && extra=(--simulation "$SIM")
+    "$PY/enhance" average "$run/swa.safetensors" "${snapshots[@]:?no snapshots from step $from on}" \
+        --data "$RUNS/pairs_${kind}.h5" --overwrite "${extra[@]}"
     ;;
 save)
     # Carry the resume checkpoints to the next session (small: 0.5 MB light, 5 MB full).
@@ -47,7 +61,9 @@ validate)
     kind=${2:?kind: intensity or blos}
     args=()
     for variant in full light; do
-        [ -f "$RUNS/${variant}_${kind}/best.safetensors" ] && args+=(--weights "$variant=$RUNS/${variant}_${kind}/best.safetensors")
+        weights="$RUNS/${variant}_${kind}/${WEIGHTS:-best}.safetensors"
+        [ -f "$weights" ] || weights="$RUNS/${variant}_${kind}/best.safetensors"
+        [ -f "$weights" ] && args+=(--weights "$variant=$weights")
     done
     extra=(); [ "$kind" = intensity ] && extra=(--simulation "$SIM")
     "$PY/enhance" validate --kind "$kind" "${args[@]}" "${extra[@]}" -o "$RUNS/validation"

@@ -13,6 +13,9 @@ import json
 import sys
 from pathlib import Path
 
+import astropy.units as u
+
+from enhance.psf import DEFAULT_RADIUS, ENHANCE_2018, TARGET_DIAMETER
 from enhance.train import load_checkpoint
 from enhance.validate import floors
 from enhance.weights import _read_metadata, ship
@@ -26,6 +29,12 @@ def main(argv=None) -> int:
     parser.add_argument("--accept-deviation", action="append", default=[], metavar="CHECK",
                         help="ship although this real-HMI check (a name in enhance.hmi_behaviour.PUBLISHED) fails; "
                         "it is recorded in the model card as a known deviation. Floors cannot be waived.")  # fmt: skip
+    parser.add_argument("--weights", default="best.safetensors", metavar="FILE",
+                        help="the weights in the run folder to ship: best.safetensors (default) or swa.safetensors "
+                        "(`recipe.sh average`); validate the same file first")  # fmt: skip
+    parser.add_argument("--history", default="", metavar="TEXT",
+                        help="how the run got here (e.g. a fine-tune on data of another observation model), "
+                        "recorded in the card as training_history")  # fmt: skip
     args = parser.parse_args(argv)
     run = Path(args.runs) / f"{args.variant}_{args.kind}"
     validation = json.loads((Path(args.runs) / "validation" / f"validation_{args.kind}.json").read_text())
@@ -53,20 +62,29 @@ def main(argv=None) -> int:
         sys.stderr.write("not shipping:\n  " + "\n  ".join(failed) + "\n")
         return 1
     state = load_checkpoint(run / "checkpoint.pt")
-    best = _read_metadata(run / "best.safetensors")
+    best = _read_metadata(run / args.weights)
     card = {
         "training_data": "synthetic mixed scenes (enhance.synth, 128 x 1000x1000 at 0.0662 arcsec)"
         + (" + MURaM quiet Sun, first 75 % of rows" if args.kind == "intensity" else ""),
+        "observation_model": {
+            "hmi_psf": "Wachter et al. (2012) Gaussian + Lorentzian",
+            "hmi_psf_parameters": ENHANCE_2018,
+            "target": f"Airy pattern of a {TARGET_DIAMETER.to_value(u.m)} m telescope at 6173 Angstrom",
+            "kernel_half_width_arcsec": round(float(DEFAULT_RADIUS.to_value(u.arcsec)), 4),
+            "pixel_scales_arcsec": {"input": 0.504, "output": 0.252},
+        },
+        "training_history": args.history,
         "recipe": state["config"],
         "steps": int(best["step"]),
         "steps_run": state["step"],
         "best_validation_mse": float(best["val_loss"]),
+        "averaged_steps": json.loads(best["averaged_steps"]) if "averaged_steps" in best else None,
         "validation": {field: scores.get(args.variant) for field, scores in fields.items()},
         "floors": own,
         "real_hmi_sample": behaviour,
         "known_deviations": deviations,
     }
-    entry = ship(run / "best.safetensors", args.kind, args.variant, card=card)
+    entry = ship(run / args.weights, args.kind, args.variant, card=card)
     print(json.dumps(entry, indent=1))
     return 0
 

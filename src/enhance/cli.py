@@ -338,7 +338,7 @@ _VARIANT_SIZES = {"full": (5, 64), "light": (1, 32)}
 def _train(args) -> int:
     import dataclasses
 
-    from .datasets import NOISE, SCALE, HDF5PairDataset, PairDataset, recipe_sources
+    from .datasets import SCALE, HDF5PairDataset
     from .train import TrainConfig, load_config, train
 
     depth, width = _VARIANT_SIZES[args.model] if args.model else (None, None)
@@ -346,7 +346,7 @@ def _train(args) -> int:
                  "batch_size": args.batch_size,
                  "lr": args.lr, "out_dir": args.out_dir, "device": args.device, "seed": args.seed,
                  "num_threads": args.threads, "eval_interval": args.eval_interval,
-                 "precision": args.precision}  # fmt: skip
+                 "precision": args.precision, "snapshot_interval": args.snapshot_every}  # fmt: skip
     overrides = {key: value for key, value in overrides.items() if value is not None}
     cfg = load_config(args.config, **overrides) if args.config else TrainConfig(**overrides)
     train_data = HDF5PairDataset(args.data)
@@ -355,14 +355,7 @@ def _train(args) -> int:
     if float(train_data.attrs.get("noise", 0.0)) > 0 and cfg.input_noise is None:
         print(f"{args.data} already holds input noise: training adds none")
         cfg = dataclasses.replace(cfg, input_noise=0.0)
-    if args.val:
-        val_data = HDF5PairDataset(args.val)
-    else:
-        held = recipe_sources(cfg.kind, simulation=args.simulation, held_out=True, n_frames=15, shape=(600, 600))
-        per_frame = max(1, cfg.eval_samples // sum(len(s) for s in held))
-        stream = PairDataset(held, n_samples=cfg.eval_samples, patch=32, noise=NOISE[cfg.kind],
-                             patches_per_frame=per_frame, seed=1, augment=False)  # fmt: skip
-        val_data = [stream[i] for i in range(len(stream))]  # generated once, reused at every evaluation
+    val_data = _validation_pairs(args.val, cfg.kind, args.simulation, cfg.eval_samples)
     unit = "I/Ic" if SCALE[cfg.kind] == 1 else "kG"
     print(f"training {cfg.kind} network ({cfg.depth} blocks x {cfg.width}) on {len(train_data)} pairs, "
           f"{cfg.max_steps} steps, out_dir {cfg.out_dir} (losses in {unit}^2)")  # fmt: skip
@@ -371,6 +364,54 @@ def _train(args) -> int:
         f"done: step {result['step']}, best validation MSE {result['best_val']:.4e}; wrote {result['files']['final']}"
     )
     return 0
+
+
+def _validation_pairs(path, kind, simulation, n_samples):
+    """The validation pairs of `enhance train`: ``path``'s, or patches of the held-out scenes (and rows)."""
+    from .datasets import NOISE, HDF5PairDataset, PairDataset, recipe_sources
+
+    if path:
+        return HDF5PairDataset(path)
+    held = recipe_sources(kind, simulation=simulation, held_out=True, n_frames=15, shape=(600, 600))
+    per_frame = max(1, n_samples // sum(len(s) for s in held))
+    stream = PairDataset(held, n_samples=n_samples, patch=32, noise=NOISE[kind], patches_per_frame=per_frame,
+                         seed=1, augment=False)  # fmt: skip
+    return [stream[i] for i in range(len(stream))]  # generated once, reused at every evaluation
+
+
+def _average(args) -> int:
+    from .datasets import HDF5PairDataset
+    from .train import export_average, load_checkpoint
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        return _error(f"{out} exists; use --overwrite to replace it")
+    missing = [path for path in args.checkpoints if not Path(path).is_file()]
+    if missing:
+        return _error(f"checkpoint not found: {missing[0]}")
+    last = load_checkpoint(args.checkpoints[-1])["config"]
+    val_data = _validation_pairs(args.val, last["kind"], args.simulation, last["eval_samples"])
+    path = export_average(args.checkpoints, out, HDF5PairDataset(args.data), val_data, overwrite=args.overwrite)
+    from .weights import _read_metadata
+
+    meta = _read_metadata(path)
+    print(f"wrote {path}: mean of the checkpoints of steps {meta['averaged_steps']}, validation MSE "
+          f"{float(meta['val_loss']):.4e}")  # fmt: skip
+    return 0
+
+
+def _add_average(subparsers) -> None:
+    av = subparsers.add_parser("average", help="average a run's checkpoints into one network (SWA)",
+                               description="Stochastic weight averaging: the mean of the weights of CKPT files "
+                               "of one run, with BatchNorm statistics re-measured on the training pairs and "
+                               "the validation MSE of `enhance train`.")  # fmt: skip
+    av.add_argument("output", metavar="OUT.safetensors")
+    av.add_argument("checkpoints", nargs="+", metavar="CKPT", help="resume checkpoints (checkpoint.pt) of one run")
+    av.add_argument("--data", required=True, metavar="PAIRS.h5", help="the run's training pairs")
+    av.add_argument("--val", metavar="PAIRS.h5", help="validation pairs (default: the held-out scenes)")
+    av.add_argument("--simulation", help="simulation field whose held-out rows join the default validation set")
+    av.add_argument("--overwrite", action="store_true")
+    av.set_defaults(func=_average)
 
 
 def _add_train(subparsers) -> None:
@@ -394,9 +435,12 @@ def _add_train(subparsers) -> None:
     tr.add_argument("--threads", type=int, help="torch CPU threads")
     tr.add_argument(
         "--precision",
-        choices=("float32", "bfloat16"),
-        help="bfloat16: autocast convolutions (fp32 master weights), ~2x faster on CPUs with AVX512-BF16",
+        choices=("float32", "bfloat16", "auto"),
+        help="bfloat16: autocast convolutions (fp32 master weights), ~2x faster on CPUs with AVX512-BF16 but "
+        "several times slower where it is emulated (AVX2); auto: bfloat16 only where it is native",
     )
+    tr.add_argument("--snapshot-every", type=int, metavar="N",
+                    help="keep a copy of the checkpoint every N steps in OUT_DIR/snapshots (for `enhance average`)")
     tr.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
     tr.set_defaults(func=_train)
 
@@ -452,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(subparsers)
     _add_dataset(subparsers)
     _add_train(subparsers)
+    _add_average(subparsers)
     _add_validate(subparsers)
     return parser
 
