@@ -47,7 +47,8 @@ def test_patch_positions_map_onto_the_target_grid():
     scene = np.zeros((400, 400))
     scene[200:204, 120:124] = 100.0  # a small bright square
     observed, target = degrade_frame(scene, SCALE)
-    x, y = cut_pair(observed, target, rng=np.random.default_rng(0), patch=20, augment=False, position=(15, 5))
+    # The square lands on input pixel (50, 30): inside the patch, away from its edges.
+    x, y = cut_pair(observed, target, rng=np.random.default_rng(0), patch=20, augment=False, position=(42, 17))
     peak_x = np.unravel_index(np.argmax(x), x.shape)
     peak_y = np.unravel_index(np.argmax(y), y.shape)
     assert peak_y[0] // 2 == peak_x[0]

@@ -4,8 +4,10 @@ import pytest
 from scipy import special
 
 from enhance.psf import (
+    DEFAULT_RADIUS,
     ENHANCE_2018,
     WACHTER_2012,
+    WIDE_RADIUS,
     airy_encircled_energy,
     airy_psf,
     hmi_encircled_energy,
@@ -106,3 +108,14 @@ def test_airy_profile_is_bessel_formula():
     theta = np.array([0.1, 0.3, 0.7]) * u.arcsec
     x = np.pi * 0.28 * theta.to_value(u.rad) / 6173e-10
     np.testing.assert_allclose(airy_psf(theta), (2 * special.j1(x) / x) ** 2, rtol=1e-12)
+
+
+def test_default_kernel_has_the_footprint_enhance_was_trained_with():
+    # Díaz Baso & Asensio Ramos sampled the PSF on astropy's AiryDisk2DKernel(1.1 / 0.0662) grid: 133 x 133 px.
+    astropy_convolution = pytest.importorskip("astropy.convolution")
+    paper_grid = astropy_convolution.AiryDisk2DKernel(1.1 / 0.0662).shape
+    assert psf_kernel(0.0662 * u.arcsec).shape == paper_grid == (133, 133)
+    # The same angular footprint on the HMI grid; the wide radius keeps most of the Lorentzian tail.
+    assert psf_kernel(0.504 * u.arcsec).shape == (19, 19)
+    assert hmi_encircled_energy(DEFAULT_RADIUS) == pytest.approx(0.919, abs=1e-3)
+    assert hmi_encircled_energy(WIDE_RADIUS) == pytest.approx(0.978, abs=1e-3)

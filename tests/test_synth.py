@@ -1,4 +1,3 @@
-import time
 
 import astropy.units as u
 import numpy as np
@@ -154,11 +153,14 @@ def test_mixed_scenes_draw_different_contents():
     assert preset("quiet_sun") == SceneParameters()
 
 
-def test_1000_by_1000_scene_in_a_few_seconds():
-    start = time.process_time()  # CPU time: the wall clock depends on what else runs on the machine
+def test_1000_by_1000_active_region_is_finite_and_has_its_spots():
+    # How long it takes is measured by `make bench` (benchmarks/run.py), not here.
     continuum, bz = generate((1000, 1000), kind="active_region", seed=0)
-    assert time.process_time() - start < 6  # about 2 s of one core
-    assert continuum.shape == (1000, 1000)
+    assert continuum.shape == bz.shape == (1000, 1000)
+    assert np.isfinite(continuum).all()
+    assert np.isfinite(bz).all()
+    assert continuum.min() < 0.3  # umbrae: dark, with kG fields
+    assert np.abs(bz).max() > 2000
 
 
 @pytest.mark.parametrize(

@@ -117,7 +117,7 @@ def richardson_lucy(
     psf : (ky, kx) array_like, optional
         The point spread function on the image's grid, odd-sized and centred on its middle pixel; it is
         normalised to unit sum. None samples the HMI PSF (`~enhance.psf.psf_kernel`, ``kind='hmi'``,
-        16 arcsec half-width) at ``pixel_scale``.
+        `~enhance.psf.DEFAULT_RADIUS` half-width) at ``pixel_scale``.
     n_iter : int
         Number of iterations, or the maximum when ``tol`` or ``noise`` stop earlier; defaults to 20, the
         paper's value. 0 returns the image.

@@ -248,7 +248,7 @@ def calibrate(
     spot_shape : tuple of int
         Size of the active-region scenes.
     radius : `~astropy.units.Quantity`
-        PSF kernel half-width for the degradation; defaults to 16 arcsec.
+        PSF kernel half-width for the degradation; defaults to `~enhance.psf.DEFAULT_RADIUS` (4.37 arcsec).
     hmi_params : dict, optional
         HMI PSF parameters; defaults to the Enhance values.
     noise : float

@@ -90,7 +90,7 @@ def degrade_frame(
     kind : {'intensity', 'blos'}
         Selects the normalisation (`SCALE`): I/Ic stays, gauss becomes kG.
     radius : `~astropy.units.Quantity`
-        Half-width of the PSF kernels; defaults to 16 arcsec.
+        Half-width of the PSF kernels; defaults to `~enhance.psf.DEFAULT_RADIUS` (4.37 arcsec).
     hmi_params : dict, optional
         HMI PSF parameters (see `enhance.psf.hmi_psf`); defaults to the Enhance values.
     boundary : {'wrap', 'reflect'}
@@ -256,7 +256,7 @@ class PairDataset(torch.utils.data.Dataset):
     patches_per_frame : int
         Consecutive samples cut from one frame; defaults to 64.
     radius : `~astropy.units.Quantity`
-        PSF kernel half-width; defaults to 16 arcsec.
+        PSF kernel half-width; defaults to `~enhance.psf.DEFAULT_RADIUS` (4.37 arcsec).
     hmi_params : dict, optional
         HMI PSF parameters.
     cache_frames : int

@@ -152,7 +152,8 @@ def degrade(
     input_scale : `~astropy.units.Quantity`
         Pixel scale of the HMI-like image; defaults to 0.504 arcsec. The target has half of it.
     radius : `~astropy.units.Quantity`
-        Half-width of the PSF kernels; defaults to 16 arcsec (see `~enhance.psf.psf_kernel`).
+        Half-width of the PSF kernels; defaults to `~enhance.psf.DEFAULT_RADIUS`, 4.37 arcsec (see
+        `~enhance.psf.psf_kernel`).
     hmi_params : dict, optional
         ``w``, ``W``, ``epsilon``, ``k`` of the HMI PSF; defaults to `~enhance.psf.ENHANCE_2018`.
     target_diameter : `~astropy.units.Quantity`

@@ -542,7 +542,7 @@ def reconvolve(
     target_diameter : `~astropy.units.Quantity`
         Aperture of the target's ideal telescope; defaults to 0.28 m.
     radius : `~astropy.units.Quantity`
-        Half-width of the sampled PSFs; defaults to 16 arcsec.
+        Half-width of the sampled PSFs; defaults to `~enhance.psf.DEFAULT_RADIUS` (4.37 arcsec).
     hmi_params : dict, optional
         ``w``, ``W``, ``epsilon``, ``k`` of the HMI PSF (see `~enhance.psf.hmi_psf`).
     boundary : {'reflect', 'wrap'}

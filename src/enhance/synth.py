@@ -166,7 +166,7 @@ class SceneParameters:
     pore_intensity: tuple = (0.3, 0.6)  # core intensity of a pore (darker for larger pores)
     pore_field: tuple = (1500.0, 2200.0)  # central Bz of a pore (Keppens & Martínez Pillet 1996)
     n_spots: int = 0  # sunspots (the first is the leading spot; a second one has opposite polarity)
-    spot_radius: tuple = (5.0, 11.0)  # outer (penumbral) radius
+    spot_radius: tuple = (5.0, 14.0)  # outer (penumbral) radius (the HMI sample's spots: about 12 arcsec)
     umbra_ratio: tuple = (0.38, 0.46)  # umbral / penumbral radius (Solanki 2003: about 0.42)
     umbra_field: tuple = (2300.0, 3300.0)  # Bz at the umbral centre (Livingston et al. 2006: 2-3.5 kG)
     umbra_intensity: tuple = (0.08, 0.22)  # core intensity of the umbra (Solanki 2003: 0.05-0.3)
