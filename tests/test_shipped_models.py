@@ -1,5 +1,6 @@
 """Every model the package ships: it loads, its card is complete, and it beats bicubic on a held-out scene."""
 
+import astropy.units as u
 import numpy as np
 import pytest
 
@@ -9,6 +10,7 @@ from enhance.exceptions import ModelNotTrainedError
 from enhance.hmi_behaviour import PUBLISHED
 from enhance.inference import enhance
 from enhance.metrics import psnr
+from enhance.psf import DEFAULT_RADIUS, ENHANCE_2018
 from enhance.synth import MURAM_PIXEL_SCALE, generate
 from enhance.weights import KINDS, VARIANTS, load_weights, model_card, shipped
 
@@ -50,8 +52,14 @@ def test_shipped_model_card_is_complete(kind, variant):
     if (kind, variant) not in shipped():
         pytest.skip(f"the {variant} {kind} model is not shipped in this version")
     card = model_card(kind, variant)
-    for key in ("training_data", "recipe", "steps", "best_validation_mse", "validation", "floors", "real_hmi_sample"):
-        assert card[key] is not None, key
+    keys = ("training_data", "observation_model", "recipe", "steps", "best_validation_mse", "validation", "floors",
+            "real_hmi_sample")  # fmt: skip
+    for key in keys:
+        assert card.get(key) is not None, key
+    # Trained on the observation model the package validates and reconvolves with.
+    half_width = card["observation_model"]["kernel_half_width_arcsec"]
+    assert half_width == pytest.approx(DEFAULT_RADIUS.to_value(u.arcsec), abs=1e-3)
+    assert card["observation_model"]["hmi_psf_parameters"] == ENHANCE_2018
     assert card["recipe"]["kind"] == kind
     assert (card["recipe"]["depth"], card["recipe"]["width"]) == SIZES[variant]
     assert all(passed for _, passed in card["floors"].values())
