@@ -4,8 +4,9 @@
 
 Takes ``runs/<variant>_<kind>/best.safetensors`` (or ``--weights swa.safetensors``), the run's training
 configuration and history, and the validation numbers of ``runs/validation/validation_<kind>.json``
-(from ``recipe.sh validate``), and refuses unless the validation report's floors pass and, for a full model, its behaviour on the real HMI
-sample lies within the published ranges. The model card carries all of these numbers.
+(from ``recipe.sh validate``), and refuses unless the validation report's floors pass and, for a full
+model, its behaviour on the real HMI sample lies within the published ranges. The model card carries all
+of these numbers.
 """
 
 import argparse
