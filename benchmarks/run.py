@@ -8,8 +8,9 @@ Everything in the table is measured in one run, so that the ratios hold on a sha
   400x400 and 1024x1024 images: seconds and achieved GFLOP/s on the paper's nominal count
   (`flops.enhance_flops`, 177 GFLOP for 400x400 through the full model);
 * what each optimisation buys (the network alone, 400x400, full model): the plain PyTorch port,
-  BatchNorm folded, channels-last, `enhance.runtime.InferenceNet`, the same graph on onnxruntime, and
-  one band of rows per core, each on a single-threaded onnxruntime call (what `enhance` runs);
+  BatchNorm folded, channels-last, `enhance.runtime.InferenceNet`, the same graph on onnxruntime, with
+  padding and sums kept in onnxruntime's blocked layout (`enhance.ort_blocked`), and one band of rows
+  per core, each on a single-threaded onnxruntime call (what `enhance` runs);
 * reduced precision (bfloat16, float16 autocast) and the onnxruntime backend, with their error
   against the float32 PyTorch path;
 * Richardson-Lucy, 20 iterations on the x2 grid, on the same image;
@@ -181,12 +182,20 @@ def main() -> int:
 
     full_arch, light_arch = {"depth": 5, "width": 64}, {"depth": 1, "width": 32}
     auto = _auto_backend(full_net, precision="float32", device="cpu")
-    note = f"enhance.enhance(), backend 'auto' = {auto}"
-    add("full 400", lambda: enhance.enhance(small, network=full_net, device="cpu"), image=400, **full_arch, note=note)
-    add("light 400", lambda: enhance.enhance(small, network=light_net, device="cpu"), image=400, **light_arch)
+
+    def through_enhance(image, model):
+        """``enhance.enhance(image, model=...)`` as users call it; the initialised network if none is shipped."""
+        if nets[model][1] == "shipped":
+            return lambda: enhance.enhance(image, model=model, device="cpu")
+        return lambda: enhance.enhance(image, network=nets[model][0], device="cpu")
+
+    call = "model='full'" if nets["full"][1] == "shipped" else "network=<initialised>"
+    note = f"enhance.enhance(..., {call}), backend 'auto' = {auto}"
+    add("full 400", through_enhance(small, "full"), image=400, **full_arch, note=note)
+    add("light 400", through_enhance(small, "light"), image=400, **light_arch)
     if not args.quick:
-        add("full 1024", lambda: enhance.enhance(large, network=full_net, device="cpu"), image=1024, **full_arch)
-        add("light 1024", lambda: enhance.enhance(large, network=light_net, device="cpu"), image=1024, **light_arch)
+        add("full 1024", through_enhance(large, "full"), image=1024, **full_arch)
+        add("light 1024", through_enhance(large, "light"), image=1024, **light_arch)
     torch_out = enhance.enhance(small, network=full_net, device="cpu", backend="torch")
     errors = {"torch vs auto": float(np.abs(torch_out - reference).max())}
     for name, net, arch in (("full", full_net, full_arch), ("light", light_net, light_arch)):
@@ -213,10 +222,12 @@ def main() -> int:
     try:
         from enhance.export import onnx_network
 
-        session = onnx_network(full_net)
+        plain, session = onnx_network(full_net, blocked=False), onnx_network(full_net)
         batch = normalised[None, None]
-        add("onnxruntime session", lambda: session(batch), image=400, **full_arch,
+        add("onnxruntime session", lambda: plain(batch), image=400, **full_arch,
             note=f"network only: same graph on MLAS; max |diff| vs torch {errors['torch vs auto']:.1e}")  # fmt: skip
+        add("+ blocked layout", lambda: session(batch), image=400, **full_arch,
+            note=f"network only: padding and sums kept in MLAS's NCHWc layout (layout: {session.layout})")  # fmt: skip
         single, threads = onnx_network(full_net, threads=1), torch.get_num_threads()
         bands = lambda: run_tiled(normalised, single, tile=None, margin=receptive_margin(5), device="cpu",  # noqa: E731
                                   workers=threads)  # fmt: skip

@@ -21,7 +21,7 @@ from enhance.runtime import InferenceNet, phase_kernels
 from enhance.weights import save_weights
 
 onnxruntime = pytest.importorskip("onnxruntime")
-from enhance.export import OnnxNetwork, export_onnx, load_onnx, onnx_network  # noqa: E402
+from enhance.export import OnnxNetwork, export_onnx, load_onnx, onnx_model, onnx_network  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "enhance"
 
@@ -257,3 +257,57 @@ def test_fold_batchnorm_is_still_the_reference(net):
     with torch.no_grad():
         folded = fold_batchnorm(net)(torch.from_numpy(image)[None, None])[0, 0].numpy()
     np.testing.assert_allclose(folded, _reference(net, image), atol=1e-5)
+
+
+def _graph_ops(model):
+    return [(node.domain, node.op_type) for node in model.graph.node]
+
+
+@pytest.mark.parametrize("width", [8, 32])
+def test_blocked_layout_session_equals_the_plain_graph(width):
+    from enhance.ort_blocked import blocked_graph
+
+    torch.manual_seed(5)
+    net = _randomise_batchnorm(EnhanceNet(depth=2, width=width), seed=6)
+    plain, blocked = onnx_network(net, blocked=False), onnx_network(net)
+    assert plain.layout == "plain"
+    batch = np.stack([_image((41, 35), seed=s) for s in range(2)])[:, None]  # odd sizes, a batch of two
+    np.testing.assert_allclose(blocked(batch), plain(batch), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(blocked(batch)[0, 0], _reference(net, batch[0, 0]), rtol=0, atol=1e-4)
+    graph = blocked_graph(onnx_model(net).SerializeToString())
+    if graph is None:
+        assert blocked.layout == "plain"
+        pytest.skip("onnxruntime chose no blocked layout on this CPU: the plain graph runs")
+    assert blocked.layout == "blocked"
+    ops = _graph_ops(graph)
+    assert ("", "Add") not in ops  # every residual sum is the Sum input of its blocked convolution
+    if width == 32:  # a multiple of the block size (8 or 16): every 3x3 convolution is padded in place
+        assert ("com.microsoft.nchwc", "ReorderInput") not in ops
+        assert ops.count(("", "Pad")) == 2 * 2 + 3  # the input's and the trunk's too, as written
+
+
+def test_a_blocked_graph_that_disagrees_is_not_used(monkeypatch):
+    from onnx import numpy_helper
+
+    import enhance.ort_blocked as ort_blocked
+
+    torch.manual_seed(7)
+    net = EnhanceNet(depth=1, width=16)
+    original = ort_blocked.blocked_graph
+
+    def corrupted(model, **kwargs):
+        graph = original(model, **kwargs)
+        if graph is None:  # nothing to corrupt on this CPU: hand back a wrong plain graph instead
+            graph = onnx_model(net)
+        for i, initializer in enumerate(graph.graph.initializer):
+            values = numpy_helper.to_array(initializer)
+            if values.dtype == np.float32 and values.size > 100:
+                graph.graph.initializer[i].CopyFrom(numpy_helper.from_array(values * 1.01, initializer.name))
+                break
+        return graph
+
+    monkeypatch.setattr(ort_blocked, "blocked_graph", corrupted)
+    runner = onnx_network(net)
+    assert runner.layout == "plain"
+    image = _image((20, 24), seed=9)
+    np.testing.assert_allclose(runner(image[None, None])[0, 0], _reference(net, image), rtol=0, atol=1e-4)

@@ -180,9 +180,11 @@ def export_onnx(network, path, *, kind: str | None = None, overwrite: bool = Fal
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
 
 
-def onnx_network(network, *, kind: str | None = None, threads: int | None = None) -> "OnnxNetwork":
+def onnx_network(
+    network, *, kind: str | None = None, threads: int | None = None, blocked: bool = True
+) -> "OnnxNetwork":
     """Export ``network`` in memory and open it with onnxruntime (see `export_onnx` and `OnnxNetwork`)."""
-    return OnnxNetwork(onnx_model(network, kind=kind).SerializeToString(), threads=threads)
+    return OnnxNetwork(onnx_model(network, kind=kind).SerializeToString(), threads=threads, blocked=blocked)
 
 
 def load_onnx(path) -> "OnnxNetwork":
@@ -203,11 +205,17 @@ class OnnxNetwork:
         An ONNX file written by `export_onnx`, or its serialised bytes.
     threads : int, optional
         onnxruntime's intra-op threads; None lets it use every core.
+    blocked : bool
+        Run onnxruntime's graph for this CPU with reflection padding and residual sums kept in its
+        blocked layout (`~enhance.ort_blocked`), 15 % faster, where it reproduces the plain graph on a
+        probe image; False runs the graph as written.
 
     Attributes
     ----------
     depth, width : int or None
         The architecture, from the file's metadata (None for a foreign file).
+    layout : {'blocked', 'plain'}
+        Which graph runs (see ``blocked``).
     kind : str or None
         'intensity' or 'blos' when the export recorded it.
 
@@ -217,26 +225,39 @@ class OnnxNetwork:
     and `~enhance.tiling.run_tiled` take it where they take a PyTorch network.
     """
 
-    def __init__(self, model, *, threads: int | None = None) -> None:
+    def __init__(self, model, *, threads: int | None = None, blocked: bool = True) -> None:
         try:
             import onnxruntime as ort
         except ImportError as err:
             msg = f"onnxruntime is needed to run an ONNX network; {_INSTALL}"
             raise ImportError(msg) from err
-        options = ort.SessionOptions()
-        # Memory patterns are planned and kept per input shape: tiles of a few shapes made a 4096x4096
-        # run grow past 9 GB. Without them memory stays flat at the same speed (the arena is kept: it is
-        # the fast allocator).
-        options.enable_mem_pattern = False
-        if threads is not None:
-            options.intra_op_num_threads = int(threads)
-        source = model if isinstance(model, bytes) else str(model)
+
+        def options():
+            options = ort.SessionOptions()
+            # Memory patterns are planned and kept per input shape: tiles of a few shapes made a 4096x4096
+            # run grow past 9 GB. Without them memory stays flat at the same speed (the arena is kept: it
+            # is the fast allocator).
+            options.enable_mem_pattern = False
+            if threads is not None:
+                options.intra_op_num_threads = int(threads)
+            return options
+
+        name = "the ONNX bytes" if isinstance(model, bytes) else str(model)
+        data = model if isinstance(model, bytes) else Path(model).read_bytes()
         try:
-            self.session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models
-            name = "the ONNX bytes" if isinstance(model, bytes) else str(model)
             msg = f"{name} is not a readable ONNX model: {err}"
             raise ValueError(msg) from err
+        self.layout = "plain"
+        if blocked:
+            try:
+                from .ort_blocked import blocked_session
+            except ImportError:  # this module loaded on its own, outside the package: run the plain graph
+                blocked_session = None
+            faster = blocked_session(data, options(), reference=self.session) if blocked_session else None
+            if faster is not None:
+                self.session, self.layout = faster, "blocked"
         meta = self.session.get_modelmeta().custom_metadata_map
         self.depth = int(meta["depth"]) if "depth" in meta else None
         self.width = int(meta["width"]) if "width" in meta else None

@@ -4,6 +4,7 @@ A private array function does the work (normalisation, NaN handling, tiled netwo
 public `enhance` only dispatches on the input type and carries the metadata along.
 """
 
+import functools
 import hashlib
 import importlib.util
 import weakref
@@ -109,7 +110,11 @@ def resolve_device(device="auto") -> torch.device:
 
 
 def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | None = None) -> EnhanceNet:
-    """The network to run: ``network`` if given, else the shipped ``model`` for ``kind``."""
+    """The network to run: ``network`` if given, else the shipped ``model`` for ``kind``.
+
+    A shipped model is loaded once per process and the same eval-mode module is returned every time:
+    copy it (`copy.deepcopy`) before changing it, or load a private one with `enhance.network.full`.
+    """
     check_choice(kind, KINDS, name="kind")
     if network is not None:
         from .export import OnnxNetwork
@@ -119,8 +124,18 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
             raise TypeError(msg)
         return network
     check_choice(model, ("full", "light"), name="model")
+    return _shipped_network(kind, model)
+
+
+@functools.cache
+def _shipped_network(kind: str, model: str) -> EnhanceNet:
+    """The shipped ``model`` for ``kind``, read from the package once per process and shared.
+
+    Every `enhance` call with ``model=`` then reuses the runner prepared for it (the onnxruntime
+    session or `InferenceNet`) instead of reading the weights and exporting the graph again.
+    """
     factory = full if model == "full" else light
-    return factory(kind, weights="default")
+    return factory(kind, weights="default").eval().requires_grad_(False)
 
 
 #: Prepared runners of EnhanceNets, per network: ``{(backend, device, threads): (weights digest, runner)}``.
