@@ -99,3 +99,25 @@ def test_train_then_validate_from_the_command_line(pairs, tmp_path, capsys):
 def test_validate_without_trained_models_says_so(capsys, no_shipped_models):
     assert main(["validate", "--kind", "intensity"]) != 0
     assert "not trained yet" in capsys.readouterr().err
+
+
+def test_sigterm_leaves_no_partial_dataset(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "pairs.h5"
+    command = [sys.executable, "-m", "enhance.cli", "dataset", "build", str(out), "--kind", "blos", "--frames", "500",
+               "--shape", "400", "400", "--patches-per-frame", "4", "--noise", "0"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".pairs.h5.*.part")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process.poll() is None, "the build ended before it could be interrupted"
+    time.sleep(0.5)  # well inside the build
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "interrupted" in err
+    assert list(tmp_path.iterdir()) == []  # neither the output nor its temporary file

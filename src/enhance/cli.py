@@ -7,7 +7,9 @@ overwritten without ``--overwrite``.
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from ._version import __version__
@@ -501,16 +503,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum, frame):
+    """SIGTERM (``kill``, a batch system's time limit) unwinds like Ctrl-C: no temporary file is left."""
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     """Entry point of the ``enhance`` script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         return args.func(args)
     except (OSError, ValueError, TypeError, LookupError, ImportError) as err:
         return _error(str(err))
     except KeyboardInterrupt:
         return _error("interrupted")
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
