@@ -143,3 +143,23 @@ def test_qs_level_samples_the_whole_field_on_a_grid():
     image = np.ones((4096, 4096))
     image[:, 2048:] = 1.02
     assert 1.0 < estimate_qs_level(image) <= 1.02
+
+
+def test_a_shipped_model_is_loaded_once_and_follows_the_registry(data_dir):
+    from enhance.inference import resolve_network
+    from enhance.network import light
+    from enhance.weights import save_weights, ship
+
+    with pytest.raises(ModelNotTrainedError):
+        resolve_network("intensity", model="light")
+    torch.manual_seed(0)
+    ship(save_weights(light(), data_dir / "a.safetensors", kind="intensity"), "intensity", "light", card={})
+    net = resolve_network("intensity", model="light")
+    assert resolve_network("intensity", model="light") is net  # the same module: its runner is reused
+    other = light()
+    with torch.no_grad():
+        other.conv_out.bias.add_(1.0)
+    ship(save_weights(other, data_dir / "b.safetensors", kind="intensity"), "intensity", "light", card={})
+    changed = resolve_network("intensity", model="light")  # a new registry entry: the new weights
+    assert changed is not net
+    assert torch.equal(changed.conv_out.bias, net.conv_out.bias + 1.0)

@@ -124,15 +124,19 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
             raise TypeError(msg)
         return network
     check_choice(model, ("full", "light"), name="model")
-    return _shipped_network(kind, model)
+    from .weights import _entry, shipped_path
+
+    entry = _entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
+    return _shipped_network(kind, model, str(shipped_path(kind, model)), entry["sha256"])
 
 
-@functools.cache
-def _shipped_network(kind: str, model: str) -> EnhanceNet:
-    """The shipped ``model`` for ``kind``, read from the package once per process and shared.
+@functools.lru_cache(maxsize=8)
+def _shipped_network(kind: str, model: str, path: str, sha256: str) -> EnhanceNet:
+    """The shipped ``model`` for ``kind``, read once per process for each registered file and shared.
 
     Every `enhance` call with ``model=`` then reuses the runner prepared for it (the onnxruntime
-    session or `InferenceNet`) instead of reading the weights and exporting the graph again.
+    session or `InferenceNet`) instead of reading the weights and exporting the graph again. The key
+    holds the file and its registered checksum, so a changed registry loads the new weights.
     """
     factory = full if model == "full" else light
     return factory(kind, weights="default").eval().requires_grad_(False)
