@@ -1,8 +1,10 @@
+import astropy.units as u
 import numpy as np
 import pytest
 import torch
 
-from enhance.hmi_behaviour import PUBLISHED, behaviour, checks
+from enhance.degrade import degrade
+from enhance.hmi_behaviour import PUBLISHED, behaviour, checks, implied_target, umbra_change
 
 
 class Scaled(torch.nn.Module):
@@ -32,6 +34,9 @@ def test_intensity_numbers_of_a_scaled_copy():
     assert numbers["umbra_change"] == pytest.approx(-0.05, abs=1e-6)
     assert numbers["umbra_pixels"] == 256
     assert numbers["output_min_over_input_min"] == pytest.approx(0.95, rel=1e-6)
+    # Nearest upsampling is no deconvolution, so the observation model expects a darker umbra than 0.95x.
+    assert numbers["umbra_change_excess"] == pytest.approx(numbers["umbra_change"] - numbers["umbra_change_expected"])
+    assert numbers["umbra_change_expected"] < -0.05
     verdict = checks(numbers, "intensity")
     assert verdict["umbra_change"][3]  # -5 % lies in the published -3 to -7 %
     assert not verdict["output_contrast"][3]  # an unchanged 4 % is not the published ~7 %
@@ -68,3 +73,36 @@ def test_defaults_to_the_packaged_hmi_samples():
     assert numbers["binned_unsigned_flux_ratio"] == pytest.approx(1.0, rel=1e-5)
     with pytest.raises(ValueError, match="kind"):
         behaviour(Scaled(1.0), "doppler")
+
+
+def _disk_spot(umbra_radius, scale=0.0662):
+    """Umbra (0.2 I/Ic) and penumbra (0.8, 2.4x wider) in a uniform quiet Sun, sampled at ``scale`` arcsec."""
+    n = int(round((2 * umbra_radius / 0.42 + 24) / 0.504)) * 8
+    y, x = (np.indices((n, n)) - n / 2) * scale
+    r = np.hypot(x, y)
+    return np.where(r < umbra_radius, 0.2, np.where(r < umbra_radius / 0.42, 0.8, 1.0))
+
+
+@pytest.mark.parametrize("umbra_radius", [2.0, 5.0])
+def test_implied_target_recovers_the_umbral_darkening_of_the_observation_model(umbra_radius):
+    observed, target = degrade(_disk_spot(umbra_radius), 0.0662 * u.arcsec)
+    truth = umbra_change(observed, target)
+    implied = umbra_change(observed, implied_target(observed))
+    assert truth < -0.1  # scattered light fills a small umbra: a large, measurable correction
+    assert implied == pytest.approx(truth, abs=0.01)
+
+
+def test_smaller_umbrae_darken_more():
+    changes = [umbra_change(*degrade(_disk_spot(r), 0.0662 * u.arcsec)) for r in (2.0, 4.0, 8.0)]
+    assert changes[0] < changes[1] < changes[2] < 0
+
+
+def test_implied_target_and_umbra_change_validate_their_inputs():
+    assert implied_target(np.full((20, 30), 0.9), n_iter=3) == pytest.approx(np.full((40, 60), 0.9))
+    with pytest.raises(ValueError, match="positive"):
+        implied_target(np.zeros((20, 20)))
+    with pytest.raises(ValueError, match="n_iter"):
+        implied_target(np.ones((20, 20)), n_iter=0)
+    with pytest.raises(ValueError, match="twice the shape"):
+        umbra_change(np.ones((4, 4)), np.ones((4, 4)))
+    assert umbra_change(np.ones((4, 4)), np.ones((8, 8))) is None

@@ -210,12 +210,13 @@ def real_data(networks, kind, image=None):
 
 
 def _behaviour_lines(behaviour, kind):
-    from .hmi_behaviour import PUBLISHED
+    from .hmi_behaviour import OBSERVATION_MODEL, PUBLISHED
 
-    names = list(PUBLISHED[kind])
+    names = list(PUBLISHED[kind]) + list(OBSERVATION_MODEL[kind])
     lines = ["## Real HMI data", "",
              "The package's HMI sample cut-out (`enhance.demo.sample_path`), compared with the ranges the paper "
-             "reports for its HMI examples (`enhance.hmi_behaviour.PUBLISHED`).", "",
+             "reports for its HMI examples (`enhance.hmi_behaviour.PUBLISHED`) and with what the observation "
+             "model implies for the same input (`enhance.hmi_behaviour.OBSERVATION_MODEL`).", "",
              "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
     for label, entry in behaviour.items():
         cells = []
@@ -227,6 +228,12 @@ def _behaviour_lines(behaviour, kind):
     if kind == "intensity":
         first = next(iter(behaviour.values()))["numbers"]
         lines += ["", f"Granulation contrast of the input in the same square: {100 * first['input_contrast']:.2f} %."]
+        expected = first.get("umbra_change_expected")
+        if expected is not None:
+            lines += ["", f"Umbra change the observation model implies for this input (`implied_target`: converged "
+                      f"Richardson-Lucy, then the target's Airy blur): {100 * expected:+.1f} %. It depends on the "
+                      "umbra's size (smaller umbrae receive more scattered light), so the paper's 3-7 % holds for "
+                      "its spots, not for every spot; `umbra_change_excess` is the network's change minus this one."]
     return lines + [""]
 
 
