@@ -103,3 +103,25 @@ def test_run_on_real_hmi_continuum(tmp_path, weights):
     with fits.open(out) as hdul:
         assert hdul[0].data.shape == (400, 400)
         assert hdul[0].header["CDELT1"] == pytest.approx(0.252)
+
+
+def test_run_qs_level_modes(tmp_path, weights, tiny_net, capsys):
+    from enhance import enhance
+    from enhance.io import read_fits
+
+    ramp = np.tile(np.linspace(0.5, 0.9, 40), (30, 1)).astype(np.float32)  # limb darkening across the field
+    source = tmp_path / "limb.fits"
+    fits.PrimaryHDU(ramp, header=fits.Header({"CDELT1": 0.504, "CDELT2": 0.504, "BUNIT": "I/Ic"})).writeto(source)
+    outputs = {}
+    for mode in ("level", "surface", "0.7"):
+        out = tmp_path / f"{mode}.fits"
+        assert main(["run", str(source), "-o", str(out), "--weights", weights, "--qs-level", mode]) == 0
+        outputs[mode] = read_fits(out)[0]
+    assert np.allclose(outputs["surface"], enhance(ramp, "intensity", network=tiny_net, qs_level="surface"), rtol=1e-5)
+    assert np.allclose(outputs["0.7"], enhance(ramp, "intensity", network=tiny_net, qs_level=0.7), rtol=1e-5)
+    assert not np.allclose(outputs["surface"], outputs["level"], rtol=1e-3)
+    for bad in ("-1", "limb"):
+        with pytest.raises(SystemExit) as err:
+            main(["run", str(source), "-o", str(tmp_path / "x.fits"), "--weights", weights, "--qs-level", bad])
+        assert err.value.code == 2
+        assert "expected a positive number, 'level' or 'surface'" in capsys.readouterr().err

@@ -134,17 +134,6 @@ def test_device_and_size_errors_name_the_problem(tiny_net):
         enhance(np.ones((1, 30)), "blos", network=tiny_net)
 
 
-def test_qs_level_samples_the_whole_field_on_a_grid():
-    from enhance.inference import _qs_stride
-
-    assert _qs_stride((100, 100)) == 1
-    assert _qs_stride((4096, 4096)) == 16  # 256 x 256 samples spread over every part of the disk
-    # A quiet Sun brighter only in the last columns moves the level: those columns are sampled.
-    image = np.ones((4096, 4096))
-    image[:, 2048:] = 1.02
-    assert 1.0 < estimate_qs_level(image) <= 1.02
-
-
 def test_a_shipped_model_is_loaded_once_and_follows_the_registry(data_dir):
     from enhance.inference import resolve_network
     from enhance.network import light

@@ -144,6 +144,20 @@ def _add_export(subparsers) -> None:
     exp.set_defaults(func=_export)
 
 
+def _qs_level(text):
+    """argparse type of ``enhance run --qs-level``: a positive number, 'level' or 'surface'."""
+    if text in ("level", "surface"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        msg = f"expected a positive number, 'level' or 'surface', got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _add_run(subparsers) -> None:
     run = subparsers.add_parser("run", help="enhance HMI FITS files", description="Deconvolve and super-resolve x2.")
     run.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -160,7 +174,9 @@ def _add_run(subparsers) -> None:
     run.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
                      help="arithmetic of the convolutions (torch backend); reduced precision differs by ~1e-2 (bf16) "
                      "or ~1e-3 (fp16) of the quiet-Sun level")  # fmt: skip
-    run.add_argument("--qs-level", type=float, default=None, help="quiet-Sun continuum level (default: estimated)")
+    run.add_argument("--qs-level", type=_qs_level, default=None, metavar="LEVEL|level|surface",
+                     help="quiet-Sun continuum level, or 'level' (estimate one) or 'surface' (follow limb darkening);"
+                     " default: the surface where the quiet Sun varies by over 15 %% across the field")  # fmt: skip
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     dask_help = "(several files into a directory: skips complete outputs, writes enhance_manifest.csv; needs dask)"
     run.add_argument("--workers", type=int, default=None, metavar="N",

@@ -334,7 +334,8 @@ def compare(
 
     # The three x2 images.
     net = resolve_network(kind, model=model, network=network)
-    enhanced = _enhance_array(image, kind=kind, network=net, qs_level=level, device=device, tile=tile)
+    # The network sees the image as `enhance` would show it (a quiet-Sun surface near the limb).
+    enhanced = _enhance_array(image, kind=kind, network=net, qs_level=qs_level, device=device, tile=tile)
     enhanced = enhanced.astype(np.float64)
     rl, rl_info = rl_super_resolve(filled, n_iter=n_iter, input_scale=input_scale, damped=damped, return_info=True)
     bicubic = bicubic_x2(filled)

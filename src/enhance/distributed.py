@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_choice, check_positive, supported_float_type
+from ._validation import check_choice, supported_float_type
 from ._version import __version__
-from .inference import KINDS, _enhance_array, _history, _qs_stride, estimate_qs_level, resolve_network
+from .inference import KINDS, _enhance_array, _history, resolve_network
 from .io import FITS_SUFFIXES, fits_stem
 from .network import receptive_margin
+from .quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
 
 __all__ = [
     "enhance_files",
@@ -475,8 +476,7 @@ def enhance_files(
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
         msg = f"n_workers must be a positive integer, got {n_workers!r}"
         raise ValueError(msg)
-    if qs_level is not None:
-        check_positive(qs_level, name="qs_level")
+    check_qs_level(qs_level)
     sources = [path.absolute() for path in find_inputs(inputs)]  # workers may run in another directory
     out_dir = Path(out_dir).absolute()
     targets = [output_path(source, out_dir) for source in sources]
@@ -609,16 +609,20 @@ def _at_least(sizes, minimum):
     return tuple(merged)
 
 
-def _enhance_block(block, network, qs_level, *, kind, margin, device, tile, backend, precision, block_info=None):
+def _enhance_block(block, network, qs_level, *, kind, margin, input_chunks, device, tile, backend, precision,
+                   block_info=None):  # fmt: skip
     """Enhance one overlapped chunk and cut away the (doubled) overlap."""
     if isinstance(network, _WeightsFile):
         network = _cached_network(network.path, kind=network.kind)
+    location, n_chunks = block_info[0]["chunk-location"], block_info[0]["num-chunks"]
+    if isinstance(qs_level, QuietSunSurface):  # the piece of the global surface under this chunk
+        origin = [sum(sizes[:at]) - (margin if at > 0 else 0) for sizes, at in zip(input_chunks, location, strict=True)]
+        qs_level = qs_level.window(*origin, block.shape)
     if np.isfinite(block).any():
         out = _enhance_array(block, kind=kind, network=network, qs_level=qs_level, device=device, tile=tile,
                              backend=backend, precision=precision)  # fmt: skip
     else:  # an off-limb chunk of a full-disk image
         out = np.full((2 * block.shape[0], 2 * block.shape[1]), np.nan, dtype=supported_float_type(block.dtype))
-    location, n_chunks = block_info[0]["chunk-location"], block_info[0]["num-chunks"]
     cuts = []
     for axis in (0, 1):
         before = margin if location[axis] > 0 else 0
@@ -656,10 +660,11 @@ def enhance_dask(
     weights : str or `~pathlib.Path`, optional
         A weights file (safetensors or ONNX) that every worker loads once (a path they can read), instead
         of ``network``.
-    qs_level : float, optional
-        Quiet-Sun level (intensity only). None estimates it once for the whole image, lazily, with
-        `~enhance.inference.estimate_qs_level` on the same regular grid of at most 65,536 pixels that
-        `~enhance.enhance` uses, so both give the same level.
+    qs_level : float, 'level', 'surface' or None
+        Quiet-Sun normalisation (intensity only), as in `~enhance.enhance`. Estimates are made once for
+        the whole image, lazily, on the same regular grid of at most 65,536 pixels that
+        `~enhance.enhance` uses (`~enhance.quiet_sun.qs_normalisation`), so both give the same level or
+        surface; each chunk is scaled by its piece of that surface.
     device : str
         As in `~enhance.enhance`, resolved on each worker.
     tile : int, optional
@@ -679,8 +684,8 @@ def enhance_dask(
     pass; the doubled overlap is cut from each output chunk. Memory per task is bounded by the chunk
     (plus overlap) and ``tile``. What holds:
 
-    - The intensity scale is global: ``qs_level``, or one estimate for the whole image; magnetograms use
-      the fixed kG scale. No chunk is normalised on its own.
+    - The intensity scale is global: ``qs_level``, or one estimate (level or surface) for the whole
+      image; magnetograms use the fixed kG scale. No chunk is normalised on its own.
     - For finite input the result equals whole-image inference (`~enhance.enhance`, same ``qs_level``) to
       float32 rounding (within 1e-4 relative).
     - Non-finite input pixels give NaN at their 2x2 output pixels and finite input gives finite output,
@@ -723,11 +728,12 @@ def enhance_dask(
         depth = getattr(net, "depth", None)
         net_arg = dask.delayed(net, name=f"enhance-network-{uuid.uuid4().hex}")
     margin = receptive_margin(depth) if depth is not None else 32  # 32: as `enhance` for other modules
-    if kind == "intensity" and qs_level is None:
-        step = _qs_stride(array.shape)  # the very pixels `enhance` would look at for the same image
-        level = dask.delayed(estimate_qs_level)(array[::step, ::step])
+    qs_level = check_qs_level(qs_level)
+    if kind == "intensity" and (qs_level is None or isinstance(qs_level, str)):
+        step = qs_stride(array.shape)  # the very pixels `enhance` would look at for the same image
+        level = dask.delayed(normalisation_from_samples)(array[::step, ::step], step, array.shape, qs_level)
     elif kind == "intensity":
-        level = check_positive(qs_level, name="qs_level")
+        level = qs_level
     else:
         level = None
     chunked = array.rechunk(tuple(_at_least(sizes, margin) for sizes in array.chunks))
@@ -742,6 +748,7 @@ def enhance_dask(
         meta=np.empty((0, 0), dtype=dtype),
         kind=kind,
         margin=margin,
+        input_chunks=chunked.chunks,
         device=device,
         tile=tile,
         backend=backend,

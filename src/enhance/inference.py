@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_image, check_positive, fill_nonfinite
+from ._validation import check_choice, check_image, fill_nonfinite
 from ._version import __version__
 from .network import EnhanceNet, full, light, receptive_margin
+from .quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
 from .runtime import PRECISIONS, InferenceNet
 
 __all__ = ["enhance", "estimate_qs_level", "resolve_network", "resolve_device", "AUTO_TILE_PIXELS", "AUTO_TILE"]
@@ -27,73 +28,6 @@ BACKENDS = ("auto", "torch", "onnx")
 AUTO_TILE_PIXELS = 1024 * 1024
 AUTO_TILE = 512
 _GAUSS_PER_KG = 1000.0
-_QS_SAMPLES = 1 << 16  # pixels that estimate_qs_level looks at, at most
-
-
-def _qs_stride(shape) -> int:
-    """Stride along every axis that leaves at most `_QS_SAMPLES` pixels for `estimate_qs_level`."""
-    size = int(np.prod(shape))
-    return max(1, int(np.ceil((size / _QS_SAMPLES) ** (1 / len(shape)))))
-
-
-def estimate_qs_level(image, *, window=0.15, n_iter=10):
-    """Estimate the quiet-Sun continuum level of an image robustly.
-
-    Starts from the median of the finite pixels (a regular subsample of at most 65,536 of them) and
-    repeatedly takes the median of the pixels within ``+-window`` (relative) of the current estimate.
-    Dark umbrae and penumbrae, bright faculae and NaN (off-limb) pixels fall outside the window, so the
-    estimate settles on the granulation.
-
-    Parameters
-    ----------
-    image : array_like
-        Continuum image in any units.
-    window : float
-        Half-width of the accepted range, relative to the level; defaults to 0.15.
-    n_iter : int
-        Maximum number of refinements.
-
-    Returns
-    -------
-    float
-        The quiet-Sun level, in the units of ``image``.
-
-    Notes
-    -----
-    Assumes that the quiet Sun covers a good part of the field and that limb darkening within the
-    field is small (cut-outs, or disk-centre regions). For a full disk, pass ``qs_level`` or correct
-    the limb darkening first.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> image = np.r_[np.full(80, 1.0), np.full(20, 0.2)]  # 20 % umbra
-    >>> estimate_qs_level(image)
-    1.0
-    """
-    values = np.asarray(image)
-    stride = _qs_stride(values.shape)  # a regular grid of samples over the whole field: the level to ~1e-4
-    values = values[(slice(None, None, stride),) * values.ndim].astype(np.float64).ravel()
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        msg = "cannot estimate the quiet-Sun level: the image has no finite pixels"
-        raise ValueError(msg)
-    level = float(np.median(values))
-    for _ in range(n_iter):
-        near = values[np.abs(values - level) <= window * abs(level)]
-        if near.size == 0:
-            break
-        new = float(np.median(near))
-        converged = abs(new - level) <= 1e-6 * abs(level)
-        level = new
-        if converged:
-            break
-    if not level > 0:
-        msg = f"the estimated quiet-Sun level is {level}; pass qs_level= explicitly"
-        raise ValueError(msg)
-    return level
-
-
 def resolve_device(device="auto") -> torch.device:
     """'auto' gives CUDA when available, else the CPU; anything else goes to `torch.device`."""
     if device == "auto":
@@ -225,11 +159,13 @@ def _enhance_array(
     if not finite.any():
         msg = "image has no finite pixels"
         raise ValueError(msg)
-    if kind == "intensity":
-        scale = estimate_qs_level(data) if qs_level is None else check_positive(qs_level, name="qs_level")
+    scale = qs_normalisation(data, qs_level) if kind == "intensity" else _GAUSS_PER_KG
+    normalised = fill_nonfinite(data, finite)
+    if isinstance(scale, QuietSunSurface):
+        normalised = np.array(normalised, dtype=np.float32)  # a copy: the caller's image stays as it is
+        _scale_rows(normalised, scale, divide=True)
     else:
-        scale = _GAUSS_PER_KG
-    normalised = fill_nonfinite(data, finite) / scale
+        normalised = normalised / scale
 
     if tile is None and data.size > AUTO_TILE_PIXELS:
         tile = AUTO_TILE
@@ -247,10 +183,26 @@ def _enhance_array(
         progress=progress, precision=precision, workers=workers,
     )  # fmt: skip
     result = result.astype(out_dtype, copy=False)  # float32 already for float32 input: no copy
-    result *= out_dtype.type(scale)  # in place: result is ours
+    if isinstance(scale, QuietSunSurface):
+        _scale_rows(result, scale, factor=2)
+    else:
+        result *= out_dtype.type(scale)  # in place: result is ours
     if not finite.all():
         result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
     return result
+
+
+def _scale_rows(array, surface, *, factor=1, divide=False, band=256):
+    """Multiply (or divide) ``array`` in place by a quiet-Sun surface on its grid, a band of rows at a
+    time, so that the surface never exists at full size."""
+    for start in range(0, surface.shape[0], band):
+        rows = slice(start, min(start + band, surface.shape[0]))
+        values = surface(rows, factor=factor)
+        target = array[factor * rows.start : factor * rows.stop]
+        if divide:
+            target /= values
+        else:
+            target *= values
 
 
 def _history(kind, model, network):
@@ -286,9 +238,11 @@ def enhance(
         Shipped model: the paper's (depth 5, width 64) or the light one (depth 1, width 32).
     network : `~enhance.network.EnhanceNet` or `~enhance.export.OnnxNetwork`, optional
         Use this network instead of a shipped model.
-    qs_level : float, optional
-        Quiet-Sun continuum level (intensity only), in the units of ``data``. None estimates it with
-        `estimate_qs_level`.
+    qs_level : float, 'level', 'surface' or None
+        Quiet-Sun continuum level (intensity only), in the units of ``data``; 'level' estimates one
+        number (`estimate_qs_level`), 'surface' a smooth surface that follows limb darkening
+        (`~enhance.quiet_sun.fit_qs_surface`). None (default) uses the surface where the quiet Sun varies
+        by more than 15 % across the field (near the limb, full disks), else the single level.
     device : str
         'auto' (CUDA when available), 'cpu', 'cuda', ...
     tile : int, optional
@@ -321,8 +275,9 @@ def enhance(
 
     Notes
     -----
-    Continuum images are divided by the quiet-Sun level before the network and multiplied back
-    after it; magnetograms go through the network in kG and come back in gauss. Non-finite pixels
+    Continuum images are divided by the quiet-Sun level (or surface) before the network and
+    multiplied back after it, on the output's grid; magnetograms go through the network in kG and
+    come back in gauss. Non-finite pixels
     (off-limb) are filled with their nearest finite neighbour for the network and are NaN again in the
     output, at the 2x2 output pixels of each; finite input never gives non-finite output.
 
