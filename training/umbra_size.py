@@ -92,8 +92,9 @@ def main() -> None:
             for model in ("full", "light"):
                 changes.append(umbra_change(observed, enhance(observed, "intensity", model=model, qs_level=1.0)))
             cells = " | ".join(f"{100 * c:+.1f} %" for c in changes)
-            print(f"{radius:g} | {seed} | {int((observed < 0.5).sum())} | {cells}", flush=True)
-            rows.append([radius, seed, int((observed < 0.5).sum()), *changes])
+            pixels = int((observed < UMBRA_THRESHOLD).sum())
+            print(f"{radius:g} | {seed} | {pixels} | {cells}", flush=True)
+            rows.append([radius, seed, pixels, *changes])
     if args.plot:
         plot(rows, args.plot)
 

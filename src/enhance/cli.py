@@ -146,16 +146,13 @@ def _add_export(subparsers) -> None:
 
 def _qs_level(text):
     """argparse type of ``enhance run --qs-level``: a positive number, 'level' or 'surface'."""
-    if text in ("level", "surface"):
-        return text
+    from .quiet_sun import QS_MODES, check_qs_level
+
     try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not value > 0 or value == float("inf"):
+        return text if text in QS_MODES else check_qs_level(float(text))
+    except ValueError as err:
         msg = f"expected a positive number, 'level' or 'surface', got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+        raise argparse.ArgumentTypeError(msg) from err
 
 
 def _add_run(subparsers) -> None:

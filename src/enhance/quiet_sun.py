@@ -274,39 +274,35 @@ def check_qs_level(qs_level):
     return check_positive(qs_level, name="qs_level")
 
 
-def _flat_level(samples, stride):
-    """The single quiet-Sun level if the field is plainly flat, else None (a quick look before a fit).
+def _is_flat(samples, stride, level):
+    """Whether the field is plainly flat around ``level`` (a quick look before a fit).
 
     Flat: at least half of the finite pixels lie within 10 % of the level, and the mean of those in
     each square of `SURFACE_SCALE` pixels varies by less than half of `AUTO_SURFACE_SPREAD`.
     """
     values = np.asarray(samples, dtype=np.float64)
     finite = np.isfinite(values)
-    level = estimate_qs_level(values)
     quiet = finite & (np.abs(values - level) <= 0.10 * level)
     if quiet.sum() < 0.5 * finite.sum():
-        return None
+        return False
     block = max(1, int(SURFACE_SCALE // stride))
     weights, sums = _block_sum(quiet.astype(np.float64), block), _block_sum(np.where(quiet, values, 0.0), block)
     filled = weights >= 0.25 * block * block
     if not filled.any():
-        return None
+        return False
     means = sums[filled] / weights[filled]
-    return level if means.max() / means.min() - 1 < AUTO_SURFACE_SPREAD / 2 else None
+    return bool(means.max() / means.min() - 1 < AUTO_SURFACE_SPREAD / 2)
 
 
 def normalisation_from_samples(samples, stride, shape, qs_level=None):
     """`qs_normalisation` from the regular subsample ``image[::stride, ::stride]`` of an image of ``shape``."""
-    if qs_level == "level":
-        return estimate_qs_level(samples)
-    if qs_level is None:
-        level = _flat_level(samples, stride)
-        if level is not None:
-            return level
+    if qs_level == "surface":
+        return surface_from_samples(samples, stride, shape)
+    level = estimate_qs_level(samples)
+    if qs_level == "level" or _is_flat(samples, stride, level):
+        return level
     surface = surface_from_samples(samples, stride, shape)
-    if qs_level == "surface" or surface.spread > AUTO_SURFACE_SPREAD:
-        return surface
-    return estimate_qs_level(samples)
+    return surface if surface.spread > AUTO_SURFACE_SPREAD else level
 
 
 def qs_normalisation(image, qs_level=None):
