@@ -42,6 +42,7 @@ $(KERAS_STAMP):
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks training
+	$(VENV)/bin/ruff format --check src tests benchmarks training
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -26,10 +26,10 @@ from astropy.io import fits
 from dask.system import CPU_COUNT
 from distributed import Client
 
-import enhance.distributed
-from enhance.distributed import _cached_network, _local_cluster, enhance_files, summarize
-from enhance.network import full, light
-from enhance.weights import save_weights
+import enhance.inference.distributed
+from enhance.inference.distributed import _cached_network, _local_cluster, enhance_files, summarize
+from enhance.models.network import full, light
+from enhance.models.weights import save_weights
 
 HMI_IMAGES_PER_DAY = 2 * 86400 / 45  # continuum + magnetogram every 45 s
 HMI_SIZE = 4096
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
                         help="workers without the malloc tuning of _local_cluster (to compare)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.glibc_default_malloc:
-        enhance.distributed._WORKER_MALLOC = {}  # an A/B switch for this benchmark only
+        enhance.inference.distributed._WORKER_MALLOC = {}  # an A/B switch for this benchmark only
 
     device = "GPU " + torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{CPU_COUNT} CPU cores"
     print(f"# enhance_files throughput: {args.model} network, {device}, {platform.processor() or platform.machine()}, "

@@ -3,7 +3,7 @@
 Counted on the paper's layer sequence (Fig. 4): ``2 depth + 2`` 3x3 convolutions on the input grid
 (the first with one input channel), one 3x3 convolution on the x2 grid and the 1x1 output convolution.
 BatchNorm, ReLU, sums and up-sampling are not counted. Faster evaluations of the same function (the
-phase-decomposed up-sampling of `enhance.runtime.InferenceNet`) are still credited with this nominal
+phase-decomposed up-sampling of `enhance.runtime.graph.InferenceNet`) are still credited with this nominal
 count, so "achieved GFLOP/s" compares like with like across implementations.
 """
 

@@ -17,8 +17,8 @@ import torch
 
 import enhance
 from enhance.exceptions import ModelNotTrainedError
-from enhance.inference import AUTO_TILE
-from enhance.network import full, light
+from enhance.inference.pipeline import AUTO_TILE
+from enhance.models.network import full, light
 
 
 def synthetic_disk(size: int, *, seed: int = 0) -> np.ndarray:

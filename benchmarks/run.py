@@ -8,8 +8,8 @@ Everything in the table is measured in one run, so that the ratios hold on a sha
   400x400 and 1024x1024 images: seconds and achieved GFLOP/s on the paper's nominal count
   (`flops.enhance_flops`, 177 GFLOP for 400x400 through the full model);
 * what each optimisation buys (the network alone, 400x400, full model): the plain PyTorch port,
-  BatchNorm folded, channels-last, `enhance.runtime.InferenceNet`, the same graph on onnxruntime, with
-  padding and sums kept in onnxruntime's blocked layout (`enhance.ort_blocked`), and one band of rows
+  BatchNorm folded, channels-last, `enhance.runtime.graph.InferenceNet`, the same graph on onnxruntime, with
+  padding and sums kept in onnxruntime's blocked layout (`enhance.runtime.ort_blocked`), and one band of rows
   per core, each on a single-threaded onnxruntime call (what `enhance` runs);
 * reduced precision (bfloat16, float16 autocast) and the onnxruntime backend, with their error
   against the float32 PyTorch path;
@@ -44,12 +44,12 @@ from flops import enhance_flops  # noqa: E402
 from full_disk import network  # noqa: E402
 
 import enhance  # noqa: E402
-from enhance.baselines import rl_super_resolve  # noqa: E402
-from enhance.inference import _auto_backend  # noqa: E402
-from enhance.network import fold_batchnorm, receptive_margin  # noqa: E402
-from enhance.runtime import InferenceNet  # noqa: E402
-from enhance.synth import generate  # noqa: E402
-from enhance.tiling import run_tiled  # noqa: E402
+from enhance.analysis.baselines import rl_super_resolve  # noqa: E402
+from enhance.inference.pipeline import _auto_backend  # noqa: E402
+from enhance.inference.tiling import run_tiled  # noqa: E402
+from enhance.models.network import fold_batchnorm, receptive_margin  # noqa: E402
+from enhance.runtime.graph import InferenceNet  # noqa: E402
+from enhance.scenes.synth import generate  # noqa: E402
 
 KERAS_PYTHON = HERE / ".venv-keras" / "bin" / "python"
 MATMUL_SIZE = 4096
@@ -211,7 +211,7 @@ def main() -> int:
             note=f"torch autocast; max |error| {errors[precision]:.1e} I/Ic{slow}")  # fmt: skip
 
     # What each step buys: the network alone on the normalised image.
-    normalised = small / enhance.inference.estimate_qs_level(small)
+    normalised = small / enhance.inference.pipeline.estimate_qs_level(small)
     add("plain PyTorch port", _module_only(full_net.eval(), normalised), image=400, **full_arch,
         note="network only: eval(), NCHW")  # fmt: skip
     add("+ BatchNorm folded", _module_only(fold_batchnorm(full_net), normalised), image=400, **full_arch,
@@ -221,7 +221,7 @@ def main() -> int:
     add("+ InferenceNet", _module_only(InferenceNet(full_net), normalised), image=400, **full_arch,
         note="network only: framed buffers, phase up-sampling")  # fmt: skip
     try:
-        from enhance.export import onnx_network
+        from enhance.runtime.export import onnx_network
 
         plain, session = onnx_network(full_net, blocked=False), onnx_network(full_net)
         batch = normalised[None, None]
@@ -236,10 +236,11 @@ def main() -> int:
             note=f"network only: {threads} single-threaded onnxruntime calls at once (enhance's CPU path)")  # fmt: skip
     except ImportError as err:
         print(f"onnxruntime rows skipped: {err}")
-    rl_note = "20 iterations on the x2 grid (enhance.baselines.rl_super_resolve)"
+    rl_note = "20 iterations on the x2 grid (enhance.analysis.baselines.rl_super_resolve)"
     add("Richardson-Lucy 400", lambda: rl_super_resolve(small, n_iter=20), image=400, note=rl_note)
     add("synthetic scene 1000", lambda: generate((1000, 1000), kind="active_region", seed=0), image=1000,
-        once=True, note="enhance.synth.generate, an active region at 0.0662 arcsec/px (continuum + Bz)")  # fmt: skip
+        once=True, note="enhance.scenes.synth.generate, an active region at 0.0662 arcsec/px "
+        "(continuum + Bz)")  # fmt: skip
 
     matmul = {"torch (MKL)": [], "numpy (OpenBLAS, environment)": [], "numpy (OpenBLAS, native kernel)": []}
     for case in cases.values():  # warm-up: primitive caches, first-touch allocations

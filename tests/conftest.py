@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from enhance.network import EnhanceNet
-from enhance.weights import save_weights
+from enhance.models.network import EnhanceNet
+from enhance.models.weights import save_weights
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -49,11 +49,11 @@ def blos_weights(tmp_path, tiny_net):
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     """An empty package data folder: no model is shipped, and shipping does not touch the real one."""
-    import enhance.weights
+    import enhance.models.weights
 
     folder = tmp_path / "package_data"
     folder.mkdir()
-    monkeypatch.setattr(enhance.weights, "_data_dir", lambda: folder)
+    monkeypatch.setattr(enhance.models.weights, "_data_dir", lambda: folder)
     return folder
 
 

@@ -7,7 +7,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from enhance.train import TrainConfig, train  # noqa: E402
+from enhance.training.loop import TrainConfig, train  # noqa: E402
 from test_train import BlurPairs  # noqa: E402
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ import pytest
 from scipy import ndimage
 from skimage.restoration import richardson_lucy as skimage_richardson_lucy
 
-from enhance.baselines import bicubic_x2, richardson_lucy, rl_super_resolve, upsample_x2
-from enhance.degrade import bin_area, convolve
-from enhance.psf import psf_kernel
+from enhance.analysis.baselines import bicubic_x2, richardson_lucy, rl_super_resolve, upsample_x2
+from enhance.observation.degrade import bin_area, convolve
+from enhance.observation.psf import psf_kernel
 
 
 def _gaussian(sigma=1.5, half=4):

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from enhance.calibration import PUBLISHED_RANGES, calibrate, compare_spectra, figure, format_report, report
+from enhance.analysis.calibration import PUBLISHED_RANGES, calibrate, compare_spectra, figure, format_report, report
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MURAM = DATA / "muram_qs_0.0662arcsec.fits"

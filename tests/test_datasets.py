@@ -2,9 +2,17 @@ import astropy.units as u
 import numpy as np
 import pytest
 
-from enhance.datasets import NOISE, HDF5PairDataset, PairDataset, build_hdf5, cut_pair, degrade_frame, make_pair
-from enhance.degrade import bin_area
-from enhance.sources import SyntheticSource, from_array
+from enhance.observation.degrade import bin_area
+from enhance.scenes.sources import SyntheticSource, from_array
+from enhance.training.datasets import (
+    NOISE,
+    HDF5PairDataset,
+    PairDataset,
+    build_hdf5,
+    cut_pair,
+    degrade_frame,
+    make_pair,
+)
 
 SCALE = 0.126 * u.arcsec  # coarse enough for fast tests, finer than the 0.252 arcsec target grid
 FAST = {"radius": 4 * u.arcsec}  # small PSF kernels: faster, and irrelevant to what these tests check

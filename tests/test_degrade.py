@@ -2,8 +2,8 @@ import astropy.units as u
 import numpy as np
 import pytest
 
-from enhance.degrade import bin_area, convolve, degrade
-from enhance.psf import psf_kernel
+from enhance.observation.degrade import bin_area, convolve, degrade
+from enhance.observation.psf import psf_kernel
 
 
 def test_delta_convolved_with_kernel_gives_kernel():

@@ -9,10 +9,10 @@ import torch
 from astropy.io import fits
 
 from conftest import SHARED_DATA, needs_shared
-from enhance.degrade import degrade
-from enhance.diagnostics import FIGURES, compare, consistency_hdu, parse_region
-from enhance.metrics import consistency, unsigned_flux
-from enhance.network import EnhanceNet
+from enhance.analysis.diagnostics import FIGURES, compare, consistency_hdu, parse_region
+from enhance.analysis.metrics import consistency, unsigned_flux
+from enhance.models.network import EnhanceNet
+from enhance.observation.degrade import degrade
 
 
 @pytest.fixture(scope="module")

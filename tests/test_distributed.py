@@ -10,11 +10,11 @@ from scipy import ndimage
 
 from enhance import enhance, enhance_dask, enhance_files
 from enhance.cli import main
-from enhance.distributed import MANIFEST_FIELDS, MANIFEST_NAME, _network_cache_info, find_inputs, output_path
 from enhance.exceptions import ModelNotTrainedError
+from enhance.inference.distributed import MANIFEST_FIELDS, MANIFEST_NAME, _network_cache_info, find_inputs, output_path
 from enhance.io import read_fits
-from enhance.network import receptive_margin
-from enhance.weights import load_network, save_weights
+from enhance.models.network import receptive_margin
+from enhance.models.weights import load_network, save_weights
 
 N_GOOD = 4
 
@@ -231,7 +231,7 @@ def test_enhance_dask_errors(da, tiny_net, weights, no_shipped_models):
 
 
 def test_outputs_beside_their_inputs_are_not_inputs_again(tmp_path):
-    from enhance.distributed import find_inputs, output_path
+    from enhance.inference.distributed import find_inputs, output_path
 
     source = tmp_path / "hmi.M_45s.2024.magnetogram.fits"
     source.write_bytes(b"")

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from enhance.degrade import degrade
-from enhance.hmi_behaviour import PUBLISHED, behaviour, checks, implied_target, umbra_change
+from enhance.analysis.hmi_behaviour import PUBLISHED, behaviour, checks, implied_target, umbra_change
+from enhance.observation.degrade import degrade
 
 
 class Scaled(torch.nn.Module):

@@ -7,8 +7,8 @@ from astropy.io import fits
 from conftest import SHARED_DATA, needs_shared
 from enhance import enhance
 from enhance.exceptions import ModelNotTrainedError
-from enhance.inference import estimate_qs_level
-from enhance.network import fold_batchnorm
+from enhance.inference.pipeline import estimate_qs_level
+from enhance.models.network import fold_batchnorm
 
 
 def _reference(net, normalised):
@@ -135,9 +135,9 @@ def test_device_and_size_errors_name_the_problem(tiny_net):
 
 
 def test_a_shipped_model_is_loaded_once_and_follows_the_registry(data_dir):
-    from enhance.inference import resolve_network
-    from enhance.network import light
-    from enhance.weights import save_weights, ship
+    from enhance.inference.pipeline import resolve_network
+    from enhance.models.network import light
+    from enhance.models.weights import save_weights, ship
 
     with pytest.raises(ModelNotTrainedError):
         resolve_network("intensity", model="light")

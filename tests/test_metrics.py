@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from enhance.baselines import bicubic_x2, rl_super_resolve
-from enhance.degrade import degrade
-from enhance.metrics import (
+from enhance.analysis.baselines import bicubic_x2, rl_super_resolve
+from enhance.analysis.metrics import (
     consistency,
     consistency_map,
     contrast,
@@ -23,6 +22,7 @@ from enhance.metrics import (
     white_noise_level,
     white_noise_power,
 )
+from enhance.observation.degrade import degrade
 
 
 def _scene(n=256, *, seed=0, slope=3.0):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from enhance.exceptions import ModelNotTrainedError
-from enhance.network import EnhanceNet, ResidualBlock, fold_batchnorm, full, light, receptive_margin
+from enhance.models.network import EnhanceNet, ResidualBlock, fold_batchnorm, full, light, receptive_margin
 
 
 def _n_trainable(net):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from enhance.psf import (
+from enhance.observation.psf import (
     DEFAULT_RADIUS,
     ENHANCE_2018,
     WACHTER_2012,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from enhance import enhance
-from enhance.quiet_sun import (
+from enhance.observation.quiet_sun import (
     AUTO_SURFACE_SPREAD,
     QuietSunSurface,
     estimate_qs_level,

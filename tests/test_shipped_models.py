@@ -4,15 +4,15 @@ import astropy.units as u
 import numpy as np
 import pytest
 
-from enhance.baselines import bicubic_x2
-from enhance.datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame
+from enhance.analysis.baselines import bicubic_x2
+from enhance.analysis.hmi_behaviour import OBSERVATION_MODEL, PUBLISHED
+from enhance.analysis.metrics import psnr
 from enhance.exceptions import ModelNotTrainedError
-from enhance.hmi_behaviour import OBSERVATION_MODEL, PUBLISHED
-from enhance.inference import enhance
-from enhance.metrics import psnr
-from enhance.psf import DEFAULT_RADIUS, ENHANCE_2018
-from enhance.synth import MURAM_PIXEL_SCALE, generate
-from enhance.weights import KINDS, VARIANTS, load_weights, model_card, shipped
+from enhance.inference.pipeline import enhance
+from enhance.models.weights import KINDS, VARIANTS, load_weights, model_card, shipped
+from enhance.observation.psf import DEFAULT_RADIUS, ENHANCE_2018
+from enhance.scenes.synth import MURAM_PIXEL_SCALE, generate
+from enhance.training.datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame
 
 SIZES = {"full": (5, 64), "light": (1, 32)}
 MODELS = [(kind, variant) for kind in KINDS for variant in VARIANTS]

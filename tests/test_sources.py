@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from enhance.sources import KM_PER_ARCSEC, SyntheticSource, from_array, open_source, pixel_scale_from_header
-from enhance.synth import generate
+from enhance.scenes.sources import KM_PER_ARCSEC, SyntheticSource, from_array, open_source, pixel_scale_from_header
+from enhance.scenes.synth import generate
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MURAM = DATA / "muram_qs_0.0662arcsec.fits"

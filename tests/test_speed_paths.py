@@ -16,12 +16,12 @@ from astropy.io import fits
 from conftest import _randomise_batchnorm
 from enhance import enhance
 from enhance.cli import main
-from enhance.network import EnhanceNet, fold_batchnorm
-from enhance.runtime import InferenceNet, phase_kernels
-from enhance.weights import save_weights
+from enhance.models.network import EnhanceNet, fold_batchnorm
+from enhance.models.weights import save_weights
+from enhance.runtime.graph import InferenceNet, phase_kernels
 
 onnxruntime = pytest.importorskip("onnxruntime")
-from enhance.export import OnnxNetwork, export_onnx, load_onnx, onnx_model, onnx_network  # noqa: E402
+from enhance.runtime.export import OnnxNetwork, export_onnx, load_onnx, onnx_model, onnx_network  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "enhance"
 
@@ -93,7 +93,7 @@ def test_enhance_fast_paths_equal_reference_tiled_and_whole(net, shape, tile, ba
 
 
 def test_auto_backend_choice(net):
-    from enhance.inference import _auto_backend
+    from enhance.inference.pipeline import _auto_backend
 
     assert _auto_backend(net, precision="float32", device="cpu") == "onnx"  # onnxruntime is installed here
     assert _auto_backend(net, precision="bfloat16", device="cpu") == "torch"
@@ -178,18 +178,16 @@ def test_onnx_file_round_trip_and_enhance_backends_agree(tmp_path, net):
 
 
 def test_onnx_runner_needs_no_torch(tmp_path, net):
-    # Load export.py on its own, with torch made unimportable, and run the exported file.
+    # Import the runner through the package, with torch made unimportable, and run the exported file.
     path = export_onnx(net, tmp_path / "net.onnx")
     image = _image((15, 12), seed=8)
     np.save(tmp_path / "image.npy", image)
     np.save(tmp_path / "expected.npy", _reference(net, image))
     script = f"""
-import importlib.util, sys
+import sys
 import numpy as np
 sys.modules["torch"] = None  # any 'import torch' now fails
-spec = importlib.util.spec_from_file_location("enhance_export", {str(SRC / "export.py")!r})
-export = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(export)
+import enhance.runtime.export as export
 image = np.load({str(tmp_path / "image.npy")!r})
 out = export.load_onnx({str(path)!r})(image[None, None])[0, 0]
 assert np.abs(out - np.load({str(tmp_path / "expected.npy")!r})).max() < 1e-4
@@ -231,7 +229,7 @@ def test_cli_export_then_run_with_the_onnx_file(tmp_path, net, capsys):
 
 
 def test_cli_export_of_shipped_models(tmp_path, capsys, data_dir):
-    from enhance.weights import save_weights, ship
+    from enhance.models.weights import save_weights, ship
 
     torch.manual_seed(0)
     trained = save_weights(EnhanceNet(depth=1, width=32), tmp_path / "light.safetensors", kind="blos")
@@ -265,7 +263,7 @@ def _graph_ops(model):
 
 @pytest.mark.parametrize("width", [8, 32])
 def test_blocked_layout_session_equals_the_plain_graph(width):
-    from enhance.ort_blocked import blocked_graph
+    from enhance.runtime.ort_blocked import blocked_graph
 
     torch.manual_seed(5)
     net = _randomise_batchnorm(EnhanceNet(depth=2, width=width), seed=6)
@@ -289,7 +287,7 @@ def test_blocked_layout_session_equals_the_plain_graph(width):
 def test_a_blocked_graph_that_disagrees_is_not_used(monkeypatch):
     from onnx import numpy_helper
 
-    import enhance.ort_blocked as ort_blocked
+    import enhance.runtime.ort_blocked as ort_blocked
 
     torch.manual_seed(7)
     net = EnhanceNet(depth=1, width=16)

@@ -1,11 +1,10 @@
-
 import astropy.units as u
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from enhance.metrics import contrast, power_spectrum
-from enhance.synth import (
+from enhance.analysis.metrics import contrast, power_spectrum
+from enhance.scenes.synth import (
     KINDS,
     LABELS,
     SceneParameters,
@@ -198,8 +197,8 @@ def test_all_kinds_generate():
 
 def test_write_scene_round_trips_through_sources(tmp_path):
     from enhance.io import detect_kind, read_fits
-    from enhance.sources import open_source
-    from enhance.synth import write_scene
+    from enhance.scenes.sources import open_source
+    from enhance.scenes.synth import write_scene
 
     scene = generate_scene((64, 48), 0.05, kind="plage", seed=1)
     paths = write_scene(scene, tmp_path / "c.fits", tmp_path / "b.fits")

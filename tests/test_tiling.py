@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from enhance import enhance
-from enhance.tiling import tile_spans
+from enhance.inference.tiling import tile_spans
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (64, 29)])
@@ -27,8 +27,8 @@ def test_too_small_margin_would_break_equality(tiny_net):
     # The margin matters: tiles without it differ from the whole-image pass.
     import torch
 
-    from enhance.network import fold_batchnorm
-    from enhance.tiling import run_tiled
+    from enhance.inference.tiling import run_tiled
+    from enhance.models.network import fold_batchnorm
 
     image = (1 + 0.1 * np.random.default_rng(2).standard_normal((30, 30))).astype(np.float32)
     net = fold_batchnorm(tiny_net)
@@ -78,8 +78,8 @@ class _CountingNetwork:
 def test_parallel_workers_equal_one_worker(tiny_net, tile):
     import torch
 
-    from enhance.network import fold_batchnorm, receptive_margin
-    from enhance.tiling import MIN_BAND_MARGINS, run_tiled
+    from enhance.inference.tiling import MIN_BAND_MARGINS, run_tiled
+    from enhance.models.network import fold_batchnorm, receptive_margin
 
     net = fold_batchnorm(tiny_net)
     margin = receptive_margin(tiny_net.depth)
@@ -97,8 +97,8 @@ def test_parallel_workers_equal_one_worker(tiny_net, tile):
 def test_short_images_stay_whole_and_torch_modules_run_serially(tiny_net):
     import torch
 
-    from enhance.network import fold_batchnorm, receptive_margin
-    from enhance.tiling import run_tiled
+    from enhance.inference.tiling import run_tiled
+    from enhance.models.network import fold_batchnorm, receptive_margin
 
     net = fold_batchnorm(tiny_net)
     margin = receptive_margin(tiny_net.depth)
@@ -114,7 +114,7 @@ def test_onnx_backend_runs_bands_on_every_thread(tiny_net):
     pytest.importorskip("onnxruntime")
     import torch
 
-    from enhance.inference import _runner
+    from enhance.inference.pipeline import _runner
 
     runner, workers = _runner(tiny_net, backend="onnx", precision="float32", device=torch.device("cpu"))
     assert workers == torch.get_num_threads()

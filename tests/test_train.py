@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-import enhance.train as train_module
+import enhance.training.loop as train_module
 from enhance.exceptions import EnhanceUserWarning
-from enhance.network import EnhanceNet
-from enhance.train import (
+from enhance.models.network import EnhanceNet
+from enhance.models.weights import load_network
+from enhance.training.loop import (
     TrainConfig,
     evaluate,
     get_batch,
@@ -20,7 +21,6 @@ from enhance.train import (
     resolve_precision,
     train,
 )
-from enhance.weights import load_network
 
 
 class BlurPairs:
@@ -152,7 +152,7 @@ def test_batches_are_a_pure_function_of_seed_and_step(tmp_path):
     half, _ = get_batch(BlurPairs(), 5, cfg, rank=1, world=2)
     assert torch.equal(half, x1[2:])
     # Every epoch visits every sample once, in a seeded order.
-    from enhance.train import sample_index
+    from enhance.training.loop import sample_index
 
     visits = [sample_index(k, cfg, 10) for k in range(20)]
     assert sorted(visits[:10]) == list(range(10))
@@ -227,7 +227,7 @@ def test_config_rejects_inconsistent_rates_and_negative_weights():
 
 
 def test_averaged_checkpoints_hold_the_mean_weights(tmp_path):
-    from enhance.train import average_checkpoints, export_average
+    from enhance.training.loop import average_checkpoints, export_average
 
     data = _data()
     ckpt = tmp_path / "run" / "checkpoint.pt"
@@ -257,7 +257,7 @@ def test_averaged_checkpoints_hold_the_mean_weights(tmp_path):
 
 
 def test_average_refuses_checkpoints_of_different_networks(tmp_path):
-    from enhance.train import average_checkpoints
+    from enhance.training.loop import average_checkpoints
 
     train(_cfg(tmp_path / "a", max_steps=1), *_data(), progress=False)
     train(_cfg(tmp_path / "b", max_steps=1, width=8), *_data(), progress=False)

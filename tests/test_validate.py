@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA, needs_shared
-from enhance.datasets import split_rows
-from enhance.network import EnhanceNet
-from enhance.validate import evaluate_field, floors, held_out_fields, real_data, report, validate
+from enhance.analysis.validate import evaluate_field, floors, held_out_fields, real_data, report, validate
+from enhance.models.network import EnhanceNet
+from enhance.training.datasets import split_rows
 
 
 def test_split_rows_keeps_the_last_quarter_out():

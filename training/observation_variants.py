@@ -1,6 +1,6 @@
 """The held-out MURaM floors under other implementations of the paper's observation model.
 
-The shipped continuum models were trained on `enhance.degrade.degrade` (pixel-integrated PSF kernels in a
+The shipped continuum models were trained on `enhance.observation.degrade.degrade` (pixel-integrated PSF kernels in a
 4.37" circle, exact area binning). An independent check may degrade the held-out field differently;
 this prints PSNR (dB, against the same 28 cm Airy target) of the full and light models, best-iteration
 Richardson-Lucy (this package's PSF) and bicubic for: this package's degradation; the paper's own kernel
@@ -16,12 +16,12 @@ import argparse
 import astropy.units as u
 import numpy as np
 
-from enhance.datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame, split_rows
-from enhance.degrade import bin_area, convolve, degrade
-from enhance.psf import WIDE_RADIUS, hmi_psf
-from enhance.sources import open_source
-from enhance.validate import evaluate_field
-from enhance.weights import load_weights
+from enhance.analysis.validate import evaluate_field
+from enhance.models.weights import load_weights
+from enhance.observation.degrade import bin_area, convolve, degrade
+from enhance.observation.psf import WIDE_RADIUS, hmi_psf
+from enhance.scenes.sources import open_source
+from enhance.training.datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame, split_rows
 
 
 def paper_kernel(pixel_scale, half=66):
@@ -46,7 +46,7 @@ def main() -> None:
     rng = np.random.default_rng(HELD_OUT_SEED)
     sigma = NOISE["intensity"] * SCALE["intensity"]
     print("degradation | full | light | RL (iterations) | bicubic | full - RL | full - bicubic | light - full")
-    for name, observed in [("enhance.degrade (shipped models' training)", ours),
+    for name, observed in [("enhance.observation.degrade (shipped models' training)", ours),
                            ("paper's kernel: 133 x 133 px square, centre-sampled", square),
                            ("kernels to 16 arcsec", wide)]:  # fmt: skip
         noisy = (observed + rng.normal(0.0, sigma, observed.shape)).astype(np.float32)

@@ -10,7 +10,7 @@ of these numbers.
 
     .venv/bin/python training/ship.py intensity full --refresh-card [--accept-deviation NAME --note TEXT]
 
-re-measures the real-HMI numbers of the model already shipped (the current `enhance.hmi_behaviour`) and
+re-measures the real-HMI numbers of the model already shipped (the current `enhance.analysis.hmi_behaviour`) and
 rewrites only those, and the known deviations, in its card; the weights and the rest stay as shipped.
 """
 
@@ -22,11 +22,11 @@ from pathlib import Path
 import astropy.units as u
 
 from enhance import __version__
+from enhance.analysis.validate import floors, real_data
 from enhance.io import atomic_write
-from enhance.psf import DEFAULT_RADIUS, ENHANCE_2018, TARGET_DIAMETER
-from enhance.train import load_checkpoint
-from enhance.validate import floors, real_data
-from enhance.weights import _data_dir, _entry, _read_metadata, load_weights, model_card, ship
+from enhance.models.weights import _data_dir, _entry, _read_metadata, load_weights, model_card, ship
+from enhance.observation.psf import DEFAULT_RADIUS, ENHANCE_2018, TARGET_DIAMETER
+from enhance.training.loop import load_checkpoint
 
 
 def hmi_deviations(behaviour, variant, accepted, note):
@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     parser.add_argument("variant", choices=("full", "light"))
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--accept-deviation", action="append", default=[], metavar="CHECK",
-                        help="ship although this real-HMI check (a name in enhance.hmi_behaviour.PUBLISHED) fails; "
+                        help="ship although this real-HMI check (a name in enhance.analysis.hmi_behaviour.PUBLISHED) "
+                        "fails; "
                         "it is recorded in the model card as a known deviation. Floors cannot be waived.")  # fmt: skip
     parser.add_argument("--weights", default="best.safetensors", metavar="FILE",
                         help="the weights in the run folder to ship: best.safetensors (default) or swa.safetensors "
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
     state = load_checkpoint(run / "checkpoint.pt")
     best = _read_metadata(run / args.weights)
     card = {
-        "training_data": "synthetic mixed scenes (enhance.synth, 128 x 1000x1000 at 0.0662 arcsec)"
+        "training_data": "synthetic mixed scenes (enhance.scenes.synth, 128 x 1000x1000 at 0.0662 arcsec)"
         + (" + MURaM quiet Sun, first 75 % of rows" if args.kind == "intensity" else ""),
         "observation_model": {
             "hmi_psf": "Wachter et al. (2012) Gaussian + Lorentzian",

@@ -2,7 +2,7 @@
 
 For each snapshot of a run (BatchNorm re-measured, as for every export) and for averages over windows
 of them, prints two numbers: the mean umbral intensity change on the packaged HMI cut-out
-(`enhance.hmi_behaviour`, the paper's 3-7 % check) and the umbra / target ratio on the held-out
+(`enhance.analysis.hmi_behaviour`, the paper's 3-7 % check) and the umbra / target ratio on the held-out
 synthetic active region (pixels of the target below 0.5 I/Ic). Their relation says where the umbra
 deviation comes from: a network that reproduces the synthetic truth (ratio 1) darkens the HMI umbra by
 as much as the observation model implies.
@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 
 from enhance import enhance
-from enhance.datasets import HDF5PairDataset
-from enhance.hmi_behaviour import behaviour
-from enhance.train import average_checkpoints
-from enhance.validate import held_out_fields
+from enhance.analysis.hmi_behaviour import behaviour
+from enhance.analysis.validate import held_out_fields
+from enhance.training.datasets import HDF5PairDataset
+from enhance.training.loop import average_checkpoints
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 For synthetic sunspots of fixed umbral radius (granulation around them, no light bridge), degraded with
 the package's observation model, prints the mean intensity change over the pixels of the HMI-like
-image below 0.5 I/Ic (`enhance.hmi_behaviour.umbra_change`) for: the true target, the target the
-observation model implies from the degraded image alone (`enhance.hmi_behaviour.implied_target`), and
+image below 0.5 I/Ic (`enhance.analysis.hmi_behaviour.umbra_change`) for: the true target, the target the
+observation model implies from the degraded image alone (`enhance.analysis.hmi_behaviour.implied_target`), and
 the shipped full and light continuum models. Smaller umbrae receive more of the PSF's scattered light,
 so the true change grows as they shrink: the paper's "3-7 % darker" describes its spots, not a constant.
 
@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from enhance import enhance
-from enhance.degrade import degrade
+from enhance.analysis.hmi_behaviour import UMBRA_THRESHOLD, implied_target, umbra_change
 from enhance.demo import sample_path
-from enhance.hmi_behaviour import UMBRA_THRESHOLD, implied_target, umbra_change
 from enhance.io import atomic_write, read_fits
-from enhance.synth import MURAM_PIXEL_SCALE, generate_scene
+from enhance.observation.degrade import degrade
+from enhance.scenes.synth import MURAM_PIXEL_SCALE, generate_scene
 
 UMBRA_RATIO = 0.42  # umbral / penumbral radius (Solanki 2003)
 

@@ -34,7 +34,7 @@ def _is_batch(args) -> bool:
 def _run_batch(args) -> int:
     import time
 
-    from .distributed import MANIFEST_NAME, enhance_files, summarize
+    from .inference.distributed import MANIFEST_NAME, enhance_files, summarize
 
     out = Path(args.output)
     if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in (".fits", ".fit", ".fts")):
@@ -67,7 +67,7 @@ def _run(args) -> int:
     """One file into one file, through the batch engine's task (`enhance_files` handles everything else)."""
     if _is_batch(args):
         return _run_batch(args)
-    from .distributed import _enhance_file, _model_label
+    from .inference.distributed import _enhance_file, _model_label
 
     source, target = Path(args.inputs[0]), Path(args.output)
     if target.exists() and not args.overwrite:
@@ -83,9 +83,9 @@ def _run(args) -> int:
 
 
 def _export(args) -> int:
-    from .export import export_onnx
-    from .network import full, light
-    from .weights import load_network
+    from .models.network import full, light
+    from .models.weights import load_network
+    from .runtime.export import export_onnx
 
     out = Path(args.output)
     if args.weights:
@@ -131,7 +131,7 @@ def _weights_kind(path) -> str:
 def _add_export(subparsers) -> None:
     exp = subparsers.add_parser("export", help="export models to ONNX, to run with onnxruntime and no PyTorch",
                                 description="Write shipped models (or a --weights file) as ONNX graphs; run them with "
-                                "'enhance run --weights FILE.onnx' or enhance.export.load_onnx.")  # fmt: skip
+                                "'enhance run --weights FILE.onnx' or enhance.runtime.export.load_onnx.")  # fmt: skip
     exp.add_argument("--onnx", dest="format", action="store_const", const="onnx", default="onnx",
                      help="ONNX format (opset 17), the only one for now (default)")  # fmt: skip
     out_help = "directory for enhance_<model>_<kind>.onnx, or the file with --weights (default: .)"
@@ -146,7 +146,7 @@ def _add_export(subparsers) -> None:
 
 def _qs_level(text):
     """argparse type of ``enhance run --qs-level``: a positive number, 'level' or 'surface'."""
-    from .quiet_sun import QS_MODES, check_qs_level
+    from .observation.quiet_sun import QS_MODES, check_qs_level
 
     try:
         return text if text in QS_MODES else check_qs_level(float(text))
@@ -186,9 +186,9 @@ def _add_run(subparsers) -> None:
 
 
 def _compare(args) -> int:
-    from .diagnostics import compare, parse_region
+    from .analysis.diagnostics import compare, parse_region
     from .io import fits_stem, read_fits, resolve_kind
-    from .weights import load_weights_file
+    from .models.weights import load_weights_file
 
     source = Path(args.input)
     kind = args.type
@@ -247,7 +247,7 @@ def _add_compare(subparsers) -> None:
 
 def _synth(args) -> int:
     if args.calibrate:
-        from .calibration import calibrate, figure, format_report, report
+        from .analysis.calibration import calibrate, figure, format_report, report
 
         for path in (args.figure, args.json):  # refuse before an expensive run, not after it
             if path and Path(path).exists() and not args.overwrite:
@@ -273,7 +273,7 @@ def _synth(args) -> int:
         return 0 if numbers.get("all_pass", False) else 1
     if len(args.outputs) != 2:
         return _error("enhance synth needs two output files, CONTINUUM.fits BZ.fits (or --calibrate)")
-    from .synth import generate_scene, write_scene
+    from .scenes.synth import generate_scene, write_scene
 
     scene = generate_scene(tuple(args.shape), args.pixel_scale, kind=args.kind, seed=args.seed)
     write_scene(scene, args.outputs[0], args.outputs[1], overwrite=args.overwrite)
@@ -301,12 +301,12 @@ def _add_synth(subparsers) -> None:
 
 
 def _dataset_build(args) -> int:
-    from .datasets import PairDataset, build_hdf5, recipe_sources
+    from .training.datasets import PairDataset, build_hdf5, recipe_sources
 
     sources = recipe_sources(args.kind, simulation=args.simulation, held_out=args.held_out, n_frames=args.frames,
                              shape=tuple(args.shape), seed=args.seed)  # fmt: skip
     if args.source:
-        from .sources import open_source
+        from .scenes.sources import open_source
 
         if args.simulation and any(Path(p).resolve() == Path(args.simulation).resolve() for p in args.source):
             return _error(f"{args.simulation} is both --simulation and --source: its held-out rows would be trained on")
@@ -353,8 +353,8 @@ _VARIANT_SIZES = {"full": (5, 64), "light": (1, 32)}
 def _train(args) -> int:
     import dataclasses
 
-    from .datasets import SCALE, HDF5PairDataset
-    from .train import TrainConfig, load_config, train
+    from .training.datasets import SCALE, HDF5PairDataset
+    from .training.loop import TrainConfig, load_config, train
 
     depth, width = _VARIANT_SIZES[args.model] if args.model else (None, None)
     overrides = {"kind": args.kind, "depth": depth, "width": width, "max_steps": args.steps,
@@ -383,7 +383,7 @@ def _train(args) -> int:
 
 def _validation_pairs(path, kind, simulation, n_samples):
     """The validation pairs of `enhance train`: ``path``'s, or patches of the held-out scenes (and rows)."""
-    from .datasets import NOISE, HDF5PairDataset, PairDataset, recipe_sources
+    from .training.datasets import NOISE, HDF5PairDataset, PairDataset, recipe_sources
 
     if path:
         return HDF5PairDataset(path)
@@ -395,8 +395,8 @@ def _validation_pairs(path, kind, simulation, n_samples):
 
 
 def _average(args) -> int:
-    from .datasets import HDF5PairDataset
-    from .train import export_average, load_checkpoint
+    from .training.datasets import HDF5PairDataset
+    from .training.loop import export_average, load_checkpoint
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
@@ -407,7 +407,7 @@ def _average(args) -> int:
     last = load_checkpoint(args.checkpoints[-1])["config"]
     val_data = _validation_pairs(args.val, last["kind"], args.simulation, last["eval_samples"])
     path = export_average(args.checkpoints, out, HDF5PairDataset(args.data), val_data, overwrite=args.overwrite)
-    from .weights import _read_metadata
+    from .models.weights import _read_metadata
 
     meta = _read_metadata(path)
     print(f"wrote {path}: mean of the checkpoints of steps {meta['averaged_steps']}, validation MSE "
@@ -454,22 +454,26 @@ def _add_train(subparsers) -> None:
         help="bfloat16: autocast convolutions (fp32 master weights), ~2x faster on CPUs with AVX512-BF16 but "
         "several times slower where it is emulated (AVX2); auto: bfloat16 only where it is native",
     )
-    tr.add_argument("--snapshot-every", type=int, metavar="N",
-                    help="keep a copy of the checkpoint every N steps in OUT_DIR/snapshots (for `enhance average`)")
+    tr.add_argument(
+        "--snapshot-every",
+        type=int,
+        metavar="N",
+        help="keep a copy of the checkpoint every N steps in OUT_DIR/snapshots (for `enhance average`)",
+    )
     tr.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
     tr.set_defaults(func=_train)
 
 
 def _validate(args) -> int:
-    from .validate import real_data, report, validate
-    from .weights import load_network
+    from .analysis.validate import real_data, report, validate
+    from .models.weights import load_network
 
     networks = {}
     for item in args.weights or []:
         label, _, path = item.rpartition("=")
         networks[label or Path(path).stem] = load_network(path, kind=args.kind)
     if not networks:
-        from .network import full, light
+        from .models.network import full, light
 
         networks = {"full": full(args.kind, weights="default"), "light": light(args.kind, weights="default")}
     existing = Path(args.output) / f"validation_{args.kind}.md"
@@ -499,6 +503,30 @@ def _add_validate(subparsers) -> None:
     val.set_defaults(func=_validate)
 
 
+def _web(args) -> int:
+    from .web import make_server
+
+    server = make_server(args.root, port=args.port)
+    host, port = server.server_address[:2]
+    print(f"serving {server.root} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _add_web(subparsers) -> None:
+    web = subparsers.add_parser("web", help="serve the browser page (built by 'make web') on 127.0.0.1",
+                                description="Serve the page that runs the light model in the browser, with the "
+                                "cross-origin isolation headers that WebAssembly threads need.")  # fmt: skip
+    web.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
+    web.add_argument("--root", default=None, metavar="DIR", help="the built page (default: web/dist of the checkout)")
+    web.set_defaults(func=_web)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enhance", description="Deconvolve and super-resolve SDO/HMI images with the Enhance network."
@@ -513,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_average(subparsers)
     _add_validate(subparsers)
+    _add_web(subparsers)
     return parser
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .baselines import rl_super_resolve
+from .analysis.baselines import rl_super_resolve
+from .analysis.metrics import contrast
 from .exceptions import ModelNotTrainedError
-from .inference import _enhance_array, estimate_qs_level, resolve_network
+from .inference.pipeline import _enhance_array, estimate_qs_level, resolve_network
 from .io import read_fits, upscale_header, write_fits
-from .metrics import contrast
 
 __all__ = ["sample_path", "main"]
 

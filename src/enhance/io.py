@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from ._validation import check_positive
+from .checks import check_positive
 
 __all__ = [
     "read_fits",

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_image, fill_nonfinite
-from ._version import __version__
-from .network import EnhanceNet, full, light, receptive_margin
-from .quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
-from .runtime import PRECISIONS, InferenceNet
+from .._version import __version__
+from ..checks import check_choice, check_image, fill_nonfinite
+from ..models.network import EnhanceNet, full, light, receptive_margin
+from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
+from ..runtime.graph import PRECISIONS, InferenceNet
 
 __all__ = ["enhance", "estimate_qs_level", "resolve_network", "resolve_device", "AUTO_TILE_PIXELS", "AUTO_TILE"]
 
@@ -28,6 +28,8 @@ BACKENDS = ("auto", "torch", "onnx")
 AUTO_TILE_PIXELS = 1024 * 1024
 AUTO_TILE = 512
 _GAUSS_PER_KG = 1000.0
+
+
 def resolve_device(device="auto") -> torch.device:
     """'auto' gives CUDA when available, else the CPU; anything else goes to `torch.device`."""
     if device == "auto":
@@ -47,18 +49,18 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
     """The network to run: ``network`` if given, else the shipped ``model`` for ``kind``.
 
     A shipped model is loaded once per process and the same eval-mode module is returned every time:
-    copy it (`copy.deepcopy`) before changing it, or load a private one with `enhance.network.full`.
+    copy it (`copy.deepcopy`) before changing it, or load a private one with `enhance.models.network.full`.
     """
     check_choice(kind, KINDS, name="kind")
     if network is not None:
-        from .export import OnnxNetwork
+        from ..runtime.export import OnnxNetwork
 
         if not isinstance(network, torch.nn.Module | OnnxNetwork):
             msg = f"network must be an EnhanceNet (torch.nn.Module) or an OnnxNetwork, got {type(network).__name__}"
             raise TypeError(msg)
         return network
     check_choice(model, ("full", "light"), name="model")
-    from .weights import _entry, shipped_path
+    from ..models.weights import _entry, shipped_path
 
     entry = _entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
     return _shipped_network(kind, model, str(shipped_path(kind, model)), entry["sha256"])
@@ -91,7 +93,7 @@ def _digest(network: torch.nn.Module) -> bytes:
 
 def _auto_backend(network, *, precision, device) -> str:
     """onnxruntime for an OnnxNetwork, and for an EnhanceNet in float32 on the CPU when it is installed."""
-    from .export import OnnxNetwork
+    from ..runtime.export import OnnxNetwork
 
     if isinstance(network, OnnxNetwork):
         return "onnx"
@@ -102,10 +104,10 @@ def _auto_backend(network, *, precision, device) -> str:
 
 
 def _runner(network, *, backend, precision, device):
-    """What `~enhance.tiling.run_tiled` calls, and how many calls it may run at once: ``(runner, workers)``.
+    """What `~enhance.inference.tiling.run_tiled` calls, and how many calls it may run at once: ``(runner, workers)``.
 
     The runner is an `InferenceNet`, the module itself, or onnxruntime. An
-    `~enhance.network.EnhanceNet` on onnxruntime runs as one single-threaded session called on as many
+    `~enhance.models.network.EnhanceNet` on onnxruntime runs as one single-threaded session called on as many
     bands or tiles at once as PyTorch has threads: each core then keeps its own band's activations in
     its cache, where one multi-threaded call splits every layer between the cores (``make bench``).
     The `InferenceNet` or ONNX session prepared from an EnhanceNet is kept for the next call with the
@@ -113,7 +115,7 @@ def _runner(network, *, backend, precision, device):
     """
     check_choice(backend, BACKENDS, name="backend")
     check_choice(precision, tuple(PRECISIONS), name="precision")
-    from .export import OnnxNetwork
+    from ..runtime.export import OnnxNetwork
 
     if backend == "auto":
         backend = _auto_backend(network, precision=precision, device=device)
@@ -137,7 +139,7 @@ def _runner(network, *, backend, precision, device):
     if cached is not None and cached[0] == digest:
         return cached[1]
     if backend == "onnx":
-        from .export import onnx_network
+        from ..runtime.export import onnx_network
 
         prepared = onnx_network(network, threads=1), threads  # exported in memory
     else:
@@ -236,12 +238,12 @@ def enhance(
         'intensity' for continuum images (any units), 'blos' for magnetograms in gauss.
     model : {'full', 'light'}
         Shipped model: the paper's (depth 5, width 64) or the light one (depth 1, width 32).
-    network : `~enhance.network.EnhanceNet` or `~enhance.export.OnnxNetwork`, optional
+    network : `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`, optional
         Use this network instead of a shipped model.
     qs_level : float, 'level', 'surface' or None
         Quiet-Sun continuum level (intensity only), in the units of ``data``; 'level' estimates one
         number (`estimate_qs_level`), 'surface' a smooth surface that follows limb darkening
-        (`~enhance.quiet_sun.fit_qs_surface`). None (default) uses the surface where the quiet Sun varies
+        (`~enhance.observation.quiet_sun.fit_qs_surface`). None (default) uses the surface where the quiet Sun varies
         by more than 15 % across the field (near the limb, full disks), else the single level.
     device : str
         'auto' (CUDA when available), 'cpu', 'cuda', ...
@@ -255,10 +257,10 @@ def enhance(
     progress : bool
         Show a progress bar over tiles.
     backend : {'auto', 'torch', 'onnx'}
-        'torch' runs PyTorch (an `~enhance.network.EnhanceNet` runs as its faster, equivalent
-        `~enhance.runtime.InferenceNet`); 'onnx' runs onnxruntime on the CPU (the optional ``onnx``
-        extra), exporting the network in memory once (`~enhance.export.onnx_network`); the results
-        agree within 1e-4. 'auto' (default) picks 'onnx' for an `~enhance.export.OnnxNetwork`, and for
+        'torch' runs PyTorch (an `~enhance.models.network.EnhanceNet` runs as its faster, equivalent
+        `~enhance.runtime.graph.InferenceNet`); 'onnx' runs onnxruntime on the CPU (the optional ``onnx``
+        extra), exporting the network in memory once (`~enhance.runtime.export.onnx_network`); the results
+        agree within 1e-4. 'auto' (default) picks 'onnx' for an `~enhance.runtime.export.OnnxNetwork`, and for
         a float32 run on the CPU when onnxruntime is installed (the faster CPU runtime for this
         network), else 'torch'.
     precision : {'float32', 'bfloat16', 'float16'}
@@ -288,7 +290,7 @@ def enhance(
     Examples
     --------
     >>> import numpy as np
-    >>> from enhance.network import EnhanceNet
+    >>> from enhance.models.network import EnhanceNet
     >>> out = enhance(np.ones((20, 30)), "intensity", network=EnhanceNet(depth=1, width=8))
     >>> out.shape
     (40, 60)
@@ -300,7 +302,7 @@ def enhance(
     history = _history(kind, model, network)
 
     if isinstance(data, str | Path):
-        from .io import read_fits, resolve_kind, upscale_header, write_fits
+        from ..io import read_fits, resolve_kind, upscale_header, write_fits
 
         image, header = read_fits(data)
         resolve_kind(kind, header, path=data)  # a magnetogram in gauss; warns off HMI's pixel scale
@@ -322,7 +324,7 @@ def enhance(
     if isinstance(data, GenericMap):
         import sunpy.map
 
-        from .io import resolve_kind, upscale_header
+        from ..io import resolve_kind, upscale_header
 
         resolve_kind(kind, data.meta, path="map")
         result = _enhance_array(data.data, **options)

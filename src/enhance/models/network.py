@@ -9,7 +9,7 @@ import copy
 import torch
 from torch import nn
 
-from ._validation import check_integer
+from ..checks import check_integer
 
 __all__ = ["ResidualBlock", "EnhanceNet", "fold_batchnorm", "receptive_margin", "full", "light"]
 

@@ -11,7 +11,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ._validation import check_choice, check_image, check_positive
+from ..checks import check_choice, check_image, check_positive
 from .metrics import density_scatter, scale_region
 
 __all__ = ["image_limits", "plot_image", "plot_comparison", "plot_power_spectra", "plot_density_scatter",
@@ -209,10 +209,10 @@ def plot_power_spectra(spectra, *, noise_levels=None, ax=None, unit: str = "", t
     Parameters
     ----------
     spectra : dict
-        Label -> ``(frequency, power)`` as returned by `~enhance.metrics.power_spectrum`. The first (the
+        Label -> ``(frequency, power)`` as returned by `~enhance.analysis.metrics.power_spectrum`. The first (the
         input) is drawn in black, on top.
     noise_levels : dict, optional
-        Label -> power of a white-noise reference (`~enhance.metrics.white_noise_power`), drawn as a
+        Label -> power of a white-noise reference (`~enhance.analysis.metrics.white_noise_power`), drawn as a
         dashed horizontal line.
     ax : `~matplotlib.axes.Axes`, optional
         Where to draw.
@@ -228,7 +228,7 @@ def plot_power_spectra(spectra, *, noise_levels=None, ax=None, unit: str = "", t
     Examples
     --------
     >>> import numpy as np, astropy.units as u
-    >>> from enhance.metrics import power_spectrum
+    >>> from enhance.analysis.metrics import power_spectrum
     >>> image = np.random.default_rng(0).normal(size=(64, 64))
     >>> fig = plot_power_spectra({"noise": power_spectrum(image, 0.5 * u.arcsec)}, noise_levels={"sigma=1": 0.25})
     >>> fig.axes[0].get_yscale()
@@ -262,11 +262,11 @@ def plot_density_scatter(
     image : (ny, nx) array_like
         The input.
     output : (2 ny, 2 nx) or (ny, nx) array_like
-        The enhanced image (see `~enhance.metrics.density_scatter` for the pairing).
+        The enhanced image (see `~enhance.analysis.metrics.density_scatter` for the pairing).
     ax : `~matplotlib.axes.Axes`, optional
         Where to draw.
     bins, limits
-        As for `~enhance.metrics.density_scatter`.
+        As for `~enhance.analysis.metrics.density_scatter`.
     unit, xlabel, ylabel, title : str
         Labels.
 
@@ -313,11 +313,11 @@ def plot_consistency(
     Parameters
     ----------
     residual : (ny, nx) array_like
-        `~enhance.metrics.consistency_map`.
+        `~enhance.analysis.metrics.consistency_map`.
     pixel_scale : `~astropy.units.Quantity`
         Pixel scale of the input grid.
     value : float, optional
-        The scalar `~enhance.metrics.consistency`, quoted in the title as a percentage.
+        The scalar `~enhance.analysis.metrics.consistency`, quoted in the title as a percentage.
     ax : `~matplotlib.axes.Axes`, optional
         Where to draw.
     vmax : float, optional

@@ -17,10 +17,10 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 
-from ._validation import check_choice, check_image, check_positive, fill_nonfinite
+from ..checks import check_choice, check_image, check_positive, fill_nonfinite
+from ..io import fits_stem, resolve_kind
+from ..observation.degrade import HMI_PIXEL_SCALE
 from .baselines import bicubic_x2, rl_super_resolve
-from .degrade import HMI_PIXEL_SCALE
-from .io import fits_stem, resolve_kind
 from .metrics import (
     consistency_map,
     contrast,
@@ -60,7 +60,7 @@ def _load(data, pixel_scale):
     """(image, header or None, name, pixel scale in arcsec) from a path, a Map or an array."""
     header, name = None, "compare"
     if isinstance(data, str | Path):
-        from .io import read_fits
+        from ..io import read_fits
 
         image, header = read_fits(data)
         name = fits_stem(data)
@@ -75,7 +75,7 @@ def _load(data, pixel_scale):
             image = data
     image = check_image(image)
     if pixel_scale is None:
-        from .sources import pixel_scale_from_header
+        from ..scenes.sources import pixel_scale_from_header
 
         from_header = pixel_scale_from_header(header) if header is not None else None
         scale = float((from_header if from_header is not None else HMI_PIXEL_SCALE).to_value(u.arcsec))
@@ -155,7 +155,7 @@ def consistency_hdu(output, image, *, header=None, input_scale: u.Quantity = HMI
     -------
     `~astropy.io.fits.ImageHDU`
         EXTNAME 'CONSISTENCY', float32 data of the input's shape: the output degraded back to HMI
-        (`~enhance.metrics.reconvolve`, ``resolution='target'``) minus the input, in the input's units.
+        (`~enhance.analysis.metrics.reconvolve`, ``resolution='target'``) minus the input, in the input's units.
         The header holds the scalar consistency (CONSIST) and the mean absolute residual (CONSMAE).
 
     Examples
@@ -188,7 +188,7 @@ def consistency_hdu(output, image, *, header=None, input_scale: u.Quantity = HMI
 
 
 def _write_outputs(out_dir, name, figures, result, *, overwrite):
-    from .io import atomic_write
+    from ..io import atomic_write
 
     paths = []
     for suffix, fig in figures.items():
@@ -229,7 +229,7 @@ def compare(
         HMI continuum image or magnetogram (gauss), as an array, a Map or a FITS path.
     kind : {'auto', 'intensity', 'blos'}
         'auto' reads the header (`~enhance.io.detect_kind`); arrays need the kind.
-    network : `~enhance.network.EnhanceNet`, optional
+    network : `~enhance.models.network.EnhanceNet`, optional
         The network; None loads the shipped ``model``.
     model : {'full', 'light'}
         Shipped model, when ``network`` is None.
@@ -245,10 +245,10 @@ def compare(
     n_iter : int
         Richardson-Lucy iterations; defaults to 20, as in the paper.
     damped : bool
-        Use the paper's damped RL (`~enhance.baselines.richardson_lucy`).
+        Use the paper's damped RL (`~enhance.analysis.baselines.richardson_lucy`).
     region : tuple of slice, optional
         Quiet-Sun region in input pixels for the granulation contrast (continuum only); None finds one
-        (`~enhance.metrics.quiet_region`).
+        (`~enhance.analysis.metrics.quiet_region`).
     reference : (2 ny, 2 nx) array_like, optional
         The truth on the x2 grid (e.g. the degraded target of a simulation): adds PSNR, SSIM and its own
         spectrum and contrast.
@@ -262,14 +262,14 @@ def compare(
     device : str
         Where the network runs ('auto', 'cpu', 'cuda', ...).
     tile : int, optional
-        Tiled inference (see `~enhance.inference.enhance`).
+        Tiled inference (see `~enhance.inference.pipeline.enhance`).
 
     Returns
     -------
     dict
         JSON-ready numbers: ``input`` (shape, scales, unit), ``methods`` (RL iterations, stopping rule,
         offset), ``consistency`` and ``consistency_mean_abs`` (Enhance against the HMI/Airy operator, RL
-        against the full HMI PSF; see `~enhance.metrics.consistency`), ``small_scale_power`` (white-noise
+        against the full HMI PSF; see `~enhance.analysis.metrics.consistency`), ``small_scale_power`` (white-noise
         equivalent level of each image in 0.6-1 times the input's Nyquist frequency, and its power relative
         to the input), ``similarity`` (PSNR/SSIM of Enhance against RL and, with ``reference``, of each
         method against it), ``power_spectra``, then ``contrast`` (continuum: region, quiet-Sun level, input
@@ -290,13 +290,13 @@ def compare(
     Examples
     --------
     >>> import numpy as np
-    >>> from enhance.network import EnhanceNet
+    >>> from enhance.models.network import EnhanceNet
     >>> image = 1 + 0.04 * np.random.default_rng(0).normal(size=(32, 32))
     >>> result = compare(image, "intensity", network=EnhanceNet(depth=1, width=8), n_iter=5)
     >>> sorted(result["consistency"])
     ['enhance', 'richardson_lucy']
     """
-    from .inference import _enhance_array, _history, estimate_qs_level, resolve_network
+    from ..inference.pipeline import _enhance_array, _history, estimate_qs_level, resolve_network
 
     image, header, default_name, scale = _load(data, pixel_scale)
     check_choice(kind, ("auto", "intensity", "blos"), name="kind")

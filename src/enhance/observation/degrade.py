@@ -10,7 +10,7 @@ import astropy.units as u
 import numpy as np
 import scipy.fft
 
-from ._validation import check_choice, check_image, check_positive
+from ..checks import check_choice, check_image, check_positive
 from .psf import DEFAULT_RADIUS, psf_kernel
 
 __all__ = ["HMI_PIXEL_SCALE", "convolve", "bin_area", "degrade"]
@@ -152,10 +152,10 @@ def degrade(
     input_scale : `~astropy.units.Quantity`
         Pixel scale of the HMI-like image; defaults to 0.504 arcsec. The target has half of it.
     radius : `~astropy.units.Quantity`
-        Half-width of the PSF kernels; defaults to `~enhance.psf.DEFAULT_RADIUS`, 4.37 arcsec (see
-        `~enhance.psf.psf_kernel`).
+        Half-width of the PSF kernels; defaults to `~enhance.observation.psf.DEFAULT_RADIUS`, 4.37 arcsec (see
+        `~enhance.observation.psf.psf_kernel`).
     hmi_params : dict, optional
-        ``w``, ``W``, ``epsilon``, ``k`` of the HMI PSF; defaults to `~enhance.psf.ENHANCE_2018`.
+        ``w``, ``W``, ``epsilon``, ``k`` of the HMI PSF; defaults to `~enhance.observation.psf.ENHANCE_2018`.
     target_diameter : `~astropy.units.Quantity`
         Aperture of the ideal telescope whose Airy pattern blurs the target; defaults to 0.28 m.
     noise : float

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._validation import check_choice
-from .runtime import PRECISIONS
+from ..checks import check_choice
+from ..runtime.graph import PRECISIONS
 
 __all__ = ["tile_spans", "run_tiled", "MIN_BAND_MARGINS"]
 
@@ -55,11 +55,11 @@ def run_tiled(
         Finite float32 input, already normalised.
     net : `torch.nn.Module` or callable
         An eval-mode network mapping ``(1, 1, h, w)`` to ``(1, 1, 2h, 2w)``, on ``device``; or any
-        other callable doing the same on float32 `~numpy.ndarray` (an `~enhance.export.OnnxNetwork`).
+        other callable doing the same on float32 `~numpy.ndarray` (an `~enhance.runtime.export.OnnxNetwork`).
     tile : int or None
         Tile size in input pixels; None runs the whole image at once.
     margin : int
-        Input pixels of context on each side (`~enhance.network.receptive_margin`).
+        Input pixels of context on each side (`~enhance.models.network.receptive_margin`).
     device : `torch.device`
         Where the network runs.
     progress : bool
@@ -68,7 +68,7 @@ def run_tiled(
         Precision of a `torch.nn.Module`'s arithmetic: float32, or `torch.autocast` to the reduced type.
     workers : int
         Tiles run at once, each on a thread of its own; for a callable that releases the GIL and uses
-        one core per call (a single-threaded `~enhance.export.OnnxNetwork`). With ``tile=None`` the
+        one core per call (a single-threaded `~enhance.runtime.export.OnnxNetwork`). With ``tile=None`` the
         image is then cut into ``workers`` bands of rows, when they are tall enough
         (`MIN_BAND_MARGINS` margins) for their overlap to cost less than the cores gain. A
         `torch.nn.Module` always runs one tile at a time (PyTorch threads each layer itself).

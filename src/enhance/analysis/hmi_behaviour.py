@@ -22,13 +22,13 @@ next to the network's, checked against `OBSERVATION_MODEL`.
 import astropy.units as u
 import numpy as np
 
-from ._validation import check_choice, check_image, check_integer
+from ..checks import check_choice, check_image, check_integer
+from ..inference.pipeline import enhance
+from ..io import read_fits
+from ..observation.degrade import HMI_PIXEL_SCALE, bin_area, convolve
+from ..observation.psf import psf_kernel
 from .baselines import richardson_lucy, upsample_x2
-from .degrade import HMI_PIXEL_SCALE, bin_area, convolve
-from .inference import enhance
-from .io import read_fits
 from .metrics import contrast, field_amplification, quiet_region, scale_region
-from .psf import psf_kernel
 
 __all__ = [
     "PUBLISHED",
@@ -155,7 +155,7 @@ def behaviour(network, kind: str, image=None) -> dict:
 
     Parameters
     ----------
-    network : `~enhance.network.EnhanceNet` or `~enhance.export.OnnxNetwork`
+    network : `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`
         The trained network (continuum for ``kind='intensity'``, magnetogram for ``'blos'``).
     kind : {'intensity', 'blos'}
         The image's kind.
@@ -179,7 +179,7 @@ def behaviour(network, kind: str, image=None) -> dict:
     Examples
     --------
     >>> import numpy as np
-    >>> from enhance.network import EnhanceNet
+    >>> from enhance.models.network import EnhanceNet
     >>> net = EnhanceNet(depth=1, width=4).eval()
     >>> numbers = behaviour(net, "blos", np.full((24, 24), 1500.0))
     >>> sorted(numbers)[:2]
@@ -187,7 +187,7 @@ def behaviour(network, kind: str, image=None) -> dict:
     """
     check_choice(kind, ("intensity", "blos"), name="kind")
     if image is None:
-        from .demo import sample_path
+        from ..demo import sample_path
 
         image = sample_path(kind)
     if not isinstance(image, np.ndarray):

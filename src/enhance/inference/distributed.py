@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_choice, supported_float_type
-from ._version import __version__
-from .inference import KINDS, _enhance_array, _history, resolve_network
-from .io import FITS_SUFFIXES, fits_stem
-from .network import receptive_margin
-from .quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
+from .._version import __version__
+from ..checks import check_choice, supported_float_type
+from ..io import FITS_SUFFIXES, fits_stem
+from ..models.network import receptive_margin
+from ..observation.quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
+from .pipeline import KINDS, _enhance_array, _history, resolve_network
 
 __all__ = [
     "enhance_files",
@@ -84,7 +84,7 @@ def _cached_network(weights, *, kind, model="full"):
 
 def _load_file(path, *, kind):
     """The network in a weights file, safetensors or ONNX, as ``enhance run --weights`` loads it."""
-    from .weights import load_weights_file
+    from ..models.weights import load_weights_file
 
     return load_weights_file(path, kind=kind)
 
@@ -178,7 +178,7 @@ def _input_header(source: Path):
     """Shape and header of the first image HDU, read without its data."""
     from astropy.io import fits
 
-    from .io import _IMAGE_HDUS
+    from ..io import _IMAGE_HDUS
 
     with fits.open(source, memmap=False) as hdul:
         for hdu in hdul:
@@ -206,7 +206,7 @@ def _is_complete(target: Path, shape) -> bool:
 
 
 def _kind_for(source: Path, kind: str, header) -> str:
-    from .io import resolve_kind  # one rule for `enhance run` and the batch engine
+    from ..io import resolve_kind  # one rule for `enhance run` and the batch engine
 
     return resolve_kind(kind, header, path=source)
 
@@ -229,7 +229,7 @@ def _enhance_file(
     progress=False,
 ):
     """One task: enhance ``source`` into ``target`` and return its manifest record. Never raises."""
-    from .io import read_fits, upscale_header, write_fits
+    from ..io import read_fits, upscale_header, write_fits
 
     start = time.perf_counter()
     source, target = Path(source), Path(target)
@@ -259,8 +259,8 @@ def _enhance_file(
         history += f" ({Path(weights).name})" if weights is not None else ""
         extra = []
         if consistency:
-            from .diagnostics import consistency_hdu
-            from .sources import pixel_scale_from_header
+            from ..analysis.diagnostics import consistency_hdu
+            from ..scenes.sources import pixel_scale_from_header
 
             scale = pixel_scale_from_header(header)  # the header's CDELT, as `enhance compare` uses
             extra = [
@@ -283,7 +283,7 @@ def _finish(record, start):
 def _model_label(weights, model):
     if weights is None:
         return model
-    from .weights import _sha256
+    from ..models.weights import _sha256
 
     return f"{Path(weights).name} sha256:{_sha256(Path(weights))[:16]}"
 
@@ -310,7 +310,7 @@ def _read_manifest(path: Path) -> list[dict]:
 
 def _write_manifest(path: Path, records, previous):
     """Write the manifest atomically: this run's records, plus earlier rows for other outputs."""
-    from .io import atomic_write
+    from ..io import atomic_write
 
     mine = {r["output"] for r in records}
     rows = [row for row in previous if row.get("output") not in mine] + list(records)
@@ -404,8 +404,8 @@ def enhance_files(
     kind : {'auto', 'intensity', 'blos'}
         'auto' (default) reads each file's BUNIT, CONTENT or series name.
     weights : str or `~pathlib.Path`, optional
-        A safetensors weights file (`~enhance.weights.save_weights`) or an ONNX file
-        (`~enhance.export.export_onnx`). Every worker loads it once from this path, which it must be able
+        A safetensors weights file (`~enhance.models.weights.save_weights`) or an ONNX file
+        (`~enhance.runtime.export.export_onnx`). Every worker loads it once from this path, which it must be able
         to read; None uses the shipped ``model``.
     model : {'full', 'light'}
         The shipped model, when ``weights`` is None.
@@ -422,7 +422,7 @@ def enhance_files(
         its image is twice the input's shape and the file holds all its data) is skipped, and an
         incomplete one is replaced.
     consistency : bool
-        Add the per-pixel consistency map as HDU 1 (`~enhance.diagnostics.consistency_hdu`).
+        Add the per-pixel consistency map as HDU 1 (`~enhance.analysis.diagnostics.consistency_hdu`).
     progress : bool
         Show a progress bar over files.
     as_frame : bool, optional
@@ -454,8 +454,8 @@ def enhance_files(
     >>> import tempfile
     >>> import numpy as np
     >>> from astropy.io import fits
-    >>> from enhance.network import EnhanceNet
-    >>> from enhance.weights import save_weights
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.models.weights import save_weights
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     fits.writeto(f"{tmp}/a.fits", np.ones((8, 8), np.float32), fits.Header({"BUNIT": "I/Ic"}))
     ...     weights = save_weights(EnhanceNet(depth=1, width=8), f"{tmp}/w.safetensors", kind="intensity")
@@ -655,7 +655,7 @@ def enhance_dask(
         As in `~enhance.enhance`.
     model : {'full', 'light'}
         Shipped model, when neither ``network`` nor ``weights`` is given.
-    network : `~enhance.network.EnhanceNet`, optional
+    network : `~enhance.models.network.EnhanceNet`, optional
         The network; it becomes one node of the graph and is sent once to each worker that needs it.
     weights : str or `~pathlib.Path`, optional
         A weights file (safetensors or ONNX) that every worker loads once (a path they can read), instead
@@ -663,7 +663,7 @@ def enhance_dask(
     qs_level : float, 'level', 'surface' or None
         Quiet-Sun normalisation (intensity only), as in `~enhance.enhance`. Estimates are made once for
         the whole image, lazily, on the same regular grid of at most 65,536 pixels that
-        `~enhance.enhance` uses (`~enhance.quiet_sun.qs_normalisation`), so both give the same level or
+        `~enhance.enhance` uses (`~enhance.observation.quiet_sun.qs_normalisation`), so both give the same level or
         surface; each chunk is scaled by its piece of that surface.
     device : str
         As in `~enhance.enhance`, resolved on each worker.
@@ -697,7 +697,7 @@ def enhance_dask(
     Examples
     --------
     >>> import dask.array as da
-    >>> from enhance.network import EnhanceNet
+    >>> from enhance.models.network import EnhanceNet
     >>> image = da.ones((64, 48), chunks=32)
     >>> out = enhance_dask(image, "intensity", network=EnhanceNet(depth=1, width=8))
     >>> out.shape, out.chunks

@@ -1,4 +1,4 @@
-"""The inference form of `~enhance.network.EnhanceNet`: same output, less memory traffic.
+"""The inference form of `~enhance.models.network.EnhanceNet`: same output, less memory traffic.
 
 `InferenceNet` computes what ``fold_batchnorm(net)`` computes, to float32 rounding (about 1e-6
 relative), but is laid out for speed on CPUs and GPUs:
@@ -17,7 +17,7 @@ relative), but is laid out for speed on CPUs and GPUs:
   x2 feature map. Each phase gets its ReLU and 1x1 output convolution in turn (so only one phase's
   features are held), and the phases are interleaved last.
 
-Options such as reduced precision are applied by the caller (`~enhance.tiling.run_tiled`) with
+Options such as reduced precision are applied by the caller (`~enhance.inference.tiling.run_tiled`) with
 `torch.autocast`; the buffers then take the dtype of the convolutions' output.
 """
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .network import EnhanceNet, fold_batchnorm
+from ..models.network import EnhanceNet, fold_batchnorm
 
 __all__ = ["InferenceNet", "phase_kernels", "PRECISIONS"]
 
@@ -95,11 +95,11 @@ def _new_buffer(like: torch.Tensor, n: int, channels: int, ny: int, nx: int) -> 
 
 
 class InferenceNet(nn.Module):
-    """An eval-only, faster form of an `~enhance.network.EnhanceNet` with the same output.
+    """An eval-only, faster form of an `~enhance.models.network.EnhanceNet` with the same output.
 
     Parameters
     ----------
-    net : `~enhance.network.EnhanceNet`
+    net : `~enhance.models.network.EnhanceNet`
         The network, trained or not; it is not modified (its BatchNorms are folded into a copy).
 
     Notes
@@ -111,7 +111,7 @@ class InferenceNet(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from enhance.network import EnhanceNet
+    >>> from enhance.models.network import EnhanceNet
     >>> net = EnhanceNet(depth=1, width=8).eval()
     >>> x = torch.rand(1, 1, 12, 10)
     >>> with torch.inference_mode():

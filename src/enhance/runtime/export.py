@@ -1,4 +1,4 @@
-"""ONNX export of an `~enhance.network.EnhanceNet`, and an onnxruntime runner that needs no PyTorch.
+"""ONNX export of an `~enhance.models.network.EnhanceNet`, and an onnxruntime runner that needs no PyTorch.
 
 `export_onnx` writes the network as a plain ONNX graph (opset 17) of ``Pad``, ``Conv``, ``Relu``,
 ``Add``, ``Slice`` and ``DepthToSpace`` nodes, built node by node from the BatchNorm-folded weights, so
@@ -8,7 +8,7 @@ are ``image`` ``(n, 1, ny, nx)`` and ``enhanced`` ``(n, 1, 2 ny, 2 nx)``, float3
 
 `OnnxNetwork` runs such a file with onnxruntime (the optional ``onnx`` extra) on numpy arrays; this
 module imports neither torch nor onnxruntime until they are needed, and the runner never imports torch.
-Pass an `OnnxNetwork` as ``network=`` to `~enhance.inference.enhance` (or ``backend='onnx'``): the
+Pass an `OnnxNetwork` as ``network=`` to `~enhance.inference.pipeline.enhance` (or ``backend='onnx'``): the
 result agrees with the PyTorch path within 1e-4.
 """
 
@@ -27,11 +27,11 @@ _INSTALL = "install it with: pip install 'solar-enhance[onnx]'"
 
 
 def onnx_model(network, *, kind: str | None = None):
-    """Build the ONNX graph of an `~enhance.network.EnhanceNet` (BatchNorm folded, float32).
+    """Build the ONNX graph of an `~enhance.models.network.EnhanceNet` (BatchNorm folded, float32).
 
     Parameters
     ----------
-    network : `~enhance.network.EnhanceNet`
+    network : `~enhance.models.network.EnhanceNet`
         The network (trained or not); it is not modified.
     kind : {'intensity', 'blos'}, optional
         What the network enhances, recorded in the metadata.
@@ -46,16 +46,16 @@ def onnx_model(network, *, kind: str | None = None):
     The layers are those of ``fold_batchnorm(network)``: reflection ``Pad`` and a valid ``Conv`` for
     each 3x3 convolution, ``Relu`` and ``Add`` as in the paper. The nearest-neighbour x2 up-sampling
     and the 3x3 convolution after it are four 2x2 ``Conv`` (one per output phase) on the
-    edge-padded low-resolution grid (`~enhance.runtime.phase_kernels`), each followed by its ReLU
+    edge-padded low-resolution grid (`~enhance.runtime.graph.phase_kernels`), each followed by its ReLU
     and 1x1 output ``Conv`` and cropped by a ``Slice``; ``DepthToSpace`` interleaves the four. The
     values are the same, computed without the x2 feature map, and one phase's features are held at
     a time (a 1024x1024 image needs about 2 GB).
     """
     import torch
 
-    from ._validation import check_choice
-    from .network import EnhanceNet, fold_batchnorm
-    from .runtime import phase_kernels
+    from ..checks import check_choice
+    from ..models.network import EnhanceNet, fold_batchnorm
+    from .graph import phase_kernels
 
     try:
         import onnx
@@ -138,7 +138,7 @@ def onnx_model(network, *, kind: str | None = None):
         initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
-    from ._version import __version__
+    from .._version import __version__
 
     model.producer_version = __version__
     metadata = {"format": _FORMAT, "depth": folded.depth, "width": folded.width, "kind": kind or ""}
@@ -148,11 +148,11 @@ def onnx_model(network, *, kind: str | None = None):
 
 
 def export_onnx(network, path, *, kind: str | None = None, overwrite: bool = False) -> Path:
-    """Write an `~enhance.network.EnhanceNet` to an ONNX file, atomically.
+    """Write an `~enhance.models.network.EnhanceNet` to an ONNX file, atomically.
 
     Parameters
     ----------
-    network : `~enhance.network.EnhanceNet`
+    network : `~enhance.models.network.EnhanceNet`
         The network to export.
     path : str or `~pathlib.Path`
         Destination ``.onnx`` file.
@@ -169,12 +169,12 @@ def export_onnx(network, path, *, kind: str | None = None, overwrite: bool = Fal
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from enhance.network import EnhanceNet
+    >>> from enhance.models.network import EnhanceNet
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.onnx"
     >>> export_onnx(EnhanceNet(depth=1, width=4), path).name
     'tiny.onnx'
     """
-    from .io import atomic_write
+    from ..io import atomic_write
 
     data = onnx_model(network, kind=kind).SerializeToString()
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
@@ -207,7 +207,7 @@ class OnnxNetwork:
         onnxruntime's intra-op threads; None lets it use every core.
     blocked : bool
         Run onnxruntime's graph for this CPU with reflection padding and residual sums kept in its
-        blocked layout (`~enhance.ort_blocked`), 15 % faster, where it reproduces the plain graph on a
+        blocked layout (`~enhance.runtime.ort_blocked`), 15 % faster, where it reproduces the plain graph on a
         probe image; False runs the graph as written.
 
     Attributes
@@ -222,7 +222,7 @@ class OnnxNetwork:
     Notes
     -----
     Calling the object maps an ``(n, 1, ny, nx)`` float32 array to ``(n, 1, 2 ny, 2 nx)``; `enhance`
-    and `~enhance.tiling.run_tiled` take it where they take a PyTorch network.
+    and `~enhance.inference.tiling.run_tiled` take it where they take a PyTorch network.
     """
 
     def __init__(self, model, *, threads: int | None = None, blocked: bool = True) -> None:

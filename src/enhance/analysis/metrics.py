@@ -11,10 +11,10 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from ._validation import check_choice, check_image, check_integer, check_positive, fill_nonfinite
+from ..checks import check_choice, check_image, check_integer, check_positive, fill_nonfinite
+from ..observation.degrade import HMI_PIXEL_SCALE, bin_area
+from ..observation.psf import DEFAULT_RADIUS, TARGET_DIAMETER, psf_kernel
 from .baselines import _padded_shape, _transfer_function, bicubic_x2
-from .degrade import HMI_PIXEL_SCALE, bin_area
-from .psf import DEFAULT_RADIUS, TARGET_DIAMETER, psf_kernel
 
 __all__ = [
     "contrast",
@@ -139,7 +139,7 @@ def quiet_region(image, *, size: int = 40, qs_level: float | None = None, tolera
         Side of the square in pixels; defaults to 40 (20 arcsec at HMI's scale). Limited to the image.
     qs_level : float, optional
         Quiet-Sun level in the units of ``image``; None estimates it
-        (`~enhance.inference.estimate_qs_level`).
+        (`~enhance.inference.pipeline.estimate_qs_level`).
     tolerance : float
         Pixels outside ``qs_level * (1 +- tolerance)``, and those within 3 pixels of them, are not quiet;
         defaults to 0.1 (granulation has an RMS contrast of 4-7 %).
@@ -162,7 +162,7 @@ def quiet_region(image, *, size: int = 40, qs_level: float | None = None, tolera
     tolerance = check_positive(tolerance, name="tolerance")
     size = int(min(size, *data.shape))
     if qs_level is None:
-        from .inference import estimate_qs_level
+        from ..inference.pipeline import estimate_qs_level
 
         qs_level = estimate_qs_level(data)
     qs_level = check_positive(qs_level, name="qs_level")
@@ -456,7 +456,7 @@ def density_scatter(image, output, *, bins: int = 200, limits=None):
         The input (HMI) image.
     output : (2 ny, 2 nx) or (ny, nx) array_like
         The enhanced image. On the x2 grid the input is first interpolated onto it (`bicubic_x2
-        <enhance.baselines.bicubic_x2>`), so every output pixel is paired with the input at its centre.
+        <enhance.analysis.baselines.bicubic_x2>`), so every output pixel is paired with the input at its centre.
     bins : int
         Number of bins per axis; defaults to 200.
     limits : (float, float), optional
@@ -542,9 +542,9 @@ def reconvolve(
     target_diameter : `~astropy.units.Quantity`
         Aperture of the target's ideal telescope; defaults to 0.28 m.
     radius : `~astropy.units.Quantity`
-        Half-width of the sampled PSFs; defaults to `~enhance.psf.DEFAULT_RADIUS` (4.37 arcsec).
+        Half-width of the sampled PSFs; defaults to `~enhance.observation.psf.DEFAULT_RADIUS` (4.37 arcsec).
     hmi_params : dict, optional
-        ``w``, ``W``, ``epsilon``, ``k`` of the HMI PSF (see `~enhance.psf.hmi_psf`).
+        ``w``, ``W``, ``epsilon``, ``k`` of the HMI PSF (see `~enhance.observation.psf.hmi_psf`).
     boundary : {'reflect', 'wrap'}
         Edge handling of the convolution.
 
@@ -566,8 +566,8 @@ def reconvolve(
     Where the Airy transfer function is above :math:`\\epsilon` (all frequencies below 2.1 arcsec^-1 for
     28 cm at 6173 Angstrom) the factor is the exact ratio; beyond, where it vanishes, the ratio is damped
     to zero, harmless since the HMI transfer function is below :math:`10^{-4}` there. Both kernels are
-    integrated over the pixel area (`~enhance.psf.psf_kernel`), whose box blur cancels in the ratio.
-    For a scene degraded by `~enhance.degrade.degrade`, its target T and HMI-like image I satisfy
+    integrated over the pixel area (`~enhance.observation.psf.psf_kernel`), whose box blur cancels in the ratio.
+    For a scene degraded by `~enhance.observation.degrade.degrade`, its target T and HMI-like image I satisfy
     :math:`R(T) \\approx I` to the aliasing of the sampling.
 
     Examples

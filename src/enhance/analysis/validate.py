@@ -5,9 +5,9 @@ with its target next to bicubic interpolation and Richardson-Lucy at its best it
 PSNR, SSIM, granulation contrast, umbral intensity and unsigned flux. `report` writes it all as
 Markdown with figures.
 
-The split is fixed in `enhance.datasets` so that training and validation agree on it: the last
-`~enhance.datasets.SIMULATION_HOLDOUT` of the rows of a simulation field and the synthetic scenes of
-seed `~enhance.datasets.HELD_OUT_SEED` are never trained on.
+The split is fixed in `enhance.training.datasets` so that training and validation agree on it: the last
+`~enhance.training.datasets.SIMULATION_HOLDOUT` of the rows of a simulation field and the synthetic scenes of
+seed `~enhance.training.datasets.HELD_OUT_SEED` are never trained on.
 """
 
 import json
@@ -16,12 +16,12 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
-from ._validation import check_choice
-from ._version import __version__
+from .._version import __version__
+from ..checks import check_choice
+from ..inference.pipeline import enhance
+from ..io import atomic_write
+from ..training.datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame, split_rows
 from .baselines import bicubic_x2, rl_super_resolve
-from .datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame, split_rows
-from .inference import enhance
-from .io import atomic_write
 from .metrics import contrast, psnr, quiet_region, scale_region, ssim
 
 __all__ = [
@@ -56,11 +56,11 @@ def held_out_fields(kind, *, simulation=None, shape=(800, 800), scenes=_SCENES, 
     scenes : sequence of str
         Synthetic scene kinds, each drawn with `HELD_OUT_SEED`.
     noise : bool
-        Add HMI's noise (1e-3 I/Ic, 10 G; `~enhance.datasets.NOISE`) to the inputs, drawn from a
+        Add HMI's noise (1e-3 I/Ic, 10 G; `~enhance.training.datasets.NOISE`) to the inputs, drawn from a
         generator seeded with `HELD_OUT_SEED`.
     """
-    from .sources import open_source
-    from .synth import MURAM_PIXEL_SCALE, generate
+    from ..scenes.sources import open_source
+    from ..scenes.synth import MURAM_PIXEL_SCALE, generate
 
     check_choice(kind, ("intensity", "blos"), name="kind")
     rng = np.random.default_rng(HELD_OUT_SEED)
@@ -109,7 +109,7 @@ def evaluate_field(network, observed, target, *, kind):
 
     ``observed`` and ``target`` are normalised (I/Ic or kG). Returns a dict of per-method PSNR (dB),
     SSIM, and for continuum the granulation contrast (RMS contrast in the quietest square of at most
-    40 x 40 input pixels, `~enhance.metrics.quiet_region`) and the mean umbral intensity relative to the
+    40 x 40 input pixels, `~enhance.analysis.metrics.quiet_region`) and the mean umbral intensity relative to the
     target; for magnetograms the unsigned flux relative to the target.
     """
     scale = SCALE[kind]
@@ -198,7 +198,7 @@ def floors(results):
 
 
 def real_data(networks, kind, image=None):
-    """`~enhance.hmi_behaviour.behaviour` of each network on real HMI data (default: the packaged sample),
+    """`~enhance.analysis.hmi_behaviour.behaviour` of each network on real HMI data (default: the packaged sample),
     with the comparison to the published numbers: ``{name: {"numbers": ..., "checks": ...}}``."""
     from .hmi_behaviour import behaviour, checks
 
@@ -215,8 +215,8 @@ def _behaviour_lines(behaviour, kind):
     names = list(PUBLISHED[kind]) + list(OBSERVATION_MODEL[kind])
     lines = ["## Real HMI data", "",
              "The package's HMI sample cut-out (`enhance.demo.sample_path`), compared with the ranges the paper "
-             "reports for its HMI examples (`enhance.hmi_behaviour.PUBLISHED`) and with what the observation "
-             "model implies for the same input (`enhance.hmi_behaviour.OBSERVATION_MODEL`).", "",
+             "reports for its HMI examples (`enhance.analysis.hmi_behaviour.PUBLISHED`) and with what the observation "
+             "model implies for the same input (`enhance.analysis.hmi_behaviour.OBSERVATION_MODEL`).", "",
              "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
     for label, entry in behaviour.items():
         cells = []
@@ -230,10 +230,13 @@ def _behaviour_lines(behaviour, kind):
         lines += ["", f"Granulation contrast of the input in the same square: {100 * first['input_contrast']:.2f} %."]
         expected = first.get("umbra_change_expected")
         if expected is not None:
-            lines += ["", f"Umbra change the observation model implies for this input (`implied_target`: converged "
-                      f"Richardson-Lucy, then the target's Airy blur): {100 * expected:+.1f} %. It depends on the "
-                      "umbra's size (smaller umbrae receive more scattered light), so the paper's 3-7 % holds for "
-                      "its spots, not for every spot; `umbra_change_excess` is the network's change minus this one."]
+            lines += [
+                "",
+                f"Umbra change the observation model implies for this input (`implied_target`: converged "
+                f"Richardson-Lucy, then the target's Airy blur): {100 * expected:+.1f} %. It depends on the "
+                "umbra's size (smaller umbrae receive more scattered light), so the paper's 3-7 % holds for "
+                "its spots, not for every spot; `umbra_change_excess` is the network's change minus this one.",
+            ]
     return lines + [""]
 
 

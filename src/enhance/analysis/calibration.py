@@ -3,10 +3,10 @@
 `calibrate` measures three things and `report` returns them as a plain dict (`format_report` turns
 it into text, `figure` into a PNG):
 
-(a) quiet Sun at full resolution: RMS contrast of `enhance.synth.generate` against the MURaM field
+(a) quiet Sun at full resolution: RMS contrast of `enhance.scenes.synth.generate` against the MURaM field
     (target: within 15 % of it), and the azimuthally averaged power spectra on the same grid
     (target: within a factor 2 at all scales larger than 0.5 arcsec);
-(b) after the observation model (`enhance.degrade.degrade`), against real HMI quiet Sun: contrast within
+(b) after the observation model (`enhance.observation.degrade.degrade`), against real HMI quiet Sun: contrast within
     15 % and spectra within a factor 2 at every frequency (the test of the paper's Fig. 5). Degraded
     MURaM is measured the same way, as a check of the observation model itself;
 (c) sunspots, pores and kG elements of active-region scenes: intensities relative to the quiet Sun and
@@ -15,7 +15,7 @@ it into text, `figure` into a PNG):
 How spectra are compared
 ------------------------
 Both images are cut into tiles of one common shape, each tile's spectrum is computed with
-`enhance.metrics.power_spectrum` and the same Hann window, and the tile spectra are averaged, so that
+`enhance.analysis.metrics.power_spectrum` and the same Hann window, and the tile spectra are averaged, so that
 the two spectra share their frequency annuli exactly. For (a) the tile is MURaM's 1000 x 500 px. For
 (b) it is 130 x 65 px by default (``hmi_tile``): the halves of the 130 x 130 px HMI cut-out, the largest
 tile that degraded MURaM (131 x 65 px) also fills, so that synthetic scenes and MURaM are judged alike;
@@ -32,11 +32,11 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
-from .degrade import HMI_PIXEL_SCALE, degrade
+from ..observation.degrade import HMI_PIXEL_SCALE, degrade
+from ..observation.psf import DEFAULT_RADIUS
+from ..scenes.sources import open_source
+from ..scenes.synth import LABELS, MURAM_PIXEL_SCALE, generate_scene, granulation_psd
 from .metrics import contrast, power_spectrum
-from .psf import DEFAULT_RADIUS
-from .sources import open_source
-from .synth import LABELS, MURAM_PIXEL_SCALE, generate_scene, granulation_psd
 
 __all__ = [
     "PUBLISHED_RANGES",
@@ -92,7 +92,7 @@ class Calibration:
 def tile_spectrum(image, pixel_scale, tile_shape):
     """Mean power spectrum of the non-overlapping tiles of ``tile_shape`` that fit in ``image``.
 
-    Returns ``(frequency in 1/arcsec, power)`` as plain arrays; see `enhance.metrics.power_spectrum`.
+    Returns ``(frequency in 1/arcsec, power)`` as plain arrays; see `enhance.analysis.metrics.power_spectrum`.
     """
     ny, nx = tile_shape
     spectra = []
@@ -248,12 +248,12 @@ def calibrate(
     spot_shape : tuple of int
         Size of the active-region scenes.
     radius : `~astropy.units.Quantity`
-        PSF kernel half-width for the degradation; defaults to `~enhance.psf.DEFAULT_RADIUS` (4.37 arcsec).
+        PSF kernel half-width for the degradation; defaults to `~enhance.observation.psf.DEFAULT_RADIUS` (4.37 arcsec).
     hmi_params : dict, optional
         HMI PSF parameters; defaults to the Enhance values.
     noise : float
         Gaussian noise (I/Ic) that the observation model adds to the degraded images; defaults to
-        HMI's 1e-3, the level of the training inputs (`enhance.datasets.NOISE`). Drawn from ``seed``.
+        HMI's 1e-3, the level of the training inputs (`enhance.training.datasets.NOISE`). Drawn from ``seed``.
     hmi_tile : tuple of int
         Tile shape (px) of the spectra in (b); clipped to the images' shapes.
 
@@ -457,7 +457,7 @@ def figure(calibration, *, path=None, dpi=100, overwrite=False):
     """
     from matplotlib.figure import Figure
 
-    from .io import atomic_write
+    from ..io import atomic_write
 
     fig = Figure(figsize=(15, 13), layout="constrained")
     axes = fig.subplots(3, 3)

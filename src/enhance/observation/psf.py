@@ -12,7 +12,7 @@ import astropy.units as u
 import numpy as np
 from scipy import integrate, special
 
-from ._validation import check_choice, check_positive
+from ..checks import check_choice, check_positive
 
 __all__ = [
     "HMI_DIAMETER",

@@ -9,7 +9,7 @@ quiet Sun instead: a smooth surface fitted to the granulation, divided out befor
 multiplied back after it, on the input's or the output's grid.
 
 Both estimates look at the same regular subsample of at most 65,536 pixels, so they cost the same for
-any image size and the Dask path (`~enhance.distributed.enhance_dask`) gets exactly the same numbers.
+any image size and the Dask path (`~enhance.inference.distributed.enhance_dask`) gets exactly the same numbers.
 """
 
 import dataclasses
@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 from scipy import ndimage
 
-from ._validation import check_positive
+from ..checks import check_positive
 
 __all__ = ["QS_SAMPLES", "SURFACE_SCALE", "AUTO_SURFACE_SPREAD", "qs_stride", "estimate_qs_level",
            "QS_MODES", "QuietSunSurface", "fit_qs_surface", "surface_from_samples", "check_qs_level",
@@ -185,7 +185,7 @@ def fit_qs_surface(image, *, scale: float = SURFACE_SCALE, window: float = 0.10,
 
 def surface_from_samples(values, stride, shape, *, scale=SURFACE_SCALE, window=0.10, n_iter=10):
     """`fit_qs_surface` from the regular subsample ``image[::stride, ::stride]`` of an image of ``shape``
-    (what `~enhance.distributed.enhance_dask` computes before any chunk runs)."""
+    (what `~enhance.inference.distributed.enhance_dask` computes before any chunk runs)."""
     check_positive(scale, name="scale")
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)

@@ -1,11 +1,12 @@
 """Training pairs: HMI-like input patches and their x2 targets, cut from any high-resolution source.
 
-A frame of a `~enhance.sources.Source` goes through the observation model (`enhance.degrade.degrade`):
-the input is the frame seen by HMI at 0.504 arcsec, the target the frame seen by a 28 cm telescope
-at 0.252 arcsec. Aligned patches are cut from both (50 x 50 -> 100 x 100 by default), rotated by a
-multiple of 90 degrees and flipped identically, normalised per kind (continuum in I/Ic, field in kG),
-and the input gets Gaussian noise at HMI's level (1e-3 I/Ic, 10 G). Sample ``i`` of a dataset is a
-pure function of ``(seed, i)``: the same seed gives the same pairs in any order, on any worker.
+A frame of a `~enhance.scenes.sources.Source` goes through the observation model
+(`enhance.observation.degrade.degrade`): the input is the frame seen by HMI at 0.504 arcsec, the
+target the frame seen by a 28 cm telescope at 0.252 arcsec. Aligned patches are cut from both (50 x
+50 -> 100 x 100 by default), rotated by a multiple of 90 degrees and flipped identically, normalised
+per kind (continuum in I/Ic, field in kG), and the input gets Gaussian noise at HMI's level (1e-3
+I/Ic, 10 G). Sample ``i`` of a dataset is a pure function of ``(seed, i)``: the same seed gives the
+same pairs in any order, on any worker.
 
 `PairDataset` streams pairs on the fly (a `torch.utils.data.Dataset`); `build_hdf5` writes them to
 an HDF5 file once, atomically and with a progress bar, and `HDF5PairDataset` reads such a file back.
@@ -24,12 +25,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._validation import check_integer
-from ._version import __version__
-from .degrade import HMI_PIXEL_SCALE, degrade
-from .io import atomic_write
-from .psf import DEFAULT_RADIUS
-from .sources import Source, _canonical_kind
+from .._version import __version__
+from ..checks import check_integer
+from ..io import atomic_write
+from ..observation.degrade import HMI_PIXEL_SCALE, degrade
+from ..observation.psf import DEFAULT_RADIUS
+from ..scenes.sources import Source, _canonical_kind
 
 __all__ = [
     "NOISE",
@@ -90,9 +91,9 @@ def degrade_frame(
     kind : {'intensity', 'blos'}
         Selects the normalisation (`SCALE`): I/Ic stays, gauss becomes kG.
     radius : `~astropy.units.Quantity`
-        Half-width of the PSF kernels; defaults to `~enhance.psf.DEFAULT_RADIUS` (4.37 arcsec).
+        Half-width of the PSF kernels; defaults to `~enhance.observation.psf.DEFAULT_RADIUS` (4.37 arcsec).
     hmi_params : dict, optional
-        HMI PSF parameters (see `enhance.psf.hmi_psf`); defaults to the Enhance values.
+        HMI PSF parameters (see `enhance.observation.psf.hmi_psf`); defaults to the Enhance values.
     boundary : {'wrap', 'reflect'}
         'wrap' for periodic frames (synthetic scenes, simulation boxes), 'reflect' otherwise.
 
@@ -216,7 +217,7 @@ def make_pair(
     Examples
     --------
     >>> import numpy as np, astropy.units as u
-    >>> from enhance.synth import generate
+    >>> from enhance.scenes.synth import generate
     >>> continuum, bz = generate((400, 400), seed=1)
     >>> x, y = make_pair(continuum, 0.0662 * u.arcsec, rng=np.random.default_rng(0), patch=20)
     >>> x.shape, y.shape
@@ -241,7 +242,7 @@ class PairDataset(torch.utils.data.Dataset):
 
     Parameters
     ----------
-    sources : `~enhance.sources.Source` or sequence of them
+    sources : `~enhance.scenes.sources.Source` or sequence of them
         All of the same kind; each at a pixel scale finer than 0.252 arcsec.
     n_samples : int
         Length of the dataset.
@@ -256,7 +257,7 @@ class PairDataset(torch.utils.data.Dataset):
     patches_per_frame : int
         Consecutive samples cut from one frame; defaults to 64.
     radius : `~astropy.units.Quantity`
-        PSF kernel half-width; defaults to `~enhance.psf.DEFAULT_RADIUS` (4.37 arcsec).
+        PSF kernel half-width; defaults to `~enhance.observation.psf.DEFAULT_RADIUS` (4.37 arcsec).
     hmi_params : dict, optional
         HMI PSF parameters.
     cache_frames : int
@@ -264,7 +265,7 @@ class PairDataset(torch.utils.data.Dataset):
 
     Examples
     --------
-    >>> from enhance.sources import SyntheticSource
+    >>> from enhance.scenes.sources import SyntheticSource
     >>> data = PairDataset(SyntheticSource((400, 400), n_frames=2), n_samples=4, patch=20, seed=0)
     >>> x, y = data[3]
     >>> tuple(x.shape), tuple(y.shape), x.dtype
@@ -538,9 +539,9 @@ def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape
 
     Returns
     -------
-    list of `~enhance.sources.Source`
+    list of `~enhance.scenes.sources.Source`
     """
-    from .sources import SyntheticSource, from_array, open_source
+    from ..scenes.sources import SyntheticSource, from_array, open_source
 
     kind = _canonical_kind(kind)
     if not held_out and seed == HELD_OUT_SEED:

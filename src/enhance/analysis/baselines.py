@@ -11,9 +11,9 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from ._validation import check_choice, check_image, check_integer, check_positive
-from .degrade import HMI_PIXEL_SCALE
-from .psf import DEFAULT_RADIUS, psf_kernel
+from ..checks import check_choice, check_image, check_integer, check_positive
+from ..observation.degrade import HMI_PIXEL_SCALE
+from ..observation.psf import DEFAULT_RADIUS, psf_kernel
 
 __all__ = ["INTERPOLATION_ORDERS", "upsample_x2", "bicubic_x2", "richardson_lucy", "rl_super_resolve"]
 
@@ -116,8 +116,8 @@ def richardson_lucy(
         The blurred image, finite: continuum (any units) or a signed magnetogram (gauss).
     psf : (ky, kx) array_like, optional
         The point spread function on the image's grid, odd-sized and centred on its middle pixel; it is
-        normalised to unit sum. None samples the HMI PSF (`~enhance.psf.psf_kernel`, ``kind='hmi'``,
-        `~enhance.psf.DEFAULT_RADIUS` half-width) at ``pixel_scale``.
+        normalised to unit sum. None samples the HMI PSF (`~enhance.observation.psf.psf_kernel`, ``kind='hmi'``,
+        `~enhance.observation.psf.DEFAULT_RADIUS` half-width) at ``pixel_scale``.
     n_iter : int
         Number of iterations, or the maximum when ``tol`` or ``noise`` stop earlier; defaults to 20, the
         paper's value. 0 returns the image.

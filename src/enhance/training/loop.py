@@ -2,7 +2,7 @@
 
 ``train(cfg, train_data, val_data)`` runs, in order: seed -> data -> model -> optimizer -> resume ->
 loop (lr, step, eval, log, checkpoint) -> final weights. The data are any indexable datasets of
-``(input, target)`` pairs (`~enhance.datasets.PairDataset`, `~enhance.datasets.HDF5PairDataset`, ...).
+``(input, target)`` pairs (`~enhance.training.datasets.PairDataset`, `~enhance.training.datasets.HDF5PairDataset`, ...).
 Every batch is a pure function of ``(seed, step)``: batch ``step`` holds the training samples drawn
 ``step * batch_size ... (step + 1) * batch_size - 1``, each epoch in a permutation seeded with
 ``(seed, epoch)``, and the input noise of that batch comes from a generator seeded with ``(seed, step)``.
@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from tqdm.auto import tqdm
 
-from ._validation import check_choice, check_integer
-from ._version import __version__
-from .exceptions import EnhanceUserWarning
-from .io import atomic_write
-from .network import EnhanceNet
+from .._version import __version__
+from ..checks import check_choice, check_integer
+from ..exceptions import EnhanceUserWarning
+from ..io import atomic_write
+from ..models.network import EnhanceNet
 
 __all__ = [
     "TrainConfig",
@@ -88,9 +88,7 @@ class TrainConfig:
     seed: int = 0  # seeds the data stream, the noise and the initialisation
     device: str = "auto"  # 'auto', 'cpu', 'cuda', ...
     num_threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
-    precision: str = (
-        "float32"  # 'float32', 'bfloat16' autocast (fp32 master weights), or 'auto': bfloat16 where native
-    )
+    precision: str = "float32"  # 'float32', 'bfloat16' autocast (fp32 master weights), or 'auto': bfloat16 where native
 
     def __post_init__(self):
         check_choice(self.kind, ("intensity", "blos"), name="kind")
@@ -316,7 +314,7 @@ def plot_history(history: list[dict], path) -> None:
 
 
 def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progress: bool = True) -> dict:
-    """Train an `~enhance.network.EnhanceNet` on pairs from ``train_data``, validating on ``val_data``.
+    """Train an `~enhance.models.network.EnhanceNet` on pairs from ``train_data``, validating on ``val_data``.
 
     Parameters
     ----------
@@ -343,7 +341,7 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
     if cfg.batch_size % world:
         msg = f"batch_size ({cfg.batch_size}) must be divisible by the number of processes ({world})"
         raise ValueError(msg)
-    from .inference import resolve_device
+    from ..inference.pipeline import resolve_device
 
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
@@ -479,7 +477,7 @@ def average_checkpoints(paths, train_data, val_data=None, *, device="cpu") -> tu
 
     Returns
     -------
-    network : `~enhance.network.EnhanceNet`
+    network : `~enhance.models.network.EnhanceNet`
         The averaged network, in eval mode.
     info : dict
         ``steps`` (of the checkpoints, sorted), ``val_loss`` (or None) and ``config`` (the last
@@ -516,7 +514,7 @@ def export_average(paths, out, train_data, val_data=None, *, device="cpu", overw
     Its metadata holds the last step (``step``), the validation MSE, the configuration and the steps
     averaged (``averaged_steps``).
     """
-    from .weights import save_weights
+    from ..models.weights import save_weights
 
     network, info = average_checkpoints(paths, train_data, val_data, device=device)
     meta = {"step": info["steps"][-1], "val_loss": info["val_loss"], "averaged_steps": json.dumps(info["steps"]),
@@ -525,7 +523,7 @@ def export_average(paths, out, train_data, val_data=None, *, device="cpu", overw
 
 
 def _export(model, path: Path, cfg: TrainConfig, step: int, val_loss) -> Path:
-    from .weights import save_weights
+    from ..models.weights import save_weights
 
     meta = {"step": step, "val_loss": val_loss, "config": json.dumps(dataclasses.asdict(cfg))}
     return save_weights(model, path, kind=cfg.kind, metadata=meta, overwrite=True)

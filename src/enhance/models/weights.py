@@ -1,6 +1,6 @@
 """Trained weights: the registry of shipped models and safetensors files.
 
-A weights file is a safetensors file holding an `~enhance.network.EnhanceNet` state dict, with the
+A weights file is a safetensors file holding an `~enhance.models.network.EnhanceNet` state dict, with the
 architecture (``depth``, ``width``) and the data kind in its metadata, so that it loads on its own.
 The shipped models live in ``enhance/data`` and are listed in its `REGISTRY` with their sha256, parameter
 count and model card; `load_weights` checks all of them before use.
@@ -14,10 +14,10 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ._validation import check_choice
-from ._version import __version__
-from .exceptions import ModelNotTrainedError
-from .io import atomic_write
+from .._version import __version__
+from ..checks import check_choice
+from ..exceptions import ModelNotTrainedError
+from ..io import atomic_write
 from .network import EnhanceNet
 
 __all__ = [
@@ -66,7 +66,7 @@ def save_weights(net: EnhanceNet, path, *, kind: str, metadata: dict | None = No
 
     Parameters
     ----------
-    net : `~enhance.network.EnhanceNet`
+    net : `~enhance.models.network.EnhanceNet`
         The network.
     path : str or `~pathlib.Path`
         Destination file.
@@ -93,7 +93,7 @@ def _read_metadata(path: Path) -> dict:
 
 
 def load_network(path, *, kind: str | None = None) -> EnhanceNet:
-    """Build an `~enhance.network.EnhanceNet` from a weights file written by `save_weights`.
+    """Build an `~enhance.models.network.EnhanceNet` from a weights file written by `save_weights`.
 
     Parameters
     ----------
@@ -104,7 +104,7 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
 
     Returns
     -------
-    `~enhance.network.EnhanceNet`
+    `~enhance.models.network.EnhanceNet`
         The network, in eval mode, on the CPU.
     """
     path = Path(path)
@@ -136,12 +136,12 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
 def load_weights_file(path, *, kind: str):
     """The network in a weights file, as ``enhance run --weights`` loads it.
 
-    A ``.onnx`` file becomes an `~enhance.export.OnnxNetwork` (onnxruntime); anything else is read as
+    A ``.onnx`` file becomes an `~enhance.runtime.export.OnnxNetwork` (onnxruntime); anything else is read as
     safetensors weights (`load_network`). Either way the file's kind must be ``kind``.
     """
     if Path(path).suffix.lower() != ".onnx":
         return load_network(path, kind=kind)
-    from .export import load_onnx
+    from ..runtime.export import load_onnx
 
     network = load_onnx(path)
     if network.kind is not None and network.kind != kind:

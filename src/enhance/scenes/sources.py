@@ -2,7 +2,7 @@
 
 A `Source` is a sequence of 2-D frames of one kind ('intensity': continuum in I/Ic; 'blos': the
 line-of-sight or vertical field in gauss) at a known pixel scale. Frames are read lazily, one at a
-time, so cubes larger than memory work. `SyntheticSource` serves scenes of `enhance.synth` the same way.
+time, so cubes larger than memory work. `SyntheticSource` serves scenes of `enhance.scenes.synth` the same way.
 
 The MURaM quiet-Sun field of the Enhance paper is one such source::
 
@@ -17,7 +17,7 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 
-from ._validation import check_angle, check_choice, check_integer
+from ..checks import check_angle, check_choice, check_integer
 from .synth import KINDS as SCENE_KINDS
 from .synth import MURAM_PIXEL_SCALE, generate_scene
 
@@ -484,7 +484,7 @@ def open_source(path, *, kind="intensity", pixel_scale=None, dataset=None, norma
 
 
 class SyntheticSource(Source):
-    """Scenes of `enhance.synth.generate` as a source: frame ``i`` is the scene of seed ``(seed, i)``.
+    """Scenes of `enhance.scenes.synth.generate` as a source: frame ``i`` is the scene of seed ``(seed, i)``.
 
     Parameters
     ----------
@@ -493,7 +493,7 @@ class SyntheticSource(Source):
     kind : {'intensity', 'blos'}
         Which half of the scene the frames hold.
     scene : {'quiet_sun', 'plage', 'active_region', 'mixed'}
-        Scene kind (see `enhance.synth.preset`).
+        Scene kind (see `enhance.scenes.synth.preset`).
     n_frames : int
         Number of distinct scenes.
     seed : int
@@ -501,7 +501,7 @@ class SyntheticSource(Source):
     pixel_scale : `~astropy.units.Quantity`
         Defaults to MURaM's 0.0662 arcsec.
     **parameters
-        Overrides of `enhance.synth.SceneParameters`.
+        Overrides of `enhance.scenes.synth.SceneParameters`.
 
     Examples
     --------
@@ -544,7 +544,7 @@ class SyntheticSource(Source):
         return self.shape
 
     def scene_of(self, index):
-        """The full `enhance.synth.Scene` behind frame ``index`` (the last one is cached)."""
+        """The full `enhance.scenes.synth.Scene` behind frame ``index`` (the last one is cached)."""
         if self._last[0] != index:
             scene = generate_scene(
                 self.shape, self.pixel_scale, kind=self.scene, seed=[self.seed, index], **self._parameters

@@ -27,7 +27,7 @@ What a scene holds
 
 Every random draw comes from one `numpy.random.Generator` built from ``seed``, so a scene is a pure
 function of ``(shape, pixel_scale, kind, seed, parameters)``. All structures are periodic, so
-`enhance.degrade.degrade` with ``boundary="wrap"`` is exact.
+`enhance.observation.degrade.degrade` with ``boundary="wrap"`` is exact.
 
 References
 ----------
@@ -52,7 +52,7 @@ import numpy as np
 import scipy.fft
 from scipy.spatial import cKDTree
 
-from ._validation import check_angle, check_choice, check_integer
+from ..checks import check_angle, check_choice, check_integer
 
 __all__ = [
     "KINDS",
@@ -80,7 +80,7 @@ MURAM_PIXEL_SCALE = 0.0662 * u.arcsec
 # to 5e-3 at 0.03 / arcsec and flat beyond, a compromise between MURaM's few low-frequency annuli (2e-3
 # to 7e-3, mean 4e-3: its 33 arcsec box holds few modes) and the level that real HMI quiet Sun implies
 # once the HMI transfer function is divided out (7e-3 to 9e-3). Calibrated once with
-# `enhance.calibration` over ten seeds; the numbers are constants, not data.
+# `enhance.analysis.calibration` over ten seeds; the numbers are constants, not data.
 _PSD_FREQUENCY = np.array([0.03, 0.1, 0.3, 0.45, 0.55, 0.7, 0.87, 1.1, 1.38, 1.74, 2.18, 2.75, 3.45, 4.34, 5.46, 6.87])
 _PSD_POWER = np.array(
     [
@@ -410,7 +410,7 @@ def granulation_psd(frequency, *, spacing=_REFERENCE_SPACING):
     -------
     `~numpy.ndarray`
         Power spectral density in (I/Ic)**2 arcsec**2, the normalisation of
-        `enhance.metrics.power_spectrum`.
+        `enhance.analysis.metrics.power_spectrum`.
 
     Notes
     -----
@@ -1003,7 +1003,7 @@ def write_scene(scene, continuum_path, bz_path, *, overwrite=False):
     """Write a scene's continuum and Bz to two FITS files, each atomically.
 
     The headers carry the pixel scale (CDELT1/2 and CUNIT1/2 in arcsec, which
-    `enhance.sources.open_source` reads back), BUNIT ('I/Ic', 'G'), CONTENT (so that
+    `enhance.scenes.sources.open_source` reads back), BUNIT ('I/Ic', 'G'), CONTENT (so that
     `enhance.io.detect_kind` recognises them) and the scene kind and parameters as HISTORY.
 
     Parameters
@@ -1023,7 +1023,7 @@ def write_scene(scene, continuum_path, bz_path, *, overwrite=False):
     """
     from pathlib import Path
 
-    from .io import write_fits
+    from ..io import write_fits
 
     paths = (Path(continuum_path), Path(bz_path))
     if paths[0].resolve() == paths[1].resolve():
@@ -1034,7 +1034,13 @@ def write_scene(scene, continuum_path, bz_path, *, overwrite=False):
             msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
             raise FileExistsError(msg)
     scale = float(scene.pixel_scale.to_value(u.arcsec))
-    common = {"CDELT1": scale, "CDELT2": scale, "CUNIT1": "arcsec", "CUNIT2": "arcsec", "ORIGIN": "enhance.synth"}
+    common = {
+        "CDELT1": scale,
+        "CDELT2": scale,
+        "CUNIT1": "arcsec",
+        "CUNIT2": "arcsec",
+        "ORIGIN": "enhance.scenes.synth",
+    }
     history = [f"synthetic {scene.kind} scene", repr(scene.parameters)]
     written = []
     for path, data, unit, content in (

@@ -1,0 +1,1 @@
+"""Classical baselines, metrics, figures, diagnostics of an enhanced image, and validation."""

@@ -1,0 +1,1 @@
+"""Training pairs from any scene source, the training loop, and checkpoint averaging."""
