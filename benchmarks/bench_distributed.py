@@ -27,7 +27,7 @@ from dask.system import CPU_COUNT
 from distributed import Client
 
 import enhance.inference.distributed
-from enhance.inference.distributed import _cached_network, _local_cluster, enhance_files, summarize
+from enhance.inference.distributed import cached_network, enhance_files, local_cluster, summarize
 from enhance.models.network import full, light
 from enhance.models.weights import save_weights
 
@@ -44,8 +44,8 @@ def _write_images(folder: Path, size: int, count: int) -> None:
 
 
 def _measure(inputs: Path, out: Path, weights: Path, *, n_workers: int, device: str, tile: int) -> dict:
-    with _local_cluster(n_workers) as cluster, Client(cluster) as client:
-        client.run(_cached_network, str(weights.resolve()), kind="intensity")  # load once per worker, untimed
+    with local_cluster(n_workers) as cluster, Client(cluster) as client:
+        client.run(cached_network, str(weights.resolve()), kind="intensity")  # load once per worker, untimed
         cpu_start = sum(client.run(time.process_time).values())
         start = time.perf_counter()
         records = enhance_files(inputs, out, kind="intensity", weights=weights, client=client, device=device,
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
     parser.add_argument("--tile", type=int, default=512, help="tile size, as enhance uses above 1024^2 (default 512)")
     parser.add_argument("--glibc-default-malloc", action="store_true",
-                        help="workers without the malloc tuning of _local_cluster (to compare)")  # fmt: skip
+                        help="workers without the malloc tuning of local_cluster (to compare)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.glibc_default_malloc:
         enhance.inference.distributed._WORKER_MALLOC = {}  # an A/B switch for this benchmark only

@@ -45,7 +45,7 @@ from full_disk import network  # noqa: E402
 
 import enhance  # noqa: E402
 from enhance.analysis.baselines import rl_super_resolve  # noqa: E402
-from enhance.inference.pipeline import _auto_backend  # noqa: E402
+from enhance.inference.pipeline import auto_backend  # noqa: E402
 from enhance.inference.tiling import run_tiled  # noqa: E402
 from enhance.models.network import fold_batchnorm, receptive_margin  # noqa: E402
 from enhance.runtime.graph import InferenceNet  # noqa: E402
@@ -182,7 +182,7 @@ def main() -> int:
         cases[key] = Case(key, fn, **kwargs)
 
     full_arch, light_arch = {"depth": 5, "width": 64}, {"depth": 1, "width": 32}
-    auto = _auto_backend(full_net, precision="float32", device="cpu")
+    auto = auto_backend(full_net, precision="float32", device="cpu")
 
     def through_enhance(image, model):
         """``enhance.enhance(image, model=...)`` as users call it; the initialised network if none is shipped."""

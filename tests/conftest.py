@@ -53,7 +53,7 @@ def data_dir(tmp_path, monkeypatch):
 
     folder = tmp_path / "package_data"
     folder.mkdir()
-    monkeypatch.setattr(enhance.models.weights, "_data_dir", lambda: folder)
+    monkeypatch.setattr(enhance.models.weights, "package_data_dir", lambda: folder)
     return folder
 
 

@@ -11,7 +11,7 @@ from scipy import ndimage
 from enhance import enhance, enhance_dask, enhance_files
 from enhance.cli import main
 from enhance.exceptions import ModelNotTrainedError
-from enhance.inference.distributed import MANIFEST_FIELDS, MANIFEST_NAME, _network_cache_info, find_inputs, output_path
+from enhance.inference.distributed import MANIFEST_FIELDS, MANIFEST_NAME, find_inputs, network_cache_info, output_path
 from enhance.io import read_fits
 from enhance.models.network import receptive_margin
 from enhance.models.weights import load_network, save_weights
@@ -89,7 +89,7 @@ def test_two_worker_processes_equal_the_single_process_result(inputs, weights, c
         np.testing.assert_allclose(fits.getdata(record["output"]), expected, rtol=1e-6, atol=1e-6)
     # Each worker process loaded the network at most once and reused it for its other files.
     key = f"{Path(weights).resolve()}::intensity"
-    info = client.run(_network_cache_info)
+    info = client.run(network_cache_info)
     loads = [worker["loads"].get(key, 0) for worker in info.values()]
     hits = [worker["hits"].get(key, 0) for worker in info.values()]
     assert all(n <= 1 for n in loads)

@@ -93,12 +93,12 @@ def test_enhance_fast_paths_equal_reference_tiled_and_whole(net, shape, tile, ba
 
 
 def test_auto_backend_choice(net):
-    from enhance.inference.pipeline import _auto_backend
+    from enhance.inference.pipeline import auto_backend
 
-    assert _auto_backend(net, precision="float32", device="cpu") == "onnx"  # onnxruntime is installed here
-    assert _auto_backend(net, precision="bfloat16", device="cpu") == "torch"
-    assert _auto_backend(net, precision="float32", device="cuda") == "torch"
-    assert _auto_backend(torch.nn.Identity(), precision="float32", device="cpu") == "torch"
+    assert auto_backend(net, precision="float32", device="cpu") == "onnx"  # onnxruntime is installed here
+    assert auto_backend(net, precision="bfloat16", device="cpu") == "torch"
+    assert auto_backend(net, precision="float32", device="cuda") == "torch"
+    assert auto_backend(torch.nn.Identity(), precision="float32", device="cpu") == "torch"
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])

@@ -114,9 +114,9 @@ def test_onnx_backend_runs_bands_on_every_thread(tiny_net):
     pytest.importorskip("onnxruntime")
     import torch
 
-    from enhance.inference.pipeline import _runner
+    from enhance.inference.pipeline import make_runner
 
-    runner, workers = _runner(tiny_net, backend="onnx", precision="float32", device=torch.device("cpu"))
+    runner, workers = make_runner(tiny_net, backend="onnx", precision="float32", device=torch.device("cpu"))
     assert workers == torch.get_num_threads()
     assert runner.session.get_session_options().intra_op_num_threads == 1
     image = 1 + 0.1 * np.random.default_rng(4).standard_normal((90, 40))

@@ -24,7 +24,7 @@ import astropy.units as u
 from enhance import __version__
 from enhance.analysis.validate import floors, real_data
 from enhance.io import atomic_write
-from enhance.models.weights import _data_dir, _entry, _read_metadata, load_weights, model_card, ship
+from enhance.models.weights import load_weights, model_card, package_data_dir, read_metadata, registry_entry, ship
 from enhance.observation.psf import DEFAULT_RADIUS, ENHANCE_2018, TARGET_DIAMETER
 from enhance.training.loop import load_checkpoint
 
@@ -53,7 +53,7 @@ def refresh_card(kind, variant, accepted, note) -> int:
         return 1
     card = model_card(kind, variant) | {"real_hmi_sample": behaviour, "known_deviations": deviations,
                                         "card_refreshed_with": __version__}  # fmt: skip
-    path = _data_dir() / _entry(kind, variant)["card"]
+    path = package_data_dir() / registry_entry(kind, variant)["card"]
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=1)), overwrite=True)
     print(json.dumps({"real_hmi_sample": behaviour["numbers"], "known_deviations": deviations}, indent=1))
     return 0
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         sys.stderr.write("not shipping:\n  " + "\n  ".join(failed) + "\n")
         return 1
     state = load_checkpoint(run / "checkpoint.pt")
-    best = _read_metadata(run / args.weights)
+    best = read_metadata(run / args.weights)
     card = {
         "training_data": "synthetic mixed scenes (enhance.scenes.synth, 128 x 1000x1000 at 0.0662 arcsec)"
         + (" + MURaM quiet Sun, first 75 % of rows" if args.kind == "intensity" else ""),

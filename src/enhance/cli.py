@@ -67,13 +67,13 @@ def _run(args) -> int:
     """One file into one file, through the batch engine's task (`enhance_files` handles everything else)."""
     if _is_batch(args):
         return _run_batch(args)
-    from .inference.distributed import _enhance_file, _model_label
+    from .inference.distributed import enhance_file, model_label
 
     source, target = Path(args.inputs[0]), Path(args.output)
     if target.exists() and not args.overwrite:
         return _error(f"{target} exists; use --overwrite to replace it")
-    record = _enhance_file(source, target, kind=args.type, weights=args.weights, model=args.model,
-                           label=_model_label(args.weights, args.model), qs_level=args.qs_level, device=args.device,
+    record = enhance_file(source, target, kind=args.type, weights=args.weights, model=args.model,
+                           label=model_label(args.weights, args.model), qs_level=args.qs_level, device=args.device,
                            tile=args.tile, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
                            consistency=args.consistency, progress=True)  # fmt: skip
     if record["status"] != "done":
@@ -407,9 +407,9 @@ def _average(args) -> int:
     last = load_checkpoint(args.checkpoints[-1])["config"]
     val_data = _validation_pairs(args.val, last["kind"], args.simulation, last["eval_samples"])
     path = export_average(args.checkpoints, out, HDF5PairDataset(args.data), val_data, overwrite=args.overwrite)
-    from .models.weights import _read_metadata
+    from .models.weights import read_metadata
 
-    meta = _read_metadata(path)
+    meta = read_metadata(path)
     print(f"wrote {path}: mean of the checkpoints of steps {meta['averaged_steps']}, validation MSE "
           f"{float(meta['val_loss']):.4e}")  # fmt: skip
     return 0

@@ -15,7 +15,7 @@ import numpy as np
 from .analysis.baselines import rl_super_resolve
 from .analysis.metrics import contrast
 from .exceptions import ModelNotTrainedError
-from .inference.pipeline import _enhance_array, estimate_qs_level, resolve_network
+from .inference.pipeline import enhance_array, estimate_qs_level, resolve_network
 from .io import read_fits, upscale_header, write_fits
 
 __all__ = ["sample_path", "main"]
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
                 network, model = resolve_network(kind, model="full"), "full"
             except ModelNotTrainedError:
                 network, model = resolve_network(kind, model="light"), "light"
-            result = _enhance_array(data, kind=kind, network=network)
+            result = enhance_array(data, kind=kind, network=network)
             label, suffix = f"Enhance x2 ({model} model)", "_enhanced"
         except ModelNotTrainedError as err:
             # Say so, and show the classical baseline instead of an untrained network's output.

@@ -44,12 +44,12 @@ _SKIP_ON_WRITE = (
 _GAUSS_UNITS = ("g", "gauss", "mx/cm^2", "mx cm-2", "mx/cm2")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-_IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
+IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 
 
 def _image_hdu(hdul, path):
     for hdu in hdul:
-        if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS", 0) > 0:
+        if isinstance(hdu, IMAGE_HDUS) and hdu.header.get("NAXIS", 0) > 0:
             try:
                 data = hdu.data
             except (ValueError, TypeError, OSError) as err:

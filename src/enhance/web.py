@@ -10,6 +10,7 @@ Imports neither torch nor onnxruntime.
 
 import http.server
 import logging
+import sys
 from pathlib import Path
 
 __all__ = ["DEFAULT_ROOT", "HEADERS", "check_root", "make_server"]
@@ -65,6 +66,18 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         _log.debug("%s %s", self.address_string(), format % args)
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A browser that closes a connection early (a cancelled download) is not an error worth a traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            _log.debug("%s closed the connection: %s", client_address, error)
+            return
+        super().handle_error(request, client_address)
+
+
 def make_server(root=None, *, port: int = 8000) -> http.server.ThreadingHTTPServer:
     """An HTTP server of the built page on 127.0.0.1; call ``serve_forever()`` on it.
 
@@ -96,7 +109,6 @@ def make_server(root=None, *, port: int = 8000) -> http.server.ThreadingHTTPServ
         def __init__(self, *args, **kwargs):
             super().__init__(*args, directory=str(path), **kwargs)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", port), Handler)
     server.root = path
     return server

@@ -77,12 +77,12 @@ def bicubic_x2(image) -> np.ndarray:
     return upsample_x2(image, method="bicubic")
 
 
-def _padded_shape(shape, half):
+def padded_shape(shape, half):
     """Grid holding the image plus at least ``half`` pixels of padding per side, with a fast FFT length."""
     return tuple(scipy.fft.next_fast_len(n + 2 * h, real=True) for n, h in zip(shape, half, strict=True))
 
 
-def _transfer_function(kernel, shape, dtype):
+def transfer_function(kernel, shape, dtype):
     """rfft2 of a centred odd-sized kernel folded onto a periodic grid of ``shape``."""
     ky, kx = kernel.shape[0] // 2, kernel.shape[1] // 2
     folded = np.zeros(shape, dtype=dtype)
@@ -227,13 +227,13 @@ def richardson_lucy(
         top, left, work = 0, 0, data
     else:
         half = (kernel.shape[0] // 2, kernel.shape[1] // 2)
-        shape = _padded_shape(data.shape, half)
+        shape = padded_shape(data.shape, half)
         top, left = (shape[0] - ny) // 2, (shape[1] - nx) // 2
         # Half-sample mirror: the padded grid continues the image symmetrically about its outer edges
         # (np.pad's 'symmetric' repeats with period 2n, so any padding width works).
         work = np.pad(data, ((top, shape[0] - ny - top), (left, shape[1] - nx - left)), mode="symmetric")
     grid = work.shape
-    otf = _transfer_function(kernel, grid, dtype)
+    otf = transfer_function(kernel, grid, dtype)
     otf_adjoint = np.conj(otf)
 
     def blur(x, transfer):

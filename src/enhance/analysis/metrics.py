@@ -14,7 +14,7 @@ from scipy import ndimage
 from ..checks import check_choice, check_image, check_integer, check_positive, fill_nonfinite
 from ..observation.degrade import HMI_PIXEL_SCALE, bin_area
 from ..observation.psf import DEFAULT_RADIUS, TARGET_DIAMETER, psf_kernel
-from .baselines import _padded_shape, _transfer_function, bicubic_x2
+from .baselines import bicubic_x2, padded_shape, transfer_function
 
 __all__ = [
     "contrast",
@@ -507,10 +507,10 @@ _OTF_FLOOR = 1e-2  # below this Airy OTF value the HMI/Airy ratio is damped (the
 
 def _reconvolution_transfer(kernel_hmi, kernel_airy, shape, resolution):
 
-    otf_hmi = _transfer_function(kernel_hmi, shape, np.float64).real
+    otf_hmi = transfer_function(kernel_hmi, shape, np.float64).real
     if resolution == "object":
         return otf_hmi
-    otf_airy = _transfer_function(kernel_airy, shape, np.float64).real
+    otf_airy = transfer_function(kernel_airy, shape, np.float64).real
     return otf_hmi * otf_airy / np.maximum(np.abs(otf_airy), _OTF_FLOOR) ** 2
 
 
@@ -593,7 +593,7 @@ def reconvolve(
     if boundary == "wrap":
         top, left, work = 0, 0, data
     else:
-        shape = _padded_shape(data.shape, (kernel_hmi.shape[0] // 2, kernel_hmi.shape[1] // 2))
+        shape = padded_shape(data.shape, (kernel_hmi.shape[0] // 2, kernel_hmi.shape[1] // 2))
         top, left = (shape[0] - ny) // 2, (shape[1] - nx) // 2
         work = np.pad(data, ((top, shape[0] - ny - top), (left, shape[1] - nx - left)), mode="symmetric")
     transfer = _reconvolution_transfer(kernel_hmi, kernel_airy, work.shape, resolution)

@@ -33,7 +33,7 @@ from ..checks import check_choice, supported_float_type
 from ..io import FITS_SUFFIXES, fits_stem
 from ..models.network import receptive_margin
 from ..observation.quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
-from .pipeline import KINDS, _enhance_array, _history, resolve_network
+from .pipeline import KINDS, enhance_array, history_cards, resolve_network
 
 __all__ = [
     "enhance_files",
@@ -63,7 +63,7 @@ _HITS: Counter = Counter()
 _LOCK = threading.Lock()
 
 
-def _cached_network(weights, *, kind, model="full"):
+def cached_network(weights, *, kind, model="full"):
     """The network for ``kind`` from ``weights`` (a path) or the shipped ``model``, loaded once per process."""
     if weights is None:
         key = ("shipped", kind, model)
@@ -93,7 +93,7 @@ def _cache_name(key):
     return f"{key[0]}::{key[-1]}" if key[0] == "shipped" else f"{key[0]}::{key[3]}"
 
 
-def _network_cache_info():
+def network_cache_info():
     """Loads and reuses of this process's network cache (run it on every worker with ``client.run``)."""
     import torch
 
@@ -178,11 +178,11 @@ def _input_header(source: Path):
     """Shape and header of the first image HDU, read without its data."""
     from astropy.io import fits
 
-    from ..io import _IMAGE_HDUS
+    from ..io import IMAGE_HDUS
 
     with fits.open(source, memmap=False) as hdul:
         for hdu in hdul:
-            if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS", 0) > 0:
+            if isinstance(hdu, IMAGE_HDUS) and hdu.header.get("NAXIS", 0) > 0:
                 shape = tuple(n for n in hdu.shape if n != 1) if len(hdu.shape) > 2 else tuple(hdu.shape)
                 return shape, hdu.header.copy()
     msg = f"{source} holds no image data"
@@ -211,7 +211,7 @@ def _kind_for(source: Path, kind: str, header) -> str:
     return resolve_kind(kind, header, path=source)
 
 
-def _enhance_file(
+def enhance_file(
     source,
     target,
     *,
@@ -252,10 +252,10 @@ def _enhance_file(
             record["reason"] = "replaced an incomplete output"
         image, header = read_fits(source)
         record["kind"] = file_kind = _kind_for(source, kind, header)
-        network = _cached_network(weights, kind=file_kind, model=model)
-        result = _enhance_array(image, kind=file_kind, network=network, qs_level=qs_level, device=device, tile=tile,
+        network = cached_network(weights, kind=file_kind, model=model)
+        result = enhance_array(image, kind=file_kind, network=network, qs_level=qs_level, device=device, tile=tile,
                                 backend=backend, precision=precision, progress=progress)  # fmt: skip
-        history = _history(file_kind, model, network if weights is not None else None)
+        history = history_cards(file_kind, model, network if weights is not None else None)
         history += f" ({Path(weights).name})" if weights is not None else ""
         extra = []
         if consistency:
@@ -280,12 +280,12 @@ def _finish(record, start):
     return record
 
 
-def _model_label(weights, model):
+def model_label(weights, model):
     if weights is None:
         return model
-    from ..models.weights import _sha256
+    from ..models.weights import file_sha256
 
-    return f"{Path(weights).name} sha256:{_sha256(Path(weights))[:16]}"
+    return f"{Path(weights).name} sha256:{file_sha256(Path(weights))[:16]}"
 
 
 def _preflight(kind, model, weights):
@@ -332,7 +332,7 @@ def _write_manifest(path: Path, records, previous):
 _WORKER_MALLOC = {"MALLOC_ARENA_MAX": 1, "MALLOC_MMAP_THRESHOLD_": 2**30, "MALLOC_TRIM_THRESHOLD_": 2**30}
 
 
-def _local_cluster(n_workers):
+def local_cluster(n_workers):
     """A LocalCluster of ``n_workers`` processes sharing this machine's cores without oversubscribing them.
 
     Each worker runs ``cores // n_workers`` (at least 1) tasks at once; Dask's nanny sets
@@ -369,7 +369,7 @@ def _dask_client(client, n_workers):
         with Client(client) as own:
             yield own
     else:
-        with _local_cluster(n_workers) as cluster, Client(cluster) as own:
+        with local_cluster(n_workers) as cluster, Client(cluster) as own:
             yield own
 
 
@@ -494,7 +494,7 @@ def enhance_files(
         "kind": kind,
         "weights": weights,
         "model": model,
-        "label": _model_label(weights, model),
+        "label": model_label(weights, model),
         "qs_level": qs_level,
         "device": device,
         "tile": tile,
@@ -503,7 +503,7 @@ def enhance_files(
         "overwrite": overwrite,
         "consistency": consistency,
     }
-    task = partial(_enhance_file, **options)
+    task = partial(enhance_file, **options)
 
     from tqdm.auto import tqdm
 
@@ -589,7 +589,7 @@ def summarize(records, *, wall_seconds: float | None = None) -> dict:
 
 @dataclass(frozen=True)
 class _WeightsFile:
-    """Sent to the workers instead of a network: each loads the file once (`_cached_network`)."""
+    """Sent to the workers instead of a network: each loads the file once (`cached_network`)."""
 
     path: str
     kind: str
@@ -613,13 +613,13 @@ def _enhance_block(block, network, qs_level, *, kind, margin, input_chunks, devi
                    block_info=None):  # fmt: skip
     """Enhance one overlapped chunk and cut away the (doubled) overlap."""
     if isinstance(network, _WeightsFile):
-        network = _cached_network(network.path, kind=network.kind)
+        network = cached_network(network.path, kind=network.kind)
     location, n_chunks = block_info[0]["chunk-location"], block_info[0]["num-chunks"]
     if isinstance(qs_level, QuietSunSurface):  # the piece of the global surface under this chunk
         origin = [sum(sizes[:at]) - (margin if at > 0 else 0) for sizes, at in zip(input_chunks, location, strict=True)]
         qs_level = qs_level.window(*origin, block.shape)
     if np.isfinite(block).any():
-        out = _enhance_array(block, kind=kind, network=network, qs_level=qs_level, device=device, tile=tile,
+        out = enhance_array(block, kind=kind, network=network, qs_level=qs_level, device=device, tile=tile,
                              backend=backend, precision=precision)  # fmt: skip
     else:  # an off-limb chunk of a full-disk image
         out = np.full((2 * block.shape[0], 2 * block.shape[1]), np.nan, dtype=supported_float_type(block.dtype))

@@ -60,9 +60,9 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
             raise TypeError(msg)
         return network
     check_choice(model, ("full", "light"), name="model")
-    from ..models.weights import _entry, shipped_path
+    from ..models.weights import registry_entry, shipped_path
 
-    entry = _entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
+    entry = registry_entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
     return _shipped_network(kind, model, str(shipped_path(kind, model)), entry["sha256"])
 
 
@@ -91,7 +91,7 @@ def _digest(network: torch.nn.Module) -> bytes:
     return digest.digest()
 
 
-def _auto_backend(network, *, precision, device) -> str:
+def auto_backend(network, *, precision, device) -> str:
     """onnxruntime for an OnnxNetwork, and for an EnhanceNet in float32 on the CPU when it is installed."""
     from ..runtime.export import OnnxNetwork
 
@@ -103,7 +103,7 @@ def _auto_backend(network, *, precision, device) -> str:
     return "torch"
 
 
-def _runner(network, *, backend, precision, device):
+def make_runner(network, *, backend, precision, device):
     """What `~enhance.inference.tiling.run_tiled` calls, and how many calls it may run at once: ``(runner, workers)``.
 
     The runner is an `InferenceNet`, the module itself, or onnxruntime. An
@@ -118,7 +118,7 @@ def _runner(network, *, backend, precision, device):
     from ..runtime.export import OnnxNetwork
 
     if backend == "auto":
-        backend = _auto_backend(network, precision=precision, device=device)
+        backend = auto_backend(network, precision=precision, device=device)
     if backend == "onnx" and precision != "float32":
         msg = f"the onnx backend runs in float32; precision={precision!r} needs backend='torch'"
         raise ValueError(msg)
@@ -148,7 +148,7 @@ def _runner(network, *, backend, precision, device):
     return prepared
 
 
-def _enhance_array(
+def enhance_array(
     image, *, kind, network, qs_level=None, device="auto", tile=None, progress=False, backend="auto",
     precision="float32",
 ):  # fmt: skip
@@ -177,7 +177,7 @@ def _enhance_array(
     device = resolve_device(device)
     depth = getattr(network, "depth", None)
     margin = receptive_margin(depth) if depth is not None else 32
-    runner, workers = _runner(network, backend=backend, precision=precision, device=device)
+    runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
     from .tiling import run_tiled
 
     result = run_tiled(
@@ -207,7 +207,7 @@ def _scale_rows(array, surface, *, factor=1, divide=False, band=256):
             target *= values
 
 
-def _history(kind, model, network):
+def history_cards(kind, model, network):
     name = f"custom {type(network).__name__}" if network is not None else f"{model} {kind}"
     return f"solar-enhance {__version__}: Enhance x2 deconvolution + super-resolution, model: {name}"
 
@@ -299,14 +299,14 @@ def enhance(
     net = resolve_network(kind, model=model, network=network)
     options = {"kind": kind, "network": net, "qs_level": qs_level, "device": device, "tile": tile, "progress": progress,
                "backend": backend, "precision": precision}  # fmt: skip
-    history = _history(kind, model, network)
+    history = history_cards(kind, model, network)
 
     if isinstance(data, str | Path):
         from ..io import read_fits, resolve_kind, upscale_header, write_fits
 
         image, header = read_fits(data)
         resolve_kind(kind, header, path=data)  # a magnetogram in gauss; warns off HMI's pixel scale
-        result = _enhance_array(image, **options)
+        result = enhance_array(image, **options)
         new_header = upscale_header(header, 2, history=history)
         if output is not None:
             return write_fits(output, result, new_header, overwrite=overwrite)
@@ -327,6 +327,6 @@ def enhance(
         from ..io import resolve_kind, upscale_header
 
         resolve_kind(kind, data.meta, path="map")
-        result = _enhance_array(data.data, **options)
+        result = enhance_array(data.data, **options)
         return sunpy.map.Map(result, upscale_header(data.meta, 2, history=history))
-    return _enhance_array(data, **options)
+    return enhance_array(data, **options)

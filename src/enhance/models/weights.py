@@ -43,14 +43,14 @@ VARIANTS = ("full", "light")
 REGISTRY = "models.json"
 
 
-def _data_dir() -> Path:
+def package_data_dir() -> Path:
     """The package's data folder (weights, model cards, registry, sample cut-outs)."""
     return Path(str(resources.files("enhance") / "data"))
 
 
 def shipped() -> dict[tuple[str, str], dict]:
     """The shipped models: ``(kind, variant) -> {"file", "sha256", "num_params", "card"}``."""
-    path = _data_dir() / REGISTRY
+    path = package_data_dir() / REGISTRY
     if not path.is_file():
         return {}
     entries = json.loads(path.read_text())
@@ -85,7 +85,7 @@ def save_weights(net: EnhanceNet, path, *, kind: str, metadata: dict | None = No
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta), overwrite=overwrite)
 
 
-def _read_metadata(path: Path) -> dict:
+def read_metadata(path: Path) -> dict:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -112,7 +112,7 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
         msg = f"weights file not found: {path}"
         raise FileNotFoundError(msg)
     try:
-        meta = _read_metadata(path)
+        meta = read_metadata(path)
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         msg = f"{path} is not a safetensors weights file: {err}"
@@ -152,10 +152,10 @@ def load_weights_file(path, *, kind: str):
 
 def shipped_path(kind: str, variant: str) -> Path:
     """Path of a shipped weights file inside the package."""
-    return _data_dir() / _entry(kind, variant)["file"]
+    return package_data_dir() / registry_entry(kind, variant)["file"]
 
 
-def _entry(kind: str, variant: str) -> dict:
+def registry_entry(kind: str, variant: str) -> dict:
     check_choice(kind, KINDS, name="kind")
     check_choice(variant, VARIANTS, name="model")
     models = shipped()
@@ -171,7 +171,7 @@ def _entry(kind: str, variant: str) -> dict:
     return models[(kind, variant)]
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -187,9 +187,9 @@ def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> E
     `~enhance.exceptions.ModelNotTrainedError`
         If the package ships no trained weights for this model.
     """
-    entry = _entry(kind, variant)
+    entry = registry_entry(kind, variant)
     path = shipped_path(kind, variant)
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if digest != entry["sha256"]:
         msg = f"shipped weights {path} are corrupt: sha256 {digest}, expected {entry['sha256']}"
         raise ValueError(msg)
@@ -209,7 +209,7 @@ def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> E
 
 def model_card(kind: str, variant: str) -> dict:
     """The JSON model card of a shipped model (training data, recipe, metrics)."""
-    return json.loads((_data_dir() / _entry(kind, variant)["card"]).read_text())
+    return json.loads((package_data_dir() / registry_entry(kind, variant)["card"]).read_text())
 
 
 def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict:
@@ -238,13 +238,13 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
     if _architecture(net) != expected:
         msg = f"{weights} holds {_architecture(net)}, but the {variant!r} model is {expected}"
         raise ValueError(msg)
-    folder = Path(data_dir) if data_dir is not None else _data_dir()
+    folder = Path(data_dir) if data_dir is not None else package_data_dir()
     name = f"enhance_{kind}_{variant}"
     target = folder / f"{name}.safetensors"
     atomic_write(target, lambda tmp: Path(tmp).write_bytes(Path(weights).read_bytes()), overwrite=True)
     card = {"name": name, "kind": kind, "variant": variant, "package_version": __version__, **card}
     atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=1)), overwrite=True)
-    entry = {"file": target.name, "sha256": _sha256(target), "num_params": sum(p.numel() for p in net.parameters()),
+    entry = {"file": target.name, "sha256": file_sha256(target), "num_params": sum(p.numel() for p in net.parameters()),
              "card": f"{name}.json"}  # fmt: skip
     registry_path = folder / REGISTRY
     registry = json.loads(registry_path.read_text()) if registry_path.is_file() else {}

@@ -40,7 +40,7 @@ KM_PER_ARCSEC = float((const.au * np.tan((1 * u.arcsec).to_value(u.rad))).to_val
 _FIELD_UNITS = {"g": u.G, "gauss": u.G, "kg": u.kG, "t": u.T, "mt": u.mT, "mx/cm^2": u.G, "mx/cm2": u.G, "mx cm-2": u.G}
 
 
-def _canonical_kind(kind):
+def canonical_kind(kind):
     if kind not in _ALIASES:
         options = ", ".join(repr(k) for k in _ALIASES)
         msg = f"kind must be one of {options}, got {kind!r}"
@@ -300,7 +300,7 @@ def from_array(data, pixel_scale, *, kind="intensity", normalise="auto", unit=No
     >>> len(source), float(source.frame(1).mean())
     (2, 1.0)
     """
-    kind = _canonical_kind(kind)
+    kind = canonical_kind(kind)
     normalise = _check_normalise(normalise, kind)
     array = np.asarray(data)
     if array.dtype.kind not in "iuf":
@@ -466,7 +466,7 @@ def open_source(path, *, kind="intensity", pixel_scale=None, dataset=None, norma
     if not path.is_file():
         msg = f"input file not found: {path}"
         raise FileNotFoundError(msg)
-    kind = _canonical_kind(kind)
+    kind = canonical_kind(kind)
     normalise = _check_normalise(normalise, kind)
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     options = {"kind": kind, "pixel_scale": pixel_scale, "normalise": normalise, "unit": unit, "periodic": periodic}
@@ -523,7 +523,7 @@ class SyntheticSource(Source):
         pixel_scale=MURAM_PIXEL_SCALE,
         **parameters,
     ):
-        self.kind = _canonical_kind(kind)
+        self.kind = canonical_kind(kind)
         check_choice(scene, SCENE_KINDS, name="scene")
         check_integer(n_frames, name="n_frames")
         check_integer(seed, name="seed", minimum=0)

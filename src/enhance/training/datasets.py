@@ -30,7 +30,7 @@ from ..checks import check_integer
 from ..io import atomic_write
 from ..observation.degrade import HMI_PIXEL_SCALE, degrade
 from ..observation.psf import DEFAULT_RADIUS
-from ..scenes.sources import Source, _canonical_kind
+from ..scenes.sources import Source, canonical_kind
 
 __all__ = [
     "NOISE",
@@ -110,7 +110,7 @@ def degrade_frame(
     >>> observed.shape, target.shape, round(float(observed.mean()), 6)
     ((15, 15), (30, 30), 1.5)
     """
-    kind = _canonical_kind(kind)
+    kind = canonical_kind(kind)
     observed, target = degrade(frame, pixel_scale, radius=radius, hmi_params=hmi_params, boundary=boundary)
     factor = SCALE[kind]
     return (observed * factor).astype(np.float32), (target * factor).astype(np.float32)
@@ -223,7 +223,7 @@ def make_pair(
     >>> x.shape, y.shape
     ((20, 20), (40, 40))
     """
-    kind = _canonical_kind(kind)
+    kind = canonical_kind(kind)
     level = _noise_level(noise, kind) * SCALE[kind]
     observed, target = degrade_frame(
         frame, pixel_scale, kind=kind, radius=radius, hmi_params=hmi_params, boundary=boundary
@@ -543,7 +543,7 @@ def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape
     """
     from ..scenes.sources import SyntheticSource, from_array, open_source
 
-    kind = _canonical_kind(kind)
+    kind = canonical_kind(kind)
     if not held_out and seed == HELD_OUT_SEED:
         msg = f"seed {seed} is the held-out seed; training scenes must use another one"
         raise ValueError(msg)
