@@ -68,14 +68,16 @@ def _run(args) -> int:
     if _is_batch(args):
         return _run_batch(args)
     from .inference.distributed import enhance_file, model_label
+    from .inference.pipeline import RunOptions
 
     source, target = Path(args.inputs[0]), Path(args.output)
     if target.exists() and not args.overwrite:
         return _error(f"{target} exists; use --overwrite to replace it")
     record = enhance_file(source, target, kind=args.type, weights=args.weights, model=args.model,
-                           label=model_label(args.weights, args.model), qs_level=args.qs_level, device=args.device,
-                           tile=args.tile, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
-                           consistency=args.consistency, progress=True)  # fmt: skip
+                           label=model_label(args.weights, args.model),
+                           options=RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile,
+                                              backend=args.backend, precision=args.precision, progress=True),
+                           overwrite=args.overwrite, consistency=args.consistency)  # fmt: skip
     if record["status"] != "done":
         return _error(record["reason"].split(": ", 1)[-1])
     print(f"{source} -> {target} ({record['kind']}, {record['seconds']} s)")

@@ -296,7 +296,7 @@ def compare(
     >>> sorted(result["consistency"])
     ['enhance', 'richardson_lucy']
     """
-    from ..inference.pipeline import enhance_array, estimate_qs_level, history_cards, resolve_network
+    from ..inference.pipeline import RunOptions, enhance_array, estimate_qs_level, history_cards, resolve_network
 
     image, header, default_name, scale = _load(data, pixel_scale)
     check_choice(kind, ("auto", "intensity", "blos"), name="kind")
@@ -335,7 +335,8 @@ def compare(
     # The three x2 images.
     net = resolve_network(kind, model=model, network=network)
     # The network sees the image as `enhance` would show it (a quiet-Sun surface near the limb).
-    enhanced = enhance_array(image, kind=kind, network=net, qs_level=qs_level, device=device, tile=tile)
+    run = RunOptions(qs_level=qs_level, device=device, tile=tile)
+    enhanced = enhance_array(image, kind=kind, network=net, options=run)
     enhanced = enhanced.astype(np.float64)
     rl, rl_info = rl_super_resolve(filled, n_iter=n_iter, input_scale=input_scale, damped=damped, return_info=True)
     bicubic = bicubic_x2(filled)

@@ -15,6 +15,7 @@ need it, and `enhance_files` without ``client`` or ``n_workers`` runs serially w
 
 import contextlib
 import csv
+import dataclasses
 import glob
 import os
 import threading
@@ -33,7 +34,7 @@ from ..checks import check_choice, supported_float_type
 from ..io import FITS_SUFFIXES, fits_stem
 from ..models.network import receptive_margin
 from ..observation.quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
-from .pipeline import KINDS, enhance_array, history_cards, resolve_network
+from .pipeline import KINDS, RunOptions, enhance_array, history_cards, resolve_network
 
 __all__ = [
     "enhance_files",
@@ -219,14 +220,9 @@ def enhance_file(
     weights,
     model,
     label,
-    qs_level,
-    device,
-    tile,
-    backend,
-    precision,
+    options,
     overwrite,
     consistency,
-    progress=False,
 ):
     """One task: enhance ``source`` into ``target`` and return its manifest record. Never raises."""
     from ..io import read_fits, upscale_header, write_fits
@@ -253,8 +249,7 @@ def enhance_file(
         image, header = read_fits(source)
         record["kind"] = file_kind = _kind_for(source, kind, header)
         network = cached_network(weights, kind=file_kind, model=model)
-        result = enhance_array(image, kind=file_kind, network=network, qs_level=qs_level, device=device, tile=tile,
-                                backend=backend, precision=precision, progress=progress)  # fmt: skip
+        result = enhance_array(image, kind=file_kind, network=network, options=options)
         history = history_cards(file_kind, model, network if weights is not None else None)
         history += f" ({Path(weights).name})" if weights is not None else ""
         extra = []
@@ -495,11 +490,7 @@ def enhance_files(
         "weights": weights,
         "model": model,
         "label": model_label(weights, model),
-        "qs_level": qs_level,
-        "device": device,
-        "tile": tile,
-        "backend": backend,
-        "precision": precision,
+        "options": RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision),
         "overwrite": overwrite,
         "consistency": consistency,
     }
@@ -609,8 +600,7 @@ def _at_least(sizes, minimum):
     return tuple(merged)
 
 
-def _enhance_block(block, network, qs_level, *, kind, margin, input_chunks, device, tile, backend, precision,
-                   block_info=None):  # fmt: skip
+def _enhance_block(block, network, qs_level, *, kind, margin, input_chunks, options, block_info=None):
     """Enhance one overlapped chunk and cut away the (doubled) overlap."""
     if isinstance(network, _WeightsFile):
         network = cached_network(network.path, kind=network.kind)
@@ -619,8 +609,7 @@ def _enhance_block(block, network, qs_level, *, kind, margin, input_chunks, devi
         origin = [sum(sizes[:at]) - (margin if at > 0 else 0) for sizes, at in zip(input_chunks, location, strict=True)]
         qs_level = qs_level.window(*origin, block.shape)
     if np.isfinite(block).any():
-        out = enhance_array(block, kind=kind, network=network, qs_level=qs_level, device=device, tile=tile,
-                             backend=backend, precision=precision)  # fmt: skip
+        out = enhance_array(block, kind=kind, network=network, options=dataclasses.replace(options, qs_level=qs_level))
     else:  # an off-limb chunk of a full-disk image
         out = np.full((2 * block.shape[0], 2 * block.shape[1]), np.nan, dtype=supported_float_type(block.dtype))
     cuts = []
@@ -749,8 +738,5 @@ def enhance_dask(
         kind=kind,
         margin=margin,
         input_chunks=chunked.chunks,
-        device=device,
-        tile=tile,
-        backend=backend,
-        precision=precision,
+        options=RunOptions(device=device, tile=tile, backend=backend, precision=precision),
     )

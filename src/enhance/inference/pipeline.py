@@ -4,6 +4,7 @@ A private array function does the work (normalisation, NaN handling, tiled netwo
 public `enhance` only dispatches on the input type and carries the metadata along.
 """
 
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -19,7 +20,16 @@ from ..models.network import EnhanceNet, full, light, receptive_margin
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
 from ..runtime.graph import PRECISIONS, InferenceNet
 
-__all__ = ["enhance", "estimate_qs_level", "resolve_network", "resolve_device", "AUTO_TILE_PIXELS", "AUTO_TILE"]
+__all__ = [
+    "enhance",
+    "enhance_array",
+    "RunOptions",
+    "estimate_qs_level",
+    "resolve_network",
+    "resolve_device",
+    "AUTO_TILE_PIXELS",
+    "AUTO_TILE",
+]
 
 KINDS = ("intensity", "blos")
 #: Inference back-ends: PyTorch, onnxruntime, or 'auto' (see `enhance`).
@@ -28,6 +38,42 @@ BACKENDS = ("auto", "torch", "onnx")
 AUTO_TILE_PIXELS = 1024 * 1024
 AUTO_TILE = 512
 _GAUSS_PER_KG = 1000.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How an image goes through the network: the options that `enhance`, `enhance_array`,
+    `~enhance.inference.distributed.enhance_files` and `~enhance.inference.distributed.enhance_dask`
+    share.
+
+    Parameters
+    ----------
+    qs_level : float, 'level', 'surface' or None
+        Quiet-Sun normalisation of continuum images, in the image's units (see `enhance`).
+    device : str
+        'auto' (CUDA when available), 'cpu', 'cuda', ...
+    tile : int, optional
+        Tile size in input pixels; None runs the whole image, or tiles of `AUTO_TILE` above
+        `AUTO_TILE_PIXELS` pixels.
+    backend : {'auto', 'torch', 'onnx'}
+        The runtime (see `enhance`).
+    precision : {'float32', 'bfloat16', 'float16'}
+        Arithmetic of the convolutions (torch back-end).
+    progress : bool
+        Show a progress bar over tiles.
+
+    Examples
+    --------
+    >>> RunOptions(tile=256).tile
+    256
+    """
+
+    qs_level: object = None
+    device: str = "auto"
+    tile: int | None = None
+    backend: str = "auto"
+    precision: str = "float32"
+    progress: bool = False
 
 
 def resolve_device(device="auto") -> torch.device:
@@ -148,10 +194,35 @@ def make_runner(network, *, backend, precision, device):
     return prepared
 
 
-def enhance_array(
-    image, *, kind, network, qs_level=None, device="auto", tile=None, progress=False, backend="auto",
-    precision="float32",
-):  # fmt: skip
+def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions()):
+    """The array core of `enhance`: normalise, fill NaN, run ``network`` (tiled), scale back.
+
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        Continuum image (any units) or magnetogram in gauss, at HMI's 0.504 arcsec per pixel.
+    kind : {'intensity', 'blos'}
+        What ``image`` is.
+    network : `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`
+        The network to run (`resolve_network`).
+    options : `RunOptions`
+        Normalisation, device, tiling, back-end, precision, progress.
+
+    Returns
+    -------
+    (2 ny, 2 nx) `~numpy.ndarray`
+        The enhanced image in the units of ``image``, NaN where the input was not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from enhance.models.network import EnhanceNet
+    >>> enhance_array(np.ones((6, 8)), kind="blos", network=EnhanceNet(depth=1, width=8)).shape
+    (12, 16)
+    """
+    qs_level, device, tile, backend, precision = (
+        options.qs_level, options.device, options.tile, options.backend, options.precision,
+    )  # fmt: skip
     data = check_image(image)
     if min(data.shape) < 2:
         msg = f"image must be at least 2 x 2 pixels (reflection padding), got shape {data.shape}"
@@ -182,7 +253,7 @@ def enhance_array(
 
     result = run_tiled(
         normalised.astype(np.float32, copy=False), runner, tile=tile, margin=margin, device=device,
-        progress=progress, precision=precision, workers=workers,
+        progress=options.progress, precision=precision, workers=workers,
     )  # fmt: skip
     result = result.astype(out_dtype, copy=False)  # float32 already for float32 input: no copy
     if isinstance(scale, QuietSunSurface):
@@ -297,8 +368,12 @@ def enhance(
     """
     check_choice(kind, KINDS, name="kind")
     net = resolve_network(kind, model=model, network=network)
-    options = {"kind": kind, "network": net, "qs_level": qs_level, "device": device, "tile": tile, "progress": progress,
-               "backend": backend, "precision": precision}  # fmt: skip
+    options = {
+        "kind": kind,
+        "network": net,
+        "options": RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
+                              progress=progress),
+    }  # fmt: skip
     history = history_cards(kind, model, network)
 
     if isinstance(data, str | Path):
