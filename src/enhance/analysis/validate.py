@@ -47,17 +47,29 @@ def held_out_fields(kind, *, simulation=None, shape=(800, 800), scenes=_SCENES, 
     Parameters
     ----------
     kind : {'intensity', 'blos'}
-        Which data.
+        Which data: continuum intensity or line-of-sight field.
     simulation : str or `~pathlib.Path`, optional
         A simulation continuum field (FITS with CDELT1 in arcsec, e.g. the MURaM field); its held-out
-        rows (`split_rows`) are one field. Only for ``kind='intensity'``.
+        rows (`~enhance.training.datasets.split_rows`) are one field. Only for ``kind='intensity'``.
     shape : tuple of int
-        Shape of the synthetic scenes at 0.0662 arcsec per pixel.
+        Shape of the synthetic scenes, pixels at 0.0662 arcsec.
     scenes : sequence of str
-        Synthetic scene kinds, each drawn with `HELD_OUT_SEED`.
+        Synthetic scene kinds, each drawn with `~enhance.training.datasets.HELD_OUT_SEED`.
     noise : bool
         Add HMI's noise (1e-3 I/Ic, 10 G; `~enhance.training.datasets.NOISE`) to the inputs, drawn from a
-        generator seeded with `HELD_OUT_SEED`.
+        generator seeded with `~enhance.training.datasets.HELD_OUT_SEED`.
+
+    Returns
+    -------
+    list of tuple
+        ``(name, observed, target)`` per field: the HMI-like input at 0.504 arcsec per pixel and the
+        target at 0.252 arcsec per pixel, both float arrays in I/Ic (continuum) or kG (magnetogram).
+
+    Examples
+    --------
+    >>> fields = held_out_fields("blos", shape=(64, 64), scenes=("plage",))
+    >>> [(name, observed.shape, target.shape) for name, observed, target in fields]
+    [('synthetic plage', (8, 8), (16, 16))]
     """
     from ..scenes.sources import open_source
     from ..scenes.synth import MURAM_PIXEL_SCALE, generate
@@ -107,10 +119,33 @@ def _best_rl(observed, target, data_range, *, kind):
 def evaluate_field(network, observed, target, *, kind):
     """Scores of Enhance, bicubic and best-iteration Richardson-Lucy on one field.
 
-    ``observed`` and ``target`` are normalised (I/Ic or kG). Returns a dict of per-method PSNR (dB),
-    SSIM, and for continuum the granulation contrast (RMS contrast in the quietest square of at most
-    40 x 40 input pixels, `~enhance.analysis.metrics.quiet_region`) and the mean umbral intensity relative to the
-    target; for magnetograms the unsigned flux relative to the target.
+    Parameters
+    ----------
+    network : `~enhance.models.network.EnhanceNet`
+        The network to score.
+    observed : numpy.ndarray
+        HMI-like input, 0.504 arcsec per pixel, normalised: I/Ic or kG.
+    target : numpy.ndarray
+        The target on the x2 grid (0.252 arcsec per pixel), in the same unit as ``observed``.
+    kind : {'intensity', 'blos'}
+        What the images hold.
+
+    Returns
+    -------
+    dict
+        Per method (``'enhance'``, ``'bicubic'``, ``'richardson_lucy'``) the PSNR (dB) and SSIM against
+        the target; for continuum the granulation contrast (RMS contrast in the quietest square of at
+        most 40 x 40 input pixels, `~enhance.analysis.metrics.quiet_region`) and the mean umbral
+        intensity relative to the target; for magnetograms the unsigned flux relative to the target.
+        ``'rl_best_iterations'`` is the Richardson-Lucy iteration count scored.
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> (name, observed, target), = held_out_fields("blos", shape=(64, 64), scenes=("plage",))
+    >>> scores = evaluate_field(EnhanceNet(depth=1, width=8), observed, target, kind="blos")
+    >>> sorted(scores["bicubic"])
+    ['psnr', 'ssim', 'unsigned_flux_ratio']
     """
     scale = SCALE[kind]
     # The network wrapper takes I/Ic or gauss; the pairs are normalised (kG for magnetograms).
@@ -150,15 +185,29 @@ def validate(networks, kind, *, simulation=None, shape=(800, 800), scenes=_SCENE
     networks : dict
         ``name -> EnhanceNet`` (e.g. ``{"full": ..., "light": ...}``).
     kind : {'intensity', 'blos'}
-    simulation, shape, scenes, noise
-        See `held_out_fields`.
+        What the networks enhance.
+    simulation : str or `~pathlib.Path`, optional
+        A simulation continuum field; see `held_out_fields`.
+    shape : tuple of int
+        Shape of the synthetic scenes, pixels at 0.0662 arcsec; see `held_out_fields`.
+    scenes : sequence of str
+        Synthetic scene kinds; see `held_out_fields`.
+    noise : bool
+        Add HMI's noise to the inputs; see `held_out_fields`.
     fields : list, optional
-        Precomputed ``(name, observed, target)`` fields.
+        Precomputed ``(name, observed, target)`` fields, used instead of drawing them.
 
     Returns
     -------
     dict
         ``{field name: {network name: scores}}`` (see `evaluate_field`).
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> results = validate({"tiny": EnhanceNet(depth=1, width=8)}, "blos", shape=(64, 64), scenes=("plage",))
+    >>> list(results), list(results["synthetic plage"])
+    (['synthetic plage'], ['tiny'])
     """
     if fields is None:
         fields = held_out_fields(kind, simulation=simulation, shape=shape, scenes=scenes, noise=noise)
@@ -173,11 +222,29 @@ def _is_simulation(field: str) -> bool:
 
 
 def floors(results):
-    """The training issue's floors. Returns ``{check: (value in dB, passed)}``.
+    """The training issue's floors on held-out data, in dB.
 
     On the held-out simulation field: the full model beats best-iteration Richardson-Lucy by 2 dB and
     bicubic by 5 dB, and the light model is within 1 dB of the full one. Without a simulation field
     (magnetograms: the fields are synthetic), the light model is within 1 dB of full on every field.
+
+    Parameters
+    ----------
+    results : dict
+        From `validate`, with networks named ``'full'`` and (optionally) ``'light'``.
+
+    Returns
+    -------
+    dict
+        ``{check: (value in dB, passed)}``; empty when no network is named ``'full'``.
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> nets = {"full": EnhanceNet(depth=1, width=8), "light": EnhanceNet(depth=1, width=8)}
+    >>> checks = floors(validate(nets, "blos", shape=(64, 64), scenes=("plage",)))
+    >>> list(checks)
+    ['synthetic plage: full - light <= 1 dB']
     """
     simulated = [field for field in results if _is_simulation(field)]
     checks = {}
@@ -198,8 +265,34 @@ def floors(results):
 
 
 def real_data(networks, kind, image=None):
-    """`~enhance.analysis.hmi_behaviour.behaviour` of each network on real HMI data (default: the packaged sample),
-    with the comparison to the published numbers: ``{name: {"numbers": ..., "checks": ...}}``."""
+    """Behaviour of each network on real HMI data, next to the published numbers.
+
+    Parameters
+    ----------
+    networks : dict
+        ``name -> EnhanceNet``.
+    kind : {'intensity', 'blos'}
+        What the networks enhance.
+    image : numpy.ndarray, optional
+        An HMI image at 0.504 arcsec per pixel, in I/Ic or gauss; defaults to the packaged sample
+        cut-out of ``kind``.
+
+    Returns
+    -------
+    dict
+        ``{name: {"numbers": ..., "checks": ...}}``: the numbers of
+        `~enhance.analysis.hmi_behaviour.behaviour` and their comparison with the published ranges
+        (`~enhance.analysis.hmi_behaviour.checks`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from enhance.models.network import EnhanceNet
+    >>> image = np.random.default_rng(0).normal(0.0, 300.0, (32, 32))
+    >>> out = real_data({"tiny": EnhanceNet(depth=1, width=8)}, "blos", image)
+    >>> sorted(out["tiny"])
+    ['checks', 'numbers']
+    """
     from .hmi_behaviour import behaviour, checks
 
     out = {}
@@ -275,11 +368,39 @@ def _row(label, method, scores, *, kind):
 def report(results, out_dir, *, kind, behaviour=None, title=None, overwrite=False):
     """Write ``validation_<kind>.md``, ``validation_<kind>.json`` and one PNG per field and model.
 
-    ``results`` come from `validate`, the optional ``behaviour`` from `real_data`. The JSON file holds
-    ``{"fields": results without images, "floors": {check: [value, passed]}, "hmi_behaviour": behaviour}``.
+    The JSON file holds ``{"fields": results without images, "floors": {check: [value, passed]},
+    "hmi_behaviour": behaviour}``. Each file is written atomically; an earlier report of the same kind
+    in ``out_dir`` is replaced only with ``overwrite`` (else `FileExistsError`, before anything is
+    written).
 
-    Each file is written atomically; an earlier report of the same kind in ``out_dir`` is replaced only
-    with ``overwrite`` (else `FileExistsError`, before anything is written). Returns the Markdown path.
+    Parameters
+    ----------
+    results : dict
+        From `validate`.
+    out_dir : str or `~pathlib.Path`
+        Folder of the report; created if missing.
+    kind : {'intensity', 'blos'}
+        What the networks enhance.
+    behaviour : dict, optional
+        From `real_data`: a "Real HMI data" section.
+    title : str, optional
+        Heading of the Markdown report.
+    overwrite : bool
+        Replace an earlier report of the same kind.
+
+    Returns
+    -------
+    pathlib.Path
+        The Markdown file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.models.network import EnhanceNet
+    >>> results = validate({"tiny": EnhanceNet(depth=1, width=8)}, "blos", shape=(64, 64), scenes=("plage",))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     print(report(results, folder, kind="blos").name)
+    validation_blos.md
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

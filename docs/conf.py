@@ -1,0 +1,106 @@
+"""Sphinx configuration of the solar-enhance documentation (built offline by ``make docs``)."""
+
+import os
+import warnings
+from pathlib import Path
+
+import enhance
+
+# The examples run on CPU threads of their own; keep them from oversubscribing a small machine.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Figures are drawn off-screen.
+os.environ.setdefault("MPLBACKEND", "agg")
+
+project = "solar-enhance"
+author = "solar-enhance developers"
+copyright = "solar-enhance developers"  # noqa: A001 (the name Sphinx reads)
+release = enhance.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+    "myst_parser",
+]
+
+source_suffix = {".rst": "restructuredtext"}
+root_doc = "index"
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "examples/README.rst"]
+default_role = "py:obj"
+
+# Nothing is fetched at build time: no intersphinx inventories.
+intersphinx_mapping = {}
+
+# -- API reference ------------------------------------------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = False
+autosummary_ignore_module_all = False
+autodoc_default_options = {"member-order": "bysource"}
+autodoc_typehints = "none"
+autodoc_inherit_docstrings = False
+
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+numpydoc_validate = True
+# Every public function, class and method documents each parameter (PR01, PR02), its return value
+# (RT01) and carries an example (EX01); it has a docstring (GL08) that opens with a summary (SS01).
+numpydoc_validation_checks = {"PR01", "PR02", "RT01", "EX01", "GL08", "SS01"}
+numpydoc_validation_exclude = {
+    r"\._[^.]*$",  # private names
+    r"^tests\.",
+    # PyTorch's module protocol: ``forward`` is called as ``net(x)`` (documented on the class) and
+    # ``extra_repr`` only feeds ``repr``.
+    r"\.forward$",
+    r"\.extra_repr$",
+    # Constants are documented in their module's text, as data rather than callables.
+    r"\.[A-Z][A-Z0-9_]+$",
+}
+
+# -- Gallery --------------------------------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": ["examples"],
+    "gallery_dirs": ["generated/gallery"],
+    "filename_pattern": r"/plot_",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "matplotlib_animations": (True, "jshtml"),
+    "within_subsection_order": "FileNameSortKey",
+    "abort_on_example_error": True,
+    "only_warn_on_example_error": False,
+    "backreferences_dir": None,
+    "reset_modules": ("matplotlib",),
+    "show_memory": False,
+    "min_reported_time": 1,
+}
+
+# The examples run to make the gallery; their warnings belong in their output, not the build log.
+warnings.filterwarnings("ignore", category=UserWarning, message="Matplotlib is currently using agg")
+
+# -- HTML -----------------------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"solar-enhance {release}"
+html_static_path = ["_static"]
+html_theme_options = {
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "use_edit_page_button": False,
+    # No web fonts, analytics or version switcher: the built pages work from a local folder.
+    "icon_links": [],
+}
+html_show_sourcelink = False
+html_context = {"default_mode": "light"}
+
+myst_enable_extensions = []
+myst_heading_anchors = 3
+
+# The validation reports written by ``enhance validate`` link their figures by file name; they sit
+# next to the report in training/validation and are copied into the build by validation.rst.
+ROOT = Path(__file__).resolve().parent.parent
+suppress_warnings = ["myst.header"]
