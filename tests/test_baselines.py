@@ -6,7 +6,16 @@ import pytest
 from scipy import ndimage
 from skimage.restoration import richardson_lucy as skimage_richardson_lucy
 
-from enhance.analysis.baselines import bicubic_x2, richardson_lucy, rl_super_resolve, upsample_x2
+from enhance.analysis.baselines import (
+    ForwardModel,
+    bicubic_x2,
+    richardson_lucy,
+    rl_super_resolve,
+    rl_target,
+    rl_target_best,
+    upsample_x2,
+    wiener_target,
+)
 from enhance.observation.degrade import bin_area, convolve
 from enhance.observation.psf import psf_kernel
 
@@ -203,3 +212,142 @@ def test_errors_name_the_bad_value():
         rl_super_resolve(bad)
     with pytest.raises(ValueError, match="psf must have a positive sum"):
         richardson_lucy(image, np.zeros((3, 3)))
+
+
+# --- RL+target and Wiener with the exact forward model (HMI PSF on the x2 grid, 2x2 binning, Airy target) ----
+
+
+def _observe(scene, model):
+    """The forward model written out independently: PSF on the x2 grid, then 2x2 area means."""
+    return bin_area(convolve(scene, model.hmi_kernel(), boundary="wrap"), 2)
+
+
+def _band_limited(shape=(96, 96), seed=11, cutoff=0.35):
+    """A positive scene on the x2 grid with no power above ``cutoff`` cycles/pixel (< 0.25: no aliasing)."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.fft2(rng.normal(size=shape))
+    fy, fx = np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1])
+    spectrum[np.hypot(fy[:, None], fx[None, :]) > cutoff / 2] = 0
+    field = np.fft.ifft2(spectrum).real
+    return 1.0 + 0.15 * field / field.std()
+
+
+@pytest.mark.parametrize("boundary", ["wrap", "reflect"])
+def test_rl_target_and_wiener_keep_a_constant_exactly(boundary):
+    model = ForwardModel(boundary=boundary)
+    image = np.full((20, 26), 1.7)
+    assert rl_target(image, model, n_iter=25, stop="n_iter").shape == (40, 52)
+    np.testing.assert_allclose(rl_target(image, model, n_iter=25, stop="n_iter"), 1.7, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(wiener_target(image, model, noise=1e-3), 1.7, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(wiener_target(image - 1.7, model, noise=1e-3), 0.0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["rl", "wiener"])
+def test_point_source_keeps_its_flux_and_the_symmetry_of_its_pixel(method):
+    model = ForwardModel(boundary="wrap")
+    n, c = 24, 9
+    image = np.full((n, n), 0.01)
+    image[c, c] += 1.0
+    if method == "rl":
+        out = rl_target(image, model, n_iter=40, stop="n_iter")
+    else:
+        out = wiener_target(image, model, noise=1e-4)
+    # Periodic grid, unit-sum kernels: 4 x2 pixels per input pixel hold its flux.
+    assert out.sum() == pytest.approx(4 * image.sum(), rel=1e-10)
+    # Input pixel c covers x2 pixels 2c and 2c + 1: the estimate is mirror-symmetric about 2c + 1/2 ...
+    mirror = np.mod(4 * c + 1 - np.arange(2 * n), 2 * n)
+    np.testing.assert_allclose(out, out[mirror], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(out, out[:, mirror], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(out, out.T, rtol=0, atol=1e-10)  # ... and under the diagonal flip
+    assert np.unravel_index(np.argmax(out), out.shape) in {(2 * c + a, 2 * c + b) for a in (0, 1) for b in (0, 1)}
+
+
+def test_rl_target_converges_to_the_target_on_a_band_limited_scene():
+    model = ForwardModel(boundary="wrap")
+    scene = _band_limited()
+    image = _observe(scene, model)
+    target = convolve(scene, model.target_kernel(), boundary="wrap")
+
+    def error(estimate):
+        return float(np.sqrt(np.mean((estimate - target) ** 2)))
+
+    errors = [error(rl_target(image, model, n_iter=k, stop="n_iter")) for k in (3, 30, 300)]
+    start = error(bicubic_x2(image))
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.05 * start
+    _, info = rl_target(image, model, n_iter=300, stop="n_iter", return_info=True)
+    assert info["residual_rms"][-1] < 1e-2 * info["residual_rms"][1]
+
+
+def test_rl_target_stops_where_the_residual_crosses_the_noise():
+    model = ForwardModel(boundary="wrap")
+    scene = _band_limited(seed=12)
+    sigma = 2e-3
+    image = _observe(scene, model) + np.random.default_rng(13).normal(0, sigma, (48, 48))
+    out, info = rl_target(image, model, noise=sigma, n_iter=2000, return_info=True)
+    assert info["stopped"] == "discrepancy"
+    assert 1 < info["n_iter"] < 2000
+    assert info["residual_rms"][-1] <= sigma < info["residual_rms"][-2]
+    assert len(info["residual_rms"]) == info["n_iter"] + 1
+    np.testing.assert_allclose(out, rl_target(image, model, n_iter=info["n_iter"], stop="n_iter"), atol=1e-12)
+    # Without a noise level it is estimated from the image (an upper bound): it stops no later.
+    _, estimated = rl_target(image, model, n_iter=2000, return_info=True)
+    assert estimated["noise"] >= 0.9 * sigma
+    assert estimated["n_iter"] <= info["n_iter"] + 1
+
+
+def test_wiener_without_noise_inverts_the_forward_model():
+    # A target telescope so large that its Airy pattern is a delta on the x2 grid: the output is the estimate.
+    model = ForwardModel(boundary="wrap", target_diameter=1e4)
+    assert model.target_kernel().max() == pytest.approx(1.0, abs=1e-9)
+    scene = _band_limited(seed=14)
+    image = _observe(scene, model)
+    estimate, info = wiener_target(image, model, noise=0, return_info=True)
+    assert info["noise"] == 0
+    np.testing.assert_allclose(_observe(estimate, model), image, rtol=0, atol=1e-9)
+    # In the band the data sample without aliasing, the estimate is the scene wherever the prior
+    # leaves the aliases little weight: most of the error of bicubic interpolation is gone.
+    assert np.std(estimate - scene) < 0.25 * np.std(bicubic_x2(image) - scene)
+    # Noise far above the signal leaves only the mean (Tikhonov shrinkage of every other frequency).
+    flat = wiener_target(image, model, noise=1e6, slope=2.0)
+    np.testing.assert_allclose(flat, image.mean(), rtol=0, atol=1e-6)
+
+
+def test_rl_target_best_picks_the_iteration_closest_to_the_truth():
+    model = ForwardModel(boundary="wrap")
+    scene = _band_limited(seed=15)
+    image = _observe(scene, model) + np.random.default_rng(16).normal(0, 0.02, (48, 48))
+    truth = convolve(scene, model.target_kernel(), boundary="wrap")
+    counts = (1, 3, 10, 30, 100, 300, 1000)
+    best, k = rl_target_best(image, truth, model, iterations=counts)
+    errors = {n: np.sqrt(np.mean((rl_target(image, model, n_iter=n, stop="n_iter") - truth) ** 2)) for n in counts}
+    assert k == min(errors, key=errors.get)
+    assert 1 < k < 1000  # noisy data: it stops before fitting the noise
+    np.testing.assert_allclose(best, rl_target(image, model, n_iter=k, stop="n_iter"), atol=1e-12)
+
+
+def test_signed_magnetogram_through_rl_target_keeps_polarity_and_net_flux():
+    model = ForwardModel(boundary="wrap")
+    field = 800.0 * (_band_limited(seed=17) - 1.0) / 0.15
+    image = _observe(field, model)
+    out, info = rl_target(image, model, n_iter=50, stop="n_iter", return_info=True)
+    assert info["offset"] == pytest.approx(2 * np.abs(image).max())
+    assert out.sum() == pytest.approx(4 * image.sum(), abs=1e-8 * np.abs(image).sum())
+    target = convolve(field, model.target_kernel(), boundary="wrap")
+    assert np.std(out - target) < 0.5 * np.std(bicubic_x2(image) - target)
+
+
+def test_forward_model_takes_quantities_and_names_bad_values():
+    model = ForwardModel(input_scale=0.504 * u.arcsec, radius=4 * u.arcsec, target_diameter=28 * u.cm)
+    assert model == ForwardModel(radius=4.0)
+    assert model.output_scale == pytest.approx(0.252)
+    assert model.hmi_kernel().shape == (2 * round(4 / 0.252) + 1,) * 2
+    np.testing.assert_allclose(model.hmi_kernel(), psf_kernel(0.252 * u.arcsec, radius=4 * u.arcsec, oversample=1))
+    wachter = ForwardModel(hmi_params={"w": 1.8, "W": 3.0, "epsilon": 0.1, "k": 3.0})
+    assert not np.allclose(wachter.hmi_kernel(), ForwardModel().hmi_kernel())
+    with pytest.raises(ValueError, match="boundary must be one of"):
+        ForwardModel(boundary="zero")
+    with pytest.raises(ValueError, match="stop must be one of"):
+        rl_target(np.ones((8, 8)), stop="tol")
+    with pytest.raises(ValueError, match="truth must have twice the shape"):
+        rl_target_best(np.ones((8, 8)), np.ones((8, 8)))
