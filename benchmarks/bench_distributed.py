@@ -28,7 +28,7 @@ from distributed import Client
 
 import enhance.inference.distributed
 from enhance.inference.distributed import cached_network, enhance_files, local_cluster, summarize
-from enhance.models.network import full, light
+from enhance.models.pretrained import full, light
 from enhance.models.weights import save_weights
 
 HMI_IMAGES_PER_DAY = 2 * 86400 / 45  # continuum + magnetogram every 45 s

@@ -18,7 +18,7 @@ import torch
 import enhance
 from enhance.exceptions import ModelNotTrainedError
 from enhance.inference.pipeline import AUTO_TILE
-from enhance.models.network import full, light
+from enhance.models.pretrained import full, light
 
 
 def synthetic_disk(size: int, *, seed: int = 0) -> np.ndarray:

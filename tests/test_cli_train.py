@@ -8,7 +8,7 @@ from astropy.io import fits
 
 from enhance.cli import main
 from enhance.io import detect_kind
-from enhance.models.weights import load_network
+from enhance.models.pretrained import load_network
 
 
 def test_synth_writes_a_continuum_and_a_magnetogram(tmp_path, capsys):

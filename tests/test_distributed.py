@@ -14,7 +14,8 @@ from enhance.exceptions import ModelNotTrainedError
 from enhance.inference.distributed import MANIFEST_FIELDS, MANIFEST_NAME, find_inputs, network_cache_info, output_path
 from enhance.io import read_fits
 from enhance.models.network import receptive_margin
-from enhance.models.weights import load_network, save_weights
+from enhance.models.pretrained import load_network
+from enhance.models.weights import save_weights
 
 N_GOOD = 4
 

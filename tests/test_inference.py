@@ -136,8 +136,8 @@ def test_device_and_size_errors_name_the_problem(tiny_net):
 
 def test_a_shipped_model_is_loaded_once_and_follows_the_registry(data_dir):
     from enhance.inference.pipeline import resolve_network
-    from enhance.models.network import light
-    from enhance.models.weights import save_weights, ship
+    from enhance.models.pretrained import light, ship
+    from enhance.models.weights import save_weights
 
     with pytest.raises(ModelNotTrainedError):
         resolve_network("intensity", model="light")

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from enhance.exceptions import ModelNotTrainedError
-from enhance.models.network import EnhanceNet, ResidualBlock, fold_batchnorm, full, light, receptive_margin
+from enhance.models.network import EnhanceNet, ResidualBlock, fold_batchnorm, receptive_margin
+from enhance.models.pretrained import full, light
 
 
 def _n_trainable(net):

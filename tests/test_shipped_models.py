@@ -9,7 +9,8 @@ from enhance.analysis.hmi_behaviour import OBSERVATION_MODEL, PUBLISHED
 from enhance.analysis.metrics import psnr
 from enhance.exceptions import ModelNotTrainedError
 from enhance.inference.pipeline import enhance
-from enhance.models.weights import KINDS, VARIANTS, load_weights, model_card, shipped
+from enhance.models.pretrained import load_weights
+from enhance.models.weights import KINDS, VARIANTS, model_card, shipped
 from enhance.observation.psf import DEFAULT_RADIUS, ENHANCE_2018
 from enhance.scenes.synth import MURAM_PIXEL_SCALE, generate
 from enhance.training.datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame

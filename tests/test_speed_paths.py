@@ -229,7 +229,8 @@ def test_cli_export_then_run_with_the_onnx_file(tmp_path, net, capsys):
 
 
 def test_cli_export_of_shipped_models(tmp_path, capsys, data_dir):
-    from enhance.models.weights import save_weights, ship
+    from enhance.models.pretrained import ship
+    from enhance.models.weights import save_weights
 
     torch.manual_seed(0)
     trained = save_weights(EnhanceNet(depth=1, width=32), tmp_path / "light.safetensors", kind="blos")

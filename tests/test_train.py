@@ -8,7 +8,7 @@ import torch
 import enhance.training.loop as train_module
 from enhance.exceptions import EnhanceUserWarning
 from enhance.models.network import EnhanceNet
-from enhance.models.weights import load_network
+from enhance.models.pretrained import load_network
 from enhance.training.loop import (
     TrainConfig,
     evaluate,
@@ -198,7 +198,7 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
                str(worker), str(tmp_path)]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2]
     assert [r["step"] for r in ranks] == [4, 4]
     for key, value in ranks[0]["model"].items():
@@ -270,3 +270,46 @@ def _load(state):
     model = EnhanceNet(depth=1, width=4)
     model.load_state_dict(state)
     return model
+
+
+class _CreatesAFile:
+    """Unpickling this calls ``open(path, "w")``: a checkpoint that runs code when loaded unsafely."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _malicious_checkpoint(path, marker):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": {}, "model_args": {"depth": 1, "width": 4}, "step": 1, "config": {"kind": "intensity"},
+                "payload": _CreatesAFile(marker)}, path)  # fmt: skip
+    return path
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path, capsys):
+    from enhance.cli import main
+
+    marker = tmp_path / "pwned"
+    ckpt = _malicious_checkpoint(tmp_path / "run" / "checkpoint.pt", marker)
+    with pytest.raises(ValueError, match="not a checkpoint of `enhance train` that loads safely"):
+        load_checkpoint(ckpt)
+    assert not marker.exists()
+    # Auto-resume of `enhance train` reads out_dir/checkpoint.pt.
+    with pytest.raises(ValueError, match="loads safely"):
+        train(_cfg(tmp_path, max_steps=2), *_data(), progress=False)
+    assert not marker.exists()
+    # `enhance average` reads every checkpoint it is given: one line, exit 2, no file created.
+    data = tmp_path / "pairs.h5"
+    data.write_bytes(b"")
+    code = main(["average", str(tmp_path / "swa.safetensors"), str(ckpt), "--data", str(data)])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "loads safely" in err and len(err.strip().splitlines()) == 1
+    assert not marker.exists()
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00" * 100)
+    with pytest.raises(ValueError, match="garbage.pt is not a readable checkpoint|garbage.pt is not a checkpoint"):
+        load_checkpoint(garbage)

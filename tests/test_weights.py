@@ -3,7 +3,8 @@ import torch
 
 from enhance.exceptions import ModelNotTrainedError
 from enhance.models.network import EnhanceNet
-from enhance.models.weights import load_network, load_weights, save_weights
+from enhance.models.pretrained import load_network, load_weights
+from enhance.models.weights import save_weights
 
 
 def test_save_and_load_round_trip(tmp_path, tiny_net):
@@ -44,8 +45,8 @@ def test_unknown_model_names(no_shipped_models):
 
 
 def test_ship_registers_and_load_checks_everything(tmp_path, data_dir):
-    from enhance.models.network import light
-    from enhance.models.weights import model_card, ship, shipped
+    from enhance.models.pretrained import light, ship
+    from enhance.models.weights import model_card, shipped
 
     torch.manual_seed(0)
     trained = EnhanceNet(depth=1, width=32)
@@ -67,7 +68,7 @@ def test_ship_registers_and_load_checks_everything(tmp_path, data_dir):
 
 
 def test_ship_refuses_the_wrong_architecture(tmp_path, data_dir):
-    from enhance.models.weights import ship
+    from enhance.models.pretrained import ship
 
     source = save_weights(EnhanceNet(depth=2, width=8), tmp_path / "w.safetensors", kind="intensity")
     with pytest.raises(ValueError, match=r"holds \{'depth': 2, 'width': 8\}, but the 'full' model is"):

@@ -17,7 +17,7 @@ import astropy.units as u
 import numpy as np
 
 from enhance.analysis.validate import evaluate_field
-from enhance.models.weights import load_weights
+from enhance.models.pretrained import load_weights
 from enhance.observation.degrade import bin_area, convolve, degrade
 from enhance.observation.psf import WIDE_RADIUS, hmi_psf
 from enhance.scenes.sources import open_source

@@ -24,7 +24,8 @@ import astropy.units as u
 from enhance import __version__
 from enhance.analysis.validate import floors, real_data
 from enhance.io import atomic_write
-from enhance.models.weights import load_weights, model_card, package_data_dir, read_metadata, registry_entry, ship
+from enhance.models.pretrained import load_weights, ship
+from enhance.models.weights import model_card, package_data_dir, read_metadata, registry_entry
 from enhance.observation.psf import DEFAULT_RADIUS, ENHANCE_2018, TARGET_DIAMETER
 from enhance.training.loop import load_checkpoint
 

@@ -85,8 +85,7 @@ def _run(args) -> int:
 
 
 def _export(args) -> int:
-    from .models.network import full, light
-    from .models.weights import load_network
+    from .models.pretrained import full, light, load_network
     from .runtime.export import export_onnx
 
     out = Path(args.output)
@@ -190,7 +189,7 @@ def _add_run(subparsers) -> None:
 def _compare(args) -> int:
     from .analysis.diagnostics import compare, parse_region
     from .io import fits_stem, read_fits, resolve_kind
-    from .models.weights import load_weights_file
+    from .runtime.export import load_weights_file
 
     source = Path(args.input)
     kind = args.type
@@ -468,14 +467,14 @@ def _add_train(subparsers) -> None:
 
 def _validate(args) -> int:
     from .analysis.validate import real_data, report, validate
-    from .models.weights import load_network
+    from .models.pretrained import load_network
 
     networks = {}
     for item in args.weights or []:
         label, _, path = item.rpartition("=")
         networks[label or Path(path).stem] = load_network(path, kind=args.kind)
     if not networks:
-        from .models.network import full, light
+        from .models.pretrained import full, light
 
         networks = {"full": full(args.kind, weights="default"), "light": light(args.kind, weights="default")}
     existing = Path(args.output) / f"validation_{args.kind}.md"

@@ -85,7 +85,7 @@ def cached_network(weights, *, kind, model="full"):
 
 def _load_file(path, *, kind):
     """The network in a weights file, safetensors or ONNX, as ``enhance run --weights`` loads it."""
-    from ..models.weights import load_weights_file
+    from ..runtime.export import load_weights_file
 
     return load_weights_file(path, kind=kind)
 

@@ -16,7 +16,8 @@ import torch
 
 from .._version import __version__
 from ..checks import check_choice, check_image, fill_nonfinite
-from ..models.network import EnhanceNet, full, light, receptive_margin
+from ..models.network import EnhanceNet, receptive_margin
+from ..models.pretrained import full, light
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
 from ..runtime.graph import PRECISIONS, InferenceNet
 
@@ -95,7 +96,7 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
     """The network to run: ``network`` if given, else the shipped ``model`` for ``kind``.
 
     A shipped model is loaded once per process and the same eval-mode module is returned every time:
-    copy it (`copy.deepcopy`) before changing it, or load a private one with `enhance.models.network.full`.
+    copy it (`copy.deepcopy`) before changing it, or load a private one with `enhance.models.pretrained.full`.
     """
     check_choice(kind, KINDS, name="kind")
     if network is not None:

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..checks import check_integer
 
-__all__ = ["ResidualBlock", "EnhanceNet", "fold_batchnorm", "receptive_margin", "full", "light"]
+__all__ = ["ResidualBlock", "EnhanceNet", "fold_batchnorm", "receptive_margin"]
 
 _BN_EPS = 1e-3  # Keras default, as in the paper's Eq. (5)
 _BN_MOMENTUM = 0.01  # Keras momentum 0.99 in PyTorch's convention
@@ -143,33 +143,3 @@ def fold_batchnorm(net: EnhanceNet) -> EnhanceNet:
         _fold(getattr(owner, conv_name), getattr(owner, bn_name))
         setattr(owner, bn_name, nn.Identity())
     return folded
-
-
-def _shipped(kind: str, variant: str, depth: int, width: int, weights: str | None) -> EnhanceNet:
-    net = EnhanceNet(depth=depth, width=width)
-    if weights is None:
-        return net
-    from .weights import load_weights
-
-    if weights != "default":
-        msg = f"weights must be None or 'default', got {weights!r}"
-        raise ValueError(msg)
-    return load_weights(kind, variant, net=net)
-
-
-def full(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
-    """The paper's model, ``EnhanceNet(depth=5, width=64)``.
-
-    Parameters
-    ----------
-    kind : {'intensity', 'blos'}
-        Continuum or line-of-sight magnetogram network.
-    weights : {None, 'default'}
-        None for an untrained (initialised) network, 'default' for the shipped weights.
-    """
-    return _shipped(kind, "full", 5, 64, weights)
-
-
-def light(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
-    """The light model, ``EnhanceNet(depth=1, width=32)``, about six times faster (see `full`)."""
-    return _shipped(kind, "light", 1, 32, weights)

@@ -11,26 +11,24 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .._version import __version__
 from ..checks import check_choice
 from ..exceptions import ModelNotTrainedError
 from ..io import atomic_write
-from .network import EnhanceNet
 
 __all__ = [
     "KINDS",
     "VARIANTS",
     "REGISTRY",
     "shipped",
-    "ship",
     "save_weights",
-    "load_network",
-    "load_weights_file",
-    "load_weights",
+    "read_metadata",
     "shipped_path",
+    "registry_entry",
+    "file_sha256",
+    "package_data_dir",
     "model_card",
 ]
 
@@ -57,11 +55,7 @@ def shipped() -> dict[tuple[str, str], dict]:
     return {tuple(key.split("/")): value for key, value in entries.items()}
 
 
-def _architecture(net: EnhanceNet) -> dict:
-    return {"depth": net.depth, "width": net.width}
-
-
-def save_weights(net: EnhanceNet, path, *, kind: str, metadata: dict | None = None, overwrite: bool = False) -> Path:
+def save_weights(net, path, *, kind: str, metadata: dict | None = None, overwrite: bool = False) -> Path:
     """Write ``net``'s weights and running statistics to a safetensors file, atomically.
 
     Parameters
@@ -79,7 +73,7 @@ def save_weights(net: EnhanceNet, path, *, kind: str, metadata: dict | None = No
     """
     check_choice(kind, KINDS, name="kind")
     meta = {key: str(value) for key, value in (metadata or {}).items()}
-    meta.update({key: str(value) for key, value in _architecture(net).items()})
+    meta.update({"depth": str(net.depth), "width": str(net.width)})
     meta.update({"kind": kind, "format": "enhance-weights-1", "package_version": __version__})
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta), overwrite=overwrite)
@@ -90,64 +84,6 @@ def read_metadata(path: Path) -> dict:
 
     with safe_open(str(path), framework="pt") as handle:
         return dict(handle.metadata() or {})
-
-
-def load_network(path, *, kind: str | None = None) -> EnhanceNet:
-    """Build an `~enhance.models.network.EnhanceNet` from a weights file written by `save_weights`.
-
-    Parameters
-    ----------
-    path : str or `~pathlib.Path`
-        A safetensors weights file.
-    kind : {'intensity', 'blos'}, optional
-        If given, the file's ``kind`` must match it.
-
-    Returns
-    -------
-    `~enhance.models.network.EnhanceNet`
-        The network, in eval mode, on the CPU.
-    """
-    path = Path(path)
-    if not path.is_file():
-        msg = f"weights file not found: {path}"
-        raise FileNotFoundError(msg)
-    try:
-        meta = read_metadata(path)
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        msg = f"{path} is not a safetensors weights file: {err}"
-        raise ValueError(msg) from err
-    missing = [key for key in ("depth", "width", "kind") if key not in meta]
-    if missing:
-        msg = f"{path} lacks the metadata {missing} that says which network it holds"
-        raise ValueError(msg)
-    if kind is not None and meta["kind"] != kind:
-        msg = f"{path} holds a {meta['kind']!r} network, but kind={kind!r} was asked for"
-        raise ValueError(msg)
-    net = EnhanceNet(depth=int(meta["depth"]), width=int(meta["width"]))
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        msg = f"{path}: its tensors do not match its metadata (depth {meta['depth']}, width {meta['width']}): {err}"
-        raise ValueError(msg) from err
-    return net.eval()
-
-
-def load_weights_file(path, *, kind: str):
-    """The network in a weights file, as ``enhance run --weights`` loads it.
-
-    A ``.onnx`` file becomes an `~enhance.runtime.export.OnnxNetwork` (onnxruntime); anything else is read as
-    safetensors weights (`load_network`). Either way the file's kind must be ``kind``.
-    """
-    if Path(path).suffix.lower() != ".onnx":
-        return load_network(path, kind=kind)
-    from ..runtime.export import load_onnx
-
-    network = load_onnx(path)
-    if network.kind is not None and network.kind != kind:
-        msg = f"{path} holds a {network.kind} network, but the data are {kind}"
-        raise ValueError(msg)
-    return network
 
 
 def shipped_path(kind: str, variant: str) -> Path:
@@ -179,76 +115,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> EnhanceNet:
-    """Load a shipped model, checking its file's sha256, architecture and parameter count.
-
-    Raises
-    ------
-    `~enhance.exceptions.ModelNotTrainedError`
-        If the package ships no trained weights for this model.
-    """
-    entry = registry_entry(kind, variant)
-    path = shipped_path(kind, variant)
-    digest = file_sha256(path)
-    if digest != entry["sha256"]:
-        msg = f"shipped weights {path} are corrupt: sha256 {digest}, expected {entry['sha256']}"
-        raise ValueError(msg)
-    loaded = load_network(path, kind=kind)
-    n_params = sum(p.numel() for p in loaded.parameters())
-    if n_params != entry["num_params"]:
-        msg = f"shipped weights {path} hold {n_params} parameters, expected {entry['num_params']}"
-        raise ValueError(msg)
-    if net is None:
-        return loaded
-    if _architecture(net) != _architecture(loaded):
-        msg = f"shipped weights are for {_architecture(loaded)}, but the network is {_architecture(net)}"
-        raise ValueError(msg)
-    net.load_state_dict(loaded.state_dict())
-    return net.eval()
-
-
 def model_card(kind: str, variant: str) -> dict:
     """The JSON model card of a shipped model (training data, recipe, metrics)."""
     return json.loads((package_data_dir() / registry_entry(kind, variant)["card"]).read_text())
-
-
-def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict:
-    """Copy trained weights into the package data with their model card, and register them.
-
-    Parameters
-    ----------
-    weights : str or `~pathlib.Path`
-        A safetensors file from `enhance train` (e.g. ``best.safetensors``).
-    kind : {'intensity', 'blos'}
-    variant : {'full', 'light'}
-    card : dict
-        The model card: training data, recipe, steps, validation metrics (JSON-serialisable).
-    data_dir : str or `~pathlib.Path`, optional
-        Where to ship; defaults to the package's data folder.
-
-    Returns
-    -------
-    dict
-        The registry entry (file, sha256, num_params, card).
-    """
-    check_choice(kind, KINDS, name="kind")
-    check_choice(variant, VARIANTS, name="model")
-    net = load_network(weights, kind=kind)
-    expected = {"full": {"depth": 5, "width": 64}, "light": {"depth": 1, "width": 32}}[variant]
-    if _architecture(net) != expected:
-        msg = f"{weights} holds {_architecture(net)}, but the {variant!r} model is {expected}"
-        raise ValueError(msg)
-    folder = Path(data_dir) if data_dir is not None else package_data_dir()
-    name = f"enhance_{kind}_{variant}"
-    target = folder / f"{name}.safetensors"
-    atomic_write(target, lambda tmp: Path(tmp).write_bytes(Path(weights).read_bytes()), overwrite=True)
-    card = {"name": name, "kind": kind, "variant": variant, "package_version": __version__, **card}
-    atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=1)), overwrite=True)
-    entry = {"file": target.name, "sha256": file_sha256(target), "num_params": sum(p.numel() for p in net.parameters()),
-             "card": f"{name}.json"}  # fmt: skip
-    registry_path = folder / REGISTRY
-    registry = json.loads(registry_path.read_text()) if registry_path.is_file() else {}
-    registry[f"{kind}/{variant}"] = entry
-    atomic_write(registry_path, lambda tmp: Path(tmp).write_text(json.dumps(registry, indent=1, sort_keys=True)),
-                 overwrite=True)  # fmt: skip
-    return entry

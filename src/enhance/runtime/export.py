@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OPSET", "export_onnx", "onnx_model", "onnx_network", "load_onnx", "OnnxNetwork"]
+__all__ = ["OPSET", "export_onnx", "onnx_model", "onnx_network", "load_onnx", "load_weights_file", "OnnxNetwork"]
 
 #: ONNX opset of the exported graphs.
 OPSET = 17
@@ -194,6 +194,23 @@ def load_onnx(path) -> "OnnxNetwork":
         msg = f"ONNX file not found: {path}"
         raise FileNotFoundError(msg)
     return OnnxNetwork(path)
+
+
+def load_weights_file(path, *, kind: str):
+    """The network in a weights file, as ``enhance run --weights`` loads it.
+
+    A ``.onnx`` file becomes an `~enhance.runtime.export.OnnxNetwork` (onnxruntime); anything else is read as
+    safetensors weights (`load_network`). Either way the file's kind must be ``kind``.
+    """
+    if Path(path).suffix.lower() != ".onnx":
+        from ..models.pretrained import load_network
+
+        return load_network(path, kind=kind)
+    network = load_onnx(path)
+    if network.kind is not None and network.kind != kind:
+        msg = f"{path} holds a {network.kind} network, but the data are {kind}"
+        raise ValueError(msg)
+    return network
 
 
 class OnnxNetwork:

@@ -1,0 +1,164 @@
+"""Networks with weights: built from a safetensors file, or the shipped models of the registry.
+
+`~enhance.models.network` defines the architecture and `~enhance.models.weights` the file format and
+the registry; this module joins the two: `load_network` builds an `~enhance.models.network.EnhanceNet`
+from a weights file, `load_weights` and `full`/`light` give the shipped models, `ship` registers new ones.
+"""
+
+import json
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from .._version import __version__
+from ..checks import check_choice
+from ..io import atomic_write
+from . import weights as weight_files
+from .network import EnhanceNet
+from .weights import KINDS, REGISTRY, VARIANTS, file_sha256, read_metadata, registry_entry, shipped_path
+
+__all__ = ["load_network", "load_weights", "ship", "full", "light"]
+
+
+def _architecture(net: EnhanceNet) -> dict:
+    return {"depth": net.depth, "width": net.width}
+
+
+def load_network(path, *, kind: str | None = None) -> EnhanceNet:
+    """Build an `~enhance.models.network.EnhanceNet` from a weights file written by `save_weights`.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        A safetensors weights file.
+    kind : {'intensity', 'blos'}, optional
+        If given, the file's ``kind`` must match it.
+
+    Returns
+    -------
+    `~enhance.models.network.EnhanceNet`
+        The network, in eval mode, on the CPU.
+    """
+    path = Path(path)
+    if not path.is_file():
+        msg = f"weights file not found: {path}"
+        raise FileNotFoundError(msg)
+    try:
+        meta = read_metadata(path)
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        msg = f"{path} is not a safetensors weights file: {err}"
+        raise ValueError(msg) from err
+    missing = [key for key in ("depth", "width", "kind") if key not in meta]
+    if missing:
+        msg = f"{path} lacks the metadata {missing} that says which network it holds"
+        raise ValueError(msg)
+    if kind is not None and meta["kind"] != kind:
+        msg = f"{path} holds a {meta['kind']!r} network, but kind={kind!r} was asked for"
+        raise ValueError(msg)
+    net = EnhanceNet(depth=int(meta["depth"]), width=int(meta["width"]))
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        msg = f"{path}: its tensors do not match its metadata (depth {meta['depth']}, width {meta['width']}): {err}"
+        raise ValueError(msg) from err
+    return net.eval()
+
+
+def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> EnhanceNet:
+    """Load a shipped model, checking its file's sha256, architecture and parameter count.
+
+    Raises
+    ------
+    `~enhance.exceptions.ModelNotTrainedError`
+        If the package ships no trained weights for this model.
+    """
+    entry = registry_entry(kind, variant)
+    path = shipped_path(kind, variant)
+    digest = file_sha256(path)
+    if digest != entry["sha256"]:
+        msg = f"shipped weights {path} are corrupt: sha256 {digest}, expected {entry['sha256']}"
+        raise ValueError(msg)
+    loaded = load_network(path, kind=kind)
+    n_params = sum(p.numel() for p in loaded.parameters())
+    if n_params != entry["num_params"]:
+        msg = f"shipped weights {path} hold {n_params} parameters, expected {entry['num_params']}"
+        raise ValueError(msg)
+    if net is None:
+        return loaded
+    if _architecture(net) != _architecture(loaded):
+        msg = f"shipped weights are for {_architecture(loaded)}, but the network is {_architecture(net)}"
+        raise ValueError(msg)
+    net.load_state_dict(loaded.state_dict())
+    return net.eval()
+
+
+def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict:
+    """Copy trained weights into the package data with their model card, and register them.
+
+    Parameters
+    ----------
+    weights : str or `~pathlib.Path`
+        A safetensors file from `enhance train` (e.g. ``best.safetensors``).
+    kind : {'intensity', 'blos'}
+    variant : {'full', 'light'}
+    card : dict
+        The model card: training data, recipe, steps, validation metrics (JSON-serialisable).
+    data_dir : str or `~pathlib.Path`, optional
+        Where to ship; defaults to the package's data folder.
+
+    Returns
+    -------
+    dict
+        The registry entry (file, sha256, num_params, card).
+    """
+    check_choice(kind, KINDS, name="kind")
+    check_choice(variant, VARIANTS, name="model")
+    net = load_network(weights, kind=kind)
+    expected = {"full": {"depth": 5, "width": 64}, "light": {"depth": 1, "width": 32}}[variant]
+    if _architecture(net) != expected:
+        msg = f"{weights} holds {_architecture(net)}, but the {variant!r} model is {expected}"
+        raise ValueError(msg)
+    folder = Path(data_dir) if data_dir is not None else weight_files.package_data_dir()
+    name = f"enhance_{kind}_{variant}"
+    target = folder / f"{name}.safetensors"
+    atomic_write(target, lambda tmp: Path(tmp).write_bytes(Path(weights).read_bytes()), overwrite=True)
+    card = {"name": name, "kind": kind, "variant": variant, "package_version": __version__, **card}
+    atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=1)), overwrite=True)
+    entry = {"file": target.name, "sha256": file_sha256(target), "num_params": sum(p.numel() for p in net.parameters()),
+             "card": f"{name}.json"}  # fmt: skip
+    registry_path = folder / REGISTRY
+    registry = json.loads(registry_path.read_text()) if registry_path.is_file() else {}
+    registry[f"{kind}/{variant}"] = entry
+    atomic_write(registry_path, lambda tmp: Path(tmp).write_text(json.dumps(registry, indent=1, sort_keys=True)),
+                 overwrite=True)  # fmt: skip
+    return entry
+
+
+def _shipped(kind: str, variant: str, depth: int, width: int, weights: str | None) -> EnhanceNet:
+    net = EnhanceNet(depth=depth, width=width)
+    if weights is None:
+        return net
+    if weights != "default":
+        msg = f"weights must be None or 'default', got {weights!r}"
+        raise ValueError(msg)
+    return load_weights(kind, variant, net=net)
+
+
+def full(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
+    """The paper's model, ``EnhanceNet(depth=5, width=64)``.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram network.
+    weights : {None, 'default'}
+        None for an untrained (initialised) network, 'default' for the shipped weights.
+    """
+    return _shipped(kind, "full", 5, 64, weights)
+
+
+def light(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
+    """The light model, ``EnhanceNet(depth=1, width=32)``, about six times faster (see `full`)."""
+    return _shipped(kind, "light", 1, 32, weights)
