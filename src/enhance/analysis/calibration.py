@@ -82,7 +82,23 @@ PUBLISHED_RANGES = {
 
 @dataclasses.dataclass
 class Calibration:
-    """Numbers (`report`), spectra and sample images of one calibration run (for `figure`)."""
+    """Numbers, spectra and sample images of one calibration run.
+
+    Parameters
+    ----------
+    numbers : dict
+        The calibration numbers, as `report` returns them (JSON-serialisable).
+    spectra : dict
+        Power spectra per comparison (frequencies in 1/arcsec), for `figure`.
+    images : dict
+        Sample images (I/Ic or gauss) per panel, for `figure`.
+
+    Examples
+    --------
+    >>> run = calibrate(shape=(128, 128), spot_seeds=())
+    >>> isinstance(run, Calibration), "all_pass" in run.numbers
+    (True, True)
+    """
 
     numbers: dict
     spectra: dict
@@ -92,7 +108,30 @@ class Calibration:
 def tile_spectrum(image, pixel_scale, tile_shape):
     """Mean power spectrum of the non-overlapping tiles of ``tile_shape`` that fit in ``image``.
 
-    Returns ``(frequency in 1/arcsec, power)`` as plain arrays; see `enhance.analysis.metrics.power_spectrum`.
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image (any unit).
+    pixel_scale : `~astropy.units.Quantity`
+        Pixel scale (angle per pixel, e.g. arcsec).
+    tile_shape : tuple of int
+        ``(ny, nx)`` of the tiles, pixels.
+
+    Returns
+    -------
+    frequency : numpy.ndarray
+        Annulus frequencies, 1/arcsec.
+    power : numpy.ndarray
+        Mean azimuthally averaged power per annulus (see `enhance.analysis.metrics.power_spectrum`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> image = np.random.default_rng(0).normal(size=(64, 64))
+    >>> frequency, power = tile_spectrum(image, 0.504 * u.arcsec, (32, 32))
+    >>> frequency.shape == power.shape
+    True
     """
     ny, nx = tile_shape
     spectra = []
@@ -128,12 +167,33 @@ def _bands(frequency, *, per_decade=10, min_annuli=3):
 def compare_spectra(frequency, power, reference, *, fmin=0.0, fmax=np.inf):
     """Ratio of two spectra on the same annuli, per annulus and in log bands, within [fmin, fmax].
 
+    Parameters
+    ----------
+    frequency : array_like
+        Spatial frequency of each annulus, 1/arcsec.
+    power : array_like
+        The spectrum to compare, one value per annulus (any unit, the same as ``reference``).
+    reference : array_like
+        The reference spectrum on the same annuli.
+    fmin : float
+        Lowest frequency compared, 1/arcsec.
+    fmax : float
+        Highest frequency compared, 1/arcsec.
+
     Returns
     -------
     dict
         ``annulus_min``, ``annulus_max`` (ratio ``power / reference`` per annulus), ``binned_min``,
         ``binned_max`` (the same over bands of 0.1 dex with at least three annuli), the band centres
         ``band_frequency`` and ratios ``band_ratio`` (lists), and ``fmin``, ``fmax`` actually covered.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = np.linspace(0.1, 1.0, 50)
+    >>> ratio = compare_spectra(f, 2 * f**-2, f**-2, fmin=0.2)
+    >>> ratio["annulus_min"], ratio["annulus_max"]
+    (2.0, 2.0)
     """
     frequency = np.asarray(frequency)
     keep = (frequency >= fmin) & (frequency <= fmax)
@@ -261,6 +321,12 @@ def calibrate(
     -------
     Calibration
         ``numbers`` is what `report` returns.
+
+    Examples
+    --------
+    >>> run = calibrate(shape=(128, 128), spot_seeds=())
+    >>> sorted(run.numbers)  # no MURaM or HMI field given: only the settings
+    ['all_pass', 'settings']
     """
     numbers = {
         "settings": {
@@ -372,6 +438,19 @@ def calibrate(
 def report(calibration=None, **kwargs) -> dict:
     """The calibration numbers as a plain (JSON-serialisable) dict; runs `calibrate` when not given one.
 
+    Parameters
+    ----------
+    calibration : Calibration, optional
+        A finished run; when omitted, `calibrate` runs with ``**kwargs``.
+    **kwargs
+        Arguments of `calibrate` (only without ``calibration``).
+
+    Returns
+    -------
+    dict
+        ``a_full_resolution``, ``b_degraded``, ``b_degraded_muram``, ``c_features`` (each only when its
+        data were given), ``settings`` and ``all_pass``.
+
     Examples
     --------
     >>> numbers = report(spot_seeds=(0,), shape=(256, 256), spot_shape=(400, 400))
@@ -395,7 +474,23 @@ def _spectrum_line(s):
 
 
 def format_report(numbers) -> str:
-    """Human-readable lines for the numbers of `report`."""
+    """Human-readable lines for the numbers of `report`.
+
+    Parameters
+    ----------
+    numbers : dict
+        From `report`.
+
+    Returns
+    -------
+    str
+        One check per line, each with its verdict (PASS or FAIL), and an overall verdict last.
+
+    Examples
+    --------
+    >>> print(format_report({"all_pass": True}))
+    overall: PASS
+    """
 
     def verdict(ok):
         return "PASS" if ok else "FAIL"
@@ -449,11 +544,20 @@ def figure(calibration, *, path=None, dpi=100, overwrite=False):
     path : str or `~pathlib.Path`, optional
         Where to save the figure (PNG), atomically.
     dpi : int
-        Resolution of the saved figure.
+        Resolution of the saved figure, dots per inch.
+    overwrite : bool
+        Replace an existing file at ``path``.
 
     Returns
     -------
     `matplotlib.figure.Figure`
+        The figure (3 x 3 panels).
+
+    Examples
+    --------
+    >>> fig = figure(calibrate(shape=(128, 128), spot_seeds=()))
+    >>> len(fig.axes) >= 9
+    True
     """
     from matplotlib.figure import Figure
 

@@ -90,6 +90,16 @@ def _load(data, pixel_scale):
 def parse_region(text: str):
     """Read a region written ``Y0:Y1,X0:X1`` (0-based pixels, ends excluded) into a tuple of slices.
 
+    Parameters
+    ----------
+    text : str
+        The region, e.g. ``"10:50,0:40"`` (rows, then columns; input pixels).
+
+    Returns
+    -------
+    tuple of slice
+        ``(rows, columns)``, to index a NumPy array.
+
     Examples
     --------
     >>> parse_region("10:50,0:40")

@@ -232,10 +232,29 @@ def behaviour(network, kind: str, image=None) -> dict:
 
 
 def checks(numbers: dict, kind: str) -> dict:
-    """Compare `behaviour`'s numbers with `PUBLISHED` and `OBSERVATION_MODEL`:
-    ``{name: (value, low, high, passed)}``.
+    """Compare `behaviour`'s numbers with `PUBLISHED` and `OBSERVATION_MODEL`.
 
     A number that could not be measured (None: no umbra, no kG pixels) is reported as not passed.
+
+    Parameters
+    ----------
+    numbers : dict
+        From `behaviour` (fractions and ratios, dimensionless).
+    kind : {'intensity', 'blos'}
+        What the numbers describe.
+
+    Returns
+    -------
+    dict
+        ``{name: (value, low, high, passed)}`` for every published range of ``kind``.
+
+    Examples
+    --------
+    >>> result = checks({"output_contrast": 0.07}, "intensity")
+    >>> result["output_contrast"]
+    (0.07, 0.06, 0.08, True)
+    >>> result["umbra_change"][3]  # not measured: not passed
+    False
     """
     check_choice(kind, ("intensity", "blos"), name="kind")
     out = {}

@@ -183,6 +183,18 @@ def quiet_region(image, *, size: int = 40, qs_level: float | None = None, tolera
 def scale_region(region, factor: int = 2):
     """The same patch of sky on a grid ``factor`` times finer: ``np.s_[a:b]`` becomes ``np.s_[f a:f b]``.
 
+    Parameters
+    ----------
+    region : tuple of slice
+        Rows and columns on the coarse grid, pixels.
+    factor : int
+        How many times finer the new grid is.
+
+    Returns
+    -------
+    tuple of slice
+        The same region on the finer grid.
+
     Examples
     --------
     >>> import numpy as np
@@ -431,9 +443,26 @@ def total_flux(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, distance: u.m 
 
 @u.quantity_input
 def unsigned_flux(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, distance: u.m = 1 * u.AU) -> u.Quantity:
-    """Unsigned magnetic flux of a line-of-sight magnetogram, :math:`\\sum_i |B_i|\\, A`.
+    r"""Unsigned magnetic flux of a line-of-sight magnetogram, :math:`\sum_i |B_i|\, A`.
 
-    Parameters and Notes as for `total_flux`.
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        Line-of-sight field in gauss. NaN pixels are ignored.
+    pixel_scale : `~astropy.units.Quantity`
+        Angular size of one pixel; defaults to 0.504 arcsec.
+    distance : `~astropy.units.Quantity`
+        Observer-Sun distance; defaults to 1 AU (``DSUN_OBS`` of an HMI header is more exact).
+
+    Returns
+    -------
+    `~astropy.units.Quantity`
+        Flux in maxwell.
+
+    Notes
+    -----
+    As for `total_flux`: the pixel area is :math:`A = (d\,\Delta\theta)^2` in the plane of the sky,
+    with no correction for foreshortening.
 
     Examples
     --------
@@ -686,11 +715,33 @@ def consistency(output, image, **kwargs) -> float:
 
 
 def field_amplification(image, output, *, level: float = 1000.0, width: float = 100.0):
-    """How much a x2 output strengthens fields of a given strength: the median of output / input over
-    the pixels whose (bicubic-upsampled) input lies within ``level +- width`` in absolute value.
+    """How much a x2 output strengthens fields of a given strength.
 
-    ``image`` is at the input scale, ``output`` twice its size, both in the same units (gauss). Returns
-    None when fewer than 10 pixels qualify.
+    The median of output / input over the pixels whose (bicubic-upsampled) input lies within
+    ``level +- width`` in absolute value.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The input magnetogram, gauss, at the input scale.
+    output : numpy.ndarray
+        The x2 output, gauss, twice the shape of ``image``.
+    level : float
+        Field strength selected, gauss.
+    width : float
+        Half-width of the selected range of ``|B|``, gauss.
+
+    Returns
+    -------
+    float or None
+        The median ratio (dimensionless); None when fewer than 10 pixels qualify.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.full((8, 8), 1000.0)
+    >>> round(field_amplification(image, np.full((16, 16), 1100.0)), 3)
+    1.1
     """
     upsampled = bicubic_x2(image)
     sel = np.isfinite(upsampled) & np.isfinite(output) & (np.abs(np.abs(upsampled) - level) <= width)
