@@ -307,7 +307,8 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path, 
     code = main(["average", str(tmp_path / "swa.safetensors"), str(ckpt), "--data", str(data)])
     assert code != 0
     err = capsys.readouterr().err
-    assert "loads safely" in err and len(err.strip().splitlines()) == 1
+    assert "loads safely" in err
+    assert len(err.strip().splitlines()) == 1
     assert not marker.exists()
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x00" * 100)

@@ -22,6 +22,7 @@ import functools
 import json
 import math
 import os
+import pickle
 import shutil
 import time
 import warnings
@@ -283,9 +284,25 @@ def save_checkpoint(path: Path, *, model, optimizer, step, cfg, best_val, histor
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint written by `save_checkpoint`."""
-    # The checkpoint holds the config dict and the loss history besides tensors.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """Read a checkpoint written by `save_checkpoint`, safely.
+
+    Only tensors and plain data (dicts, lists, numbers, strings) are unpickled (``weights_only=True``):
+    a file whose pickle asks for anything else, such as a function to call, is refused with a
+    `ValueError` naming it, and nothing in it runs.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        detail = str(err).strip().splitlines()[-1][:200] if str(err).strip() else type(err).__name__
+        msg = (f"{path} is not a checkpoint of `enhance train` that loads safely: it holds objects other than "
+               f"tensors and plain data, so it was not loaded ({detail})")  # fmt: skip
+        raise ValueError(msg) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        msg = f"{path} is not a readable checkpoint of `enhance train`: {str(err).splitlines()[0][:200]}"
+        raise ValueError(msg) from None
 
 
 def _write_history(out_dir: Path, history: list[dict]) -> None:
@@ -335,7 +352,60 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
     dict
         ``step``, ``best_val``, ``history``, ``files`` (the paths written) and the trained ``model``.
     """
-    # -- seed and processes ------------------------------------------------------------------------
+    world, rank, device = _processes(cfg)
+    precision = resolve_precision(cfg.precision, device)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    out_dir = Path(cfg.out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    state = _resume_state(checkpoint_path, cfg) if resume and checkpoint_path.exists() else None
+    model, optimizer, run = _model_and_optimizer(cfg, device, state)
+    trainer = _data_parallel(model, device, world)
+
+    bar = tqdm(total=cfg.max_steps, initial=run.step, desc="training", disable=not progress or rank != 0)
+    run.last_save = run.start = time.monotonic()
+    while run.step < cfg.max_steps:
+        lr = lr_at(run.step, cfg)
+        batch = get_batch(train_data, run.step, cfg, rank=rank, world=world)
+        mse = _train_step(model, trainer, optimizer, batch, lr=lr, cfg=cfg, device=device, precision=precision)
+        run.step += 1
+        run.running = mse if run.running is None else 0.98 * run.running + 0.02 * mse
+        bar.update()
+        bar.set_postfix(loss=f"{run.running:.3e}", lr=f"{lr:.1e}")
+        evaluate_now = run.step % cfg.eval_interval == 0 or run.step == cfg.max_steps
+        if rank == 0 and evaluate_now:
+            _evaluate_and_log(model, train_data, val_data, cfg, device, run, lr=lr, out_dir=out_dir, bar=bar)
+        if rank == 0:
+            _checkpoint_if_due(checkpoint_path, model, optimizer, cfg, run, evaluate_now=evaluate_now)
+    bar.close()
+
+    files = {"checkpoint": checkpoint_path}
+    if rank == 0:
+        files.update(_final_weights(model, train_data, cfg, device, run, out_dir))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return {"step": run.step, "best_val": run.best_val, "history": run.history, "files": files, "model": model}
+
+
+@dataclass
+class _Run:
+    """Where a run stands: what a checkpoint saves besides the model and the optimizer, and two clocks."""
+
+    step: int = 0
+    best_val: float = float("inf")
+    history: list = dataclasses.field(default_factory=list)
+    running: float | None = None  # running mean of the training MSE
+    start: float = 0.0
+    last_save: float = 0.0
+
+
+def _processes(cfg: TrainConfig):
+    """``(world, rank, device)``: this process's place in a torchrun job (DDP group joined) and its device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if cfg.batch_size % world:
@@ -344,7 +414,6 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
     from ..inference.pipeline import resolve_device
 
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
     if world > 1:
         import torch.distributed as dist
 
@@ -353,106 +422,102 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)
-    out_dir = Path(cfg.out_dir)
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out_dir / "checkpoint.pt"
+    return world, rank, device
 
-    # -- model and optimizer -----------------------------------------------------------------------
-    state = load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
-    if state is not None and state["model_args"] != cfg.model_args:
+
+def _resume_state(checkpoint_path: Path, cfg: TrainConfig) -> dict:
+    """The checkpoint to resume from, checked to continue the same run (architecture, data stream, task)."""
+    state = load_checkpoint(checkpoint_path)
+    if state["model_args"] != cfg.model_args:
         msg = (
             f"checkpoint {checkpoint_path} holds a network with {state['model_args']}, but the configuration "
             f"asks for {cfg.model_args}; use another out_dir or matching depth/width"
         )
         raise ValueError(msg)
-    if state is not None:
-        for name in _RESUME_FIXED:
-            saved, asked = state["config"].get(name), getattr(cfg, name)
-            if saved != asked:
-                msg = (f"checkpoint {checkpoint_path} was trained with {name}={saved!r}, but the configuration asks "
-                       f"for {name}={asked!r}: resuming would not continue the same run")  # fmt: skip
-                raise ValueError(msg)
+    for name in _RESUME_FIXED:
+        saved, asked = state["config"].get(name), getattr(cfg, name)
+        if saved != asked:
+            msg = (f"checkpoint {checkpoint_path} was trained with {name}={saved!r}, but the configuration asks "
+                   f"for {name}={asked!r}: resuming would not continue the same run")  # fmt: skip
+            raise ValueError(msg)
+    return state
+
+
+def _model_and_optimizer(cfg: TrainConfig, device, state):
+    """A fresh model (seeded) and Adam, or both restored from ``state`` with the run's place and RNG."""
     # Channels-last activations are what oneDNN's (and cuDNN's) fastest convolutions want.
     model = EnhanceNet(**cfg.model_args).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    step, best_val, history, running = 0, float("inf"), [], None
+    run = _Run()
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        step, best_val, history, running = state["step"], state["best_val"], state["history"], state["running_loss"]
+        run = _Run(step=state["step"], best_val=state["best_val"], history=state["history"],
+                   running=state["running_loss"])  # fmt: skip
         torch.set_rng_state(state["torch_rng"])
     model.train()
-    trainer = model
-    if world > 1:
-        trainer = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None
-        )
+    return model, optimizer, run
 
-    # -- loop ------------------------------------------------------------------------------------------
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="training", disable=not progress or rank != 0)
-    last_save, start = time.monotonic(), time.monotonic()
-    while step < cfg.max_steps:
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        inputs, targets = get_batch(train_data, step, cfg, rank=rank, world=world)
-        inputs = inputs.to(device, memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-            prediction = trainer(inputs)
-        mse = F.mse_loss(prediction.float(), targets.to(device))
-        loss = mse + cfg.l2_weight * _l2_penalty(model)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        running = mse.item() if running is None else 0.98 * running + 0.02 * mse.item()
-        bar.update()
-        bar.set_postfix(loss=f"{running:.3e}", lr=f"{lr:.1e}")
 
-        evaluate_now = step % cfg.eval_interval == 0 or step == cfg.max_steps
-        if evaluate_now and rank == 0:
-            calibrated = recalibrate_batchnorm(model, train_data, cfg, step, device)
-            val = evaluate(calibrated, val_data, cfg, device)
-            history.append({"step": step, "lr": lr, "train_loss": running, "val_loss": val,
-                            "seconds": round(time.monotonic() - start, 2)})  # fmt: skip
-            if val < best_val:
-                best_val = val
-                _export(calibrated, out_dir / "best.safetensors", cfg, step, val)
-            _write_history(out_dir, history)
-            bar.write(f"step {step}: train {running:.4e}  validation {val:.4e}  (best {best_val:.4e})")
-        snapshot_now = cfg.snapshot_interval > 0 and step % cfg.snapshot_interval == 0
-        if rank == 0 and (evaluate_now or snapshot_now or time.monotonic() - last_save > cfg.checkpoint_seconds):
-            save_checkpoint(checkpoint_path, model=model, optimizer=optimizer, step=step, cfg=cfg,
-                            best_val=best_val, history=history, running=running)  # fmt: skip
-            last_save = time.monotonic()
-            if snapshot_now:
-                (out_dir / "snapshots").mkdir(exist_ok=True)
-                shutil.copyfile(checkpoint_path, out_dir / "snapshots" / f"step_{step:07d}.pt")
-    bar.close()
+def _data_parallel(model, device, world):
+    """The module that runs the forward pass: ``model`` itself, or its DDP wrapper under torchrun."""
+    if world == 1:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
-    # -- final weights -------------------------------------------------------------------------------
-    files = {"checkpoint": checkpoint_path}
-    if rank == 0:
-        files["final"] = _export(
-            recalibrate_batchnorm(model, train_data, cfg, step, device),
-            out_dir / "final.safetensors",
-            cfg,
-            step,
-            history[-1]["val_loss"] if history else None,
-        )
-        files["best"] = out_dir / "best.safetensors"
-        if history:
-            plot_history(history, out_dir / "history.png")
-            files["history"] = out_dir / "history.csv"
-    if world > 1:
-        import torch.distributed as dist
 
-        dist.barrier()
-    return {"step": step, "best_val": best_val, "history": history, "files": files, "model": model}
+def _train_step(model, trainer, optimizer, batch, *, lr, cfg, device, precision) -> float:
+    """One optimizer step at learning rate ``lr`` on ``batch``; returns the batch's MSE."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    inputs, targets = batch
+    inputs = inputs.to(device, memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        prediction = trainer(inputs)
+    mse = F.mse_loss(prediction.float(), targets.to(device))
+    loss = mse + cfg.l2_weight * _l2_penalty(model)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return mse.item()
+
+
+def _evaluate_and_log(model, train_data, val_data, cfg, device, run: _Run, *, lr, out_dir: Path, bar) -> None:
+    """Validate with recalibrated BatchNorm statistics, keep the best weights, and write the history."""
+    calibrated = recalibrate_batchnorm(model, train_data, cfg, run.step, device)
+    val = evaluate(calibrated, val_data, cfg, device)
+    run.history.append({"step": run.step, "lr": lr, "train_loss": run.running, "val_loss": val,
+                        "seconds": round(time.monotonic() - run.start, 2)})  # fmt: skip
+    if val < run.best_val:
+        run.best_val = val
+        _export(calibrated, out_dir / "best.safetensors", cfg, run.step, val)
+    _write_history(out_dir, run.history)
+    bar.write(f"step {run.step}: train {run.running:.4e}  validation {val:.4e}  (best {run.best_val:.4e})")
+
+
+def _checkpoint_if_due(checkpoint_path: Path, model, optimizer, cfg, run: _Run, *, evaluate_now: bool) -> None:
+    """Write the resume checkpoint after an evaluation, at a snapshot step, or when it is older than allowed."""
+    snapshot_now = cfg.snapshot_interval > 0 and run.step % cfg.snapshot_interval == 0
+    if not (evaluate_now or snapshot_now or time.monotonic() - run.last_save > cfg.checkpoint_seconds):
+        return
+    save_checkpoint(checkpoint_path, model=model, optimizer=optimizer, step=run.step, cfg=cfg,
+                    best_val=run.best_val, history=run.history, running=run.running)  # fmt: skip
+    run.last_save = time.monotonic()
+    if snapshot_now:
+        (checkpoint_path.parent / "snapshots").mkdir(exist_ok=True)
+        shutil.copyfile(checkpoint_path, checkpoint_path.parent / "snapshots" / f"step_{run.step:07d}.pt")
+
+
+def _final_weights(model, train_data, cfg, device, run: _Run, out_dir: Path) -> dict:
+    """Export the final network (recalibrated), plot the history; the paths written."""
+    val = run.history[-1]["val_loss"] if run.history else None
+    final = recalibrate_batchnorm(model, train_data, cfg, run.step, device)
+    files = {"final": _export(final, out_dir / "final.safetensors", cfg, run.step, val),
+             "best": out_dir / "best.safetensors"}  # fmt: skip
+    if run.history:
+        plot_history(run.history, out_dir / "history.png")
+        files["history"] = out_dir / "history.csv"
+    return files
 
 
 def average_checkpoints(paths, train_data, val_data=None, *, device="cpu") -> tuple[EnhanceNet, dict]:
