@@ -23,6 +23,22 @@ def supported_float_type(dtype):
 
     float32 and float64 are kept, float16 becomes float32, integers and booleans become float64
     (the policy of scikit-image's ``_supported_float_type``).
+
+    Parameters
+    ----------
+    dtype : numpy.dtype or type
+        The input's data type.
+
+    Returns
+    -------
+    numpy.dtype
+        float32 or float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> supported_float_type(np.int16)
+    dtype('float64')
     """
     dtype = np.dtype(dtype)
     if dtype.kind == "f" and dtype.itemsize in (4, 8):
@@ -46,6 +62,17 @@ def check_image(image, *, name="image", allow_nonfinite=True):
         The argument name used in error messages.
     allow_nonfinite : bool
         If False, NaN or infinite pixels raise a `ValueError`.
+
+    Returns
+    -------
+    numpy.ndarray
+        A 2-D float copy (float32 or float64, see `supported_float_type`) in native byte order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_image(np.ones((2, 3), dtype=">f4")).dtype
+    dtype('float32')
     """
     if not isinstance(image, np.ndarray) and not hasattr(image, "__array__"):
         msg = f"{name} must be a 2-D array (ny, nx), got {type(image).__name__}"
@@ -67,7 +94,25 @@ def check_image(image, *, name="image", allow_nonfinite=True):
 
 
 def check_positive(value, *, name):
-    """Return ``value`` as a float if it is a finite number > 0, else raise `ValueError`."""
+    """Return ``value`` as a float if it is a finite number > 0, else raise `ValueError`.
+
+    Parameters
+    ----------
+    value : float
+        The number to check.
+    name : str
+        The argument name used in the error message.
+
+    Returns
+    -------
+    float
+        ``value``.
+
+    Examples
+    --------
+    >>> check_positive(2, name="sigma")
+    2.0
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         msg = f"{name} must be a positive number, got {value!r}"
         raise TypeError(msg)
@@ -82,6 +127,27 @@ def check_integer(value, *, name, minimum=1, unit=""):
     """Return ``value`` as an int if it is an integer (not a bool) >= ``minimum``, else raise `ValueError`.
 
     The message says "a positive integer" for ``minimum=1`` and "an integer >= minimum" otherwise.
+
+    Parameters
+    ----------
+    value : int
+        The number to check.
+    name : str
+        The argument name used in the error message.
+    minimum : int
+        The smallest value accepted.
+    unit : str
+        Unit named in the error message (e.g. ``'px'``).
+
+    Returns
+    -------
+    int
+        ``value``.
+
+    Examples
+    --------
+    >>> check_integer(512, name="tile", minimum=8, unit="px")
+    512
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
@@ -91,7 +157,26 @@ def check_integer(value, *, name, minimum=1, unit=""):
 
 
 def check_angle(value, *, name):
-    """Return an angle in arcsec from a `~astropy.units.Quantity` or a plain number of arcsec (> 0)."""
+    """Return an angle in arcsec from a `~astropy.units.Quantity` or a plain number of arcsec (> 0).
+
+    Parameters
+    ----------
+    value : `~astropy.units.Quantity` or float
+        An angle (any angular unit) or a number of arcsec.
+    name : str
+        The argument name used in the error message.
+
+    Returns
+    -------
+    float
+        The angle in arcsec.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> check_angle(1 * u.arcmin, name="radius")
+    60.0
+    """
     import astropy.units as u
 
     if isinstance(value, u.Quantity):
@@ -110,7 +195,24 @@ def check_angle(value, *, name):
 def fill_nonfinite(image, finite):
     """Replace non-finite pixels by their nearest finite neighbour (no artificial edge at the limb).
 
-    ``finite`` is ``np.isfinite(image)``; returns ``image`` itself when every pixel is finite.
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image, any unit.
+    finite : numpy.ndarray of bool
+        ``np.isfinite(image)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        A filled copy; ``image`` itself when every pixel is finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.array([[1.0, np.nan, 3.0]])
+    >>> fill_nonfinite(image, np.isfinite(image))
+    array([[1., 1., 3.]])
     """
     if finite.all():
         return image
@@ -124,7 +226,27 @@ def fill_nonfinite(image, finite):
 
 
 def check_choice(value, choices, *, name):
-    """Return ``value`` if it is one of ``choices``, else raise `ValueError` naming them."""
+    """Return ``value`` if it is one of ``choices``, else raise `ValueError` naming them.
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    choices : sequence
+        The values accepted.
+    name : str
+        The argument name used in the error message.
+
+    Returns
+    -------
+    object
+        ``value``.
+
+    Examples
+    --------
+    >>> check_choice("blos", ("intensity", "blos"), name="kind")
+    'blos'
+    """
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
         msg = f"{name} must be one of {options}, got {value!r}"
