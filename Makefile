@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 KERAS_VENV  := benchmarks/.venv-keras
 KERAS_STAMP := $(KERAS_VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint clean web web-test
 
 install: $(STAMP)
 
@@ -40,9 +40,41 @@ $(KERAS_STAMP):
 	$(KERAS_VENV)/bin/python -m pip install --quiet "tensorflow-cpu>=2.16"
 	touch $(KERAS_STAMP)
 
+# The browser page: the page's sources, onnxruntime-web's WebAssembly runtime (npm, pinned in
+# web/package-lock.json), the light models exported to ONNX and the packaged sample cut-outs, in
+# web/dist (any static file server serves it; `enhance web` adds the headers for WebAssembly threads).
+WEB_DIST := web/dist
+ORT_DIST := web/node_modules/onnxruntime-web/dist
+
+web: $(STAMP) web/node_modules/.package-lock.json
+	rm -rf $(WEB_DIST).tmp
+	mkdir -p $(WEB_DIST).tmp/ort $(WEB_DIST).tmp/models $(WEB_DIST).tmp/samples
+	cp web/index.html web/style.css web/src/*.js $(WEB_DIST).tmp/
+	cp $(ORT_DIST)/ort.wasm.min.mjs $(ORT_DIST)/ort-wasm-simd-threaded.mjs $(ORT_DIST)/ort-wasm-simd-threaded.wasm \
+		$(WEB_DIST).tmp/ort/
+	$(VENV)/bin/enhance export --model light -o $(WEB_DIST).tmp/models
+	# onnxruntime-web reads ONNX IR versions up to 13; opset 17 graphs need IR 8 (the file is otherwise unchanged).
+	$(PY) -c 'import glob, onnx; from onnx.helper import find_min_ir_version_for; \
+		ms = [(p, onnx.load(p)) for p in glob.glob("$(WEB_DIST).tmp/models/*.onnx")]; \
+		[setattr(m, "ir_version", find_min_ir_version_for(list(m.opset_import))) or onnx.save(m, p) for p, m in ms]'
+	cp src/enhance/data/hmi_continuum_ar.fits src/enhance/data/hmi_blos_ar.fits $(WEB_DIST).tmp/samples/
+	$(PY) -c 'import json, sys; from importlib.metadata import version; \
+		ort = json.load(open("web/node_modules/onnxruntime-web/package.json"))["version"]; \
+		json.dump({"version": version("solar-enhance"), "onnxruntime_web": ort}, sys.stdout)' > $(WEB_DIST).tmp/build.json
+	rm -rf $(WEB_DIST)
+	mv $(WEB_DIST).tmp $(WEB_DIST)
+	@echo "built $(WEB_DIST); serve it with: $(VENV)/bin/enhance web"
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+
+# Unit tests of the page's JavaScript modules (FITS reading/writing, the ported Python steps).
+web-test:
+	node --test web/tests/
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks training
 	$(VENV)/bin/ruff format --check src tests benchmarks training
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache web/dist web/dist.tmp web/node_modules

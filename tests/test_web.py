@@ -1,0 +1,467 @@
+"""The browser page (``web/``, built by ``make web``) and ``enhance web``.
+
+The page must give the numbers of ``enhance run --model light``: it is driven headless in Debian's
+Chromium by Playwright, fed the sample cut-outs and hand-made FITS files through its file input, and
+the FITS it offers for download is compared with the Python result, pixels and header. The ports of
+the Python steps (quiet-Sun level, nearest-finite fill) are checked for exact agreement in Node.
+Each part skips, saying why, where Chromium, Playwright, Node or the built page are missing; CI
+(`.ci/run`) installs them and runs ``make web`` first.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from enhance.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB = ROOT / "web"
+DIST = WEB / "dist"
+PACKAGE_DATA = ROOT / "src" / "enhance" / "data"
+SHARED_QS = ROOT.parent / "shared" / "data" / "hmi_continuum_qs.fits"
+CHROMIUM = Path(os.environ.get("ENHANCE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]  # fmt: skip
+NODE = shutil.which("node")
+#: Largest relative difference allowed between the page and Python (the issue's 1e-4).
+RTOL = 1e-4
+
+needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
+needs_dist = pytest.mark.skipif(not (DIST / "index.html").is_file(), reason="web/dist is not built (run `make web`)")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The server
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not (DIST / "index.html").is_file():
+        pytest.skip("web/dist is not built (run `make web`)")
+    from enhance.web import make_server
+
+    httpd = make_server(DIST, port=0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@needs_dist
+def test_server_sends_isolation_headers_and_types(server):
+    with urllib.request.urlopen(f"{server}/") as response:
+        assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        assert "Enhance in the browser" in response.read().decode()
+    with urllib.request.urlopen(f"{server}/ort/ort-wasm-simd-threaded.wasm") as response:
+        assert response.headers["Content-Type"] == "application/wasm"
+    with urllib.request.urlopen(f"{server}/ort/ort.wasm.min.mjs") as response:
+        assert response.headers["Content-Type"] == "text/javascript"
+    for kind in ("intensity", "blos"):
+        with urllib.request.urlopen(f"{server}/models/enhance_light_{kind}.onnx") as response:
+            assert response.status == 200
+
+
+def test_make_server_refuses_an_unbuilt_page(tmp_path, capsys):
+    from enhance.web import make_server
+
+    with pytest.raises(FileNotFoundError, match="make web"):
+        make_server(tmp_path, port=0)
+    assert main(["web", "--root", str(tmp_path), "--port", "0"]) == 2
+    assert "make web" in capsys.readouterr().err
+
+
+@needs_dist
+def test_make_server_checks_the_port():
+    from enhance.web import make_server
+
+    with pytest.raises(ValueError, match="port must be an integer in 0-65535, got 70000"):
+        make_server(DIST, port=70000)
+
+
+def test_web_module_does_not_import_torch():
+    code = "import sys, enhance.web, enhance.cli; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+@needs_dist
+def test_enhance_web_script_prints_the_address():
+    script = Path(sys.executable).with_name("enhance")
+    if not script.is_file():
+        pytest.skip("the enhance script is not installed next to this Python")
+    with subprocess.Popen([str(script), "web", "--port", "0"], stdout=subprocess.PIPE, text=True) as process:
+        try:
+            line = process.stdout.readline()
+            assert line.startswith("serving ")
+            assert "http://127.0.0.1:" in line
+            address = line.split(" at ", 1)[1].split()[0]
+            with urllib.request.urlopen(address) as response:
+                assert response.status == 200
+                assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The JavaScript modules in Node
+
+
+@needs_node
+def test_javascript_unit_tests():
+    result = subprocess.run([NODE, "--test", "tests/"], cwd=WEB, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _node(script: str, payload):
+    """Run an ES module script with ``payload`` (JSON) on stdin; return its JSON output."""
+    result = subprocess.run([NODE, "--input-type=module", "-e", script], input=json.dumps(payload), capture_output=True,
+                            text=True, cwd=WEB, timeout=120, check=True)  # fmt: skip
+    return json.loads(result.stdout)
+
+
+@needs_node
+def test_nearest_finite_fill_is_scipys_including_ties():
+    """The page fills NaN pixels from the very neighbour `fill_nonfinite` (scipy's feature transform) picks."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    cases = []
+    for k in range(40):
+        ny, nx = (int(n) for n in rng.integers(1, 30, 2))
+        finite = rng.random((ny, nx)) < rng.uniform(0.05, 0.95)
+        if k % 4 == 0:  # a disk and its off-limb corners: many equidistant neighbours
+            yy, xx = np.indices((ny, nx))
+            finite = (yy - ny / 2) ** 2 + (xx - nx / 3) ** 2 < (min(ny, nx) / 2) ** 2
+        finite.flat[0] = True
+        cases.append(finite)
+    script = """
+        import { nearestFinite } from "./src/hmi.js";
+        import fs from "node:fs";
+        const cases = JSON.parse(fs.readFileSync(0, "utf8"));
+        const found = cases.map(({ mask, h, w }) => Array.from(nearestFinite(Uint8Array.from(mask), h, w)));
+        console.log(JSON.stringify(found));
+    """
+    payload = [{"mask": c.astype(int).ravel().tolist(), "h": c.shape[0], "w": c.shape[1]} for c in cases]
+    ties = 0
+    for finite, found in zip(cases, _node(script, payload), strict=True):
+        iy, ix = ndimage.distance_transform_edt(~finite, return_distances=False, return_indices=True)
+        expected = (iy * finite.shape[1] + ix).ravel()
+        assert np.array_equal(np.array(found), expected)
+        # count pixels with several nearest neighbours: the tie-breaking is really exercised
+        yy, xx = np.indices(finite.shape)
+        for y, x in zip(*np.nonzero(~finite), strict=True):
+            d = (yy[finite] - y) ** 2 + (xx[finite] - x) ** 2
+            ties += int((d == d.min()).sum() > 1)
+    assert ties > 50
+
+
+@needs_node
+def test_quiet_sun_level_is_pythons():
+    from enhance.observation.quiet_sun import estimate_qs_level, qs_stride
+
+    rng = np.random.default_rng(5)
+    images = [fits.getdata(PACKAGE_DATA / "hmi_continuum_ar.fits").astype(np.float64)]
+    if SHARED_QS.is_file():
+        images.append(fits.getdata(SHARED_QS).astype(np.float64))
+    images.append(1 + 0.04 * rng.standard_normal((300, 301)))  # stride 2: the subsample is ported too
+    spotty = 5000 * (1 + 0.05 * rng.standard_normal((90, 120)))
+    spotty[20:60, 30:80] *= 0.3
+    spotty[:5] = np.nan
+    images.append(spotty)
+    script = """
+        import { estimateQsLevel, qsStride, subsample } from "./src/hmi.js";
+        import fs from "node:fs";
+        const images = JSON.parse(fs.readFileSync(0, "utf8"));
+        console.log(JSON.stringify(images.map(({ data, h, w }) => {
+          const values = Float64Array.from(data, (v) => (v === null ? NaN : v));
+          const stride = qsStride(h, w);
+          return [stride, estimateQsLevel(subsample(values, h, w, stride).values)];
+        })));
+    """
+    payload = [{"data": [None if not np.isfinite(v) else float(v) for v in im.ravel()], "h": im.shape[0],
+                "w": im.shape[1]} for im in images]  # fmt: skip
+    for image, (stride, level) in zip(images, _node(script, payload), strict=True):
+        assert stride == qs_stride(image.shape)
+        assert level == estimate_qs_level(image)  # exactly: the same medians of the same float64 values
+
+
+# ---------------------------------------------------------------------------------------------------
+# The page in Chromium
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the tests extra)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    outside = []
+    errors = []
+    page.on("request", lambda request: None if request.url.startswith((server, "blob:", "data:")) else outside.append(
+        request.url))  # fmt: skip
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto(f"{server}/")
+    page.wait_for_selector("body[data-state=idle]", state="attached", timeout=30_000)
+    yield page
+    context.close()
+    assert outside == [], f"the page requested other origins: {outside}"
+    assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+def _submit(page, path, *, kind="auto", timeout=120_000):
+    """Give the page a file; return 'done' or 'error' once it has finished."""
+    page.select_option("#kind", kind)
+    page.evaluate("document.body.dataset.state = 'submitted'")
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("body[data-state=done], body[data-state=error]", state="attached", timeout=timeout)
+    return page.get_attribute("body", "data-state")
+
+
+def _download(page, target):
+    with page.expect_download() as info:
+        page.click("#download")
+    info.value.save_as(target)
+    return target
+
+
+def _python_light(path, out):
+    assert main(["run", str(path), "-o", str(out), "--model", "light"]) == 0
+    with fits.open(out) as hdul:
+        return hdul[0].data.astype(np.float64), hdul[0].header.copy()
+
+
+def _wcs_file(path):
+    """An integer magnetogram with BSCALE/BZERO/BLANK, blank pixels and a rotated CD-matrix WCS."""
+    data = fits.getdata(PACKAGE_DATA / "hmi_blos_ar.fits").astype(np.float64)
+    raw = np.round((data - 10.0) / 0.25).astype(np.int32)
+    blank = -(2**31)
+    raw[:12, :40] = blank  # an off-limb corner
+    raw[100:104, 90:93] = blank  # a hole inside the field
+    hdu = fits.PrimaryHDU(raw)
+    angle = np.deg2rad(3.0)
+    header = hdu.header
+    header.update(BSCALE=0.25, BZERO=10.0, BLANK=blank, BUNIT="Gauss", CONTENT="MAGNETOGRAM", CTYPE1="HPLN-TAN",
+                  CTYPE2="HPLT-TAN", CUNIT1="arcsec", CUNIT2="arcsec", CRPIX1=100.5, CRPIX2=-20.25, CRVAL1=-310.0,
+                  CRVAL2=215.5, CD1_1=0.504 * np.cos(angle), CD1_2=-0.504 * np.sin(angle),
+                  CD2_1=0.504 * np.sin(angle), CD2_2=0.504 * np.cos(angle), R_SUN=1890.5, X0_MP=2047.5,
+                  Y0_MP=2040.25, DATAMEAN=3.0, TELESCOP="SDO/HMI")  # fmt: skip
+    header["HISTORY"] = "a cut-out of the packaged sample, as scaled 32-bit integers"
+    hdu.writeto(path)
+    return path
+
+
+def _limb_file(path):
+    """A float32 continuum image with NaN off-limb pixels, PC matrix and CDELT, and a long string card."""
+    data = fits.getdata(PACKAGE_DATA / "hmi_continuum_ar.fits").astype(np.float32) * np.float32(52000.0)
+    yy, xx = np.indices(data.shape)
+    data[(yy + 150) ** 2 + (xx + 40) ** 2 > 330**2] = np.nan
+    hdu = fits.PrimaryHDU(data)
+    hdu.header.update(BUNIT="DN/s", CDELT1=0.5035, CDELT2=0.5035, CRPIX1=-1200.0, CRPIX2=55.0, CRVAL1=0.0,
+                      CRVAL2=0.0, PC1_1=0.99999, PC1_2=-0.0044, PC2_1=0.0044, PC2_2=0.99999, CTYPE1="HPLN-TAN",
+                      CTYPE2="HPLT-TAN", COMMENT="continuum with an off-limb corner",
+                      OBJECT="a continuum cut-out whose description is longer than one FITS card can hold, "
+                      "so that it is written with CONTINUE cards")  # fmt: skip
+    hdu.writeto(path)
+    return path
+
+
+SAMPLES = {
+    "continuum_ar": lambda tmp: PACKAGE_DATA / "hmi_continuum_ar.fits",
+    "blos_ar": lambda tmp: PACKAGE_DATA / "hmi_blos_ar.fits",
+    "continuum_qs": lambda tmp: SHARED_QS,
+    "blos_int_blank_cd": lambda tmp: _wcs_file(tmp / "blos_int.fits"),
+    "continuum_limb_nan": lambda tmp: _limb_file(tmp / "continuum_nan.fits"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_page_gives_pythons_numbers_and_header(page, tmp_path, name, record_property):
+    source = SAMPLES[name](tmp_path)
+    if not Path(source).is_file():
+        pytest.skip(f"{source} is not present")
+    assert _submit(page, source) == "done", page.text_content("#message")
+    web_path = _download(page, tmp_path / "web.fits")
+    expected, python_header = _python_light(source, tmp_path / "python.fits")
+    with fits.open(web_path) as hdul:
+        assert len(hdul) == 1
+        web = hdul[0].data
+        header = hdul[0].header
+    original = fits.getheader(source)
+    assert web.shape == expected.shape == (2 * original["NAXIS2"], 2 * original["NAXIS1"])
+    assert web.dtype == (np.dtype(">f4") if original["BITPIX"] == -32 else np.dtype(">f8"))
+
+    # Pixels: NaN at the same (2x2) places, and the same values within 1e-4 of the image's scale.
+    web = web.astype(np.float64)
+    assert np.array_equal(np.isnan(web), np.isnan(expected))
+    finite = np.isfinite(expected)
+    scale = np.max(np.abs(expected[finite]))
+    difference = np.max(np.abs(web[finite] - expected[finite])) / scale
+    record_property("max_relative_difference", difference)
+    assert difference < RTOL
+    if "continuum" in name:  # positive values of order the quiet Sun: pixel by pixel too
+        np.testing.assert_allclose(web[finite], expected[finite], rtol=RTOL)
+
+    # Header: every key of Python's x2 header, with its value.
+    assert header["NAXIS1"] == 2 * original["NAXIS1"]
+    assert header["NAXIS2"] == 2 * original["NAXIS2"]
+    for axis in (1, 2):
+        assert header[f"CRPIX{axis}"] == 2 * original.get(f"CRPIX{axis}", 0.0) - 0.5
+        if f"CDELT{axis}" in original:
+            assert header[f"CDELT{axis}"] == original[f"CDELT{axis}"] / 2
+        for other in (1, 2):
+            if f"CD{axis}_{other}" in original:
+                assert header[f"CD{axis}_{other}"] == pytest.approx(original[f"CD{axis}_{other}"] / 2, rel=1e-15)
+            if f"PC{axis}_{other}" in original:
+                assert header[f"PC{axis}_{other}"] == original[f"PC{axis}_{other}"]
+    skip = {"HISTORY", "COMMENT", "", "CHECKSUM", "DATASUM"}
+    assert {k for k in python_header if k not in skip} == {k for k in header if k not in skip}
+    for key in python_header:
+        if key not in skip:
+            value = python_header[key]
+            assert header[key] == (pytest.approx(value, rel=1e-15) if isinstance(value, float) else value), key
+    kept = [str(line) for line in original.get("HISTORY", [])]
+    history = [str(line) for line in header["HISTORY"]]
+    assert history[: len(kept)] == kept  # the input's HISTORY, then the new line (72 characters a card)
+    kind = "blos" if "blos" in name else "intensity"
+    added = "".join(history[len(kept) :])
+    assert added.startswith("solar-enhance "), added
+    assert f"model: light {kind}" in added, added
+
+
+@pytest.mark.slow
+def test_page_falls_back_to_one_thread_without_isolation_headers(browser, tmp_path):
+    """Any static server will do: without COOP/COEP the page runs on one thread, with the same result."""
+    import http.server
+
+    if not (DIST / "index.html").is_file():
+        pytest.skip("web/dist is not built (run `make web`)")
+
+    class Plain(http.server.SimpleHTTPRequestHandler):
+        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                          ".wasm": "application/wasm"}  # fmt: skip
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(DIST), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Plain)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    context = browser.new_context(accept_downloads=True)
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
+        page.wait_for_selector("body[data-state=idle]", state="attached", timeout=30_000)
+        assert page.evaluate("crossOriginIsolated") is False
+        assert _submit(page, PACKAGE_DATA / "hmi_blos_ar.fits") == "done", page.text_content("#message")
+        assert "1 thread (page not cross-origin isolated)" in page.text_content("#timing")
+        web = fits.getdata(_download(page, tmp_path / "web.fits")).astype(np.float64)
+    finally:
+        context.close()
+        httpd.shutdown()
+        httpd.server_close()
+    expected, _ = _python_light(PACKAGE_DATA / "hmi_blos_ar.fits", tmp_path / "python.fits")
+    assert np.max(np.abs(web - expected)) < RTOL * np.max(np.abs(expected))
+
+
+def _invalid_files(tmp):
+    text = tmp / "notes.fits"
+    text.write_text("this is a text file, not FITS\n" * 40)
+    cube = tmp / "cube.fits"
+    fits.PrimaryHDU(np.zeros((3, 40, 50), dtype=np.float32)).writeto(cube)
+    table = tmp / "table.fits"
+    columns = fits.BinTableHDU.from_columns([fits.Column("flux", "E", array=np.ones(5))])
+    fits.HDUList([fits.PrimaryHDU(), columns]).writeto(table)
+    rice = tmp / "rice.fits"
+    data = fits.getdata(PACKAGE_DATA / "hmi_continuum_ar.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, compression_type="RICE_1")]).writeto(rice)
+    unknown = tmp / "unknown.fits"
+    fits.PrimaryHDU(data).writeto(unknown)  # no BUNIT, CONTENT or series name
+    tesla = tmp / "tesla.fits"
+    hdu = fits.PrimaryHDU(data)
+    hdu.header["BUNIT"] = "T"
+    hdu.writeto(tesla)
+    limb = tmp / "limb.fits"
+    ramp = np.tile(np.linspace(0.45, 0.9, 200, dtype=np.float32), (200, 1)) * (1 + 0.03 * data / data.mean())
+    hdu = fits.PrimaryHDU(ramp.astype(np.float32))
+    hdu.header["BUNIT"] = "DN/s"
+    hdu.writeto(limb)
+    return {
+        text: "not a FITS file",
+        cube: "must be 2-D (ny, nx), got shape (3, 40, 50): this is a data cube",
+        table: "holds a table, not an image",
+        rice: "funpack",
+        unknown: "cannot tell continuum from magnetogram",
+        tesla: "magnetograms must be in gauss, got BUNIT 'T'",
+        limb: "quiet Sun is not flat",
+    }
+
+
+@pytest.mark.slow
+def test_page_explains_invalid_files_and_takes_a_kind_by_hand(page, tmp_path):
+    for path, message in _invalid_files(tmp_path).items():
+        assert _submit(page, path) == "error", path.name
+        assert page.is_visible("#message")
+        text = page.text_content("#message")
+        assert message in text, (path.name, text)
+        assert path.name in text
+        assert page.is_hidden("#results")
+    # the unknown kind goes through once the kind is chosen by hand
+    assert _submit(page, tmp_path / "unknown.fits", kind="intensity") == "done"
+    assert "kind chosen by hand" in page.text_content("#status")
+
+
+@pytest.mark.slow
+def test_page_shows_views_and_times_a_400_cutout(page, tmp_path, record_property):
+    """A 400x400 cut-out (the sample mirrored 2x2): panels drawn, time reported, screenshot saved."""
+    data = fits.getdata(PACKAGE_DATA / "hmi_continuum_ar.fits")
+    big = np.block([[data, data[:, ::-1]], [data[::-1], data[::-1, ::-1]]])
+    path = tmp_path / "continuum_400.fits"
+    header = fits.getheader(PACKAGE_DATA / "hmi_continuum_ar.fits")
+    header.update(CRPIX1=200.5, CRPIX2=200.5, CRVAL1=-120.0, CRVAL2=310.0, CTYPE1="HPLN-TAN", CTYPE2="HPLT-TAN")
+    fits.PrimaryHDU(big, header).writeto(path)
+    times = []
+    for _ in range(2):  # the first run also compiles the model
+        assert _submit(page, path) == "done"
+        times.append(float(page.get_attribute("#timing", "data-seconds")))
+    assert "400 x 400 -> 800 x 800" in page.text_content("#timing")
+    record_property("seconds_per_400x400_image", times[-1])
+    assert times[-1] < 60
+    # the panels were drawn: the output canvas is not blank
+    filled = page.evaluate("""() => {
+        const c = document.getElementById('output-view');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] < 250 ? 1 : 0; return n / (d.length / 4);
+    }""")
+    assert filled > 0.2
+    page.check("#mode-blink")
+    page.check("#mode-slider")
+    page.fill("#split", "30")
+    folder = Path(os.environ.get("ENHANCE_WEB_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / "enhance_web.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000

@@ -1,0 +1,170 @@
+// Unit tests of the steps ported from the Python package (web/src/hmi.js): `node --test web/tests/`.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { Header } from "../src/fits.js";
+import {
+  InputError, detectKind, enhanceImage, estimateQsLevel, isFlat, linearWcs, nearestFinite, qsStride, quietSunLevel,
+  resolveKind, upscaleHeader,
+} from "../src/hmi.js";
+
+function header(entries) {
+  const h = new Header();
+  for (const [key, value] of Object.entries(entries)) h.set(key, value, { integer: Number.isInteger(value) });
+  return h;
+}
+
+test("upscaleHeader: NAXIS x2, CDELT and CD / 2, PC kept, CRPIX' = 2 CRPIX - 0.5, stale keys gone, HISTORY", () => {
+  const h = header({ NAXIS: 2, NAXIS1: 200, NAXIS2: 150, CRPIX1: 100.5, CRPIX2: -3, CDELT1: 0.504, CDELT2: 0.504,
+    CD1_1: 0.5, CD1_2: -0.01, PC2_1: 0.02, R_SUN: 1900.0, IMSCL_MP: 0.504, X0_MP: 2047.5, BSCALE: 0.1, BZERO: 5,
+    BLANK: -32768, DATAMEAN: 1.0, CHECKSUM: "x", BUNIT: "G" });
+  const out = upscaleHeader(h, 2, "model: light blos");
+  assert.equal(out.get("NAXIS1"), 400);
+  assert.equal(out.get("NAXIS2"), 300);
+  assert.equal(out.get("CRPIX1"), 200.5);
+  assert.equal(out.get("CRPIX2"), -6.5);
+  assert.equal(out.get("CDELT1"), 0.252);
+  assert.equal(out.get("CD1_1"), 0.25);
+  assert.equal(out.get("CD1_2"), -0.005);
+  assert.equal(out.get("PC2_1"), 0.02);
+  assert.equal(out.get("R_SUN"), 3800);
+  assert.equal(out.get("IMSCL_MP"), 0.252);
+  assert.equal(out.get("X0_MP"), 4095.5);
+  for (const key of ["BSCALE", "BZERO", "BLANK", "DATAMEAN", "CHECKSUM"]) assert.equal(out.has(key), false, key);
+  assert.equal(out.get("BUNIT"), "G");
+  assert.deepEqual(out.all("HISTORY"), ["model: light blos"]);
+  assert.equal(h.get("CRPIX1"), 100.5, "the input header is not modified");
+  const bare = upscaleHeader(header({ NAXIS1: 10, NAXIS2: 10 }));
+  assert.equal(bare.get("CRPIX1"), -0.5); // FITS defaults (CRPIX 0, CDELT 1), written out
+  assert.equal(bare.get("CDELT2"), 0.5);
+});
+
+test("detectKind and resolveKind follow the Python rules", () => {
+  assert.equal(detectKind(header({ CONTENT: "MAGNETOGRAM" })), "blos");
+  assert.equal(detectKind(header({ TELESCOP: "SDO/HMI", SERIES: "hmi.Ic_45s" })), "intensity");
+  assert.equal(detectKind(header({ BUNIT: "Mx/cm^2" })), "blos");
+  assert.equal(detectKind(header({ BUNIT: "DN/s" })), "intensity");
+  assert.equal(detectKind(header({ BUNIT: "erg" })), null);
+  assert.throws(() => resolveKind("auto", header({})), (e) => e instanceof InputError && /cannot tell continuum/.test(e.message));
+  assert.throws(() => resolveKind("blos", header({ BUNIT: "kG" })), /must be in gauss, got BUNIT 'kG'/);
+  assert.deepEqual(resolveKind("intensity", header({ BUNIT: "erg" })), { kind: "intensity", warning: null });
+  assert.match(resolveKind("auto", header({ BUNIT: "G", CDELT1: 0.6 })).warning, /not HMI's 0.504/);
+});
+
+test("quiet-Sun level: the docstring example, the stride, and the flatness test", () => {
+  const values = Float64Array.from([...Array(80).fill(1.0), ...Array(20).fill(0.2)]);
+  assert.equal(estimateQsLevel(values), 1.0);
+  // median of the finite values (1.95, of an even count), then of those within 15 %: 2
+  assert.equal(estimateQsLevel(Float64Array.from([NaN, 2, 2.1, 1.9, 0.1])), 2);
+  assert.equal(qsStride(256, 256), 1);
+  assert.equal(qsStride(257, 256), 2);
+  assert.equal(qsStride(4096, 4096), 16);
+  const flat = Float64Array.from({ length: 100 * 100 }, (_, i) => 1 + 0.03 * Math.sin(i));
+  assert.equal(isFlat(flat, 100, 100, 1, 1.0), true);
+  const ramp = Float64Array.from({ length: 100 * 200 }, (_, i) => 0.5 + (0.4 * (i % 200)) / 200);
+  assert.equal(isFlat(ramp, 100, 200, 1, estimateQsLevel(ramp)), false);
+  assert.throws(() => quietSunLevel(ramp, 100, 200), /quiet Sun is not flat/);
+});
+
+test("nearestFinite: finite pixels point at themselves, others at a nearest finite one", () => {
+  const finite = Uint8Array.from([0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]); // 3 x 4
+  const index = nearestFinite(finite, 3, 4);
+  assert.equal(index[2], 2);
+  assert.equal(index[11], 11);
+  assert.equal(index[0], 2);
+  assert.equal(index[7], 11);
+});
+
+/** A stand-in network: nearest-neighbour x2, plus the mean of the 3x3 neighbourhood (reflected at the edges). */
+async function fakeNetwork(input, h, w) {
+  const out = new Float32Array(4 * h * w);
+  const at = (y, x) => input[Math.abs(y >= h ? 2 * h - 2 - y : y) * w + Math.abs(x >= w ? 2 * w - 2 - x : x)];
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) s += at(y + dy, x + dx);
+      const v = 0.5 * input[y * w + x] + s / 18;
+      out[2 * y * 2 * w + 2 * x] = out[2 * y * 2 * w + 2 * x + 1] = v;
+      out[(2 * y + 1) * 2 * w + 2 * x] = out[(2 * y + 1) * 2 * w + 2 * x + 1] = v;
+    }
+  }
+  return out;
+}
+
+test("enhanceImage: normalisation around the network, NaN at the 2x2 output pixels, exact tiling", async () => {
+  const width = 37;
+  const height = 23;
+  const data = Float64Array.from({ length: width * height }, (_, i) => 1000 * (1 + 0.04 * Math.cos(i * 0.7)));
+  data[5] = NaN;
+  data[width * 10 + 20] = NaN;
+  const seen = [];
+  const run = async (input, h, w) => {
+    seen.push(Float32Array.from(input));
+    return fakeNetwork(input, h, w);
+  };
+  const image = { data, width, height, float32: false };
+  const whole = await enhanceImage(image, { kind: "intensity", run, tile: 512 });
+  assert.equal(whole.width, 74);
+  assert.equal(whole.height, 46);
+  assert.ok(Math.abs(whole.scale - 1000) < 50, "the quiet-Sun level of the field");
+  // the network saw the image divided by the level, with NaN filled by the nearest finite neighbour
+  assert.ok(Math.abs(seen[0][6] - data[6] / whole.scale) < 1e-6);
+  const neighbours = [4, 6, 5 + width].map((i) => Math.fround(data[i] / whole.scale));
+  assert.ok(neighbours.includes(seen[0][5]), "a NaN pixel is given a nearest finite neighbour's value");
+  assert.ok(seen[0].every(Number.isFinite));
+  // NaN exactly at the 2x2 output pixels of NaN input pixels
+  let nans = 0;
+  for (let i = 0; i < whole.data.length; i++) nans += Number.isNaN(whole.data[i]) ? 1 : 0;
+  assert.equal(nans, 8);
+  for (const [y, x] of [[0, 10], [0, 11], [1, 10], [1, 11], [20, 40], [21, 41]]) assert.ok(Number.isNaN(whole.data[y * 74 + x]));
+  // back in the data's units: a flat region gives the data's values
+  assert.ok(Math.abs(whole.data[30 * 74 + 30] / 1000 - 1) < 0.1);
+  // tiles of 8 with a margin of 3 (> the stand-in's 1 px reach) give the whole-image result
+  const tiled = await enhanceImage(image, { kind: "intensity", run: fakeNetwork, tile: 8, margin: 3 });
+  assert.deepEqual(Array.from(tiled.data), Array.from(whole.data));
+  // a margin too small would show: the tiling really is exercised
+  const bad = await enhanceImage(image, { kind: "intensity", run: fakeNetwork, tile: 8, margin: 0 });
+  assert.notDeepEqual(Array.from(bad.data), Array.from(whole.data));
+});
+
+test("enhanceImage: magnetograms go through the network in kG and come back in gauss", async () => {
+  const data = Float64Array.from([1500, -300, 0, 2000]);
+  let seen;
+  const result = await enhanceImage({ data, width: 2, height: 2, float32: true }, {
+    kind: "blos",
+    run: async (input, h, w) => {
+      seen = Float32Array.from(input);
+      return fakeNetwork(input, h, w);
+    },
+  });
+  assert.deepEqual(Array.from(seen), [1.5, -0.3, 0, 2].map(Math.fround));
+  assert.ok(result.data instanceof Float32Array, "float32 input gives float32 output, as in Python");
+  assert.equal(result.scale, 1000);
+  const flat = await enhanceImage({ data: Float64Array.from([700, 700, 700, 700]), width: 2, height: 2, float32: false },
+    { kind: "blos", run: fakeNetwork });
+  assert.ok(flat.data.every((v) => Math.abs(v - 700) < 1e-4), "float32 network output times 1000 G");
+});
+
+test("enhanceImage refuses what Python refuses", async () => {
+  const run = fakeNetwork;
+  await assert.rejects(enhanceImage({ data: new Float64Array(3), width: 3, height: 1, float32: false }, { kind: "blos", run }),
+    /at least 2 x 2/);
+  await assert.rejects(enhanceImage({ data: Float64Array.from([NaN, NaN, NaN, NaN]), width: 2, height: 2, float32: false },
+    { kind: "blos", run }), /no finite pixels/);
+  await assert.rejects(enhanceImage({ data: new Float64Array(4), width: 2, height: 2, float32: false },
+    { kind: "intensity", qsLevel: -1, run }), /positive number/);
+});
+
+test("linearWcs: the reference pixel has the reference value; CD, PC and CROTA2; none without a WCS", () => {
+  const cd = linearWcs(header({ CRPIX1: 10.5, CRPIX2: 20, CRVAL1: -300, CRVAL2: 200, CD1_1: 0.5, CD2_2: 0.5,
+    CTYPE1: "HPLN-TAN", CTYPE2: "HPLT-TAN" }));
+  assert.deepEqual(cd.world(9.5, 19), [-300, 200]);
+  assert.deepEqual(cd.world(11.5, 19), [-299, 200]);
+  assert.equal(cd.helioprojective, true);
+  const deg = linearWcs(header({ CDELT1: 0.504 / 3600, CDELT2: 0.504 / 3600, CUNIT1: "deg", CUNIT2: "deg" }));
+  assert.ok(Math.abs(deg.world(0, 0)[0] - 0.504) < 1e-12);
+  const rotated = linearWcs(header({ CDELT1: 0.5, CDELT2: 0.5, CROTA2: 180, CRPIX1: 1, CRPIX2: 1 }));
+  const [x, y] = rotated.world(1, 0); // one pixel along +x is -0.5 arcsec when the image is upside down
+  assert.ok(Math.abs(x + 0.5) < 1e-12 && Math.abs(y) < 1e-12);
+  assert.equal(linearWcs(header({ BUNIT: "G" })), null);
+});
