@@ -72,9 +72,21 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 web-test:
 	node --test web/tests/
 
+# The documentation site (Sphinx, numpydoc, sphinx-gallery) in docs/_build/html, built offline with
+# warnings as errors; its tools are the `docs` extra, installed into .venv on first use.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+.PHONY: docs
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks training
 	$(VENV)/bin/ruff format --check src tests benchmarks training
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache web/dist web/dist.tmp web/node_modules
+	rm -rf $(VENV) build dist src/*.egg-info docs/_build docs/generated .pytest_cache web/dist web/dist.tmp web/node_modules
