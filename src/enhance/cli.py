@@ -529,6 +529,19 @@ def _add_web(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``enhance`` command and its subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; each subcommand stores its handler as ``func``.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["run", "in.fits", "-o", "out.fits", "--model", "light"])
+    >>> args.command, args.model
+    ('run', 'light')
+    """
     parser = argparse.ArgumentParser(
         prog="enhance", description="Deconvolve and super-resolve SDO/HMI images with the Enhance network."
     )
@@ -552,7 +565,28 @@ def _terminated(signum, frame):
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``enhance`` script; returns the exit status."""
+    """Entry point of the ``enhance`` script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command-line arguments after ``enhance``; defaults to ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 for a runtime failure, 2 for a usage error.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.demo import sample_path
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     main(["run", str(sample_path("intensity")), "-o", f"{folder}/out.fits", "--model", "light"])
+    ... # doctest: +ELLIPSIS
+    /...hmi_continuum_ar.fits -> /.../out.fits (intensity, ... s)
+    0
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
