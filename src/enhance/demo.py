@@ -24,7 +24,24 @@ SAMPLES = {"intensity": "hmi_continuum_ar.fits", "blos": "hmi_blos_ar.fits"}
 
 
 def sample_path(kind: str) -> Path:
-    """Path of the shipped HMI sample cut-out for ``kind`` ('intensity' or 'blos')."""
+    """Path of the shipped HMI sample cut-out of one kind.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        The continuum cut-out (I/Ic) or the line-of-sight magnetogram (gauss); both 200 x 200 pixels
+        of 0.504 arcsec of the same active region.
+
+    Returns
+    -------
+    pathlib.Path
+        The FITS file inside the installed package.
+
+    Examples
+    --------
+    >>> sample_path("blos").name
+    'hmi_blos_ar.fits'
+    """
     return Path(str(resources.files("enhance") / "data" / SAMPLES[kind]))
 
 
@@ -44,6 +61,26 @@ def _figure(panels, path):
 
 
 def main(argv=None) -> int:
+    """Enhance the two shipped HMI cut-outs, write FITS files and figures, and print their first numbers.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        ``[OUTDIR]``, the output folder (default ``demo_output``); defaults to ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     main([folder])  # doctest: +ELLIPSIS
+    solar-enhance demo: ...
+    0
+    """
     argv = sys.argv[1:] if argv is None else argv
     outdir = Path(argv[0] if argv else "demo_output")
     outdir.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,16 @@ def bicubic_x2(image) -> np.ndarray:
 
     The plain-interpolation baseline: it adds pixels but no resolution.
 
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        The image, any unit; NaN pixels stay NaN at their 2x2 output pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        The image on the x2 grid, shape ``(2 ny, 2 nx)``, in the unit of ``image``.
+
     Examples
     --------
     >>> import numpy as np
