@@ -39,6 +39,17 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
     -------
     `~enhance.models.network.EnhanceNet`
         The network, in eval mode, on the CPU.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.models.weights import save_weights
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = save_weights(EnhanceNet(depth=1, width=8), f"{folder}/tiny.safetensors", kind="blos")
+    ...     net = load_network(path, kind="blos")
+    >>> net.depth, net.width
+    (1, 8)
     """
     path = Path(path)
     if not path.is_file():
@@ -69,10 +80,30 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
 def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> EnhanceNet:
     """Load a shipped model, checking its file's sha256, architecture and parameter count.
 
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram model.
+    variant : {'full', 'light'}
+        The paper's network (depth 5, width 64) or the light one (depth 1, width 32).
+    net : `~enhance.models.network.EnhanceNet`, optional
+        A network of the right architecture to load into; a new one by default.
+
+    Returns
+    -------
+    `~enhance.models.network.EnhanceNet`
+        The trained network, in eval mode, on the CPU.
+
     Raises
     ------
     `~enhance.exceptions.ModelNotTrainedError`
         If the package ships no trained weights for this model.
+
+    Examples
+    --------
+    >>> net = load_weights("intensity", "light")
+    >>> net.depth, net.width, net.training
+    (1, 32, False)
     """
     entry = registry_entry(kind, variant)
     path = shipped_path(kind, variant)
@@ -112,6 +143,17 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
     -------
     dict
         The registry entry (file, sha256, num_params, card).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.models.weights import save_weights
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = save_weights(EnhanceNet(depth=1, width=32), f"{folder}/light.safetensors", kind="blos")
+    ...     entry = ship(path, "blos", "light", card={"steps": 0}, data_dir=folder)
+    >>> entry["num_params"]
+    37537
     """
     check_choice(kind, KINDS, name="kind")
     check_choice(variant, VARIANTS, name="model")
@@ -155,10 +197,40 @@ def full(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
         Continuum or line-of-sight magnetogram network.
     weights : {None, 'default'}
         None for an untrained (initialised) network, 'default' for the shipped weights.
+
+    Returns
+    -------
+    `~enhance.models.network.EnhanceNet`
+        The network; with the shipped weights, in eval mode.
+
+    Examples
+    --------
+    >>> net = full("blos", weights="default")
+    >>> sum(p.numel() for p in net.parameters())
+    445249
     """
     return _shipped(kind, "full", 5, 64, weights)
 
 
 def light(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
-    """The light model, ``EnhanceNet(depth=1, width=32)``, about six times faster (see `full`)."""
+    """The light model, ``EnhanceNet(depth=1, width=32)``, about six times faster than `full`.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram network.
+    weights : {None, 'default'}
+        None for an untrained (initialised) network, 'default' for the shipped weights.
+
+    Returns
+    -------
+    `~enhance.models.network.EnhanceNet`
+        The network; with the shipped weights, in eval mode.
+
+    Examples
+    --------
+    >>> net = light("intensity", weights="default")
+    >>> sum(p.numel() for p in net.parameters())
+    37537
+    """
     return _shipped(kind, "light", 1, 32, weights)

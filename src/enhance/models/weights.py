@@ -42,12 +42,34 @@ REGISTRY = "models.json"
 
 
 def package_data_dir() -> Path:
-    """The package's data folder (weights, model cards, registry, sample cut-outs)."""
+    """The package's data folder (weights, model cards, registry, sample cut-outs).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder inside the installed package.
+
+    Examples
+    --------
+    >>> (package_data_dir() / "models.json").is_file()
+    True
+    """
     return Path(str(resources.files("enhance") / "data"))
 
 
 def shipped() -> dict[tuple[str, str], dict]:
-    """The shipped models: ``(kind, variant) -> {"file", "sha256", "num_params", "card"}``."""
+    """The shipped models, from the package's registry.
+
+    Returns
+    -------
+    dict
+        ``(kind, variant) -> {"file", "sha256", "num_params", "card"}``.
+
+    Examples
+    --------
+    >>> sorted(shipped())
+    [('blos', 'full'), ('blos', 'light'), ('intensity', 'full'), ('intensity', 'light')]
+    """
     path = package_data_dir() / REGISTRY
     if not path.is_file():
         return {}
@@ -70,6 +92,20 @@ def save_weights(net, path, *, kind: str, metadata: dict | None = None, overwrit
         Extra string-valued metadata (training recipe, metrics, ...).
     overwrite : bool
         Replace an existing file; without it an existing file raises `FileExistsError`.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.models.network import EnhanceNet
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = save_weights(EnhanceNet(depth=1, width=8), f"{folder}/tiny.safetensors", kind="intensity")
+    ...     print(path.name, read_metadata(path)["kind"])
+    tiny.safetensors intensity
     """
     check_choice(kind, KINDS, name="kind")
     meta = {key: str(value) for key, value in (metadata or {}).items()}
@@ -80,6 +116,23 @@ def save_weights(net, path, *, kind: str, metadata: dict | None = None, overwrit
 
 
 def read_metadata(path: Path) -> dict:
+    """The string metadata of a safetensors weights file (kind, architecture, training notes).
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The weights file.
+
+    Returns
+    -------
+    dict
+        ``{key: str}``; empty when the file carries none.
+
+    Examples
+    --------
+    >>> read_metadata(shipped_path("blos", "light"))["kind"]
+    'blos'
+    """
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -87,11 +140,53 @@ def read_metadata(path: Path) -> dict:
 
 
 def shipped_path(kind: str, variant: str) -> Path:
-    """Path of a shipped weights file inside the package."""
+    """Path of a shipped weights file inside the package.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram model.
+    variant : {'full', 'light'}
+        Which network.
+
+    Returns
+    -------
+    pathlib.Path
+        The safetensors file.
+
+    Examples
+    --------
+    >>> shipped_path("intensity", "light").name
+    'enhance_intensity_light.safetensors'
+    """
     return package_data_dir() / registry_entry(kind, variant)["file"]
 
 
 def registry_entry(kind: str, variant: str) -> dict:
+    """The registry entry of a shipped model, or an error that names the shipped alternative.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram model.
+    variant : {'full', 'light'}
+        Which network.
+
+    Returns
+    -------
+    dict
+        ``{"file", "sha256", "num_params", "card"}``.
+
+    Raises
+    ------
+    `~enhance.exceptions.ModelNotTrainedError`
+        If the package ships no weights for this model.
+
+    Examples
+    --------
+    >>> registry_entry("blos", "light")["num_params"]
+    37537
+    """
     check_choice(kind, KINDS, name="kind")
     check_choice(variant, VARIANTS, name="model")
     models = shipped()
@@ -108,6 +203,23 @@ def registry_entry(kind: str, variant: str) -> dict:
 
 
 def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's contents, read in 1 MiB blocks.
+
+    Parameters
+    ----------
+    path : `~pathlib.Path`
+        The file.
+
+    Returns
+    -------
+    str
+        The hexadecimal digest.
+
+    Examples
+    --------
+    >>> file_sha256(shipped_path("blos", "light")) == registry_entry("blos", "light")["sha256"]
+    True
+    """
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -116,5 +228,25 @@ def file_sha256(path: Path) -> str:
 
 
 def model_card(kind: str, variant: str) -> dict:
-    """The JSON model card of a shipped model (training data, recipe, metrics)."""
+    """The JSON model card of a shipped model (training data, recipe, metrics).
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram model.
+    variant : {'full', 'light'}
+        Which network.
+
+    Returns
+    -------
+    dict
+        The card: training data, observation model, recipe, history, validation metrics, behaviour on
+        the real HMI sample, known deviations, package version.
+
+    Examples
+    --------
+    >>> card = model_card("intensity", "full")
+    >>> isinstance(card, dict) and len(card) > 0
+    True
+    """
     return json.loads((package_data_dir() / registry_entry(kind, variant)["card"]).read_text())
