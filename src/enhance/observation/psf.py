@@ -199,6 +199,23 @@ def hmi_encircled_energy(
 
     Tells how much of the slowly decaying Lorentzian tail a kernel of that half-width captures.
 
+    Parameters
+    ----------
+    radius : `~astropy.units.Quantity`
+        Angular radius from the PSF centre (any angle unit).
+    diameter : `~astropy.units.Quantity`
+        Telescope aperture; defaults to 0.14 m (HMI).
+    wavelength : `~astropy.units.Quantity`
+        Observing wavelength; defaults to 6173 Angstrom.
+    w, W, epsilon, k : float
+        Gaussian width, Lorentzian width, Lorentzian weight and Lorentzian exponent (dimensionless, as in
+        `hmi_psf`); defaults are `ENHANCE_2018`.
+
+    Returns
+    -------
+    float
+        The fraction, between 0 and 1.
+
     Examples
     --------
     >>> import astropy.units as u
@@ -215,6 +232,20 @@ def airy_encircled_energy(
     radius: u.arcsec, *, diameter: u.m = TARGET_DIAMETER, wavelength: u.AA = HMI_WAVELENGTH
 ) -> float:
     """Fraction of the Airy pattern's energy within ``radius``: :math:`1 - J_0(x)^2 - J_1(x)^2`.
+
+    Parameters
+    ----------
+    radius : `~astropy.units.Quantity`
+        Angular radius from the centre (any angle unit).
+    diameter : `~astropy.units.Quantity`
+        Telescope aperture; defaults to 0.28 m (the network's target).
+    wavelength : `~astropy.units.Quantity`
+        Observing wavelength; defaults to 6173 Angstrom.
+
+    Returns
+    -------
+    float
+        The fraction, between 0 and 1.
 
     Examples
     --------

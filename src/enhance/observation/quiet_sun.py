@@ -35,7 +35,23 @@ AUTO_SURFACE_SPREAD = 0.15
 
 
 def qs_stride(shape) -> int:
-    """Stride along every axis that leaves at most `QS_SAMPLES` pixels for the quiet-Sun estimates."""
+    """Stride along every axis that leaves at most `QS_SAMPLES` pixels for the quiet-Sun estimates.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The image's shape, pixels.
+
+    Returns
+    -------
+    int
+        The stride, pixels (1 for images of at most `QS_SAMPLES` pixels).
+
+    Examples
+    --------
+    >>> qs_stride((200, 200)), qs_stride((4096, 4096))
+    (1, 16)
+    """
     size = int(np.prod(shape))
     return max(1, int(np.ceil((size / QS_SAMPLES) ** (1 / len(shape)))))
 
@@ -105,6 +121,26 @@ class QuietSunSurface:
     output pixels (``factor=2``), optionally for a band of ``rows`` only; values are interpolated
     linearly between samples and held constant beyond the outer ones. `window` gives the surface of a
     piece of the image (a tile, a Dask chunk).
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        ``(my, mx)`` quiet-Sun level (the image's unit) at image pixels ``(i * stride, j * stride)``.
+    stride : int
+        Spacing of the samples, image pixels.
+    shape : tuple of int
+        ``(ny, nx)`` of the image, or of the window, the surface applies to.
+    offset : tuple of int
+        Position of the window's first pixel in the fitted image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> surface = QuietSunSurface(np.array([[1.0, 2.0]]), stride=2, shape=(1, 3))
+    >>> surface()
+    array([[1. , 1.5, 2. ]], dtype=float32)
+    >>> surface(factor=2).shape
+    (2, 6)
     """
 
     samples: np.ndarray  #: (my, mx) the level at image pixels (i * stride, j * stride)
@@ -122,13 +158,42 @@ class QuietSunSurface:
         return ndimage.map_coordinates(self.samples, grid, order=1, mode="nearest", output=np.float32)
 
     def window(self, row: int, col: int, shape) -> "QuietSunSurface":
-        """The surface of the piece of the image that starts at pixel (row, col) and has ``shape``."""
+        """The surface of the piece of the image that starts at pixel (row, col) and has ``shape``.
+
+        Parameters
+        ----------
+        row : int
+            First row of the piece, image pixels.
+        col : int
+            First column of the piece, image pixels.
+        shape : tuple of int
+            ``(ny, nx)`` of the piece, pixels.
+
+        Returns
+        -------
+        QuietSunSurface
+            The same samples, evaluated on the piece.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> surface = QuietSunSurface(np.array([[1.0, 2.0]]), stride=2, shape=(1, 3))
+        >>> surface.window(0, 1, (1, 2))()
+        array([[1.5, 2. ]], dtype=float32)
+        """
         offset = (self.offset[0] + int(row), self.offset[1] + int(col))
         return dataclasses.replace(self, shape=tuple(int(n) for n in shape), offset=offset)
 
     @property
     def spread(self) -> float:
-        """max / min - 1 of the surface: how much the quiet Sun varies across the field."""
+        """max / min - 1 of the surface: how much the quiet Sun varies across the field.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> QuietSunSurface(np.array([[0.8, 1.0]]), stride=2, shape=(1, 3)).spread
+        0.25
+        """
         return float(self.samples.max() / self.samples.min() - 1)
 
 
@@ -184,8 +249,38 @@ def fit_qs_surface(image, *, scale: float = SURFACE_SCALE, window: float = 0.10,
 
 
 def surface_from_samples(values, stride, shape, *, scale=SURFACE_SCALE, window=0.10, n_iter=10):
-    """`fit_qs_surface` from the regular subsample ``image[::stride, ::stride]`` of an image of ``shape``
-    (what `~enhance.inference.distributed.enhance_dask` computes before any chunk runs)."""
+    """`fit_qs_surface` from the regular subsample ``image[::stride, ::stride]`` of an image of ``shape``.
+
+    This is what `~enhance.inference.distributed.enhance_dask` computes before any chunk runs.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``image[::stride, ::stride]``, in the image's unit.
+    stride : int
+        The subsampling step, pixels (`qs_stride`).
+    shape : tuple of int
+        Shape of the full image, pixels.
+    scale : float
+        Standard deviation of the fit's Gaussian, input pixels (see `fit_qs_surface`).
+    window : float
+        Half-width of the accepted range, relative to the surface.
+    n_iter : int
+        Maximum number of refinements.
+
+    Returns
+    -------
+    QuietSunSurface
+        The surface over the full image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ramp = np.tile(np.linspace(0.6, 0.9, 300), (200, 1))
+    >>> surface = surface_from_samples(ramp[::2, ::2], 2, ramp.shape)
+    >>> surface().shape
+    (200, 300)
+    """
     check_positive(scale, name="scale")
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
@@ -263,7 +358,28 @@ QS_MODES = ("level", "surface")
 
 
 def check_qs_level(qs_level):
-    """Return ``qs_level`` if it is None, 'level', 'surface', a `QuietSunSurface` or a positive number."""
+    """Return ``qs_level`` if it is None, 'level', 'surface', a `QuietSunSurface` or a positive number.
+
+    Parameters
+    ----------
+    qs_level : None, str, float or QuietSunSurface
+        The quiet-Sun option of `~enhance.inference.pipeline.enhance`; a number is in the image's unit.
+
+    Returns
+    -------
+    None, str, float or QuietSunSurface
+        ``qs_level``, a number as a float.
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+
+    Examples
+    --------
+    >>> check_qs_level("surface"), check_qs_level(48000)
+    ('surface', 48000.0)
+    """
     if qs_level is None or isinstance(qs_level, QuietSunSurface):
         return qs_level
     if isinstance(qs_level, str):
@@ -295,7 +411,31 @@ def _is_flat(samples, stride, level):
 
 
 def normalisation_from_samples(samples, stride, shape, qs_level=None):
-    """`qs_normalisation` from the regular subsample ``image[::stride, ::stride]`` of an image of ``shape``."""
+    """`qs_normalisation` from the regular subsample ``image[::stride, ::stride]`` of an image of ``shape``.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        ``image[::stride, ::stride]``, in the image's unit.
+    stride : int
+        The subsampling step, pixels (`qs_stride`).
+    shape : tuple of int
+        Shape of the full image, pixels.
+    qs_level : None, {'level', 'surface'} or float
+        As for `qs_normalisation`.
+
+    Returns
+    -------
+    float or QuietSunSurface
+        One quiet-Sun level (the image's unit) or a surface.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.random.default_rng(0).normal(1.0, 0.03, (100, 100))
+    >>> round(normalisation_from_samples(image, 1, image.shape), 2)
+    1.0
+    """
     if qs_level == "surface":
         return surface_from_samples(samples, stride, shape)
     level = estimate_qs_level(samples)
