@@ -50,6 +50,13 @@ def onnx_model(network, *, kind: str | None = None):
     and 1x1 output ``Conv`` and cropped by a ``Slice``; ``DepthToSpace`` interleaves the four. The
     values are the same, computed without the x2 feature map, and one phase's features are held at
     a time (a 1024x1024 image needs about 2 GB).
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> model = onnx_model(EnhanceNet(depth=1, width=8), kind="intensity")
+    >>> [i.name for i in model.graph.input], [o.name for o in model.graph.output]
+    (['image'], ['enhanced'])
     """
     import torch
 
@@ -183,12 +190,59 @@ def export_onnx(network, path, *, kind: str | None = None, overwrite: bool = Fal
 def onnx_network(
     network, *, kind: str | None = None, threads: int | None = None, blocked: bool = True
 ) -> "OnnxNetwork":
-    """Export ``network`` in memory and open it with onnxruntime (see `export_onnx` and `OnnxNetwork`)."""
+    """Export ``network`` in memory and open it with onnxruntime (see `export_onnx` and `OnnxNetwork`).
+
+    Parameters
+    ----------
+    network : `~enhance.models.network.EnhanceNet`
+        The network (trained or not); it is not modified.
+    kind : {'intensity', 'blos'}, optional
+        What the network enhances, recorded in the metadata.
+    threads : int, optional
+        onnxruntime's intra-op threads; None lets it use every core.
+    blocked : bool
+        Keep padding and residual sums in onnxruntime's blocked layout where that reproduces the plain
+        graph (see `OnnxNetwork`).
+
+    Returns
+    -------
+    OnnxNetwork
+        The runner, called on float32 arrays of shape ``(n, 1, ny, nx)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from enhance.models.network import EnhanceNet
+    >>> runner = onnx_network(EnhanceNet(depth=1, width=8), threads=1)
+    >>> runner(np.zeros((1, 1, 10, 12), np.float32)).shape
+    (1, 1, 20, 24)
+    """
     return OnnxNetwork(onnx_model(network, kind=kind).SerializeToString(), threads=threads, blocked=blocked)
 
 
 def load_onnx(path) -> "OnnxNetwork":
-    """Open an ONNX file written by `export_onnx` with onnxruntime; PyTorch is not needed."""
+    """Open an ONNX file written by `export_onnx` with onnxruntime; PyTorch is not needed.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The ONNX file.
+
+    Returns
+    -------
+    OnnxNetwork
+        The runner, called on float32 arrays of shape ``(n, 1, ny, nx)``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.models.network import EnhanceNet
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = export_onnx(EnhanceNet(depth=1, width=8), f"{folder}/tiny.onnx", kind="blos")
+    ...     runner = load_onnx(path)
+    >>> runner.kind, runner.depth, runner.width
+    ('blos', 1, 8)
+    """
     path = Path(path)
     if not path.is_file():
         msg = f"ONNX file not found: {path}"
@@ -199,8 +253,27 @@ def load_onnx(path) -> "OnnxNetwork":
 def load_weights_file(path, *, kind: str):
     """The network in a weights file, as ``enhance run --weights`` loads it.
 
-    A ``.onnx`` file becomes an `~enhance.runtime.export.OnnxNetwork` (onnxruntime); anything else is read as
-    safetensors weights (`load_network`). Either way the file's kind must be ``kind``.
+    A ``.onnx`` file becomes an `~enhance.runtime.export.OnnxNetwork` (onnxruntime); anything else is
+    read as safetensors weights (`~enhance.models.pretrained.load_network`). Either way the file's kind
+    must be ``kind``.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        A ``.onnx`` or safetensors file.
+    kind : {'intensity', 'blos'}
+        What the network must enhance.
+
+    Returns
+    -------
+    `~enhance.models.network.EnhanceNet` or OnnxNetwork
+        The network, ready for `~enhance.inference.pipeline.enhance`.
+
+    Examples
+    --------
+    >>> from enhance.models.weights import shipped_path
+    >>> load_weights_file(shipped_path("blos", "light"), kind="blos").width
+    32
     """
     if Path(path).suffix.lower() != ".onnx":
         from ..models.pretrained import load_network
@@ -240,6 +313,14 @@ class OnnxNetwork:
     -----
     Calling the object maps an ``(n, 1, ny, nx)`` float32 array to ``(n, 1, 2 ny, 2 nx)``; `enhance`
     and `~enhance.inference.tiling.run_tiled` take it where they take a PyTorch network.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from enhance.models.network import EnhanceNet
+    >>> runner = OnnxNetwork(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
+    >>> runner(np.zeros((1, 1, 8, 8), np.float32)).shape
+    (1, 1, 16, 16)
     """
 
     def __init__(self, model, *, threads: int | None = None, blocked: bool = True) -> None:

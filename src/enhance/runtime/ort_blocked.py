@@ -188,6 +188,14 @@ def blocked_graph(model: bytes, *, log_level: int = 3):
     `onnx.ModelProto` or None
         The rewritten graph, valid on this machine only (it holds this CPU's block size); None where
         onnxruntime chose no blocked layout or nothing could be rewritten.
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.runtime.export import onnx_model
+    >>> graph = blocked_graph(onnx_model(EnhanceNet(depth=1, width=16)).SerializeToString())
+    >>> graph is None or len(graph.graph.node) > 0  # None where this CPU gets no blocked layout
+    True
     """
     optimised = _optimised(model, log_level)
     block = _block_size(optimised.graph)
@@ -221,6 +229,17 @@ def blocked_session(model: bytes, options, *, reference):
     `onnxruntime.InferenceSession` or None
         None where the graph could not be rewritten, or the rewritten one disagreed (by more than
         1e-5 of the largest output value) or failed to load.
+
+    Examples
+    --------
+    >>> import onnxruntime as ort
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.runtime.export import onnx_model
+    >>> model = onnx_model(EnhanceNet(depth=1, width=16)).SerializeToString()
+    >>> plain = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    >>> session = blocked_session(model, ort.SessionOptions(), reference=plain)
+    >>> session is None or session.get_inputs()[0].name == "image"
+    True
     """
     import onnxruntime as ort
 
