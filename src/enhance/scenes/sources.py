@@ -136,6 +136,13 @@ class Source:
         Whether frames wrap around (simulation boxes, synthetic scenes): the observation model then
         convolves with ``boundary='wrap'``, else with ``'reflect'``.
     name : str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> source = from_array(np.ones((3, 16, 16)), 0.0662, kind="intensity")
+    >>> len(source), source.frame_shape, source.kind
+    (3, (16, 16), 'intensity')
     """
 
     kind: str
@@ -151,11 +158,28 @@ class Source:
 
     @property
     def frame_shape(self):
-        """Shape ``(ny, nx)`` of one frame."""
+        """Shape ``(ny, nx)`` of one frame, pixels.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from_array(np.ones((16, 24)), 0.0662).frame_shape
+        (16, 24)
+        """
         return self.frame(0).shape
 
     def frame(self, index):
         """Frame ``index`` as a 2-D float64 array in I/Ic ('intensity') or gauss ('blos').
+
+        Parameters
+        ----------
+        index : int
+            Which frame, from 0.
+
+        Returns
+        -------
+        numpy.ndarray
+            The frame, float64, I/Ic or gauss.
 
         Raises
         ------
@@ -163,6 +187,13 @@ class Source:
             If ``index`` is out of range.
         ValueError
             If the frame holds NaN or infinite values.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> source = from_array(np.full((2, 4, 4), 2.0), 0.0662, normalise="mean")
+        >>> float(source.frame(1).mean())
+        1.0
         """
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
             msg = f"frame index must be an integer, got {index!r}"
@@ -190,10 +221,38 @@ class Source:
 
 
 class ArraySource(Source):
-    """Frames from an array-like of shape (ny, nx) or (n, ny, nx): an ndarray, a memmap, an HDF5 dataset
-    (through a reader), with a conversion to I/Ic or gauss.
+    """Frames from an array-like of shape (ny, nx) or (n, ny, nx), with a conversion to I/Ic or gauss.
 
-    Use `open_source` or `from_array` rather than this constructor.
+    The array may be an ndarray, a memmap or an HDF5 dataset (through a reader). Use `open_source` or
+    `from_array` rather than this constructor.
+
+    Parameters
+    ----------
+    reader : callable
+        ``reader(index)`` returns frame ``index`` as an array.
+    count : int
+        Number of frames.
+    pixel_scale : `~astropy.units.Quantity`
+        Angular size of one pixel.
+    kind : {'intensity', 'blos'}
+        Continuum or field.
+    scale_factor : float
+        Factor to gauss for fields (e.g. 1000 for kG); 1 for continuum.
+    normalise : {'none', 'mean', 'median'} or float
+        How continuum frames become I/Ic: divided by their mean, median or a given level.
+    name : str
+        Name in messages and dataset attributes.
+    periodic : bool
+        Whether the frames wrap around (simulation boxes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> cube = np.ones((2, 8, 8))
+    >>> source = ArraySource(lambda i: cube[i], 2, 0.0662 * u.arcsec, kind="intensity")
+    >>> source.frame(0).shape
+    (8, 8)
     """
 
     def __init__(
@@ -461,6 +520,16 @@ def open_source(path, *, kind="intensity", pixel_scale=None, dataset=None, norma
         If the file's format, shape or pixel scale is not usable.
     ImportError
         For HDF5 files when h5py is not installed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     np.save(f"{folder}/bz.npy", np.zeros((4, 32, 32)))
+    ...     source = open_source(f"{folder}/bz.npy", kind="blos", pixel_scale=0.0662)
+    ...     print(len(source), source.frame(0).shape)
+    4 (32, 32)
     """
     path = Path(path)
     if not path.is_file():
@@ -541,10 +610,34 @@ class SyntheticSource(Source):
 
     @property
     def frame_shape(self):
+        """Shape ``(ny, nx)`` of one frame, pixels.
+
+        Examples
+        --------
+        >>> SyntheticSource((32, 48), n_frames=2).frame_shape
+        (32, 48)
+        """
         return self.shape
 
     def scene_of(self, index):
-        """The full `enhance.scenes.synth.Scene` behind frame ``index`` (the last one is cached)."""
+        """The full `enhance.scenes.synth.Scene` behind frame ``index`` (the last one is cached).
+
+        Parameters
+        ----------
+        index : int
+            Which frame, from 0.
+
+        Returns
+        -------
+        `~enhance.scenes.synth.Scene`
+            Continuum, Bz, labels and parameters of the scene.
+
+        Examples
+        --------
+        >>> source = SyntheticSource((32, 32), kind="blos", n_frames=2)
+        >>> source.scene_of(1).bz.shape
+        (32, 32)
+        """
         if self._last[0] != index:
             scene = generate_scene(
                 self.shape, self.pixel_scale, kind=self.scene, seed=[self.seed, index], **self._parameters

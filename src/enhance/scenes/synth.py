@@ -146,6 +146,65 @@ class SceneParameters:
 
     Lengths are in arcsec, fields in gauss, intensities in units of the quiet Sun. Ranges
     ``(low, high)`` are drawn uniformly per feature.
+
+    Parameters
+    ----------
+    granule_spacing : float
+        Mean distance between granule centres (MURaM: about 2 arcsec)
+    match_spectrum : bool
+        Rescale the granulation's power spectrum to `granulation_psd`.
+    internetwork_field : float
+        RMS of the mixed-polarity internetwork Bz (G), in the lanes.
+    network_density : float
+        kG network elements per arcsec**2 (along supergranule boundaries)
+    supergranule_spacing : float
+        Spacing of the supergranular network.
+    element_field : float
+        Field strength at which kG elements saturate (Solanki 1993: 1-2 kG)
+    plage_filling : float
+        Fraction of the area covered by plage.
+    plage_density : float
+        kG elements per arcsec**2 inside plage.
+    plage_scale : float
+        Correlation length of the plage patches.
+    dominant_fraction : float
+        Fraction of plage/network elements with the dominant polarity.
+    n_bipoles : int
+        Small bipoles of opposite polarities in close contact.
+    bipole_separation : tuple of float
+        Separation of a bipole's polarities (arcsec)
+    bipole_field : tuple of float
+        Peak Bz of a bipole's polarities (G)
+    n_pores : int
+        Pores.
+    pore_radius : tuple of float
+        Radius of a pore (arcsec)
+    pore_intensity : tuple of float
+        Core intensity of a pore (darker for larger pores)
+    pore_field : tuple of float
+        Central Bz of a pore (Keppens & Martínez Pillet 1996)
+    n_spots : int
+        Sunspots (the first is the leading spot; a second one has opposite polarity)
+    spot_radius : tuple of float
+        Outer (penumbral) radius (the HMI sample's spots: about 12 arcsec)
+    umbra_ratio : tuple of float
+        Umbral / penumbral radius (Solanki 2003: about 0.42)
+    umbra_field : tuple of float
+        Bz at the umbral centre (Livingston et al. 2006: 2-3.5 kG)
+    umbra_intensity : tuple of float
+        Core intensity of the umbra (Solanki 2003: 0.05-0.3)
+    light_bridge_probability : float
+        Chance that a sunspot has a light bridge.
+    bipolar : bool
+        Active-region layout: leading and following polarities, a PIL between.
+    moat_features : int
+        Moving magnetic features (mostly bipolar) around each spot.
+
+
+    Examples
+    --------
+    >>> SceneParameters(n_spots=1).spot_radius
+    (5.0, 14.0)
     """
 
     granule_spacing: float = 2.0  # mean distance between granule centres (MURaM: about 2 arcsec)
@@ -260,7 +319,29 @@ def preset(kind, *, rng=None):
 
 @dataclasses.dataclass(frozen=True)
 class Scene:
-    """A generated scene: continuum (I/Ic), Bz (G), a label map and how it was made."""
+    """A generated scene: continuum (I/Ic), Bz (G), a label map and how it was made.
+
+    Parameters
+    ----------
+    continuum : numpy.ndarray
+        Continuum intensity, I/Ic.
+    bz : numpy.ndarray
+        Vertical field, gauss.
+    labels : numpy.ndarray
+        Feature label of each pixel (`LABELS`).
+    pixel_scale : `~astropy.units.Quantity`
+        Angular size of one pixel.
+    kind : str
+        The scene kind (`KINDS`).
+    parameters : SceneParameters
+        What the scene was drawn with.
+
+    Examples
+    --------
+    >>> scene = generate_scene((64, 64), kind="quiet_sun")
+    >>> scene.kind, scene.bz.shape
+    ('quiet_sun', (64, 64))
+    """
 
     continuum: np.ndarray  #: (ny, nx) continuum intensity, quiet Sun = 1
     bz: np.ndarray  #: (ny, nx) vertical field in gauss, positive towards the observer
@@ -1020,6 +1101,15 @@ def write_scene(scene, continuum_path, bz_path, *, overwrite=False):
     -------
     tuple of `~pathlib.Path`
         The two written files.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> scene = generate_scene((64, 64), kind="plage")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     paths = write_scene(scene, f"{folder}/ic.fits", f"{folder}/bz.fits")
+    ...     print([p.name for p in paths])
+    ['ic.fits', 'bz.fits']
     """
     from pathlib import Path
 
