@@ -67,7 +67,60 @@ _NOISE = {"intensity": 1e-3, "blos": 1e-2}  # I/Ic; kG
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run. Defaults are the paper's recipe."""
+    """Everything that defines a training run. Defaults are the paper's recipe.
+
+    Parameters
+    ----------
+    kind : str
+        'intensity' (I/Ic) or 'blos' (kG)
+    depth : int
+        Residual blocks (paper: 5; light model: 1)
+    width : int
+        Channels per convolution (paper: 64; light model: 32)
+    batch_size : int
+        Patches per step (paper: 32)
+    max_steps : int
+        Optimizer steps in all.
+    lr : float
+        Adam learning rate (paper: 1e-4), per step
+    lr_schedule : str
+        'constant' or 'cosine' (decay to min_lr after warm-up)
+    warmup_steps : int
+        Linear warm-up from 0 to lr.
+    min_lr : float
+        Floor of the cosine schedule.
+    l2 : float or None
+        L2 weight on conv kernels; None: 1e-6 intensity, 1e-5 blos (paper)
+    input_noise : float or None
+        Std of Gaussian noise on inputs; None: 1e-3 I/Ic or 1e-2 kG (paper)
+    shuffle : bool
+        Visit the training pairs in a fresh (seed, epoch) permutation each epoch.
+    eval_interval : int
+        Steps between validation passes.
+    eval_samples : int
+        Validation patches per pass (a fixed held-out set)
+    checkpoint_seconds : float
+        Write the resume checkpoint at least this often.
+    snapshot_interval : int
+        Keep a copy of the checkpoint every this many steps (for `average_checkpoints`)
+    out_dir : str
+        Checkpoint, history, plots and weights go here.
+    seed : int
+        Seeds the data stream, the noise and the initialisation.
+    device : str
+        'auto', 'cpu', 'cuda', ...
+    num_threads : int
+        Torch CPU threads; 0 leaves PyTorch's default.
+    precision : str
+        'float32', 'bfloat16' autocast (fp32 master weights), or 'auto': bfloat16 where native.
+
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(kind="blos", depth=1, width=32)
+    >>> cfg.noise, cfg.l2_weight, cfg.model_args
+    (0.01, 1e-05, {'depth': 1, 'width': 32})
+    """
 
     kind: str = "intensity"  # 'intensity' (I/Ic) or 'blos' (kG)
     depth: int = 5  # residual blocks (paper: 5; light model: 1)
@@ -113,19 +166,63 @@ class TrainConfig:
 
     @property
     def l2_weight(self) -> float:
+        """L2 weight on the convolution kernels: ``l2``, or the paper's value for the kind.
+
+        Examples
+        --------
+        >>> TrainConfig(kind="intensity").l2_weight
+        1e-06
+        """
         return _L2[self.kind] if self.l2 is None else float(self.l2)
 
     @property
     def noise(self) -> float:
+        """Standard deviation of the input noise, I/Ic or kG: ``input_noise``, or the paper's value.
+
+        Examples
+        --------
+        >>> TrainConfig(kind="intensity").noise
+        0.001
+        """
         return _NOISE[self.kind] if self.input_noise is None else float(self.input_noise)
 
     @property
     def model_args(self) -> dict:
+        """Keyword arguments of `~enhance.models.network.EnhanceNet` for this run.
+
+        Examples
+        --------
+        >>> TrainConfig(depth=1, width=32).model_args
+        {'depth': 1, 'width': 32}
+        """
         return {"depth": self.depth, "width": self.width}
 
 
 def load_config(path, **overrides) -> TrainConfig:
-    """Build a `TrainConfig` from a TOML file (keys are the field names), then apply ``overrides``."""
+    r"""Build a `TrainConfig` from a TOML file (keys are the field names), then apply ``overrides``.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The TOML file.
+    **overrides
+        Fields set after the file's.
+
+    Returns
+    -------
+    TrainConfig
+        The configuration.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with open(f"{folder}/run.toml", "w") as handle:
+    ...         _ = handle.write('kind = "blos"\ndepth = 1\n')
+    ...     cfg = load_config(f"{folder}/run.toml", width=32)
+    >>> cfg.kind, cfg.depth, cfg.width
+    ('blos', 1, 32)
+    """
     with open(path, "rb") as handle:
         values = tomllib.load(handle)
     known = {field.name for field in dataclasses.fields(TrainConfig)}
@@ -139,7 +236,24 @@ def load_config(path, **overrides) -> TrainConfig:
 
 def native_bfloat16(device) -> bool:
     """Whether ``device`` computes bfloat16 convolutions natively (CUDA with bf16, or a CPU with
-    AVX512-BF16/AMX); elsewhere oneDNN emulates them, several times slower than float32."""
+    AVX512-BF16/AMX); elsewhere oneDNN emulates them, several times slower than float32.
+
+    Parameters
+    ----------
+    device : `torch.device`
+        The device.
+
+    Returns
+    -------
+    bool
+        True where bfloat16 convolutions are native.
+
+    Examples
+    --------
+    >>> import torch
+    >>> native_bfloat16(torch.device("cpu")) in (True, False)
+    True
+    """
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
@@ -156,6 +270,24 @@ def resolve_precision(precision: str, device) -> str:
 
     Asking for bfloat16 where it is emulated warns (`~enhance.exceptions.EnhanceUserWarning`): on a CPU
     without AVX512-BF16 a training step is several times slower than in float32.
+
+    Parameters
+    ----------
+    precision : {'float32', 'bfloat16', 'float16', 'auto'}
+        The precision asked for.
+    device : `torch.device`
+        Where the run trains.
+
+    Returns
+    -------
+    str
+        'float32', 'bfloat16' or 'float16'.
+
+    Examples
+    --------
+    >>> import torch
+    >>> resolve_precision("float32", torch.device("cpu"))
+    'float32'
     """
     native = native_bfloat16(device)
     if precision == "auto":
@@ -171,7 +303,26 @@ def resolve_precision(precision: str, device) -> str:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate at ``step``: linear warm-up, then constant or cosine decay to ``min_lr``."""
+    """Learning rate at ``step``: linear warm-up, then constant or cosine decay to ``min_lr``.
+
+    Parameters
+    ----------
+    step : int
+        Optimizer step, from 0.
+    cfg : TrainConfig
+        The run's schedule (``lr``, ``lr_schedule``, ``warmup_steps``, ``min_lr``, ``max_steps``).
+
+    Returns
+    -------
+    float
+        The learning rate.
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(lr=1e-4, warmup_steps=100, max_steps=1000, min_lr=1e-5)
+    >>> round(lr_at(50, cfg), 7), lr_at(1000, cfg)
+    (5.1e-05, 1e-05)
+    """
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.lr_schedule == "constant":
@@ -198,7 +349,28 @@ def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 def sample_index(k: int, cfg: TrainConfig, n: int) -> int:
-    """Dataset index of the ``k``-th training sample drawn (epoch ``k // n``, shuffled when ``cfg.shuffle``)."""
+    """Dataset index of the ``k``-th training sample drawn (epoch ``k // n``, shuffled when ``cfg.shuffle``).
+
+    Parameters
+    ----------
+    k : int
+        Position in the stream of samples, from 0.
+    cfg : TrainConfig
+        Gives ``seed`` and ``shuffle``.
+    n : int
+        Number of training pairs.
+
+    Returns
+    -------
+    int
+        The index, ``0 <= index < n``.
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(shuffle=True)
+    >>> sorted(sample_index(k, cfg, 5) for k in range(5))  # each pair once per epoch
+    [0, 1, 2, 3, 4]
+    """
     epoch, position = divmod(k, n)
     return int(_epoch_order(cfg.seed, epoch, n)[position]) if cfg.shuffle else position
 
@@ -209,6 +381,34 @@ def get_batch(data, step: int, cfg: TrainConfig, *, rank: int = 0, world: int = 
     Batch ``step`` holds the samples drawn ``step * batch_size ... (step + 1) * batch_size - 1``
     (`sample_index`); this rank takes its slice. The noise comes from a generator seeded with
     ``(seed, step)`` and is drawn for the whole batch, so it does not depend on ``world``.
+
+    Parameters
+    ----------
+    data : indexable dataset
+        Training pairs ``data[i] -> (input, target)``.
+    step : int
+        The optimizer step.
+    cfg : TrainConfig
+        Gives ``batch_size``, ``seed``, ``shuffle`` and the input noise.
+    rank : int
+        This process's rank in a data-parallel run.
+    world : int
+        Number of processes.
+
+    Returns
+    -------
+    x : `torch.Tensor`
+        Noisy inputs, ``(b, 1, h, w)``.
+    y : `torch.Tensor`
+        Targets, ``(b, 1, 2h, 2w)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pairs = [(np.zeros((8, 8), np.float32), np.zeros((16, 16), np.float32))] * 4
+    >>> x, y = get_batch(pairs, 0, TrainConfig(batch_size=4))
+    >>> tuple(x.shape), tuple(y.shape)
+    ((4, 1, 8, 8), (4, 1, 16, 16))
     """
     share = range(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
     indices = [sample_index(step * cfg.batch_size + j, cfg, len(data)) for j in share]
@@ -252,7 +452,33 @@ def recalibrate_batchnorm(model: torch.nn.Module, data, cfg: TrainConfig, step: 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data, cfg: TrainConfig, device) -> float:
-    """Mean squared error over the first ``eval_samples`` validation pairs (as they are), in eval mode."""
+    """Mean squared error over the first ``eval_samples`` validation pairs (as they are), in eval mode.
+
+    Parameters
+    ----------
+    model : `torch.nn.Module`
+        The network.
+    data : indexable dataset
+        Validation pairs ``data[i] -> (input, target)``, normalised (I/Ic or kG).
+    cfg : TrainConfig
+        Gives ``eval_samples`` and ``batch_size``.
+    device : `torch.device`
+        Where the model runs.
+
+    Returns
+    -------
+    float
+        The MSE, in the squared normalised unit.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from enhance.models.network import EnhanceNet
+    >>> pairs = [(np.zeros((8, 8), np.float32), np.zeros((16, 16), np.float32))] * 2
+    >>> loss = evaluate(EnhanceNet(depth=1, width=8), pairs, TrainConfig(eval_samples=2), torch.device("cpu"))
+    >>> loss >= 0
+    True
+    """
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -267,7 +493,39 @@ def evaluate(model: torch.nn.Module, data, cfg: TrainConfig, device) -> float:
 
 
 def save_checkpoint(path: Path, *, model, optimizer, step, cfg, best_val, history, running=None) -> None:
-    """Write everything a run needs to resume exactly, atomically (temporary file + ``os.replace``)."""
+    """Write everything a run needs to resume exactly, atomically (temporary file + ``os.replace``).
+
+    Parameters
+    ----------
+    path : `~pathlib.Path`
+        The checkpoint file.
+    model : `torch.nn.Module`
+        The network being trained.
+    optimizer : `torch.optim.Optimizer`
+        Its optimizer.
+    step : int
+        Steps done.
+    cfg : TrainConfig
+        The run's settings.
+    best_val : float
+        Best validation MSE so far.
+    history : list of dict
+        Loss history rows.
+    running : dict, optional
+        Running averages of the training loss.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch
+    >>> from enhance.models.network import EnhanceNet
+    >>> net = EnhanceNet(depth=1, width=8)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "checkpoint.pt"
+    ...     save_checkpoint(path, model=net, optimizer=torch.optim.Adam(net.parameters()), step=5,
+    ...                     cfg=TrainConfig(depth=1, width=8), best_val=1.0, history=[])
+    ...     print(load_checkpoint(path)["step"])
+    5
+    """
     state = {
         "model": model.state_dict(),
         "model_args": cfg.model_args,
@@ -289,6 +547,29 @@ def load_checkpoint(path: Path) -> dict:
     Only tensors and plain data (dicts, lists, numbers, strings) are unpickled (``weights_only=True``):
     a file whose pickle asks for anything else, such as a function to call, is refused with a
     `ValueError` naming it, and nothing in it runs.
+
+    Parameters
+    ----------
+    path : `~pathlib.Path`
+        The checkpoint file.
+
+    Returns
+    -------
+    dict
+        ``step``, ``model``, ``optimizer``, ``config``, ``best_val``, ``history`` and the run's
+        running state.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch
+    >>> from enhance.models.network import EnhanceNet
+    >>> net = EnhanceNet(depth=1, width=8)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "checkpoint.pt"
+    ...     save_checkpoint(path, model=net, optimizer=torch.optim.Adam(net.parameters()), step=7,
+    ...                     cfg=TrainConfig(depth=1, width=8), best_val=1.0, history=[])
+    ...     print(load_checkpoint(path)["step"])
+    7
     """
     path = Path(path)
     try:
@@ -314,7 +595,24 @@ def _write_history(out_dir: Path, history: list[dict]) -> None:
 
 
 def plot_history(history: list[dict], path) -> None:
-    """Plot training and validation loss against step (log scale) to a PNG."""
+    """Plot training and validation loss against step (log scale) to a PNG.
+
+    Parameters
+    ----------
+    history : list of dict
+        Rows with ``step`` and the losses, as `train` records them.
+    path : str or `~pathlib.Path`
+        The PNG file.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> rows = [{"step": 1, "train_loss": 1.0, "val_loss": 1.2}, {"step": 2, "train_loss": 0.5, "val_loss": 0.7}]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     plot_history(rows, f"{folder}/history.png")
+    ...     print(os.path.exists(f"{folder}/history.png"))
+    True
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4), layout="constrained")
@@ -351,6 +649,19 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
     -------
     dict
         ``step``, ``best_val``, ``history``, ``files`` (the paths written) and the trained ``model``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> rng = np.random.default_rng(0)
+    >>> pairs = [(rng.random((8, 8), np.float32), rng.random((16, 16), np.float32)) for _ in range(4)]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     cfg = TrainConfig(depth=1, width=8, batch_size=2, max_steps=3, eval_interval=3, eval_samples=2,
+    ...                       warmup_steps=1, out_dir=folder, device="cpu")
+    ...     result = train(cfg, pairs, pairs, progress=False)  # doctest: +ELLIPSIS
+    step 3: train ...
+    >>> result["step"]
+    3
     """
     world, rank, device = _processes(cfg)
     precision = resolve_precision(cfg.precision, device)
@@ -547,6 +858,21 @@ def average_checkpoints(paths, train_data, val_data=None, *, device="cpu") -> tu
     info : dict
         ``steps`` (of the checkpoints, sorted), ``val_loss`` (or None) and ``config`` (the last
         checkpoint's `TrainConfig`).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> rng = np.random.default_rng(0)
+    >>> pairs = [(rng.random((8, 8), np.float32), rng.random((16, 16), np.float32)) for _ in range(4)]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     cfg = TrainConfig(depth=1, width=8, batch_size=2, max_steps=2, eval_interval=2, eval_samples=2,
+    ...                       warmup_steps=1, snapshot_interval=1, out_dir=folder, device="cpu")
+    ...     _ = train(cfg, pairs, pairs, progress=False)  # doctest: +ELLIPSIS
+    ...     snapshots = sorted(pathlib.Path(folder).rglob("step_*.pt"))
+    ...     net, info = average_checkpoints(snapshots, pairs, pairs)
+    step 2: train ...
+    >>> info["steps"]
+    [1, 2]
     """
     states = sorted((load_checkpoint(path) for path in paths), key=lambda state: state["step"])
     if not states:
@@ -578,6 +904,40 @@ def export_average(paths, out, train_data, val_data=None, *, device="cpu", overw
 
     Its metadata holds the last step (``step``), the validation MSE, the configuration and the steps
     averaged (``averaged_steps``).
+
+    Parameters
+    ----------
+    paths : sequence of str or `~pathlib.Path`
+        Resume checkpoints of one run.
+    out : str or `~pathlib.Path`
+        The safetensors file to write.
+    train_data : indexable dataset
+        The run's training pairs (for the BatchNorm statistics).
+    val_data : indexable dataset, optional
+        Validation pairs, for the MSE recorded.
+    device : str or `torch.device`
+        Where the statistics and the validation are computed.
+    overwrite : bool
+        Replace an existing ``out``.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> rng = np.random.default_rng(0)
+    >>> pairs = [(rng.random((8, 8), np.float32), rng.random((16, 16), np.float32)) for _ in range(4)]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     cfg = TrainConfig(depth=1, width=8, batch_size=2, max_steps=2, eval_interval=2, eval_samples=2,
+    ...                       warmup_steps=1, snapshot_interval=1, out_dir=folder, device="cpu")
+    ...     _ = train(cfg, pairs, pairs, progress=False)  # doctest: +ELLIPSIS
+    ...     snapshots = sorted(pathlib.Path(folder).rglob("step_*.pt"))
+    ...     print(export_average(snapshots, f"{folder}/swa.safetensors", pairs).name)
+    step 2: train ...
+    swa.safetensors
     """
     from ..models.weights import save_weights
 
