@@ -4,7 +4,6 @@ import sunpy.map
 import torch
 from astropy.io import fits
 
-from conftest import SHARED_DATA, needs_shared
 from enhance import enhance
 from enhance.exceptions import ModelNotTrainedError
 from enhance.inference.pipeline import estimate_qs_level
@@ -78,9 +77,9 @@ def test_map_in_map_out_with_upscaled_header(tiny_net):
 
 
 def test_path_in_writes_output_and_refuses_to_overwrite(tmp_path, tiny_net):
-    fits.PrimaryHDU(
-        np.ones((12, 12), dtype=">f4"), header=fits.Header({"CDELT1": 0.504, "CUNIT1": "arcsec", "CUNIT2": "arcsec"})
-    ).writeto(tmp_path / "in.fits")
+    header = {"CDELT1": 0.504, "CDELT2": 0.504, "CUNIT1": "arcsec", "CUNIT2": "arcsec", "CTYPE1": "HPLN-TAN",
+              "CTYPE2": "HPLT-TAN"}  # fmt: skip
+    fits.PrimaryHDU(np.ones((12, 12), dtype=">f4"), header=fits.Header(header)).writeto(tmp_path / "in.fits")
     out = enhance(tmp_path / "in.fits", "intensity", network=tiny_net, output=tmp_path / "out.fits")
     assert fits.getdata(out).shape == (24, 24)
     assert fits.getheader(out)["CDELT1"] == pytest.approx(0.252)
@@ -91,7 +90,7 @@ def test_path_in_writes_output_and_refuses_to_overwrite(tmp_path, tiny_net):
 
 
 def test_errors_are_clear(tiny_net, no_shipped_models):
-    with pytest.raises(ValueError, match="kind must be one of 'intensity', 'blos', got 'doppler'"):
+    with pytest.raises(ValueError, match="kind must be one of 'intensity', 'blos', 'auto', got 'doppler'"):
         enhance(np.ones((8, 8)), "doppler", network=tiny_net)
     with pytest.raises(ValueError, match=r"image must be 2-D \(ny, nx\), got shape \(3, 8, 8\)"):
         enhance(np.ones((3, 8, 8)), "intensity", network=tiny_net)
@@ -116,9 +115,10 @@ def test_folded_and_unfolded_networks_agree_through_enhance(tiny_net):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-@needs_shared
 def test_real_hmi_cutout_through_an_initialised_network(tiny_net):
-    out = enhance(str(SHARED_DATA / "hmi_continuum_ar.fits"), "intensity", network=tiny_net)
+    from enhance.data import sample_path
+
+    out = enhance(str(sample_path("intensity")), network=tiny_net)  # kind 'auto': CONTENT says continuum
     assert out.data.shape == (400, 400)
     assert out.meta["cdelt1"] == pytest.approx(0.252)
     assert np.isfinite(out.data).all()

@@ -61,7 +61,8 @@ def test_upscale_header_cd_matrix_and_missing_crpix():
     new = upscale_header(header, 2)
     assert new["CD1_1"] == 0.25
     assert new["CD1_2"] == 0.005
-    assert new["CRPIX1"] == -0.5  # FITS default CRPIX = 0 maps to 2 * 0 - 0.5
+    # sunpy puts the reference pixel of a header without CRPIX at the centre, (10 + 1) / 2 = 5.5: 2 * 5.5 - 0.5
+    assert new["CRPIX1"] == 10.5
 
 
 def test_header_matches_sunpy_resample():
@@ -212,15 +213,15 @@ def test_upscale_header_drops_a_degenerate_third_axis():
     assert new["NAXIS1"] == 20
 
 
-def test_resolve_kind_refuses_kilogauss_and_warns_off_hmi_scale():
-    from enhance.exceptions import EnhanceUserWarning
+def test_resolve_kind_refuses_kilogauss_and_pixel_scales_off_hmi():
     from enhance.io import resolve_kind
 
-    with pytest.raises(ValueError, match="magnetograms must be in gauss, got BUNIT 'kG'"):
+    with pytest.raises(ValueError, match="magnetograms must be in gauss, got BUNIT 'kG'.*--force"):
         resolve_kind("auto", fits.Header({"BUNIT": "kG"}), path="m.fits")
     assert resolve_kind("blos", fits.Header({"BUNIT": "Mx/cm^2", "CDELT1": 0.504297})) == "blos"
-    with pytest.warns(EnhanceUserWarning, match="pixel scale 0.252 arcsec is not HMI's"):
+    with pytest.raises(ValueError, match="pixel scale of 0.252 arcsec, more than 5 % from HMI's.*force=True"):
         resolve_kind("intensity", fits.Header({"CDELT1": 0.252, "CUNIT1": "arcsec"}))
+    assert resolve_kind("intensity", fits.Header({"CDELT1": 0.252, "CUNIT1": "arcsec"}), force=True) == "intensity"
 
 
 def test_truncated_fits_is_named_as_such(tmp_path):

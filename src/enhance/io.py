@@ -1,6 +1,7 @@
 """FITS in and out: reading HMI files, the header of the x2 grid, and atomic writes."""
 
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -18,6 +19,13 @@ __all__ = [
     "upscale_header",
     "detect_kind",
     "resolve_kind",
+    "check_header",
+    "pixel_scale",
+    "gauss_factor",
+    "provenance_cards",
+    "written_by_enhance",
+    "PROVENANCE_KEY",
+    "HMI_PIXEL_SCALE",
     "fits_stem",
     "atomic_write",
 ]
@@ -42,6 +50,23 @@ _SKIP_ON_WRITE = (
     "EXTEND",
 )
 _GAUSS_UNITS = ("g", "gauss", "mx/cm^2", "mx cm-2", "mx/cm2")
+#: BUNIT values of magnetograms in other field units: converted for Quantities and Maps, refused in files.
+_FIELD_UNITS = ("kg", "t", "mt", "kgauss", "tesla")
+_INTENSITY_UNITS = ("i/ic", "dn/s", "dn", "counts", "ct/s", "ct", "ic", "dimensionless", "erg/(cm2 s sr a)")
+#: Header keyword that marks a file written by solar-enhance (its version); `written_by_enhance` reads it.
+PROVENANCE_KEY = "ENH_VER"
+#: HMI's pixel scale in arcsec, and how far another scale may be from it before the input is refused.
+HMI_PIXEL_SCALE = 0.504
+PIXEL_SCALE_TOLERANCE = 0.05
+_ANGLE_TO_ARCSEC = {"arcsec": 1.0, "asec": 1.0, "arcmin": 60.0, "deg": 3600.0, "rad": 206264.80624709636,
+                    "mas": 1e-3}  # fmt: skip
+# Quantities HMI measures that the networks were not trained on: words of CONTENT/series and BUNITs.
+_UNTRAINED = (
+    (("DOPPLERGRAM", "HMI.V_"), ("cm/s", "m/s", "km/s"), "a Dopplergram"),
+    (("LINEWIDTH", "HMI.LW_"), (), "a line-width map"),
+    (("LINEDEPTH", "HMI.LD_"), (), "a line-depth map"),
+    (("INCLINATION", "AZIMUTH", "DISAMBIG"), ("deg", "degree"), "a vector-field angle"),
+)
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
@@ -144,7 +169,7 @@ def read_map(path):
     return sunpy.map.Map(data, header)
 
 
-def upscale_header(header, factor=2, *, history=None):
+def upscale_header(header, factor=2, *, history=None, shape=None, provenance=None):
     """Header of an image resampled onto a grid ``factor`` times finer, with the same sky coverage.
 
     Parameters
@@ -155,6 +180,10 @@ def upscale_header(header, factor=2, *, history=None):
         Super-resolution factor; 2 for Enhance.
     history : str, optional
         A HISTORY line to add (model name and package version).
+    shape : (ny, nx), optional
+        The input image's shape, where the header has no NAXISi (e.g. a Map's ``meta``).
+    provenance : dict, optional
+        Cards that mark the output as written by solar-enhance (`provenance_cards`).
 
     Returns
     -------
@@ -166,8 +195,10 @@ def upscale_header(header, factor=2, *, history=None):
     Notes
     -----
     Output pixel ``k`` (0-based) covers input pixels ``[k/f - 0.5, (k+1)/f - 0.5)``, so its centre is
-    input pixel ``(k + 0.5)/f - 0.5``. This is sunpy's ``resample`` rule; missing CRPIX and CDELT take
-    their FITS defaults (0 and 1) and are written out explicitly.
+    input pixel ``(k + 0.5)/f - 0.5``. This is sunpy's ``resample`` rule. A missing CRPIXi is the
+    image centre, ``(NAXISi + 1) / 2``, where sunpy puts the reference pixel of such a header (the FITS
+    default, 0, would shift the grid by half the field of view); a missing CDELTi is 1. Both are
+    written out explicitly.
 
     Examples
     --------
@@ -188,7 +219,11 @@ def upscale_header(header, factor=2, *, history=None):
     for axis in (1, 2):  # the image axes; a degenerate third axis was squeezed away by read_fits
         if key(f"NAXIS{axis}") in header:
             new[key(f"NAXIS{axis}")] = int(round(header[key(f"NAXIS{axis}")] * factor))
-        new[key(f"CRPIX{axis}")] = factor * (float(header.get(key(f"CRPIX{axis}"), 0.0)) - 0.5) + 0.5
+        crpix = header.get(key(f"CRPIX{axis}"))
+        if crpix is None:  # sunpy's rule: the reference pixel of a header without CRPIX is the image centre
+            size = header.get(key(f"NAXIS{axis}")) if shape is None else shape[2 - axis]
+            crpix = (float(size) + 1.0) / 2.0 if size is not None else 0.0
+        new[key(f"CRPIX{axis}")] = factor * (float(crpix) - 0.5) + 0.5
         new[key(f"CDELT{axis}")] = float(header.get(key(f"CDELT{axis}"), 1.0)) / factor
         for other in (1, 2):
             if key(f"CD{axis}_{other}") in header:
@@ -217,6 +252,8 @@ def upscale_header(header, factor=2, *, history=None):
     for name in _STALE_KEYS:
         if key(name) in new:
             del new[key(name)]
+    for name, value in (provenance or {}).items():
+        new[key(name)] = value
     if history:
         if isinstance(new, fits.Header):
             new.add_history(history)
@@ -226,57 +263,280 @@ def upscale_header(header, factor=2, *, history=None):
     return new
 
 
-def detect_kind(header):
+def _get(header, name, default=None):
+    """``header[name]`` for a FITS header, a Map's ``meta`` or a plain dict of upper- or lower-case keys."""
+    for key in (name, name.lower()):
+        if key in header:
+            return header[key]
+    return default
+
+
+def _words(header) -> str:
+    keys = ("CONTENT", "SERIES", "DSNAME", "OBJECT", "TELESCOP")
+    return " ".join(str(_get(header, key, "") or "") for key in keys).upper()
+
+
+def _bunit(header) -> str:
+    return str(_get(header, "BUNIT", "") or "").strip()
+
+
+def detect_kind(header, *, measurement=None):
     """Tell whether a header describes a continuum image ('intensity') or a magnetogram ('blos').
 
-    Looks at CONTENT, the JSOC series name (``hmi.M_*`` or ``hmi.Ic_*`` in TELESCOP/SERIES/ORIGIN keys),
-    and BUNIT. Returns None when none of them decides.
+    Looks at a Map's ``measurement`` (when given), CONTENT, the JSOC series name (``hmi.M_*`` or
+    ``hmi.Ic_*`` in TELESCOP/SERIES/ORIGIN keys), and BUNIT. Returns None when none of them decides.
+
+    Examples
+    --------
+    >>> detect_kind({"BUNIT": "Mx/cm2"}), detect_kind({"CONTENT": "CONTINUUM INTENSITY"})
+    ('blos', 'intensity')
     """
-    words = " ".join(str(header.get(key, "")) for key in ("CONTENT", "SERIES", "DSNAME", "OBJECT", "TELESCOP"))
-    words = words.upper()
+    measurement = str(measurement or "").lower()
+    if "magnetogram" in measurement:
+        return "blos"
+    if "continuum" in measurement or "intensity" in measurement:
+        return "intensity"
+    words = _words(header)
     if "MAGNETOGRAM" in words or "HMI.M_" in words or "HMI.B_" in words:
         return "blos"
     if "CONTINUUM" in words or "HMI.IC_" in words or "INTENSITY" in words:
         return "intensity"
-    unit = str(header.get("BUNIT", "")).strip().lower()
-    if unit in (*_GAUSS_UNITS, "kg", "t", "mt"):
+    unit = _bunit(header).lower()
+    if unit in (*_GAUSS_UNITS, *_FIELD_UNITS):
         return "blos"
-    if unit in ("i/ic", "dn/s", "dn", "counts", "ic"):
+    if unit in _INTENSITY_UNITS:
         return "intensity"
     return None
 
 
-def resolve_kind(requested, header, *, path="input"):
-    """The data kind for ``requested`` ('intensity', 'blos' or 'auto'), checked against the header.
+def untrained_quantity(header, *, measurement=None):
+    """What ``header`` holds if it is a quantity the networks were not trained on (e.g. 'a Dopplergram'), else None."""
+    words = f"{_words(header)} {str(measurement or '').upper()}"
+    unit = _bunit(header).lower()
+    for keywords, units, name in _UNTRAINED:
+        if any(word in words for word in keywords) or unit in units:
+            return name
+    return None
 
-    'auto' reads the header (`detect_kind`). Magnetograms must be in gauss (BUNIT G, Gauss or
-    Mx/cm^2, or no BUNIT). A pixel scale (CDELT1 in arcsec) more than 5 % away from HMI's 0.504 arcsec
-    gives an `~enhance.exceptions.EnhanceUserWarning`: the network only knows HMI's sampling.
+
+def gauss_factor(unit) -> float:
+    """Gauss per unit of a magnetogram's ``unit`` (an astropy unit or a BUNIT string): 1000 for kG, 1e4 for T.
 
     Raises
     ------
     ValueError
-        If ``requested`` is 'auto' and the header does not say (no BUNIT, CONTENT or series name), or a
-        magnetogram is not in gauss.
+        If ``unit`` is not a magnetic flux density.
+
+    Examples
+    --------
+    >>> gauss_factor("kG"), gauss_factor("T"), gauss_factor("Mx/cm2")
+    (1000.0, 10000.0, 1.0)
     """
-    kind = detect_kind(header) if requested == "auto" else requested
+    import astropy.units as u
+
+    text = unit if isinstance(unit, str) else None
+    if text is not None:
+        if text.strip().lower() in _GAUSS_UNITS:
+            return 1.0
+        try:
+            unit = u.Unit(text.replace("cm2", "cm^2"), parse_strict="raise")
+        except ValueError:
+            msg = f"magnetogram unit {text!r} is not a magnetic flux density (G, kG, T, mT or Mx/cm2)"
+            raise ValueError(msg) from None
+    try:
+        factor = float(u.Unit(unit).to(u.G))
+    except u.UnitConversionError:
+        msg = f"magnetogram unit {unit} is not a magnetic flux density (G, kG, T, mT or Mx/cm2)"
+        raise ValueError(msg) from None
+    return 1.0 if abs(factor - 1.0) < 1e-12 else factor
+
+
+def pixel_scale(header):
+    """The pixel scale of ``header`` in arcsec per pixel, ``(axis 1, axis 2)``, or None without one.
+
+    Reads CDELTi with PCi_j, or CDi_j, in the units of CUNITi (arcsec when absent for helioprojective
+    axes, as sunpy assumes; degrees for other celestial axes, as FITS does). The scale along pixel axis
+    ``j`` is the length of column ``j`` of the CD matrix, so a rotated grid has its true scale.
+
+    Examples
+    --------
+    >>> pixel_scale({"CD1_1": 0.504 / 3600, "CD2_2": 0.504 / 3600, "CUNIT1": "deg", "CUNIT2": "deg"})
+    (0.504, 0.504)
+    """
+    has_cd = any(_get(header, f"CD{i}_{j}") is not None for i in (1, 2) for j in (1, 2))
+    if not has_cd and _get(header, "CDELT1") is None and _get(header, "CDELT2") is None:
+        return None
+    cdelt = [_get(header, f"CDELT{i}") for i in (1, 2)]
+    cdelt = [c if c is not None else next(o for o in cdelt if o is not None) for c in cdelt] if not has_cd else cdelt
+    factors = []
+    for i in (1, 2):
+        ctype = str(_get(header, f"CTYPE{i}", "") or "").upper()
+        default = "arcsec" if ctype.startswith(("HPLN", "HPLT", "SOLAR")) or not ctype else "deg"
+        unit = str(_get(header, f"CUNIT{i}", default) or default).strip().lower()
+        if unit not in _ANGLE_TO_ARCSEC:
+            return None  # not an angle (e.g. a projected map in Mm): no pixel scale in arcsec
+        factors.append(_ANGLE_TO_ARCSEC[unit])
+    matrix = np.zeros((2, 2))
+    for i in (1, 2):
+        for j in (1, 2):
+            if has_cd:
+                value = float(_get(header, f"CD{i}_{j}", 0.0) or 0.0)
+            else:
+                pc = _get(header, f"PC{i}_{j}", 1.0 if i == j else 0.0)
+                value = float(cdelt[i - 1]) * float(pc)  # a missing CDELT: square pixels
+            matrix[i - 1, j - 1] = value * factors[i - 1]
+    scales = np.hypot(matrix[0], matrix[1])  # the length of each column
+    return float(round(scales[0], 12)), float(round(scales[1], 12))
+
+
+def written_by_enhance(header):
+    """The solar-enhance version that wrote ``header`` (its `PROVENANCE_KEY` card), or None."""
+    value = _get(header, PROVENANCE_KEY)
+    if value is not None:
+        return str(value)
+    history = _get(header, "HISTORY", "")
+    text = str(history) if isinstance(history, str) else "\n".join(str(line) for line in history)
+    found = re.search(r"solar-enhance (\S+): Enhance x2", text)
+    return found.group(1) if found else None
+
+
+def provenance_cards(*, model: str, kind: str) -> dict:
+    """Header cards that mark an output of solar-enhance: its version, the model and the kind."""
+    from ._version import __version__
+
+    return {PROVENANCE_KEY: __version__, "ENH_MODL": model[:68], "ENH_KIND": kind}
+
+
+def _is_helioprojective(header) -> tuple[bool, str]:
+    ctypes = [str(_get(header, f"CTYPE{i}", "") or "").strip().upper() for i in (1, 2)]
+    if not any(ctypes):
+        return True, "no CTYPE (sunpy reads it as helioprojective)"
+    ok = all(c.startswith(("HPLN", "HPLT", "SOLAR-X", "SOLAR-Y", "SOLX", "SOLY")) for c in ctypes)
+    return ok, f"CTYPE {ctypes[0]!r}, {ctypes[1]!r}"
+
+
+def _frame_name(ctypes: str) -> str:
+    if "CEA" in ctypes:
+        return "a cylindrical equal-area (CEA) map, e.g. a SHARP or a synoptic map"
+    if "CRLN" in ctypes or "CRLT" in ctypes:
+        return "a Carrington (heliographic) map"
+    if "HGLN" in ctypes or "HGLT" in ctypes:
+        return "a Stonyhurst heliographic map"
+    return "not a helioprojective image"
+
+
+def check_header(header, *, kind, path="input", force=False, flag=False) -> None:
+    """Refuse inputs the networks were not made for, saying what the input is and how to force it.
+
+    Checks that the grid is helioprojective (not CEA, Carrington or Stonyhurst heliographic), that the
+    pixel scale (CDELT with PC, or CD, in any angle unit) is within 5 % of HMI's 0.504 arcsec, that
+    the file was not written by solar-enhance (`written_by_enhance`), and that a continuum image is not
+    a magnetogram by its header.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header` or dict-like
+        The input's header (a Map's ``meta``).
+    kind : {'intensity', 'blos'}
+        The kind it will be enhanced as.
+    path : str
+        The name of the input in messages.
+    force : bool
+        Skip these checks.
+    flag : bool
+        Name the command-line options (``--force``, ``-t``) in messages instead of the Python keywords.
+
+    Raises
+    ------
+    ValueError
+        If a check fails.
+    """
+    if force:
+        return
+    how = "pass --force" if flag else "pass force=True"
+    version = written_by_enhance(header)
+    if version is not None:
+        scale = pixel_scale(header)
+        at = f" at {scale[0]:.3g} arcsec/pixel" if scale else ""
+        msg = (f"{path} was written by solar-enhance {version} ({PROVENANCE_KEY} card){at}: it is already "
+               f"enhanced, and enhancing it again would not mean anything; {how} to run it anyway")  # fmt: skip
+        raise ValueError(msg)
+    ok, described = _is_helioprojective(header)
+    if not ok:
+        what = _frame_name(described.upper())
+        msg = (f"{path} is {what} ({described}); the networks were trained on helioprojective HMI images "
+               f"(HPLN-TAN/HPLT-TAN); enhance the image before remapping it, or {how} to run it anyway")  # fmt: skip
+        raise ValueError(msg)
+    scale = pixel_scale(header)
+    if scale is not None:
+        worst = max(scale, key=lambda value: abs(value - HMI_PIXEL_SCALE))
+        if abs(worst - HMI_PIXEL_SCALE) > PIXEL_SCALE_TOLERANCE * HMI_PIXEL_SCALE:
+            msg = (f"{path} has a pixel scale of {worst:.6g} arcsec, more than 5 % from HMI's {HMI_PIXEL_SCALE} "
+                   "arcsec; the networks were trained on HMI's sampling (resample it to 0.504 arcsec/pixel "
+                   f"first), or {how} to run it anyway")  # fmt: skip
+            raise ValueError(msg)
+    if kind == "intensity" and detect_kind(header) == "blos":
+        flag_text = "-t blos" if flag else "kind='blos'"
+        msg = (f"{path} looks like a magnetogram (BUNIT {_bunit(header)!r}, CONTENT "
+               f"{str(_get(header, 'CONTENT', '') or '')!r}) but was given as intensity; use {flag_text}, or "
+               f"{how} to run it as intensity")  # fmt: skip
+        raise ValueError(msg)
+
+
+def resolve_kind(requested, header, *, path="input", force=False, flag=None, measurement=None):
+    """The data kind for ``requested`` ('intensity', 'blos' or 'auto'), checked against the header.
+
+    'auto' reads the header (`detect_kind`). Quantities the networks were not trained on
+    (Dopplergrams, line widths, vector-field angles) are refused, magnetograms in a file must be in
+    gauss (BUNIT G, Gauss or Mx/cm^2, or no BUNIT), and `check_header` refuses the rest; ``force``
+    skips these checks.
+
+    Parameters
+    ----------
+    requested : {'intensity', 'blos', 'auto'}
+        The kind asked for.
+    header : `~astropy.io.fits.Header` or dict-like
+        The input's header.
+    path : str
+        The name of the input in messages.
+    force : bool
+        Run inputs the checks would refuse.
+    flag : bool, optional
+        Name command-line options in messages (``-t``, ``--force``); default: when ``path`` is a file.
+    measurement : str, optional
+        A Map's ``measurement``, read before the header keys.
+
+    Raises
+    ------
+    ValueError
+        If ``requested`` is 'auto' and the header does not say (no BUNIT, CONTENT or series name), the
+        input holds an untrained quantity, a magnetogram in a file is not in gauss, or `check_header`
+        refuses the input.
+    """
+    flag = isinstance(path, str | os.PathLike) and path not in ("input", "map") if flag is None else flag
+    how = "--force" if flag else "force=True"
+    untrained = untrained_quantity(header, measurement=measurement)
+    if untrained and not force:
+        msg = (f"{path} is {untrained} (BUNIT {_bunit(header)!r}, CONTENT {str(_get(header, 'CONTENT', '') or '')!r});"
+               " the networks were trained on continuum intensity and line-of-sight magnetograms only; pass "
+               f"{'-t intensity|blos and --force' if flag else 'kind= and force=True'} to run it anyway")  # fmt: skip
+        raise ValueError(msg)
+    kind = detect_kind(header, measurement=measurement) if requested == "auto" else requested
     if kind is None:
-        msg = (f"{path}: kind='auto' cannot tell continuum from magnetogram (no BUNIT, CONTENT or series name); "
-               "pass kind= in Python, or pass -t on the command line")  # fmt: skip
+        how_kind = "pass -t intensity or -t blos" if flag else "pass kind='intensity' or kind='blos'"
+        msg = (
+            f"{path}: kind='auto' cannot tell continuum from magnetogram (no BUNIT, CONTENT or series name); {how_kind}"
+        )
         raise ValueError(msg)
-    unit = str(header.get("BUNIT", "") or "").strip()
-    if kind == "blos" and unit and unit.lower() not in _GAUSS_UNITS:
-        msg = f"{path}: magnetograms must be in gauss, got BUNIT {unit!r}; convert the data to G first"
-        raise ValueError(msg)
-    scale, scale_unit = header.get("CDELT1"), str(header.get("CUNIT1", "arcsec") or "arcsec").strip().lower()
-    if scale is not None and scale_unit in ("arcsec", "asec") and abs(abs(float(scale)) - 0.504) > 0.05 * 0.504:
-        import warnings
-
-        from .exceptions import EnhanceUserWarning
-
-        msg = (f"{path}: pixel scale {abs(float(scale))} arcsec is not HMI's 0.504 arcsec; the network was trained "
-               "on HMI's sampling and its output will not mean much")  # fmt: skip
-        warnings.warn(msg, EnhanceUserWarning, stacklevel=2)
+    unit = _bunit(header)
+    if kind == "blos" and unit and unit.lower() not in _GAUSS_UNITS and not force:
+        if unit.lower() in _FIELD_UNITS and not flag:
+            pass  # a Map or Quantity in kG/T: `enhance` converts it to gauss and back
+        else:
+            msg = (f"{path}: magnetograms must be in gauss, got BUNIT {unit!r}; convert the data to G first, or "
+                   f"pass {how} if the values are in gauss")  # fmt: skip
+            raise ValueError(msg)
+    check_header(header, kind=kind, path=path, force=force, flag=flag)
     return kind
 
 

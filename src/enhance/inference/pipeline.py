@@ -4,6 +4,7 @@ A private array function does the work (normalisation, NaN handling, tiled netwo
 public `enhance` only dispatches on the input type and carries the metadata along.
 """
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -284,13 +285,128 @@ def history_cards(kind, model, network):
     return f"solar-enhance {__version__}: Enhance x2 deconvolution + super-resolution, model: {name}"
 
 
+#: Share of a continuum image's finite pixels that may be negative before it is taken for a magnetogram.
+_NEGATIVE_SHARE = 0.01
+#: A magnetogram in gauss reaches beyond this many gauss somewhere (HMI's noise alone is about 10 G).
+_MIN_GAUSS_PEAK = 5.0
+
+
+def _check_values(data, kind, *, force, name="image"):
+    """Refuse values that do not fit ``kind``: a magnetogram given as intensity, a field not in gauss."""
+    if force:
+        return
+    values = np.asarray(data)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return
+    if kind == "intensity" and np.count_nonzero(finite < 0) > _NEGATIVE_SHARE * finite.size:
+        share = 100 * np.count_nonzero(finite < 0) / finite.size
+        msg = (f"{name} looks like a magnetogram, not a continuum image: {share:.0f} % of its pixels are negative "
+               f"(from {finite.min():.4g} to {finite.max():.4g}); pass kind='blos' (on the command line: -t blos), "
+               "or force=True to run it as intensity")  # fmt: skip
+        raise ValueError(msg)
+    if kind == "blos" and 0 < np.abs(finite).max() < _MIN_GAUSS_PEAK and finite.std() > 0:
+        msg = (f"{name} is given as a magnetogram in gauss, but its largest |value| is {np.abs(finite).max():.3g}: "
+               "it looks like tesla or kilogauss; pass a Quantity (e.g. data * u.T) or a Map with its BUNIT, "
+               "or force=True if the values really are in gauss")  # fmt: skip
+        raise ValueError(msg)
+
+
+def _unit_kind(unit, kind, *, force, name):
+    """The kind implied by a data unit, checked against ``kind``; and the factor to gauss for a magnetogram."""
+    import astropy.units as u
+
+    if unit is None:
+        return ("intensity" if kind == "auto" else kind), 1.0
+    unit = u.Unit(unit)
+    if unit.is_equivalent(u.G):
+        if kind == "intensity" and not force:
+            msg = (f"{name} is in {unit} (a magnetic field) but was given as intensity; pass kind='blos' "
+                   "(on the command line: -t blos), or force=True to run it as intensity")  # fmt: skip
+            raise ValueError(msg)
+        if kind in ("auto", "blos"):
+            from ..io import gauss_factor
+
+            return "blos", gauss_factor(unit)
+        return kind, 1.0
+    if unit.physical_type == "speed" and not force:
+        msg = (f"{name} is in {unit}, a velocity (a Dopplergram?); the networks were trained on continuum "
+               "intensity and line-of-sight magnetograms only; pass kind= and force=True to run it anyway")  # fmt: skip
+        raise ValueError(msg)
+    if kind == "blos" and not force:
+        msg = (f"{name} is in {unit}, not a magnetic field, but was given as kind='blos'; pass a magnetogram in "
+               "G, kG, T or mT, or force=True to run it as one in gauss")  # fmt: skip
+        raise ValueError(msg)
+    return ("intensity" if kind == "auto" else kind), 1.0
+
+
+def _qs_value(qs_level, unit, name="qs_level"):
+    """``qs_level`` in the image's ``unit`` as a float: a Quantity is converted, anything else is kept."""
+    import astropy.units as u
+
+    if not isinstance(qs_level, u.Quantity):
+        return qs_level
+    target = u.dimensionless_unscaled if unit is None else u.Unit(unit)
+    try:
+        return float(qs_level.to_value(target))
+    except u.UnitConversionError:
+        where = "has no unit" if unit is None else f"is in {target}"
+        msg = f"{name} must be in the image's unit, got {qs_level}, but the image {where}"
+        raise ValueError(msg) from None
+
+
+def _masked_to_nan(data, mask):
+    """A float copy of ``data`` with NaN where ``mask`` is True (the caller's array is not changed)."""
+    array = np.array(data, dtype=np.result_type(np.asarray(data).dtype, np.float32), copy=True)
+    if np.any(mask):
+        array[np.broadcast_to(mask, array.shape)] = np.nan
+    return array
+
+
+def _enhance_map(smap, *, kind, options, model, network, force, history):
+    """A new Map of the input's class on the x2 grid: data in the Map's unit, mask 2x2-upsampled, same plot settings."""
+    import astropy.units as u
+
+    from ..io import provenance_cards, resolve_kind, upscale_header
+
+    measurement = getattr(smap, "measurement", None)
+    measurement = measurement if isinstance(measurement, str) else None
+    kind = resolve_kind(kind, smap.meta, path=f"the {type(smap).__name__}", force=force, flag=False,
+                        measurement=measurement)  # fmt: skip
+    factor = 1.0
+    if kind == "blos" and smap.unit is not None and u.Unit(smap.unit).is_equivalent(u.G):
+        _, factor = _unit_kind(smap.unit, "blos", force=force, name="the Map")
+    data = smap.data if smap.mask is None else _masked_to_nan(smap.data, smap.mask)
+    data = data * factor if factor != 1.0 else data
+    _check_values(data, kind, force=force, name=f"the {type(smap).__name__}")
+    run = dataclasses.replace(options, qs_level=_qs_value(options.qs_level, smap.unit))
+    result = enhance_array(data, kind=kind, network=resolve_network(kind, model=model, network=network), options=run)
+    if factor != 1.0:
+        result /= result.dtype.type(factor)
+    # sunpy's own reading of the header: the reference pixel (the image centre where CRPIX is absent) and scale.
+    meta = smap.meta.copy()
+    meta["crpix1"], meta["crpix2"] = (float(p.to_value(u.pix)) + 1.0 for p in smap.reference_pixel)
+    meta["cdelt1"], meta["cdelt2"] = (float(s.to_value(u.Unit(c) / u.pix)) for s, c in zip(
+        smap.scale, smap.spatial_units, strict=True))  # fmt: skip
+    new_meta = upscale_header(meta, 2, history=history, shape=smap.data.shape,
+                              provenance=provenance_cards(model=_model_name(model, network), kind=kind))  # fmt: skip
+    mask = None if smap.mask is None else np.repeat(np.repeat(np.asarray(smap.mask), 2, axis=0), 2, axis=1)
+    if mask is not None and mask.shape != result.shape:  # a scalar mask (numpy's nomask)
+        mask = np.broadcast_to(np.asarray(smap.mask, dtype=bool), result.shape).copy()
+    return smap._new_instance(result, new_meta, plot_settings=copy.deepcopy(smap.plot_settings), mask=mask)
+
+
+def _model_name(model, network):
+    return f"custom {type(network).__name__}" if network is not None else model
+
+
 def enhance(
     data,
-    kind: str = "intensity",
+    kind: str = "auto",
     *,
     model: str = "full",
     network: EnhanceNet | None = None,
-    qs_level: float | None = None,
+    qs_level=None,
     device: str = "auto",
     tile: int | None = None,
     output=None,
@@ -298,25 +414,30 @@ def enhance(
     progress: bool = False,
     backend: str = "auto",
     precision: str = "float32",
+    force: bool = False,
 ):
     """Deconvolve an HMI image from its PSF and super-resolve it by two.
 
     Parameters
     ----------
-    data : `~numpy.ndarray`, `sunpy.map.GenericMap`, str or `~pathlib.Path`
+    data : array_like, `~astropy.units.Quantity`, `sunpy.map.GenericMap`, str or `~pathlib.Path`
         A 2-D continuum image or line-of-sight magnetogram at HMI's 0.504 arcsec per pixel, as an
-        array, a Map, or the path of a FITS file.
-    kind : {'intensity', 'blos'}
-        'intensity' for continuum images (any units), 'blos' for magnetograms in gauss.
+        array (the masked pixels of a `numpy.ma.MaskedArray` are missing data), a Quantity, a Map, or
+        the path of a FITS file.
+    kind : {'auto', 'intensity', 'blos'}
+        'intensity' for continuum images (any units), 'blos' for magnetograms. 'auto' (default) reads a
+        Map's ``measurement``, the header's CONTENT, series name or BUNIT, or a Quantity's unit (a
+        magnetic field is a magnetogram); a plain array without a unit is taken as a continuum image.
     model : {'full', 'light'}
         Shipped model: the paper's (depth 5, width 64) or the light one (depth 1, width 32).
     network : `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`, optional
         Use this network instead of a shipped model.
-    qs_level : float, 'level', 'surface' or None
-        Quiet-Sun continuum level (intensity only), in the units of ``data``; 'level' estimates one
-        number (`estimate_qs_level`), 'surface' a smooth surface that follows limb darkening
-        (`~enhance.observation.quiet_sun.fit_qs_surface`). None (default) uses the surface where the quiet Sun varies
-        by more than 15 % across the field (near the limb, full disks), else the single level.
+    qs_level : float, `~astropy.units.Quantity`, 'level', 'surface' or None
+        Quiet-Sun continuum level (intensity only), in the units of ``data`` (a Quantity is converted
+        to them); 'level' estimates one number (`estimate_qs_level`), 'surface' a smooth surface that
+        follows limb darkening (`~enhance.observation.quiet_sun.fit_qs_surface`). None (default) uses the
+        surface where the quiet Sun varies by more than 15 % across the field (near the limb, full
+        disks), else the single level.
     device : str
         'auto' (CUDA when available), 'cpu', 'cuda', ...
     tile : int, optional
@@ -334,26 +455,42 @@ def enhance(
         extra), exporting the network in memory once (`~enhance.runtime.export.onnx_network`); the results
         agree within 1e-4. 'auto' (default) picks 'onnx' for an `~enhance.runtime.export.OnnxNetwork`, and for
         a float32 run on the CPU when onnxruntime is installed (the faster CPU runtime for this
-        network), else 'torch'.
+        network), else 'torch'. Without PyTorch the shipped models run on onnxruntime.
     precision : {'float32', 'bfloat16', 'float16'}
         Arithmetic of the convolutions (``backend='torch'``): float32, or `torch.autocast` to a reduced
         type, faster where the hardware supports it (CUDA; recent CPUs for bfloat16). Reduced precision
         departs from float32 by about 1e-2 (bfloat16) or 1e-3 (float16) of the image's quiet-Sun level
         or kG (measured by ``make bench`` and bounded in the tests).
+    force : bool
+        Run inputs that the checks refuse: grids that are not helioprojective (CEA, Carrington,
+        heliographic), pixel scales more than 5 % from HMI's 0.504 arcsec, quantities the networks
+        were not trained on (Dopplergrams), files solar-enhance wrote, and values that do not fit
+        ``kind`` (a magnetogram given as intensity).
 
     Returns
     -------
     Same type as ``data``
-        An array of shape ``(2 ny, 2 nx)``; a new Map with the header of the x2 grid
-        (`~enhance.io.upscale_header`); for a path, the output path (with ``output``) or a Map.
+        An array of shape ``(2 ny, 2 nx)`` (a Quantity in the input's unit for a Quantity, NaN where a
+        masked array was masked); for a Map, a new Map of the same class on the x2 grid
+        (`~enhance.io.upscale_header` of the Map's own reference pixel and scale), in the Map's unit,
+        with its mask (each masked pixel masks its 2x2 output pixels), plot settings and observer; for a
+        path, the output path (with ``output``) or a Map.
+
+    Raises
+    ------
+    ValueError
+        If the input is refused (see ``force``), ``kind`` is 'auto' and nothing tells it, or an option
+        is invalid.
 
     Notes
     -----
     Continuum images are divided by the quiet-Sun level (or surface) before the network and
-    multiplied back after it, on the output's grid; magnetograms go through the network in kG and
-    come back in gauss. Non-finite pixels
-    (off-limb) are filled with their nearest finite neighbour for the network and are NaN again in the
-    output, at the 2x2 output pixels of each; finite input never gives non-finite output.
+    multiplied back after it, on the output's grid; magnetograms are converted to gauss (from kG, T
+    or mT), go through the network in kG and come back in the caller's unit. Non-finite pixels
+    (off-limb) and masked pixels are filled with their nearest finite neighbour for the network and
+    are NaN in the output, at the 2x2 output pixels of each; finite input never gives non-finite
+    output. Continuum output is never negative where its input pixel is not: such pixels (the network's
+    ringing next to the limb or an umbra) are set to 0.
 
     References
     ----------
@@ -367,23 +504,29 @@ def enhance(
     >>> out.shape
     (40, 60)
     """
-    check_choice(kind, KINDS, name="kind")
-    net = resolve_network(kind, model=model, network=network)
-    options = {
-        "kind": kind,
-        "network": net,
-        "options": RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
-                              progress=progress),
-    }  # fmt: skip
+    import astropy.units as u
+
+    check_choice(kind, (*KINDS, "auto"), name="kind")
+    options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
+                         progress=progress)  # fmt: skip
     history = history_cards(kind, model, network)
 
     if isinstance(data, str | Path):
-        from ..io import read_fits, resolve_kind, upscale_header, write_fits
+        from ..io import gauss_factor, provenance_cards, read_fits, resolve_kind, upscale_header, write_fits
 
         image, header = read_fits(data)
-        resolve_kind(kind, header, path=data)  # a magnetogram in gauss; warns off HMI's pixel scale
-        result = enhance_array(image, **options)
-        new_header = upscale_header(header, 2, history=history)
+        kind = resolve_kind(kind, header, path=data, force=force, flag=False)
+        history = history_cards(kind, model, network)
+        unit = str(header.get("BUNIT", "") or "").strip()
+        factor = gauss_factor(unit) if kind == "blos" and unit and not force else 1.0
+        image = image * factor if factor != 1.0 else image
+        _check_values(image, kind, force=force, name=str(data))
+        net = resolve_network(kind, model=model, network=network)
+        result = enhance_array(image, kind=kind, network=net, options=options)
+        if factor != 1.0:
+            result /= result.dtype.type(factor)
+        cards = provenance_cards(model=_model_name(model, network), kind=kind)
+        new_header = upscale_header(header, 2, history=history, provenance=cards)
         if output is not None:
             return write_fits(output, result, new_header, overwrite=overwrite)
         import sunpy.map
@@ -398,11 +541,21 @@ def enhance(
     except ImportError:  # pragma: no cover - sunpy is a dependency
         GenericMap = ()  # noqa: N806
     if isinstance(data, GenericMap):
-        import sunpy.map
+        if kind != "auto":
+            history = history_cards(kind, model, network)
+        return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force,
+                            history=history)  # fmt: skip
 
-        from ..io import resolve_kind, upscale_header
-
-        resolve_kind(kind, data.meta, path="map")
-        result = enhance_array(data.data, **options)
-        return sunpy.map.Map(result, upscale_header(data.meta, 2, history=history))
-    return enhance_array(data, **options)
+    unit = data.unit if isinstance(data, u.Quantity) else None
+    kind, factor = _unit_kind(unit, kind, force=force, name="image")
+    values = data.value if isinstance(data, u.Quantity) else data
+    if isinstance(values, np.ma.MaskedArray):
+        values = _masked_to_nan(values.data, np.ma.getmaskarray(values))
+    values = values * factor if factor != 1.0 else values
+    _check_values(values, kind, force=force)
+    net = resolve_network(kind, model=model, network=network)
+    result = enhance_array(values, kind=kind, network=net,
+                           options=dataclasses.replace(options, qs_level=_qs_value(qs_level, unit)))  # fmt: skip
+    if factor != 1.0:
+        result /= result.dtype.type(factor)
+    return result * unit if unit is not None else result

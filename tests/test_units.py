@@ -1,0 +1,99 @@
+"""Units at the boundary: Quantities in and out, fields in kG/T/mT, qs_level as a Quantity, masks, kind='auto'."""
+
+import astropy.units as u
+import numpy as np
+import pytest
+import sunpy.map
+
+from enhance import enhance
+from enhance.models.network import EnhanceNet
+
+
+@pytest.fixture(scope="module")
+def net():
+    import torch
+
+    torch.manual_seed(5)
+    return EnhanceNet(depth=1, width=4).eval()
+
+
+@pytest.fixture(scope="module")
+def field():
+    return np.random.default_rng(0).normal(0, 400, (18, 20)).astype(np.float64)  # gauss
+
+
+def test_gauss_quantity_gives_the_array_result_in_gauss(net, field):
+    plain = enhance(field, "blos", network=net)
+    out = enhance(field * u.G, network=net)  # kind 'auto': a magnetic field is a magnetogram
+    assert isinstance(out, u.Quantity)
+    assert out.unit == u.G
+    np.testing.assert_array_equal(out.value, plain)  # bit-identical: no conversion for gauss
+
+
+@pytest.mark.parametrize(("unit", "per_gauss"), [(u.kG, 1e-3), (u.T, 1e-4), (u.mT, 0.1)])
+def test_field_units_are_converted_to_gauss_and_back(net, field, unit, per_gauss):
+    plain = enhance(field, "blos", network=net)
+    out = enhance(field * per_gauss * unit, "blos", network=net)
+    assert out.unit == unit  # the caller's unit
+    np.testing.assert_allclose(out.to_value(u.G), plain, rtol=1e-6, atol=1e-6)
+
+
+def test_map_in_tesla_comes_back_in_tesla(net, field):
+    header = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": 0.504, "CDELT2": 0.504, "CUNIT1": "arcsec",
+              "CUNIT2": "arcsec", "BUNIT": "T"}  # fmt: skip
+    out = enhance(sunpy.map.Map(field * 1e-4, header), network=net)
+    assert out.unit == u.T
+    np.testing.assert_allclose(out.data * 1e4, enhance(field, "blos", network=net), rtol=1e-6, atol=1e-6)
+
+
+def test_qs_level_quantity_in_the_images_unit(net):
+    image = 48000 * (1 + 0.03 * np.random.default_rng(1).standard_normal((16, 16)))
+    reference = enhance(image, "intensity", network=net, qs_level=48000.0)
+    per_hour = enhance(image * u.Unit("DN/s"), network=net, qs_level=48000 * 3600 * u.Unit("DN/h"))
+    np.testing.assert_allclose(per_hour.value, reference, rtol=1e-12)  # converted, not stripped
+    out = enhance(image * u.Unit("DN/s"), network=net, qs_level=48000 * u.Unit("DN/s"))
+    assert out.unit == u.Unit("DN/s")
+    np.testing.assert_allclose(out.value, reference, rtol=1e-12)
+    with pytest.raises(ValueError, match="qs_level must be in the image's unit, got 48000.0 G"):
+        enhance(image * u.Unit("DN/s"), network=net, qs_level=48000 * u.G)
+
+
+def test_masked_array_is_nan_where_masked(net):
+    image = 1 + 0.03 * np.random.default_rng(2).standard_normal((12, 14))
+    image[4, 6] = 50.0  # a bad pixel, masked: it must not act as data
+    masked = np.ma.masked_array(image, mask=np.zeros(image.shape, dtype=bool))
+    masked[4, 6] = np.ma.masked
+    out = enhance(masked, "intensity", network=net, qs_level=1.0)
+    as_nan = image.copy()
+    as_nan[4, 6] = np.nan
+    expected = enhance(as_nan, "intensity", network=net, qs_level=1.0)
+    np.testing.assert_array_equal(out, expected)
+    assert np.isnan(out[8:10, 12:14]).all()
+    assert np.isfinite(out).sum() == out.size - 4
+
+
+def test_kind_auto_reads_the_map_and_the_unit(net, field):
+    header = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": 0.504, "CDELT2": 0.504, "CUNIT1": "arcsec",
+              "CUNIT2": "arcsec"}  # fmt: skip
+    magnetogram = sunpy.map.Map(field, dict(header, CONTENT="MAGNETOGRAM", BUNIT="G"))
+    np.testing.assert_array_equal(enhance(magnetogram, network=net).data, enhance(field, "blos", network=net))
+    continuum = sunpy.map.Map(1 + 0 * field, dict(header, BUNIT="DN/s"))
+    assert enhance(continuum, network=net).unit == u.Unit("DN/s")
+
+
+def test_magnetogram_given_as_intensity_is_named(net, field):
+    with pytest.raises(ValueError, match=r"looks like a magnetogram.*kind='blos' \(on the command line: -t blos\)"):
+        enhance(field, "intensity", network=net)
+    with pytest.raises(ValueError, match="is in G .*given as intensity; pass kind='blos'"):
+        enhance(field * u.G, "intensity", network=net)
+    assert enhance(field, "intensity", network=net, force=True, qs_level=1.0).shape == (36, 40)
+
+
+def test_tesla_values_given_as_gauss_are_refused(net, field):
+    with pytest.raises(ValueError, match="looks like tesla or kilogauss"):
+        enhance(field * 1e-4, "blos", network=net)
+
+
+def test_velocity_is_refused(net, field):
+    with pytest.raises(ValueError, match="a velocity"):
+        enhance(field * u.cm / u.s, network=net)
