@@ -21,7 +21,7 @@ import torch
 
 from enhance import enhance
 from enhance.analysis.hmi_behaviour import UMBRA_THRESHOLD, implied_target, umbra_change
-from enhance.demo import sample_path
+from enhance.data import sample_path
 from enhance.io import atomic_write, read_fits
 from enhance.observation.degrade import degrade
 from enhance.scenes.synth import MURAM_PIXEL_SCALE, generate_scene

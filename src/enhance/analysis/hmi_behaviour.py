@@ -7,7 +7,7 @@ the magnetogram, binned back to HMI pixels, is conserved; kilogauss fields grow 
 about 1.3-1.4; nothing blows up, rings or flips sign in the umbra.
 
 `behaviour` measures these numbers for one network on one image; `PUBLISHED` holds the ranges and
-`checks` compares with them. The package's HMI sample cut-outs (`enhance.demo.sample_path`) are the
+`checks` compares with them. The package's HMI sample cut-outs (`enhance.data.sample_path`) are the
 default inputs.
 
 How much an umbra darkens is not a constant of the method: it is the scattered light of the PSF's
@@ -187,7 +187,7 @@ def behaviour(network, kind: str, image=None) -> dict:
     """
     check_choice(kind, ("intensity", "blos"), name="kind")
     if image is None:
-        from ..demo import sample_path
+        from ..data import sample_path
 
         image = sample_path(kind)
     if not isinstance(image, np.ndarray):

@@ -254,7 +254,7 @@ def enhance_file(
         history += f" ({Path(weights).name})" if weights is not None else ""
         extra = []
         if consistency:
-            from ..analysis.diagnostics import consistency_hdu
+            from ..observation.consistency import consistency_hdu
             from ..scenes.sources import pixel_scale_from_header
 
             scale = pixel_scale_from_header(header)  # the header's CDELT, as `enhance compare` uses

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..models.network import EnhanceNet, fold_batchnorm
 
-__all__ = ["InferenceNet", "phase_kernels", "PRECISIONS"]
+__all__ = ["InferenceNet", "phase_kernels", "resolve_device", "PRECISIONS"]
 
 #: Precisions of the convolutions: float32 (the reference) and the two autocast dtypes.
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -189,3 +189,39 @@ class InferenceNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"depth={self.depth}, width={self.width}"
+
+
+def resolve_device(device="auto") -> torch.device:
+    """The PyTorch device to run on: 'auto' gives CUDA when available, else the CPU.
+
+    Parameters
+    ----------
+    device : str or `torch.device`
+        'auto', or anything `torch.device` takes ('cpu', 'cuda', 'cuda:1').
+
+    Returns
+    -------
+    `torch.device`
+        The device.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` names no device.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        msg = f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+        raise ValueError(msg) from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        msg = f"device {device!r} was asked for, but CUDA is not available here; use device='cpu' or 'auto'"
+        raise ValueError(msg)
+    return resolved

@@ -722,7 +722,7 @@ def _processes(cfg: TrainConfig):
     if cfg.batch_size % world:
         msg = f"batch_size ({cfg.batch_size}) must be divisible by the number of processes ({world})"
         raise ValueError(msg)
-    from ..inference.pipeline import resolve_device
+    from ..runtime.graph import resolve_device
 
     device = resolve_device(cfg.device)
     if world > 1:
