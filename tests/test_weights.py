@@ -74,3 +74,46 @@ def test_ship_refuses_the_wrong_architecture(tmp_path, data_dir):
     with pytest.raises(ValueError, match=r"holds \{'depth': 2, 'width': 8\}, but the 'full' model is"):
         ship(source, "intensity", "full", card={})
     assert list(data_dir.iterdir()) == []
+
+
+def _crafted(path, net, **meta):
+    """A safetensors file of ``net``'s tensors with the metadata ``meta`` (as a hostile file would claim)."""
+    from safetensors.torch import save_file
+
+    tensors = {name: t.detach().contiguous() for name, t in net.state_dict().items()}
+    save_file(tensors, str(path), metadata={"kind": "intensity", "depth": str(net.depth), "width": str(net.width),
+                                            **{k: str(v) for k, v in meta.items()}})  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("depth", ["100000000", "-1", "5.0", "abc", "0"])
+def test_metadata_beyond_bounds_is_refused_before_anything_is_built(tmp_path, tiny_net, monkeypatch, depth):
+    import enhance.models.pretrained as pretrained
+
+    built = []
+    monkeypatch.setattr(pretrained, "EnhanceNet", lambda **kw: built.append(kw) or EnhanceNet(**kw))
+    path = _crafted(tmp_path / "huge.safetensors", tiny_net, depth=depth)
+    with pytest.raises(ValueError, match=r"huge.safetensors: metadata depth=.* is not an integer from 1 to 64"):
+        load_network(path)
+    assert built == []
+
+
+def test_architecture_mismatch_is_one_line_naming_the_file(tmp_path, tiny_net):
+    path = _crafted(tmp_path / "liar.safetensors", tiny_net, depth=3)  # tiny_net has depth 2
+    with pytest.raises(ValueError, match="liar.safetensors: its tensors do not match its metadata") as info:
+        load_network(path)
+    assert "\n" not in str(info.value)
+    assert "missing (e.g. blocks.2." in str(info.value)
+    path = _crafted(tmp_path / "wide.safetensors", tiny_net, width=16)
+    with pytest.raises(ValueError, match=r"of another shape \(e.g. conv_in.weight") as info:
+        load_network(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_an_error(tmp_path, tiny_net, value):
+    with torch.no_grad():
+        tiny_net.blocks[0].conv1.weight[0, 0, 0, 0] = value
+    path = save_weights(tiny_net, tmp_path / "nan.safetensors", kind="intensity")
+    with pytest.raises(ValueError, match=r"nan.safetensors: tensor blocks.0.conv1.weight holds 1 NaN or infinite"):
+        load_network(path)

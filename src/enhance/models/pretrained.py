@@ -8,6 +8,7 @@ from a weights file, `load_weights` and `full`/`light` give the shipped models, 
 import json
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
@@ -52,12 +53,14 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
     (1, 8)
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         msg = f"weights file not found: {path}"
         raise FileNotFoundError(msg)
+    if not path.is_file():
+        msg = f"weights file {path} is not a regular file (a directory or a FIFO?)"
+        raise ValueError(msg)
     try:
-        meta = read_metadata(path)
-        state = load_file(str(path))
+        meta, shapes = read_metadata(path), _tensor_shapes(path)
     except (SafetensorError, OSError, ValueError) as err:
         msg = f"{path} is not a safetensors weights file: {err}"
         raise ValueError(msg) from err
@@ -68,13 +71,68 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
     if kind is not None and meta["kind"] != kind:
         msg = f"{path} holds a {meta['kind']!r} network, but kind={kind!r} was asked for"
         raise ValueError(msg)
-    net = EnhanceNet(depth=int(meta["depth"]), width=int(meta["width"]))
+    depth, width = _architecture_of(path, meta, shapes)  # checked before anything is built or read
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        msg = f"{path} is not a safetensors weights file: {err}"
+        raise ValueError(msg) from err
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            msg = f"weights file {path}: tensor {name} holds {bad} NaN or infinite values; the network would give NaN"
+            raise ValueError(msg)
+    net = EnhanceNet(depth=depth, width=width)
     try:
         net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        msg = f"{path}: its tensors do not match its metadata (depth {meta['depth']}, width {meta['width']}): {err}"
-        raise ValueError(msg) from err
+    except RuntimeError as err:  # e.g. a dtype torch cannot copy: one line, not torch's list
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        msg = f"{path}: its tensors do not match its metadata (depth {depth}, width {width}): {first}"
+        raise ValueError(msg) from None
     return net.eval()
+
+
+#: Largest architecture a weights file may declare (the paper's is depth 5, width 64): a file that claims
+#: more is refused before anything is allocated.
+MAX_DEPTH = 64
+MAX_WIDTH = 512
+
+
+def _tensor_shapes(path: Path) -> dict:
+    """``{name: shape}`` of the tensors in a safetensors file, read from its header (no tensor data)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+
+
+def _architecture_of(path: Path, meta: dict, shapes: dict) -> tuple[int, int]:
+    """``(depth, width)`` from the metadata, within bounds and agreeing with the tensors' names and shapes.
+
+    The expected tensors come from a network built on PyTorch's meta device, which allocates nothing.
+    """
+    values = {}
+    for name, bound in (("depth", MAX_DEPTH), ("width", MAX_WIDTH)):
+        text = str(meta[name]).strip()
+        if not text.isdigit() or not 1 <= int(text) <= bound:
+            msg = f"{path}: metadata {name}={meta[name]!r} is not an integer from 1 to {bound}"
+            raise ValueError(msg)
+        values[name] = int(text)
+    depth, width = values["depth"], values["width"]
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in EnhanceNet(depth=depth, width=width).state_dict().items()}
+    absent = [name for name in expected if name not in shapes]
+    extra = [name for name in shapes if name not in expected]
+    wrong = [name for name in expected if name in shapes and shapes[name] != expected[name]]
+    if absent or extra or wrong:
+        parts = [f"{len(absent)} missing (e.g. {absent[0]})" if absent else "",
+                 f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
+                 f"{len(wrong)} of another shape (e.g. {wrong[0]}: {shapes[wrong[0]]} in the file, "
+                 f"{expected[wrong[0]]} for this architecture)" if wrong else ""]  # fmt: skip
+        msg = (f"{path}: its tensors do not match its metadata (depth {depth}, width {width}): "
+               + ", ".join(part for part in parts if part))  # fmt: skip
+        raise ValueError(msg)
+    return depth, width
 
 
 def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> EnhanceNet:
