@@ -140,6 +140,14 @@ def cut_pair(observed, target, *, rng, patch=50, augment=True, noise=0.0, positi
         (patch, patch) float32 input.
     y : `~numpy.ndarray`
         (2 patch, 2 patch) float32 target.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = cut_pair(np.zeros((60, 60)), np.zeros((120, 120)), rng=rng, patch=50)
+    >>> x.shape, y.shape, x.dtype
+    ((50, 50), (100, 100), dtype('float32'))
     """
     patch = _check_patch(patch)
     observed = np.asarray(observed)
@@ -323,7 +331,25 @@ class PairDataset(torch.utils.data.Dataset):
         return self.n_samples
 
     def frame_of(self, index):
-        """``(source index, frame index)`` that sample ``index`` is cut from."""
+        """``(source index, frame index)`` that sample ``index`` is cut from.
+
+        Parameters
+        ----------
+        index : int
+            The sample.
+
+        Returns
+        -------
+        tuple of int
+            ``(source index, frame index)``.
+
+        Examples
+        --------
+        >>> from enhance.scenes.sources import SyntheticSource
+        >>> data = PairDataset(SyntheticSource((400, 400), n_frames=2), n_samples=4, patch=20, seed=0)
+        >>> data.frame_of(0) == data.frame_of(3)  # 64 samples per frame by default
+        True
+        """
         return self._frames[(index // self.patches_per_frame) % len(self._frames)]
 
     def _degraded(self, key):
@@ -345,7 +371,28 @@ class PairDataset(torch.utils.data.Dataset):
         return pair
 
     def pair(self, index):
-        """Sample ``index`` as NumPy arrays ``(x, y)`` of shapes (patch, patch) and (2 patch, 2 patch)."""
+        """Sample ``index`` as NumPy arrays.
+
+        Parameters
+        ----------
+        index : int
+            The sample, ``0 <= index < len(self)``.
+
+        Returns
+        -------
+        x : numpy.ndarray
+            ``(patch, patch)`` float32 input, I/Ic or kG, with noise.
+        y : numpy.ndarray
+            ``(2 patch, 2 patch)`` float32 target, I/Ic or kG.
+
+        Examples
+        --------
+        >>> from enhance.scenes.sources import SyntheticSource
+        >>> data = PairDataset(SyntheticSource((400, 400), n_frames=2), n_samples=4, patch=20, seed=0)
+        >>> x, y = data.pair(0)
+        >>> x.shape, y.shape
+        ((20, 20), (40, 40))
+        """
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
             msg = f"sample index must be an integer, got {index!r}"
             raise TypeError(msg)
@@ -367,7 +414,20 @@ class PairDataset(torch.utils.data.Dataset):
             yield self[index]
 
     def attributes(self):
-        """Metadata that describe the pairs (written to HDF5 files by `build_hdf5`)."""
+        """Metadata that describe the pairs (written to HDF5 files by `build_hdf5`).
+
+        Returns
+        -------
+        dict
+            Kind, unit, patch size, noise, seed, observation model and sources (JSON-serialisable values).
+
+        Examples
+        --------
+        >>> from enhance.scenes.sources import SyntheticSource
+        >>> data = PairDataset(SyntheticSource((400, 400), n_frames=2), n_samples=4, patch=20, seed=0)
+        >>> data.attributes()["kind"]
+        'intensity'
+        """
         return {
             "kind": self.kind,
             "unit": UNITS[self.kind],
@@ -413,6 +473,16 @@ def build_hdf5(path, dataset, *, overwrite=False, progress=True, chunk=256):
         If ``path`` exists and ``overwrite`` is False.
     ImportError
         If h5py is not installed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.scenes.sources import SyntheticSource
+    >>> data = PairDataset(SyntheticSource((400, 400), n_frames=2), n_samples=4, patch=20, seed=0)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = build_hdf5(f"{folder}/pairs.h5", data, progress=False)
+    ...     print(len(HDF5PairDataset(path)))
+    4
     """
     try:
         import h5py
@@ -454,6 +524,17 @@ class HDF5PairDataset(torch.utils.data.Dataset):
     ----------
     attrs : dict
         The file's attributes (kind, unit, noise, seed...).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.scenes.sources import SyntheticSource
+    >>> data = PairDataset(SyntheticSource((400, 400), n_frames=2), n_samples=4, patch=20, seed=0)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     pairs = HDF5PairDataset(build_hdf5(f"{folder}/pairs.h5", data, progress=False))
+    ...     x, y = pairs[0]
+    ...     print(tuple(x.shape), tuple(y.shape), pairs.attrs["kind"])
+    (1, 20, 20) (1, 40, 40) intensity
     """
 
     def __init__(self, path):
@@ -500,7 +581,21 @@ SIMULATION_HOLDOUT = 0.25
 
 
 def split_rows(frame, *, holdout=SIMULATION_HOLDOUT):
-    """Split a field into its training rows and its held-out last rows: ``(train, held_out)``.
+    """Split a field into its training rows and its held-out last rows.
+
+    Parameters
+    ----------
+    frame : numpy.ndarray
+        The field, ``(ny, nx)``.
+    holdout : float
+        Fraction of the rows held out, from the bottom (the last rows).
+
+    Returns
+    -------
+    train : numpy.ndarray
+        The first rows.
+    held_out : numpy.ndarray
+        The last ``holdout`` of the rows.
 
     Examples
     --------
@@ -540,6 +635,12 @@ def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape
     Returns
     -------
     list of `~enhance.scenes.sources.Source`
+
+    Examples
+    --------
+    >>> sources = recipe_sources("blos", n_frames=4, shape=(200, 200))
+    >>> len(sources), sources[0].kind
+    (1, 'blos')
     """
     from ..scenes.sources import SyntheticSource, from_array, open_source
 
