@@ -39,12 +39,31 @@ _TYPES = {
 
 
 def check_root(root=None) -> Path:
-    """The folder of the built page (``root``, or `DEFAULT_ROOT`), checked to hold ``index.html``.
+    """The folder of the built page (``root``, or `DEFAULT_ROOT`), checked to hold ``index.html`` and ``models/``.
+
+    Parameters
+    ----------
+    root : str or `~pathlib.Path`, optional
+        The built page (``make web`` writes ``web/dist``); defaults to `DEFAULT_ROOT`.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
 
     Raises
     ------
     FileNotFoundError
         If the page is not built there, with the command that builds it.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     (pathlib.Path(folder) / "index.html").touch()
+    ...     (pathlib.Path(folder) / "models").mkdir()
+    ...     print(check_root(folder) == pathlib.Path(folder))
+    True
     """
     path = Path(root) if root is not None else DEFAULT_ROOT
     if not (path / "index.html").is_file() or not (path / "models").is_dir():
@@ -99,6 +118,17 @@ def make_server(root=None, *, port: int = 8000) -> http.server.ThreadingHTTPServ
         If the page is not built (see `check_root`).
     ValueError
         If ``port`` is not in 0-65535.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     (pathlib.Path(folder) / "index.html").touch()
+    ...     (pathlib.Path(folder) / "models").mkdir()
+    ...     server = make_server(folder, port=0)
+    ...     print(server.server_address[0])
+    ...     server.server_close()
+    127.0.0.1
     """
     path = check_root(root)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:

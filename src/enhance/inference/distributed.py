@@ -125,6 +125,18 @@ def output_path(source, out_dir) -> Path:
     Only the FITS suffix is dropped, so JSOC names such as ``hmi.M_45s.20240101_000000_TAI.2.magnetogram.fits``
     keep their time stamp.
 
+    Parameters
+    ----------
+    source : str or `~pathlib.Path`
+        An input FITS file.
+    out_dir : str or `~pathlib.Path`
+        The output folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The output file's path.
+
     Examples
     --------
     >>> output_path("data/hmi.ic_45s.2024.continuum.fits.gz", "out").name
@@ -151,6 +163,15 @@ def find_inputs(inputs) -> list[Path]:
     ------
     ValueError
         If nothing matches.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     for name in ("b.fits", "a.fits.gz", "notes.txt"):
+    ...         (pathlib.Path(folder) / name).touch()
+    ...     print([p.name for p in find_inputs(folder)])
+    ['a.fits.gz', 'b.fits']
     """
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
@@ -550,6 +571,13 @@ def _as_frame(records, as_frame):
 
 def summarize(records, *, wall_seconds: float | None = None) -> dict:
     """Counts and timing of a manifest (the records or DataFrame returned by `enhance_files`).
+
+    Parameters
+    ----------
+    records : list of dict or `pandas.DataFrame`
+        Manifest rows, each with ``status`` and ``seconds``.
+    wall_seconds : float, optional
+        Wall-clock duration of the run, seconds.
 
     Returns
     -------

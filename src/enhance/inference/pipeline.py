@@ -97,7 +97,33 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
     """The network to run: ``network`` if given, else the shipped ``model`` for ``kind``.
 
     A shipped model is loaded once per process and the same eval-mode module is returned every time:
-    copy it (`copy.deepcopy`) before changing it, or load a private one with `enhance.models.pretrained.full`.
+    copy it (`copy.deepcopy`) before changing it, or load a private one with
+    `enhance.models.pretrained.full`.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram.
+    model : {'full', 'light'}
+        The shipped model used when ``network`` is None.
+    network : `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`, optional
+        A network of your own; returned as it is.
+
+    Returns
+    -------
+    `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`
+        The network.
+
+    Raises
+    ------
+    `~enhance.exceptions.ModelNotTrainedError`
+        If ``network`` is None and the package ships no such model.
+
+    Examples
+    --------
+    >>> net = resolve_network("blos", model="light")
+    >>> net is resolve_network("blos", model="light"), net.width
+    (True, 32)
     """
     check_choice(kind, KINDS, name="kind")
     if network is not None:

@@ -26,11 +26,25 @@ MIN_BAND_MARGINS = 4
 def tile_spans(length: int, tile: int, margin: int):
     """Split ``range(length)`` into tiles of at most ``tile`` pixels, each with its padded span.
 
+    Parameters
+    ----------
+    length : int
+        Pixels along the axis.
+    tile : int
+        Largest tile, pixels.
+    margin : int
+        Context on each side, pixels (`~enhance.models.network.receptive_margin`).
+
     Returns
     -------
     list of (start, stop, lo, hi)
         ``[start, stop)`` is the part of the image the tile is responsible for; ``[lo, hi)`` is the
         part fed to the network (``start - margin`` to ``stop + margin``, clipped to the image).
+
+    Examples
+    --------
+    >>> tile_spans(10, 4, 1)
+    [(0, 4, 0, 5), (4, 8, 3, 9), (8, 10, 7, 10)]
     """
     if tile < 1:
         msg = f"tile must be a positive number of pixels, got {tile}"
@@ -77,6 +91,17 @@ def run_tiled(
     -------
     `~numpy.ndarray`
         float32 array of shape ``(2 ny, 2 nx)``.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from enhance.models.network import EnhanceNet, fold_batchnorm, receptive_margin
+    >>> net = fold_batchnorm(EnhanceNet(depth=1, width=8))
+    >>> image = np.random.default_rng(0).random((40, 40), dtype=np.float32)
+    >>> whole = run_tiled(image, net, tile=None, margin=5, device=torch.device("cpu"))
+    >>> tiled = run_tiled(image, net, tile=16, margin=receptive_margin(1), device=torch.device("cpu"))
+    >>> tiled.shape, bool(np.allclose(tiled, whole, atol=1e-5))
+    ((80, 80), True)
     """
     ny, nx = image.shape
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
