@@ -49,7 +49,10 @@ def test_hmi_profile_formula_and_parameter_sets():
     assert hmi_psf(theta) == pytest.approx(expected, rel=1e-12)
     expected_wachter = 0.9 * np.exp(-((r / 1.8) ** 2)) + 0.1 / (1 + (r / 3.0) ** 3)
     assert hmi_psf(theta, **WACHTER_2012) == pytest.approx(expected_wachter, rel=1e-12)
-    assert ENHANCE_2018 == {"w": 2.0, "W": 3.4, "epsilon": 0.1, "k": 3.0}
+    # The paper's set is the default, and the profile is normalised to 1 at its centre for both sets.
+    radii = np.linspace(0, 8, 9) / (np.pi * 0.14 / 6173e-10) * u.rad
+    assert np.array_equal(hmi_psf(radii), hmi_psf(radii, **ENHANCE_2018))
+    assert hmi_psf(0 * u.rad) == pytest.approx(1.0) == hmi_psf(0 * u.rad, **WACHTER_2012)
 
 
 def test_hmi_encircled_energy_grows_to_one_and_tail_is_slow():

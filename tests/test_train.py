@@ -1,5 +1,6 @@
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,8 +108,12 @@ def test_precision_auto_uses_bfloat16_only_where_native(monkeypatch):
         assert resolve_precision("bfloat16", "cpu") == "bfloat16"  # asked for: kept, but the user is told
     monkeypatch.setattr(train_module, "native_bfloat16", lambda device: True)
     assert resolve_precision("auto", "cpu") == "bfloat16"
-    # The check itself answers for this machine without raising.
-    assert isinstance(native_bfloat16("cpu"), bool)
+    # On Linux the answer agrees with the CPU's flags: oneDNN runs bfloat16 natively with AVX512-BF16 or AMX.
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        flags = set(cpuinfo.read_text().split())
+        assert native_bfloat16("cpu") == bool({"avx512_bf16", "amx_bf16"} & flags)
+    assert native_bfloat16("meta") is False  # neither CPU nor CUDA
 
 
 def test_batchnorm_recalibration_measures_the_current_weights(tmp_path):
