@@ -799,12 +799,26 @@ def generate_scene(
 ) -> Scene:
     """Generate a synthetic scene: continuum, Bz and a label map of the same piece of Sun.
 
-    Parameters are those of `generate`; the result also holds the labels (`LABELS`) and the
-    `SceneParameters` used, which the calibration uses to measure umbrae and penumbrae.
+    The result also holds the labels (`LABELS`) and the `SceneParameters` used, which the calibration
+    uses to measure umbrae and penumbrae.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` in pixels, at least 16 x 16.
+    pixel_scale : `~astropy.units.Quantity` or float
+        Angular size of one pixel; a plain number is taken as arcsec. Defaults to 0.0662 arcsec.
+    kind : {'quiet_sun', 'plage', 'active_region', 'mixed'}
+        What the scene holds (see `preset`).
+    seed : int, sequence of int or `numpy.random.Generator`
+        Source of every random draw; the same seed gives the same scene.
+    **parameters
+        Fields of `SceneParameters` that override the preset.
 
     Returns
     -------
     Scene
+        Continuum (I/Ic), Bz (G), labels and the parameters used.
 
     Examples
     --------
