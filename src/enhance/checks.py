@@ -15,7 +15,17 @@ __all__ = [
     "check_angle",
     "check_choice",
     "supported_float_type",
+    "check_magnitude",
+    "check_finite_output",
+    "MAX_NORMALISED",
 ]
+
+#: Largest magnitude a pixel may have once normalised (continuum: in units of its quiet-Sun level;
+#: magnetogram: in kG). The Sun's brightest continuum pixels are about 1.5 times the quiet Sun and its
+#: strongest fields about 5 kG; the network's output is about 1.5 times its largest input, so 1e6 leaves
+#: float32 (3.4e38) thirty orders of magnitude of room. A larger value is no solar signal (a corrupt pixel,
+#: or wrong units): it is refused before any work rather than carried to an overflow.
+MAX_NORMALISED = 1e6
 
 
 def supported_float_type(dtype):
@@ -223,6 +233,50 @@ def fill_nonfinite(image, finite):
 
     indices = ndimage.distance_transform_edt(~finite, return_distances=False, return_indices=True)
     return image[tuple(indices)]
+
+
+def check_magnitude(normalised, level, *, unit, limit=MAX_NORMALISED):
+    """Raise `ValueError` if a finite image's largest pixel is more than ``limit`` times ``level``.
+
+    Parameters
+    ----------
+    normalised : (ny, nx) ndarray
+        The image, all finite (non-finite pixels already filled), in its own units.
+    level : float or quiet-Sun surface
+        What the network's unit is in the image's units: the quiet-Sun level, 1000 (G per kG), or a
+        surface called as ``level(rows, factor=1)`` (its lowest value is used).
+    unit : str
+        The network's unit, for the message ('the quiet-Sun level' or 'kG').
+    """
+    peak = float(np.max(np.abs(normalised)))
+    if callable(level):
+        rows = level.shape[0]
+        level = min(float(np.min(level(slice(s, min(s + 256, rows)), factor=1))) for s in range(0, rows, 256))
+    level = float(level)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        ratio = peak / level if level > 0 else float("inf")
+    if not ratio <= limit:
+        where = np.unravel_index(int(np.argmax(np.abs(normalised))), normalised.shape)
+        msg = (f"image pixel {tuple(int(i) for i in where)} = {peak:.3g} is {ratio:.3g} times {unit} "
+               f"({level:.3g}); the network carries at most {limit:.0e} times it (solar pixels stay within a few): "
+               "mask such pixels as NaN or fix the units")  # fmt: skip
+        raise ValueError(msg)
+
+
+def check_finite_output(result, finite):
+    """Raise `ValueError` if ``result`` (2x the input grid) is not finite where the input was (``finite``).
+
+    The promise that finite input gives finite output is kept by refusing, never by a silent NaN.
+    """
+    if finite.all():
+        bad = int(result.size - np.count_nonzero(np.isfinite(result)))
+    else:
+        expected = np.repeat(np.repeat(finite, 2, axis=0), 2, axis=1)
+        bad = int(np.count_nonzero(expected & ~np.isfinite(result)))
+    if bad:
+        msg = (f"the network gave {bad} non-finite output pixels for finite input (an overflow of its "
+               "arithmetic: reduced precision, or weights that amplify too much); no output was written")  # fmt: skip
+        raise ValueError(msg)
 
 
 def check_choice(value, choices, *, name):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..checks import check_choice, check_image, fill_nonfinite
+from ..checks import check_choice, check_finite_output, check_image, check_magnitude, fill_nonfinite
 from ..models.network import EnhanceNet, receptive_margin
 from ..models.pretrained import full, light
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
@@ -262,6 +262,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         raise ValueError(msg)
     scale = qs_normalisation(data, qs_level) if kind == "intensity" else _GAUSS_PER_KG
     normalised = fill_nonfinite(data, finite)
+    check_magnitude(normalised, scale, unit="the quiet-Sun level" if kind == "intensity" else "1 kG")
     if isinstance(scale, QuietSunSurface):
         normalised = np.array(normalised, dtype=np.float32)  # a copy: the caller's image stays as it is
         _scale_rows(normalised, scale, divide=True)
@@ -288,6 +289,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         _scale_rows(result, scale, factor=2)
     else:
         result *= out_dtype.type(scale)  # in place: result is ours
+    check_finite_output(result, finite)
     if not finite.all():
         result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
     return result
