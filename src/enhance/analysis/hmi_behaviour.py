@@ -172,8 +172,8 @@ def behaviour(network, kind: str, image=None) -> dict:
         ``output_max_over_input_max``.
         For magnetograms: ``binned_unsigned_flux_ratio`` (output binned 2x2 back to HMI pixels),
         ``unsigned_flux_ratio`` (at the output's pixels), ``amplification_1kG`` (median output / input
-        where the input is 1 kG +- 100 G), ``peak_ratio`` (99.9th percentile of |B|, output / input),
-        ``strong_field_sign_flips`` (fraction of pixels with input |B| > `STRONG_FIELD` whose sign the
+        where the input is 1 kG +- 100 G), ``peak_ratio`` (99.9th percentile of ``|B|``, output / input),
+        ``strong_field_sign_flips`` (fraction of pixels with input ``|B|`` > `STRONG_FIELD` whose sign the
         output flips). All ratios use areas, so binned and unbinned fluxes compare directly.
 
     Examples
