@@ -3,7 +3,7 @@
 
 import * as ort from "./ort/ort.wasm.min.mjs";
 import { FitsError, readFits, writeFits } from "./fits.js";
-import { InputError, enhanceImage, linearWcs, resolveKind, upscaleHeader } from "./hmi.js";
+import { InputError, PROVENANCE_KEY, enhanceImage, linearWcs, resolveKind, upscaleHeader } from "./hmi.js";
 import { displayRange, drawPanel, imageBitmap } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -83,7 +83,7 @@ async function process(name, buffer) {
     const image = await readFile(name, buffer);
     const { header } = image;
     const requested = $("kind").value;
-    const { kind, warning } = resolveKind(requested, header);
+    const { kind } = resolveKind(requested, header);
     const qsText = $("qs-level").value.trim();
     const qsLevel = kind === "intensity" && qsText !== "" ? Number(qsText) : null;
     status(`${name}: ${image.width} x ${image.height} ${kind === "blos" ? "magnetogram" : "continuum"}; ` +
@@ -108,17 +108,18 @@ async function process(name, buffer) {
     const seconds = (performance.now() - start) / 1000;
     const history = `solar-enhance ${build.version}: Enhance x2 deconvolution + super-resolution, model: light ` +
       `${kind} (in the browser, onnxruntime-web ${build.onnxruntime_web})`;
-    const outHeader = upscaleHeader(header, 2, history);
+    const provenance = { [PROVENANCE_KEY]: build.version, ENH_MODL: "light", ENH_KIND: kind };
+    const outHeader = upscaleHeader(header, 2, history, provenance);
     current = { name, image, header, kind, result, outHeader, seconds };
     $("timing").textContent = `${seconds.toFixed(2)} s per image (network ${(network / 1000).toFixed(2)} s), ` +
       `${image.width} x ${image.height} -> ${result.width} x ${result.height} px, WebAssembly, ${threads} ` +
       `thread${threads > 1 ? "s" : ""}${self.crossOriginIsolated ? "" : " (page not cross-origin isolated)"}`;
     $("timing").dataset.seconds = String(seconds);
-    const scaleNote = kind === "intensity" ? `quiet-Sun level ${result.scale.toPrecision(6)} ${unitOf(header, kind)}` :
-      "magnetogram: gauss to kG for the network and back";
+    const scaleNote = kind === "blos" ? "gauss to kG for the network and back" : typeof result.scale === "number" ?
+      `quiet-Sun level ${result.scale.toPrecision(6)} ${unitOf(header, kind)}` :
+      `quiet-Sun surface (varies by ${(100 * result.scale.spread).toFixed(0)} % across the field)`;
     status(`${name}: ${kind === "blos" ? "magnetogram" : "continuum"} (${requested === "auto" ? "kind from the header" :
       "kind chosen by hand"}), ${scaleNote}.`);
-    if (warning) showMessage(warning, "warning");
     show();
     $("download").disabled = false;
     setState("done");

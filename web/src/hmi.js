@@ -1,8 +1,8 @@
 // What `enhance run` does around the network, ported from the Python package so that the page gives
 // the same numbers: the data kind (enhance.io.detect_kind / resolve_kind), the header of the x2 grid
-// (enhance.io.upscale_header), the quiet-Sun level (enhance.quiet_sun.estimate_qs_level and the quick
-// flatness test of normalisation_from_samples), the nearest-finite fill of NaN pixels
-// (enhance._validation.fill_nonfinite: scipy's exact Euclidean feature transform) and the
+// (enhance.io.upscale_header), the quiet-Sun normalisation (enhance.observation.quiet_sun: the level of
+// estimate_qs_level, or the surface of surface_from_samples near the limb), the nearest-finite fill of NaN pixels
+// (enhance.checks.fill_nonfinite: scipy's exact Euclidean feature transform) and the
 // normalisation around the network (enhance.inference._enhance_array).
 
 import { Header } from "./fits.js";
@@ -35,49 +35,126 @@ function str(value) {
   return String(value);
 }
 
+const FIELD_UNITS = ["kg", "t", "mt", "kgauss", "tesla"];
+const INTENSITY_UNITS = ["i/ic", "dn/s", "dn", "counts", "ct/s", "ct", "ic", "dimensionless", "erg/(cm2 s sr a)"];
+/** Header keyword that marks a file written by solar-enhance (enhance.io.PROVENANCE_KEY). */
+export const PROVENANCE_KEY = "ENH_VER";
+const HMI_PIXEL_SCALE = 0.504;
+const ANGLE_TO_ARCSEC = { arcsec: 1.0, asec: 1.0, arcmin: 60.0, deg: 3600.0, rad: 206264.80624709636, mas: 1e-3 };
+const UNTRAINED = [
+  [["DOPPLERGRAM", "HMI.V_"], ["cm/s", "m/s", "km/s"], "a Dopplergram"],
+  [["LINEWIDTH", "HMI.LW_"], [], "a line-width map"],
+  [["LINEDEPTH", "HMI.LD_"], [], "a line-depth map"],
+  [["INCLINATION", "AZIMUTH", "DISAMBIG"], ["deg", "degree"], "a vector-field angle"],
+];
+const words = (header) => ["CONTENT", "SERIES", "DSNAME", "OBJECT", "TELESCOP"].map((k) => str(header.get(k, "") ?? ""))
+  .join(" ").toUpperCase();
+const bunit = (header) => str(header.get("BUNIT", "") ?? "").trim();
+
 /** 'blos', 'intensity' or null, from CONTENT, the series name and BUNIT (enhance.io.detect_kind). */
 export function detectKind(header) {
-  const words = ["CONTENT", "SERIES", "DSNAME", "OBJECT", "TELESCOP"].map((k) => str(header.get(k, ""))).join(" ")
-    .toUpperCase();
-  if (words.includes("MAGNETOGRAM") || words.includes("HMI.M_") || words.includes("HMI.B_")) return "blos";
-  if (words.includes("CONTINUUM") || words.includes("HMI.IC_") || words.includes("INTENSITY")) return "intensity";
-  const unit = str(header.get("BUNIT", "")).trim().toLowerCase();
-  if ([...GAUSS_UNITS, "kg", "t", "mt"].includes(unit)) return "blos";
-  if (["i/ic", "dn/s", "dn", "counts", "ic"].includes(unit)) return "intensity";
+  const w = words(header);
+  if (w.includes("MAGNETOGRAM") || w.includes("HMI.M_") || w.includes("HMI.B_")) return "blos";
+  if (w.includes("CONTINUUM") || w.includes("HMI.IC_") || w.includes("INTENSITY")) return "intensity";
+  const unit = bunit(header).toLowerCase();
+  if ([...GAUSS_UNITS, ...FIELD_UNITS].includes(unit)) return "blos";
+  if (INTENSITY_UNITS.includes(unit)) return "intensity";
   return null;
 }
 
+/** The pixel scale in arcsec (axis 1, axis 2), or null (enhance.io.pixel_scale). */
+export function pixelScale(header) {
+  const get = (k, d) => header.get(k, d);
+  const hasCd = [1, 2].some((i) => [1, 2].some((j) => get(`CD${i}_${j}`, null) !== null));
+  if (!hasCd && get("CDELT1", null) === null && get("CDELT2", null) === null) return null;
+  const factors = [];
+  for (const i of [1, 2]) {
+    const ctype = str(get(`CTYPE${i}`, "") ?? "").toUpperCase();
+    const fallback = ctype.startsWith("HPLN") || ctype.startsWith("HPLT") || ctype.startsWith("SOLAR") || !ctype ? "arcsec" : "deg";
+    const unit = (str(get(`CUNIT${i}`, fallback) ?? fallback).trim() || fallback).toLowerCase();
+    if (!(unit in ANGLE_TO_ARCSEC)) return null;
+    factors.push(ANGLE_TO_ARCSEC[unit]);
+  }
+  const m = [[0, 0], [0, 0]];
+  for (const i of [1, 2]) {
+    for (const j of [1, 2]) {
+      const value = hasCd ? Number(get(`CD${i}_${j}`, 0) || 0) : Number(get(`CDELT${i}`, 1)) * Number(get(`PC${i}_${j}`, i === j ? 1 : 0));
+      m[i - 1][j - 1] = value * factors[i - 1];
+    }
+  }
+  return [Math.hypot(m[0][0], m[1][0]), Math.hypot(m[0][1], m[1][1])];
+}
+
+/** The solar-enhance version that wrote the header (ENH_VER, or its HISTORY line), or null. */
+export function writtenByEnhance(header) {
+  const value = header.get(PROVENANCE_KEY, null);
+  if (value !== null) return str(value);
+  const found = header.all("HISTORY").join("\n").match(/solar-enhance (\S+): Enhance x2/);
+  return found ? found[1] : null;
+}
+
+const PYTHON = "run it with `enhance run --force` in Python if you are sure";
+
 /**
- * The kind to run ('intensity' or 'blos') for a requested kind ('auto' reads the header), checked as
- * enhance.io.resolve_kind does. Returns {kind, warning}; warning is a string or null.
+ * The kind to run ('intensity' or 'blos') for a requested kind ('auto' reads the header), with the checks
+ * of enhance.io.resolve_kind and check_header (untrained quantities, gauss, helioprojective grid, HMI's
+ * pixel scale, an input already enhanced, a magnetogram given as continuum). Returns {kind}.
  */
 export function resolveKind(requested, header) {
+  const unit = bunit(header);
+  const w = words(header);
+  for (const [keywords, units, name] of UNTRAINED) {
+    if (keywords.some((k) => w.includes(k)) || units.includes(unit.toLowerCase())) {
+      throw new InputError(`this file is ${name} (BUNIT '${unit}', CONTENT '${str(header.get("CONTENT", "") ?? "")}'); ` +
+        "the networks were trained on continuum intensity and line-of-sight magnetograms only");
+    }
+  }
   const kind = requested === "auto" ? detectKind(header) : requested;
   if (kind === null) {
     throw new InputError("cannot tell continuum from magnetogram: the header has no BUNIT, CONTENT or series " +
       "name that says; choose the kind (continuum or magnetogram) in the menu");
   }
   if (!KINDS.includes(kind)) throw new InputError(`kind must be 'auto', 'intensity' or 'blos', got '${kind}'`);
-  const unit = str(header.get("BUNIT", "")).trim();
   if (kind === "blos" && unit && !GAUSS_UNITS.includes(unit.toLowerCase())) {
     throw new InputError(`magnetograms must be in gauss, got BUNIT '${unit}'; convert the data to G first`);
   }
-  let warning = null;
-  const scale = header.get("CDELT1", null);
-  const scaleUnit = (str(header.get("CUNIT1", "arcsec")) || "arcsec").trim().toLowerCase();
-  if (typeof scale === "number" && ["arcsec", "asec"].includes(scaleUnit) && Math.abs(Math.abs(scale) - 0.504) > 0.05 * 0.504) {
-    warning = `pixel scale ${Math.abs(scale)} arcsec is not HMI's 0.504 arcsec; the network was trained on ` +
-      "HMI's sampling and its output will not mean much";
+  const version = writtenByEnhance(header);
+  if (version !== null) {
+    throw new InputError(`this file was written by solar-enhance ${version} (${PROVENANCE_KEY} card): it is already ` +
+      "enhanced, and enhancing it again would not mean anything");
   }
-  return { kind, warning };
+  const ctypes = [1, 2].map((i) => str(header.get(`CTYPE${i}`, "") ?? "").trim().toUpperCase());
+  const hp = ["HPLN", "HPLT", "SOLAR-X", "SOLAR-Y", "SOLX", "SOLY"];
+  if (ctypes.some((c) => c) && !ctypes.every((c) => hp.some((p) => c.startsWith(p)))) {
+    const all = ctypes.join(" ");
+    const what = all.includes("CEA") ? "a cylindrical equal-area (CEA) map, e.g. a SHARP or a synoptic map" :
+      all.includes("CRLN") || all.includes("CRLT") ? "a Carrington (heliographic) map" :
+        all.includes("HGLN") || all.includes("HGLT") ? "a Stonyhurst heliographic map" : "not a helioprojective image";
+    throw new InputError(`this file is ${what} (CTYPE '${ctypes[0]}', '${ctypes[1]}'); the networks were trained on ` +
+      `helioprojective HMI images (HPLN-TAN/HPLT-TAN); enhance the image before remapping it, or ${PYTHON}`);
+  }
+  const scale = pixelScale(header);
+  if (scale !== null) {
+    const worst = Math.abs(scale[0] - HMI_PIXEL_SCALE) >= Math.abs(scale[1] - HMI_PIXEL_SCALE) ? scale[0] : scale[1];
+    if (Math.abs(worst - HMI_PIXEL_SCALE) > 0.05 * HMI_PIXEL_SCALE) {
+      throw new InputError(`the pixel scale is ${Number(worst.toPrecision(6))} arcsec, more than 5 % from HMI's ` +
+        `0.504 arcsec; the networks were trained on HMI's sampling (resample it to 0.504 arcsec/pixel first), or ${PYTHON}`);
+    }
+  }
+  if (kind === "intensity" && detectKind(header) === "blos") {
+    throw new InputError(`this file looks like a magnetogram (BUNIT '${unit}', CONTENT ` +
+      `'${str(header.get("CONTENT", "") ?? "")}') but was given as continuum; choose 'magnetogram' or 'auto'`);
+  }
+  return { kind };
 }
 
 /**
  * Header of the x2 grid (enhance.io.upscale_header): NAXISi x factor, CDELTi and CDi_j / factor (PCi_j
  * unchanged), CRPIXi' = factor (CRPIXi - 0.5) + 0.5, HMI's pixel-unit keys, stale data statistics
- * removed, and a HISTORY card.
+ * removed, the `provenance` cards (enhance.io.provenance_cards: ENH_VER, ENH_MODL, ENH_KIND) and a HISTORY
+ * card. A missing CRPIXi is the image centre, (NAXISi + 1) / 2, as sunpy reads such a header.
  */
-export function upscaleHeader(header, factor = 2, history = null) {
+export function upscaleHeader(header, factor = 2, history = null, provenance = {}) {
   const out = header.copy();
   const num = (key, fallback) => {
     const v = header.get(key, fallback);
@@ -85,7 +162,10 @@ export function upscaleHeader(header, factor = 2, history = null) {
   };
   for (const axis of [1, 2]) {
     if (header.has(`NAXIS${axis}`)) out.set(`NAXIS${axis}`, Math.round(num(`NAXIS${axis}`) * factor), { integer: true });
-    out.set(`CRPIX${axis}`, factor * (num(`CRPIX${axis}`, 0.0) - 0.5) + 0.5);
+    // sunpy's rule: the reference pixel of a header without CRPIX is the image centre
+    const size = header.get(`NAXIS${axis}`, null);
+    const crpix = header.has(`CRPIX${axis}`) ? num(`CRPIX${axis}`) : size !== null ? (Number(size) + 1.0) / 2.0 : 0.0;
+    out.set(`CRPIX${axis}`, factor * (crpix - 0.5) + 0.5);
     out.set(`CDELT${axis}`, num(`CDELT${axis}`, 1.0) / factor);
     for (const other of [1, 2]) {
       if (header.has(`CD${axis}_${other}`)) out.set(`CD${axis}_${other}`, num(`CD${axis}_${other}`) / factor);
@@ -104,6 +184,7 @@ export function upscaleHeader(header, factor = 2, history = null) {
     }
   }
   for (const name of STALE_KEYS) out.delete(name);
+  for (const [name, value] of Object.entries(provenance)) out.set(name, value);
   if (history) out.add("HISTORY", history);
   return out;
 }
@@ -199,22 +280,193 @@ export function isFlat(values, rows, cols, stride, level) {
   return hi / lo - 1 < AUTO_SURFACE_SPREAD / 2;
 }
 
+// The quiet-Sun surface (enhance.quiet_sun.surface_from_samples), for fields where the quiet Sun varies:
+// a Gaussian-weighted local linear fit to the quiet samples, refined until the quiet samples stay the same.
+
+/** scipy.ndimage.gaussian_filter(x, sigma, mode="constant", cval=0) of a rows x cols float64 array. */
+export function gaussianFilter(x, rows, cols, sigma) {
+  const radius = Math.trunc(4.0 * sigma + 0.5);
+  const kernel = new Float64Array(2 * radius + 1);
+  let total = 0;
+  for (let k = -radius; k <= radius; k++) total += (kernel[k + radius] = Math.exp((-0.5 / (sigma * sigma)) * k * k));
+  for (let k = 0; k < kernel.length; k++) kernel[k] /= total;
+  const pass = (src, n, m, get, set) => {
+    // correlate each of m lines of length n (symmetric kernel, zeros outside)
+    const line = new Float64Array(n + 2 * radius);
+    for (let j = 0; j < m; j++) {
+      for (let i = 0; i < n; i++) line[i + radius] = get(src, i, j);
+      for (let i = 0; i < n; i++) {
+        const c = i + radius;
+        let acc = line[c] * kernel[radius];
+        for (let k = 1; k <= radius; k++) acc += (line[c + k] + line[c - k]) * kernel[radius + k];
+        set(i, j, acc);
+      }
+    }
+  };
+  const tmp = new Float64Array(rows * cols);
+  pass(x, rows, cols, (a, i, j) => a[i * cols + j], (i, j, v) => (tmp[i * cols + j] = v)); // along axis 0
+  const out = new Float64Array(rows * cols);
+  pass(tmp, cols, rows, (a, i, j) => a[j * cols + i], (i, j, v) => (out[j * cols + i] = v)); // along axis 1
+  return out;
+}
+
+/** scipy.ndimage.map_coordinates(grid, [ys x xs], order=1, mode="nearest"): linear, edges held. */
+export function interpolateLinear(grid, rows, cols, ys, xs) {
+  const out = new Float64Array(ys.length * xs.length);
+  const at = (i, j) => grid[Math.min(rows - 1, Math.max(0, i)) * cols + Math.min(cols - 1, Math.max(0, j))];
+  for (let a = 0; a < ys.length; a++) {
+    const y = Math.min(rows - 1, Math.max(0, ys[a]));
+    const i = Math.floor(y);
+    const ty = y - i;
+    for (let b = 0; b < xs.length; b++) {
+      const x = Math.min(cols - 1, Math.max(0, xs[b]));
+      const j = Math.floor(x);
+      const tx = x - j;
+      out[a * xs.length + b] = (1 - ty) * ((1 - tx) * at(i, j) + tx * at(i, j + 1)) +
+        ty * ((1 - tx) * at(i + 1, j) + tx * at(i + 1, j + 1));
+    }
+  }
+  return out;
+}
+
+function solve3(m, r) {
+  // first unknown of m u = r (Gaussian elimination with partial pivoting); m row-major 3x3
+  const a = [[m[0], m[1], m[2], r[0]], [m[3], m[4], m[5], r[1]], [m[6], m[7], m[8], r[2]]];
+  for (let c = 0; c < 3; c++) {
+    let p = c;
+    for (let q = c + 1; q < 3; q++) if (Math.abs(a[q][c]) > Math.abs(a[p][c])) p = q;
+    [a[c], a[p]] = [a[p], a[c]];
+    for (let q = c + 1; q < 3; q++) {
+      const f = a[q][c] / a[c][c];
+      for (let k = c; k < 4; k++) a[q][k] -= f * a[c][k];
+    }
+  }
+  const u2 = a[2][3] / a[2][2];
+  const u1 = (a[1][3] - a[1][2] * u2) / a[1][1];
+  return (a[0][3] - a[0][1] * u1 - a[0][2] * u2) / a[0][0];
+}
+
+/** enhance.quiet_sun._local_linear_fit: the Gaussian-weighted local plane (or mean) at every cell. */
+export function localLinearFit(sums, weights, rows, cols, sigma) {
+  const n = rows * cols;
+  const r = new Float64Array(n);
+  const c = new Float64Array(n);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) (r[i * cols + j] = i / sigma), (c[i * cols + j] = j / sigma);
+  const smooth = (f) => gaussianFilter(Float64Array.from({ length: n }, (_, k) => f(k)), rows, cols, sigma);
+  const w = weights;
+  const m0 = smooth((k) => w[k]);
+  let m0max = -Infinity;
+  for (let k = 0; k < n; k++) m0max = Math.max(m0max, m0[k]);
+  const swr = smooth((k) => w[k] * r[k]);
+  const swc = smooth((k) => w[k] * c[k]);
+  const swrr = smooth((k) => w[k] * r[k] ** 2);
+  const swcc = smooth((k) => w[k] * c[k] ** 2);
+  const swrc = smooth((k) => w[k] * r[k] * c[k]);
+  const v0 = smooth((k) => sums[k]);
+  const svr = smooth((k) => sums[k] * r[k]);
+  const svc = smooth((k) => sums[k] * c[k]);
+  const fit = new Float64Array(n);
+  const reached = new Uint8Array(n);
+  let all = true;
+  for (let k = 0; k < n; k++) {
+    reached[k] = m0[k] > 1e-3 * m0max ? 1 : 0;
+    if (!reached[k]) {
+      all = false;
+      continue;
+    }
+    const my = swr[k] - r[k] * m0[k];
+    const mx = swc[k] - c[k] * m0[k];
+    const myy = swrr[k] - 2 * r[k] * swr[k] + r[k] ** 2 * m0[k];
+    const mxx = swcc[k] - 2 * c[k] * swc[k] + c[k] ** 2 * m0[k];
+    const mxy = swrc[k] - r[k] * swc[k] - c[k] * swr[k] + r[k] * c[k] * m0[k];
+    const vy = svr[k] - r[k] * v0[k];
+    const vx = svc[k] - c[k] * v0[k];
+    const mean = v0[k] / m0[k];
+    const m = [m0[k], my, mx, my, myy, mxy, mx, mxy, mxx];
+    const det = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6]);
+    let value = mean;
+    if (det > 1e-6 * m0[k] ** 3) {
+      const plane = solve3(m, [v0[k], vy, vx]);
+      if (Math.abs(plane - mean) <= 0.15 * Math.abs(mean)) value = plane;
+    }
+    fit[k] = value;
+  }
+  if (!all) {
+    const nearest = nearestFinite(reached, rows, cols); // off the limb: the nearest fitted value
+    const copy = Float64Array.from(fit);
+    for (let k = 0; k < n; k++) fit[k] = copy[nearest[k]];
+  }
+  return fit;
+}
+
 /**
- * The quiet-Sun level `enhance run` divides a continuum image by (qs_level=None). Where Python would
- * consider a quiet-Sun surface (the field is not plainly flat: limb darkening, a large spot), the page
- * does not guess: it raises an InputError unless a level is given by hand.
+ * enhance.quiet_sun.surface_from_samples: the quiet-Sun surface from the subsample `values` (rows x cols,
+ * every `stride` pixels). Returns {samples, rows, cols, stride, spread}.
  */
-export function quietSunLevel(data, height, width) {
+export function surfaceFromSamples(values, rows, cols, stride, { scale = SURFACE_SCALE, window = 0.1, nIter = 10 } = {}) {
+  const n = rows * cols;
+  const finite = Uint8Array.from(values, (v) => (Number.isFinite(v) ? 1 : 0));
+  const level = estimateQsLevel(values, { window });
+  let surface = new Float64Array(n).fill(level);
+  const sigma = scale / stride;
+  const block = Math.max(1, Math.trunc(Math.floor(sigma / 4)));
+  const by = Math.ceil(rows / block);
+  const bx = Math.ceil(cols / block);
+  let previous = null;
+  for (let it = 0; it < nIter; it++) {
+    const quiet = new Float64Array(n);
+    const quietValues = new Float64Array(n);
+    let any = false;
+    for (let k = 0; k < n; k++) {
+      if (finite[k] && Math.abs(values[k] - surface[k]) <= window * surface[k]) {
+        quiet[k] = 1;
+        quietValues[k] = values[k];
+        any = true;
+      }
+    }
+    if (!any || (previous && quiet.every((q, k) => q === previous[k]))) break;
+    previous = quiet;
+    const weights = block === 1 ? quiet : blockSum(quiet, rows, cols, block);
+    const sums = block === 1 ? quietValues : blockSum(quietValues, rows, cols, block);
+    const fit = localLinearFit(sums, weights, by, bx, sigma / block);
+    const ys = Float64Array.from({ length: rows }, (_, i) => (i + 0.5) / block - 0.5);
+    const xs = Float64Array.from({ length: cols }, (_, j) => (j + 0.5) / block - 0.5);
+    surface = interpolateLinear(fit, by, bx, ys, xs);
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let k = 0; k < n; k++) {
+    if (!(surface[k] > 0)) {
+      throw new InputError("the fitted quiet-Sun surface is not positive everywhere; enter a quiet-Sun level by hand");
+    }
+    lo = Math.min(lo, surface[k]);
+    hi = Math.max(hi, surface[k]);
+  }
+  return { samples: surface, rows, cols, stride, spread: hi / lo - 1 };
+}
+
+/**
+ * The surface at the centres of the image's pixels (factor 1) or of their 2x2 output pixels (factor 2),
+ * float32 as enhance.quiet_sun.QuietSunSurface gives it.
+ */
+export function surfaceOnGrid(surface, height, width, factor) {
+  const ys = Float64Array.from({ length: factor * height }, (_, i) => ((i + 0.5) / factor - 0.5) / surface.stride);
+  const xs = Float64Array.from({ length: factor * width }, (_, j) => ((j + 0.5) / factor - 0.5) / surface.stride);
+  return Float32Array.from(interpolateLinear(surface.samples, surface.rows, surface.cols, ys, xs));
+}
+
+/**
+ * The quiet-Sun normalisation `enhance run` uses for a continuum image (qs_level=None): one level where
+ * the field is flat, else the fitted surface where it spans more than 15 %. Returns a number or a
+ * surface (see surfaceFromSamples).
+ */
+export function qsNormalisation(data, height, width) {
   const stride = qsStride(height, width);
   const { values, rows, cols } = subsample(data, height, width, stride);
   const level = estimateQsLevel(values);
-  if (!isFlat(values, rows, cols, stride, level)) {
-    throw new InputError("the quiet Sun is not flat across this continuum image (limb darkening, or a spot " +
-      "covering much of the field): `enhance run` would fit a quiet-Sun surface here, which the page does " +
-      `not do. Enter a quiet-Sun level by hand (the single-level estimate is ${level.toPrecision(6)}), or run ` +
-      "`enhance run --model light` in Python");
-  }
-  return level;
+  if (isFlat(values, rows, cols, stride, level)) return level;
+  const surface = surfaceFromSamples(values, rows, cols, stride);
+  return surface.spread > AUTO_SURFACE_SPREAD ? surface : level;
 }
 
 // scipy.ndimage's exact Euclidean feature transform (Maurer, Qi & Raghavan 2003), as in its
@@ -307,7 +559,8 @@ export function nearestFinite(finite, height, width) {
  * @param {(input: Float32Array, height: number, width: number) => Promise<Float32Array>} options.run
  *   the network: (height x width) float32 in, (2 height x 2 width) out
  * @param {number} [options.tile] tile size in input pixels; [options.margin] pixels of context around each
- * @returns {Promise<{data: Float32Array|Float64Array, width: number, height: number, scale: number}>}
+ * @returns {Promise<{data: Float32Array|Float64Array, width: number, height: number, scale: number|object}>}
+ *   scale: the quiet-Sun level, 1000 (gauss per kG), or the quiet-Sun surface
  */
 export async function enhanceImage(image, { kind, qsLevel = null, run, tile = 512, margin = 16, onProgress } = {}) {
   const { data, width, height, float32 } = image;
@@ -324,15 +577,20 @@ export async function enhanceImage(image, { kind, qsLevel = null, run, tile = 51
     if (qsLevel !== null && !(qsLevel > 0 && Number.isFinite(qsLevel))) {
       throw new InputError(`the quiet-Sun level must be a positive number, got ${qsLevel}`);
     }
-    scale = qsLevel ?? quietSunLevel(data, height, width);
+    scale = qsLevel ?? qsNormalisation(data, height, width);
   } else if (kind === "blos") {
     scale = GAUSS_PER_KG;
   } else {
     throw new InputError(`kind must be 'intensity' or 'blos', got '${kind}'`);
   }
+  const surface = typeof scale === "number" ? null : scale;
   const source = nFinite === n ? null : nearestFinite(finite, height, width);
   const input = new Float32Array(n);
-  if (float32) {
+  if (surface) {
+    // float32 image divided by the float32 surface (enhance.inference.pipeline._scale_rows)
+    const s = surfaceOnGrid(surface, height, width, 1);
+    for (let i = 0; i < n; i++) input[i] = Math.fround(data[source ? source[i] : i]) / s[i];
+  } else if (float32) {
     const s32 = Math.fround(scale); // numpy: float32 array / Python float is a float32 division
     for (let i = 0; i < n; i++) input[i] = data[source ? source[i] : i] / s32;
   } else {
@@ -367,7 +625,10 @@ export async function enhanceImage(image, { kind, qsLevel = null, run, tile = 51
     done++;
     if (onProgress) onProgress(done, tiles.length);
   }
-  if (float32) {
+  if (surface) {
+    const s = surfaceOnGrid(surface, height, width, 2);
+    for (let i = 0; i < out.length; i++) out[i] *= s[i];
+  } else if (float32) {
     const s32 = Math.fround(scale);
     for (let i = 0; i < out.length; i++) out[i] *= s32; // Float32Array stores the float32-rounded product
   } else {

@@ -4,7 +4,7 @@ import { test } from "node:test";
 
 import { Header } from "../src/fits.js";
 import {
-  InputError, detectKind, enhanceImage, estimateQsLevel, isFlat, linearWcs, nearestFinite, qsStride, quietSunLevel,
+  InputError, detectKind, enhanceImage, estimateQsLevel, isFlat, linearWcs, nearestFinite, qsNormalisation, qsStride,
   resolveKind, upscaleHeader,
 } from "../src/hmi.js";
 
@@ -34,9 +34,13 @@ test("upscaleHeader: NAXIS x2, CDELT and CD / 2, PC kept, CRPIX' = 2 CRPIX - 0.5
   assert.equal(out.get("BUNIT"), "G");
   assert.deepEqual(out.all("HISTORY"), ["model: light blos"]);
   assert.equal(h.get("CRPIX1"), 100.5, "the input header is not modified");
-  const bare = upscaleHeader(header({ NAXIS1: 10, NAXIS2: 10 }));
-  assert.equal(bare.get("CRPIX1"), -0.5); // FITS defaults (CRPIX 0, CDELT 1), written out
-  assert.equal(bare.get("CDELT2"), 0.5);
+  const bare = upscaleHeader(header({ NAXIS1: 10, NAXIS2: 7 }));
+  assert.equal(bare.get("CRPIX1"), 10.5); // no CRPIX: the image centre (sunpy), 5.5 -> 10.5
+  assert.equal(bare.get("CRPIX2"), 7.5); // 4 -> 7.5
+  assert.equal(bare.get("CDELT2"), 0.5); // no CDELT: 1
+  const marked = upscaleHeader(h, 2, null, { ENH_VER: "0.3.0", ENH_MODL: "light", ENH_KIND: "blos" });
+  assert.equal(marked.get("ENH_MODL"), "light");
+  assert.deepEqual(marked.all("HISTORY"), []);
 });
 
 test("detectKind and resolveKind follow the Python rules", () => {
@@ -47,8 +51,16 @@ test("detectKind and resolveKind follow the Python rules", () => {
   assert.equal(detectKind(header({ BUNIT: "erg" })), null);
   assert.throws(() => resolveKind("auto", header({})), (e) => e instanceof InputError && /cannot tell continuum/.test(e.message));
   assert.throws(() => resolveKind("blos", header({ BUNIT: "kG" })), /must be in gauss, got BUNIT 'kG'/);
-  assert.deepEqual(resolveKind("intensity", header({ BUNIT: "erg" })), { kind: "intensity", warning: null });
-  assert.match(resolveKind("auto", header({ BUNIT: "G", CDELT1: 0.6 })).warning, /not HMI's 0.504/);
+  assert.deepEqual(resolveKind("intensity", header({ BUNIT: "erg" })), { kind: "intensity" });
+  assert.deepEqual(resolveKind("auto", header({ BUNIT: "G", CDELT1: 0.51, CDELT2: 0.5 })), { kind: "blos" });
+  assert.throws(() => resolveKind("auto", header({ BUNIT: "G", CDELT1: 0.6, CDELT2: 0.6 })), /pixel scale is 0.6 arcsec, more than 5 %/);
+  assert.throws(() => resolveKind("auto", header({ BUNIT: "G", CD1_1: 0.5 / 3600, CD2_2: 0.5 / 3600, CUNIT1: "deg",
+    CUNIT2: "deg", CD1_2: 0.2 / 3600 })), /pixel scale is 0.538516/); // the length of the CD matrix's column
+  assert.throws(() => resolveKind("auto", header({ CONTENT: "DOPPLERGRAM", BUNIT: "cm/s" })), /a Dopplergram/);
+  assert.throws(() => resolveKind("auto", header({ BUNIT: "G", CTYPE1: "CRLN-CEA", CTYPE2: "CRLT-CEA" })), /CEA/);
+  assert.throws(() => resolveKind("intensity", header({ BUNIT: "Gauss" })), /looks like a magnetogram/);
+  const enhanced = header({ BUNIT: "DN/s", ENH_VER: "0.3.0" });
+  assert.throws(() => resolveKind("auto", enhanced), /written by solar-enhance 0.3.0 .* already enhanced/);
 });
 
 test("quiet-Sun level: the docstring example, the stride, and the flatness test", () => {
@@ -63,7 +75,13 @@ test("quiet-Sun level: the docstring example, the stride, and the flatness test"
   assert.equal(isFlat(flat, 100, 100, 1, 1.0), true);
   const ramp = Float64Array.from({ length: 100 * 200 }, (_, i) => 0.5 + (0.4 * (i % 200)) / 200);
   assert.equal(isFlat(ramp, 100, 200, 1, estimateQsLevel(ramp)), false);
-  assert.throws(() => quietSunLevel(ramp, 100, 200), /quiet Sun is not flat/);
+  assert.equal(qsNormalisation(flat, 100, 100), estimateQsLevel(flat));
+  // fit_qs_surface's docstring example: limb darkening across a cut-out is followed to 1 %
+  const limb = Float64Array.from({ length: 200 * 300 }, (_, i) => 0.6 + (0.3 * (i % 300)) / 299);
+  const surface = qsNormalisation(limb, 200, 300);
+  assert.equal(typeof surface, "object");
+  assert.ok(surface.spread > 0.15);
+  assert.ok(surface.samples.every((v, k) => Math.abs(v / limb[k] - 1) < 0.01), "the surface follows the ramp");
 });
 
 test("nearestFinite: finite pixels point at themselves, others at a nearest finite one", () => {
