@@ -6,9 +6,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 from astropy.io import fits
 
+from . import constants
 from .checks import check_positive
 
 __all__ = [
@@ -56,7 +58,7 @@ _INTENSITY_UNITS = ("i/ic", "dn/s", "dn", "counts", "ct/s", "ct", "ic", "dimensi
 #: Header keyword that marks a file written by solar-enhance (its version); `written_by_enhance` reads it.
 PROVENANCE_KEY = "ENH_VER"
 #: HMI's pixel scale in arcsec, and how far another scale may be from it before the input is refused.
-HMI_PIXEL_SCALE = 0.504
+HMI_PIXEL_SCALE = constants.HMI_PIXEL_SCALE.to_value(u.arcsec)
 PIXEL_SCALE_TOLERANCE = 0.05
 _ANGLE_TO_ARCSEC = {"arcsec": 1.0, "asec": 1.0, "arcmin": 60.0, "deg": 3600.0, "rad": 206264.80624709636,
                     "mas": 1e-3}  # fmt: skip

@@ -23,6 +23,7 @@ import astropy.units as u
 import numpy as np
 
 from ..checks import check_choice, check_image, check_integer
+from ..constants import KINDS
 from ..inference.pipeline import enhance
 from ..io import read_fits
 from ..observation.degrade import HMI_PIXEL_SCALE, bin_area, convolve
@@ -185,7 +186,7 @@ def behaviour(network, kind: str, image=None) -> dict:
     >>> sorted(numbers)[:2]
     ['amplification_1kG', 'binned_unsigned_flux_ratio']
     """
-    check_choice(kind, ("intensity", "blos"), name="kind")
+    check_choice(kind, KINDS, name="kind")
     if image is None:
         from ..data import sample_path
 
@@ -256,7 +257,7 @@ def checks(numbers: dict, kind: str) -> dict:
     >>> result["umbra_change"][3]  # not measured: not passed
     False
     """
-    check_choice(kind, ("intensity", "blos"), name="kind")
+    check_choice(kind, KINDS, name="kind")
     out = {}
     for name, (low, high) in {**PUBLISHED[kind], **OBSERVATION_MODEL[kind]}.items():
         value = numbers.get(name)

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from .._version import __version__
 from ..checks import check_choice
+from ..constants import MODEL_SIZES
 from ..io import atomic_write
 from . import weights as weight_files
 from .network import EnhanceNet
@@ -216,7 +217,7 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
     check_choice(kind, KINDS, name="kind")
     check_choice(variant, VARIANTS, name="model")
     net = load_network(weights, kind=kind)
-    expected = {"full": {"depth": 5, "width": 64}, "light": {"depth": 1, "width": 32}}[variant]
+    expected = MODEL_SIZES[variant]
     if _architecture(net) != expected:
         msg = f"{weights} holds {_architecture(net)}, but the {variant!r} model is {expected}"
         raise ValueError(msg)

@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 from .._version import __version__
 from ..checks import check_choice
+from ..constants import KINDS, VARIANTS
 from ..exceptions import ModelNotTrainedError
 from ..io import atomic_write
 
@@ -32,8 +33,6 @@ __all__ = [
     "model_card",
 ]
 
-KINDS = ("intensity", "blos")
-VARIANTS = ("full", "light")
 
 #: The registry of shipped models in the package data: ``{"<kind>/<variant>": {"file", "sha256",
 #: "num_params", "card"}}``. `ship` adds entries; a model appears only once its weights meet the floors

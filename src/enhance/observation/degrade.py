@@ -11,12 +11,12 @@ import numpy as np
 import scipy.fft
 
 from ..checks import check_choice, check_image, check_positive
+from ..constants import HMI_PIXEL_SCALE
 from .psf import DEFAULT_RADIUS, psf_kernel
 
 __all__ = ["HMI_PIXEL_SCALE", "convolve", "bin_area", "degrade"]
 
 #: Pixel scale of HMI images; the network's output grid has half of it.
-HMI_PIXEL_SCALE = 0.504 * u.arcsec
 
 
 def convolve(image, kernel, *, boundary="wrap"):

@@ -61,6 +61,7 @@ def onnx_model(network, *, kind: str | None = None):
     import torch
 
     from ..checks import check_choice
+    from ..constants import KINDS
     from ..models.network import EnhanceNet, fold_batchnorm
     from .graph import phase_kernels
 
@@ -75,7 +76,7 @@ def onnx_model(network, *, kind: str | None = None):
         msg = f"network must be an EnhanceNet, got {type(network).__name__}"
         raise TypeError(msg)
     if kind is not None:
-        check_choice(kind, ("intensity", "blos"), name="kind")
+        check_choice(kind, KINDS, name="kind")
     folded = fold_batchnorm(network)
     nodes, initializers = [], []
 

@@ -18,6 +18,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..checks import check_angle, check_choice, check_integer
+from ..constants import KINDS
 from .synth import KINDS as SCENE_KINDS
 from .synth import MURAM_PIXEL_SCALE, generate_scene
 
@@ -33,7 +34,6 @@ __all__ = [
 ]
 
 #: Kinds of data a source holds, as the networks name them ('continuum' and 'bz' are accepted aliases).
-KINDS = ("intensity", "blos")
 _ALIASES = {"intensity": "intensity", "continuum": "intensity", "blos": "blos", "bz": "blos"}
 #: Kilometres on the Sun per arcsec seen from 1 AU, for simulation headers that give CDELT in km or Mm.
 KM_PER_ARCSEC = float((const.au * np.tan((1 * u.arcsec).to_value(u.rad))).to_value(u.km))

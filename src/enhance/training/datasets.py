@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..checks import check_integer
+from ..constants import HMI_NOISE
 from ..io import atomic_write
 from ..observation.degrade import HMI_PIXEL_SCALE, degrade
 from ..observation.psf import DEFAULT_RADIUS
@@ -50,7 +51,7 @@ __all__ = [
 
 #: Standard deviation of the noise added to inputs, in the units of the source (I/Ic; gauss): HMI's
 #: specification as used by Díaz Baso & Asensio Ramos (2018): 1e-3 I/Ic and 10 G.
-NOISE = {"intensity": 1e-3, "blos": 10.0}
+NOISE = HMI_NOISE
 #: Factor from source units to network units: continuum stays in I/Ic, fields go from gauss to kG.
 SCALE = {"intensity": 1.0, "blos": 1e-3}
 #: Units of the normalised pairs.

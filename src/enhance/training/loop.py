@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..checks import check_choice, check_integer
+from ..constants import KINDS
 from ..exceptions import EnhanceUserWarning
 from ..io import atomic_write
 from ..models.network import EnhanceNet
@@ -145,7 +146,7 @@ class TrainConfig:
     precision: str = "float32"  # 'float32', 'bfloat16' autocast (fp32 master weights), or 'auto': bfloat16 where native
 
     def __post_init__(self):
-        check_choice(self.kind, ("intensity", "blos"), name="kind")
+        check_choice(self.kind, KINDS, name="kind")
         check_choice(self.lr_schedule, ("constant", "cosine"), name="lr_schedule")
         check_choice(self.precision, ("float32", "bfloat16", "auto"), name="precision")
         for name in ("depth", "width", "batch_size", "max_steps", "eval_interval", "eval_samples"):
