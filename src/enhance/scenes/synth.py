@@ -844,8 +844,27 @@ def generate_scene(
         shape, scale, params.granule_spacing, rng, match_spectrum=params.match_spectrum
     )
     labels = np.zeros(shape, dtype=np.int8)
+    network, polarity, plage, dominant = _layout(shape, scale, params, rng)
+    region = _active_region(shape, scale, fov, params, rng, polarity=polarity, plage=plage, dominant=dominant)
+    bz = _small_scale_field(shape, scale, params, rng, lane_distance, lane_weight, network, region)
+    continuum = _continuum_response(shape, scale, rng, continuum, bz, lane_weight, region.plage)
+    features = _Features(shape)
+    _add_spots(features, labels, bz, shape, scale, params, rng, region.spots, continuum)
+    _add_pores(features, labels, shape, scale, fov, params, rng, region)
+    continuum, bz = _merge_features(continuum, bz, features, labels, region.plage, params)
+    return Scene(
+        continuum=continuum,
+        bz=bz,
+        labels=labels,
+        pixel_scale=scale * u.arcsec,
+        kind=kind,
+        parameters=params,
+    )
 
-    # Large-scale layout: supergranular network, plage patches, polarity.
+
+def _layout(shape, scale, params, rng):
+    """Large-scale layout: the supergranular network, plage patches and their polarity."""
+    ny, nx = shape
     sg_seeds = _lattice_seeds(shape, params.supergranule_spacing / scale, rng, jitter=1.0)
     coarse = max(1, int(round(0.25 / scale)))
     rows = np.arange(0, ny, coarse, dtype=float)
@@ -864,50 +883,75 @@ def generate_scene(
         plage = np.zeros(shape)
     dominant = rng.choice([-1.0, 1.0])
     polarity = np.where(plage > 0, dominant, polarity)
+    return network, polarity, plage, dominant
 
+
+@dataclasses.dataclass
+class _Region:
+    """Where the sunspots sit, and the plage and polarity they organise."""
+
+    spots: list
+    plage: np.ndarray
+    polarity: np.ndarray
+    dominant: float
+    follower: tuple | None = None  # centre of the following polarity of a bipolar region
+
+
+def _active_region(shape, scale, fov, params, rng, *, polarity, plage, dominant):
+    """Place the sunspots; a bipolar region also orders the plage's polarity and brightens plage near spots."""
+    ny, nx = shape
     spots = []
+    region = _Region(spots=spots, plage=plage, polarity=polarity, dominant=dominant)
     r_max = 0.22 * min(fov)
-    if params.n_spots and r_max >= 1.5:  # smaller fields cannot hold a sunspot
-        axis = rng.uniform(0, 2 * np.pi)
-        middle = (rng.uniform(0.3, 0.7) * ny, rng.uniform(0.3, 0.7) * nx)
-        separation = 0.0
-        for i in range(params.n_spots):
-            r_penumbra = min(rng.uniform(*params.spot_radius), r_max) * (1.0 if i == 0 else rng.uniform(0.5, 0.85))
-            if i == 0:
-                centre = middle
-            elif params.bipolar and i == 1:
-                separation = spots[0]["r_penumbra"] + r_penumbra + rng.uniform(3.0, 10.0)
-                separation = min(separation, 0.5 * min(fov))
-                centre = (
-                    middle[0] + separation / scale * np.sin(axis),
-                    middle[1] + separation / scale * np.cos(axis),
-                )
-            else:
-                centre = _place(shape, rng)
-            sign = dominant if (i == 0 or not params.bipolar or i > 1) else -dominant
-            spots.append({"centre": centre, "r_penumbra": r_penumbra, "sign": sign})
-        if params.bipolar:
-            # Polarity of the plage follows the two spots, with a wiggly inversion line between them.
-            dy0, dx0 = _offsets(shape, spots[0]["centre"])
-            along = (dy0 * np.sin(axis) + dx0 * np.cos(axis)) * scale
-            # The inversion line runs midway to the following spot, or two radii beyond a lone spot.
-            distance = 0.5 * separation if separation > 0 else 2.0 * spots[0]["r_penumbra"]
-            wobble = 0.5 * distance * _random_field(shape, 4.0 / scale, rng)
-            polarity = dominant * np.tanh((distance - along + wobble) / 2.0)
-            if len(spots) > 1:
-                follower = spots[1]["centre"]
-            else:
-                follower = (
-                    middle[0] + 2 * distance / scale * np.sin(axis),
-                    middle[1] + 2 * distance / scale * np.cos(axis),
-                )
-            activity_near = np.zeros(shape)
-            for spot in spots:
-                dy, dx = _offsets(shape, spot["centre"])
-                dist = np.hypot(dy, dx) * scale
-                activity_near = np.maximum(activity_near, np.exp(-((dist / (2.5 * spot["r_penumbra"])) ** 2)))
-            plage = np.clip(plage + 0.6 * activity_near * (plage > 0.02), 0, 1)
+    if not (params.n_spots and r_max >= 1.5):  # smaller fields cannot hold a sunspot
+        return region
+    axis = rng.uniform(0, 2 * np.pi)
+    middle = (rng.uniform(0.3, 0.7) * ny, rng.uniform(0.3, 0.7) * nx)
+    separation = 0.0
+    for i in range(params.n_spots):
+        r_penumbra = min(rng.uniform(*params.spot_radius), r_max) * (1.0 if i == 0 else rng.uniform(0.5, 0.85))
+        if i == 0:
+            centre = middle
+        elif params.bipolar and i == 1:
+            separation = spots[0]["r_penumbra"] + r_penumbra + rng.uniform(3.0, 10.0)
+            separation = min(separation, 0.5 * min(fov))
+            centre = (
+                middle[0] + separation / scale * np.sin(axis),
+                middle[1] + separation / scale * np.cos(axis),
+            )
+        else:
+            centre = _place(shape, rng)
+        sign = dominant if (i == 0 or not params.bipolar or i > 1) else -dominant
+        spots.append({"centre": centre, "r_penumbra": r_penumbra, "sign": sign})
+    if not params.bipolar:
+        return region
+    # Polarity of the plage follows the two spots, with a wiggly inversion line between them.
+    dy0, dx0 = _offsets(shape, spots[0]["centre"])
+    along = (dy0 * np.sin(axis) + dx0 * np.cos(axis)) * scale
+    # The inversion line runs midway to the following spot, or two radii beyond a lone spot.
+    distance = 0.5 * separation if separation > 0 else 2.0 * spots[0]["r_penumbra"]
+    wobble = 0.5 * distance * _random_field(shape, 4.0 / scale, rng)
+    region.polarity = dominant * np.tanh((distance - along + wobble) / 2.0)
+    if len(spots) > 1:
+        region.follower = spots[1]["centre"]
+    else:
+        region.follower = (
+            middle[0] + 2 * distance / scale * np.sin(axis),
+            middle[1] + 2 * distance / scale * np.cos(axis),
+        )
+    activity_near = np.zeros(shape)
+    for spot in spots:
+        dy, dx = _offsets(shape, spot["centre"])
+        dist = np.hypot(dy, dx) * scale
+        activity_near = np.maximum(activity_near, np.exp(-((dist / (2.5 * spot["r_penumbra"])) ** 2)))
+    region.plage = np.clip(plage + 0.6 * activity_near * (plage > 0.02), 0, 1)
+    return region
 
+
+def _small_scale_field(shape, scale, params, rng, lane_distance, lane_weight, network, region):
+    """Bz of the kG elements (network and plage), the internetwork and the small bipoles, in G."""
+    ny, nx = shape
+    plage, polarity = region.plage, region.polarity
     # kG elements: network (quiet Sun) and plage.
     area = ny * nx * scale**2
     activity = params.network_density * network + params.plage_density * plage
@@ -934,34 +978,44 @@ def generate_scene(
         n_pil = rng.poisson(0.004 * area * max(float(pil.mean()), 0.0) / 0.05 + 2)
         centres = _sample_lane_pixels(lane_distance, pil + 1e-12, n_pil, rng, max_distance=0.3)
         bz += _bipoles(shape, centres, rng, scale, count=len(centres[0]), separation=(0.2, 0.8), field=(600.0, 1500.0))
+    return bz
 
-    # Continuum response of the small-scale field: bright points and faculae in the lanes, dimmer
-    # (abnormal) granulation in plage, and micropores where the flux piles up.
+
+def _continuum_response(shape, scale, rng, continuum, bz, lane_weight, plage):
+    """Continuum response of the small-scale field: bright points and faculae in the lanes, dimmer
+    (abnormal) granulation in plage, and micropores where the flux piles up."""
     strength = np.abs(bz)
     crowding = _gaussian_blur(strength, 0.5 / scale)
     continuum = 1.0 + (continuum - 1.0) * (1.0 - 0.3 * plage)
     bright = _smoothstep(strength, 400.0, 1200.0) * (1.0 - _smoothstep(crowding, 600.0, 1100.0))
     level = 1.12 + 0.08 * _random_field(shape, 1.0 / scale, rng)
     continuum = continuum + (level - continuum) * bright * np.clip(lane_weight * 1.5, 0, 1)
-    continuum = continuum * (1.0 - 0.4 * _smoothstep(crowding, 800.0, 1400.0))
+    return continuum * (1.0 - 0.4 * _smoothstep(crowding, 800.0, 1400.0))
 
-    # Pores and spots replace the granulation; their fields replace the small-scale field.
-    feature_mask = np.zeros(shape)
-    feature_continuum = np.zeros(shape)
-    feature_bz = np.zeros(shape)
-    feature_tails = np.zeros(shape)
 
-    def add_feature(mask, intensity, field, sign):
+class _Features:
+    """Pores and spots, which replace the granulation and the small-scale field under them."""
+
+    def __init__(self, shape):
+        self.mask = np.zeros(shape)
+        self.continuum = np.zeros(shape)
+        self.bz = np.zeros(shape)
+        self.tails = np.zeros(shape)
+
+    def add(self, mask, intensity, field, sign):
         # Later features cover earlier ones; the field outside each feature's mask (its decaying
         # tail) adds up.
-        nonlocal feature_mask, feature_continuum, feature_bz, feature_tails
-        new = np.maximum(feature_mask, mask)
-        share = np.where(new > 0, (new - feature_mask) / np.maximum(new, 1e-12), 0.0)
-        feature_continuum = feature_continuum * (1 - share) + intensity * share
-        feature_bz = feature_bz * (1 - share) + sign * field * share
-        feature_tails = feature_tails + sign * field * (1 - mask)
-        feature_mask = new
+        new = np.maximum(self.mask, mask)
+        share = np.where(new > 0, (new - self.mask) / np.maximum(new, 1e-12), 0.0)
+        self.continuum = self.continuum * (1 - share) + intensity * share
+        self.bz = self.bz * (1 - share) + sign * field * share
+        self.tails = self.tails + sign * field * (1 - mask)
+        self.mask = new
 
+
+def _add_spots(features, labels, bz, shape, scale, params, rng, spots, continuum):
+    """Add each sunspot to ``features`` and ``labels``, and the moving magnetic features in its moat
+    to ``bz`` (G, in place)."""
     for spot in spots:
         radius = spot["r_penumbra"]
         ratio = rng.uniform(*params.umbra_ratio)
@@ -982,7 +1036,7 @@ def generate_scene(
             i_core=i_core,
             light_bridge=rng.uniform() < params.light_bridge_probability,
         )
-        add_feature(mask, intensity, field, spot["sign"])
+        features.add(mask, intensity, field, spot["sign"])
         for name, region in regions.items():
             labels[region] = LABELS[name]
         # Moving magnetic features: mostly bipolar pairs in the moat around the spot.
@@ -995,19 +1049,24 @@ def generate_scene(
         )
         bz += _bipoles(shape, centres, rng, scale, count=n_mmf, separation=(0.4, 1.2), field=(400.0, 1200.0))
 
+
+def _add_pores(features, labels, shape, scale, fov, params, rng, region):
+    """Add the pores to ``features`` and ``labels``, kept off the spots."""
+    ny, nx = shape
+    spots = region.spots
     for _ in range(params.n_pores):
         radius = min(rng.uniform(*params.pore_radius), 0.2 * min(fov))
         for _attempt in range(20):  # keep pores off the spots
             if spots and params.bipolar and rng.uniform() < 0.7:
                 # Pores of the following polarity cluster around the following part of the region.
                 spread = 6.0 / scale
-                centre = (follower[0] + rng.normal(0, spread), follower[1] + rng.normal(0, spread))
-                sign = -dominant
+                centre = (region.follower[0] + rng.normal(0, spread), region.follower[1] + rng.normal(0, spread))
+                sign = -region.dominant
             else:
-                weight = plage + 0.05
+                weight = region.plage + 0.05
                 flat = rng.choice(weight.size, p=(weight / weight.sum()).ravel())
                 centre = np.unravel_index(flat, shape)
-                sign = np.sign(polarity[centre]) or 1.0
+                sign = np.sign(region.polarity[centre]) or 1.0
             clear = True
             for spot in spots:
                 dy, dx = _offsets(shape, spot["centre"])
@@ -1021,29 +1080,25 @@ def generate_scene(
         mask, intensity, field, inside = _pore(
             shape, centre, scale, rng, radius=radius, core_intensity=core, core_field=rng.uniform(*params.pore_field)
         )
-        add_feature(mask, intensity, field, sign)
+        features.add(mask, intensity, field, sign)
         labels[inside & (labels < LABELS["pore"])] = LABELS["pore"]
 
+
+def _merge_features(continuum, bz, features, labels, plage, params):
+    """Put the pores and spots into the scene, bound the small-scale field and normalise to I/Ic."""
     # Outside pores and spots, overlapping concentrations and the features' tails stay below about
     # 2 kG (weak fields are unchanged).
     saturation = 1.15 * params.element_field
-    element = (np.abs(bz) > 500.0) & (feature_mask < 0.1) & (labels == LABELS["quiet_sun"])
+    element = (np.abs(bz) > 500.0) & (features.mask < 0.1) & (labels == LABELS["quiet_sun"])
     labels[element] = LABELS["magnetic_element"]
-    continuum = continuum * (1 - feature_mask) + feature_continuum * feature_mask
-    bz = saturation * np.tanh((bz + feature_tails) / saturation) * (1 - feature_mask) + feature_bz * feature_mask
+    continuum = continuum * (1 - features.mask) + features.continuum * features.mask
+    bz = saturation * np.tanh((bz + features.tails) / saturation) * (1 - features.mask) + features.bz * features.mask
 
     # Normalise to the quiet Sun (label 0 and outside plage), as I/Ic is defined.
     quiet = (labels == LABELS["quiet_sun"]) & (plage < 0.05)
     if np.count_nonzero(quiet) > 0.01 * quiet.size:
         continuum = continuum / continuum[quiet].mean()
-    return Scene(
-        continuum=continuum,
-        bz=bz,
-        labels=labels,
-        pixel_scale=scale * u.arcsec,
-        kind=kind,
-        parameters=params,
-    )
+    return continuum, bz
 
 
 def generate(shape, pixel_scale=MURAM_PIXEL_SCALE, *, kind: str = "quiet_sun", seed=0, **parameters):
