@@ -5,7 +5,22 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA, needs_shared
-from enhance.analysis.validate import evaluate_field, floors, held_out_fields, real_data, report, validate
+from enhance.analysis.validate import (
+    MISMATCHES,
+    PhysicsConfig,
+    band_spectra,
+    equivariance,
+    evaluate_field,
+    flicker,
+    floors,
+    held_out_fields,
+    physics_floors,
+    physics_report,
+    physics_validation,
+    real_data,
+    report,
+    validate,
+)
 from enhance.models.network import EnhanceNet
 from enhance.training.datasets import split_rows
 
@@ -89,3 +104,111 @@ def test_simulation_holdout_field():
     assert "held-out rows" in name
     assert observed.shape == (32, 65)
     assert abs(float(target.mean()) - 1.0) < 0.05
+
+
+# --- The physics validation: against RL+target and Wiener, symmetry, flicker, limb ---------------------------
+
+_TINY = dict(shape=(160, 160), scenes=("plage",), noise_factors=(1.0, 10.0), rl_iterations=(1, 3, 10), rl_max=10,
+             rl_converged=5, real_crop=24, limb_shape=(160, 160))  # fmt: skip
+
+
+def test_band_spectra_of_a_scaled_and_an_inverted_copy():
+    reference = np.random.default_rng(31).normal(size=(64, 64))
+    for (power, coherence), (power_neg, coherence_neg) in zip(
+        band_spectra(3 * reference, reference), band_spectra(-reference, reference), strict=True
+    ):
+        assert power == pytest.approx(9.0, rel=1e-12)
+        assert coherence == pytest.approx(1.0, abs=1e-12)
+        assert power_neg == pytest.approx(1.0, rel=1e-12)
+        assert coherence_neg == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_equivariance_and_flicker_tell_symmetric_methods_from_others():
+    from enhance.analysis.baselines import bicubic_x2
+
+    image = np.random.default_rng(32).normal(1.0, 0.05, (40, 40))
+    assert max(equivariance(lambda x: 2 * bicubic_x2(x) - 1, image)) < 1e-12
+
+    def skewed(x):  # replication shifted by one x2 pixel to the right: no rotation undoes that
+        return np.roll(np.kron(x, np.ones((2, 2))), 1, axis=1) * 2 - bicubic_x2(x)
+
+    ratios = sorted(equivariance(skewed, image))
+    assert len(ratios) == 7
+    assert ratios[0] < 1e-12  # the up-down flip commutes with a shift along x: only it
+    assert ratios[1] > 0.1
+    # Half an input pixel is one x2 pixel: a smooth interpolating method hardly flickers on a smooth image,
+    # replication does.
+    from scipy import ndimage
+
+    image = 1 + ndimage.gaussian_filter(image - 1, 2.0, mode="wrap")
+    smooth = flicker(lambda x: 2 * bicubic_x2(x) - 1, image)
+    blocky = flicker(lambda x: 2 * np.kron(x, np.ones((2, 2))) - bicubic_x2(x), image)
+    assert max(smooth) < 0.3 * min(blocky)
+
+
+def test_physics_validation_end_to_end(tmp_path):
+    torch.manual_seed(0)
+    nets = {"full": EnhanceNet(depth=1, width=4), "light": EnhanceNet(depth=1, width=2)}
+    with torch.no_grad():
+        for net in nets.values():
+            net.conv_out.bias.add_(1.0)  # continuum-like output
+    results = physics_validation(nets, "intensity", PhysicsConfig(**_TINY))
+    methods = {"bicubic", "RL+target best", "RL+target discrepancy", "Wiener", "full", "full D4", "light", "light D4"}
+    levels = results["noise"]["synthetic plage"]
+    assert set(levels) == {"1", "10"}
+    assert set(levels["1"]) == methods
+    assert 1 <= levels["1"]["RL+target best"]["n_iter"] <= 10
+    # The discrepancy rule stops earlier on noisier data.
+    assert levels["10"]["RL+target discrepancy"]["n_iter"] <= levels["1"]["RL+target discrepancy"]["n_iter"]
+    assert set(results["mismatch"]["synthetic plage"]) == set(MISMATCHES)
+    symmetry = results["symmetry"]["hmi_continuum_ar.fits"]
+    assert max(symmetry["full D4"]["equivariance"]) < 1e-5
+    assert max(symmetry["full"]["equivariance"]) > 1e-5
+    assert max(symmetry["Wiener"]["equivariance"]) < 1e-6  # a symmetric PSF and mirrored edges
+    assert results["limb"]["full"]["negative_fraction"] == 0.0
+    assert "full (network alone, no clip)" in results["limb"]
+    assert "RL+target (5 it.)" in results["umbra"]["hmi_continuum_ar.fits"]
+    path = physics_report(results, tmp_path, kind="intensity", command="enhance validate --physics")
+    text = path.read_text()
+    assert "| RL+target best | " in text
+    assert "## Floors of issue 15: full D4" in text
+    assert "PASS: hmi_continuum_ar.fits: full D4 equivariance" in text
+    assert "Reproduce with `enhance validate --physics`" in text
+    summary = json.loads((tmp_path / "physics_intensity.json").read_text())
+    assert summary["floors"]["full"]
+    with pytest.raises(FileExistsError, match="exists"):
+        physics_report(results, tmp_path, kind="intensity")
+
+
+def test_physics_validation_of_magnetograms_checks_flux_and_sign():
+    torch.manual_seed(1)
+    results = physics_validation(
+        {"full": EnhanceNet(depth=1, width=2)}, "blos", PhysicsConfig(**_TINY, symmetric=False)
+    )
+    table = results["magnetogram"]["hmi_blos_ar.fits"]
+    assert set(table) == {"RL+target discrepancy", "Wiener", "full"}
+    assert table["Wiener"]["strong_pixels"] > 0
+    # The classical baselines keep the flux (they fit the data) and the sign of strong fields.
+    assert table["RL+target discrepancy"]["unsigned_flux_ratio"] == pytest.approx(1.0, abs=0.05)
+    assert table["Wiener"]["sign_flips"] == 0
+    assert results["limb"] == {}
+    assert results["umbra"] == {}
+
+
+def test_physics_floors_apply_the_margins_of_issue_15():
+    def level(model, rl, bicubic):
+        return {"full": {"psnr": model}, "RL+target best": {"psnr": rl}, "bicubic": {"psnr": bicubic}}
+
+    results = {"noise": {"f": {"0.5": level(20, 30, 25), "1": level(30.6, 30, 25), "3": level(28, 27.5, 20),
+                               "10": level(19, 18, 19.5)}},
+               "symmetry": {"hmi": {"full": {"equivariance": [1e-6] * 7, "flicker": [0.1, 0.2]},
+                                    "RL+target discrepancy": {"equivariance": [0.0] * 7, "flicker": [0.2, 0.2]}}},
+               "limb": {"full": {"negative_fraction": 0.0}}}  # fmt: skip
+    checks = physics_floors(results)
+    failed = {name for name, (_, ok) in checks.items() if not ok}
+    assert failed == {"f, 0.5 x noise: full - bicubic >= 0 dB"} | {
+        "f, 3 x noise: full - RL+target best >= 1.0 dB", "f, 10 x noise: full - bicubic >= 0 dB"}  # fmt: skip
+    assert "f, 0.5 x noise: full - RL+target best >= 0.5 dB" not in checks  # no margin is set at 0.5 x
+    assert checks["f, 1 x noise: full - RL+target best >= 0.5 dB"][1]
+    assert checks["hmi: full equivariance (max over D4) <= 1e-5"][1]
+    assert checks["hmi: full flicker <= RL+target's (0.200)"][1]

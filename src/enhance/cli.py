@@ -40,6 +40,8 @@ def _run_batch(args) -> int:
     if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in (".fits", ".fit", ".fts")):
         return _error(f"with several inputs, a directory, a pattern or --workers/--scheduler, -o must be a directory, "
                       f"got {out}")  # fmt: skip
+    if args.symmetric:
+        return _error("--symmetric runs one file at a time (enhance run FILE -o OUT --symmetric)")
     start = time.perf_counter()
     records = enhance_files(args.inputs, out, kind=args.type, weights=args.weights, model=args.model,
                             client=args.scheduler, n_workers=args.workers, qs_level=args.qs_level, device=args.device,
@@ -76,7 +78,8 @@ def _run(args) -> int:
     record = enhance_file(source, target, kind=args.type, weights=args.weights, model=args.model,
                            label=model_label(args.weights, args.model),
                            options=RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile,
-                                              backend=args.backend, precision=args.precision, progress=True),
+                                              backend=args.backend, precision=args.precision, progress=True,
+                                              symmetric=args.symmetric),
                            overwrite=args.overwrite, consistency=args.consistency)  # fmt: skip
     if record["status"] != "done":
         return _error(record["reason"].split(": ", 1)[-1])
@@ -175,6 +178,9 @@ def _add_run(subparsers) -> None:
     run.add_argument("--qs-level", type=_qs_level, default=None, metavar="LEVEL|level|surface",
                      help="quiet-Sun continuum level, or 'level' (estimate one) or 'surface' (follow limb darkening);"
                      " default: the surface where the quiet Sun varies by over 15 %% across the field")  # fmt: skip
+    run.add_argument("--symmetric", action="store_true",
+                     help="average over the 8 rotations and flips of the input: the result does not depend on the "
+                     "image's orientation (8 times the cost)")  # fmt: skip
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     dask_help = "(several files into a directory: skips complete outputs, writes enhance_manifest.csv; needs dask)"
     run.add_argument("--workers", type=int, default=None, metavar="N",
@@ -477,12 +483,59 @@ def _validate(args) -> int:
         from .models.pretrained import full, light
 
         networks = {"full": full(args.kind, weights="default"), "light": light(args.kind, weights="default")}
+    if args.physics:
+        return _validate_physics(args, networks)
     existing = Path(args.output) / f"validation_{args.kind}.md"
     if existing.exists() and not args.overwrite:
         return _error(f"{existing} exists; use --overwrite to replace the report (or -o another folder)")
     results = validate(networks, args.kind, simulation=args.simulation, shape=tuple(args.shape))
     behaviour = real_data(networks, args.kind, args.hmi) if not args.no_hmi else None
     path = report(results, args.output, kind=args.kind, behaviour=behaviour, overwrite=args.overwrite)
+    print(path.read_text())
+    print(f"wrote {path}")
+    return 0
+
+
+def _validate_physics(args, networks) -> int:
+    import os
+    import platform
+    import shlex
+    import subprocess
+    import time
+
+    from .analysis.validate import PhysicsConfig, physics_report, physics_validation
+
+    existing = Path(args.output) / f"physics_{args.kind}.md"
+    if existing.exists() and not args.overwrite:
+        return _error(f"{existing} exists; use --overwrite to replace the report (or -o another folder)")
+    counts = (*(k for k in PhysicsConfig().rl_iterations if k < args.rl_max), args.rl_max)
+    hmi = (args.hmi if args.kind == "intensity" else None, args.hmi if args.kind == "blos" else None, args.hmi_qs)
+    config = PhysicsConfig(simulation=args.simulation, shape=tuple(args.shape), rl_max=args.rl_max,
+                           rl_iterations=counts, rl_converged=args.rl_converged, symmetric=not args.no_symmetric,
+                           real_crop=args.real_crop, hmi=hmi)  # fmt: skip
+    start = time.perf_counter()
+
+    def log(line):
+        print(f"[{time.perf_counter() - start:6.0f} s] {line}", flush=True)
+
+    results = physics_validation(networks, args.kind, config, log=log)
+    try:
+        model = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        model = next(line.split(":", 1)[1].strip() for line in model.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    machine = f"{model}, {os.cpu_count()} CPUs shared with other jobs; run took {time.perf_counter() - start:.0f} s"
+    words = ["enhance", "validate", "--physics", "--kind", args.kind, "--shape", *map(str, args.shape),
+             "--rl-max", str(args.rl_max), "--rl-converged", str(args.rl_converged), "--real-crop", str(args.real_crop),
+             "-o", args.output]  # fmt: skip
+    for flag, value in (("--simulation", args.simulation), ("--hmi", args.hmi), ("--hmi-qs", args.hmi_qs)):
+        if value:
+            words += [flag, value]
+    words += [f"--weights={item}" for item in args.weights or []]
+    words += ["--no-symmetric"] if args.no_symmetric else []
+    command = " ".join(shlex.quote(word) for word in words)
+    path = physics_report(results, args.output, kind=args.kind, command=command, machine=machine,
+                          overwrite=args.overwrite)  # fmt: skip
     print(path.read_text())
     print(f"wrote {path}")
     return 0
@@ -499,6 +552,18 @@ def _add_validate(subparsers) -> None:
     val.add_argument("--hmi", metavar="FITS", help="real HMI image of --kind for the published-behaviour checks "
                      "(default: the packaged sample cut-out)")  # fmt: skip
     val.add_argument("--no-hmi", action="store_true", help="skip the real-HMI checks")
+    val.add_argument("--physics", action="store_true",
+                     help="write physics_KIND.md instead: against RL+target (best iteration and discrepancy stop) and "
+                     "Wiener at 0.5-10x HMI noise, under PSF mismatch, equivariance, half-pixel flicker, power and "
+                     "coherence in bands, umbra, negative output off the limb, magnetogram flux and sign")  # fmt: skip
+    val.add_argument("--hmi-qs", metavar="FITS", help="--physics: real HMI quiet-Sun continuum cut-out, raw counts")
+    val.add_argument("--rl-max", type=int, default=3000, metavar="N",
+                     help="--physics: most RL+target iterations (default 3000)")  # fmt: skip
+    val.add_argument("--rl-converged", type=int, default=1000, metavar="N",
+                     help="--physics: iterations of the converged RL+target of the umbra row")  # fmt: skip
+    val.add_argument("--real-crop", type=int, default=96, metavar="N",
+                     help="--physics: central N x N HMI pixels of real cut-outs for equivariance, flicker")  # fmt: skip
+    val.add_argument("--no-symmetric", action="store_true", help="--physics: skip the D4-averaged networks")
     val.add_argument("-o", "--output", default="validation", metavar="DIR", help="report folder (default: validation)")
     val.add_argument("--overwrite", action="store_true", help="replace an earlier report in that folder")
     val.set_defaults(func=_validate)

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from ..checks import check_choice, check_image, check_integer, check_positive
 from ..observation.degrade import HMI_PIXEL_SCALE
+from ..observation.fourier import padded_shape, transfer_function
 from ..observation.psf import DEFAULT_RADIUS, ENHANCE_2018, psf_kernel
 
 __all__ = [
@@ -99,21 +100,6 @@ def bicubic_x2(image) -> np.ndarray:
     (6, 8)
     """
     return upsample_x2(image, method="bicubic")
-
-
-def padded_shape(shape, half):
-    """Grid holding the image plus at least ``half`` pixels of padding per side, with a fast FFT length."""
-    return tuple(scipy.fft.next_fast_len(n + 2 * h, real=True) for n, h in zip(shape, half, strict=True))
-
-
-def transfer_function(kernel, shape, dtype):
-    """rfft2 of a centred odd-sized kernel folded onto a periodic grid of ``shape``."""
-    ky, kx = kernel.shape[0] // 2, kernel.shape[1] // 2
-    folded = np.zeros(shape, dtype=dtype)
-    rows = np.mod(np.arange(-ky, ky + 1), shape[0])
-    cols = np.mod(np.arange(-kx, kx + 1), shape[1])
-    np.add.at(folded, (rows[:, None], cols[None, :]), kernel.astype(dtype))
-    return scipy.fft.rfft2(folded)
 
 
 @u.quantity_input
@@ -483,12 +469,11 @@ class _Grid:
             self.top = self.left = 0
             self.coarse = data
         else:
-            # Enough mirrored input pixels for the PSF's half-width on the x2 grid, and a fast FFT length.
+            # Enough mirrored input pixels for the PSF's half-width on the x2 grid, the same on both sides (the
+            # result then commutes with flips and rotations), and a fast FFT length.
             half = model.hmi_kernel().shape[0] // 2
-            margin = half // 2 + 2
-            sy, sx = (scipy.fft.next_fast_len(n + 2 * margin) for n in (ny, nx))
-            self.top, self.left = (sy - ny) // 2, (sx - nx) // 2
-            pad = ((self.top, sy - ny - self.top), (self.left, sx - nx - self.left))
+            self.top, self.left = (_symmetric_margin(n, half // 2 + 2) for n in (ny, nx))
+            pad = ((self.top, self.top), (self.left, self.left))
             self.coarse = np.pad(data, pad, mode="symmetric")
         self.fine_shape = (2 * self.coarse.shape[0], 2 * self.coarse.shape[1])
         self.inside = (slice(self.top, self.top + ny), slice(self.left, self.left + nx))
@@ -511,6 +496,14 @@ class _Grid:
     def target(self, x):
         """The target's blur of an estimate, cut to the image: an ``(2 ny, 2 nx)`` array."""
         return np.ascontiguousarray(self.convolve(x, self.target_otf)[self.fine_inside])
+
+
+def _symmetric_margin(n, least):
+    """The smallest margin >= ``least`` for which ``n + 2 margin`` is a fast FFT length."""
+    margin = least
+    while scipy.fft.next_fast_len(n + 2 * margin) != n + 2 * margin:
+        margin += 1
+    return margin
 
 
 def _noise_sigma(data, noise, model):

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..checks import check_choice
 from ..runtime.graph import PRECISIONS
 
-__all__ = ["tile_spans", "run_tiled", "MIN_BAND_MARGINS"]
+__all__ = ["tile_spans", "run_tiled", "dihedral_average", "MIN_BAND_MARGINS"]
 
 #: Bands of rows for parallel workers are at least this many receptive margins tall: each band computes
 #: up to two margins of rows twice, so shorter bands would spend more on the overlap than they gain.
@@ -151,3 +151,43 @@ def _torch_forward(net: torch.nn.Module, device, precision: str):
         return result.float().cpu().numpy()
 
     return forward
+
+
+def dihedral_average(run, image: np.ndarray) -> np.ndarray:
+    """Average a x2 map over the 8 rotations and flips of the square (the dihedral group D4).
+
+    Parameters
+    ----------
+    run : callable
+        Maps a float32 ``(h, w)`` array to its ``(2h, 2w)`` result (e.g. `run_tiled` with its options bound).
+    image : (ny, nx) `~numpy.ndarray`
+        The input.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        float32 ``(2 ny, 2 nx)``: :math:`\\frac18 \\sum_g g^{-1}\\,\\mathrm{run}(g\\,x)`.
+
+    Notes
+    -----
+    Each 2x2 block of output pixels covers one input pixel, so rotating or flipping the input moves the
+    blocks with it and :math:`g^{-1}` undoes it exactly on the output. The average is equivariant by
+    construction: for any rotation or flip :math:`T`, the 8 inputs :math:`g\\,T x` are the 8 inputs
+    :math:`h\\,x` in another order (the same arrays, bit for bit), so the result for :math:`T x` is
+    :math:`T` of the result for :math:`x` up to the rounding of the sum (float64 here). It costs 8 runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    >>> averaged = dihedral_average(lambda x: np.kron(x, np.ones((2, 2), np.float32)), image)
+    >>> bool(np.allclose(averaged, np.kron(image, np.ones((2, 2)))))
+    True
+    """
+    total = np.zeros((2 * image.shape[0], 2 * image.shape[1]), dtype=np.float64)
+    for transpose in (False, True):
+        base = image.T if transpose else image
+        for turns in range(4):
+            result = np.rot90(run(np.ascontiguousarray(np.rot90(base, turns))), -turns)
+            total += result.T if transpose else result
+    return (total / 8).astype(np.float32)
