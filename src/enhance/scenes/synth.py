@@ -678,8 +678,45 @@ def _spot(shape, centre, scale, rng, granulation, *, r_penumbra, ratio, b_umbra,
     p_raw = (r - r_umbra) / (r_outer - r_umbra)
     p = np.clip(p_raw, 0.0, 1.0)
 
-    # Penumbral filaments: two families (inner and outer) whose angular spacing keeps their width
-    # near 0.45 arcsec; each filament has its own brightness, start (bright head) and end radius.
+    filaments, envelope_sum = _penumbral_filaments(r, phi, p, p_raw, rng, r_umbra_0=r_umbra_0, r_penumbra=r_penumbra)
+    penumbra_intensity = 0.6 + 0.5 * filaments
+    x = np.clip(r / r_umbra, 0.0, 1.0)
+    umbra_intensity, dots = _umbra(shape, centre, scale, rng, x, r_umbra_0=r_umbra_0, i_core=i_core)
+
+    # Field: B0 in the centre, 1.85 kG at the umbral boundary (Jurčák et al. 2018), falling through the
+    # penumbra to about 0.15 B_boundary; spines stronger, intraspines weaker and reversed near the edge.
+    b_boundary = min(1800.0 * rng.uniform(0.95, 1.05), 0.95 * b_umbra)
+    umbra_field = b_umbra - (b_umbra - b_boundary) * x**2 - 1200.0 * dots
+    mean_penumbra = b_boundary * (0.15 + 0.85 * (1.0 - p) ** 1.5)
+    weight = np.clip(envelope_sum, 0.0, 1.0)
+    penumbra_field = mean_penumbra * (1.0 + 0.25 * (1.0 - weight) - (0.3 + 1.1 * p**2) * weight)
+    outside = np.clip(r - r_outer, 0.0, None)
+    penumbra_field = np.where(p_raw <= 1.0, penumbra_field, 0.15 * b_boundary * np.exp(-((outside / 1.0) ** 2)))
+
+    inner = _smoothstep(p_raw, -0.04, 0.04)  # umbra -> penumbra
+    intensity = umbra_intensity * (1 - inner) + penumbra_intensity * inner
+    field = umbra_field * (1 - inner) + penumbra_field * inner
+    ragged = 1.0 + 0.08 * (filaments - 0.5)
+    mask = 1.0 - _smoothstep(p_raw - ragged, -0.03, 0.04)
+
+    bridge = np.zeros_like(r)
+    if light_bridge:
+        bridge, texture = _light_bridge(dy, dx, r, p_raw, rng, granulation, r_umbra_0=r_umbra_0)
+        intensity = intensity * (1 - bridge) + texture * bridge
+        field = field * (1 - 0.55 * bridge)
+
+    regions = {
+        "umbra": (p_raw < 0) & (bridge < 0.5),
+        "penumbra": (p_raw >= 0) & (mask > 0.5) & (bridge < 0.5),
+        "light_bridge": (bridge >= 0.5) & (mask > 0.5),
+    }
+    return mask, intensity, field, regions
+
+
+def _penumbral_filaments(r, phi, p, p_raw, rng, *, r_umbra_0, r_penumbra):
+    """Penumbral filaments: two families (inner and outer) whose angular spacing keeps their width
+    near 0.45 arcsec; each filament has its own brightness, start (bright head) and end radius.
+    Returns their brightness pattern and the summed envelope (where filaments, i.e. spines, lie)."""
     twist = _fourier_wiggle(phi, rng, amplitude=0.05, orders=range(1, 5)) + _fourier_wiggle(
         phi, rng, amplitude=0.02, orders=range(8, 20)
     )
@@ -705,12 +742,13 @@ def _spot(shape, centre, scale, rng, granulation, *, r_penumbra, ratio, b_umbra,
         along = 1.0 + 0.15 * np.sin(r / 0.3 + phase[index])  # brightness varies along a filament
         filaments += blend * profile * (brightness[index] * envelope * cores * along + 0.3 * heads)
         envelope_sum += blend * profile * envelope
-    filaments = np.clip(filaments, 0.0, 1.3)
-    penumbra_intensity = 0.6 + 0.5 * filaments
+    return np.clip(filaments, 0.0, 1.3), envelope_sum
 
-    # Umbra: dark core brightening outwards, umbral dots (Riethmüller et al. 2008: about 0.25 arcsec,
-    # brighter and with weaker fields at the umbral periphery).
-    x = np.clip(r / r_umbra, 0.0, 1.0)
+
+def _umbra(shape, centre, scale, rng, x, *, r_umbra_0, i_core):
+    """Umbra: dark core brightening outwards (``x`` is r / r_umbra), umbral dots (Riethmüller et al.
+    2008: about 0.25 arcsec, brighter and with weaker fields at the umbral periphery). Returns the
+    intensity and the dots."""
     umbra_intensity = (i_core + (0.38 - i_core) * x**2) * (1.0 + 0.08 * _random_field(shape, 0.4 / scale, rng))
     area = np.pi * r_umbra_0**2
     n_dots = rng.poisson(0.3 * area)
@@ -724,43 +762,20 @@ def _spot(shape, centre, scale, rng, granulation, *, r_penumbra, ratio, b_umbra,
         dot_amp,
         rng.uniform(0.08, 0.12, n_dots) / scale,
     )
-    umbra_intensity = umbra_intensity + dots
+    return umbra_intensity + dots, dots
 
-    # Field: B0 in the centre, 1.85 kG at the umbral boundary (Jurčák et al. 2018), falling through the
-    # penumbra to about 0.15 B_boundary; spines stronger, intraspines weaker and reversed near the edge.
-    b_boundary = min(1800.0 * rng.uniform(0.95, 1.05), 0.95 * b_umbra)
-    umbra_field = b_umbra - (b_umbra - b_boundary) * x**2 - 1200.0 * dots
-    mean_penumbra = b_boundary * (0.15 + 0.85 * (1.0 - p) ** 1.5)
-    weight = np.clip(envelope_sum, 0.0, 1.0)
-    penumbra_field = mean_penumbra * (1.0 + 0.25 * (1.0 - weight) - (0.3 + 1.1 * p**2) * weight)
-    outside = np.clip(r - r_outer, 0.0, None)
-    penumbra_field = np.where(p_raw <= 1.0, penumbra_field, 0.15 * b_boundary * np.exp(-((outside / 1.0) ** 2)))
 
-    inner = _smoothstep(p_raw, -0.04, 0.04)  # umbra -> penumbra
-    intensity = umbra_intensity * (1 - inner) + penumbra_intensity * inner
-    field = umbra_field * (1 - inner) + penumbra_field * inner
-    ragged = 1.0 + 0.08 * (filaments - 0.5)
-    mask = 1.0 - _smoothstep(p_raw - ragged, -0.03, 0.04)
-
-    bridge = np.zeros_like(r)
-    if light_bridge:
-        angle = rng.uniform(0, np.pi)
-        offset = rng.uniform(-0.4, 0.4) * r_umbra_0
-        width = rng.uniform(0.35, 0.8)
-        distance = np.abs(dy * np.cos(angle) - dx * np.sin(angle) - offset)
-        wiggle = 1 + 0.3 * np.cos(r * 2.5 + rng.uniform(0, 2 * np.pi))
-        bridge = np.exp(-((distance / (width * wiggle)) ** 4)) * (1.0 - _smoothstep(p_raw, 0.0, 0.35))
-        level = rng.uniform(0.6, 0.85)
-        texture = level * (1.0 - 0.3 * np.exp(-((distance / (0.3 * width)) ** 2))) * (0.85 + 0.15 * granulation)
-        intensity = intensity * (1 - bridge) + texture * bridge
-        field = field * (1 - 0.55 * bridge)
-
-    regions = {
-        "umbra": (p_raw < 0) & (bridge < 0.5),
-        "penumbra": (p_raw >= 0) & (mask > 0.5) & (bridge < 0.5),
-        "light_bridge": (bridge >= 0.5) & (mask > 0.5),
-    }
-    return mask, intensity, field, regions
+def _light_bridge(dy, dx, r, p_raw, rng, granulation, *, r_umbra_0):
+    """A light bridge across the umbra: its weight and its granular intensity."""
+    angle = rng.uniform(0, np.pi)
+    offset = rng.uniform(-0.4, 0.4) * r_umbra_0
+    width = rng.uniform(0.35, 0.8)
+    distance = np.abs(dy * np.cos(angle) - dx * np.sin(angle) - offset)
+    wiggle = 1 + 0.3 * np.cos(r * 2.5 + rng.uniform(0, 2 * np.pi))
+    bridge = np.exp(-((distance / (width * wiggle)) ** 4)) * (1.0 - _smoothstep(p_raw, 0.0, 0.35))
+    level = rng.uniform(0.6, 0.85)
+    texture = level * (1.0 - 0.3 * np.exp(-((distance / (0.3 * width)) ** 2))) * (0.85 + 0.15 * granulation)
+    return bridge, texture
 
 
 # --------------------------------------------------------------------------------------------------
