@@ -276,6 +276,42 @@ def _spot_numbers(shape, scale, seeds):
 
 
 @u.quantity_input
+def _full_resolution(reference, synth, scale):
+    """Check (a): the synthetic quiet Sun against the simulation at full resolution (numbers, spectra)."""
+    tile = (min(reference.shape[0], synth.shape[0]), min(reference.shape[1], synth.shape[1]))
+    f, p_ref = tile_spectrum(reference, scale, tile)
+    _, p_syn = tile_spectrum(synth, scale, tile)
+    comparison = compare_spectra(f, p_syn, p_ref, fmax=1.0 / SMALLEST_SCALE_A)
+    c_ref, c_syn = contrast(reference), contrast(synth)
+    numbers = {
+        "muram_contrast": c_ref,
+        "synth_contrast": c_syn,
+        "contrast_ratio": c_syn / c_ref,
+        "contrast_pass": bool(abs(c_syn / c_ref - 1) <= CONTRAST_TOLERANCE),
+        "spectrum": comparison,
+        "spectrum_pass": _within_factor(comparison),
+        "tile_shape": list(tile),
+    }
+    return numbers, {"frequency": f, "muram": p_ref, "synth": p_syn, "target": granulation_psd(f)}
+
+
+def _against_hmi(observed, hmi, hmi_tile):
+    """Check (b) of one degraded image against real HMI: contrast ratio and tile spectra."""
+    tile = tuple(min(hmi_tile[i], hmi.shape[i], observed.shape[i]) for i in range(2))
+    f, p_hmi = tile_spectrum(hmi, HMI_PIXEL_SCALE, tile)
+    _, p_obs = tile_spectrum(observed, HMI_PIXEL_SCALE, tile)
+    comparison = compare_spectra(f, p_obs, p_hmi)
+    ratio = contrast(observed) / contrast(hmi)
+    check = {
+        "contrast_ratio": ratio,
+        "contrast_pass": bool(abs(ratio - 1) <= CONTRAST_TOLERANCE),
+        "spectrum": comparison,
+        "spectrum_pass": _within_factor(comparison),
+        "tile_shape": list(tile),
+    }
+    return check, (f, p_hmi, p_obs)
+
+
 def calibrate(
     *,
     muram=None,
@@ -349,21 +385,7 @@ def calibrate(
     numbers["settings"]["pixel_scale_arcsec"] = float(scale.to_value(u.arcsec))
 
     if reference is not None:
-        tile = (min(reference.shape[0], synth.shape[0]), min(reference.shape[1], synth.shape[1]))
-        f, p_ref = tile_spectrum(reference, scale, tile)
-        _, p_syn = tile_spectrum(synth, scale, tile)
-        comparison = compare_spectra(f, p_syn, p_ref, fmax=1.0 / SMALLEST_SCALE_A)
-        c_ref, c_syn = contrast(reference), contrast(synth)
-        numbers["a_full_resolution"] = {
-            "muram_contrast": c_ref,
-            "synth_contrast": c_syn,
-            "contrast_ratio": c_syn / c_ref,
-            "contrast_pass": bool(abs(c_syn / c_ref - 1) <= CONTRAST_TOLERANCE),
-            "spectrum": comparison,
-            "spectrum_pass": _within_factor(comparison),
-            "tile_shape": list(tile),
-        }
-        spectra["full"] = {"frequency": f, "muram": p_ref, "synth": p_syn, "target": granulation_psd(f)}
+        numbers["a_full_resolution"], spectra["full"] = _full_resolution(reference, synth, scale)
         images["muram"] = reference
 
     if hmi_qs is not None:
@@ -374,22 +396,14 @@ def calibrate(
         observed, _ = degrade(
             synth, scale, radius=radius, hmi_params=hmi_params, boundary="wrap", noise=noise, rng=noise_rng
         )
-        tile = tuple(min(hmi_tile[i], hmi.shape[i], observed.shape[i]) for i in range(2))
-        f, p_hmi = tile_spectrum(hmi, HMI_PIXEL_SCALE, tile)
-        _, p_deg = tile_spectrum(observed, HMI_PIXEL_SCALE, tile)
-        comparison = compare_spectra(f, p_deg, p_hmi)
+        check, (f, p_hmi, p_deg) = _against_hmi(observed, hmi, hmi_tile)
         whole = tuple(min(hmi.shape[i], observed.shape[i]) for i in range(2))
         f_whole, p_hmi_whole = tile_spectrum(hmi, HMI_PIXEL_SCALE, whole)
         _, p_deg_whole = tile_spectrum(observed, HMI_PIXEL_SCALE, whole)
-        c_hmi, c_deg = contrast(hmi), contrast(observed)
         numbers["b_degraded"] = {
-            "hmi_contrast": c_hmi,
-            "synth_degraded_contrast": c_deg,
-            "contrast_ratio": c_deg / c_hmi,
-            "contrast_pass": bool(abs(c_deg / c_hmi - 1) <= CONTRAST_TOLERANCE),
-            "spectrum": comparison,
-            "spectrum_pass": _within_factor(comparison),
-            "tile_shape": list(tile),
+            "hmi_contrast": contrast(hmi),
+            "synth_degraded_contrast": contrast(observed),
+            **check,
             "spectrum_whole_tile": compare_spectra(f_whole, p_deg_whole, p_hmi_whole),
             "whole_tile_shape": list(whole),
         }
@@ -401,19 +415,8 @@ def calibrate(
             observed_m, _ = degrade(
                 reference, scale, radius=radius, hmi_params=hmi_params, boundary="reflect", noise=noise, rng=noise_rng
             )
-            tile_m = tuple(min(hmi_tile[i], hmi.shape[i], observed_m.shape[i]) for i in range(2))
-            f_m, p_hmi_m = tile_spectrum(hmi, HMI_PIXEL_SCALE, tile_m)
-            _, p_mur = tile_spectrum(observed_m, HMI_PIXEL_SCALE, tile_m)
-            comparison_m = compare_spectra(f_m, p_mur, p_hmi_m)
-            c_mur = contrast(observed_m)
-            numbers["b_degraded_muram"] = {
-                "muram_degraded_contrast": c_mur,
-                "contrast_ratio": c_mur / c_hmi,
-                "contrast_pass": bool(abs(c_mur / c_hmi - 1) <= CONTRAST_TOLERANCE),
-                "spectrum": comparison_m,
-                "spectrum_pass": _within_factor(comparison_m),
-                "tile_shape": list(tile_m),
-            }
+            check, (f_m, p_hmi_m, p_mur) = _against_hmi(observed_m, hmi, hmi_tile)
+            numbers["b_degraded_muram"] = {"muram_degraded_contrast": contrast(observed_m), **check}
             spectra["hmi_muram"] = {"frequency": f_m, "hmi": p_hmi_m, "muram": p_mur}
 
     if len(spot_seeds):
