@@ -12,6 +12,7 @@ const sessions = new Map();
 let build = { version: "unknown", onnxruntime_web: "unknown" };
 let current = null; // {name, image, header, kind, result, outHeader, seconds}
 let blinkTimer = null;
+let busy = false;
 
 const threads = self.crossOriginIsolated ? Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8)) : 1;
 ort.env.wasm.numThreads = threads;
@@ -73,6 +74,20 @@ function unitOf(header, kind) {
 
 /** Enhance the file and show it; every failure ends as a message in the page. */
 async function process(name, buffer) {
+  if (busy) return; // one image at a time: the inputs are disabled meanwhile
+  busy = true;
+  for (const input of document.querySelectorAll("#file, #kind, #qs-level, button[data-sample]")) input.disabled = true;
+  let state = "error";
+  try {
+    state = await enhanceFile(name, buffer);
+  } finally {
+    busy = false;
+    for (const input of document.querySelectorAll("#file, #kind, #qs-level, button[data-sample]")) input.disabled = false;
+    setState(state); // after the inputs are enabled again: the page is ready for the next file
+  }
+}
+
+async function enhanceFile(name, buffer) {
   setState("running");
   showMessage("");
   $("download").disabled = true;
@@ -122,13 +137,13 @@ async function process(name, buffer) {
       "kind chosen by hand"}), ${scaleNote}.`);
     show();
     $("download").disabled = false;
-    setState("done");
+    return "done";
   } catch (err) {
     const known = err instanceof FitsError || err instanceof InputError;
     showMessage(`${name}: ${known ? "" : "unexpected error: "}${err.message ?? err}`);
     status("");
-    setState("error");
     if (!known) console.error(err);
+    return "error";
   }
 }
 

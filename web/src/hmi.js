@@ -549,6 +549,40 @@ export function nearestFinite(finite, height, width) {
   return index;
 }
 
+/** The network carries pixels up to this many times its unit (enhance.checks.MAX_NORMALISED). */
+export const MAX_NORMALISED = 1e6;
+
+function checkMagnitude(data, source, width, level, unit) {
+  // enhance.checks.check_magnitude, on the filled image: refuse a pixel beyond 1e6 times the network's unit
+  let peak = 0;
+  let at = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = Math.abs(data[source ? source[i] : i]);
+    if (v > peak) (peak = v), (at = i);
+  }
+  let lowest = level;
+  if (typeof level !== "number") {
+    lowest = Infinity;
+    for (const v of level) lowest = Math.min(lowest, v);
+  }
+  const ratio = lowest > 0 ? peak / lowest : Infinity;
+  if (!(ratio <= MAX_NORMALISED)) {
+    const g = (x) => { // Python's format(x, ".3g")
+      if (!Number.isFinite(x)) return String(x).replace("Infinity", "inf");
+      const exp = x === 0 ? 0 : Math.floor(Math.log10(Math.abs(Number(x.toPrecision(3)))));
+      if (exp < -4 || exp >= 3) {
+        const [mantissa, e] = x.toExponential(2).split("e");
+        const digits = String(Math.abs(Number(e))).padStart(2, "0");
+        return `${mantissa.replace(/\.?0+$/, "")}e${Number(e) < 0 ? "-" : "+"}${digits}`;
+      }
+      return String(Number(x.toPrecision(3)));
+    };
+    throw new InputError(`image pixel (${Math.floor(at / width)}, ${at % width}) = ${g(peak)} is ${g(ratio)} times ` +
+      `${unit} (${g(lowest)}); the network carries at most 1e+06 times it (solar pixels stay within a few): mask ` +
+      "such pixels as NaN or fix the units");
+  }
+}
+
 /**
  * Enhance one image as `enhance run` does (enhance.inference._enhance_array), around `run`, the network.
  *
@@ -585,6 +619,8 @@ export async function enhanceImage(image, { kind, qsLevel = null, run, tile = 51
   }
   const surface = typeof scale === "number" ? null : scale;
   const source = nFinite === n ? null : nearestFinite(finite, height, width);
+  checkMagnitude(data, source, width, surface ? surfaceOnGrid(surface, height, width, 1) : scale,
+    kind === "intensity" ? "the quiet-Sun level" : "1 kG");
   const input = new Float32Array(n);
   if (surface) {
     // float32 image divided by the float32 surface (enhance.inference.pipeline._scale_rows)
@@ -633,6 +669,20 @@ export async function enhanceImage(image, { kind, qsLevel = null, run, tile = 51
     for (let i = 0; i < out.length; i++) out[i] *= s32; // Float32Array stores the float32-rounded product
   } else {
     for (let i = 0; i < out.length; i++) out[i] *= scale;
+  }
+  if (kind === "intensity") {
+    // enhance.inference.pipeline._clip_negative: a continuum intensity is not negative where its input is not
+    for (let i = 0; i < out.length; i++) {
+      if (out[i] < 0 && data[Math.floor(Math.floor(i / W) / 2) * width + Math.floor((i % W) / 2)] >= 0) out[i] = 0;
+    }
+  }
+  let bad = 0; // enhance.checks.check_finite_output: finite input never gives a silent non-finite output
+  for (let i = 0; i < out.length; i++) {
+    if (!Number.isFinite(out[i]) && finite[Math.floor(Math.floor(i / W) / 2) * width + Math.floor((i % W) / 2)]) bad++;
+  }
+  if (bad) {
+    throw new InputError(`the network gave ${bad} non-finite output pixels for finite input (an overflow of its ` +
+      "arithmetic); no output was written");
   }
   if (nFinite !== n) {
     for (let y = 0; y < height; y++) {

@@ -186,3 +186,21 @@ test("linearWcs: the reference pixel has the reference value; CD, PC and CROTA2;
   assert.ok(Math.abs(x + 0.5) < 1e-12 && Math.abs(y) < 1e-12);
   assert.equal(linearWcs(header({ BUNIT: "G" })), null);
 });
+
+test("enhanceImage: absurd pixels are refused, negative continuum output is clipped where the input is not", async () => {
+  const data = Float64Array.from({ length: 16 }, () => 1000);
+  data[5] = 2e9;
+  await assert.rejects(enhanceImage({ data, width: 4, height: 4, float32: false }, { kind: "blos", run: fakeNetwork }),
+    /image pixel \(1, 1\) = 2e\+09 is 2e\+06 times 1 kG \(1e\+03\)/);
+  const negative = async (input, h, w) => Float32Array.from({ length: 4 * h * w }, (_, i) => (i % 3 ? 1 : -0.5));
+  const image = { data: Float64Array.from([1, 1, -1, 1]), width: 2, height: 2, float32: false };
+  const out = await enhanceImage(image, { kind: "intensity", qsLevel: 1, run: negative });
+  for (let i = 0; i < 16; i++) {
+    const inputPixel = Math.floor(Math.floor(i / 4) / 2) * 2 + Math.floor((i % 4) / 2);
+    assert.equal(out.data[i], i % 3 ? 1 : inputPixel === 2 ? -0.5 : 0, `pixel ${i}`);
+  }
+  const blos = await enhanceImage({ ...image, data: Float64Array.from([1000, 1000, 1000, 1000]) }, { kind: "blos", run: negative });
+  assert.equal(blos.data[0], -500, "magnetograms keep their sign");
+  const broken = async (input, h, w) => new Float32Array(4 * h * w).fill(NaN);
+  await assert.rejects(enhanceImage(image, { kind: "intensity", qsLevel: 1, run: broken }), /16 non-finite output pixels/);
+});
