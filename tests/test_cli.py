@@ -125,3 +125,109 @@ def test_run_qs_level_modes(tmp_path, weights, tiny_net, capsys):
             main(["run", str(source), "-o", str(tmp_path / "x.fits"), "--weights", weights, "--qs-level", bad])
         assert err.value.code == 2
         assert "expected a positive number, 'level' or 'surface'" in capsys.readouterr().err
+
+
+def _granules(path, **cards):
+    """A continuum-like image (positive, around 1) with an HMI header."""
+    image = 1 + 0.04 * np.random.default_rng(7).standard_normal((12, 10)).astype(np.float32)
+    header = fits.Header({"CDELT1": 0.504, "CDELT2": 0.504, "CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", **cards})
+    fits.PrimaryHDU(image, header=header).writeto(path)
+    return str(path)
+
+
+def test_exit_status_is_1_for_runtime_failures_and_2_for_usage_errors_in_single_and_batch_mode(
+    tmp_path, weights, capsys
+):
+    doppler = _granules(tmp_path / "dopp.fits", BUNIT="cm/s", CONTENT="DOPPLERGRAM")
+    assert main(["run", doppler, "-o", str(tmp_path / "d.fits"), "--weights", weights]) == 1
+    err = capsys.readouterr().err
+    assert "is a Dopplergram" in err
+    assert "--force" in err
+    assert err.count("\n") == 1
+    assert err.startswith("enhance: error: ")
+    good = _granules(tmp_path / "good.fits", BUNIT="I/Ic")
+    assert main(["run", doppler, good, "-o", str(tmp_path / "outdir"), "--weights", weights]) == 1
+    err = capsys.readouterr().err
+    assert "is a Dopplergram" in err
+    # Usage errors: arguments that do not fit together, as argparse's own.
+    assert main(["run", doppler, good, "-o", str(tmp_path / "x.fits"), "--weights", weights]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", good, "-o", str(tmp_path / "y.fits"), "--tile", "0"])
+    assert exit_info.value.code == 2
+    # --force runs the Dopplergram as the kind given.
+    forced = ["run", doppler, "-o", str(tmp_path / "d.fits"), "-t", "intensity", "--force", "--weights", weights]
+    assert main(forced) == 0
+
+
+def test_magnetogram_given_as_intensity_names_the_flag(tmp_path, weights, capsys):
+    source = _granules(tmp_path / "m.fits", BUNIT="Mx/cm2", CONTENT="MAGNETOGRAM")
+    assert main(["run", source, "-o", str(tmp_path / "o.fits"), "-t", "intensity", "--weights", weights]) == 1
+    assert "looks like a magnetogram" in (err := capsys.readouterr().err)
+    assert "-t blos" in err
+
+
+def test_an_output_is_not_enhanced_again_whatever_its_name(tmp_path, weights, capsys):
+    source = _granules(tmp_path / "in.fits", BUNIT="I/Ic")
+    first = tmp_path / "enhanced.fits"
+    assert main(["run", source, "-o", str(first), "--weights", weights]) == 0
+    assert fits.getheader(first)["ENH_VER"] == __version__
+    capsys.readouterr()
+    again = tmp_path / "twice.fits"
+    assert main(["run", str(first), "-o", str(again), "--weights", weights]) == 1
+    assert "written by solar-enhance" in capsys.readouterr().err
+    assert not again.exists()
+    # In a batch over the folder it is skipped with the reason, and the real input is enhanced.
+    assert main(["run", str(tmp_path), "-o", str(tmp_path / "out"), "--weights", weights]) == 0
+    captured = capsys.readouterr()
+    assert "skipped" in captured.err
+    assert "written by solar-enhance" in captured.err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.fits")) == ["in_enhanced.fits"]
+
+
+def test_quiet_and_verbose(tmp_path, weights, capsys):
+    source = _granules(tmp_path / "in.fits", BUNIT="I/Ic")
+    assert main(["run", source, "-o", str(tmp_path / "a.fits"), "--weights", weights, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ""
+    assert main(["-q", "run", source, "-o", str(tmp_path / "a.fits"), "--weights", weights]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "exists" in captured.err  # errors still show
+
+
+def test_no_progress_bars_when_stderr_is_not_a_terminal(tmp_path, weights):
+    """The installed script, with stderr to a pipe: no tqdm bar in it, one error line and exit 1."""
+    script = shutil.which("enhance", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("the enhance script is not installed in this environment")
+    sources = [_granules(tmp_path / f"g{i}.fits", BUNIT="I/Ic") for i in range(2)]
+    result = subprocess.run([script, "run", *sources, "-o", str(tmp_path / "out"), "--weights", weights],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr
+    assert "files:" not in result.stderr
+    assert "it/s" not in result.stderr
+
+
+def test_warnings_are_sunpy_user_warnings():
+    from sunpy.util.exceptions import SunpyUserWarning
+
+    from enhance.exceptions import EnhanceUserWarning
+
+    assert issubclass(EnhanceUserWarning, SunpyUserWarning)
+
+
+def test_demo_subcommand_writes_helioprojective_figures(tmp_path, capsys):
+    from enhance.models.weights import shipped
+
+    if ("intensity", "light") not in shipped() or ("blos", "light") not in shipped():
+        pytest.skip("no shipped light models")
+    assert main(["demo", "-o", str(tmp_path), "--model", "light"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    for stem in ("hmi_continuum_ar_enhanced", "hmi_blos_ar_enhanced"):
+        assert (tmp_path / f"{stem}.png").stat().st_size > 0
+        header = fits.getheader(tmp_path / f"{stem}.fits")
+        assert header["CTYPE1"] == "HPLN-TAN"
+        assert header["CDELT1"] == pytest.approx(0.252)
+        assert header["CRPIX1"] == pytest.approx(200.5)  # 2 * 100.5 - 0.5: the same centre

@@ -231,10 +231,21 @@ def test_enhance_dask_errors(da, tiny_net, weights, no_shipped_models):
         enhance_dask(da.ones((8, 8)), "blos")
 
 
-def test_outputs_beside_their_inputs_are_not_inputs_again(tmp_path):
-    from enhance.inference.distributed import find_inputs, output_path
-
-    source = tmp_path / "hmi.M_45s.2024.magnetogram.fits"
-    source.write_bytes(b"")
-    output_path(source, tmp_path).write_bytes(b"")
-    assert find_inputs(tmp_path) == [source]
+def test_outputs_are_recognised_by_their_header_not_their_name(tmp_path, weights):
+    """An earlier output beside its input is skipped by its ENH_VER card; a foreign *_enhanced.fits is an input."""
+    header = fits.Header({"BUNIT": "I/Ic", "CDELT1": 0.504, "CDELT2": 0.504})
+    source = tmp_path / "hmi.ic_45s.2024.continuum.fits"
+    fits.PrimaryHDU(_scene((12, 16), seed=1), header=header).writeto(source)
+    named = tmp_path / "someone_enhanced.fits"  # only its name looks like an output
+    fits.PrimaryHDU(_scene((12, 16), seed=2), header=header).writeto(named)
+    first = enhance_files(source, tmp_path, weights=weights, as_frame=False)
+    assert [r["status"] for r in first] == ["done"]
+    earlier = output_path(source, tmp_path)
+    assert fits.getheader(earlier)["ENH_VER"]
+    assert set(find_inputs(tmp_path)) == {source, named, earlier}
+    records = {Path(r["input"]).name: r for r in enhance_files(tmp_path, tmp_path / "out", weights=weights,
+                                                              as_frame=False)}  # fmt: skip
+    assert records[named.name]["status"] == "done"
+    assert records[earlier.name]["status"] == "skipped"
+    assert "written by solar-enhance" in records[earlier.name]["reason"]
+    assert not (tmp_path / "out" / output_path(earlier, ".").name).exists()

@@ -18,7 +18,6 @@ import types
 import warnings
 
 from ._version import __version__
-from .exceptions import EnhanceUserWarning, ModelNotTrainedError
 
 __all__ = [
     "__version__",
@@ -38,6 +37,9 @@ _LAZY = {
     "enhance_dask": "enhance.inference.distributed",
     "EnhanceNet": "enhance.models.network",
     "fold_batchnorm": "enhance.models.network",
+    # sunpy's warning base class loads astropy: imported on first use too
+    "EnhanceUserWarning": "enhance.exceptions",
+    "ModelNotTrainedError": "enhance.exceptions",
 }
 
 

@@ -6,20 +6,85 @@ overwritten without ``--overwrite``.
 """
 
 import argparse
+import contextlib
+import logging
 import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from ._version import __version__
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "FAILURE", "USAGE"]
+
+#: Exit status of a runtime failure (an input that cannot be enhanced, a file error), in single and batch mode.
+FAILURE = 1
+#: Exit status of a usage error (arguments that do not fit together), as argparse gives for bad arguments.
+USAGE = 2
+
+logger = logging.getLogger("enhance")
 
 
-def _error(message: str) -> int:
-    print(f"enhance: error: {message}", file=sys.stderr)
-    return 2
+class _StderrHandler(logging.Handler):
+    """Log records on stderr as ``enhance: level: message``, above any progress bar (never on its line)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = f"enhance: {record.levelname.lower()}: {record.getMessage()}"
+            if "tqdm" in sys.modules:
+                from tqdm import tqdm
+
+                tqdm.write(message, file=sys.stderr)  # clears the bar, writes, redraws it below
+            else:
+                print(message, file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _logging(verbose: int, *, quiet: bool):
+    """The package logger on stderr for one command: warnings by default, -v info, -vv debug, --quiet errors only.
+
+    Python warnings (`~enhance.exceptions.EnhanceUserWarning`, sunpy's) go through it too.
+    """
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    handler = _StderrHandler(level)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        logger.warning("%s: %s", category.__name__, message)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+def _error(message: str, code: int = FAILURE) -> int:
+    logger.error("%s", message)
+    return code
+
+
+def _usage(message: str) -> int:
+    return _error(message, USAGE)
+
+
+def _progress(args) -> bool:
+    """Progress bars only on a terminal, and not with --quiet."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _say(args, text: str) -> None:
+    """Print a result line on stdout unless --quiet."""
+    if not getattr(args, "quiet", False):
+        print(text)
 
 
 def _is_batch(args) -> bool:
@@ -38,7 +103,7 @@ def _run_batch(args) -> int:
 
     out = Path(args.output)
     if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in (".fits", ".fit", ".fts")):
-        return _error(f"with several inputs, a directory, a pattern or --workers/--scheduler, -o must be a directory, "
+        return _usage(f"with several inputs, a directory, a pattern or --workers/--scheduler, -o must be a directory, "
                       f"got {out}")  # fmt: skip
     if args.symmetric:
         return _error("--symmetric runs one file at a time (enhance run FILE -o OUT --symmetric)")
@@ -46,23 +111,30 @@ def _run_batch(args) -> int:
     records = enhance_files(args.inputs, out, kind=args.type, weights=args.weights, model=args.model,
                             client=args.scheduler, n_workers=args.workers, qs_level=args.qs_level, device=args.device,
                             tile=args.tile, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
-                            consistency=args.consistency, progress=True, as_frame=False)  # fmt: skip
+                            consistency=args.consistency, progress=_progress(args), force=args.force,
+                            as_frame=False)  # fmt: skip
     wall = time.perf_counter() - start
+    complete = "output exists and is complete"
     for record in records:
         if record["status"] == "done":
-            print(f"{record['input']} -> {record['output']} ({record['kind']})")
+            _say(args, f"{record['input']} -> {record['output']} ({record['kind']})")
         elif record["status"] == "failed":
             _error(record["reason"])
+        elif record["reason"] != complete:
+            logger.warning("skipped %s: %s", record["input"], record["reason"])
+        else:
+            logger.info("skipped %s: %s", record["input"], record["reason"])
     summary = summarize(records, wall_seconds=wall)
-    print(f"done {summary['done']}, skipped {summary['skipped']}, failed {summary['failed']} of {summary['total']} "
-          f"files in {wall:.1f} s")  # fmt: skip
-    if summary["skipped"]:
-        print(f"skipped {summary['skipped']} outputs that exist and are complete (--overwrite replaces them)")
+    _say(args, f"done {summary['done']}, skipped {summary['skipped']}, failed {summary['failed']} of "
+         f"{summary['total']} files in {wall:.1f} s")  # fmt: skip
+    existing = sum(record["reason"] == complete for record in records if record["status"] == "skipped")
+    if existing:
+        _say(args, f"skipped {existing} outputs that exist and are complete (--overwrite replaces them)")
     if summary["done"]:
-        print(f"{summary['seconds_per_image']:.2f} s per image on a worker, "
-              f"{summary['images_per_hour']:.0f} images per hour in this run")  # fmt: skip
-    print(f"manifest: {out / MANIFEST_NAME}")
-    return 1 if summary["failed"] else 0
+        _say(args, f"{summary['seconds_per_image']:.2f} s per image on a worker, "
+             f"{summary['images_per_hour']:.0f} images per hour in this run")  # fmt: skip
+    _say(args, f"manifest: {out / MANIFEST_NAME}")
+    return FAILURE if summary["failed"] else 0
 
 
 def _run(args) -> int:
@@ -78,12 +150,14 @@ def _run(args) -> int:
     record = enhance_file(source, target, kind=args.type, weights=args.weights, model=args.model,
                            label=model_label(args.weights, args.model),
                            options=RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile,
-                                              backend=args.backend, precision=args.precision, progress=True,
+                                              backend=args.backend, precision=args.precision, progress=_progress(args),
                                               symmetric=args.symmetric),
-                           overwrite=args.overwrite, consistency=args.consistency)  # fmt: skip
+                           overwrite=args.overwrite, consistency=args.consistency, force=args.force)  # fmt: skip
+    if record["status"] == "skipped":  # an output of solar-enhance given as the input
+        return _error(f"{source}: {record['reason']}")
     if record["status"] != "done":
         return _error(record["reason"].split(": ", 1)[-1])
-    print(f"{source} -> {target} ({record['kind']}, {record['seconds']} s)")
+    _say(args, f"{source} -> {target} ({record['kind']}, {record['seconds']} s)")
     return 0
 
 
@@ -148,6 +222,18 @@ def _add_export(subparsers) -> None:
     exp.set_defaults(func=_export)
 
 
+def _positive_int(text):
+    """argparse type of a count: a positive integer (a bad one is a usage error, exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"expected a positive integer, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _qs_level(text):
     """argparse type of ``enhance run --qs-level``: a positive number, 'level' or 'surface'."""
     from .observation.quiet_sun import QS_MODES, check_qs_level
@@ -169,7 +255,8 @@ def _add_run(subparsers) -> None:
     run.add_argument("--model", choices=("full", "light"), default="full", help="shipped model (default: full)")
     run.add_argument("--weights", metavar="FILE", help="safetensors weights to use instead of a shipped model")
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    run.add_argument("--tile", type=int, default=None, metavar="N", help="exact overlapping tiles of N input pixels")
+    run.add_argument("--tile", type=_positive_int, default=None, metavar="N",
+                     help="exact overlapping tiles of N input pixels")  # fmt: skip
     backend_help = "torch, or onnxruntime (onnx extra); auto (default): onnx on the CPU in float32 if installed"
     run.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto", help=backend_help)
     run.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
@@ -182,8 +269,11 @@ def _add_run(subparsers) -> None:
                      help="average over the 8 rotations and flips of the input: the result does not depend on the "
                      "image's orientation (8 times the cost)")  # fmt: skip
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    run.add_argument("--force", action="store_true",
+                     help="enhance inputs that are refused otherwise: not helioprojective (CEA, Carrington), off HMI's "
+                     "0.504 arcsec pixels, Dopplergrams, files solar-enhance wrote")  # fmt: skip
     dask_help = "(several files into a directory: skips complete outputs, writes enhance_manifest.csv; needs dask)"
-    run.add_argument("--workers", type=int, default=None, metavar="N",
+    run.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                      help=f"run on a Dask LocalCluster of N worker processes on this machine {dask_help}")  # fmt: skip
     run.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="run on the running Dask cluster at ADDRESS, e.g. tcp://host:8786")  # fmt: skip
@@ -612,6 +702,25 @@ def _add_demo(subparsers) -> None:
     demo.set_defaults(func=_demo)
 
 
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    for line in run_demo(args.output, model=args.model):
+        _say(args, line)
+    return 0
+
+
+def _add_demo(subparsers) -> None:
+    demo = subparsers.add_parser("demo", help="enhance the two shipped HMI sample cut-outs",
+                                 description="Enhance the packaged SDO/HMI continuum and magnetogram cut-outs "
+                                 "(enhance.data.sample_path) and write the FITS files and figures in "
+                                 "helioprojective coordinates.")  # fmt: skip
+    demo.add_argument("-o", "--output", default="demo_output", metavar="DIR",
+                      help="output folder (default: demo_output)")  # fmt: skip
+    demo.add_argument("--model", choices=("full", "light"), default="full", help="shipped model (default: full)")
+    demo.set_defaults(func=_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``enhance`` command and its subcommands.
 
@@ -630,6 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="enhance", description="Deconvolve and super-resolve SDO/HMI images with the Enhance network."
     )
     parser.add_argument("--version", action="version", version=f"solar-enhance {__version__}")
+    _add_verbosity(parser, default=0)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(subparsers)
     _add_compare(subparsers)
@@ -640,7 +750,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_average(subparsers)
     _add_validate(subparsers)
     _add_web(subparsers)
+    _add_demo(subparsers)
+    for command in subparsers.choices.values():
+        _add_verbosity(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_verbosity(parser, *, default) -> None:
+    """-v/--verbose and -q/--quiet, before the subcommand or after it (``enhance -v run ...``, ``enhance run -q``)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="count", default=default,
+                       help="say more on stderr (-v: each step, -vv: debugging)")  # fmt: skip
+    group.add_argument("-q", "--quiet", action="store_true", default=default if default is not None else False,
+                       help="print errors only: no result lines, no progress bars")  # fmt: skip
 
 
 def _terminated(signum, frame):
@@ -675,15 +797,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
-    try:
-        return args.func(args)
-    except (OSError, ValueError, TypeError, LookupError, ImportError) as err:
-        return _error(str(err))
-    except KeyboardInterrupt:
-        return _error("interrupted")
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    with _logging(args.verbose or 0, quiet=bool(args.quiet)):
+        try:
+            return args.func(args)
+        except (OSError, ValueError, TypeError, LookupError, ImportError) as err:
+            return _error(str(err))
+        except KeyboardInterrupt:
+            return _error("interrupted")
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

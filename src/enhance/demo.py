@@ -1,121 +1,115 @@
-"""`make demo`: enhance the two HMI sample cut-outs shipped with the package.
+"""``enhance demo`` (and ``make demo``): enhance the two HMI sample cut-outs shipped with the package.
 
-Until trained models ship, it says so and shows the Richardson-Lucy baseline instead.
+`run_demo` enhances the packaged continuum image and magnetogram (`enhance.data.sample_map`) as
+sunpy Maps, writes the x2 FITS files, and draws input and output side by side in helioprojective
+coordinates with one colour scale (`~enhance.analysis.figures.plot_maps`). If a shipped model is
+missing it says so and shows the Richardson-Lucy baseline instead.
 
-Run as ``python -m enhance.demo [OUTDIR]`` (default ``demo_output``). Writes the enhanced FITS files
-and a PNG comparing input and output, and prints the numbers a solar physicist looks at first.
+Run as ``enhance demo [-o OUTDIR]`` or ``python -m enhance.demo [OUTDIR]`` (default ``demo_output``).
 """
 
 import sys
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .analysis.baselines import rl_super_resolve
-from .analysis.metrics import contrast
-from .exceptions import ModelNotTrainedError
-from .inference.pipeline import enhance_array, estimate_qs_level, resolve_network
-from .io import read_fits, upscale_header, write_fits
+from .data import SAMPLES, sample_map, sample_path
 
-__all__ = ["sample_path", "main"]
-
-SAMPLES = {"intensity": "hmi_continuum_ar.fits", "blos": "hmi_blos_ar.fits"}
+__all__ = ["run_demo", "main", "sample_path"]
 
 
-def sample_path(kind: str) -> Path:
-    """Path of the shipped HMI sample cut-out of one kind.
+def _enhanced(smap, kind, model):
+    """``(Map, label, suffix, messages)``: Enhance with ``model`` (or the other shipped one), else RL."""
+    from .exceptions import ModelNotTrainedError
+    from .inference.pipeline import enhance
 
-    Parameters
-    ----------
-    kind : {'intensity', 'blos'}
-        The continuum cut-out (I/Ic) or the line-of-sight magnetogram (gauss); both 200 x 200 pixels
-        of 0.504 arcsec of the same active region.
+    for name in dict.fromkeys((model, "light" if model == "full" else "full")):
+        try:
+            return enhance(smap, kind, model=name), f"Enhance x2 ({name} model)", "_enhanced", []
+        except ModelNotTrainedError as err:
+            error = err
+    # Say so, and show the classical baseline instead of an untrained network's output.
+    from .analysis.baselines import rl_super_resolve
+    from .io import upscale_header
 
-    Returns
-    -------
-    pathlib.Path
-        The FITS file inside the installed package.
-
-    Examples
-    --------
-    >>> sample_path("blos").name
-    'hmi_blos_ar.fits'
-    """
-    return Path(str(resources.files("enhance") / "data" / SAMPLES[kind]))
-
-
-def _figure(panels, path):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4 * len(panels), 4), layout="constrained")
-    for ax, (title, image, scale, limits) in zip(fig.subplots(1, len(panels)), panels, strict=True):
-        ny, nx = image.shape
-        extent = (0, nx * scale, 0, ny * scale)
-        im = ax.imshow(image, origin="lower", cmap="gray", extent=extent, vmin=limits[0], vmax=limits[1])
-        ax.set_title(title)
-        ax.set_xlabel("x [arcsec]")
-        ax.set_ylabel("y [arcsec]")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.savefig(path, dpi=110)
+    data = smap.data
+    offset = None if kind == "intensity" else 2 * float(np.nanmax(np.abs(data)))
+    label = "Richardson-Lucy x2"
+    result = rl_super_resolve(data, n_iter=20, offset=offset)
+    meta = upscale_header(smap.meta, 2, history=f"solar-enhance demo: {label}", shape=data.shape)
+    messages = [f"  -> {error}", "  -> showing the Richardson-Lucy baseline (20 iterations on the x2 grid) instead"]
+    return smap._new_instance(result, meta, plot_settings=smap.plot_settings), label, "_rl", messages
 
 
-def main(argv=None) -> int:
-    """Enhance the two shipped HMI cut-outs, write FITS files and figures, and print their first numbers.
+def run_demo(outdir="demo_output", *, model: str = "full"):
+    """Enhance the two shipped HMI cut-outs, write FITS files and figures, and return what to print.
 
     Parameters
     ----------
-    argv : list of str, optional
-        ``[OUTDIR]``, the output folder (default ``demo_output``); defaults to ``sys.argv[1:]``.
+    outdir : str or `~pathlib.Path`
+        Output folder (created if missing); files in it from an earlier demo are replaced.
+    model : {'full', 'light'}
+        The shipped model; the other one is used if this one is not shipped.
 
     Returns
     -------
-    int
-        The exit status, 0.
+    list of str
+        Lines that describe the inputs, the outputs and the files written.
 
     Examples
     --------
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...     main([folder])  # doctest: +ELLIPSIS
-    solar-enhance demo: ...
-    0
+    ...     lines = run_demo(folder, model="light")
+    >>> lines[0]
+    'solar-enhance demo: SDO/HMI active-region cut-outs (200 x 200 px at 0.504 arcsec/px)'
     """
-    argv = sys.argv[1:] if argv is None else argv
-    outdir = Path(argv[0] if argv else "demo_output")
+    from .analysis.figures import image_limits, plot_maps
+    from .analysis.metrics import contrast
+    from .io import write_map
+    from .observation.quiet_sun import estimate_qs_level
+
+    outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    print("solar-enhance demo: SDO/HMI active-region cut-outs (200 x 200 px at 0.504 arcsec/px)")
+    lines = ["solar-enhance demo: SDO/HMI active-region cut-outs (200 x 200 px at 0.504 arcsec/px)"]
     for kind, name in SAMPLES.items():
-        data, header = read_fits(sample_path(kind))
+        smap = sample_map(kind)
+        data = smap.data
         if kind == "intensity":
             level = estimate_qs_level(data)
-            print(f"  {name}: quiet-Sun level {level:.3f} I/Ic, min {np.nanmin(data):.3f} (umbra)")
+            lines.append(f"  {name}: quiet-Sun level {level:.3f} I/Ic, min {np.nanmin(data):.3f} (umbra)")
         else:
             peak, mean = np.nanmax(np.abs(data)), np.nanmean(np.abs(data))
-            print(f"  {name}: |B| max {peak:.0f} G, unsigned flux density {mean:.1f} G")
-        try:
-            try:
-                network, model = resolve_network(kind, model="full"), "full"
-            except ModelNotTrainedError:
-                network, model = resolve_network(kind, model="light"), "light"
-            result = enhance_array(data, kind=kind, network=network)
-            label, suffix = f"Enhance x2 ({model} model)", "_enhanced"
-        except ModelNotTrainedError as err:
-            # Say so, and show the classical baseline instead of an untrained network's output.
-            print(f"  -> {err}")
-            print("  -> showing the Richardson-Lucy baseline (20 iterations on the x2 grid) instead")
-            offset = None if kind == "intensity" else 2 * float(np.nanmax(np.abs(data)))
-            result, label, suffix = rl_super_resolve(data, n_iter=20, offset=offset), "Richardson-Lucy x2", "_rl"
+            lines.append(f"  {name}: |B| max {peak:.0f} G, unsigned flux density {mean:.1f} G")
+        result, label, suffix, messages = _enhanced(smap, kind, model)
+        lines += messages
         target = outdir / name.replace(".fits", f"{suffix}.fits")
-        write_fits(target, result, upscale_header(header, 2, history=f"solar-enhance demo: {label}"), overwrite=True)
-        limits = (np.nanpercentile(data, 0.5), np.nanpercentile(data, 99.5))
-        if kind == "blos":
-            limits = (-1500, 1500)
+        write_map(target, result, overwrite=True)
+        limits = (-1500.0, 1500.0) if kind == "blos" else image_limits(data, kind=kind)
         png = target.with_suffix(".png")
-        _figure([("HMI", data, 0.504, limits), (label, result, 0.252, limits)], png)
+        plot_maps({"HMI": smap, label: result}, kind=kind, limits=limits).savefig(png, dpi=110)
         if kind == "intensity":
-            print(f"  -> contrast (whole field) {contrast(data):.3f} -> {contrast(result):.3f}")
-        print(f"  -> wrote {target} and {png}")
+            lines.append(f"  -> contrast (whole field) {contrast(data):.3f} -> {contrast(result.data):.3f}")
+        lines.append(f"  -> wrote {target} and {png}")
+    return lines
+
+
+def main(argv=None) -> int:
+    """``python -m enhance.demo [OUTDIR]``: `run_demo` into OUTDIR (default ``demo_output``), printed.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        ``[OUTDIR]``; defaults to ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    for line in run_demo(argv[0] if argv else "demo_output"):
+        print(line)
     return 0
 
 

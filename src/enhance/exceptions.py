@@ -1,10 +1,18 @@
-"""Warnings and errors specific to solar-enhance."""
+"""Warnings and errors specific to solar-enhance.
+
+`EnhanceUserWarning` derives from sunpy's `~sunpy.util.exceptions.SunpyUserWarning`, as aiapy's
+``AIApyUserWarning`` does, so a filter on sunpy's warnings covers this package's too.
+"""
+
+from sunpy.util.exceptions import SunpyUserWarning
 
 __all__ = ["EnhanceUserWarning", "ModelNotTrainedError"]
 
 
-class EnhanceUserWarning(UserWarning):
+class EnhanceUserWarning(SunpyUserWarning):
     """A warning about the data or the options a user passed to solar-enhance.
+
+    A subclass of `~sunpy.util.exceptions.SunpyUserWarning` (and so of `UserWarning`).
 
     Examples
     --------

@@ -14,8 +14,8 @@ from matplotlib.patches import Rectangle
 from ..checks import check_choice, check_image, check_positive
 from .metrics import density_scatter, scale_region
 
-__all__ = ["image_limits", "plot_image", "plot_comparison", "plot_power_spectra", "plot_density_scatter",
-           "plot_consistency"]  # fmt: skip
+__all__ = ["image_limits", "plot_image", "plot_comparison", "plot_maps", "unit_label", "map_caption",
+           "plot_power_spectra", "plot_density_scatter", "plot_consistency"]  # fmt: skip
 
 _UNITS = {"intensity": "I/Ic", "blos": "G"}
 
@@ -201,6 +201,109 @@ def plot_comparison(images, pixel_scales, *, kind: str = "intensity", region=Non
         ax.set_ylabel("")
     fig.colorbar(axes[0].images[0], ax=list(axes), shrink=0.85, label=_UNITS[kind])
     return fig
+
+
+def unit_label(smap, *, kind: str = "intensity") -> str:
+    """The colour-bar label of a Map: its real unit, from the Map (or its BUNIT when sunpy cannot parse it).
+
+    A dimensionless continuum image is intensity over the quiet-Sun level ('I/Ic'); a magnetogram in
+    Mx/cm2 says that this is gauss. Only a Map with neither unit nor BUNIT falls back on the kind's unit.
+
+    Examples
+    --------
+    >>> from enhance.data import sample_map
+    >>> unit_label(sample_map("blos"), kind="blos"), unit_label(sample_map("intensity"))
+    ('Mx / cm2 (= G)', 'I/Ic (dimensionless)')
+    """
+    import astropy.units as u
+
+    unit = smap.unit
+    if unit is None:
+        text = str(smap.meta.get("bunit", "") or "").strip()
+        return text or _UNITS[kind]
+    if unit == u.dimensionless_unscaled:
+        return "I/Ic (dimensionless)" if kind == "intensity" else "dimensionless"
+    text = unit.to_string()
+    if text != "G" and unit.is_equivalent(u.G) and np.isclose(unit.to(u.G), 1.0):
+        text += " (= G)"
+    return text
+
+
+def map_caption(smap) -> str:
+    """Instrument, measurement and observation time of a Map, from its header (e.g. 'HMI magnetogram 2014-...')."""
+    parts = [str(getattr(smap, "instrument", "") or "").strip(), str(getattr(smap, "measurement", "") or "").strip()]
+    date = getattr(smap, "date", None)
+    if date is not None and any(key in smap.meta for key in ("date-obs", "date_obs", "t_obs")):
+        parts.append(date.strftime("%Y-%m-%d %H:%M:%S") + " UTC")
+    return " ".join(part for part in parts if part)
+
+
+def plot_maps(maps, *, kind: str = "intensity", limits=None, region=None, cmap: str = "gray", suptitle=None):
+    """Maps of the same field side by side in helioprojective coordinates (WCSAxes), with one colour scale.
+
+    Parameters
+    ----------
+    maps : dict
+        Title -> `sunpy.map.GenericMap`, in display order (e.g. the HMI input and its x2 outputs). Each
+        panel's axes come from its own Map's WCS, so grids of different pixel scales line up in arcsec.
+    kind : {'intensity', 'blos'}
+        Continuum or magnetogram (then a colour scale symmetric about zero).
+    limits : (float, float), optional
+        Colour limits, in the Maps' unit; default `image_limits` of the first Map.
+    region : tuple of slice, optional
+        A region of the *first* Map, in its pixels, to outline on every panel (in world coordinates).
+    cmap : str
+        Colour map (default 'gray').
+    suptitle : str, optional
+        Figure title; default: instrument, measurement and date of the first Map (`map_caption`).
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
+        One WCSAxes per Map and a single colour bar labelled with the Maps' unit (`unit_label`).
+
+    Examples
+    --------
+    >>> from enhance.data import sample_map
+    >>> fig = plot_maps({"HMI": sample_map("blos")}, kind="blos")
+    >>> fig.axes[-1].get_ylabel()
+    'Mx / cm2 (= G)'
+    """
+    check_choice(kind, tuple(_UNITS), name="kind")
+    if not maps:
+        msg = "maps must hold at least one Map, got none"
+        raise ValueError(msg)
+    names = list(maps)
+    first = maps[names[0]]
+    vmin, vmax = limits if limits is not None else image_limits(first.data, kind=kind)
+    fig = Figure(figsize=(4.4 * len(names) + 1.2, 4.8), layout="constrained")
+    shown = None
+    for index, name in enumerate(names, start=1):
+        smap = maps[name]
+        ax = fig.add_subplot(1, len(names), index, projection=smap.wcs)
+        shown = ax.imshow(smap.data, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.set_title(name)
+        ax.coords[0].set_axislabel("Helioprojective longitude (Solar-X) [arcsec]")
+        ax.coords[1].set_axislabel("Helioprojective latitude (Solar-Y) [arcsec]" if index == 1 else " ")
+        for coord in ax.coords:
+            coord.set_format_unit(u.arcsec, decimal=True)
+        if region is not None:
+            _outline(ax, first, smap, region)
+    fig.colorbar(shown, ax=fig.axes, shrink=0.85, label=unit_label(first, kind=kind))
+    fig.suptitle(suptitle if suptitle is not None else map_caption(first))
+    return fig
+
+
+def _outline(ax, first, smap, region):
+    """Draw ``region`` (pixels of ``first``) on ``smap``'s axes, through world coordinates."""
+    rows, cols = region
+    y0, y1, _ = rows.indices(first.data.shape[0])
+    x0, x1, _ = cols.indices(first.data.shape[1])
+    xs = np.array([x0, x1, x1, x0, x0], dtype=float) - 0.5
+    ys = np.array([y0, y0, y1, y1, y0], dtype=float) - 0.5
+    corners = first.pixel_to_world(xs * u.pix, ys * u.pix)
+    px, py = smap.world_to_pixel(corners)
+    ax.plot(px.to_value(u.pix), py.to_value(u.pix), color="tab:orange", linewidth=1.2)
 
 
 def plot_power_spectra(spectra, *, noise_levels=None, ax=None, unit: str = "", title: str | None = None):

@@ -184,8 +184,8 @@ def find_inputs(inputs) -> list[Path]:
             found += sorted(Path(p) for p in glob.glob(str(item), recursive=True) if Path(p).is_file())
         else:
             found.append(path)
-    # Outputs of an earlier run written beside their inputs are never inputs themselves.
-    unique = [p for p in dict.fromkeys(found) if not fits_stem(p).endswith(_OUTPUT_SUFFIX)]
+    # Outputs of an earlier run are recognised by their header (`enhance_file` skips them), not by name.
+    unique = list(dict.fromkeys(found))
     if not unique:
         msg = f"no FITS files found in inputs {[str(i) for i in inputs]}"
         raise ValueError(msg)
@@ -227,10 +227,10 @@ def _is_complete(target: Path, shape) -> bool:
     return complete_file and len(shape) == 2 and out_shape == (2 * shape[0], 2 * shape[1])
 
 
-def _kind_for(source: Path, kind: str, header) -> str:
+def _kind_for(source: Path, kind: str, header, *, force: bool = False) -> str:
     from ..io import resolve_kind  # one rule for `enhance run` and the batch engine
 
-    return resolve_kind(kind, header, path=source)
+    return resolve_kind(kind, header, path=source, force=force)
 
 
 def enhance_file(
@@ -244,9 +244,10 @@ def enhance_file(
     options,
     overwrite,
     consistency,
+    force=False,
 ):
     """One task: enhance ``source`` into ``target`` and return its manifest record. Never raises."""
-    from ..io import read_fits, upscale_header, write_fits
+    from ..io import PROVENANCE_KEY, provenance_cards, read_fits, upscale_header, write_fits, written_by_enhance
 
     start = time.perf_counter()
     source, target = Path(source), Path(target)
@@ -268,7 +269,12 @@ def enhance_file(
             replace = True
             record["reason"] = "replaced an incomplete output"
         image, header = read_fits(source)
-        record["kind"] = file_kind = _kind_for(source, kind, header)
+        version = written_by_enhance(header)
+        if version is not None and not force:  # an output of this package is never an input, whatever its name
+            record.update(status="skipped", reason=f"written by solar-enhance {version} ({PROVENANCE_KEY}): "
+                          "an enhanced output, not an input (--force runs it)")  # fmt: skip
+            return _finish(record, start)
+        record["kind"] = file_kind = _kind_for(source, kind, header, force=force)
         network = cached_network(weights, kind=file_kind, model=model)
         result = enhance_array(image, kind=file_kind, network=network, options=options)
         history = history_cards(file_kind, model, network if weights is not None else None)
@@ -282,7 +288,9 @@ def enhance_file(
             extra = [
                 consistency_hdu(result, image, header=header, **({"input_scale": scale} if scale is not None else {}))
             ]
-        write_fits(target, result, upscale_header(header, 2, history=history), overwrite=replace, extra_hdus=extra)
+        cards = provenance_cards(model=label, kind=file_kind)
+        new_header = upscale_header(header, 2, history=history, provenance=cards)
+        write_fits(target, result, new_header, overwrite=replace, extra_hdus=extra)
         record["status"] = "done"
     except Exception as err:  # noqa: BLE001 - one bad file is recorded and the others go on
         message = str(err) if str(source) in str(err) else f"{source}: {err}"
@@ -406,6 +414,7 @@ def enhance_files(
     overwrite: bool = False,
     consistency: bool = False,
     progress: bool = False,
+    force: bool = False,
     as_frame: bool | None = None,
 ):
     """Enhance many FITS files, one task per file, serially or on a Dask cluster.
@@ -441,6 +450,10 @@ def enhance_files(
         Add the per-pixel consistency map as HDU 1 (`~enhance.analysis.diagnostics.consistency_hdu`).
     progress : bool
         Show a progress bar over files.
+    force : bool
+        Run files that `~enhance.io.resolve_kind` refuses (not helioprojective, off HMI's pixel scale, a
+        Dopplergram) and files that solar-enhance wrote. Without it such files are failed with the reason,
+        and outputs of solar-enhance (their ``ENH_VER`` card or HISTORY), whatever their name, are skipped.
     as_frame : bool, optional
         Return a `pandas.DataFrame`; None (default) does so when pandas is installed.
 
@@ -514,6 +527,7 @@ def enhance_files(
         "options": RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision),
         "overwrite": overwrite,
         "consistency": consistency,
+        "force": force,
     }
     task = partial(enhance_file, **options)
 
