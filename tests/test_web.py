@@ -451,6 +451,25 @@ def test_page_falls_back_to_one_thread_without_isolation_headers(browser, tmp_pa
     assert np.max(np.abs(web - expected)) < RTOL * np.max(np.abs(expected))
 
 
+@pytest.mark.slow
+def test_page_reads_gzip_and_1024_images_in_tiles(page, tmp_path):
+    """A gzipped 1024x1024 continuum (two 512-pixel tiles each way in the page, one pass in Python)."""
+    import gzip
+
+    data = fits.getdata(PACKAGE_DATA / "hmi_continuum_ar.fits")
+    row = np.concatenate([data, data[:, ::-1]] * 3, axis=1)[:, :1024]
+    big = np.concatenate([row, row[::-1]] * 3, axis=0)[:1024]
+    path = tmp_path / "continuum_1024.fits"
+    fits.PrimaryHDU(big, fits.getheader(PACKAGE_DATA / "hmi_continuum_ar.fits")).writeto(path)
+    packed = tmp_path / "continuum_1024.fits.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert _submit(page, packed, timeout=300_000) == "done", page.text_content("#message")
+    assert "1024 x 1024 -> 2048 x 2048" in page.text_content("#timing")
+    web = fits.getdata(_download(page, tmp_path / "web.fits")).astype(np.float64)
+    expected, _ = _python_light(path, tmp_path / "python.fits")
+    np.testing.assert_allclose(web, expected, rtol=RTOL)
+
+
 def _invalid_files(tmp):
     text = tmp / "notes.fits"
     text.write_text("this is a text file, not FITS\n" * 40)

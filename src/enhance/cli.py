@@ -702,25 +702,6 @@ def _add_demo(subparsers) -> None:
     demo.set_defaults(func=_demo)
 
 
-def _demo(args) -> int:
-    from .demo import run_demo
-
-    for line in run_demo(args.output, model=args.model):
-        _say(args, line)
-    return 0
-
-
-def _add_demo(subparsers) -> None:
-    demo = subparsers.add_parser("demo", help="enhance the two shipped HMI sample cut-outs",
-                                 description="Enhance the packaged SDO/HMI continuum and magnetogram cut-outs "
-                                 "(enhance.data.sample_path) and write the FITS files and figures in "
-                                 "helioprojective coordinates.")  # fmt: skip
-    demo.add_argument("-o", "--output", default="demo_output", metavar="DIR",
-                      help="output folder (default: demo_output)")  # fmt: skip
-    demo.add_argument("--model", choices=("full", "light"), default="full", help="shipped model (default: full)")
-    demo.set_defaults(func=_demo)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``enhance`` command and its subcommands.
 
