@@ -589,7 +589,7 @@ def band_spectra(image, reference, pixel_scale: u.arcsec = 0.252 * u.arcsec, *, 
     --------
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(64, 64))
-    >>> [round(c, 6) for _, c in band_spectra(2 * x, x, bands=((0.5, 1.0),))], band_spectra(2 * x, x)[2][0]
+    >>> [round(float(c), 6) for _, c in band_spectra(2 * x, x, bands=((0.5, 1.0),))], band_spectra(2 * x, x)[2][0]
     ([1.0], 4.0)
     """
     a = np.asarray(image, dtype=np.float64)
@@ -604,7 +604,8 @@ def band_spectra(image, reference, pixel_scale: u.arcsec = 0.252 * u.arcsec, *, 
         inside = (f >= low) & (f < high)
         pa, pb = float(np.sum(np.abs(fa[inside]) ** 2)), float(np.sum(np.abs(fb[inside]) ** 2))
         cross = float(np.sum(fa[inside] * np.conj(fb[inside])).real)
-        out.append((pa / pb if pb > 0 else float("nan"), cross / np.sqrt(pa * pb) if pa * pb > 0 else float("nan")))
+        coherence = cross / float(np.sqrt(pa * pb)) if pa * pb > 0 else float("nan")
+        out.append((pa / pb if pb > 0 else float("nan"), coherence))
     return out
 
 
