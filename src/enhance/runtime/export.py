@@ -16,7 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OPSET", "export_onnx", "onnx_model", "onnx_network", "load_onnx", "load_weights_file", "OnnxNetwork"]
+__all__ = [
+    "OPSET",
+    "export_onnx",
+    "onnx_model",
+    "onnx_graph",
+    "onnx_network",
+    "load_onnx",
+    "load_weights_file",
+    "OnnxNetwork",
+]
 
 #: ONNX opset of the exported graphs.
 OPSET = 17
@@ -65,91 +74,135 @@ def onnx_model(network, *, kind: str | None = None):
     from ..models.network import EnhanceNet, fold_batchnorm
     from .graph import phase_kernels
 
-    try:
-        import onnx
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError as err:
-        msg = f"the onnx package is needed to export a network; {_INSTALL}"
-        raise ImportError(msg) from err
-
     if not isinstance(network, EnhanceNet):
         msg = f"network must be an EnhanceNet, got {type(network).__name__}"
         raise TypeError(msg)
     if kind is not None:
         check_choice(kind, KINDS, name="kind")
     folded = fold_batchnorm(network)
-    nodes, initializers = [], []
+    arrays = {name: value.detach().cpu().to(torch.float32).numpy() for name, value in folded.state_dict().items()}
+    arrays["conv_up.phases"] = phase_kernels(folded.conv_up.weight).detach().cpu().to(torch.float32).numpy()
+    return onnx_graph(arrays, depth=folded.depth, width=folded.width, kind=kind)
 
-    def constant(name, array):
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name=name))
+
+class _GraphBuilder:
+    """Nodes and initialisers of an ONNX graph, added layer by layer."""
+
+    def __init__(self, arrays):
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.arrays = arrays
+        self.nodes, self.initializers = [], []
+        self.reflect = self.constant("pads_1", np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64))
+
+    def node(self, op, inputs, outputs, **attributes):
+        self.nodes.append(self.helper.make_node(op, inputs, outputs, **attributes))
+        return outputs[0]
+
+    def constant(self, name, array):
+        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name=name))
         return name
 
-    def tensor(value: torch.Tensor) -> np.ndarray:
-        return value.detach().cpu().to(torch.float32).numpy()
+    def weights(self, name):
+        """The initialisers of layer ``name``'s weight and bias."""
+        return [self.constant(f"{name}.{part}", self.arrays[f"{name}.{part}"]) for part in ("weight", "bias")]
 
-    reflect = constant("pads_1", np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64))
+    def conv3x3(self, name, source):
+        padded = self.node("Pad", [source, self.reflect], [f"{name}_padded"], mode="reflect", name=f"{name}_pad")
+        return self.node("Conv", [padded, *self.weights(name)], [name], kernel_shape=[3, 3], name=name)
 
-    def conv3x3(name, source, conv, *, pad_mode="reflect"):
-        padded = f"{name}_padded"
-        nodes.append(helper.make_node("Pad", [source, reflect], [padded], mode=pad_mode, name=f"{name}_pad"))
-        weight = constant(f"{name}.weight", tensor(conv.weight))
-        bias = constant(f"{name}.bias", tensor(conv.bias))
-        nodes.append(helper.make_node("Conv", [padded, weight, bias], [name], kernel_shape=[3, 3], name=name))
-        return name
+    def relu(self, source):
+        return self.node("Relu", [source], [f"{source}_relu"], name=f"{source}_relu")
 
-    def relu(source):
-        nodes.append(helper.make_node("Relu", [source], [f"{source}_relu"], name=f"{source}_relu"))
-        return f"{source}_relu"
+    def add(self, name, a, b):
+        return self.node("Add", [a, b], [name], name=name)
 
-    def add(name, a, b):
-        nodes.append(helper.make_node("Add", [a, b], [name], name=name))
-        return name
+    def upsample(self, trunk, width):
+        """Up-sampling and conv_up as four phases on the low-resolution grid (one branch each, so that only
+        one phase's features are held at a time), then the 1x1 conv_out of each phase, cropped and
+        interleaved."""
+        edge = self.node("Pad", [trunk, self.reflect], ["trunk_edge"], mode="edge", name="trunk_edge")
+        kernels = self.arrays["conv_up.phases"].reshape(4, width, width, 2, 2)
+        up_bias = self.constant("conv_up.bias", self.arrays["conv_up.bias"])
+        out_weight, out_bias = self.weights("conv_out")
+        axes = self.constant("slice_axes", np.array([2, 3], dtype=np.int64))
+        end = {0: -1, 1: 2**62}  # phase 0 drops the last row (column) of the (ny + 1, nx + 1) grid, phase 1 the first
+        crops = []
+        for a in (0, 1):
+            for b in (0, 1):
+                p = 2 * a + b  # phase (a, b) at (y, x) is read at (y + a, x + b) of the (ny + 1, nx + 1) grid
+                weight = self.constant(f"conv_up.phase{p}.weight", kernels[p])
+                up = self.node("Conv", [edge, weight, up_bias], [f"conv_up.phase{p}"], kernel_shape=[2, 2],
+                               name=f"conv_up.phase{p}")  # fmt: skip
+                out = self.node("Conv", [self.relu(up), out_weight, out_bias], [f"conv_out.phase{p}"],
+                                kernel_shape=[1, 1])  # fmt: skip
+                starts = self.constant(f"phase{p}_starts", np.array([a, b], dtype=np.int64))
+                ends = self.constant(f"phase{p}_ends", np.array([end[a], end[b]], dtype=np.int64))
+                crops.append(self.node("Slice", [out, starts, ends, axes], [f"phase{p}"], name=f"phase{p}"))
+        cropped = self.node("Concat", crops, ["phases_cropped"], axis=1, name="concat")
+        return self.node("DepthToSpace", [cropped], ["enhanced"], blocksize=2, mode="CRD")
 
-    head = relu(conv3x3("conv_in", "image", folded.conv_in))
+
+def onnx_graph(arrays, *, depth: int, width: int, kind: str | None = None):
+    """Build the ONNX graph of an Enhance network from its BatchNorm-folded weights, with numpy only.
+
+    Parameters
+    ----------
+    arrays : mapping of str to `~numpy.ndarray`
+        float32 weights and biases by layer name (``conv_in``, ``blocks.{i}.conv1``, ``blocks.{i}.conv2``,
+        ``conv_skip``, ``conv_up``, ``conv_out``; e.g. ``"conv_in.weight"``), with every BatchNorm folded
+        into its convolution, and ``"conv_up.phases"``: the four 2x2 phase kernels of ``conv_up``
+        (`~enhance.runtime.graph.phase_kernels`).
+    depth : int
+        Number of residual blocks.
+    width : int
+        Number of feature channels.
+    kind : {'intensity', 'blos'}, optional
+        What the network enhances, recorded in the metadata.
+
+    Returns
+    -------
+    `onnx.ModelProto`
+        A checked model with input ``image`` and output ``enhanced`` (see `onnx_model`).
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> model = onnx_model(EnhanceNet(depth=1, width=8))
+    >>> [node.op_type for node in model.graph.node][:3]
+    ['Pad', 'Conv', 'Relu']
+    """
+    try:
+        import onnx
+        from onnx import TensorProto, helper
+    except ImportError as err:
+        msg = f"the onnx package is needed to export a network; {_INSTALL}"
+        raise ImportError(msg) from err
+
+    graph = _GraphBuilder(arrays)
+    head = graph.relu(graph.conv3x3("conv_in", "image"))
     current = head
-    for i, block in enumerate(folded.blocks):
-        hidden = relu(conv3x3(f"blocks.{i}.conv1", current, block.conv1))
-        current = add(f"blocks.{i}.sum", conv3x3(f"blocks.{i}.conv2", hidden, block.conv2), current)
-    trunk = add("skip_sum", conv3x3("conv_skip", current, folded.conv_skip), head)
+    for i in range(depth):
+        hidden = graph.relu(graph.conv3x3(f"blocks.{i}.conv1", current))
+        current = graph.add(f"blocks.{i}.sum", graph.conv3x3(f"blocks.{i}.conv2", hidden), current)
+    trunk = graph.add("skip_sum", graph.conv3x3("conv_skip", current), head)
+    graph.upsample(trunk, width)
 
-    # Up-sampling and conv_up as four phases on the low-resolution grid (one branch each, so that only one
-    # phase's features are held at a time), then the 1x1 conv_out of each phase, cropped and interleaved.
-    nodes.append(helper.make_node("Pad", [trunk, reflect], ["trunk_edge"], mode="edge", name="trunk_edge"))
-    kernels = tensor(phase_kernels(folded.conv_up.weight)).reshape(4, folded.width, folded.width, 2, 2)
-    up_bias = constant("conv_up.bias", tensor(folded.conv_up.bias))
-    out_weight = constant("conv_out.weight", tensor(folded.conv_out.weight))
-    out_bias = constant("conv_out.bias", tensor(folded.conv_out.bias))
-    axes = constant("slice_axes", np.array([2, 3], dtype=np.int64))
-    end = {0: -1, 1: 2**62}  # phase 0 drops the last row (column) of the (ny + 1, nx + 1) grid, phase 1 the first
-    crops = []
-    for a in (0, 1):
-        for b in (0, 1):
-            p = 2 * a + b  # phase (a, b) at (y, x) is read at (y + a, x + b) of the (ny + 1, nx + 1) grid
-            weight = constant(f"conv_up.phase{p}.weight", kernels[p])
-            nodes.append(helper.make_node("Conv", ["trunk_edge", weight, up_bias], [f"conv_up.phase{p}"],
-                                          kernel_shape=[2, 2], name=f"conv_up.phase{p}"))  # fmt: skip
-            nodes.append(helper.make_node("Conv", [relu(f"conv_up.phase{p}"), out_weight, out_bias],
-                                          [f"conv_out.phase{p}"], kernel_shape=[1, 1]))  # fmt: skip
-            starts = constant(f"phase{p}_starts", np.array([a, b], dtype=np.int64))
-            ends = constant(f"phase{p}_ends", np.array([end[a], end[b]], dtype=np.int64))
-            nodes.append(helper.make_node("Slice", [f"conv_out.phase{p}", starts, ends, axes], [f"phase{p}"],
-                                          name=f"phase{p}"))  # fmt: skip
-            crops.append(f"phase{p}")
-    nodes.append(helper.make_node("Concat", crops, ["phases_cropped"], axis=1, name="concat"))
-    nodes.append(helper.make_node("DepthToSpace", ["phases_cropped"], ["enhanced"], blocksize=2, mode="CRD"))
-
-    graph = helper.make_graph(
-        nodes,
-        f"EnhanceNet_depth{folded.depth}_width{folded.width}",
+    onnx_graph_proto = helper.make_graph(
+        graph.nodes,
+        f"EnhanceNet_depth{depth}_width{width}",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "ny", "nx"])],
         [helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["n", 1, "ny2", "nx2"])],
-        initializer=initializers,
+        initializer=graph.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
+    model = helper.make_model(
+        onnx_graph_proto, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance"
+    )
     from .._version import __version__
 
     model.producer_version = __version__
-    metadata = {"format": _FORMAT, "depth": folded.depth, "width": folded.width, "kind": kind or ""}
+    metadata = {"format": _FORMAT, "depth": depth, "width": width, "kind": kind or ""}
     helper.set_model_props(model, {key: str(value) for key, value in metadata.items()})
     onnx.checker.check_model(model, full_check=True)
     return model
