@@ -311,8 +311,7 @@ export function gaussianFilter(x, rows, cols, sigma) {
 }
 
 /** scipy.ndimage.map_coordinates(grid, [ys x xs], order=1, mode="nearest"): linear, edges held. */
-export function interpolateLinear(grid, rows, cols, ys, xs) {
-  const out = new Float64Array(ys.length * xs.length);
+export function interpolateLinear(grid, rows, cols, ys, xs, out = new Float64Array(ys.length * xs.length)) {
   const at = (i, j) => grid[Math.min(rows - 1, Math.max(0, i)) * cols + Math.min(cols - 1, Math.max(0, j))];
   for (let a = 0; a < ys.length; a++) {
     const y = Math.min(rows - 1, Math.max(0, ys[a]));
@@ -452,7 +451,8 @@ export function surfaceFromSamples(values, rows, cols, stride, { scale = SURFACE
 export function surfaceOnGrid(surface, height, width, factor) {
   const ys = Float64Array.from({ length: factor * height }, (_, i) => ((i + 0.5) / factor - 0.5) / surface.stride);
   const xs = Float64Array.from({ length: factor * width }, (_, j) => ((j + 0.5) / factor - 0.5) / surface.stride);
-  return Float32Array.from(interpolateLinear(surface.samples, surface.rows, surface.cols, ys, xs));
+  const out = new Float32Array(ys.length * xs.length); // rounded to float32 as each value is stored
+  return interpolateLinear(surface.samples, surface.rows, surface.cols, ys, xs, out);
 }
 
 /**
@@ -619,13 +619,12 @@ export async function enhanceImage(image, { kind, qsLevel = null, run, tile = 51
   }
   const surface = typeof scale === "number" ? null : scale;
   const source = nFinite === n ? null : nearestFinite(finite, height, width);
-  checkMagnitude(data, source, width, surface ? surfaceOnGrid(surface, height, width, 1) : scale,
-    kind === "intensity" ? "the quiet-Sun level" : "1 kG");
+  const surfaceIn = surface ? surfaceOnGrid(surface, height, width, 1) : null;
+  checkMagnitude(data, source, width, surfaceIn ?? scale, kind === "intensity" ? "the quiet-Sun level" : "1 kG");
   const input = new Float32Array(n);
   if (surface) {
     // float32 image divided by the float32 surface (enhance.inference.pipeline._scale_rows)
-    const s = surfaceOnGrid(surface, height, width, 1);
-    for (let i = 0; i < n; i++) input[i] = Math.fround(data[source ? source[i] : i]) / s[i];
+    for (let i = 0; i < n; i++) input[i] = Math.fround(data[source ? source[i] : i]) / surfaceIn[i];
   } else if (float32) {
     const s32 = Math.fround(scale); // numpy: float32 array / Python float is a float32 division
     for (let i = 0; i < n; i++) input[i] = data[source ? source[i] : i] / s32;
