@@ -452,6 +452,24 @@ def test_page_falls_back_to_one_thread_without_isolation_headers(browser, tmp_pa
 
 
 @pytest.mark.slow
+def test_page_takes_dropped_files_and_its_sample_buttons(page):
+    page.evaluate("document.body.dataset.state = 'submitted'")
+    page.click("button[data-sample='hmi_blos_ar.fits']")
+    page.wait_for_selector("body[data-state=done], body[data-state=error]", state="attached", timeout=120_000)
+    assert "hmi_blos_ar.fits: magnetogram" in page.text_content("#status")
+    data = list((PACKAGE_DATA / "hmi_continuum_ar.fits").read_bytes())
+    transfer = page.evaluate_handle("""(bytes) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], "dropped.fits"));
+        return transfer;
+    }""", data)  # fmt: skip
+    page.evaluate("document.body.dataset.state = 'submitted'")
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector("body[data-state=done], body[data-state=error]", state="attached", timeout=120_000)
+    assert "dropped.fits: continuum" in page.text_content("#status")
+
+
+@pytest.mark.slow
 def test_page_reads_gzip_and_1024_images_in_tiles(page, tmp_path):
     """A gzipped 1024x1024 continuum (two 512-pixel tiles each way in the page, one pass in Python)."""
     import gzip

@@ -3,7 +3,7 @@
 // (enhance.io.upscale_header), the quiet-Sun normalisation (enhance.observation.quiet_sun: the level of
 // estimate_qs_level, or the surface of surface_from_samples near the limb), the nearest-finite fill of NaN pixels
 // (enhance.checks.fill_nonfinite: scipy's exact Euclidean feature transform) and the
-// normalisation around the network (enhance.inference._enhance_array).
+// normalisation around the network (enhance.inference.pipeline.enhance_array).
 
 import { Header } from "./fits.js";
 
@@ -15,7 +15,7 @@ const STALE_KEYS = [
   "DATAP75", "DATAP90", "DATAP95", "DATAP98", "DATAP99",
 ];
 export const GAUSS_PER_KG = 1000.0;
-/** Pixels the quiet-Sun estimate looks at, at most (enhance.quiet_sun.QS_SAMPLES). */
+/** Pixels the quiet-Sun estimate looks at, at most (enhance.observation.quiet_sun.QS_SAMPLES). */
 export const QS_SAMPLES = 1 << 16;
 const SURFACE_SCALE = 40.0;
 const AUTO_SURFACE_SPREAD = 0.15;
@@ -189,7 +189,7 @@ export function upscaleHeader(header, factor = 2, history = null, provenance = {
   return out;
 }
 
-/** Stride along each axis that leaves at most QS_SAMPLES pixels (enhance.quiet_sun.qs_stride). */
+/** Stride along each axis that leaves at most QS_SAMPLES pixels (enhance.observation.quiet_sun.qs_stride). */
 export function qsStride(height, width) {
   return Math.max(1, Math.ceil(Math.sqrt((width * height) / QS_SAMPLES)));
 }
@@ -211,7 +211,7 @@ function median(sorted, lo, hi) {
 }
 
 /**
- * Robust quiet-Sun level of a continuum image (enhance.quiet_sun.estimate_qs_level): the median of the
+ * Robust quiet-Sun level of a continuum image (enhance.observation.quiet_sun.estimate_qs_level): the median of the
  * finite pixels, then repeatedly the median of those within +-window of the current level.
  * `values` must already be the regular subsample (at most QS_SAMPLES values).
  */
@@ -244,7 +244,7 @@ function blockSum(x, rows, cols, block) {
 }
 
 /**
- * Whether the field is plainly flat around `level` (enhance.quiet_sun._is_flat): at least half of the
+ * Whether the field is plainly flat around `level` (enhance.observation.quiet_sun._is_flat): at least half of the
  * finite samples within 10 % of the level, and the mean of those in each square of 40 pixels varying
  * by less than 7.5 %.
  */
@@ -280,7 +280,7 @@ export function isFlat(values, rows, cols, stride, level) {
   return hi / lo - 1 < AUTO_SURFACE_SPREAD / 2;
 }
 
-// The quiet-Sun surface (enhance.quiet_sun.surface_from_samples), for fields where the quiet Sun varies:
+// The quiet-Sun surface (enhance.observation.quiet_sun.surface_from_samples), for fields where the quiet Sun varies:
 // a Gaussian-weighted local linear fit to the quiet samples, refined until the quiet samples stay the same.
 
 /** scipy.ndimage.gaussian_filter(x, sigma, mode="constant", cval=0) of a rows x cols float64 array. */
@@ -345,7 +345,7 @@ function solve3(m, r) {
   return (a[0][3] - a[0][1] * u1 - a[0][2] * u2) / a[0][0];
 }
 
-/** enhance.quiet_sun._local_linear_fit: the Gaussian-weighted local plane (or mean) at every cell. */
+/** enhance.observation.quiet_sun._local_linear_fit: the Gaussian-weighted local plane (or mean) at every cell. */
 export function localLinearFit(sums, weights, rows, cols, sigma) {
   const n = rows * cols;
   const r = new Float64Array(n);
@@ -399,7 +399,7 @@ export function localLinearFit(sums, weights, rows, cols, sigma) {
 }
 
 /**
- * enhance.quiet_sun.surface_from_samples: the quiet-Sun surface from the subsample `values` (rows x cols,
+ * enhance.observation.quiet_sun.surface_from_samples: the quiet-Sun surface from the subsample `values` (rows x cols,
  * every `stride` pixels). Returns {samples, rows, cols, stride, spread}.
  */
 export function surfaceFromSamples(values, rows, cols, stride, { scale = SURFACE_SCALE, window = 0.1, nIter = 10 } = {}) {
@@ -446,7 +446,7 @@ export function surfaceFromSamples(values, rows, cols, stride, { scale = SURFACE
 
 /**
  * The surface at the centres of the image's pixels (factor 1) or of their 2x2 output pixels (factor 2),
- * float32 as enhance.quiet_sun.QuietSunSurface gives it.
+ * float32 as enhance.observation.quiet_sun.QuietSunSurface gives it.
  */
 export function surfaceOnGrid(surface, height, width, factor) {
   const ys = Float64Array.from({ length: factor * height }, (_, i) => ((i + 0.5) / factor - 0.5) / surface.stride);
@@ -584,7 +584,7 @@ function checkMagnitude(data, source, width, level, unit) {
 }
 
 /**
- * Enhance one image as `enhance run` does (enhance.inference._enhance_array), around `run`, the network.
+ * Enhance one image as `enhance run` does (enhance.inference.pipeline.enhance_array), around `run`, the network.
  *
  * @param {{data: Float64Array, width: number, height: number, float32: boolean}} image
  * @param {object} options
