@@ -1,6 +1,7 @@
 """Hostile inputs and faults: extreme values, crafted files, dying workers, interrupted and concurrent batches."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +65,406 @@ def test_a_network_that_overflows_is_an_error_not_a_silent_nan(tiny_net):
     image[3, 3] = 50.0
     with pytest.raises(ValueError, match="non-finite output pixels for finite input"):
         enhance_array(image, kind="intensity", network=tiny_net, options=RunOptions(backend="torch"))
+
+
+# -- the batch engine -------------------------------------------------------------------------------------
+
+
+def _scene(shape, seed):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    return (1 + 0.3 * ndimage.gaussian_filter(rng.standard_normal(shape), 1.5)).astype(np.float32)
+
+
+def _fits_inputs(folder, n=3, *, kind="intensity"):
+    from astropy.io import fits
+
+    folder.mkdir(parents=True, exist_ok=True)
+    unit = {"intensity": "I/Ic", "blos": "G"}[kind]
+    for i in range(n):
+        header = fits.Header({"BUNIT": unit, "CDELT1": 0.504, "CDELT2": 0.504, "CRPIX1": 8.5, "CRPIX2": 6.5})
+        data = _scene((12 + i, 16), seed=i) * (1 if kind == "intensity" else 100)
+        fits.PrimaryHDU(data, header=header).writeto(folder / f"hmi.ic_45s.{i}.fits")
+    return folder
+
+
+def test_the_manifest_of_a_serial_batch_is_pinned(tmp_path, weights, tiny_net):
+    """Today's behaviour of `enhance_files`, pinned before its code was split into helpers."""
+    import csv
+
+    from astropy.io import fits
+
+    from enhance import enhance_files
+    from enhance.inference.distributed import MANIFEST_FIELDS, MANIFEST_NAME
+
+    folder = _fits_inputs(tmp_path / "in")
+    (folder / "corrupt.fits").write_bytes(b"SIMPLE  =  this is not a FITS file")
+    (folder / "notes.txt").write_text("not an input")
+    out = tmp_path / "out"
+    records = enhance_files(folder, out, weights=weights, as_frame=False)
+    with (out / MANIFEST_NAME).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == list(MANIFEST_FIELDS)
+    assert [{k: v for k, v in row.items() if k not in ("finished", "seconds")} for row in rows] == [
+        {k: str(v) for k, v in r.items() if k not in ("finished", "seconds")} for r in records
+    ]
+    names = [(Path(r["input"]).name, Path(r["output"]).name, r["status"], r["kind"], r["worker"]) for r in records]
+    assert names == [
+        ("corrupt.fits", "corrupt_enhanced.fits", "failed", "", "local"),
+        *[(f"hmi.ic_45s.{i}.fits", f"hmi.ic_45s.{i}_enhanced.fits", "done", "intensity", "local") for i in range(3)],
+    ]
+    assert records[0]["reason"].startswith("ValueError: ")
+    assert "corrupt.fits is not a readable FITS file" in records[0]["reason"]
+    assert all(r["model"].startswith("tiny.safetensors sha256:") for r in records)
+    for i in range(3):
+        image = fits.getdata(folder / f"hmi.ic_45s.{i}.fits")
+        expected = enhance_array(image, kind="intensity", network=tiny_net)
+        np.testing.assert_array_equal(fits.getdata(out / f"hmi.ic_45s.{i}_enhanced.fits"), expected)
+    again = enhance_files(folder, out, weights=weights, as_frame=False)
+    assert [(r["status"], r["reason"]) for r in again[1:]] == [("skipped", "output exists and is complete")] * 3
+    assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST_NAME, *(f"hmi.ic_45s.{i}_enhanced.fits"
+                                                                             for i in range(3))])  # fmt: skip
+
+
+def _manifest_rows(out):
+    import csv
+
+    from enhance.inference.distributed import MANIFEST_NAME
+
+    with (out / MANIFEST_NAME).open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def scheduler_without_workers():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+def test_a_batch_on_a_cluster_without_workers_times_out_into_failed_rows(tmp_path, weights, scheduler_without_workers):
+    from enhance import enhance_files
+
+    folder = _fits_inputs(tmp_path / "in", n=2)
+    out = tmp_path / "out"
+    records = enhance_files(folder, out, weights=weights, client=scheduler_without_workers, no_progress_timeout=2,
+                            as_frame=False)  # fmt: skip
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert all("no file finished in 2 s" in r["reason"] for r in records)
+    assert [row["status"] for row in _manifest_rows(out)] == ["failed", "failed"]
+    with pytest.raises(ValueError, match="no_progress_timeout must be None or a positive number"):
+        enhance_files(folder, out, weights=weights, no_progress_timeout=0)
+
+
+def test_cli_timeout_flag_ends_a_stalled_batch_with_exit_1(tmp_path, weights, scheduler_without_workers, capsys):
+    from enhance.cli import main
+
+    folder = _fits_inputs(tmp_path / "in", n=2)
+    address = scheduler_without_workers.scheduler.address
+    code = main(["run", str(folder), "-o", str(tmp_path / "out"), "--weights", weights, "--scheduler", address,
+                 "--timeout", "2"])  # fmt: skip
+    assert code == 1
+    assert "no file finished in 2 s" in capsys.readouterr().err
+
+
+def test_a_cluster_that_does_not_start_is_one_line(tmp_path, weights, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    import enhance.inference.distributed as engine
+    from enhance.cli import main
+
+    def dies(n_workers):
+        msg = "Nanny failed to start."
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(engine, "local_cluster", dies)
+    folder = _fits_inputs(tmp_path / "in", n=1)
+    code = main(["run", str(folder), "-o", str(tmp_path / "out"), "--weights", weights, "--workers", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err == ["enhance: error: the Dask LocalCluster of 2 workers did not start: Nanny failed to start."]
+    assert [row["status"] for row in _manifest_rows(tmp_path / "out")] == []
+
+
+def test_an_allocator_failure_in_preflight_is_one_line_naming_the_weights(tmp_path, weights, monkeypatch, capsys):
+    import enhance.inference.distributed as engine
+    from enhance.cli import main
+
+    def fails(path, *, kind):
+        msg = "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory\nmore"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(engine, "_load_file", fails)
+    folder = _fits_inputs(tmp_path / "in", n=2)
+    code = main(["run", str(folder), "-o", str(tmp_path / "out"), "--weights", weights])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(err) == 1
+    assert f"weights file {Path(weights).resolve()} cannot be loaded" in err[0]
+    assert "DefaultCPUAllocator" in err[0]
+
+
+def test_an_interrupted_batch_writes_its_manifest(tmp_path, weights, monkeypatch):
+    import enhance.inference.distributed as engine
+    from enhance import enhance_files
+
+    calls = []
+    original = engine.enhance_array
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as the CLI turns it
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "enhance_array", interrupted)
+    folder = _fits_inputs(tmp_path / "in", n=4)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        enhance_files(folder, out, weights=weights, as_frame=False)
+    rows = _manifest_rows(out)
+    assert [(Path(r["input"]).name, r["status"]) for r in rows] == [("hmi.ic_45s.0.fits", "done"),
+                                                                   ("hmi.ic_45s.1.fits", "done")]  # fmt: skip
+    assert sorted(p.name for p in out.iterdir() if p.name.endswith(".part")) == []
+
+
+def test_stale_part_files_of_our_naming_are_removed(tmp_path, weights):
+    import os
+
+    from enhance import enhance_files
+    from enhance.io import _lock
+
+    folder = _fits_inputs(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".hmi.ic_45s.0_enhanced.fits.k3j_x9a2.part"
+    stale.write_bytes(b"\0" * 4096)  # left by a SIGKILLed writer
+    stale_manifest = out / ".enhance_manifest.csv.abcdefgh.part"
+    stale_manifest.write_text("input,output\n")
+    other = out / ".notes.txt.abcdefgh.part"  # not ours
+    other.write_text("keep")
+    live = out / ".hmi.ic_45s.7_enhanced.fits.q1w2e3r4.part"  # a concurrent run is writing it
+    live.write_bytes(b"\0" * 10)
+    fd = os.open(live, os.O_RDWR)
+    try:
+        assert _lock(fd)
+        records = enhance_files(folder, out, weights=weights, as_frame=False)
+        assert [r["status"] for r in records] == ["done"]
+        assert not stale.exists()
+        assert not stale_manifest.exists()
+        assert other.exists()
+        assert live.exists()
+    finally:
+        os.close(fd)
+
+
+def test_a_race_lost_to_a_concurrent_run_is_skipped_and_the_manifest_merges(tmp_path, weights, monkeypatch):
+    import shutil
+
+    import enhance.inference.distributed as engine
+    from enhance import enhance_files
+
+    folder = _fits_inputs(tmp_path / "in", n=3)
+    winner = tmp_path / "winner"
+    first = enhance_files(folder, winner, weights=weights, as_frame=False)  # the other run's outputs
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(winner / "enhance_manifest.csv", out / "enhance_manifest.csv")
+    text = (out / "enhance_manifest.csv").read_text().replace(str(winner), str(out))
+    (out / "enhance_manifest.csv").write_text(text)
+    original = engine.enhance_array
+
+    def slow(*args, **kwargs):  # the other run publishes this output while we compute it
+        result = original(*args, **kwargs)
+        name = f"hmi.ic_45s.{len(list(out.glob('*_enhanced.fits')))}_enhanced.fits"
+        shutil.copy(winner / name, out / name)
+        return result
+
+    monkeypatch.setattr(engine, "enhance_array", slow)
+    records = enhance_files(folder, out, weights=weights, as_frame=False)
+    assert [(r["status"], r["reason"]) for r in records] == [("skipped", "another run wrote this output meanwhile")] * 3
+    rows = _manifest_rows(out)
+    assert [row["status"] for row in rows] == ["done"] * 3  # the winner's rows are kept
+    assert [row["worker"] for row in rows] == [r["worker"] for r in first]
+
+
+def test_output_directory_and_header_are_checked_before_the_network_runs(tmp_path, weights, monkeypatch):
+
+    import enhance.inference.distributed as engine
+    from enhance.inference.distributed import enhance_file, model_label
+
+    ran = []
+    monkeypatch.setattr(engine, "enhance_array", lambda *a, **k: ran.append(1))
+    folder = _fits_inputs(tmp_path / "in", n=1)
+    source = folder / "hmi.ic_45s.0.fits"
+    task = {"kind": "auto", "weights": weights, "model": "full", "label": model_label(weights, "full"),
+            "options": RunOptions(), "overwrite": False, "consistency": False}  # fmt: skip
+    record = enhance_file(source, tmp_path / "missing" / "out.fits", **task)
+    assert record["status"] == "failed"
+    assert record["reason"] == f"FileNotFoundError: output directory not found: {tmp_path / 'missing'}"
+    for key, value in (("CRPIX1", "'abc'"), ("CDELT1", "'abc'"), ("CRPIX2", "NAN")):
+        bad = tmp_path / f"bad_{key}.fits"
+        raw = bytearray(source.read_bytes())  # edited as bytes: astropy writes no NaN into a header
+        at = raw.index(key.ljust(8).encode())
+        raw[at : at + 80] = f"{key:<8}= {value:>20}".ljust(80).encode()
+        bad.write_bytes(bytes(raw))
+        record = enhance_file(bad, tmp_path / f"out_{key}.fits", **task)
+        assert record["status"] == "failed"
+        assert key in record["reason"]  # "header key CDELT1 = 'abc' is not a finite number"; astropy's for NAN
+        assert value != "'abc'" or f"header key {key} = 'abc' is not a finite number" in record["reason"]
+    assert ran == []
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root writes into read-only directories")  # fmt: skip
+def test_an_unwritable_output_directory_is_refused_before_any_work(tmp_path, weights):
+    from enhance import enhance_files
+
+    folder = _fits_inputs(tmp_path / "in", n=1)
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match="is not writable"):
+            enhance_files(folder, out, weights=weights)
+    finally:
+        out.chmod(0o755)
+
+
+def test_existing_outputs_are_replaced_only_if_incomplete_or_ours(tmp_path, weights):
+    from astropy.io import fits
+
+    from enhance import enhance_files
+
+    folder = _fits_inputs(tmp_path / "in", n=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    foreign = out / "hmi.ic_45s.0_enhanced.fits"  # a valid file someone else wrote, of another shape
+    fits.PrimaryHDU(np.ones((5, 5), np.float32)).writeto(foreign)
+    before = foreign.read_bytes()
+    records = enhance_files(folder, out, weights=weights, as_frame=False)
+    assert records[0]["status"] == "failed"
+    assert "was not written by solar-enhance; use --overwrite" in records[0]["reason"]
+    assert foreign.read_bytes() == before
+    # One of ours for another input shape is replaced; one truncated only in its padding too.
+    ours = out / "hmi.ic_45s.1_enhanced.fits"
+    padded = out / "hmi.ic_45s.2_enhanced.fits"
+    size = padded.stat().st_size
+    padded.write_bytes(padded.read_bytes()[: size - 100])  # the cut lies in the zero padding
+    with fits.open(ours) as hdul:
+        header = hdul[0].header
+        fits.PrimaryHDU(np.ones((8, 8), np.float32), header=header).writeto(ours, overwrite=True)
+    records = enhance_files(folder, out, weights=weights, as_frame=False)
+    assert records[1]["status"] == "done"
+    assert "replaced an output of solar-enhance of shape (8, 8)" in records[1]["reason"]
+    assert (records[2]["status"], records[2]["reason"]) == ("done", "replaced an incomplete output")
+    assert fits.getdata(padded).shape == (2 * 14, 32)
+
+
+def test_gzip_and_fz_output_names(tmp_path, weights):
+    import gzip
+
+    from astropy.io import fits
+
+    from enhance.cli import main
+    from enhance.io import write_fits
+
+    folder = _fits_inputs(tmp_path / "in", n=1)
+    source = folder / "hmi.ic_45s.0.fits"
+    assert main(["run", str(source), "-o", str(tmp_path / "o.fits.gz"), "--weights", weights]) == 0
+    with gzip.open(tmp_path / "o.fits.gz") as handle:
+        assert handle.read(6) == b"SIMPLE"
+    plain = tmp_path / "o.fits"
+    assert main(["run", str(source), "-o", str(plain), "--weights", weights]) == 0
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "o.fits.gz"), fits.getdata(plain))
+    assert main(["run", str(source), "-o", str(tmp_path / "o.fits.fz"), "--weights", weights]) == 0
+    with fits.open(tmp_path / "o.fits.fz") as hdul:
+        assert isinstance(hdul[1], fits.CompImageHDU)
+    with pytest.raises(ValueError, match=r"only .fits, .fits.gz \(gzip\) and .fits.fz"):
+        write_fits(tmp_path / "o.fits.bz2", np.ones((4, 4)))
+
+
+def test_a_degenerate_first_axis_gives_a_header_with_the_right_axes(tmp_path):
+    from astropy.io import fits
+
+    from enhance.io import read_fits, upscale_header
+
+    header = fits.Header()
+    for axis, (ctype, crpix, cdelt) in enumerate([("WAVE", 1.0, 0.01), ("HPLN-TAN", 10.5, 0.504),
+                                                  ("HPLT-TAN", 15.5, 0.504)], start=1):  # fmt: skip
+        header[f"CTYPE{axis}"], header[f"CRPIX{axis}"], header[f"CDELT{axis}"] = ctype, crpix, cdelt
+    header["PC2_3"] = 0.0
+    fits.writeto(tmp_path / "cube.fits", np.zeros((30, 20, 1), np.float32), header)
+    data, read = read_fits(tmp_path / "cube.fits")
+    assert data.shape == (30, 20)
+    new = upscale_header(read, 2)
+    assert (new["NAXIS"], new["NAXIS1"], new["NAXIS2"]) == (2, 40, 60)
+    assert (new["CTYPE1"], new["CTYPE2"]) == ("HPLN-TAN", "HPLT-TAN")
+    assert (new["CRPIX1"], new["CRPIX2"], new["CDELT1"]) == (20.5, 30.5, 0.252)
+    assert "PC1_2" in new
+    assert "CTYPE3" not in new
+    assert "WAVE" not in repr(new)
+
+
+def test_messages_name_the_culprit(tmp_path, weights, blos_weights):
+    import os
+
+    from astropy.io import fits
+
+    from enhance import enhance_files
+    from enhance.inference.distributed import MANIFEST_NAME, enhance_file, model_label
+    from enhance.io import read_fits
+
+    folder = _fits_inputs(tmp_path / "in", n=1)
+    source = folder / "hmi.ic_45s.0.fits"
+    # A weights problem names the weights file, not the input.
+    record = enhance_file(source, tmp_path / "o.fits", kind="auto", weights=blos_weights, model="full",
+                          label="x", options=RunOptions(), overwrite=False, consistency=False)  # fmt: skip
+    assert record["status"] == "failed"
+    assert record["reason"].startswith(f"ValueError: {blos_weights} holds a 'blos' network")
+    assert str(source) not in record["reason"]
+    # A header that claims 100000 x 100000 pixels in a 3 KB file is truncated.
+    huge = tmp_path / "huge.fits"
+    header = fits.Header({"SIMPLE": True, "BITPIX": -32, "NAXIS": 2, "NAXIS1": 100000, "NAXIS2": 100000})
+    huge.write_bytes(header.tostring().encode() + b"\0" * 2880)
+    with pytest.raises(ValueError, match=r"huge.fits is truncated or corrupt: its headers claim 40000003200 bytes"):
+        read_fits(huge)
+    # A directory or a FIFO given as an input.
+    (tmp_path / "dir.fits").mkdir()
+    with pytest.raises(ValueError, match="dir.fits is a directory, not a FITS file"):
+        read_fits(tmp_path / "dir.fits")
+    fifo = tmp_path / "pipe.fits"
+    os.mkfifo(fifo)
+    records = enhance_files([fifo, source], tmp_path / "out", weights=weights, as_frame=False)
+    assert "pipe.fits is a FIFO (named pipe), not a FITS file" in records[0]["reason"]
+    assert records[1]["status"] == "done"
+    # A garbage manifest is named before any work.
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / MANIFEST_NAME).write_bytes(b"\xff\xfe\x00garbage\x00" * 50)
+    with pytest.raises(ValueError, match=f"manifest {tmp_path / 'out2' / MANIFEST_NAME} "):
+        enhance_files(source, tmp_path / "out2", weights=weights)
+    assert not (tmp_path / "out2" / "hmi.ic_45s.0_enhanced.fits").exists()
+    del model_label
+
+
+def test_disk_full_is_reported_once(tmp_path, weights, monkeypatch, capsys):
+    import errno
+
+    import enhance.io
+    from enhance.cli import main
+
+    def full(path, *args, **kwargs):  # the images fill the disk; the small manifest still fits
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(enhance.io, "write_fits", full)
+    folder = _fits_inputs(tmp_path / "in", n=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["run", str(folder), "-o", str(out), "--weights", weights])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.lower().count("no space left on device") == 1
+    assert "3 files not written" in err

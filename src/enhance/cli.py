@@ -112,14 +112,19 @@ def _run_batch(args) -> int:
                             client=args.scheduler, n_workers=args.workers, qs_level=args.qs_level, device=args.device,
                             tile=args.tile, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
                             consistency=args.consistency, progress=_progress(args), force=args.force,
-                            as_frame=False)  # fmt: skip
+                            as_frame=False, compress=args.compress,
+                            **({} if args.timeout is None else {"no_progress_timeout": args.timeout}))  # fmt: skip
     wall = time.perf_counter() - start
     complete = "output exists and is complete"
+    disk_full = [record for record in records if _disk_full(record)]
+    if disk_full:  # one message, not one per file
+        _error(f"no space left on device in {out}: {len(disk_full)} files not written")
     for record in records:
         if record["status"] == "done":
             _say(args, f"{record['input']} -> {record['output']} ({record['kind']})")
         elif record["status"] == "failed":
-            _error(record["reason"])
+            if not _disk_full(record):
+                _error(record["reason"])
         elif record["reason"] != complete:
             logger.warning("skipped %s: %s", record["input"], record["reason"])
         else:
@@ -137,6 +142,11 @@ def _run_batch(args) -> int:
     return FAILURE if summary["failed"] else 0
 
 
+def _disk_full(record) -> bool:
+    reason = record["reason"] if record["status"] == "failed" else ""
+    return "No space left on device" in reason or "no space left on device" in reason or "Disk quota" in reason
+
+
 def _run(args) -> int:
     """One file into one file, through the batch engine's task (`enhance_files` handles everything else)."""
     if _is_batch(args):
@@ -152,7 +162,8 @@ def _run(args) -> int:
                            options=RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile,
                                               backend=args.backend, precision=args.precision, progress=_progress(args),
                                               symmetric=args.symmetric),
-                           overwrite=args.overwrite, consistency=args.consistency, force=args.force)  # fmt: skip
+                           overwrite=args.overwrite, consistency=args.consistency, force=args.force,
+                           compress=args.compress)  # fmt: skip
     if record["status"] == "skipped":  # an output of solar-enhance given as the input
         return _error(f"{source}: {record['reason']}")
     if record["status"] != "done":
@@ -279,7 +290,27 @@ def _add_run(subparsers) -> None:
                      help="run on the running Dask cluster at ADDRESS, e.g. tcp://host:8786")  # fmt: skip
     consistency_help = "add the per-pixel consistency map (output degraded back to HMI minus input) as HDU 1"
     run.add_argument("--consistency", action="store_true", help=consistency_help)
+    run.add_argument("--compress", action="store_true",
+                     help="write RICE tile-compressed FITS (as JSOC serves HMI), quantised to 0.1 of HMI's noise "
+                     "at most (2e-4 of the quiet-Sun level, 2 G steps); also chosen by an -o name ending in "
+                     ".fz")  # fmt: skip
+    run.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                     help="with --workers/--scheduler: give up when no file has finished for this long (no "
+                     "workers left, workers that keep dying); the pending files are failed in the manifest "
+                     "(default: 1800)")  # fmt: skip
     run.set_defaults(func=_run)
+
+
+def _seconds(text):
+    """argparse type of ``--timeout``: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        msg = f"expected a positive number of seconds, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def _compare(args) -> int:
@@ -783,6 +814,8 @@ def main(argv=None) -> int:
             return args.func(args)
         except (OSError, ValueError, TypeError, LookupError, ImportError) as err:
             return _error(str(err))
+        except RuntimeError as err:  # e.g. a Dask cluster that did not start: one line, not a traceback
+            return _error(next((line for line in str(err).splitlines() if line.strip()), type(err).__name__))
         except KeyboardInterrupt:
             return _error("interrupted")
         finally:

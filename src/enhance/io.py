@@ -134,9 +134,11 @@ def read_fits(path):
         If the file is not FITS, holds no image, or the image is not 2-D.
     """
     path = Path(path)
-    if not path.is_file():
-        msg = f"input file not found: {path}"
-        raise FileNotFoundError(msg)
+    check_regular_file(path, what="input file")
+    claimed, size = fits_extent(path)
+    if claimed > size:  # before astropy reads (and allocates) what the headers claim
+        msg = f"{path} is truncated or corrupt: its headers claim {claimed} bytes, but the file holds {size}"
+        raise ValueError(msg)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -160,7 +162,104 @@ def read_fits(path):
         msg = f"{path}: unsupported image dtype {data.dtype}"
         raise ValueError(msg)
     dtype = np.float32 if data.dtype.kind == "f" and data.dtype.itemsize == 4 else np.float64
-    return np.array(data, dtype=dtype, copy=True), header
+    return np.array(data, dtype=dtype, copy=True), squeeze_header(header)
+
+
+def check_regular_file(path, *, what="input file") -> None:
+    """Raise `FileNotFoundError` if ``path`` is missing, `ValueError` naming it if it is a directory, FIFO, ..."""
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        msg = f"{what} not found: {path}"
+        raise FileNotFoundError(msg) from None
+    if not stat.S_ISREG(mode):
+        nature = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                  else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                  else "not a regular file")  # fmt: skip
+        msg = f"{what} {path} is {nature}, not a FITS file"
+        raise ValueError(msg)
+
+
+def fits_extent(path) -> tuple[int, int]:
+    """``(claimed, size)``: the bytes a FITS file's headers claim (every HDU's data, padded to 2880-byte
+    blocks) and the bytes it holds. One completeness rule for reading and for skipping an existing output:
+    a file is complete when ``claimed <= size``.
+
+    Only headers are read. A gzip file claims nothing here (0): its size says nothing before decompression.
+    A part that cannot be parsed as a header ends the walk; a file whose first header cannot be parsed
+    claims 0 bytes (it is no FITS file, and not complete).
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if handle.read(2) == b"\x1f\x8b":
+            return 0, size
+        end = 0
+        while end < size:
+            handle.seek(end)
+            try:
+                header = fits.Header.fromfile(handle)
+            except (OSError, ValueError, EOFError, UnicodeDecodeError):
+                return end, size  # junk after the last HDU, or (end 0) no FITS at all: astropy says which
+            naxis = int(header.get("NAXIS", 0) or 0)
+            dims = [int(header.get(f"NAXIS{i}", 0) or 0) for i in range(1, naxis + 1)]
+            if header.get("GROUPS") is True and dims and dims[0] == 0:
+                dims = dims[1:]
+            pixels = int(np.prod(dims, dtype=object)) if dims else 0
+            item = abs(int(header.get("BITPIX", 8))) // 8
+            groups, heap = int(header.get("GCOUNT", 1) or 1), int(header.get("PCOUNT", 0) or 0)
+            nbytes = item * groups * (heap + pixels)
+            end = handle.tell() + -(-nbytes // 2880) * 2880
+    return end, size
+
+
+def fits_complete(path) -> bool:
+    """True if ``path`` is a FITS file that holds everything its headers claim (`fits_extent`)."""
+    try:
+        claimed, size = fits_extent(path)
+    except OSError:
+        return False
+    return 0 < claimed <= size
+
+
+# Per-axis keys moved with their axis when degenerate axes are squeezed away.
+_AXIS_KEYS = ("NAXIS", "CTYPE", "CRPIX", "CDELT", "CRVAL", "CUNIT", "CROTA", "CNAME", "CRDER", "CSYER")
+
+
+def squeeze_header(header):
+    """The header of the 2-D image that remains once degenerate (length-1) axes are squeezed away.
+
+    When a degenerate axis comes first (e.g. NAXIS1 = 1 with CTYPE1 = 'WAVE'), the image axes are
+    renumbered 1 and 2 with their keys (CTYPE, CRPIX, CDELT, CRVAL, CUNIT, ..., PCi_j, CDi_j) and the
+    degenerate axes' keys are dropped. Trailing degenerate axes are left to `upscale_header`.
+    """
+    naxis = int(header.get("NAXIS", 0) or 0)
+    if naxis <= 2:
+        return header
+    keep = [i for i in range(1, naxis + 1) if int(header.get(f"NAXIS{i}", 1) or 1) != 1]
+    if len(keep) != 2 or keep == [1, 2]:
+        return header
+    new = header.copy()
+    values = {(name, i): header[f"{name}{i}"] for name in _AXIS_KEYS for i in keep if f"{name}{i}" in header}
+    pairs = {(m, i, j): header[f"{m}{i}_{j}"] for m in ("PC", "CD") for i in keep for j in keep
+             if f"{m}{i}_{j}" in header}  # fmt: skip
+    for name in _AXIS_KEYS:
+        for i in range(1, naxis + 1):
+            new.remove(f"{name}{i}", ignore_missing=True, remove_all=True)
+    for m in ("PC", "CD"):
+        for i in range(1, naxis + 1):
+            for j in range(1, naxis + 1):
+                new.remove(f"{m}{i}_{j}", ignore_missing=True, remove_all=True)
+    number = {old: index for index, old in enumerate(keep, 1)}
+    new["NAXIS"] = 2
+    for (name, i), value in values.items():
+        new[f"{name}{number[i]}"] = value
+    for (m, i, j), value in pairs.items():
+        new[f"{m}{number[i]}_{number[j]}"] = value
+    return new
 
 
 def read_map(path):
@@ -557,9 +656,9 @@ def atomic_write(path, writer, *, overwrite=False):
     if not path.parent.is_dir():
         msg = f"output directory not found: {path.parent}"
         raise FileNotFoundError(msg)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART_SUFFIX, dir=path.parent)
     try:
+        _lock(fd)  # held while the file is written: `remove_stale_parts` leaves it alone
         writer(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         if overwrite:
@@ -569,7 +668,59 @@ def atomic_write(path, writer, *, overwrite=False):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        os.close(fd)
     return path
+
+
+_PART_SUFFIX = ".part"
+# `atomic_write`'s temporary files: "." + the target's name + "." + mkstemp's 8 characters + ".part".
+_PART_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.part$")
+
+
+def _lock(fd, *, block=True) -> bool:
+    """An exclusive `fcntl.flock` on ``fd`` (True where there is no flock, e.g. Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def remove_stale_parts(directory, *, targets=None) -> list[Path]:
+    """Delete the temporary ``.part`` files that `atomic_write` left in ``directory`` when its process was
+    killed (SIGKILL, power loss), and return them.
+
+    Only files of `atomic_write`'s own naming are touched (``.<name>.XXXXXXXX.part``, where ``<name>``
+    ends with a FITS suffix or ``.csv``, or is one of ``targets``), and only those whose writer is gone:
+    a writer holds an exclusive lock on its file until it is published, so a concurrent run's file in
+    progress is left alone.
+    """
+    removed = []
+    names = {Path(t).name for t in targets} if targets is not None else None
+    for entry in Path(directory).iterdir():
+        match = _PART_NAME.match(entry.name)
+        if match is None:
+            continue
+        target = match["target"]
+        if not (target.lower().endswith((*FITS_SUFFIXES, ".csv")) or (names and target in names)):
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            continue  # a link, a FIFO, gone meanwhile
+        try:
+            import stat
+
+            if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd, block=False):
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _publish_new(tmp, path: Path) -> None:
@@ -586,7 +737,7 @@ def _publish_new(tmp, path: Path) -> None:
         os.replace(tmp, path)
 
 
-def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=()):
+def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=(), quantize_step=None):
     """Write an image (and optional extra HDUs) to a FITS file atomically.
 
     Parameters
@@ -601,7 +752,28 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=()):
         Replace an existing file; without it an existing file raises `FileExistsError`.
     extra_hdus : sequence of `~astropy.io.fits.ImageHDU`
         Further HDUs (e.g. a consistency map).
+    quantize_step : float, optional
+        Write the image RICE tile-compressed (a `~astropy.io.fits.CompImageHDU` in HDU 1, as JSOC serves
+        HMI): float pixels are quantised with this absolute step, in the image's units (error at most
+        half of it, uniform with a subtractive dither of fixed seed, so the file is reproducible; NaN and
+        exact zeros are kept). Needed for a ``.fits.fz`` name; a ``.gz`` name is gzip-compressed whole.
+
+    Raises
+    ------
+    ValueError
+        For a ``.fz`` name without ``quantize_step``, or another compressed name (``.bz2``, ``.Z``, ...).
     """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".bz2", ".z", ".zip", ".xz")):
+        msg = f"{path}: only .fits, .fits.gz (gzip) and .fits.fz (RICE, --compress) outputs can be written"
+        raise ValueError(msg)
+    if name.endswith(".fz") and quantize_step is None:
+        msg = f"{path}: a .fz name means a tile-compressed file; pass quantize_step (--compress) or name it .fits"
+        raise ValueError(msg)
+    if quantize_step is not None and not (np.isfinite(quantize_step) and quantize_step > 0):
+        msg = f"quantize_step must be a positive number, got {quantize_step!r}"
+        raise ValueError(msg)
     card_header = fits.Header()
     if header is not None:
         for key, value in header.items() if isinstance(header, fits.Header) else dict(header).items():
@@ -619,11 +791,23 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=()):
             for line in str(dict(header).get("history", "")).splitlines():
                 if line:
                     card_header.add_history(line)
-    primary = fits.PrimaryHDU(np.asarray(data), header=card_header)
-    hdul = fits.HDUList([primary, *extra_hdus])
-    return atomic_write(
-        path, lambda tmp: hdul.writeto(tmp, overwrite=True, output_verify="silentfix"), overwrite=overwrite
-    )
+    if quantize_step is None:
+        hdul = fits.HDUList([fits.PrimaryHDU(np.asarray(data), header=card_header), *extra_hdus])
+    else:
+        image = fits.CompImageHDU(np.asarray(data), header=card_header, compression_type="RICE_1",
+                                  quantize_level=-float(quantize_step), quantize_method=2, dither_seed=1)  # fmt: skip
+        hdul = fits.HDUList([fits.PrimaryHDU(), image, *extra_hdus])
+
+    def writer(tmp):
+        if not name.endswith(".gz"):
+            hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
+            return
+        import gzip
+
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
+            hdul.writeto(handle, output_verify="silentfix")
+
+    return atomic_write(path, writer, overwrite=overwrite)
 
 
 def write_map(path, smap, *, overwrite=False):

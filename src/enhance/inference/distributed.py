@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import glob
 import os
+import re
 import threading
 import time
 import uuid
@@ -32,7 +33,7 @@ import numpy as np
 from .._version import __version__
 from ..checks import check_choice, supported_float_type
 from ..io import FITS_SUFFIXES, fits_stem
-from ..models.network import receptive_margin
+from ..models.architecture import receptive_margin
 from ..observation.quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
 from .pipeline import KINDS, RunOptions, enhance_array, history_cards, resolve_network
 
@@ -55,6 +56,8 @@ MANIFEST_FIELDS = (
 _GLOB_CHARS = frozenset("*?[")
 #: `enhance_dask` estimates the quiet-Sun level on at most about this many pixels (every s-th pixel).
 _MANIFEST_EVERY_S = 30.0
+#: Default of ``no_progress_timeout``: seconds without any file finishing before a Dask batch gives up.
+DEFAULT_TIMEOUT = 1800.0
 
 # Per-process network cache: each Dask worker process loads a network once and reuses it for every
 # task it runs. Keys are (weights file, its mtime and size, kind) or ("shipped", kind, model).
@@ -211,26 +214,70 @@ def _input_header(source: Path):
     raise ValueError(msg)
 
 
-def _is_complete(target: Path, shape) -> bool:
-    """True if ``target`` starts with a FITS header for a ``2 x shape`` image and holds all of its data."""
-    from astropy.io import fits
+def _existing_output(target: Path, shape) -> tuple[str, str]:
+    """What to do with an output that exists when ``overwrite`` is off: ``(action, reason)``.
 
+    One completeness rule (`~enhance.io.fits_complete`, as `~enhance.io.read_fits` applies): an incomplete
+    file is replaced. A complete output that solar-enhance wrote (`~enhance.io.written_by_enhance`) is
+    skipped if it is twice the input's ``shape``, replaced otherwise; a complete file it did not write is
+    not touched ('refuse').
+    """
+    from ..io import fits_complete, written_by_enhance
+
+    if not fits_complete(target):
+        return "replace", "replaced an incomplete output"
     try:
-        with target.open("rb") as handle:
-            header = fits.Header.fromfile(handle)  # the primary header only: no data, no truncation warning
-            data_start = handle.tell()
-        out_shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
-        nbytes = abs(int(header["BITPIX"])) // 8 * out_shape[0] * out_shape[1]
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
-        return False
-    complete_file = header.get("SIMPLE") is True and target.stat().st_size >= data_start + nbytes
-    return complete_file and len(shape) == 2 and out_shape == (2 * shape[0], 2 * shape[1])
+        out_shape, header = _input_header(target)
+    except (OSError, ValueError) as err:
+        return "refuse", f"{target} exists and cannot be read ({err}); use --overwrite (overwrite=True) to replace it"
+    if written_by_enhance(header) is None:
+        return "refuse", f"{target} exists and was not written by solar-enhance; use --overwrite to replace it"
+    if shape is None or out_shape == (2 * shape[0], 2 * shape[1]):
+        return "skip", "output exists and is complete"
+    return "replace", f"replaced an output of solar-enhance of shape {out_shape} (the input is now {shape})"
 
 
 def _kind_for(source: Path, kind: str, header, *, force: bool = False) -> str:
     from ..io import resolve_kind  # one rule for `enhance run` and the batch engine
 
     return resolve_kind(kind, header, path=source, force=force)
+
+
+#: HMI's noise (continuum: fraction of the quiet-Sun level; magnetogram: gauss) and the fraction of it
+#: that one quantisation step of ``compress=True`` may be: the error is at most half a step (0.1 of the
+#: noise) and its rms step/sqrt(12) (0.058 of the noise).
+HMI_NOISE = {"intensity": 1e-3, "blos": 10.0}
+COMPRESS_STEP = 0.2
+
+
+def quantize_step(image, kind) -> float:
+    """The RICE quantisation step of ``compress=True`` for an image of ``kind``, in its units."""
+    if kind == "blos":
+        return COMPRESS_STEP * HMI_NOISE["blos"]
+    from ..observation.quiet_sun import estimate_qs_level
+
+    return COMPRESS_STEP * HMI_NOISE["intensity"] * float(estimate_qs_level(image))
+
+
+def check_output_dir(directory) -> Path:
+    """Raise (`FileNotFoundError`, `NotADirectoryError`, `PermissionError`) unless files can be created in
+    ``directory``; checked before any work by probing with an anonymous temporary file."""
+    import tempfile
+
+    directory = Path(directory)
+    if not directory.exists():
+        msg = f"output directory not found: {directory}"
+        raise FileNotFoundError(msg)
+    if not directory.is_dir():
+        msg = f"output directory {directory} is not a directory"
+        raise NotADirectoryError(msg)
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        msg = f"output directory {directory} is not writable: {err.strerror or err}"
+        raise PermissionError(msg) from None
+    return directory
 
 
 def enhance_file(
@@ -245,57 +292,128 @@ def enhance_file(
     overwrite,
     consistency,
     force=False,
+    compress=False,
 ):
-    """One task: enhance ``source`` into ``target`` and return its manifest record. Never raises."""
-    from ..io import PROVENANCE_KEY, provenance_cards, read_fits, upscale_header, write_fits, written_by_enhance
+    """One task: enhance ``source`` into ``target`` and return its manifest record. Never raises.
 
+    Everything that can be checked is checked before the network runs: the existing output, the input
+    and its header (the x2 header is built first, so a bad CRPIX fails here), the network and the output
+    directory. A failure's reason names its culprit: the input, the weights file or the output.
+    """
     start = time.perf_counter()
     source, target = Path(source), Path(target)
     record = dict.fromkeys(MANIFEST_FIELDS, "")
     record.update(input=str(source), output=str(target), model=label, version=__version__, worker=_worker_name())
+    replace = overwrite
     try:
-        replace = overwrite
         if target.exists() and not overwrite:
-            try:
-                shape, header = _input_header(source)
-                complete = _is_complete(target, shape)
-            except Exception:  # noqa: BLE001 - an input we cannot read is reported by the full run below
-                complete = False
-            if complete:
-                with contextlib.suppress(ValueError):
-                    record["kind"] = _kind_for(source, kind, header)
-                record.update(status="skipped", reason="output exists and is complete")
+            action, reason = _existing_output(target, _input_shape(source))
+            if action == "skip":
+                record.update(kind=_quiet_kind(source, kind), status="skipped", reason=reason)
                 return _finish(record, start)
-            replace = True
-            record["reason"] = "replaced an incomplete output"
-        image, header = read_fits(source)
-        version = written_by_enhance(header)
-        if version is not None and not force:  # an output of this package is never an input, whatever its name
-            record.update(status="skipped", reason=f"written by solar-enhance {version} ({PROVENANCE_KEY}): "
-                          "an enhanced output, not an input (--force runs it)")  # fmt: skip
-            return _finish(record, start)
-        record["kind"] = file_kind = _kind_for(source, kind, header, force=force)
-        network = cached_network(weights, kind=file_kind, model=model)
-        result = enhance_array(image, kind=file_kind, network=network, options=options)
-        history = history_cards(file_kind, model, network if weights is not None else None)
-        history += f" ({Path(weights).name})" if weights is not None else ""
-        extra = []
-        if consistency:
-            from ..observation.consistency import consistency_hdu
-            from ..scenes.sources import pixel_scale_from_header
-
-            scale = pixel_scale_from_header(header)  # the header's CDELT, as `enhance compare` uses
-            extra = [
-                consistency_hdu(result, image, header=header, **({"input_scale": scale} if scale is not None else {}))
-            ]
-        cards = provenance_cards(model=label, kind=file_kind)
-        new_header = upscale_header(header, 2, history=history, provenance=cards)
-        write_fits(target, result, new_header, overwrite=replace, extra_hdus=extra)
-        record["status"] = "done"
+            if action == "refuse":
+                record.update(status="failed", reason=f"FileExistsError: {reason}")
+                return _finish(record, start)
+            replace, record["reason"] = True, reason
+        _enhance_one(source, target, record, kind=kind, weights=weights, model=model, label=label, options=options,
+                     replace=replace, consistency=consistency, force=force, compress=compress)  # fmt: skip
+    except _Culprit as err:  # the weights or the output, named in the message
+        record.update(status="failed", reason=str(err))
+    except FileExistsError as err:
+        # Another run published this output since the check above: its file is complete (atomic writes).
+        lost = {"status": "skipped", "reason": _LOST_RACE}
+        record.update(lost if not replace else {"status": "failed", "reason": f"FileExistsError: {_one_line(err)}"})
     except Exception as err:  # noqa: BLE001 - one bad file is recorded and the others go on
         message = str(err) if str(source) in str(err) else f"{source}: {err}"
-        record.update(status="failed", reason=f"{type(err).__name__}: {message}")
+        record.update(status="failed", reason=f"{type(err).__name__}: {_one_line(message)}")
     return _finish(record, start)
+
+
+_LOST_RACE = "another run wrote this output meanwhile"
+
+
+class _Culprit(Exception):
+    """A failure whose message already names what caused it (not the input)."""
+
+
+def _one_line(text) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _enhance_one(source, target, record, *, kind, weights, model, label, options, replace, consistency, force,
+                 compress):  # fmt: skip
+    """The body of `enhance_file`: read, check, enhance, write; fills ``record``."""
+    from ..io import PROVENANCE_KEY, provenance_cards, read_fits, upscale_header, write_fits, written_by_enhance
+
+    image, header = read_fits(source)
+    version = written_by_enhance(header)
+    if version is not None and not force:  # an output of this package is never an input, whatever its name
+        record.update(status="skipped", reason=f"written by solar-enhance {version} ({PROVENANCE_KEY}): "
+                      "an enhanced output, not an input (--force runs it)")  # fmt: skip
+        return
+    _check_numbers(header, source)
+    record["kind"] = file_kind = _kind_for(source, kind, header, force=force)
+    try:
+        network = cached_network(weights, kind=file_kind, model=model)
+    except Exception as err:  # noqa: BLE001 - named as the weights' fault, not the input's
+        text = _one_line(err)
+        if weights is None or str(weights) not in text:
+            where = f"weights file {weights}" if weights is not None else f"the shipped {model} {file_kind} model"
+            text = f"{where}: {text}"
+        msg = f"{type(err).__name__}: {text}"
+        raise _Culprit(msg) from None
+    history = history_cards(file_kind, model, network if weights is not None else None)
+    history += f" ({Path(weights).name})" if weights is not None else ""
+    new_header = upscale_header(header, 2, history=history, provenance=provenance_cards(model=label, kind=file_kind))
+    try:
+        check_output_dir(target.parent)
+    except OSError as err:
+        msg = f"{type(err).__name__}: {err}"
+        raise _Culprit(msg) from None
+    result = enhance_array(image, kind=file_kind, network=network, options=options)
+    extra = [_consistency_hdu(result, image, header)] if consistency else []
+    step = quantize_step(image, file_kind) if compress or target.name.lower().endswith(".fz") else None
+    write_fits(target, result, new_header, overwrite=replace, extra_hdus=extra, quantize_step=step)
+    record["status"] = "done"
+
+
+_NUMERIC_KEY = re.compile(r"^(CRPIX|CDELT|CRVAL|CROTA)[12]$|^(CD|PC)[12]_[12]$|^(R_SUN|X0_MP|Y0_MP|IMSCL_MP)$")
+
+
+def _check_numbers(header, source) -> None:
+    """`ValueError` naming the key if a coordinate key of the image (CRPIXi, CDELTi, CDi_j, ...) is not a
+    finite number: found before any work, not as a bare "could not convert" after it."""
+    for key, value in header.items():
+        if not _NUMERIC_KEY.match(key):
+            continue
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if number is None or not np.isfinite(number):
+            msg = f"{source}: header key {key} = {value!r} is not a finite number"
+            raise ValueError(msg)
+
+
+def _consistency_hdu(result, image, header):
+    from ..observation.consistency import consistency_hdu
+    from ..scenes.sources import pixel_scale_from_header
+
+    scale = pixel_scale_from_header(header)  # the header's CDELT, as `enhance compare` uses
+    return consistency_hdu(result, image, header=header, **({"input_scale": scale} if scale is not None else {}))
+
+
+def _input_shape(source: Path):
+    """The input's image shape from its header, or None if it cannot be read (the full run says why)."""
+    try:
+        return _input_header(source)[0]
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _quiet_kind(source: Path, kind: str) -> str:
+    try:
+        return _kind_for(source, kind, _input_header(source)[1])
+    except Exception:  # noqa: BLE001 - the kind is only informative for a skipped file
+        return ""
 
 
 def _finish(record, start):
@@ -313,7 +431,10 @@ def model_label(weights, model):
 
 
 def _preflight(kind, model, weights):
-    """Fail before submitting anything if no file could be enhanced (bad weights file, untrained model)."""
+    """Fail before submitting anything if no file could be enhanced (bad weights file, untrained model).
+
+    Every failure is one line naming the weights file (or the shipped model), an allocator failure included.
+    """
     kinds = KINDS if kind == "auto" else (kind,)
     errors = []
     for each in kinds:
@@ -321,31 +442,78 @@ def _preflight(kind, model, weights):
             _load_file(weights, kind=each) if weights is not None else resolve_network(each, model=model)
         except (OSError, ValueError, TypeError, LookupError) as err:  # LookupError: ModelNotTrainedError
             errors.append(err)
+        except (RuntimeError, MemoryError) as err:  # e.g. "DefaultCPUAllocator: can't allocate memory"
+            where = f"weights file {weights}" if weights is not None else f"the shipped {model} {each} model"
+            errors.append(ValueError(f"{where} cannot be loaded: {_one_line(err) or type(err).__name__}"))
     if len(errors) == len(kinds):
         raise errors[0]
 
 
+# -- the manifest: merged under a lock, so that concurrent runs into one directory keep every record --------
+
+
 def _read_manifest(path: Path) -> list[dict]:
-    if not path.is_file():
+    """The rows of an existing manifest; `ValueError` naming it if it is not one."""
+    if not path.exists():
         return []
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    try:
+        with path.open(newline="") as handle:
+            table = csv.DictReader(handle)
+            rows = list(table)
+            fields = table.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        msg = f"manifest {path} cannot be read ({_one_line(err)}); move it away or fix it"
+        raise ValueError(msg) from None
+    if "output" not in fields or "status" not in fields:
+        msg = f"manifest {path} is not a manifest of enhance (no 'output' and 'status' columns); move it away"
+        raise ValueError(msg)
+    return rows
 
 
-def _write_manifest(path: Path, records, previous):
-    """Write the manifest atomically: this run's records, plus earlier rows for other outputs."""
+@contextlib.contextmanager
+def _manifest_lock(directory: Path):
+    """An exclusive `fcntl.flock` on the output directory itself (no lock file to leave behind)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: the last writer wins
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _merge(previous: list[dict], records: list[dict]) -> list[dict]:
+    """Earlier rows, updated by this run's records (one row per output, in first-seen order).
+
+    A record of this run replaces the row of the same output, except a race lost to a concurrent run
+    (`_LOST_RACE`): the winner's row says more.
+    """
+    rows = {row.get("output"): row for row in previous}
+    for record in records:
+        if record["reason"] == _LOST_RACE and record["output"] in rows:
+            continue
+        rows[record["output"]] = record
+    return list(rows.values())
+
+
+def _write_manifest(path: Path, records) -> None:
+    """Merge this run's records into the manifest on disk, atomically and under the directory's lock."""
     from ..io import atomic_write
 
-    mine = {r["output"] for r in records}
-    rows = [row for row in previous if row.get("output") not in mine] + list(records)
+    with _manifest_lock(path.parent):
+        rows = _merge(_read_manifest(path), records)
 
-    def writer(tmp):
-        with open(tmp, "w", newline="") as handle:
-            table = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
-            table.writeheader()
-            table.writerows(rows)
+        def writer(tmp):
+            with open(tmp, "w", newline="") as handle:
+                table = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
+                table.writeheader()
+                table.writerows(rows)
 
-    atomic_write(path, writer, overwrite=True)
+        atomic_write(path, writer, overwrite=True)
 
 
 # glibc hands every freed allocation above its mmap threshold back to the kernel, so each layer's
@@ -393,7 +561,12 @@ def _dask_client(client, n_workers):
         with Client(client) as own:
             yield own
     else:
-        with local_cluster(n_workers) as cluster, Client(cluster) as own:
+        try:
+            cluster = local_cluster(n_workers)
+        except Exception as err:  # noqa: BLE001 - e.g. "Nanny failed to start." when a worker dies at start-up
+            msg = f"the Dask LocalCluster of {n_workers} workers did not start: {_one_line(err) or type(err).__name__}"
+            raise RuntimeError(msg) from None
+        with cluster, Client(cluster) as own:
             yield own
 
 
@@ -416,6 +589,8 @@ def enhance_files(
     progress: bool = False,
     force: bool = False,
     as_frame: bool | None = None,
+    compress: bool = False,
+    no_progress_timeout: float | None = DEFAULT_TIMEOUT,
 ):
     """Enhance many FITS files, one task per file, serially or on a Dask cluster.
 
@@ -450,6 +625,13 @@ def enhance_files(
         Add the per-pixel consistency map as HDU 1 (`~enhance.analysis.diagnostics.consistency_hdu`).
     progress : bool
         Show a progress bar over files.
+    compress : bool
+        Write RICE tile-compressed outputs (`~enhance.io.write_fits` ``quantize_step``): float pixels
+        quantised with a step of 0.2 of HMI's noise (`quantize_step`: 2e-4 of the quiet-Sun level, or 2 G),
+        so the error is at most 0.1 of the noise.
+    no_progress_timeout : float or None
+        On Dask: if no file finishes for this many seconds (no workers, or workers that keep dying), the
+        files still pending become failed rows with that reason and the call returns. None waits forever.
     force : bool
         Run files that `~enhance.io.resolve_kind` refuses (not helioprojective, off HMI's pixel scale, a
         Dopplergram) and files that solar-enhance wrote. Without it such files are failed with the reason,
@@ -474,8 +656,14 @@ def enhance_files(
     Notes
     -----
     Outputs are written to a temporary file and moved into place, so a file in ``out_dir`` is never
-    half-written, even if a worker dies. The manifest is rewritten atomically every 30 s and at the end;
-    rows of earlier runs into the same directory are kept for files this run does not touch. Inputs,
+    half-written, even if a worker dies; temporary files that a killed run left are removed at the start.
+    The output directory, the weights and the manifest are checked before any file is enhanced. An
+    existing output is skipped if solar-enhance wrote it for this input and it is complete (the rule
+    `~enhance.io.read_fits` applies), replaced if it is incomplete, and left alone (the file fails) if
+    another program wrote it. The manifest is merged into the one on disk (under a lock on the
+    directory, atomically) every 30 s, at the end, and on the way out of an interrupted run (Ctrl-C,
+    SIGTERM); rows of earlier or concurrent runs are kept for files this run does not touch, and a file
+    that a concurrent run wrote first is 'skipped'. Inputs,
     outputs and the weights file must be reachable at the same paths from every worker.
 
     Examples
@@ -494,6 +682,46 @@ def enhance_files(
     With an existing client, e.g. in a notebook: ``enhance_files("hmi/*.fits", "enhanced",
     weights="blos.safetensors", client=client)``.
     """
+    _check_options(kind, model, client, n_workers, no_progress_timeout)
+    check_qs_level(qs_level)
+    sources, targets = _plan(inputs, out_dir)
+    if weights is not None:
+        weights = str(Path(weights).resolve())
+    _preflight(kind, model, weights)
+    out_dir = _prepare_out_dir(Path(out_dir).absolute(), targets)
+    manifest = out_dir / MANIFEST_NAME
+    _read_manifest(manifest)  # a garbage manifest is named now, not after the work
+    label = model_label(weights, model)
+    options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision)
+    task = partial(enhance_file, kind=kind, weights=weights, model=model, label=label, options=options,
+                   overwrite=overwrite, consistency=consistency, force=force, compress=compress)  # fmt: skip
+
+    from tqdm.auto import tqdm
+
+    records: dict[int, dict] = {}
+    clock = {"last_write": time.monotonic()}
+
+    def finished(index, record):
+        records[index] = record
+        bar.update()
+        if time.monotonic() - clock["last_write"] > _MANIFEST_EVERY_S:
+            _write_manifest(manifest, [records[i] for i in sorted(records)])
+            clock["last_write"] = time.monotonic()
+
+    bar = tqdm(total=len(sources), desc="files", unit="file", disable=not progress)
+    try:
+        if client is None and n_workers is None:
+            _run_serial(task, sources, targets, finished)
+        else:
+            _run_dask(task, sources, targets, finished, client=client, n_workers=n_workers,
+                      timeout=no_progress_timeout, label=label)  # fmt: skip
+    finally:  # also on Ctrl-C or SIGTERM: the files finished so far are recorded
+        bar.close()
+        _write_manifest(manifest, [records[i] for i in sorted(records)])
+    return _as_frame([records[index] for index in range(len(sources))], as_frame)
+
+
+def _check_options(kind, model, client, n_workers, timeout):
     check_choice(kind, (*KINDS, "auto"), name="kind")
     check_choice(model, ("full", "light"), name="model")
     if client is not None and n_workers is not None:
@@ -505,7 +733,13 @@ def enhance_files(
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
         msg = f"n_workers must be a positive integer, got {n_workers!r}"
         raise ValueError(msg)
-    check_qs_level(qs_level)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0):
+        msg = f"no_progress_timeout must be None or a positive number of seconds, got {timeout!r}"
+        raise ValueError(msg)
+
+
+def _plan(inputs, out_dir) -> tuple[list[Path], list[Path]]:
+    """Input discovery and validation: absolute sources and their distinct outputs."""
     sources = [path.absolute() for path in find_inputs(inputs)]  # workers may run in another directory
     out_dir = Path(out_dir).absolute()
     targets = [output_path(source, out_dir) for source in sources]
@@ -513,61 +747,80 @@ def enhance_files(
     if clashes:
         msg = f"several inputs would write the same output: {clashes}"
         raise ValueError(msg)
-    if weights is not None:
-        weights = str(Path(weights).resolve())
-    _preflight(kind, model, weights)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = out_dir / MANIFEST_NAME
-    previous = _read_manifest(manifest)
-    options = {
-        "kind": kind,
-        "weights": weights,
-        "model": model,
-        "label": model_label(weights, model),
-        "options": RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision),
-        "overwrite": overwrite,
-        "consistency": consistency,
-        "force": force,
-    }
-    task = partial(enhance_file, **options)
+    return sources, targets
 
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(sources), desc="files", unit="file", disable=not progress)
-    records: dict[int, dict] = {}
-    if client is None and n_workers is None:
-        for index, (source, target) in enumerate(zip(sources, targets, strict=True)):
-            records[index] = task(source, target)
-            bar.update()
-    else:
-        with _dask_client(client, n_workers) as dask_client:
-            from distributed import as_completed
+def _prepare_out_dir(out_dir: Path, targets) -> Path:
+    """Create ``out_dir`` if needed, check that it is writable, and remove this package's stale ``.part``
+    files (left by a killed writer; files being written by a concurrent run are kept)."""
+    from ..io import remove_stale_parts
 
-            futures = dask_client.map(task, [str(s) for s in sources], [str(t) for t in targets], pure=False)
-            index_of = {future.key: index for index, future in enumerate(futures)}
-            last_write = time.monotonic()
-            for future in as_completed(futures):
-                index = index_of[future.key]
+    if out_dir.exists() and not out_dir.is_dir():
+        msg = f"output directory {out_dir} is not a directory"
+        raise NotADirectoryError(msg)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        msg = f"output directory {out_dir} cannot be created: {err.strerror or err}"
+        raise PermissionError(msg) if isinstance(err, PermissionError) else OSError(msg) from None
+    check_output_dir(out_dir)
+    remove_stale_parts(out_dir, targets=[*targets, out_dir / MANIFEST_NAME])
+    return out_dir
+
+
+def _run_serial(task, sources, targets, finished) -> None:
+    """One file after the other in this process. A full disk ends the run: the rest are failed, not tried."""
+    full = None
+    for index, (source, target) in enumerate(zip(sources, targets, strict=True)):
+        if full is not None:
+            finished(index, _unrun(source, target, full, task.keywords["label"]))
+            continue
+        record = task(source, target)
+        if record["status"] == "failed" and ("No space left on device" in record["reason"]
+                                             or "Disk quota exceeded" in record["reason"]):  # fmt: skip
+            full = f"OSError: not run: no space left on device in {Path(target).parent}"
+        finished(index, record)
+
+
+def _run_dask(task, sources, targets, finished, *, client, n_workers, timeout, label) -> None:
+    """One task per file on a Dask cluster. If no file finishes for ``timeout`` seconds (no workers, or
+    workers that keep dying), the files still pending are failed with that reason and the run ends."""
+    from distributed import wait
+
+    with _dask_client(client, n_workers) as dask_client:
+        futures = dask_client.map(task, [str(s) for s in sources], [str(t) for t in targets], pure=False)
+        pending = {future: index for index, future in enumerate(futures)}
+        while pending:
+            try:
+                done, _ = wait(list(pending), timeout=timeout, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = ()
+            if not done:
+                reason = (f"TimeoutError: no file finished in {timeout:g} s (no workers, or workers that keep "
+                          "dying); not run")  # fmt: skip
+                for future, index in pending.items():
+                    future.cancel()
+                    finished(index, _unrun(sources[index], targets[index], reason, label))
+                return
+            for future in done:
+                index = pending.pop(future)
                 try:
-                    records[index] = future.result()
+                    record = future.result()
                 except Exception as err:  # noqa: BLE001 - e.g. the worker died (KilledWorker)
-                    records[index] = _lost(sources[index], targets[index], err, options["label"])
+                    record = _lost(sources[index], targets[index], err, label)
                 future.release()
-                bar.update()
-                if time.monotonic() - last_write > _MANIFEST_EVERY_S:
-                    _write_manifest(manifest, [records[i] for i in sorted(records)], previous)
-                    last_write = time.monotonic()
-    bar.close()
-    result = [records[index] for index in range(len(sources))]
-    _write_manifest(manifest, result, previous)
-    return _as_frame(result, as_frame)
+                finished(index, record)
+
+
+def _unrun(source, target, reason, label):
+    record = dict.fromkeys(MANIFEST_FIELDS, "")
+    record.update(input=str(source), output=str(target), status="failed", model=label, version=__version__,
+                  reason=reason)  # fmt: skip
+    return _finish(record, time.perf_counter())
 
 
 def _lost(source, target, err, label):
-    record = dict.fromkeys(MANIFEST_FIELDS, "")
-    record.update(input=str(source), output=str(target), status="failed", model=label, version=__version__,
-                  reason=f"{type(err).__name__}: {source}: the task was lost: {err}")  # fmt: skip
-    return _finish(record, time.perf_counter())
+    return _unrun(source, target, f"{type(err).__name__}: {source}: the task was lost: {_one_line(err)}", label)
 
 
 def _as_frame(records, as_frame):
