@@ -33,7 +33,7 @@ import numpy as np
 from .._version import __version__
 from ..checks import check_choice, supported_float_type
 from ..io import FITS_SUFFIXES, fits_stem
-from ..models.architecture import receptive_margin
+from ..models.network import receptive_margin
 from ..observation.quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
 from .pipeline import KINDS, RunOptions, enhance_array, history_cards, resolve_network
 
