@@ -104,3 +104,20 @@ def test_continuum_output_is_never_negative_where_the_input_is_not():
     field = np.array([[100.0, -200.0], [300.0, 0.0]])
     signed = enhance(field, "blos", network=_Negative(), backend="torch")
     np.testing.assert_allclose(signed, np.kron(field, np.ones((2, 2))) - 300.0, rtol=1e-6)
+
+
+def test_cli_run_symmetric_matches_the_library(weights, tmp_path):
+    from astropy.io import fits
+
+    from enhance.cli import main
+    from enhance.data import sample_path
+    from enhance.models.pretrained import load_network
+
+    out = tmp_path / "out.fits"
+    assert main(["run", str(sample_path("intensity")), "-o", str(out), "--weights", weights, "--symmetric"]) == 0
+    expected = enhance(str(sample_path("intensity")), "intensity", network=load_network(weights), symmetric=True)
+    plain = enhance(str(sample_path("intensity")), "intensity", network=load_network(weights))
+    np.testing.assert_allclose(fits.getdata(out), expected.data, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(fits.getdata(out), plain.data, rtol=1e-5, atol=1e-5)
+    assert main(["run", str(sample_path("intensity")), str(sample_path("intensity")), "-o", str(tmp_path),
+                 "--weights", weights, "--symmetric"]) != 0  # fmt: skip
