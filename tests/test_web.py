@@ -345,6 +345,15 @@ def _limb_darkened_file(path):
     return path
 
 
+def _uint16_file(path):
+    """Unsigned 16-bit counts (BZERO 32768, which astropy reads as uint16 and Python enhances in float64)."""
+    data = fits.getdata(PACKAGE_DATA / "hmi_continuum_ar.fits").astype(np.float64)
+    hdu = fits.PrimaryHDU(np.round(data * 50000.0).astype(np.uint16))
+    hdu.header.update(BUNIT="DN", CDELT1=0.504, CDELT2=0.504, CRPIX1=80.0, CRPIX2=120.0, TELESCOP="SDO/HMI")
+    hdu.writeto(path)
+    return path
+
+
 SAMPLES = {
     "continuum_ar": lambda tmp: PACKAGE_DATA / "hmi_continuum_ar.fits",
     "blos_ar": lambda tmp: PACKAGE_DATA / "hmi_blos_ar.fits",
@@ -352,6 +361,7 @@ SAMPLES = {
     "blos_int_blank_cd": lambda tmp: _wcs_file(tmp / "blos_int.fits"),
     "continuum_limb_nan": lambda tmp: _limb_file(tmp / "continuum_nan.fits"),
     "continuum_surface_int16": lambda tmp: _limb_darkened_file(tmp / "continuum_limb.fits"),
+    "continuum_uint16": lambda tmp: _uint16_file(tmp / "continuum_uint16.fits"),
 }
 
 

@@ -233,8 +233,10 @@ function decodeImage(bytes, start, header, index) {
     const raw = read(i);
     data[i] = blank !== null && raw === blank ? NaN : scaled ? bzero + bscale * raw : raw;
   }
-  // astropy gives float32 for float32 data and for scaled (or BLANK-holding) 8- and 16-bit integers.
-  const float32 = bitpix === -32 || (isInt && Math.abs(bitpix) <= 16 && (scaled || blank !== null));
+  // astropy gives float32 for float32 data and for scaled (or BLANK-holding) 8- and 16-bit integers, but
+  // unsigned 16-bit (BZERO 32768) and signed 8-bit (BZERO -128) integers stay integers (float64 in Python).
+  const unsigned = bscale === 1 && ((bitpix === 16 && bzero === 32768) || (bitpix === 8 && bzero === -128));
+  const float32 = bitpix === -32 || (isInt && bitpix <= 16 && !unsigned && (scaled || blank !== null));
   if (float32) for (let i = 0; i < n; i++) data[i] = Math.fround(data[i]);
   return { header, data, width, height, float32, bitpix, hdu: index };
 }

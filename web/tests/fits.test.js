@@ -56,6 +56,11 @@ test("scaled integers: BSCALE, BZERO and BLANK (BLANK becomes NaN) for 16 and 32
   const f32 = readFits(bytes32);
   assert.deepEqual(Array.from(f32.data), [2147483647 * 0.25 - 1, -2.25, NaN, 2]);
   assert.equal(f32.float32, false);
+  const u16 = fitsBytes(image(16, 2, 1, ["BZERO   =                32768", "BSCALE  =                    1"]), 4,
+    (v) => [-32768, 32767].forEach((x, i) => v.setInt16(2 * i, x)));
+  const unsigned = readFits(u16);
+  assert.deepEqual(Array.from(unsigned.data), [0, 65535]);
+  assert.equal(unsigned.float32, false); // astropy reads uint16, which Python enhances in float64
   const bytes8 = fitsBytes(image(8, 2, 1), 2, (v) => [200, 3].forEach((x, i) => v.setUint8(i, x)));
   assert.deepEqual(Array.from(readFits(bytes8).data), [200, 3]); // unsigned bytes
 });
