@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 KERAS_VENV  := benchmarks/.venv-keras
 KERAS_STAMP := $(KERAS_VENV)/.installed
 
-.PHONY: install demo test bench lint clean web web-test
+.PHONY: install demo test test-notorch bench lint clean web web-test
 
 install: $(STAMP)
 
@@ -90,3 +90,16 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info docs/_build docs/generated .pytest_cache web/dist web/dist.tmp web/node_modules
+
+# Inference without PyTorch, as `pip install 'solar-enhance[onnx]'` gives it: a venv of its own with the
+# package (not editable) and pytest, no torch; tests/test_notorch.py runs `enhance run` and the onnxruntime
+# snippet there and checks the numbers the PyTorch path gives.
+NOTORCH := .venv-notorch
+
+test-notorch:
+	rm -rf $(NOTORCH)
+	$(PYTHON) -m venv $(NOTORCH)
+	$(NOTORCH)/bin/python -m pip install --quiet --upgrade pip
+	$(NOTORCH)/bin/python -m pip install --quiet ".[onnx]" pytest
+	@! $(NOTORCH)/bin/python -c "import torch" 2>/dev/null || (echo "torch is installed in $(NOTORCH)"; exit 1)
+	$(NOTORCH)/bin/python -m pytest -q -p no:cacheprovider --noconftest --rootdir . tests/test_notorch.py

@@ -173,48 +173,31 @@ def _run(args) -> int:
 
 
 def _export(args) -> int:
-    from .models.pretrained import full, light, load_network
-    from .runtime.export import export_onnx
+    from .exceptions import ModelNotTrainedError
+    from .runtime.export import export_shipped, export_weights
 
     out = Path(args.output)
     if args.weights:
-        network = load_network(args.weights)
-        kind = _weights_kind(args.weights)
-        target = out / f"{Path(args.weights).name.split('.')[0]}.onnx" if out.is_dir() else out
-        print(f"wrote {export_onnx(network, target, kind=kind, overwrite=args.overwrite)}")
+        _say(args, f"wrote {export_weights(args.weights, out, overwrite=args.overwrite)}")
         return 0
     if not out.is_dir():
-        return _error(f"without --weights, -o must be an existing directory (one file per model), got {out}")
-    from .exceptions import ModelNotTrainedError
-
-    failures, written = 0, 0
+        return _usage(f"without --weights, -o must be an existing directory (one file per model), got {out}")
     every = args.type == "all" or args.model == "all"
-    for kind in ("intensity", "blos") if args.type == "all" else (args.type,):
-        for model in ("full", "light") if args.model == "all" else (args.model,):
-            try:
-                network = (full if model == "full" else light)(kind, weights="default")
-                path = export_onnx(network, out / f"enhance_{model}_{kind}.onnx", kind=kind, overwrite=args.overwrite)
-            except ModelNotTrainedError:
-                if not every:
-                    raise
-                print(f"skipped {model} {kind}: not shipped in this version")
-                continue
-            except (OSError, ValueError, LookupError) as err:
-                failures += 1
-                _error(f"{model} {kind}: {err}")
-                continue
+    kinds = ("intensity", "blos") if args.type == "all" else (args.type,)
+    models = ("full", "light") if args.model == "all" else (args.model,)
+    failures, written = 0, 0
+    for model, kind, result in export_shipped(out, kinds=kinds, models=models, overwrite=args.overwrite):
+        if isinstance(result, ModelNotTrainedError) and every:
+            _say(args, f"skipped {model} {kind}: not shipped in this version")
+        elif isinstance(result, Exception):
+            failures += 1
+            _error(f"{model} {kind}: {result}")
+        else:
             written += 1
-            print(f"wrote {path}")
+            _say(args, f"wrote {result}")
     if not written and not failures:
         return _error("no shipped model to export")
-    return 1 if failures else 0
-
-
-def _weights_kind(path) -> str:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as handle:
-        return (handle.metadata() or {}).get("kind")
+    return FAILURE if failures else 0
 
 
 def _add_export(subparsers) -> None:
@@ -812,6 +795,11 @@ def main(argv=None) -> int:
     with _logging(args.verbose or 0, quiet=bool(args.quiet)):
         try:
             return args.func(args)
+        except ModuleNotFoundError as err:
+            if err.name != "torch":
+                return _error(str(err))
+            return _error(f"enhance {args.command} needs PyTorch: pip install 'solar-enhance[torch]' (enhance run, "
+                          "demo and export work without it, on onnxruntime)")  # fmt: skip
         except (OSError, ValueError, TypeError, LookupError, ImportError) as err:
             return _error(str(err))
         except RuntimeError as err:  # e.g. a Dask cluster that did not start: one line, not a traceback

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +33,7 @@ import numpy as np
 from .._version import __version__
 from ..checks import check_choice, supported_float_type
 from ..io import FITS_SUFFIXES, fits_stem
-from ..models.network import receptive_margin
+from ..models.architecture import receptive_margin
 from ..observation.quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
 from .pipeline import KINDS, RunOptions, enhance_array, history_cards, resolve_network
 
@@ -418,7 +418,7 @@ def _quiet_kind(source: Path, kind: str) -> str:
 
 def _finish(record, start):
     record["seconds"] = round(time.perf_counter() - start, 4)
-    record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     return record
 
 

@@ -2,7 +2,13 @@
 
 A private array function does the work (normalisation, NaN handling, tiled network pass); the
 public `enhance` only dispatches on the input type and carries the metadata along.
+
+PyTorch is optional for inference: without it (``pip install 'solar-enhance[onnx]'``) the shipped
+models and safetensors weights files run on onnxruntime, their graphs built with numpy
+(`~enhance.runtime.export.shipped_onnx_network`).
 """
+
+from __future__ import annotations
 
 import copy
 import dataclasses
@@ -13,14 +19,20 @@ import weakref
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .._version import __version__
 from ..checks import check_choice, check_finite_output, check_image, check_magnitude, fill_nonfinite
-from ..models.network import EnhanceNet, receptive_margin
-from ..models.pretrained import full, light
+from ..models.architecture import receptive_margin
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
-from ..runtime.graph import PRECISIONS, InferenceNet
+
+try:  # PyTorch is optional for inference (see the module docstring)
+    import torch
+
+    from ..models.network import EnhanceNet
+    from ..models.pretrained import full, light
+    from ..runtime.graph import InferenceNet, resolve_device
+except ImportError:  # pragma: no cover - run by `make test-notorch`
+    torch = EnhanceNet = InferenceNet = full = light = resolve_device = None
 
 __all__ = [
     "enhance",
@@ -34,6 +46,8 @@ __all__ = [
 ]
 
 KINDS = ("intensity", "blos")
+#: Arithmetic of the convolutions (`~enhance.runtime.graph.PRECISIONS`, named here without PyTorch).
+_PRECISIONS = ("float32", "bfloat16", "float16")
 #: Inference back-ends: PyTorch, onnxruntime, or 'auto' (see `enhance`).
 BACKENDS = ("auto", "torch", "onnx")
 #: Images with more pixels than this run in tiles of `AUTO_TILE` when ``tile=None``.
@@ -134,7 +148,7 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
     if network is not None:
         from ..runtime.export import OnnxNetwork
 
-        if not isinstance(network, torch.nn.Module | OnnxNetwork):
+        if not isinstance(network, (torch.nn.Module, OnnxNetwork) if torch is not None else OnnxNetwork):
             msg = f"network must be an EnhanceNet (torch.nn.Module) or an OnnxNetwork, got {type(network).__name__}"
             raise TypeError(msg)
         return network
@@ -153,6 +167,10 @@ def _shipped_network(kind: str, model: str, path: str, sha256: str) -> EnhanceNe
     session or `InferenceNet`) instead of reading the weights and exporting the graph again. The key
     holds the file and its registered checksum, so a changed registry loads the new weights.
     """
+    if torch is None:
+        from ..runtime.export import shipped_onnx_network
+
+        return shipped_onnx_network(kind, model)
     factory = full if model == "full" else light
     return factory(kind, weights="default").eval().requires_grad_(False)
 
@@ -174,7 +192,7 @@ def auto_backend(network, *, precision, device) -> str:
     """onnxruntime for an OnnxNetwork, and for an EnhanceNet in float32 on the CPU when it is installed."""
     from ..runtime.export import OnnxNetwork
 
-    if isinstance(network, OnnxNetwork):
+    if isinstance(network, OnnxNetwork) or torch is None:
         return "onnx"
     if isinstance(network, EnhanceNet) and precision == "float32" and torch.device(device).type == "cpu":
         if all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime")):
@@ -193,7 +211,7 @@ def make_runner(network, *, backend, precision, device):
     same network, as long as its weights are unchanged (their digest is checked).
     """
     check_choice(backend, BACKENDS, name="backend")
-    check_choice(precision, tuple(PRECISIONS), name="precision")
+    check_choice(precision, _PRECISIONS, name="precision")
     from ..runtime.export import OnnxNetwork
 
     if backend == "auto":
@@ -206,6 +224,9 @@ def make_runner(network, *, backend, precision, device):
             msg = "backend='torch' needs a torch network, got an OnnxNetwork; use backend='onnx' or 'auto'"
             raise TypeError(msg)
         return network, 1
+    if torch is None:
+        msg = f"network must be an OnnxNetwork without PyTorch, got {type(network).__name__}"
+        raise TypeError(msg)
     if not isinstance(network, EnhanceNet):
         if backend == "onnx":
             msg = f"backend='onnx' needs an EnhanceNet or an OnnxNetwork, got {type(network).__name__}"
@@ -225,6 +246,16 @@ def make_runner(network, *, backend, precision, device):
         prepared = InferenceNet(network).to(device), 1
     _RUNNERS[network][key] = (digest, prepared)
     return prepared
+
+
+def _resolve_device(device):
+    """`~enhance.runtime.graph.resolve_device` with PyTorch; without it the CPU, where onnxruntime runs."""
+    if torch is not None:
+        return resolve_device(device)
+    if device not in ("auto", "cpu"):
+        msg = f"device={device!r} needs PyTorch (pip install 'solar-enhance[torch]'); without it, enhance uses the CPU"
+        raise ValueError(msg)
+    return "cpu"
 
 
 def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions()):
@@ -279,7 +310,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int | np.integer) or tile < 1):
         msg = f"tile must be None or a positive number of input pixels, got {tile!r}"
         raise ValueError(msg)
-    device = resolve_device(device)
+    device = _resolve_device(device)
     depth = getattr(network, "depth", None)
     margin = receptive_margin(depth) if depth is not None else 32
     runner, workers = make_runner(network, backend=backend, precision=precision, device=device)

@@ -10,11 +10,14 @@ import concurrent.futures
 import itertools
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from ..checks import check_choice
-from ..runtime.graph import PRECISIONS
+
+try:  # PyTorch is optional for inference: without it networks are onnxruntime callables
+    import torch
+except ImportError:  # pragma: no cover - run by `make test-notorch`
+    torch = None
 
 __all__ = ["tile_spans", "run_tiled", "dihedral_average", "MIN_BAND_MARGINS"]
 
@@ -56,7 +59,7 @@ def tile_spans(length: int, tile: int, margin: int):
     return spans
 
 
-@torch.inference_mode()
+@(torch.inference_mode() if torch is not None else (lambda function: function))
 def run_tiled(
     image: np.ndarray, net, *, tile: int | None, margin: int, device, progress=False, precision: str = "float32",
     workers: int = 1,
@@ -107,7 +110,7 @@ def run_tiled(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         msg = f"workers must be a positive integer, got {workers!r}"
         raise ValueError(msg)
-    if isinstance(net, torch.nn.Module):
+    if torch is not None and isinstance(net, torch.nn.Module):
         forward, workers = _torch_forward(net, device, precision), 1
     else:
         forward = net
@@ -139,8 +142,10 @@ def run_tiled(
     return out
 
 
-def _torch_forward(net: torch.nn.Module, device, precision: str):
+def _torch_forward(net, device, precision: str):
     """``net`` as a function from a float32 ndarray to a float32 ndarray, in ``precision`` on ``device``."""
+    from ..runtime.graph import PRECISIONS
+
     dtype = PRECISIONS[check_choice(precision, tuple(PRECISIONS), name="precision")]
     device = torch.device(device)
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..checks import check_integer
+from .architecture import receptive_margin
 
 __all__ = ["ResidualBlock", "EnhanceNet", "fold_batchnorm", "receptive_margin"]
 
@@ -121,30 +122,6 @@ class EnhanceNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"depth={self.depth}, width={self.width}"
-
-
-def receptive_margin(depth: int) -> int:
-    """Input pixels on each side that influence one output pixel of ``EnhanceNet(depth=depth)``.
-
-    ``2 depth + 2`` 3x3 convolutions run on the input grid and one on the x2 grid (half an input
-    pixel, rounded up), so a tile with this margin on every side gives exact interior outputs.
-
-    Parameters
-    ----------
-    depth : int
-        Residual blocks of the network.
-
-    Returns
-    -------
-    int
-        The margin, input pixels.
-
-    Examples
-    --------
-    >>> receptive_margin(5), receptive_margin(1)
-    (13, 5)
-    """
-    return 2 * depth + 3
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:

@@ -11,8 +11,6 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from safetensors.torch import save_file
-
 from .._version import __version__
 from ..checks import check_choice
 from ..constants import KINDS, VARIANTS
@@ -111,6 +109,8 @@ def save_weights(net, path, *, kind: str, metadata: dict | None = None, overwrit
     meta.update({"depth": str(net.depth), "width": str(net.width)})
     meta.update({"kind": kind, "format": "enhance-weights-1", "package_version": __version__})
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
+    from safetensors.torch import save_file  # writing needs PyTorch; reading the registry does not
+
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta), overwrite=overwrite)
 
 

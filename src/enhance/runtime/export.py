@@ -10,6 +10,27 @@ are ``image`` ``(n, 1, ny, nx)`` and ``enhanced`` ``(n, 1, 2 ny, 2 nx)``, float3
 module imports neither torch nor onnxruntime until they are needed, and the runner never imports torch.
 Pass an `OnnxNetwork` as ``network=`` to `~enhance.inference.pipeline.enhance` (or ``backend='onnx'``): the
 result agrees with the PyTorch path within 1e-4.
+
+Every exported file carries what a caller needs besides the graph (`inference_metadata`): the kind, the
+units, the normalisation rule, the handling of missing pixels, the pixel scales and the model card.
+With them, onnxruntime alone reproduces ``enhance run`` (to 1e-5 on the shipped cut-outs; tested in
+``tests/test_notorch.py``)::
+
+    import numpy as np, onnxruntime as ort
+    from astropy.io import fits
+    from enhance.data import sample_path
+    from enhance.observation.quiet_sun import estimate_qs_level
+
+    session = ort.InferenceSession("enhance_light_intensity.onnx")  # from `enhance export`
+    meta = session.get_modelmeta().custom_metadata_map  # kind, units, normalisation rule, model card
+    image = fits.getdata(sample_path("intensity")).astype(np.float32)
+    level = estimate_qs_level(image)  # meta["normalisation"]: divide by the quiet-Sun level, multiply back
+    out = session.run(None, {"image": (image / level).astype(np.float32)[None, None]})[0][0, 0] * np.float32(level)
+    out[(out < 0) & (np.repeat(np.repeat(image, 2, 0), 2, 1) >= 0)] = 0  # continuum is never negative
+
+For a magnetogram in gauss the rule is ``out = session.run(None, {"image": (field / 1000)[None, None]})[0][0, 0]
+* 1000``. Without PyTorch the shipped models and weights files become such graphs with numpy
+(`shipped_onnx_network`, `onnx_from_weights`, `~enhance.runtime.folding`).
 """
 
 from pathlib import Path
@@ -24,6 +45,12 @@ __all__ = [
     "onnx_network",
     "load_onnx",
     "load_weights_file",
+    "onnx_from_weights",
+    "shipped_onnx_network",
+    "export_shipped",
+    "export_weights",
+    "inference_metadata",
+    "torch_available",
     "OnnxNetwork",
 ]
 
@@ -34,8 +61,66 @@ _FORMAT = "enhance-onnx-1"
 
 _INSTALL = "install it with: pip install 'solar-enhance[onnx]'"
 
+#: What a caller does around the graph to reproduce ``enhance run``, per kind (kept in every exported file).
+_RULES = {
+    "intensity": {
+        "units": "input and output in units of the quiet-Sun continuum level (I/Ic), float32, shape (n, 1, ny, nx)",
+        "normalisation": "divide the image by its quiet-Sun level before the graph and multiply the output by it "
+        "(enhance.observation.quiet_sun.estimate_qs_level: iterated mean of the pixels within 15 % of the level; "
+        "near the limb enhance uses a fitted surface, fit_qs_surface); then set output pixels to 0 where they are "
+        "negative and their input pixel is not",
+    },
+    "blos": {
+        "units": "input and output in kG (line-of-sight field in gauss / 1000), float32, shape (n, 1, ny, nx)",
+        "normalisation": "divide gauss by 1000 before the graph and multiply the output by 1000",
+    },
+}
+_COMMON_RULES = {
+    "missing_pixels": "fill NaN with the value of the nearest finite pixel (scipy.ndimage.distance_transform_edt) "
+    "before the graph; NaN again at their 2x2 output pixels",
+    "pixel_scale": "input 0.504 arcsec/pixel (SDO/HMI), output 0.252 arcsec/pixel; output pixel k is centred on "
+    "input pixel (k + 0.5) / 2 - 0.5 (CRPIX' = 2 CRPIX - 0.5, CDELT' = CDELT / 2)",
+    "reference": "Diaz Baso, C. J. & Asensio Ramos, A. 2018, A&A, 614, A5",
+}
 
-def onnx_model(network, *, kind: str | None = None):
+
+def inference_metadata(kind: str | None, *, card: dict | None = None) -> dict:
+    """The metadata an exported file carries so that onnxruntime alone reproduces ``enhance run``.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'} or None
+        What the network enhances; None records only the rules common to both kinds.
+    card : dict, optional
+        The model card (training data, recipe, metrics) of a shipped model, stored as JSON.
+
+    Returns
+    -------
+    dict of str
+        ``units``, ``normalisation``, ``missing_pixels``, ``pixel_scale``, ``reference`` and ``model_card``.
+
+    Examples
+    --------
+    >>> inference_metadata("blos")["normalisation"]
+    'divide gauss by 1000 before the graph and multiply the output by 1000'
+    """
+    import json
+
+    metadata = dict(_RULES.get(kind, {}))
+    metadata.update(_COMMON_RULES)
+    if card is not None:
+        metadata["model_card"] = json.dumps(card, sort_keys=True)
+    return metadata
+
+
+def torch_available() -> bool:
+    """Whether PyTorch can be imported here (without it the shipped models run on onnxruntime)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def onnx_model(network, *, kind: str | None = None, metadata: dict | None = None):
     """Build the ONNX graph of an `~enhance.models.network.EnhanceNet` (BatchNorm folded, float32).
 
     Parameters
@@ -44,6 +129,8 @@ def onnx_model(network, *, kind: str | None = None):
         The network (trained or not); it is not modified.
     kind : {'intensity', 'blos'}, optional
         What the network enhances, recorded in the metadata.
+    metadata : dict, optional
+        More metadata to record (`inference_metadata`).
 
     Returns
     -------
@@ -82,7 +169,7 @@ def onnx_model(network, *, kind: str | None = None):
     folded = fold_batchnorm(network)
     arrays = {name: value.detach().cpu().to(torch.float32).numpy() for name, value in folded.state_dict().items()}
     arrays["conv_up.phases"] = phase_kernels(folded.conv_up.weight).detach().cpu().to(torch.float32).numpy()
-    return onnx_graph(arrays, depth=folded.depth, width=folded.width, kind=kind)
+    return onnx_graph(arrays, depth=folded.depth, width=folded.width, kind=kind, metadata=metadata)
 
 
 class _GraphBuilder:
@@ -144,7 +231,7 @@ class _GraphBuilder:
         return self.node("DepthToSpace", [cropped], ["enhanced"], blocksize=2, mode="CRD")
 
 
-def onnx_graph(arrays, *, depth: int, width: int, kind: str | None = None):
+def onnx_graph(arrays, *, depth: int, width: int, kind: str | None = None, metadata: dict | None = None):
     """Build the ONNX graph of an Enhance network from its BatchNorm-folded weights, with numpy only.
 
     Parameters
@@ -160,6 +247,8 @@ def onnx_graph(arrays, *, depth: int, width: int, kind: str | None = None):
         Number of feature channels.
     kind : {'intensity', 'blos'}, optional
         What the network enhances, recorded in the metadata.
+    metadata : dict, optional
+        More metadata to record (e.g. `inference_metadata`: units, normalisation rule, model card).
 
     Returns
     -------
@@ -202,13 +291,13 @@ def onnx_graph(arrays, *, depth: int, width: int, kind: str | None = None):
     from .._version import __version__
 
     model.producer_version = __version__
-    metadata = {"format": _FORMAT, "depth": depth, "width": width, "kind": kind or ""}
-    helper.set_model_props(model, {key: str(value) for key, value in metadata.items()})
+    props = {**(metadata or {}), "format": _FORMAT, "depth": depth, "width": width, "kind": kind or ""}
+    helper.set_model_props(model, {key: str(value) for key, value in props.items()})
     onnx.checker.check_model(model, full_check=True)
     return model
 
 
-def export_onnx(network, path, *, kind: str | None = None, overwrite: bool = False) -> Path:
+def export_onnx(network, path, *, kind: str | None = None, overwrite: bool = False, card: dict | None = None) -> Path:
     """Write an `~enhance.models.network.EnhanceNet` to an ONNX file, atomically.
 
     Parameters
@@ -221,11 +310,14 @@ def export_onnx(network, path, *, kind: str | None = None, overwrite: bool = Fal
         What the network enhances, recorded in the file.
     overwrite : bool
         Replace an existing file; without it an existing file raises `FileExistsError`.
+    card : dict, optional
+        The model card to record.
 
     Returns
     -------
     `~pathlib.Path`
-        ``path``.
+        ``path``; the file's metadata holds the kind, the units, the normalisation rule and the model
+        card (`inference_metadata`), everything onnxruntime needs to reproduce ``enhance run``.
 
     Examples
     --------
@@ -237,7 +329,7 @@ def export_onnx(network, path, *, kind: str | None = None, overwrite: bool = Fal
     """
     from ..io import atomic_write
 
-    data = onnx_model(network, kind=kind).SerializeToString()
+    data = onnx_model(network, kind=kind, metadata=inference_metadata(kind, card=card)).SerializeToString()
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
 
 
@@ -330,6 +422,8 @@ def load_weights_file(path, *, kind: str):
     32
     """
     if Path(path).suffix.lower() != ".onnx":
+        if not torch_available():  # without PyTorch the weights run as an ONNX graph built with numpy
+            return OnnxNetwork(onnx_from_weights(path, kind=kind).SerializeToString())
         from ..models.pretrained import load_network
 
         return load_network(path, kind=kind)
@@ -338,6 +432,152 @@ def load_weights_file(path, *, kind: str):
         msg = f"{path} holds a {network.kind} network, but the data are {kind}"
         raise ValueError(msg)
     return network
+
+
+def onnx_from_weights(path, *, kind: str | None = None, card: dict | None = None):
+    """The ONNX graph of a safetensors weights file, built with numpy only (no PyTorch).
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        A weights file (`~enhance.models.weights.save_weights`, or a shipped one).
+    kind : {'intensity', 'blos'}, optional
+        If given, the file's kind must be this one.
+    card : dict, optional
+        A model card to record.
+
+    Returns
+    -------
+    `onnx.ModelProto`
+        The graph of `onnx_graph`, from the BatchNorm-folded weights (`~enhance.runtime.folding`), with the
+        metadata of `inference_metadata`. It agrees with the PyTorch export to float32 rounding.
+
+    Examples
+    --------
+    >>> from enhance.models.weights import shipped_path
+    >>> model = onnx_from_weights(shipped_path("blos", "light"), kind="blos")
+    >>> {p.key: p.value for p in model.metadata_props}["kind"]
+    'blos'
+    """
+    from .folding import folded_arrays
+
+    arrays, depth, width, metadata = folded_arrays(path)
+    found = metadata.get("kind")
+    if kind is not None and found not in (None, kind):
+        msg = f"{path} holds a {found!r} network, but kind={kind!r}"
+        raise ValueError(msg)
+    kind = kind or found
+    return onnx_graph(arrays, depth=depth, width=width, kind=kind, metadata=inference_metadata(kind, card=card))
+
+
+def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None = None) -> "OnnxNetwork":
+    """The shipped ``model`` for ``kind`` as an onnxruntime runner, built from its weights without PyTorch.
+
+    The weights file is checked against the registry's sha256 first.
+
+    Examples
+    --------
+    >>> shipped_onnx_network("blos", "light").width
+    32
+    """
+    from ..models.weights import file_sha256, model_card, registry_entry, shipped_path
+
+    entry = registry_entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
+    path = shipped_path(kind, model)
+    digest = file_sha256(path)
+    if digest != entry["sha256"]:
+        msg = f"{path} has sha256 {digest}, but the registry lists {entry['sha256']}: the file is damaged"
+        raise ValueError(msg)
+    graph = onnx_from_weights(path, kind=kind, card=model_card(kind, model))
+    return OnnxNetwork(graph.SerializeToString(), threads=threads)
+
+
+def export_weights(weights, path, *, overwrite: bool = False) -> Path:
+    """Write a safetensors weights file as an ONNX file, with its kind and the inference metadata.
+
+    With PyTorch the network is built and exported (`export_onnx`); without it the graph is built with
+    numpy (`onnx_from_weights`). The two agree to float32 rounding.
+
+    Parameters
+    ----------
+    weights : str or `~pathlib.Path`
+        The weights file.
+    path : str or `~pathlib.Path`
+        The ONNX file to write, or an existing directory for ``<weights name>.onnx``.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The file written.
+    """
+    from ..io import atomic_write
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{Path(weights).name.split('.')[0]}.onnx"
+    if torch_available():
+        from ..models.pretrained import load_network
+        from ..models.weights import read_metadata
+
+        kind = read_metadata(Path(weights)).get("kind")
+        return export_onnx(load_network(weights), path, kind=kind, overwrite=overwrite)
+    data = onnx_from_weights(weights).SerializeToString()
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
+
+
+def export_shipped(out_dir, *, kinds=("intensity", "blos"), models=("full", "light"), overwrite: bool = False):
+    """Write shipped models as ``out_dir/enhance_<model>_<kind>.onnx``, with their model cards in the metadata.
+
+    Uses PyTorch when it is installed and numpy otherwise (the two graphs agree to float32 rounding).
+
+    Parameters
+    ----------
+    out_dir : str or `~pathlib.Path`
+        An existing directory.
+    kinds, models : sequence of str
+        Which shipped models.
+    overwrite : bool
+        Replace existing files.
+
+    Returns
+    -------
+    list of (str, str, `~pathlib.Path` or Exception)
+        ``(model, kind, path)`` for each file written, or ``(model, kind, error)`` for each that was not
+        (`~enhance.exceptions.ModelNotTrainedError` for a model this version does not ship).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``out_dir`` is not a directory.
+    """
+    from ..io import atomic_write
+    from ..models.weights import model_card, shipped_path
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        msg = f"out_dir must be an existing directory (one file per model), got {out_dir}"
+        raise FileNotFoundError(msg)
+    results = []
+    for kind in kinds:
+        for model in models:
+            target = out_dir / f"enhance_{model}_{kind}.onnx"
+            try:
+                card = model_card(kind, model)
+                if torch_available():
+                    from ..models.pretrained import full, light
+
+                    network = (full if model == "full" else light)(kind, weights="default")
+                    path = export_onnx(network, target, kind=kind, overwrite=overwrite, card=card)
+                else:
+                    data = onnx_from_weights(shipped_path(kind, model), kind=kind, card=card).SerializeToString()
+                    path = atomic_write(target, lambda tmp, data=data: Path(tmp).write_bytes(data), overwrite=overwrite)
+            except (OSError, ValueError, LookupError) as err:  # LookupError: ModelNotTrainedError
+                results.append((model, kind, err))
+                continue
+            results.append((model, kind, path))
+    return results
 
 
 class OnnxNetwork:
@@ -362,6 +602,9 @@ class OnnxNetwork:
         Which graph runs (see ``blocked``).
     kind : str or None
         'intensity' or 'blos' when the export recorded it.
+    metadata : dict of str
+        The file's metadata: architecture, kind, units, normalisation rule and model card
+        (`inference_metadata`).
 
     Notes
     -----
@@ -414,6 +657,7 @@ class OnnxNetwork:
         self.depth = int(meta["depth"]) if "depth" in meta else None
         self.width = int(meta["width"]) if "width" in meta else None
         self.kind = meta.get("kind") or None
+        self.metadata = dict(meta)  # units, normalisation rule, model card (`inference_metadata`)
         self._input = self.session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

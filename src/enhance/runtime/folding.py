@@ -1,0 +1,123 @@
+"""Trained weights to an inference graph with numpy only: BatchNorm folding and the x2 phase kernels.
+
+With these, a safetensors weights file (the shipped models or one from ``enhance train``) becomes an
+ONNX graph (`~enhance.runtime.export.onnx_graph`) run by onnxruntime, and ``enhance run`` works with
+``pip install 'solar-enhance[onnx]'`` alone, without PyTorch. The torch path
+(`~enhance.models.network.fold_batchnorm`, `~enhance.runtime.graph.phase_kernels`) computes the same
+arrays; the two agree to float32 rounding.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["BN_EPS", "phase_kernels_numpy", "fold_state", "read_weights", "folded_arrays"]
+
+#: BatchNorm epsilon of `~enhance.models.network.EnhanceNet` (Keras' default, as in the paper).
+BN_EPS = 1e-3
+
+# Rows of the 3x3 kernel that fall onto low-resolution rows (y - 1, y) for an even output row and (y, y + 1)
+# for an odd one, after nearest-neighbour x2 up-sampling (see `~enhance.runtime.graph.phase_kernels`).
+_TAPS = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=np.float64)
+
+
+def phase_kernels_numpy(weight: np.ndarray) -> np.ndarray:
+    """The four 2x2 kernels of a 3x3 convolution after nearest-neighbour x2 up-sampling, with numpy.
+
+    Parameters
+    ----------
+    weight : (out, in, 3, 3) `~numpy.ndarray`
+        The kernel of the convolution on the x2 grid.
+
+    Returns
+    -------
+    (4 out, in, 2, 2) `~numpy.ndarray`
+        float32; channel ``p * out + o`` holds kernel ``o`` of phase ``p = 2 a + b``, the output pixels
+        ``(2 y + a, 2 x + b)``, as `~enhance.runtime.graph.phase_kernels` computes it with torch.
+
+    Examples
+    --------
+    >>> phase_kernels_numpy(np.ones((8, 4, 3, 3))).shape
+    (32, 4, 2, 2)
+    """
+    weight = np.asarray(weight)
+    if weight.ndim != 4 or weight.shape[2:] != (3, 3):
+        msg = f"weight must have shape (out, in, 3, 3), got {weight.shape}"
+        raise ValueError(msg)
+    kernels = np.einsum("ark,oikl,bcl->aboirc", _TAPS, weight.astype(np.float64), _TAPS)
+    return kernels.reshape(4 * weight.shape[0], weight.shape[1], 2, 2).astype(np.float32)
+
+
+def fold_state(state, *, depth: int) -> dict:
+    """BatchNorm-folded float32 arrays of an `~enhance.models.network.EnhanceNet` state dict of numpy arrays.
+
+    Parameters
+    ----------
+    state : mapping of str to `~numpy.ndarray`
+        The network's ``state_dict`` (as a safetensors file holds it).
+    depth : int
+        Number of residual blocks.
+
+    Returns
+    -------
+    dict
+        The arrays `~enhance.runtime.export.onnx_graph` takes: every convolution's ``weight`` and
+        ``bias`` with its BatchNorm folded in (``w * g / sqrt(v + eps)``, ``(b - m) g / sqrt(v + eps) + beta``)
+        and ``"conv_up.phases"``.
+    """
+    arrays = {}
+    pairs = {f"blocks.{i}.conv{j}": f"blocks.{i}.bn{j}" for i in range(depth) for j in (1, 2)}
+    pairs["conv_skip"] = "bn_skip"
+    for conv in ("conv_in", *pairs, "conv_up", "conv_out"):
+        weight = np.asarray(state[f"{conv}.weight"], dtype=np.float32)
+        bias = np.asarray(state[f"{conv}.bias"], dtype=np.float32)
+        bn = pairs.get(conv)
+        if bn is not None:
+            scale = state[f"{bn}.weight"] / np.sqrt(state[f"{bn}.running_var"].astype(np.float32) + np.float32(BN_EPS))
+            scale = scale.astype(np.float32)
+            weight = weight * scale[:, None, None, None]
+            bias = (bias - state[f"{bn}.running_mean"]) * scale + state[f"{bn}.bias"]
+        arrays[f"{conv}.weight"] = np.ascontiguousarray(weight, dtype=np.float32)
+        arrays[f"{conv}.bias"] = np.ascontiguousarray(bias, dtype=np.float32)
+    arrays["conv_up.phases"] = phase_kernels_numpy(arrays["conv_up.weight"])
+    return arrays
+
+
+def read_weights(path):
+    """``(state, metadata)`` of a safetensors weights file, as numpy arrays (no PyTorch needed).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is not a weights file of this package (no depth/width in its metadata).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        msg = f"weights file not found: {path}"
+        raise FileNotFoundError(msg)
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = dict(handle.metadata() or {})
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError) as err:
+        msg = f"{path} is not a readable safetensors weights file: {err}"
+        raise ValueError(msg) from err
+    if "depth" not in metadata or "width" not in metadata:
+        msg = f"{path} holds no network architecture (depth, width) in its metadata; not a solar-enhance weights file"
+        raise ValueError(msg)
+    return state, metadata
+
+
+def folded_arrays(path):
+    """``(arrays, depth, width, metadata)`` of a weights file: the folded arrays of `fold_state`, read with numpy."""
+    state, metadata = read_weights(path)
+    depth, width = int(metadata["depth"]), int(metadata["width"])
+    config = metadata.get("config")
+    if config:
+        metadata["config"] = json.loads(config)
+    return fold_state(state, depth=depth), depth, width, metadata

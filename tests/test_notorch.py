@@ -1,0 +1,83 @@
+"""Inference without PyTorch: ``pip install 'solar-enhance[onnx]'`` runs ``enhance run`` on onnxruntime.
+
+``make test-notorch`` runs this file in a venv of its own, built with ``pip install '.[onnx]' pytest``
+(no torch), with ``--noconftest`` (the shared fixtures need torch). The main suite runs it too, where
+``enhance run`` goes through PyTorch's export: both must give the numbers below, which were measured
+with the PyTorch path (the numpy-folded graph agrees with it to float32 rounding).
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from enhance.cli import main
+from enhance.data import sample_path
+
+#: ``enhance run SAMPLE --model light`` on the shipped cut-outs: mean, pixels [100, 150] and [217, 33], max |value|.
+EXPECTED = {
+    "intensity": (0.9511866641700267, 1.0558207035064697, 1.0023969411849976, 1.3825074434280396),
+    "blos": (10.127817837452167, 33.8814697265625, 171.37522888183594, 2025.114501953125),
+}
+#: The networks' units: 1e-5 of I/Ic, or of kG (1e-2 G).
+TOLERANCE = {"intensity": 1e-5, "blos": 1e-2}
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+@pytest.mark.parametrize("kind", ["intensity", "blos"])
+def test_enhance_run_reproduces_the_torch_numbers(tmp_path, kind):
+    out = tmp_path / f"{kind}.fits"
+    assert main(["run", str(sample_path(kind)), "-o", str(out), "--model", "light", "-q"]) == 0
+    data = fits.getdata(out).astype(np.float64)
+    assert data.shape == (400, 400)
+    found = (data.mean(), data[100, 150], data[217, 33], np.abs(data).max())
+    np.testing.assert_allclose(found, EXPECTED[kind], rtol=0, atol=TOLERANCE[kind])
+    header = fits.getheader(out)
+    assert header["ENH_KIND"] == kind
+    assert header["CRPIX1"] == pytest.approx(200.5)
+
+
+@pytest.mark.skipif(HAS_TORCH, reason="PyTorch is installed here; make test-notorch runs this without it")
+def test_torch_is_never_imported():
+    code = (
+        "import sys, tempfile; from enhance.cli import main; from enhance.data import sample_path\n"
+        "with tempfile.TemporaryDirectory() as d:\n"
+        "    assert main(['run', str(sample_path('blos')), '-o', d + '/o.fits', '--model', 'light', '-q']) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.skipif(HAS_TORCH, reason="PyTorch is installed here; make test-notorch runs this without it")
+def test_training_says_it_needs_torch(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "pairs.h5")]) == 1
+    assert "pip install 'solar-enhance[torch]'" in capsys.readouterr().err
+
+
+def test_onnx_metadata_and_the_documented_snippet_reproduce_enhance_run(tmp_path):
+    """The onnxruntime snippet of `enhance.runtime.export` (module docstring), run on an exported file."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from enhance.observation.quiet_sun import estimate_qs_level
+
+    assert main(["export", "--model", "light", "-t", "intensity", "-o", str(tmp_path), "-q"]) == 0
+    assert main(["run", str(sample_path("intensity")), "-o", str(tmp_path / "run.fits"), "--model", "light"]) == 0
+    # -- the snippet --
+    session = ort.InferenceSession(str(tmp_path / "enhance_light_intensity.onnx"))
+    meta = session.get_modelmeta().custom_metadata_map  # kind, units, normalisation rule, model card
+    image = fits.getdata(sample_path("intensity")).astype(np.float32)
+    level = estimate_qs_level(image)  # meta["normalisation"]: divide by the quiet-Sun level, multiply back
+    out = session.run(None, {"image": (image / level).astype(np.float32)[None, None]})[0][0, 0] * np.float32(level)
+    out[(out < 0) & (np.repeat(np.repeat(image, 2, 0), 2, 1) >= 0)] = 0  # continuum is never negative
+    # -- end --
+    assert meta["kind"] == "intensity"
+    assert "quiet-Sun" in meta["normalisation"]
+    assert "I/Ic" in meta["units"]
+    card = json.loads(meta["model_card"])
+    assert (card["kind"], card["variant"]) == ("intensity", "light")
+    np.testing.assert_allclose(out, fits.getdata(tmp_path / "run.fits"), rtol=0, atol=1e-5)
