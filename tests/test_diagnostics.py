@@ -149,3 +149,36 @@ def test_richardson_lucy_on_the_real_magnetogram_adds_small_scale_power(net):
     assert levels["richardson_lucy"] > 3 * levels["input"]
     flux = result["flux"]
     assert flux["richardson_lucy"]["unsigned_Mx"] > flux["input"]["unsigned_Mx"]  # cancellation undone
+
+
+def _assert_same(found, pinned, path="result"):
+    if isinstance(pinned, dict):
+        assert sorted(found) == sorted(pinned), path
+        for key in pinned:
+            _assert_same(found[key], pinned[key], f"{path}[{key!r}]")
+    elif isinstance(pinned, list):
+        assert len(found) == len(pinned), path
+        for i, (a, b) in enumerate(zip(found, pinned, strict=True)):
+            _assert_same(a, b, f"{path}[{i}]")
+    elif isinstance(pinned, float):
+        assert found == pytest.approx(pinned, rel=1e-6, abs=1e-9), path
+    else:
+        assert found == pinned, path
+
+
+@pytest.mark.parametrize("kind", ["intensity", "blos"])
+def test_compare_numbers_on_the_shipped_samples_are_pinned(tmp_path, kind):
+    """Every number of compare() on the packaged cut-outs (light model, 3 RL iterations), as before its split."""
+    from pathlib import Path
+
+    from enhance.data import sample_path
+    from enhance.models.weights import shipped
+
+    if (kind, "light") not in shipped():
+        pytest.skip("the light model is not shipped")
+    pinned = json.loads((Path(__file__).parent / "data" / "compare_pinned.json").read_text())[kind]
+    result = compare(sample_path(kind), model="light", n_iter=3, out_dir=tmp_path, name="pin", device="cpu")
+    found = json.loads(json.dumps(result))
+    found["input"].pop("source")
+    found.pop("files")
+    _assert_same(found, pinned)
