@@ -468,3 +468,28 @@ def test_disk_full_is_reported_once(tmp_path, weights, monkeypatch, capsys):
     assert code == 1
     assert err.lower().count("no space left on device") == 1
     assert "3 files not written" in err
+
+
+def test_compressed_outputs_keep_the_error_below_a_tenth_of_the_noise(tmp_path, weights, blos_weights):
+    from astropy.io import fits
+
+    from enhance import enhance_files
+    from enhance.inference.distributed import COMPRESS_STEP, HMI_NOISE, quantize_step
+
+    for kind, w in (("intensity", weights), ("blos", blos_weights)):
+        folder = _fits_inputs(tmp_path / kind / "in", n=2, kind=kind)
+        plain = enhance_files(folder, tmp_path / kind / "plain", weights=w, as_frame=False)
+        packed = enhance_files(folder, tmp_path / kind / "packed", weights=w, compress=True, as_frame=False)
+        assert [r["status"] for r in packed] == ["done", "done"]
+        for a, b, source in zip(plain, packed, sorted(folder.iterdir()), strict=True):
+            with fits.open(b["output"]) as hdul:
+                assert isinstance(hdul[1], fits.CompImageHDU)
+                assert hdul[1].header["ENH_VER"]
+                packed_data = hdul[1].data
+            step = quantize_step(fits.getdata(source), kind)
+            noise = HMI_NOISE[kind] * (1.0 if kind == "blos" else step / (COMPRESS_STEP * HMI_NOISE[kind]))
+            error = np.abs(packed_data - fits.getdata(a["output"]))
+            assert error.max() <= 0.5 * step * 1.001
+            assert error.max() <= 0.1 * noise * 1.001
+        again = enhance_files(folder, tmp_path / kind / "packed", weights=w, compress=True, as_frame=False)
+        assert [r["status"] for r in again] == ["skipped", "skipped"]
