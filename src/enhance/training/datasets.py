@@ -497,7 +497,7 @@ def build_hdf5(path, dataset, *, overwrite=False, progress=True, chunk=256):
     rows = max(1, min(int(chunk), n))
 
     def writer(tmp):
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", locking=False) as f:  # atomic_write holds its own lock on tmp
             inputs = f.create_dataset("inputs", shape=(n, p, p), dtype="f4", chunks=(rows, p, p))
             targets = f.create_dataset("targets", shape=(n, 2 * p, 2 * p), dtype="f4", chunks=(rows, 2 * p, 2 * p))
             for key, value in dataset.attributes().items():
