@@ -493,3 +493,13 @@ def test_compressed_outputs_keep_the_error_below_a_tenth_of_the_noise(tmp_path, 
             assert error.max() <= 0.1 * noise * 1.001
         again = enhance_files(folder, tmp_path / kind / "packed", weights=w, compress=True, as_frame=False)
         assert [r["status"] for r in again] == ["skipped", "skipped"]
+
+
+def test_a_single_file_run_removes_the_stale_part_of_its_output(tmp_path, weights):
+    from enhance.cli import main
+
+    folder = _fits_inputs(tmp_path / "in", n=1)
+    stale = tmp_path / ".o.fits.abcd1234.part"
+    stale.write_bytes(b"\0" * 100)
+    assert main(["run", str(folder / "hmi.ic_45s.0.fits"), "-o", str(tmp_path / "o.fits"), "--weights", weights]) == 0
+    assert not stale.exists()

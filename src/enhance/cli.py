@@ -157,6 +157,10 @@ def _run(args) -> int:
     source, target = Path(args.inputs[0]), Path(args.output)
     if target.exists() and not args.overwrite:
         return _error(f"{target} exists; use --overwrite to replace it")
+    if target.parent.is_dir():  # temporary files of an earlier, killed write of this output
+        from .io import remove_stale_parts
+
+        remove_stale_parts(target.parent, targets=[target])
     record = enhance_file(source, target, kind=args.type, weights=args.weights, model=args.model,
                            label=model_label(args.weights, args.model),
                            options=RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile,
