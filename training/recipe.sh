@@ -23,7 +23,7 @@ data)
 light|full)
     variant=$1 kind=${2:?kind: intensity or blos}
     out="$RUNS/${variant}_${kind}"
-    # Resume from the checkpoint carried in git between sessions, if the run folder is new.
+    # Resume from the checkpoint kept in training/checkpoints, if the run folder is new.
     if [ ! -f "$out/checkpoint.pt" ] && [ -f "training/checkpoints/${variant}_${kind}.pt" ]; then
         mkdir -p "$out" && cp "training/checkpoints/${variant}_${kind}.pt" "$out/checkpoint.pt"
         best="training/checkpoints/${variant}_${kind}_best.safetensors"
@@ -49,7 +49,7 @@ average)
         --data "$RUNS/pairs_${kind}.h5" --overwrite "${extra[@]}"
     ;;
 save)
-    # Carry the resume checkpoints to the next session (small: 0.5 MB light, 5 MB full).
+    # Keep the resume checkpoints in training/checkpoints (small: 0.5 MB light, 5 MB full).
     mkdir -p training/checkpoints
     for run in "$RUNS"/*_intensity "$RUNS"/*_blos; do
         [ -f "$run/checkpoint.pt" ] && cp "$run/checkpoint.pt" "training/checkpoints/$(basename "$run").pt"
