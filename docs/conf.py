@@ -27,7 +27,7 @@ extensions = [
     "myst_parser",
 ]
 
-source_suffix = {".rst": "restructuredtext"}
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "examples/README.rst"]
@@ -104,3 +104,14 @@ myst_heading_anchors = 3
 # next to the report in training/validation and are copied into the build by validation.rst.
 ROOT = Path(__file__).resolve().parent.parent
 suppress_warnings = ["myst.header"]
+
+
+def _skip_class_data(app, what, name, obj, skip, options):
+    """Class attributes that are data (dataclass fields) are documented in the class's Parameters."""
+    if what == "class" and not (callable(obj) or isinstance(obj, (property, classmethod, staticmethod))):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_class_data)
