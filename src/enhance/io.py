@@ -96,6 +96,16 @@ FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fits", ".fit", ".fts")
 def fits_stem(path) -> str:
     """A FITS file's name without its FITS suffix only, so JSOC names keep their time stamps.
 
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The file.
+
+    Returns
+    -------
+    str
+        The name without ``.fits``, ``.fits.gz``, ``.fits.fz`` (or ``.fit``, ``.fts``).
+
     Examples
     --------
     >>> fits_stem("hmi.M_45s.20240101_000000_TAI.2.magnetogram.fits")
@@ -132,6 +142,13 @@ def read_fits(path):
         If ``path`` does not exist.
     ValueError
         If the file is not FITS, holds no image, or the image is not 2-D.
+
+    Examples
+    --------
+    >>> from enhance.data import sample_path
+    >>> data, header = read_fits(sample_path("blos"))
+    >>> data.shape, data.dtype, header["CDELT1"]
+    ((200, 200), dtype('float32'), 0.504)
     """
     path = Path(path)
     check_regular_file(path, what="input file")
@@ -263,7 +280,24 @@ def squeeze_header(header):
 
 
 def read_map(path):
-    """Read a FITS file into a `sunpy.map.Map` (first image HDU; see `read_fits`)."""
+    """Read a FITS file into a `sunpy.map.Map` (first image HDU; see `read_fits`).
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The FITS file.
+
+    Returns
+    -------
+    `sunpy.map.GenericMap`
+        The Map (sunpy picks the class from the header, e.g. an ``HMIMap``).
+
+    Examples
+    --------
+    >>> from enhance.data import sample_path
+    >>> read_map(sample_path("intensity")).dimensions
+    PixelPair(x=<Quantity 200. pix>, y=<Quantity 200. pix>)
+    """
     import sunpy.map
 
     data, header = read_fits(path)
@@ -385,7 +419,19 @@ def detect_kind(header, *, measurement=None):
     """Tell whether a header describes a continuum image ('intensity') or a magnetogram ('blos').
 
     Looks at a Map's ``measurement`` (when given), CONTENT, the JSOC series name (``hmi.M_*`` or
-    ``hmi.Ic_*`` in TELESCOP/SERIES/ORIGIN keys), and BUNIT. Returns None when none of them decides.
+    ``hmi.Ic_*`` in TELESCOP/SERIES/ORIGIN keys), and BUNIT.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header` or dict-like
+        The header.
+    measurement : str, optional
+        A Map's ``measurement``, read first.
+
+    Returns
+    -------
+    {'intensity', 'blos'} or None
+        None when none of them decides.
 
     Examples
     --------
@@ -421,7 +467,17 @@ def untrained_quantity(header, *, measurement=None):
 
 
 def gauss_factor(unit) -> float:
-    """Gauss per unit of a magnetogram's ``unit`` (an astropy unit or a BUNIT string): 1000 for kG, 1e4 for T.
+    """Gauss per unit of a magnetogram's ``unit``: 1000 for kG, 1e4 for T.
+
+    Parameters
+    ----------
+    unit : str or `~astropy.units.UnitBase`
+        An astropy unit or a BUNIT string.
+
+    Returns
+    -------
+    float
+        The factor to gauss.
 
     Raises
     ------
@@ -459,6 +515,16 @@ def pixel_scale(header):
     axes, as sunpy assumes; degrees for other celestial axes, as FITS does). The scale along pixel axis
     ``j`` is the length of column ``j`` of the CD matrix, so a rotated grid has its true scale.
 
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header` or dict-like
+        The header.
+
+    Returns
+    -------
+    tuple of float or None
+        Arcsec per pixel along each axis.
+
     Examples
     --------
     >>> pixel_scale({"CD1_1": 0.504 / 3600, "CD2_2": 0.504 / 3600, "CUNIT1": "deg", "CUNIT2": "deg"})
@@ -491,7 +557,26 @@ def pixel_scale(header):
 
 
 def written_by_enhance(header):
-    """The solar-enhance version that wrote ``header`` (its `PROVENANCE_KEY` card), or None."""
+    """The solar-enhance version that wrote ``header`` (its `PROVENANCE_KEY` card), or None.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header` or dict-like
+        The header.
+
+    Returns
+    -------
+    str or None
+        The version, or None for a file solar-enhance did not write.
+
+    Examples
+    --------
+    >>> import enhance
+    >>> written_by_enhance(provenance_cards(model="full", kind="intensity")) == enhance.__version__
+    True
+    >>> written_by_enhance({"BUNIT": "G"}) is None
+    True
+    """
     value = _get(header, PROVENANCE_KEY)
     if value is not None:
         return str(value)
@@ -502,7 +587,26 @@ def written_by_enhance(header):
 
 
 def provenance_cards(*, model: str, kind: str) -> dict:
-    """Header cards that mark an output of solar-enhance: its version, the model and the kind."""
+    """Header cards that mark an output of solar-enhance: its version, the model and the kind.
+
+    Parameters
+    ----------
+    model : str
+        The model that made the output ('full', 'light' or a weights file's name).
+    kind : {'intensity', 'blos'}
+        What was enhanced.
+
+    Returns
+    -------
+    dict
+        ``{PROVENANCE_KEY: version, "ENH_MODL": model, "ENH_KIND": kind}``.
+
+    Examples
+    --------
+    >>> cards = provenance_cards(model="light", kind="blos")
+    >>> cards["ENH_MODL"], cards["ENH_KIND"]
+    ('light', 'blos')
+    """
     from ._version import __version__
 
     return {PROVENANCE_KEY: __version__, "ENH_MODL": model[:68], "ENH_KIND": kind}
@@ -551,6 +655,16 @@ def check_header(header, *, kind, path="input", force=False, flag=False) -> None
     ------
     ValueError
         If a check fails.
+
+    Examples
+    --------
+    >>> check_header({"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": 0.504, "CDELT2": 0.504,
+    ...               "CUNIT1": "arcsec", "CUNIT2": "arcsec"}, kind="intensity")
+    >>> check_header({"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": 20.0, "CDELT2": 20.0,
+    ...               "CUNIT1": "arcsec", "CUNIT2": "arcsec"}, kind="intensity")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     if force:
         return
@@ -613,6 +727,16 @@ def resolve_kind(requested, header, *, path="input", force=False, flag=None, mea
         If ``requested`` is 'auto' and the header does not say (no BUNIT, CONTENT or series name), the
         input holds an untrained quantity, a magnetogram in a file is not in gauss, or `check_header`
         refuses the input.
+
+    Returns
+    -------
+    {'intensity', 'blos'}
+        The kind to enhance the input as.
+
+    Examples
+    --------
+    >>> resolve_kind("auto", {"BUNIT": "G"})
+    'blos'
     """
     flag = isinstance(path, str | os.PathLike) and path not in ("input", "map") if flag is None else flag
     how = "--force" if flag else "force=True"
@@ -648,6 +772,28 @@ def atomic_write(path, writer, *, overwrite=False):
     ``overwrite`` the file is published with a hard link, which fails if ``path`` appeared meanwhile, so
     two concurrent writers cannot replace each other's output (where links are not supported, a rename
     after a last check).
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The file to publish.
+    writer : callable
+        ``writer(tmp_path)`` writes the complete file at ``tmp_path``.
+    overwrite : bool
+        Replace an existing ``path``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = atomic_write(f"{folder}/notes.txt", lambda tmp: pathlib.Path(tmp).write_text("done"))
+    ...     print(path.read_text())
+    done
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -762,6 +908,21 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=(), quant
     ------
     ValueError
         For a ``.fz`` name without ``quantize_step``, or another compressed name (``.bz2``, ``.Z``, ...).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_fits(f"{folder}/out.fits", np.zeros((4, 6), np.float32), {"BUNIT": "G"})
+    ...     data, header = read_fits(path)
+    ...     print(data.shape, header["BUNIT"])
+    (4, 6) G
     """
     path = Path(path)
     name = path.name.lower()
@@ -811,5 +972,29 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=(), quant
 
 
 def write_map(path, smap, *, overwrite=False):
-    """Write a `sunpy.map.Map` to FITS atomically (see `write_fits`)."""
+    """Write a `sunpy.map.Map` to FITS atomically (see `write_fits`).
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        Destination.
+    smap : `sunpy.map.GenericMap`
+        The Map; its data and ``meta`` are written.
+    overwrite : bool
+        Replace an existing file; without it an existing file raises `FileExistsError`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.data import sample_path
+    >>> smap = read_map(sample_path("blos"))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     print(read_map(write_map(f"{folder}/copy.fits", smap)).dimensions == smap.dimensions)
+    True
+    """
     return write_fits(path, smap.data, smap.meta, overwrite=overwrite)
