@@ -247,6 +247,23 @@ def check_magnitude(normalised, level, *, unit, limit=MAX_NORMALISED):
         surface called as ``level(rows, factor=1)`` (its lowest value is used).
     unit : str
         The network's unit, for the message ('the quiet-Sun level' or 'kG').
+
+    limit : float
+        The largest ratio accepted.
+
+    Raises
+    ------
+    ValueError
+        If the image's largest absolute pixel exceeds ``limit * level``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_magnitude(np.full((4, 4), 2.0), 1.0, unit="the quiet-Sun level")
+    >>> check_magnitude(np.full((4, 4), 1e9), 1.0, unit="the quiet-Sun level")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     peak = float(np.max(np.abs(normalised)))
     if callable(level):
@@ -267,6 +284,23 @@ def check_finite_output(result, finite):
     """Raise `ValueError` if ``result`` (2x the input grid) is not finite where the input was (``finite``).
 
     The promise that finite input gives finite output is kept by refusing, never by a silent NaN.
+
+    Parameters
+    ----------
+    result : numpy.ndarray
+        The output, ``(2 ny, 2 nx)``.
+    finite : numpy.ndarray of bool
+        Where the input ``(ny, nx)`` was finite.
+
+    Raises
+    ------
+    ValueError
+        If an output pixel of a finite input pixel is not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_finite_output(np.zeros((4, 4)), np.ones((2, 2), bool))
     """
     if finite.all():
         bad = int(result.size - np.count_nonzero(np.isfinite(result)))

@@ -106,6 +106,14 @@ def main(argv=None) -> int:
     -------
     int
         The exit status, 0.
+
+    Examples
+    --------
+    >>> import contextlib, io, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
+    ...     status = main([folder])
+    >>> status
+    0
     """
     argv = sys.argv[1:] if argv is None else argv
     for line in run_demo(argv[0] if argv else "demo_output"):

@@ -214,6 +214,18 @@ def unit_label(smap, *, kind: str = "intensity") -> str:
     >>> from enhance.data import sample_map
     >>> unit_label(sample_map("blos"), kind="blos"), unit_label(sample_map("intensity"))
     ('Mx / cm2 (= G)', 'I/Ic (dimensionless)')
+
+    Parameters
+    ----------
+    smap : `sunpy.map.GenericMap`
+        The Map.
+    kind : {'intensity', 'blos'}
+        What the Map holds, for Maps without a unit.
+
+    Returns
+    -------
+    str
+        The label.
     """
     import astropy.units as u
 
@@ -230,7 +242,24 @@ def unit_label(smap, *, kind: str = "intensity") -> str:
 
 
 def map_caption(smap) -> str:
-    """Instrument, measurement and observation time of a Map, from its header (e.g. 'HMI magnetogram 2014-...')."""
+    """Instrument, measurement and observation time of a Map, from its header.
+
+    Parameters
+    ----------
+    smap : `sunpy.map.GenericMap`
+        The Map.
+
+    Returns
+    -------
+    str
+        E.g. ``'HMI FRONT2 magnetogram 2014-01-01 00:00:00 UTC'``.
+
+    Examples
+    --------
+    >>> from enhance.data import sample_map
+    >>> map_caption(sample_map("blos"))
+    'HMI FRONT2 magnetogram 2014-01-01 00:00:00 UTC'
+    """
     parts = [str(getattr(smap, "instrument", "") or "").strip(), str(getattr(smap, "measurement", "") or "").strip()]
     date = getattr(smap, "date", None)
     if date is not None and any(key in smap.meta for key in ("date-obs", "date_obs", "t_obs")):

@@ -58,6 +58,16 @@ def sample_map(kind: str = "intensity"):
 
     Its header is JSOC-style with a nominal date and pointing (see ``README.md`` in this folder).
 
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        The continuum image (I/Ic) or the line-of-sight magnetogram (gauss).
+
+    Returns
+    -------
+    `sunpy.map.GenericMap`
+        The Map, 200 x 200 pixels at 0.504 arcsec.
+
     Examples
     --------
     >>> sample_map("blos").measurement

@@ -114,7 +114,18 @@ def inference_metadata(kind: str | None, *, card: dict | None = None) -> dict:
 
 
 def torch_available() -> bool:
-    """Whether PyTorch can be imported here (without it the shipped models run on onnxruntime)."""
+    """Whether PyTorch can be imported here (without it the shipped models run on onnxruntime).
+
+    Returns
+    -------
+    bool
+        True when ``import torch`` works.
+
+    Examples
+    --------
+    >>> torch_available() in (True, False)
+    True
+    """
     import importlib.util
 
     return importlib.util.find_spec("torch") is not None
@@ -475,6 +486,20 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
 
     The weights file is checked against the registry's sha256 first.
 
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram.
+    model : {'full', 'light'}
+        Which shipped network.
+    threads : int, optional
+        onnxruntime's intra-op threads; None lets it use every core.
+
+    Returns
+    -------
+    OnnxNetwork
+        The runner.
+
     Examples
     --------
     >>> shipped_onnx_network("blos", "light").width
@@ -511,6 +536,14 @@ def export_weights(weights, path, *, overwrite: bool = False) -> Path:
     -------
     `~pathlib.Path`
         The file written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.models.weights import shipped_path
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     print(export_weights(shipped_path("intensity", "light"), folder).suffix)
+    .onnx
     """
     from ..io import atomic_write
 
@@ -551,6 +584,14 @@ def export_shipped(out_dir, *, kinds=("intensity", "blos"), models=("full", "lig
     ------
     FileNotFoundError
         If ``out_dir`` is not a directory.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     written = export_shipped(folder, kinds=("blos",), models=("light",))
+    ...     print([(model, kind, path.name) for model, kind, path in written])
+    [('light', 'blos', 'enhance_light_blos.onnx')]
     """
     from ..io import atomic_write
     from ..models.weights import model_card, shipped_path

@@ -65,6 +65,13 @@ def fold_state(state, *, depth: int) -> dict:
         The arrays `~enhance.runtime.export.onnx_graph` takes: every convolution's ``weight`` and
         ``bias`` with its BatchNorm folded in (``w * g / sqrt(v + eps)``, ``(b - m) g / sqrt(v + eps) + beta``)
         and ``"conv_up.phases"``.
+
+    Examples
+    --------
+    >>> from enhance.models.weights import shipped_path
+    >>> state, metadata = read_weights(shipped_path("blos", "light"))
+    >>> "conv_up.phases" in fold_state(state, depth=1)
+    True
     """
     arrays = {}
     pairs = {f"blocks.{i}.conv{j}": f"blocks.{i}.bn{j}" for i in range(depth) for j in (1, 2)}
@@ -87,12 +94,31 @@ def fold_state(state, *, depth: int) -> dict:
 def read_weights(path):
     """``(state, metadata)`` of a safetensors weights file, as numpy arrays (no PyTorch needed).
 
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The weights file.
+
+    Returns
+    -------
+    state : dict of str to numpy.ndarray
+        The network's state dict.
+    metadata : dict of str to str
+        The file's metadata (kind, depth, width, training notes).
+
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
         If it is not a weights file of this package (no depth/width in its metadata).
+
+    Examples
+    --------
+    >>> from enhance.models.weights import shipped_path
+    >>> state, metadata = read_weights(shipped_path("blos", "light"))
+    >>> metadata["kind"], metadata["depth"], metadata["width"]
+    ('blos', '1', '32')
     """
     from safetensors import SafetensorError, safe_open
 
@@ -114,7 +140,31 @@ def read_weights(path):
 
 
 def folded_arrays(path):
-    """``(arrays, depth, width, metadata)`` of a weights file: the folded arrays of `fold_state`, read with numpy."""
+    """The folded arrays of `fold_state` for a weights file, read with numpy.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The weights file.
+
+    Returns
+    -------
+    arrays : dict of str to numpy.ndarray
+        As `fold_state` returns them.
+    depth : int
+        Residual blocks.
+    width : int
+        Channels per convolution.
+    metadata : dict of str to str
+        The file's metadata.
+
+    Examples
+    --------
+    >>> from enhance.models.weights import shipped_path
+    >>> arrays, depth, width, metadata = folded_arrays(shipped_path("blos", "light"))
+    >>> depth, width
+    (1, 32)
+    """
     state, metadata = read_weights(path)
     depth, width = int(metadata["depth"]), int(metadata["width"])
     config = metadata.get("config")
