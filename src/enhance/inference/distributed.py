@@ -618,17 +618,17 @@ def enhance_files(
     qs_level, device, tile, backend, precision
         As in `~enhance.enhance`; ``device`` is resolved on each worker.
     overwrite : bool
-        Replace existing outputs. Without it an output that exists and is complete (it opens as FITS,
-        its image is twice the input's shape and the file holds all its data) is skipped, and an
-        incomplete one is replaced.
+        Replace existing outputs. Without it an output that solar-enhance wrote, that is complete
+        (`~enhance.io.fits_complete`) and twice the input's shape is skipped; an incomplete one, or one of
+        ours of another shape, is replaced; a complete file that another program wrote fails the input.
     consistency : bool
         Add the per-pixel consistency map as HDU 1 (`~enhance.analysis.diagnostics.consistency_hdu`).
     progress : bool
         Show a progress bar over files.
     compress : bool
-        Write RICE tile-compressed outputs (`~enhance.io.write_fits` ``quantize_step``): float pixels
-        quantised with a step of 0.2 of HMI's noise (`quantize_step`: 2e-4 of the quiet-Sun level, or 2 G),
-        so the error is at most 0.1 of the noise.
+        Write RICE tile-compressed outputs (`~enhance.io.write_fits` ``quantize_step``): the image is
+        HDU 1 (a consistency map follows it), its float pixels quantised with a step of 0.2 of HMI's noise
+        (`quantize_step`: 2e-4 of the quiet-Sun level, or 2 G), so the error is at most 0.1 of the noise.
     no_progress_timeout : float or None
         On Dask: if no file finishes for this many seconds (no workers, or workers that keep dying), the
         files still pending become failed rows with that reason and the call returns. None waits forever.
