@@ -182,3 +182,31 @@ def test_compare_numbers_on_the_shipped_samples_are_pinned(tmp_path, kind):
     found["input"].pop("source")
     found.pop("files")
     _assert_same(found, pinned)
+
+
+def test_compare_figures_are_helioprojective_with_the_datas_unit(tmp_path, net):
+    """A DN/s continuum image: JSON and colour bar say DN/s (not I/Ic); the panels are WCSAxes on one scale."""
+    import sunpy.map
+
+    from enhance.analysis.diagnostics import _maps_of
+    from enhance.analysis.figures import plot_maps
+
+    image = 48000 * (1 + 0.04 * np.random.default_rng(3).normal(size=(32, 32)))
+    header = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CUNIT1": "arcsec", "CUNIT2": "arcsec", "CDELT1": 0.504,
+              "CDELT2": 0.504, "CRVAL1": 200.0, "CRVAL2": 100.0, "BUNIT": "DN/s", "DATE-OBS": "2014-10-22T12:00:00",
+              "DSUN_OBS": 1.489e11, "HGLN_OBS": 0.0, "HGLT_OBS": 5.0, "TELESCOP": "SDO/HMI", "INSTRUME": "HMI_FRONT2",
+              "WAVELNTH": 6173.0, "CONTENT": "CONTINUUM INTENSITY"}  # fmt: skip
+    smap = sunpy.map.Map(image, header)
+    result = compare(smap, network=net, n_iter=2)
+    assert result["input"]["unit"] == "DN/s"
+    maps = _maps_of(smap.data, {"enhance": np.ones((64, 64))}, smap.meta, ["input", "enhance"])
+    fig = plot_maps({"in": maps["input"], "x2": maps["enhance"]}, kind="intensity", limits=(40000.0, 56000.0))
+    panels, colorbar = fig.axes[:2], fig.axes[-1]
+    assert all(hasattr(ax, "coords") for ax in panels)  # WCSAxes
+    assert colorbar.get_ylabel() == "DN / s"
+    assert {ax.images[0].get_clim() for ax in panels} == {(40000.0, 56000.0)}
+    assert "2014-10-22 12:00:00" in fig._suptitle.get_text()
+    # The x2 panel's corner pixel centre lies a quarter input pixel inside the input's corner pixel centre.
+    corner_in = maps["input"].pixel_to_world(0 * u.pix, 0 * u.pix)
+    corner_x2 = maps["enhance"].pixel_to_world(0 * u.pix, 0 * u.pix)
+    assert (corner_x2.Tx - corner_in.Tx).to_value(u.arcsec) == pytest.approx(-0.126, abs=1e-3)

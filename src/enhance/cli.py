@@ -301,42 +301,17 @@ def _seconds(text):
 
 
 def _compare(args) -> int:
-    from .analysis.diagnostics import compare, parse_region
-    from .io import fits_stem, read_fits, resolve_kind
-    from .runtime.export import load_weights_file
+    from .analysis.diagnostics import compare, parse_region, summary
+    from .io import fits_stem
 
     source = Path(args.input)
-    kind = args.type
-    if args.weights:
-        if kind == "auto":
-            kind = resolve_kind(kind, read_fits(source)[1], path=source)
-        network = load_weights_file(args.weights, kind=kind)
-    else:
-        network = None
     out_dir = Path(args.output) if args.output else Path(f"{fits_stem(source)}_compare")
-    result = compare(source, kind, network=network, model=args.model, out_dir=out_dir, overwrite=args.overwrite,
-                     n_iter=args.n_iter, damped=args.damped, qs_level=args.qs_level,
+    result = compare(source, args.type, weights=args.weights, model=args.model, out_dir=out_dir,
+                     overwrite=args.overwrite, n_iter=args.n_iter, damped=args.damped, qs_level=args.qs_level,
                      region=parse_region(args.region) if args.region else None,
                      device=args.device)  # fmt: skip
-    kind, unit = result["input"]["kind"], result["input"]["unit"]
-    cons = result["consistency"]
-    print(f"{source} ({kind}): consistency Enhance {100 * cons['enhance']:.2f} %, "
-          f"Richardson-Lucy {100 * cons['richardson_lucy']:.2f} %")  # fmt: skip
-    if kind == "intensity":
-        c = result["contrast"]
-        (y0, y1), (x0, x1) = c["region_input_pixels"]
-        print(f"granulation contrast [{y0}:{y1}, {x0}:{x1}]: input {100 * c['input']:.2f} %, "
-              f"Enhance {100 * c['enhance']:.2f} %, RL {100 * c['richardson_lucy']:.2f} %, "
-              f"bicubic {100 * c['bicubic']:.2f} %")  # fmt: skip
-    else:
-        flux = result["flux"]
-        print("unsigned flux [Mx]: " + ", ".join(f"{key} {flux[key]['unsigned_Mx']:.3e}" for key in flux))
-    levels = result["small_scale_power"]["white_noise_level"]
-    low, high = result["small_scale_power"]["band_per_arcsec"]
-    print(f"white-noise level at {low:.2f}-{high:.2f} /arcsec [{unit}]: "
-          + ", ".join(f"{key} {value:.3g}" for key, value in levels.items()))  # fmt: skip
-    for path in result["files"]:
-        print(f"wrote {path}")
+    for line in summary(result, source=source):
+        _say(args, line)
     return 0
 
 

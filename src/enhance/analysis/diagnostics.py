@@ -36,7 +36,7 @@ from .metrics import (
     white_noise_power,
 )
 
-__all__ = ["DEFAULT_NOISE_LEVELS", "FIGURES", "compare", "consistency_hdu", "parse_region"]
+__all__ = ["DEFAULT_NOISE_LEVELS", "FIGURES", "compare", "consistency_hdu", "parse_region", "summary"]
 
 #: White-noise reference levels drawn on the power spectra, per kind: standard deviations per pixel of
 #: the x2 grid. Magnetograms: the paper's Fig. 9 (12 G, near HMI's noise, and 75 G, the level of the
@@ -218,6 +218,7 @@ def compare(
     *,
     network=None,
     model: str = "full",
+    weights=None,
     out_dir=None,
     name: str | None = None,
     overwrite: bool = False,
@@ -243,6 +244,9 @@ def compare(
         The network; None loads the shipped ``model``.
     model : {'full', 'light'}
         Shipped model, when ``network`` is None.
+    weights : str or `~pathlib.Path`, optional
+        A safetensors or ONNX weights file to load instead (its kind must be the data's), as
+        ``enhance compare --weights``.
     out_dir : str or `~pathlib.Path`, optional
         Write the figures and the JSON here (created if missing): ``{name}_images.png`` (input / Enhance /
         RL on one colour scale, axes in arcsec), ``{name}_power.png`` (power spectra and white-noise
@@ -306,19 +310,108 @@ def compare(
     >>> sorted(result["consistency"])
     ['enhance', 'richardson_lucy']
     """
-    from ..inference.pipeline import RunOptions, enhance_array, estimate_qs_level, history_cards, resolve_network
+    from ..inference.pipeline import RunOptions, resolve_network
 
     image, header, default_name, scale = _load(data, pixel_scale)
     check_choice(kind, ("auto", "intensity", "blos"), name="kind")
     kind = resolve_kind(kind, header if header is not None else {}, path=name or "image")
+    if weights is not None:
+        if network is not None:
+            msg = "pass network= or weights=, not both"
+            raise ValueError(msg)
+        from ..runtime.export import load_weights_file
+
+        network = load_weights_file(weights, kind=kind)
     name = default_name if name is None else str(name)
     if out_dir is not None:
         out_dir = Path(out_dir)
-        targets = [out_dir / f"{name}_{suffix}" for suffix in FIGURES]
-        existing = [str(p) for p in targets if p.exists()]
-        if existing and not overwrite:
-            msg = f"{existing[0]} exists; use --overwrite (overwrite=True) to replace it"
-            raise FileExistsError(msg)
+        _refuse_existing(out_dir, name, overwrite=overwrite)
+    finite = _check_input(image)
+    input_scale, output_scale = scale * u.arcsec, scale / 2 * u.arcsec
+    level = _qs_level(image, kind, qs_level)
+    reference = _check_reference(reference, image.shape)
+
+    net = resolve_network(kind, model=model, network=network)
+    # The network sees the image as `enhance` would show it (a quiet-Sun surface near the limb).
+    run = RunOptions(qs_level=qs_level, device=device, tile=tile)
+    filled = fill_nonfinite(image.astype(np.float64), finite)
+    outputs, rl_info = _x2_images(image, filled, finite, kind=kind, network=net, options=run, n_iter=n_iter,
+                                  input_scale=input_scale, damped=damped, reference=reference)  # fmt: skip
+    filled_outputs = {key: fill_nonfinite(value, np.isfinite(value)) for key, value in outputs.items()}
+    unit = _unit_text(header, kind)
+
+    result = _description(data, image, finite, kind=kind, unit=unit, scale=scale, model=model, network=network,
+                          net=net, rl_info=rl_info, n_iter=n_iter, damped=damped)  # fmt: skip
+    maps = _consistency_maps(outputs, image, input_scale)
+    result.update(_consistency(maps, image, finite))
+    spectra, result["small_scale_power"] = _small_scale_power(filled, filled_outputs, scale)
+    noise_power, result["noise_levels"] = _noise_levels(kind, noise_levels, level, unit=unit, scale=scale)
+    result["power_spectra"] = {
+        key: {"frequency_per_arcsec": freq.to_value(1 / u.arcsec), "power": power}
+        for key, (freq, power) in spectra.items()
+    }
+    result["similarity"] = _similarity(outputs, filled_outputs)
+    panels_region = None
+    if kind == "intensity":
+        panels_region = quiet_region(image, qs_level=level) if region is None else _check_region(region, image.shape)
+        result["contrast"] = _contrasts(image, outputs, panels_region, level)
+    else:
+        result.update(_fluxes(image, filled, outputs, header, input_scale=input_scale, output_scale=output_scale))
+
+    if out_dir is None:
+        return _json_safe(result)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = _figures(image, outputs, maps, spectra, noise_power, result, kind=kind, input_scale=input_scale,
+                       output_scale=output_scale, region=panels_region, n_iter=rl_info["n_iter"],
+                       header=header)  # fmt: skip
+    return _json_safe(_write_outputs(out_dir, name, figures, result, overwrite=overwrite))
+
+
+def summary(result, *, source="input") -> list:
+    """The lines ``enhance compare`` prints: consistency, contrast or flux, small-scale power, files written.
+
+    Parameters
+    ----------
+    result : dict
+        What `compare` returned.
+    source : str or `~pathlib.Path`
+        The input's name.
+
+    Returns
+    -------
+    list of str
+    """
+    kind, unit = result["input"]["kind"], result["input"]["unit"]
+    cons = result["consistency"]
+    lines = [f"{source} ({kind}): consistency Enhance {100 * cons['enhance']:.2f} %, "
+             f"Richardson-Lucy {100 * cons['richardson_lucy']:.2f} %"]  # fmt: skip
+    if kind == "intensity":
+        c = result["contrast"]
+        (y0, y1), (x0, x1) = c["region_input_pixels"]
+        lines.append(f"granulation contrast [{y0}:{y1}, {x0}:{x1}]: input {100 * c['input']:.2f} %, "
+                     f"Enhance {100 * c['enhance']:.2f} %, RL {100 * c['richardson_lucy']:.2f} %, "
+                     f"bicubic {100 * c['bicubic']:.2f} %")  # fmt: skip
+    else:
+        flux = result["flux"]
+        lines.append("unsigned flux [Mx]: " + ", ".join(f"{key} {flux[key]['unsigned_Mx']:.3e}" for key in flux))
+    levels = result["small_scale_power"]["white_noise_level"]
+    low, high = result["small_scale_power"]["band_per_arcsec"]
+    lines.append(f"white-noise level at {low:.2f}-{high:.2f} /arcsec [{unit}]: "
+                 + ", ".join(f"{key} {value:.3g}" for key, value in levels.items()))  # fmt: skip
+    lines += [f"wrote {path}" for path in result.get("files", [])]
+    return lines
+
+
+def _refuse_existing(out_dir, name, *, overwrite):
+    """Raise `FileExistsError` before any work if a file `compare` would write exists (without ``overwrite``)."""
+    existing = [str(p) for p in (out_dir / f"{name}_{suffix}" for suffix in FIGURES) if p.exists()]
+    if existing and not overwrite:
+        msg = f"{existing[0]} exists; use --overwrite (overwrite=True) to replace it"
+        raise FileExistsError(msg)
+
+
+def _check_input(image):
+    """The finite-pixel mask of ``image``, which must have some and be at least 8x8 pixels."""
     finite = np.isfinite(image)
     if not finite.any():
         msg = "image has no finite pixels"
@@ -326,38 +419,59 @@ def compare(
     if min(image.shape) < 8:
         msg = f"image must be at least 8x8 pixels for the diagnostics, got shape {image.shape}"
         raise ValueError(msg)
-    filled = fill_nonfinite(image.astype(np.float64), finite)
-    fine_missing = np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)
-    input_scale = scale * u.arcsec
-    output_scale = scale / 2 * u.arcsec
-    unit = _UNITS[kind]
-    if kind == "intensity":
-        level = estimate_qs_level(image) if qs_level is None else check_positive(qs_level, name="qs_level")
-    else:
-        level = None
-    if reference is not None:
-        reference = check_image(reference, name="reference").astype(np.float64)
-        if reference.shape != (2 * image.shape[0], 2 * image.shape[1]):
-            fine_shape = (2 * image.shape[0], 2 * image.shape[1])
-            msg = f"reference must lie on the x2 grid, shape {fine_shape}, got {reference.shape}"
-            raise ValueError(msg)
+    return finite
 
-    # The three x2 images.
-    net = resolve_network(kind, model=model, network=network)
-    # The network sees the image as `enhance` would show it (a quiet-Sun surface near the limb).
-    run = RunOptions(qs_level=qs_level, device=device, tile=tile)
-    enhanced = enhance_array(image, kind=kind, network=net, options=run)
-    enhanced = enhanced.astype(np.float64)
+
+def _qs_level(image, kind, qs_level):
+    """The quiet-Sun level of a continuum image (given or estimated); None for a magnetogram."""
+    from ..inference.pipeline import estimate_qs_level
+
+    if kind != "intensity":
+        return None
+    return estimate_qs_level(image) if qs_level is None else check_positive(qs_level, name="qs_level")
+
+
+def _check_reference(reference, shape):
+    """``reference`` as a float64 image on the x2 grid of ``shape``, or None."""
+    if reference is None:
+        return None
+    reference = check_image(reference, name="reference").astype(np.float64)
+    fine_shape = (2 * shape[0], 2 * shape[1])
+    if reference.shape != fine_shape:
+        msg = f"reference must lie on the x2 grid, shape {fine_shape}, got {reference.shape}"
+        raise ValueError(msg)
+    return reference
+
+
+def _x2_images(image, filled, finite, *, kind, network, options, n_iter, input_scale, damped, reference):
+    """The x2 images: Enhance, Richardson-Lucy and bicubic (NaN at missing input pixels), and the reference."""
+    from ..inference.pipeline import enhance_array
+
+    enhanced = enhance_array(image, kind=kind, network=network, options=options).astype(np.float64)
     rl, rl_info = rl_super_resolve(filled, n_iter=n_iter, input_scale=input_scale, damped=damped, return_info=True)
     bicubic = bicubic_x2(filled)
-    outputs = {"enhance": enhanced, "richardson_lucy": rl, "bicubic": bicubic}
+    fine_missing = np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)
     for array in (rl, bicubic):
         array[fine_missing] = np.nan
+    outputs = {"enhance": enhanced, "richardson_lucy": rl, "bicubic": bicubic}
     if reference is not None:
         outputs["reference"] = reference
-    filled_outputs = {key: fill_nonfinite(value, np.isfinite(value)) for key, value in outputs.items()}
+    return outputs, rl_info
 
-    result = {
+
+def _unit_text(header, kind):
+    """The data's unit for labels and the JSON: a continuum's own BUNIT (e.g. DN/s), else I/Ic; G for fields."""
+    unit = str(header.get("BUNIT", "") or "").strip() if header is not None else ""
+    if kind == "intensity" and unit and unit.lower() not in ("i/ic", "ic", "dimensionless", "1"):
+        return unit
+    return _UNITS[kind]
+
+
+def _description(data, image, finite, *, kind, unit, scale, model, network, net, rl_info, n_iter, damped):
+    """The ``input`` and ``methods`` entries of the result."""
+    from ..inference.pipeline import history_cards
+
+    return {
         "input": {
             "source": str(data) if isinstance(data, str | Path) else type(data).__name__,
             "kind": kind,
@@ -377,25 +491,34 @@ def compare(
         },
     }  # fmt: skip
 
-    # Consistency: each output degraded back to the input grid, minus the input.
-    maps = {
-        "enhance": consistency_map(enhanced, image, input_scale=input_scale, resolution="target"),
-        "richardson_lucy": consistency_map(rl, image, input_scale=input_scale, resolution="object"),
-    }
+
+def _consistency_maps(outputs, image, input_scale):
+    """Each output degraded back to the input grid, minus the input (Enhance at the target resolution)."""
+    return {
+        "enhance": consistency_map(outputs["enhance"], image, input_scale=input_scale, resolution="target"),
+        "richardson_lucy": consistency_map(outputs["richardson_lucy"], image, input_scale=input_scale,
+                                           resolution="object"),
+    }  # fmt: skip
+
+
+def _consistency(maps, image, finite):
+    """The relative and mean absolute consistency of each map, and how they are defined."""
     data64 = image.astype(np.float64)
     cons, mae = {}, {}
     for key, residual in maps.items():
         both = np.isfinite(residual) & finite
         cons[key] = float(np.sum(np.abs(residual[both])) / np.sum(np.abs(data64[both])))
         mae[key] = float(np.mean(np.abs(residual[both])))
-    result["consistency"] = cons
-    result["consistency_mean_abs"] = mae
-    result["consistency_definition"] = (
+    definition = (
         "sum|R(y) - x| / sum|x| over the input grid; R = PSF_HMI/PSF_Airy(0.28 m) then 2x2 binning for Enhance "
         "(its output is at the target resolution), R = PSF_HMI then 2x2 binning for RL (it removes the whole PSF)"
     )
+    return {"consistency": cons, "consistency_mean_abs": mae, "consistency_definition": definition}
 
-    # Spectra and the small-scale power each method adds.
+
+def _small_scale_power(filled, filled_outputs, scale):
+    """Power spectra of the input and outputs, and the white-noise level of each in 0.6-1 input Nyquist."""
+    input_scale, output_scale = scale * u.arcsec, scale / 2 * u.arcsec
     nyquist_in = 0.5 / scale
     band = u.Quantity([0.6 * nyquist_in, nyquist_in], 1 / u.arcsec)
     spectra = {"input": power_spectrum(filled, input_scale)}
@@ -405,25 +528,30 @@ def compare(
         spectra[key] = power_spectrum(value, output_scale)
         levels[key] = white_noise_level(value, output_scale, band=band)
         band_power[key] = (levels[key] * scale / 2) ** 2
-    result["small_scale_power"] = {
+    small = {
         "band_per_arcsec": [float(v) for v in band.value],
         "white_noise_level": levels,
         "power_relative_to_input": {key: band_power[key] / band_power["input"] for key in band_power},
     }
+    return spectra, small
+
+
+def _noise_levels(kind, noise_levels, level, *, unit, scale):
+    """The white-noise reference spectra drawn on the power plot, and their entry in the result."""
+    output_scale = scale / 2 * u.arcsec
     sigmas = DEFAULT_NOISE_LEVELS[kind] if noise_levels is None else tuple(float(s) for s in noise_levels)
     sigma_units = [s * level for s in sigmas] if kind == "intensity" else list(sigmas)
     noise_power = {
         (f"white noise {s:g} Ic" if kind == "intensity" else f"white noise {s:g} G"): white_noise_power(v, output_scale)
         for s, v in zip(sigmas, sigma_units, strict=True)
     }
-    result["noise_levels"] = {"sigma": sigma_units, "unit": unit, "grid_arcsec": scale / 2,
-                              "power": list(noise_power.values())}  # fmt: skip
-    result["power_spectra"] = {
-        key: {"frequency_per_arcsec": freq.to_value(1 / u.arcsec), "power": power}
-        for key, (freq, power) in spectra.items()
-    }
+    entry = {"sigma": sigma_units, "unit": unit, "grid_arcsec": scale / 2, "power": list(noise_power.values())}
+    return noise_power, entry
 
-    # Similarity: Enhance against RL, and each method against the truth when there is one.
+
+def _similarity(outputs, filled_outputs):
+    """PSNR and SSIM of Enhance against RL, and of each method against the reference when there is one."""
+    enhanced, rl = outputs["enhance"], outputs["richardson_lucy"]
     both_ok = np.isfinite(enhanced) & np.isfinite(rl)
     similarity = {
         "enhance_vs_richardson_lucy": {
@@ -431,63 +559,92 @@ def compare(
             "ssim": ssim(filled_outputs["enhance"], filled_outputs["richardson_lucy"]),
         }
     }
-    if reference is not None:
+    if "reference" in outputs:
         for key in ("enhance", "richardson_lucy", "bicubic"):
             similarity[f"{key}_vs_reference"] = {
-                "psnr_db": psnr(outputs[key], reference),
+                "psnr_db": psnr(outputs[key], outputs["reference"]),
                 "ssim": ssim(filled_outputs[key], filled_outputs["reference"]),
             }
-    result["similarity"] = similarity
-
-    panels_region = None
-    if kind == "intensity":
-        region = quiet_region(image, qs_level=level) if region is None else _check_region(region, image.shape)
-        panels_region = region
-        fine_region = scale_region(region, 2)
-        contrasts = {"input": contrast(image, region=region)}
-        contrasts.update({key: contrast(value, region=fine_region) for key, value in outputs.items()})
-        result["contrast"] = {"region_input_pixels": _region_list(region), "qs_level": level, **contrasts}
-    else:
-        distance = float(header["DSUN_OBS"]) * u.m if header is not None and "DSUN_OBS" in header else 1 * u.AU
-        flux = {
-            "input": {
-                "total_Mx": total_flux(image, input_scale, distance=distance).to_value(u.Mx),
-                "unsigned_Mx": unsigned_flux(image, input_scale, distance=distance).to_value(u.Mx),
-            }
-        }
-        for key, value in outputs.items():
-            flux[key] = {
-                "total_Mx": total_flux(value, output_scale, distance=distance).to_value(u.Mx),
-                "unsigned_Mx": unsigned_flux(value, output_scale, distance=distance).to_value(u.Mx),
-            }
-        result["flux"] = flux
-        result["flux_distance_m"] = float(distance.to_value(u.m))
-        result["amplification_1kG"] = {key: field_amplification(filled, outputs[key])
-                                       for key in ("enhance", "richardson_lucy")}  # fmt: skip
-
-    if out_dir is None:
-        return _json_safe(result)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures = _figures(image, outputs, maps, spectra, noise_power, result, kind=kind, input_scale=input_scale,
-                       output_scale=output_scale, region=panels_region, n_iter=rl_info["n_iter"])  # fmt: skip
-    return _json_safe(_write_outputs(out_dir, name, figures, result, overwrite=overwrite))
+    return similarity
 
 
-def _figures(image, outputs, maps, spectra, noise_power, result, *, kind, input_scale, output_scale, region, n_iter):
+def _contrasts(image, outputs, region, level):
+    """Granulation contrast of the input and of each output in the quiet-Sun ``region``."""
+    fine_region = scale_region(region, 2)
+    contrasts = {"input": contrast(image, region=region)}
+    contrasts.update({key: contrast(value, region=fine_region) for key, value in outputs.items()})
+    return {"region_input_pixels": _region_list(region), "qs_level": level, **contrasts}
+
+
+def _fluxes(image, filled, outputs, header, *, input_scale, output_scale):
+    """Total and unsigned flux of the input and each output, and the amplification of 1 kG fields."""
+    distance = float(header["DSUN_OBS"]) * u.m if header is not None and "DSUN_OBS" in header else 1 * u.AU
+
+    def fluxes(values, scale):
+        return {"total_Mx": total_flux(values, scale, distance=distance).to_value(u.Mx),
+                "unsigned_Mx": unsigned_flux(values, scale, distance=distance).to_value(u.Mx)}  # fmt: skip
+
+    flux = {"input": fluxes(image, input_scale)}
+    flux.update({key: fluxes(value, output_scale) for key, value in outputs.items()})
+    return {
+        "flux": flux,
+        "flux_distance_m": float(distance.to_value(u.m)),
+        "amplification_1kG": {key: field_amplification(filled, outputs[key]) for key in ("enhance", "richardson_lucy")},
+    }
+
+
+def _maps_of(image, outputs, header, names):
+    """sunpy Maps of the input and the x2 outputs on their own grids, when ``header`` is helioprojective; else None."""
+    if header is None:
+        return None
+    ctype = str(header.get("CTYPE1", "") or "").upper()
+    if not ctype.startswith("HPLN"):
+        return None
+    import warnings
+
+    import sunpy.map
+    from sunpy.util.exceptions import SunpyMetadataWarning
+
+    from ..io import upscale_header
+
+    with warnings.catch_warnings():
+        # The panels need only the WCS: a cut-out without observer keys still has helioprojective axes.
+        warnings.simplefilter("ignore", SunpyMetadataWarning)
+        source = sunpy.map.Map(image, header)
+        fine = upscale_header(source.meta, 2, shape=image.shape)
+        arrays = {"input": image, **outputs}
+        return {key: source if key == "input" else sunpy.map.Map(arrays[key], fine) for key in names}
+
+
+def _figures(image, outputs, maps, spectra, noise_power, result, *, kind, input_scale, output_scale, region, n_iter,
+             header=None):  # fmt: skip
     from matplotlib.figure import Figure
 
-    from .figures import plot_comparison, plot_consistency, plot_density_scatter, plot_power_spectra
+    from .figures import (
+        image_limits,
+        plot_comparison,
+        plot_consistency,
+        plot_density_scatter,
+        plot_maps,
+        plot_power_spectra,
+    )
 
-    unit = _UNITS[kind]
+    unit = result["input"]["unit"]
     names = ["input", "enhance", "richardson_lucy"] + (["reference"] if "reference" in outputs else [])
     titles = {key: _LABELS[key] for key in names}
     titles["richardson_lucy"] = f"Richardson-Lucy ({n_iter} it.)"
     if kind == "intensity":
         titles = {key: f"{title}, contrast {100 * result['contrast'][key]:.1f} %" for key, title in titles.items()}
     arrays = {"input": image, **outputs}
-    images = {titles[key]: arrays[key] for key in names}
-    scales = {titles[key]: (input_scale if key == "input" else output_scale) for key in names}
-    panels = plot_comparison(images, scales, kind=kind, region=region)
+    sky = _maps_of(image, outputs, header, names)
+    if sky is not None:  # helioprojective axes from each grid's WCS, one colour scale
+        limits = image_limits(image, kind=kind)
+        panels = plot_maps({titles[key]: sky[key] for key in names}, kind=kind, limits=limits, region=region)
+    else:
+        images = {titles[key]: arrays[key] for key in names}
+        scales = {titles[key]: (input_scale if key == "input" else output_scale) for key in names}
+        panels = plot_comparison(images, scales, kind=kind, region=region)
+        panels.axes[-1].set_ylabel(unit)
 
     spectra_fig = plot_power_spectra({_LABELS[key]: value for key, value in spectra.items()}, noise_levels=noise_power,
                                      unit=unit, title="azimuthally averaged power spectra")  # fmt: skip
