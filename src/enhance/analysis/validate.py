@@ -510,6 +510,12 @@ class PhysicsConfig:
         above 10) are divided by their mean.
     limb_shape : tuple of int
         Synthetic limb cut-out, pixels at 0.0662 arcsec.
+
+    Examples
+    --------
+    >>> config = PhysicsConfig(shape=(64, 64), scenes=("plage",), noise_factors=(1.0, 3.0))
+    >>> config.noise_factors
+    (1.0, 3.0)
     """
 
     simulation: str | None = None
@@ -739,8 +745,22 @@ def flicker(run, image, *, margin: int = 8):
     """RMS(f(S x) - S f(x)) / RMS(f(x) - bicubic(x)) for a shift S of half an input pixel, along y and x.
 
     The input is shifted by a cubic spline (mirrored edges); on the x2 grid half an input pixel is one
-    output pixel, so S moves the output by exactly one pixel. ``margin`` input pixels at the edges are
-    left out. Returns the two ratios (shift along y, along x).
+    output pixel, so S moves the output by exactly one pixel.
+
+    Parameters
+    ----------
+    run : callable
+        ``run(image) -> output`` on the x2 grid (a network wrapped in `~enhance.inference.pipeline.enhance`,
+        or a baseline).
+    image : numpy.ndarray
+        The input, ``(ny, nx)``, any unit.
+    margin : int
+        Input pixels at the edges left out of the RMS.
+
+    Returns
+    -------
+    tuple of float
+        The two ratios (shift along y, along x), dimensionless.
 
     Examples
     --------
@@ -873,13 +893,14 @@ def _real_rows(networks, kind, config, log):
 
 
 def physics_validation(networks, kind, config: PhysicsConfig | None = None, *, log=None):
-    """Everything a physicist asks of the networks, against RL+target and Wiener (issue 15).
+    """Score the networks against RL+target and Wiener deconvolution under noise, PSF mismatch and symmetry.
 
     Parameters
     ----------
     networks : dict
         ``name -> network`` (e.g. ``{"full": ..., "light": ...}``).
     kind : {'intensity', 'blos'}
+        What the networks enhance.
     config : `PhysicsConfig`, optional
         Sizes and choices; the defaults run in minutes on a CPU.
     log : callable, optional
@@ -894,6 +915,15 @@ def physics_validation(networks, kind, config: PhysicsConfig | None = None, *, l
         "config"}``. Methods are bicubic, RL+target at its best iteration (against the truth: validation
         only) and with the discrepancy stop at the known noise, Wiener at the known noise, every network
         and, with ``config.symmetric``, its D4 average (label + " D4").
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> config = PhysicsConfig(shape=(64, 64), scenes=("plage",), noise_factors=(1.0,), rl_iterations=(1, 2),
+    ...                        rl_max=4, rl_converged=4, real_crop=32, limb_shape=(64, 64))
+    >>> results = physics_validation({"tiny": EnhanceNet(depth=1, width=8)}, "blos", config)
+    >>> sorted(results)
+    ['config', 'limb', 'magnetogram', 'mismatch', 'noise', 'spectra', 'symmetry', 'umbra']
     """
     check_choice(kind, KINDS, name="kind")
     config = PhysicsConfig() if config is None else config
@@ -906,13 +936,35 @@ def physics_validation(networks, kind, config: PhysicsConfig | None = None, *, l
 
 
 def physics_floors(results, *, model="full"):
-    """The floors of issue 15 for one network: ``{check: (value, passed)}``.
+    """The physics floors for one network: ``{check: (value, passed)}``.
 
     On every held-out field: the network beats RL+target at its best iteration by 0.5 dB at HMI's noise
     and by 1 dB at 3 and 10 times that, and never falls below bicubic; on the real cut-outs: equivariant
     under the 8 rotations and flips to 1e-5 of the enhancement, half-pixel flicker no worse than
     RL+target's; off the limb no negative continuum where the input is not; magnetograms: unsigned flux
-    within 5 % binned back to HMI pixels and no sign flip where |B| > 500 G.
+    within 5 % binned back to HMI pixels and no sign flip where ``|B|`` > 500 G.
+
+    Parameters
+    ----------
+    results : dict
+        From `physics_validation`.
+    model : str
+        The network's name in ``results``.
+
+    Returns
+    -------
+    dict
+        ``{check: (value, passed)}``; values in dB, ratios or fractions as the check names say.
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> config = PhysicsConfig(shape=(64, 64), scenes=("plage",), noise_factors=(1.0,), rl_iterations=(1, 2),
+    ...                        rl_max=4, rl_converged=4, real_crop=32, limb_shape=(64, 64))
+    >>> results = physics_validation({"tiny": EnhanceNet(depth=1, width=8)}, "blos", config)
+    >>> checks = physics_floors(results, model="tiny")
+    >>> all(isinstance(passed, bool) for value, passed in checks.values())
+    True
     """
     margins = {"1": 0.5, "3": 1.0, "10": 1.0}
     checks = {}
@@ -949,7 +1001,39 @@ def _fmt(value, digits=2):
 
 
 def physics_report(results, out_dir, *, kind, command=None, machine=None, overwrite=False):
-    """Write ``physics_<kind>.md`` and ``physics_<kind>.json`` from `physics_validation`. Returns the Markdown path."""
+    """Write ``physics_<kind>.md`` and ``physics_<kind>.json`` from `physics_validation`.
+
+    Parameters
+    ----------
+    results : dict
+        From `physics_validation`.
+    out_dir : str or `~pathlib.Path`
+        Folder of the report; created if missing.
+    kind : {'intensity', 'blos'}
+        What the networks enhance.
+    command : str, optional
+        The command that reproduces the report, quoted in it.
+    machine : str, optional
+        The machine it ran on, named in it.
+    overwrite : bool
+        Replace an earlier report of the same kind.
+
+    Returns
+    -------
+    pathlib.Path
+        The Markdown file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.models.network import EnhanceNet
+    >>> config = PhysicsConfig(shape=(64, 64), scenes=("plage",), noise_factors=(1.0,), rl_iterations=(1, 2),
+    ...                        rl_max=4, rl_converged=4, real_crop=32, limb_shape=(64, 64))
+    >>> results = physics_validation({"tiny": EnhanceNet(depth=1, width=8)}, "blos", config)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     print(physics_report(results, folder, kind="blos").name)
+    physics_blos.md
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"physics_{kind}.md"
