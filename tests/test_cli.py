@@ -231,3 +231,12 @@ def test_demo_subcommand_writes_helioprojective_figures(tmp_path, capsys):
         assert header["CTYPE1"] == "HPLN-TAN"
         assert header["CDELT1"] == pytest.approx(0.252)
         assert header["CRPIX1"] == pytest.approx(200.5)  # 2 * 100.5 - 0.5: the same centre
+
+
+def test_verbose_logs_the_normalisation_on_stderr(tmp_path, weights, capsys):
+    source = _granules(tmp_path / "in.fits", BUNIT="I/Ic")
+    assert main(["run", source, "-o", str(tmp_path / "a.fits"), "--weights", weights, "-v"]) == 0
+    err = capsys.readouterr().err
+    assert "enhance: info: continuum 12 x 10: normalised by the quiet-Sun level" in err
+    assert main(["run", source, "-o", str(tmp_path / "b.fits"), "--weights", weights]) == 0
+    assert "info" not in capsys.readouterr().err  # warnings and errors only by default

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import hashlib
 import importlib.util
+import logging
 import weakref
 from pathlib import Path
 
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 KINDS = ("intensity", "blos")
+logger = logging.getLogger(__name__)
+
 #: Arithmetic of the convolutions (`~enhance.runtime.graph.PRECISIONS`, named here without PyTorch).
 _PRECISIONS = ("float32", "bfloat16", "float16")
 #: Inference back-ends: PyTorch, onnxruntime, or 'auto' (see `enhance`).
@@ -297,6 +300,12 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         msg = "image has no finite pixels"
         raise ValueError(msg)
     scale = qs_normalisation(data, qs_level) if kind == "intensity" else _GAUSS_PER_KG
+    if kind == "intensity":
+        level = None if isinstance(scale, QuietSunSurface) else float(scale)
+        what = "a quiet-Sun surface" if level is None else f"the quiet-Sun level {level:.6g}"
+        logger.info("continuum %s x %s: normalised by %s (the image's units)", *data.shape, what)
+    if not finite.all():
+        logger.info("%d non-finite pixels filled for the network, NaN again in the output", int((~finite).sum()))
     normalised = fill_nonfinite(data, finite)
     check_magnitude(normalised, scale, unit="the quiet-Sun level" if kind == "intensity" else "1 kG")
     if isinstance(scale, QuietSunSurface):
@@ -314,6 +323,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     depth = getattr(network, "depth", None)
     margin = receptive_margin(depth) if depth is not None else 32
     runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
+    logger.debug("runner %s on %s, %d worker(s), tile %s", type(runner).__name__, device, workers, tile)
     from .tiling import dihedral_average, run_tiled
 
     def run(array):
