@@ -385,9 +385,9 @@ def rl_super_resolve(
 
 @dataclasses.dataclass(frozen=True)
 class ForwardModel:
-    """The observation model on the network's x2 grid, for the classical baselines `rl_target` and `wiener_target`.
+    r"""The observation model on the network's x2 grid, for the classical baselines `rl_target` and `wiener_target`.
 
-    .. math:: d = B_2\\,[P_\\mathrm{HMI} * x] + n, \\qquad t = P_\\mathrm{Airy} * x,
+    .. math:: d = B_2\,[P_\mathrm{HMI} * x] + n, \qquad t = P_\mathrm{Airy} * x,
 
     with :math:`x` the scene on the x2 grid (``input_scale / 2`` per pixel), :math:`B_2` the mean over each
     2x2 block (output pixels ``2i..2i+1`` cover input pixel ``i``, as in `~enhance.observation.degrade.degrade`),
@@ -410,6 +410,12 @@ class ForwardModel:
         binned to the x2 grid; larger odd values integrate them over the pixel (one more pixel box).
     boundary : {'reflect', 'wrap'}
         'reflect' mirrors the image at its edges (cut-outs), 'wrap' treats it as periodic (simulation boxes).
+
+    Examples
+    --------
+    >>> model = ForwardModel()
+    >>> model.output_scale, model.hmi_kernel().shape
+    (0.252, (35, 35))
     """
 
     input_scale: float = 0.504
@@ -434,15 +440,45 @@ class ForwardModel:
 
     @property
     def output_scale(self) -> float:
-        """Pixel scale of the x2 grid, arcsec."""
+        """Pixel scale of the x2 grid, arcsec.
+
+        Examples
+        --------
+        >>> ForwardModel(input_scale=0.504).output_scale
+        0.252
+        """
         return self.input_scale / 2
 
     def hmi_kernel(self) -> np.ndarray:
-        """The HMI PSF on the x2 grid (unit sum, odd-sized, centred)."""
+        """The HMI PSF on the x2 grid (unit sum, odd-sized, centred).
+
+        Returns
+        -------
+        numpy.ndarray
+            The kernel, ``(2 r + 1, 2 r + 1)`` pixels of `output_scale`.
+
+        Examples
+        --------
+        >>> kernel = ForwardModel().hmi_kernel()
+        >>> round(float(kernel.sum()), 6)
+        1.0
+        """
         return _model_kernel(self, "hmi")
 
     def target_kernel(self) -> np.ndarray:
-        """The target's Airy pattern on the x2 grid (unit sum, odd-sized, centred)."""
+        """The target's Airy pattern on the x2 grid (unit sum, odd-sized, centred).
+
+        Returns
+        -------
+        numpy.ndarray
+            The kernel, ``(2 r + 1, 2 r + 1)`` pixels of `output_scale`.
+
+        Examples
+        --------
+        >>> kernel = ForwardModel().target_kernel()
+        >>> kernel.shape[0] % 2, round(float(kernel.sum()), 6)
+        (1, 1.0)
+        """
         return _model_kernel(self, "airy")
 
 
