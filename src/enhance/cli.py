@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
+from .constants import KINDS, MODEL_SIZES
 
 __all__ = ["main", "build_parser", "FAILURE", "USAGE"]
 
@@ -187,7 +188,7 @@ def _export(args) -> int:
     if not out.is_dir():
         return _usage(f"without --weights, -o must be an existing directory (one file per model), got {out}")
     every = args.type == "all" or args.model == "all"
-    kinds = ("intensity", "blos") if args.type == "all" else (args.type,)
+    kinds = KINDS if args.type == "all" else (args.type,)
     models = ("full", "light") if args.model == "all" else (args.model,)
     failures, written = 0, 0
     for model, kind, result in export_shipped(out, kinds=kinds, models=models, overwrite=args.overwrite):
@@ -418,7 +419,7 @@ def _add_dataset(subparsers) -> None:
                    "scenes (and a simulation's training rows), plus any --source files.")  # fmt: skip
     build = sub.add_parser("build", help="write training pairs to an HDF5 file", description=description)
     build.add_argument("output", metavar="OUT.h5")
-    build.add_argument("--kind", choices=("intensity", "blos"), default="intensity")
+    build.add_argument("--kind", choices=KINDS, default="intensity")
     build.add_argument("--simulation", help="continuum simulation field; its first 75 %% of rows are used")
     build.add_argument("--source", action="append", metavar="FILE",
                        help="extra FITS/NumPy/HDF5 frames or cubes, used whole (nothing held out: give a field you "
@@ -437,16 +438,12 @@ def _add_dataset(subparsers) -> None:
     build.set_defaults(func=_dataset_build)
 
 
-_VARIANT_SIZES = {"full": (5, 64), "light": (1, 32)}
-
-
 def _train(args) -> int:
-    import dataclasses
-
-    from .training.datasets import SCALE, HDF5PairDataset
+    from .training.datasets import SCALE, HDF5PairDataset, input_noise_for, validation_pairs
     from .training.loop import TrainConfig, load_config, train
 
-    depth, width = _VARIANT_SIZES[args.model] if args.model else (None, None)
+    size = MODEL_SIZES[args.model] if args.model else {"depth": None, "width": None}
+    depth, width = size["depth"], size["width"]
     overrides = {"kind": args.kind, "depth": depth, "width": width, "max_steps": args.steps,
                  "batch_size": args.batch_size,
                  "lr": args.lr, "out_dir": args.out_dir, "device": args.device, "seed": args.seed,
@@ -457,10 +454,9 @@ def _train(args) -> int:
     train_data = HDF5PairDataset(args.data)
     if train_data.attrs.get("kind") not in (None, cfg.kind):
         return _error(f"{args.data} holds {train_data.attrs.get('kind')} pairs, but --kind is {cfg.kind}")
-    if float(train_data.attrs.get("noise", 0.0)) > 0 and cfg.input_noise is None:
-        print(f"{args.data} already holds input noise: training adds none")
-        cfg = dataclasses.replace(cfg, input_noise=0.0)
-    val_data = _validation_pairs(args.val, cfg.kind, args.simulation, cfg.eval_samples)
+    if input_noise_for(train_data, cfg.input_noise) != cfg.input_noise:
+        _say(args, f"{args.data} already holds input noise: training adds none")
+    val_data = validation_pairs(args.val, kind=cfg.kind, simulation=args.simulation, n_samples=cfg.eval_samples)
     unit = "I/Ic" if SCALE[cfg.kind] == 1 else "kG"
     print(f"training {cfg.kind} network ({cfg.depth} blocks x {cfg.width}) on {len(train_data)} pairs, "
           f"{cfg.max_steps} steps, out_dir {cfg.out_dir} (losses in {unit}^2)")  # fmt: skip
@@ -471,21 +467,8 @@ def _train(args) -> int:
     return 0
 
 
-def _validation_pairs(path, kind, simulation, n_samples):
-    """The validation pairs of `enhance train`: ``path``'s, or patches of the held-out scenes (and rows)."""
-    from .training.datasets import NOISE, HDF5PairDataset, PairDataset, recipe_sources
-
-    if path:
-        return HDF5PairDataset(path)
-    held = recipe_sources(kind, simulation=simulation, held_out=True, n_frames=15, shape=(600, 600))
-    per_frame = max(1, n_samples // sum(len(s) for s in held))
-    stream = PairDataset(held, n_samples=n_samples, patch=32, noise=NOISE[kind], patches_per_frame=per_frame,
-                         seed=1, augment=False)  # fmt: skip
-    return [stream[i] for i in range(len(stream))]  # generated once, reused at every evaluation
-
-
 def _average(args) -> int:
-    from .training.datasets import HDF5PairDataset
+    from .training.datasets import HDF5PairDataset, validation_pairs
     from .training.loop import export_average, load_checkpoint
 
     out = Path(args.output)
@@ -495,7 +478,8 @@ def _average(args) -> int:
     if missing:
         return _error(f"checkpoint not found: {missing[0]}")
     last = load_checkpoint(args.checkpoints[-1])["config"]
-    val_data = _validation_pairs(args.val, last["kind"], args.simulation, last["eval_samples"])
+    val_data = validation_pairs(args.val, kind=last["kind"], simulation=args.simulation,
+                                n_samples=last["eval_samples"])  # fmt: skip
     path = export_average(args.checkpoints, out, HDF5PairDataset(args.data), val_data, overwrite=args.overwrite)
     from .models.weights import read_metadata
 
@@ -526,7 +510,7 @@ def _add_train(subparsers) -> None:
     tr.add_argument("--data", required=True, metavar="PAIRS.h5", help="training pairs (enhance dataset build)")
     tr.add_argument("--val", metavar="PAIRS.h5", help="validation pairs (default: the held-out scenes)")
     tr.add_argument("--simulation", help="simulation field whose held-out rows join the default validation set")
-    tr.add_argument("--kind", choices=("intensity", "blos"), default=None, help="default: from the config or intensity")
+    tr.add_argument("--kind", choices=KINDS, default=None, help="default: from the config or intensity")
     tr.add_argument("--model", choices=("full", "light"), default=None,
                     help="depth/width of the network (default: the config's, else full)")  # fmt: skip
     tr.add_argument("--config", metavar="TOML", help="TrainConfig fields; flags override them")
@@ -760,7 +744,7 @@ def main(argv=None) -> int:
     Examples
     --------
     >>> import tempfile
-    >>> from enhance.demo import sample_path
+    >>> from enhance.data import sample_path
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     main(["run", str(sample_path("intensity")), "-o", f"{folder}/out.fits", "--model", "light"])
     ... # doctest: +ELLIPSIS

@@ -47,6 +47,8 @@ __all__ = [
     "recipe_sources",
     "build_hdf5",
     "HDF5PairDataset",
+    "validation_pairs",
+    "input_noise_for",
 ]
 
 #: Standard deviation of the noise added to inputs, in the units of the source (I/Ic; gauss): HMI's
@@ -659,3 +661,63 @@ def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape
         part = from_array(rows, field.pixel_scale, kind="intensity", normalise="none", name=label)
         sources += [part] * (1 if held_out else simulation_weight)
     return sources
+
+
+def validation_pairs(path=None, *, kind: str, simulation=None, n_samples: int = 512):
+    """The validation pairs of ``enhance train`` and ``enhance average``.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`, optional
+        An HDF5 file of pairs (`build_hdf5`); None builds the default set.
+    kind : {'intensity', 'blos'}
+        What the pairs hold.
+    simulation : str or `~pathlib.Path`, optional
+        A simulation field whose held-out rows join the default set (`recipe_sources`).
+    n_samples : int
+        Pairs of the default set.
+
+    Returns
+    -------
+    `HDF5PairDataset` or list of (input, target)
+        ``path``'s pairs, or ``n_samples`` patches (32 pixels, HMI's noise, no augmentation) of the
+        held-out scenes, generated once so that every evaluation sees the same pairs.
+    """
+    if path:
+        return HDF5PairDataset(path)
+    held = recipe_sources(kind, simulation=simulation, held_out=True, n_frames=15, shape=(600, 600))
+    per_frame = max(1, n_samples // sum(len(s) for s in held))
+    stream = PairDataset(held, n_samples=n_samples, patch=32, noise=NOISE[kind], patches_per_frame=per_frame,
+                         seed=1, augment=False)  # fmt: skip
+    return [stream[i] for i in range(len(stream))]
+
+
+def input_noise_for(train_data, input_noise):
+    """The input noise training adds to ``train_data``: none if the pairs already hold noise and none was asked for.
+
+    Pairs built with ``enhance dataset build --noise`` (an HDF5 file whose ``noise`` attribute is
+    positive) carry HMI's noise already; adding the recipe's noise again at every step would double it.
+
+    Parameters
+    ----------
+    train_data : dataset
+        The training pairs; an `HDF5PairDataset` says in ``attrs`` what noise it holds.
+    input_noise : float or None
+        `~enhance.training.loop.TrainConfig.input_noise`: None for the recipe's default.
+
+    Returns
+    -------
+    float or None
+        0.0 for noisy pairs with ``input_noise`` None, else ``input_noise``.
+
+    Examples
+    --------
+    >>> class Noisy:
+    ...     attrs = {"noise": 0.001}
+    >>> input_noise_for(Noisy(), None), input_noise_for(Noisy(), 0.002), input_noise_for([], None)
+    (0.0, 0.002, None)
+    """
+    attrs = getattr(train_data, "attrs", None) or {}
+    if input_noise is None and float(attrs.get("noise", 0.0) or 0.0) > 0:
+        return 0.0
+    return input_noise

@@ -25,12 +25,12 @@ import os
 import pickle
 import shutil
 import time
+import tomllib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tomllib
 import torch
 import torch.nn.functional as F  # noqa: N812
 from tqdm.auto import tqdm
@@ -640,7 +640,9 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
         ``data[i] -> (input, target)``, each a pure function of ``i``: arrays or tensors of shape
         (h, w) or (1, h, w), the target twice the input's size, normalised (I/Ic or kG) and without
         noise (the input noise of the recipe is added here, fresh at every step). ``val_data`` must
-        hold data never used for training.
+        hold data never used for training. Pairs that already hold input noise (an `HDF5PairDataset`
+        with a positive ``noise`` attribute) get none added when ``cfg.input_noise`` is None
+        (`~enhance.training.datasets.input_noise_for`).
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` if it exists. Its architecture must match ``cfg``.
     progress : bool
@@ -664,6 +666,11 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
     >>> result["step"]
     3
     """
+    from .datasets import input_noise_for
+
+    noise = input_noise_for(train_data, cfg.input_noise)
+    if noise != cfg.input_noise:  # the pairs hold HMI's noise already: never add it twice
+        cfg = dataclasses.replace(cfg, input_noise=noise)
     world, rank, device = _processes(cfg)
     precision = resolve_precision(cfg.precision, device)
     if cfg.num_threads:
