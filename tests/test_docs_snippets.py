@@ -1,4 +1,4 @@
-"""Every code snippet of the user guide (docs/guide/*.rst) and of the README runs as written.
+"""Every code snippet of the user guide (docs/guide/*.rst, docs/index.rst) and of the README runs as written.
 
 Python snippets are doctests (``>>>``); each page runs top to bottom in a fresh folder, with the
 shell commands of its ``console`` blocks (``$ enhance ...``) run in order between them, so a page may
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-GUIDE = sorted((ROOT / "docs" / "guide").glob("*.rst"))
+GUIDE = [*sorted((ROOT / "docs" / "guide").glob("*.rst")), ROOT / "docs" / "index.rst"]
 README = ROOT / "README.md"
 
 # Shell commands shown but not run by the tests: installs, the venv, the Makefile, multi-process
