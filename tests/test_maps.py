@@ -158,6 +158,9 @@ def test_hmi_scales_within_5_percent_pass():
     assert pixel_scale({"CDELT1": 1.4e-4, "CUNIT1": "deg", "CDELT2": 1.4e-4, "CUNIT2": "deg"}) == pytest.approx(
         (0.504, 0.504)
     )
+    sharp = {"CTYPE1": "CRLN-CEA", "CTYPE2": "CRLT-CEA", "CDELT1": 0.03, "CDELT2": 0.03, "CUNIT1": "degree",
+             "CUNIT2": "degree"}  # fmt: skip
+    assert pixel_scale(sharp) == pytest.approx((108.0, 108.0))  # JSOC spells the unit out
 
 
 def test_enhanced_output_is_not_enhanced_again(net, tmp_path):

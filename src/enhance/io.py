@@ -60,7 +60,8 @@ PROVENANCE_KEY = "ENH_VER"
 #: HMI's pixel scale in arcsec, and how far another scale may be from it before the input is refused.
 HMI_PIXEL_SCALE = constants.HMI_PIXEL_SCALE.to_value(u.arcsec)
 PIXEL_SCALE_TOLERANCE = 0.05
-_ANGLE_TO_ARCSEC = {"arcsec": 1.0, "asec": 1.0, "arcmin": 60.0, "deg": 3600.0, "rad": 206264.80624709636,
+_ANGLE_TO_ARCSEC = {"arcsec": 1.0, "asec": 1.0, "arcsecond": 1.0, "arcmin": 60.0, "arcminute": 60.0, "deg": 3600.0,
+                    "degree": 3600.0, "degrees": 3600.0, "rad": 206264.80624709636, "radian": 206264.80624709636,
                     "mas": 1e-3}  # fmt: skip
 # Quantities HMI measures that the networks were not trained on: words of CONTENT/series and BUNITs.
 _UNTRAINED = (
