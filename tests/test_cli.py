@@ -240,3 +240,15 @@ def test_verbose_logs_the_normalisation_on_stderr(tmp_path, weights, capsys):
     assert "enhance: info: continuum 12 x 10: normalised by the quiet-Sun level" in err
     assert main(["run", source, "-o", str(tmp_path / "b.fits"), "--weights", weights]) == 0
     assert "info" not in capsys.readouterr().err  # warnings and errors only by default
+
+
+def test_headerless_magnetogram_given_as_intensity_is_named(tmp_path, weights, capsys):
+    """No BUNIT or CONTENT: the values tell (half the pixels negative), and the message names -t blos."""
+    field = np.random.default_rng(9).normal(0, 300, (12, 10)).astype(np.float32)
+    path = tmp_path / "bare.fits"
+    fits.PrimaryHDU(field, header=fits.Header({"CDELT1": 0.504, "CDELT2": 0.504})).writeto(path)
+    assert main(["run", str(path), "-o", str(tmp_path / "o.fits"), "-t", "intensity", "--weights", weights]) == 1
+    err = capsys.readouterr().err
+    assert "looks like a magnetogram" in err
+    assert "-t blos" in err
+    assert "qs_level=" not in err

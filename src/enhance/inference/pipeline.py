@@ -299,7 +299,11 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     if not finite.any():
         msg = "image has no finite pixels"
         raise ValueError(msg)
-    scale = qs_normalisation(data, qs_level) if kind == "intensity" else _GAUSS_PER_KG
+    try:
+        scale = qs_normalisation(data, qs_level) if kind == "intensity" else _GAUSS_PER_KG
+    except ValueError:
+        _check_values(data, kind, force=False, forceable=False)  # a magnetogram given as intensity: say so
+        raise
     if kind == "intensity":
         level = None if isinstance(scale, QuietSunSurface) else float(scale)
         what = "a quiet-Sun surface" if level is None else f"the quiet-Sun level {level:.6g}"
@@ -381,7 +385,7 @@ _NEGATIVE_SHARE = 0.01
 _MIN_GAUSS_PEAK = 5.0
 
 
-def _check_values(data, kind, *, force, name="image"):
+def _check_values(data, kind, *, force, name="image", forceable=True):
     """Refuse values that do not fit ``kind``: a magnetogram given as intensity, a field not in gauss."""
     if force:
         return
@@ -392,8 +396,8 @@ def _check_values(data, kind, *, force, name="image"):
     if kind == "intensity" and np.count_nonzero(finite < 0) > _NEGATIVE_SHARE * finite.size:
         share = 100 * np.count_nonzero(finite < 0) / finite.size
         msg = (f"{name} looks like a magnetogram, not a continuum image: {share:.0f} % of its pixels are negative "
-               f"(from {finite.min():.4g} to {finite.max():.4g}); pass kind='blos' (on the command line: -t blos), "
-               "or force=True to run it as intensity")  # fmt: skip
+               f"(from {finite.min():.4g} to {finite.max():.4g}); pass kind='blos' (on the command line: -t blos)"
+               + (", or force=True to run it as intensity" if forceable else ""))  # fmt: skip
         raise ValueError(msg)
     if kind == "blos" and 0 < np.abs(finite).max() < _MIN_GAUSS_PEAK and finite.std() > 0:
         msg = (f"{name} is given as a magnetogram in gauss, but its largest |value| is {np.abs(finite).max():.3g}: "
