@@ -248,6 +248,10 @@ def test_stale_part_files_of_our_naming_are_removed(tmp_path, weights):
     other.write_text("keep")
     live = out / ".hmi.ic_45s.7_enhanced.fits.q1w2e3r4.part"  # a concurrent run is writing it
     live.write_bytes(b"\0" * 10)
+    young = out / ".hmi.ic_45s.8_enhanced.fits.z9y8x7w6.part"  # just created: its writer may lock it next
+    young.write_bytes(b"\0" * 10)
+    for path in (stale, stale_manifest, other, live):
+        os.utime(path, (1e9, 1e9))  # long ago
     fd = os.open(live, os.O_RDWR)
     try:
         assert _lock(fd)
@@ -257,6 +261,7 @@ def test_stale_part_files_of_our_naming_are_removed(tmp_path, weights):
         assert not stale_manifest.exists()
         assert other.exists()
         assert live.exists()
+        assert young.exists()
     finally:
         os.close(fd)
 
@@ -496,10 +501,13 @@ def test_compressed_outputs_keep_the_error_below_a_tenth_of_the_noise(tmp_path, 
 
 
 def test_a_single_file_run_removes_the_stale_part_of_its_output(tmp_path, weights):
+    import os
+
     from enhance.cli import main
 
     folder = _fits_inputs(tmp_path / "in", n=1)
     stale = tmp_path / ".o.fits.abcd1234.part"
     stale.write_bytes(b"\0" * 100)
+    os.utime(stale, (1e9, 1e9))
     assert main(["run", str(folder / "hmi.ic_45s.0.fits"), "-o", str(tmp_path / "o.fits"), "--weights", weights]) == 0
     assert not stale.exists()

@@ -825,27 +825,32 @@ _PART_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.part$")
 
 
 def _lock(fd, *, block=True) -> bool:
-    """An exclusive `fcntl.flock` on ``fd`` (True where there is no flock, e.g. Windows)."""
+    """Take an exclusive `fcntl.flock` on ``fd``; False if another process holds it, or if the platform or
+    file system has no flock (then a writer goes on unlocked and `remove_stale_parts` deletes nothing)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
-        return True
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
-    except BlockingIOError:
+    except OSError:  # BlockingIOError: held elsewhere; ENOLCK etc.: no locks on this file system
         return False
     return True
 
 
-def remove_stale_parts(directory, *, targets=None) -> list[Path]:
+def remove_stale_parts(directory, *, targets=None, min_age=5.0) -> list[Path]:
     """Delete the temporary ``.part`` files that `atomic_write` left in ``directory`` when its process was
     killed (SIGKILL, power loss), and return them.
 
     Only files of `atomic_write`'s own naming are touched (``.<name>.XXXXXXXX.part``, where ``<name>``
     ends with a FITS suffix or ``.csv``, or is one of ``targets``), and only those whose writer is gone:
     a writer holds an exclusive lock on its file until it is published, so a concurrent run's file in
-    progress is left alone.
+    progress is left alone. Files modified less than ``min_age`` seconds ago are kept too (a writer locks
+    its file just after creating it).
     """
+    import stat
+    import time
+
     removed = []
     names = {Path(t).name for t in targets} if targets is not None else None
     for entry in Path(directory).iterdir():
@@ -860,9 +865,9 @@ def remove_stale_parts(directory, *, targets=None) -> list[Path]:
         except OSError:
             continue  # a link, a FIFO, gone meanwhile
         try:
-            import stat
-
-            if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd, block=False):
+            info = os.fstat(fd)
+            old = time.time() - info.st_mtime >= min_age
+            if stat.S_ISREG(info.st_mode) and old and _lock(fd, block=False):
                 entry.unlink(missing_ok=True)
                 removed.append(entry)
         finally:
