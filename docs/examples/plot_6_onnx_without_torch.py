@@ -30,7 +30,7 @@ print(onnx_file.name, f"{onnx_file.stat().st_size / 1e3:.0f} kB")
 
 # %%
 # The inference, with onnxruntime and NumPy only: divide by the quiet-Sun level, run the graph on a
-# ``(1, 1, ny, nx)`` float32 array, multiply back. `enhance.observation.quiet_sun` needs only NumPy
+# ``(1, 1, ny, nx)`` float32 array, multiply back (the file's metadata states this rule). `enhance.observation.quiet_sun` needs only NumPy
 # and SciPy. The script runs in a fresh Python in which ``import torch`` is made to fail, to show
 # that nothing reaches for PyTorch.
 script = """
@@ -43,9 +43,12 @@ from enhance.observation.quiet_sun import estimate_qs_level
 image = fits.getdata(sys.argv[1]).astype(np.float32)
 level = estimate_qs_level(image)
 session = onnxruntime.InferenceSession(sys.argv[2], providers=["CPUExecutionProvider"])
+meta = session.get_modelmeta().custom_metadata_map
 (out,) = session.run(None, {"image": (image / level)[None, None]})
-np.save(sys.argv[3], out[0, 0] * level)
-print(f"quiet-Sun level {level:.4f}; output {out.shape[2]} x {out.shape[3]}")
+out = out[0, 0] * level
+out[(out < 0) & (np.repeat(np.repeat(image, 2, 0), 2, 1) >= 0)] = 0  # continuum is never negative
+np.save(sys.argv[3], out)
+print(f"kind {meta.get('kind')}; quiet-Sun level {level:.4f}; output {out.shape[0]} x {out.shape[1]}")
 """
 result_file = folder / "enhanced.npy"
 run = subprocess.run(
