@@ -46,7 +46,7 @@ __all__ = [
 #: Input I/Ic below which a pixel counts as umbra (HMI's 0.5" pixels; the umbra/penumbra boundary
 #: lies near 0.5-0.6 I/Ic at this resolution).
 UMBRA_THRESHOLD = 0.5
-#: |B| (gauss) of the input above which a pixel counts as strong field (umbra, pores) for sign checks.
+#: ``|B|`` (gauss) of the input above which a pixel counts as strong field (umbra, pores) for sign checks.
 STRONG_FIELD = 1000.0
 
 #: Published behaviour on HMI data, as ``check -> (low, high)``: the quiet-Sun contrast rises "from

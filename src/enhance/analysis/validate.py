@@ -475,7 +475,7 @@ MISMATCHES = {
     "Wachter et al. 2012 PSF": {"hmi_params": "WACHTER_2012"},
     'far wing to 16"': {"radius": "WIDE_RADIUS"},
 }
-#: |B| (gauss) above which the magnetogram check counts polarity flips.
+#: ``|B|`` (gauss) above which the magnetogram check counts polarity flips.
 STRONG_SIGN = 500.0
 _BASELINES = ("bicubic", "RL+target best", "RL+target discrepancy", "Wiener")
 
