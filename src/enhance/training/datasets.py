@@ -682,6 +682,16 @@ def validation_pairs(path=None, *, kind: str, simulation=None, n_samples: int = 
     `HDF5PairDataset` or list of (input, target)
         ``path``'s pairs, or ``n_samples`` patches (32 pixels, HMI's noise, no augmentation) of the
         held-out scenes, generated once so that every evaluation sees the same pairs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.scenes.sources import SyntheticSource
+    >>> data = PairDataset(SyntheticSource((400, 400), n_frames=2), n_samples=4, patch=20, seed=0)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     pairs = validation_pairs(build_hdf5(f"{folder}/val.h5", data, progress=False), kind="intensity")
+    ...     print(len(pairs))
+    4
     """
     if path:
         return HDF5PairDataset(path)
