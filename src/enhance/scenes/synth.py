@@ -150,56 +150,55 @@ class SceneParameters:
     Parameters
     ----------
     granule_spacing : float
-        Mean distance between granule centres (MURaM: about 2 arcsec)
+        Mean distance between granule centres, arcsec (MURaM: about 2).
     match_spectrum : bool
         Rescale the granulation's power spectrum to `granulation_psd`.
     internetwork_field : float
-        RMS of the mixed-polarity internetwork Bz (G), in the lanes.
+        RMS of the mixed-polarity internetwork Bz in the lanes, G.
     network_density : float
-        kG network elements per arcsec**2 (along supergranule boundaries)
+        kG network elements per arcsec**2 (along supergranule boundaries).
     supergranule_spacing : float
-        Spacing of the supergranular network.
+        Spacing of the supergranular network, arcsec.
     element_field : float
-        Field strength at which kG elements saturate (Solanki 1993: 1-2 kG)
+        Field strength at which kG elements saturate, G (Solanki 1993: 1-2 kG).
     plage_filling : float
-        Fraction of the area covered by plage.
+        Fraction of the area covered by plage, 0-1.
     plage_density : float
         kG elements per arcsec**2 inside plage.
     plage_scale : float
-        Correlation length of the plage patches.
+        Correlation length of the plage patches, arcsec.
     dominant_fraction : float
-        Fraction of plage/network elements with the dominant polarity.
+        Fraction of plage/network elements with the dominant polarity, 0-1.
     n_bipoles : int
-        Small bipoles of opposite polarities in close contact.
+        Number of small bipoles of opposite polarities in close contact.
     bipole_separation : tuple of float
-        Separation of a bipole's polarities (arcsec)
+        Separation of a bipole's polarities, arcsec.
     bipole_field : tuple of float
-        Peak Bz of a bipole's polarities (G)
+        Peak Bz of a bipole's polarities, G.
     n_pores : int
-        Pores.
+        Number of pores.
     pore_radius : tuple of float
-        Radius of a pore (arcsec)
+        Radius of a pore, arcsec.
     pore_intensity : tuple of float
-        Core intensity of a pore (darker for larger pores)
+        Core intensity of a pore, I/Ic (darker for larger pores).
     pore_field : tuple of float
-        Central Bz of a pore (Keppens & Martínez Pillet 1996)
+        Central Bz of a pore, G (Keppens & Martínez Pillet 1996).
     n_spots : int
-        Sunspots (the first is the leading spot; a second one has opposite polarity)
+        Number of sunspots (the first is the leading spot; a second one has opposite polarity).
     spot_radius : tuple of float
-        Outer (penumbral) radius (the HMI sample's spots: about 12 arcsec)
+        Outer (penumbral) radius, arcsec (the HMI sample's spots: about 12).
     umbra_ratio : tuple of float
-        Umbral / penumbral radius (Solanki 2003: about 0.42)
+        Umbral / penumbral radius (Solanki 2003: about 0.42).
     umbra_field : tuple of float
-        Bz at the umbral centre (Livingston et al. 2006: 2-3.5 kG)
+        Bz at the umbral centre, G (Livingston et al. 2006: 2-3.5 kG).
     umbra_intensity : tuple of float
-        Core intensity of the umbra (Solanki 2003: 0.05-0.3)
+        Core intensity of the umbra, I/Ic (Solanki 2003: 0.05-0.3).
     light_bridge_probability : float
-        Chance that a sunspot has a light bridge.
+        Chance that a sunspot has a light bridge, 0-1.
     bipolar : bool
-        Active-region layout: leading and following polarities, a PIL between.
+        Active-region layout: leading and following polarities, a polarity inversion line between.
     moat_features : int
-        Moving magnetic features (mostly bipolar) around each spot.
-
+        Number of moving magnetic features (mostly bipolar) around each spot.
 
     Examples
     --------
