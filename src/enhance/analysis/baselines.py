@@ -46,7 +46,7 @@ def upsample_x2(image, *, method: str = "bicubic") -> np.ndarray:
     Parameters
     ----------
     image : (ny, nx) array_like
-        The image, finite.
+        The image, finite, in any unit; the result is in the same unit.
     method : {'bicubic', 'bilinear', 'nearest'}
         Cubic spline (scipy's order-3 interpolating B-spline), linear, or pixel replication.
 
@@ -342,7 +342,8 @@ def rl_super_resolve(
     Parameters
     ----------
     image : (ny, nx) array_like
-        HMI continuum image or magnetogram, finite.
+        HMI continuum image or magnetogram, finite, at ``input_scale`` (any unit; the result is in the
+        same unit).
     n_iter : int
         Iterations (the maximum with ``tol`` or ``noise``); defaults to 20, as in the paper.
     input_scale : `~astropy.units.Quantity`
@@ -350,7 +351,7 @@ def rl_super_resolve(
     method : {'bicubic', 'bilinear', 'nearest'}
         Interpolation onto the x2 grid; defaults to 'bicubic' (the paper used a bilinear resampling).
     psf : (ky, kx) array_like, optional
-        PSF sampled on the x2 grid; None uses the HMI PSF at ``input_scale / 2``.
+        PSF sampled on the x2 grid (unit sum, pixels of ``input_scale / 2``); None uses the HMI PSF there.
     damped, threshold, tol, noise, offset, boundary, return_info, callback
         As for `richardson_lucy`. ``noise`` is per pixel of the interpolated image.
 
@@ -675,9 +676,9 @@ def rl_target_best(image, truth, model: ForwardModel | None = None, *, iteration
     Parameters
     ----------
     image : (ny, nx) array_like
-        The degraded image.
+        The degraded image, HMI's pixel scale, any unit.
     truth : (2 ny, 2 nx) array_like
-        The true target.
+        The true target on the x2 grid, in the unit of ``image``.
     model : `ForwardModel`, optional
         As for `rl_target`.
     iterations : sequence of int, optional

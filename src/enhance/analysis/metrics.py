@@ -76,7 +76,7 @@ def power_spectrum(image, pixel_scale: u.arcsec, *, window: str | None = "hann")
     Parameters
     ----------
     image : (ny, nx) array_like
-        The image, finite. Its mean is removed first.
+        The image, finite, any unit (the power is in that unit squared). Its mean is removed first.
     pixel_scale : `~astropy.units.Quantity`
         Angular size of one pixel.
     window : {'hann', None}
@@ -247,7 +247,7 @@ def white_noise_level(image, pixel_scale: u.arcsec, *, band=None, window: str | 
     Parameters
     ----------
     image : (ny, nx) array_like
-        The image, finite.
+        The image, finite, any unit (the result is in that unit).
     pixel_scale : `~astropy.units.Quantity`
         Angular size of one pixel.
     band : `~astropy.units.Quantity`, optional
@@ -322,7 +322,7 @@ def psnr(image, reference, *, data_range: float | None = None) -> float:
     Parameters
     ----------
     image : (ny, nx) array_like
-        The image to judge.
+        The image to judge, in the unit of ``reference``.
     reference : (ny, nx) array_like
         The truth (e.g. the degraded target of a simulation), same shape. Pixels that are NaN in either
         image are ignored.
@@ -366,7 +366,7 @@ def ssim(image, reference, *, data_range: float | None = None) -> float:
     image, reference : (ny, nx) array_like
         Finite images of the same shape, at least 7x7 pixels.
     data_range : float, optional
-        Peak-to-peak range of the data; None takes ``max - min`` of the reference.
+        Peak-to-peak range of the data, in their unit; None takes ``max - min`` of the reference.
 
     Returns
     -------
@@ -479,7 +479,7 @@ def density_scatter(image, output, *, bins: int = 200, limits=None):
     Parameters
     ----------
     image : (ny, nx) array_like
-        The input (HMI) image.
+        The input (HMI) image, any unit.
     output : (2 ny, 2 nx) or (ny, nx) array_like
         The enhanced image. On the x2 grid the input is first interpolated onto it (`bicubic_x2
         <enhance.analysis.baselines.bicubic_x2>`), so every output pixel is paired with the input at its centre.

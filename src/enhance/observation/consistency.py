@@ -217,9 +217,9 @@ def consistency_hdu(output, image, *, header=None, input_scale: u.Quantity = HMI
     Parameters
     ----------
     output : (2 ny, 2 nx) array_like
-        The enhanced image.
+        The enhanced image, in the unit of ``image``.
     image : (ny, nx) array_like
-        The input it came from.
+        The input it came from, any unit.
     header : `~astropy.io.fits.Header` or dict-like, optional
         The input's header: its world coordinates (the map lies on the input grid) and BUNIT are copied.
     input_scale : `~astropy.units.Quantity`

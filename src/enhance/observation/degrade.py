@@ -25,9 +25,9 @@ def convolve(image, kernel, *, boundary="wrap"):
     Parameters
     ----------
     image : (ny, nx) array_like
-        The image.
+        The image, any unit; the result is in the same unit.
     kernel : (ky, kx) array_like
-        The kernel, odd-sized and centred on its middle pixel. It may be larger than the image.
+        The kernel (dimensionless, usually of unit sum), odd-sized and centred on its middle pixel. It may be larger than the image.
     boundary : {'wrap', 'reflect'}
         'wrap' treats the image as periodic (simulation boxes, generated scenes); 'reflect' mirrors it
         at its edges.
@@ -87,7 +87,7 @@ def bin_area(image, factor):
     Parameters
     ----------
     image : (ny, nx) array_like
-        The image.
+        The image, any unit; the result is in the same unit (an area average).
     factor : float
         Output pixel size in input pixels, >= 1 (need not be an integer).
 
