@@ -380,6 +380,15 @@ def summary(result, *, source="input") -> list:
     Returns
     -------
     list of str
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> from enhance.data import sample_path
+    >>> cut = fits.getdata(sample_path("blos"))[:64, :64]
+    >>> lines = summary(compare(cut, "blos", model="light", n_iter=5), source="cut-out")
+    >>> lines[0]  # doctest: +ELLIPSIS
+    'cut-out (blos): consistency Enhance ... %, Richardson-Lucy ... %'
     """
     kind, unit = result["input"]["kind"], result["input"]["unit"]
     cons = result["consistency"]

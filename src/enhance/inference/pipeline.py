@@ -101,7 +101,28 @@ class RunOptions:
 
 
 def resolve_device(device="auto") -> torch.device:
-    """'auto' gives CUDA when available, else the CPU; anything else goes to `torch.device`."""
+    """The PyTorch device to run on: 'auto' gives CUDA when available, else the CPU.
+
+    Parameters
+    ----------
+    device : str or `torch.device`
+        'auto', or anything `torch.device` takes ('cpu', 'cuda', 'cuda:1').
+
+    Returns
+    -------
+    `torch.device`
+        The device.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` names no device, or CUDA is asked for where it is not available.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
