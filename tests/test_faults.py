@@ -511,3 +511,31 @@ def test_a_single_file_run_removes_the_stale_part_of_its_output(tmp_path, weight
     os.utime(stale, (1e9, 1e9))
     assert main(["run", str(folder / "hmi.ic_45s.0.fits"), "-o", str(tmp_path / "o.fits"), "--weights", weights]) == 0
     assert not stale.exists()
+
+
+def test_workers_that_keep_dying_end_in_failed_rows_not_a_hang(tmp_path, weights):
+    dask = pytest.importorskip("dask")
+    distributed = pytest.importorskip("distributed")
+    from enhance import enhance_files
+
+    class KillOnTask(distributed.diagnostics.plugin.WorkerPlugin):
+        """Every worker dies as soon as it starts a task; the nanny starts another, which dies too."""
+
+        def transition(self, key, start, finish, **kwargs):
+            if finish == "executing":
+                import os
+
+                os._exit(1)
+
+    folder = _fits_inputs(tmp_path / "in", n=2)
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1000}),
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.register_plugin(KillOnTask())
+        records = enhance_files(folder, tmp_path / "out", weights=weights, client=client, no_progress_timeout=4,
+                                as_frame=False)  # fmt: skip
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert all("no file finished in 4 s" in r["reason"] for r in records)
+    assert [row["status"] for row in _manifest_rows(tmp_path / "out")] == ["failed", "failed"]
