@@ -265,7 +265,7 @@ def check_magnitude(normalised, level, *, unit, limit=MAX_NORMALISED):
     ...
     ValueError: ...
     """
-    peak = float(np.max(np.abs(normalised)))
+    peak = max(abs(float(np.max(normalised))), abs(float(np.min(normalised))))  # no |image| temporary
     if callable(level):
         rows = level.shape[0]
         level = min(float(np.min(level(slice(s, min(s + 256, rows)), factor=1))) for s in range(0, rows, 256))
