@@ -27,7 +27,8 @@ def convolve(image, kernel, *, boundary="wrap"):
     image : (ny, nx) array_like
         The image, any unit; the result is in the same unit.
     kernel : (ky, kx) array_like
-        The kernel (dimensionless, usually of unit sum), odd-sized and centred on its middle pixel. It may be larger than the image.
+        The kernel (dimensionless, usually of unit sum), odd-sized and centred on its middle pixel. It may be
+        larger than the image.
     boundary : {'wrap', 'reflect'}
         'wrap' treats the image as periodic (simulation boxes, generated scenes); 'reflect' mirrors it
         at its edges.
