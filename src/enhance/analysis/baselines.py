@@ -102,6 +102,59 @@ def bicubic_x2(image) -> np.ndarray:
     return upsample_x2(image, method="bicubic")
 
 
+def _unit_psf(psf, pixel_scale):
+    """The PSF as an odd-sized float64 kernel of unit sum; None samples HMI's at ``pixel_scale``."""
+    if psf is None:
+        psf = psf_kernel(pixel_scale, kind="hmi", radius=DEFAULT_RADIUS)
+    kernel = check_image(psf, name="psf", allow_nonfinite=False).astype(np.float64)
+    if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+        msg = f"psf must have odd sizes so that it has a centre pixel, got shape {kernel.shape}"
+        raise ValueError(msg)
+    total = kernel.sum()
+    if not total > 0:
+        msg = f"psf must have a positive sum, got {total}"
+        raise ValueError(msg)
+    return kernel / total
+
+
+def _pad_for(data, kernel, boundary):
+    """The grid RL iterates on (``data`` padded for ``kernel``, or itself when periodic) and the slices
+    of ``data`` in it."""
+    ny, nx = data.shape
+    if boundary == "wrap":
+        return data, (slice(0, ny), slice(0, nx))
+    half = (kernel.shape[0] // 2, kernel.shape[1] // 2)
+    shape = padded_shape(data.shape, half)
+    top, left = (shape[0] - ny) // 2, (shape[1] - nx) // 2
+    # Half-sample mirror: the padded grid continues the image symmetrically about its outer edges
+    # (np.pad's 'symmetric' repeats with period 2n, so any padding width works).
+    work = np.pad(data, ((top, shape[0] - ny - top), (left, shape[1] - nx - left)), mode="symmetric")
+    return work, (slice(top, top + ny), slice(left, left + nx))
+
+
+def _shift_signed(data, work, offset):
+    """Shift signed data (magnetograms) by ``offset`` (default ``2 max|d|``) so that RL sees a positive
+    image; returns the shifted data and grid, the offset, and whether the data are non-negative."""
+    dtype = data.dtype
+    # Round-off of an earlier FFT convolution can leave non-negative data a hair below zero: such data
+    # count as non-negative (and the hair is clipped), not as a signed field.
+    scale = float(np.max(np.abs(data)))
+    hair = 1e-10 * scale
+    if offset is None:
+        offset = 0.0 if data.min() >= -hair else 2.0 * scale
+    offset = float(offset)
+    if not np.isfinite(offset):
+        msg = f"offset must be a finite number, got {offset!r}"
+        raise ValueError(msg)
+    if offset != 0:
+        data = data + dtype.type(offset)
+        work = work + dtype.type(offset)
+    nonnegative = bool(data.min() >= -hair)
+    if nonnegative:
+        work = np.maximum(work, 0)
+    return data, work, offset, nonnegative
+
+
 @u.quantity_input
 def richardson_lucy(
     image,
@@ -220,28 +273,8 @@ def richardson_lucy(
         noise = check_positive(noise, name="noise")
     data = check_image(image, allow_nonfinite=False)
     dtype = data.dtype
-    if psf is None:
-        psf = psf_kernel(pixel_scale, kind="hmi", radius=DEFAULT_RADIUS)
-    kernel = check_image(psf, name="psf", allow_nonfinite=False).astype(np.float64)
-    if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
-        msg = f"psf must have odd sizes so that it has a centre pixel, got shape {kernel.shape}"
-        raise ValueError(msg)
-    total = kernel.sum()
-    if not total > 0:
-        msg = f"psf must have a positive sum, got {total}"
-        raise ValueError(msg)
-    kernel = kernel / total
-
-    ny, nx = data.shape
-    if boundary == "wrap":
-        top, left, work = 0, 0, data
-    else:
-        half = (kernel.shape[0] // 2, kernel.shape[1] // 2)
-        shape = padded_shape(data.shape, half)
-        top, left = (shape[0] - ny) // 2, (shape[1] - nx) // 2
-        # Half-sample mirror: the padded grid continues the image symmetrically about its outer edges
-        # (np.pad's 'symmetric' repeats with period 2n, so any padding width works).
-        work = np.pad(data, ((top, shape[0] - ny - top), (left, shape[1] - nx - left)), mode="symmetric")
+    kernel = _unit_psf(psf, pixel_scale)
+    work, inside = _pad_for(data, kernel, boundary)
     grid = work.shape
     otf = transfer_function(kernel, grid, dtype)
     otf_adjoint = np.conj(otf)
@@ -249,25 +282,9 @@ def richardson_lucy(
     def blur(x, transfer):
         return scipy.fft.irfft2(scipy.fft.rfft2(x) * transfer, s=grid).astype(dtype, copy=False)
 
-    # Round-off of an earlier FFT convolution can leave non-negative data a hair below zero: such data
-    # count as non-negative (and the hair is clipped), not as a signed field.
-    scale = float(np.max(np.abs(data)))
-    hair = 1e-10 * scale
-    if offset is None:
-        offset = 0.0 if data.min() >= -hair else 2.0 * scale
-    offset = float(offset)
-    if not np.isfinite(offset):
-        msg = f"offset must be a finite number, got {offset!r}"
-        raise ValueError(msg)
-    if offset != 0:
-        data = data + dtype.type(offset)
-        work = work + dtype.type(offset)
-    nonnegative = bool(data.min() >= -hair)
-    if nonnegative:
-        work = np.maximum(work, 0)
+    data, work, offset, nonnegative = _shift_signed(data, work, offset)
     estimate = np.ones(grid, dtype=dtype)
     ratio = np.zeros(grid, dtype=dtype)
-    inside = (slice(top, top + ny), slice(left, left + nx))
     residual_rms, damped_pixels = [], []
     stopped = "n_iter"
     done = 0
@@ -321,18 +338,10 @@ def richardson_lucy(
 def rl_super_resolve(
     image,
     *,
-    n_iter: int = 20,
     input_scale: u.arcsec = HMI_PIXEL_SCALE,
     method: str = "bicubic",
     psf=None,
-    damped: bool = False,
-    threshold: float = 10.0,
-    tol: float | None = None,
-    noise: float | None = None,
-    offset: float | None = None,
-    boundary: str = "reflect",
-    return_info: bool = False,
-    callback=None,
+    **options,
 ):
     """Richardson-Lucy on the x2 grid: the paper's classical counterpart of Enhance.
 
@@ -344,16 +353,16 @@ def rl_super_resolve(
     image : (ny, nx) array_like
         HMI continuum image or magnetogram, finite, at ``input_scale`` (any unit; the result is in the
         same unit).
-    n_iter : int
-        Iterations (the maximum with ``tol`` or ``noise``); defaults to 20, as in the paper.
     input_scale : `~astropy.units.Quantity`
         Pixel scale of ``image``; defaults to 0.504 arcsec.
     method : {'bicubic', 'bilinear', 'nearest'}
         Interpolation onto the x2 grid; defaults to 'bicubic' (the paper used a bilinear resampling).
     psf : (ky, kx) array_like, optional
         PSF sampled on the x2 grid (unit sum, pixels of ``input_scale / 2``); None uses the HMI PSF there.
-    damped, threshold, tol, noise, offset, boundary, return_info, callback
-        As for `richardson_lucy`. ``noise`` is per pixel of the interpolated image.
+    **options
+        The iteration's options, as for `richardson_lucy`: ``n_iter`` (default 20, as in the paper),
+        ``damped``, ``threshold``, ``tol``, ``noise`` (per pixel of the interpolated image), ``offset``,
+        ``boundary``, ``return_info``, ``callback``.
 
     Returns
     -------
@@ -374,9 +383,10 @@ def rl_super_resolve(
     """
     scale = check_positive(float(input_scale.to_value(u.arcsec)), name="input_scale")
     fine = upsample_x2(image, method=method)
-    return richardson_lucy(fine, psf, n_iter=n_iter, pixel_scale=scale / 2 * u.arcsec, damped=damped,
-                           threshold=threshold, tol=tol, noise=noise, offset=offset, boundary=boundary,
-                           return_info=return_info, callback=callback)  # fmt: skip
+    if "pixel_scale" in options:
+        msg = "rl_super_resolve takes input_scale (the HMI image's pixel scale), not pixel_scale"
+        raise TypeError(msg)
+    return richardson_lucy(fine, psf, pixel_scale=scale / 2 * u.arcsec, **options)
 
 
 # ----------------------------------------------------------------------------------------------------------
