@@ -380,6 +380,7 @@ def summary(result, *, source="input") -> list:
     Returns
     -------
     list of str
+        One line per number, then one per file written.
 
     Examples
     --------

@@ -106,6 +106,7 @@ def plot_image(
     Returns
     -------
     `~matplotlib.figure.Figure`
+        The figure drawn on (a new one when ``ax`` is None).
 
     Examples
     --------
@@ -160,6 +161,7 @@ def plot_comparison(images, pixel_scales, *, kind: str = "intensity", region=Non
     Returns
     -------
     `~matplotlib.figure.Figure`
+        The figure drawn on (a new one when ``ax`` is None).
 
     Examples
     --------
@@ -356,6 +358,7 @@ def plot_power_spectra(spectra, *, noise_levels=None, ax=None, unit: str = "", t
     Returns
     -------
     `~matplotlib.figure.Figure`
+        The figure drawn on (a new one when ``ax`` is None).
 
     Examples
     --------
@@ -405,6 +408,7 @@ def plot_density_scatter(
     Returns
     -------
     `~matplotlib.figure.Figure`
+        The figure drawn on (a new one when ``ax`` is None).
 
     Examples
     --------
@@ -460,6 +464,7 @@ def plot_consistency(
     Returns
     -------
     `~matplotlib.figure.Figure`
+        The figure drawn on (a new one when ``ax`` is None).
 
     Examples
     --------

@@ -161,6 +161,7 @@ def find_inputs(inputs) -> list[Path]:
     Returns
     -------
     list of `~pathlib.Path`
+        The FITS files, sorted.
 
     Raises
     ------

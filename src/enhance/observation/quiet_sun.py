@@ -223,6 +223,7 @@ def fit_qs_surface(image, *, scale: float = SURFACE_SCALE, window: float = 0.10,
     Returns
     -------
     QuietSunSurface
+        The surface, in the image's unit; call it for its values on the input or the x2 grid.
 
     Notes
     -----
@@ -461,6 +462,7 @@ def qs_normalisation(image, qs_level=None):
     Returns
     -------
     float or QuietSunSurface
+        One quiet-Sun level, or a surface, in the image's unit.
 
     Examples
     --------

@@ -80,6 +80,7 @@ def pixel_scale_from_header(header, *, where="header"):
     Returns
     -------
     `~astropy.units.Quantity` or None
+        Angular size of one pixel, arcsec; None when the header gives none.
 
     Examples
     --------
@@ -351,6 +352,7 @@ def from_array(data, pixel_scale, *, kind="intensity", normalise="auto", unit=No
     Returns
     -------
     ArraySource
+        The frames, read one at a time in I/Ic or gauss.
 
     Examples
     --------

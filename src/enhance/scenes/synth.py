@@ -292,6 +292,7 @@ def preset(kind, *, rng=None):
     Returns
     -------
     SceneParameters
+        The parameters of ``kind``.
 
     Examples
     --------

@@ -638,6 +638,7 @@ def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape
     Returns
     -------
     list of `~enhance.scenes.sources.Source`
+        The synthetic scenes and, when given, the simulation field's rows.
 
     Examples
     --------
