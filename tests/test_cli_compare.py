@@ -99,3 +99,14 @@ def test_compare_on_the_real_magnetogram(tmp_path, blos_weights, capsys):
     numbers = json.loads((tmp_path / "hmi_blos_ar_compare.json").read_text())
     assert numbers["input"]["kind"] == "blos"
     assert numbers["consistency"]["richardson_lucy"] < 0.06
+
+
+def test_compare_refuses_a_cea_map_and_forces_it(tmp_path, weights, capsys):
+    header = {"CTYPE1": "CRLN-CEA", "CTYPE2": "CRLT-CEA", "CUNIT1": "degree", "CUNIT2": "degree", "CDELT1": 0.03,
+              "CDELT2": 0.03, "BUNIT": "I/Ic"}  # fmt: skip
+    source = _fits(tmp_path / "sharp.fits", _granulation(), **header)
+    assert main(["compare", source, "-o", str(tmp_path / "d"), "--weights", weights, "--n-iter", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "cylindrical equal-area" in err
+    assert "--force" in err
+    assert main(["compare", source, "-o", str(tmp_path / "d"), "--weights", weights, "--n-iter", "2", "--force"]) == 0

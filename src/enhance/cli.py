@@ -310,7 +310,7 @@ def _compare(args) -> int:
     result = compare(source, args.type, weights=args.weights, model=args.model, out_dir=out_dir,
                      overwrite=args.overwrite, n_iter=args.n_iter, damped=args.damped, qs_level=args.qs_level,
                      region=parse_region(args.region) if args.region else None,
-                     device=args.device)  # fmt: skip
+                     device=args.device, force=args.force)  # fmt: skip
     for line in summary(result, source=source):
         _say(args, line)
     return 0
@@ -333,6 +333,8 @@ def _add_compare(subparsers) -> None:
     cmp.add_argument("--qs-level", type=float, default=None, help="quiet-Sun continuum level (default: estimated)")
     cmp.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     cmp.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    cmp.add_argument("--force", action="store_true",
+                     help="compare inputs refused otherwise (not helioprojective, off HMI's pixel scale)")  # fmt: skip
     cmp.set_defaults(func=_compare)
 
 

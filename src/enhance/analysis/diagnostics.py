@@ -231,6 +231,7 @@ def compare(
     pixel_scale: u.Quantity | None = None,
     device: str = "auto",
     tile: int | None = None,
+    force: bool = False,
 ) -> dict:
     """Enhance an HMI image and measure what it added, next to Richardson-Lucy and bicubic x2.
 
@@ -277,6 +278,9 @@ def compare(
         Where the network runs ('auto', 'cpu', 'cuda', ...).
     tile : int, optional
         Tiled inference (see `~enhance.inference.pipeline.enhance`).
+    force : bool
+        Run inputs `~enhance.io.resolve_kind` refuses (not helioprojective, off HMI's pixel scale, a
+        Dopplergram, a file solar-enhance wrote).
 
     Returns
     -------
@@ -314,7 +318,7 @@ def compare(
 
     image, header, default_name, scale = _load(data, pixel_scale)
     check_choice(kind, ("auto", "intensity", "blos"), name="kind")
-    kind = resolve_kind(kind, header if header is not None else {}, path=name or "image")
+    kind = resolve_kind(kind, header if header is not None else {}, path=name or "image", force=force)
     if weights is not None:
         if network is not None:
             msg = "pass network= or weights=, not both"
