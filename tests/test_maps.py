@@ -172,3 +172,14 @@ def test_enhanced_output_is_not_enhanced_again(net, tmp_path):
     once.save(path)
     with pytest.raises(ValueError, match="written by solar-enhance"):
         enhance(path, network=net)
+
+
+def test_history_names_the_kind_found_by_auto():
+    from enhance.models.weights import shipped
+
+    if ("blos", "light") not in shipped():
+        pytest.skip("the light magnetogram model is not shipped")
+    smap = sunpy.map.Map(np.random.default_rng(6).normal(0, 300, (16, 20)).astype(np.float32), _hmi())
+    out = enhance(smap, model="light")  # kind 'auto': CONTENT says magnetogram
+    assert out.meta["enh_kind"] == "blos"
+    assert "model: light blos" in out.meta["history"]

@@ -478,7 +478,7 @@ def _masked_to_nan(data, mask):
     return array
 
 
-def _enhance_map(smap, *, kind, options, model, network, force, history):
+def _enhance_map(smap, *, kind, options, model, network, force):
     """A new Map of the input's class on the x2 grid: data in the Map's unit, mask 2x2-upsampled, same plot settings."""
     import astropy.units as u
 
@@ -488,6 +488,7 @@ def _enhance_map(smap, *, kind, options, model, network, force, history):
     measurement = measurement if isinstance(measurement, str) else None
     kind = resolve_kind(kind, smap.meta, path=f"the {type(smap).__name__}", force=force, flag=False,
                         measurement=measurement)  # fmt: skip
+    history = history_cards(kind, model, network)  # the kind found, when it was 'auto'
     factor = 1.0
     if kind == "blos" and smap.unit is not None and u.Unit(smap.unit).is_equivalent(u.G):
         _, factor = _unit_kind(smap.unit, "blos", force=force, name="the Map")
@@ -628,7 +629,6 @@ def enhance(
     check_choice(kind, (*KINDS, "auto"), name="kind")
     options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
                          progress=progress, symmetric=symmetric)  # fmt: skip
-    history = history_cards(kind, model, network)
 
     if isinstance(data, str | Path):
         from ..io import gauss_factor, provenance_cards, read_fits, resolve_kind, upscale_header, write_fits
@@ -660,10 +660,7 @@ def enhance(
     except ImportError:  # pragma: no cover - sunpy is a dependency
         GenericMap = ()  # noqa: N806
     if isinstance(data, GenericMap):
-        if kind != "auto":
-            history = history_cards(kind, model, network)
-        return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force,
-                            history=history)  # fmt: skip
+        return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force)
 
     unit = data.unit if isinstance(data, u.Quantity) else None
     kind, factor = _unit_kind(unit, kind, force=force, name="image")
