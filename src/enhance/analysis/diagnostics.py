@@ -287,7 +287,7 @@ def compare(
     dict
         JSON-ready numbers: ``input`` (shape, scales, unit), ``methods`` (RL iterations, stopping rule,
         offset), ``consistency`` and ``consistency_mean_abs`` (Enhance against the HMI/Airy operator, RL
-        against the full HMI PSF; see `~enhance.analysis.metrics.consistency`), ``small_scale_power`` (white-noise
+        against the full HMI PSF; see `~enhance.observation.consistency.consistency`), ``small_scale_power`` (white-noise
         equivalent level of each image in 0.6-1 times the input's Nyquist frequency, and its power relative
         to the input), ``similarity`` (PSNR/SSIM of Enhance against RL and, with ``reference``, of each
         method against it), ``power_spectra``, then ``contrast`` (continuum: region, quiet-Sun level, input

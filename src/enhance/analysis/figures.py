@@ -449,11 +449,11 @@ def plot_consistency(
     Parameters
     ----------
     residual : (ny, nx) array_like
-        `~enhance.analysis.metrics.consistency_map`.
+        `~enhance.observation.consistency.consistency_map`.
     pixel_scale : `~astropy.units.Quantity`
         Pixel scale of the input grid.
     value : float, optional
-        The scalar `~enhance.analysis.metrics.consistency`, quoted in the title as a percentage.
+        The scalar `~enhance.observation.consistency.consistency`, quoted in the title as a percentage.
     ax : `~matplotlib.axes.Axes`, optional
         Where to draw.
     vmax : float, optional

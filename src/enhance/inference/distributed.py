@@ -218,7 +218,7 @@ def _input_header(source: Path):
 def _existing_output(target: Path, shape) -> tuple[str, str]:
     """What to do with an output that exists when ``overwrite`` is off: ``(action, reason)``.
 
-    One completeness rule (`~enhance.io.fits_complete`, as `~enhance.io.read_fits` applies): an incomplete
+    One completeness rule (``enhance.io.fits_complete``, as `~enhance.io.read_fits` applies): an incomplete
     file is replaced. A complete output that solar-enhance wrote (`~enhance.io.written_by_enhance`) is
     skipped if it is twice the input's ``shape``, replaced otherwise; a complete file it did not write is
     not touched ('refuse').
@@ -620,7 +620,7 @@ def enhance_files(
         As in `~enhance.enhance`; ``device`` is resolved on each worker.
     overwrite : bool
         Replace existing outputs. Without it an output that solar-enhance wrote, that is complete
-        (`~enhance.io.fits_complete`) and twice the input's shape is skipped; an incomplete one, or one of
+        (``enhance.io.fits_complete``) and twice the input's shape is skipped; an incomplete one, or one of
         ours of another shape, is replaced; a complete file that another program wrote fails the input.
     consistency : bool
         Add the per-pixel consistency map as HDU 1 (`~enhance.analysis.diagnostics.consistency_hdu`).
@@ -629,7 +629,7 @@ def enhance_files(
     compress : bool
         Write RICE tile-compressed outputs (`~enhance.io.write_fits` ``quantize_step``): the image is
         HDU 1 (a consistency map follows it), its float pixels quantised with a step of 0.2 of HMI's noise
-        (`quantize_step`: 2e-4 of the quiet-Sun level, or 2 G), so the error is at most 0.1 of the noise.
+        (``quantize_step``: 2e-4 of the quiet-Sun level, or 2 G), so the error is at most 0.1 of the noise.
     no_progress_timeout : float or None
         On Dask: if no file finishes for this many seconds (no workers, or workers that keep dying), the
         files still pending become failed rows with that reason and the call returns. None waits forever.

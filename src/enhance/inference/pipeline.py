@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 _PRECISIONS = ("float32", "bfloat16", "float16")
 #: Inference back-ends: PyTorch, onnxruntime, or 'auto' (see `enhance`).
 BACKENDS = ("auto", "torch", "onnx")
-#: Images with more pixels than this run in tiles of `AUTO_TILE` when ``tile=None``.
+#: Images with more pixels than this run in tiles of ``AUTO_TILE`` (512) pixels when ``tile=None``.
 AUTO_TILE_PIXELS = 1024 * 1024
 AUTO_TILE = 512
 _GAUSS_PER_KG = 1000.0
@@ -72,7 +72,7 @@ class RunOptions:
     device : str
         'auto' (CUDA when available), 'cpu', 'cuda', ...
     tile : int, optional
-        Tile size in input pixels; None runs the whole image, or tiles of `AUTO_TILE` above
+        Tile size in input pixels; None runs the whole image, or tiles of ``AUTO_TILE`` (512) above
         `AUTO_TILE_PIXELS` pixels.
     backend : {'auto', 'torch', 'onnx'}
         The runtime (see `enhance`).

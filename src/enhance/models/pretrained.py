@@ -28,7 +28,7 @@ def _architecture(net: EnhanceNet) -> dict:
 
 
 def load_network(path, *, kind: str | None = None) -> EnhanceNet:
-    """Build an `~enhance.models.network.EnhanceNet` from a weights file written by `save_weights`.
+    """Build an `~enhance.models.network.EnhanceNet` from a weights file written by `~enhance.models.weights.save_weights`.
 
     Parameters
     ----------
@@ -190,7 +190,7 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
     Parameters
     ----------
     weights : str or `~pathlib.Path`
-        A safetensors file from `enhance train` (e.g. ``best.safetensors``).
+        A safetensors file from ``enhance train`` (e.g. ``best.safetensors``).
     kind : {'intensity', 'blos'}
     variant : {'full', 'light'}
     card : dict

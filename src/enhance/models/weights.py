@@ -3,7 +3,7 @@
 A weights file is a safetensors file holding an `~enhance.models.network.EnhanceNet` state dict, with the
 architecture (``depth``, ``width``) and the data kind in its metadata, so that it loads on its own.
 The shipped models live in ``enhance/data`` and are listed in its `REGISTRY` with their sha256, parameter
-count and model card; `load_weights` checks all of them before use.
+count and model card; `~enhance.models.pretrained.load_weights` checks all of them before use.
 """
 
 import hashlib
@@ -33,7 +33,7 @@ __all__ = [
 
 
 #: The registry of shipped models in the package data: ``{"<kind>/<variant>": {"file", "sha256",
-#: "num_params", "card"}}``. `ship` adds entries; a model appears only once its weights meet the floors
+#: "num_params", "card"}}``. `~enhance.models.pretrained.ship` adds entries; a model appears only once its weights meet the floors
 #: of the training issue, and until then asking for it raises `~enhance.exceptions.ModelNotTrainedError`.
 REGISTRY = "models.json"
 

@@ -81,7 +81,7 @@ def estimate_qs_level(image, *, window=0.15, n_iter=10):
     Notes
     -----
     Assumes that the quiet Sun covers a good part of the field and that limb darkening within the
-    field is small (cut-outs, or disk-centre regions); `fit_qs_surface` follows it where it is not.
+    field is small (cut-outs, or disk-centre regions); `~enhance.observation.quiet_sun.fit_qs_surface` follows it where it is not.
 
     Examples
     --------
@@ -115,7 +115,7 @@ def estimate_qs_level(image, *, window=0.15, n_iter=10):
 
 @dataclasses.dataclass(frozen=True)
 class QuietSunSurface:
-    """A smooth quiet-Sun level over an image, sampled every `stride` pixels from pixel (0, 0).
+    """A smooth quiet-Sun level over an image, sampled every ``stride`` pixels from pixel (0, 0).
 
     Call it to get the surface at the centres of the image's pixels (``factor=1``) or of their 2x2
     output pixels (``factor=2``), optionally for a band of ``rows`` only; values are interpolated

@@ -649,7 +649,7 @@ class OnnxNetwork:
 
     Notes
     -----
-    Calling the object maps an ``(n, 1, ny, nx)`` float32 array to ``(n, 1, 2 ny, 2 nx)``; `enhance`
+    Calling the object maps an ``(n, 1, ny, nx)`` float32 array to ``(n, 1, 2 ny, 2 nx)``; `~enhance.inference.pipeline.enhance`
     and `~enhance.inference.tiling.run_tiled` take it where they take a PyTorch network.
 
     Examples

@@ -69,7 +69,7 @@ __all__ = [
 
 #: Scene kinds that `generate` accepts.
 KINDS = ("quiet_sun", "plage", "active_region", "mixed")
-#: Values of `Scene.labels`.
+#: Values of ``Scene.labels``.
 LABELS = {"quiet_sun": 0, "magnetic_element": 1, "pore": 2, "umbra": 3, "penumbra": 4, "light_bridge": 5}
 #: Pixel scale of the MURaM simulation (48 km), the default of `generate`.
 MURAM_PIXEL_SCALE = 0.0662 * u.arcsec

@@ -714,7 +714,7 @@ def input_noise_for(train_data, input_noise):
     train_data : dataset
         The training pairs; an `HDF5PairDataset` says in ``attrs`` what noise it holds.
     input_noise : float or None
-        `~enhance.training.loop.TrainConfig.input_noise`: None for the recipe's default.
+        ``TrainConfig.input_noise``: None for the recipe's default.
 
     Returns
     -------

@@ -640,7 +640,7 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
         ``data[i] -> (input, target)``, each a pure function of ``i``: arrays or tensors of shape
         (h, w) or (1, h, w), the target twice the input's size, normalised (I/Ic or kG) and without
         noise (the input noise of the recipe is added here, fresh at every step). ``val_data`` must
-        hold data never used for training. Pairs that already hold input noise (an `HDF5PairDataset`
+        hold data never used for training. Pairs that already hold input noise (an `~enhance.training.datasets.HDF5PairDataset`
         with a positive ``noise`` attribute) get none added when ``cfg.input_noise`` is None
         (`~enhance.training.datasets.input_noise_for`).
     resume : bool
@@ -853,7 +853,7 @@ def average_checkpoints(paths, train_data, val_data=None, *, device="cpu") -> tu
         Resume checkpoints (`save_checkpoint`) of one run: same architecture and kind.
     train_data : indexable dataset
         The run's training pairs: the BatchNorm statistics of the averaged weights are measured on
-        them (`recalibrate_batchnorm`, batches from the last checkpoint's step on).
+        them (``recalibrate_batchnorm``, batches from the last checkpoint's step on).
     val_data : indexable dataset, optional
         Validation pairs; when given, the averaged network's validation MSE is returned.
     device : str or `torch.device`
