@@ -407,7 +407,7 @@ def _dataset_build(args) -> int:
     n_samples = args.samples or sum(len(s) for s in sources) * args.patches_per_frame
     dataset = PairDataset(sources, n_samples=n_samples, seed=args.seed, patch=args.patch, noise=args.noise,
                           patches_per_frame=args.patches_per_frame)  # fmt: skip
-    path = build_hdf5(args.output, dataset, overwrite=args.overwrite)
+    path = build_hdf5(args.output, dataset, overwrite=args.overwrite, progress=_progress(args))
     print(
         f"wrote {path}: {n_samples} {args.kind} pairs of {args.patch}x{args.patch} -> {2 * args.patch}x{2 * args.patch}"
     )
@@ -462,7 +462,7 @@ def _train(args) -> int:
     unit = "I/Ic" if SCALE[cfg.kind] == 1 else "kG"
     print(f"training {cfg.kind} network ({cfg.depth} blocks x {cfg.width}) on {len(train_data)} pairs, "
           f"{cfg.max_steps} steps, out_dir {cfg.out_dir} (losses in {unit}^2)")  # fmt: skip
-    result = train(cfg, train_data, val_data, resume=not args.no_resume)
+    result = train(cfg, train_data, val_data, resume=not args.no_resume, progress=_progress(args))
     print(
         f"done: step {result['step']}, best validation MSE {result['best_val']:.4e}; wrote {result['files']['final']}"
     )
