@@ -229,7 +229,7 @@ def consistency_hdu(output, image, *, header=None, input_scale: u.Quantity = HMI
     -------
     `~astropy.io.fits.ImageHDU`
         EXTNAME 'CONSISTENCY', float32 data of the input's shape: the output degraded back to HMI
-        (`reconvolve`, ``resolution='target'``) minus the input, in the input's units.
+        (`~enhance.observation.consistency.reconvolve`, ``resolution='target'``) minus the input, in the input's units.
         The header holds the scalar consistency (CONSIST) and the mean absolute residual (CONSMAE).
 
     Examples
