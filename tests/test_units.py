@@ -97,3 +97,14 @@ def test_tesla_values_given_as_gauss_are_refused(net, field):
 def test_velocity_is_refused(net, field):
     with pytest.raises(ValueError, match="a velocity"):
         enhance(field * u.cm / u.s, network=net)
+
+
+def test_fits_file_in_kilogauss_comes_back_in_kilogauss(net, field, tmp_path):
+    from astropy.io import fits
+
+    header = fits.Header({"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": 0.504, "CDELT2": 0.504,
+                          "CUNIT1": "arcsec", "CUNIT2": "arcsec", "BUNIT": "kG"})  # fmt: skip
+    fits.PrimaryHDU(field / 1000, header=header).writeto(tmp_path / "kg.fits")
+    out = enhance(tmp_path / "kg.fits", network=net, output=tmp_path / "out.fits")
+    assert fits.getheader(out)["BUNIT"] == "kG"
+    np.testing.assert_allclose(fits.getdata(out) * 1000, enhance(field, "blos", network=net), rtol=1e-5, atol=1e-3)
