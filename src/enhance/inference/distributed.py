@@ -1,4 +1,5 @@
-"""Scale out on Dask: many FITS files (`enhance_files`) and one image too big for one task (`enhance_dask`).
+"""Scale out on Dask: many FITS files (`~enhance.inference.distributed.enhance_files`) and one image too big for
+one task (`~enhance.inference.distributed.enhance_dask`).
 
 `enhance_files` runs one task per file, on this process, on a `dask.distributed.LocalCluster` it
 starts, or on any running Dask cluster. Each worker loads the network from the weights file once and
