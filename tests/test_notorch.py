@@ -81,3 +81,15 @@ def test_onnx_metadata_and_the_documented_snippet_reproduce_enhance_run(tmp_path
     card = json.loads(meta["model_card"])
     assert (card["kind"], card["variant"]) == ("intensity", "light")
     np.testing.assert_allclose(out, fits.getdata(tmp_path / "run.fits"), rtol=0, atol=1e-5)
+
+
+def test_exported_weights_file_carries_its_own_record(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from enhance.models.weights import shipped_path
+    from enhance.runtime.export import export_weights, load_onnx
+
+    path = export_weights(shipped_path("blos", "light"), tmp_path)
+    network = load_onnx(path)
+    assert network.kind == "blos"
+    assert json.loads(network.metadata["model_card"])["kind"] == "blos"
+    assert "kG" in network.metadata["units"]

@@ -550,13 +550,14 @@ def export_weights(weights, path, *, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / f"{Path(weights).name.split('.')[0]}.onnx"
+    from .folding import read_weights
+
+    card = read_weights(weights)[1]  # the file's own record: kind, architecture, training config and loss
     if torch_available():
         from ..models.pretrained import load_network
-        from ..models.weights import read_metadata
 
-        kind = read_metadata(Path(weights)).get("kind")
-        return export_onnx(load_network(weights), path, kind=kind, overwrite=overwrite)
-    data = onnx_from_weights(weights).SerializeToString()
+        return export_onnx(load_network(weights), path, kind=card.get("kind"), overwrite=overwrite, card=card)
+    data = onnx_from_weights(weights, card=card).SerializeToString()
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
 
 
@@ -649,8 +650,9 @@ class OnnxNetwork:
 
     Notes
     -----
-    Calling the object maps an ``(n, 1, ny, nx)`` float32 array to ``(n, 1, 2 ny, 2 nx)``; `~enhance.inference.pipeline.enhance`
-    and `~enhance.inference.tiling.run_tiled` take it where they take a PyTorch network.
+    Calling the object maps an ``(n, 1, ny, nx)`` float32 array to ``(n, 1, 2 ny, 2 nx)``;
+    `~enhance.inference.pipeline.enhance` and `~enhance.inference.tiling.run_tiled` take it where they
+    take a PyTorch network.
 
     Examples
     --------
