@@ -78,7 +78,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 
 .PHONY: docs
 docs: $(DOCS_STAMP)
-	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -W --keep-going -n -b html docs docs/_build/html
 
 $(DOCS_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e ".[docs]"

@@ -14,7 +14,7 @@ import sunpy.map
 
 import enhance
 from enhance.analysis.baselines import rl_super_resolve
-from enhance.analysis.metrics import consistency, consistency_map
+from enhance.observation.consistency import consistency, consistency_map
 from enhance.data import sample_path
 
 hmi = sunpy.map.Map(sample_path("intensity"))
