@@ -10,15 +10,14 @@ figures and a JSON file. `consistency_hdu` packs the per-pixel consistency map a
 
 import json
 import math
-import re
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-from astropy.io import fits
 
 from ..checks import check_choice, check_image, check_positive, fill_nonfinite
 from ..io import fits_stem, resolve_kind
+from ..observation.consistency import consistency_hdu  # noqa: F401 - also here
 from ..observation.degrade import HMI_PIXEL_SCALE
 from .baselines import bicubic_x2, rl_super_resolve
 from .metrics import (
@@ -48,14 +47,6 @@ FIGURES = ("images.png", "power.png", "scatter.png", "consistency.png", "compare
 _UNITS = {"intensity": "I/Ic", "blos": "G"}
 _LABELS = {"input": "HMI input", "enhance": "Enhance", "richardson_lucy": "Richardson-Lucy", "bicubic": "bicubic x2",
            "reference": "reference"}  # fmt: skip
-# Keys copied from the input header onto the consistency map: its world coordinates and observation.
-_WCS_KEYS = re.compile(
-    r"^(CTYPE\d|CUNIT\d|CRPIX\d|CRVAL\d|CDELT\d|CROTA\d?|PC\d_\d|CD\d_\d|WCSNAME|LONPOLE|LATPOLE|DATE-OBS|DATE_OBS|"
-    r"T_OBS|TELESCOP|INSTRUME|WAVELNTH|DSUN_OBS|DSUN_REF|RSUN_OBS|RSUN_REF|HGLN_OBS|HGLT_OBS|CRLN_OBS|CRLT_OBS|"
-    r"BUNIT)$"
-)
-
-
 def _load(data, pixel_scale):
     """(image, header or None, name, pixel scale in arcsec) from a path, a Map or an array."""
     header, name = None, "compare"
@@ -145,56 +136,6 @@ def _json_safe(value):
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     return value
-
-
-def consistency_hdu(output, image, *, header=None, input_scale: u.Quantity = HMI_PIXEL_SCALE) -> fits.ImageHDU:
-    """The per-pixel consistency map of an Enhance output as a FITS image extension.
-
-    Parameters
-    ----------
-    output : (2 ny, 2 nx) array_like
-        The enhanced image.
-    image : (ny, nx) array_like
-        The input it came from.
-    header : `~astropy.io.fits.Header` or dict-like, optional
-        The input's header: its world coordinates (the map lies on the input grid) and BUNIT are copied.
-    input_scale : `~astropy.units.Quantity`
-        Pixel scale of the input; defaults to 0.504 arcsec.
-
-    Returns
-    -------
-    `~astropy.io.fits.ImageHDU`
-        EXTNAME 'CONSISTENCY', float32 data of the input's shape: the output degraded back to HMI
-        (`~enhance.analysis.metrics.reconvolve`, ``resolution='target'``) minus the input, in the input's units.
-        The header holds the scalar consistency (CONSIST) and the mean absolute residual (CONSMAE).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> hdu = consistency_hdu(np.ones((40, 40)), np.ones((20, 20)))
-    >>> hdu.name, hdu.data.shape
-    ('CONSISTENCY', (20, 20))
-    """
-    residual = consistency_map(output, image, input_scale=input_scale, resolution="target")
-    data = check_image(image).astype(np.float64)
-    both = np.isfinite(residual) & np.isfinite(data)
-    scale = float(np.sum(np.abs(data[both])))
-    value = float(np.sum(np.abs(residual[both])) / scale) if scale > 0 else float("nan")
-    mae = float(np.mean(np.abs(residual[both]))) if both.any() else float("nan")
-    card_header = fits.Header()
-    if header is not None:
-        for key, item in header.items():
-            if _WCS_KEYS.match(str(key).upper()):
-                try:
-                    card_header[str(key).upper()] = item
-                except (ValueError, TypeError):
-                    continue
-    card_header["EXTNAME"] = "CONSISTENCY"
-    card_header["CONSIST"] = (value if math.isfinite(value) else "NaN", "sum|R(out)-in| / sum|in|")
-    card_header["CONSMAE"] = (mae if math.isfinite(mae) else "NaN", "mean |R(out)-in| in input units")
-    card_header.add_comment("Enhance output degraded back to HMI (PSF HMI / Airy 28 cm, 2x2 binning) minus input.")
-    card_header.add_comment("Diaz Baso & Asensio Ramos 2018, A&A 614, A5, Sect. 4.5 (reconvolution test).")
-    return fits.ImageHDU(residual.astype(np.float32), header=card_header, name="CONSISTENCY")
 
 
 def _write_outputs(out_dir, name, figures, result, *, overwrite):

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._version import __version__
 from ..checks import check_choice, check_finite_output, check_image, check_magnitude, fill_nonfinite
+from ..constants import GAUSS_PER_KG, KINDS
 from ..models.architecture import receptive_margin
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
 
@@ -41,12 +42,11 @@ __all__ = [
     "RunOptions",
     "estimate_qs_level",
     "resolve_network",
-    "resolve_device",
+
     "AUTO_TILE_PIXELS",
     "AUTO_TILE",
 ]
 
-KINDS = ("intensity", "blos")
 logger = logging.getLogger(__name__)
 
 #: Arithmetic of the convolutions (`~enhance.runtime.graph.PRECISIONS`, named here without PyTorch).
@@ -56,7 +56,6 @@ BACKENDS = ("auto", "torch", "onnx")
 #: Images with more pixels than this run in tiles of ``AUTO_TILE`` (512) pixels when ``tile=None``.
 AUTO_TILE_PIXELS = 1024 * 1024
 AUTO_TILE = 512
-_GAUSS_PER_KG = 1000.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,42 +97,6 @@ class RunOptions:
     precision: str = "float32"
     progress: bool = False
     symmetric: bool = False
-
-
-def resolve_device(device="auto") -> torch.device:
-    """The PyTorch device to run on: 'auto' gives CUDA when available, else the CPU.
-
-    Parameters
-    ----------
-    device : str or `torch.device`
-        'auto', or anything `torch.device` takes ('cpu', 'cuda', 'cuda:1').
-
-    Returns
-    -------
-    `torch.device`
-        The device.
-
-    Raises
-    ------
-    ValueError
-        If ``device`` names no device, or CUDA is asked for where it is not available.
-
-    Examples
-    --------
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        msg = f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
-        raise ValueError(msg) from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        msg = f"device {device!r} was asked for, but CUDA is not available here; use device='cpu' or 'auto'"
-        raise ValueError(msg)
-    return resolved
 
 
 def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | None = None) -> EnhanceNet:
@@ -321,7 +284,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         msg = "image has no finite pixels"
         raise ValueError(msg)
     try:
-        scale = qs_normalisation(data, qs_level) if kind == "intensity" else _GAUSS_PER_KG
+        scale = qs_normalisation(data, qs_level) if kind == "intensity" else GAUSS_PER_KG
     except ValueError:
         _check_values(data, kind, force=False, forceable=False)  # a magnetogram given as intensity: say so
         raise
@@ -362,9 +325,9 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         _scale_rows(result, scale, factor=2)
     else:
         result *= out_dtype.type(scale)  # in place: result is ours
-    check_finite_output(result, finite)
     if kind == "intensity":
         _clip_negative(result, data)
+    check_finite_output(result, finite)
     if not finite.all():
         result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
     return result
