@@ -50,6 +50,7 @@ def main():
     parser.add_argument("--samples", type=int, default=3072)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--bfloat16", action="store_true", help="bfloat16 autocast (fast on AMX CPUs)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out or f"runs/noise_light_{args.kind}")
@@ -82,12 +83,14 @@ def main():
         factors = 10 ** rng.uniform(np.log10(0.5), 1.0, 32)
         sigma = torch.from_numpy((sigma_hmi * factors).astype(np.float32))[:, None, None, None]
         x = x_all[index] + sigma * torch.from_numpy(rng.standard_normal((32, *x_all.shape[1:])).astype(np.float32))
-        loss = torch.nn.functional.mse_loss(net(x), y_all[index])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bfloat16):
+            prediction = net(x)
+        loss = torch.nn.functional.mse_loss(prediction.float(), y_all[index])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         step += 1
-        if step % 250 == 0 or step == args.steps:
+        if step % 50 == 0 or step == args.steps:
             torch.save({"model": net.state_dict(), "optimiser": optimiser.state_dict(), "step": step}, checkpoint)
             print(f"step {step} loss {loss.item():.3e} lr {lr:.2e} {time.perf_counter() - last:.0f} s", flush=True)
             last = time.perf_counter()
