@@ -2,7 +2,6 @@
 
 import os
 import warnings
-from pathlib import Path
 
 import enhance
 
@@ -109,9 +108,8 @@ html_context = {"default_mode": "light"}
 myst_enable_extensions = []
 myst_heading_anchors = 3
 
-# The validation reports written by ``enhance validate`` link their figures by file name; they sit
-# next to the report in training/validation and are copied into the build by validation.rst.
-ROOT = Path(__file__).resolve().parent.parent
+# The validation reports of ``enhance validate`` (included from training/validation) start at a
+# second-level heading in places.
 suppress_warnings = ["myst.header"]
 
 

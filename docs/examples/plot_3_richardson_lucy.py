@@ -14,8 +14,8 @@ import sunpy.map
 
 import enhance
 from enhance.analysis.baselines import rl_super_resolve
-from enhance.observation.consistency import consistency, consistency_map
 from enhance.data import sample_path
+from enhance.observation.consistency import consistency, consistency_map
 
 hmi = sunpy.map.Map(sample_path("intensity"))
 network = enhance.enhance(hmi, "intensity", model="light")

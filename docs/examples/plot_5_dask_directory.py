@@ -15,8 +15,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import sunpy.map
-from matplotlib.colors import Normalize
 from dask.distributed import Client, LocalCluster
+from matplotlib.colors import Normalize
 
 import enhance
 from enhance.data import sample_path

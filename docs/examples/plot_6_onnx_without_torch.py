@@ -30,9 +30,9 @@ print(onnx_file.name, f"{onnx_file.stat().st_size / 1e3:.0f} kB")
 
 # %%
 # The inference, with onnxruntime and NumPy only: divide by the quiet-Sun level, run the graph on a
-# ``(1, 1, ny, nx)`` float32 array, multiply back (the file's metadata states this rule). `enhance.observation.quiet_sun` needs only NumPy
-# and SciPy. The script runs in a fresh Python in which ``import torch`` is made to fail, to show
-# that nothing reaches for PyTorch.
+# ``(1, 1, ny, nx)`` float32 array, multiply back (the file's metadata states this rule).
+# `enhance.observation.quiet_sun` needs only NumPy and SciPy. The script runs in a fresh Python in
+# which ``import torch`` is made to fail, to show that nothing reaches for PyTorch.
 script = """
 import sys
 sys.modules["torch"] = None  # any import of torch now raises ImportError
