@@ -93,3 +93,48 @@ def test_exported_weights_file_carries_its_own_record(tmp_path):
     assert network.kind == "blos"
     assert json.loads(network.metadata["model_card"])["kind"] == "blos"
     assert "kG" in network.metadata["units"]
+
+
+def _altered_weights(path, *, drop=None, add=None, nan=None, **metadata):
+    """The shipped light continuum weights, written to ``path`` with numpy, altered as asked."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    from enhance.models.weights import shipped_path
+
+    with safe_open(str(shipped_path("intensity", "light")), framework="numpy") as handle:
+        meta = dict(handle.metadata())
+        state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+    meta.update(metadata)
+    if drop:
+        del state[drop]
+    if add:
+        state[add] = np.zeros(3, np.float32)
+    if nan:
+        state[nan] = state[nan].copy()
+        state[nan].flat[0] = np.nan
+    save_file(state, str(path), metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"depth": "100000000"}, "metadata depth='100000000' is not an integer from 1 to 64"),
+        ({"depth": "-1"}, "metadata depth='-1' is not an integer from 1 to 64"),
+        ({"width": "1e9"}, "metadata width='1e9' is not an integer from 1 to 512"),
+        ({"depth": "2"}, r"do not match its metadata \(depth 2, width 32\): 14 missing"),
+        ({"width": "16"}, "do not match its metadata .* of another shape"),
+        ({"drop": "blocks.0.bn1.bias"}, "1 missing .*blocks.0.bn1.bias"),
+        ({"add": "extra.weight"}, "1 unexpected .*extra.weight"),
+        ({"nan": "conv_up.weight"}, "tensor conv_up.weight holds 1 NaN or infinite values"),
+    ],
+)
+def test_weights_are_checked_without_torch_before_any_graph_is_built(tmp_path, change, message):
+    """The numpy path (no PyTorch) checks a weights file as `load_network` does: bounded, matching metadata."""
+    from enhance.runtime.folding import folded_arrays
+
+    path = _altered_weights(tmp_path / "bad.safetensors", **change)
+    with pytest.raises(ValueError, match=message) as info:
+        folded_arrays(path)
+    assert str(path) in str(info.value)

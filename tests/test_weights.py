@@ -117,3 +117,13 @@ def test_non_finite_weights_are_an_error(tmp_path, tiny_net, value):
     path = save_weights(tiny_net, tmp_path / "nan.safetensors", kind="intensity")
     with pytest.raises(ValueError, match=r"nan.safetensors: tensor blocks.0.conv1.weight holds 1 NaN or infinite"):
         load_network(path)
+
+
+@pytest.mark.parametrize(("depth", "width"), [(1, 8), (1, 32), (5, 64), (3, 5)])
+def test_state_shapes_without_torch_are_the_networks(depth, width):
+    """The torch-free list of tensors that weights files are checked against is EnhanceNet's state dict."""
+    from enhance.models.architecture import state_shapes
+
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in EnhanceNet(depth=depth, width=width).state_dict().items()}
+    assert state_shapes(depth, width) == expected

@@ -6,6 +6,11 @@ tiling take what they need to know about it from here.
 
 __all__ = ["receptive_margin"]
 
+#: Largest architecture a weights file may declare (the paper's is depth 5, width 64): a file that claims
+#: more is refused before anything is allocated.
+MAX_DEPTH = 64
+MAX_WIDTH = 512
+
 
 def receptive_margin(depth: int) -> int:
     """Input pixels on each side that influence one output pixel of ``EnhanceNet(depth=depth)``.
@@ -29,3 +34,91 @@ def receptive_margin(depth: int) -> int:
     (13, 5)
     """
     return 2 * depth + 3
+
+
+def state_shapes(depth: int, width: int) -> dict:
+    """``{name: shape}`` of the state dict of ``EnhanceNet(depth=depth, width=width)``, without PyTorch.
+
+    Parameters
+    ----------
+    depth : int
+        Residual blocks.
+    width : int
+        Channels per convolution.
+
+    Returns
+    -------
+    dict
+        Tensor name to shape, as a safetensors weights file of this network holds them.
+
+    Examples
+    --------
+    >>> shapes = state_shapes(1, 8)
+    >>> len(shapes), shapes["conv_in.weight"], shapes["conv_out.weight"]
+    (27, (8, 1, 3, 3), (1, 8, 1, 1))
+    """
+
+    def conv(name, out, into, size=3):
+        return {f"{name}.weight": (out, into, size, size), f"{name}.bias": (out,)}
+
+    def batchnorm(name):
+        return {**{f"{name}.{key}": (width,) for key in ("weight", "bias", "running_mean", "running_var")},
+                f"{name}.num_batches_tracked": ()}  # fmt: skip
+
+    shapes = conv("conv_in", width, 1)
+    for block in range(depth):
+        for j in (1, 2):
+            shapes |= conv(f"blocks.{block}.conv{j}", width, width) | batchnorm(f"blocks.{block}.bn{j}")
+    shapes |= conv("conv_skip", width, width) | batchnorm("bn_skip") | conv("conv_up", width, width)
+    return shapes | conv("conv_out", 1, width, size=1)
+
+
+def architecture_of(path, meta: dict, shapes: dict) -> tuple[int, int]:
+    """``(depth, width)`` of a weights file's metadata, within bounds and agreeing with its tensors.
+
+    Checked before anything is built: a file that claims a huge network, or whose tensors are not the
+    ones its metadata names, is refused with a `ValueError` naming ``path``.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The weights file (for the messages).
+    meta : dict
+        Its metadata, with ``depth`` and ``width``.
+    shapes : dict
+        ``{name: shape}`` of the tensors it holds.
+
+    Returns
+    -------
+    depth : int
+        Residual blocks.
+    width : int
+        Channels per convolution.
+
+    Examples
+    --------
+    >>> architecture_of("tiny.safetensors", {"depth": "1", "width": "8"}, state_shapes(1, 8))
+    (1, 8)
+    """
+    values = {}
+    for name, bound in (("depth", MAX_DEPTH), ("width", MAX_WIDTH)):
+        text = str(meta[name]).strip()
+        if not text.isdigit() or not 1 <= int(text) <= bound:
+            msg = f"{path}: metadata {name}={meta[name]!r} is not an integer from 1 to {bound}"
+            raise ValueError(msg)
+        values[name] = int(text)
+    depth, width = values["depth"], values["width"]
+    expected = state_shapes(depth, width)
+    shapes = {name: tuple(shape) for name, shape in shapes.items()}
+    absent = [name for name in expected if name not in shapes]
+    extra = [name for name in shapes if name not in expected]
+    wrong = [name for name in expected if name in shapes and shapes[name] != expected[name]]
+    if absent or extra or wrong:
+        parts = [f"{len(absent)} missing (e.g. {absent[0]})" if absent else "",
+                 f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
+                 f"{len(wrong)} of another shape (e.g. {wrong[0]}: {shapes[wrong[0]]} in the file, "
+                 f"{expected[wrong[0]]} for this architecture)" if wrong else ""]  # fmt: skip
+        msg = (f"{path}: its tensors do not match its metadata (depth {depth}, width {width}): "
+               + ", ".join(part for part in parts if part))  # fmt: skip
+        raise ValueError(msg)
+    return depth, width

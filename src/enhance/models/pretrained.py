@@ -17,6 +17,7 @@ from ..checks import check_choice
 from ..constants import MODEL_SIZES
 from ..io import atomic_write
 from . import weights as weight_files
+from .architecture import architecture_of
 from .network import EnhanceNet
 from .weights import KINDS, REGISTRY, VARIANTS, file_sha256, read_metadata, registry_entry, shipped_path
 
@@ -72,7 +73,7 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
     if kind is not None and meta["kind"] != kind:
         msg = f"{path} holds a {meta['kind']!r} network, but kind={kind!r} was asked for"
         raise ValueError(msg)
-    depth, width = _architecture_of(path, meta, shapes)  # checked before anything is built or read
+    depth, width = architecture_of(path, meta, shapes)  # checked before anything is built or read
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
@@ -93,47 +94,12 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
     return net.eval()
 
 
-#: Largest architecture a weights file may declare (the paper's is depth 5, width 64): a file that claims
-#: more is refused before anything is allocated.
-MAX_DEPTH = 64
-MAX_WIDTH = 512
-
-
 def _tensor_shapes(path: Path) -> dict:
     """``{name: shape}`` of the tensors in a safetensors file, read from its header (no tensor data)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
         return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
-
-
-def _architecture_of(path: Path, meta: dict, shapes: dict) -> tuple[int, int]:
-    """``(depth, width)`` from the metadata, within bounds and agreeing with the tensors' names and shapes.
-
-    The expected tensors come from a network built on PyTorch's meta device, which allocates nothing.
-    """
-    values = {}
-    for name, bound in (("depth", MAX_DEPTH), ("width", MAX_WIDTH)):
-        text = str(meta[name]).strip()
-        if not text.isdigit() or not 1 <= int(text) <= bound:
-            msg = f"{path}: metadata {name}={meta[name]!r} is not an integer from 1 to {bound}"
-            raise ValueError(msg)
-        values[name] = int(text)
-    depth, width = values["depth"], values["width"]
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in EnhanceNet(depth=depth, width=width).state_dict().items()}
-    absent = [name for name in expected if name not in shapes]
-    extra = [name for name in shapes if name not in expected]
-    wrong = [name for name in expected if name in shapes and shapes[name] != expected[name]]
-    if absent or extra or wrong:
-        parts = [f"{len(absent)} missing (e.g. {absent[0]})" if absent else "",
-                 f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
-                 f"{len(wrong)} of another shape (e.g. {wrong[0]}: {shapes[wrong[0]]} in the file, "
-                 f"{expected[wrong[0]]} for this architecture)" if wrong else ""]  # fmt: skip
-        msg = (f"{path}: its tensors do not match its metadata (depth {depth}, width {width}): "
-               + ", ".join(part for part in parts if part))  # fmt: skip
-        raise ValueError(msg)
-    return depth, width
 
 
 def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> EnhanceNet:

@@ -165,8 +165,16 @@ def folded_arrays(path):
     >>> depth, width
     (1, 32)
     """
+    from ..models.architecture import architecture_of
+
     state, metadata = read_weights(path)
-    depth, width = int(metadata["depth"]), int(metadata["width"])
+    # As `~enhance.models.pretrained.load_network` does: bounded, and the tensors the metadata names.
+    depth, width = architecture_of(path, metadata, {name: array.shape for name, array in state.items()})
+    for name, array in state.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            msg = f"weights file {path}: tensor {name} holds {bad} NaN or infinite values; the network would give NaN"
+            raise ValueError(msg)
     config = metadata.get("config")
     if config:
         metadata["config"] = json.loads(config)
