@@ -231,6 +231,34 @@ def test_an_interrupted_batch_writes_its_manifest(tmp_path, weights, monkeypatch
     assert sorted(p.name for p in out.iterdir() if p.name.endswith(".part")) == []
 
 
+def test_outputs_that_workers_finished_during_an_interruption_are_recorded(tmp_path, weights, monkeypatch):
+    """A task whose result never reached the interrupted run (its worker wrote the output while the run was
+    shutting down) is a 'done' row of the manifest, not an output on disk that no record mentions."""
+    import os
+
+    import enhance.inference.distributed as engine
+    from enhance import enhance_files
+
+    folder = _fits_inputs(tmp_path / "in", n=3)
+    out = tmp_path / "out"
+    # An output of an earlier run, unrecorded and older than this run: not claimed as this run's work.
+    enhance_files(folder / "hmi.ic_45s.2.fits", out, weights=weights, as_frame=False)
+    (out / engine.MANIFEST_NAME).unlink()
+    os.utime(out / "hmi.ic_45s.2_enhanced.fits", (1e9, 1e9))
+
+    def interrupted(task, sources, targets, finished):
+        task(sources[0], targets[0])  # written by a worker; its result is lost in the interruption
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "_run_serial", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        enhance_files(folder, out, weights=weights, as_frame=False)
+    rows = _manifest_rows(out)
+    assert [(Path(r["input"]).name, r["status"], r["kind"]) for r in rows] == [("hmi.ic_45s.0.fits", "done",
+                                                                                "intensity")]  # fmt: skip
+    assert "interrupted" in rows[0]["reason"]
+
+
 def test_stale_part_files_of_our_naming_are_removed(tmp_path, weights):
     import os
 

@@ -701,7 +701,7 @@ def enhance_files(
     from tqdm.auto import tqdm
 
     records: dict[int, dict] = {}
-    clock = {"last_write": time.monotonic()}
+    clock = {"last_write": time.monotonic(), "start": time.time()}
 
     def finished(index, record):
         records[index] = record
@@ -719,6 +719,10 @@ def enhance_files(
                       timeout=no_progress_timeout, label=label)  # fmt: skip
     finally:  # also on Ctrl-C or SIGTERM: the files finished so far are recorded
         bar.close()
+        for index in set(range(len(sources))) - set(records):  # interrupted: tasks that ended meanwhile
+            record = _finished_meanwhile(sources[index], targets[index], label, since=clock["start"])
+            if record is not None:
+                records[index] = record
         _write_manifest(manifest, [records[i] for i in sorted(records)])
     return _as_frame([records[index] for index in range(len(sources))], as_frame)
 
@@ -812,6 +816,25 @@ def _run_dask(task, sources, targets, finished, *, client, n_workers, timeout, l
                     record = _lost(sources[index], targets[index], err, label)
                 future.release()
                 finished(index, record)
+
+
+def _finished_meanwhile(source, target, label, *, since):
+    """The record of a file whose result never reached this run (interrupted while a worker was writing
+    it) but whose output this package wrote completely since ``since``; None otherwise."""
+    from ..io import fits_complete, written_by_enhance
+
+    try:
+        if not (target.stat().st_mtime >= since and fits_complete(target)):
+            return None
+        header = _input_header(target)[1]
+    except (OSError, ValueError):
+        return None
+    if written_by_enhance(header) is None:
+        return None
+    record = dict.fromkeys(MANIFEST_FIELDS, "")
+    record.update(input=str(source), output=str(target), status="done", kind=str(header.get("ENH_KIND", "")),
+                  model=label, version=__version__, reason="finished while the run was interrupted")  # fmt: skip
+    return _finish(record, time.perf_counter())
 
 
 def _unrun(source, target, reason, label):
