@@ -259,6 +259,28 @@ def test_outputs_that_workers_finished_during_an_interruption_are_recorded(tmp_p
     assert "interrupted" in rows[0]["reason"]
 
 
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_fifo_or_a_directory_given_as_weights_is_named_not_read(tmp_path, batch):
+    """Reading a FIFO would wait for a writer forever: the weights file is checked before it is opened."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "w.safetensors"
+    os.mkfifo(fifo)
+    source = _fits_inputs(tmp_path / "in", n=1) / "hmi.ic_45s.0.fits"
+    out = f"{tmp_path / 'out'}/" if batch else str(tmp_path / "out.fits")
+    code = "import sys; from enhance.cli import main; sys.exit(main(sys.argv[1:]))"
+    for weights in (fifo, tmp_path / "in"):
+        run = subprocess.run([sys.executable, "-c", code, "run", str(source), "-o", out, "--weights", str(weights)],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert run.returncode == 1, run.stderr
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1
+        assert f"weights file {weights}" in lines[0]
+        assert "not found" not in lines[0]
+
+
 def test_stale_part_files_of_our_naming_are_removed(tmp_path, weights):
     import os
 

@@ -183,8 +183,11 @@ def read_fits(path):
     return np.array(data, dtype=dtype, copy=True), squeeze_header(header)
 
 
-def check_regular_file(path, *, what="input file") -> None:
-    """Raise `FileNotFoundError` if ``path`` is missing, `ValueError` naming it if it is a directory, FIFO, ..."""
+def check_regular_file(path, *, what="input file", expected="a FITS file") -> None:
+    """Raise `FileNotFoundError` if ``path`` is missing, `ValueError` naming it if it is a directory, FIFO, ...
+
+    ``what`` names the file in the messages, ``expected`` what it should have been.
+    """
     import stat
 
     path = Path(path)
@@ -197,7 +200,7 @@ def check_regular_file(path, *, what="input file") -> None:
         nature = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
                   else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
                   else "not a regular file")  # fmt: skip
-        msg = f"{what} {path} is {nature}, not a FITS file"
+        msg = f"{what} {path} is {nature}, not {expected}"
         raise ValueError(msg)
 
 

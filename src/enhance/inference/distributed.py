@@ -427,8 +427,10 @@ def _finish(record, start):
 def model_label(weights, model):
     if weights is None:
         return model
+    from ..io import check_regular_file
     from ..models.weights import file_sha256
 
+    check_regular_file(weights, what="weights file", expected="a weights file")  # reading a FIFO would block
     return f"{Path(weights).name} sha256:{file_sha256(Path(weights))[:16]}"
 
 

@@ -122,10 +122,10 @@ def read_weights(path):
     """
     from safetensors import SafetensorError, safe_open
 
+    from ..io import check_regular_file
+
     path = Path(path)
-    if not path.is_file():
-        msg = f"weights file not found: {path}"
-        raise FileNotFoundError(msg)
+    check_regular_file(path, what="weights file", expected="a weights file")
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = dict(handle.metadata() or {})
