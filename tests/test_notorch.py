@@ -138,3 +138,35 @@ def test_weights_are_checked_without_torch_before_any_graph_is_built(tmp_path, c
     with pytest.raises(ValueError, match=message) as info:
         folded_arrays(path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"depth": "-5"}, "metadata depth='-5' is not an integer from 1 to 64"),
+        ({"depth": "abc"}, "metadata depth='abc' is not an integer from 1 to 64"),
+        ({"width": "100000000"}, "metadata width='100000000' is not an integer from 1 to 512"),
+        ({"nan": True}, "holds 1 NaN or infinite values"),
+    ],
+)
+def test_onnx_files_are_checked_before_they_run(tmp_path, change, message):
+    """An ONNX weights file is refused, naming it, for a bad architecture or non-finite weights, as safetensors are."""
+    import onnx
+    from onnx import numpy_helper
+
+    from enhance.models.weights import shipped_path
+    from enhance.runtime.export import load_onnx, onnx_from_weights
+
+    model = onnx_from_weights(shipped_path("intensity", "light"), kind="intensity")
+    for prop in model.metadata_props:
+        prop.value = change.get(prop.key, prop.value)
+    if change.get("nan"):
+        init = next(i for i in model.graph.initializer if numpy_helper.to_array(i).dtype == np.float32)
+        array = numpy_helper.to_array(init).copy()
+        array.flat[0] = np.nan
+        init.CopyFrom(numpy_helper.from_array(array, init.name))
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ValueError, match=message) as info:
+        load_onnx(path)
+    assert str(path) in str(info.value)

@@ -622,6 +622,38 @@ def export_shipped(out_dir, *, kinds=("intensity", "blos"), models=("full", "lig
     return results
 
 
+def _check_onnx(data: bytes, name: str) -> None:
+    """Refuse, naming ``name``, an ONNX network whose metadata declares an architecture out of bounds, or
+    whose weights hold NaN or infinite values (the checks `~enhance.models.architecture.architecture_of`
+    and `~enhance.runtime.folding.folded_arrays` make for a safetensors file)."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:  # onnxruntime alone: nothing to read the graph with
+        return
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception:  # noqa: BLE001 - unreadable: onnxruntime says so, naming the file
+        return
+    from ..models.architecture import MAX_DEPTH, MAX_WIDTH
+
+    meta = {prop.key: prop.value for prop in model.metadata_props}
+    for key, bound in (("depth", MAX_DEPTH), ("width", MAX_WIDTH)):
+        text = meta.get(key, "1").strip()
+        if not text.isdigit() or not 1 <= int(text) <= bound:
+            msg = f"{name}: metadata {key}={meta[key]!r} is not an integer from 1 to {bound}"
+            raise ValueError(msg)
+    for init in model.graph.initializer:
+        try:
+            array = numpy_helper.to_array(init)
+        except Exception:  # noqa: BLE001, S112 - external data: onnxruntime reads or refuses it
+            continue
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            msg = f"{name}: tensor {init.name} holds {bad} NaN or infinite values; the network would give NaN"
+            raise ValueError(msg)
+
+
 class OnnxNetwork:
     """An exported network run by onnxruntime on the CPU, on float32 numpy arrays.
 
@@ -682,6 +714,7 @@ class OnnxNetwork:
 
         name = "the ONNX bytes" if isinstance(model, bytes) else str(model)
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        _check_onnx(data, name)
         try:
             self.session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models
