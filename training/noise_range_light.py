@@ -57,7 +57,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "pairs.pt"
     if cache.exists():
-        x_all, y_all = torch.load(cache)
+        x_all, y_all = torch.load(cache, weights_only=True)
     else:
         start = time.perf_counter()
         x_all, y_all = pairs(args.kind, args.samples, seed=11)
@@ -68,7 +68,7 @@ def main():
     step = 0
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists():
-        state = torch.load(checkpoint)
+        state = torch.load(checkpoint, weights_only=True)
         net.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         step = state["step"]

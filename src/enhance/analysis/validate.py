@@ -1001,6 +1001,129 @@ def _fmt(value, digits=2):
     return "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
 
 
+def _noise_lines(results, kind):
+    """PSNR / SSIM tables at each noise level."""
+    lines = []
+    factors = list(next(iter(results["noise"].values())).keys()) if results["noise"] else []
+    lines += ["## PSNR [dB] / SSIM against the target at 0.5-10 x HMI's noise", ""]
+    for field, levels in results["noise"].items():
+        lines += [f"### {field}", "", "| method | " + " | ".join(f"{f} x noise" for f in factors) + " |",
+                  "|---|" + "---|" * len(factors)]  # fmt: skip
+        for method in levels[factors[0]]:
+            cells = []
+            for f in factors:
+                entry = levels[f][method]
+                extra = f" ({entry['n_iter']} it.)" if "n_iter" in entry else ""
+                cells.append(f"{entry['psnr']:.2f} / {entry['ssim']:.3f}{extra}")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _mismatch_lines(results, kind):
+    """PSNR / SSIM (and granulation contrast) tables under PSF mismatch."""
+    lines = ["## PSF mismatch (HMI's noise): PSNR [dB] / SSIM" + (" / granulation contrast vs target" if kind ==
+              "intensity" else ""), ""]  # fmt: skip
+    for field, variants in results["mismatch"].items():
+        names = list(variants)
+        lines += [f"### {field}", "", "| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for method in variants[names[0]]:
+            cells = []
+            for v in names:
+                e = variants[v][method]
+                cell = f"{e['psnr']:.2f} / {e['ssim']:.3f}"
+                if "contrast_ratio" in e:
+                    cell += f" / {e['contrast_ratio']:.3f}"
+                cells.append(cell)
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _spectra_lines(results, kind):
+    """Power ratio and coherence with the target in frequency bands."""
+    lines = ["## Power / coherence with the target in frequency bands (cycles/arcsec)", "",
+              "Power ratio to the target's (1 is right, > 1 added structure or noise) and coherence (1: the target's "
+              "structure, 0: unrelated), at 1 and 10 x HMI's noise.", ""]  # fmt: skip
+    band_names = [f"{lo:g}-{hi:g}" for lo, hi in BANDS]
+    for field, levels in results["spectra"].items():
+        for f in [f for f in ("1", "10") if f in levels]:
+            lines += [f"### {field}, {f} x noise", "", "| method | " + " | ".join(band_names) + " |",
+                      "|---|" + "---|" * len(band_names)]  # fmt: skip
+            for method, bands in levels[f].items():
+                lines.append(f"| {method} | " + " | ".join(f"{p:.2f} / {c:.2f}" for p, c in bands) + " |")
+            lines.append("")
+    return lines
+
+
+def _symmetry_lines(results, kind):
+    """Equivariance and half-pixel flicker on the real cut-outs."""
+    if not results.get("symmetry"):
+        return []
+    lines = ["## Equivariance and half-pixel flicker on real HMI cut-outs", "",
+              "RMS(f(T x) - T f(x)) / RMS(f(x) - bicubic(x)): T over the 7 rotations and flips other than the "
+              "identity (mean and max), and a shift of half an HMI pixel (mean of the y and x shifts), on the "
+              f"central {results['config']['real_crop']} x {results['config']['real_crop']} HMI pixels. RL+target "
+              "uses the iteration count where the discrepancy rule stops on the unshifted image at HMI's nominal "
+              "noise (1e-3 I/Ic, 10 G), Wiener the same noise.", ""]  # fmt: skip
+    for name, table in results["symmetry"].items():
+        lines += [
+            f"### {name}",
+            "",
+            "| method | equivariance mean | equivariance max | flicker |",
+            "|---|---|---|---|",
+        ]
+        for method, entry in table.items():
+            label = method + (f" ({entry['n_iter']} it.)" if "n_iter" in entry else "")
+            eq = entry["equivariance"]
+            lines.append(f"| {label} | {np.mean(eq):.2e} | {max(eq):.2e} | {np.mean(entry['flicker']):.3f} |")
+        lines.append("")
+    return lines
+
+
+def _umbra_lines(results, kind):
+    """Umbral-core change of each method."""
+    if not results.get("umbra"):
+        return []
+    lines = ["## Umbral-core change (mean over input pixels < 0.5 I/Ic, output / input - 1)", ""]
+    for name, table in results["umbra"].items():
+        lines += [f"### {name}", "", "| method | change |", "|---|---|"]
+        lines += [f"| {method} | {100 * value:+.1f} % |" for method, value in table.items() if value is not None]
+        lines.append("")
+    return lines
+
+
+def _limb_lines(results, kind):
+    """Share of negative output off a synthetic limb."""
+    if not results.get("limb"):
+        return []
+    lines = []
+    first = next(iter(results["limb"].values()))
+    lines += ["## Negative output off the limb", "",
+              "Synthetic limb cut-out (quiet Sun, linear limb darkening u = 0.6, zero beyond the limb, HMI noise):"
+              " "
+              f"share of the x2 pixels over the {first['halo_input_pixels']} off-limb input pixels that are not "
+              "negative (the faint halo of the PSF) where the output is negative. RL+target runs as for a "
+              "continuum image (offset 0, negative data clipped to 0).", "",
+              "| method | negative share |", "|---|---|"]  # fmt: skip
+    lines += [f"| {m} | {100 * e['negative_fraction']:.1f} % |" for m, e in results["limb"].items()]
+    lines.append("")
+    return lines
+
+
+def _magnetogram_lines(results, kind):
+    """Unsigned flux and sign flips of the magnetogram outputs."""
+    if not results.get("magnetogram"):
+        return []
+    lines = [f"## Magnetogram flux and sign (output binned 2x2 back to HMI pixels, |B| > {STRONG_SIGN:g} G)", ""]
+    for name, table in results["magnetogram"].items():
+        lines += [f"### {name}", "", "| method | unsigned flux / input | sign flips |", "|---|---|---|"]
+        lines += [f"| {m} | {e['unsigned_flux_ratio']:.3f} | {e['sign_flips']} of {e['strong_pixels']} |"
+                  for m, e in table.items()]  # fmt: skip
+        lines.append("")
+    return lines
+
+
 def physics_report(results, out_dir, *, kind, command=None, machine=None, overwrite=False):
     """Write ``physics_<kind>.md`` and ``physics_<kind>.json`` from `physics_validation`.
 
@@ -1053,88 +1176,9 @@ def physics_report(results, out_dir, *, kind, command=None, machine=None, overwr
              "is the exact-aliasing Wiener filter at the known noise; each is followed by the target's Airy blur. "
              "*D4* is the network averaged over the 8 rotations and flips (`enhance(..., symmetric=True)`).",
              ""]  # fmt: skip
-    factors = list(next(iter(results["noise"].values())).keys()) if results["noise"] else []
-    lines += ["## PSNR [dB] / SSIM against the target at 0.5-10 x HMI's noise", ""]
-    for field, levels in results["noise"].items():
-        lines += [f"### {field}", "", "| method | " + " | ".join(f"{f} x noise" for f in factors) + " |",
-                  "|---|" + "---|" * len(factors)]  # fmt: skip
-        for method in levels[factors[0]]:
-            cells = []
-            for f in factors:
-                entry = levels[f][method]
-                extra = f" ({entry['n_iter']} it.)" if "n_iter" in entry else ""
-                cells.append(f"{entry['psnr']:.2f} / {entry['ssim']:.3f}{extra}")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += ["## PSF mismatch (HMI's noise): PSNR [dB] / SSIM" + (" / granulation contrast vs target" if kind ==
-              "intensity" else ""), ""]  # fmt: skip
-    for field, variants in results["mismatch"].items():
-        names = list(variants)
-        lines += [f"### {field}", "", "| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-        for method in variants[names[0]]:
-            cells = []
-            for v in names:
-                e = variants[v][method]
-                cell = f"{e['psnr']:.2f} / {e['ssim']:.3f}"
-                if "contrast_ratio" in e:
-                    cell += f" / {e['contrast_ratio']:.3f}"
-                cells.append(cell)
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += ["## Power / coherence with the target in frequency bands (cycles/arcsec)", "",
-              "Power ratio to the target's (1 is right, > 1 added structure or noise) and coherence (1: the target's "
-              "structure, 0: unrelated), at 1 and 10 x HMI's noise.", ""]  # fmt: skip
-    band_names = [f"{lo:g}-{hi:g}" for lo, hi in BANDS]
-    for field, levels in results["spectra"].items():
-        for f in [f for f in ("1", "10") if f in levels]:
-            lines += [f"### {field}, {f} x noise", "", "| method | " + " | ".join(band_names) + " |",
-                      "|---|" + "---|" * len(band_names)]  # fmt: skip
-            for method, bands in levels[f].items():
-                lines.append(f"| {method} | " + " | ".join(f"{p:.2f} / {c:.2f}" for p, c in bands) + " |")
-            lines.append("")
-    if results.get("symmetry"):
-        lines += ["## Equivariance and half-pixel flicker on real HMI cut-outs", "",
-                  "RMS(f(T x) - T f(x)) / RMS(f(x) - bicubic(x)): T over the 7 rotations and flips other than the "
-                  "identity (mean and max), and a shift of half an HMI pixel (mean of the y and x shifts), on the "
-                  f"central {results['config']['real_crop']} x {results['config']['real_crop']} HMI pixels. RL+target "
-                  "uses the iteration count where the discrepancy rule stops on the unshifted image at HMI's nominal "
-                  "noise (1e-3 I/Ic, 10 G), Wiener the same noise.", ""]  # fmt: skip
-        for name, table in results["symmetry"].items():
-            lines += [
-                f"### {name}",
-                "",
-                "| method | equivariance mean | equivariance max | flicker |",
-                "|---|---|---|---|",
-            ]
-            for method, entry in table.items():
-                label = method + (f" ({entry['n_iter']} it.)" if "n_iter" in entry else "")
-                eq = entry["equivariance"]
-                lines.append(f"| {label} | {np.mean(eq):.2e} | {max(eq):.2e} | {np.mean(entry['flicker']):.3f} |")
-            lines.append("")
-    if results.get("umbra"):
-        lines += ["## Umbral-core change (mean over input pixels < 0.5 I/Ic, output / input - 1)", ""]
-        for name, table in results["umbra"].items():
-            lines += [f"### {name}", "", "| method | change |", "|---|---|"]
-            lines += [f"| {method} | {100 * value:+.1f} % |" for method, value in table.items() if value is not None]
-            lines.append("")
-    if results.get("limb"):
-        first = next(iter(results["limb"].values()))
-        lines += ["## Negative output off the limb", "",
-                  "Synthetic limb cut-out (quiet Sun, linear limb darkening u = 0.6, zero beyond the limb, HMI noise):"
-                  " "
-                  f"share of the x2 pixels over the {first['halo_input_pixels']} off-limb input pixels that are not "
-                  "negative (the faint halo of the PSF) where the output is negative. RL+target runs as for a "
-                  "continuum image (offset 0, negative data clipped to 0).", "",
-                  "| method | negative share |", "|---|---|"]  # fmt: skip
-        lines += [f"| {m} | {100 * e['negative_fraction']:.1f} % |" for m, e in results["limb"].items()]
-        lines.append("")
-    if results.get("magnetogram"):
-        lines += [f"## Magnetogram flux and sign (output binned 2x2 back to HMI pixels, |B| > {STRONG_SIGN:g} G)", ""]
-        for name, table in results["magnetogram"].items():
-            lines += [f"### {name}", "", "| method | unsigned flux / input | sign flips |", "|---|---|---|"]
-            lines += [f"| {m} | {e['unsigned_flux_ratio']:.3f} | {e['sign_flips']} of {e['strong_pixels']} |"
-                      for m, e in table.items()]  # fmt: skip
-            lines.append("")
+    for section in (_noise_lines, _mismatch_lines, _spectra_lines, _symmetry_lines, _umbra_lines, _limb_lines,
+                    _magnetogram_lines):  # fmt: skip
+        lines += section(results, kind)
     floors_all = {}
     labels = [m for m in next(iter(next(iter(results["noise"].values())).values())) if m not in _BASELINES]
     for label in labels:
