@@ -159,6 +159,38 @@ def test_exit_status_is_1_for_runtime_failures_and_2_for_usage_errors_in_single_
     assert main(forced) == 0
 
 
+def test_options_that_do_not_fit_a_batch_are_usage_errors_named_by_their_flags(tmp_path, weights, capsys):
+    sources = [_fits(tmp_path / f"in{i}.fits", BUNIT="I/Ic") for i in range(2)]
+    out = str(tmp_path / "out")
+    both = ["run", *sources, "-o", out, "--weights", weights, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]
+    assert main(both) == 2
+    err = capsys.readouterr().err
+    assert "--workers" in err
+    assert "--scheduler" in err
+    assert "n_workers=" not in err
+    assert main(["run", *sources, "-o", out, "--weights", weights, "--symmetric"]) == 2
+    assert "--symmetric" in capsys.readouterr().err
+    assert not Path(out).exists()  # refused before any work
+
+
+def test_dask_options_without_dask_say_what_to_install_before_any_work(tmp_path, weights, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def no_distributed(name, *args, **kwargs):
+        return None if name == "distributed" or name.startswith("distributed.") else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", no_distributed)
+    sources = [_fits(tmp_path / f"in{i}.fits", BUNIT="I/Ic") for i in range(2)]
+    out = tmp_path / "out"
+    assert main(["run", *sources, "-o", str(out), "--weights", weights, "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'solar-enhance[dask]'" in err
+    assert err.count("\n") == 1
+    assert not out.exists()
+
+
 def test_magnetogram_given_as_intensity_names_the_flag(tmp_path, weights, capsys):
     source = _granules(tmp_path / "m.fits", BUNIT="Mx/cm2", CONTENT="MAGNETOGRAM")
     assert main(["run", source, "-o", str(tmp_path / "o.fits"), "-t", "intensity", "--weights", weights]) == 1

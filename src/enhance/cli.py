@@ -106,8 +106,10 @@ def _run_batch(args) -> int:
     if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in (".fits", ".fit", ".fts")):
         return _usage(f"with several inputs, a directory, a pattern or --workers/--scheduler, -o must be a directory, "
                       f"got {out}")  # fmt: skip
+    if args.workers is not None and args.scheduler is not None:
+        return _usage("pass --workers (a LocalCluster here) or --scheduler (a running cluster), not both")
     if args.symmetric:
-        return _error("--symmetric runs one file at a time (enhance run FILE -o OUT --symmetric)")
+        return _usage("--symmetric runs one file at a time (enhance run FILE -o OUT --symmetric)")
     start = time.perf_counter()
     records = enhance_files(args.inputs, out, kind=args.type, weights=args.weights, model=args.model,
                             client=args.scheduler, n_workers=args.workers, qs_level=args.qs_level, device=args.device,

@@ -18,6 +18,7 @@ import contextlib
 import csv
 import dataclasses
 import glob
+import importlib.util
 import os
 import re
 import threading
@@ -738,6 +739,10 @@ def _check_options(kind, model, client, n_workers, timeout):
     if client is not None and not isinstance(client, str) and not _is_client(client):
         msg = f"client must be a distributed.Client or a scheduler address, got {type(client).__name__}"
         raise TypeError(msg)
+    if (client is not None or n_workers is not None) and importlib.util.find_spec("distributed") is None:
+        msg = ("Dask runs (--workers, --scheduler; client=, n_workers=) need dask.distributed: "
+               "pip install 'solar-enhance[dask]'")  # fmt: skip
+        raise ImportError(msg)
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
         msg = f"n_workers must be a positive integer, got {n_workers!r}"
         raise ValueError(msg)
