@@ -47,6 +47,15 @@ def test_extreme_finite_values_are_refused_before_any_work(tiny_net, name, kind)
     assert "\n" not in str(info.value)
 
 
+def test_the_refused_pixel_is_quoted_with_its_sign():
+    from enhance.checks import check_magnitude
+
+    image = np.ones((6, 6))
+    image[2, 4] = -3e38
+    with pytest.raises(ValueError, match=r"image pixel \(2, 4\) = -3e\+38 is 3e\+38 times"):
+        check_magnitude(image, 1.0, unit="the quiet-Sun level")
+
+
 def test_tiny_units_and_large_but_solar_values_stay_finite(tiny_net):
     tiny = np.full((20, 20), 1e-300)  # any units: only the ratio to the quiet Sun matters
     tiny[5, 5] = 3e-300

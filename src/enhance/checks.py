@@ -274,7 +274,8 @@ def check_magnitude(normalised, level, *, unit, limit=MAX_NORMALISED):
         ratio = peak / level if level > 0 else float("inf")
     if not ratio <= limit:
         where = np.unravel_index(int(np.argmax(np.abs(normalised))), normalised.shape)
-        msg = (f"image pixel {tuple(int(i) for i in where)} = {peak:.3g} is {ratio:.3g} times {unit} "
+        value = float(normalised[where])  # with its sign
+        msg = (f"image pixel {tuple(int(i) for i in where)} = {value:.3g} is {ratio:.3g} times {unit} "
                f"({level:.3g}); the network carries at most {limit:.0e} times it (solar pixels stay within a few): "
                "mask such pixels as NaN or fix the units")  # fmt: skip
         raise ValueError(msg)
