@@ -428,6 +428,28 @@ def test_existing_outputs_are_replaced_only_if_incomplete_or_ours(tmp_path, weig
     assert fits.getdata(padded).shape == (2 * 14, 32)
 
 
+def test_enhance_writes_an_fz_output_as_enhance_run_does(tmp_path, tiny_net):
+    """``enhance(path, output='x.fits.fz')`` tile-compresses like ``enhance run -o x.fits.fz``, in the file's
+    unit (a magnetogram in kG is quantised in steps of 2 G), instead of failing after the work."""
+    from astropy.io import fits
+
+    from enhance import enhance
+
+    folder = _fits_inputs(tmp_path / "in", n=1, kind="blos")
+    source = folder / "hmi.ic_45s.0.fits"
+    with fits.open(source) as hdul:
+        hdul[0].data = hdul[0].data / 1000.0
+        hdul[0].header["BUNIT"] = "kG"
+        hdul.writeto(tmp_path / "kg.fits")
+    out = enhance(tmp_path / "kg.fits", "blos", network=tiny_net, output=tmp_path / "o.fits.fz")
+    plain = enhance(tmp_path / "kg.fits", "blos", network=tiny_net, output=tmp_path / "o.fits")
+    with fits.open(out) as hdul:
+        assert isinstance(hdul[1], fits.CompImageHDU)
+        assert hdul[1].header["BUNIT"] == "kG"
+        error = np.abs(hdul[1].data - fits.getdata(plain)).max()
+    assert 0 < error <= 1e-3 + 1e-6  # half a step of 2 G, in kG
+
+
 def test_gzip_and_fz_output_names(tmp_path, weights):
     import gzip
 

@@ -42,7 +42,6 @@ __all__ = [
     "RunOptions",
     "estimate_qs_level",
     "resolve_network",
-
     "AUTO_TILE_PIXELS",
     "AUTO_TILE",
 ]
@@ -610,7 +609,12 @@ def enhance(
         cards = provenance_cards(model=_model_name(model, network), kind=kind)
         new_header = upscale_header(header, 2, history=history, provenance=cards)
         if output is not None:
-            return write_fits(output, result, new_header, overwrite=overwrite)
+            step = None
+            if str(output).lower().endswith(".fz"):  # tile-compressed, as `enhance run -o NAME.fz` writes it
+                from .distributed import quantize_step
+
+                step = quantize_step(image, kind) / factor  # in the file's unit (image: in gauss for blos)
+            return write_fits(output, result, new_header, overwrite=overwrite, quantize_step=step)
         import sunpy.map
 
         return sunpy.map.Map(result, new_header)
