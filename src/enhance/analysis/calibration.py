@@ -536,9 +536,10 @@ def format_report(numbers) -> str:
 def figure(calibration, *, path=None, dpi=100, overwrite=False):
     """Plot spectra and sample images of a calibration run; optionally save a PNG.
 
-    Panels: MURaM vs synthetic spectra (full resolution, with the target `~enhance.scenes.synth.granulation_psd`); real HMI
-    vs degraded synthetic (and degraded MURaM) spectra; their ratios; and sample images (MURaM, synthetic
-    quiet Sun, real HMI, degraded synthetic, an active-region continuum and magnetogram).
+    Panels: MURaM vs synthetic spectra (full resolution, with the target
+    `~enhance.scenes.synth.granulation_psd`); real HMI vs degraded synthetic (and degraded MURaM) spectra;
+    their ratios; and sample images (MURaM, synthetic quiet Sun, real HMI, degraded synthetic, an
+    active-region continuum and magnetogram).
 
     Parameters
     ----------

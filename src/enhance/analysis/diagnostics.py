@@ -47,6 +47,8 @@ FIGURES = ("images.png", "power.png", "scatter.png", "consistency.png", "compare
 _UNITS = {"intensity": "I/Ic", "blos": "G"}
 _LABELS = {"input": "HMI input", "enhance": "Enhance", "richardson_lucy": "Richardson-Lucy", "bicubic": "bicubic x2",
            "reference": "reference"}  # fmt: skip
+
+
 def _load(data, pixel_scale):
     """(image, header or None, name, pixel scale in arcsec) from a path, a Map or an array."""
     header, name = None, "compare"
@@ -228,11 +230,11 @@ def compare(
     dict
         JSON-ready numbers: ``input`` (shape, scales, unit), ``methods`` (RL iterations, stopping rule,
         offset), ``consistency`` and ``consistency_mean_abs`` (Enhance against the HMI/Airy operator, RL
-        against the full HMI PSF; see `~enhance.observation.consistency.consistency`), ``small_scale_power`` (white-noise
-        equivalent level of each image in 0.6-1 times the input's Nyquist frequency, and its power relative
-        to the input), ``similarity`` (PSNR/SSIM of Enhance against RL and, with ``reference``, of each
-        method against it), ``power_spectra``, then ``contrast`` (continuum: region, quiet-Sun level, input
-        and outputs) or ``flux`` and ``amplification_1kG`` (magnetograms: total and unsigned flux in Mx,
+        against the full HMI PSF; see `~enhance.observation.consistency.consistency`), ``small_scale_power``
+        (white-noise equivalent level of each image in 0.6-1 times the input's Nyquist frequency, and its
+        power relative to the input), ``similarity`` (PSNR/SSIM of Enhance against RL and, with ``reference``,
+        of each method against it), ``power_spectra``, then ``contrast`` (continuum: region, quiet-Sun level,
+        input and outputs) or ``flux`` and ``amplification_1kG`` (magnetograms: total and unsigned flux in Mx,
         median output/input ratio where the input is 1 kG +- 100 G), and ``files``.
 
     Notes

@@ -29,7 +29,9 @@ def _architecture(net: EnhanceNet) -> dict:
 
 
 def load_network(path, *, kind: str | None = None) -> EnhanceNet:
-    """Build an `~enhance.models.network.EnhanceNet` from a weights file written by `~enhance.models.weights.save_weights`.
+    """Build an `~enhance.models.network.EnhanceNet` from a weights file.
+
+    The file is one written by `~enhance.models.weights.save_weights`.
 
     Parameters
     ----------

@@ -33,8 +33,9 @@ __all__ = [
 
 
 #: The registry of shipped models in the package data: ``{"<kind>/<variant>": {"file", "sha256",
-#: "num_params", "card"}}``. `~enhance.models.pretrained.ship` adds entries; a model appears only once its weights meet the floors
-#: of the training issue, and until then asking for it raises `~enhance.exceptions.ModelNotTrainedError`.
+#: "num_params", "card"}}``. `~enhance.models.pretrained.ship` adds entries; a model appears only once
+#: its weights meet the floors of the training issue, and until then asking for it raises
+#: `~enhance.exceptions.ModelNotTrainedError`.
 REGISTRY = "models.json"
 
 

@@ -81,7 +81,8 @@ def estimate_qs_level(image, *, window=0.15, n_iter=10):
     Notes
     -----
     Assumes that the quiet Sun covers a good part of the field and that limb darkening within the
-    field is small (cut-outs, or disk-centre regions); `~enhance.observation.quiet_sun.fit_qs_surface` follows it where it is not.
+    field is small (cut-outs, or disk-centre regions); `~enhance.observation.quiet_sun.fit_qs_surface`
+    follows it where it is not.
 
     Examples
     --------

@@ -640,8 +640,9 @@ def train(cfg: TrainConfig, train_data, val_data, *, resume: bool = True, progre
         ``data[i] -> (input, target)``, each a pure function of ``i``: arrays or tensors of shape
         (h, w) or (1, h, w), the target twice the input's size, normalised (I/Ic or kG) and without
         noise (the input noise of the recipe is added here, fresh at every step). ``val_data`` must
-        hold data never used for training. Pairs that already hold input noise (an `~enhance.training.datasets.HDF5PairDataset`
-        with a positive ``noise`` attribute) get none added when ``cfg.input_noise`` is None
+        hold data never used for training. Pairs that already hold input noise (an
+        `~enhance.training.datasets.HDF5PairDataset` with a positive ``noise`` attribute) get none added
+        when ``cfg.input_noise`` is None
         (`~enhance.training.datasets.input_noise_for`).
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` if it exists. Its architecture must match ``cfg``.
