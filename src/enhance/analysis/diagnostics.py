@@ -251,9 +251,8 @@ def compare(
     Examples
     --------
     >>> import numpy as np
-    >>> from enhance.models.network import EnhanceNet
     >>> image = 1 + 0.04 * np.random.default_rng(0).normal(size=(32, 32))
-    >>> result = compare(image, "intensity", network=EnhanceNet(depth=1, width=8), n_iter=5)
+    >>> result = compare(image, "intensity", model="light", n_iter=5)
     >>> sorted(result["consistency"])
     ['enhance', 'richardson_lucy']
     """
