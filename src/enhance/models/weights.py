@@ -8,12 +8,12 @@ count and model card; `~enhance.models.pretrained.load_weights` checks all of th
 
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 
 from .._version import __version__
 from ..checks import check_choice
 from ..constants import KINDS, VARIANTS
+from ..data import data_dir
 from ..exceptions import ModelNotTrainedError
 from ..io import atomic_write
 
@@ -40,7 +40,9 @@ REGISTRY = "models.json"
 
 
 def package_data_dir() -> Path:
-    """The package's data folder (weights, model cards, registry, sample cut-outs).
+    """The package's data folder (weights, model cards, registry, sample cut-outs): `enhance.data.data_dir`.
+
+    The registry functions look the folder up through this name, so that tests can point them elsewhere.
 
     Returns
     -------
@@ -52,7 +54,7 @@ def package_data_dir() -> Path:
     >>> (package_data_dir() / "models.json").is_file()
     True
     """
-    return Path(str(resources.files("enhance") / "data"))
+    return data_dir()
 
 
 def shipped() -> dict[tuple[str, str], dict]:
