@@ -41,7 +41,7 @@ $(KERAS_STAMP):
 	touch $(KERAS_STAMP)
 
 # The browser page: the page's sources, onnxruntime-web's WebAssembly runtime (npm, pinned in
-# web/package-lock.json), the light models exported to ONNX and the packaged sample cut-outs, in
+# web/package-lock.json), the paper's light models exported to ONNX and the packaged sample cut-outs, in
 # web/dist (any static file server serves it; `enhance web` adds the headers for WebAssembly threads).
 WEB_DIST := web/dist
 ORT_DIST := web/node_modules/onnxruntime-web/dist
@@ -52,7 +52,7 @@ web: $(STAMP) web/node_modules/.package-lock.json
 	cp web/index.html web/style.css web/src/*.js $(WEB_DIST).tmp/
 	cp $(ORT_DIST)/ort.wasm.min.mjs $(ORT_DIST)/ort-wasm-simd-threaded.mjs $(ORT_DIST)/ort-wasm-simd-threaded.wasm \
 		$(WEB_DIST).tmp/ort/
-	$(VENV)/bin/enhance export --model light -o $(WEB_DIST).tmp/models
+	$(VENV)/bin/enhance export --model paper-light -o $(WEB_DIST).tmp/models
 	# onnxruntime-web reads ONNX IR versions up to 13; opset 17 graphs need IR 8 (the file is otherwise unchanged).
 	$(PY) -c 'import glob, onnx; from onnx.helper import find_min_ir_version_for; \
 		ms = [(p, onnx.load(p)) for p in glob.glob("$(WEB_DIST).tmp/models/*.onnx")]; \

@@ -58,7 +58,7 @@ def test_dataset_build_writes_aligned_pairs(pairs):
 def test_train_then_validate_from_the_command_line(pairs, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--data", str(pairs / "train.h5"), "--val", str(pairs / "val.h5"), "--kind", "blos",
-            "--model", "light", "--steps", "3", "--batch-size", "4", "--eval-interval", "3",
+            "--model", "paper-light", "--steps", "3", "--batch-size", "4", "--eval-interval", "3",
             "--out-dir", str(out)]  # fmt: skip
     assert main(args) == 0
     assert "done: step 3" in capsys.readouterr().out
@@ -68,7 +68,7 @@ def test_train_then_validate_from_the_command_line(pairs, tmp_path, capsys):
     assert (net.depth, net.width) == (1, 32)
     # Resuming a finished run does no more steps; a different model size is refused.
     assert main(args) == 0
-    assert main([*args[:-2], "--out-dir", str(out), "--model", "full"]) != 0
+    assert main([*args[:-2], "--out-dir", str(out), "--model", "paper"]) != 0
     assert "holds a network with" in capsys.readouterr().err
     # Wrong kind of pairs.
     assert main(["train", "--data", str(pairs / "train.h5"), "--kind", "intensity", "--steps", "1",

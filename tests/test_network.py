@@ -4,7 +4,7 @@ import torch
 
 from enhance.exceptions import ModelNotTrainedError
 from enhance.models.network import EnhanceNet, ResidualBlock, fold_batchnorm, receptive_margin
-from enhance.models.pretrained import full, light
+from enhance.models.pretrained import full, paper, paper_light
 
 
 def _n_trainable(net):
@@ -30,10 +30,10 @@ def test_layer_parameter_counts_of_the_paper():
 
 def test_light_model_is_about_40k_parameters():
     assert _n_trainable(EnhanceNet(depth=1, width=32)) == 37_537
-    assert light().depth == 1
-    assert light().width == 32
-    assert full().depth == 5
-    assert full().width == 64
+    assert paper_light().depth == 1
+    assert paper_light().width == 32
+    assert paper().depth == 5
+    assert paper().width == 64
 
 
 def test_output_shape_is_doubled_for_odd_sizes():

@@ -18,24 +18,28 @@ from astropy.io import fits
 from enhance.cli import main
 from enhance.data import sample_path
 
-#: ``enhance run SAMPLE --model light`` on the shipped cut-outs: mean, pixels [100, 150] and [217, 33], max |value|.
+LIGHT_INTENSITY = (0.9511852247171569, 1.0577616691589355, 1.0008974075317383, 1.3366034030914307)
+LIGHT_BLOS = (10.318127961515147, 47.734134674072266, 190.492919921875, 2012.6640625)
+#: ``enhance run SAMPLE --model MODEL`` on the shipped cut-outs: mean, pixels [100, 150] and [217, 33], max |value|.
 EXPECTED = {
-    "intensity": (0.9511866641700267, 1.0558207035064697, 1.0023969411849976, 1.3825074434280396),
-    "blos": (10.127817837452167, 33.8814697265625, 171.37522888183594, 2025.114501953125),
+    ("intensity", "paper-light"): (0.9511866641700267, 1.0558207035064697, 1.0023969411849976, 1.3825074434280396),
+    ("blos", "paper-light"): (10.127817837452167, 33.8814697265625, 171.37522888183594, 2025.114501953125),
+    ("intensity", "light"): LIGHT_INTENSITY,
+    ("blos", "light"): LIGHT_BLOS,
 }
 #: The networks' units: 1e-5 of I/Ic, or of kG (1e-2 G).
 TOLERANCE = {"intensity": 1e-5, "blos": 1e-2}
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
-@pytest.mark.parametrize("kind", ["intensity", "blos"])
-def test_enhance_run_reproduces_the_torch_numbers(tmp_path, kind):
+@pytest.mark.parametrize(("kind", "model"), sorted(EXPECTED))
+def test_enhance_run_reproduces_the_torch_numbers(tmp_path, kind, model):
     out = tmp_path / f"{kind}.fits"
-    assert main(["run", str(sample_path(kind)), "-o", str(out), "--model", "light", "-q"]) == 0
+    assert main(["run", str(sample_path(kind)), "-o", str(out), "--model", model, "-q"]) == 0
     data = fits.getdata(out).astype(np.float64)
     assert data.shape == (400, 400)
     found = (data.mean(), data[100, 150], data[217, 33], np.abs(data).max())
-    np.testing.assert_allclose(found, EXPECTED[kind], rtol=0, atol=TOLERANCE[kind])
+    np.testing.assert_allclose(found, EXPECTED[kind, model], rtol=0, atol=TOLERANCE[kind])
     header = fits.getheader(out)
     assert header["ENH_KIND"] == kind
     assert header["CRPIX1"] == pytest.approx(200.5)
@@ -65,10 +69,10 @@ def test_onnx_metadata_and_the_documented_snippet_reproduce_enhance_run(tmp_path
 
     from enhance.observation.quiet_sun import estimate_qs_level
 
-    assert main(["export", "--model", "light", "-t", "intensity", "-o", str(tmp_path), "-q"]) == 0
-    assert main(["run", str(sample_path("intensity")), "-o", str(tmp_path / "run.fits"), "--model", "light"]) == 0
+    assert main(["export", "--model", "paper-light", "-t", "intensity", "-o", str(tmp_path), "-q"]) == 0
+    assert main(["run", str(sample_path("intensity")), "-o", str(tmp_path / "run.fits"), "--model", "paper-light"]) == 0
     # -- the snippet --
-    session = ort.InferenceSession(str(tmp_path / "enhance_light_intensity.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "enhance_paper-light_intensity.onnx"))
     meta = session.get_modelmeta().custom_metadata_map  # kind, units, normalisation rule, model card
     image = fits.getdata(sample_path("intensity")).astype(np.float32)
     level = estimate_qs_level(image)  # meta["normalisation"]: divide by the quiet-Sun level, multiply back
@@ -79,7 +83,44 @@ def test_onnx_metadata_and_the_documented_snippet_reproduce_enhance_run(tmp_path
     assert "quiet-Sun" in meta["normalisation"]
     assert "I/Ic" in meta["units"]
     card = json.loads(meta["model_card"])
-    assert (card["kind"], card["variant"]) == ("intensity", "light")
+    assert (card["kind"], card["variant"]) == ("intensity", "paper-light")
+    np.testing.assert_allclose(out, fits.getdata(tmp_path / "run.fits"), rtol=0, atol=1e-5)
+
+
+def test_the_documented_wiener_snippet_reproduces_enhance_run(tmp_path):
+    """The snippet for the default models' ONNX files (`enhance.runtime.export`): mirror, tell the noise, run."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from enhance.observation.quiet_sun import estimate_qs_level
+
+    assert main(["export", "--model", "light", "-t", "intensity", "-o", str(tmp_path), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(sample_path("intensity")),
+                "-o",
+                str(tmp_path / "run.fits"),
+                "--model",
+                "light",
+                "--noise",
+                "1e-3",
+            ]
+        )
+        == 0
+    )  # fmt: skip  (the sample's level is 1.0: 1e-3 of it)
+    # -- the snippet --
+    session = ort.InferenceSession(str(tmp_path / "enhance_light_intensity.onnx"))
+    meta = session.get_modelmeta().custom_metadata_map
+    image = fits.getdata(sample_path("intensity")).astype(np.float32)
+    level = estimate_qs_level(image)
+    x = np.pad(image / level, int(meta["margin"]), mode="symmetric")[None, None].astype(np.float32)
+    noise = np.array([1e-3 / level], np.float32)  # the noise per pixel in I/Ic
+    out = session.run(None, {"image": x, "noise": noise})[0][0, 0] * np.float32(level)
+    out[(out < 0) & (np.repeat(np.repeat(image, 2, 0), 2, 1) >= 0)] = 0
+    # -- end --
+    assert json.loads(meta["model_card"])["variant"] == "light"
     np.testing.assert_allclose(out, fits.getdata(tmp_path / "run.fits"), rtol=0, atol=1e-5)
 
 
@@ -96,13 +137,13 @@ def test_exported_weights_file_carries_its_own_record(tmp_path):
 
 
 def _altered_weights(path, *, drop=None, add=None, nan=None, **metadata):
-    """The shipped light continuum weights, written to ``path`` with numpy, altered as asked."""
+    """The shipped paper-light continuum weights, written to ``path`` with numpy, altered as asked."""
     from safetensors import safe_open
     from safetensors.numpy import save_file
 
     from enhance.models.weights import shipped_path
 
-    with safe_open(str(shipped_path("intensity", "light")), framework="numpy") as handle:
+    with safe_open(str(shipped_path("intensity", "paper-light")), framework="numpy") as handle:
         meta = dict(handle.metadata())
         state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
     meta.update(metadata)

@@ -234,12 +234,12 @@ def test_cli_export_of_shipped_models(tmp_path, capsys, data_dir):
 
     torch.manual_seed(0)
     trained = save_weights(EnhanceNet(depth=1, width=32), tmp_path / "light.safetensors", kind="blos")
-    ship(trained, "blos", "light", card={})  # into the temporary package data folder
+    ship(trained, "blos", "paper-light", card={})  # into the temporary package data folder
     out = tmp_path / "onnx"
     out.mkdir()
     assert main(["export", "--onnx", "-o", str(out)]) == 0  # all: the shipped ones, the others skipped
-    assert sorted(p.name for p in out.iterdir()) == ["enhance_light_blos.onnx"]
-    assert load_onnx(out / "enhance_light_blos.onnx").depth == 1
+    assert sorted(p.name for p in out.iterdir()) == ["enhance_paper-light_blos.onnx"]
+    assert load_onnx(out / "enhance_paper-light_blos.onnx").depth == 1
     assert "skipped full intensity: not shipped" in capsys.readouterr().out
     # Asking for one unshipped model is an error, in one line.
     assert main(["export", "--onnx", "-o", str(out), "--model", "full", "-t", "blos"]) != 0

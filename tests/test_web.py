@@ -1,6 +1,6 @@
 """The browser page (``web/``, built by ``make web``) and ``enhance web``.
 
-The page must give the numbers of ``enhance run --model light``: it is driven headless in Debian's
+The page must give the numbers of ``enhance run --model paper-light``: it is driven headless in Debian's
 Chromium by Playwright, fed the sample cut-outs and hand-made FITS files through its file input, and
 the FITS it offers for download is compared with the Python result, pixels and header. The ports of
 the Python steps (quiet-Sun level, nearest-finite fill) are checked for exact agreement in Node.
@@ -68,7 +68,7 @@ def test_server_sends_isolation_headers_and_types(server):
     with urllib.request.urlopen(f"{server}/ort/ort.wasm.min.mjs") as response:
         assert response.headers["Content-Type"] == "text/javascript"
     for kind in ("intensity", "blos"):
-        with urllib.request.urlopen(f"{server}/models/enhance_light_{kind}.onnx") as response:
+        with urllib.request.urlopen(f"{server}/models/enhance_paper-light_{kind}.onnx") as response:
             assert response.status == 200
 
 
@@ -290,7 +290,7 @@ def _version():
 
 
 def _python_light(path, out):
-    assert main(["run", str(path), "-o", str(out), "--model", "light"]) == 0
+    assert main(["run", str(path), "-o", str(out), "--model", "paper-light"]) == 0
     with fits.open(out) as hdul:
         return hdul[0].data.astype(np.float64), hdul[0].header.copy()
 
@@ -406,7 +406,7 @@ def test_page_gives_pythons_numbers_and_header(page, tmp_path, name):
             if f"PC{axis}_{other}" in original:
                 assert header[f"PC{axis}_{other}"] == original[f"PC{axis}_{other}"]
     kind = "blos" if "blos" in name else "intensity"
-    assert header["ENH_MODL"] == "light"  # enhance.io.provenance_cards: marks the file as enhanced
+    assert header["ENH_MODL"] == "paper-light"  # enhance.io.provenance_cards: marks the file as enhanced
     assert header["ENH_KIND"] == kind
     assert header["ENH_VER"] == _version()
     provenance = {"ENH_VER", "ENH_MODL", "ENH_KIND"} - set(python_header)  # where `enhance run` does not add them
@@ -421,7 +421,7 @@ def test_page_gives_pythons_numbers_and_header(page, tmp_path, name):
     assert history[: len(kept)] == kept  # the input's HISTORY, then the new line (72 characters a card)
     added = "".join(history[len(kept) :])
     assert added.startswith("solar-enhance "), added
-    assert f"model: light {kind}" in added, added
+    assert f"model: paper-light {kind}" in added, added
 
 
 @pytest.mark.slow

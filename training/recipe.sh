@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The recipe of the shipped models, step by step. Run from the repository root with the venv built
+# The recipe of the paper's networks as shipped ('paper', 'paper-light'), step by step. Run from the repository root with the venv built
 # (`make install`). Every step is deterministic (seeded) and resumable: rerunning it continues where the
 # last run stopped (`enhance train` resumes from OUT_DIR/checkpoint.pt).
 #
 #   training/recipe.sh data            # ~8 min per kind on 2 cores: the pair files (not in git, ~0.9 GB)
-#   training/recipe.sh light|full KIND # train (KIND: intensity or blos); resumes from training/checkpoints
-#   training/recipe.sh average light|full KIND FROM_STEP   # SWA: mean of the snapshots from FROM_STEP on
+#   training/recipe.sh paper-light|paper KIND # train (KIND: intensity or blos); resumes from training/checkpoints
+#   training/recipe.sh average paper-light|paper KIND FROM_STEP   # SWA: mean of the snapshots from FROM_STEP on
 #   training/recipe.sh validate KIND   # validation report of the best weights (WEIGHTS=swa: the averaged ones)
 #   .venv/bin/python training/ship.py KIND VARIANT [--weights swa.safetensors]   # only if the floors pass
 set -euo pipefail
@@ -20,7 +20,7 @@ data)
         --simulation "$SIM" --frames 128 --noise 0
     [ -f "$RUNS/pairs_blos.h5" ] || "$PY/enhance" dataset build "$RUNS/pairs_blos.h5" --kind blos --frames 128 --noise 0
     ;;
-light|full)
+paper-light|paper)
     variant=$1 kind=${2:?kind: intensity or blos}
     out="$RUNS/${variant}_${kind}"
     # Resume from the checkpoint kept in training/checkpoints, if the run folder is new.
@@ -29,7 +29,7 @@ light|full)
         best="training/checkpoints/${variant}_${kind}_best.safetensors"
         [ -f "$best" ] && cp "$best" "$out/best.safetensors"
     fi
-    steps=10000; [ "$variant" = full ] && steps=8000
+    steps=10000; [ "$variant" = paper ] && steps=8000
     steps=${STEPS:-$steps}
     extra=(); [ "$kind" = intensity ] && extra=(--simulation "$SIM")
     "$PY/enhance" train --data "$RUNS/pairs_${kind}.h5" --kind "$kind" --model "$variant" --steps "$steps" \
@@ -37,7 +37,7 @@ light|full)
         --out-dir "$out" "${extra[@]}"
     ;;
 average)
-    variant=${2:?variant: light or full} kind=${3:?kind: intensity or blos} from=${4:?first step to average}
+    variant=${2:?variant: paper-light or paper} kind=${3:?kind: intensity or blos} from=${4:?first step to average}
     run="$RUNS/${variant}_${kind}"
     snapshots=()
     for snap in "$run"/snapshots/step_*.pt; do
@@ -60,10 +60,11 @@ save)
 validate)
     kind=${2:?kind: intensity or blos}
     args=()
-    for variant in full light; do
+    for pair in paper:full paper-light:light; do  # the report's floors name them full and light
+        variant=${pair%%:*} label=${pair##*:}
         weights="$RUNS/${variant}_${kind}/${WEIGHTS:-best}.safetensors"
         [ -f "$weights" ] || weights="$RUNS/${variant}_${kind}/best.safetensors"
-        [ -f "$weights" ] && args+=(--weights "$variant=$weights")
+        [ -f "$weights" ] && args+=(--weights "$label=$weights")
     done
     extra=(); [ "$kind" = intensity ] && extra=(--simulation "$SIM")
     "$PY/enhance" validate --kind "$kind" "${args[@]}" "${extra[@]}" -o "$RUNS/validation"

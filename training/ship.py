@@ -1,6 +1,6 @@
 """Ship a trained model into the package: weights, model card and registry entry.
 
-    .venv/bin/python training/ship.py intensity full [--runs runs]
+    .venv/bin/python training/ship.py intensity paper [--runs runs]
 
 Takes ``runs/<variant>_<kind>/best.safetensors`` (or ``--weights swa.safetensors``), the run's training
 configuration and history, and the validation numbers of ``runs/validation/validation_<kind>.json``
@@ -8,7 +8,7 @@ configuration and history, and the validation numbers of ``runs/validation/valid
 model, its behaviour on the real HMI sample lies within the published ranges. The model card carries all
 of these numbers.
 
-    .venv/bin/python training/ship.py intensity full --refresh-card [--accept-deviation NAME --note TEXT]
+    .venv/bin/python training/ship.py intensity paper --refresh-card [--accept-deviation NAME --note TEXT]
 
 re-measures the real-HMI numbers of the model already shipped (the current `enhance.analysis.hmi_behaviour`) and
 rewrites only those, and the known deviations, in its card; the weights and the rest stay as shipped.
@@ -33,7 +33,7 @@ from enhance.training.loop import load_checkpoint
 def hmi_deviations(behaviour, variant, accepted, note):
     """Known deviations (accepted failed real-HMI checks) and the failures that block shipping."""
     deviations, failed = {}, []
-    if variant != "full":  # the light model answers for its floors only
+    if variant != "paper":  # the light model answers for its floors only
         return deviations, failed
     for name, (value, low, high, ok) in behaviour["checks"].items():
         if ok:
@@ -63,7 +63,7 @@ def refresh_card(kind, variant, accepted, note) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=("intensity", "blos"))
-    parser.add_argument("variant", choices=("full", "light"))
+    parser.add_argument("variant", choices=("paper", "paper-light"))
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--accept-deviation", action="append", default=[], metavar="CHECK",
                         help="ship although this real-HMI check (a name in enhance.analysis.hmi_behaviour.PUBLISHED) "
@@ -83,14 +83,17 @@ def main(argv=None) -> int:
         return refresh_card(args.kind, args.variant, args.accept_deviation, args.note)
     run = Path(args.runs) / f"{args.variant}_{args.kind}"
     validation = json.loads((Path(args.runs) / "validation" / f"validation_{args.kind}.json").read_text())
-    fields, behaviour = validation["fields"], validation["hmi_behaviour"].get(args.variant)
+    label = {"paper": "full", "paper-light": "light"}[args.variant]  # the report's names (recipe.sh validate)
+    fields, behaviour = validation["fields"], validation["hmi_behaviour"].get(label)
     # Each model answers for its own floors: the full one beats RL and bicubic, the light one stays
     # within 1 dB of the full one.
     own = {
-        name: check for name, check in floors(fields).items() if ("full - light" in name) == (args.variant == "light")
+        name: check
+        for name, check in floors(fields).items()
+        if ("full - light" in name) == (args.variant == "paper-light")
     }
     failed = [name for name, (_, ok) in own.items() if not ok]
-    if not own and (args.variant == "light" or args.kind == "intensity"):  # blos sets no floor on the full model
+    if not own and (args.variant == "paper-light" or args.kind == "intensity"):  # blos sets no floor on the full model
         failed.append(f"the report has no floor for the {args.variant} model (validate full and light together)")
     if behaviour is None:
         failed.append(f"no real-HMI behaviour of the {args.variant} model in the report")

@@ -16,7 +16,12 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
-from .constants import KINDS, MODEL_SIZES
+from .constants import KINDS, MODEL_SIZES, VARIANTS
+
+_MODEL_HELP = (
+    "shipped model (default: full): full (Wiener-Enhance averaged over the 8 rotations and flips), "
+    "light (one pass of it), paper, paper-light (the 2018 paper's networks)"
+)
 
 __all__ = ["main", "build_parser", "FAILURE", "USAGE"]
 
@@ -115,7 +120,7 @@ def _run_batch(args) -> int:
                             client=args.scheduler, n_workers=args.workers, qs_level=args.qs_level, device=args.device,
                             tile=args.tile, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
                             consistency=args.consistency, progress=_progress(args), force=args.force,
-                            as_frame=False, compress=args.compress,
+                            as_frame=False, compress=args.compress, noise=args.noise,
                             **({} if args.timeout is None else {"no_progress_timeout": args.timeout}))  # fmt: skip
     wall = time.perf_counter() - start
     complete = "output exists and is complete"
@@ -168,7 +173,7 @@ def _run(args) -> int:
                            label=model_label(args.weights, args.model),
                            options=RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile,
                                               backend=args.backend, precision=args.precision, progress=_progress(args),
-                                              symmetric=args.symmetric),
+                                              symmetric=args.symmetric, noise=args.noise),
                            overwrite=args.overwrite, consistency=args.consistency, force=args.force,
                            compress=args.compress)  # fmt: skip
     if record["status"] == "skipped":  # an output of solar-enhance given as the input
@@ -191,7 +196,7 @@ def _export(args) -> int:
         return _usage(f"without --weights, -o must be an existing directory (one file per model), got {out}")
     every = args.type == "all" or args.model == "all"
     kinds = KINDS if args.type == "all" else (args.type,)
-    models = ("full", "light") if args.model == "all" else (args.model,)
+    models = VARIANTS if args.model == "all" else (args.model,)
     failures, written = 0, 0
     for model, kind, result in export_shipped(out, kinds=kinds, models=models, overwrite=args.overwrite):
         if isinstance(result, ModelNotTrainedError) and every:
@@ -215,7 +220,7 @@ def _add_export(subparsers) -> None:
                      help="ONNX format (opset 17), the only one for now (default)")  # fmt: skip
     out_help = "directory for enhance_<model>_<kind>.onnx, or the file with --weights (default: .)"
     exp.add_argument("-o", "--output", default=".", metavar="OUT", help=out_help)
-    exp.add_argument("--model", choices=("full", "light", "all"), default="all", help="shipped model(s) (default: all)")
+    exp.add_argument("--model", choices=(*VARIANTS, "all"), default="all", help="shipped model(s) (default: all)")
     exp.add_argument("-t", "--type", choices=("intensity", "blos", "all"), default="all",
                      help="continuum or magnetogram network(s) (default: all)")  # fmt: skip
     exp.add_argument("--weights", metavar="FILE", help="export this safetensors weights file instead")
@@ -231,6 +236,18 @@ def _positive_int(text):
         value = 0
     if value < 1:
         msg = f"expected a positive integer, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _positive_float(text):
+    """argparse type of a level: a finite number above 0 (a bad one is a usage error, exit status 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        msg = f"expected a positive number, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
 
@@ -253,7 +270,7 @@ def _add_run(subparsers) -> None:
     run.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or directory for several")
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     run.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
-    run.add_argument("--model", choices=("full", "light"), default="full", help="shipped model (default: full)")
+    run.add_argument("--model", choices=VARIANTS, default="full", help=_MODEL_HELP)
     run.add_argument("--weights", metavar="FILE", help="safetensors weights to use instead of a shipped model")
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     run.add_argument("--tile", type=_positive_int, default=None, metavar="N",
@@ -269,6 +286,9 @@ def _add_run(subparsers) -> None:
     run.add_argument("--symmetric", action="store_true",
                      help="average over the 8 rotations and flips of the input: the result does not depend on the "
                      "image's orientation (8 times the cost)")  # fmt: skip
+    run.add_argument("--noise", type=_positive_float, default=None, metavar="SIGMA",
+                     help="noise per input pixel in the file's units (full and light models); default: measured on "
+                     "each image beyond HMI's cut-off, or HMI's nominal noise for an interpolated image")  # fmt: skip
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     run.add_argument("--force", action="store_true",
                      help="enhance inputs that are refused otherwise: not helioprojective (CEA, Carrington), off HMI's "
@@ -326,7 +346,7 @@ def _add_compare(subparsers) -> None:
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     cmp.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
     cmp.add_argument("-o", "--output", metavar="DIR", help="output directory (default: ./<input stem>_compare)")
-    cmp.add_argument("--model", choices=("full", "light"), default="full", help="shipped model (default: full)")
+    cmp.add_argument("--model", choices=VARIANTS, default="full", help=_MODEL_HELP)
     cmp.add_argument("--weights", metavar="FILE", help="safetensors weights to use instead of a shipped model")
     cmp.add_argument("--n-iter", type=int, default=20, help="Richardson-Lucy iterations (default: 20)")
     cmp.add_argument("--damped", action="store_true", help="the paper's damped Richardson-Lucy")
@@ -515,8 +535,8 @@ def _add_train(subparsers) -> None:
     tr.add_argument("--val", metavar="PAIRS.h5", help="validation pairs (default: the held-out scenes)")
     tr.add_argument("--simulation", help="simulation field whose held-out rows join the default validation set")
     tr.add_argument("--kind", choices=KINDS, default=None, help="default: from the config or intensity")
-    tr.add_argument("--model", choices=("full", "light"), default=None,
-                    help="depth/width of the network (default: the config's, else full)")  # fmt: skip
+    tr.add_argument("--model", choices=tuple(MODEL_SIZES), default=None,
+                    help="depth/width of the paper's network to train (default: the config's, else paper)")  # fmt: skip
     tr.add_argument("--config", metavar="TOML", help="TrainConfig fields; flags override them")
     tr.add_argument("--steps", type=int, help="total optimizer steps")
     tr.add_argument("--batch-size", type=int)
@@ -551,9 +571,9 @@ def _validate(args) -> int:
         label, _, path = item.rpartition("=")
         networks[label or Path(path).stem] = load_network(path, kind=args.kind)
     if not networks:
-        from .models.pretrained import full, light
+        from .models.pretrained import FACTORIES
 
-        networks = {"full": full(args.kind, weights="default"), "light": light(args.kind, weights="default")}
+        networks = {name: factory(args.kind, weights="default") for name, factory in FACTORIES.items()}
     if args.physics:
         return _validate_physics(args, networks)
     existing = Path(args.output) / f"validation_{args.kind}.md"
@@ -679,7 +699,7 @@ def _add_demo(subparsers) -> None:
                                  "helioprojective coordinates.")  # fmt: skip
     demo.add_argument("-o", "--output", default="demo_output", metavar="DIR",
                       help="output folder (default: demo_output)")  # fmt: skip
-    demo.add_argument("--model", choices=("full", "light"), default="full", help="shipped model (default: full)")
+    demo.add_argument("--model", choices=VARIANTS, default="full", help=_MODEL_HELP)
     demo.set_defaults(func=_demo)
 
 

@@ -9,6 +9,8 @@ __all__ = [
     "KINDS",
     "VARIANTS",
     "MODEL_SIZES",
+    "WIENER_SIZE",
+    "WIENER_SYMMETRIC",
     "HMI_PIXEL_SCALE",
     "TARGET_PIXEL_SCALE",
     "HMI_NOISE",
@@ -18,11 +20,17 @@ __all__ = [
 #: Data kinds: continuum intensity and the line-of-sight magnetic field.
 KINDS = ("intensity", "blos")
 
-#: Shipped model variants.
-VARIANTS = ("full", "light")
+#: Shipped model variants: the defaults ('full', 'light': Wiener-Enhance averaged over the 8 rotations and
+#: flips, and one pass of it) and the networks of Díaz Baso & Asensio Ramos (2018) as published.
+VARIANTS = ("full", "light", "paper", "paper-light")
 
-#: Architecture of each variant: the paper's network (445,249 parameters) and the light one.
-MODEL_SIZES = {"full": {"depth": 5, "width": 64}, "light": {"depth": 1, "width": 32}}
+#: Architecture of the paper's networks: Enhance (445,249 parameters) and its light version.
+MODEL_SIZES = {"paper": {"depth": 5, "width": 64}, "paper-light": {"depth": 1, "width": 32}}
+
+#: Architecture of the default models (`~enhance.models.hybrid.WienerEnhanceNet`), and whether each
+#: averages over the 8 rotations and flips.
+WIENER_SIZE = {"depth": 3, "width": 32, "taps": 21}
+WIENER_SYMMETRIC = {"full": True, "light": False}
 
 #: Pixel scale of HMI's continuum images and magnetograms.
 HMI_PIXEL_SCALE = 0.504 * u.arcsec

@@ -1,4 +1,4 @@
-// The Enhance page: read a FITS file, run the light network with onnxruntime-web (WebAssembly), show
+// The Enhance page: read a FITS file, run the paper's light network with onnxruntime-web (WebAssembly), show
 // input and output, and offer the enhanced FITS for download. Everything is loaded from this origin.
 
 import * as ort from "./ort/ort.wasm.min.mjs";
@@ -37,7 +37,7 @@ const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => set
 
 async function session(kind) {
   if (!sessions.has(kind)) {
-    const url = new URL(`./models/enhance_light_${kind}.onnx`, import.meta.url).href;
+    const url = new URL(`./models/enhance_paper-light_${kind}.onnx`, import.meta.url).href;
     sessions.set(kind, ort.InferenceSession.create(url, { executionProviders: ["wasm"], graphOptimizationLevel: "all" }));
   }
   try {
@@ -102,10 +102,10 @@ async function enhanceFile(name, buffer) {
     const qsText = $("qs-level").value.trim();
     const qsLevel = kind === "intensity" && qsText !== "" ? Number(qsText) : null;
     status(`${name}: ${image.width} x ${image.height} ${kind === "blos" ? "magnetogram" : "continuum"}; ` +
-      "loading the light model ...");
+      "loading the paper's light model ...");
     await nextFrame();
     const model = await session(kind);
-    status(`${name}: running the light ${kind} model on ${threads} thread${threads > 1 ? "s" : ""} ...`);
+    status(`${name}: running the paper's light ${kind} model on ${threads} thread${threads > 1 ? "s" : ""} ...`);
     await nextFrame();
     const start = performance.now();
     let network = 0;
@@ -121,9 +121,9 @@ async function enhanceFile(name, buffer) {
       onProgress: (done, total) => total > 1 && status(`${name}: tile ${done} of ${total} ...`),
     });
     const seconds = (performance.now() - start) / 1000;
-    const history = `solar-enhance ${build.version}: Enhance x2 deconvolution + super-resolution, model: light ` +
+    const history = `solar-enhance ${build.version}: Enhance x2 deconvolution + super-resolution, model: paper-light ` +
       `${kind} (in the browser, onnxruntime-web ${build.onnxruntime_web})`;
-    const provenance = { [PROVENANCE_KEY]: build.version, ENH_MODL: "light", ENH_KIND: kind };
+    const provenance = { [PROVENANCE_KEY]: build.version, ENH_MODL: "paper-light", ENH_KIND: kind };
     const outHeader = upscaleHeader(header, 2, history, provenance);
     current = { name, image, header, kind, result, outHeader, seconds };
     $("timing").textContent = `${seconds.toFixed(2)} s per image (network ${(network / 1000).toFixed(2)} s), ` +
@@ -198,7 +198,7 @@ function download() {
   const stem = name.replace(/\.(fits\.gz|fits\.fz|fits|fit|fts)$/i, "");
   const link = document.createElement("a");
   link.href = URL.createObjectURL(new Blob([bytes], { type: "application/fits" }));
-  link.download = `${stem}_enhanced_light.fits`;
+  link.download = `${stem}_enhanced_paper-light.fits`;
   document.body.append(link);
   link.click();
   setTimeout(() => {

@@ -510,6 +510,11 @@ class PhysicsConfig:
         above 10) are divided by their mean.
     limb_shape : tuple of int
         Synthetic limb cut-out, pixels at 0.0662 arcsec.
+    border : int
+        Output pixels along each edge of the held-out fields left out of every score (at most a quarter
+        of the field): there the result depends on what is assumed beyond the field (the synthetic
+        fields are periodic, and the baselines are told so; the networks mirror the image), not on the
+        method.
 
     Examples
     --------
@@ -529,6 +534,7 @@ class PhysicsConfig:
     real_crop: int = 96
     hmi: tuple = (None, None, None)
     limb_shape: tuple = (600, 600)
+    border: int = 16
 
 
 def _frames(kind, config):
@@ -567,7 +573,8 @@ def _variants(networks, symmetric):
     out = {}
     for label, network in networks.items():
         out[label] = (network, False)
-        if symmetric:
+        # A network that averages itself needs no D4 row, and one pass of it is the 'light' model of the same weights.
+        if symmetric and not getattr(network, "symmetric", False) and not hasattr(network, "noise_unit"):
             out[f"{label} D4"] = (network, True)
     return out
 
@@ -615,6 +622,15 @@ def band_spectra(image, reference, pixel_scale: u.arcsec = 0.252 * u.arcsec, *, 
     return out
 
 
+def _interior(images, target, border):
+    """The images and target without ``border`` pixels along each edge (at most a quarter of the field)."""
+    border = min(border, min(target.shape) // 4)
+    if border <= 0:
+        return images, target
+    inner = (slice(border, target.shape[0] - border), slice(border, target.shape[1] - border))
+    return {method: image[inner] for method, image in images.items()}, target[inner]
+
+
 def _score(image, target, kind):
     data_range = float(target.max() - target.min())
     entry = {"psnr": psnr(image, target, data_range=data_range), "ssim": ssim(image, target, data_range=data_range)}
@@ -651,10 +667,11 @@ def _held_out_rows(networks, kind, config, log):
             for label, (network, symmetric) in variants.items():
                 images[label] = _run_network(network, observed, kind, symmetric=symmetric)
             key = f"{factor:g}"
-            rows[name][key] = {method: _score(image, target, kind) for method, image in images.items()}
+            images, target_in = _interior(images, target, config.border)
+            rows[name][key] = {method: _score(image, target_in, kind) for method, image in images.items()}
             for method, k in iterations.items():
                 rows[name][key][method]["n_iter"] = k
-            spectra[name][key] = {method: band_spectra(image, target) for method, image in images.items()}
+            spectra[name][key] = {method: band_spectra(image, target_in) for method, image in images.items()}
             log(f"{name}: {factor:g} x HMI noise done")
         # PSF mismatch at HMI's noise: the data come from another PSF; models and baselines assume the nominal one.
         mismatch[name] = {}
@@ -666,7 +683,8 @@ def _held_out_rows(networks, kind, config, log):
             images, iterations = _baselines(observed, target_m, sigma_hmi, model, config)
             for label, (network, symmetric) in variants.items():
                 images[label] = _run_network(network, observed, kind, symmetric=symmetric)
-            scores = {method: _score(image, target_m, kind) for method, image in images.items()}
+            inner, target_in = _interior(images, target_m, config.border)
+            scores = {method: _score(image, target_in, kind) for method, image in inner.items()}
             if kind == "intensity":
                 quiet = scale_region(quiet_region(observed, size=40, qs_level=1.0), 2)
                 reference = contrast(target_m, region=quiet)
@@ -810,6 +828,10 @@ def _raw_network(network, image):
     """The network alone on a continuum image in I/Ic (no clip): what the pipeline gave before the clip."""
     import torch
 
+    from ..inference.pipeline import network_noise
+
+    if hasattr(network, "noise_unit"):  # told the noise level: the one the pipeline measures
+        network = network.bind(network_noise(image, nominal=network.noise_unit))
     with torch.no_grad():
         tensor = torch.from_numpy(np.asarray(image, np.float32))[None, None]
         return network.eval()(tensor)[0, 0].numpy().astype(np.float64)

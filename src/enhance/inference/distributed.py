@@ -33,11 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..checks import check_choice, supported_float_type
+from ..checks import check_choice, fill_nonfinite, supported_float_type
+from ..constants import GAUSS_PER_KG, VARIANTS
 from ..io import FITS_SUFFIXES, fits_stem
 from ..models.architecture import receptive_margin
 from ..observation.quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
-from .pipeline import KINDS, RunOptions, enhance_array, history_cards, resolve_network
+from .pipeline import KINDS, NOISE_CROP, RunOptions, enhance_array, history_cards, network_noise, resolve_network
 
 __all__ = [
     "enhance_files",
@@ -596,6 +597,7 @@ def enhance_files(
     as_frame: bool | None = None,
     compress: bool = False,
     no_progress_timeout: float | None = DEFAULT_TIMEOUT,
+    noise: float | None = None,
 ):
     """Enhance many FITS files, one task per file, serially or on a Dask cluster.
 
@@ -643,6 +645,9 @@ def enhance_files(
         and outputs of solar-enhance (their ``ENH_VER`` card or HISTORY), whatever their name, are skipped.
     as_frame : bool, optional
         Return a `pandas.DataFrame`; None (default) does so when pandas is installed.
+    noise : float, optional
+        Noise per input pixel in the files' units, for every file (the 'full' and 'light' models); None
+        measures it on each image (`~enhance.enhance`).
 
     Returns
     -------
@@ -697,7 +702,7 @@ def enhance_files(
     manifest = out_dir / MANIFEST_NAME
     _read_manifest(manifest)  # a garbage manifest is named now, not after the work
     label = model_label(weights, model)
-    options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision)
+    options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision, noise=noise)
     task = partial(enhance_file, kind=kind, weights=weights, model=model, label=label, options=options,
                    overwrite=overwrite, consistency=consistency, force=force, compress=compress)  # fmt: skip
 
@@ -732,7 +737,7 @@ def enhance_files(
 
 def _check_options(kind, model, client, n_workers, timeout):
     check_choice(kind, (*KINDS, "auto"), name="kind")
-    check_choice(model, ("full", "light"), name="model")
+    check_choice(model, VARIANTS, name="model")
     if client is not None and n_workers is not None:
         msg = f"pass client= or n_workers=, not both (got client={client!r}, n_workers={n_workers!r})"
         raise ValueError(msg)
@@ -959,6 +964,7 @@ def enhance_dask(
     tile: int | None = None,
     backend: str = "auto",
     precision: str = "float32",
+    noise=None,
 ):
     """Enhance one large image held as a `dask.array.Array`, lazily, chunk by chunk.
 
@@ -987,6 +993,11 @@ def enhance_dask(
         Tile size within each chunk (`~enhance.enhance`); None tiles chunks above 1024x1024 pixels.
     backend, precision
         As in `~enhance.enhance`.
+    noise : float, optional
+        Noise per input pixel in the image's units (gauss for magnetograms), for the networks told the
+        noise level (the 'full' and 'light' models). None measures it once, when the graph is built, on
+        the central 1024 x 1024 pixels (`~enhance.inference.pipeline.network_noise`), so that every chunk
+        runs with the same level.
 
     Returns
     -------
@@ -1037,13 +1048,13 @@ def enhance_dask(
         if network is not None:
             msg = "pass network= or weights=, not both"
             raise ValueError(msg)
-        depth = getattr(_load_file(weights, kind=kind), "depth", None)  # checks the file before any task runs
+        net = _load_file(weights, kind=kind)  # checks the file before any task runs
         net_arg = _WeightsFile(str(Path(weights).resolve()), kind)
     else:
         net = resolve_network(kind, model=model, network=network)
-        depth = getattr(net, "depth", None)
         net_arg = dask.delayed(net, name=f"enhance-network-{uuid.uuid4().hex}")
-    margin = receptive_margin(depth) if depth is not None else 32  # 32: as `enhance` for other modules
+    depth = getattr(net, "depth", None)
+    margin = getattr(net, "margin", None) or (receptive_margin(depth) if depth is not None else 32)  # as `enhance`
     qs_level = check_qs_level(qs_level)
     if kind == "intensity" and (qs_level is None or isinstance(qs_level, str)):
         step = qs_stride(array.shape)  # the very pixels `enhance` would look at for the same image
@@ -1065,5 +1076,29 @@ def enhance_dask(
         kind=kind,
         margin=margin,
         input_chunks=chunked.chunks,
-        options=RunOptions(device=device, tile=tile, backend=backend, precision=precision),
+        options=RunOptions(
+            device=device,
+            tile=tile,
+            backend=backend,
+            precision=precision,
+            noise=_global_noise(array, kind, level, net) if noise is None else noise,
+        ),
     )
+
+
+def _global_noise(array, kind, level, network):
+    """The noise of a dask image in its units, measured once on its central pixels (None for a network not told it)."""
+    import dask
+
+    if not hasattr(network, "noise_unit"):
+        return None
+    top, left = (max((n - NOISE_CROP) // 2, 0) for n in array.shape)
+    crop, level = dask.compute(array[top : top + NOISE_CROP, left : left + NOISE_CROP], level)
+    crop = np.asarray(crop, dtype=np.float64)
+    finite = np.isfinite(crop)
+    if not finite.any():
+        return None  # every chunk there is off the disk: each measures its own
+    scale = GAUSS_PER_KG if kind == "blos" else (float(np.median(level.samples)) if isinstance(level, QuietSunSurface)
+                                                  else float(level))  # fmt: skip
+    normalised = fill_nonfinite(crop, finite) / scale
+    return network_noise(normalised, nominal=network.noise_unit) * scale

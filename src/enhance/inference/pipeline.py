@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..checks import check_choice, check_finite_output, check_image, check_magnitude, fill_nonfinite
-from ..constants import GAUSS_PER_KG, KINDS
+from ..checks import check_choice, check_finite_output, check_image, check_magnitude, check_positive, fill_nonfinite
+from ..constants import GAUSS_PER_KG, KINDS, VARIANTS
 from ..models.architecture import receptive_margin
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
 
@@ -31,10 +31,10 @@ try:  # PyTorch is optional for inference (see the module docstring)
     import torch
 
     from ..models.network import EnhanceNet
-    from ..models.pretrained import full, light
+    from ..models.pretrained import FACTORIES
     from ..runtime.graph import InferenceNet, resolve_device
 except ImportError:  # pragma: no cover - run by `make test-notorch`
-    torch = EnhanceNet = InferenceNet = full = light = resolve_device = None
+    torch = EnhanceNet = InferenceNet = FACTORIES = resolve_device = None
 
 __all__ = [
     "enhance",
@@ -44,6 +44,9 @@ __all__ = [
     "resolve_network",
     "AUTO_TILE_PIXELS",
     "AUTO_TILE",
+    "network_noise",
+    "NOISE_CROP",
+    "NOISE_MIN_SIZE",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,7 +84,11 @@ class RunOptions:
     symmetric : bool
         Average the network's output over the 8 rotations and flips of the input (the dihedral group
         D4; `~enhance.inference.tiling.dihedral_average`): the result is then equivariant under them by
-        construction, at 8 times the cost.
+        construction, at 8 times the cost. A network that averages itself (the 'full' model) is run once.
+    noise : float, optional
+        Standard deviation of the noise per input pixel, in the image's units (gauss for magnetograms),
+        for the networks told the noise level (`~enhance.models.hybrid.WienerEnhanceNet`); None
+        measures it on the image (`network_noise`).
 
     Examples
     --------
@@ -96,6 +103,65 @@ class RunOptions:
     precision: str = "float32"
     progress: bool = False
     symmetric: bool = False
+    noise: float | None = None
+
+
+#: Largest square (pixels) of an image whose spectrum `network_noise` reads: the central one of a bigger image.
+NOISE_CROP = 1024
+#: Smallest side (pixels) of an image whose noise `network_noise` measures: smaller ones hold too few
+#: frequencies beyond the cut-off, and get HMI's nominal noise.
+NOISE_MIN_SIZE = 32
+
+
+def network_noise(normalised, *, noise=None, scale=1.0, nominal: float) -> float:
+    """The noise level handed to the network, in its units (I/Ic or kG).
+
+    Parameters
+    ----------
+    normalised : (ny, nx) ndarray
+        The image in the network's units, finite.
+    noise : float, optional
+        The noise in the image's units (gauss for a magnetogram), to be divided by ``scale``; None
+        measures it (`~enhance.observation.noise.estimate_noise`, on at most the central
+        `NOISE_CROP` pixels square).
+    scale : float or `~enhance.observation.quiet_sun.QuietSunSurface`
+        What the image was divided by (a surface counts by its median).
+    nominal : float
+        HMI's noise in the network's units: used, and logged, when the image is smaller than
+        `NOISE_MIN_SIZE` pixels or its spectrum's corners are not white (an interpolated image,
+        `~enhance.observation.noise.noise_is_white`).
+
+    Returns
+    -------
+    float
+        Standard deviation of the noise per pixel of ``normalised``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> round(network_noise(1 + rng.normal(0, 2e-3, (128, 128)), nominal=1e-3), 4)
+    0.002
+    >>> network_noise(np.ones((8, 8)), noise=3.0, scale=1000.0, nominal=1e-3)  # 3 G given, in kG
+    0.003
+    """
+    from ..observation.noise import estimate_noise, noise_is_white
+
+    if noise is not None:
+        level = float(np.median(scale.samples)) if isinstance(scale, QuietSunSurface) else float(scale)
+        return check_positive(noise, name="noise") / level
+    data = np.asarray(normalised)
+    if min(data.shape) < NOISE_MIN_SIZE:
+        logger.info("image smaller than %d pixels: HMI's nominal noise (%.3g) assumed", NOISE_MIN_SIZE, nominal)
+        return nominal
+    top, left = max((data.shape[0] - NOISE_CROP) // 2, 0), max((data.shape[1] - NOISE_CROP) // 2, 0)
+    crop = data[top : top + NOISE_CROP, left : left + NOISE_CROP]
+    if not noise_is_white(crop):
+        logger.info("the spectrum's corners are not white (an interpolated image?): HMI's nominal noise "
+                    "(%.3g) assumed; pass noise= to set it", nominal)  # fmt: skip
+        return nominal
+    sigma = estimate_noise(crop)
+    logger.info("noise measured on the image: %.3g (%.2f x HMI's)", sigma, sigma / nominal)
+    return sigma
 
 
 def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | None = None) -> EnhanceNet:
@@ -138,7 +204,7 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
             msg = f"network must be an EnhanceNet (torch.nn.Module) or an OnnxNetwork, got {type(network).__name__}"
             raise TypeError(msg)
         return network
-    check_choice(model, ("full", "light"), name="model")
+    check_choice(model, VARIANTS, name="model")
     from ..models.weights import registry_entry, shipped_path
 
     entry = registry_entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
@@ -157,8 +223,7 @@ def _shipped_network(kind: str, model: str, path: str, sha256: str) -> EnhanceNe
         from ..runtime.export import shipped_onnx_network
 
         return shipped_onnx_network(kind, model)
-    factory = full if model == "full" else light
-    return factory(kind, weights="default").eval().requires_grad_(False)
+    return FACTORIES[model](kind, weights="default").eval().requires_grad_(False)
 
 
 #: Prepared runners of EnhanceNets, per network: ``{(backend, device, threads): (weights digest, runner)}``.
@@ -307,8 +372,12 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         msg = f"tile must be None or a positive number of input pixels, got {tile!r}"
         raise ValueError(msg)
     device = _resolve_device(device)
+    symmetric = options.symmetric and not getattr(network, "symmetric", False)  # a 'full' model averages itself
+    if hasattr(network, "noise_unit"):  # told the noise level: measured once for the whole image, or given
+        sigma = network_noise(normalised, noise=options.noise, scale=scale, nominal=network.noise_unit)
+        network = network.bind(sigma)
     depth = getattr(network, "depth", None)
-    margin = receptive_margin(depth) if depth is not None else 32
+    margin = getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else 32)
     runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
     logger.debug("runner %s on %s, %d worker(s), tile %s", type(runner).__name__, device, workers, tile)
     from .tiling import dihedral_average, run_tiled
@@ -318,7 +387,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
                          precision=precision, workers=workers)  # fmt: skip
 
     source = normalised.astype(np.float32, copy=False)
-    result = dihedral_average(run, source) if options.symmetric else run(source)
+    result = dihedral_average(run, source) if symmetric else run(source)
     result = result.astype(out_dtype, copy=False)  # float32 already for float32 input: no copy
     if isinstance(scale, QuietSunSurface):
         _scale_rows(result, scale, factor=2)
@@ -440,7 +509,20 @@ def _masked_to_nan(data, mask):
     return array
 
 
-def _enhance_map(smap, *, kind, options, model, network, force):
+def _noise_value(noise, unit, factor):
+    """``noise`` in the image's units (gauss for a magnetogram): a Quantity is converted, a number times ``factor``."""
+    import astropy.units as u
+
+    if noise is None:
+        return None
+    if isinstance(noise, u.Quantity):
+        if noise.unit.is_equivalent(u.G):
+            return float(noise.to_value(u.G))
+        return _qs_value(noise, unit, name="noise")
+    return float(noise) * factor
+
+
+def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     """A new Map of the input's class on the x2 grid: data in the Map's unit, mask 2x2-upsampled, same plot settings."""
     import astropy.units as u
 
@@ -457,7 +539,8 @@ def _enhance_map(smap, *, kind, options, model, network, force):
     data = smap.data if smap.mask is None else _masked_to_nan(smap.data, smap.mask)
     data = data * factor if factor != 1.0 else data
     _check_values(data, kind, force=force, name=f"the {type(smap).__name__}")
-    run = dataclasses.replace(options, qs_level=_qs_value(options.qs_level, smap.unit))
+    run = dataclasses.replace(options, qs_level=_qs_value(options.qs_level, smap.unit),
+                              noise=_noise_value(noise, smap.unit, factor))  # fmt: skip
     result = enhance_array(data, kind=kind, network=resolve_network(kind, model=model, network=network), options=run)
     if factor != 1.0:
         result /= result.dtype.type(factor)
@@ -494,6 +577,7 @@ def enhance(
     precision: str = "float32",
     force: bool = False,
     symmetric: bool = False,
+    noise=None,
 ):
     """Deconvolve an HMI image from its PSF and super-resolve it by two.
 
@@ -507,10 +591,14 @@ def enhance(
         'intensity' for continuum images (any units), 'blos' for magnetograms. 'auto' (default) reads a
         Map's ``measurement``, the header's CONTENT, series name or BUNIT, or a Quantity's unit (a
         magnetic field is a magnetogram); a plain array without a unit is taken as a continuum image.
-    model : {'full', 'light'}
-        Shipped model: the paper's (depth 5, width 64) or the light one (depth 1, width 32).
-    network : `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`, optional
-        Use this network instead of a shipped model.
+    model : {'full', 'light', 'paper', 'paper-light'}
+        Shipped model. 'full' (default): Wiener-Enhance, a linear Wiener stage and a residual CNN told
+        the noise level (`~enhance.models.hybrid.WienerEnhanceNet`), averaged over the 8 rotations and
+        flips of the input; 'light': one pass of it, 8 times faster. 'paper' and 'paper-light': the
+        networks of Díaz Baso & Asensio Ramos (2018) (depth 5, width 64; depth 1, width 32).
+    network : torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`, optional
+        Use this network instead of a shipped model: an `~enhance.models.network.EnhanceNet`, a
+        `~enhance.models.hybrid.WienerEnhanceNet` or an ONNX runner.
     qs_level : float, `~astropy.units.Quantity`, 'level', 'surface' or None
         Quiet-Sun continuum level (intensity only), in the units of ``data`` (a Quantity is converted
         to them); 'level' estimates one number (`estimate_qs_level`), 'surface' a smooth surface that
@@ -543,6 +631,13 @@ def enhance(
     symmetric : bool
         Average over the 8 rotations and flips of the input (`RunOptions`): the result does not depend on
         whether the image was rotated or flipped first (equivariant to float rounding), at 8 times the cost.
+        The 'full' model always does.
+    noise : float or `~astropy.units.Quantity`, optional
+        Standard deviation of the noise per input pixel, in the units of ``data`` (a Quantity is
+        converted), for the 'full' and 'light' models. None (default) measures it on the image from the
+        corners of its spectrum, beyond HMI's diffraction cut-off (`network_noise`); an image whose
+        corners are not white (interpolated: remapped, derotated) gets HMI's nominal noise, 1e-3 of the
+        quiet Sun or 10 G.
     force : bool
         Run inputs that the checks refuse: grids that are not helioprojective (CEA, Carrington,
         heliographic), pixel scales more than 5 % from HMI's 0.504 arcsec, quantities the networks
@@ -592,6 +687,9 @@ def enhance(
     options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
                          progress=progress, symmetric=symmetric)  # fmt: skip
 
+    def with_noise(run, unit, factor):
+        return dataclasses.replace(run, noise=_noise_value(noise, unit, factor))
+
     if isinstance(data, str | Path):
         from ..io import gauss_factor, provenance_cards, read_fits, resolve_kind, upscale_header, write_fits
 
@@ -603,7 +701,7 @@ def enhance(
         image = image * factor if factor != 1.0 else image
         _check_values(image, kind, force=force, name=str(data))
         net = resolve_network(kind, model=model, network=network)
-        result = enhance_array(image, kind=kind, network=net, options=options)
+        result = enhance_array(image, kind=kind, network=net, options=with_noise(options, unit or None, factor))
         if factor != 1.0:
             result /= result.dtype.type(factor)
         cards = provenance_cards(model=_model_name(model, network), kind=kind)
@@ -627,7 +725,7 @@ def enhance(
     except ImportError:  # pragma: no cover - sunpy is a dependency
         GenericMap = ()  # noqa: N806
     if isinstance(data, GenericMap):
-        return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force)
+        return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force, noise=noise)
 
     unit = data.unit if isinstance(data, u.Quantity) else None
     kind, factor = _unit_kind(unit, kind, force=force, name="image")
@@ -637,8 +735,8 @@ def enhance(
     values = values * factor if factor != 1.0 else values
     _check_values(values, kind, force=force)
     net = resolve_network(kind, model=model, network=network)
-    result = enhance_array(values, kind=kind, network=net,
-                           options=dataclasses.replace(options, qs_level=_qs_value(qs_level, unit)))  # fmt: skip
+    run = with_noise(dataclasses.replace(options, qs_level=_qs_value(qs_level, unit)), unit, factor)
+    result = enhance_array(values, kind=kind, network=net, options=run)
     if factor != 1.0:
         result /= result.dtype.type(factor)
     return result * unit if unit is not None else result

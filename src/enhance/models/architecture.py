@@ -122,3 +122,97 @@ def architecture_of(path, meta: dict, shapes: dict) -> tuple[int, int]:
                + ", ".join(part for part in parts if part))  # fmt: skip
         raise ValueError(msg)
     return depth, width
+
+
+#: The ``architecture`` metadata of a `~enhance.models.hybrid.WienerEnhanceNet` weights file (an
+#: `~enhance.models.network.EnhanceNet` file has none, or ``"enhance"``).
+WIENER_ENHANCE = "wiener-enhance"
+#: Largest linear-stage kernel and filter bank a weights file may declare.
+MAX_TAPS = 63
+MAX_NODES = 32
+
+
+def wiener_state_shapes(depth: int, width: int, taps: int, nodes: int) -> dict:
+    """``{name: shape}`` of the state dict of a `~enhance.models.hybrid.WienerEnhanceNet`, without PyTorch.
+
+    Parameters
+    ----------
+    depth : int
+        Residual blocks of the CNN.
+    width : int
+        Channels of the CNN.
+    taps : int
+        Size of the linear stage's kernels.
+    nodes : int
+        Noise levels of the filter bank.
+
+    Returns
+    -------
+    dict
+        Tensor name to shape.
+
+    Examples
+    --------
+    >>> shapes = wiener_state_shapes(1, 8, 5, 8)
+    >>> shapes["filters"], shapes["conv_in.weight"], shapes["conv_out.weight"]
+    ((32, 1, 5, 5), (8, 6, 3, 3), (4, 8, 3, 3))
+    """
+
+    def conv(name, out, into):
+        return {f"{name}.weight": (out, into, 3, 3), f"{name}.bias": (out,)}
+
+    shapes = {"log_nodes": (nodes,), "filters": (4 * nodes, 1, taps, taps)} | conv("conv_in", width, 6)
+    for block in range(depth):
+        shapes |= conv(f"blocks.{block}.0", width, width) | conv(f"blocks.{block}.1", width, width)
+    return shapes | conv("conv_out", 4, width)
+
+
+def wiener_architecture_of(path, meta: dict, shapes: dict) -> dict:
+    """The constructor arguments of a `~enhance.models.hybrid.WienerEnhanceNet` weights file, checked.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The weights file (for the messages).
+    meta : dict
+        Its metadata: ``depth``, ``width``, ``taps``, ``noise_nodes`` (JSON list), ``noise_unit``.
+    shapes : dict
+        ``{name: shape}`` of the tensors it holds.
+
+    Returns
+    -------
+    dict
+        ``depth``, ``width``, ``taps``, ``noise_nodes``, ``noise_unit``.
+
+    Examples
+    --------
+    >>> meta = {"depth": "1", "width": "8", "taps": "5", "noise_nodes": "[1, 2]", "noise_unit": "0.001"}
+    >>> wiener_architecture_of("tiny.safetensors", meta, wiener_state_shapes(1, 8, 5, 2))["noise_nodes"]
+    [1.0, 2.0]
+    """
+    import json
+    import math
+
+    values = {}
+    for name, bound in (("depth", MAX_DEPTH), ("width", MAX_WIDTH), ("taps", MAX_TAPS)):
+        text = str(meta.get(name, "")).strip()
+        if not text.isdigit() or not 1 <= int(text) <= bound:
+            msg = f"{path}: metadata {name}={meta.get(name)!r} is not an integer from 1 to {bound}"
+            raise ValueError(msg)
+        values[name] = int(text)
+    try:
+        nodes = [float(v) for v in json.loads(meta.get("noise_nodes", ""))]
+        unit = float(meta.get("noise_unit", ""))
+    except (ValueError, TypeError) as err:
+        msg = f"{path}: metadata noise_nodes/noise_unit are not numbers: {err}"
+        raise ValueError(msg) from None
+    if not 2 <= len(nodes) <= MAX_NODES or not all(math.isfinite(v) and v > 0 for v in [*nodes, unit]):
+        msg = f"{path}: metadata noise_nodes must be 2 to {MAX_NODES} positive levels and noise_unit positive"
+        raise ValueError(msg)
+    expected = wiener_state_shapes(values["depth"], values["width"], values["taps"], len(nodes))
+    found = {name: tuple(shape) for name, shape in shapes.items()}
+    if found != expected:
+        wrong = sorted(set(found) ^ set(expected)) or [k for k in expected if found[k] != expected[k]]
+        msg = f"{path}: its tensors do not match its metadata ({values}, {len(nodes)} noise levels): e.g. {wrong[0]}"
+        raise ValueError(msg)
+    return {**values, "noise_nodes": nodes, "noise_unit": unit}

@@ -14,17 +14,20 @@ from safetensors.torch import load_file
 
 from .._version import __version__
 from ..checks import check_choice
-from ..constants import MODEL_SIZES
+from ..constants import GAUSS_PER_KG, HMI_NOISE, MODEL_SIZES, WIENER_SIZE, WIENER_SYMMETRIC
 from ..io import atomic_write
 from . import weights as weight_files
-from .architecture import architecture_of
+from .architecture import WIENER_ENHANCE, architecture_of, wiener_architecture_of
+from .hybrid import WienerEnhanceNet
 from .network import EnhanceNet
 from .weights import KINDS, REGISTRY, VARIANTS, file_sha256, read_metadata, registry_entry, shipped_path
 
-__all__ = ["load_network", "load_weights", "ship", "full", "light"]
+__all__ = ["load_network", "load_weights", "ship", "full", "light", "paper", "paper_light", "FACTORIES"]
 
 
-def _architecture(net: EnhanceNet) -> dict:
+def _architecture(net) -> dict:
+    if isinstance(net, WienerEnhanceNet):
+        return {"depth": net.depth, "width": net.width, "taps": net.taps}
     return {"depth": net.depth, "width": net.width}
 
 
@@ -75,7 +78,17 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
     if kind is not None and meta["kind"] != kind:
         msg = f"{path} holds a {meta['kind']!r} network, but kind={kind!r} was asked for"
         raise ValueError(msg)
-    depth, width = architecture_of(path, meta, shapes)  # checked before anything is built or read
+    architecture = meta.get("architecture", "enhance")
+    if architecture not in ("enhance", WIENER_ENHANCE):
+        msg = f"{path} holds a {architecture!r} network, which this version cannot build"
+        raise ValueError(msg)
+    # Checked before anything is built or read:
+    if architecture == WIENER_ENHANCE:
+        net = WienerEnhanceNet(**wiener_architecture_of(path, meta, shapes))
+        depth, width = net.depth, net.width
+    else:
+        depth, width = architecture_of(path, meta, shapes)
+        net = EnhanceNet(depth=depth, width=width)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
@@ -86,7 +99,6 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
             bad = int((~torch.isfinite(tensor)).sum())
             msg = f"weights file {path}: tensor {name} holds {bad} NaN or infinite values; the network would give NaN"
             raise ValueError(msg)
-    net = EnhanceNet(depth=depth, width=width)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:  # e.g. a dtype torch cannot copy: one line, not torch's list
@@ -104,21 +116,22 @@ def _tensor_shapes(path: Path) -> dict:
         return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
 
 
-def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> EnhanceNet:
+def load_weights(kind: str, variant: str, *, net=None):
     """Load a shipped model, checking its file's sha256, architecture and parameter count.
 
     Parameters
     ----------
     kind : {'intensity', 'blos'}
         Continuum or line-of-sight magnetogram model.
-    variant : {'full', 'light'}
-        The paper's network (depth 5, width 64) or the light one (depth 1, width 32).
-    net : `~enhance.models.network.EnhanceNet`, optional
+    variant : {'full', 'light', 'paper', 'paper-light'}
+        Wiener-Enhance averaged over the 8 rotations and flips, or one pass of it; or the paper's network
+        (depth 5, width 64) or its light version (depth 1, width 32).
+    net : `~enhance.models.network.EnhanceNet` or `~enhance.models.hybrid.WienerEnhanceNet`, optional
         A network of the right architecture to load into; a new one by default.
 
     Returns
     -------
-    `~enhance.models.network.EnhanceNet`
+    `~enhance.models.network.EnhanceNet` or `~enhance.models.hybrid.WienerEnhanceNet`
         The trained network, in eval mode, on the CPU.
 
     Raises
@@ -128,7 +141,7 @@ def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> E
 
     Examples
     --------
-    >>> net = load_weights("intensity", "light")
+    >>> net = load_weights("intensity", "paper-light")
     >>> net.depth, net.width, net.training
     (1, 32, False)
     """
@@ -143,13 +156,29 @@ def load_weights(kind: str, variant: str, *, net: EnhanceNet | None = None) -> E
     if n_params != entry["num_params"]:
         msg = f"shipped weights {path} hold {n_params} parameters, expected {entry['num_params']}"
         raise ValueError(msg)
+    if isinstance(loaded, WienerEnhanceNet):
+        loaded.symmetric = bool(entry.get("symmetric", False))
     if net is None:
         return loaded
-    if _architecture(net) != _architecture(loaded):
+    if type(net) is not type(loaded) or _architecture(net) != _architecture(loaded):
         msg = f"shipped weights are for {_architecture(loaded)}, but the network is {_architecture(net)}"
         raise ValueError(msg)
     net.load_state_dict(loaded.state_dict())
+    if isinstance(net, WienerEnhanceNet):
+        net.symmetric = loaded.symmetric
     return net.eval()
+
+
+def _check_variant_network(net, weights, variant):
+    """The network in ``weights`` must be the architecture the ``variant`` ships."""
+    if variant in WIENER_SYMMETRIC:
+        expected, ok = WIENER_SIZE, isinstance(net, WienerEnhanceNet) and _architecture(net) == WIENER_SIZE
+    else:
+        expected = MODEL_SIZES[variant]
+        ok = isinstance(net, EnhanceNet) and _architecture(net) == expected
+    if not ok:
+        msg = f"{weights} holds {type(net).__name__} {_architecture(net)}, but the {variant!r} model is {expected}"
+        raise ValueError(msg)
 
 
 def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict:
@@ -158,9 +187,10 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
     Parameters
     ----------
     weights : str or `~pathlib.Path`
-        A safetensors file from ``enhance train`` (e.g. ``best.safetensors``).
+        A safetensors file (from ``enhance train`` for the paper's networks, from
+        ``training/wiener_enhance.py`` for the default ones).
     kind : {'intensity', 'blos'}
-    variant : {'full', 'light'}
+    variant : {'full', 'light', 'paper', 'paper-light'}
     card : dict
         The model card: training data, recipe, steps, validation metrics (JSON-serialisable).
     data_dir : str or `~pathlib.Path`, optional
@@ -169,7 +199,8 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
     Returns
     -------
     dict
-        The registry entry (file, sha256, num_params, card).
+        The registry entry (file, sha256, num_params, card; ``symmetric`` for 'full' and 'light', which
+        share one file).
 
     Examples
     --------
@@ -178,25 +209,25 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
     >>> from enhance.models.weights import save_weights
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     path = save_weights(EnhanceNet(depth=1, width=32), f"{folder}/light.safetensors", kind="blos")
-    ...     entry = ship(path, "blos", "light", card={"steps": 0}, data_dir=folder)
+    ...     entry = ship(path, "blos", "paper-light", card={"steps": 0}, data_dir=folder)
     >>> entry["num_params"]
     37537
     """
     check_choice(kind, KINDS, name="kind")
     check_choice(variant, VARIANTS, name="model")
     net = load_network(weights, kind=kind)
-    expected = MODEL_SIZES[variant]
-    if _architecture(net) != expected:
-        msg = f"{weights} holds {_architecture(net)}, but the {variant!r} model is {expected}"
-        raise ValueError(msg)
+    _check_variant_network(net, weights, variant)
     folder = Path(data_dir) if data_dir is not None else weight_files.package_data_dir()
     name = f"enhance_{kind}_{variant}"
-    target = folder / f"{name}.safetensors"
+    stem = f"enhance_{kind}_wiener" if variant in WIENER_SYMMETRIC else name
+    target = folder / f"{stem}.safetensors"
     atomic_write(target, lambda tmp: Path(tmp).write_bytes(Path(weights).read_bytes()), overwrite=True)
     card = {"name": name, "kind": kind, "variant": variant, "package_version": __version__, **card}
     atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=1)), overwrite=True)
     entry = {"file": target.name, "sha256": file_sha256(target), "num_params": sum(p.numel() for p in net.parameters()),
              "card": f"{name}.json"}  # fmt: skip
+    if variant in WIENER_SYMMETRIC:
+        entry["symmetric"] = WIENER_SYMMETRIC[variant]
     registry_path = folder / REGISTRY
     registry = json.loads(registry_path.read_text()) if registry_path.is_file() else {}
     registry[f"{kind}/{variant}"] = entry
@@ -205,8 +236,12 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
     return entry
 
 
-def _shipped(kind: str, variant: str, depth: int, width: int, weights: str | None) -> EnhanceNet:
-    net = EnhanceNet(depth=depth, width=width)
+def _shipped(kind: str, variant: str, weights: str | None):
+    if variant in WIENER_SYMMETRIC:
+        net = WienerEnhanceNet(**WIENER_SIZE, noise_unit=HMI_NOISE[kind] / (GAUSS_PER_KG if kind == "blos" else 1.0),
+                               symmetric=WIENER_SYMMETRIC[variant])  # fmt: skip
+    else:
+        net = EnhanceNet(**MODEL_SIZES[variant])
     if weights is None:
         return net
     if weights != "default":
@@ -215,8 +250,55 @@ def _shipped(kind: str, variant: str, depth: int, width: int, weights: str | Non
     return load_weights(kind, variant, net=net)
 
 
-def full(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
-    """The paper's model, ``EnhanceNet(depth=5, width=64)``.
+def full(kind: str = "intensity", *, weights: str | None = None) -> WienerEnhanceNet:
+    """The default model: Wiener-Enhance, averaged over the 8 rotations and flips of the input.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram network.
+    weights : {None, 'default'}
+        None for an untrained network (the linear stage at zero), 'default' for the shipped weights.
+
+    Returns
+    -------
+    `~enhance.models.hybrid.WienerEnhanceNet`
+        The network (``symmetric=True``); with the shipped weights, in eval mode.
+
+    Examples
+    --------
+    >>> net = full("blos")
+    >>> net.symmetric, net.margin
+    (True, 18)
+    """
+    return _shipped(kind, "full", weights)
+
+
+def light(kind: str = "intensity", *, weights: str | None = None) -> WienerEnhanceNet:
+    """One pass of the default model (`full` without the average over rotations and flips), 8 times faster.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram network.
+    weights : {None, 'default'}
+        None for an untrained network, 'default' for the shipped weights.
+
+    Returns
+    -------
+    `~enhance.models.hybrid.WienerEnhanceNet`
+        The network (``symmetric=False``); with the shipped weights, in eval mode.
+
+    Examples
+    --------
+    >>> light("intensity").symmetric
+    False
+    """
+    return _shipped(kind, "light", weights)
+
+
+def paper(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
+    """The paper's network, ``EnhanceNet(depth=5, width=64)``, as Díaz Baso & Asensio Ramos (2018) built it.
 
     Parameters
     ----------
@@ -232,15 +314,15 @@ def full(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
 
     Examples
     --------
-    >>> net = full("blos", weights="default")
+    >>> net = paper("blos", weights="default")
     >>> sum(p.numel() for p in net.parameters())
     445249
     """
-    return _shipped(kind, "full", 5, 64, weights)
+    return _shipped(kind, "paper", weights)
 
 
-def light(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
-    """The light model, ``EnhanceNet(depth=1, width=32)``, about six times faster than `full`.
+def paper_light(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
+    """The paper's light network, ``EnhanceNet(depth=1, width=32)``, about six times faster than `paper`.
 
     Parameters
     ----------
@@ -256,8 +338,12 @@ def light(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
 
     Examples
     --------
-    >>> net = light("intensity", weights="default")
+    >>> net = paper_light("intensity", weights="default")
     >>> sum(p.numel() for p in net.parameters())
     37537
     """
-    return _shipped(kind, "light", 1, 32, weights)
+    return _shipped(kind, "paper-light", weights)
+
+
+#: The constructor of each shipped variant.
+FACTORIES = {"full": full, "light": light, "paper": paper, "paper-light": paper_light}

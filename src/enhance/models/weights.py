@@ -16,6 +16,7 @@ from ..constants import KINDS, VARIANTS
 from ..data import data_dir
 from ..exceptions import ModelNotTrainedError
 from ..io import atomic_write
+from .architecture import WIENER_ENHANCE
 
 __all__ = [
     "KINDS",
@@ -67,8 +68,8 @@ def shipped() -> dict[tuple[str, str], dict]:
 
     Examples
     --------
-    >>> sorted(shipped())
-    [('blos', 'full'), ('blos', 'light'), ('intensity', 'full'), ('intensity', 'light')]
+    >>> sorted(variant for kind, variant in shipped() if kind == "blos")
+    ['full', 'light', 'paper', 'paper-light']
     """
     path = package_data_dir() / REGISTRY
     if not path.is_file():
@@ -82,7 +83,7 @@ def save_weights(net, path, *, kind: str, metadata: dict | None = None, overwrit
 
     Parameters
     ----------
-    net : `~enhance.models.network.EnhanceNet`
+    net : `~enhance.models.network.EnhanceNet` or `~enhance.models.hybrid.WienerEnhanceNet`
         The network.
     path : str or `~pathlib.Path`
         Destination file.
@@ -110,6 +111,9 @@ def save_weights(net, path, *, kind: str, metadata: dict | None = None, overwrit
     check_choice(kind, KINDS, name="kind")
     meta = {key: str(value) for key, value in (metadata or {}).items()}
     meta.update({"depth": str(net.depth), "width": str(net.width)})
+    if hasattr(net, "taps"):  # a WienerEnhanceNet: the linear stage's size and noise levels too
+        meta.update({"architecture": WIENER_ENHANCE, "taps": str(net.taps), "noise_unit": repr(net.noise_unit),
+                     "noise_nodes": json.dumps(list(net.noise_nodes))})  # fmt: skip
     meta.update({"kind": kind, "format": "enhance-weights-1", "package_version": __version__})
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
     from safetensors.torch import save_file  # writing needs PyTorch; reading the registry does not
@@ -132,7 +136,7 @@ def read_metadata(path: Path) -> dict:
 
     Examples
     --------
-    >>> read_metadata(shipped_path("blos", "light"))["kind"]
+    >>> read_metadata(shipped_path("blos", "paper-light"))["kind"]
     'blos'
     """
     from safetensors import safe_open
@@ -148,7 +152,7 @@ def shipped_path(kind: str, variant: str) -> Path:
     ----------
     kind : {'intensity', 'blos'}
         Continuum or line-of-sight magnetogram model.
-    variant : {'full', 'light'}
+    variant : {'full', 'light', 'paper', 'paper-light'}
         Which network.
 
     Returns
@@ -158,8 +162,8 @@ def shipped_path(kind: str, variant: str) -> Path:
 
     Examples
     --------
-    >>> shipped_path("intensity", "light").name
-    'enhance_intensity_light.safetensors'
+    >>> shipped_path("intensity", "light").name, shipped_path("intensity", "paper-light").name
+    ('enhance_intensity_wiener.safetensors', 'enhance_intensity_paper-light.safetensors')
     """
     return package_data_dir() / registry_entry(kind, variant)["file"]
 
@@ -171,7 +175,7 @@ def registry_entry(kind: str, variant: str) -> dict:
     ----------
     kind : {'intensity', 'blos'}
         Continuum or line-of-sight magnetogram model.
-    variant : {'full', 'light'}
+    variant : {'full', 'light', 'paper', 'paper-light'}
         Which network.
 
     Returns
@@ -186,7 +190,7 @@ def registry_entry(kind: str, variant: str) -> dict:
 
     Examples
     --------
-    >>> registry_entry("blos", "light")["num_params"]
+    >>> registry_entry("blos", "paper-light")["num_params"]
     37537
     """
     check_choice(kind, KINDS, name="kind")
@@ -219,7 +223,7 @@ def file_sha256(path: Path) -> str:
 
     Examples
     --------
-    >>> file_sha256(shipped_path("blos", "light")) == registry_entry("blos", "light")["sha256"]
+    >>> file_sha256(shipped_path("blos", "paper-light")) == registry_entry("blos", "paper-light")["sha256"]
     True
     """
     digest = hashlib.sha256()
@@ -236,7 +240,7 @@ def model_card(kind: str, variant: str) -> dict:
     ----------
     kind : {'intensity', 'blos'}
         Continuum or line-of-sight magnetogram model.
-    variant : {'full', 'light'}
+    variant : {'full', 'light', 'paper', 'paper-light'}
         Which network.
 
     Returns

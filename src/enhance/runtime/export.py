@@ -169,14 +169,19 @@ def onnx_model(network, *, kind: str | None = None, metadata: dict | None = None
 
     from ..checks import check_choice
     from ..constants import KINDS
+    from ..models.hybrid import WienerEnhanceNet
     from ..models.network import EnhanceNet, fold_batchnorm
     from .graph import phase_kernels
 
-    if not isinstance(network, EnhanceNet):
-        msg = f"network must be an EnhanceNet, got {type(network).__name__}"
-        raise TypeError(msg)
     if kind is not None:
         check_choice(kind, KINDS, name="kind")
+    if isinstance(network, WienerEnhanceNet):
+        from .wiener_onnx import wiener_graph_from_network
+
+        return wiener_graph_from_network(network, kind=kind, metadata=metadata)
+    if not isinstance(network, EnhanceNet):
+        msg = f"network must be an EnhanceNet or a WienerEnhanceNet, got {type(network).__name__}"
+        raise TypeError(msg)
     folded = fold_batchnorm(network)
     arrays = {name: value.detach().cpu().to(torch.float32).numpy() for name, value in folded.state_dict().items()}
     arrays["conv_up.phases"] = phase_kernels(folded.conv_up.weight).detach().cpu().to(torch.float32).numpy()
@@ -374,6 +379,11 @@ def onnx_network(
     >>> runner(np.zeros((1, 1, 10, 12), np.float32)).shape
     (1, 1, 20, 24)
     """
+    if hasattr(network, "noise_unit"):  # a WienerEnhanceNet
+        from .wiener_onnx import WienerOnnxNetwork
+
+        data = onnx_model(network, kind=kind).SerializeToString()
+        return WienerOnnxNetwork(data, threads=threads, symmetric=network.symmetric)
     return OnnxNetwork(onnx_model(network, kind=kind).SerializeToString(), threads=threads, blocked=blocked)
 
 
@@ -404,6 +414,11 @@ def load_onnx(path) -> "OnnxNetwork":
     if not path.is_file():
         msg = f"ONNX file not found: {path}"
         raise FileNotFoundError(msg)
+    network = OnnxNetwork(path, blocked=False)
+    if network.metadata.get("architecture") == "wiener-enhance":
+        from .wiener_onnx import WienerOnnxNetwork
+
+        return WienerOnnxNetwork(path)
     return OnnxNetwork(path)
 
 
@@ -429,12 +444,13 @@ def load_weights_file(path, *, kind: str):
     Examples
     --------
     >>> from enhance.models.weights import shipped_path
-    >>> load_weights_file(shipped_path("blos", "light"), kind="blos").width
+    >>> load_weights_file(shipped_path("blos", "paper-light"), kind="blos").width
     32
     """
     if Path(path).suffix.lower() != ".onnx":
         if not torch_available():  # without PyTorch the weights run as an ONNX graph built with numpy
-            return OnnxNetwork(onnx_from_weights(path, kind=kind).SerializeToString())
+            graph = onnx_from_weights(path, kind=kind).SerializeToString()
+            return _runner(graph)
         from ..models.pretrained import load_network
 
         return load_network(path, kind=kind)
@@ -466,12 +482,15 @@ def onnx_from_weights(path, *, kind: str | None = None, card: dict | None = None
     Examples
     --------
     >>> from enhance.models.weights import shipped_path
-    >>> model = onnx_from_weights(shipped_path("blos", "light"), kind="blos")
+    >>> model = onnx_from_weights(shipped_path("blos", "paper-light"), kind="blos")
     >>> {p.key: p.value for p in model.metadata_props}["kind"]
     'blos'
     """
-    from .folding import folded_arrays
+    from .folding import folded_arrays, read_weights
+    from .wiener_onnx import is_wiener_file, wiener_graph_from_weights
 
+    if is_wiener_file(read_weights(path)[1]):
+        return wiener_graph_from_weights(path, kind=kind, card=card)
     arrays, depth, width, metadata = folded_arrays(path)
     found = metadata.get("kind")
     if kind is not None and found not in (None, kind):
@@ -490,7 +509,7 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     ----------
     kind : {'intensity', 'blos'}
         Continuum or line-of-sight magnetogram.
-    model : {'full', 'light'}
+    model : {'full', 'light', 'paper', 'paper-light'}
         Which shipped network.
     threads : int, optional
         onnxruntime's intra-op threads; None lets it use every core.
@@ -502,8 +521,8 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
 
     Examples
     --------
-    >>> shipped_onnx_network("blos", "light").width
-    32
+    >>> shipped_onnx_network("blos", "paper-light").width, shipped_onnx_network("blos", "light").symmetric
+    (32, False)
     """
     from ..models.weights import file_sha256, model_card, registry_entry, shipped_path
 
@@ -514,7 +533,17 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
         msg = f"{path} has sha256 {digest}, but the registry lists {entry['sha256']}: the file is damaged"
         raise ValueError(msg)
     graph = onnx_from_weights(path, kind=kind, card=model_card(kind, model))
-    return OnnxNetwork(graph.SerializeToString(), threads=threads)
+    return _runner(graph.SerializeToString(), threads=threads, symmetric=bool(entry.get("symmetric", False)))
+
+
+def _runner(data: bytes, *, threads=None, symmetric=False):
+    """`OnnxNetwork` for an Enhance graph, `~enhance.runtime.wiener_onnx.WienerOnnxNetwork` for a Wiener-Enhance one."""
+    network = OnnxNetwork(data, threads=threads, blocked=False)
+    if network.metadata.get("architecture") == "wiener-enhance":
+        from .wiener_onnx import WienerOnnxNetwork
+
+        return WienerOnnxNetwork(data, threads=threads, symmetric=symmetric)
+    return OnnxNetwork(data, threads=threads)
 
 
 def export_weights(weights, path, *, overwrite: bool = False) -> Path:
@@ -542,7 +571,7 @@ def export_weights(weights, path, *, overwrite: bool = False) -> Path:
     >>> import tempfile
     >>> from enhance.models.weights import shipped_path
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...     print(export_weights(shipped_path("intensity", "light"), folder).suffix)
+    ...     print(export_weights(shipped_path("intensity", "paper-light"), folder).suffix)
     .onnx
     """
     from ..io import atomic_write
@@ -608,9 +637,9 @@ def export_shipped(out_dir, *, kinds=("intensity", "blos"), models=("full", "lig
             try:
                 card = model_card(kind, model)
                 if torch_available():
-                    from ..models.pretrained import full, light
+                    from ..models.pretrained import FACTORIES
 
-                    network = (full if model == "full" else light)(kind, weights="default")
+                    network = FACTORIES[model](kind, weights="default")
                     path = export_onnx(network, target, kind=kind, overwrite=overwrite, card=card)
                 else:
                     data = onnx_from_weights(shipped_path(kind, model), kind=kind, card=card).SerializeToString()

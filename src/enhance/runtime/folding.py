@@ -69,7 +69,7 @@ def fold_state(state, *, depth: int) -> dict:
     Examples
     --------
     >>> from enhance.models.weights import shipped_path
-    >>> state, metadata = read_weights(shipped_path("blos", "light"))
+    >>> state, metadata = read_weights(shipped_path("blos", "paper-light"))
     >>> "conv_up.phases" in fold_state(state, depth=1)
     True
     """
@@ -116,7 +116,7 @@ def read_weights(path):
     Examples
     --------
     >>> from enhance.models.weights import shipped_path
-    >>> state, metadata = read_weights(shipped_path("blos", "light"))
+    >>> state, metadata = read_weights(shipped_path("blos", "paper-light"))
     >>> metadata["kind"], metadata["depth"], metadata["width"]
     ('blos', '1', '32')
     """
@@ -161,7 +161,7 @@ def folded_arrays(path):
     Examples
     --------
     >>> from enhance.models.weights import shipped_path
-    >>> arrays, depth, width, metadata = folded_arrays(shipped_path("blos", "light"))
+    >>> arrays, depth, width, metadata = folded_arrays(shipped_path("blos", "paper-light"))
     >>> depth, width
     (1, 32)
     """

@@ -1,0 +1,282 @@
+"""Wiener-Enhance: a linear minimum-mean-square-error (Wiener) stage, then a residual CNN, told the noise level.
+
+The linear stage is a bank of polyphase filters: for each of ``K`` noise levels, four ``taps x taps``
+kernels give the four x2 output pixels of every input pixel (the linear estimator of the target that
+has the least mean square error on the training scenes at that noise; `~enhance.training.linear_stage`
+computes them in closed form). Its output for the given noise level interpolates the bank linearly in
+log noise. The CNN sees the input, the linear estimate and the log noise level, and adds a correction
+on the x2 grid; its last convolution starts at zero, so an untrained network is the linear stage.
+
+The input is mirrored about its outer pixel edges (half-sample symmetric, as scipy's ``'reflect'``)
+once, by the whole receptive margin; every convolution after that is unpadded, so an output pixel
+depends on the input within `WienerEnhanceNet.margin` pixels and tiling with that margin is exact.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from ..checks import check_integer
+
+__all__ = ["NOISE_NODES", "symmetric_pad", "symmetrize_filters", "WienerEnhanceNet", "NoiseBound"]
+
+#: Noise levels of the linear stage's filter bank, in units of HMI's noise: factors of two from 1/4 to 32.
+NOISE_NODES = tuple(2.0**k for k in range(-2, 6))
+
+
+def symmetric_pad(x: torch.Tensor, margin: int) -> torch.Tensor:
+    """Mirror the last two axes about the outer pixel edges by ``margin`` pixels (numpy's ``'symmetric'``).
+
+    Parameters
+    ----------
+    x : `torch.Tensor`
+        ``(..., ny, nx)``, with ``ny`` and ``nx`` at least ``margin``.
+    margin : int
+        Pixels added on each side.
+
+    Returns
+    -------
+    `torch.Tensor`
+        ``(..., ny + 2 margin, nx + 2 margin)``.
+
+    Examples
+    --------
+    >>> symmetric_pad(torch.arange(3.0).reshape(1, 3), 2)
+    tensor([[1., 0., 0., 1., 2., 2., 1.],
+            [1., 0., 0., 1., 2., 2., 1.],
+            [1., 0., 0., 1., 2., 2., 1.],
+            [1., 0., 0., 1., 2., 2., 1.],
+            [1., 0., 0., 1., 2., 2., 1.]])
+    """
+    # torch has no half-sample mirror mode: flipped slices give it, again and again for images smaller than it.
+    for axis in (-1, -2):
+        extra = margin
+        while extra > 0:
+            size = x.shape[axis]
+            reach = min(extra, size)
+            head, tail = x.narrow(axis, 0, reach).flip(axis), x.narrow(axis, size - reach, reach).flip(axis)
+            x = torch.cat([head, x, tail], dim=axis)
+            extra -= reach
+    return x
+
+
+def symmetrize_filters(filters: torch.Tensor) -> torch.Tensor:
+    """Average a polyphase filter bank over the 8 rotations and flips: its linear stage is then equivariant.
+
+    Parameters
+    ----------
+    filters : `torch.Tensor`
+        ``(4 K, 1, taps, taps)``: for each of ``K`` levels the kernels of output phases (0, 0), (0, 1),
+        (1, 0), (1, 1).
+
+    Returns
+    -------
+    `torch.Tensor`
+        The same shape. Transposing the image swaps the phases' axes and transposes each kernel; flipping
+        it left-right swaps phases (a, 0) and (a, 1) and flips each kernel left-right.
+
+    Examples
+    --------
+    >>> w = symmetrize_filters(torch.rand(4, 1, 3, 3)).reshape(2, 2, 3, 3)
+    >>> bool(torch.allclose(w[0, 1], w[0, 0].flip(1))), bool(torch.allclose(w[1, 0], w[0, 1].T))
+    (True, True)
+    """
+    taps = filters.shape[-1]
+    bank = filters.reshape(-1, 2, 2, taps, taps)  # level, phase row a, phase column b, kernel row, kernel column
+    total = 0
+    for transpose in (False, True):
+        base = bank.permute(0, 2, 1, 4, 3) if transpose else bank
+        for flip_y in (False, True):
+            for flip_x in (False, True):
+                dims = (1, 3) * flip_y + (2, 4) * flip_x
+                total = total + (base.flip(dims) if dims else base)
+    return (total / 8).reshape(filters.shape)
+
+
+class WienerEnhanceNet(nn.Module):
+    """Linear Wiener stage plus a residual CNN, for x2 deconvolution of a single-channel image.
+
+    Parameters
+    ----------
+    depth : int
+        Residual blocks of the CNN (two 3x3 convolutions each).
+    width : int
+        Feature channels of the CNN.
+    taps : int
+        Odd size of the linear stage's kernels, input pixels.
+    noise_nodes : tuple of float
+        Noise levels of the filter bank, in units of ``noise_unit``; increasing, a constant ratio apart.
+    noise_unit : float
+        HMI's noise in the network's units (1e-3 I/Ic, 0.01 kG).
+    symmetric : bool
+        Average the output over the 8 rotations and flips of the input (8 passes): the network is then
+        equivariant under them by construction.
+
+    Notes
+    -----
+    ``forward(x, noise)`` takes ``x`` of shape ``(batch, 1, ny, nx)`` (I/Ic or kG) and ``noise`` of shape
+    ``(batch,)``, the standard deviation of the noise per input pixel in the same units, and returns
+    ``(batch, 1, 2 ny, 2 nx)``. Noise outside the nodes is clamped to the first or last.
+
+    Examples
+    --------
+    >>> net = WienerEnhanceNet(depth=1, width=8, taps=5)
+    >>> net(torch.ones(2, 1, 6, 7), torch.tensor([1e-3, 2e-3])).shape
+    torch.Size([2, 1, 12, 14])
+    >>> net.margin
+    6
+    """
+
+    def __init__(self, depth: int = 3, width: int = 32, taps: int = 21, noise_nodes=NOISE_NODES,
+                 noise_unit: float = 1e-3, *, symmetric: bool = False) -> None:  # fmt: skip
+        super().__init__()
+        check_integer(depth, name="depth")
+        check_integer(width, name="width")
+        check_integer(taps, name="taps")
+        if taps % 2 == 0:
+            msg = f"taps must be odd, got {taps}"
+            raise ValueError(msg)
+        nodes = [float(v) for v in noise_nodes]
+        ratios = [b / a for a, b in zip(nodes, nodes[1:], strict=False)]
+        uneven = any(abs(r - ratios[0]) > 1e-9 * ratios[0] for r in ratios) if ratios else True
+        if len(nodes) < 2 or min(nodes) <= 0 or uneven or ratios[0] <= 1:
+            msg = f"noise_nodes must be two or more increasing positive levels a constant ratio apart: {noise_nodes}"
+            raise ValueError(msg)
+        self.depth, self.width, self.taps = depth, width, taps
+        self.noise_unit = float(noise_unit)
+        self.noise_nodes = tuple(nodes)
+        self.symmetric = bool(symmetric)
+        self.register_buffer("log_nodes", torch.log(torch.tensor(nodes, dtype=torch.float32)))
+        self.log_step = math.log(ratios[0])
+        self.register_buffer("filters", torch.zeros(4 * len(nodes), 1, taps, taps))
+        self.conv_in = nn.Conv2d(6, width, 3)
+        self.blocks = nn.ModuleList(nn.ModuleList([nn.Conv2d(width, width, 3), nn.Conv2d(width, width, 3)])
+                                    for _ in range(depth))  # fmt: skip
+        self.conv_out = nn.Conv2d(width, 4, 3)
+        self.relu = nn.ReLU()
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_uniform_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+        for block in self.blocks:
+            nn.init.zeros_(block[1].weight)  # each block starts as the identity
+        nn.init.zeros_(self.conv_out.weight)  # the whole network starts as the linear stage
+
+    @property
+    def cnn_margin(self) -> int:
+        """Input pixels the CNN reads on each side: one per 3x3 convolution."""
+        return 2 * self.depth + 2
+
+    @property
+    def margin(self) -> int:
+        """Input pixels on each side that influence an output pixel (the tiling margin)."""
+        return self.taps // 2 + self.cnn_margin
+
+    def level(self, noise: torch.Tensor) -> torch.Tensor:
+        """``log(noise / noise_unit)``, clamped to the filter bank's nodes (the range the CNN was trained on)."""
+        return torch.log(noise / self.noise_unit).clamp(self.log_nodes[0], self.log_nodes[-1])
+
+    def node_weights(self, noise: torch.Tensor) -> torch.Tensor:
+        """``(batch, K)`` weights of the filter bank for noise levels ``noise`` (network units): linear in log noise."""
+        return self.relu(1 - torch.abs(self.level(noise)[:, None] - self.log_nodes[None, :]) / self.log_step)
+
+    def linear(self, padded: torch.Tensor, noise: torch.Tensor, filters: torch.Tensor | None = None) -> torch.Tensor:
+        """The linear stage on an input padded by ``taps // 2``: ``(batch, 4, ny, nx)``, one channel per output phase.
+
+        One noise level for the whole batch (inference) blends the bank into one filter per phase first;
+        levels that differ (training) run the whole bank. ``filters`` replaces the network's bank.
+        """
+        filters = self.filters if filters is None else filters
+        weights = self.node_weights(noise)
+        if noise.numel() == 1 or bool((noise == noise[0]).all()):
+            blended = (weights[0][:, None] * filters.reshape(len(weights[0]), -1)).sum(dim=0)
+            return nn.functional.conv2d(padded, blended.reshape(4, 1, self.taps, self.taps))
+        bank = nn.functional.conv2d(padded, filters)
+        batch, _, ny, nx = bank.shape
+        bank = bank.reshape(batch, -1, 4, ny, nx)
+        return (bank * weights[:, :, None, None, None]).sum(dim=1)
+
+    def core(self, padded: torch.Tensor, noise: torch.Tensor, estimate: torch.Tensor | None = None) -> torch.Tensor:
+        """The network on an input already padded by `margin`: ``(batch, 1, 2 (ny - 2 margin), 2 (nx - 2 margin))``.
+
+        ``estimate``, the linear stage's output for ``padded`` when it is already known, saves computing it.
+        """
+        cut = self.cnn_margin
+        estimate = self.linear(padded, noise) if estimate is None else estimate
+        inner = padded[:, :, self.taps // 2 : padded.shape[2] - self.taps // 2,
+                       self.taps // 2 : padded.shape[3] - self.taps // 2]  # fmt: skip
+        level = self.level(noise)[:, None, None, None].expand_as(inner)
+        features = torch.cat([inner, estimate - inner, level], dim=1)
+        out = self.relu(self.conv_in(features))
+        for conv1, conv2 in self.blocks:
+            out = conv2(self.relu(conv1(out))) + out[:, :, 2:-2, 2:-2]
+        correction = self.conv_out(out)
+        estimate = estimate[:, :, cut : estimate.shape[2] - cut, cut : estimate.shape[3] - cut]
+        return nn.functional.pixel_shuffle(estimate + correction, 2)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        padded = symmetric_pad(x, self.margin)
+        if not self.symmetric:
+            return self.core(padded, noise)
+        # Each 2x2 output block covers one input pixel, so g^-1 of the output of g x is exact on the x2 grid.
+        # With its filters averaged over the 8 transforms the linear stage is equivariant (the trained ones
+        # are, to rounding: their statistics cover the 8 transforms), so it runs once and its x2 image is
+        # transformed with the input.
+        fine = nn.functional.pixel_shuffle(self.linear(padded, noise, symmetrize_filters(self.filters)), 2)
+        total = 0
+        for transpose in (False, True):
+            base, base_fine = (padded.transpose(2, 3), fine.transpose(2, 3)) if transpose else (padded, fine)
+            for turns in range(4):
+                estimate = nn.functional.pixel_unshuffle(base_fine.rot90(turns, (2, 3)), 2)
+                out = self.core(base.rot90(turns, (2, 3)), noise, estimate).rot90(-turns, (2, 3))
+                total = total + (out.transpose(2, 3) if transpose else out)
+        return total / 8
+
+    def bind(self, noise: float) -> "NoiseBound":
+        """This network with its noise level fixed (`NoiseBound`), as the tiled pipeline runs it.
+
+        Parameters
+        ----------
+        noise : float
+            Standard deviation of the noise per input pixel, in the network's units.
+
+        Returns
+        -------
+        NoiseBound
+            ``forward(x)`` is ``self(x, noise)``.
+        """
+        return NoiseBound(self, noise)
+
+    def extra_repr(self) -> str:
+        return (f"depth={self.depth}, width={self.width}, taps={self.taps}, nodes={len(self.log_nodes)}, "
+                f"symmetric={self.symmetric}")  # fmt: skip
+
+
+class NoiseBound(nn.Module):
+    """A `WienerEnhanceNet` with its noise level fixed: ``forward(x)`` is ``net(x, noise)`` for every image.
+
+    What the tiled pipeline runs: the noise is a property of the whole image, estimated or given once.
+
+    Parameters
+    ----------
+    net : WienerEnhanceNet
+        The network.
+    noise : float
+        Standard deviation of the noise per input pixel, in the network's units.
+
+    Examples
+    --------
+    >>> net = WienerEnhanceNet(depth=1, width=8, taps=5)
+    >>> NoiseBound(net, 1e-3)(torch.ones(1, 1, 4, 4)).shape
+    torch.Size([1, 1, 8, 8])
+    """
+
+    def __init__(self, net: WienerEnhanceNet, noise: float) -> None:
+        super().__init__()
+        self.net = net
+        self.noise = float(noise)
+        self.margin = net.margin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, torch.full((x.shape[0],), self.noise, dtype=x.dtype, device=x.device))

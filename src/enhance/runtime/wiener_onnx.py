@@ -1,0 +1,292 @@
+"""ONNX graph of a `~enhance.models.hybrid.WienerEnhanceNet`, built with numpy, and its onnxruntime runner.
+
+The graph has two inputs: ``image`` ``(n, 1, ny + 2 m, nx + 2 m)``, the normalised image already mirrored
+by the network's margin ``m`` (numpy's ``'symmetric'`` padding; the ``margin`` metadata), and ``noise``
+``(n,)``, the standard deviation of its noise per pixel in the same units. Its output ``enhanced`` is
+``(n, 1, 2 ny, 2 nx)``. Every convolution is unpadded; the filter bank's weights for the noise level
+are computed in the graph (``Log``, ``Clip``, ``Abs``, ``Relu``) and summed with a fixed 1x1 ``Conv``.
+`WienerOnnxNetwork` pads, binds the noise level and averages over the 8 rotations and flips for the
+'full' model, so that the pipeline runs it as it runs the PyTorch module; PyTorch is never imported.
+"""
+
+import json
+
+import numpy as np
+
+from .export import OPSET, OnnxNetwork
+
+__all__ = [
+    "wiener_onnx_graph",
+    "WienerOnnxNetwork",
+    "is_wiener_file",
+    "wiener_graph_from_weights",
+    "wiener_graph_from_network",
+]
+
+
+def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: dict | None = None):
+    """Build the ONNX graph of a Wiener-Enhance network from its state dict, with numpy only.
+
+    Parameters
+    ----------
+    state : mapping of str to `~numpy.ndarray`
+        The network's state dict (``filters``, ``conv_in``, ``blocks.{i}.{0,1}``, ``conv_out``).
+    meta : dict
+        ``depth``, ``width``, ``taps``, ``noise_nodes`` (in units of ``noise_unit``) and ``noise_unit``,
+        as `~enhance.models.architecture.wiener_architecture_of` returns them.
+    kind : {'intensity', 'blos'}, optional
+        What the network enhances, recorded in the metadata.
+    metadata : dict, optional
+        More metadata to record.
+
+    Returns
+    -------
+    `onnx.ModelProto`
+        A checked model with inputs ``image`` and ``noise`` and output ``enhanced``.
+
+    Examples
+    --------
+    >>> from enhance.models.architecture import wiener_state_shapes
+    >>> shapes = wiener_state_shapes(1, 4, 3, 2)
+    >>> state = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
+    >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+    >>> [i.name for i in wiener_onnx_graph(state, meta).graph.input]
+    ['image', 'noise']
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    depth, taps, nodes = int(meta["depth"]), int(meta["taps"]), [float(v) for v in meta["noise_nodes"]]
+    count, unit = len(nodes), float(meta["noise_unit"])
+    graph_nodes, initializers = [], []
+
+    def constant(name, array):
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name=name))
+        return name
+
+    def node(op, inputs, output, **attributes):
+        graph_nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
+
+    def array(name):
+        return np.asarray(state[name], dtype=np.float32)
+
+    def conv(name, source, output=None):
+        weights = [constant(f"{name}.{part}", array(f"{name}.{part}")) for part in ("weight", "bias")]
+        return node("Conv", [source, *weights], output or name)
+
+    def crop(name, source, cut):
+        starts = constant(f"{name}_starts", np.array([cut, cut], np.int64))
+        ends = constant(f"{name}_ends", np.array([-cut, -cut], np.int64))
+        return node("Slice", [source, starts, ends, constant(f"{name}_axes", np.array([2, 3], np.int64))], name)
+
+    # The filter bank's weights for the noise level: hat functions of log(noise / unit) on the nodes.
+    level = node("Log", [node("Div", ["noise", constant("noise_unit", np.float32(unit))], "noise_ratio")], "level")
+    logs = np.log(np.array(nodes, np.float32))
+    level = node("Clip", [level, constant("log_first", logs[0]), constant("log_last", logs[-1])], "level_clipped")
+    level = node("Unsqueeze", [level, constant("axis_1", np.array([1], np.int64))], "level_column")
+    distance = node("Abs", [node("Sub", [level, constant("log_nodes", logs[None, :])], "level_offsets")], "distance")
+    step = np.float32(np.log(nodes[1] / nodes[0]))
+    steps = node("Div", [distance, constant("log_step", step)], "distance_steps")
+    hat = node("Relu", [node("Sub", [constant("one", np.float32(1)), steps], "hat_raw")], "hat")
+    hat = node("Unsqueeze", [hat, constant("axis_2", np.array([2], np.int64))], "hat_column")
+    hat = node("Expand", [hat, constant("phases", np.array([1, 1, 4], np.int64))], "hat_phases")
+    hat = node("Reshape", [hat, constant("bank_shape", np.array([0, 4 * count, 1, 1], np.int64))], "hat_bank")
+    bank = node("Conv", ["image", constant("filters", array("filters"))], "bank")
+    summing = np.zeros((4, 4 * count, 1, 1), np.float32)
+    for k in range(count):
+        summing[np.arange(4), 4 * k + np.arange(4), 0, 0] = 1.0
+    estimate = node("Conv", [node("Mul", [bank, hat], "bank_weighted"), constant("bank_sum", summing)], "estimate")
+    inner = crop("inner", "image", taps // 2)
+    level_map = node("Expand", [node("Unsqueeze", [level, constant("axes_23", np.array([2, 3], np.int64))],
+                                     "level_4d"), node("Shape", [inner], "inner_shape")], "level_map")  # fmt: skip
+    features = node("Concat", [inner, node("Sub", [estimate, inner], "detail"), level_map], "features", axis=1)
+    out = node("Relu", [conv("conv_in", features)], "conv_in_relu")
+    for i in range(depth):
+        hidden = node("Relu", [conv(f"blocks.{i}.0", out)], f"blocks.{i}.relu")
+        out = node("Add", [conv(f"blocks.{i}.1", hidden), crop(f"blocks.{i}.skip", out, 2)], f"blocks.{i}.sum")
+    total = node("Add", [crop("estimate_inner", estimate, 2 * depth + 2), conv("conv_out", out)], "phases_sum")
+    node("DepthToSpace", [total], "enhanced", blocksize=2, mode="CRD")
+
+    proto = helper.make_graph(
+        graph_nodes, f"WienerEnhanceNet_depth{depth}_width{meta['width']}",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "py", "px"]),
+         helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["n", 1, "ny2", "nx2"])],
+        initializer=initializers,
+    )  # fmt: skip
+    model = helper.make_model(proto, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
+    from .._version import __version__
+
+    model.producer_version = __version__
+    margin = taps // 2 + 2 * depth + 2
+    props = {**(metadata or {}), "format": "enhance-wiener-onnx-1", "architecture": "wiener-enhance",
+             "depth": depth, "width": meta["width"], "taps": taps, "noise_nodes": json.dumps(nodes),
+             "noise_unit": repr(unit), "margin": margin, "kind": kind or "",
+             "inputs": f"image: the normalised image mirrored by {margin} pixels on each side (numpy 'symmetric'); "
+                       "noise: (n,) standard deviation of its noise per pixel, same units"}  # fmt: skip
+    helper.set_model_props(model, {key: str(value) for key, value in props.items()})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+class WienerOnnxNetwork(OnnxNetwork):
+    """A Wiener-Enhance ONNX graph (`wiener_onnx_graph`) run by onnxruntime, padded and bound to a noise level.
+
+    Parameters
+    ----------
+    model : str, `~pathlib.Path` or bytes
+        The ONNX file or its bytes.
+    threads : int, optional
+        onnxruntime's intra-op threads.
+    symmetric : bool
+        Average over the 8 rotations and flips of the input (the 'full' model).
+
+    Notes
+    -----
+    `bind` gives the runner for one noise level: called on ``(n, 1, ny, nx)`` float32 arrays, it mirrors
+    them by `margin` pixels, runs the graph and returns ``(n, 1, 2 ny, 2 nx)``, as
+    `~enhance.models.hybrid.NoiseBound` does with PyTorch.
+
+    Examples
+    --------
+    >>> from enhance.models.architecture import wiener_state_shapes
+    >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+    >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+    >>> runner = WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString(), threads=1)
+    >>> runner.margin, runner.bind(1e-3)(np.ones((1, 1, 5, 6), np.float32)).shape
+    (5, (1, 1, 10, 12))
+    """
+
+    def __init__(self, model, *, threads: int | None = None, symmetric: bool = False) -> None:
+        super().__init__(model, threads=threads, blocked=False)
+        self.margin = int(self.metadata["margin"])
+        self.noise_unit = float(self.metadata["noise_unit"])
+        self.symmetric = bool(symmetric)
+        self.noise = None
+
+    def bind(self, noise: float) -> "WienerOnnxNetwork":
+        """This runner with its noise level set (network units); the session is shared.
+
+        Parameters
+        ----------
+        noise : float
+            Standard deviation of the noise per input pixel.
+
+        Returns
+        -------
+        WienerOnnxNetwork
+            A shallow copy, callable on images alone.
+        """
+        bound = object.__new__(type(self))
+        bound.__dict__.update(self.__dict__)
+        bound.noise = float(noise)
+        return bound
+
+    def _run(self, batch):
+        padded = np.pad(batch, ((0, 0), (0, 0), (self.margin,) * 2, (self.margin,) * 2), mode="symmetric")
+        noise = np.full(batch.shape[0], self.noise, np.float32)
+        return self.session.run(None, {"image": np.ascontiguousarray(padded, np.float32), "noise": noise})[0]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self.noise is None:
+            msg = "a Wiener-Enhance runner needs its noise level: call bind(noise) first"
+            raise ValueError(msg)
+        array = np.ascontiguousarray(batch, dtype=np.float32)
+        if array.ndim != 4 or array.shape[1] != 1:
+            msg = f"batch must have shape (n, 1, ny, nx), got {array.shape}"
+            raise ValueError(msg)
+        if not self.symmetric:
+            return self._run(array)
+        total = np.zeros((array.shape[0], 1, 2 * array.shape[2], 2 * array.shape[3]), np.float64)
+        for transpose in (False, True):
+            base = array.transpose(0, 1, 3, 2) if transpose else array
+            for turns in range(4):
+                out = np.rot90(self._run(np.ascontiguousarray(np.rot90(base, turns, (2, 3)))), -turns, (2, 3))
+                total += out.transpose(0, 1, 3, 2) if transpose else out
+        return (total / 8).astype(np.float32)
+
+    def __repr__(self) -> str:
+        return (f"WienerOnnxNetwork(depth={self.depth}, width={self.width}, kind={self.kind!r}, "
+                f"symmetric={self.symmetric})")  # fmt: skip
+
+
+def is_wiener_file(metadata: dict) -> bool:
+    """Whether a weights file's metadata (or an ONNX file's) describes a Wiener-Enhance network.
+
+    Parameters
+    ----------
+    metadata : dict
+        The file's string metadata.
+
+    Returns
+    -------
+    bool
+        True for ``architecture = 'wiener-enhance'``.
+
+    Examples
+    --------
+    >>> is_wiener_file({"architecture": "wiener-enhance"}), is_wiener_file({"depth": "5"})
+    (True, False)
+    """
+    from ..models.architecture import WIENER_ENHANCE
+
+    return metadata.get("architecture") == WIENER_ENHANCE
+
+
+def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | None = None):
+    """The ONNX graph of a Wiener-Enhance safetensors file, read and checked with numpy only.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The weights file.
+    kind : {'intensity', 'blos'}, optional
+        If given, the file's kind must be this one.
+    card : dict, optional
+        A model card to record.
+
+    Returns
+    -------
+    `onnx.ModelProto`
+        See `wiener_onnx_graph`.
+    """
+    from ..models.architecture import wiener_architecture_of
+    from .export import inference_metadata
+    from .folding import read_weights
+
+    state, metadata = read_weights(path)
+    meta = wiener_architecture_of(path, metadata, {name: array.shape for name, array in state.items()})
+    for name, array in state.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            msg = f"weights file {path}: tensor {name} holds NaN or infinite values; the network would give NaN"
+            raise ValueError(msg)
+    found = metadata.get("kind")
+    if kind is not None and found not in (None, kind):
+        msg = f"{path} holds a {found!r} network, but kind={kind!r}"
+        raise ValueError(msg)
+    kind = kind or found
+    return wiener_onnx_graph(state, meta, kind=kind, metadata=inference_metadata(kind, card=card))
+
+
+def wiener_graph_from_network(network, *, kind: str | None = None, metadata: dict | None = None):
+    """The ONNX graph of a PyTorch `~enhance.models.hybrid.WienerEnhanceNet` (its state dict as numpy arrays).
+
+    Parameters
+    ----------
+    network : `~enhance.models.hybrid.WienerEnhanceNet`
+        The network.
+    kind : {'intensity', 'blos'}, optional
+        What it enhances.
+    metadata : dict, optional
+        More metadata to record.
+
+    Returns
+    -------
+    `onnx.ModelProto`
+        See `wiener_onnx_graph`.
+    """
+    state = {name: value.detach().cpu().float().numpy() for name, value in network.state_dict().items()}
+    meta = {"depth": network.depth, "width": network.width, "taps": network.taps,
+            "noise_nodes": list(network.noise_nodes), "noise_unit": network.noise_unit}  # fmt: skip
+    return wiener_onnx_graph(state, meta, kind=kind, metadata=metadata)
