@@ -8,9 +8,9 @@ reflection pad, conv, BatchNorm] + identity; a padded conv + BatchNorm added to 
 features (the long skip); nearest-neighbour x2 up-sampling; a padded conv + ReLU; a 1x1 conv to one
 channel. Every 3x3 convolution has one pixel of reflection padding, as in the original.
 
-Prints one JSON object per model with the best wall time of ``repeats`` calls in each of the three
-usual ways to run a Keras model: ``tf.function`` (compiled graph), ``model.predict`` and an eager
-``model(x)`` call. The fastest of them is the peer's time.
+Prints one JSON object per model ('paper' and 'paper-light', as `enhance` names them) with the best
+wall time of ``repeats`` calls in each of the three usual ways to run a Keras model: ``tf.function``
+(compiled graph), ``model.predict`` and an eager ``model(x)`` call. The fastest of them is the peer's time.
 
     benchmarks/.venv-keras/bin/python benchmarks/keras_peer.py --size 400 --repeats 3
 """
@@ -25,6 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow import keras  # noqa: E402
+
+#: The paper's networks by their `enhance` names (depth, width): Enhance and its light version.
+SIZES = {"paper": (5, 64), "paper-light": (1, 32)}
 
 
 class ReflectionPadding2D(keras.layers.Layer):
@@ -61,12 +64,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=400, help="image side in pixels (default: 400)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per model; the best is kept")
-    parser.add_argument("--models", nargs="+", default=["full", "light"], choices=("full", "light"))
+    parser.add_argument("--models", nargs="+", default=list(SIZES), choices=tuple(SIZES))
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
     image = np.random.default_rng(0).normal(1.0, 0.1, (1, args.size, args.size, 1)).astype(np.float32)
     for name in args.models:
-        depth, width = (5, 64) if name == "full" else (1, 32)
+        depth, width = SIZES[name]
         model = enhance_model(depth, width)
         compiled = tf.function(lambda x, model=model: model(x, training=False))
         ways = {
