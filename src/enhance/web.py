@@ -1,6 +1,6 @@
 """Serve the browser page of Enhance (built by ``make web`` into ``web/dist``) on this computer.
 
-The page runs the light network with onnxruntime-web on WebAssembly; it needs no computation on the
+The page runs the paper's light network with onnxruntime-web on WebAssembly; it needs no computation on the
 server, so any static file server will do. This one (``enhance web``) adds what makes the page fast:
 the cross-origin isolation headers (``Cross-Origin-Opener-Policy: same-origin`` and
 ``Cross-Origin-Embedder-Policy: require-corp``) under which browsers allow WebAssembly threads, and

@@ -30,11 +30,12 @@ from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_norma
 try:  # PyTorch is optional for inference (see the module docstring)
     import torch
 
+    from ..models.hybrid import WienerEnhanceNet
     from ..models.network import EnhanceNet
     from ..models.pretrained import FACTORIES
     from ..runtime.graph import InferenceNet, resolve_device
 except ImportError:  # pragma: no cover - run by `make test-notorch`
-    torch = EnhanceNet = InferenceNet = FACTORIES = resolve_device = None
+    torch = EnhanceNet = WienerEnhanceNet = InferenceNet = FACTORIES = resolve_device = None
 
 __all__ = [
     "enhance",
@@ -240,12 +241,16 @@ def _digest(network: torch.nn.Module) -> bytes:
 
 
 def auto_backend(network, *, precision, device) -> str:
-    """onnxruntime for an OnnxNetwork, and for an EnhanceNet in float32 on the CPU when it is installed."""
+    """onnxruntime for an OnnxNetwork, and for a network of this package in float32 on the CPU when installed."""
     from ..runtime.export import OnnxNetwork
 
     if isinstance(network, OnnxNetwork) or torch is None:
         return "onnx"
-    if isinstance(network, EnhanceNet) and precision == "float32" and torch.device(device).type == "cpu":
+    if (
+        isinstance(network, EnhanceNet | WienerEnhanceNet)
+        and precision == "float32"
+        and torch.device(device).type == "cpu"
+    ):
         if all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime")):
             return "onnx"  # MLAS runs it 1.5x (full) to 2x (light) faster than PyTorch's oneDNN (make bench)
     return "torch"
@@ -278,14 +283,15 @@ def make_runner(network, *, backend, precision, device):
     if torch is None:
         msg = f"network must be an OnnxNetwork without PyTorch, got {type(network).__name__}"
         raise TypeError(msg)
-    if not isinstance(network, EnhanceNet):
+    if not isinstance(network, EnhanceNet | WienerEnhanceNet):
         if backend == "onnx":
-            msg = f"backend='onnx' needs an EnhanceNet or an OnnxNetwork, got {type(network).__name__}"
+            msg = f"backend='onnx' needs a network of this package or an OnnxNetwork, got {type(network).__name__}"
             raise TypeError(msg)
         return network.eval().to(device), 1
 
     threads = torch.get_num_threads()  # onnxruntime follows PyTorch's setting (e.g. one per Dask task)
-    key, digest = (backend, str(device), threads), _digest(network)
+    key = (backend, str(device), threads, getattr(network, "symmetric", False))
+    digest = _digest(network)
     cached = _RUNNERS.setdefault(network, {}).get(key)
     if cached is not None and cached[0] == digest:
         return cached[1]
@@ -293,6 +299,8 @@ def make_runner(network, *, backend, precision, device):
         from ..runtime.export import onnx_network
 
         prepared = onnx_network(network, threads=1), threads  # exported in memory
+    elif isinstance(network, WienerEnhanceNet):
+        prepared = network.eval().to(device), 1
     else:
         prepared = InferenceNet(network).to(device), 1
     _RUNNERS[network][key] = (digest, prepared)
@@ -373,12 +381,12 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         raise ValueError(msg)
     device = _resolve_device(device)
     symmetric = options.symmetric and not getattr(network, "symmetric", False)  # a 'full' model averages itself
-    if hasattr(network, "noise_unit"):  # told the noise level: measured once for the whole image, or given
-        sigma = network_noise(normalised, noise=options.noise, scale=scale, nominal=network.noise_unit)
-        network = network.bind(sigma)
     depth = getattr(network, "depth", None)
     margin = getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else 32)
     runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
+    if hasattr(network, "noise_unit"):  # told the noise level: measured once for the whole image, or given
+        sigma = network_noise(normalised, noise=options.noise, scale=scale, nominal=network.noise_unit)
+        runner = runner.bind(sigma)
     logger.debug("runner %s on %s, %d worker(s), tile %s", type(runner).__name__, device, workers, tile)
     from .tiling import dihedral_average, run_tiled
 

@@ -1,1 +1,2 @@
-"""The Enhance network (PyTorch modules) and its weights: safetensors I/O and the shipped-model registry."""
+"""The networks (PyTorch modules) and their weights: Wiener-Enhance (the default models), the paper's Enhance,
+safetensors I/O and the shipped-model registry."""

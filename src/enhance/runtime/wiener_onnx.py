@@ -2,9 +2,10 @@
 
 The graph has two inputs: ``image`` ``(n, 1, ny + 2 m, nx + 2 m)``, the normalised image already mirrored
 by the network's margin ``m`` (numpy's ``'symmetric'`` padding; the ``margin`` metadata), and ``noise``
-``(n,)``, the standard deviation of its noise per pixel in the same units. Its output ``enhanced`` is
-``(n, 1, 2 ny, 2 nx)``. Every convolution is unpadded; the filter bank's weights for the noise level
-are computed in the graph (``Log``, ``Clip``, ``Abs``, ``Relu``) and summed with a fixed 1x1 ``Conv``.
+``(n,)``, the standard deviation of its noise per pixel in the same units (one image's tiles: the
+first level serves the batch). Its output ``enhanced`` is ``(n, 1, 2 ny, 2 nx)``. Every convolution
+is unpadded; the filter bank's weights for the noise level are computed in the graph (``Log``,
+``Clip``, ``Abs``, ``Relu``) and blend the bank into one kernel per output phase (``MatMul``).
 `WienerOnnxNetwork` pads, binds the noise level and averages over the 8 rotations and flips for the
 'full' model, so that the pipeline runs it as it runs the PyTorch module; PyTorch is never imported.
 """
@@ -80,23 +81,22 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         ends = constant(f"{name}_ends", np.array([-cut, -cut], np.int64))
         return node("Slice", [source, starts, ends, constant(f"{name}_axes", np.array([2, 3], np.int64))], name)
 
-    # The filter bank's weights for the noise level: hat functions of log(noise / unit) on the nodes.
-    level = node("Log", [node("Div", ["noise", constant("noise_unit", np.float32(unit))], "noise_ratio")], "level")
+    # The filter bank's weights for the noise level (the first of the batch: one image's tiles share it):
+    # hat functions of log(noise / unit) on the nodes, then one blended kernel per output phase.
+    first = node("Slice", ["noise", constant("zero", np.array([0], np.int64)), constant("one_index", np.array([1], np.int64)),
+                           constant("axis_0", np.array([0], np.int64))], "noise_first")  # fmt: skip
+    level = node("Log", [node("Div", [first, constant("noise_unit", np.float32(unit))], "noise_ratio")], "level")
     logs = np.log(np.array(nodes, np.float32))
     level = node("Clip", [level, constant("log_first", logs[0]), constant("log_last", logs[-1])], "level_clipped")
     level = node("Unsqueeze", [level, constant("axis_1", np.array([1], np.int64))], "level_column")
     distance = node("Abs", [node("Sub", [level, constant("log_nodes", logs[None, :])], "level_offsets")], "distance")
     step = np.float32(np.log(nodes[1] / nodes[0]))
     steps = node("Div", [distance, constant("log_step", step)], "distance_steps")
-    hat = node("Relu", [node("Sub", [constant("one", np.float32(1)), steps], "hat_raw")], "hat")
-    hat = node("Unsqueeze", [hat, constant("axis_2", np.array([2], np.int64))], "hat_column")
-    hat = node("Expand", [hat, constant("phases", np.array([1, 1, 4], np.int64))], "hat_phases")
-    hat = node("Reshape", [hat, constant("bank_shape", np.array([0, 4 * count, 1, 1], np.int64))], "hat_bank")
-    bank = node("Conv", ["image", constant("filters", array("filters"))], "bank")
-    summing = np.zeros((4, 4 * count, 1, 1), np.float32)
-    for k in range(count):
-        summing[np.arange(4), 4 * k + np.arange(4), 0, 0] = 1.0
-    estimate = node("Conv", [node("Mul", [bank, hat], "bank_weighted"), constant("bank_sum", summing)], "estimate")
+    hat = node("Relu", [node("Sub", [constant("one", np.float32(1)), steps], "hat_raw")], "hat")  # (1, K)
+    bank = constant("filters", array("filters").reshape(count, 4 * taps * taps))
+    blended = node("Reshape", [node("MatMul", [hat, bank], "blended_flat"),
+                               constant("kernel_shape", np.array([4, 1, taps, taps], np.int64))], "blended")  # fmt: skip
+    estimate = node("Conv", ["image", blended], "estimate")
     inner = crop("inner", "image", taps // 2)
     level_map = node("Expand", [node("Unsqueeze", [level, constant("axes_23", np.array([2, 3], np.int64))],
                                      "level_4d"), node("Shape", [inner], "inner_shape")], "level_map")  # fmt: skip
