@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "src" / "enhance" / "data"
 NOTE = ("physics_validation compares with RL+target (Richardson-Lucy with the exact forward model on the x2 grid, "
         "then the 28 cm Airy blur) and with a Wiener filter with the same forward model; the paper's networks' "
-        "'floors' entry compares with Richardson-Lucy on a bicubic-upsampled image without the target's blur.")  # fmt: skip
+        "'floors' entry compares with Richardson-Lucy on a bicubic-upsampled image without the target's "
+        "blur.")  # fmt: skip
 
 
 def headline(results, label):

@@ -83,8 +83,8 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
 
     # The filter bank's weights for the noise level (the first of the batch: one image's tiles share it):
     # hat functions of log(noise / unit) on the nodes, then one blended kernel per output phase.
-    first = node("Slice", ["noise", constant("zero", np.array([0], np.int64)), constant("one_index", np.array([1], np.int64)),
-                           constant("axis_0", np.array([0], np.int64))], "noise_first")  # fmt: skip
+    index = [constant(name, np.array([value], np.int64)) for name, value in (("zero", 0), ("one_index", 1), ("axis_0", 0))]
+    first = node("Slice", ["noise", *index], "noise_first")
     level = node("Log", [node("Div", [first, constant("noise_unit", np.float32(unit))], "noise_ratio")], "level")
     logs = np.log(np.array(nodes, np.float32))
     level = node("Clip", [level, constant("log_first", logs[0]), constant("log_last", logs[-1])], "level_clipped")
@@ -94,8 +94,8 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     steps = node("Div", [distance, constant("log_step", step)], "distance_steps")
     hat = node("Relu", [node("Sub", [constant("one", np.float32(1)), steps], "hat_raw")], "hat")  # (1, K)
     bank = constant("filters", array("filters").reshape(count, 4 * taps * taps))
-    blended = node("Reshape", [node("MatMul", [hat, bank], "blended_flat"),
-                               constant("kernel_shape", np.array([4, 1, taps, taps], np.int64))], "blended")  # fmt: skip
+    kernel_shape = constant("kernel_shape", np.array([4, 1, taps, taps], np.int64))
+    blended = node("Reshape", [node("MatMul", [hat, bank], "blended_flat"), kernel_shape], "blended")
     estimate = node("Conv", ["image", blended], "estimate")
     inner = crop("inner", "image", taps // 2)
     level_map = node("Expand", [node("Unsqueeze", [level, constant("axes_23", np.array([2, 3], np.int64))],
