@@ -83,7 +83,8 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
 
     # The filter bank's weights for the noise level (the first of the batch: one image's tiles share it):
     # hat functions of log(noise / unit) on the nodes, then one blended kernel per output phase.
-    index = [constant(name, np.array([value], np.int64)) for name, value in (("zero", 0), ("one_index", 1), ("axis_0", 0))]
+    names = (("zero", 0), ("one_index", 1), ("axis_0", 0))
+    index = [constant(name, np.array([value], np.int64)) for name, value in names]
     first = node("Slice", ["noise", *index], "noise_first")
     level = node("Log", [node("Div", [first, constant("noise_unit", np.float32(unit))], "noise_ratio")], "level")
     logs = np.log(np.array(nodes, np.float32))
