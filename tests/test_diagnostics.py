@@ -168,16 +168,16 @@ def _assert_same(found, pinned, path="result"):
 
 @pytest.mark.parametrize("kind", ["intensity", "blos"])
 def test_compare_numbers_on_the_shipped_samples_are_pinned(tmp_path, kind):
-    """Every number of compare() on the packaged cut-outs (light model, 3 RL iterations), as before its split."""
+    """Every number of compare() on the packaged cut-outs (paper-light model, 3 RL iterations), as before its split."""
     from pathlib import Path
 
     from enhance.data import sample_path
     from enhance.models.weights import shipped
 
-    if (kind, "light") not in shipped():
-        pytest.skip("the light model is not shipped")
+    if (kind, "paper-light") not in shipped():
+        pytest.skip("the paper-light model is not shipped")
     pinned = json.loads((Path(__file__).parent / "data" / "compare_pinned.json").read_text())[kind]
-    result = compare(sample_path(kind), model="light", n_iter=3, out_dir=tmp_path, name="pin", device="cpu")
+    result = compare(sample_path(kind), model="paper-light", n_iter=3, out_dir=tmp_path, name="pin", device="cpu")
     found = json.loads(json.dumps(result))
     found["input"].pop("source")
     found.pop("files")

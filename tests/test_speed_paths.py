@@ -142,7 +142,7 @@ def test_bad_precision_and_backend_are_named(net):
         enhance(image, "intensity", network=net, backend="tf")
     with pytest.raises(ValueError, match="onnx backend runs in float32; precision='bfloat16'"):
         enhance(image, "intensity", network=net, backend="onnx", precision="bfloat16")
-    with pytest.raises(TypeError, match="backend='onnx' needs an EnhanceNet or an OnnxNetwork, got Identity"):
+    with pytest.raises(TypeError, match="backend='onnx' needs a network of this package or an OnnxNetwork, got Ident"):
         enhance(image, "intensity", network=torch.nn.Identity(), backend="onnx")
 
 

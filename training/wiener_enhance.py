@@ -110,6 +110,8 @@ def main():
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--taps", type=int, default=21)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--stage-files", type=int, default=None, metavar="N",
+                        help="the linear stage from the first N pair files only (default: all)")  # fmt: skip
     parser.add_argument("--relative", action="store_true", help="loss relative to the linear stage's, per sample")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -117,10 +119,13 @@ def main():
     out = Path(args.out or f"runs/wiener_{args.kind}_d{args.depth}w{args.width}")
     out.mkdir(parents=True, exist_ok=True)
     loaded = [torch.load(path, weights_only=True) for path in args.pairs]
-    # The linear stage's statistics come from the nominal-PSF part of each file (its first 3/4).
-    nominal = [(x[: 3 * len(x) // 4], y[: 3 * len(y) // 4]) for x, y in loaded]
+    # The linear stage's statistics come from the nominal-PSF part of each file (its first 3/4), of the
+    # first --stage-files files.
+    nominal = [(x[: 3 * len(x) // 4], y[: 3 * len(y) // 4]) for x, y in loaded[: args.stage_files]]
     x_all, y_all = torch.cat([x for x, _ in loaded]), torch.cat([y for _, y in loaded])
-    recipe = {"pairs": [str(p) for p in args.pairs], "n_pairs": len(x_all), "steps": args.steps, "batch": args.batch,
+    recipe = {"pairs": [str(p) for p in args.pairs], "n_pairs": len(x_all),
+              "linear_stage_pairs": [str(p) for p in args.pairs[: args.stage_files]],
+              "steps": args.steps, "batch": args.batch,
               "lr": args.lr, "lr_schedule": "cosine to 1e-5", "optimiser": "Adam", "loss": "relative" if args.relative
               else "mean square error", "noise": "log-uniform over the filter bank's nodes, per sample",
               "augment": "one of the 8 rotations and flips per batch", "seed": 11, "threads": args.threads}  # fmt: skip

@@ -4,7 +4,7 @@
 tiling take what they need to know about it from here.
 """
 
-__all__ = ["receptive_margin"]
+__all__ = ["receptive_margin", "WIENER_ENHANCE", "wiener_state_shapes", "wiener_architecture_of"]
 
 #: Largest architecture a weights file may declare (the paper's is depth 5, width 64): a file that claims
 #: more is refused before anything is allocated.

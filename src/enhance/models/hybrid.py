@@ -165,27 +165,90 @@ class WienerEnhanceNet(nn.Module):
 
     @property
     def cnn_margin(self) -> int:
-        """Input pixels the CNN reads on each side: one per 3x3 convolution."""
+        """Input pixels the CNN reads on each side: one per 3x3 convolution.
+
+        Examples
+        --------
+        >>> WienerEnhanceNet(depth=3).cnn_margin
+        8
+        """
         return 2 * self.depth + 2
 
     @property
     def margin(self) -> int:
-        """Input pixels on each side that influence an output pixel (the tiling margin)."""
+        """Input pixels on each side that influence an output pixel (the tiling margin).
+
+        Examples
+        --------
+        >>> WienerEnhanceNet(depth=3, taps=21).margin
+        18
+        """
         return self.taps // 2 + self.cnn_margin
 
     def level(self, noise: torch.Tensor) -> torch.Tensor:
-        """``log(noise / noise_unit)``, clamped to the filter bank's nodes (the range the CNN was trained on)."""
+        """``log(noise / noise_unit)``, clamped to the filter bank's nodes (the range the CNN was trained on).
+
+        Parameters
+        ----------
+        noise : `torch.Tensor`
+            ``(batch,)`` standard deviations of the noise, network units.
+
+        Returns
+        -------
+        `torch.Tensor`
+            ``(batch,)`` log levels.
+
+        Examples
+        --------
+        >>> WienerEnhanceNet(noise_unit=1e-3).level(torch.tensor([1e-3, 1.0])).tolist()  # 1000 x is clamped at 32 x
+        [0.0, 3.465735912322998]
+        """
         return torch.log(noise / self.noise_unit).clamp(self.log_nodes[0], self.log_nodes[-1])
 
     def node_weights(self, noise: torch.Tensor) -> torch.Tensor:
-        """``(batch, K)`` weights of the filter bank for noise levels ``noise`` (network units): linear in log noise."""
+        """The weights of the filter bank's levels for noise levels ``noise``: linear in log noise.
+
+        Parameters
+        ----------
+        noise : `torch.Tensor`
+            ``(batch,)`` standard deviations of the noise, network units.
+
+        Returns
+        -------
+        `torch.Tensor`
+            ``(batch, K)``, each row summing to one.
+
+        Examples
+        --------
+        >>> WienerEnhanceNet(noise_unit=1e-3).node_weights(torch.tensor([2e-3]))[0, :4].tolist()
+        [0.0, 0.0, 0.0, 1.0]
+        """
         return self.relu(1 - torch.abs(self.level(noise)[:, None] - self.log_nodes[None, :]) / self.log_step)
 
     def linear(self, padded: torch.Tensor, noise: torch.Tensor, filters: torch.Tensor | None = None) -> torch.Tensor:
-        """The linear stage on an input padded by ``taps // 2``: ``(batch, 4, ny, nx)``, one channel per output phase.
+        """The linear stage on an input padded by ``taps // 2``, one channel per output phase.
 
         One noise level for the whole batch (inference) blends the bank into one filter per phase first;
-        levels that differ (training) run the whole bank. ``filters`` replaces the network's bank.
+        levels that differ (training) run the whole bank.
+
+        Parameters
+        ----------
+        padded : `torch.Tensor`
+            ``(batch, 1, ny + taps - 1, nx + taps - 1)``.
+        noise : `torch.Tensor`
+            ``(batch,)`` noise levels, network units.
+        filters : `torch.Tensor`, optional
+            A bank to use instead of the network's (e.g. `symmetrize_filters` of it).
+
+        Returns
+        -------
+        `torch.Tensor`
+            ``(batch, 4, ny, nx)``: phase ``2 a + b`` is output pixel ``(2 y + a, 2 x + b)``.
+
+        Examples
+        --------
+        >>> WienerEnhanceNet(taps=5).linear(torch.ones(1, 1, 8, 9), torch.tensor([1e-3])).shape
+        torch.Size([1, 4, 4, 5])
         """
         filters = self.filters if filters is None else filters
         weights = self.node_weights(noise)
@@ -198,9 +261,27 @@ class WienerEnhanceNet(nn.Module):
         return (bank * weights[:, :, None, None, None]).sum(dim=1)
 
     def core(self, padded: torch.Tensor, noise: torch.Tensor, estimate: torch.Tensor | None = None) -> torch.Tensor:
-        """The network on an input already padded by `margin`: ``(batch, 1, 2 (ny - 2 margin), 2 (nx - 2 margin))``.
+        """The network on an input already padded by `margin` (what training calls on patches).
 
-        ``estimate``, the linear stage's output for ``padded`` when it is already known, saves computing it.
+        Parameters
+        ----------
+        padded : `torch.Tensor`
+            ``(batch, 1, ny, nx)``, with ``margin`` pixels of context on each side.
+        noise : `torch.Tensor`
+            ``(batch,)`` noise levels, network units.
+        estimate : `torch.Tensor`, optional
+            The linear stage's output for ``padded``, when it is already known.
+
+        Returns
+        -------
+        `torch.Tensor`
+            ``(batch, 1, 2 (ny - 2 margin), 2 (nx - 2 margin))``.
+
+        Examples
+        --------
+        >>> net = WienerEnhanceNet(depth=1, width=4, taps=5)
+        >>> net.core(torch.ones(1, 1, 20, 20), torch.tensor([1e-3])).shape
+        torch.Size([1, 1, 16, 16])
         """
         cut = self.cnn_margin
         estimate = self.linear(padded, noise) if estimate is None else estimate
@@ -245,6 +326,11 @@ class WienerEnhanceNet(nn.Module):
         -------
         NoiseBound
             ``forward(x)`` is ``self(x, noise)``.
+
+        Examples
+        --------
+        >>> WienerEnhanceNet(depth=1, width=4, taps=5).bind(1e-3).noise
+        0.001
         """
         return NoiseBound(self, noise)
 

@@ -34,7 +34,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         The network's state dict (``filters``, ``conv_in``, ``blocks.{i}.{0,1}``, ``conv_out``).
     meta : dict
         ``depth``, ``width``, ``taps``, ``noise_nodes`` (in units of ``noise_unit``) and ``noise_unit``,
-        as `~enhance.models.architecture.wiener_architecture_of` returns them.
+        as ``enhance.models.architecture.wiener_architecture_of`` returns them.
     kind : {'intensity', 'blos'}, optional
         What the network enhances, recorded in the metadata.
     metadata : dict, optional
@@ -146,7 +146,7 @@ class WienerOnnxNetwork(OnnxNetwork):
     Notes
     -----
     `bind` gives the runner for one noise level: called on ``(n, 1, ny, nx)`` float32 arrays, it mirrors
-    them by `margin` pixels, runs the graph and returns ``(n, 1, 2 ny, 2 nx)``, as
+    them by ``margin`` pixels, runs the graph and returns ``(n, 1, 2 ny, 2 nx)``, as
     `~enhance.models.hybrid.NoiseBound` does with PyTorch.
 
     Examples
@@ -178,6 +178,14 @@ class WienerOnnxNetwork(OnnxNetwork):
         -------
         WienerOnnxNetwork
             A shallow copy, callable on images alone.
+
+        Examples
+        --------
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString()).bind(2e-3).noise
+        0.002
         """
         bound = object.__new__(type(self))
         bound.__dict__.update(self.__dict__)
@@ -251,6 +259,13 @@ def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | Non
     -------
     `onnx.ModelProto`
         See `wiener_onnx_graph`.
+
+    Examples
+    --------
+    >>> from enhance.models.weights import shipped_path
+    >>> graph = wiener_graph_from_weights(shipped_path("blos", "light"), kind="blos")
+    >>> [i.name for i in graph.graph.input]
+    ['image', 'noise']
     """
     from ..models.architecture import wiener_architecture_of
     from .export import inference_metadata
@@ -286,6 +301,13 @@ def wiener_graph_from_network(network, *, kind: str | None = None, metadata: dic
     -------
     `onnx.ModelProto`
         See `wiener_onnx_graph`.
+
+    Examples
+    --------
+    >>> from enhance.models.hybrid import WienerEnhanceNet
+    >>> graph = wiener_graph_from_network(WienerEnhanceNet(depth=1, width=4, taps=5))
+    >>> {p.key: p.value for p in graph.metadata_props}["margin"]
+    '6'
     """
     state = {name: value.detach().cpu().float().numpy() for name, value in network.state_dict().items()}
     meta = {"depth": network.depth, "width": network.width, "taps": network.taps,

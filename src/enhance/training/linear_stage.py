@@ -36,6 +36,12 @@ class PatchStatistics:
         Covariance of the input patches with the four target pixels of their centre.
     count : int
         Patches accumulated.
+
+    Examples
+    --------
+    >>> stats = PatchStatistics(1, np.zeros(1), np.ones((1, 1)), np.ones((1, 4)), 10)
+    >>> stats.covariance.shape, stats.count
+    ((1, 1), 10)
     """
 
     def __init__(self, taps, mean, covariance, cross, count):
