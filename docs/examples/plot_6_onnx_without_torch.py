@@ -8,7 +8,8 @@ around the network is a few lines of NumPy.
 """
 
 # %%
-# Export the shipped light continuum model. (Exporting needs PyTorch; running the file does not.)
+# Export the shipped light continuum model (one pass of Wiener-Enhance). Exporting needs PyTorch;
+# running the file does not.
 # From the shell, ``enhance export --model light -o models/`` does the same for all shipped models.
 import subprocess
 import sys
@@ -29,26 +30,33 @@ onnx_file = export_onnx(light("intensity", weights="default"), folder / "intensi
 print(onnx_file.name, f"{onnx_file.stat().st_size / 1e3:.0f} kB")
 
 # %%
-# The inference, with onnxruntime and NumPy only: divide by the quiet-Sun level, run the graph on a
-# ``(1, 1, ny, nx)`` float32 array, multiply back (the file's metadata states this rule).
-# `enhance.observation.quiet_sun` needs only NumPy and SciPy. The script runs in a fresh Python in
-# which ``import torch`` is made to fail, to show that nothing reaches for PyTorch.
+# The inference, with onnxruntime and NumPy only: divide by the quiet-Sun level, mirror the image by
+# the margin the file's metadata gives, tell the graph the noise level per pixel, multiply back.
+# The noise is read where HMI passes no signal, the corners of the spectrum
+# (`enhance.observation.noise`); this cut-out was interpolated, so its corners are not white and
+# HMI's nominal 1e-3 of the quiet Sun is used, as `enhance.enhance` does. `enhance.observation`
+# needs only NumPy and SciPy. The script runs in a fresh Python in which ``import torch`` is made to
+# fail, to show that nothing reaches for PyTorch.
 script = """
 import sys
 sys.modules["torch"] = None  # any import of torch now raises ImportError
 import numpy as np, onnxruntime
 from astropy.io import fits
+from enhance.observation.noise import estimate_noise, noise_is_white
 from enhance.observation.quiet_sun import estimate_qs_level
 
 image = fits.getdata(sys.argv[1]).astype(np.float32)
 level = estimate_qs_level(image)
+normalised = image / level
+noise = estimate_noise(normalised) if noise_is_white(normalised) else 1e-3
 session = onnxruntime.InferenceSession(sys.argv[2], providers=["CPUExecutionProvider"])
 meta = session.get_modelmeta().custom_metadata_map
-(out,) = session.run(None, {"image": (image / level)[None, None]})
+padded = np.pad(normalised, int(meta["margin"]), mode="symmetric")[None, None].astype(np.float32)
+(out,) = session.run(None, {"image": padded, "noise": np.array([noise], np.float32)})
 out = out[0, 0] * level
 out[(out < 0) & (np.repeat(np.repeat(image, 2, 0), 2, 1) >= 0)] = 0  # continuum is never negative
 np.save(sys.argv[3], out)
-print(f"kind {meta.get('kind')}; quiet-Sun level {level:.4f}; output {out.shape[0]} x {out.shape[1]}")
+print(f"kind {meta.get('kind')}; quiet-Sun level {level:.4f}; noise {noise:.1e}; output {out.shape[0]} x {out.shape[1]}")
 """
 result_file = folder / "enhanced.npy"
 run = subprocess.run(
