@@ -414,12 +414,7 @@ def load_onnx(path) -> "OnnxNetwork":
     if not path.is_file():
         msg = f"ONNX file not found: {path}"
         raise FileNotFoundError(msg)
-    network = OnnxNetwork(path, blocked=False)
-    if network.metadata.get("architecture") == "wiener-enhance":
-        from .wiener_onnx import WienerOnnxNetwork
-
-        return WienerOnnxNetwork(path)
-    return OnnxNetwork(path)
+    return _runner(path)
 
 
 def load_weights_file(path, *, kind: str):
@@ -536,14 +531,16 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     return _runner(graph.SerializeToString(), threads=threads, symmetric=bool(entry.get("symmetric", False)))
 
 
-def _runner(data: bytes, *, threads=None, symmetric=False):
-    """`OnnxNetwork` for an Enhance graph, `~enhance.runtime.wiener_onnx.WienerOnnxNetwork` for a Wiener-Enhance one."""
-    network = OnnxNetwork(data, threads=threads, blocked=False)
+def _runner(model, *, threads=None, symmetric=False):
+    """`OnnxNetwork` for an Enhance graph, `~enhance.runtime.wiener_onnx.WienerOnnxNetwork` for a Wiener-Enhance one.
+
+    ``model`` is a file or its bytes; one session is opened either way."""
+    network = OnnxNetwork(model, threads=threads)
     if network.metadata.get("architecture") == "wiener-enhance":
         from .wiener_onnx import WienerOnnxNetwork
 
-        return WienerOnnxNetwork(data, threads=threads, symmetric=symmetric)
-    return OnnxNetwork(data, threads=threads)
+        return WienerOnnxNetwork.from_network(network, symmetric=symmetric)
+    return network
 
 
 def export_weights(weights, path, *, overwrite: bool = False) -> Path:
@@ -750,7 +747,8 @@ class OnnxNetwork:
             msg = f"{name} is not a readable ONNX model: {err}"
             raise ValueError(msg) from err
         self.layout = "plain"
-        if blocked:
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if blocked and meta.get("architecture") != "wiener-enhance":  # its unpadded graph has no blocked form
             try:
                 from .ort_blocked import blocked_session
             except ImportError:  # this module loaded on its own, outside the package: run the plain graph
@@ -758,7 +756,6 @@ class OnnxNetwork:
             faster = blocked_session(data, options(), reference=self.session) if blocked_session else None
             if faster is not None:
                 self.session, self.layout = faster, "blocked"
-        meta = self.session.get_modelmeta().custom_metadata_map
         self.depth = int(meta["depth"]) if "depth" in meta else None
         self.width = int(meta["width"]) if "width" in meta else None
         self.kind = meta.get("kind") or None

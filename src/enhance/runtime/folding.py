@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BN_EPS", "phase_kernels_numpy", "fold_state", "read_weights", "folded_arrays"]
+__all__ = ["BN_EPS", "phase_kernels_numpy", "fold_state", "read_weights", "check_finite_state", "folded_arrays"]
 
 #: BatchNorm epsilon of `~enhance.models.network.EnhanceNet` (Keras' default, as in the paper).
 BN_EPS = 1e-3
@@ -139,6 +139,36 @@ def read_weights(path):
     return state, metadata
 
 
+def check_finite_state(path, state) -> None:
+    """Refuse, naming the tensor, a weights file that holds NaN or infinite values.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The weights file (for the message).
+    state : mapping of str to `~numpy.ndarray`
+        Its tensors.
+
+    Raises
+    ------
+    ValueError
+        At the first tensor with a non-finite value.
+
+    Examples
+    --------
+    >>> check_finite_state("w.safetensors", {"a": np.ones(2)})
+    >>> check_finite_state("w.safetensors", {"a": np.array([1.0, np.nan])})
+    Traceback (most recent call last):
+    ...
+    ValueError: weights file w.safetensors: tensor a holds 1 NaN or infinite values; the network would give NaN
+    """
+    for name, array in state.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            msg = f"weights file {path}: tensor {name} holds {bad} NaN or infinite values; the network would give NaN"
+            raise ValueError(msg)
+
+
 def folded_arrays(path):
     """The folded arrays of `fold_state` for a weights file, read with numpy.
 
@@ -170,11 +200,7 @@ def folded_arrays(path):
     state, metadata = read_weights(path)
     # As `~enhance.models.pretrained.load_network` does: bounded, and the tensors the metadata names.
     depth, width = architecture_of(path, metadata, {name: array.shape for name, array in state.items()})
-    for name, array in state.items():
-        if array.dtype.kind in "fc" and not np.isfinite(array).all():
-            bad = int((~np.isfinite(array)).sum())
-            msg = f"weights file {path}: tensor {name} holds {bad} NaN or infinite values; the network would give NaN"
-            raise ValueError(msg)
+    check_finite_state(path, state)
     config = metadata.get("config")
     if config:
         metadata["config"] = json.loads(config)

@@ -161,10 +161,43 @@ class WienerOnnxNetwork(OnnxNetwork):
 
     def __init__(self, model, *, threads: int | None = None, symmetric: bool = False) -> None:
         super().__init__(model, threads=threads, blocked=False)
+        self._setup(symmetric)
+
+    def _setup(self, symmetric):
         self.margin = int(self.metadata["margin"])
         self.noise_unit = float(self.metadata["noise_unit"])
         self.symmetric = bool(symmetric)
         self.noise = None
+
+    @classmethod
+    def from_network(cls, network: OnnxNetwork, *, symmetric: bool = False) -> "WienerOnnxNetwork":
+        """The runner of an `~enhance.runtime.export.OnnxNetwork` holding a Wiener-Enhance graph (the session is kept).
+
+        Parameters
+        ----------
+        network : `~enhance.runtime.export.OnnxNetwork`
+            An open Wiener-Enhance graph.
+        symmetric : bool
+            Average over the 8 rotations and flips.
+
+        Returns
+        -------
+        WienerOnnxNetwork
+            The same session, padded and bound as this class runs it.
+
+        Examples
+        --------
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> plain = OnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString())
+        >>> WienerOnnxNetwork.from_network(plain, symmetric=True).symmetric
+        True
+        """
+        runner = object.__new__(cls)
+        runner.__dict__.update(network.__dict__)
+        runner._setup(symmetric)
+        return runner
 
     def bind(self, noise: float) -> "WienerOnnxNetwork":
         """This runner with its noise level set (network units); the session is shared.
@@ -269,14 +302,11 @@ def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | Non
     """
     from ..models.architecture import wiener_architecture_of
     from .export import inference_metadata
-    from .folding import read_weights
+    from .folding import check_finite_state, read_weights
 
     state, metadata = read_weights(path)
     meta = wiener_architecture_of(path, metadata, {name: array.shape for name, array in state.items()})
-    for name, array in state.items():
-        if array.dtype.kind in "fc" and not np.isfinite(array).all():
-            msg = f"weights file {path}: tensor {name} holds NaN or infinite values; the network would give NaN"
-            raise ValueError(msg)
+    check_finite_state(path, state)
     found = metadata.get("kind")
     if kind is not None and found not in (None, kind):
         msg = f"{path} holds a {found!r} network, but kind={kind!r}"
