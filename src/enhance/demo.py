@@ -48,8 +48,8 @@ def run_demo(outdir="demo_output", *, model: str = "full"):
     ----------
     outdir : str or `~pathlib.Path`
         Output folder (created if missing); files in it from an earlier demo are replaced.
-    model : {'full', 'light'}
-        The shipped model; the other one is used if this one is not shipped.
+    model : {'full', 'light', 'paper', 'paper-light'}
+        The shipped model; if it is not shipped, 'light' (for 'full') or else 'full' is used.
 
     Returns
     -------

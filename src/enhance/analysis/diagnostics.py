@@ -186,7 +186,7 @@ def compare(
         'auto' reads the header (`~enhance.io.detect_kind`); arrays need the kind.
     network : `~enhance.models.network.EnhanceNet`, optional
         The network; None loads the shipped ``model``.
-    model : {'full', 'light'}
+    model : {'full', 'light', 'paper', 'paper-light'}
         Shipped model, when ``network`` is None.
     weights : str or `~pathlib.Path`, optional
         A safetensors or ONNX weights file to load instead (its kind must be the data's), as

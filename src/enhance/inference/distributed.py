@@ -614,7 +614,7 @@ def enhance_files(
         A safetensors weights file (`~enhance.models.weights.save_weights`) or an ONNX file
         (`~enhance.runtime.export.export_onnx`). Every worker loads it once from this path, which it must be able
         to read; None uses the shipped ``model``.
-    model : {'full', 'light'}
+    model : {'full', 'light', 'paper', 'paper-light'}
         The shipped model, when ``weights`` is None.
     client : `distributed.Client` or str, optional
         Run on this client (it is left open), or on the Dask scheduler at this address.
@@ -975,7 +975,7 @@ def enhance_dask(
         Chunks smaller than the receptive-field margin are merged into a neighbour.
     kind : {'intensity', 'blos'}
         As in `~enhance.enhance`.
-    model : {'full', 'light'}
+    model : {'full', 'light', 'paper', 'paper-light'}
         Shipped model, when neither ``network`` nor ``weights`` is given.
     network : `~enhance.models.network.EnhanceNet`, optional
         The network; it becomes one node of the graph and is sent once to each worker that needs it.

@@ -176,7 +176,7 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
     ----------
     kind : {'intensity', 'blos'}
         Continuum or line-of-sight magnetogram.
-    model : {'full', 'light'}
+    model : {'full', 'light', 'paper', 'paper-light'}
         The shipped model used when ``network`` is None.
     network : `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`, optional
         A network of your own; returned as it is.
