@@ -132,6 +132,13 @@ def test_network_noise_given_measured_or_nominal():
     assert network_noise(smooth, nominal=1e-3) == 1e-3
     with pytest.raises(ValueError, match="noise"):
         network_noise(image, noise=-1.0, nominal=1e-3)
+    # A measurement far below HMI's noise is not believed (a level told too low amplifies the noise).
+    quiet = 1 + rng.normal(0, 1e-4, (128, 128))
+    assert network_noise(quiet, nominal=1e-3) == pytest.approx(0.5e-3)
+    # Missing pixels in the measured square: filled pixels hold no noise, so the nominal level is used.
+    finite = np.ones(image.shape, bool)
+    finite[:40] = False
+    assert network_noise(image, nominal=1e-3, finite=finite) == 1e-3
 
 
 def test_enhance_uses_the_given_noise_in_the_images_units():
@@ -199,3 +206,19 @@ def test_symmetrized_filters_make_the_linear_stage_equivariant():
     assert (linear(x.rot90(1, (2, 3))) - out.rot90(1, (2, 3))).abs().max() < 1e-6
     assert (linear(x.transpose(2, 3)) - out.transpose(2, 3)).abs().max() < 1e-6
     assert (linear(x.flip(3)) - out.flip(3)).abs().max() < 1e-6
+
+
+def test_exported_full_model_file_runs_symmetric(tmp_path):
+    """A file exported from the 'full' model averages over rotations and flips when loaded, as 'full' does."""
+    pytest.importorskip("onnxruntime")
+    from enhance.models.pretrained import full, light
+    from enhance.runtime.export import export_onnx, load_onnx
+
+    image = np.random.default_rng(10).normal(1.0, 0.02, (40, 36)).astype(np.float32)
+    for factory, symmetric in ((full, True), (light, False)):
+        net = factory("intensity", weights="default")
+        runner = load_onnx(export_onnx(net, tmp_path / f"{factory.__name__}.onnx", kind="intensity"))
+        assert runner.symmetric is symmetric
+        expected = enhance(image, "intensity", network=net, qs_level=1.0, noise=1e-3, backend="torch")
+        found = enhance(image, "intensity", network=runner, qs_level=1.0, noise=1e-3)
+        assert np.abs(found - expected).max() < 1e-5

@@ -285,10 +285,11 @@ def _add_run(subparsers) -> None:
                      " default: the surface where the quiet Sun varies by over 15 %% across the field")  # fmt: skip
     run.add_argument("--symmetric", action="store_true",
                      help="average over the 8 rotations and flips of the input: the result does not depend on the "
-                     "image's orientation (8 times the cost)")  # fmt: skip
+                     "image's orientation (8 times the cost; the full model always does)")  # fmt: skip
     run.add_argument("--noise", type=_positive_float, default=None, metavar="SIGMA",
-                     help="noise per input pixel in the file's units (full and light models); default: measured on "
-                     "each image beyond HMI's cut-off, or HMI's nominal noise for an interpolated image")  # fmt: skip
+                     help="noise per input pixel in the files' units, the same for every file (full and light "
+                     "models); default: measured on each image beyond HMI's cut-off, or HMI's nominal noise for an "
+                     "interpolated image")  # fmt: skip
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     run.add_argument("--force", action="store_true",
                      help="enhance inputs that are refused otherwise: not helioprojective (CEA, Carrington), off HMI's "

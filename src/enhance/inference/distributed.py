@@ -994,10 +994,10 @@ def enhance_dask(
     backend, precision
         As in `~enhance.enhance`.
     noise : float, optional
-        Noise per input pixel in the image's units (gauss for magnetograms), for the networks told the
-        noise level (the 'full' and 'light' models). None measures it once, when the graph is built, on
-        the central 1024 x 1024 pixels (`~enhance.inference.pipeline.network_noise`), so that every chunk
-        runs with the same level.
+        Noise per input pixel in the image's units (gauss for magnetograms; a number, not a Quantity),
+        for the networks told the noise level (the 'full' and 'light' models). None measures it once,
+        when the graph is built, on the central 1024 x 1024 pixels
+        (`~enhance.inference.pipeline.network_noise`), so that every chunk runs with the same level.
 
     Returns
     -------
@@ -1006,8 +1006,9 @@ def enhance_dask(
 
     Notes
     -----
-    `dask.array.overlap.overlap` gives every chunk ``receptive_margin(depth)`` (2 depth + 3) neighbouring
-    input pixels on each side, and none at the image edges, where the network pads as in a whole-image
+    `dask.array.overlap.overlap` gives every chunk the network's receptive margin (18 pixels for the
+    default models, ``receptive_margin(depth)`` = 2 depth + 3 for the paper's) of neighbouring input
+    pixels on each side, and none at the image edges, where the network pads as in a whole-image
     pass; the doubled overlap is cut from each output chunk. Memory per task is bounded by the chunk
     (plus overlap) and ``tile``. What holds:
 
@@ -1087,7 +1088,7 @@ def enhance_dask(
 
 
 def _global_noise(array, kind, level, network):
-    """The noise of a dask image in its units, measured once on its central pixels (None for a network not told it)."""
+    """The noise of a dask image in its units, measured once on its central pixels as `enhance` measures it."""
     import dask
 
     if not hasattr(network, "noise_unit"):
@@ -1098,7 +1099,11 @@ def _global_noise(array, kind, level, network):
     finite = np.isfinite(crop)
     if not finite.any():
         return None  # every chunk there is off the disk: each measures its own
-    scale = GAUSS_PER_KG if kind == "blos" else (float(np.median(level.samples)) if isinstance(level, QuietSunSurface)
-                                                  else float(level))  # fmt: skip
-    normalised = fill_nonfinite(crop, finite) / scale
-    return network_noise(normalised, nominal=network.noise_unit) * scale
+    if kind == "blos":
+        scale, divisor = GAUSS_PER_KG, GAUSS_PER_KG
+    elif isinstance(level, QuietSunSurface):  # the surface under the crop, as `enhance` divides by it
+        scale, divisor = float(np.median(level.samples)), level.window(top, left, crop.shape)()
+    else:
+        scale = divisor = float(level)
+    normalised = fill_nonfinite(crop, finite) / divisor
+    return network_noise(normalised, nominal=network.noise_unit, finite=finite) * scale

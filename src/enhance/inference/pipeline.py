@@ -48,6 +48,7 @@ __all__ = [
     "network_noise",
     "NOISE_CROP",
     "NOISE_MIN_SIZE",
+    "NOISE_FLOOR",
 ]
 
 logger = logging.getLogger(__name__)
@@ -112,25 +113,34 @@ NOISE_CROP = 1024
 #: Smallest side (pixels) of an image whose noise `network_noise` measures: smaller ones hold too few
 #: frequencies beyond the cut-off, and get HMI's nominal noise.
 NOISE_MIN_SIZE = 32
+#: Lowest measured noise `network_noise` hands on, as a fraction of HMI's nominal noise.
+NOISE_FLOOR = 0.5
+#: Width (cycles per arcsec) of the band beyond the cut-off where `network_noise` measures: 1.15 to 1.27.
+NOISE_INNER_WIDTH = 0.12
 
 
-def network_noise(normalised, *, noise=None, scale=1.0, nominal: float) -> float:
+def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=None) -> float:
     """The noise level handed to the network, in its units (I/Ic or kG).
 
     Parameters
     ----------
     normalised : (ny, nx) ndarray
-        The image in the network's units, finite.
+        The image in the network's units, finite (missing pixels filled).
     noise : float, optional
         The noise in the image's units (gauss for a magnetogram), to be divided by ``scale``; None
-        measures it (`~enhance.observation.noise.estimate_noise`, on at most the central
-        `NOISE_CROP` pixels square).
+        measures it (`~enhance.observation.noise.estimate_noise` just beyond HMI's cut-off, on at most
+        the central `NOISE_CROP` pixels square).
     scale : float or `~enhance.observation.quiet_sun.QuietSunSurface`
         What the image was divided by (a surface counts by its median).
     nominal : float
-        HMI's noise in the network's units: used, and logged, when the image is smaller than
-        `NOISE_MIN_SIZE` pixels or its spectrum's corners are not white (an interpolated image,
-        `~enhance.observation.noise.noise_is_white`).
+        HMI's noise in the network's units. It is used, and logged, when the image is smaller than
+        `NOISE_MIN_SIZE` pixels, when the measured square holds missing pixels (``finite``), or when
+        the spectrum's corners are not white (an interpolated image,
+        `~enhance.observation.noise.noise_is_white`). A measurement is never taken below
+        `NOISE_FLOOR` of it: a level told too low makes the network amplify the noise, one told too
+        high only smooths.
+    finite : (ny, nx) bool ndarray, optional
+        Where the image held data before missing pixels were filled.
 
     Returns
     -------
@@ -145,7 +155,9 @@ def network_noise(normalised, *, noise=None, scale=1.0, nominal: float) -> float
     >>> network_noise(np.ones((8, 8)), noise=3.0, scale=1000.0, nominal=1e-3)  # 3 G given, in kG
     0.003
     """
-    from ..observation.noise import estimate_noise, noise_is_white
+    import astropy.units as u
+
+    from ..observation.noise import NOISE_BAND_START, estimate_noise, noise_is_white
 
     if noise is not None:
         level = float(np.median(scale.samples)) if isinstance(scale, QuietSunSurface) else float(scale)
@@ -155,12 +167,23 @@ def network_noise(normalised, *, noise=None, scale=1.0, nominal: float) -> float
         logger.info("image smaller than %d pixels: HMI's nominal noise (%.3g) assumed", NOISE_MIN_SIZE, nominal)
         return nominal
     top, left = max((data.shape[0] - NOISE_CROP) // 2, 0), max((data.shape[1] - NOISE_CROP) // 2, 0)
-    crop = data[top : top + NOISE_CROP, left : left + NOISE_CROP]
+    window = (slice(top, top + NOISE_CROP), slice(left, left + NOISE_CROP))
+    crop = data[window]
+    if finite is not None and not np.all(finite[window]):
+        logger.info("missing pixels in the measured square: HMI's nominal noise (%.3g) assumed; pass noise= "
+                    "to set it", nominal)  # fmt: skip
+        return nominal
     if not noise_is_white(crop):
         logger.info("the spectrum's corners are not white (an interpolated image?): HMI's nominal noise "
                     "(%.3g) assumed; pass noise= to set it", nominal)  # fmt: skip
         return nominal
-    sigma = estimate_noise(crop)
+    # The band just beyond the cut-off: interpolation, which the whiteness test cannot always see,
+    # lowers it least.
+    sigma = estimate_noise(crop, band_stop=NOISE_BAND_START + NOISE_INNER_WIDTH / u.arcsec)
+    if sigma < NOISE_FLOOR * nominal:
+        logger.info("noise measured at %.2f x HMI's, below %.2f x: %.2f x HMI's assumed; pass noise= to set "
+                    "it", sigma / nominal, NOISE_FLOOR, NOISE_FLOOR)  # fmt: skip
+        return NOISE_FLOOR * nominal
     logger.info("noise measured on the image: %.3g (%.2f x HMI's)", sigma, sigma / nominal)
     return sigma
 
@@ -178,13 +201,16 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
         Continuum or line-of-sight magnetogram.
     model : {'full', 'light', 'paper', 'paper-light'}
         The shipped model used when ``network`` is None.
-    network : `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`, optional
-        A network of your own; returned as it is.
+    network : torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`, optional
+        A network of your own (an `~enhance.models.network.EnhanceNet`, a
+        `~enhance.models.hybrid.WienerEnhanceNet` or an ONNX runner); returned as it is.
 
     Returns
     -------
-    `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`
-        The network.
+    torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`
+        The network: for a shipped model a `~enhance.models.hybrid.WienerEnhanceNet` ('full', 'light')
+        or `~enhance.models.network.EnhanceNet` ('paper', 'paper-light'), or their ONNX runners without
+        PyTorch.
 
     Raises
     ------
@@ -326,7 +352,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         Continuum image (any units) or magnetogram in gauss, at HMI's 0.504 arcsec per pixel.
     kind : {'intensity', 'blos'}
         What ``image`` is.
-    network : `~enhance.models.network.EnhanceNet` or `~enhance.runtime.export.OnnxNetwork`
+    network : torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`
         The network to run (`resolve_network`).
     options : `RunOptions`
         Normalisation, device, tiling, back-end, precision, progress.
@@ -384,8 +410,13 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     depth = getattr(network, "depth", None)
     margin = getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else 32)
     runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
+    if options.noise is not None and not hasattr(network, "noise_unit"):
+        msg = (f"noise= is for the networks told the noise level ('full', 'light'); {type(network).__name__} was "
+               "trained at HMI's noise only")  # fmt: skip
+        raise ValueError(msg)
     if hasattr(network, "noise_unit"):  # told the noise level: measured once for the whole image, or given
-        sigma = network_noise(normalised, noise=options.noise, scale=scale, nominal=network.noise_unit)
+        sigma = network_noise(normalised, noise=options.noise, scale=scale, nominal=network.noise_unit,
+                              finite=finite)  # fmt: skip
         runner = runner.bind(sigma)
     logger.debug("runner %s on %s, %d worker(s), tile %s", type(runner).__name__, device, workers, tile)
     from .tiling import dihedral_average, run_tiled
@@ -517,17 +548,24 @@ def _masked_to_nan(data, mask):
     return array
 
 
-def _noise_value(noise, unit, factor):
+def _noise_value(noise, unit, factor, kind):
     """``noise`` in the image's units (gauss for a magnetogram): a Quantity is converted, a number times ``factor``."""
     import astropy.units as u
 
     if noise is None:
         return None
     if isinstance(noise, u.Quantity):
+        if noise.unit.is_equivalent(u.G) != (kind == "blos"):
+            msg = f"noise={noise} does not fit a {'magnetogram' if kind == 'blos' else 'continuum image'}"
+            raise ValueError(msg)
         if noise.unit.is_equivalent(u.G):
             return float(noise.to_value(u.G))
         return _qs_value(noise, unit, name="noise")
-    return float(noise) * factor
+    try:
+        return float(noise) * factor
+    except (TypeError, ValueError):
+        msg = f"noise must be a positive number in the image's units or a Quantity, got {noise!r}"
+        raise ValueError(msg) from None
 
 
 def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
@@ -548,7 +586,7 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     data = data * factor if factor != 1.0 else data
     _check_values(data, kind, force=force, name=f"the {type(smap).__name__}")
     run = dataclasses.replace(options, qs_level=_qs_value(options.qs_level, smap.unit),
-                              noise=_noise_value(noise, smap.unit, factor))  # fmt: skip
+                              noise=_noise_value(noise, smap.unit, factor, kind))  # fmt: skip
     result = enhance_array(data, kind=kind, network=resolve_network(kind, model=model, network=network), options=run)
     if factor != 1.0:
         result /= result.dtype.type(factor)
@@ -695,8 +733,8 @@ def enhance(
     options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
                          progress=progress, symmetric=symmetric)  # fmt: skip
 
-    def with_noise(run, unit, factor):
-        return dataclasses.replace(run, noise=_noise_value(noise, unit, factor))
+    def with_noise(run, unit, factor, kind):
+        return dataclasses.replace(run, noise=_noise_value(noise, unit, factor, kind))
 
     if isinstance(data, str | Path):
         from ..io import gauss_factor, provenance_cards, read_fits, resolve_kind, upscale_header, write_fits
@@ -709,7 +747,7 @@ def enhance(
         image = image * factor if factor != 1.0 else image
         _check_values(image, kind, force=force, name=str(data))
         net = resolve_network(kind, model=model, network=network)
-        result = enhance_array(image, kind=kind, network=net, options=with_noise(options, unit or None, factor))
+        result = enhance_array(image, kind=kind, network=net, options=with_noise(options, unit or None, factor, kind))
         if factor != 1.0:
             result /= result.dtype.type(factor)
         cards = provenance_cards(model=_model_name(model, network), kind=kind)
@@ -743,7 +781,7 @@ def enhance(
     values = values * factor if factor != 1.0 else values
     _check_values(values, kind, force=force)
     net = resolve_network(kind, model=model, network=network)
-    run = with_noise(dataclasses.replace(options, qs_level=_qs_value(qs_level, unit)), unit, factor)
+    run = with_noise(dataclasses.replace(options, qs_level=_qs_value(qs_level, unit)), unit, factor, kind)
     result = enhance_array(values, kind=kind, network=net, options=run)
     if factor != 1.0:
         result /= result.dtype.type(factor)

@@ -1,6 +1,6 @@
 """The noise level of an HMI image, from the corners of its spectrum where the telescope passes no signal.
 
-HMI's 14 cm aperture cuts off spatial frequencies above :math:`D/\\lambda` = 1.13 cycles per arcsec, while
+HMI's 14 cm aperture cuts off spatial frequencies above :math:`D/\\lambda` = 1.10 cycles per arcsec, while
 its 0.504 arcsec pixels sample up to 0.99 along each axis and 1.40 along the diagonals. Every frequency
 beyond 1.15 cycles per arcsec, and each of its aliases, then holds only the noise (and the faint far
 wing of the PSF model), so the power there measures white noise without confusing it with granulation.
@@ -14,7 +14,7 @@ from ..constants import HMI_PIXEL_SCALE
 
 __all__ = ["NOISE_BAND_START", "estimate_noise", "noise_is_white"]
 
-#: Lowest spatial frequency of the noise band: just above HMI's diffraction cut-off, 1.13 cycles per arcsec.
+#: Lowest spatial frequency of the noise band: just above HMI's diffraction cut-off, 1.10 cycles per arcsec.
 NOISE_BAND_START = 1.15 / u.arcsec
 
 

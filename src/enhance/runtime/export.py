@@ -456,7 +456,7 @@ def load_weights_file(path, *, kind: str):
     return network
 
 
-def onnx_from_weights(path, *, kind: str | None = None, card: dict | None = None):
+def onnx_from_weights(path, *, kind: str | None = None, card: dict | None = None, symmetric: bool = False):
     """The ONNX graph of a safetensors weights file, built with numpy only (no PyTorch).
 
     Parameters
@@ -467,6 +467,8 @@ def onnx_from_weights(path, *, kind: str | None = None, card: dict | None = None
         If given, the file's kind must be this one.
     card : dict, optional
         A model card to record.
+    symmetric : bool
+        For a Wiener-Enhance file: record that the model averages over the 8 rotations and flips.
 
     Returns
     -------
@@ -485,7 +487,7 @@ def onnx_from_weights(path, *, kind: str | None = None, card: dict | None = None
     from .wiener_onnx import is_wiener_file, wiener_graph_from_weights
 
     if is_wiener_file(read_weights(path)[1]):
-        return wiener_graph_from_weights(path, kind=kind, card=card)
+        return wiener_graph_from_weights(path, kind=kind, card=card, symmetric=symmetric)
     arrays, depth, width, metadata = folded_arrays(path)
     found = metadata.get("kind")
     if kind is not None and found not in (None, kind):
@@ -527,11 +529,12 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     if digest != entry["sha256"]:
         msg = f"{path} has sha256 {digest}, but the registry lists {entry['sha256']}: the file is damaged"
         raise ValueError(msg)
-    graph = onnx_from_weights(path, kind=kind, card=model_card(kind, model))
-    return _runner(graph.SerializeToString(), threads=threads, symmetric=bool(entry.get("symmetric", False)))
+    symmetric = bool(entry.get("symmetric", False))
+    graph = onnx_from_weights(path, kind=kind, card=model_card(kind, model), symmetric=symmetric)
+    return _runner(graph.SerializeToString(), threads=threads)
 
 
-def _runner(model, *, threads=None, symmetric=False):
+def _runner(model, *, threads=None, symmetric=None):
     """`OnnxNetwork` for an Enhance graph, `~enhance.runtime.wiener_onnx.WienerOnnxNetwork` for a Wiener-Enhance one.
 
     ``model`` is a file or its bytes; one session is opened either way."""
@@ -621,7 +624,7 @@ def export_shipped(out_dir, *, kinds=("intensity", "blos"), models=("full", "lig
     [('light', 'blos', 'enhance_light_blos.onnx')]
     """
     from ..io import atomic_write
-    from ..models.weights import model_card, shipped_path
+    from ..models.weights import model_card, registry_entry, shipped_path
 
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -639,7 +642,9 @@ def export_shipped(out_dir, *, kinds=("intensity", "blos"), models=("full", "lig
                     network = FACTORIES[model](kind, weights="default")
                     path = export_onnx(network, target, kind=kind, overwrite=overwrite, card=card)
                 else:
-                    data = onnx_from_weights(shipped_path(kind, model), kind=kind, card=card).SerializeToString()
+                    symmetric = bool(registry_entry(kind, model).get("symmetric", False))
+                    graph = onnx_from_weights(shipped_path(kind, model), kind=kind, card=card, symmetric=symmetric)
+                    data = graph.SerializeToString()
                     path = atomic_write(target, lambda tmp, data=data: Path(tmp).write_bytes(data), overwrite=overwrite)
             except (OSError, ValueError, LookupError) as err:  # LookupError: ModelNotTrainedError
                 results.append((model, kind, err))

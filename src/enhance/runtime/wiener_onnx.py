@@ -25,7 +25,8 @@ __all__ = [
 ]
 
 
-def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: dict | None = None):
+def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: dict | None = None,
+                      symmetric: bool = False):  # fmt: skip
     """Build the ONNX graph of a Wiener-Enhance network from its state dict, with numpy only.
 
     Parameters
@@ -39,6 +40,9 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         What the network enhances, recorded in the metadata.
     metadata : dict, optional
         More metadata to record.
+    symmetric : bool
+        Record that the model averages over the 8 rotations and flips ('full'); the runner
+        (`WienerOnnxNetwork`) does that average around the graph.
 
     Returns
     -------
@@ -123,7 +127,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     margin = taps // 2 + 2 * depth + 2
     props = {**(metadata or {}), "format": "enhance-wiener-onnx-1", "architecture": "wiener-enhance",
              "depth": depth, "width": meta["width"], "taps": taps, "noise_nodes": json.dumps(nodes),
-             "noise_unit": repr(unit), "margin": margin, "kind": kind or "",
+             "noise_unit": repr(unit), "margin": margin, "kind": kind or "", "symmetric": bool(symmetric),
              "inputs": f"image: the normalised image mirrored by {margin} pixels on each side (numpy 'symmetric'); "
                        "noise: (n,) standard deviation of its noise per pixel, same units"}  # fmt: skip
     helper.set_model_props(model, {key: str(value) for key, value in props.items()})
@@ -140,8 +144,9 @@ class WienerOnnxNetwork(OnnxNetwork):
         The ONNX file or its bytes.
     threads : int, optional
         onnxruntime's intra-op threads.
-    symmetric : bool
-        Average over the 8 rotations and flips of the input (the 'full' model).
+    symmetric : bool, optional
+        Average over the 8 rotations and flips of the input (the 'full' model); None (default) follows
+        the file's ``symmetric`` metadata.
 
     Notes
     -----
@@ -159,26 +164,26 @@ class WienerOnnxNetwork(OnnxNetwork):
     (5, (1, 1, 10, 12))
     """
 
-    def __init__(self, model, *, threads: int | None = None, symmetric: bool = False) -> None:
+    def __init__(self, model, *, threads: int | None = None, symmetric: bool | None = None) -> None:
         super().__init__(model, threads=threads, blocked=False)
         self._setup(symmetric)
 
     def _setup(self, symmetric):
         self.margin = int(self.metadata["margin"])
         self.noise_unit = float(self.metadata["noise_unit"])
-        self.symmetric = bool(symmetric)
+        self.symmetric = self.metadata.get("symmetric") == "True" if symmetric is None else bool(symmetric)
         self.noise = None
 
     @classmethod
-    def from_network(cls, network: OnnxNetwork, *, symmetric: bool = False) -> "WienerOnnxNetwork":
+    def from_network(cls, network: OnnxNetwork, *, symmetric: bool | None = None) -> "WienerOnnxNetwork":
         """The runner of an `~enhance.runtime.export.OnnxNetwork` holding a Wiener-Enhance graph (the session is kept).
 
         Parameters
         ----------
         network : `~enhance.runtime.export.OnnxNetwork`
             An open Wiener-Enhance graph.
-        symmetric : bool
-            Average over the 8 rotations and flips.
+        symmetric : bool, optional
+            Average over the 8 rotations and flips; None follows the file's ``symmetric`` metadata.
 
         Returns
         -------
@@ -276,7 +281,7 @@ def is_wiener_file(metadata: dict) -> bool:
     return metadata.get("architecture") == WIENER_ENHANCE
 
 
-def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | None = None):
+def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | None = None, symmetric: bool = False):
     """The ONNX graph of a Wiener-Enhance safetensors file, read and checked with numpy only.
 
     Parameters
@@ -287,6 +292,8 @@ def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | Non
         If given, the file's kind must be this one.
     card : dict, optional
         A model card to record.
+    symmetric : bool
+        Record the average over the 8 rotations and flips (the shipped 'full' model).
 
     Returns
     -------
@@ -312,7 +319,7 @@ def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | Non
         msg = f"{path} holds a {found!r} network, but kind={kind!r}"
         raise ValueError(msg)
     kind = kind or found
-    return wiener_onnx_graph(state, meta, kind=kind, metadata=inference_metadata(kind, card=card))
+    return wiener_onnx_graph(state, meta, kind=kind, metadata=inference_metadata(kind, card=card), symmetric=symmetric)
 
 
 def wiener_graph_from_network(network, *, kind: str | None = None, metadata: dict | None = None):
@@ -342,4 +349,4 @@ def wiener_graph_from_network(network, *, kind: str | None = None, metadata: dic
     state = {name: value.detach().cpu().float().numpy() for name, value in network.state_dict().items()}
     meta = {"depth": network.depth, "width": network.width, "taps": network.taps,
             "noise_nodes": list(network.noise_nodes), "noise_unit": network.noise_unit}  # fmt: skip
-    return wiener_onnx_graph(state, meta, kind=kind, metadata=metadata)
+    return wiener_onnx_graph(state, meta, kind=kind, metadata=metadata, symmetric=network.symmetric)
