@@ -486,7 +486,7 @@ def onnx_from_weights(path, *, kind: str | None = None, card: dict | None = None
     from .folding import folded_arrays, read_weights
     from .wiener_onnx import is_wiener_file, wiener_graph_from_weights
 
-    if is_wiener_file(read_weights(path)[1]):
+    if is_wiener_file(read_weights(path, tensors=False)[1]):  # the header only: the builder reads the tensors
         return wiener_graph_from_weights(path, kind=kind, card=card, symmetric=symmetric)
     arrays, depth, width, metadata = folded_arrays(path)
     found = metadata.get("kind")
@@ -581,7 +581,7 @@ def export_weights(weights, path, *, overwrite: bool = False) -> Path:
         path = path / f"{Path(weights).name.split('.')[0]}.onnx"
     from .folding import read_weights
 
-    card = read_weights(weights)[1]  # the file's own record: kind, architecture, training config and loss
+    card = read_weights(weights, tensors=False)[1]  # the file's own record: kind, architecture, training config
     if torch_available():
         from ..models.pretrained import load_network
 

@@ -91,13 +91,15 @@ def fold_state(state, *, depth: int) -> dict:
     return arrays
 
 
-def read_weights(path):
+def read_weights(path, *, tensors: bool = True):
     """``(state, metadata)`` of a safetensors weights file, as numpy arrays (no PyTorch needed).
 
     Parameters
     ----------
     path : str or `~pathlib.Path`
         The weights file.
+    tensors : bool
+        Read the tensors; False reads only the header's metadata (``state`` is then empty).
 
     Returns
     -------
@@ -129,7 +131,7 @@ def read_weights(path):
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = dict(handle.metadata() or {})
-            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+            state = {key: handle.get_tensor(key) for key in handle.keys()} if tensors else {}  # noqa: SIM118
     except (SafetensorError, OSError) as err:
         msg = f"{path} is not a readable safetensors weights file: {err}"
         raise ValueError(msg) from err
