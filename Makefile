@@ -2,24 +2,35 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# Pin the CPU build of PyTorch (it lies on disk as torch-2.13.0+cpu); a plain `torch`
-# requirement can pull a multi-GB CUDA build.
-TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 # The Keras/TensorFlow timing peer of `make bench` lives in a venv of its own; never a dependency.
 KERAS_VENV  := benchmarks/.venv-keras
 KERAS_STAMP := $(KERAS_VENV)/.installed
 
-.PHONY: install demo test test-notorch bench lint clean web web-test
+.PHONY: install lock demo test test-notorch bench lint clean web web-test dist
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The development environment is locked: requirements/dev.lock (every package pinned with its hashes,
+# the CPU build of torch included) is what `make install` installs, and `make lock` refreshes it from
+# pyproject.toml. tests/test_lock.py fails when the two disagree.
+LOCK := requirements/dev.lock
+UV   := uv==0.13.9
+
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# uv lives in a venv of its own (never a dependency); the lock is for CPython 3.11 on x86-64 Linux.
+LOCK_VENV := .venv-lock
+lock:
+	test -x $(LOCK_VENV)/bin/uv || ($(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet "$(UV)")
+	$(LOCK_VENV)/bin/uv pip compile pyproject.toml --extra dev --extra docs --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --find-links /opt/wheels -c requirements/torch-cpu.txt \
+		--generate-hashes --custom-compile-command "make lock" --upgrade -o $(LOCK)
 
 demo: $(STAMP)
 	$(PY) -m enhance.demo demo_output
