@@ -463,9 +463,34 @@ def _add_dataset(subparsers) -> None:
     build.set_defaults(func=_dataset_build)
 
 
+def _train_hybrid(args) -> int:
+    from .training.hybrid_loop import load_hybrid_config, train_hybrid
+
+    sources = dict(item.split("=", 1) for item in args.source)
+    overrides = {} if args.out_dir is None else {"out_dir": args.out_dir}
+    cfg = load_hybrid_config(args.config, sources=sources, **overrides)
+    if args.steps is not None:
+        cfg.train["steps"] = args.steps
+    print(f"training a Wiener-Enhance {cfg.kind} network (depth {cfg.model['depth']}, width {cfg.model['width']}) "
+          f"for {cfg.train['steps']} steps in {cfg.out_dir}")  # fmt: skip
+    path = train_hybrid(cfg, resume=not args.no_resume, progress=_progress(args))
+    print(f"wrote {path}")
+    return 0
+
+
 def _train(args) -> int:
     from .training.datasets import SCALE, HDF5PairDataset, input_noise_for, validation_pairs
     from .training.loop import TrainConfig, load_config, train
+
+    bad = [item for item in args.source if "=" not in item]
+    if bad:
+        return _error(f"--source takes NAME=PATH, got {bad[0]!r}")
+    if args.config and _config_family(args.config) == "wiener-enhance":
+        return _train_hybrid(args)
+    if args.source:
+        return _error("--source names the files of a wiener-enhance configuration")
+    if args.data is None:
+        return _error("the paper's networks train on --data PAIRS.h5 (enhance dataset build)")
 
     size = MODEL_SIZES[args.model] if args.model else {"depth": None, "width": None}
     depth, width = size["depth"], size["width"]
@@ -490,6 +515,15 @@ def _train(args) -> int:
         f"done: step {result['step']}, best validation MSE {result['best_val']:.4e}; wrote {result['files']['final']}"
     )
     return 0
+
+
+def _config_family(path) -> str:
+    import tomllib
+
+    try:
+        return str(tomllib.loads(Path(path).read_text()).get("family", "paper"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return "paper"  # the paper's loader reports the error
 
 
 def _average(args) -> int:
@@ -529,10 +563,15 @@ def _add_average(subparsers) -> None:
 
 
 def _add_train(subparsers) -> None:
-    tr = subparsers.add_parser("train", help="train an Enhance network (the paper's recipe)",
-                               description="Train on pairs from `enhance dataset build`. Resumes from OUT_DIR/"
-                               "checkpoint.pt; runs under torchrun for data-parallel training.")  # fmt: skip
-    tr.add_argument("--data", required=True, metavar="PAIRS.h5", help="training pairs (enhance dataset build)")
+    tr = subparsers.add_parser("train", help="train a network: the default models or the paper's",
+                               description="With a configuration whose family is 'wiener-enhance' (training/"
+                               "*.toml), train the default models' network from its scenes and files. Otherwise "
+                               "train the paper's network on pairs from `enhance dataset build`. Resumes from "
+                               "OUT_DIR/checkpoint.pt; the paper's network runs under torchrun for data-parallel "
+                               "training.")  # fmt: skip
+    tr.add_argument("--data", metavar="PAIRS.h5", help="training pairs of the paper's network (enhance dataset build)")
+    tr.add_argument("--source", action="append", default=[], metavar="NAME=PATH",
+                    help="the file of the configuration's [[data.sources]] table named NAME")  # fmt: skip
     tr.add_argument("--val", metavar="PAIRS.h5", help="validation pairs (default: the held-out scenes)")
     tr.add_argument("--simulation", help="simulation field whose held-out rows join the default validation set")
     tr.add_argument("--kind", choices=KINDS, default=None, help="default: from the config or intensity")

@@ -215,4 +215,11 @@ def wiener_architecture_of(path, meta: dict, shapes: dict) -> dict:
         wrong = sorted(set(found) ^ set(expected)) or [k for k in expected if found[k] != expected[k]]
         msg = f"{path}: its tensors do not match its metadata ({values}, {len(nodes)} noise levels): e.g. {wrong[0]}"
         raise ValueError(msg)
-    return {**values, "noise_nodes": nodes, "noise_unit": unit}
+    flags = {}
+    for name in ("exact_constants", "odd"):  # absent in files written before these options existed
+        text = str(meta.get(name, "False"))
+        if text not in ("True", "False"):
+            msg = f"{path}: metadata {name}={meta.get(name)!r} is neither 'True' nor 'False'"
+            raise ValueError(msg)
+        flags[name] = text == "True"
+    return {**values, "noise_nodes": nodes, "noise_unit": unit, **flags}

@@ -112,6 +112,12 @@ class WienerEnhanceNet(nn.Module):
     symmetric : bool
         Average the output over the 8 rotations and flips of the input (8 passes): the network is then
         equivariant under them by construction.
+    exact_constants : bool
+        Subtract from the CNN's correction its response to a constant image at each pixel's own value
+        (`constant_response`), so that a constant image comes back exactly constant.
+    odd : bool
+        Use the odd part of the CNN's correction, ``(c(x) - c(-x)) / 2``, so that ``f(-x) = -f(x)``
+        (magnetograms: the sign of the field is a convention). The linear stage is odd already.
 
     Notes
     -----
@@ -129,7 +135,8 @@ class WienerEnhanceNet(nn.Module):
     """
 
     def __init__(self, depth: int = 3, width: int = 32, taps: int = 21, noise_nodes=NOISE_NODES,
-                 noise_unit: float = 1e-3, *, symmetric: bool = False) -> None:  # fmt: skip
+                 noise_unit: float = 1e-3, *, symmetric: bool = False, exact_constants: bool = False,
+                 odd: bool = False) -> None:  # fmt: skip
         super().__init__()
         check_integer(depth, name="depth")
         check_integer(width, name="width")
@@ -147,6 +154,7 @@ class WienerEnhanceNet(nn.Module):
         self.noise_unit = float(noise_unit)
         self.noise_nodes = tuple(nodes)
         self.symmetric = bool(symmetric)
+        self.exact_constants, self.odd = bool(exact_constants), bool(odd)
         self.register_buffer("log_nodes", torch.log(torch.tensor(nodes, dtype=torch.float32)))
         self.log_step = math.log(ratios[0])
         self.register_buffer("filters", torch.zeros(4 * len(nodes), 1, taps, taps))
@@ -288,13 +296,90 @@ class WienerEnhanceNet(nn.Module):
         inner = padded[:, :, self.taps // 2 : padded.shape[2] - self.taps // 2,
                        self.taps // 2 : padded.shape[3] - self.taps // 2]  # fmt: skip
         level = self.level(noise)[:, None, None, None].expand_as(inner)
-        features = torch.cat([inner, estimate - inner, level], dim=1)
-        out = self.relu(self.conv_in(features))
-        for conv1, conv2 in self.blocks:
-            out = conv2(self.relu(conv1(out))) + out[:, :, 2:-2, 2:-2]
-        correction = self.conv_out(out)
+        detail = estimate - inner
+        if self.odd:  # x and -x in one batch: the linear stage is odd, so -x has detail -detail
+            both = self.correction(torch.cat([inner, -inner]), torch.cat([detail, -detail]), torch.cat([level, level]))
+            correction = (both[: len(inner)] - both[len(inner) :]) / 2
+        else:
+            correction = self.correction(inner, detail, level)
         estimate = estimate[:, :, cut : estimate.shape[2] - cut, cut : estimate.shape[3] - cut]
         return nn.functional.pixel_shuffle(estimate + correction, 2)
+
+    def correction(self, inner: torch.Tensor, detail: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """The CNN's correction of the linear estimate, one channel per output phase.
+
+        Parameters
+        ----------
+        inner : `torch.Tensor`
+            ``(batch, 1, ny, nx)``: the input, network units.
+        detail : `torch.Tensor`
+            ``(batch, 4, ny, nx)``: the linear estimate's phases minus the input.
+        level : `torch.Tensor`
+            ``(batch, 1, ny, nx)``: the log noise level (`level`), the same everywhere in a sample.
+
+        Returns
+        -------
+        `torch.Tensor`
+            ``(batch, 4, ny - 2 cnn_margin, nx - 2 cnn_margin)``; with ``exact_constants``, less the
+            `constant_response` at each pixel's own value.
+
+        Examples
+        --------
+        >>> net = WienerEnhanceNet(depth=1, width=4, taps=3, exact_constants=True)
+        >>> _ = nn.init.normal_(net.conv_out.weight)
+        >>> flat = net.correction(torch.full((1, 1, 9, 9), 0.7), torch.zeros(1, 4, 9, 9), torch.zeros(1, 1, 9, 9))
+        >>> float(flat.detach().abs().max()) < 1e-5  # float32 rounding of sums of order one
+        True
+        """
+        out = self.relu(self.conv_in(torch.cat([inner, detail, level], dim=1)))
+        for conv1, conv2 in self.blocks:
+            out = conv2(self.relu(conv1(out))) + out[:, :, 2:-2, 2:-2]
+        out = self.conv_out(out)
+        if not self.exact_constants:
+            return out
+        cut = self.cnn_margin
+        centre = (slice(None), slice(None), slice(cut, inner.shape[2] - cut), slice(cut, inner.shape[3] - cut))
+        return out - self.constant_response(inner[centre], level[centre])
+
+    def constant_response(self, value: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """The CNN's correction of a constant image of each pixel's value: its 3x3 kernels summed to 1x1.
+
+        A constant input has zero detail (the linear stage keeps constants) and the same features at every
+        pixel, so each 3x3 convolution acts as the 1x1 convolution of its summed kernel.
+
+        Parameters
+        ----------
+        value : `torch.Tensor`
+            ``(batch, 1, ny, nx)``: the constant, per pixel, network units.
+        level : `torch.Tensor`
+            ``(batch, 1, ny, nx)``: the log noise level.
+
+        Returns
+        -------
+        `torch.Tensor`
+            ``(batch, 4, ny, nx)``.
+
+        Examples
+        --------
+        >>> net = WienerEnhanceNet(depth=1, width=4, taps=3)
+        >>> _ = nn.init.normal_(net.conv_out.weight)
+        >>> image, level = torch.full((1, 1, 9, 9), 1.3), torch.zeros(1, 1, 9, 9)
+        >>> full = net.correction(image, torch.zeros(1, 4, 9, 9), level)[0, :, 0, 0]
+        >>> bool(torch.allclose(full, net.constant_response(image, level)[0, :, 0, 0], atol=1e-6))
+        True
+        """
+
+        def summed(conv, weight=None):
+            weight = conv.weight if weight is None else weight
+            return weight.sum(dim=(2, 3), keepdim=True), conv.bias
+
+        # Input channels: the value, four zero details, the level.
+        w_in = self.conv_in.weight[:, [0, 5]]
+        out = self.relu(nn.functional.conv2d(torch.cat([value, level], dim=1), *summed(self.conv_in, w_in)))
+        for conv1, conv2 in self.blocks:
+            hidden = self.relu(nn.functional.conv2d(out, *summed(conv1)))
+            out = nn.functional.conv2d(hidden, *summed(conv2)) + out
+        return nn.functional.conv2d(out, *summed(self.conv_out))
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         padded = symmetric_pad(x, self.margin)
@@ -336,7 +421,7 @@ class WienerEnhanceNet(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"depth={self.depth}, width={self.width}, taps={self.taps}, nodes={len(self.log_nodes)}, "
-                f"symmetric={self.symmetric}")  # fmt: skip
+                f"symmetric={self.symmetric}, exact_constants={self.exact_constants}, odd={self.odd}")  # fmt: skip
 
 
 class NoiseBound(nn.Module):

@@ -113,7 +113,8 @@ def save_weights(net, path, *, kind: str, metadata: dict | None = None, overwrit
     meta.update({"depth": str(net.depth), "width": str(net.width)})
     if hasattr(net, "taps"):  # a WienerEnhanceNet: the linear stage's size and noise levels too
         meta.update({"architecture": WIENER_ENHANCE, "taps": str(net.taps), "noise_unit": repr(net.noise_unit),
-                     "noise_nodes": json.dumps(list(net.noise_nodes))})  # fmt: skip
+                     "noise_nodes": json.dumps(list(net.noise_nodes)),
+                     "exact_constants": str(net.exact_constants), "odd": str(net.odd)})  # fmt: skip
     meta.update({"kind": kind, "format": "enhance-weights-1", "package_version": __version__})
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
     from safetensors.torch import save_file  # writing needs PyTorch; reading the registry does not

@@ -63,6 +63,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
 
     depth, taps, nodes = int(meta["depth"]), int(meta["taps"]), [float(v) for v in meta["noise_nodes"]]
     count, unit = len(nodes), float(meta["noise_unit"])
+    exact_constants, odd = bool(meta.get("exact_constants", False)), bool(meta.get("odd", False))
     graph_nodes, initializers = [], []
 
     def constant(name, array):
@@ -79,6 +80,12 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     def conv(name, source, output=None):
         weights = [constant(f"{name}.{part}", array(f"{name}.{part}")) for part in ("weight", "bias")]
         return node("Conv", [source, *weights], output or name)
+
+    conv_names = ["conv_in", *(f"blocks.{i}.{j}" for i in range(depth) for j in (0, 1)), "conv_out"]
+
+    def summed_conv(name, source, summed):
+        weights = [constant(f"flat.{name}.weight", summed[name]), constant(f"flat.{name}.bias", array(f"{name}.bias"))]
+        return node("Conv", [source, *weights], f"flat.{name}")
 
     def crop(name, source, cut):
         starts = constant(f"{name}_starts", np.array([cut, cut], np.int64))
@@ -105,12 +112,35 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     inner = crop("inner", "image", taps // 2)
     level_map = node("Expand", [node("Unsqueeze", [level, constant("axes_23", np.array([2, 3], np.int64))],
                                      "level_4d"), node("Shape", [inner], "inner_shape")], "level_map")  # fmt: skip
-    features = node("Concat", [inner, node("Sub", [estimate, inner], "detail"), level_map], "features", axis=1)
+    detail = node("Sub", [estimate, inner], "detail")
+    features = node("Concat", [inner, detail, level_map], "features", axis=1)
+    centre = [crop("centre", inner, 2 * depth + 2), crop("centre_level", level_map, 2 * depth + 2)]
+    if odd:  # x and -x in one batch (the linear stage is odd: -x has detail -detail)
+        negative = node("Concat", [node("Neg", [inner], "inner_neg"), node("Neg", [detail], "detail_neg"), level_map],
+                        "features_neg", axis=1)  # fmt: skip
+        features = node("Concat", [features, negative], "features_both", axis=0)
+        centre = [node("Concat", [centre[0], node("Neg", [centre[0]], "centre_neg")], "centre_both", axis=0),
+                  node("Concat", [centre[1], centre[1]], "centre_level_both", axis=0)]  # fmt: skip
     out = node("Relu", [conv("conv_in", features)], "conv_in_relu")
     for i in range(depth):
         hidden = node("Relu", [conv(f"blocks.{i}.0", out)], f"blocks.{i}.relu")
         out = node("Add", [conv(f"blocks.{i}.1", hidden), crop(f"blocks.{i}.skip", out, 2)], f"blocks.{i}.sum")
-    total = node("Add", [crop("estimate_inner", estimate, 2 * depth + 2), conv("conv_out", out)], "phases_sum")
+    correction = conv("conv_out", out)
+    if exact_constants:  # less the response to a constant image of each pixel's value: kernels summed to 1x1
+        summed = {name: array(f"{name}.weight").sum(axis=(2, 3), keepdims=True) for name in conv_names}
+        summed["conv_in"] = summed["conv_in"][:, [0, 5]]
+        flat = node("Relu", [summed_conv("conv_in", node("Concat", centre, "centre_features", axis=1), summed)],
+                    "flat.conv_in_relu")  # fmt: skip
+        for i in range(depth):
+            hidden = node("Relu", [summed_conv(f"blocks.{i}.0", flat, summed)], f"flat.blocks.{i}.relu")
+            flat = node("Add", [summed_conv(f"blocks.{i}.1", hidden, summed), flat], f"flat.blocks.{i}.sum")
+        correction = node("Sub", [correction, summed_conv("conv_out", flat, summed)], "correction_exact")
+    if odd:
+        halves = ["correction_pos", "correction_neg"]
+        graph_nodes.append(helper.make_node("Split", [correction], halves, name="correction_split", axis=0))
+        difference = node("Sub", halves, "correction_odd_twice")
+        correction = node("Mul", [difference, constant("half", np.float32(0.5))], "correction_odd")
+    total = node("Add", [crop("estimate_inner", estimate, 2 * depth + 2), correction], "phases_sum")
     node("DepthToSpace", [total], "enhanced", blocksize=2, mode="CRD")
 
     proto = helper.make_graph(
@@ -128,6 +158,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     props = {**(metadata or {}), "format": "enhance-wiener-onnx-1", "architecture": "wiener-enhance",
              "depth": depth, "width": meta["width"], "taps": taps, "noise_nodes": json.dumps(nodes),
              "noise_unit": repr(unit), "margin": margin, "kind": kind or "", "symmetric": bool(symmetric),
+             "exact_constants": exact_constants, "odd": odd,
              "inputs": f"image: the normalised image mirrored by {margin} pixels on each side (numpy 'symmetric'); "
                        "noise: (n,) standard deviation of its noise per pixel, same units"}  # fmt: skip
     helper.set_model_props(model, {key: str(value) for key, value in props.items()})
@@ -348,5 +379,6 @@ def wiener_graph_from_network(network, *, kind: str | None = None, metadata: dic
     """
     state = {name: value.detach().cpu().float().numpy() for name, value in network.state_dict().items()}
     meta = {"depth": network.depth, "width": network.width, "taps": network.taps,
-            "noise_nodes": list(network.noise_nodes), "noise_unit": network.noise_unit}  # fmt: skip
+            "noise_nodes": list(network.noise_nodes), "noise_unit": network.noise_unit,
+            "exact_constants": network.exact_constants, "odd": network.odd}  # fmt: skip
     return wiener_onnx_graph(state, meta, kind=kind, metadata=metadata, symmetric=network.symmetric)

@@ -16,6 +16,7 @@ import astropy.constants as const
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
+from scipy.ndimage import gaussian_filter
 
 from ..checks import check_angle, check_choice, check_integer
 from ..constants import KINDS
@@ -28,6 +29,7 @@ __all__ = [
     "Source",
     "ArraySource",
     "SyntheticSource",
+    "VariedSource",
     "open_source",
     "from_array",
     "pixel_scale_from_header",
@@ -650,3 +652,92 @@ class SyntheticSource(Source):
     def _read(self, index):
         scene = self.scene_of(index)
         return scene.continuum if self.kind == "intensity" else scene.bz
+
+
+class VariedSource(Source):
+    """Another source's frames, each seen at its own granulation contrast and resolution.
+
+    Frame ``i`` is drawn from the wrapped source's frame ``i % len(source)``: continuum ``I`` (I/Ic)
+    becomes ``I ** p`` with ``p`` log-uniform in ``power``, then is blurred by a Gaussian of a FWHM
+    uniform in ``blur``. The power law is how a continuum image changes with wavelength in the Wien
+    limit of the Planck function (``I_2 = I_1 ** (lambda_1 / lambda_2)`` for intensities relative to the
+    quiet Sun), and so spans the contrasts of real scenes (observed at other wavelengths or heliocentric
+    angles); the blur spans their resolution. Fields ('blos') keep their values and are only blurred.
+    Frame ``i`` is a pure function of ``(seed, i)``.
+
+    Parameters
+    ----------
+    source : Source
+        The frames to vary.
+    power : tuple of float
+        ``(low, high)`` range of the contrast power ``p`` (continuum only); ``(1, 1)`` keeps it.
+    blur : `~astropy.units.Quantity`
+        ``(low, high)`` range of the FWHM of the Gaussian blur; defaults to none.
+    copies : int
+        Frames per frame of ``source`` (each with its own draw).
+    seed : int
+        Seed of the draws.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flat = from_array(np.full((8, 8), 1.0) + np.eye(8) * 0.1, 0.0662, normalise="none")
+    >>> varied = VariedSource(flat, power=(2.0, 2.0), copies=3)
+    >>> len(varied), round(float(varied.frame(2)[0, 0]), 4)  # 1.1 ** 2
+    (3, 1.21)
+    """
+
+    def __init__(self, source, *, power=(1.0, 1.0), blur=(0.0, 0.0) * u.arcsec, copies=1, seed=0):
+        if not isinstance(source, Source):
+            msg = f"source must be a Source, got {type(source).__name__}"
+            raise TypeError(msg)
+        low, high = (float(v) for v in power)
+        if not 0 < low <= high < 10:
+            msg = f"power must be a range (low, high) with 0 < low <= high < 10, got {power!r}"
+            raise ValueError(msg)
+        fwhm = u.Quantity(blur, u.arcsec).to_value(u.arcsec)
+        if fwhm.shape != (2,) or not 0 <= fwhm[0] <= fwhm[1] < 2:
+            msg = f"blur must be a FWHM range (low, high) from 0 to 2 arcsec, got {blur!r}"
+            raise ValueError(msg)
+        check_integer(copies, name="copies")
+        check_integer(seed, name="seed", minimum=0)
+        self.source, self.power, self.blur = source, (low, high), (float(fwhm[0]), float(fwhm[1]))
+        self.copies, self.seed = int(copies), int(seed)
+        self.kind, self.pixel_scale, self.periodic = source.kind, source.pixel_scale, source.periodic
+        self.name = f"{source.name} (contrast power {low:g}-{high:g}, blur {fwhm[0]:g}-{fwhm[1]:g} arcsec)"
+
+    def __len__(self):
+        return len(self.source) * self.copies
+
+    def draw(self, index):
+        """The contrast power and the blur's FWHM (arcsec) of frame ``index``.
+
+        Parameters
+        ----------
+        index : int
+            Which frame, from 0.
+
+        Returns
+        -------
+        tuple of float
+            ``(power, fwhm)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> VariedSource(from_array(np.ones((4, 4)), 0.0662), power=(0.5, 0.5)).draw(0)
+        (0.5, 0.0)
+        """
+        rng = np.random.default_rng([self.seed, int(index)])
+        power = float(np.exp(rng.uniform(np.log(self.power[0]), np.log(self.power[1]))))
+        return power, float(rng.uniform(*self.blur))
+
+    def _read(self, index):
+        data = self.source.frame(index % len(self.source))
+        power, fwhm = self.draw(index)
+        if self.kind == "intensity" and power != 1.0:
+            data = np.clip(data, 0.0, None) ** power
+        if fwhm > 0:
+            sigma = fwhm / 2.3548200450309493 / self.pixel_scale.to_value(u.arcsec)
+            data = gaussian_filter(data, sigma, mode="wrap" if self.periodic else "reflect")
+        return data
