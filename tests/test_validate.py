@@ -212,3 +212,34 @@ def test_physics_floors_apply_the_margins_of_issue_15():
     assert checks["f, 1 x noise: full - RL+target best >= 0.5 dB"][1]
     assert checks["hmi: full equivariance (max over D4) <= 1e-5"][1]
     assert checks["hmi: full flicker <= RL+target's (0.200)"][1]
+
+
+def test_contrast_rows_scale_the_contrast_by_the_power():
+    from enhance.analysis.validate import physics_frames
+
+    frames = {name: frame for name, frame, _, _ in physics_frames("intensity", PhysicsConfig(
+        shape=(200, 200), scenes=("quiet_sun", "active_region"), contrast_powers=(0.5, 1.5)))}  # fmt: skip
+    assert set(frames) == {"synthetic quiet_sun", "synthetic active_region", "synthetic active_region, I^0.5",
+                           "synthetic active_region, I^1.5"}  # fmt: skip
+    base = frames["synthetic active_region"]
+    for power in (0.5, 1.5):
+        varied = frames[f"synthetic active_region, I^{power:g}"]
+        # I**p keeps the order of the pixels and multiplies small relative fluctuations by p.
+        quiet = base > np.percentile(base, 20)
+        ratio = np.std(np.log(varied[quiet])) / np.std(np.log(base[quiet]))
+        assert ratio == pytest.approx(power, rel=1e-6)
+        assert np.median(varied) == pytest.approx(1.0)
+
+
+def test_an_observation_file_becomes_a_held_out_field(tmp_path):
+    from enhance.analysis.validate import physics_frames
+
+    image = 1000 * (1 + 0.1 * np.random.default_rng(3).standard_normal((300, 300)))
+    np.save(tmp_path / "obs.npy", image)
+    observation = (str(tmp_path / "obs.npy"), 0.06, "quiet Sun")
+    config = PhysicsConfig(scenes=(), contrast_powers=(), observations=(observation,))
+    [(name, frame, scale, boundary)] = physics_frames("intensity", config)
+    assert name == "quiet Sun (obs.npy)"
+    assert np.median(frame) == pytest.approx(1.0)
+    assert scale.to_value("arcsec") == pytest.approx(0.06)
+    assert boundary == "reflect"

@@ -641,9 +641,11 @@ def _validate_physics(args, networks) -> int:
         return _error(f"{existing} exists; use --overwrite to replace the report (or -o another folder)")
     counts = (*(k for k in PhysicsConfig().rl_iterations if k < args.rl_max), args.rl_max)
     hmi = (args.hmi if args.kind == "intensity" else None, args.hmi if args.kind == "blos" else None, args.hmi_qs)
+    observations = tuple((path, float(scale), label) for path, scale, label in args.observation)
     config = PhysicsConfig(simulation=args.simulation, shape=tuple(args.shape), rl_max=args.rl_max,
                            rl_iterations=counts, rl_converged=args.rl_converged, symmetric=not args.no_symmetric,
-                           real_crop=args.real_crop, hmi=hmi)  # fmt: skip
+                           real_crop=args.real_crop, hmi=hmi, contrast_powers=tuple(args.contrast_powers),
+                           observations=observations)  # fmt: skip
     start = time.perf_counter()
 
     def log(line):
@@ -664,6 +666,9 @@ def _validate_physics(args, networks) -> int:
             words += [flag, value]
     words += [f"--weights={item}" for item in args.weights or []]
     words += ["--no-symmetric"] if args.no_symmetric else []
+    words += ["--contrast-powers", *map(str, args.contrast_powers)] if args.kind == "intensity" else []
+    for item in args.observation:
+        words += ["--observation", *item]
     command = " ".join(shlex.quote(word) for word in words)
     path = physics_report(results, args.output, kind=args.kind, command=command, machine=machine,
                           overwrite=args.overwrite)  # fmt: skip
@@ -695,6 +700,12 @@ def _add_validate(subparsers) -> None:
     val.add_argument("--real-crop", type=int, default=96, metavar="N",
                      help="--physics: central N x N HMI pixels of real cut-outs for equivariance, flicker")  # fmt: skip
     val.add_argument("--no-symmetric", action="store_true", help="--physics: skip the D4-averaged networks")
+    val.add_argument("--contrast-powers", type=float, nargs="*", default=(0.48, 0.72, 1.44), metavar="P",
+                     help="--physics, continuum: more fields, the simulation's rows and the synthetic active region "
+                     "as I**P (default 0.48 0.72 1.44: MURaM at 2, 3 and 6 %% contrast at HMI's sampling)")  # fmt: skip
+    val.add_argument("--observation", nargs=3, action="append", default=[], metavar=("FILE", "SCALE", "LABEL"),
+                     help="--physics, continuum: a real high-resolution observation (FITS or .npy) at SCALE "
+                     "arcsec per pixel, degraded and scored like the held-out fields")  # fmt: skip
     val.add_argument("-o", "--output", default="validation", metavar="DIR", help="report folder (default: validation)")
     val.add_argument("--overwrite", action="store_true", help="replace an earlier report in that folder")
     val.set_defaults(func=_validate)
