@@ -609,7 +609,11 @@ def _validate(args) -> int:
     networks = {}
     for item in args.weights or []:
         label, _, path = item.rpartition("=")
-        networks[label or Path(path).stem] = load_network(path, kind=args.kind)
+        label = label or Path(path).stem
+        networks[label] = load_network(path, kind=args.kind)
+        if getattr(networks[label], "noise_unit", None) is not None:  # Wiener-Enhance: one pass and its D4 average
+            networks[f"{label} D4"] = load_network(path, kind=args.kind)
+            networks[f"{label} D4"].symmetric = True
     if not networks:
         from .models.pretrained import FACTORIES
 

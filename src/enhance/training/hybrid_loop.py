@@ -69,6 +69,9 @@ from .linear_stage import mmse_filters, patch_statistics
 __all__ = ["HybridConfig", "ConfigError", "load_hybrid_config", "training_sources", "training_pairs", "train_hybrid"]
 
 #: The PSF variants a configuration mixes: keyword arguments of `~enhance.training.datasets.PairDataset`.
+#: 'nominal' is the configuration's own PSF (``data.hmi_params``, ``data.radius_arcsec``; the Enhance values
+#: by default), 'wachter_2012' the original parameters of Wachter et al. (2012), 'wide' the nominal PSF
+#: with its far wing sampled out to 16 arcsec.
 PSF_VARIANTS = {"nominal": {}, "wachter_2012": {"hmi_params": WACHTER_2012}, "wide": {"radius": WIDE_RADIUS}}
 
 
@@ -92,7 +95,9 @@ class HybridConfig:
         from the linear stage).
     data : dict
         ``pairs`` (3072), ``patch`` (50 input pixels), ``seed`` (11), ``psf`` (fractions of the pairs
-        per `PSF_VARIANTS`: nominal 0.75, wachter_2012 0.125, wide 0.125), ``contrast_power`` ([1, 1]),
+        per `PSF_VARIANTS`: nominal 0.75, wachter_2012 0.125, wide 0.125), ``hmi_params`` (the nominal
+        PSF's ``w``, ``W``, ``epsilon``, ``k``: `~enhance.observation.psf.hmi_psf`; None: the Enhance
+        values), ``radius_arcsec`` (its kernels' half-width; None: 4.37), ``contrast_power`` ([1, 1]),
         ``blur_arcsec`` ([0, 0]), ``sources`` (a list of tables, see the module's docstring).
     train : dict
         ``steps`` (6000), ``batch`` (16), ``lr`` (1e-3, cosine to ``lr_min`` 1e-5), ``seed`` (11),
@@ -150,6 +155,8 @@ _DATA = {
     "patch": 50,
     "seed": 11,
     "psf": {"nominal": 0.75, "wachter_2012": 0.125, "wide": 0.125},
+    "hmi_params": None,
+    "radius_arcsec": None,
     "contrast_power": [1.0, 1.0],
     "blur_arcsec": [0.0, 0.0],
     "sources": [{"type": "synthetic", "scene": "mixed", "frames": 24}],
@@ -340,7 +347,7 @@ def training_pairs(cfg: HybridConfig, *, log=print) -> tuple[torch.Tensor, torch
         if count == 0:
             continue
         data = PairDataset(sources, n_samples=count, seed=cfg.data["seed"] + index, noise=0.0,
-                           patch=cfg.data["patch"], patches_per_frame=32, **PSF_VARIANTS[name])  # fmt: skip
+                           patch=cfg.data["patch"], patches_per_frame=32, **_psf_options(cfg, name))  # fmt: skip
         for i in range(count):
             x, y = data[i]
             xs.append(x)
@@ -350,6 +357,16 @@ def training_pairs(cfg: HybridConfig, *, log=print) -> tuple[torch.Tensor, torch
     torch.save({"x": x, "y": y, "nominal": nominal}, cache)
     log(f"{n} training pairs in {time.perf_counter() - start:.0f} s -> {cache}")
     return x, y, nominal
+
+
+def _psf_options(cfg, name):
+    """PairDataset's PSF keywords of one variant: the configuration's PSF, changed as the variant says."""
+    options = {}
+    if cfg.data["hmi_params"] is not None:
+        options["hmi_params"] = dict(cfg.data["hmi_params"])
+    if cfg.data["radius_arcsec"] is not None:
+        options["radius"] = float(cfg.data["radius_arcsec"]) * u.arcsec
+    return {**options, **PSF_VARIANTS[name]}
 
 
 def _build_network(cfg: HybridConfig, x, y, nominal, *, log) -> WienerEnhanceNet:
