@@ -88,3 +88,19 @@ def test_a_file_source_is_read_from_the_command_line(tmp_path):
     assert main(["train", "--config", str(config), "--source", f"sim={tmp_path / 'field.npy'}",
                  "--out-dir", str(out), "--quiet"]) == 0  # fmt: skip
     assert (out / "final.safetensors").exists()
+
+
+def test_the_psf_is_a_parameter_of_the_configuration(tmp_path):
+    from enhance.training.hybrid_loop import training_pairs
+
+    def pairs(**data):
+        data = {"pairs": 4, "patch": 12, "psf": {"nominal": 1.0},
+                "sources": [{"type": "synthetic", "frames": 1, "shape": [200, 200]}], **data}  # fmt: skip
+        cfg = HybridConfig(kind="intensity", out_dir=str(tmp_path / str(len(data))), data=data)
+        return training_pairs(cfg, log=lambda m: None)
+
+    nominal, _, _ = pairs()
+    wider, target, _ = pairs(hmi_params={"w": 4.0, "W": 3.4, "epsilon": 0.1, "k": 3.0}, radius_arcsec=4.0)
+    # The same scene patches (the same draws), seen through a wider PSF core: smoother, the targets unchanged.
+    assert float(wider.std()) < float(nominal.std())
+    assert target.shape == (4, 1, 24, 24)
