@@ -163,6 +163,12 @@ def _run(args) -> int:
     from .inference.pipeline import RunOptions
 
     source, target = Path(args.inputs[0]), Path(args.output)
+    from .io import check_output
+
+    try:
+        check_output(target, source=source)  # before any work: a device, the input itself, a .bz2 name
+    except ValueError as err:
+        return _error(str(err))
     if target.exists() and not args.overwrite:
         return _error(f"{target} exists; use --overwrite to replace it")
     if target.parent.is_dir():  # temporary files of an earlier, killed write of this output

@@ -739,6 +739,10 @@ def enhance(
     if isinstance(data, str | Path):
         from ..io import gauss_factor, provenance_cards, read_fits, resolve_kind, upscale_header, write_fits
 
+        if output is not None:
+            from ..io import check_output
+
+            check_output(output, source=data)  # before any work: a device, the input itself, a .bz2 name
         image, header = read_fits(data)
         kind = resolve_kind(kind, header, path=data, force=force, flag=False)
         history = history_cards(kind, model, network)
