@@ -135,9 +135,12 @@ def test_network_noise_given_measured_or_nominal():
     # A measurement far below HMI's noise is not believed (a level told too low amplifies the noise).
     quiet = 1 + rng.normal(0, 1e-4, (128, 128))
     assert network_noise(quiet, nominal=1e-3) == pytest.approx(0.5e-3)
-    # Missing pixels in the measured square: filled pixels hold no noise, so the nominal level is used.
+    # Missing pixels: filled pixels hold no noise, so only the tiles without them are measured; with none left,
+    # the nominal level is used.
     finite = np.ones(image.shape, bool)
     finite[:40] = False
+    assert abs(network_noise(image, nominal=1e-3, finite=finite) / 3e-3 - 1) < 0.1
+    finite[:, :70] = False
     assert network_noise(image, nominal=1e-3, finite=finite) == 1e-3
 
 

@@ -18,8 +18,9 @@ from enhance.io import atomic_write, check_output, write_fits
 def source(tmp_path):
     """A small continuum FITS input of 24 x 24 pixels."""
     rng = np.random.default_rng(0)
-    header = fits.Header({"BUNIT": "DN/s", "CONTENT": "CONTINUUM INTENSITY", "CDELT1": 0.504, "CDELT2": 0.504,
-                          "CUNIT1": "arcsec", "CUNIT2": "arcsec", "CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN"})  # fmt: skip
+    cards = {"BUNIT": "DN/s", "CONTENT": "CONTINUUM INTENSITY", "CDELT1": 0.504, "CDELT2": 0.504, "CUNIT1": "arcsec",
+             "CUNIT2": "arcsec", "CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN"}  # fmt: skip
+    header = fits.Header(cards)
     path = tmp_path / "in.fits"
     fits.PrimaryHDU((5e4 * (1 + 0.05 * rng.standard_normal((24, 24)))).astype(np.float32), header).writeto(path)
     return path
@@ -90,7 +91,8 @@ def test_atomic_write_replaces_only_regular_files(tmp_path):
     dangling = tmp_path / "dangling.txt"
     dangling.symlink_to(tmp_path / "nowhere")
     atomic_write(dangling, lambda tmp: Path(tmp).write_text("new"), overwrite=True)  # the link is replaced
-    assert not dangling.is_symlink() and not (tmp_path / "nowhere").exists()
+    assert not dangling.is_symlink()
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_the_input_is_never_its_own_output(tmp_path, source, weights, no_network, capsys):
@@ -100,7 +102,8 @@ def test_the_input_is_never_its_own_output(tmp_path, source, weights, no_network
     for target in (source, tmp_path / "." / "in.fits", tmp_path / "hard.fits", tmp_path / "soft.fits"):
         assert main(["run", str(source), "-o", str(target), "--weights", weights, "--overwrite"]) == 1
         err = capsys.readouterr().err
-        assert "is the input" in err and "the same file" in err
+        assert "is the input" in err
+        assert "the same file" in err
     assert source.read_bytes() == data
     from enhance import enhance
 
