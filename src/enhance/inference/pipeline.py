@@ -394,6 +394,10 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         options.qs_level, options.device, options.tile, options.backend, options.precision,
     )  # fmt: skip
     data = check_image(image)
+    made_for = getattr(network, "kind", None)  # an ONNX network records the kind it was trained on
+    if isinstance(made_for, str) and made_for != kind:
+        msg = f"the network was made for {made_for} data, but the image is {kind}"
+        raise ValueError(msg)
     if min(data.shape) < 2:
         msg = f"image must be at least 2 x 2 pixels (reflection padding), got shape {data.shape}"
         raise ValueError(msg)

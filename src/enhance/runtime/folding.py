@@ -197,11 +197,15 @@ def folded_arrays(path):
     >>> depth, width
     (1, 32)
     """
-    from ..models.architecture import architecture_of
+    from ..models.architecture import check_weights_metadata
 
     state, metadata = read_weights(path)
-    # As `~enhance.models.pretrained.load_network` does: bounded, and the tensors the metadata names.
-    depth, width = architecture_of(path, metadata, {name: array.shape for name, array in state.items()})
+    # The check `~enhance.models.pretrained.load_network` makes: every key bounded, the tensors the metadata names.
+    found = check_weights_metadata(path, metadata, {name: array.shape for name, array in state.items()})
+    if found["architecture"] != "enhance":
+        msg = f"{path} holds a {found['architecture']!r} network, not the paper's Enhance"
+        raise ValueError(msg)
+    depth, width = found["depth"], found["width"]
     check_finite_state(path, state)
     config = metadata.get("config")
     if config:
