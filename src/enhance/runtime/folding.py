@@ -113,7 +113,7 @@ def read_weights(path, *, tensors: bool = True):
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If it is not a weights file of this package (no depth/width in its metadata).
+        If it is not a readable safetensors file.
 
     Examples
     --------
@@ -135,10 +135,7 @@ def read_weights(path, *, tensors: bool = True):
     except (SafetensorError, OSError) as err:
         msg = f"{path} is not a readable safetensors weights file: {err}"
         raise ValueError(msg) from err
-    if "depth" not in metadata or "width" not in metadata:
-        msg = f"{path} holds no network architecture (depth, width) in its metadata; not a solar-enhance weights file"
-        raise ValueError(msg)
-    return state, metadata
+    return state, metadata  # its keys are checked by `~enhance.models.architecture.check_weights_metadata`
 
 
 def check_finite_state(path, state) -> None:
@@ -209,5 +206,8 @@ def folded_arrays(path):
     check_finite_state(path, state)
     config = metadata.get("config")
     if config:
-        metadata["config"] = json.loads(config)
+        try:
+            metadata["config"] = json.loads(config)
+        except ValueError:  # a training note only: the torch path does not read it either
+            pass
     return fold_state(state, depth=depth), depth, width, metadata

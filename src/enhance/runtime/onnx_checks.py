@@ -40,6 +40,12 @@ _OPERATORS = {
                     "Reshape", "Shape", "Slice", "Sub", "Unsqueeze"},
 }  # fmt: skip
 _INPUTS = {ENHANCE_FORMAT: ["image"], WIENER_FORMAT: ["image", "noise"]}
+#: The metadata every file of each format holds ('kind' may be empty: a network exported without one).
+_REQUIRED = {
+    ENHANCE_FORMAT: ("depth", "width", "kind"),
+    WIENER_FORMAT: ("architecture", "depth", "width", "taps", "noise_nodes", "noise_unit", "margin", "kind",
+                    "symmetric"),
+}  # fmt: skip
 #: Input pixels (rows, columns) of the probe image every graph is run on before it is used.
 PROBE_SHAPE = (12, 10)
 
@@ -207,6 +213,9 @@ def check_onnx_model(data: bytes, name: str) -> dict:
     fmt = meta["format"]
     if fmt not in _OPERATORS:
         _fail(name, f"metadata format={fmt!r} is not one of solar-enhance's ({ENHANCE_FORMAT}, {WIENER_FORMAT})")
+    for key in _REQUIRED[fmt]:
+        if key not in meta:
+            _fail(name, f"its metadata lacks the key {key!r} (a damaged file, or not one of solar-enhance)")
     if (meta.get("architecture") == WIENER_ENHANCE) != (fmt == WIENER_FORMAT):
         _fail(name, f"metadata architecture={meta.get('architecture')!r} disagrees with format={fmt!r}")
     inputs = [i.name for i in model.graph.input if i.name not in {init.name for init in model.graph.initializer}]
