@@ -277,7 +277,9 @@ def _add_run(subparsers) -> None:
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     run.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
     run.add_argument("--model", choices=VARIANTS, default="full", help=_MODEL_HELP)
-    run.add_argument("--weights", metavar="FILE", help="safetensors weights to use instead of a shipped model")
+    run.add_argument("--weights", metavar="FILE",
+                     help="a network file to use instead of a shipped model: safetensors weights (enhance train) or "
+                     "an .onnx graph (enhance export)")  # fmt: skip
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     run.add_argument("--tile", type=_positive_int, default=None, metavar="N",
                      help="exact overlapping tiles of N input pixels")  # fmt: skip
