@@ -135,9 +135,12 @@ def test_network_noise_given_measured_or_nominal():
     # A measurement far below HMI's noise is not believed (a level told too low amplifies the noise).
     quiet = 1 + rng.normal(0, 1e-4, (128, 128))
     assert network_noise(quiet, nominal=1e-3) == pytest.approx(0.5e-3)
-    # Missing pixels in the measured square: filled pixels hold no noise, so the nominal level is used.
+    # Missing pixels: filled pixels hold no noise, so only the tiles without them are measured; with none left,
+    # the nominal level is used.
     finite = np.ones(image.shape, bool)
     finite[:40] = False
+    assert abs(network_noise(image, nominal=1e-3, finite=finite) / 3e-3 - 1) < 0.1
+    finite[:, :70] = False
     assert network_noise(image, nominal=1e-3, finite=finite) == 1e-3
 
 
@@ -163,7 +166,7 @@ def test_weights_file_round_trip_and_bad_metadata(tmp_path):
     assert torch.equal(loaded(x, noise), net(x, noise))
     from safetensors.torch import load_file, save_file
 
-    bad = {**meta, "noise_nodes": "[1, 2, 3]"}
+    bad = {**meta, "noise_nodes": "[1, 2, 4]"}  # valid levels, but 3 where the file holds 8
     save_file(load_file(str(path)), str(tmp_path / "bad.safetensors"), metadata=bad)
     with pytest.raises(ValueError, match="do not match its metadata") as info:
         load_network(tmp_path / "bad.safetensors")
@@ -281,6 +284,6 @@ def test_symmetry_options_survive_a_weights_file(tmp_path):
     from enhance.models.weights import save_weights
 
     net = _random_hybrid(exact_constants=True, odd=True)
-    loaded = load_network(save_weights(net, tmp_path / "w.safetensors", kind="blos"), kind="blos")
+    loaded = load_network(save_weights(net, tmp_path / "w.safetensors", kind="intensity"), kind="intensity")
     assert loaded.exact_constants
     assert loaded.odd

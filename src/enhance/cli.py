@@ -163,6 +163,12 @@ def _run(args) -> int:
     from .inference.pipeline import RunOptions
 
     source, target = Path(args.inputs[0]), Path(args.output)
+    from .io import check_output
+
+    try:
+        check_output(target, source=source)  # before any work: a device, the input itself, a .bz2 name
+    except ValueError as err:
+        return _error(str(err))
     if target.exists() and not args.overwrite:
         return _error(f"{target} exists; use --overwrite to replace it")
     if target.parent.is_dir():  # temporary files of an earlier, killed write of this output
@@ -271,7 +277,9 @@ def _add_run(subparsers) -> None:
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     run.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
     run.add_argument("--model", choices=VARIANTS, default="full", help=_MODEL_HELP)
-    run.add_argument("--weights", metavar="FILE", help="safetensors weights to use instead of a shipped model")
+    run.add_argument("--weights", metavar="FILE",
+                     help="a network file to use instead of a shipped model: safetensors weights (enhance train) or "
+                     "an .onnx graph (enhance export)")  # fmt: skip
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     run.add_argument("--tile", type=_positive_int, default=None, metavar="N",
                      help="exact overlapping tiles of N input pixels")  # fmt: skip

@@ -30,6 +30,8 @@ __all__ = [
     "HMI_PIXEL_SCALE",
     "fits_stem",
     "atomic_write",
+    "check_replaceable",
+    "check_output",
 ]
 
 # Keys that describe the stored pixel values and become wrong once the data change.
@@ -197,10 +199,94 @@ def check_regular_file(path, *, what="input file", expected="a FITS file") -> No
         msg = f"{what} not found: {path}"
         raise FileNotFoundError(msg) from None
     if not stat.S_ISREG(mode):
-        nature = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
-                  else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                  else "not a regular file")  # fmt: skip
-        msg = f"{what} {path} is {nature}, not {expected}"
+        msg = f"{what} {path} is {_nature(mode)}, not {expected}"
+        raise ValueError(msg)
+
+
+def _nature(mode) -> str:
+    """What a file of ``mode`` (`os.stat_result.st_mode`) is, in words."""
+    import stat
+
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")  # fmt: skip
+
+
+def check_replaceable(path) -> None:
+    """Refuse, with a `ValueError` naming it, an output ``path`` that exists and is not a regular file.
+
+    An output replaces only a regular file, or nothing: never a device (``/dev/null``), a FIFO, a socket
+    or a directory, nor a symbolic link to one of them.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The output file.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` (followed through links) is a device, FIFO, socket or directory.
+
+    Examples
+    --------
+    >>> check_replaceable("/dev/null")
+    Traceback (most recent call last):
+    ...
+    ValueError: output /dev/null is a device, not a regular file: an output replaces only a regular file
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there, or a dangling link (replaced, not followed)
+        return
+    if not stat.S_ISREG(mode):
+        msg = f"output {path} is {_nature(mode)}, not a regular file: an output replaces only a regular file"
+        raise ValueError(msg)
+
+
+#: Output names of compressed formats that `write_fits` cannot write.
+_UNSUPPORTED_COMPRESSION = (".bz2", ".z", ".zip", ".xz", ".zst", ".lz", ".lzma", ".7z", ".tar", ".tgz")
+
+
+def check_output(target, *, source=None) -> None:
+    """Refuse an output before any work: an unsupported compressed name, a special file, or the input itself.
+
+    Parameters
+    ----------
+    target : str or `~pathlib.Path`
+        The FITS file to write.
+    source : str or `~pathlib.Path`, optional
+        The input file: the output must not be the same file, by any path or hard link (same device and
+        inode, `os.stat`).
+
+    Raises
+    ------
+    ValueError
+        For a ``.bz2``, ``.xz``, ``.zip``, ... name (only ``.fits``, ``.fits.gz`` and ``.fits.fz`` are
+        written), an existing target that is not a regular file (`check_replaceable`), or the input itself.
+
+    Examples
+    --------
+    >>> check_output("out.fits.bz2")
+    Traceback (most recent call last):
+    ...
+    ValueError: out.fits.bz2: only .fits, .fits.gz (gzip) and .fits.fz (RICE, --compress) outputs can be written
+    """
+    name = Path(target).name.lower()
+    if name.endswith(_UNSUPPORTED_COMPRESSION):
+        msg = f"{target}: only .fits, .fits.gz (gzip) and .fits.fz (RICE, --compress) outputs can be written"
+        raise ValueError(msg)
+    check_replaceable(target)
+    if source is None:
+        return
+    try:
+        a, b = os.stat(source), os.stat(target)
+    except OSError:  # either is missing: not the same file
+        return
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+        msg = f"output {target} is the input {source} (the same file): write the result to another file"
         raise ValueError(msg)
 
 
@@ -800,6 +886,7 @@ def atomic_write(path, writer, *, overwrite=False):
     done
     """
     path = Path(path)
+    check_replaceable(path)  # a device, FIFO or directory is never replaced, with or without overwrite
     if path.exists() and not overwrite:
         msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
         raise FileExistsError(msg)
@@ -812,6 +899,7 @@ def atomic_write(path, writer, *, overwrite=False):
         writer(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         if overwrite:
+            check_replaceable(path)  # again: it may have become one while the file was written
             os.replace(tmp, path)
         else:
             _publish_new(tmp, path)
@@ -935,9 +1023,7 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=(), quant
     """
     path = Path(path)
     name = path.name.lower()
-    if name.endswith((".bz2", ".z", ".zip", ".xz")):
-        msg = f"{path}: only .fits, .fits.gz (gzip) and .fits.fz (RICE, --compress) outputs can be written"
-        raise ValueError(msg)
+    check_output(path)
     if name.endswith(".fz") and quantize_step is None:
         msg = f"{path}: a .fz name means a tile-compressed file; pass quantize_step (--compress) or name it .fits"
         raise ValueError(msg)

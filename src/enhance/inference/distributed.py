@@ -310,6 +310,7 @@ def enhance_file(
     record.update(input=str(source), output=str(target), model=label, version=__version__, worker=_worker_name())
     replace = overwrite
     try:
+        _check_target(source, target)
         if target.exists() and not overwrite:
             action, reason = _existing_output(target, _input_shape(source))
             if action == "skip":
@@ -338,6 +339,17 @@ _LOST_RACE = "another run wrote this output meanwhile"
 
 class _Culprit(Exception):
     """A failure whose message already names what caused it (not the input)."""
+
+
+def _check_target(source, target) -> None:
+    """`~enhance.io.check_output` before any work, as the output's fault: a special file, the input, a .bz2 name."""
+    from ..io import check_output
+
+    try:
+        check_output(target, source=source)
+    except ValueError as err:
+        msg = f"ValueError: {err}"
+        raise _Culprit(msg) from None
 
 
 def _one_line(text) -> str:

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import importlib.util
 import logging
+import numbers
 import weakref
 from pathlib import Path
 
@@ -128,17 +129,18 @@ def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=N
         The image in the network's units, finite (missing pixels filled).
     noise : float, optional
         The noise in the image's units (gauss for a magnetogram), to be divided by ``scale``; None
-        measures it (`~enhance.observation.noise.estimate_noise` just beyond HMI's cut-off, on at most
-        the central `NOISE_CROP` pixels square).
+        measures it (`~enhance.observation.noise.measure_noise` just beyond HMI's cut-off, on at most
+        the central `NOISE_CROP` pixels square, robust to outlier pixels, edges and constant regions).
     scale : float or `~enhance.observation.quiet_sun.QuietSunSurface`
         What the image was divided by (a surface counts by its median).
     nominal : float
         HMI's noise in the network's units. It is used, and logged, when the image is smaller than
-        `NOISE_MIN_SIZE` pixels, when the measured square holds missing pixels (``finite``), or when
-        the spectrum's corners are not white (an interpolated image,
-        `~enhance.observation.noise.noise_is_white`). A measurement is never taken below
-        `NOISE_FLOOR` of it: a level told too low makes the network amplify the noise, one told too
-        high only smooths.
+        `NOISE_MIN_SIZE` pixels, when every tile of the measured square holds missing pixels (``finite``)
+        or constant ones, or when the spectrum's corners are not white (an interpolated image,
+        `~enhance.observation.noise.noise_is_white`). When the measurement is unreliable (a periodic
+        pattern, most tiles far above the others) an `~enhance.exceptions.EnhanceUserWarning` says so and
+        the larger of the two is used. A measurement is never taken below `NOISE_FLOOR` of it: a level
+        told too low makes the network amplify the noise, one told too high only smooths.
     finite : (ny, nx) bool ndarray, optional
         Where the image held data before missing pixels were filled.
 
@@ -157,7 +159,7 @@ def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=N
     """
     import astropy.units as u
 
-    from ..observation.noise import NOISE_BAND_START, estimate_noise, noise_is_white
+    from ..observation.noise import NOISE_BAND_START, measure_noise
 
     if noise is not None:
         level = float(np.median(scale.samples)) if isinstance(scale, QuietSunSurface) else float(scale)
@@ -168,24 +170,43 @@ def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=N
         return nominal
     top, left = max((data.shape[0] - NOISE_CROP) // 2, 0), max((data.shape[1] - NOISE_CROP) // 2, 0)
     window = (slice(top, top + NOISE_CROP), slice(left, left + NOISE_CROP))
-    crop = data[window]
-    if finite is not None and not np.all(finite[window]):
-        logger.info("missing pixels in the measured square: HMI's nominal noise (%.3g) assumed; pass noise= "
-                    "to set it", nominal)  # fmt: skip
+    # The band just beyond the cut-off: interpolation, which the whiteness test cannot always see, lowers it least.
+    found = measure_noise(data[window], band_stop=NOISE_BAND_START + NOISE_INNER_WIDTH / u.arcsec,
+                          finite=None if finite is None else finite[window])  # fmt: skip
+    if not found.tiles:
+        logger.info("missing or constant pixels in every tile of the measured square: HMI's nominal noise (%.3g) "
+                    "assumed; pass noise= to set it", nominal)  # fmt: skip
         return nominal
-    if not noise_is_white(crop):
+    if not found.reliable:
+        _warn_unreliable(found, nominal)
+        return nominal if not found.sigma > nominal else found.sigma
+    if found.whiteness > 2.0:
         logger.info("the spectrum's corners are not white (an interpolated image?): HMI's nominal noise "
                     "(%.3g) assumed; pass noise= to set it", nominal)  # fmt: skip
         return nominal
-    # The band just beyond the cut-off: interpolation, which the whiteness test cannot always see,
-    # lowers it least.
-    sigma = estimate_noise(crop, band_stop=NOISE_BAND_START + NOISE_INNER_WIDTH / u.arcsec)
+    sigma = found.sigma
+    if found.outliers or found.rejected or found.missing:
+        logger.info("noise measured on %d tiles (%d with missing or constant pixels and %d far above the others "
+                    "left out), %d outlier pixels ignored", found.tiles, found.missing, found.rejected,
+                    found.outliers)  # fmt: skip
     if sigma < NOISE_FLOOR * nominal:
         logger.info("noise measured at %.2f x HMI's, below %.2f x: %.2f x HMI's assumed; pass noise= to set "
                     "it", sigma / nominal, NOISE_FLOOR, NOISE_FLOOR)  # fmt: skip
         return NOISE_FLOOR * nominal
     logger.info("noise measured on the image: %.3g (%.2f x HMI's)", sigma, sigma / nominal)
     return sigma
+
+
+def _warn_unreliable(found, nominal) -> None:
+    """An `~enhance.exceptions.EnhanceUserWarning` that the measured noise level cannot be believed, and why."""
+    import warnings
+
+    from ..exceptions import EnhanceUserWarning
+
+    level = max(found.sigma, nominal) if np.isfinite(found.sigma) else nominal
+    msg = (f"the noise level cannot be measured reliably on this image ({found.reason}): {level / nominal:.2f} x "
+           "HMI's nominal noise assumed; pass noise= to set it")  # fmt: skip
+    warnings.warn(msg, EnhanceUserWarning, stacklevel=4)
 
 
 def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | None = None) -> EnhanceNet:
@@ -373,6 +394,10 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         options.qs_level, options.device, options.tile, options.backend, options.precision,
     )  # fmt: skip
     data = check_image(image)
+    made_for = getattr(network, "kind", None)  # an ONNX network records the kind it was trained on
+    if isinstance(made_for, str) and made_for != kind:
+        msg = f"the network was made for {made_for} data, but the image is {kind}"
+        raise ValueError(msg)
     if min(data.shape) < 2:
         msg = f"image must be at least 2 x 2 pixels (reflection padding), got shape {data.shape}"
         raise ValueError(msg)
@@ -417,6 +442,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     if hasattr(network, "noise_unit"):  # told the noise level: measured once for the whole image, or given
         sigma = network_noise(normalised, noise=options.noise, scale=scale, nominal=network.noise_unit,
                               finite=finite)  # fmt: skip
+        _warn_clamped(sigma, network, given=options.noise is not None)
         runner = runner.bind(sigma)
     logger.debug("runner %s on %s, %d worker(s), tile %s", type(runner).__name__, device, workers, tile)
     from .tiling import dihedral_average, run_tiled
@@ -438,6 +464,27 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     if not finite.all():
         result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
     return result
+
+
+def _warn_clamped(sigma, network, *, given):
+    """Warn (`~enhance.exceptions.EnhanceUserWarning`) when the noise level lies outside the filter bank's nodes:
+    the network then runs at the nearest node, not at ``sigma``."""
+    nodes = getattr(network, "noise_nodes", None)
+    if not nodes:
+        return
+    ratio = sigma / network.noise_unit
+    low, high = min(nodes), max(nodes)
+    if low * (1 - 1e-6) <= ratio <= high * (1 + 1e-6):
+        return
+    import warnings
+
+    from ..exceptions import EnhanceUserWarning
+
+    what = "noise given" if given else "noise measured on the image"
+    bound = low if ratio < low else high
+    msg = (f"{what} is {ratio:.3g} x HMI's, outside the {low:g}-{high:g} x the network was trained for: it runs at "
+           f"{bound:g} x HMI's noise (pass noise= in the image's units, gauss for a magnetogram)")  # fmt: skip
+    warnings.warn(msg, EnhanceUserWarning, stacklevel=4)
 
 
 def _clip_negative(result, data):
@@ -561,11 +608,10 @@ def _noise_value(noise, unit, factor, kind):
         if noise.unit.is_equivalent(u.G):
             return float(noise.to_value(u.G))
         return _qs_value(noise, unit, name="noise")
-    try:
-        return float(noise) * factor
-    except (TypeError, ValueError):
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real):  # '0.01' and True are not numbers
         msg = f"noise must be a positive number in the image's units or a Quantity, got {noise!r}"
-        raise ValueError(msg) from None
+        raise TypeError(msg)
+    return check_positive(noise, name="noise") * factor
 
 
 def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
@@ -739,6 +785,10 @@ def enhance(
     if isinstance(data, str | Path):
         from ..io import gauss_factor, provenance_cards, read_fits, resolve_kind, upscale_header, write_fits
 
+        if output is not None:
+            from ..io import check_output
+
+            check_output(output, source=data)  # before any work: a device, the input itself, a .bz2 name
         image, header = read_fits(data)
         kind = resolve_kind(kind, header, path=data, force=force, flag=False)
         history = history_cards(kind, model, network)

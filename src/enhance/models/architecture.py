@@ -4,7 +4,9 @@
 tiling take what they need to know about it from here.
 """
 
-__all__ = ["receptive_margin", "WIENER_ENHANCE", "wiener_state_shapes", "wiener_architecture_of"]
+__all__ = ["receptive_margin", "WIENER_ENHANCE", "wiener_state_shapes", "wiener_architecture_of", "architecture_of",
+           "check_weights_metadata", "check_kind", "check_bounded_integer", "check_noise_nodes", "check_noise_unit",
+           "wiener_margin", "NOISE_UNIT_RANGE"]  # fmt: skip
 
 #: Largest architecture a weights file may declare (the paper's is depth 5, width 64): a file that claims
 #: more is refused before anything is allocated.
@@ -100,14 +102,8 @@ def architecture_of(path, meta: dict, shapes: dict) -> tuple[int, int]:
     >>> architecture_of("tiny.safetensors", {"depth": "1", "width": "8"}, state_shapes(1, 8))
     (1, 8)
     """
-    values = {}
-    for name, bound in (("depth", MAX_DEPTH), ("width", MAX_WIDTH)):
-        text = str(meta[name]).strip()
-        if not text.isdigit() or not 1 <= int(text) <= bound:
-            msg = f"{path}: metadata {name}={meta[name]!r} is not an integer from 1 to {bound}"
-            raise ValueError(msg)
-        values[name] = int(text)
-    depth, width = values["depth"], values["width"]
+    depth, width = (check_bounded_integer(meta, key, bound, name=path) for key, bound in
+                    (("depth", MAX_DEPTH), ("width", MAX_WIDTH)))  # fmt: skip
     expected = state_shapes(depth, width)
     shapes = {name: tuple(shape) for name, shape in shapes.items()}
     absent = [name for name in expected if name not in shapes]
@@ -190,25 +186,13 @@ def wiener_architecture_of(path, meta: dict, shapes: dict) -> dict:
     >>> wiener_architecture_of("tiny.safetensors", meta, wiener_state_shapes(1, 8, 5, 2))["noise_nodes"]
     [1.0, 2.0]
     """
-    import json
-    import math
-
-    values = {}
-    for name, bound in (("depth", MAX_DEPTH), ("width", MAX_WIDTH), ("taps", MAX_TAPS)):
-        text = str(meta.get(name, "")).strip()
-        if not text.isdigit() or not 1 <= int(text) <= bound:
-            msg = f"{path}: metadata {name}={meta.get(name)!r} is not an integer from 1 to {bound}"
-            raise ValueError(msg)
-        values[name] = int(text)
-    try:
-        nodes = [float(v) for v in json.loads(meta.get("noise_nodes", ""))]
-        unit = float(meta.get("noise_unit", ""))
-    except (ValueError, TypeError) as err:
-        msg = f"{path}: metadata noise_nodes/noise_unit are not numbers: {err}"
-        raise ValueError(msg) from None
-    if not 2 <= len(nodes) <= MAX_NODES or not all(math.isfinite(v) and v > 0 for v in [*nodes, unit]):
-        msg = f"{path}: metadata noise_nodes must be 2 to {MAX_NODES} positive levels and noise_unit positive"
+    values = {key: check_bounded_integer(meta, key, bound, name=path) for key, bound in
+              (("depth", MAX_DEPTH), ("width", MAX_WIDTH), ("taps", MAX_TAPS))}  # fmt: skip
+    if values["taps"] % 2 == 0:
+        msg = f"{path}: metadata taps={meta['taps']!r} is not odd (the linear stage's kernels are centred)"
         raise ValueError(msg)
+    nodes = check_noise_nodes(meta, name=path)
+    unit = check_noise_unit(meta, name=path)
     expected = wiener_state_shapes(values["depth"], values["width"], values["taps"], len(nodes))
     found = {name: tuple(shape) for name, shape in shapes.items()}
     if found != expected:
@@ -223,3 +207,171 @@ def wiener_architecture_of(path, meta: dict, shapes: dict) -> dict:
             raise ValueError(msg)
         flags[name] = text == "True"
     return {**values, "noise_nodes": nodes, "noise_unit": unit, **flags}
+
+
+def _missing(meta: dict, key: str, name) -> None:
+    if key not in meta:
+        msg = f"{name}: its metadata lacks the key {key!r} (not a network file of solar-enhance, or a damaged one)"
+        raise ValueError(msg)
+
+
+def check_bounded_integer(meta: dict, key: str, bound: int, *, name) -> int:
+    """``meta[key]`` as an integer from 1 to ``bound``, or a `ValueError` naming the file and the key.
+
+    Parameters
+    ----------
+    meta : dict
+        A file's metadata (strings, or numbers).
+    key : str
+        The key.
+    bound : int
+        The largest value accepted.
+    name : str or `~pathlib.Path`
+        The file, for the message.
+
+    Returns
+    -------
+    int
+        The value.
+
+    Examples
+    --------
+    >>> check_bounded_integer({"depth": "3"}, "depth", MAX_DEPTH, name="w.onnx")
+    3
+    """
+    _missing(meta, key, name)
+    value = meta[key]
+    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if not text.isdigit() or not 1 <= int(text) <= bound:
+        msg = f"{name}: metadata {key}={value!r} is not an integer from 1 to {bound}"
+        raise ValueError(msg)
+    return int(text)
+
+
+def check_kind(meta: dict, *, name, required: bool = True) -> str | None:
+    """The data kind of a file's metadata ('intensity' or 'blos'); None where it is absent or empty and not required.
+
+    Examples
+    --------
+    >>> check_kind({"kind": "blos"}, name="w.onnx"), check_kind({"kind": ""}, name="w.onnx", required=False)
+    ('blos', None)
+    """
+    from ..constants import KINDS
+
+    if required:
+        _missing(meta, "kind", name)
+    value = meta.get("kind")
+    if not required and value in (None, ""):
+        return None
+    if value not in KINDS:
+        msg = f"{name}: metadata kind={value!r} is not one of {', '.join(KINDS)}"
+        raise ValueError(msg)
+    return value
+
+
+def check_noise_nodes(meta: dict, *, name) -> list[float]:
+    """The filter bank's noise levels (``noise_nodes``, a JSON list): 2 to `MAX_NODES` finite positive levels,
+    increasing, a constant ratio apart, as `~enhance.models.hybrid.WienerEnhanceNet` requires.
+
+    Examples
+    --------
+    >>> check_noise_nodes({"noise_nodes": "[0.5, 1, 2]"}, name="w.safetensors")
+    [0.5, 1.0, 2.0]
+    """
+    import json
+    import math
+
+    _missing(meta, "noise_nodes", name)
+    text = meta["noise_nodes"]
+    try:
+        nodes = [float(v) for v in (json.loads(text) if isinstance(text, str) else text)]
+    except (ValueError, TypeError):
+        nodes = []
+    ratios = [b / a for a, b in zip(nodes, nodes[1:], strict=False)] if all(v > 0 for v in nodes) else []
+    even = bool(ratios) and all(abs(r - ratios[0]) <= 1e-6 * ratios[0] for r in ratios) and ratios[0] > 1
+    if not (2 <= len(nodes) <= MAX_NODES and all(math.isfinite(v) and v > 0 for v in nodes) and even):
+        msg = (f"{name}: metadata noise_nodes={text!r} is not a list of 2 to {MAX_NODES} increasing positive "
+               "levels a constant ratio apart")  # fmt: skip
+        raise ValueError(msg)
+    return nodes
+
+
+#: Largest factor between a file's ``noise_unit`` and HMI's noise in the network's units for its kind
+#: (1e-3 I/Ic, 0.01 kG); a file of unknown kind must lie within it of one of the two.
+NOISE_UNIT_RANGE = 4.0
+
+
+def check_noise_unit(meta: dict, *, name) -> float:
+    """``noise_unit``: HMI's noise in the network's units, within `NOISE_UNIT_RANGE` of its kind's (1e-3 I/Ic,
+    0.01 kG).
+
+    Examples
+    --------
+    >>> check_noise_unit({"noise_unit": "0.001", "kind": "intensity"}, name="w.onnx")
+    0.001
+    """
+    from ..constants import GAUSS_PER_KG, HMI_NOISE
+
+    _missing(meta, "noise_unit", name)
+    kind = check_kind(meta, name=name, required=False)
+    nominal = {"intensity": HMI_NOISE["intensity"], "blos": HMI_NOISE["blos"] / GAUSS_PER_KG}
+    try:
+        unit = float(meta["noise_unit"])
+    except (ValueError, TypeError):
+        unit = float("nan")
+    allowed = [nominal[kind]] if kind else list(nominal.values())
+    if not any(level / NOISE_UNIT_RANGE <= unit <= level * NOISE_UNIT_RANGE for level in allowed):
+        what = f"{kind} network's" if kind else "network's"
+        msg = (f"{name}: metadata noise_unit={meta['noise_unit']!r} is not HMI's noise in the {what} units (within "
+               f"{NOISE_UNIT_RANGE:g} x of {' or '.join(f'{v:g}' for v in allowed)})")  # fmt: skip
+        raise ValueError(msg)
+    return unit
+
+
+def wiener_margin(depth: int, taps: int) -> int:
+    """Input pixels on each side that an output pixel of a Wiener-Enhance network reads (its tiling margin).
+
+    Examples
+    --------
+    >>> wiener_margin(3, 21)
+    18
+    """
+    return taps // 2 + 2 * depth + 2
+
+
+def check_weights_metadata(path, meta: dict, shapes: dict) -> dict:
+    """Every metadata key of a safetensors weights file that the networks read, checked before anything is built.
+
+    The one check for both paths: PyTorch (`~enhance.models.pretrained.load_network`) and numpy/onnxruntime
+    (`~enhance.runtime.folding`, `~enhance.runtime.wiener_onnx`), so that both refuse the same files.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The file, for the messages.
+    meta : dict
+        Its metadata: ``kind``, ``depth``, ``width``, ``architecture`` (absent for the paper's networks) and,
+        for Wiener-Enhance, ``taps``, ``noise_nodes``, ``noise_unit``.
+    shapes : dict
+        ``{name: shape}`` of its tensors.
+
+    Returns
+    -------
+    dict
+        ``architecture``, ``kind``, and the constructor arguments (`architecture_of`, `wiener_architecture_of`).
+
+    Examples
+    --------
+    >>> check_weights_metadata("w.safetensors", {"kind": "blos", "depth": "1", "width": "8"}, state_shapes(1, 8))
+    {'architecture': 'enhance', 'kind': 'blos', 'depth': 1, 'width': 8}
+    """
+    kind = check_kind(meta, name=path)
+    architecture = meta.get("architecture", "enhance")
+    if architecture not in ("enhance", WIENER_ENHANCE):
+        msg = (f"{path}: metadata architecture={architecture!r} is not one this version builds "
+               f"(enhance, {WIENER_ENHANCE})")  # fmt: skip
+        raise ValueError(msg)
+    if architecture == WIENER_ENHANCE:
+        return {"architecture": architecture, "kind": kind, **wiener_architecture_of(path, meta, shapes)}
+    depth, width = architecture_of(path, meta, shapes)
+    return {"architecture": architecture, "kind": kind, "depth": depth, "width": width}

@@ -17,7 +17,7 @@ from ..checks import check_choice
 from ..constants import GAUSS_PER_KG, HMI_NOISE, MODEL_SIZES, WIENER_SIZE, WIENER_SYMMETRIC
 from ..io import atomic_write
 from . import weights as weight_files
-from .architecture import WIENER_ENHANCE, architecture_of, wiener_architecture_of
+from .architecture import WIENER_ENHANCE, check_weights_metadata
 from .hybrid import WienerEnhanceNet
 from .network import EnhanceNet
 from .weights import KINDS, REGISTRY, VARIANTS, file_sha256, read_metadata, registry_entry, shipped_path
@@ -71,24 +71,14 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
     except (SafetensorError, OSError, ValueError) as err:
         msg = f"{path} is not a safetensors weights file: {err}"
         raise ValueError(msg) from err
-    missing = [key for key in ("depth", "width", "kind") if key not in meta]
-    if missing:
-        msg = f"{path} lacks the metadata {missing} that says which network it holds"
+    # Checked before anything is built or read, as the numpy path (`~enhance.runtime.folding`) checks them:
+    found = check_weights_metadata(path, meta, shapes)
+    if kind is not None and found["kind"] != kind:
+        msg = f"{path} holds a {found['kind']!r} network, but kind={kind!r} was asked for"
         raise ValueError(msg)
-    if kind is not None and meta["kind"] != kind:
-        msg = f"{path} holds a {meta['kind']!r} network, but kind={kind!r} was asked for"
-        raise ValueError(msg)
-    architecture = meta.get("architecture", "enhance")
-    if architecture not in ("enhance", WIENER_ENHANCE):
-        msg = f"{path} holds a {architecture!r} network, which this version cannot build"
-        raise ValueError(msg)
-    # Checked before anything is built or read:
-    if architecture == WIENER_ENHANCE:
-        net = WienerEnhanceNet(**wiener_architecture_of(path, meta, shapes))
-        depth, width = net.depth, net.width
-    else:
-        depth, width = architecture_of(path, meta, shapes)
-        net = EnhanceNet(depth=depth, width=width)
+    arguments = {key: value for key, value in found.items() if key not in ("architecture", "kind")}
+    net = (WienerEnhanceNet if found["architecture"] == WIENER_ENHANCE else EnhanceNet)(**arguments)
+    depth, width = net.depth, net.width
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:

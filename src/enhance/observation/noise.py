@@ -4,7 +4,16 @@ HMI's 14 cm aperture cuts off spatial frequencies above :math:`D/\\lambda` = 1.1
 its 0.504 arcsec pixels sample up to 0.99 along each axis and 1.40 along the diagonals. Every frequency
 beyond 1.15 cycles per arcsec, and each of its aliases, then holds only the noise (and the faint far
 wing of the PSF model), so the power there measures white noise without confusing it with granulation.
+
+The spectrum is read on tiles of `NOISE_TILE` pixels, and the measurement is made robust to what is not
+noise: single outlier pixels (hot pixels, cosmic rays) are replaced by the median of their neighbours first;
+tiles that are constant in part (off-limb pixels given as 0 rather than NaN) or hold missing pixels are left
+out; tiles whose level stands far above the others (a sharp edge such as the limb) are rejected; and a
+spectrum that a few frequencies dominate (a periodic pattern, e.g. at the Nyquist frequency) is reported as
+unreliable (`NoiseMeasurement`).
 """
+
+import dataclasses
 
 import astropy.units as u
 import numpy as np
@@ -12,10 +21,207 @@ import numpy as np
 from ..checks import check_image, check_positive
 from ..constants import HMI_PIXEL_SCALE
 
-__all__ = ["NOISE_BAND_START", "estimate_noise", "noise_is_white"]
+__all__ = ["NOISE_BAND_START", "NOISE_TILE", "WHITE_SPLIT", "NoiseMeasurement", "measure_noise", "estimate_noise",
+           "noise_is_white"]  # fmt: skip
 
 #: Lowest spatial frequency of the noise band: just above HMI's diffraction cut-off, 1.10 cycles per arcsec.
 NOISE_BAND_START = 1.15 / u.arcsec
+#: Side of the tiles whose spectra are read (overlapping by half), pixels; an image under twice this is read whole.
+NOISE_TILE = 64
+#: A pixel is an outlier when it stands this many robust standard deviations from the median of its 3x3
+#: neighbourhood (white noise never does: 20 sigma).
+OUTLIER_SIGMAS = 20.0
+#: A tile is rejected when its level is more than this times the median tile's (an edge, a bright artefact).
+TILE_REJECT = 2.0
+#: A tile with more than this share of exactly equal neighbouring pixels is constant in part (no noise there).
+FLAT_SHARE = 0.25
+#: Frequency (cycles per arcsec) that splits the band in two for `NoiseMeasurement.whiteness`.
+WHITE_SPLIT = 1.27
+#: A frequency is a peak when its power (averaged over the tiles) is this many times the band's median; the
+#: spectrum is dominated by a pattern when its peaks hold more than half of the band's power.
+PEAK_RATIO = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseMeasurement:
+    """The white-noise level of an image and how far it can be believed.
+
+    Attributes
+    ----------
+    sigma : float
+        Standard deviation of the noise per pixel, in the image's units (NaN when no tile could be read).
+    reliable : bool
+        False when ``reason`` says why the level cannot be trusted.
+    reason : str
+        Empty, or what made the measurement unreliable (no usable tile, most tiles rejected, a pattern).
+    whiteness : float
+        The level read from the cut-off to `WHITE_SPLIT` over the one read beyond: about 1 for white noise,
+        above it for an interpolated image (which has lost its highest frequencies).
+    tiles : int
+        Tiles the level was read on.
+    missing : int
+        Tiles left out for missing pixels, or constant in part (off-limb pixels given as a number).
+    rejected : int
+        Tiles left out for a level far above the others' (edges, artefacts).
+    outliers : int
+        Pixels replaced by the median of their neighbours before the spectrum was taken.
+    """
+
+    sigma: float
+    reliable: bool = True
+    reason: str = ""
+    whiteness: float = 1.0
+    tiles: int = 0
+    missing: int = 0
+    rejected: int = 0
+    outliers: int = 0
+
+
+def _replace_outliers(data, usable):
+    """``data`` with its isolated outlier pixels replaced by the median of their 3x3 neighbourhood, and how many.
+
+    An outlier stands more than `OUTLIER_SIGMAS` robust standard deviations (judged on the ``usable`` pixels)
+    from that median, and more than twice the range of its eight neighbours from it: a hot pixel, not a steep
+    solar gradient (whose neighbours span it), whose replacement would itself add a spike to the spectrum.
+    """
+    from scipy import ndimage
+
+    median = ndimage.median_filter(data, size=3, mode="reflect")
+    residual = np.abs(data - median)
+    scale = 1.4826 * float(np.median(residual[usable])) if usable.any() else 0.0
+    if not scale > 0:  # more than half of the pixels equal their neighbourhood: nothing to judge by
+        return data, 0
+    ring = np.ones((3, 3), bool)
+    ring[1, 1] = False
+    spread = ndimage.maximum_filter(data, footprint=ring, mode="reflect") - ndimage.minimum_filter(
+        data, footprint=ring, mode="reflect")  # fmt: skip
+    bad = (residual > OUTLIER_SIGMAS * scale) & (residual > 2 * spread) & usable
+    count = int(bad.sum())
+    return (np.where(bad, median, data) if count else data), count
+
+
+def _tiles(data, usable):
+    """Tiles of `NOISE_TILE` pixels overlapping by half (the whole image along an axis shorter than twice that),
+    and which of them to read: those with no missing pixel and not constant in part."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    size = tuple(n if n < 2 * NOISE_TILE else NOISE_TILE for n in data.shape)
+    step = tuple(max(s // 2, 1) for s in size)
+
+    def cut(array):
+        views = sliding_window_view(array, size)[:: step[0], :: step[1]]
+        return views.reshape(-1, *size)
+
+    blocks = cut(data)
+    flat = (np.diff(blocks, axis=2) == 0).mean(axis=(1, 2)) > FLAT_SHARE  # off-limb constants, dead columns
+    return blocks, cut(usable).all(axis=(1, 2)) & ~flat
+
+
+def _tile_powers(blocks, dx):
+    """Power spectra of Hann-windowed, mean-subtracted tiles, per unit of noise variance, and their frequencies."""
+    ny, nx = blocks.shape[1:]
+    window = np.outer(np.hanning(ny + 2)[1:-1], np.hanning(nx + 2)[1:-1])  # zero only outside the tile
+    centred = blocks - blocks.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(centred * window)) ** 2 / np.sum(window**2)
+    frequency = np.hypot(np.fft.fftfreq(ny, dx)[:, None], np.fft.fftfreq(nx, dx)[None, :])
+    return power, frequency
+
+
+def _pattern(power, beyond):
+    """Whether a few frequencies (a periodic pattern) hold most of the power beyond the cut-off, in most tiles.
+
+    The median over the tiles: an edge's streak in one tile is not a pattern of the image."""
+    mean = np.median(power[:, beyond], axis=0)
+    total = float(mean.sum())
+    if not total > 0:
+        return False
+    peaks = mean > PEAK_RATIO * float(np.median(mean))
+    return bool(mean[peaks].sum() > 0.5 * total)
+
+
+def _level(power, band):
+    """Noise standard deviation from the median power over ``band`` (white noise: exponential powers)."""
+    return float(np.sqrt(np.median(power[:, band]) / np.log(2)))
+
+
+@u.quantity_input
+def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start: 1 / u.arcsec = NOISE_BAND_START,
+                  band_stop=None, finite=None) -> NoiseMeasurement:  # fmt: skip
+    """The white-noise level of an image from its power beyond the cut-off, robust to outliers and edges.
+
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        The image, any unit (the result is in that unit); at least 16 x 16 pixels. Non-finite pixels are
+        missing (their tiles are left out).
+    pixel_scale : `~astropy.units.Quantity`
+        Its pixel scale; defaults to HMI's 0.504 arcsec.
+    band_start : `~astropy.units.Quantity`
+        Frequencies at or above this count as noise; defaults to `NOISE_BAND_START`.
+    band_stop : `~astropy.units.Quantity`, optional
+        Frequencies at or above this are left out; None keeps all up to the grid's corners.
+    finite : (ny, nx) bool array_like, optional
+        Where the image holds data (e.g. before missing pixels were filled); tiles with other pixels are left out.
+
+    Returns
+    -------
+    NoiseMeasurement
+        The level and whether it can be believed.
+
+    Notes
+    -----
+    Outlier pixels are replaced by their 3x3 median. Each tile, less its mean, is Hann-windowed; the power of
+    white noise of variance :math:`\\sigma^2` is then :math:`\\sigma^2 \\sum w^2` at every frequency,
+    exponentially distributed, so the median power over the band (pooled over the tiles kept) divided by
+    :math:`\\ln 2 \\sum w^2` estimates :math:`\\sigma^2`. Tiles above `TILE_REJECT` times the median tile's
+    level are rejected first.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.normal(5.0, 2.0, (256, 256))
+    >>> image[10, 10] = 1e6  # a hot pixel
+    >>> found = measure_noise(image)
+    >>> bool(abs(found.sigma - 2.0) < 0.1), found.reliable, found.outliers
+    (True, True, 1)
+    """
+    data = check_image(image).astype(np.float64)
+    if min(data.shape) < 16:
+        msg = f"the noise level needs an image of at least 16 x 16 pixels, got shape {data.shape}"
+        raise ValueError(msg)
+    dx = check_positive(float(pixel_scale.to_value(u.arcsec)), name="pixel_scale")
+    start = float(band_start.to_value(1 / u.arcsec))
+    stop = np.inf if band_stop is None else float(band_stop.to_value(1 / u.arcsec))
+    usable = np.isfinite(data) if finite is None else np.asarray(finite, bool) & np.isfinite(data)
+    data, outliers = _replace_outliers(np.where(usable, data, 0.0), usable)
+    blocks, keep = _tiles(data, usable)
+    power, frequency = _tile_powers(blocks, dx)
+    band = (frequency >= start) & (frequency < stop)
+    if band.sum() * len(blocks) < 16:
+        msg = (f"pixels of {dx:g} arcsec sample no frequency above {start:g} cycles per arcsec: "
+               "the noise level cannot be measured on this grid")  # fmt: skip
+        raise ValueError(msg)
+    missing = int((~keep).sum())
+    if not missing < len(keep):
+        return NoiseMeasurement(np.nan, reliable=False, reason="no tile without missing or constant pixels",
+                                missing=missing, outliers=outliers)  # fmt: skip
+    levels = np.sqrt(np.median(power[:, band], axis=1) / np.log(2))
+    high = keep & (levels > TILE_REJECT * float(np.median(levels[keep])))
+    power = power[keep & ~high]
+    count, rejected = len(power), int(high.sum())
+    beyond = frequency >= start
+    inner, outer = beyond & (frequency < WHITE_SPLIT), frequency >= max(WHITE_SPLIT, start)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        whiteness = _level(power, inner) / _level(power, outer) if inner.any() and outer.any() else 1.0
+    reason = ""
+    if _pattern(power, beyond):
+        reason = "a periodic pattern holds most of the power beyond the cut-off"
+    elif count < rejected:
+        reason = f"{rejected} of {count + rejected} tiles stand far above the others (edges, artefacts)"
+    # The median of the tiles' levels: a tile that an edge crosses in a corner (not rejected) cannot move it.
+    level = float(np.median(levels[keep & ~high]))
+    return NoiseMeasurement(level, reliable=not reason, reason=reason, whiteness=float(whiteness),
+                            tiles=count, missing=missing, rejected=rejected, outliers=outliers)  # fmt: skip
 
 
 @u.quantity_input
@@ -37,14 +243,8 @@ def estimate_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start
     Returns
     -------
     float
-        :math:`\\sigma`, in the image's units.
-
-    Notes
-    -----
-    The image, less its mean, is Hann-windowed; the power of white noise of variance :math:`\\sigma^2`
-    is then :math:`\\sigma^2 \\sum w^2` at every frequency, exponentially distributed, so the median
-    power over the band divided by :math:`\\ln 2 \\sum w^2` estimates :math:`\\sigma^2`. The median keeps
-    a few bright frequencies (a periodic artefact, a sharp edge) from raising the estimate.
+        :math:`\\sigma`, in the image's units: `measure_noise`'s level (robust to outlier pixels, edges and
+        constant regions; see there whether it can be believed).
 
     Examples
     --------
@@ -52,24 +252,8 @@ def estimate_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start
     >>> bool(abs(estimate_noise(rng.normal(5.0, 2.0, (256, 256))) - 2.0) < 0.1)  # within its 3 % scatter
     True
     """
-    data = check_image(image, allow_nonfinite=False).astype(np.float64)
-    if min(data.shape) < 16:
-        msg = f"the noise level needs an image of at least 16 x 16 pixels, got shape {data.shape}"
-        raise ValueError(msg)
-    dx = check_positive(float(pixel_scale.to_value(u.arcsec)), name="pixel_scale")
-    start = float(band_start.to_value(1 / u.arcsec))
-    # A window that is zero only outside the image: every pixel counts.
-    window = np.outer(np.hanning(data.shape[0] + 2)[1:-1], np.hanning(data.shape[1] + 2)[1:-1])
-    power = np.abs(np.fft.fft2((data - data.mean()) * window)) ** 2 / np.sum(window**2)
-    frequency = np.hypot(np.fft.fftfreq(data.shape[0], dx)[:, None], np.fft.fftfreq(data.shape[1], dx)[None, :])
-    band = frequency >= start
-    if band_stop is not None:
-        band &= frequency < float(band_stop.to_value(1 / u.arcsec))
-    if band.sum() < 16:
-        msg = (f"pixels of {dx:g} arcsec sample no frequency above {start:g} cycles per arcsec: "
-               "the noise level cannot be measured on this grid")  # fmt: skip
-        raise ValueError(msg)
-    return float(np.sqrt(np.median(power[band]) / np.log(2)))
+    check_image(image, allow_nonfinite=False)
+    return measure_noise(image, pixel_scale, band_start=band_start, band_stop=band_stop).sigma
 
 
 def noise_is_white(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, ratio: float = 2.0) -> bool:
@@ -99,7 +283,4 @@ def noise_is_white(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, ratio: flo
     >>> noise_is_white(noise), noise_is_white(ndimage.zoom(ndimage.zoom(noise, 0.7), 1 / 0.7))
     (True, False)
     """
-    split = 1.27 / u.arcsec
-    inner = estimate_noise(image, pixel_scale, band_stop=split)
-    outer = estimate_noise(image, pixel_scale, band_start=split)
-    return bool(inner <= ratio * outer)
+    return bool(measure_noise(image, pixel_scale).whiteness <= ratio)

@@ -21,7 +21,7 @@ from ..checks import check_positive
 
 __all__ = ["QS_SAMPLES", "SURFACE_SCALE", "AUTO_SURFACE_SPREAD", "qs_stride", "estimate_qs_level",
            "QS_MODES", "QuietSunSurface", "fit_qs_surface", "surface_from_samples", "check_qs_level",
-           "normalisation_from_samples", "qs_normalisation"]  # fmt: skip
+           "normalisation_from_samples", "qs_normalisation", "QS_LEVEL_RANGE", "check_level_fits"]  # fmt: skip
 
 #: Pixels that the quiet-Sun estimates look at, at most (a regular subsample of the image).
 QS_SAMPLES = 1 << 16
@@ -392,6 +392,55 @@ def check_qs_level(qs_level):
     return check_positive(qs_level, name="qs_level")
 
 
+#: Largest factor between a quiet-Sun level given as a number and the image's own (`estimate_qs_level`).
+QS_LEVEL_RANGE = 100.0
+
+
+def check_level_fits(qs_level: float, image) -> float:
+    """Refuse a quiet-Sun level more than `QS_LEVEL_RANGE` times above or below the image's own level.
+
+    A level far above the image's scales it to nearly zero (the output is then all zeros), one far below it
+    to values no network has seen: both are wrong units, not solar data.
+
+    Parameters
+    ----------
+    qs_level : float
+        The level given, in the image's units.
+    image : array_like
+        The continuum image.
+
+    Returns
+    -------
+    float
+        ``qs_level``.
+
+    Raises
+    ------
+    ValueError
+        If ``qs_level`` and `estimate_qs_level` of the image differ by more than `QS_LEVEL_RANGE` times.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_level_fits(0.9, np.ones((8, 8)))
+    0.9
+    >>> check_level_fits(1e6, np.ones((8, 8)))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: qs_level=1e+06 is 1e+06 times the image's own quiet-Sun level (1); give the level in the image's ...
+    """
+    try:
+        own = estimate_qs_level(image)
+    except ValueError:  # no level to compare with (no finite or positive pixels): other checks say so
+        return qs_level
+    ratio = qs_level / own
+    if not 1 / QS_LEVEL_RANGE <= ratio <= QS_LEVEL_RANGE:
+        msg = (f"qs_level={qs_level:.6g} is {ratio:.3g} times the image's own quiet-Sun level ({own:.6g}); give the "
+               f"level in the image's units (within a factor {QS_LEVEL_RANGE:.0f} of it) or 'level'")  # fmt: skip
+        raise ValueError(msg)
+    return qs_level
+
+
 def _is_flat(samples, stride, level):
     """Whether the field is plainly flat around ``level`` (a quick look before a fit).
 
@@ -482,7 +531,7 @@ def qs_normalisation(image, qs_level=None):
             raise ValueError(msg)
         return qs_level
     if qs_level is not None and not isinstance(qs_level, str):
-        return qs_level
+        return check_level_fits(qs_level, image)
     if len(shape) != 2:
         msg = f"image must be 2-D, got shape {shape}"
         raise ValueError(msg)

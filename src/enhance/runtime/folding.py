@@ -113,7 +113,7 @@ def read_weights(path, *, tensors: bool = True):
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If it is not a weights file of this package (no depth/width in its metadata).
+        If it is not a readable safetensors file.
 
     Examples
     --------
@@ -135,10 +135,7 @@ def read_weights(path, *, tensors: bool = True):
     except (SafetensorError, OSError) as err:
         msg = f"{path} is not a readable safetensors weights file: {err}"
         raise ValueError(msg) from err
-    if "depth" not in metadata or "width" not in metadata:
-        msg = f"{path} holds no network architecture (depth, width) in its metadata; not a solar-enhance weights file"
-        raise ValueError(msg)
-    return state, metadata
+    return state, metadata  # its keys are checked by `~enhance.models.architecture.check_weights_metadata`
 
 
 def check_finite_state(path, state) -> None:
@@ -197,13 +194,20 @@ def folded_arrays(path):
     >>> depth, width
     (1, 32)
     """
-    from ..models.architecture import architecture_of
+    from ..models.architecture import check_weights_metadata
 
     state, metadata = read_weights(path)
-    # As `~enhance.models.pretrained.load_network` does: bounded, and the tensors the metadata names.
-    depth, width = architecture_of(path, metadata, {name: array.shape for name, array in state.items()})
+    # The check `~enhance.models.pretrained.load_network` makes: every key bounded, the tensors the metadata names.
+    found = check_weights_metadata(path, metadata, {name: array.shape for name, array in state.items()})
+    if found["architecture"] != "enhance":
+        msg = f"{path} holds a {found['architecture']!r} network, not the paper's Enhance"
+        raise ValueError(msg)
+    depth, width = found["depth"], found["width"]
     check_finite_state(path, state)
     config = metadata.get("config")
     if config:
-        metadata["config"] = json.loads(config)
+        try:
+            metadata["config"] = json.loads(config)
+        except ValueError:  # a training note only: the torch path does not read it either
+            pass
     return fold_state(state, depth=depth), depth, width, metadata

@@ -200,10 +200,16 @@ class WienerOnnxNetwork(OnnxNetwork):
         self._setup(symmetric)
 
     def _setup(self, symmetric):
-        self.margin = int(self.metadata["margin"])
-        self.noise_unit = float(self.metadata["noise_unit"])
-        self.symmetric = self.metadata.get("symmetric") == "True" if symmetric is None else bool(symmetric)
+        from .onnx_checks import WIENER_FORMAT, check_probe
+
+        if self.checked["format"] != WIENER_FORMAT:
+            msg = f"{self.name}: metadata format={self.checked['format']!r} is not a Wiener-Enhance graph's"
+            raise ValueError(msg)
+        self.margin, self.noise_unit = self.checked["margin"], self.checked["noise_unit"]  # checked: bounds, graph
+        self.noise_nodes = tuple(self.checked["noise_nodes"])
+        self.symmetric = self.checked["symmetric"] if symmetric is None else bool(symmetric)
         self.noise = None
+        check_probe(self.bind(self.noise_unit), self.name)  # the x2 grid of a probe, before any image
 
     @classmethod
     def from_network(cls, network: OnnxNetwork, *, symmetric: bool | None = None) -> "WienerOnnxNetwork":
@@ -338,12 +344,13 @@ def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | Non
     >>> [i.name for i in graph.graph.input]
     ['image', 'noise']
     """
-    from ..models.architecture import wiener_architecture_of
+    from ..models.architecture import check_weights_metadata
     from .export import inference_metadata
     from .folding import check_finite_state, read_weights
 
     state, metadata = read_weights(path)
-    meta = wiener_architecture_of(path, metadata, {name: array.shape for name, array in state.items()})
+    # The check `~enhance.models.pretrained.load_network` makes, so that both paths refuse the same files.
+    meta = check_weights_metadata(path, metadata, {name: array.shape for name, array in state.items()})
     check_finite_state(path, state)
     found = metadata.get("kind")
     if kind is not None and found not in (None, kind):
