@@ -108,7 +108,7 @@ html_context = {"default_mode": "light"}
 myst_enable_extensions = []
 myst_heading_anchors = 3
 
-# The validation reports of ``enhance validate`` (included from training/validation) start at a
+# The validation reports of ``enhance validate`` (included from docs/validation/reports) start at a
 # second-level heading in places.
 suppress_warnings = ["myst.header"]
 

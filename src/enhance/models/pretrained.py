@@ -154,8 +154,8 @@ def load_weights(kind: str, variant: str, *, net=None):
         msg = f"shipped weights are for {_architecture(loaded)}, but the network is {_architecture(net)}"
         raise ValueError(msg)
     net.load_state_dict(loaded.state_dict())
-    if isinstance(net, WienerEnhanceNet):
-        net.symmetric = loaded.symmetric
+    if isinstance(net, WienerEnhanceNet):  # the options the weights were trained with, and the registry's symmetry
+        net.symmetric, net.exact_constants, net.odd = loaded.symmetric, loaded.exact_constants, loaded.odd
     return net.eval()
 
 
@@ -177,8 +177,8 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
     Parameters
     ----------
     weights : str or `~pathlib.Path`
-        A safetensors file (from ``enhance train`` for the paper's networks, from
-        ``training/wiener_enhance.py`` for the default ones).
+        A safetensors file (from ``enhance train``: ``--config`` for the default models, ``--data`` for
+        the paper's networks).
     kind : {'intensity', 'blos'}
     variant : {'full', 'light', 'paper', 'paper-light'}
     card : dict
