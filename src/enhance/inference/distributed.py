@@ -436,16 +436,21 @@ def model_label(weights, model):
     return f"{Path(weights).name} sha256:{file_sha256(Path(weights))[:16]}"
 
 
-def _preflight(kind, model, weights):
+def _preflight(kind, model, weights, tile=None):
     """Fail before submitting anything if no file could be enhanced (bad weights file, untrained model).
 
     Every failure is one line naming the weights file (or the shipped model), an allocator failure included.
+    A ``tile`` below the network's reach warns here, in this process (`~enhance.checks.check_tile`).
     """
+    from ..checks import check_tile
+    from .pipeline import network_margin
+
     kinds = KINDS if kind == "auto" else (kind,)
     errors = []
     for each in kinds:
         try:
-            _load_file(weights, kind=each) if weights is not None else resolve_network(each, model=model)
+            net = _load_file(weights, kind=each) if weights is not None else resolve_network(each, model=model)
+            check_tile(tile, margin=network_margin(net))
         except (OSError, ValueError, TypeError, LookupError) as err:  # LookupError: ModelNotTrainedError
             errors.append(err)
         except (RuntimeError, MemoryError) as err:  # e.g. "DefaultCPUAllocator: can't allocate memory"
@@ -722,7 +727,7 @@ def enhance_files(
     sources, targets = _plan(inputs, out_dir)
     if weights is not None:
         weights = str(Path(weights).resolve())
-    _preflight(kind, model, weights)
+    _preflight(kind, model, weights, tile)
     out_dir = _prepare_out_dir(Path(out_dir).absolute(), targets)
     manifest = out_dir / MANIFEST_NAME
     _start_manifest(manifest)  # a garbage manifest, or a FIFO, is named now, not after the work

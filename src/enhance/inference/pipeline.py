@@ -46,6 +46,7 @@ __all__ = [
     "AUTO_TILE_PIXELS",
     "AUTO_TILE",
     "network_noise",
+    "network_margin",
     "NOISE_CROP",
     "NOISE_MIN_SIZE",
     "NOISE_FLOOR",
@@ -402,13 +403,12 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
 
     if tile is None and data.size > AUTO_TILE_PIXELS:
         tile = AUTO_TILE
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int | np.integer) or tile < 1):
-        msg = f"tile must be None or a positive number of input pixels, got {tile!r}"
-        raise ValueError(msg)
+    from ..checks import check_tile
+
+    margin = network_margin(network)
+    tile = check_tile(tile, margin=margin)  # warns below the network's reach
     device = _resolve_device(device)
     symmetric = options.symmetric and not getattr(network, "symmetric", False)  # a 'full' model averages itself
-    depth = getattr(network, "depth", None)
-    margin = getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else 32)
     runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
     if options.noise is not None and not hasattr(network, "noise_unit"):
         msg = (f"noise= is for the networks told the noise level ('full', 'light'); {type(network).__name__} was "
@@ -438,6 +438,19 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     if not finite.all():
         result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
     return result
+
+
+def network_margin(network) -> int:
+    """The receptive margin of ``network``, input pixels on each side: its ``margin``, or that of its ``depth``.
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> network_margin(EnhanceNet(depth=5, width=8))
+    13
+    """
+    depth = getattr(network, "depth", None)
+    return getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else 32)
 
 
 def _clip_negative(result, data):
@@ -655,7 +668,9 @@ def enhance(
         'auto' (CUDA when available), 'cpu', 'cuda', ...
     tile : int, optional
         Run in overlapping tiles of this many input pixels (exact: the result equals a whole-image
-        pass to rounding). None runs the whole image, or tiles of 512 above 1024x1024 pixels.
+        pass to rounding). None runs the whole image, or tiles of 512 above 1024x1024 pixels. A tile
+        smaller than the network's reach (37 pixels for the shipped models) warns, naming the smallest
+        useful one (`~enhance.checks.check_tile`): each tile then costs many times its own size.
     output : str or `~pathlib.Path`, optional
         For a path input only: write the result there and return the output path.
     overwrite : bool
