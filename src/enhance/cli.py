@@ -274,8 +274,8 @@ def _add_run(subparsers) -> None:
     run.add_argument("--weights", metavar="FILE", help="safetensors weights to use instead of a shipped model")
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     run.add_argument("--tile", type=_positive_int, default=None, metavar="N",
-                     help="exact overlapping tiles of N input pixels; below the network's reach (37 for the "
-                     "shipped models) a warning names the smallest useful N")  # fmt: skip
+                     help="exact overlapping tiles of N input pixels; below the network's reach (37 for the default "
+                     "models) a warning names the smallest useful N")  # fmt: skip
     backend_help = "torch, or onnxruntime (onnx extra); auto (default): onnx on the CPU in float32 if installed"
     run.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto", help=backend_help)
     run.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",

@@ -669,7 +669,7 @@ def enhance(
     tile : int, optional
         Run in overlapping tiles of this many input pixels (exact: the result equals a whole-image
         pass to rounding). None runs the whole image, or tiles of 512 above 1024x1024 pixels. A tile
-        smaller than the network's reach (37 pixels for the shipped models) warns, naming the smallest
+        smaller than the network's reach (37 pixels for the default models) warns, naming the smallest
         useful one (`~enhance.checks.check_tile`): each tile then costs many times its own size.
     output : str or `~pathlib.Path`, optional
         For a path input only: write the result there and return the output path.
