@@ -33,7 +33,7 @@ lock:
 		--generate-hashes --custom-compile-command "make lock" --upgrade -o $(LOCK)
 
 demo: $(STAMP)
-	$(PY) -m enhance.demo demo_output
+	$(PY) -m enhance.demo demo_output --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q
