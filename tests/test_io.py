@@ -230,3 +230,18 @@ def test_truncated_fits_is_named_as_such(tmp_path):
     path.write_bytes(path.read_bytes()[:6000])
     with pytest.raises(ValueError, match="truncated or corrupt|not a readable FITS file"):
         read_fits(path)
+
+
+def test_a_file_that_is_not_fits_gets_no_hint_to_an_option_the_command_line_cannot_pass(tmp_path, capsys):
+    """astropy suggests ignore_missing_simple=True, which neither read_fits nor `enhance run` takes."""
+    from enhance.cli import main
+
+    text = tmp_path / "notes.fits"
+    text.write_text("these are notes, not an image\n" * 100)
+    with pytest.raises(ValueError, match="notes.fits is not a readable FITS file: No SIMPLE card found") as info:
+        read_fits(text)
+    assert "ignore_missing_simple" not in str(info.value)
+    assert main(["run", str(text), "-o", str(tmp_path / "out.fits"), "--model", "light"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "not a readable FITS file" in line
+    assert "=True" not in line

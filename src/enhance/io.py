@@ -165,7 +165,7 @@ def read_fits(path):
                 raw = hdu.data
                 header = hdu.header.copy()
         except OSError as err:
-            msg = f"{path} is not a readable FITS file: {err}"
+            msg = f"{path} is not a readable FITS file: {fits_error_text(err)}"
             raise ValueError(msg) from err
     for warning in caught:
         if "truncated" in str(warning.message):  # astropy only warns; the data would be incomplete
@@ -181,6 +181,22 @@ def read_fits(path):
         raise ValueError(msg)
     dtype = np.float32 if data.dtype.kind == "f" and data.dtype.itemsize == 4 else np.float64
     return np.array(data, dtype=dtype, copy=True), squeeze_header(header)
+
+
+#: astropy's hints to options of `astropy.io.fits.open` that solar-enhance does not pass (and its CLI cannot).
+_OPEN_OPTION_HINT = re.compile(r"\.?\s*If this is really a FITS file, try with \w+=True\.?|,?\s*try with \w+=True\.?")
+
+
+def fits_error_text(err) -> str:
+    """astropy's message for a file it cannot read, without its hint to an option of `astropy.io.fits.open`
+    (``ignore_missing_simple=True``) that `read_fits` does not take.
+
+    Examples
+    --------
+    >>> fits_error_text(OSError("No SIMPLE card. If this is really a FITS file, try with ignore_missing_simple=True"))
+    'No SIMPLE card'
+    """
+    return _OPEN_OPTION_HINT.sub("", str(err)).strip()
 
 
 def check_regular_file(path, *, what="input file", expected="a FITS file") -> None:
