@@ -272,3 +272,12 @@ def test_outputs_are_recognised_by_their_header_not_their_name(tmp_path, weights
     assert records[earlier.name]["status"] == "skipped"
     assert "written by solar-enhance" in records[earlier.name]["reason"]
     assert not (tmp_path / "out" / output_path(earlier, ".").name).exists()
+
+
+def test_enhance_files_and_enhance_dask_take_sunpys_names_of_the_kinds(da, tiny_net, weights, inputs, tmp_path):
+    (record,) = enhance_files(inputs / "hmi.ic_45s.0.fits", tmp_path / "o", kind="continuum", weights=weights)
+    assert (record["status"], record["kind"]) == ("done", "intensity")
+    image = _scene((24, 20), seed=6)
+    lazy = enhance_dask(da.from_array(image, chunks=12), "continuum", network=tiny_net)
+    np.testing.assert_allclose(lazy.compute(scheduler="sync"), enhance(image, "intensity", network=tiny_net),
+                               rtol=1e-4, atol=1e-6)  # fmt: skip

@@ -19,6 +19,7 @@ __all__ = [
     "check_magnitude",
     "check_finite_output",
     "check_tile",
+    "check_kind",
     "MAX_NORMALISED",
 ]
 
@@ -389,3 +390,42 @@ def check_tile(tile, *, margin: int):
                f"pass; use tile >= {smallest} (at most 4 times), or no tile")  # fmt: skip
         warnings.warn(msg, EnhanceUserWarning, stacklevel=1)
     return int(tile)
+
+
+def check_kind(kind, *, auto: bool = True) -> str:
+    """Return the data kind named by ``kind``: 'intensity' or 'blos' (or 'auto'), also under sunpy's names.
+
+    Parameters
+    ----------
+    kind : str
+        'intensity' or 'blos', sunpy's measurement names for them ('continuum', 'magnetogram', as
+        `sunpy.map.sources.HMIMap.measurement` gives them; any case), or 'auto'.
+    auto : bool
+        Accept 'auto'.
+
+    Returns
+    -------
+    str
+        'intensity', 'blos' or 'auto'.
+
+    Raises
+    ------
+    ValueError
+        For any other name, e.g. a Dopplergram's measurement, which the networks were not trained on.
+
+    Examples
+    --------
+    >>> check_kind("continuum"), check_kind("Magnetogram"), check_kind("blos")
+    ('intensity', 'blos', 'blos')
+    """
+    from .constants import KIND_ALIASES, KINDS
+
+    name = kind.lower() if isinstance(kind, str) else kind
+    if name in KINDS or (auto and name == "auto"):
+        return name
+    if name in KIND_ALIASES:
+        return KIND_ALIASES[name]
+    accepted = ", ".join([*(["'auto'"] if auto else []), *(f"{k!r} (or {a!r})" for a, k in KIND_ALIASES.items())])
+    msg = (f"kind must be one of {accepted}, got {kind!r}; the networks were trained on continuum intensity and "
+           "line-of-sight magnetograms only")  # fmt: skip
+    raise ValueError(msg)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..checks import check_choice, fill_nonfinite, supported_float_type
+from ..checks import check_choice, check_kind, fill_nonfinite, supported_float_type
 from ..constants import GAUSS_PER_KG, VARIANTS
 from ..io import FITS_SUFFIXES, fits_stem
 from ..models.architecture import receptive_margin
@@ -633,8 +633,8 @@ def enhance_files(
     out_dir : str or `~pathlib.Path`
         Output directory (created if missing). Each output is ``<input name>_enhanced.fits``
         (`output_path`) and the manifest is ``out_dir/enhance_manifest.csv``.
-    kind : {'auto', 'intensity', 'blos'}
-        'auto' (default) reads each file's BUNIT, CONTENT or series name.
+    kind : {'auto', 'intensity', 'blos', 'continuum', 'magnetogram'}
+        'auto' (default) reads each file's BUNIT, CONTENT or series name; sunpy's names are taken too.
     weights : str or `~pathlib.Path`, optional
         A safetensors weights file (`~enhance.models.weights.save_weights`) or an ONNX file
         (`~enhance.runtime.export.export_onnx`). Every worker loads it once from this path, which it must be able
@@ -720,6 +720,7 @@ def enhance_files(
     With an existing client, e.g. in a notebook: ``enhance_files("hmi/*.fits", "enhanced",
     weights="blos.safetensors", client=client)``.
     """
+    kind = check_kind(kind)  # also sunpy's names ('continuum', 'magnetogram')
     _check_options(kind, model, client, n_workers, no_progress_timeout)
     if as_frame:
         _pandas()  # before any work
@@ -1005,8 +1006,8 @@ def enhance_dask(
     array : (ny, nx) `dask.array.Array`
         The image (continuum or magnetogram at HMI's 0.504 arcsec per pixel), chunked as you like.
         Chunks smaller than the receptive-field margin are merged into a neighbour.
-    kind : {'intensity', 'blos'}
-        As in `~enhance.enhance`.
+    kind : {'intensity', 'blos', 'continuum', 'magnetogram'}
+        As in `~enhance.enhance` (not 'auto': an array has no header).
     model : {'full', 'light', 'paper', 'paper-light'}
         Shipped model, when neither ``network`` nor ``weights`` is given.
     network : `~enhance.models.network.EnhanceNet`, optional
@@ -1075,7 +1076,7 @@ def enhance_dask(
     if array.ndim != 2:
         msg = f"array must be 2-D (ny, nx), got shape {array.shape}"
         raise ValueError(msg)
-    check_choice(kind, KINDS, name="kind")
+    kind = check_kind(kind, auto=False)
     dtype = supported_float_type(array.dtype)
     if weights is not None:
         if network is not None:

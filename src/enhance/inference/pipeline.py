@@ -646,8 +646,9 @@ def enhance(
         A 2-D continuum image or line-of-sight magnetogram at HMI's 0.504 arcsec per pixel, as an
         array (the masked pixels of a `numpy.ma.MaskedArray` are missing data), a Quantity, a Map, or
         the path of a FITS file.
-    kind : {'auto', 'intensity', 'blos'}
-        'intensity' for continuum images (any units), 'blos' for magnetograms. 'auto' (default) reads a
+    kind : {'auto', 'intensity', 'blos', 'continuum', 'magnetogram'}
+        'intensity' for continuum images (any units), 'blos' for magnetograms; sunpy's names for them,
+        'continuum' and 'magnetogram' (a Map's ``measurement``), are taken too. 'auto' (default) reads a
         Map's ``measurement``, the header's CONTENT, series name or BUNIT, or a Quantity's unit (a
         magnetic field is a magnetogram); a plain array without a unit is taken as a continuum image.
     model : {'full', 'light', 'paper', 'paper-light'}
@@ -744,7 +745,9 @@ def enhance(
     """
     import astropy.units as u
 
-    check_choice(kind, (*KINDS, "auto"), name="kind")
+    from ..checks import check_kind
+
+    kind = check_kind(kind)  # also sunpy's names: enhance(m, m.measurement)
     options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
                          progress=progress, symmetric=symmetric)  # fmt: skip
 
