@@ -998,6 +998,7 @@ def enhance_dask(
     backend: str = "auto",
     precision: str = "float32",
     noise=None,
+    symmetric: bool = False,
 ):
     """Enhance one large image held as a `dask.array.Array`, lazily, chunk by chunk.
 
@@ -1031,6 +1032,9 @@ def enhance_dask(
         for the networks told the noise level (the 'full' and 'light' models). None measures it once,
         when the graph is built, on the central 1024 x 1024 pixels
         (`~enhance.inference.pipeline.network_noise`), so that every chunk runs with the same level.
+    symmetric : bool
+        Average each chunk over the 8 rotations and flips, as in `~enhance.enhance` (exact: the overlap
+        covers the network's reach in every orientation).
 
     Returns
     -------
@@ -1116,6 +1120,7 @@ def enhance_dask(
             backend=backend,
             precision=precision,
             noise=_global_noise(array, kind, level, net) if noise is None else noise,
+            symmetric=symmetric,
         ),
     )
 

@@ -709,8 +709,11 @@ def enhance(
     Returns
     -------
     Same type as ``data``
-        An array of shape ``(2 ny, 2 nx)`` (a Quantity in the input's unit for a Quantity, NaN where a
-        masked array was masked); for a Map, a new Map of the same class on the x2 grid
+        An array of shape ``(2 ny, 2 nx)``: a Quantity in the input's unit for a Quantity; a masked array
+        for a masked array, masked (and NaN) at the 2x2 output pixels of each masked or non-finite input
+        pixel; a lazy `dask.array.Array` for a dask array
+        (`~enhance.inference.distributed.enhance_dask`: chunk by chunk, with its checks when computed,
+        and without ``force`` or ``progress``); for a Map, a new Map of the same class on the x2 grid
         (`~enhance.io.upscale_header` of the Map's own reference pixel and scale), in the Map's unit,
         with its mask (each masked pixel masks its 2x2 output pixels), plot settings and observer; for a
         path, the output path (with ``output``) or a Map.
@@ -791,10 +794,18 @@ def enhance(
     if isinstance(data, GenericMap):
         return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force, noise=noise)
 
+    if _is_dask_array(data):  # lazy in, lazy out
+        from .distributed import enhance_dask
+
+        kind = "intensity" if kind == "auto" else kind  # no unit: as a plain array
+        return enhance_dask(data, kind, model=model, network=network, qs_level=_qs_value(qs_level, None),
+                            device=device, tile=tile, backend=backend, precision=precision, symmetric=symmetric,
+                            noise=_noise_value(noise, None, 1.0, kind))  # fmt: skip
     unit = data.unit if isinstance(data, u.Quantity) else None
     kind, factor = _unit_kind(unit, kind, force=force, name="image")
     values = data.value if isinstance(data, u.Quantity) else data
-    if isinstance(values, np.ma.MaskedArray):
+    masked = isinstance(values, np.ma.MaskedArray)
+    if masked:
         values = _masked_to_nan(values.data, np.ma.getmaskarray(values))
     values = values * factor if factor != 1.0 else values
     _check_values(values, kind, force=force)
@@ -803,4 +814,14 @@ def enhance(
     result = enhance_array(values, kind=kind, network=net, options=run)
     if factor != 1.0:
         result /= result.dtype.type(factor)
+    if masked:  # masked in, masked out: each masked (or non-finite) pixel masks its 2x2 output pixels
+        result = np.ma.MaskedArray(result, mask=np.kron(~np.isfinite(values), np.ones((2, 2), bool)))
     return result * unit if unit is not None else result
+
+
+def _is_dask_array(data) -> bool:
+    """Whether ``data`` is a `dask.array.Array` (without importing dask when the caller has not)."""
+    import sys
+
+    module = sys.modules.get("dask.array")
+    return module is not None and isinstance(data, module.Array)
