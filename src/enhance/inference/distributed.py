@@ -358,6 +358,9 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
         return
     _check_numbers(header, source)
     record["kind"] = file_kind = _kind_for(source, kind, header, force=force)
+    from ..io import warn_near_limb
+
+    warn_near_limb(header, np.isfinite(image), name=str(source))  # in this process for `enhance run FILE`
     try:
         network = cached_network(weights, kind=file_kind, model=model)
     except Exception as err:  # noqa: BLE001 - named as the weights' fault, not the input's

@@ -598,6 +598,7 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     data = smap.data if smap.mask is None else _masked_to_nan(smap.data, smap.mask)
     data = data * factor if factor != 1.0 else data
     _check_values(data, kind, force=force, name=f"the {type(smap).__name__}")
+    _warn_near_limb(smap.meta, np.isfinite(data), name=f"the {type(smap).__name__}")
     run = dataclasses.replace(options, qs_level=_qs_value(options.qs_level, smap.unit),
                               noise=_noise_value(noise, smap.unit, factor, kind))  # fmt: skip
     result = enhance_array(data, kind=kind, network=resolve_network(kind, model=model, network=network), options=run)
@@ -614,6 +615,12 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     if mask is not None and mask.shape != result.shape:  # a scalar mask (numpy's nomask)
         mask = np.broadcast_to(np.asarray(smap.mask, dtype=bool), result.shape).copy()
     return smap._new_instance(result, new_meta, plot_settings=copy.deepcopy(smap.plot_settings), mask=mask)
+
+
+def _warn_near_limb(header, finite, *, name):
+    from ..io import warn_near_limb
+
+    warn_near_limb(header, finite, name=name)
 
 
 def _model_name(model, network):
@@ -762,6 +769,7 @@ def enhance(
 
         image, header = read_fits(data)
         kind = resolve_kind(kind, header, path=data, force=force, flag=False)
+        _warn_near_limb(header, np.isfinite(image), name=str(data))
         history = history_cards(kind, model, network)
         unit = str(header.get("BUNIT", "") or "").strip()
         factor = gauss_factor(unit) if kind == "blos" and unit and not force else 1.0
