@@ -145,7 +145,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Parameters
     ----------
     parser : argparse.ArgumentParser
-        The parser (or subparser) to add them to.
+        The parser (or subparser) to add them to: the folder (DIR or ``-o DIR``), ``--model`` and
+        ``--overwrite``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser(prog="demo")
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["out", "--model", "light"])
+    >>> args.folder, args.model, args.overwrite
+    ('out', 'light', False)
     """
     parser.add_argument("folder", nargs="?", default=None, metavar="DIR",
                         help=f"output folder (default: {DEFAULT_FOLDER})")  # fmt: skip
@@ -156,7 +165,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def output_folder(args, parser: argparse.ArgumentParser) -> str:
-    """The output folder of parsed demo arguments: DIR or ``-o DIR`` (a usage error, on ``parser``, if both differ)."""
+    """The output folder of parsed demo arguments: DIR or ``-o DIR`` (a usage error, on ``parser``, if both differ).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Arguments parsed by a parser that `add_arguments` set up.
+    parser : argparse.ArgumentParser
+        That parser: its usage is printed if DIR and ``-o DIR`` name different folders.
+
+    Returns
+    -------
+    str
+        The folder, `DEFAULT_FOLDER` if none was given.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser(prog="demo")
+    >>> add_arguments(parser)
+    >>> output_folder(parser.parse_args(["-o", "out"]), parser), output_folder(parser.parse_args([]), parser)
+    ('out', 'demo_output')
+    """
     if args.folder is not None and args.output is not None and args.folder != args.output:
         parser.error(f"give the output folder once, as DIR or -o DIR (got {args.folder} and -o {args.output})")
     return args.folder or args.output or DEFAULT_FOLDER

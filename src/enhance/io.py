@@ -30,6 +30,10 @@ __all__ = [
     "HMI_PIXEL_SCALE",
     "fits_stem",
     "atomic_write",
+    "fits_error_text",
+    "limb_pixels",
+    "warn_near_limb",
+    "LIMB_BAND",
 ]
 
 # Keys that describe the stored pixel values and become wrong once the data change.
@@ -190,6 +194,16 @@ _OPEN_OPTION_HINT = re.compile(r"\.?\s*If this is really a FITS file, try with \
 def fits_error_text(err) -> str:
     """astropy's message for a file it cannot read, without its hint to an option of `astropy.io.fits.open`
     (``ignore_missing_simple=True``) that `read_fits` does not take.
+
+    Parameters
+    ----------
+    err : Exception
+        The error astropy raised.
+
+    Returns
+    -------
+    str
+        Its message, without the hint.
 
     Examples
     --------
@@ -711,8 +725,34 @@ def limb_pixels(header, finite, *, within: float = LIMB_BAND) -> int:
 
 
 def warn_near_limb(header, finite, *, name: str) -> int:
-    """Warn (`~enhance.exceptions.EnhanceUserWarning`) if pixels with data lie within `LIMB_BAND` of the solar
-    radius of the limb, or beyond it (`limb_pixels`), where the networks were not trained; return their number."""
+    """Warn if pixels with data lie within `LIMB_BAND` of the solar radius of the limb, or beyond it
+    (`limb_pixels`), where the networks were not trained.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header` or dict-like
+        The image's header (a Map's ``meta``).
+    finite : (ny, nx) bool ndarray
+        Where the image holds data.
+    name : str
+        The image's name in the warning (its path).
+
+    Returns
+    -------
+    int
+        The number of such pixels.
+
+    Warns
+    -----
+    `~enhance.exceptions.EnhanceUserWarning`
+        If there are any.
+
+    Examples
+    --------
+    >>> warn_near_limb({"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "RSUN_OBS": 975.0}, np.ones((4, 4), bool),
+    ...                name="a cut-out at disk centre")
+    0
+    """
     count = limb_pixels(header, finite)
     if count:
         from .exceptions import EnhanceUserWarning

@@ -443,6 +443,16 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
 def network_margin(network) -> int:
     """The receptive margin of ``network``, input pixels on each side: its ``margin``, or that of its ``depth``.
 
+    Parameters
+    ----------
+    network : torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`
+        The network; one that states neither ``margin`` nor ``depth`` is given 32 pixels.
+
+    Returns
+    -------
+    int
+        How many input pixels on each side of a pixel its output depends on.
+
     Examples
     --------
     >>> from enhance.models.network import EnhanceNet
