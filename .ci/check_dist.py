@@ -46,10 +46,10 @@ def main(dist: str) -> int:
         problems.append(f"the wheel does not declare the enhance command: {entry_points!r}")
     data = sorted(name for name in expected if name.startswith("enhance/data/") and not name.endswith(".py"))
     for problem in problems:
-        print(f"check_dist: {problem}", file=sys.stderr)
+        sys.stderr.write(f"check_dist: {problem}\n")
     if not problems:
-        print(f"check_dist: {wheel.name} and {sdist.name} hold all {len(expected)} files of the package, "
-              f"{len(data)} of them data files (samples, weights, model cards, registry)")  # fmt: skip
+        sys.stdout.write(f"check_dist: {wheel.name} and {sdist.name} hold all {len(expected)} files of the package, "
+                         f"{len(data)} of them data files (samples, weights, model cards, registry)\n")  # fmt: skip
     return 1 if problems else 0
 
 
