@@ -277,6 +277,11 @@ def test_pixels_within_two_percent_of_the_limb_are_counted(radius):
     assert limb_pixels(header, finite) == expected
     assert limb_pixels(_limb_header(0.0, **radius), finite) == 0  # disk centre
     assert limb_pixels(_limb_header(930.0), finite) == 0  # no radius: nothing is said
+    no_unit = _limb_header(930.0, **radius)
+    del no_unit["CUNIT1"], no_unit["CUNIT2"]
+    assert limb_pixels(no_unit, finite) == expected  # arcsec, as sunpy reads a helioprojective header
+    del no_unit["CDELT1"], no_unit["CDELT2"]
+    assert limb_pixels(no_unit, finite) == 0  # no pixel scale: where the pixels lie is not known
 
 
 def test_enhancing_pixels_near_the_limb_warns(tmp_path, tiny_net, capsys):

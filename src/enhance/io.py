@@ -716,6 +716,9 @@ def limb_pixels(header, finite, *, within: float = LIMB_BAND) -> int:
             from astropy.wcs import WCS
 
             keys = {str(k).upper(): v for k, v in dict(header).items() if _WCS_KEY.match(str(k).upper())}
+            if not ({"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys):
+                return 0  # no pixel scale: where the pixels are is not known
+            keys = {"CUNIT1": "arcsec", "CUNIT2": "arcsec", **keys}  # sunpy's reading of a helioprojective header
             lon, lat = WCS(fits.Header(keys)).celestial.pixel_to_world_values(cols, rows)
         except Exception:  # noqa: BLE001 - a header astropy cannot read gives no advice
             return 0
@@ -749,8 +752,9 @@ def warn_near_limb(header, finite, *, name: str) -> int:
 
     Examples
     --------
-    >>> warn_near_limb({"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "RSUN_OBS": 975.0}, np.ones((4, 4), bool),
-    ...                name="a cut-out at disk centre")
+    >>> header = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": 0.504, "CDELT2": 0.504, "CRPIX1": 2.5,
+    ...           "CRPIX2": 2.5, "CRVAL1": 0.0, "CRVAL2": 0.0, "RSUN_OBS": 975.0}
+    >>> warn_near_limb(header, np.ones((4, 4), bool), name="a cut-out at disk centre")
     0
     """
     count = limb_pixels(header, finite)
