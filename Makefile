@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 KERAS_VENV  := benchmarks/.venv-keras
 KERAS_STAMP := $(KERAS_VENV)/.installed
 
-.PHONY: install lock demo test test-notorch bench lint clean web web-test dist
+.PHONY: install lock demo test test-notorch bench lint clean web web-test dist dist-check
 
 install: $(STAMP)
 
@@ -33,7 +33,7 @@ lock:
 		--generate-hashes --custom-compile-command "make lock" --upgrade -o $(LOCK)
 
 demo: $(STAMP)
-	$(PY) -m enhance.demo demo_output
+	$(PY) -m enhance.demo demo_output --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -100,7 +100,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks training
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info docs/_build docs/generated .pytest_cache web/dist web/dist.tmp web/node_modules
+	rm -rf $(VENV) $(DIST_VENV) build dist src/*.egg-info docs/_build docs/generated .pytest_cache web/dist web/dist.tmp web/node_modules
 
 # Inference without PyTorch, as `pip install 'solar-enhance[onnx]'` gives it: a venv of its own with the
 # package (not editable) and pytest, no torch; tests/test_notorch.py runs `enhance run` and the onnxruntime
@@ -114,3 +114,33 @@ test-notorch:
 	$(NOTORCH)/bin/python -m pip install --quiet ".[onnx]" pytest
 	@! $(NOTORCH)/bin/python -c "import torch" 2>/dev/null || (echo "torch is installed in $(NOTORCH)"; exit 1)
 	$(NOTORCH)/bin/python -m pytest -q -p no:cacheprovider --noconftest --rootdir . tests/test_notorch.py
+
+# Release artifacts: the sdist and, built from it, the wheel in dist/, with the locked setuptools of .venv (no
+# download); `twine check` reads their metadata and .ci/check_dist.py checks that both hold every file of the
+# package, the samples, weights and model cards included.
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+	$(PY) .ci/check_dist.py dist
+
+# The wheel as a user installs it: with the onnx extra alone, into a clean venv of its own (no torch), run
+# from outside the checkout; `enhance demo`, `enhance run` on a sample, then tests/test_notorch.py (the
+# shipped models' numbers) against the installed package.
+DIST_VENV := .venv-dist
+
+dist-check: dist
+	rm -rf $(DIST_VENV)
+	$(PYTHON) -m venv $(DIST_VENV)
+	$(DIST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DIST_VENV)/bin/python -m pip install --quiet "$$(ls dist/solar_enhance-*-py3-none-any.whl)[onnx]"
+	$(DIST_VENV)/bin/python -m pip check
+	@! $(DIST_VENV)/bin/python -c "import torch" 2>/dev/null || (echo "torch is installed in $(DIST_VENV)"; exit 1)
+	cd $(DIST_VENV) && rm -rf demo_output && bin/enhance demo demo_output --model light
+	cd $(DIST_VENV) && bin/enhance run "$$(bin/python -c 'from enhance.data import sample_path; print(sample_path("blos"))')" \
+		-o blos_x2.fits --model light --overwrite
+	cd $(DIST_VENV) && bin/python -c 'import enhance, astropy.io.fits as f; d = f.getdata("blos_x2.fits"); \
+		assert d.shape == (400, 400), d.shape; assert "site-packages" in enhance.__file__, enhance.__file__; \
+		print("smoke test: enhance", enhance.__version__, "from", enhance.__file__, "gives", d.shape)'
+	$(DIST_VENV)/bin/python -m pip install --quiet pytest
+	cd $(DIST_VENV) && bin/python -m pytest -q -p no:cacheprovider --noconftest --rootdir .. ../tests/test_notorch.py

@@ -18,6 +18,7 @@ def _fits(path, shape=(12, 10), **cards):
     return str(path)
 
 
+@pytest.mark.filterwarnings("ignore:tile=\\d+ is smaller than the network's reach")  # many tiles on purpose
 def test_run_writes_the_x2_image_and_refuses_to_overwrite(tmp_path, weights, capsys):
     source = _fits(tmp_path / "in.fits", BUNIT="I/Ic")
     out = tmp_path / "out.fits"

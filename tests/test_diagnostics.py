@@ -151,17 +151,35 @@ def test_richardson_lucy_on_the_real_magnetogram_adds_small_scale_power(net):
     assert flux["richardson_lucy"]["unsigned_Mx"] > flux["input"]["unsigned_Mx"]  # cancellation undone
 
 
-def _assert_same(found, pinned, path="result"):
+#: Relative tolerance of numbers pinned on another machine. They come from float32 network outputs: a float32 sum
+#: of n terms is exact to about sqrt(n) units of its last place (6e-8) in general and n of them at worst, and the
+#: paper-light network sums 3 x 3 x 32 = 288 products per output pixel and layer, in an order that depends on
+#: the kernels (AVX2 or AVX-512, FMA, the GEMM's blocking): 288 x 6e-8 = 1.7e-5. An AMD EPYC with AVX2 differs
+#: from the pinned numbers by 1.5e-6. 5e-5 allows that bound with margin and is still far below any change of
+#: the method (a different model, iteration count or normalisation changes these numbers by 1e-3 or more).
+#: Bit-identical results are only asked of two runs on one machine within one test run.
+PINNED_REL = 5e-5
+
+
+def _assert_same(found, pinned, path="result", *, scale=None):
+    """``found`` equals ``pinned`` to `PINNED_REL` of ``scale`` (default: each number's own size).
+
+    The bins of a power spectrum share the rounding of the whole image (Parseval), so they are compared to
+    `PINNED_REL` of the spectrum's largest bin: its faint tail is the difference of nearly equal sums.
+    """
     if isinstance(pinned, dict):
         assert sorted(found) == sorted(pinned), path
         for key in pinned:
             _assert_same(found[key], pinned[key], f"{path}[{key!r}]")
     elif isinstance(pinned, list):
         assert len(found) == len(pinned), path
+        numbers = [abs(b) for b in pinned if isinstance(b, float)]
+        largest = max(numbers) if len(numbers) == len(pinned) else None
         for i, (a, b) in enumerate(zip(found, pinned, strict=True)):
-            _assert_same(a, b, f"{path}[{i}]")
+            _assert_same(a, b, f"{path}[{i}]", scale=largest)
     elif isinstance(pinned, float):
-        assert found == pytest.approx(pinned, rel=1e-6, abs=1e-9), path
+        size = abs(pinned) if scale is None else scale
+        assert found == pytest.approx(pinned, rel=PINNED_REL, abs=PINNED_REL * size + 1e-12), path
     else:
         assert found == pinned, path
 

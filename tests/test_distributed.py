@@ -98,7 +98,7 @@ def test_two_worker_processes_equal_the_single_process_result(inputs, weights, c
     assert sum(hits) >= N_GOOD - 2
     assert {worker["torch_threads"] for worker in info.values()} == {1}  # no oversubscription
     rows = _read_manifest(out / MANIFEST_NAME)
-    assert [row["input"] for row in rows] == [r["input"] for r in records]
+    assert sorted(row["input"] for row in rows) == sorted(r["input"] for r in records)  # in the order they finished
     assert set(rows[0]) == set(MANIFEST_FIELDS)
     assert all(row["version"] and row["model"].startswith("tiny.safetensors sha256:") for row in rows)
 
@@ -124,9 +124,32 @@ def test_rerun_skips_complete_outputs_and_replaces_incomplete_ones(inputs, weigh
 
     again = enhance_files(inputs, out, weights=weights, overwrite=True, as_frame=False)
     assert sorted(r["status"] for r in again) == ["done"] * N_GOOD + ["failed"]
-    # A run over part of the inputs keeps the other files' rows in the manifest.
+    # Every run appends its rows: the manifest keeps the first run's rows and timings, and a run over part
+    # of the inputs keeps the other files' rows.
     enhance_files(inputs / "hmi.ic_45s.0.fits", out, weights=weights, as_frame=False)
-    assert len(_read_manifest(out / MANIFEST_NAME)) == N_GOOD + 1
+    rows = _read_manifest(out / MANIFEST_NAME)
+    runs = [first, second, third, again]
+    assert len(rows) == sum(len(run) for run in runs) + 1
+    assert [(row["status"], row["seconds"], row["finished"]) for row in rows[: len(first)]] == [
+        (r["status"], str(r["seconds"]), r["finished"]) for r in first
+    ]
+
+
+def test_on_dask_each_row_is_on_disk_as_soon_as_its_file_finishes(inputs, weights, client, tmp_path, monkeypatch):
+    """A killed client (SIGKILL of ``enhance run --workers``) loses no finished file's row: none waits for the end."""
+    import enhance.inference.distributed as engine
+
+    out = tmp_path / "out"
+    on_disk = []
+    original = engine._append_manifest
+
+    def append(path, records):
+        original(path, records)
+        on_disk.append(len(_read_manifest(path)))
+
+    monkeypatch.setattr(engine, "_append_manifest", append)
+    records = enhance_files(inputs, out, weights=weights, client=client)
+    assert on_disk == list(range(1, len(records) + 1))
 
 
 def test_cli_workers_then_scheduler_rerun(inputs, weights, client, tmp_path, capsys):
@@ -249,3 +272,12 @@ def test_outputs_are_recognised_by_their_header_not_their_name(tmp_path, weights
     assert records[earlier.name]["status"] == "skipped"
     assert "written by solar-enhance" in records[earlier.name]["reason"]
     assert not (tmp_path / "out" / output_path(earlier, ".").name).exists()
+
+
+def test_enhance_files_and_enhance_dask_take_sunpys_names_of_the_kinds(da, tiny_net, weights, inputs, tmp_path):
+    (record,) = enhance_files(inputs / "hmi.ic_45s.0.fits", tmp_path / "o", kind="continuum", weights=weights)
+    assert (record["status"], record["kind"]) == ("done", "intensity")
+    image = _scene((24, 20), seed=6)
+    lazy = enhance_dask(da.from_array(image, chunks=12), "continuum", network=tiny_net)
+    np.testing.assert_allclose(lazy.compute(scheduler="sync"), enhance(image, "intensity", network=tiny_net),
+                               rtol=1e-4, atol=1e-6)  # fmt: skip

@@ -351,8 +351,9 @@ def test_a_race_lost_to_a_concurrent_run_is_skipped_and_the_manifest_merges(tmp_
     records = enhance_files(folder, out, weights=weights, as_frame=False)
     assert [(r["status"], r["reason"]) for r in records] == [("skipped", "another run wrote this output meanwhile")] * 3
     rows = _manifest_rows(out)
-    assert [row["status"] for row in rows] == ["done"] * 3  # the winner's rows are kept
-    assert [row["worker"] for row in rows] == [r["worker"] for r in first]
+    assert [row["status"] for row in rows] == ["done"] * 3 + ["skipped"] * 3  # the winner's rows are kept
+    assert [row["worker"] for row in rows[:3]] == [r["worker"] for r in first]
+    assert [row["reason"] for row in rows[3:]] == ["another run wrote this output meanwhile"] * 3
 
 
 def test_output_directory_and_header_are_checked_before_the_network_runs(tmp_path, weights, monkeypatch):
@@ -620,3 +621,126 @@ def test_workers_that_keep_dying_end_in_failed_rows_not_a_hang(tmp_path, weights
     assert [r["status"] for r in records] == ["failed", "failed"]
     assert all("no file finished in 4 s" in r["reason"] for r in records)
     assert [row["status"] for row in _manifest_rows(tmp_path / "out")] == ["failed", "failed"]
+
+
+# -- the manifest: never a FIFO, written as each file finishes, a log of every run -------------------------
+
+
+@pytest.mark.parametrize("nature", ["fifo", "directory"])
+def test_a_manifest_path_that_is_not_a_regular_file_is_refused_before_any_work(tmp_path, weights, nature):
+    """Opening a FIFO named enhance_manifest.csv would wait for a writer forever: the run is refused at once."""
+    import os
+    import subprocess
+    import sys
+
+    from enhance.inference.distributed import MANIFEST_NAME
+
+    folder = _fits_inputs(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = out / MANIFEST_NAME
+    os.mkfifo(manifest) if nature == "fifo" else manifest.mkdir()
+    code = "import sys; from enhance.cli import main; sys.exit(main(sys.argv[1:]))"
+    run = subprocess.run([sys.executable, "-c", code, "run", str(folder), "-o", str(out), "--weights", weights],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    expected = "a FIFO (named pipe)" if nature == "fifo" else "a directory"
+    assert f"manifest {manifest} is {expected}, not a CSV file" in line
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME]  # no output written
+
+
+def test_a_killed_batch_leaves_the_rows_of_every_file_it_finished(tmp_path, weights):
+    """SIGKILL (no clean-up runs) after two of four files: their rows are on disk, whole, and nothing else."""
+    import csv
+    import subprocess
+    import sys
+
+    from enhance.inference.distributed import MANIFEST_FIELDS, MANIFEST_NAME
+
+    folder = _fits_inputs(tmp_path / "in", n=4)
+    out = tmp_path / "out"
+    script = """
+import os, signal, sys
+import enhance.inference.distributed as engine
+calls, original = [], engine.enhance_array
+def killed(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(*args, **kwargs)
+engine.enhance_array = killed
+engine.enhance_files(sys.argv[1], sys.argv[2], weights=sys.argv[3])
+"""
+    run = subprocess.run([sys.executable, "-c", script, str(folder), str(out), weights], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert run.returncode == -9, run.stderr
+    with (out / MANIFEST_NAME).open(newline="") as handle:
+        table = csv.DictReader(handle)
+        rows = list(table)
+    assert tuple(table.fieldnames) == MANIFEST_FIELDS
+    assert [(Path(r["input"]).name, r["status"]) for r in rows] == [("hmi.ic_45s.0.fits", "done"),
+                                                                   ("hmi.ic_45s.1.fits", "done")]  # fmt: skip
+    assert all(r["reason"] == "" and float(r["seconds"]) > 0 for r in rows)
+
+
+def test_a_failed_append_leaves_no_half_row(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import enhance.inference.distributed as engine
+
+    path = tmp_path / engine.MANIFEST_NAME
+    engine._start_manifest(path)
+    row = dict.fromkeys(engine.MANIFEST_FIELDS, "x")
+    engine._append_manifest(path, [row])
+    before = path.read_bytes()
+    real_write = os.write
+
+    def half(fd, data):  # the disk fills in the middle of the row
+        real_write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half)
+    with pytest.raises(OSError, match="No space left"):
+        engine._append_manifest(path, [row])
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    engine._append_manifest(path, [row])
+    assert path.read_bytes().count(b"\n") == 3
+
+
+def test_a_manifest_of_other_columns_is_rewritten_once_with_its_rows(tmp_path, weights):
+    import csv
+
+    from enhance import enhance_files
+    from enhance.inference.distributed import MANIFEST_FIELDS, MANIFEST_NAME
+
+    folder = _fits_inputs(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MANIFEST_NAME).write_text("input,output,status\r\nold.fits,old_enhanced.fits,done\r\n")
+    enhance_files(folder, out, weights=weights)
+    with (out / MANIFEST_NAME).open(newline="") as handle:
+        table = csv.DictReader(handle)
+        rows = list(table)
+    assert tuple(table.fieldnames) == MANIFEST_FIELDS
+    assert [(r["input"], r["status"], r["kind"]) for r in rows] == [("old.fits", "done", ""),
+                                                                  (str(folder / "hmi.ic_45s.0.fits"), "done",
+                                                                   "intensity")]  # fmt: skip
+
+
+def test_enhance_files_returns_a_list_of_dicts_with_or_without_pandas(tmp_path, weights, monkeypatch):
+    import sys
+
+    from enhance import enhance_files
+    from enhance.inference.distributed import MANIFEST_FIELDS
+
+    folder = _fits_inputs(tmp_path / "in", n=1)
+    records = enhance_files(folder, tmp_path / "out", weights=weights)
+    assert type(records) is list
+    assert [list(r) for r in records] == [list(MANIFEST_FIELDS)]
+    monkeypatch.setitem(sys.modules, "pandas", None)  # pandas not installed: the opt-in says what it needs
+    with pytest.raises(ImportError, match="as_frame=True needs pandas"):
+        enhance_files(folder, tmp_path / "out2", weights=weights, as_frame=True)
+    assert not (tmp_path / "out2").exists()  # refused before any work

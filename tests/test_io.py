@@ -230,3 +230,84 @@ def test_truncated_fits_is_named_as_such(tmp_path):
     path.write_bytes(path.read_bytes()[:6000])
     with pytest.raises(ValueError, match="truncated or corrupt|not a readable FITS file"):
         read_fits(path)
+
+
+def test_a_file_that_is_not_fits_gets_no_hint_to_an_option_the_command_line_cannot_pass(tmp_path, capsys):
+    """astropy suggests ignore_missing_simple=True, which neither read_fits nor `enhance run` takes."""
+    from enhance.cli import main
+
+    text = tmp_path / "notes.fits"
+    text.write_text("these are notes, not an image\n" * 100)
+    with pytest.raises(ValueError, match="notes.fits is not a readable FITS file: No SIMPLE card found") as info:
+        read_fits(text)
+    assert "ignore_missing_simple" not in str(info.value)
+    assert main(["run", str(text), "-o", str(tmp_path / "out.fits"), "--model", "light"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "not a readable FITS file" in line
+    assert "=True" not in line
+
+
+def _limb_header(crval1, **extra):
+    header = fits.Header({"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CUNIT1": "arcsec", "CUNIT2": "arcsec",
+                          "CDELT1": 0.504, "CDELT2": 0.504, "CRPIX1": 32.5, "CRPIX2": 32.5, "CRVAL1": crval1,
+                          "CRVAL2": 100.0, "BUNIT": "", "CONTENT": "CONTINUUM INTENSITY"})  # fmt: skip
+    header.update(extra)
+    return header
+
+
+@pytest.mark.parametrize("radius", [{"RSUN_OBS": 960.0}, {"DSUN_OBS": 149597870700.0 * 1.0004}])
+def test_pixels_within_two_percent_of_the_limb_are_counted(radius):
+    """Against the angular distance from disk centre of each pixel centre (a TAN projection, computed directly)."""
+    from enhance.io import limb_pixels
+
+    header = _limb_header(930.0, **radius)
+    finite = np.ones((64, 64), bool)
+    finite[:, :5] = False  # missing pixels are not counted
+    rsun = radius.get("RSUN_OBS") or np.degrees(np.arcsin(695700e3 / radius["DSUN_OBS"])) * 3600
+    x = (np.arange(64) + 1 - 32.5) * 0.504  # intermediate coordinates, arcsec, of a gnomonic projection
+    xi, eta = (np.radians(grid / 3600.0) for grid in np.meshgrid(x, x))
+    lon0, lat0 = np.radians(930.0 / 3600), np.radians(100.0 / 3600)
+    rho = np.hypot(xi, eta)
+    c = np.arctan(rho)
+    lat = np.arcsin(np.cos(c) * np.sin(lat0) + eta * np.sin(c) * np.cos(lat0) / rho)
+    lon = lon0 + np.arctan2(xi * np.sin(c), rho * np.cos(lat0) * np.cos(c) - eta * np.sin(lat0) * np.sin(c))
+    distance = np.degrees(np.arccos(np.cos(lat) * np.cos(lon))) * 3600 / rsun
+    expected = int(np.count_nonzero((distance > 0.98) & finite))
+    assert 0 < expected < finite.sum()  # the band crosses the cut-out
+    assert limb_pixels(header, finite) == expected
+    assert limb_pixels(_limb_header(0.0, **radius), finite) == 0  # disk centre
+    assert limb_pixels(_limb_header(930.0), finite) == 0  # no radius: nothing is said
+    no_unit = _limb_header(930.0, **radius)
+    del no_unit["CUNIT1"], no_unit["CUNIT2"]
+    assert limb_pixels(no_unit, finite) == expected  # arcsec, as sunpy reads a helioprojective header
+    del no_unit["CDELT1"], no_unit["CDELT2"]
+    assert limb_pixels(no_unit, finite) == 0  # no pixel scale: where the pixels lie is not known
+
+
+def test_enhancing_pixels_near_the_limb_warns(tmp_path, tiny_net, capsys):
+    from enhance import enhance
+    from enhance.exceptions import EnhanceUserWarning
+
+    header = _limb_header(930.0, RSUN_OBS=960.0)
+    image = 1 + 0.05 * np.random.default_rng(5).standard_normal((64, 64))
+    path = tmp_path / "limb.fits"
+    fits.PrimaryHDU(image, header=header).writeto(path)
+    with pytest.warns(EnhanceUserWarning, match=r"limb.fits: \d+ pixels with data .* beyond 0.98 solar radii"):
+        enhance(path, network=tiny_net)
+    with pytest.warns(EnhanceUserWarning, match=r"the GenericMap: \d+ pixels .* where the networks were not trained"):
+        enhance(sunpy.map.Map(image, header), network=tiny_net)
+    centre = _limb_header(0.0, RSUN_OBS=960.0)
+    enhance(sunpy.map.Map(image, centre), network=tiny_net)  # no warning at disk centre (warnings are errors)
+
+
+@pytest.mark.filterwarnings("always:.*solar radii")  # shown, as outside pytest
+def test_enhance_run_warns_about_pixels_near_the_limb(tmp_path, weights, capsys):
+    from enhance.cli import main
+
+    path = tmp_path / "limb.fits"
+    fits.PrimaryHDU(1 + 0.05 * np.random.default_rng(6).standard_normal((64, 64)),
+                    header=_limb_header(930.0, RSUN_OBS=960.0)).writeto(path)  # fmt: skip
+    assert main(["run", str(path), "-o", str(tmp_path / "out.fits"), "--weights", weights]) == 0
+    err = capsys.readouterr().err
+    assert "enhance: warning: EnhanceUserWarning: " in err
+    assert "beyond 0.98 solar radii, within 2 % of the radius from the limb or off the disk" in err

@@ -183,3 +183,16 @@ def test_history_names_the_kind_found_by_auto():
     out = enhance(smap, model="light")  # kind 'auto': CONTENT says magnetogram
     assert out.meta["enh_kind"] == "blos"
     assert "model: light blos" in out.meta["history"]
+
+
+@pytest.mark.parametrize("kind", ["intensity", "blos"])
+def test_sunpys_measurement_names_are_kinds_and_the_maps_measurement_is_the_default(kind):
+    """``enhance(m, m.measurement)``: HMIMap.measurement is 'continuum' or 'magnetogram'."""
+    smap = sample_map(kind)
+    assert smap.measurement == {"intensity": "continuum", "blos": "magnetogram"}[kind]
+    by_name = enhance(smap, smap.measurement, model="light")
+    assert by_name.meta["enh_kind"] == kind
+    np.testing.assert_array_equal(by_name.data, enhance(smap, kind, model="light").data)
+    np.testing.assert_array_equal(enhance(smap, model="light").data, by_name.data)  # the default reads it
+    with pytest.raises(ValueError, match="kind must be one of .*'blos' \\(or 'magnetogram'\\), got 'dopplergram'"):
+        enhance(smap, "dopplergram", model="light")

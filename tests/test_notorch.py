@@ -27,8 +27,11 @@ EXPECTED = {
     ("intensity", "light"): LIGHT_INTENSITY,
     ("blos", "light"): LIGHT_BLOS,
 }
-#: The networks' units: 1e-5 of I/Ic, or of kG (1e-2 G).
-TOLERANCE = {"intensity": 1e-5, "blos": 1e-2}
+#: 3e-5 of the networks' units (I/Ic, or kG: 3e-2 G). The numbers were measured on one machine; another CPU's
+#: float32 kernels sum each convolution's products in another order (AVX2 or AVX-512, FMA, the GEMM's
+#: blocking), which moves a pixel by up to about n x 6e-8 of the signal for n products per sum (hundreds here):
+#: a few 1e-5, far below what any change of model, weights or normalisation gives (1e-3 and more).
+TOLERANCE = {"intensity": 3e-5, "blos": 3e-2}
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 

@@ -83,6 +83,7 @@ def test_phase_kernels_equal_upsampling_then_reflect_conv():
         phase_kernels(torch.zeros(3, 2, 5, 5))
 
 
+@pytest.mark.filterwarnings("ignore:tile=\\d+ is smaller than the network's reach")  # many tiles on purpose
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 @pytest.mark.parametrize("tile", [None, 9])
 @pytest.mark.parametrize("shape", [(23, 31), (40, 12)])
@@ -113,6 +114,7 @@ def test_prepared_runner_follows_changed_weights(net, backend):
     np.testing.assert_allclose(after, _reference(net, image), atol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:tile=\\d+ is smaller than the network's reach")  # many tiles on purpose
 def test_the_paper_model_through_enhance_equals_the_reference():
     torch.manual_seed(0)
     paper = _randomise_batchnorm(EnhanceNet(depth=5, width=64), seed=2)
@@ -153,6 +155,7 @@ def test_onnx_export_equals_pytorch(net, shape):
     np.testing.assert_allclose(got, _reference(net, image), rtol=0, atol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:tile=\\d+ is smaller than the network's reach")  # many tiles on purpose
 def test_onnx_file_round_trip_and_enhance_backends_agree(tmp_path, net):
     path = export_onnx(net, tmp_path / "net.onnx", kind="blos")
     with pytest.raises(FileExistsError, match="exists"):

@@ -70,6 +70,7 @@ def test_dihedral_average_is_the_mean_of_the_eight_back_transformed_runs(tiny_ne
     np.testing.assert_allclose(replicate, np.kron(image, np.ones((2, 2))), rtol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:tile=\\d+ is smaller than the network's reach")  # many tiles on purpose
 def test_symmetric_option_travels_in_run_options_and_default_is_unchanged(tiny_net):
     tiny_net = _Residual(tiny_net)
     image = np.random.default_rng(23).normal(1, 0.05, (16, 16))

@@ -5,6 +5,7 @@ from enhance import enhance
 from enhance.inference.tiling import tile_spans
 
 
+@pytest.mark.filterwarnings("ignore:tile=\\d+ is smaller than the network's reach")  # many tiles on purpose
 @pytest.mark.parametrize("shape", [(37, 53), (64, 29)])
 @pytest.mark.parametrize("tile", [5, 16, 23, 100])
 def test_tiled_equals_whole_image(tiny_net, shape, tile):
@@ -14,6 +15,7 @@ def test_tiled_equals_whole_image(tiny_net, shape, tile):
     np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-5 * np.abs(whole).max())
 
 
+@pytest.mark.filterwarnings("ignore:tile=\\d+ is smaller than the network's reach")  # many tiles on purpose
 def test_tiling_with_nan_regions(tiny_net):
     image = 1 + 0.1 * np.random.default_rng(1).standard_normal((40, 40))
     image[:, :7] = np.nan
@@ -123,3 +125,46 @@ def test_onnx_backend_runs_bands_on_every_thread(tiny_net):
     onnx = enhance(image, "intensity", network=tiny_net, qs_level=1.0, backend="onnx")
     torch_out = enhance(image, "intensity", network=tiny_net, qs_level=1.0, backend="torch")
     np.testing.assert_allclose(onnx, torch_out, rtol=0, atol=1e-4)
+
+
+def test_a_tile_below_the_networks_reach_warns_with_the_smallest_useful_tile(tiny_net):
+    from enhance.checks import check_tile
+    from enhance.exceptions import EnhanceUserWarning
+    from enhance.inference.pipeline import network_margin
+
+    # The shipped models reach 18 pixels each way: a 3-pixel tile computes (3 + 36)^2 pixels for 9.
+    with pytest.warns(EnhanceUserWarning, match=r"tile=3 .* \(37 input pixels across\).* 169 times .* tile >= 37"):
+        assert check_tile(3, margin=18) == 3
+    assert check_tile(37, margin=18) == 37  # no warning (warnings are errors here)
+    with pytest.raises(ValueError, match="tile must be None or a positive number of input pixels, got 0"):
+        check_tile(0, margin=18)
+    image = 1 + 0.1 * np.random.default_rng(3).standard_normal((30, 30))
+    smallest = 2 * network_margin(tiny_net) + 1
+    with pytest.warns(EnhanceUserWarning, match=f"use tile >= {smallest} "):
+        enhance(image, "intensity", network=tiny_net, tile=smallest - 1)
+    enhance(image, "intensity", network=tiny_net, tile=smallest)
+
+
+@pytest.mark.filterwarnings("always:tile=\\d+ is smaller than the network's reach")  # shown, as outside pytest
+def test_the_command_line_says_when_a_tile_is_below_the_networks_reach(tmp_path, weights, capsys, monkeypatch):
+    from astropy.io import fits
+
+    import enhance.inference.distributed as engine
+    from enhance.cli import main
+
+    source = tmp_path / "in.fits"
+    header = fits.Header({"BUNIT": "I/Ic", "CDELT1": 0.504, "CDELT2": 0.504})
+    fits.PrimaryHDU(1 + 0.1 * np.random.default_rng(4).standard_normal((20, 20)), header=header).writeto(source)
+    assert main(["run", str(source), "-o", str(tmp_path / "out.fits"), "--weights", weights, "--tile", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "enhance: warning: EnhanceUserWarning: tile=3 is smaller than the network's reach" in err
+    assert "use tile >= 15 " in err  # the tiny network reaches 7 pixels each way
+
+    # A batch (on Dask the workers' warnings do not come back) says it before any file runs.
+    def not_run(task, sources, targets, finished):
+        for index, (source, target) in enumerate(zip(sources, targets, strict=True)):
+            finished(index, engine._unrun(source, target, "not run", "tiny"))
+
+    monkeypatch.setattr(engine, "_run_serial", not_run)
+    assert main(["run", str(source), "-o", f"{tmp_path / 'batch'}/", "--weights", weights, "--tile", "3"]) == 1
+    assert "tile=3 is smaller than the network's reach" in capsys.readouterr().err

@@ -58,18 +58,36 @@ def test_qs_level_quantity_in_the_images_unit(net):
         enhance(image * u.Unit("DN/s"), network=net, qs_level=48000 * u.G)
 
 
-def test_masked_array_is_nan_where_masked(net):
+def test_masked_array_in_masked_array_out_masked_where_masked_or_nan(net):
     image = 1 + 0.03 * np.random.default_rng(2).standard_normal((12, 14))
     image[4, 6] = 50.0  # a bad pixel, masked: it must not act as data
+    image[1, 2] = np.nan  # a missing pixel, not masked
     masked = np.ma.masked_array(image, mask=np.zeros(image.shape, dtype=bool))
     masked[4, 6] = np.ma.masked
     out = enhance(masked, "intensity", network=net, qs_level=1.0)
+    assert isinstance(out, np.ma.MaskedArray)
     as_nan = image.copy()
     as_nan[4, 6] = np.nan
     expected = enhance(as_nan, "intensity", network=net, qs_level=1.0)
-    np.testing.assert_array_equal(out, expected)
-    assert np.isnan(out[8:10, 12:14]).all()
-    assert np.isfinite(out).sum() == out.size - 4
+    np.testing.assert_array_equal(out.data, expected)
+    bad = np.zeros(image.shape, bool)
+    bad[4, 6] = bad[1, 2] = True
+    np.testing.assert_array_equal(out.mask, np.repeat(np.repeat(bad, 2, axis=0), 2, axis=1))
+    assert np.isnan(out.data[out.mask]).all()
+    assert np.isfinite(out.data[~out.mask]).all()
+
+
+def test_dask_array_in_lazy_dask_array_out(net):
+    da = pytest.importorskip("dask.array")
+    image = 1 + 0.03 * np.random.default_rng(3).standard_normal((30, 26))
+    lazy = enhance(da.from_array(image, chunks=15), "continuum", network=net, qs_level=1.0)
+    assert isinstance(lazy, da.Array)  # nothing computed yet
+    assert lazy.shape == (60, 52)
+    expected = enhance(image, "intensity", network=net, qs_level=1.0)
+    np.testing.assert_allclose(lazy.compute(scheduler="sync"), expected, rtol=1e-5, atol=1e-6)
+    symmetric = enhance(da.from_array(image, chunks=15), network=net, qs_level=1.0, symmetric=True)
+    expected = enhance(image, network=net, qs_level=1.0, symmetric=True)
+    np.testing.assert_allclose(symmetric.compute(scheduler="sync"), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_kind_auto_reads_the_map_and_the_unit(net, field):

@@ -4,6 +4,7 @@ Each helper names the argument it checks, the value it received and what it expe
 """
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -17,6 +18,8 @@ __all__ = [
     "supported_float_type",
     "check_magnitude",
     "check_finite_output",
+    "check_tile",
+    "check_kind",
     "MAX_NORMALISED",
 ]
 
@@ -341,3 +344,88 @@ def check_choice(value, choices, *, name):
         msg = f"{name} must be one of {options}, got {value!r}"
         raise ValueError(msg)
     return value
+
+
+def check_tile(tile, *, margin: int):
+    """Return ``tile`` if it is None or a positive integer, else raise `ValueError`; warn when it is smaller
+    than the network's reach.
+
+    Parameters
+    ----------
+    tile : int or None
+        Tile size, input pixels.
+    margin : int
+        The network's receptive margin, input pixels on each side of a pixel that its output depends on.
+
+    Returns
+    -------
+    int or None
+        ``tile``.
+
+    Warns
+    -----
+    `~enhance.exceptions.EnhanceUserWarning`
+        If ``tile`` is smaller than the network's receptive field, ``2 margin + 1`` pixels: each tile is
+        run with ``margin`` pixels of its neighbours on every side, so it costs ``((tile + 2 margin) /
+        tile)**2`` times the work of a whole-image pass (169 for ``tile=3``, ``margin=18``). The warning
+        names the smallest useful tile, ``2 margin + 1`` (at most 4 times the work).
+
+    Examples
+    --------
+    >>> check_tile(512, margin=18)
+    512
+    """
+    if tile is None:
+        return None
+    if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 1:
+        msg = f"tile must be None or a positive number of input pixels, got {tile!r}"
+        raise ValueError(msg)
+    smallest = 2 * int(margin) + 1
+    if tile < smallest:
+        from .exceptions import EnhanceUserWarning
+
+        side = int(tile) + 2 * int(margin)
+        msg = (f"tile={tile} is smaller than the network's reach ({smallest} input pixels across): each tile runs "
+               f"on {side} x {side} pixels to keep {tile} x {tile}, {(side / tile) ** 2:.0f} times the work of one "
+               f"pass; use tile >= {smallest} (at most 4 times), or no tile")  # fmt: skip
+        warnings.warn(msg, EnhanceUserWarning, stacklevel=1)
+    return int(tile)
+
+
+def check_kind(kind, *, auto: bool = True) -> str:
+    """Return the data kind named by ``kind``: 'intensity' or 'blos' (or 'auto'), also under sunpy's names.
+
+    Parameters
+    ----------
+    kind : str
+        'intensity' or 'blos', sunpy's measurement names for them ('continuum', 'magnetogram', as
+        `sunpy.map.sources.HMIMap.measurement` gives them; any case), or 'auto'.
+    auto : bool
+        Accept 'auto'.
+
+    Returns
+    -------
+    str
+        'intensity', 'blos' or 'auto'.
+
+    Raises
+    ------
+    ValueError
+        For any other name, e.g. a Dopplergram's measurement, which the networks were not trained on.
+
+    Examples
+    --------
+    >>> check_kind("continuum"), check_kind("Magnetogram"), check_kind("blos")
+    ('intensity', 'blos', 'blos')
+    """
+    from .constants import KIND_ALIASES, KINDS
+
+    name = kind.lower() if isinstance(kind, str) else kind
+    if name in KINDS or (auto and name == "auto"):
+        return name
+    if name in KIND_ALIASES:
+        return KIND_ALIASES[name]
+    accepted = ", ".join([*(["'auto'"] if auto else []), *(f"{k!r} (or {a!r})" for a, k in KIND_ALIASES.items())])
+    msg = (f"kind must be one of {accepted}, got {kind!r}; the networks were trained on continuum intensity and "
+           "line-of-sight magnetograms only")  # fmt: skip
+    raise ValueError(msg)

@@ -282,7 +282,8 @@ def _add_run(subparsers) -> None:
                      "an .onnx graph (enhance export)")  # fmt: skip
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     run.add_argument("--tile", type=_positive_int, default=None, metavar="N",
-                     help="exact overlapping tiles of N input pixels")  # fmt: skip
+                     help="exact overlapping tiles of N input pixels; below the network's reach (37 for the default "
+                     "models) a warning names the smallest useful N")  # fmt: skip
     backend_help = "torch, or onnxruntime (onnx extra); auto (default): onnx on the CPU in float32 if installed"
     run.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto", help=backend_help)
     run.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
@@ -748,21 +749,21 @@ def _add_web(subparsers) -> None:
 
 
 def _demo(args) -> int:
-    from .demo import run_demo
+    from .demo import output_folder, run_demo
 
-    for line in run_demo(args.output, model=args.model):
+    for line in run_demo(output_folder(args, args.command_parser), model=args.model, overwrite=args.overwrite):
         _say(args, line)
     return 0
 
 
 def _add_demo(subparsers) -> None:
+    from .demo import add_arguments
+
     demo = subparsers.add_parser("demo", help="enhance the two shipped HMI sample cut-outs",
                                  description="Enhance the packaged SDO/HMI continuum and magnetogram cut-outs "
                                  "(enhance.data.sample_path) and write the FITS files and figures in "
                                  "helioprojective coordinates.")  # fmt: skip
-    demo.add_argument("-o", "--output", default="demo_output", metavar="DIR",
-                      help="output folder (default: demo_output)")  # fmt: skip
-    demo.add_argument("--model", choices=VARIANTS, default="full", help=_MODEL_HELP)
+    add_arguments(demo)  # the same arguments as python -m enhance.demo
     demo.set_defaults(func=_demo)
 
 
@@ -798,6 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(subparsers)
     for command in subparsers.choices.values():
         _add_verbosity(command, default=argparse.SUPPRESS)
+        command.set_defaults(command_parser=command)  # its own usage for its errors (see `main`)
     return parser
 
 
@@ -839,7 +841,9 @@ def main(argv=None) -> int:
     0
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the subcommand's usage, not the top-level one
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     with _logging(args.verbose or 0, quiet=bool(args.quiet)):

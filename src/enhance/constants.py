@@ -7,6 +7,7 @@ import astropy.units as u
 
 __all__ = [
     "KINDS",
+    "KIND_ALIASES",
     "VARIANTS",
     "MODEL_SIZES",
     "WIENER_SIZE",
@@ -19,6 +20,9 @@ __all__ = [
 
 #: Data kinds: continuum intensity and the line-of-sight magnetic field.
 KINDS = ("intensity", "blos")
+
+#: sunpy's names of the same quantities (`sunpy.map.sources.HMIMap.measurement`), accepted as ``kind``.
+KIND_ALIASES = {"continuum": "intensity", "magnetogram": "blos"}
 
 #: Shipped model variants: the defaults ('full', 'light': Wiener-Enhance averaged over the 8 rotations and
 #: flips, and one pass of it) and the networks of Díaz Baso & Asensio Ramos (2018) as published.

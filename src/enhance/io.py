@@ -32,6 +32,10 @@ __all__ = [
     "atomic_write",
     "check_replaceable",
     "check_output",
+    "fits_error_text",
+    "limb_pixels",
+    "warn_near_limb",
+    "LIMB_BAND",
 ]
 
 # Keys that describe the stored pixel values and become wrong once the data change.
@@ -167,7 +171,7 @@ def read_fits(path):
                 raw = hdu.data
                 header = hdu.header.copy()
         except OSError as err:
-            msg = f"{path} is not a readable FITS file: {err}"
+            msg = f"{path} is not a readable FITS file: {fits_error_text(err)}"
             raise ValueError(msg) from err
     for warning in caught:
         if "truncated" in str(warning.message):  # astropy only warns; the data would be incomplete
@@ -183,6 +187,32 @@ def read_fits(path):
         raise ValueError(msg)
     dtype = np.float32 if data.dtype.kind == "f" and data.dtype.itemsize == 4 else np.float64
     return np.array(data, dtype=dtype, copy=True), squeeze_header(header)
+
+
+#: astropy's hints to options of `astropy.io.fits.open` that solar-enhance does not pass (and its CLI cannot).
+_OPEN_OPTION_HINT = re.compile(r"\.?\s*If this is really a FITS file, try with \w+=True\.?|,?\s*try with \w+=True\.?")
+
+
+def fits_error_text(err) -> str:
+    """astropy's message for a file it cannot read, without its hint to an option of `astropy.io.fits.open`
+    (``ignore_missing_simple=True``) that `read_fits` does not take.
+
+    Parameters
+    ----------
+    err : Exception
+        The error astropy raised.
+
+    Returns
+    -------
+    str
+        Its message, without the hint.
+
+    Examples
+    --------
+    >>> fits_error_text(OSError("No SIMPLE card. If this is really a FITS file, try with ignore_missing_simple=True"))
+    'No SIMPLE card'
+    """
+    return _OPEN_OPTION_HINT.sub("", str(err)).strip()
 
 
 def check_regular_file(path, *, what="input file", expected="a FITS file") -> None:
@@ -708,6 +738,121 @@ def _is_helioprojective(header) -> tuple[bool, str]:
         return True, "no CTYPE (sunpy reads it as helioprojective)"
     ok = all(c.startswith(("HPLN", "HPLT", "SOLAR-X", "SOLAR-Y", "SOLX", "SOLY")) for c in ctypes)
     return ok, f"CTYPE {ctypes[0]!r}, {ctypes[1]!r}"
+
+
+#: Share of the solar radius inside the limb where the networks were not trained: the steep fall-off of
+#: the continuum intensity (limb darkening beyond mu = 0.2) holds nothing like their training scenes.
+LIMB_BAND = 0.02
+#: Sun's radius (m), for a header that gives the observer's distance (DSUN_OBS) but no RSUN_OBS.
+_RSUN_REF = 695700e3
+#: The keys of a 2-D image's world coordinate system.
+_WCS_KEY = re.compile(r"^(CTYPE|CUNIT|CRPIX|CDELT|CRVAL|CROTA)[12]$|^(PC|CD)[12]_[12]$|^(LONPOLE|LATPOLE)$")
+
+
+def _rsun_arcsec(header):
+    """The Sun's apparent radius in arcsec from RSUN_OBS, or RSUN_REF (default 695,700 km) and DSUN_OBS; None."""
+    rsun = _get(header, "RSUN_OBS")
+    if isinstance(rsun, int | float) and not isinstance(rsun, bool) and rsun > 0:
+        return float(rsun)
+    distance, radius = _get(header, "DSUN_OBS"), _get(header, "RSUN_REF", _RSUN_REF)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in (distance, radius)):
+        return None
+    if radius >= distance:
+        return None
+    return float(np.degrees(np.arcsin(radius / distance)) * 3600.0)
+
+
+def limb_pixels(header, finite, *, within: float = LIMB_BAND) -> int:
+    """How many pixels with data lie farther than ``1 - within`` solar radii from the disk centre.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header` or dict-like
+        The image's header (a Map's ``meta``): helioprojective CTYPEs (HPLN, HPLT) and RSUN_OBS, or
+        DSUN_OBS, say where the disk is. Without them the answer is 0.
+    finite : (ny, nx) bool ndarray
+        Where the image holds data.
+    within : float
+        The band inside the limb, as a share of the solar radius; default `LIMB_BAND` (2 %).
+
+    Returns
+    -------
+    int
+        The number of such pixels (counted on every pixel of images up to 1024 pixels a side, on a
+        regular grid of about that many above).
+
+    Examples
+    --------
+    >>> header = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CUNIT1": "arcsec", "CUNIT2": "arcsec",
+    ...           "CDELT1": 0.504, "CDELT2": 0.504, "CRPIX1": 10.5, "CRPIX2": 10.5, "CRVAL1": 975.0,
+    ...           "CRVAL2": 0.0, "RSUN_OBS": 975.0}
+    >>> limb_pixels(header, np.ones((20, 20), bool))  # the limb crosses the middle of the cut-out
+    400
+    """
+    rsun = _rsun_arcsec(header)
+    ctypes = [str(_get(header, f"CTYPE{i}", "") or "").strip().upper() for i in (1, 2)]
+    if rsun is None or not (ctypes[0].startswith("HPLN") and ctypes[1].startswith("HPLT")):
+        return 0
+    finite = np.asarray(finite, dtype=bool)
+    step = max(1, -(-max(finite.shape) // 1024))
+    rows, cols = np.mgrid[0 : finite.shape[0] : step, 0 : finite.shape[1] : step]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FITSFixedWarning and the like: this is advice, not a check
+        try:
+            from astropy.wcs import WCS
+
+            keys = {str(k).upper(): v for k, v in dict(header).items() if _WCS_KEY.match(str(k).upper())}
+            if not ({"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys):
+                return 0  # no pixel scale: where the pixels are is not known
+            keys = {"CUNIT1": "arcsec", "CUNIT2": "arcsec", **keys}  # sunpy's reading of a helioprojective header
+            lon, lat = WCS(fits.Header(keys)).celestial.pixel_to_world_values(cols, rows)
+        except Exception:  # noqa: BLE001 - a header astropy cannot read gives no advice
+            return 0
+    lon, lat = (np.asarray(value, dtype=float) for value in (lon, lat))
+    radius = np.degrees(np.arccos(np.cos(np.radians(lon)) * np.cos(np.radians(lat)))) * 3600.0 / rsun
+    return int(np.count_nonzero((radius > 1.0 - within) & finite[::step, ::step])) * step * step
+
+
+def warn_near_limb(header, finite, *, name: str) -> int:
+    """Warn if pixels with data lie within `LIMB_BAND` of the solar radius of the limb, or beyond it
+    (`limb_pixels`), where the networks were not trained.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header` or dict-like
+        The image's header (a Map's ``meta``).
+    finite : (ny, nx) bool ndarray
+        Where the image holds data.
+    name : str
+        The image's name in the warning (its path).
+
+    Returns
+    -------
+    int
+        The number of such pixels.
+
+    Warns
+    -----
+    `~enhance.exceptions.EnhanceUserWarning`
+        If there are any.
+
+    Examples
+    --------
+    >>> header = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": 0.504, "CDELT2": 0.504, "CRPIX1": 2.5,
+    ...           "CRPIX2": 2.5, "CRVAL1": 0.0, "CRVAL2": 0.0, "RSUN_OBS": 975.0}
+    >>> warn_near_limb(header, np.ones((4, 4), bool), name="a cut-out at disk centre")
+    0
+    """
+    count = limb_pixels(header, finite)
+    if count:
+        from .exceptions import EnhanceUserWarning
+
+        share = 100.0 * count / max(int(np.count_nonzero(finite)), 1)
+        msg = (f"{name}: {count} pixels with data ({share:.2g} %) lie beyond {1 - LIMB_BAND:g} solar radii, within "
+               f"{100 * LIMB_BAND:g} % of the radius from the limb or off the disk, where the networks were not "
+               "trained; do not trust the output there")  # fmt: skip
+        warnings.warn(msg, EnhanceUserWarning, stacklevel=2)
+    return count
 
 
 def _frame_name(ctypes: str) -> str:

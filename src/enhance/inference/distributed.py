@@ -17,8 +17,10 @@ need it, and `enhance_files` without ``client`` or ``n_workers`` runs serially w
 import contextlib
 import csv
 import dataclasses
+import errno
 import glob
 import importlib.util
+import io
 import os
 import re
 import threading
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..checks import check_choice, fill_nonfinite, supported_float_type
+from ..checks import check_choice, check_kind, fill_nonfinite, supported_float_type
 from ..constants import GAUSS_PER_KG, VARIANTS
 from ..io import FITS_SUFFIXES, fits_stem
 from ..models.architecture import receptive_margin
@@ -52,13 +54,11 @@ __all__ = [
 
 #: File name of the manifest written into the output directory.
 MANIFEST_NAME = "enhance_manifest.csv"
-#: Columns of the manifest, one row per input file.
+#: Columns of the manifest, one row per input file and run (re-runs append rows: the manifest keeps history).
 MANIFEST_FIELDS = (
     "input", "output", "status", "kind", "model", "version", "finished", "seconds", "worker", "reason",
 )  # fmt: skip
 _GLOB_CHARS = frozenset("*?[")
-#: `enhance_dask` estimates the quiet-Sun level on at most about this many pixels (every s-th pixel).
-_MANIFEST_EVERY_S = 30.0
 #: Default of ``no_progress_timeout``: seconds without any file finishing before a Dask batch gives up.
 DEFAULT_TIMEOUT = 1800.0
 
@@ -370,6 +370,9 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
         return
     _check_numbers(header, source)
     record["kind"] = file_kind = _kind_for(source, kind, header, force=force)
+    from ..io import warn_near_limb
+
+    warn_near_limb(header, np.isfinite(image), name=str(source))  # in this process for `enhance run FILE`
     try:
         network = cached_network(weights, kind=file_kind, model=model)
     except Exception as err:  # noqa: BLE001 - named as the weights' fault, not the input's
@@ -448,16 +451,21 @@ def model_label(weights, model):
     return f"{Path(weights).name} sha256:{file_sha256(Path(weights))[:16]}"
 
 
-def _preflight(kind, model, weights):
+def _preflight(kind, model, weights, tile=None):
     """Fail before submitting anything if no file could be enhanced (bad weights file, untrained model).
 
     Every failure is one line naming the weights file (or the shipped model), an allocator failure included.
+    A ``tile`` below the network's reach warns here, in this process (`~enhance.checks.check_tile`).
     """
+    from ..checks import check_tile
+    from .pipeline import network_margin
+
     kinds = KINDS if kind == "auto" else (kind,)
     errors = []
     for each in kinds:
         try:
-            _load_file(weights, kind=each) if weights is not None else resolve_network(each, model=model)
+            net = _load_file(weights, kind=each) if weights is not None else resolve_network(each, model=model)
+            check_tile(tile, margin=network_margin(net))
         except (OSError, ValueError, TypeError, LookupError) as err:  # LookupError: ModelNotTrainedError
             errors.append(err)
         except (RuntimeError, MemoryError) as err:  # e.g. "DefaultCPUAllocator: can't allocate memory"
@@ -467,25 +475,29 @@ def _preflight(kind, model, weights):
         raise errors[0]
 
 
-# -- the manifest: merged under a lock, so that concurrent runs into one directory keep every record --------
+# -- the manifest: a log of every run, one row appended as each file finishes, under a lock on the directory --
 
 
-def _read_manifest(path: Path) -> list[dict]:
-    """The rows of an existing manifest; `ValueError` naming it if it is not one."""
-    if not path.exists():
-        return []
+def _read_manifest(path: Path) -> tuple[tuple, list[dict]]:
+    """``(columns, rows)`` of an existing manifest (``((), [])`` if there is none); `ValueError` naming it if
+    it is not one, or not a regular file (opening a FIFO would wait for a writer forever)."""
+    from ..io import check_regular_file
+
+    if not os.path.lexists(path):
+        return (), []
+    check_regular_file(path, what="manifest", expected="a CSV file; move it away")
     try:
         with path.open(newline="") as handle:
             table = csv.DictReader(handle)
             rows = list(table)
-            fields = table.fieldnames or []
+            fields = tuple(table.fieldnames or ())
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         msg = f"manifest {path} cannot be read ({_one_line(err)}); move it away or fix it"
         raise ValueError(msg) from None
     if "output" not in fields or "status" not in fields:
         msg = f"manifest {path} is not a manifest of enhance (no 'output' and 'status' columns); move it away"
         raise ValueError(msg)
-    return rows
+    return fields, rows
 
 
 @contextlib.contextmanager
@@ -504,34 +516,50 @@ def _manifest_lock(directory: Path):
         os.close(fd)  # releases the lock
 
 
-def _merge(previous: list[dict], records: list[dict]) -> list[dict]:
-    """Earlier rows, updated by this run's records (one row per output, in first-seen order).
-
-    A record of this run replaces the row of the same output, except a race lost to a concurrent run
-    (`_LOST_RACE`): the winner's row says more.
-    """
-    rows = {row.get("output"): row for row in previous}
-    for record in records:
-        if record["reason"] == _LOST_RACE and record["output"] in rows:
-            continue
-        rows[record["output"]] = record
-    return list(rows.values())
+def _csv_text(rows, *, header=False) -> str:
+    text = io.StringIO()
+    table = csv.DictWriter(text, fieldnames=MANIFEST_FIELDS, extrasaction="ignore", restval="")
+    if header:
+        table.writeheader()
+    table.writerows(rows)
+    return text.getvalue()
 
 
-def _write_manifest(path: Path, records) -> None:
-    """Merge this run's records into the manifest on disk, atomically and under the directory's lock."""
+def _start_manifest(path: Path) -> None:
+    """Check the manifest before any work and make sure it has this version's header row: created if missing,
+    rewritten once (atomically, earlier rows kept) if another version wrote other columns."""
     from ..io import atomic_write
 
     with _manifest_lock(path.parent):
-        rows = _merge(_read_manifest(path), records)
+        fields, rows = _read_manifest(path)
+        if fields != MANIFEST_FIELDS:
+            text = _csv_text(rows, header=True)
+            atomic_write(path, lambda tmp: Path(tmp).write_text(text, newline=""), overwrite=bool(fields))
 
-        def writer(tmp):
-            with open(tmp, "w", newline="") as handle:
-                table = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
-                table.writeheader()
-                table.writerows(rows)
 
-        atomic_write(path, writer, overwrite=True)
+def _append_manifest(path: Path, records) -> None:
+    """Append ``records`` to the manifest in one write, under the directory's lock: a killed run leaves every
+    row it had finished, and a write that fails (a full disk) leaves the file as it was."""
+    import stat
+
+    data = _csv_text(records).encode()
+    with _manifest_lock(path.parent):
+        if not os.path.lexists(path):  # removed during the run
+            data = _csv_text([], header=True).encode() + data
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o666)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                msg = f"manifest {path} is not a regular file; move it away"
+                raise ValueError(msg)
+            try:
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            except OSError:
+                os.ftruncate(fd, info.st_size)  # no half row
+                raise
+        finally:
+            os.close(fd)
 
 
 # glibc hands every freed allocation above its mmap threshold back to the kernel, so each layer's
@@ -606,7 +634,7 @@ def enhance_files(
     consistency: bool = False,
     progress: bool = False,
     force: bool = False,
-    as_frame: bool | None = None,
+    as_frame: bool = False,
     compress: bool = False,
     no_progress_timeout: float | None = DEFAULT_TIMEOUT,
     noise: float | None = None,
@@ -620,8 +648,8 @@ def enhance_files(
     out_dir : str or `~pathlib.Path`
         Output directory (created if missing). Each output is ``<input name>_enhanced.fits``
         (`output_path`) and the manifest is ``out_dir/enhance_manifest.csv``.
-    kind : {'auto', 'intensity', 'blos'}
-        'auto' (default) reads each file's BUNIT, CONTENT or series name.
+    kind : {'auto', 'intensity', 'blos', 'continuum', 'magnetogram'}
+        'auto' (default) reads each file's BUNIT, CONTENT or series name; sunpy's names are taken too.
     weights : str or `~pathlib.Path`, optional
         A safetensors weights file (`~enhance.models.weights.save_weights`) or an ONNX file
         (`~enhance.runtime.export.export_onnx`). Every worker loads it once from this path, which it must be able
@@ -655,18 +683,20 @@ def enhance_files(
         Run files that `~enhance.io.resolve_kind` refuses (not helioprojective, off HMI's pixel scale, a
         Dopplergram) and files that solar-enhance wrote. Without it such files are failed with the reason,
         and outputs of solar-enhance (their ``ENH_VER`` card or HISTORY), whatever their name, are skipped.
-    as_frame : bool, optional
-        Return a `pandas.DataFrame`; None (default) does so when pandas is installed.
+    as_frame : bool
+        Return the records as a `pandas.DataFrame` (pandas, not a dependency, must be installed). The
+        default, False, returns a list of dicts whether pandas is installed or not.
     noise : float, optional
         Noise per input pixel in the files' units, for every file (the 'full' and 'light' models); None
         measures it on each image (`~enhance.enhance`).
 
     Returns
     -------
-    list of dict or `pandas.DataFrame`
-        The manifest of this run, one record per input in input order, with the columns
-        `MANIFEST_FIELDS`: ``status`` is 'done', 'skipped' or 'failed' (then ``reason`` says why),
-        ``seconds`` the time the task took, ``worker`` the Dask worker that ran it.
+    list of dict
+        The records of this run, one dict per input in input order, with the keys `MANIFEST_FIELDS`:
+        ``status`` is 'done', 'skipped' or 'failed' (then ``reason`` says why), ``seconds`` the time the
+        task took, ``worker`` the Dask worker that ran it (a `pandas.DataFrame` of them with
+        ``as_frame=True``).
 
     Raises
     ------
@@ -682,10 +712,11 @@ def enhance_files(
     The output directory, the weights and the manifest are checked before any file is enhanced. An
     existing output is skipped if solar-enhance wrote it for this input and it is complete (the rule
     `~enhance.io.read_fits` applies), replaced if it is incomplete, and left alone (the file fails) if
-    another program wrote it. The manifest is merged into the one on disk (under a lock on the
-    directory, atomically) every 30 s, at the end, and on the way out of an interrupted run (Ctrl-C,
-    SIGTERM); rows of earlier or concurrent runs are kept for files this run does not touch, and a file
-    that a concurrent run wrote first is 'skipped'. Inputs,
+    another program wrote it. The manifest is a log of every run into ``out_dir``: each file's row is
+    appended as soon as the file finishes (in one write, under a lock on the directory), so rows of
+    earlier and concurrent runs are kept, and a run that is killed (even by SIGKILL) leaves the rows
+    of every file it finished; a file that a concurrent run wrote first is 'skipped'. The manifest must
+    be a regular file (a FIFO or a directory of that name is refused before any work). Inputs,
     outputs and the weights file must be reachable at the same paths from every worker.
 
     Examples
@@ -704,15 +735,18 @@ def enhance_files(
     With an existing client, e.g. in a notebook: ``enhance_files("hmi/*.fits", "enhanced",
     weights="blos.safetensors", client=client)``.
     """
+    kind = check_kind(kind)  # also sunpy's names ('continuum', 'magnetogram')
     _check_options(kind, model, client, n_workers, no_progress_timeout)
+    if as_frame:
+        _pandas()  # before any work
     check_qs_level(qs_level)
     sources, targets = _plan(inputs, out_dir)
     if weights is not None:
         weights = str(Path(weights).resolve())
-    _preflight(kind, model, weights)
+    _preflight(kind, model, weights, tile)
     out_dir = _prepare_out_dir(Path(out_dir).absolute(), targets)
     manifest = out_dir / MANIFEST_NAME
-    _read_manifest(manifest)  # a garbage manifest is named now, not after the work
+    _start_manifest(manifest)  # a garbage manifest, or a FIFO, is named now, not after the work
     label = model_label(weights, model)
     options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision, noise=noise)
     task = partial(enhance_file, kind=kind, weights=weights, model=model, label=label, options=options,
@@ -721,14 +755,12 @@ def enhance_files(
     from tqdm.auto import tqdm
 
     records: dict[int, dict] = {}
-    clock = {"last_write": time.monotonic(), "start": time.time()}
+    start = time.time()
 
     def finished(index, record):
         records[index] = record
+        _append_manifest(manifest, [record])  # now: a killed run (SIGKILL) leaves the rows of what it finished
         bar.update()
-        if time.monotonic() - clock["last_write"] > _MANIFEST_EVERY_S:
-            _write_manifest(manifest, [records[i] for i in sorted(records)])
-            clock["last_write"] = time.monotonic()
 
     bar = tqdm(total=len(sources), desc="files", unit="file", disable=not progress)
     try:
@@ -739,11 +771,14 @@ def enhance_files(
                       timeout=no_progress_timeout, label=label)  # fmt: skip
     finally:  # also on Ctrl-C or SIGTERM: the files finished so far are recorded
         bar.close()
-        for index in set(range(len(sources))) - set(records):  # interrupted: tasks that ended meanwhile
-            record = _finished_meanwhile(sources[index], targets[index], label, since=clock["start"])
+        meanwhile = {}
+        for index in sorted(set(range(len(sources))) - set(records)):  # interrupted: tasks that ended meanwhile
+            record = _finished_meanwhile(sources[index], targets[index], label, since=start)
             if record is not None:
-                records[index] = record
-        _write_manifest(manifest, [records[i] for i in sorted(records)])
+                meanwhile[index] = record
+        if meanwhile:
+            records.update(meanwhile)
+            _append_manifest(manifest, list(meanwhile.values()))
     return _as_frame([records[index] for index in range(len(sources))], as_frame)
 
 
@@ -872,17 +907,18 @@ def _lost(source, target, err, label):
     return _unrun(source, target, f"{type(err).__name__}: {source}: the task was lost: {_one_line(err)}", label)
 
 
-def _as_frame(records, as_frame):
-    if as_frame is False:
-        return records
+def _pandas():
     try:
         import pandas as pd
     except ImportError as err:
-        if as_frame:
-            msg = "as_frame=True needs pandas"
-            raise ImportError(msg) from err
-        return records
-    return pd.DataFrame.from_records(records, columns=list(MANIFEST_FIELDS))
+        msg = "as_frame=True needs pandas (pip install pandas); without it enhance_files returns a list of dicts"
+        raise ImportError(msg) from err
+    return pd
+
+
+def _as_frame(records, as_frame):
+    """``records`` as they are, or as a `pandas.DataFrame` when asked for (``as_frame=True``)."""
+    return _pandas().DataFrame.from_records(records, columns=list(MANIFEST_FIELDS)) if as_frame else records
 
 
 def summarize(records, *, wall_seconds: float | None = None) -> dict:
@@ -977,6 +1013,7 @@ def enhance_dask(
     backend: str = "auto",
     precision: str = "float32",
     noise=None,
+    symmetric: bool = False,
 ):
     """Enhance one large image held as a `dask.array.Array`, lazily, chunk by chunk.
 
@@ -985,8 +1022,8 @@ def enhance_dask(
     array : (ny, nx) `dask.array.Array`
         The image (continuum or magnetogram at HMI's 0.504 arcsec per pixel), chunked as you like.
         Chunks smaller than the receptive-field margin are merged into a neighbour.
-    kind : {'intensity', 'blos'}
-        As in `~enhance.enhance`.
+    kind : {'intensity', 'blos', 'continuum', 'magnetogram'}
+        As in `~enhance.enhance` (not 'auto': an array has no header).
     model : {'full', 'light', 'paper', 'paper-light'}
         Shipped model, when neither ``network`` nor ``weights`` is given.
     network : `~enhance.models.network.EnhanceNet`, optional
@@ -1010,6 +1047,9 @@ def enhance_dask(
         for the networks told the noise level (the 'full' and 'light' models). None measures it once,
         when the graph is built, on the central 1024 x 1024 pixels
         (`~enhance.inference.pipeline.network_noise`), so that every chunk runs with the same level.
+    symmetric : bool
+        Average each chunk over the 8 rotations and flips, as in `~enhance.enhance` (exact: the overlap
+        covers the network's reach in every orientation).
 
     Returns
     -------
@@ -1055,7 +1095,7 @@ def enhance_dask(
     if array.ndim != 2:
         msg = f"array must be 2-D (ny, nx), got shape {array.shape}"
         raise ValueError(msg)
-    check_choice(kind, KINDS, name="kind")
+    kind = check_kind(kind, auto=False)
     dtype = supported_float_type(array.dtype)
     if weights is not None:
         if network is not None:
@@ -1095,6 +1135,7 @@ def enhance_dask(
             backend=backend,
             precision=precision,
             noise=_global_noise(array, kind, level, net) if noise is None else noise,
+            symmetric=symmetric,
         ),
     )
 

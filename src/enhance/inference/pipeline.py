@@ -47,6 +47,7 @@ __all__ = [
     "AUTO_TILE_PIXELS",
     "AUTO_TILE",
     "network_noise",
+    "network_margin",
     "NOISE_CROP",
     "NOISE_MIN_SIZE",
     "NOISE_FLOOR",
@@ -427,13 +428,12 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
 
     if tile is None and data.size > AUTO_TILE_PIXELS:
         tile = AUTO_TILE
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int | np.integer) or tile < 1):
-        msg = f"tile must be None or a positive number of input pixels, got {tile!r}"
-        raise ValueError(msg)
+    from ..checks import check_tile
+
+    margin = network_margin(network)
+    tile = check_tile(tile, margin=margin)  # warns below the network's reach
     device = _resolve_device(device)
     symmetric = options.symmetric and not getattr(network, "symmetric", False)  # a 'full' model averages itself
-    depth = getattr(network, "depth", None)
-    margin = getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else 32)
     runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
     if options.noise is not None and not hasattr(network, "noise_unit"):
         msg = (f"noise= is for the networks told the noise level ('full', 'light'); {type(network).__name__} was "
@@ -485,6 +485,29 @@ def _warn_clamped(sigma, network, *, given):
     msg = (f"{what} is {ratio:.3g} x HMI's, outside the {low:g}-{high:g} x the network was trained for: it runs at "
            f"{bound:g} x HMI's noise (pass noise= in the image's units, gauss for a magnetogram)")  # fmt: skip
     warnings.warn(msg, EnhanceUserWarning, stacklevel=4)
+
+
+def network_margin(network) -> int:
+    """The receptive margin of ``network``, input pixels on each side: its ``margin``, or that of its ``depth``.
+
+    Parameters
+    ----------
+    network : torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`
+        The network; one that states neither ``margin`` nor ``depth`` is given 32 pixels.
+
+    Returns
+    -------
+    int
+        How many input pixels on each side of a pixel its output depends on.
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> network_margin(EnhanceNet(depth=5, width=8))
+    13
+    """
+    depth = getattr(network, "depth", None)
+    return getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else 32)
 
 
 def _clip_negative(result, data):
@@ -631,6 +654,7 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     data = smap.data if smap.mask is None else _masked_to_nan(smap.data, smap.mask)
     data = data * factor if factor != 1.0 else data
     _check_values(data, kind, force=force, name=f"the {type(smap).__name__}")
+    _warn_near_limb(smap.meta, np.isfinite(data), name=f"the {type(smap).__name__}")
     run = dataclasses.replace(options, qs_level=_qs_value(options.qs_level, smap.unit),
                               noise=_noise_value(noise, smap.unit, factor, kind))  # fmt: skip
     result = enhance_array(data, kind=kind, network=resolve_network(kind, model=model, network=network), options=run)
@@ -647,6 +671,12 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     if mask is not None and mask.shape != result.shape:  # a scalar mask (numpy's nomask)
         mask = np.broadcast_to(np.asarray(smap.mask, dtype=bool), result.shape).copy()
     return smap._new_instance(result, new_meta, plot_settings=copy.deepcopy(smap.plot_settings), mask=mask)
+
+
+def _warn_near_limb(header, finite, *, name):
+    from ..io import warn_near_limb
+
+    warn_near_limb(header, finite, name=name)
 
 
 def _model_name(model, network):
@@ -679,8 +709,9 @@ def enhance(
         A 2-D continuum image or line-of-sight magnetogram at HMI's 0.504 arcsec per pixel, as an
         array (the masked pixels of a `numpy.ma.MaskedArray` are missing data), a Quantity, a Map, or
         the path of a FITS file.
-    kind : {'auto', 'intensity', 'blos'}
-        'intensity' for continuum images (any units), 'blos' for magnetograms. 'auto' (default) reads a
+    kind : {'auto', 'intensity', 'blos', 'continuum', 'magnetogram'}
+        'intensity' for continuum images (any units), 'blos' for magnetograms; sunpy's names for them,
+        'continuum' and 'magnetogram' (a Map's ``measurement``), are taken too. 'auto' (default) reads a
         Map's ``measurement``, the header's CONTENT, series name or BUNIT, or a Quantity's unit (a
         magnetic field is a magnetogram); a plain array without a unit is taken as a continuum image.
     model : {'full', 'light', 'paper', 'paper-light'}
@@ -701,7 +732,9 @@ def enhance(
         'auto' (CUDA when available), 'cpu', 'cuda', ...
     tile : int, optional
         Run in overlapping tiles of this many input pixels (exact: the result equals a whole-image
-        pass to rounding). None runs the whole image, or tiles of 512 above 1024x1024 pixels.
+        pass to rounding). None runs the whole image, or tiles of 512 above 1024x1024 pixels. A tile
+        smaller than the network's reach (37 pixels for the default models) warns, naming the smallest
+        useful one (`~enhance.checks.check_tile`): each tile then costs many times its own size.
     output : str or `~pathlib.Path`, optional
         For a path input only: write the result there and return the output path.
     overwrite : bool
@@ -739,8 +772,11 @@ def enhance(
     Returns
     -------
     Same type as ``data``
-        An array of shape ``(2 ny, 2 nx)`` (a Quantity in the input's unit for a Quantity, NaN where a
-        masked array was masked); for a Map, a new Map of the same class on the x2 grid
+        An array of shape ``(2 ny, 2 nx)``: a Quantity in the input's unit for a Quantity; a masked array
+        for a masked array, masked (and NaN) at the 2x2 output pixels of each masked or non-finite input
+        pixel; a lazy `dask.array.Array` for a dask array
+        (`~enhance.inference.distributed.enhance_dask`: chunk by chunk, with its checks when computed,
+        and without ``force`` or ``progress``); for a Map, a new Map of the same class on the x2 grid
         (`~enhance.io.upscale_header` of the Map's own reference pixel and scale), in the Map's unit,
         with its mask (each masked pixel masks its 2x2 output pixels), plot settings and observer; for a
         path, the output path (with ``output``) or a Map.
@@ -775,7 +811,9 @@ def enhance(
     """
     import astropy.units as u
 
-    check_choice(kind, (*KINDS, "auto"), name="kind")
+    from ..checks import check_kind
+
+    kind = check_kind(kind)  # also sunpy's names: enhance(m, m.measurement)
     options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
                          progress=progress, symmetric=symmetric)  # fmt: skip
 
@@ -791,6 +829,7 @@ def enhance(
             check_output(output, source=data)  # before any work: a device, the input itself, a .bz2 name
         image, header = read_fits(data)
         kind = resolve_kind(kind, header, path=data, force=force, flag=False)
+        _warn_near_limb(header, np.isfinite(image), name=str(data))
         history = history_cards(kind, model, network)
         unit = str(header.get("BUNIT", "") or "").strip()
         factor = gauss_factor(unit) if kind == "blos" and unit and not force else 1.0
@@ -823,10 +862,18 @@ def enhance(
     if isinstance(data, GenericMap):
         return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force, noise=noise)
 
+    if _is_dask_array(data):  # lazy in, lazy out
+        from .distributed import enhance_dask
+
+        kind = "intensity" if kind == "auto" else kind  # no unit: as a plain array
+        return enhance_dask(data, kind, model=model, network=network, qs_level=_qs_value(qs_level, None),
+                            device=device, tile=tile, backend=backend, precision=precision, symmetric=symmetric,
+                            noise=_noise_value(noise, None, 1.0, kind))  # fmt: skip
     unit = data.unit if isinstance(data, u.Quantity) else None
     kind, factor = _unit_kind(unit, kind, force=force, name="image")
     values = data.value if isinstance(data, u.Quantity) else data
-    if isinstance(values, np.ma.MaskedArray):
+    masked = isinstance(values, np.ma.MaskedArray)
+    if masked:
         values = _masked_to_nan(values.data, np.ma.getmaskarray(values))
     values = values * factor if factor != 1.0 else values
     _check_values(values, kind, force=force)
@@ -835,4 +882,14 @@ def enhance(
     result = enhance_array(values, kind=kind, network=net, options=run)
     if factor != 1.0:
         result /= result.dtype.type(factor)
+    if masked:  # masked in, masked out: each masked (or non-finite) pixel masks its 2x2 output pixels
+        result = np.ma.MaskedArray(result, mask=np.kron(~np.isfinite(values), np.ones((2, 2), bool)))
     return result * unit if unit is not None else result
+
+
+def _is_dask_array(data) -> bool:
+    """Whether ``data`` is a `dask.array.Array` (without importing dask when the caller has not)."""
+    import sys
+
+    module = sys.modules.get("dask.array")
+    return module is not None and isinstance(data, module.Array)

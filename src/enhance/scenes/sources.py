@@ -390,7 +390,9 @@ def _open_fits(path, *, kind, pixel_scale, normalise, unit, periodic):
                 raise ValueError(msg)
             header = hdul[index].header.copy()
     except OSError as err:
-        msg = f"{path} is not a readable FITS file: {err}"
+        from ..io import fits_error_text
+
+        msg = f"{path} is not a readable FITS file: {fits_error_text(err)}"
         raise ValueError(msg) from err
     naxis = [header[f"NAXIS{i}"] for i in range(header["NAXIS"], 0, -1)]
     shape = tuple(n for n in naxis if n != 1) if len(naxis) > 3 else tuple(naxis)
