@@ -49,7 +49,7 @@ average)
         --data "$RUNS/pairs_${kind}.h5" --overwrite "${extra[@]}"
     ;;
 save)
-    # Keep the resume checkpoints in training/checkpoints (small: 0.5 MB light, 5 MB full).
+    # Keep the resume checkpoints in training/checkpoints (not tracked by git; 0.5 MB light, 5 MB full).
     mkdir -p training/checkpoints
     for run in "$RUNS"/*_intensity "$RUNS"/*_blos; do
         [ -f "$run/checkpoint.pt" ] && cp "$run/checkpoint.pt" "training/checkpoints/$(basename "$run").pt"

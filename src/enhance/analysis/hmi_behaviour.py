@@ -13,7 +13,7 @@ default inputs.
 How much an umbra darkens is not a constant of the method: it is the scattered light of the PSF's
 wings that the deconvolution removes, and a small umbra receives proportionally more of it (the
 target of a synthetic spot with a 2" umbral radius is 21 % darker than its HMI-like image, of one
-with a 14" umbra 2.2 %; ``training/umbra_size.py``). `implied_target` gives what the
+with a 14" umbra 2.2 %; the umbra-size study of 0.3.0 in the validation history). `implied_target` gives what the
 observation model itself says the target is at the scales the PSF keeps (converged Richardson-Lucy,
 then the target's Airy blur), and `behaviour` reports the umbra change it implies for the same input
 next to the network's, checked against `OBSERVATION_MODEL`.
