@@ -5,7 +5,9 @@ Each helper names the argument it checks, the value it received and what it expe
 
 import numbers
 
+import astropy.units as u
 import numpy as np
+from scipy import ndimage
 
 __all__ = [
     "fill_nonfinite",
@@ -187,8 +189,6 @@ def check_angle(value, *, name):
     >>> check_angle(1 * u.arcmin, name="radius")
     60.0
     """
-    import astropy.units as u
-
     if isinstance(value, u.Quantity):
         number = float(value.to_value(u.arcsec))
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -229,7 +229,6 @@ def fill_nonfinite(image, finite):
     if not finite.any():
         msg = "image has no finite pixels"
         raise ValueError(msg)
-    from scipy import ndimage
 
     indices = ndimage.distance_transform_edt(~finite, return_distances=False, return_indices=True)
     return image[tuple(indices)]

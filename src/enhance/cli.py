@@ -7,11 +7,16 @@ overwritten without ``--overwrite``.
 
 import argparse
 import contextlib
+import json
 import logging
 import os
+import platform
+import shlex
 import signal
+import subprocess
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -39,10 +44,8 @@ class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = f"enhance: {record.levelname.lower()}: {record.getMessage()}"
-            if "tqdm" in sys.modules:
-                from tqdm import tqdm
-
-                tqdm.write(message, file=sys.stderr)  # clears the bar, writes, redraws it below
+            if "tqdm" in sys.modules:  # a bar may be drawn (never imported for this)
+                sys.modules["tqdm"].tqdm.write(message, file=sys.stderr)  # clears the bar, writes, redraws it below
             else:
                 print(message, file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging must never raise
@@ -103,8 +106,6 @@ def _is_batch(args) -> bool:
 
 
 def _run_batch(args) -> int:
-    import time
-
     from .inference.distributed import MANIFEST_NAME, enhance_files, summarize
 
     out = Path(args.output)
@@ -378,8 +379,6 @@ def _synth(args) -> int:
             figure(cal, path=args.figure, overwrite=args.overwrite)
             print(f"wrote {args.figure}")
         if args.json:
-            import json
-
             from .io import atomic_write
 
             atomic_write(
@@ -589,12 +588,6 @@ def _validate(args) -> int:
 
 
 def _validate_physics(args, networks) -> int:
-    import os
-    import platform
-    import shlex
-    import subprocess
-    import time
-
     from .analysis.validate import PhysicsConfig, physics_report, physics_validation
 
     existing = Path(args.output) / f"physics_{args.kind}.md"

@@ -13,24 +13,25 @@ from pathlib import Path
 
 import numpy as np
 
+from .analysis.baselines import rl_super_resolve
+from .analysis.metrics import contrast
 from .data import SAMPLES, sample_map, sample_path
+from .exceptions import ModelNotTrainedError
+from .inference.pipeline import enhance
+from .io import upscale_header, write_map
+from .observation.quiet_sun import estimate_qs_level
 
 __all__ = ["run_demo", "main", "sample_path"]
 
 
 def _enhanced(smap, kind, model):
     """``(Map, label, suffix, messages)``: Enhance with ``model`` (or the other shipped one), else RL."""
-    from .exceptions import ModelNotTrainedError
-    from .inference.pipeline import enhance
-
     for name in dict.fromkeys((model, "light" if model == "full" else "full")):
         try:
             return enhance(smap, kind, model=name), f"Enhance x2 ({name} model)", "_enhanced", []
         except ModelNotTrainedError as err:
             error = err
     # Say so, and show the classical baseline instead of an untrained network's output.
-    from .analysis.baselines import rl_super_resolve
-    from .io import upscale_header
 
     data = smap.data
     offset = None if kind == "intensity" else 2 * float(np.nanmax(np.abs(data)))
@@ -65,9 +66,6 @@ def run_demo(outdir="demo_output", *, model: str = "full"):
     'solar-enhance demo: SDO/HMI active-region cut-outs (200 x 200 px at 0.504 arcsec/px)'
     """
     from .analysis.figures import image_limits, plot_maps
-    from .analysis.metrics import contrast
-    from .io import write_map
-    from .observation.quiet_sun import estimate_qs_level
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

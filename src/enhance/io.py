@@ -1,8 +1,11 @@
 """FITS in and out: reading HMI files, the header of the x2 grid, and atomic writes."""
 
+import gzip
 import os
 import re
+import stat
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -10,7 +13,13 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 
+try:  # POSIX only: elsewhere files are written without locks
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
 from . import constants
+from ._version import __version__
 from .checks import check_positive
 
 __all__ = [
@@ -188,8 +197,6 @@ def check_regular_file(path, *, what="input file", expected="a FITS file") -> No
 
     ``what`` names the file in the messages, ``expected`` what it should have been.
     """
-    import stat
-
     path = Path(path)
     try:
         mode = path.stat().st_mode
@@ -493,8 +500,6 @@ def gauss_factor(unit) -> float:
     >>> gauss_factor("kG"), gauss_factor("T"), gauss_factor("Mx/cm2")
     (1000.0, 10000.0, 1.0)
     """
-    import astropy.units as u
-
     text = unit if isinstance(unit, str) else None
     if text is not None:
         if text.strip().lower() in _GAUSS_UNITS:
@@ -611,8 +616,6 @@ def provenance_cards(*, model: str, kind: str) -> dict:
     >>> cards["ENH_MODL"], cards["ENH_KIND"]
     ('light', 'blos')
     """
-    from ._version import __version__
-
     return {PROVENANCE_KEY: __version__, "ENH_MODL": model[:68], "ENH_KIND": kind}
 
 
@@ -830,9 +833,7 @@ _PART_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.part$")
 def _lock(fd, *, block=True) -> bool:
     """Take an exclusive `fcntl.flock` on ``fd``; False if another process holds it, or if the platform or
     file system has no flock (then a writer goes on unlocked and `remove_stale_parts` deletes nothing)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    if fcntl is None:  # pragma: no cover - not POSIX
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
@@ -851,9 +852,6 @@ def remove_stale_parts(directory, *, targets=None, min_age=5.0) -> list[Path]:
     progress is left alone. Files modified less than ``min_age`` seconds ago are kept too (a writer locks
     its file just after creating it).
     """
-    import stat
-    import time
-
     removed = []
     names = {Path(t).name for t in targets} if targets is not None else None
     for entry in Path(directory).iterdir():
@@ -972,7 +970,6 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=(), quant
         if not name.endswith(".gz"):
             hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
             return
-        import gzip
 
         with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
             hdul.writeto(handle, output_verify="silentfix")

@@ -1,3 +1,6 @@
+import json
+import math
+
 """Facts of the Enhance architecture that need no PyTorch: the receptive field of a network of a given depth.
 
 `~enhance.models.network` builds the network itself; inference without PyTorch (onnxruntime) and the
@@ -190,9 +193,6 @@ def wiener_architecture_of(path, meta: dict, shapes: dict) -> dict:
     >>> wiener_architecture_of("tiny.safetensors", meta, wiener_state_shapes(1, 8, 5, 2))["noise_nodes"]
     [1.0, 2.0]
     """
-    import json
-    import math
-
     values = {}
     for name, bound in (("depth", MAX_DEPTH), ("width", MAX_WIDTH), ("taps", MAX_TAPS)):
         text = str(meta.get(name, "")).strip()

@@ -14,7 +14,10 @@ import json
 
 import numpy as np
 
-from .export import OPSET, OnnxNetwork
+from .._version import __version__
+from ..models.architecture import WIENER_ENHANCE, wiener_architecture_of
+from .folding import check_finite_state, read_weights
+from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
 
 __all__ = [
     "wiener_onnx_graph",
@@ -121,7 +124,6 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         initializer=initializers,
     )  # fmt: skip
     model = helper.make_model(proto, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
-    from .._version import __version__
 
     model.producer_version = __version__
     margin = taps // 2 + 2 * depth + 2
@@ -276,8 +278,6 @@ def is_wiener_file(metadata: dict) -> bool:
     >>> is_wiener_file({"architecture": "wiener-enhance"}), is_wiener_file({"depth": "5"})
     (True, False)
     """
-    from ..models.architecture import WIENER_ENHANCE
-
     return metadata.get("architecture") == WIENER_ENHANCE
 
 
@@ -307,10 +307,6 @@ def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | Non
     >>> [i.name for i in graph.graph.input]
     ['image', 'noise']
     """
-    from ..models.architecture import wiener_architecture_of
-    from .export import inference_metadata
-    from .folding import check_finite_state, read_weights
-
     state, metadata = read_weights(path)
     meta = wiener_architecture_of(path, metadata, {name: array.shape for name, array in state.items()})
     check_finite_state(path, state)
