@@ -274,7 +274,8 @@ def test_the_function_level_rule_catches_light_imports(tmp_path):
 
 
 @pytest.mark.parametrize("module", ["enhance", "enhance.psf", "enhance.observation.psf", "enhance.observation.degrade",
-                                    "enhance.io", "enhance.runtime.export"])  # fmt: skip
+                                    "enhance.io", "enhance.runtime.export", "enhance.inference.pipeline",
+                                    "enhance.cli"])  # fmt: skip
 def test_light_imports_load_no_framework(module):
     code = (
         "import sys, warnings\n"
@@ -284,6 +285,44 @@ def test_light_imports_load_no_framework(module):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+FRAMEWORKS = ("torch", "dask", "distributed", "matplotlib", "pandas", "onnx", "onnxruntime", "h5py", "sunpy.map")
+
+
+def test_every_module_is_an_attribute_of_its_package():
+    missing = []
+    for _path, parts in _modules():
+        if parts[-1] in ("__init__", "_version"):
+            continue
+        package = importlib.import_module(".".join(("enhance", *parts[:-1])))
+        if parts[-1] not in dir(package):
+            missing.append(".".join(parts))
+    assert not missing, f"add these to their package's lazy submodules (its __init__.py): {missing}"
+
+
+def test_light_modules_load_as_attributes_without_a_heavy_dependency():
+    """``import enhance`` and attribute access (``enhance.io.read_fits``) to every module that imports no heavy
+    dependency at module level (`_heavy_modules`) load none: the two rules agree."""
+    heavy = _heavy_modules()
+    light = sorted(".".join(m) for m in {_module_name(p) for _, p in _modules()} - heavy if m and m[0] != "_version")
+    code = (
+        "import sys, enhance\n"
+        f"for name in {light!r}:\n"
+        "    obj = enhance\n"
+        "    for part in name.split('.'):\n"
+        "        obj = getattr(obj, part)\n"
+        f"print(sorted(m for m in {FRAMEWORKS!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout
+    assert {"io", "observation.psf", "inference.pipeline", "runtime.export", "cli"} <= set(light)
+
+
+def test_heavy_modules_load_as_attributes():
+    code = "import sys, enhance\nprint(enhance.models.network.EnhanceNet.__name__, 'torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["EnhanceNet", "True"]
 
 
 def test_old_flat_paths_forward_with_a_warning():
