@@ -647,7 +647,8 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     _check_values(data, kind, force=force, name=f"the {type(smap).__name__}")
     run = dataclasses.replace(options, qs_level=_qs_value(options.qs_level, smap.unit),
                               noise=_noise_value(noise, smap.unit, factor, kind))  # fmt: skip
-    result = enhance_array(data, kind=kind, network=resolve_network(kind, model=model, network=network), options=run)
+    net = resolve_network(kind, model=model, network=network, options=run)
+    result = enhance_array(data, kind=kind, network=net, options=run)
     if factor != 1.0:
         result /= result.dtype.type(factor)
     # sunpy's own reading of the header: the reference pixel (the image centre where CRPIX is absent) and scale.
@@ -802,7 +803,7 @@ def enhance(
         factor = gauss_factor(unit) if kind == "blos" and unit and not force else 1.0
         image = image * factor if factor != 1.0 else image
         _check_values(image, kind, force=force, name=str(data))
-        net = resolve_network(kind, model=model, network=network)
+        net = resolve_network(kind, model=model, network=network, options=options)
         result = enhance_array(image, kind=kind, network=net, options=with_noise(options, unit or None, factor, kind))
         if factor != 1.0:
             result /= result.dtype.type(factor)
@@ -831,7 +832,7 @@ def enhance(
         values = _masked_to_nan(values.data, np.ma.getmaskarray(values))
     values = values * factor if factor != 1.0 else values
     _check_values(values, kind, force=force)
-    net = resolve_network(kind, model=model, network=network)
+    net = resolve_network(kind, model=model, network=network, options=options)
     run = with_noise(dataclasses.replace(options, qs_level=_qs_value(qs_level, unit)), unit, factor, kind)
     result = enhance_array(values, kind=kind, network=net, options=run)
     if factor != 1.0:
