@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from enhance.constants import HMI_NOISE
 from enhance.data import sample_path
-from enhance.inference.distributed import HMI_NOISE, enhance_files
+from enhance.inference.distributed import enhance_files
 from enhance.observation.quiet_sun import estimate_qs_level
 
 

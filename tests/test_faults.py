@@ -540,13 +540,13 @@ def test_messages_name_the_culprit(tmp_path, weights, blos_weights):
 def test_disk_full_is_reported_once(tmp_path, weights, monkeypatch, capsys):
     import errno
 
-    import enhance.io
+    import enhance.inference.distributed
     from enhance.cli import main
 
     def full(path, *args, **kwargs):  # the images fill the disk; the small manifest still fits
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(enhance.io, "write_fits", full)
+    monkeypatch.setattr(enhance.inference.distributed, "write_fits", full)
     folder = _fits_inputs(tmp_path / "in", n=3)
     out = tmp_path / "out"
     out.mkdir()
@@ -561,7 +561,8 @@ def test_compressed_outputs_keep_the_error_below_a_tenth_of_the_noise(tmp_path, 
     from astropy.io import fits
 
     from enhance import enhance_files
-    from enhance.inference.distributed import COMPRESS_STEP, HMI_NOISE, quantize_step
+    from enhance.constants import HMI_NOISE
+    from enhance.inference.pipeline import COMPRESS_STEP, quantize_step
 
     for kind, w in (("intensity", weights), ("blos", blos_weights)):
         folder = _fits_inputs(tmp_path / kind / "in", n=2, kind=kind)

@@ -59,6 +59,48 @@ def test_torch_is_never_imported():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_enhance_run_on_onnxruntime_imports_no_framework(tmp_path, device):
+    """The first pixel fast: with PyTorch installed or not, ``enhance run --model light`` on onnxruntime (the
+    CPU's default back-end) builds the model with numpy and imports neither PyTorch, Dask nor matplotlib."""
+    pytest.importorskip("onnxruntime")
+    from enhance.inference import pipeline
+
+    if device == "auto" and pipeline._gpu_possible():  # noqa: SLF001 - 'auto' would pick the GPU, with PyTorch
+        pytest.skip("a GPU driver is loaded here: device 'auto' runs PyTorch on the GPU")
+    code = (
+        "import sys; from enhance.cli import main; from enhance.data import sample_path\n"
+        f"assert main(['run', str(sample_path('intensity')), '-o', {str(tmp_path / 'o.fits')!r}, '--model', 'light',"
+        f" '--device', {device!r}, '-q']) == 0\n"
+        "print(sorted(m for m in ('torch', 'dask', 'distributed', 'matplotlib', 'pandas', 'sunpy.map')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout
+    data = fits.getdata(tmp_path / "o.fits").astype(np.float64)
+    found = (data.mean(), data[100, 150], data[217, 33], np.abs(data).max())
+    np.testing.assert_allclose(found, EXPECTED["intensity", "light"], rtol=0, atol=TOLERANCE["intensity"])
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="compares with PyTorch's export")
+@pytest.mark.parametrize("model", ["light", "full"])
+def test_default_models_built_without_torch_equal_the_export_of_pytorch(model):
+    """The graph numpy builds from a default model's weights runs bit for bit as PyTorch's export of it."""
+    pytest.importorskip("onnxruntime")
+    from enhance.inference.pipeline import RunOptions, enhance_array, resolve_network
+    from enhance.io import read_fits
+    from enhance.runtime.export import OnnxNetwork
+
+    image = read_fits(sample_path("blos"))[0]
+    built = resolve_network("blos", model=model, options=RunOptions(device="cpu"))
+    exported = resolve_network("blos", model=model)  # the PyTorch module, exported in memory by backend='onnx'
+    assert isinstance(built, OnnxNetwork)
+    assert not isinstance(exported, OnnxNetwork)
+    a = enhance_array(image, kind="blos", network=built, options=RunOptions(noise=10.0))
+    b = enhance_array(image, kind="blos", network=exported, options=RunOptions(backend="onnx", noise=10.0))
+    assert np.array_equal(a, b)
+
+
 @pytest.mark.skipif(HAS_TORCH, reason="PyTorch is installed here; make test-notorch runs this without it")
 def test_training_says_it_needs_torch(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "pairs.h5")]) == 1

@@ -17,6 +17,8 @@ import sys
 import types
 import warnings
 
+import lazy_loader
+
 from ._version import __version__
 
 __all__ = [
@@ -30,30 +32,22 @@ __all__ = [
     "ModelNotTrainedError",
 ]
 
-# Public names and the module that defines each, imported on first access (PEP 562).
+#: The package's modules, loaded on first use as attributes (``enhance.io.read_fits``, ``enhance.observation.psf``).
+SUBMODULES = ["analysis", "checks", "cli", "constants", "data", "demo", "exceptions", "inference", "io", "models",
+              "observation", "runtime", "scenes", "training", "web"]  # fmt: skip
+# Public names and the module that defines each, imported on first access (PEP 562, with lazy_loader).
 _LAZY = {
-    "enhance": "enhance.inference.pipeline",
-    "enhance_files": "enhance.inference.distributed",
-    "enhance_dask": "enhance.inference.distributed",
-    "EnhanceNet": "enhance.models.network",
-    "fold_batchnorm": "enhance.models.network",
+    "inference.pipeline": ["enhance"],
+    "inference.distributed": ["enhance_files", "enhance_dask"],
+    "models.network": ["EnhanceNet", "fold_batchnorm"],
     # sunpy's warning base class loads astropy: imported on first use too
-    "EnhanceUserWarning": "enhance.exceptions",
-    "ModelNotTrainedError": "enhance.exceptions",
+    "exceptions": ["EnhanceUserWarning", "ModelNotTrainedError"],
 }
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    msg = f"module 'enhance' has no attribute {name!r}"
-    raise AttributeError(msg)
+__getattr__, _lazy_dir, _ = lazy_loader.attach(__name__, submodules=SUBMODULES, submod_attrs=_LAZY)
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_lazy_dir()))
 
 
 # Import paths of the flat layout before 0.4.0, kept for one release: ``import enhance.psf`` gives a

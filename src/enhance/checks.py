@@ -6,7 +6,12 @@ Each helper names the argument it checks, the value it received and what it expe
 import numbers
 import warnings
 
+import astropy.units as u
 import numpy as np
+from scipy import ndimage
+
+from .constants import KIND_ALIASES, KINDS
+from .exceptions import EnhanceUserWarning
 
 __all__ = [
     "fill_nonfinite",
@@ -190,8 +195,6 @@ def check_angle(value, *, name):
     >>> check_angle(1 * u.arcmin, name="radius")
     60.0
     """
-    import astropy.units as u
-
     if isinstance(value, u.Quantity):
         number = float(value.to_value(u.arcsec))
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -232,7 +235,6 @@ def fill_nonfinite(image, finite):
     if not finite.any():
         msg = "image has no finite pixels"
         raise ValueError(msg)
-    from scipy import ndimage
 
     indices = ndimage.distance_transform_edt(~finite, return_distances=False, return_indices=True)
     return image[tuple(indices)]
@@ -382,8 +384,6 @@ def check_tile(tile, *, margin: int):
         raise ValueError(msg)
     smallest = 2 * int(margin) + 1
     if tile < smallest:
-        from .exceptions import EnhanceUserWarning
-
         side = int(tile) + 2 * int(margin)
         msg = (f"tile={tile} is smaller than the network's reach ({smallest} input pixels across): each tile runs "
                f"on {side} x {side} pixels to keep {tile} x {tile}, {(side / tile) ** 2:.0f} times the work of one "
@@ -418,7 +418,6 @@ def check_kind(kind, *, auto: bool = True) -> str:
     >>> check_kind("continuum"), check_kind("Magnetogram"), check_kind("blos")
     ('intensity', 'blos', 'blos')
     """
-    from .constants import KIND_ALIASES, KINDS
 
     name = kind.lower() if isinstance(kind, str) else kind
     if name in KINDS or (auto and name == "auto"):

@@ -7,11 +7,17 @@ overwritten without ``--overwrite``.
 
 import argparse
 import contextlib
+import json
 import logging
 import os
+import platform
+import shlex
 import signal
+import subprocess
 import sys
 import threading
+import time
+import tomllib
 import warnings
 from pathlib import Path
 
@@ -39,10 +45,8 @@ class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = f"enhance: {record.levelname.lower()}: {record.getMessage()}"
-            if "tqdm" in sys.modules:
-                from tqdm import tqdm
-
-                tqdm.write(message, file=sys.stderr)  # clears the bar, writes, redraws it below
+            if "tqdm" in sys.modules:  # a bar may be drawn (never imported for this)
+                sys.modules["tqdm"].tqdm.write(message, file=sys.stderr)  # clears the bar, writes, redraws it below
             else:
                 print(message, file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging must never raise
@@ -103,8 +107,6 @@ def _is_batch(args) -> bool:
 
 
 def _run_batch(args) -> int:
-    import time
-
     from .inference.distributed import MANIFEST_NAME, enhance_files, summarize
 
     out = Path(args.output)
@@ -387,8 +389,6 @@ def _synth(args) -> int:
             figure(cal, path=args.figure, overwrite=args.overwrite)
             print(f"wrote {args.figure}")
         if args.json:
-            import json
-
             from .io import atomic_write
 
             atomic_write(
@@ -527,7 +527,6 @@ def _train(args) -> int:
 
 
 def _config_family(path) -> str:
-    import tomllib
 
     try:
         return str(tomllib.loads(Path(path).read_text()).get("family", "paper"))
@@ -641,12 +640,6 @@ def _validate(args) -> int:
 
 
 def _validate_physics(args, networks) -> int:
-    import os
-    import platform
-    import shlex
-    import subprocess
-    import time
-
     from .analysis.validate import PhysicsConfig, physics_report, physics_validation
 
     existing = Path(args.output) / f"physics_{args.kind}.md"

@@ -15,8 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .analysis.baselines import rl_super_resolve
+from .analysis.metrics import contrast
 from .constants import VARIANTS
 from .data import SAMPLES, sample_map, sample_path
+from .exceptions import ModelNotTrainedError
+from .inference.pipeline import enhance
+from .io import atomic_write, check_regular_file, upscale_header, write_map
+from .observation.quiet_sun import estimate_qs_level
 
 __all__ = ["run_demo", "main", "sample_path", "add_arguments", "output_folder", "DEFAULT_FOLDER"]
 
@@ -28,17 +34,12 @@ _SUFFIXES = ("_enhanced", "_rl")
 
 def _enhanced(smap, kind, model):
     """``(Map, label, suffix, messages)``: Enhance with ``model`` (or the other shipped one), else RL."""
-    from .exceptions import ModelNotTrainedError
-    from .inference.pipeline import enhance
-
     for name in dict.fromkeys((model, "light" if model == "full" else "full")):
         try:
             return enhance(smap, kind, model=name), f"Enhance x2 ({name} model)", "_enhanced", []
         except ModelNotTrainedError as err:
             error = err
     # Say so, and show the classical baseline instead of an untrained network's output.
-    from .analysis.baselines import rl_super_resolve
-    from .io import upscale_header
 
     data = smap.data
     offset = None if kind == "intensity" else 2 * float(np.nanmax(np.abs(data)))
@@ -57,7 +58,6 @@ def _targets(outdir: Path) -> list[Path]:
 
 def _check_targets(outdir: Path, *, overwrite: bool) -> None:
     """Before any work: no file of an earlier demo is replaced without ``overwrite``, and nothing but regular files."""
-    from .io import check_regular_file
 
     for target in _targets(outdir):
         if not target.exists() and not target.is_symlink():
@@ -108,9 +108,6 @@ def run_demo(outdir=DEFAULT_FOLDER, *, model: str = "full", overwrite: bool = Fa
     'solar-enhance demo: SDO/HMI active-region cut-outs (200 x 200 px at 0.504 arcsec/px)'
     """
     from .analysis.figures import image_limits, plot_maps
-    from .analysis.metrics import contrast
-    from .io import atomic_write, write_map
-    from .observation.quiet_sun import estimate_qs_level
 
     outdir = Path(outdir)
     _check_targets(outdir, overwrite=overwrite)

@@ -1,8 +1,11 @@
 """FITS in and out: reading HMI files, the header of the x2 grid, and atomic writes."""
 
+import gzip
 import os
 import re
+import stat
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -10,8 +13,17 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 
+try:  # POSIX only: elsewhere files are written without locks
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
+from astropy.wcs import WCS
+
 from . import constants
+from ._version import __version__
 from .checks import check_positive
+from .exceptions import EnhanceUserWarning
 
 __all__ = [
     "read_fits",
@@ -220,8 +232,6 @@ def check_regular_file(path, *, what="input file", expected="a FITS file") -> No
 
     ``what`` names the file in the messages, ``expected`` what it should have been.
     """
-    import stat
-
     path = Path(path)
     try:
         mode = path.stat().st_mode
@@ -235,7 +245,6 @@ def check_regular_file(path, *, what="input file", expected="a FITS file") -> No
 
 def _nature(mode) -> str:
     """What a file of ``mode`` (`os.stat_result.st_mode`) is, in words."""
-    import stat
 
     return ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
             else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
@@ -265,7 +274,6 @@ def check_replaceable(path) -> None:
     ...
     ValueError: output /dev/null is a device, not a regular file: an output replaces only a regular file
     """
-    import stat
 
     try:
         mode = os.stat(path).st_mode
@@ -609,8 +617,6 @@ def gauss_factor(unit) -> float:
     >>> gauss_factor("kG"), gauss_factor("T"), gauss_factor("Mx/cm2")
     (1000.0, 10000.0, 1.0)
     """
-    import astropy.units as u
-
     text = unit if isinstance(unit, str) else None
     if text is not None:
         if text.strip().lower() in _GAUSS_UNITS:
@@ -727,8 +733,6 @@ def provenance_cards(*, model: str, kind: str) -> dict:
     >>> cards["ENH_MODL"], cards["ENH_KIND"]
     ('light', 'blos')
     """
-    from ._version import __version__
-
     return {PROVENANCE_KEY: __version__, "ENH_MODL": model[:68], "ENH_KIND": kind}
 
 
@@ -799,8 +803,6 @@ def limb_pixels(header, finite, *, within: float = LIMB_BAND) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # FITSFixedWarning and the like: this is advice, not a check
         try:
-            from astropy.wcs import WCS
-
             keys = {str(k).upper(): v for k, v in dict(header).items() if _WCS_KEY.match(str(k).upper())}
             if not ({"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys):
                 return 0  # no pixel scale: where the pixels are is not known
@@ -845,8 +847,6 @@ def warn_near_limb(header, finite, *, name: str) -> int:
     """
     count = limb_pixels(header, finite)
     if count:
-        from .exceptions import EnhanceUserWarning
-
         share = 100.0 * count / max(int(np.count_nonzero(finite)), 1)
         msg = (f"{name}: {count} pixels with data ({share:.2g} %) lie beyond {1 - LIMB_BAND:g} solar radii, within "
                f"{100 * LIMB_BAND:g} % of the radius from the limb or off the disk, where the networks were not "
@@ -1063,9 +1063,7 @@ _PART_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.part$")
 def _lock(fd, *, block=True) -> bool:
     """Take an exclusive `fcntl.flock` on ``fd``; False if another process holds it, or if the platform or
     file system has no flock (then a writer goes on unlocked and `remove_stale_parts` deletes nothing)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    if fcntl is None:  # pragma: no cover - not POSIX
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
@@ -1084,9 +1082,6 @@ def remove_stale_parts(directory, *, targets=None, min_age=5.0) -> list[Path]:
     progress is left alone. Files modified less than ``min_age`` seconds ago are kept too (a writer locks
     its file just after creating it).
     """
-    import stat
-    import time
-
     removed = []
     names = {Path(t).name for t in targets} if targets is not None else None
     for entry in Path(directory).iterdir():
@@ -1203,7 +1198,6 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=(), quant
         if not name.endswith(".gz"):
             hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
             return
-        import gzip
 
         with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
             hdul.writeto(handle, output_verify="silentfix")

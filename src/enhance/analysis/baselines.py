@@ -18,6 +18,7 @@ from ..checks import check_choice, check_image, check_integer, check_positive
 from ..observation.degrade import HMI_PIXEL_SCALE
 from ..observation.fourier import padded_shape, transfer_function
 from ..observation.psf import DEFAULT_RADIUS, ENHANCE_2018, psf_kernel
+from .spectra import white_noise_level
 
 __all__ = [
     "INTERPOLATION_ORDERS",
@@ -557,8 +558,6 @@ def _noise_sigma(data, noise, model):
     """The noise level: given, or the white noise of the image's outer 40 % of frequencies (an upper bound)."""
     if noise is not None:
         return check_positive(noise, name="noise")
-    from .metrics import white_noise_level  # metrics imports this module
-
     return white_noise_level(data, model.input_scale * u.arcsec)
 
 

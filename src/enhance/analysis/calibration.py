@@ -32,6 +32,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
+from ..io import atomic_write
 from ..observation.degrade import HMI_PIXEL_SCALE, degrade
 from ..observation.psf import DEFAULT_RADIUS
 from ..scenes.sources import open_source
@@ -564,8 +565,6 @@ def figure(calibration, *, path=None, dpi=100, overwrite=False):
     True
     """
     from matplotlib.figure import Figure
-
-    from ..io import atomic_write
 
     fig = Figure(figsize=(15, 13), layout="constrained")
     axes = fig.subplots(3, 3)

@@ -10,15 +10,20 @@ figures and a JSON file. `consistency_hdu` packs the per-pixel consistency map a
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from sunpy.util.exceptions import SunpyMetadataWarning
 
 from ..checks import check_choice, check_image, check_positive, fill_nonfinite
-from ..io import fits_stem, resolve_kind
+from ..inference.pipeline import RunOptions, enhance_array, estimate_qs_level, history_cards, resolve_network
+from ..io import atomic_write, fits_stem, read_fits, resolve_kind, upscale_header
 from ..observation.consistency import consistency_hdu  # noqa: F401 - also here
 from ..observation.degrade import HMI_PIXEL_SCALE
+from ..runtime.export import load_weights_file
+from ..scenes.sources import pixel_scale_from_header
 from .baselines import bicubic_x2, rl_super_resolve
 from .metrics import (
     consistency_map,
@@ -53,8 +58,6 @@ def _load(data, pixel_scale):
     """(image, header or None, name, pixel scale in arcsec) from a path, a Map or an array."""
     header, name = None, "compare"
     if isinstance(data, str | Path):
-        from ..io import read_fits
-
         image, header = read_fits(data)
         name = fits_stem(data)
     else:
@@ -68,8 +71,6 @@ def _load(data, pixel_scale):
             image = data
     image = check_image(image)
     if pixel_scale is None:
-        from ..scenes.sources import pixel_scale_from_header
-
         from_header = pixel_scale_from_header(header) if header is not None else None
         scale = float((from_header if from_header is not None else HMI_PIXEL_SCALE).to_value(u.arcsec))
     else:
@@ -141,8 +142,6 @@ def _json_safe(value):
 
 
 def _write_outputs(out_dir, name, figures, result, *, overwrite):
-    from ..io import atomic_write
-
     paths = []
     for suffix, fig in figures.items():
         path = out_dir / f"{name}_{suffix}"
@@ -256,8 +255,6 @@ def compare(
     >>> sorted(result["consistency"])
     ['enhance', 'richardson_lucy']
     """
-    from ..inference.pipeline import RunOptions, resolve_network
-
     image, header, default_name, scale = _load(data, pixel_scale)
     check_choice(kind, ("auto", "intensity", "blos"), name="kind")
     kind = resolve_kind(kind, header if header is not None else {}, path=name or "image", force=force)
@@ -265,7 +262,6 @@ def compare(
         if network is not None:
             msg = "pass network= or weights=, not both"
             raise ValueError(msg)
-        from ..runtime.export import load_weights_file
 
         network = load_weights_file(weights, kind=kind)
     name = default_name if name is None else str(name)
@@ -380,8 +376,6 @@ def _check_input(image):
 
 def _qs_level(image, kind, qs_level):
     """The quiet-Sun level of a continuum image (given or estimated); None for a magnetogram."""
-    from ..inference.pipeline import estimate_qs_level
-
     if kind != "intensity":
         return None
     return estimate_qs_level(image) if qs_level is None else check_positive(qs_level, name="qs_level")
@@ -401,8 +395,6 @@ def _check_reference(reference, shape):
 
 def _x2_images(image, filled, finite, *, kind, network, options, n_iter, input_scale, damped, reference):
     """The x2 images: Enhance, Richardson-Lucy and bicubic (NaN at missing input pixels), and the reference."""
-    from ..inference.pipeline import enhance_array
-
     enhanced = enhance_array(image, kind=kind, network=network, options=options).astype(np.float64)
     rl, rl_info = rl_super_resolve(filled, n_iter=n_iter, input_scale=input_scale, damped=damped, return_info=True)
     bicubic = bicubic_x2(filled)
@@ -425,8 +417,6 @@ def _unit_text(header, kind):
 
 def _description(data, image, finite, *, kind, unit, scale, model, network, net, rl_info, n_iter, damped):
     """The ``input`` and ``methods`` entries of the result."""
-    from ..inference.pipeline import history_cards
-
     return {
         "input": {
             "source": str(data) if isinstance(data, str | Path) else type(data).__name__,
@@ -556,12 +546,8 @@ def _maps_of(image, outputs, header, names):
     ctype = str(header.get("CTYPE1", "") or "").upper()
     if not ctype.startswith("HPLN"):
         return None
-    import warnings
 
     import sunpy.map
-    from sunpy.util.exceptions import SunpyMetadataWarning
-
-    from ..io import upscale_header
 
     with warnings.catch_warnings():
         # The panels need only the WCS: a cut-out without observer keys still has helioprojective axes.

@@ -229,8 +229,6 @@ def unit_label(smap, *, kind: str = "intensity") -> str:
     str
         The label.
     """
-    import astropy.units as u
-
     unit = smap.unit
     if unit is None:
         text = str(smap.meta.get("bunit", "") or "").strip()

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..checks import check_choice, check_image, check_integer
 from ..constants import KINDS
+from ..data import sample_path
 from ..inference.pipeline import enhance
 from ..io import read_fits
 from ..observation.degrade import HMI_PIXEL_SCALE, bin_area, convolve
@@ -188,8 +189,6 @@ def behaviour(network, kind: str, image=None) -> dict:
     """
     check_choice(kind, KINDS, name="kind")
     if image is None:
-        from ..data import sample_path
-
         image = sample_path(kind)
     if not isinstance(image, np.ndarray):
         image = read_fits(image)[0]

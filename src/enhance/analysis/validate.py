@@ -16,14 +16,22 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from astropy.io import fits
+from scipy import ndimage
 
 from .._version import __version__
 from ..checks import check_choice
 from ..constants import KINDS
-from ..inference.pipeline import enhance
+from ..data import sample_path
+from ..inference.pipeline import RunOptions, enhance, enhance_array, network_noise
 from ..io import atomic_write
+from ..observation import psf
+from ..observation.degrade import bin_area
+from ..scenes.sources import open_source
+from ..scenes.synth import MURAM_PIXEL_SCALE, generate
 from ..training.datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame, split_rows
-from .baselines import bicubic_x2, rl_super_resolve
+from .baselines import ForwardModel, bicubic_x2, rl_super_resolve, rl_target, rl_target_best, wiener_target
+from .hmi_behaviour import OBSERVATION_MODEL, PUBLISHED, UMBRA_THRESHOLD, behaviour, checks, umbra_change
 from .metrics import contrast, psnr, quiet_region, scale_region, ssim
 
 __all__ = [
@@ -84,9 +92,6 @@ def held_out_fields(kind, *, simulation=None, shape=(800, 800), scenes=_SCENES, 
     >>> [(name, observed.shape, target.shape) for name, observed, target in fields]
     [('synthetic plage', (8, 8), (16, 16))]
     """
-    from ..scenes.sources import open_source
-    from ..scenes.synth import MURAM_PIXEL_SCALE, generate
-
     check_choice(kind, KINDS, name="kind")
     rng = np.random.default_rng(HELD_OUT_SEED)
     sigma = NOISE[kind] * SCALE[kind] if noise else 0.0
@@ -306,8 +311,6 @@ def real_data(networks, kind, image=None):
     >>> sorted(out["tiny"])
     ['checks', 'numbers']
     """
-    from .hmi_behaviour import behaviour, checks
-
     out = {}
     for label, net in networks.items():
         numbers = behaviour(net, kind, image)
@@ -316,8 +319,6 @@ def real_data(networks, kind, image=None):
 
 
 def _behaviour_lines(behaviour, kind):
-    from .hmi_behaviour import OBSERVATION_MODEL, PUBLISHED
-
     names = list(PUBLISHED[kind]) + list(OBSERVATION_MODEL[kind])
     lines = ["## Real HMI data", "",
              "The package's HMI sample cut-out (`enhance.data.sample_path`), compared with the ranges the paper "
@@ -568,8 +569,6 @@ def physics_frames(kind: str, config: PhysicsConfig) -> list:
     >>> [name for name, *_ in physics_frames("blos", PhysicsConfig(shape=(64, 64), scenes=("plage",)))]
     ['synthetic plage']
     """
-    from ..scenes.sources import open_source
-    from ..scenes.synth import MURAM_PIXEL_SCALE, generate
 
     frames = []
     if config.simulation is not None and kind == "intensity":
@@ -600,15 +599,11 @@ def _contrast_frames(frames, powers):
 
 
 def _mismatch_options(name):
-    from ..observation import psf
-
     return {key: getattr(psf, value) for key, value in MISMATCHES[name].items()}
 
 
 def _run_network(network, image, kind, *, symmetric):
     """The pipeline on a normalised image (I/Ic or kG): what `enhance` does, with qs_level 1."""
-    from ..inference.pipeline import RunOptions, enhance_array
-
     scale = SCALE[kind]
     options = RunOptions(qs_level=1.0 if kind == "intensity" else None, symmetric=symmetric, device="cpu")
     return enhance_array(np.asarray(image, np.float32) / scale, kind=kind, network=network, options=options) * scale
@@ -684,8 +679,6 @@ def _score(image, target, kind):
 
 
 def _baselines(observed, target, sigma, model, config):
-    from .baselines import rl_target, rl_target_best, wiener_target
-
     best, k_best = rl_target_best(observed, target, model, iterations=config.rl_iterations)
     disc, info = rl_target(observed, model, noise=sigma, n_iter=config.rl_max, return_info=True)
     images = {"bicubic": bicubic_x2(observed), "RL+target best": best, "RL+target discrepancy": disc,
@@ -695,8 +688,6 @@ def _baselines(observed, target, sigma, model, config):
 
 def _held_out_rows(networks, kind, config, log):
     """PSNR/SSIM per field, noise level and method; power and coherence at each noise level; PSF mismatch."""
-    from .baselines import ForwardModel
-
     variants = _variants(networks, config.symmetric)
     sigma_hmi = NOISE[kind] * SCALE[kind]
     rows, spectra, mismatch = {}, {}, {}
@@ -746,11 +737,7 @@ def _held_out_rows(networks, kind, config, log):
 
 
 def _read_real(path, kind):
-    from astropy.io import fits
-
     if path is None:
-        from ..data import sample_path
-
         path = sample_path(kind)
     path = Path(path)
     if not path.exists():
@@ -835,8 +822,6 @@ def flicker(run, image, *, margin: int = 8):
     >>> [round(r, 6) for r in flicker(bicubic_x2, image)]  # bicubic adds nothing: the ratio is undefined
     [nan, nan]
     """
-    from scipy import ndimage
-
     image = np.asarray(image, dtype=np.float64)
     out = run(image)
     inner = (slice(2 * margin, -2 * margin), slice(2 * margin, -2 * margin))
@@ -854,8 +839,6 @@ def flicker(run, image, *, margin: int = 8):
 
 def _limb_field(config):
     """A synthetic limb cut-out: quiet-Sun granulation under limb darkening, space (0) beyond the limb."""
-    from ..scenes.synth import MURAM_PIXEL_SCALE, generate
-
     continuum, _ = generate(config.limb_shape, MURAM_PIXEL_SCALE, kind="quiet_sun", seed=[HELD_OUT_SEED, 99])
     continuum = continuum / continuum.mean()
     scale = float(MURAM_PIXEL_SCALE.to_value(u.arcsec))
@@ -876,8 +859,6 @@ def _raw_network(network, image):
     """The network alone on a continuum image in I/Ic (no clip): what the pipeline gave before the clip."""
     import torch
 
-    from ..inference.pipeline import network_noise
-
     if hasattr(network, "noise_unit"):  # told the noise level: the one the pipeline measures
         network = network.bind(network_noise(image, nominal=network.noise_unit))
     with torch.no_grad():
@@ -887,10 +868,6 @@ def _raw_network(network, image):
 
 def _real_rows(networks, kind, config, log):
     """Equivariance, flicker, umbra, limb and magnetogram flux on real HMI cut-outs and a synthetic limb."""
-    from ..observation.degrade import bin_area
-    from .baselines import ForwardModel, rl_target, wiener_target
-    from .hmi_behaviour import UMBRA_THRESHOLD, umbra_change
-
     variants = _variants(networks, config.symmetric)
     model = ForwardModel()
     cutouts = []

@@ -7,6 +7,8 @@ the demo, the documentation and the tests use.
 from importlib import resources
 from pathlib import Path
 
+from ..io import read_fits
+
 __all__ = ["SAMPLES", "data_dir", "sample_path", "sample_map"]
 
 #: Sample cut-out file of each data kind.
@@ -74,8 +76,6 @@ def sample_map(kind: str = "intensity"):
     'magnetogram'
     """
     import sunpy.map
-
-    from ..io import read_fits
 
     data, header = read_fits(sample_path(kind))
     return sunpy.map.Map(data, header)

@@ -23,6 +23,8 @@ import importlib.util
 import io
 import os
 import re
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -33,14 +35,54 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
+from tqdm.auto import tqdm
+
+try:  # POSIX only: elsewhere the last writer of the manifest wins
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
+import stat
 
 from .._version import __version__
-from ..checks import check_choice, check_kind, fill_nonfinite, supported_float_type
+from ..checks import check_choice, check_kind, check_tile, fill_nonfinite, supported_float_type
 from ..constants import GAUSS_PER_KG, VARIANTS
-from ..io import FITS_SUFFIXES, fits_stem
+from ..io import (
+    FITS_SUFFIXES,
+    IMAGE_HDUS,
+    PROVENANCE_KEY,
+    atomic_write,
+    check_output,
+    check_regular_file,
+    fits_complete,
+    fits_stem,
+    provenance_cards,
+    read_fits,
+    remove_stale_parts,
+    resolve_kind,
+    upscale_header,
+    warn_near_limb,
+    write_fits,
+    written_by_enhance,
+)
 from ..models.architecture import receptive_margin
+from ..models.weights import file_sha256
+from ..observation.consistency import consistency_hdu
 from ..observation.quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
-from .pipeline import KINDS, NOISE_CROP, RunOptions, enhance_array, history_cards, network_noise, resolve_network
+from ..runtime.export import load_weights_file
+from ..scenes.sources import pixel_scale_from_header
+from .pipeline import (
+    KINDS,
+    NOISE_CROP,
+    RunOptions,
+    enhance_array,
+    history_cards,
+    network_margin,
+    network_noise,
+    quantize_step,
+    resolve_network,
+)
 
 __all__ = [
     "enhance_files",
@@ -70,10 +112,12 @@ _HITS: Counter = Counter()
 _LOCK = threading.Lock()
 
 
-def cached_network(weights, *, kind, model="full"):
-    """The network for ``kind`` from ``weights`` (a path) or the shipped ``model``, loaded once per process."""
+def cached_network(weights, *, kind, model="full", options=None):
+    """The network for ``kind`` from ``weights`` (a path) or the shipped ``model``, loaded once per process.
+
+    ``options`` (`~enhance.inference.pipeline.RunOptions`) say how a shipped model will run (`resolve_network`)."""
     if weights is None:
-        key = ("shipped", kind, model)
+        key = ("shipped", kind, options and (options.backend, options.device, options.precision), model)
     else:
         path = Path(weights).resolve()
         stat = path.stat()
@@ -81,7 +125,8 @@ def cached_network(weights, *, kind, model="full"):
     with _LOCK:  # one load per process, even with several threads per worker
         net = _NETWORKS.get(key)
         if net is None:
-            net = resolve_network(kind, model=model) if weights is None else _load_file(path, kind=kind)
+            shipped = weights is None
+            net = resolve_network(kind, model=model, options=options) if shipped else _load_file(path, kind=kind)
             _NETWORKS[key] = net
             _LOADS[_cache_name(key)] += 1
         else:
@@ -91,8 +136,6 @@ def cached_network(weights, *, kind, model="full"):
 
 def _load_file(path, *, kind):
     """The network in a weights file, safetensors or ONNX, as ``enhance run --weights`` loads it."""
-    from ..runtime.export import load_weights_file
-
     return load_weights_file(path, kind=kind)
 
 
@@ -114,11 +157,10 @@ def network_cache_info():
 
 
 def _worker_name():
+    distributed = sys.modules.get("distributed")  # a Dask worker has imported it: never imported for this
     try:
-        from distributed import get_worker
-
-        return get_worker().address
-    except (ImportError, ValueError):
+        return distributed.get_worker().address
+    except (AttributeError, ValueError):  # not on a Dask worker
         return "local"
 
 
@@ -205,10 +247,6 @@ def _is_fits_name(path: Path) -> bool:
 
 def _input_header(source: Path):
     """Shape and header of the first image HDU, read without its data."""
-    from astropy.io import fits
-
-    from ..io import IMAGE_HDUS
-
     with fits.open(source, memmap=False) as hdul:
         for hdu in hdul:
             if isinstance(hdu, IMAGE_HDUS) and hdu.header.get("NAXIS", 0) > 0:
@@ -226,8 +264,6 @@ def _existing_output(target: Path, shape) -> tuple[str, str]:
     skipped if it is twice the input's ``shape``, replaced otherwise; a complete file it did not write is
     not touched ('refuse').
     """
-    from ..io import fits_complete, written_by_enhance
-
     if not fits_complete(target):
         return "replace", "replaced an incomplete output"
     try:
@@ -242,32 +278,12 @@ def _existing_output(target: Path, shape) -> tuple[str, str]:
 
 
 def _kind_for(source: Path, kind: str, header, *, force: bool = False) -> str:
-    from ..io import resolve_kind  # one rule for `enhance run` and the batch engine
-
     return resolve_kind(kind, header, path=source, force=force)
-
-
-#: HMI's noise (continuum: fraction of the quiet-Sun level; magnetogram: gauss) and the fraction of it
-#: that one quantisation step of ``compress=True`` may be: the error is at most half a step (0.1 of the
-#: noise) and its rms step/sqrt(12) (0.058 of the noise).
-HMI_NOISE = {"intensity": 1e-3, "blos": 10.0}
-COMPRESS_STEP = 0.2
-
-
-def quantize_step(image, kind) -> float:
-    """The RICE quantisation step of ``compress=True`` for an image of ``kind``, in its units."""
-    if kind == "blos":
-        return COMPRESS_STEP * HMI_NOISE["blos"]
-    from ..observation.quiet_sun import estimate_qs_level
-
-    return COMPRESS_STEP * HMI_NOISE["intensity"] * float(estimate_qs_level(image))
 
 
 def check_output_dir(directory) -> Path:
     """Raise (`FileNotFoundError`, `NotADirectoryError`, `PermissionError`) unless files can be created in
     ``directory``; checked before any work by probing with an anonymous temporary file."""
-    import tempfile
-
     directory = Path(directory)
     if not directory.exists():
         msg = f"output directory not found: {directory}"
@@ -343,7 +359,6 @@ class _Culprit(Exception):
 
 def _check_target(source, target) -> None:
     """`~enhance.io.check_output` before any work, as the output's fault: a special file, the input, a .bz2 name."""
-    from ..io import check_output
 
     try:
         check_output(target, source=source)
@@ -360,8 +375,6 @@ def _one_line(text) -> str:
 def _enhance_one(source, target, record, *, kind, weights, model, label, options, replace, consistency, force,
                  compress):  # fmt: skip
     """The body of `enhance_file`: read, check, enhance, write; fills ``record``."""
-    from ..io import PROVENANCE_KEY, provenance_cards, read_fits, upscale_header, write_fits, written_by_enhance
-
     image, header = read_fits(source)
     version = written_by_enhance(header)
     if version is not None and not force:  # an output of this package is never an input, whatever its name
@@ -370,11 +383,10 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
         return
     _check_numbers(header, source)
     record["kind"] = file_kind = _kind_for(source, kind, header, force=force)
-    from ..io import warn_near_limb
 
     warn_near_limb(header, np.isfinite(image), name=str(source))  # in this process for `enhance run FILE`
     try:
-        network = cached_network(weights, kind=file_kind, model=model)
+        network = cached_network(weights, kind=file_kind, model=model, options=options)
     except Exception as err:  # noqa: BLE001 - named as the weights' fault, not the input's
         text = _one_line(err)
         if weights is None or str(weights) not in text:
@@ -413,9 +425,6 @@ def _check_numbers(header, source) -> None:
 
 
 def _consistency_hdu(result, image, header):
-    from ..observation.consistency import consistency_hdu
-    from ..scenes.sources import pixel_scale_from_header
-
     scale = pixel_scale_from_header(header)  # the header's CDELT, as `enhance compare` uses
     return consistency_hdu(result, image, header=header, **({"input_scale": scale} if scale is not None else {}))
 
@@ -444,8 +453,6 @@ def _finish(record, start):
 def model_label(weights, model):
     if weights is None:
         return model
-    from ..io import check_regular_file
-    from ..models.weights import file_sha256
 
     check_regular_file(weights, what="weights file", expected="a weights file")  # reading a FIFO would block
     return f"{Path(weights).name} sha256:{file_sha256(Path(weights))[:16]}"
@@ -457,8 +464,6 @@ def _preflight(kind, model, weights, tile=None):
     Every failure is one line naming the weights file (or the shipped model), an allocator failure included.
     A ``tile`` below the network's reach warns here, in this process (`~enhance.checks.check_tile`).
     """
-    from ..checks import check_tile
-    from .pipeline import network_margin
 
     kinds = KINDS if kind == "auto" else (kind,)
     errors = []
@@ -481,7 +486,6 @@ def _preflight(kind, model, weights, tile=None):
 def _read_manifest(path: Path) -> tuple[tuple, list[dict]]:
     """``(columns, rows)`` of an existing manifest (``((), [])`` if there is none); `ValueError` naming it if
     it is not one, or not a regular file (opening a FIFO would wait for a writer forever)."""
-    from ..io import check_regular_file
 
     if not os.path.lexists(path):
         return (), []
@@ -503,9 +507,7 @@ def _read_manifest(path: Path) -> tuple[tuple, list[dict]]:
 @contextlib.contextmanager
 def _manifest_lock(directory: Path):
     """An exclusive `fcntl.flock` on the output directory itself (no lock file to leave behind)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: the last writer wins
+    if fcntl is None:  # pragma: no cover - not POSIX: the last writer wins
         yield
         return
     fd = os.open(directory, os.O_RDONLY)
@@ -528,8 +530,6 @@ def _csv_text(rows, *, header=False) -> str:
 def _start_manifest(path: Path) -> None:
     """Check the manifest before any work and make sure it has this version's header row: created if missing,
     rewritten once (atomically, earlier rows kept) if another version wrote other columns."""
-    from ..io import atomic_write
-
     with _manifest_lock(path.parent):
         fields, rows = _read_manifest(path)
         if fields != MANIFEST_FIELDS:
@@ -540,7 +540,6 @@ def _start_manifest(path: Path) -> None:
 def _append_manifest(path: Path, records) -> None:
     """Append ``records`` to the manifest in one write, under the directory's lock: a killed run leaves every
     row it had finished, and a write that fails (a full disk) leaves the file as it was."""
-    import stat
 
     data = _csv_text(records).encode()
     with _manifest_lock(path.parent):
@@ -752,8 +751,6 @@ def enhance_files(
     task = partial(enhance_file, kind=kind, weights=weights, model=model, label=label, options=options,
                    overwrite=overwrite, consistency=consistency, force=force, compress=compress)  # fmt: skip
 
-    from tqdm.auto import tqdm
-
     records: dict[int, dict] = {}
     start = time.time()
 
@@ -818,8 +815,6 @@ def _plan(inputs, out_dir) -> tuple[list[Path], list[Path]]:
 def _prepare_out_dir(out_dir: Path, targets) -> Path:
     """Create ``out_dir`` if needed, check that it is writable, and remove this package's stale ``.part``
     files (left by a killed writer; files being written by a concurrent run are kept)."""
-    from ..io import remove_stale_parts
-
     if out_dir.exists() and not out_dir.is_dir():
         msg = f"output directory {out_dir} is not a directory"
         raise NotADirectoryError(msg)
@@ -880,8 +875,6 @@ def _run_dask(task, sources, targets, finished, *, client, n_workers, timeout, l
 def _finished_meanwhile(source, target, label, *, since):
     """The record of a file whose result never reached this run (interrupted while a worker was writing
     it) but whose output this package wrote completely since ``since``; None otherwise."""
-    from ..io import fits_complete, written_by_enhance
-
     try:
         if not (target.stat().st_mtime >= since and fits_complete(target)):
             return None

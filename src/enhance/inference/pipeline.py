@@ -17,26 +17,49 @@ import hashlib
 import importlib.util
 import logging
 import numbers
+import sys
+import warnings
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import astropy.units as u
 import numpy as np
 
 from .._version import __version__
-from ..checks import check_choice, check_finite_output, check_image, check_magnitude, check_positive, fill_nonfinite
-from ..constants import GAUSS_PER_KG, KINDS, VARIANTS
+from ..checks import (
+    check_choice,
+    check_finite_output,
+    check_image,
+    check_kind,
+    check_magnitude,
+    check_positive,
+    check_tile,
+    fill_nonfinite,
+)
+from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS, VARIANTS, WIENER_SYMMETRIC
+from ..exceptions import EnhanceUserWarning
+from ..io import (
+    check_output,
+    gauss_factor,
+    provenance_cards,
+    read_fits,
+    resolve_kind,
+    upscale_header,
+    warn_near_limb,
+    write_fits,
+)
 from ..models.architecture import receptive_margin
+from ..models.weights import registry_entry, shipped_path
+from ..observation.noise import NOISE_BAND_START, measure_noise
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
+from ..runtime.export import OnnxNetwork, onnx_network, shipped_onnx_network
+from .tiling import dihedral_average, run_tiled
 
-try:  # PyTorch is optional for inference (see the module docstring)
+if TYPE_CHECKING:  # PyTorch is optional, and imported only where a network runs on it (see the module docstring)
     import torch
 
-    from ..models.hybrid import WienerEnhanceNet
     from ..models.network import EnhanceNet
-    from ..models.pretrained import FACTORIES
-    from ..runtime.graph import InferenceNet, resolve_device
-except ImportError:  # pragma: no cover - run by `make test-notorch`
-    torch = EnhanceNet = WienerEnhanceNet = InferenceNet = FACTORIES = resolve_device = None
 
 __all__ = [
     "enhance",
@@ -120,6 +143,18 @@ NOISE_FLOOR = 0.5
 #: Width (cycles per arcsec) of the band beyond the cut-off where `network_noise` measures: 1.15 to 1.27.
 NOISE_INNER_WIDTH = 0.12
 
+#: The fraction of HMI's noise (`~enhance.constants.HMI_NOISE`) that one quantisation step of a compressed
+#: output (``.fz``, ``compress=True``) may be: the error is at most half a step (0.1 of the noise) and its rms
+#: step/sqrt(12) (0.058 of the noise).
+COMPRESS_STEP = 0.2
+
+
+def quantize_step(image, kind) -> float:
+    """The RICE quantisation step of a compressed output for an image of ``kind``, in its units."""
+    if kind == "blos":
+        return COMPRESS_STEP * HMI_NOISE["blos"]
+    return COMPRESS_STEP * HMI_NOISE["intensity"] * float(estimate_qs_level(image))
+
 
 def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=None) -> float:
     """The noise level handed to the network, in its units (I/Ic or kG).
@@ -158,10 +193,6 @@ def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=N
     >>> network_noise(np.ones((8, 8)), noise=3.0, scale=1000.0, nominal=1e-3)  # 3 G given, in kG
     0.003
     """
-    import astropy.units as u
-
-    from ..observation.noise import NOISE_BAND_START, measure_noise
-
     if noise is not None:
         level = float(np.median(scale.samples)) if isinstance(scale, QuietSunSurface) else float(scale)
         return check_positive(noise, name="noise") / level
@@ -200,9 +231,6 @@ def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=N
 
 def _warn_unreliable(found, nominal) -> None:
     """An `~enhance.exceptions.EnhanceUserWarning` that the measured noise level cannot be believed, and why."""
-    import warnings
-
-    from ..exceptions import EnhanceUserWarning
 
     level = max(found.sigma, nominal) if np.isfinite(found.sigma) else nominal
     msg = (f"the noise level cannot be measured reliably on this image ({found.reason}): {level / nominal:.2f} x "
@@ -210,7 +238,9 @@ def _warn_unreliable(found, nominal) -> None:
     warnings.warn(msg, EnhanceUserWarning, stacklevel=4)
 
 
-def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | None = None) -> EnhanceNet:
+def resolve_network(
+    kind: str, *, model: str = "full", network: EnhanceNet | None = None, options: RunOptions | None = None
+) -> EnhanceNet:
     """The network to run: ``network`` if given, else the shipped ``model`` for ``kind``.
 
     A shipped model is loaded once per process and the same eval-mode module is returned every time:
@@ -226,13 +256,17 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
     network : torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`, optional
         A network of your own (an `~enhance.models.network.EnhanceNet`, a
         `~enhance.models.hybrid.WienerEnhanceNet` or an ONNX runner); returned as it is.
+    options : `RunOptions`, optional
+        How the network will run. Where they run a shipped 'full' or 'light' model on onnxruntime
+        (``backend='onnx'``, or 'auto' in float32 on a machine without a GPU), its runner is built from the
+        weights with numpy (the graph PyTorch's export gives, bit for bit) and PyTorch is not imported.
 
     Returns
     -------
     torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`
         The network: for a shipped model a `~enhance.models.hybrid.WienerEnhanceNet` ('full', 'light')
         or `~enhance.models.network.EnhanceNet` ('paper', 'paper-light'), or their ONNX runners without
-        PyTorch.
+        PyTorch (or with ``options`` that run them there).
 
     Raises
     ------
@@ -247,31 +281,76 @@ def resolve_network(kind: str, *, model: str = "full", network: EnhanceNet | Non
     """
     check_choice(kind, KINDS, name="kind")
     if network is not None:
-        from ..runtime.export import OnnxNetwork
-
-        if not isinstance(network, (torch.nn.Module, OnnxNetwork) if torch is not None else OnnxNetwork):
+        if not (isinstance(network, OnnxNetwork) or _is_torch_module(network)):
             msg = f"network must be an EnhanceNet (torch.nn.Module) or an OnnxNetwork, got {type(network).__name__}"
             raise TypeError(msg)
         return network
     check_choice(model, VARIANTS, name="model")
-    from ..models.weights import registry_entry, shipped_path
-
     entry = registry_entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
-    return _shipped_network(kind, model, str(shipped_path(kind, model)), entry["sha256"])
+    onnx = (options is not None and _runs_on_onnx(model, options)) or _torch() is None
+    return _shipped_network(kind, model, str(shipped_path(kind, model)), entry["sha256"], onnx=onnx)
 
 
-@functools.lru_cache(maxsize=8)
-def _shipped_network(kind: str, model: str, path: str, sha256: str) -> EnhanceNet:
+#: The shipped models whose onnxruntime graph numpy builds bit for bit as PyTorch's export does (they have
+#: no BatchNorm to fold): run on onnxruntime, they are built from their weights without PyTorch.
+_BUILT_WITHOUT_TORCH = frozenset(WIENER_SYMMETRIC)
+#: Files that exist on Linux where a GPU driver that PyTorch can use is loaded (NVIDIA, WSL, AMD's ROCm).
+_GPU_DRIVER_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
+
+
+def _torch():
+    """PyTorch, imported on first use; None where it is not installed."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - run by `make test-notorch`
+        return None
+    return torch
+
+
+def _is_torch_module(network) -> bool:
+    """Whether ``network`` is a PyTorch module (never imports PyTorch: a module implies it is imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(network, torch.nn.Module)
+
+
+def _onnx_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
+def _gpu_possible() -> bool:
+    """Whether PyTorch may find a GPU for ``device='auto'``, answered without importing it: not where it is
+    not installed, nor on Linux without a GPU driver, nor on macOS; elsewhere PyTorch has to be asked."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    if sys.platform.startswith("linux"):
+        return any(Path(name).exists() for name in _GPU_DRIVER_FILES)
+    return sys.platform != "darwin"
+
+
+def _runs_on_onnx(model: str, options: RunOptions) -> bool:
+    """Whether ``options`` run the shipped ``model`` on onnxruntime (the choice of `auto_backend`), for the
+    models that are then built without PyTorch."""
+    if model not in _BUILT_WITHOUT_TORCH or options.precision != "float32":
+        return False
+    if options.backend == "onnx":
+        return True
+    return options.backend == "auto" and _onnx_installed() and (
+        options.device == "cpu" or (options.device == "auto" and not _gpu_possible()))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def _shipped_network(kind: str, model: str, path: str, sha256: str, *, onnx: bool = False) -> EnhanceNet:
     """The shipped ``model`` for ``kind``, read once per process for each registered file and shared.
 
     Every `enhance` call with ``model=`` then reuses the runner prepared for it (the onnxruntime
     session or `InferenceNet`) instead of reading the weights and exporting the graph again. The key
-    holds the file and its registered checksum, so a changed registry loads the new weights.
+    holds the file and its registered checksum, so a changed registry loads the new weights. With ``onnx``
+    (or without PyTorch) the model is an onnxruntime runner built from the weights with numpy.
     """
-    if torch is None:
-        from ..runtime.export import shipped_onnx_network
-
+    if onnx:
         return shipped_onnx_network(kind, model)
+    from ..models.pretrained import FACTORIES
+
     return FACTORIES[model](kind, weights="default").eval().requires_grad_(False)
 
 
@@ -281,6 +360,8 @@ _RUNNERS = weakref.WeakKeyDictionary()
 
 def _digest(network: torch.nn.Module) -> bytes:
     """A digest of every weight and statistic of ``network``: any change to them changes it."""
+    import torch
+
     digest = hashlib.blake2b(digest_size=16)
     for name, value in network.state_dict().items():
         digest.update(name.encode())
@@ -290,16 +371,18 @@ def _digest(network: torch.nn.Module) -> bytes:
 
 def auto_backend(network, *, precision, device) -> str:
     """onnxruntime for an OnnxNetwork, and for a network of this package in float32 on the CPU when installed."""
-    from ..runtime.export import OnnxNetwork
-
-    if isinstance(network, OnnxNetwork) or torch is None:
+    torch = None if isinstance(network, OnnxNetwork) else _torch()
+    if torch is None:
         return "onnx"
+    from ..models.hybrid import WienerEnhanceNet
+    from ..models.network import EnhanceNet
+
     if (
         isinstance(network, EnhanceNet | WienerEnhanceNet)
         and precision == "float32"
         and torch.device(device).type == "cpu"
     ):
-        if all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime")):
+        if _onnx_installed():
             return "onnx"  # MLAS runs it 1.5x (full) to 2x (light) faster than PyTorch's oneDNN (make bench)
     return "torch"
 
@@ -316,8 +399,6 @@ def make_runner(network, *, backend, precision, device):
     """
     check_choice(backend, BACKENDS, name="backend")
     check_choice(precision, _PRECISIONS, name="precision")
-    from ..runtime.export import OnnxNetwork
-
     if backend == "auto":
         backend = auto_backend(network, precision=precision, device=device)
     if backend == "onnx" and precision != "float32":
@@ -328,9 +409,14 @@ def make_runner(network, *, backend, precision, device):
             msg = "backend='torch' needs a torch network, got an OnnxNetwork; use backend='onnx' or 'auto'"
             raise TypeError(msg)
         return network, 1
+    torch = _torch()
     if torch is None:
         msg = f"network must be an OnnxNetwork without PyTorch, got {type(network).__name__}"
         raise TypeError(msg)
+    from ..models.hybrid import WienerEnhanceNet
+    from ..models.network import EnhanceNet
+    from ..runtime.graph import InferenceNet
+
     if not isinstance(network, EnhanceNet | WienerEnhanceNet):
         if backend == "onnx":
             msg = f"backend='onnx' needs a network of this package or an OnnxNetwork, got {type(network).__name__}"
@@ -344,8 +430,6 @@ def make_runner(network, *, backend, precision, device):
     if cached is not None and cached[0] == digest:
         return cached[1]
     if backend == "onnx":
-        from ..runtime.export import onnx_network
-
         prepared = onnx_network(network, threads=1), threads  # exported in memory
     elif isinstance(network, WienerEnhanceNet):
         prepared = network.eval().to(device), 1
@@ -355,9 +439,15 @@ def make_runner(network, *, backend, precision, device):
     return prepared
 
 
-def _resolve_device(device):
-    """`~enhance.runtime.graph.resolve_device` with PyTorch; without it the CPU, where onnxruntime runs."""
-    if torch is not None:
+def _resolve_device(device, network):
+    """`~enhance.runtime.graph.resolve_device` with PyTorch; without it the CPU, where onnxruntime runs.
+
+    A network that is not a PyTorch module runs on the CPU: 'auto' and 'cpu' then need no PyTorch."""
+    if device in ("auto", "cpu") and not _is_torch_module(network):
+        return "cpu"
+    if _torch() is not None:
+        from ..runtime.graph import resolve_device
+
         return resolve_device(device)
     if device not in ("auto", "cpu"):
         msg = f"device={device!r} needs PyTorch (pip install 'solar-enhance[torch]'); without it, enhance uses the CPU"
@@ -428,11 +518,9 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
 
     if tile is None and data.size > AUTO_TILE_PIXELS:
         tile = AUTO_TILE
-    from ..checks import check_tile
-
     margin = network_margin(network)
     tile = check_tile(tile, margin=margin)  # warns below the network's reach
-    device = _resolve_device(device)
+    device = _resolve_device(device, network)
     symmetric = options.symmetric and not getattr(network, "symmetric", False)  # a 'full' model averages itself
     runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
     if options.noise is not None and not hasattr(network, "noise_unit"):
@@ -445,7 +533,6 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         _warn_clamped(sigma, network, given=options.noise is not None)
         runner = runner.bind(sigma)
     logger.debug("runner %s on %s, %d worker(s), tile %s", type(runner).__name__, device, workers, tile)
-    from .tiling import dihedral_average, run_tiled
 
     def run(array):
         return run_tiled(array, runner, tile=tile, margin=margin, device=device, progress=options.progress,
@@ -476,9 +563,6 @@ def _warn_clamped(sigma, network, *, given):
     low, high = min(nodes), max(nodes)
     if low * (1 - 1e-6) <= ratio <= high * (1 + 1e-6):
         return
-    import warnings
-
-    from ..exceptions import EnhanceUserWarning
 
     what = "noise given" if given else "noise measured on the image"
     bound = low if ratio < low else high
@@ -569,8 +653,6 @@ def _check_values(data, kind, *, force, name="image", forceable=True):
 
 def _unit_kind(unit, kind, *, force, name):
     """The kind implied by a data unit, checked against ``kind``; and the factor to gauss for a magnetogram."""
-    import astropy.units as u
-
     if unit is None:
         return ("intensity" if kind == "auto" else kind), 1.0
     unit = u.Unit(unit)
@@ -580,8 +662,6 @@ def _unit_kind(unit, kind, *, force, name):
                    "(on the command line: -t blos), or force=True to run it as intensity")  # fmt: skip
             raise ValueError(msg)
         if kind in ("auto", "blos"):
-            from ..io import gauss_factor
-
             return "blos", gauss_factor(unit)
         return kind, 1.0
     if unit.physical_type == "speed" and not force:
@@ -597,8 +677,6 @@ def _unit_kind(unit, kind, *, force, name):
 
 def _qs_value(qs_level, unit, name="qs_level"):
     """``qs_level`` in the image's ``unit`` as a float: a Quantity is converted, anything else is kept."""
-    import astropy.units as u
-
     if not isinstance(qs_level, u.Quantity):
         return qs_level
     target = u.dimensionless_unscaled if unit is None else u.Unit(unit)
@@ -620,8 +698,6 @@ def _masked_to_nan(data, mask):
 
 def _noise_value(noise, unit, factor, kind):
     """``noise`` in the image's units (gauss for a magnetogram): a Quantity is converted, a number times ``factor``."""
-    import astropy.units as u
-
     if noise is None:
         return None
     if isinstance(noise, u.Quantity):
@@ -639,10 +715,6 @@ def _noise_value(noise, unit, factor, kind):
 
 def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     """A new Map of the input's class on the x2 grid: data in the Map's unit, mask 2x2-upsampled, same plot settings."""
-    import astropy.units as u
-
-    from ..io import provenance_cards, resolve_kind, upscale_header
-
     measurement = getattr(smap, "measurement", None)
     measurement = measurement if isinstance(measurement, str) else None
     kind = resolve_kind(kind, smap.meta, path=f"the {type(smap).__name__}", force=force, flag=False,
@@ -657,7 +729,8 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     _warn_near_limb(smap.meta, np.isfinite(data), name=f"the {type(smap).__name__}")
     run = dataclasses.replace(options, qs_level=_qs_value(options.qs_level, smap.unit),
                               noise=_noise_value(noise, smap.unit, factor, kind))  # fmt: skip
-    result = enhance_array(data, kind=kind, network=resolve_network(kind, model=model, network=network), options=run)
+    net = resolve_network(kind, model=model, network=network, options=run)
+    result = enhance_array(data, kind=kind, network=net, options=run)
     if factor != 1.0:
         result /= result.dtype.type(factor)
     # sunpy's own reading of the header: the reference pixel (the image centre where CRPIX is absent) and scale.
@@ -674,7 +747,6 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
 
 
 def _warn_near_limb(header, finite, *, name):
-    from ..io import warn_near_limb
 
     warn_near_limb(header, finite, name=name)
 
@@ -809,10 +881,6 @@ def enhance(
     >>> out.shape
     (40, 60)
     """
-    import astropy.units as u
-
-    from ..checks import check_kind
-
     kind = check_kind(kind)  # also sunpy's names: enhance(m, m.measurement)
     options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
                          progress=progress, symmetric=symmetric)  # fmt: skip
@@ -821,11 +889,7 @@ def enhance(
         return dataclasses.replace(run, noise=_noise_value(noise, unit, factor, kind))
 
     if isinstance(data, str | Path):
-        from ..io import gauss_factor, provenance_cards, read_fits, resolve_kind, upscale_header, write_fits
-
         if output is not None:
-            from ..io import check_output
-
             check_output(output, source=data)  # before any work: a device, the input itself, a .bz2 name
         image, header = read_fits(data)
         kind = resolve_kind(kind, header, path=data, force=force, flag=False)
@@ -835,7 +899,7 @@ def enhance(
         factor = gauss_factor(unit) if kind == "blos" and unit and not force else 1.0
         image = image * factor if factor != 1.0 else image
         _check_values(image, kind, force=force, name=str(data))
-        net = resolve_network(kind, model=model, network=network)
+        net = resolve_network(kind, model=model, network=network, options=options)
         result = enhance_array(image, kind=kind, network=net, options=with_noise(options, unit or None, factor, kind))
         if factor != 1.0:
             result /= result.dtype.type(factor)
@@ -844,8 +908,6 @@ def enhance(
         if output is not None:
             step = None
             if str(output).lower().endswith(".fz"):  # tile-compressed, as `enhance run -o NAME.fz` writes it
-                from .distributed import quantize_step
-
                 step = quantize_step(image, kind) / factor  # in the file's unit (image: in gauss for blos)
             return write_fits(output, result, new_header, overwrite=overwrite, quantize_step=step)
         import sunpy.map
@@ -855,11 +917,8 @@ def enhance(
         msg = f"output= is only for a path input, got data of type {type(data).__name__}"
         raise TypeError(msg)
 
-    try:
-        from sunpy.map import GenericMap
-    except ImportError:  # pragma: no cover - sunpy is a dependency
-        GenericMap = ()  # noqa: N806
-    if isinstance(data, GenericMap):
+    sunpy_map = sys.modules.get("sunpy.map")  # a Map implies sunpy.map is imported: never imported here for it
+    if sunpy_map is not None and isinstance(data, sunpy_map.GenericMap):
         return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force, noise=noise)
 
     if _is_dask_array(data):  # lazy in, lazy out
@@ -877,7 +936,7 @@ def enhance(
         values = _masked_to_nan(values.data, np.ma.getmaskarray(values))
     values = values * factor if factor != 1.0 else values
     _check_values(values, kind, force=force)
-    net = resolve_network(kind, model=model, network=network)
+    net = resolve_network(kind, model=model, network=network, options=options)
     run = with_noise(dataclasses.replace(options, qs_level=_qs_value(qs_level, unit)), unit, factor, kind)
     result = enhance_array(values, kind=kind, network=net, options=run)
     if factor != 1.0:
@@ -889,7 +948,6 @@ def enhance(
 
 def _is_dask_array(data) -> bool:
     """Whether ``data`` is a `dask.array.Array` (without importing dask when the caller has not)."""
-    import sys
 
     module = sys.modules.get("dask.array")
     return module is not None and isinstance(data, module.Array)

@@ -8,16 +8,12 @@ seams, while memory stays bounded by the tile size.
 
 import concurrent.futures
 import itertools
+import sys
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..checks import check_choice
-
-try:  # PyTorch is optional for inference: without it networks are onnxruntime callables
-    import torch
-except ImportError:  # pragma: no cover - run by `make test-notorch`
-    torch = None
 
 __all__ = ["tile_spans", "run_tiled", "dihedral_average", "MIN_BAND_MARGINS"]
 
@@ -59,7 +55,6 @@ def tile_spans(length: int, tile: int, margin: int):
     return spans
 
 
-@(torch.inference_mode() if torch is not None else (lambda function: function))
 def run_tiled(
     image: np.ndarray, net, *, tile: int | None, margin: int, device, progress=False, precision: str = "float32",
     workers: int = 1,
@@ -110,6 +105,7 @@ def run_tiled(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         msg = f"workers must be a positive integer, got {workers!r}"
         raise ValueError(msg)
+    torch = sys.modules.get("torch")  # PyTorch is optional: a torch.nn.Module implies it is imported
     if torch is not None and isinstance(net, torch.nn.Module):
         forward, workers = _torch_forward(net, device, precision), 1
     else:
@@ -143,12 +139,16 @@ def run_tiled(
 
 
 def _torch_forward(net, device, precision: str):
-    """``net`` as a function from a float32 ndarray to a float32 ndarray, in ``precision`` on ``device``."""
+    """``net`` as a function from a float32 ndarray to a float32 ndarray, in ``precision`` on ``device``, without
+    autograd (`torch.inference_mode`)."""
+    import torch
+
     from ..runtime.graph import PRECISIONS
 
     dtype = PRECISIONS[check_choice(precision, tuple(PRECISIONS), name="precision")]
     device = torch.device(device)
 
+    @torch.inference_mode()
     def forward(patch: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(np.ascontiguousarray(patch)).to(device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):

@@ -1,3 +1,8 @@
+import json
+import math
+
+from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS
+
 """Facts of the Enhance architecture that need no PyTorch: the receptive field of a network of a given depth.
 
 `~enhance.models.network` builds the network itself; inference without PyTorch (onnxruntime) and the
@@ -256,7 +261,6 @@ def check_kind(meta: dict, *, name, required: bool = True) -> str | None:
     >>> check_kind({"kind": "blos"}, name="w.onnx"), check_kind({"kind": ""}, name="w.onnx", required=False)
     ('blos', None)
     """
-    from ..constants import KINDS
 
     if required:
         _missing(meta, "kind", name)
@@ -278,9 +282,6 @@ def check_noise_nodes(meta: dict, *, name) -> list[float]:
     >>> check_noise_nodes({"noise_nodes": "[0.5, 1, 2]"}, name="w.safetensors")
     [0.5, 1.0, 2.0]
     """
-    import json
-    import math
-
     _missing(meta, "noise_nodes", name)
     text = meta["noise_nodes"]
     try:
@@ -310,7 +311,6 @@ def check_noise_unit(meta: dict, *, name) -> float:
     >>> check_noise_unit({"noise_unit": "0.001", "kind": "intensity"}, name="w.onnx")
     0.001
     """
-    from ..constants import GAUSS_PER_KG, HMI_NOISE
 
     _missing(meta, "noise_unit", name)
     kind = check_kind(meta, name=name, required=False)

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from .._version import __version__
@@ -100,8 +100,6 @@ def load_network(path, *, kind: str | None = None) -> EnhanceNet:
 
 def _tensor_shapes(path: Path) -> dict:
     """``{name: shape}`` of the tensors in a safetensors file, read from its header (no tensor data)."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
 

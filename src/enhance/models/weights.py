@@ -10,6 +10,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from safetensors import safe_open
+
 from .._version import __version__
 from ..checks import check_choice
 from ..constants import KINDS, VARIANTS
@@ -140,8 +142,6 @@ def read_metadata(path: Path) -> dict:
     >>> read_metadata(shipped_path("blos", "paper-light"))["kind"]
     'blos'
     """
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         return dict(handle.metadata() or {})
 

@@ -17,6 +17,8 @@ import dataclasses
 
 import astropy.units as u
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage
 
 from ..checks import check_image, check_positive
 from ..constants import HMI_PIXEL_SCALE
@@ -84,7 +86,6 @@ def _replace_outliers(data, usable):
     from that median, and more than twice the range of its eight neighbours from it: a hot pixel, not a steep
     solar gradient (whose neighbours span it), whose replacement would itself add a spike to the spectrum.
     """
-    from scipy import ndimage
 
     median = ndimage.median_filter(data, size=3, mode="reflect")
     residual = np.abs(data - median)
@@ -103,7 +104,6 @@ def _replace_outliers(data, usable):
 def _tiles(data, usable):
     """Tiles of `NOISE_TILE` pixels overlapping by half (the whole image along an axis shorter than twice that),
     and which of them to read: those with no missing pixel and not constant in part."""
-    from numpy.lib.stride_tricks import sliding_window_view
 
     size = tuple(n if n < 2 * NOISE_TILE else NOISE_TILE for n in data.shape)
     step = tuple(max(s // 2, 1) for s in size)

@@ -33,9 +33,19 @@ For a magnetogram in gauss the rule is ``out = session.run(None, {"image": (fiel
 (`shipped_onnx_network`, `onnx_from_weights`, `~enhance.runtime.folding`).
 """
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
+
+from .._version import __version__
+from ..checks import check_choice
+from ..constants import KINDS
+from ..io import atomic_write
+from ..models.weights import file_sha256, model_card, registry_entry, shipped_path
+from .folding import folded_arrays, read_weights
+from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
+from .wiener_onnx import WienerOnnxNetwork, is_wiener_file, wiener_graph_from_network, wiener_graph_from_weights
 
 __all__ = [
     "OPSET",
@@ -54,63 +64,8 @@ __all__ = [
     "OnnxNetwork",
 ]
 
-#: ONNX opset of the exported graphs.
-OPSET = 17
 _FORMAT = "enhance-onnx-1"
-
-
 _INSTALL = "install it with: pip install 'solar-enhance[onnx]'"
-
-#: What a caller does around the graph to reproduce ``enhance run``, per kind (kept in every exported file).
-_RULES = {
-    "intensity": {
-        "units": "input and output in units of the quiet-Sun continuum level (I/Ic), float32, shape (n, 1, ny, nx)",
-        "normalisation": "divide the image by its quiet-Sun level before the graph and multiply the output by it "
-        "(enhance.observation.quiet_sun.estimate_qs_level: iterated mean of the pixels within 15 % of the level; "
-        "near the limb enhance uses a fitted surface, fit_qs_surface); then set output pixels to 0 where they are "
-        "negative and their input pixel is not",
-    },
-    "blos": {
-        "units": "input and output in kG (line-of-sight field in gauss / 1000), float32, shape (n, 1, ny, nx)",
-        "normalisation": "divide gauss by 1000 before the graph and multiply the output by 1000",
-    },
-}
-_COMMON_RULES = {
-    "missing_pixels": "fill NaN with the value of the nearest finite pixel (scipy.ndimage.distance_transform_edt) "
-    "before the graph; NaN again at their 2x2 output pixels",
-    "pixel_scale": "input 0.504 arcsec/pixel (SDO/HMI), output 0.252 arcsec/pixel; output pixel k is centred on "
-    "input pixel (k + 0.5) / 2 - 0.5 (CRPIX' = 2 CRPIX - 0.5, CDELT' = CDELT / 2)",
-    "reference": "Diaz Baso, C. J. & Asensio Ramos, A. 2018, A&A, 614, A5",
-}
-
-
-def inference_metadata(kind: str | None, *, card: dict | None = None) -> dict:
-    """The metadata an exported file carries so that onnxruntime alone reproduces ``enhance run``.
-
-    Parameters
-    ----------
-    kind : {'intensity', 'blos'} or None
-        What the network enhances; None records only the rules common to both kinds.
-    card : dict, optional
-        The model card (training data, recipe, metrics) of a shipped model, stored as JSON.
-
-    Returns
-    -------
-    dict of str
-        ``units``, ``normalisation``, ``missing_pixels``, ``pixel_scale``, ``reference`` and ``model_card``.
-
-    Examples
-    --------
-    >>> inference_metadata("blos")["normalisation"]
-    'divide gauss by 1000 before the graph and multiply the output by 1000'
-    """
-    import json
-
-    metadata = dict(_RULES.get(kind, {}))
-    metadata.update(_COMMON_RULES)
-    if card is not None:
-        metadata["model_card"] = json.dumps(card, sort_keys=True)
-    return metadata
 
 
 def torch_available() -> bool:
@@ -126,8 +81,6 @@ def torch_available() -> bool:
     >>> torch_available() in (True, False)
     True
     """
-    import importlib.util
-
     return importlib.util.find_spec("torch") is not None
 
 
@@ -167,8 +120,6 @@ def onnx_model(network, *, kind: str | None = None, metadata: dict | None = None
     """
     import torch
 
-    from ..checks import check_choice
-    from ..constants import KINDS
     from ..models.hybrid import WienerEnhanceNet
     from ..models.network import EnhanceNet, fold_batchnorm
     from .graph import phase_kernels
@@ -176,8 +127,6 @@ def onnx_model(network, *, kind: str | None = None, metadata: dict | None = None
     if kind is not None:
         check_choice(kind, KINDS, name="kind")
     if isinstance(network, WienerEnhanceNet):
-        from .wiener_onnx import wiener_graph_from_network
-
         return wiener_graph_from_network(network, kind=kind, metadata=metadata)
     if not isinstance(network, EnhanceNet):
         msg = f"network must be an EnhanceNet or a WienerEnhanceNet, got {type(network).__name__}"
@@ -304,7 +253,6 @@ def onnx_graph(arrays, *, depth: int, width: int, kind: str | None = None, metad
     model = helper.make_model(
         onnx_graph_proto, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance"
     )
-    from .._version import __version__
 
     model.producer_version = __version__
     props = {**(metadata or {}), "format": _FORMAT, "depth": depth, "width": width, "kind": kind or ""}
@@ -343,8 +291,6 @@ def export_onnx(network, path, *, kind: str | None = None, overwrite: bool = Fal
     >>> export_onnx(EnhanceNet(depth=1, width=4), path).name
     'tiny.onnx'
     """
-    from ..io import atomic_write
-
     data = onnx_model(network, kind=kind, metadata=inference_metadata(kind, card=card)).SerializeToString()
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
 
@@ -380,8 +326,6 @@ def onnx_network(
     (1, 1, 20, 24)
     """
     if hasattr(network, "noise_unit"):  # a WienerEnhanceNet
-        from .wiener_onnx import WienerOnnxNetwork
-
         data = onnx_model(network, kind=kind).SerializeToString()
         return WienerOnnxNetwork(data, threads=threads, symmetric=network.symmetric)
     return OnnxNetwork(onnx_model(network, kind=kind).SerializeToString(), threads=threads, blocked=blocked)
@@ -483,9 +427,6 @@ def onnx_from_weights(path, *, kind: str | None = None, card: dict | None = None
     >>> {p.key: p.value for p in model.metadata_props}["kind"]
     'blos'
     """
-    from .folding import folded_arrays, read_weights
-    from .wiener_onnx import is_wiener_file, wiener_graph_from_weights
-
     if is_wiener_file(read_weights(path, tensors=False)[1]):  # the header only: the builder reads the tensors
         return wiener_graph_from_weights(path, kind=kind, card=card, symmetric=symmetric)
     arrays, depth, width, metadata = folded_arrays(path)
@@ -521,8 +462,6 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     >>> shipped_onnx_network("blos", "paper-light").width, shipped_onnx_network("blos", "light").symmetric
     (32, False)
     """
-    from ..models.weights import file_sha256, model_card, registry_entry, shipped_path
-
     entry = registry_entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
     path = shipped_path(kind, model)
     digest = file_sha256(path)
@@ -540,8 +479,6 @@ def _runner(model, *, threads=None, symmetric=None):
     ``model`` is a file or its bytes; one session is opened either way."""
     network = OnnxNetwork(model, threads=threads)
     if network.metadata.get("architecture") == "wiener-enhance":
-        from .wiener_onnx import WienerOnnxNetwork
-
         return WienerOnnxNetwork.from_network(network, symmetric=symmetric)
     return network
 
@@ -574,12 +511,9 @@ def export_weights(weights, path, *, overwrite: bool = False) -> Path:
     ...     print(export_weights(shipped_path("intensity", "paper-light"), folder).suffix)
     .onnx
     """
-    from ..io import atomic_write
-
     path = Path(path)
     if path.is_dir():
         path = path / f"{Path(weights).name.split('.')[0]}.onnx"
-    from .folding import read_weights
 
     card = read_weights(weights, tensors=False)[1]  # the file's own record: kind, architecture, training config
     if torch_available():
@@ -623,9 +557,6 @@ def export_shipped(out_dir, *, kinds=("intensity", "blos"), models=("full", "lig
     ...     print([(model, kind, path.name) for model, kind, path in written])
     [('light', 'blos', 'enhance_light_blos.onnx')]
     """
-    from ..io import atomic_write
-    from ..models.weights import model_card, registry_entry, shipped_path
-
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         msg = f"out_dir must be an existing directory (one file per model), got {out_dir}"
@@ -651,102 +582,3 @@ def export_shipped(out_dir, *, kinds=("intensity", "blos"), models=("full", "lig
                 continue
             results.append((model, kind, path))
     return results
-
-
-class OnnxNetwork:
-    """An exported network run by onnxruntime on the CPU, on float32 numpy arrays.
-
-    Parameters
-    ----------
-    model : str, `~pathlib.Path` or bytes
-        An ONNX file written by `export_onnx`, or its serialised bytes.
-    threads : int, optional
-        onnxruntime's intra-op threads; None lets it use every core.
-    blocked : bool
-        Run onnxruntime's graph for this CPU with reflection padding and residual sums kept in its
-        blocked layout (`~enhance.runtime.ort_blocked`), 15 % faster, where it reproduces the plain graph on a
-        probe image; False runs the graph as written.
-
-    Attributes
-    ----------
-    depth, width : int
-        The architecture, from the file's metadata (checked against the graph).
-    layout : {'blocked', 'plain'}
-        Which graph runs (see ``blocked``).
-    kind : str or None
-        'intensity' or 'blos' when the export recorded it.
-    metadata : dict of str
-        The file's metadata: architecture, kind, units, normalisation rule and model card
-        (`inference_metadata`).
-
-    Notes
-    -----
-    The file is checked before it runs (`~enhance.runtime.onnx_checks`): every metadata key against its bounds
-    and the graph, only the operators this package writes, finite weights, and a probe image must come back on
-    its x2 grid; a file of another origin is refused. Calling the object maps an ``(n, 1, ny, nx)`` float32
-    array to ``(n, 1, 2 ny, 2 nx)``;
-    `~enhance.inference.pipeline.enhance` and `~enhance.inference.tiling.run_tiled` take it where they
-    take a PyTorch network.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from enhance.models.network import EnhanceNet
-    >>> runner = OnnxNetwork(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
-    >>> runner(np.zeros((1, 1, 8, 8), np.float32)).shape
-    (1, 1, 16, 16)
-    """
-
-    def __init__(self, model, *, threads: int | None = None, blocked: bool = True) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as err:
-            msg = f"onnxruntime is needed to run an ONNX network; {_INSTALL}"
-            raise ImportError(msg) from err
-
-        def options():
-            options = ort.SessionOptions()
-            # Memory patterns are planned and kept per input shape: tiles of a few shapes made a 4096x4096
-            # run grow past 9 GB. Without them memory stays flat at the same speed (the arena is kept: it
-            # is the fast allocator).
-            options.enable_mem_pattern = False
-            if threads is not None:
-                options.intra_op_num_threads = int(threads)
-            return options
-
-        from .onnx_checks import check_onnx_model, check_probe
-
-        name = "the ONNX bytes" if isinstance(model, bytes) else str(model)
-        data = model if isinstance(model, bytes) else Path(model).read_bytes()
-        self.checked = check_onnx_model(data, name)  # every metadata key against its bounds and the graph
-        self.name = name
-        try:
-            self.session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for unreadable models
-            msg = f"{name} is not a readable ONNX model: {err}"
-            raise ValueError(msg) from err
-        self.layout = "plain"
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if blocked and meta.get("architecture") != "wiener-enhance":  # its unpadded graph has no blocked form
-            try:
-                from .ort_blocked import blocked_session
-            except ImportError:  # this module loaded on its own, outside the package: run the plain graph
-                blocked_session = None
-            faster = blocked_session(data, options(), reference=self.session) if blocked_session else None
-            if faster is not None:
-                self.session, self.layout = faster, "blocked"
-        self.depth, self.width, self.kind = self.checked["depth"], self.checked["width"], self.checked["kind"]
-        self.metadata = dict(meta)  # units, normalisation rule, model card (`inference_metadata`)
-        self._input = self.session.get_inputs()[0].name
-        if self.metadata.get("architecture") != "wiener-enhance":  # a Wiener-Enhance runner probes once bound
-            check_probe(self, name)  # the x2 grid of a probe, before any image
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        array = np.ascontiguousarray(batch, dtype=np.float32)
-        if array.ndim != 4 or array.shape[1] != 1:
-            msg = f"batch must have shape (n, 1, ny, nx), got {array.shape}"
-            raise ValueError(msg)
-        return self.session.run(None, {self._input: array})[0]
-
-    def __repr__(self) -> str:
-        return f"OnnxNetwork(depth={self.depth}, width={self.width}, kind={self.kind!r})"

@@ -11,6 +11,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError, safe_open
+
+from ..io import check_regular_file
+from ..models.architecture import check_weights_metadata
 
 __all__ = ["BN_EPS", "phase_kernels_numpy", "fold_state", "read_weights", "check_finite_state", "folded_arrays"]
 
@@ -122,10 +126,6 @@ def read_weights(path, *, tensors: bool = True):
     >>> metadata["kind"], metadata["depth"], metadata["width"]
     ('blos', '1', '32')
     """
-    from safetensors import SafetensorError, safe_open
-
-    from ..io import check_regular_file
-
     path = Path(path)
     check_regular_file(path, what="weights file", expected="a weights file")
     try:
@@ -194,8 +194,6 @@ def folded_arrays(path):
     >>> depth, width
     (1, 32)
     """
-    from ..models.architecture import check_weights_metadata
-
     state, metadata = read_weights(path)
     # The check `~enhance.models.pretrained.load_network` makes: every key bounded, the tensors the metadata names.
     found = check_weights_metadata(path, metadata, {name: array.shape for name, array in state.items()})

@@ -14,7 +14,11 @@ import json
 
 import numpy as np
 
-from .export import OPSET, OnnxNetwork
+from .._version import __version__
+from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
+from .folding import check_finite_state, read_weights
+from .onnx_checks import WIENER_FORMAT, check_probe
+from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
 
 __all__ = [
     "wiener_onnx_graph",
@@ -151,7 +155,6 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         initializer=initializers,
     )  # fmt: skip
     model = helper.make_model(proto, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
-    from .._version import __version__
 
     model.producer_version = __version__
     margin = taps // 2 + 2 * depth + 2
@@ -200,7 +203,6 @@ class WienerOnnxNetwork(OnnxNetwork):
         self._setup(symmetric)
 
     def _setup(self, symmetric):
-        from .onnx_checks import WIENER_FORMAT, check_probe
 
         if self.checked["format"] != WIENER_FORMAT:
             msg = f"{self.name}: metadata format={self.checked['format']!r} is not a Wiener-Enhance graph's"
@@ -313,8 +315,6 @@ def is_wiener_file(metadata: dict) -> bool:
     >>> is_wiener_file({"architecture": "wiener-enhance"}), is_wiener_file({"depth": "5"})
     (True, False)
     """
-    from ..models.architecture import WIENER_ENHANCE
-
     return metadata.get("architecture") == WIENER_ENHANCE
 
 
@@ -344,10 +344,6 @@ def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | Non
     >>> [i.name for i in graph.graph.input]
     ['image', 'noise']
     """
-    from ..models.architecture import check_weights_metadata
-    from .export import inference_metadata
-    from .folding import check_finite_state, read_weights
-
     state, metadata = read_weights(path)
     # The check `~enhance.models.pretrained.load_network` makes, so that both paths refuse the same files.
     meta = check_weights_metadata(path, metadata, {name: array.shape for name, array in state.items()})

@@ -20,6 +20,7 @@ from scipy.ndimage import gaussian_filter
 
 from ..checks import check_angle, check_choice, check_integer
 from ..constants import KINDS
+from ..io import fits_error_text
 from .synth import KINDS as SCENE_KINDS
 from .synth import MURAM_PIXEL_SCALE, generate_scene
 
@@ -390,8 +391,6 @@ def _open_fits(path, *, kind, pixel_scale, normalise, unit, periodic):
                 raise ValueError(msg)
             header = hdul[index].header.copy()
     except OSError as err:
-        from ..io import fits_error_text
-
         msg = f"{path} is not a readable FITS file: {fits_error_text(err)}"
         raise ValueError(msg) from err
     naxis = [header[f"NAXIS{i}"] for i in range(header["NAXIS"], 0, -1)]

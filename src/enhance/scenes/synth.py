@@ -46,6 +46,7 @@ Scharmer, G. B., et al. 2002, Nature, 420, 151 (dark-cored penumbral filaments).
 
 import dataclasses
 import numbers
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -53,6 +54,7 @@ import scipy.fft
 from scipy.spatial import cKDTree
 
 from ..checks import check_angle, check_choice, check_integer
+from ..io import write_fits
 
 __all__ = [
     "KINDS",
@@ -1195,10 +1197,6 @@ def write_scene(scene, continuum_path, bz_path, *, overwrite=False):
     ...     print([p.name for p in paths])
     ['ic.fits', 'bz.fits']
     """
-    from pathlib import Path
-
-    from ..io import write_fits
-
     paths = (Path(continuum_path), Path(bz_path))
     if paths[0].resolve() == paths[1].resolve():
         msg = f"continuum_path and bz_path must differ, got {paths[0]} twice"

@@ -31,7 +31,7 @@ from ..constants import HMI_NOISE
 from ..io import atomic_write
 from ..observation.degrade import HMI_PIXEL_SCALE, degrade
 from ..observation.psf import DEFAULT_RADIUS
-from ..scenes.sources import Source, canonical_kind
+from ..scenes.sources import Source, SyntheticSource, canonical_kind, from_array, open_source
 
 __all__ = [
     "NOISE",
@@ -646,8 +646,6 @@ def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape
     >>> len(sources), sources[0].kind
     (1, 'blos')
     """
-    from ..scenes.sources import SyntheticSource, from_array, open_source
-
     kind = canonical_kind(kind)
     if not held_out and seed == HELD_OUT_SEED:
         msg = f"seed {seed} is the held-out seed; training scenes must use another one"

@@ -41,6 +41,7 @@ from ..constants import KINDS
 from ..exceptions import EnhanceUserWarning
 from ..io import atomic_write
 from ..models.network import EnhanceNet
+from ..models.weights import save_weights
 
 __all__ = [
     "TrainConfig",
@@ -948,8 +949,6 @@ def export_average(paths, out, train_data, val_data=None, *, device="cpu", overw
     step 2: train ...
     swa.safetensors
     """
-    from ..models.weights import save_weights
-
     network, info = average_checkpoints(paths, train_data, val_data, device=device)
     meta = {"step": info["steps"][-1], "val_loss": info["val_loss"], "averaged_steps": json.dumps(info["steps"]),
             "config": json.dumps(dataclasses.asdict(info["config"]))}  # fmt: skip
@@ -957,7 +956,5 @@ def export_average(paths, out, train_data, val_data=None, *, device="cpu", overw
 
 
 def _export(model, path: Path, cfg: TrainConfig, step: int, val_loss) -> Path:
-    from ..models.weights import save_weights
-
     meta = {"step": step, "val_loss": val_loss, "config": json.dumps(dataclasses.asdict(cfg))}
     return save_weights(model, path, kind=cfg.kind, metadata=meta, overwrite=True)

@@ -1,0 +1,192 @@
+"""The onnxruntime runner of an exported network, and what every exported file records besides its graph.
+
+`OnnxNetwork` runs an ONNX file or its bytes with onnxruntime (the optional ``onnx`` extra) on numpy arrays;
+it never imports PyTorch. `inference_metadata` is what an exported file carries so that onnxruntime alone
+reproduces ``enhance run``: the kind, the units, the normalisation rule, the handling of missing pixels, the
+pixel scales and the model card. `~enhance.runtime.export` builds and writes the graphs,
+`~enhance.runtime.wiener_onnx` those of the default models.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..models.architecture import MAX_DEPTH, MAX_WIDTH
+from .ort_blocked import blocked_session
+
+__all__ = ["OPSET", "OnnxNetwork", "inference_metadata"]
+
+#: ONNX opset of the exported graphs.
+OPSET = 17
+
+_INSTALL = "install it with: pip install 'solar-enhance[onnx]'"
+
+#: What a caller does around the graph to reproduce ``enhance run``, per kind (kept in every exported file).
+_RULES = {
+    "intensity": {
+        "units": "input and output in units of the quiet-Sun continuum level (I/Ic), float32, shape (n, 1, ny, nx)",
+        "normalisation": "divide the image by its quiet-Sun level before the graph and multiply the output by it "
+        "(enhance.observation.quiet_sun.estimate_qs_level: iterated mean of the pixels within 15 % of the level; "
+        "near the limb enhance uses a fitted surface, fit_qs_surface); then set output pixels to 0 where they are "
+        "negative and their input pixel is not",
+    },
+    "blos": {
+        "units": "input and output in kG (line-of-sight field in gauss / 1000), float32, shape (n, 1, ny, nx)",
+        "normalisation": "divide gauss by 1000 before the graph and multiply the output by 1000",
+    },
+}
+_COMMON_RULES = {
+    "missing_pixels": "fill NaN with the value of the nearest finite pixel (scipy.ndimage.distance_transform_edt) "
+    "before the graph; NaN again at their 2x2 output pixels",
+    "pixel_scale": "input 0.504 arcsec/pixel (SDO/HMI), output 0.252 arcsec/pixel; output pixel k is centred on "
+    "input pixel (k + 0.5) / 2 - 0.5 (CRPIX' = 2 CRPIX - 0.5, CDELT' = CDELT / 2)",
+    "reference": "Diaz Baso, C. J. & Asensio Ramos, A. 2018, A&A, 614, A5",
+}
+
+
+def inference_metadata(kind: str | None, *, card: dict | None = None) -> dict:
+    """The metadata an exported file carries so that onnxruntime alone reproduces ``enhance run``.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'} or None
+        What the network enhances; None records only the rules common to both kinds.
+    card : dict, optional
+        The model card (training data, recipe, metrics) of a shipped model, stored as JSON.
+
+    Returns
+    -------
+    dict of str
+        ``units``, ``normalisation``, ``missing_pixels``, ``pixel_scale``, ``reference`` and ``model_card``.
+
+    Examples
+    --------
+    >>> inference_metadata("blos")["normalisation"]
+    'divide gauss by 1000 before the graph and multiply the output by 1000'
+    """
+    metadata = dict(_RULES.get(kind, {}))
+    metadata.update(_COMMON_RULES)
+    if card is not None:
+        metadata["model_card"] = json.dumps(card, sort_keys=True)
+    return metadata
+
+
+def _check_onnx(data: bytes, name: str) -> None:
+    """Refuse, naming ``name``, an ONNX network whose metadata declares an architecture out of bounds, or
+    whose weights hold NaN or infinite values (the checks `~enhance.models.architecture.architecture_of`
+    and `~enhance.runtime.folding.folded_arrays` make for a safetensors file)."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:  # onnxruntime alone: nothing to read the graph with
+        return
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception:  # noqa: BLE001 - unreadable: onnxruntime says so, naming the file
+        return
+    meta = {prop.key: prop.value for prop in model.metadata_props}
+    for key, bound in (("depth", MAX_DEPTH), ("width", MAX_WIDTH)):
+        text = meta.get(key, "1").strip()
+        if not text.isdigit() or not 1 <= int(text) <= bound:
+            msg = f"{name}: metadata {key}={meta[key]!r} is not an integer from 1 to {bound}"
+            raise ValueError(msg)
+    for init in model.graph.initializer:
+        try:
+            array = numpy_helper.to_array(init)
+        except Exception:  # noqa: BLE001, S112 - external data: onnxruntime reads or refuses it
+            continue
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            msg = f"{name}: tensor {init.name} holds {bad} NaN or infinite values; the network would give NaN"
+            raise ValueError(msg)
+
+
+class OnnxNetwork:
+    """An exported network run by onnxruntime on the CPU, on float32 numpy arrays.
+
+    Parameters
+    ----------
+    model : str, `~pathlib.Path` or bytes
+        An ONNX file written by `export_onnx`, or its serialised bytes.
+    threads : int, optional
+        onnxruntime's intra-op threads; None lets it use every core.
+    blocked : bool
+        Run onnxruntime's graph for this CPU with reflection padding and residual sums kept in its
+        blocked layout (`~enhance.runtime.ort_blocked`), 15 % faster, where it reproduces the plain graph on a
+        probe image; False runs the graph as written.
+
+    Attributes
+    ----------
+    depth, width : int or None
+        The architecture, from the file's metadata (None for a foreign file).
+    layout : {'blocked', 'plain'}
+        Which graph runs (see ``blocked``).
+    kind : str or None
+        'intensity' or 'blos' when the export recorded it.
+    metadata : dict of str
+        The file's metadata: architecture, kind, units, normalisation rule and model card
+        (`inference_metadata`).
+
+    Notes
+    -----
+    Calling the object maps an ``(n, 1, ny, nx)`` float32 array to ``(n, 1, 2 ny, 2 nx)``;
+    `~enhance.inference.pipeline.enhance` and `~enhance.inference.tiling.run_tiled` take it where they
+    take a PyTorch network.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.runtime.export import onnx_model
+    >>> runner = OnnxNetwork(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
+    >>> runner(np.zeros((1, 1, 8, 8), np.float32)).shape
+    (1, 1, 16, 16)
+    """
+
+    def __init__(self, model, *, threads: int | None = None, blocked: bool = True) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            msg = f"onnxruntime is needed to run an ONNX network; {_INSTALL}"
+            raise ImportError(msg) from err
+
+        def options():
+            options = ort.SessionOptions()
+            # Memory patterns are planned and kept per input shape: tiles of a few shapes made a 4096x4096
+            # run grow past 9 GB. Without them memory stays flat at the same speed (the arena is kept: it
+            # is the fast allocator).
+            options.enable_mem_pattern = False
+            if threads is not None:
+                options.intra_op_num_threads = int(threads)
+            return options
+
+        name = "the ONNX bytes" if isinstance(model, bytes) else str(model)
+        data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        _check_onnx(data, name)
+        try:
+            self.session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for unreadable models
+            msg = f"{name} is not a readable ONNX model: {err}"
+            raise ValueError(msg) from err
+        self.layout = "plain"
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if blocked and meta.get("architecture") != "wiener-enhance":  # its unpadded graph has no blocked form
+            faster = blocked_session(data, options(), reference=self.session)
+            if faster is not None:
+                self.session, self.layout = faster, "blocked"
+        self.depth = int(meta["depth"]) if "depth" in meta else None
+        self.width = int(meta["width"]) if "width" in meta else None
+        self.kind = meta.get("kind") or None
+        self.metadata = dict(meta)  # units, normalisation rule, model card (`inference_metadata`)
+        self._input = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        array = np.ascontiguousarray(batch, dtype=np.float32)
+        if array.ndim != 4 or array.shape[1] != 1:
+            msg = f"batch must have shape (n, 1, ny, nx), got {array.shape}"
+            raise ValueError(msg)
+        return self.session.run(None, {self._input: array})[0]
+
+    def __repr__(self) -> str:
+        return f"OnnxNetwork(depth={self.depth}, width={self.width}, kind={self.kind!r})"
