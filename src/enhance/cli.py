@@ -121,6 +121,7 @@ def _run_batch(args) -> int:
                             tile=args.tile, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
                             consistency=args.consistency, progress=_progress(args), force=args.force,
                             as_frame=False, compress=args.compress, noise=args.noise,
+                            noise_per_frame=args.noise_per_frame,
                             **({} if args.timeout is None else {"no_progress_timeout": args.timeout}))  # fmt: skip
     wall = time.perf_counter() - start
     complete = "output exists and is complete"
@@ -288,8 +289,11 @@ def _add_run(subparsers) -> None:
                      "image's orientation (8 times the cost; the full model always does)")  # fmt: skip
     run.add_argument("--noise", type=_positive_float, default=None, metavar="SIGMA",
                      help="noise per input pixel in the files' units, the same for every file (full and light "
-                     "models); default: measured on each image beyond HMI's cut-off, or HMI's nominal noise for an "
-                     "interpolated image")  # fmt: skip
+                     "models); default: measured beyond HMI's cut-off (one level per kind for several inputs, see "
+                     "--noise-per-frame), or HMI's nominal noise for an interpolated image")  # fmt: skip
+    run.add_argument("--noise-per-frame", action="store_true",
+                     help="with several inputs: measure the noise on each file instead of telling every file of a "
+                     "kind one level (the median over up to 16 of them)")  # fmt: skip
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     run.add_argument("--force", action="store_true",
                      help="enhance inputs that are refused otherwise: not helioprojective (CEA, Carrington), off HMI's "

@@ -561,11 +561,17 @@ def _mismatch_options(name):
 
 def _run_network(network, image, kind, *, symmetric):
     """The pipeline on a normalised image (I/Ic or kG): what `enhance` does, with qs_level 1."""
+    import warnings
+
+    from ..exceptions import NoiseLevelWarning
     from ..inference.pipeline import RunOptions, enhance_array
 
     scale = SCALE[kind]
     options = RunOptions(qs_level=1.0 if kind == "intensity" else None, symmetric=symmetric, device="cpu")
-    return enhance_array(np.asarray(image, np.float32) / scale, kind=kind, network=network, options=options) * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoiseLevelWarning)  # the validation runs at up to 10 x HMI's noise on purpose
+        image = enhance_array(np.asarray(image, np.float32) / scale, kind=kind, network=network, options=options)
+    return image * scale
 
 
 def _variants(networks, symmetric):
@@ -828,10 +834,10 @@ def _raw_network(network, image):
     """The network alone on a continuum image in I/Ic (no clip): what the pipeline gave before the clip."""
     import torch
 
-    from ..inference.pipeline import network_noise
+    from ..inference.pipeline import noise_choice
 
     if hasattr(network, "noise_unit"):  # told the noise level: the one the pipeline measures
-        network = network.bind(network_noise(image, nominal=network.noise_unit))
+        network = network.bind(noise_choice(image, nominal=network.noise_unit, warn=False).value)
     with torch.no_grad():
         tensor = torch.from_numpy(np.asarray(image, np.float32))[None, None]
         return network.eval()(tensor)[0, 0].numpy().astype(np.float64)
