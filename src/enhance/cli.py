@@ -332,9 +332,10 @@ def _compare(args) -> int:
     from .analysis.diagnostics import compare, parse_region, summary
     from .io import fits_stem
 
-    source = Path(args.input)
+    source = Path(args.input[0])
     out_dir = Path(args.output) if args.output else Path(f"{fits_stem(source)}_compare")
-    result = compare(source, args.type, weights=args.weights, model=args.model, out_dir=out_dir,
+    data = [Path(path) for path in args.input] if len(args.input) > 1 else source  # a sequence: its flicker too
+    result = compare(data, args.type, weights=args.weights, model=args.model, out_dir=out_dir,
                      overwrite=args.overwrite, n_iter=args.n_iter, damped=args.damped, qs_level=args.qs_level,
                      region=parse_region(args.region) if args.region else None,
                      device=args.device, force=args.force)  # fmt: skip
@@ -347,7 +348,9 @@ def _add_compare(subparsers) -> None:
     cmp = subparsers.add_parser("compare", help="diagnostic figures: Enhance against Richardson-Lucy",
                                 description="Enhance one HMI image, deconvolve it with Richardson-Lucy, and write the "
                                 "paper's diagnostic figures (PNG) and every number (JSON).")  # fmt: skip
-    cmp.add_argument("input", metavar="INPUT", help="FITS file at HMI's 0.504 arcsec/pixel")
+    cmp.add_argument("input", nargs="+", metavar="INPUT",
+                     help="FITS file at HMI's 0.504 arcsec/pixel; several (frames of one sequence, in order): the "
+                     "first is diagnosed and the temporal flicker of Enhance over all is reported")  # fmt: skip
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     cmp.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
     cmp.add_argument("-o", "--output", metavar="DIR", help="output directory (default: ./<input stem>_compare)")
