@@ -110,3 +110,13 @@ def test_compare_refuses_a_cea_map_and_forces_it(tmp_path, weights, capsys):
     assert "cylindrical equal-area" in err
     assert "--force" in err
     assert main(["compare", source, "-o", str(tmp_path / "d"), "--weights", weights, "--n-iter", "2", "--force"]) == 0
+
+
+def test_compare_of_several_files_reports_their_temporal_flicker(tmp_path, weights, capsys):
+    frames = [_fits(tmp_path / f"f{i}.fits", _granulation(seed=i), BUNIT="I/Ic") for i in range(3)]
+    out = tmp_path / "diag"
+    assert main(["compare", *frames, "-o", str(out), "--weights", weights, "--n-iter", "2"]) == 0
+    printed = capsys.readouterr().out
+    numbers = json.loads((out / "f0_compare.json").read_text())
+    assert numbers["flicker"]["frames"] == 3
+    assert f"temporal flicker over 3 frames: Enhance {numbers['flicker']['enhance']:.4g}" in printed

@@ -228,3 +228,30 @@ def test_compare_figures_are_helioprojective_with_the_datas_unit(tmp_path, net):
     corner_in = maps["input"].pixel_to_world(0 * u.pix, 0 * u.pix)
     corner_x2 = maps["enhance"].pixel_to_world(0 * u.pix, 0 * u.pix)
     assert (corner_x2.Tx - corner_in.Tx).to_value(u.arcsec) == pytest.approx(-0.126, abs=1e-3)
+
+
+def test_compare_reports_the_temporal_flicker_of_a_sequence(net, scene_pair):
+    observed, _ = scene_pair
+    static = compare([observed, observed, observed], "intensity", network=net, n_iter=2)
+    assert static["flicker"]["frames"] == 3
+    assert static["flicker"]["enhance"] == 0.0  # the same frame three times: nothing changes
+    assert static["flicker"]["noise"] is None  # this network is not told the noise level
+    assert static["contrast"] == compare(observed, "intensity", network=net, n_iter=2)["contrast"]  # first frame
+    rng = np.random.default_rng(2)
+    moving = np.stack([observed + 0.01 * rng.normal(size=observed.shape) for _ in range(3)])
+    flicker = compare(moving, "intensity", network=net, n_iter=2)["flicker"]["enhance"]
+    assert 0 < flicker < 2
+    assert "flicker" not in compare(observed, "intensity", network=net, n_iter=2)
+    with pytest.raises(ValueError, match=r"first one's shape \(32, 32\), frame 1 has \(32, 30\)"):
+        compare([observed, observed[:, :30]], "intensity", network=net, n_iter=2)
+    with pytest.raises(ValueError, match="at least two frames for the temporal flicker, got 1"):
+        compare([observed], "intensity", network=net, n_iter=2)
+
+
+def test_compare_tells_every_frame_of_a_sequence_one_noise_level(scene_pair):
+    observed, _ = scene_pair
+    rng = np.random.default_rng(5)
+    frames = [observed + 2e-3 * rng.normal(size=observed.shape) for _ in range(2)]
+    noise = compare(frames, "intensity", model="light", n_iter=2)["flicker"]["noise"]
+    assert noise["unit"] == "I/Ic"
+    assert noise["reason"].startswith("median of 2 of 2 frames")

@@ -94,8 +94,9 @@ def test_path_in_writes_output_and_refuses_to_overwrite(tmp_path, tiny_net):
 def test_errors_are_clear(tiny_net, no_shipped_models):
     with pytest.raises(ValueError, match="kind must be one of 'auto', 'intensity' .*, got 'doppler'"):
         enhance(np.ones((8, 8)), "doppler", network=tiny_net)
-    with pytest.raises(ValueError, match=r"image must be 2-D \(ny, nx\), got shape \(3, 8, 8\)"):
-        enhance(np.ones((3, 8, 8)), "intensity", network=tiny_net)
+    with pytest.raises(ValueError, match=r"image must be 2-D \(ny, nx\), or 3-D \(time, ny, nx\) for a sequence, "
+                       r"got shape \(2, 3, 8, 8\)"):  # fmt: skip
+        enhance(np.ones((2, 3, 8, 8)), "intensity", network=tiny_net)
     with pytest.raises(ValueError, match="image has no finite pixels"):
         enhance(np.full((8, 8), np.nan), "blos", network=tiny_net)
     with pytest.raises(ValueError, match="tile must be None or a positive"):

@@ -17,6 +17,7 @@ from enhance.analysis.metrics import (
     reconvolve,
     scale_region,
     ssim,
+    temporal_flicker,
     total_flux,
     unsigned_flux,
     white_noise_level,
@@ -176,3 +177,34 @@ def test_consistency_map_is_signed_on_the_input_grid_and_skips_nan(degraded):
         consistency_map(target, observed[:-1])
     with pytest.raises(ValueError, match="zero"):
         consistency(np.zeros((8, 8)), np.zeros((4, 4)))
+
+
+def test_temporal_flicker_of_a_static_scene_is_zero_and_of_added_noise_its_predicted_value():
+    rng = np.random.default_rng(4)
+    upsampled = 1 + 0.05 * rng.normal(size=(10, 128, 128))  # the interpolated frames of an evolving scene
+    added = 0.02 * rng.normal(size=(128, 128))  # what the method adds, the same in every frame
+    static = np.broadcast_to(upsampled[0], upsampled.shape)  # a static scene: every frame the same
+    assert temporal_flicker(static + added, static) == 0.0
+    assert temporal_flicker(upsampled + added, upsampled) == pytest.approx(0.0, abs=1e-12)  # the same enhancement
+    # Added per-frame white noise of s: F = sqrt(2) s / sqrt(<D^2> + s^2).
+    s = 0.01
+    noisy = upsampled + added + s * rng.normal(size=upsampled.shape)
+    predicted = np.sqrt(2) * s / np.sqrt(np.mean(added**2) + s**2)
+    assert temporal_flicker(noisy, upsampled) == pytest.approx(predicted, rel=0.01)
+    # Frames enhanced independently of each other: sqrt(2).
+    independent = upsampled + 0.02 * rng.normal(size=upsampled.shape)
+    assert temporal_flicker(independent, upsampled) == pytest.approx(np.sqrt(2), rel=0.01)
+
+
+def test_temporal_flicker_leaves_out_missing_pixels_and_refuses_bad_stacks():
+    upsampled = np.zeros((3, 8, 8))
+    enhanced = upsampled + np.arange(64.0).reshape(8, 8)
+    enhanced[1, 2, 3] = np.nan  # missing in one frame: left out of every frame
+    jumped = enhanced.copy()
+    jumped[2, 2, 3] = 1e6  # a jump where a frame is missing does not count
+    assert temporal_flicker(jumped, upsampled) == 0.0
+    assert np.isnan(temporal_flicker(upsampled, upsampled))  # nothing added: undefined
+    with pytest.raises(ValueError, match="at least two frames, got 1"):
+        temporal_flicker(enhanced[:1], upsampled[:1])
+    with pytest.raises(ValueError, match=r"stacks of one shape, got \(3, 8, 8\) and \(3, 8, 7\)"):
+        temporal_flicker(enhanced, upsampled[:, :, :7])

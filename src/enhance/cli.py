@@ -123,6 +123,7 @@ def _run_batch(args) -> int:
                             tile=args.tile, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
                             consistency=args.consistency, progress=_progress(args), force=args.force,
                             as_frame=False, compress=args.compress, noise=args.noise,
+                            noise_per_frame=args.noise_per_frame,
                             **({} if args.timeout is None else {"no_progress_timeout": args.timeout}))  # fmt: skip
     wall = time.perf_counter() - start
     complete = "output exists and is complete"
@@ -299,8 +300,11 @@ def _add_run(subparsers) -> None:
                      "image's orientation (8 times the cost; the full model always does)")  # fmt: skip
     run.add_argument("--noise", type=_positive_float, default=None, metavar="SIGMA",
                      help="noise per input pixel in the files' units, the same for every file (full and light "
-                     "models); default: measured on each image beyond HMI's cut-off, or HMI's nominal noise for an "
-                     "interpolated image")  # fmt: skip
+                     "models); default: measured beyond HMI's cut-off (one level per kind for several inputs, see "
+                     "--noise-per-frame), or HMI's nominal noise for an interpolated image")  # fmt: skip
+    run.add_argument("--noise-per-frame", action="store_true",
+                     help="with several inputs: measure the noise on each file instead of telling every file of a "
+                     "kind one level (the median over up to 16 of them)")  # fmt: skip
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     run.add_argument("--force", action="store_true",
                      help="enhance inputs that are refused otherwise: not helioprojective (CEA, Carrington), off HMI's "
@@ -339,9 +343,10 @@ def _compare(args) -> int:
     from .analysis.diagnostics import compare, parse_region, summary
     from .io import fits_stem
 
-    source = Path(args.input)
+    source = Path(args.input[0])
     out_dir = Path(args.output) if args.output else Path(f"{fits_stem(source)}_compare")
-    result = compare(source, args.type, weights=args.weights, model=args.model, out_dir=out_dir,
+    data = [Path(path) for path in args.input] if len(args.input) > 1 else source  # a sequence: its flicker too
+    result = compare(data, args.type, weights=args.weights, model=args.model, out_dir=out_dir,
                      overwrite=args.overwrite, n_iter=args.n_iter, damped=args.damped, qs_level=args.qs_level,
                      region=parse_region(args.region) if args.region else None,
                      device=args.device, force=args.force)  # fmt: skip
@@ -354,7 +359,9 @@ def _add_compare(subparsers) -> None:
     cmp = subparsers.add_parser("compare", help="diagnostic figures: Enhance against Richardson-Lucy",
                                 description="Enhance one HMI image, deconvolve it with Richardson-Lucy, and write the "
                                 "paper's diagnostic figures (PNG) and every number (JSON).")  # fmt: skip
-    cmp.add_argument("input", metavar="INPUT", help="FITS file at HMI's 0.504 arcsec/pixel")
+    cmp.add_argument("input", nargs="+", metavar="INPUT",
+                     help="FITS file at HMI's 0.504 arcsec/pixel; several (frames of one sequence, in order): the "
+                     "first is diagnosed and the temporal flicker of Enhance over all is reported")  # fmt: skip
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     cmp.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
     cmp.add_argument("-o", "--output", metavar="DIR", help="output directory (default: ./<input stem>_compare)")

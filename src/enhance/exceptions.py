@@ -6,7 +6,7 @@
 
 from sunpy.util.exceptions import SunpyUserWarning
 
-__all__ = ["EnhanceUserWarning", "ModelNotTrainedError"]
+__all__ = ["EnhanceUserWarning", "ModelNotTrainedError", "NoiseLevelWarning"]
 
 
 class EnhanceUserWarning(SunpyUserWarning):
@@ -22,6 +22,20 @@ class EnhanceUserWarning(SunpyUserWarning):
     ...     warnings.warn("pixel scale 0.6 arcsec is not HMI's", EnhanceUserWarning)
     >>> caught[0].category.__name__
     'EnhanceUserWarning'
+    """
+
+
+class NoiseLevelWarning(EnhanceUserWarning):
+    """The noise measured on an image is far from HMI's at the image's labelled pixel scale.
+
+    Data binned to 1.008 arcsec per pixel but labelled 0.504, or data from another instrument, read as
+    many times HMI's noise: the network then smooths what it was meant to sharpen. Passing the noise
+    level (``noise=``) decides it and silences this warning.
+
+    Examples
+    --------
+    >>> issubclass(NoiseLevelWarning, EnhanceUserWarning)
+    True
     """
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "provenance_cards",
     "written_by_enhance",
     "PROVENANCE_KEY",
+    "CARD_COMMENTS",
     "HMI_PIXEL_SCALE",
     "fits_stem",
     "atomic_write",
@@ -75,6 +76,22 @@ _FIELD_UNITS = ("kg", "t", "mt", "kgauss", "tesla")
 _INTENSITY_UNITS = ("i/ic", "dn/s", "dn", "counts", "ct/s", "ct", "ic", "dimensionless", "erg/(cm2 s sr a)")
 #: Header keyword that marks a file written by solar-enhance (its version); `written_by_enhance` reads it.
 PROVENANCE_KEY = "ENH_VER"
+#: Comments of the cards solar-enhance writes (`provenance_cards`, and the assumptions an enhancement made).
+CARD_COMMENTS = {
+    "ENH_VER": "solar-enhance version that wrote this file",
+    "ENH_MODL": "model that enhanced the image",
+    "ENH_KIND": "what was enhanced: intensity or blos",
+    "ENH_REG": "model's registry name (or weights file)",
+    "ENH_NOIS": "noise told the network, per input pixel",
+    "ENH_NUNI": "unit of ENH_NOIS (I/Ic: of the quiet Sun)",
+    "ENH_NSRC": "ENH_NOIS measured, nominal (HMI's) or given",
+    "ENH_NWHY": "why ENH_NOIS",
+    "ENH_QSTY": "quiet-Sun normalisation: level or surface",
+    "ENH_QSRC": "quiet-Sun normalisation given or estimated",
+    "ENH_QSLV": "quiet-Sun level, BUNIT (surface: its median)",
+    "ENH_QSMN": "least value of the quiet-Sun surface, BUNIT",
+    "ENH_QSMX": "greatest value of the quiet-Sun surface, BUNIT",
+}
 #: HMI's pixel scale in arcsec, and how far another scale may be from it before the input is refused.
 HMI_PIXEL_SCALE = constants.HMI_PIXEL_SCALE.to_value(u.arcsec)
 PIXEL_SCALE_TOLERANCE = 0.05
@@ -1175,8 +1192,9 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=(), quant
         for key, value in header.items() if isinstance(header, fits.Header) else dict(header).items():
             if key.upper() in _SKIP_ON_WRITE:
                 continue
+            comment = header.comments[key] if isinstance(header, fits.Header) else ""
             try:
-                card_header[key] = value
+                card_header[key] = _with_comment(key, value, comment or CARD_COMMENTS.get(key.upper(), ""))
             except (ValueError, TypeError, KeyError):
                 continue  # not representable in FITS (e.g. a sunpy-only meta entry)
         if isinstance(header, fits.Header):
@@ -1203,6 +1221,14 @@ def write_fits(path, data, header=None, *, overwrite=False, extra_hdus=(), quant
             hdul.writeto(handle, output_verify="silentfix")
 
     return atomic_write(path, writer, overwrite=overwrite)
+
+
+def _with_comment(key, value, comment):
+    """``(value, comment)`` where the comment fits on one card beside the value, else ``value`` alone."""
+    if not comment or len(key) > 8 or not isinstance(value, str | int | float):
+        return value
+    width = len(fits.Card(key, value).image.rstrip())  # a string too long for one card continues: no room
+    return (value, comment) if width + 3 + len(comment) <= 80 else value
 
 
 def write_map(path, smap, *, overwrite=False):

@@ -34,6 +34,7 @@ from .metrics import (
     quiet_region,
     scale_region,
     ssim,
+    temporal_flicker,
     total_flux,
     unsigned_flux,
     white_noise_level,
@@ -179,8 +180,10 @@ def compare(
 
     Parameters
     ----------
-    data : `~numpy.ndarray`, `sunpy.map.GenericMap`, str or `~pathlib.Path`
-        HMI continuum image or magnetogram (gauss), as an array, a Map or a FITS path.
+    data : `~numpy.ndarray`, `sunpy.map.GenericMap`, str or `~pathlib.Path`, or a sequence of them
+        HMI continuum image or magnetogram (gauss), as an array, a Map or a FITS path. A sequence (a list
+        or tuple of them, a (time, ny, nx) array or a `~sunpy.map.MapSequence`) of images of one shape and
+        kind is diagnosed on its first frame and adds the temporal flicker over all its frames.
     kind : {'auto', 'intensity', 'blos'}
         'auto' reads the header (`~enhance.io.detect_kind`); arrays need the kind.
     network : `~enhance.models.network.EnhanceNet`, optional
@@ -234,7 +237,9 @@ def compare(
         power relative to the input), ``similarity`` (PSNR/SSIM of Enhance against RL and, with ``reference``,
         of each method against it), ``power_spectra``, then ``contrast`` (continuum: region, quiet-Sun level,
         input and outputs) or ``flux`` and ``amplification_1kG`` (magnetograms: total and unsigned flux in Mx,
-        median output/input ratio where the input is 1 kG +- 100 G), and ``files``.
+        median output/input ratio where the input is 1 kG +- 100 G), ``flicker`` for a sequence (``frames``,
+        ``enhance``: `~enhance.analysis.metrics.temporal_flicker` of Enhance against bicubic x2, every frame
+        told the sequence's noise level, ``noise``: that level), and ``files``.
 
     Notes
     -----
@@ -250,11 +255,12 @@ def compare(
     Examples
     --------
     >>> import numpy as np
-    >>> image = 1 + 0.04 * np.random.default_rng(0).normal(size=(32, 32))
+    >>> image = 1 + 0.002 * np.random.default_rng(0).normal(size=(32, 32))  # twice HMI's noise
     >>> result = compare(image, "intensity", model="light", n_iter=5)
     >>> sorted(result["consistency"])
     ['enhance', 'richardson_lucy']
     """
+    data, frames = _first_frame(data)
     image, header, default_name, scale = _load(data, pixel_scale)
     check_choice(kind, ("auto", "intensity", "blos"), name="kind")
     kind = resolve_kind(kind, header if header is not None else {}, path=name or "image", force=force)
@@ -293,6 +299,8 @@ def compare(
         for key, (freq, power) in spectra.items()
     }
     result["similarity"] = _similarity(outputs, filled_outputs)
+    if frames is not None:
+        result["flicker"] = _flicker(frames, image.shape, kind=kind, network=net, options=run, pixel_scale=pixel_scale)
     panels_region = None
     if kind == "intensity":
         panels_region = quiet_region(image, qs_level=level) if region is None else _check_region(region, image.shape)
@@ -307,6 +315,50 @@ def compare(
                        output_scale=output_scale, region=panels_region, n_iter=rl_info["n_iter"],
                        header=header)  # fmt: skip
     return _json_safe(_write_outputs(out_dir, name, figures, result, overwrite=overwrite))
+
+
+def _first_frame(data):
+    """``(first frame, frames)`` of a sequence (a list or tuple, a (time, ny, nx) array, a MapSequence); ``(data,
+    None)`` for one image."""
+    try:
+        from sunpy.map import MapSequence
+    except ImportError:  # pragma: no cover - sunpy is a dependency
+        MapSequence = ()  # noqa: N806
+    if isinstance(data, MapSequence):
+        frames = list(data.maps)
+    elif isinstance(data, list | tuple):
+        frames = list(data)
+    elif isinstance(data, np.ndarray) and data.ndim == 3:
+        frames = list(data)
+    else:
+        return data, None
+    if len(frames) < 2:
+        msg = f"a sequence needs at least two frames for the temporal flicker, got {len(frames)}"
+        raise ValueError(msg)
+    return frames[0], frames
+
+
+def _flicker(frames, shape, *, kind, network, options, pixel_scale):
+    """The ``flicker`` entry: `~enhance.analysis.metrics.temporal_flicker` of Enhance against bicubic x2 over the
+    frames, each told the sequence's noise level (`~enhance.inference.pipeline.sequence_noise`)."""
+    import dataclasses
+
+    from ..inference.pipeline import enhance_array, sequence_noise
+
+    images = [_load(frame, pixel_scale)[0] for frame in frames]
+    for index, image in enumerate(images):
+        if image.shape != shape:
+            msg = f"every frame of a sequence must have the first one's shape {shape}, frame {index} has {image.shape}"
+            raise ValueError(msg)
+    noise = sequence_noise(images, kind=kind, network=network, qs_level=options.qs_level)
+    run = dataclasses.replace(options, noise=noise)
+    enhanced = np.stack([enhance_array(image, kind=kind, network=network, options=run) for image in images])
+    upsampled = np.stack([bicubic_x2(fill_nonfinite(image, np.isfinite(image))) for image in images])
+    upsampled[np.isnan(enhanced)] = np.nan
+    return {"frames": len(images), "enhance": temporal_flicker(enhanced, upsampled),
+            "noise": None if noise is None else dataclasses.asdict(noise),
+            "definition": "RMS over consecutive frames of the change of (Enhance - bicubic x2), relative to the RMS "
+                          "of (Enhance - bicubic x2); frames not registered"}  # fmt: skip
 
 
 def summary(result, *, source="input") -> list:
@@ -350,6 +402,11 @@ def summary(result, *, source="input") -> list:
     low, high = result["small_scale_power"]["band_per_arcsec"]
     lines.append(f"white-noise level at {low:.2f}-{high:.2f} /arcsec [{unit}]: "
                  + ", ".join(f"{key} {value:.3g}" for key, value in levels.items()))  # fmt: skip
+    if "flicker" in result:
+        flicker = result["flicker"]
+        value = "undefined (Enhance adds nothing)" if flicker["enhance"] is None else f"{flicker['enhance']:.4g}"
+        lines.append(f"temporal flicker over {flicker['frames']} frames: Enhance {value} (RMS frame-to-frame change "
+                     "of Enhance - bicubic, relative to its RMS; 0 for a static scene)")  # fmt: skip
     lines += [f"wrote {path}" for path in result.get("files", [])]
     return lines
 

@@ -31,6 +31,7 @@ __all__ = [
     "total_flux",
     "unsigned_flux",
     "density_scatter",
+    "temporal_flicker",
 ]
 
 
@@ -416,3 +417,63 @@ def field_amplification(image, output, *, level: float = 1000.0, width: float = 
     if np.count_nonzero(sel) < 10:
         return None
     return float(np.median(output[sel] / upsampled[sel]))
+
+
+def temporal_flicker(enhanced, upsampled) -> float:
+    """How much what a method adds to interpolation changes from frame to frame, relative to what it adds.
+
+    Parameters
+    ----------
+    enhanced : (nt, ny, nx) array_like
+        The method's output for each frame of a sequence (e.g. Enhance on the x2 grid), any unit.
+    upsampled : (nt, ny, nx) array_like
+        The same frames interpolated onto that grid (e.g. `~enhance.analysis.baselines.bicubic_x2`), in
+        the same unit. Nothing is registered: the frames are compared pixel by pixel.
+
+    Returns
+    -------
+    float
+        The flicker :math:`F` (dimensionless, >= 0): 0 when every frame gets the same enhancement; NaN
+        when the method adds nothing anywhere.
+
+    Raises
+    ------
+    ValueError
+        If the stacks differ in shape, are not 3-D, or hold fewer than two frames.
+
+    Notes
+    -----
+    With the enhancement :math:`D_t = E_t - B_t` (output minus interpolated input) of frame :math:`t`,
+
+    .. math:: F = \\sqrt{\\frac{\\langle (D_{t+1} - D_t)^2 \\rangle}{\\langle D_t^2 \\rangle}},
+
+    the numerator averaged over the :math:`n_t - 1` pairs of consecutive frames and the pixels, the
+    denominator over the :math:`n_t` frames and the pixels; a pixel that is not finite in any frame is
+    left out. A static scene, enhanced alike in every frame, gives 0. An enhancement :math:`D + n_t` whose
+    part :math:`n_t` is white noise of standard deviation :math:`s`, independent from frame to frame,
+    gives :math:`F = \\sqrt{2} s / \\sqrt{\\langle D^2 \\rangle + s^2}`: :math:`\\sqrt 2` for frames
+    enhanced independently of each other. The Sun's own evolution between frames changes :math:`D` too, so
+    compare methods on the same sequence rather than read :math:`F` alone.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> interpolated = np.zeros((3, 8, 8))
+    >>> temporal_flicker(interpolated + rng.normal(size=(8, 8)), interpolated)  # the same enhancement
+    0.0
+    """
+    out = np.asarray(enhanced, dtype=np.float64)
+    base = np.asarray(upsampled, dtype=np.float64)
+    if out.shape != base.shape or out.ndim != 3:
+        msg = f"enhanced and upsampled must be (nt, ny, nx) stacks of one shape, got {out.shape} and {base.shape}"
+        raise ValueError(msg)
+    if out.shape[0] < 2:
+        msg = f"temporal flicker needs at least two frames, got {out.shape[0]}"
+        raise ValueError(msg)
+    added = out - base
+    finite = np.all(np.isfinite(added), axis=0)
+    added = added[:, finite]
+    power = float(np.mean(added**2)) if added.size else 0.0
+    if power == 0:
+        return float("nan")
+    return float(np.sqrt(np.mean(np.diff(added, axis=0) ** 2) / power))

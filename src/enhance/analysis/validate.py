@@ -12,6 +12,7 @@ seed `~enhance.training.datasets.HELD_OUT_SEED` are never trained on.
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import astropy.units as u
@@ -23,7 +24,8 @@ from .._version import __version__
 from ..checks import check_choice
 from ..constants import KINDS
 from ..data import sample_path
-from ..inference.pipeline import RunOptions, enhance, enhance_array, network_noise
+from ..exceptions import NoiseLevelWarning
+from ..inference.pipeline import RunOptions, enhance, enhance_array, noise_choice
 from ..io import atomic_write
 from ..observation import psf
 from ..observation.degrade import bin_area
@@ -606,7 +608,10 @@ def _run_network(network, image, kind, *, symmetric):
     """The pipeline on a normalised image (I/Ic or kG): what `enhance` does, with qs_level 1."""
     scale = SCALE[kind]
     options = RunOptions(qs_level=1.0 if kind == "intensity" else None, symmetric=symmetric, device="cpu")
-    return enhance_array(np.asarray(image, np.float32) / scale, kind=kind, network=network, options=options) * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoiseLevelWarning)  # the validation runs at up to 10 x HMI's noise on purpose
+        image = enhance_array(np.asarray(image, np.float32) / scale, kind=kind, network=network, options=options)
+    return image * scale
 
 
 def _variants(networks, symmetric):
@@ -860,7 +865,7 @@ def _raw_network(network, image):
     import torch
 
     if hasattr(network, "noise_unit"):  # told the noise level: the one the pipeline measures
-        network = network.bind(network_noise(image, nominal=network.noise_unit))
+        network = network.bind(noise_choice(image, nominal=network.noise_unit, warn=False).value)
     with torch.no_grad():
         tensor = torch.from_numpy(np.asarray(image, np.float32))[None, None]
         return network.eval()(tensor)[0, 0].numpy().astype(np.float64)

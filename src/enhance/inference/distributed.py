@@ -75,18 +75,22 @@ from ..scenes.sources import pixel_scale_from_header
 from .pipeline import (
     KINDS,
     NOISE_CROP,
+    NoiseChoice,
     RunOptions,
+    assumption_cards,
     enhance_array,
     history_cards,
     network_margin,
     network_noise,
     quantize_step,
+    registry_cards,
     resolve_network,
 )
 
 __all__ = [
     "enhance_files",
     "enhance_dask",
+    "shared_noise_levels",
     "find_inputs",
     "output_path",
     "summarize",
@@ -313,12 +317,15 @@ def enhance_file(
     consistency,
     force=False,
     compress=False,
+    shared_noise=None,
 ):
     """One task: enhance ``source`` into ``target`` and return its manifest record. Never raises.
 
     Everything that can be checked is checked before the network runs: the existing output, the input
     and its header (the x2 header is built first, so a bad CRPIX fails here), the network and the output
     directory. A failure's reason names its culprit: the input, the weights file or the output.
+    ``shared_noise`` maps a kind to the `~enhance.inference.pipeline.NoiseChoice` of the whole sequence
+    (`shared_noise_levels`), used where ``options.noise`` is None.
     """
     start = time.perf_counter()
     source, target = Path(source), Path(target)
@@ -337,7 +344,8 @@ def enhance_file(
                 return _finish(record, start)
             replace, record["reason"] = True, reason
         _enhance_one(source, target, record, kind=kind, weights=weights, model=model, label=label, options=options,
-                     replace=replace, consistency=consistency, force=force, compress=compress)  # fmt: skip
+                     replace=replace, consistency=consistency, force=force, compress=compress,
+                     shared_noise=shared_noise)  # fmt: skip
     except _Culprit as err:  # the weights or the output, named in the message
         record.update(status="failed", reason=str(err))
     except FileExistsError as err:
@@ -373,7 +381,7 @@ def _one_line(text) -> str:
 
 
 def _enhance_one(source, target, record, *, kind, weights, model, label, options, replace, consistency, force,
-                 compress):  # fmt: skip
+                 compress, shared_noise=None):  # fmt: skip
     """The body of `enhance_file`: read, check, enhance, write; fills ``record``."""
     image, header = read_fits(source)
     version = written_by_enhance(header)
@@ -402,7 +410,11 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
     except OSError as err:
         msg = f"{type(err).__name__}: {err}"
         raise _Culprit(msg) from None
-    result = enhance_array(image, kind=file_kind, network=network, options=options)
+    if isinstance((shared_noise or {}).get(file_kind), NoiseChoice) and options.noise is None:
+        options = dataclasses.replace(options, noise=shared_noise[file_kind])  # one level for the sequence
+    result, assumed = enhance_array(image, kind=file_kind, network=network, options=options, return_assumptions=True)
+    own = network if weights is not None else None
+    new_header.update({**assumption_cards(assumed), **registry_cards(file_kind, model, network=own, weights=weights)})
     extra = [_consistency_hdu(result, image, header)] if consistency else []
     step = quantize_step(image, file_kind) if compress or target.name.lower().endswith(".fz") else None
     write_fits(target, result, new_header, overwrite=replace, extra_hdus=extra, quantize_step=step)
@@ -637,6 +649,7 @@ def enhance_files(
     compress: bool = False,
     no_progress_timeout: float | None = DEFAULT_TIMEOUT,
     noise: float | None = None,
+    noise_per_frame: bool = False,
 ):
     """Enhance many FITS files, one task per file, serially or on a Dask cluster.
 
@@ -687,7 +700,12 @@ def enhance_files(
         default, False, returns a list of dicts whether pandas is installed or not.
     noise : float, optional
         Noise per input pixel in the files' units, for every file (the 'full' and 'light' models); None
-        measures it on each image (`~enhance.enhance`).
+        measures it (see ``noise_per_frame``).
+    noise_per_frame : bool
+        With ``noise=None``: measure the noise on each file (`~enhance.enhance`). False (default) takes the
+        files as one sequence and tells every file of a kind one level, the median of the levels measured
+        on up to 16 of them spread over the sequence (`shared_noise_levels`; a continuum's relative to
+        each file's quiet-Sun level), so that the network smooths every frame of a movie alike.
 
     Returns
     -------
@@ -748,8 +766,12 @@ def enhance_files(
     _start_manifest(manifest)  # a garbage manifest, or a FIFO, is named now, not after the work
     label = model_label(weights, model)
     options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision, noise=noise)
+    shared = None
+    if noise is None and not noise_per_frame:
+        shared = shared_noise_levels(sources, kind=kind, weights=weights, model=model, qs_level=qs_level, force=force)
     task = partial(enhance_file, kind=kind, weights=weights, model=model, label=label, options=options,
-                   overwrite=overwrite, consistency=consistency, force=force, compress=compress)  # fmt: skip
+                   overwrite=overwrite, consistency=consistency, force=force, compress=compress,
+                   shared_noise=shared)  # fmt: skip
 
     records: dict[int, dict] = {}
     start = time.time()
@@ -777,6 +799,66 @@ def enhance_files(
             records.update(meanwhile)
             _append_manifest(manifest, list(meanwhile.values()))
     return _as_frame([records[index] for index in range(len(sources))], as_frame)
+
+
+def shared_noise_levels(sources, *, kind="auto", weights=None, model="full", qs_level=None, force=False) -> dict:
+    """One noise level per kind for a sequence of files: `~enhance.inference.pipeline.sequence_noise` over them.
+
+    Parameters
+    ----------
+    sources : sequence of str or `~pathlib.Path`
+        The FITS files, in sequence order.
+    kind, weights, model, qs_level, force
+        As in `enhance_files`.
+
+    Returns
+    -------
+    dict
+        ``{kind: NoiseChoice}`` for each kind whose network is told the noise level: the median of the
+        levels measured on up to 16 of its files spread over the sequence. Files that cannot be read, that
+        the checks refuse or that solar-enhance wrote are left out (they fail or are skipped on their own).
+
+    Examples
+    --------
+    >>> shared_noise_levels([], kind="blos")
+    {}
+    """
+    from ..io import check_regular_file, read_fits, written_by_enhance
+    from .pipeline import sequence_noise
+
+    by_kind: dict[str, list[Path]] = {}
+    for source in map(Path, sources):
+        try:
+            check_regular_file(source)  # opening a FIFO would block
+            header = _input_header(source)[1]
+            if written_by_enhance(header) is None or force:
+                by_kind.setdefault(_kind_for(source, kind, header, force=force), []).append(source)
+        except Exception:  # noqa: BLE001 - the file's own task reports it
+            continue
+    levels = {}
+    for each, files in by_kind.items():
+        try:
+            network = cached_network(weights, kind=each, model=model)
+        except Exception:  # noqa: BLE001 - no network for this kind: its files fail on their own, with the reason
+            continue
+        frames = _FileFrames(files, read_fits)
+        choice = sequence_noise(frames, kind=each, network=network, qs_level=qs_level)
+        if choice is not None:
+            levels[each] = choice
+    return levels
+
+
+class _FileFrames:
+    """The images of FITS files, read on access (one at a time in memory)."""
+
+    def __init__(self, files, reader):
+        self.files, self.reader = files, reader
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        return self.reader(self.files[index])[0]
 
 
 def _check_options(kind, model, client, n_workers, timeout):

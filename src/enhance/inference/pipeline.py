@@ -38,7 +38,7 @@ from ..checks import (
     fill_nonfinite,
 )
 from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS, VARIANTS, WIENER_SYMMETRIC
-from ..exceptions import EnhanceUserWarning
+from ..exceptions import EnhanceUserWarning, NoiseLevelWarning
 from ..io import (
     check_output,
     gauss_factor,
@@ -50,7 +50,7 @@ from ..io import (
     write_fits,
 )
 from ..models.architecture import receptive_margin
-from ..models.weights import registry_entry, shipped_path
+from ..models.weights import file_sha256, registry_entry, shipped_path
 from ..observation.noise import NOISE_BAND_START, measure_noise
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
 from ..runtime.export import OnnxNetwork, onnx_network, shipped_onnx_network
@@ -71,6 +71,15 @@ __all__ = [
     "AUTO_TILE",
     "network_noise",
     "network_margin",
+    "noise_choice",
+    "check_noise_level",
+    "NoiseChoice",
+    "NOISE_WARN_RATIO",
+    "Assumptions",
+    "sequence_noise",
+    "SEQUENCE_NOISE_FRAMES",
+    "assumption_cards",
+    "registry_cards",
     "NOISE_CROP",
     "NOISE_MIN_SIZE",
     "NOISE_FLOOR",
@@ -156,6 +165,136 @@ def quantize_step(image, kind) -> float:
     return COMPRESS_STEP * HMI_NOISE["intensity"] * float(estimate_qs_level(image))
 
 
+@dataclasses.dataclass(frozen=True)
+class NoiseChoice:
+    """The noise level the network is told, and how it was obtained.
+
+    Parameters
+    ----------
+    value : float
+        Standard deviation of the noise per input pixel, in ``unit``.
+    unit : str
+        The network's units: 'I/Ic' (a fraction of the quiet-Sun level) or 'kG'; '' when not known.
+    source : {'measured', 'nominal', 'given'}
+        Measured on the image (`noise_choice`), HMI's nominal noise, or given by the caller.
+    reason : str
+        Why, in a few words: what was measured, or why the nominal noise was assumed.
+
+    Examples
+    --------
+    >>> NoiseChoice(1e-3, "I/Ic", "nominal", "image smaller than 32 pixels").source
+    'nominal'
+    """
+
+    value: float
+    unit: str
+    source: str
+    reason: str = ""
+
+
+#: Measured noise above this many times HMI's raises a `~enhance.exceptions.NoiseLevelWarning`.
+NOISE_WARN_RATIO = 4.0
+
+
+def noise_choice(normalised, *, noise=None, scale=1.0, nominal: float, finite=None, unit: str = "",
+                 warn: bool = True) -> NoiseChoice:  # fmt: skip
+    """The noise level handed to the network, in its units (I/Ic or kG), with how it was obtained.
+
+    Parameters
+    ----------
+    normalised, noise, scale, nominal, finite
+        As in `network_noise`.
+    unit : str
+        The network's units, recorded in the result ('I/Ic' or 'kG').
+    warn : bool
+        Warn (`~enhance.exceptions.NoiseLevelWarning`) when the measured noise is more than
+        `NOISE_WARN_RATIO` times ``nominal``.
+
+    Returns
+    -------
+    NoiseChoice
+        The level, in the units of ``normalised``, its source ('measured', 'nominal' or 'given') and
+        the reason.
+
+    Examples
+    --------
+    >>> noise_choice(np.ones((8, 8)), nominal=1e-3, unit="I/Ic")
+    NoiseChoice(value=0.001, unit='I/Ic', source='nominal', reason='image smaller than 32 pixels')
+    """
+    if noise is not None:
+        level = float(np.median(scale.samples)) if isinstance(scale, QuietSunSurface) else float(scale)
+        return NoiseChoice(check_positive(noise, name="noise") / level, unit, "given")
+    data = np.asarray(normalised)
+    if min(data.shape) < NOISE_MIN_SIZE:
+        return _nominal(nominal, unit, f"image smaller than {NOISE_MIN_SIZE} pixels")
+    top, left = max((data.shape[0] - NOISE_CROP) // 2, 0), max((data.shape[1] - NOISE_CROP) // 2, 0)
+    window = (slice(top, top + NOISE_CROP), slice(left, left + NOISE_CROP))
+    # The band just beyond the cut-off: interpolation, which the whiteness test cannot always see, lowers it least.
+    found = measure_noise(data[window], band_stop=NOISE_BAND_START + NOISE_INNER_WIDTH / u.arcsec,
+                          finite=None if finite is None else finite[window])  # fmt: skip
+    if not found.tiles:
+        return _nominal(nominal, unit, "missing or constant pixels in every tile measured")
+    if not found.reliable:
+        if warn:
+            _warn_unreliable(found, nominal)
+        if found.sigma > nominal:
+            return NoiseChoice(found.sigma, unit, "measured", f"unreliable ({found.reason}); above HMI's, kept")
+        return _nominal(nominal, unit, f"unreliable measurement: {found.reason}")
+    if found.whiteness > 2.0:
+        return _nominal(nominal, unit, "spectrum's corners not white (interpolated?)")
+    sigma = found.sigma
+    if found.outliers or found.rejected or found.missing:
+        logger.info("noise measured on %d tiles (%d with missing or constant pixels and %d far above the others "
+                    "left out), %d outlier pixels ignored", found.tiles, found.missing, found.rejected,
+                    found.outliers)  # fmt: skip
+    if sigma < NOISE_FLOOR * nominal:
+        logger.info("noise measured at %.2f x HMI's, below %.2f x: %.2f x HMI's assumed; pass noise= to set "
+                    "it", sigma / nominal, NOISE_FLOOR, NOISE_FLOOR)  # fmt: skip
+        reason = f"{sigma / nominal:.3g} x HMI's measured, raised to the floor {NOISE_FLOOR:g} x"
+        return NoiseChoice(NOISE_FLOOR * nominal, unit, "measured", reason)
+    logger.info("noise measured on the image: %.3g (%.2f x HMI's)", sigma, sigma / nominal)
+    choice = NoiseChoice(sigma, unit, "measured", f"{sigma / nominal:.3g} x HMI's, beyond the cut-off")
+    if warn:
+        check_noise_level(choice, nominal=nominal)
+    return choice
+
+
+def _nominal(nominal, unit, reason):
+    logger.info("%s: HMI's nominal noise (%.3g) assumed; pass noise= to set it", reason, nominal)
+    return NoiseChoice(nominal, unit, "nominal", reason)
+
+
+def check_noise_level(choice: NoiseChoice, *, nominal: float) -> None:
+    """Warn when a measured noise level is more than `NOISE_WARN_RATIO` times HMI's.
+
+    HMI's noise at its 0.504 arcsec pixels is what the pixel scale of an HMI image implies; a level
+    read far above it means data binned but labelled at HMI's scale (2x2 binning reads as 23 x), data
+    from another instrument, or an image the network was not meant for.
+
+    Parameters
+    ----------
+    choice : NoiseChoice
+        The decision; only a 'measured' one is checked.
+    nominal : float
+        HMI's noise in the units of ``choice``.
+
+    Warns
+    -----
+    `~enhance.exceptions.NoiseLevelWarning`
+        When ``choice.value`` exceeds ``NOISE_WARN_RATIO * nominal``.
+
+    Examples
+    --------
+    >>> check_noise_level(NoiseChoice(2e-3, "I/Ic", "measured"), nominal=1e-3)  # 2 x: silent
+    """
+    ratio = choice.value / nominal
+    if choice.source == "measured" and ratio > NOISE_WARN_RATIO:
+        msg = (f"noise measured at {ratio:.3g} x HMI's nominal noise ({nominal:g} {choice.unit}), more than "
+               f"{NOISE_WARN_RATIO:g} x: is the image binned, or not at HMI's 0.504 arcsec per pixel? The network "
+               "is told the measured level; pass noise= (--noise) to set it")  # fmt: skip
+        warnings.warn(msg, NoiseLevelWarning, stacklevel=2)
+
+
 def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=None) -> float:
     """The noise level handed to the network, in its units (I/Ic or kG).
 
@@ -176,14 +315,16 @@ def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=N
         `~enhance.observation.noise.noise_is_white`). When the measurement is unreliable (a periodic
         pattern, most tiles far above the others) an `~enhance.exceptions.EnhanceUserWarning` says so and
         the larger of the two is used. A measurement is never taken below `NOISE_FLOOR` of it: a level
-        told too low makes the network amplify the noise, one told too high only smooths.
+        told too low makes the network amplify the noise, one told too high only smooths. One more than
+        `NOISE_WARN_RATIO` times it is used, with a `~enhance.exceptions.NoiseLevelWarning`.
     finite : (ny, nx) bool ndarray, optional
         Where the image held data before missing pixels were filled.
 
     Returns
     -------
     float
-        Standard deviation of the noise per pixel of ``normalised``.
+        Standard deviation of the noise per pixel of ``normalised``; `noise_choice` also says how it
+        was obtained.
 
     Examples
     --------
@@ -193,40 +334,166 @@ def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=N
     >>> network_noise(np.ones((8, 8)), noise=3.0, scale=1000.0, nominal=1e-3)  # 3 G given, in kG
     0.003
     """
+    return noise_choice(normalised, noise=noise, scale=scale, nominal=nominal, finite=finite).value
+
+
+#: The units of the network's input, per kind: the quiet-Sun level, or kG.
+_NETWORK_UNITS = {"intensity": "I/Ic", "blos": "kG"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Assumptions:
+    """What an enhancement assumed about its input (`enhance_array` with ``return_assumptions=True``).
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        What was enhanced.
+    noise : NoiseChoice or None
+        The noise level told the network; None for a network not told it (the paper's).
+    quiet_sun : float, `~enhance.observation.quiet_sun.QuietSunSurface` or None
+        What a continuum image was divided by, in its units; None for a magnetogram.
+    quiet_sun_source : {'given', 'estimated'}
+        Whether the caller gave ``quiet_sun`` or it was estimated on the image.
+
+    Examples
+    --------
+    >>> Assumptions("blos", NoiseChoice(0.01, "kG", "nominal", "image smaller than 32 pixels"), None).noise.value
+    0.01
+    """
+
+    kind: str
+    noise: NoiseChoice | None
+    quiet_sun: object
+    quiet_sun_source: str = "estimated"
+
+
+def assumption_cards(assumptions: Assumptions) -> dict:
+    """Header cards that record what an enhancement assumed (`Assumptions`), for the FITS header and the Map's meta.
+
+    Parameters
+    ----------
+    assumptions : Assumptions
+        What `enhance_array` returned with ``return_assumptions=True``.
+
+    Returns
+    -------
+    dict
+        ``ENH_NOIS`` (the noise level told the network per input pixel: a fraction of the quiet-Sun level
+        for a continuum image, gauss for a magnetogram), ``ENH_NUNI`` (its unit, 'I/Ic' or 'G'),
+        ``ENH_NSRC`` ('measured', 'nominal' or 'given') and ``ENH_NWHY`` (why), where the network is told
+        the noise; for a continuum image ``ENH_QSTY`` ('level' or 'surface'), ``ENH_QSRC`` ('given' or
+        'estimated') and ``ENH_QSLV`` (the level, in the image's units; a surface's median), with
+        ``ENH_QSMN`` and ``ENH_QSMX`` (a surface's least and greatest value).
+
+    Examples
+    --------
+    >>> cards = assumption_cards(Assumptions("blos", NoiseChoice(0.012, "kG", "measured"), None))
+    >>> cards["ENH_NOIS"], cards["ENH_NUNI"], cards["ENH_NSRC"]
+    (12.0, 'G', 'measured')
+    """
+    cards = {}
+    noise = assumptions.noise
     if noise is not None:
-        level = float(np.median(scale.samples)) if isinstance(scale, QuietSunSurface) else float(scale)
-        return check_positive(noise, name="noise") / level
-    data = np.asarray(normalised)
-    if min(data.shape) < NOISE_MIN_SIZE:
-        logger.info("image smaller than %d pixels: HMI's nominal noise (%.3g) assumed", NOISE_MIN_SIZE, nominal)
-        return nominal
-    top, left = max((data.shape[0] - NOISE_CROP) // 2, 0), max((data.shape[1] - NOISE_CROP) // 2, 0)
-    window = (slice(top, top + NOISE_CROP), slice(left, left + NOISE_CROP))
-    # The band just beyond the cut-off: interpolation, which the whiteness test cannot always see, lowers it least.
-    found = measure_noise(data[window], band_stop=NOISE_BAND_START + NOISE_INNER_WIDTH / u.arcsec,
-                          finite=None if finite is None else finite[window])  # fmt: skip
-    if not found.tiles:
-        logger.info("missing or constant pixels in every tile of the measured square: HMI's nominal noise (%.3g) "
-                    "assumed; pass noise= to set it", nominal)  # fmt: skip
-        return nominal
-    if not found.reliable:
-        _warn_unreliable(found, nominal)
-        return nominal if not found.sigma > nominal else found.sigma
-    if found.whiteness > 2.0:
-        logger.info("the spectrum's corners are not white (an interpolated image?): HMI's nominal noise "
-                    "(%.3g) assumed; pass noise= to set it", nominal)  # fmt: skip
-        return nominal
-    sigma = found.sigma
-    if found.outliers or found.rejected or found.missing:
-        logger.info("noise measured on %d tiles (%d with missing or constant pixels and %d far above the others "
-                    "left out), %d outlier pixels ignored", found.tiles, found.missing, found.rejected,
-                    found.outliers)  # fmt: skip
-    if sigma < NOISE_FLOOR * nominal:
-        logger.info("noise measured at %.2f x HMI's, below %.2f x: %.2f x HMI's assumed; pass noise= to set "
-                    "it", sigma / nominal, NOISE_FLOOR, NOISE_FLOOR)  # fmt: skip
-        return NOISE_FLOOR * nominal
-    logger.info("noise measured on the image: %.3g (%.2f x HMI's)", sigma, sigma / nominal)
-    return sigma
+        in_gauss = noise.unit == "kG"
+        cards.update(ENH_NOIS=float(noise.value * GAUSS_PER_KG if in_gauss else noise.value),
+                     ENH_NUNI="G" if in_gauss else noise.unit, ENH_NSRC=noise.source,
+                     ENH_NWHY=noise.reason[:68])  # fmt: skip
+    level = assumptions.quiet_sun
+    if isinstance(level, QuietSunSurface):
+        samples = np.asarray(level.samples, dtype=np.float64)
+        cards.update(ENH_QSTY="surface", ENH_QSRC=assumptions.quiet_sun_source, ENH_QSLV=float(np.median(samples)),
+                     ENH_QSMN=float(samples.min()), ENH_QSMX=float(samples.max()))  # fmt: skip
+    elif level is not None:
+        cards.update(ENH_QSTY="level", ENH_QSRC=assumptions.quiet_sun_source, ENH_QSLV=float(level))
+    return cards
+
+
+def registry_cards(kind: str, model: str, *, network=None, weights=None) -> dict:
+    """Header cards naming the weights that ran: ``ENH_REG`` (the registry name, e.g. 'intensity/full') and
+    ``ENH_SHA`` (the sha256 of the weights file), for a shipped model or a weights file; none for a network
+    object of the caller's.
+
+    Examples
+    --------
+    >>> registry_cards("blos", "light")["ENH_REG"]
+    'blos/light'
+    """
+    if weights is not None:
+        return {"ENH_REG": Path(weights).name[:68], "ENH_SHA": file_sha256(Path(weights))}
+    if network is not None:
+        return {}
+    return {"ENH_REG": f"{kind}/{model}", "ENH_SHA": registry_entry(kind, model)["sha256"]}
+
+
+#: `sequence_noise` measures at most this many frames, spread evenly over the sequence.
+SEQUENCE_NOISE_FRAMES = 16
+
+
+def sequence_noise(frames, *, kind: str, network, qs_level=None) -> NoiseChoice | None:
+    """One noise level for a whole sequence: the median of the levels `noise_choice` finds on its frames.
+
+    Parameters
+    ----------
+    frames : sequence of (ny, nx) array_like
+        The frames (continuum in any units, magnetograms in gauss), indexable and with a length; a
+        frame that cannot be read (an exception on indexing) or normalised is left out.
+    kind : {'intensity', 'blos'}
+        What the frames are.
+    network : torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`
+        The network that will run; None is returned for one not told the noise level.
+    qs_level : float, 'level', 'surface' or None
+        Quiet-Sun normalisation of each continuum frame (see `enhance`).
+
+    Returns
+    -------
+    NoiseChoice or None
+        The median of the per-frame levels (each relative to its own frame's quiet-Sun level for a
+        continuum), 'measured' when at least one frame was measured, else 'nominal'; its reason says over
+        how many frames. None if the network is not told the noise or no frame could be read.
+
+    Notes
+    -----
+    At most `SEQUENCE_NOISE_FRAMES` frames, evenly spaced from the first to the last, are measured. One
+    level for every frame keeps the network's smoothing the same from frame to frame: levels measured
+    frame by frame scatter by a few per cent and would make a movie flicker. The median ignores a few
+    odd frames (a cosmic-ray hit, a frame with missing pixels that falls back to the nominal noise). A
+    measured median more than `NOISE_WARN_RATIO` times HMI's noise warns once
+    (`~enhance.exceptions.NoiseLevelWarning`).
+
+    Examples
+    --------
+    >>> from enhance.inference.pipeline import resolve_network
+    >>> rng = np.random.default_rng(0)
+    >>> cube = 1 + rng.normal(0, 2e-3, (3, 64, 64))
+    >>> choice = sequence_noise(cube, kind="intensity", network=resolve_network("intensity", model="light"))
+    >>> round(choice.value, 4), choice.source
+    (0.002, 'measured')
+    """
+    check_choice(kind, KINDS, name="kind")
+    if not hasattr(network, "noise_unit"):
+        return None
+    count = len(frames)
+    picks = sorted({int(round(i)) for i in np.linspace(0, count - 1, min(count, SEQUENCE_NOISE_FRAMES))})
+    choices = []
+    for index in picks:
+        try:
+            normalised, scale, finite = _normalise(check_image(frames[index]), kind, qs_level)
+        except (OSError, ValueError, TypeError):
+            continue  # the frame fails on its own when it is enhanced, with its reason
+        choices.append(noise_choice(normalised, scale=scale, nominal=network.noise_unit, finite=finite,
+                                    unit=_NETWORK_UNITS[kind], warn=False))  # fmt: skip
+    if not choices:
+        return None
+    measured = sum(choice.source == "measured" for choice in choices)
+    reason = f"median of {len(choices)} of {count} frames, {measured} measured"
+    if not measured:  # why none was: the commonest reason
+        reasons = [c.reason for c in choices]
+        reason = f"{max(set(reasons), key=reasons.count)} ({len(choices)} of {count} frames)"
+    choice = NoiseChoice(float(np.median([c.value for c in choices])), _NETWORK_UNITS[kind],
+                         "measured" if measured else "nominal", reason)  # fmt: skip
+    check_noise_level(choice, nominal=network.noise_unit)
+    return choice
 
 
 def _warn_unreliable(found, nominal) -> None:
@@ -455,7 +722,7 @@ def _resolve_device(device, network):
     return "cpu"
 
 
-def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions()):
+def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions(), return_assumptions: bool = False):
     """The array core of `enhance`: normalise, fill NaN, run ``network`` (tiled), scale back.
 
     Parameters
@@ -467,12 +734,17 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     network : torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`
         The network to run (`resolve_network`).
     options : `RunOptions`
-        Normalisation, device, tiling, back-end, precision, progress.
+        Normalisation, device, tiling, back-end, precision, progress, noise level (a `NoiseChoice` is
+        used as it is: the level decided for a whole sequence by `sequence_noise`).
+    return_assumptions : bool
+        Also return what the enhancement assumed (`Assumptions`).
 
     Returns
     -------
     (2 ny, 2 nx) `~numpy.ndarray`
         The enhanced image in the units of ``image``, NaN where the input was not finite.
+    `Assumptions`
+        With ``return_assumptions``: the noise level told the network and the quiet-Sun normalisation.
 
     Examples
     --------
@@ -493,6 +765,55 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         msg = f"image must be at least 2 x 2 pixels (reflection padding), got shape {data.shape}"
         raise ValueError(msg)
     out_dtype = data.dtype
+    normalised, scale, finite = _normalise(data, kind, qs_level)
+
+    if tile is None and data.size > AUTO_TILE_PIXELS:
+        tile = AUTO_TILE
+    margin = network_margin(network)
+    tile = check_tile(tile, margin=margin)  # warns below the network's reach
+    device = _resolve_device(device, network)
+    symmetric = options.symmetric and not getattr(network, "symmetric", False)  # a 'full' model averages itself
+    runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
+    if options.noise is not None and not hasattr(network, "noise_unit"):
+        msg = (f"noise= is for the networks told the noise level ('full', 'light'); {type(network).__name__} was "
+               "trained at HMI's noise only")  # fmt: skip
+        raise ValueError(msg)
+    choice = None
+    if isinstance(options.noise, NoiseChoice):  # decided for a whole sequence (`sequence_noise`)
+        choice = options.noise
+    elif hasattr(network, "noise_unit"):  # told the noise level: measured once for the whole image, or given
+        choice = noise_choice(normalised, noise=options.noise, scale=scale, nominal=network.noise_unit,
+                              finite=finite, unit=_NETWORK_UNITS[kind])  # fmt: skip
+    if choice is not None:
+        _warn_clamped(choice.value, network, given=choice.source == "given")
+        runner = runner.bind(choice.value)
+    logger.debug("runner %s on %s, %d worker(s), tile %s", type(runner).__name__, device, workers, tile)
+
+    def run(array):
+        return run_tiled(array, runner, tile=tile, margin=margin, device=device, progress=options.progress,
+                         precision=precision, workers=workers)  # fmt: skip
+
+    source = normalised.astype(np.float32, copy=False)
+    result = dihedral_average(run, source) if symmetric else run(source)
+    result = result.astype(out_dtype, copy=False)  # float32 already for float32 input: no copy
+    if isinstance(scale, QuietSunSurface):
+        _scale_rows(result, scale, factor=2)
+    else:
+        result *= out_dtype.type(scale)  # in place: result is ours
+    if kind == "intensity":
+        _clip_negative(result, data)
+    check_finite_output(result, finite)
+    if not finite.all():
+        result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
+    if return_assumptions:
+        given = "given" if qs_level is not None and not isinstance(qs_level, str) else "estimated"
+        return result, Assumptions(kind, choice, scale if kind == "intensity" else None, given)
+    return result
+
+
+def _normalise(data, kind, qs_level):
+    """``(normalised, scale, finite)``: the image in the network's units (missing pixels filled), what it
+    was divided by (a quiet-Sun level or surface, or 1000 G) and where it held data."""
     finite = np.isfinite(data)
     if not finite.any():
         msg = "image has no finite pixels"
@@ -515,42 +836,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         _scale_rows(normalised, scale, divide=True)
     else:
         normalised = normalised / scale
-
-    if tile is None and data.size > AUTO_TILE_PIXELS:
-        tile = AUTO_TILE
-    margin = network_margin(network)
-    tile = check_tile(tile, margin=margin)  # warns below the network's reach
-    device = _resolve_device(device, network)
-    symmetric = options.symmetric and not getattr(network, "symmetric", False)  # a 'full' model averages itself
-    runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
-    if options.noise is not None and not hasattr(network, "noise_unit"):
-        msg = (f"noise= is for the networks told the noise level ('full', 'light'); {type(network).__name__} was "
-               "trained at HMI's noise only")  # fmt: skip
-        raise ValueError(msg)
-    if hasattr(network, "noise_unit"):  # told the noise level: measured once for the whole image, or given
-        sigma = network_noise(normalised, noise=options.noise, scale=scale, nominal=network.noise_unit,
-                              finite=finite)  # fmt: skip
-        _warn_clamped(sigma, network, given=options.noise is not None)
-        runner = runner.bind(sigma)
-    logger.debug("runner %s on %s, %d worker(s), tile %s", type(runner).__name__, device, workers, tile)
-
-    def run(array):
-        return run_tiled(array, runner, tile=tile, margin=margin, device=device, progress=options.progress,
-                         precision=precision, workers=workers)  # fmt: skip
-
-    source = normalised.astype(np.float32, copy=False)
-    result = dihedral_average(run, source) if symmetric else run(source)
-    result = result.astype(out_dtype, copy=False)  # float32 already for float32 input: no copy
-    if isinstance(scale, QuietSunSurface):
-        _scale_rows(result, scale, factor=2)
-    else:
-        result *= out_dtype.type(scale)  # in place: result is ours
-    if kind == "intensity":
-        _clip_negative(result, data)
-    check_finite_output(result, finite)
-    if not finite.all():
-        result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
-    return result
+    return normalised, scale, finite
 
 
 def _warn_clamped(sigma, network, *, given):
@@ -697,9 +983,10 @@ def _masked_to_nan(data, mask):
 
 
 def _noise_value(noise, unit, factor, kind):
-    """``noise`` in the image's units (gauss for a magnetogram): a Quantity is converted, a number times ``factor``."""
-    if noise is None:
-        return None
+    """``noise`` in the image's units (gauss for a magnetogram): a Quantity is converted, a number times ``factor``;
+    a `NoiseChoice` (the network's units) is kept."""
+    if noise is None or isinstance(noise, NoiseChoice):
+        return noise
     if isinstance(noise, u.Quantity):
         if noise.unit.is_equivalent(u.G) != (kind == "blos"):
             msg = f"noise={noise} does not fit a {'magnetogram' if kind == 'blos' else 'continuum image'}"
@@ -713,24 +1000,36 @@ def _noise_value(noise, unit, factor, kind):
     return check_positive(noise, name="noise") * factor
 
 
-def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
-    """A new Map of the input's class on the x2 grid: data in the Map's unit, mask 2x2-upsampled, same plot settings."""
+def _map_kind(smap, kind, *, force):
+    """The kind of a Map: ``kind``, or what its measurement and header say (`~enhance.io.resolve_kind`)."""
     measurement = getattr(smap, "measurement", None)
     measurement = measurement if isinstance(measurement, str) else None
-    kind = resolve_kind(kind, smap.meta, path=f"the {type(smap).__name__}", force=force, flag=False,
+    return resolve_kind(kind, smap.meta, path=f"the {type(smap).__name__}", force=force, flag=False,
                         measurement=measurement)  # fmt: skip
-    history = history_cards(kind, model, network)  # the kind found, when it was 'auto'
+
+
+def _map_data(smap, kind, *, force):
+    """``(kind, factor, data)``: the Map's kind, its unit's factor to gauss (magnetograms) and its data in the
+    network's input units, NaN where masked."""
+    kind = _map_kind(smap, kind, force=force)
     factor = 1.0
     if kind == "blos" and smap.unit is not None and u.Unit(smap.unit).is_equivalent(u.G):
         _, factor = _unit_kind(smap.unit, "blos", force=force, name="the Map")
     data = smap.data if smap.mask is None else _masked_to_nan(smap.data, smap.mask)
     data = data * factor if factor != 1.0 else data
     _check_values(data, kind, force=force, name=f"the {type(smap).__name__}")
+    return kind, factor, data
+
+
+def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
+    """A new Map of the input's class on the x2 grid: data in the Map's unit, mask 2x2-upsampled, same plot settings."""
+    kind, factor, data = _map_data(smap, kind, force=force)
     _warn_near_limb(smap.meta, np.isfinite(data), name=f"the {type(smap).__name__}")
+    history = history_cards(kind, model, network)  # the kind found, when it was 'auto'
     run = dataclasses.replace(options, qs_level=_qs_value(options.qs_level, smap.unit),
                               noise=_noise_value(noise, smap.unit, factor, kind))  # fmt: skip
     net = resolve_network(kind, model=model, network=network, options=run)
-    result = enhance_array(data, kind=kind, network=net, options=run)
+    result, assumed = enhance_array(data, kind=kind, network=net, options=run, return_assumptions=True)
     if factor != 1.0:
         result /= result.dtype.type(factor)
     # sunpy's own reading of the header: the reference pixel (the image centre where CRPIX is absent) and scale.
@@ -738,8 +1037,9 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     meta["crpix1"], meta["crpix2"] = (float(p.to_value(u.pix)) + 1.0 for p in smap.reference_pixel)
     meta["cdelt1"], meta["cdelt2"] = (float(s.to_value(u.Unit(c) / u.pix)) for s, c in zip(
         smap.scale, smap.spatial_units, strict=True))  # fmt: skip
-    new_meta = upscale_header(meta, 2, history=history, shape=smap.data.shape,
-                              provenance=provenance_cards(model=_model_name(model, network), kind=kind))  # fmt: skip
+    cards = {**provenance_cards(model=_model_name(model, network), kind=kind), **assumption_cards(assumed),
+             **registry_cards(kind, model, network=network)}  # fmt: skip
+    new_meta = upscale_header(meta, 2, history=history, shape=smap.data.shape, provenance=cards)
     mask = None if smap.mask is None else np.repeat(np.repeat(np.asarray(smap.mask), 2, axis=0), 2, axis=1)
     if mask is not None and mask.shape != result.shape:  # a scalar mask (numpy's nomask)
         mask = np.broadcast_to(np.asarray(smap.mask, dtype=bool), result.shape).copy()
@@ -747,8 +1047,50 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
 
 
 def _warn_near_limb(header, finite, *, name):
-
     warn_near_limb(header, finite, name=name)
+
+
+def _enhance_map_sequence(maps, *, kind, options, model, network, force, noise, noise_per_frame):
+    """A MapSequence of the enhanced Maps, told one noise level (`sequence_noise`) unless ``noise_per_frame``."""
+    import sunpy.map
+
+    if noise is None and not noise_per_frame:
+        kinds = {_map_kind(smap, kind, force=force) for smap in maps}
+        if len(kinds) > 1:
+            msg = ("the MapSequence holds both continuum images and magnetograms: enhance each kind on its own, or "
+                   "pass noise_per_frame=True")  # fmt: skip
+            raise ValueError(msg)
+        (kind,) = kinds
+        frames = _LazyFrames(lambda index: _map_data(maps[index], kind, force=force)[2], len(maps))
+        noise = sequence_noise(frames, kind=kind, network=resolve_network(kind, model=model, network=network),
+                               qs_level=_qs_value(options.qs_level, maps[0].unit))  # fmt: skip
+    enhanced = [_enhance_map(smap, kind=kind, options=options, model=model, network=network, force=force, noise=noise)
+                for smap in maps]  # fmt: skip
+    return sunpy.map.MapSequence(enhanced)
+
+
+class _LazyFrames:
+    """A sequence whose frames are made on access (one at a time in memory)."""
+
+    def __init__(self, frame, count):
+        self.frame, self.count = frame, count
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        return self.frame(index)
+
+
+def _enhance_cube(cube, *, kind, network, options, noise_per_frame):
+    """The frames of a (time, ny, nx) cube enhanced one by one, told one noise level unless ``noise_per_frame``."""
+    if len(cube) == 0:
+        msg = f"a cube (time, ny, nx) must hold at least one frame, got shape {np.shape(cube)}"
+        raise ValueError(msg)
+    if options.noise is None and not noise_per_frame:
+        options = dataclasses.replace(options, noise=sequence_noise(cube, kind=kind, network=network,
+                                                                    qs_level=options.qs_level))  # fmt: skip
+    return np.stack([enhance_array(frame, kind=kind, network=network, options=options) for frame in cube])
 
 
 def _model_name(model, network):
@@ -772,15 +1114,17 @@ def enhance(
     force: bool = False,
     symmetric: bool = False,
     noise=None,
+    noise_per_frame: bool = False,
 ):
     """Deconvolve an HMI image from its PSF and super-resolve it by two.
 
     Parameters
     ----------
-    data : array_like, `~astropy.units.Quantity`, `sunpy.map.GenericMap`, str or `~pathlib.Path`
+    data : array_like, `~astropy.units.Quantity`, `~sunpy.map.GenericMap`, `~sunpy.map.MapSequence`, str or Path
         A 2-D continuum image or line-of-sight magnetogram at HMI's 0.504 arcsec per pixel, as an
         array (the masked pixels of a `numpy.ma.MaskedArray` are missing data), a Quantity, a Map, or
-        the path of a FITS file.
+        the path of a FITS file; or a sequence of them: a (time, ny, nx) array or Quantity, or a
+        MapSequence (see ``noise_per_frame``).
     kind : {'auto', 'intensity', 'blos', 'continuum', 'magnetogram'}
         'intensity' for continuum images (any units), 'blos' for magnetograms; sunpy's names for them,
         'continuum' and 'magnetogram' (a Map's ``measurement``), are taken too. 'auto' (default) reads a
@@ -840,6 +1184,12 @@ def enhance(
         heliographic), pixel scales more than 5 % from HMI's 0.504 arcsec, quantities the networks
         were not trained on (Dopplergrams), files solar-enhance wrote, and values that do not fit
         ``kind`` (a magnetogram given as intensity).
+    noise_per_frame : bool
+        For a sequence (a cube or a MapSequence) and ``noise=None``: measure the noise on each frame.
+        False (default) tells every frame one level, the median of the levels measured on up to 16
+        frames spread over the sequence (`sequence_noise`; a continuum's relative to each frame's
+        quiet-Sun level), so that the network smooths every frame alike and a movie does not flicker
+        with the scatter of the measurements.
 
     Returns
     -------
@@ -851,7 +1201,18 @@ def enhance(
         and without ``force`` or ``progress``); for a Map, a new Map of the same class on the x2 grid
         (`~enhance.io.upscale_header` of the Map's own reference pixel and scale), in the Map's unit,
         with its mask (each masked pixel masks its 2x2 output pixels), plot settings and observer; for a
-        path, the output path (with ``output``) or a Map.
+        path, the output path (with ``output``) or a Map; a (time, 2 ny, 2 nx) cube for a cube, a
+        MapSequence for a MapSequence. An output Map's meta and an output file's header record the
+        assumptions made: the noise level told the network and how it was obtained (``ENH_NOIS``,
+        ``ENH_NUNI``, ``ENH_NSRC``, ``ENH_NWHY``), the quiet-Sun normalisation of a continuum image
+        (``ENH_QSTY``, ``ENH_QSRC``, ``ENH_QSLV``, and a surface's ``ENH_QSMN``, ``ENH_QSMX``), the model's
+        registry name and the sha256 of its weights (``ENH_REG``, ``ENH_SHA``; `assumption_cards`).
+
+    Warns
+    -----
+    `~enhance.exceptions.NoiseLevelWarning`
+        When the noise measured on the image is more than 4 times HMI's (`check_noise_level`): binned
+        data labelled at HMI's pixel scale read as about 23 times.
 
     Raises
     ------
@@ -900,10 +1261,12 @@ def enhance(
         image = image * factor if factor != 1.0 else image
         _check_values(image, kind, force=force, name=str(data))
         net = resolve_network(kind, model=model, network=network, options=options)
-        result = enhance_array(image, kind=kind, network=net, options=with_noise(options, unit or None, factor, kind))
+        run = with_noise(options, unit or None, factor, kind)
+        result, assumed = enhance_array(image, kind=kind, network=net, options=run, return_assumptions=True)
         if factor != 1.0:
             result /= result.dtype.type(factor)
-        cards = provenance_cards(model=_model_name(model, network), kind=kind)
+        cards = {**provenance_cards(model=_model_name(model, network), kind=kind), **assumption_cards(assumed),
+                 **registry_cards(kind, model, network=network)}  # fmt: skip
         new_header = upscale_header(header, 2, history=history, provenance=cards)
         if output is not None:
             step = None
@@ -920,6 +1283,9 @@ def enhance(
     sunpy_map = sys.modules.get("sunpy.map")  # a Map implies sunpy.map is imported: never imported here for it
     if sunpy_map is not None and isinstance(data, sunpy_map.GenericMap):
         return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force, noise=noise)
+    if sunpy_map is not None and isinstance(data, sunpy_map.MapSequence):
+        return _enhance_map_sequence(data.maps, kind=kind, options=options, model=model, network=network, force=force,
+                                     noise=noise, noise_per_frame=noise_per_frame)  # fmt: skip
 
     if _is_dask_array(data):  # lazy in, lazy out
         from .distributed import enhance_dask
@@ -938,11 +1304,18 @@ def enhance(
     _check_values(values, kind, force=force)
     net = resolve_network(kind, model=model, network=network, options=options)
     run = with_noise(dataclasses.replace(options, qs_level=_qs_value(qs_level, unit)), unit, factor, kind)
-    result = enhance_array(values, kind=kind, network=net, options=run)
+    if np.ndim(values) > 3:
+        msg = f"image must be 2-D (ny, nx), or 3-D (time, ny, nx) for a sequence, got shape {np.shape(values)}"
+        raise ValueError(msg)
+    if np.ndim(values) == 3:  # a sequence (time, ny, nx)
+        result = _enhance_cube(values, kind=kind, network=net, options=run, noise_per_frame=noise_per_frame)
+    else:
+        result = enhance_array(values, kind=kind, network=net, options=run)
     if factor != 1.0:
         result /= result.dtype.type(factor)
     if masked:  # masked in, masked out: each masked (or non-finite) pixel masks its 2x2 output pixels
-        result = np.ma.MaskedArray(result, mask=np.kron(~np.isfinite(values), np.ones((2, 2), bool)))
+        missing = ~np.isfinite(np.asarray(values))
+        result = np.ma.MaskedArray(result, mask=np.repeat(np.repeat(missing, 2, axis=-2), 2, axis=-1))
     return result * unit if unit is not None else result
 
 

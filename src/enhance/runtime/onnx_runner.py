@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.architecture import MAX_DEPTH, MAX_WIDTH
+from .onnx_checks import check_onnx_model, check_probe
 from .ort_blocked import blocked_session
 
 __all__ = ["OPSET", "OnnxNetwork", "inference_metadata"]
@@ -72,36 +72,6 @@ def inference_metadata(kind: str | None, *, card: dict | None = None) -> dict:
     return metadata
 
 
-def _check_onnx(data: bytes, name: str) -> None:
-    """Refuse, naming ``name``, an ONNX network whose metadata declares an architecture out of bounds, or
-    whose weights hold NaN or infinite values (the checks `~enhance.models.architecture.architecture_of`
-    and `~enhance.runtime.folding.folded_arrays` make for a safetensors file)."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:  # onnxruntime alone: nothing to read the graph with
-        return
-    try:
-        model = onnx.load_model_from_string(data)
-    except Exception:  # noqa: BLE001 - unreadable: onnxruntime says so, naming the file
-        return
-    meta = {prop.key: prop.value for prop in model.metadata_props}
-    for key, bound in (("depth", MAX_DEPTH), ("width", MAX_WIDTH)):
-        text = meta.get(key, "1").strip()
-        if not text.isdigit() or not 1 <= int(text) <= bound:
-            msg = f"{name}: metadata {key}={meta[key]!r} is not an integer from 1 to {bound}"
-            raise ValueError(msg)
-    for init in model.graph.initializer:
-        try:
-            array = numpy_helper.to_array(init)
-        except Exception:  # noqa: BLE001, S112 - external data: onnxruntime reads or refuses it
-            continue
-        if array.dtype.kind in "fc" and not np.isfinite(array).all():
-            bad = int((~np.isfinite(array)).sum())
-            msg = f"{name}: tensor {init.name} holds {bad} NaN or infinite values; the network would give NaN"
-            raise ValueError(msg)
-
-
 class OnnxNetwork:
     """An exported network run by onnxruntime on the CPU, on float32 numpy arrays.
 
@@ -118,8 +88,8 @@ class OnnxNetwork:
 
     Attributes
     ----------
-    depth, width : int or None
-        The architecture, from the file's metadata (None for a foreign file).
+    depth, width : int
+        The architecture, from the file's metadata (checked against the graph).
     layout : {'blocked', 'plain'}
         Which graph runs (see ``blocked``).
     kind : str or None
@@ -130,7 +100,10 @@ class OnnxNetwork:
 
     Notes
     -----
-    Calling the object maps an ``(n, 1, ny, nx)`` float32 array to ``(n, 1, 2 ny, 2 nx)``;
+    The file is checked before it runs (`~enhance.runtime.onnx_checks`): every metadata key against its bounds
+    and the graph, only the operators this package writes, finite weights, and a probe image must come back on
+    its x2 grid; a file of another origin is refused. Calling the object maps an ``(n, 1, ny, nx)`` float32
+    array to ``(n, 1, 2 ny, 2 nx)``;
     `~enhance.inference.pipeline.enhance` and `~enhance.inference.tiling.run_tiled` take it where they
     take a PyTorch network.
 
@@ -138,7 +111,6 @@ class OnnxNetwork:
     --------
     >>> import numpy as np
     >>> from enhance.models.network import EnhanceNet
-    >>> from enhance.runtime.export import onnx_model
     >>> runner = OnnxNetwork(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
     >>> runner(np.zeros((1, 1, 8, 8), np.float32)).shape
     (1, 1, 16, 16)
@@ -163,7 +135,8 @@ class OnnxNetwork:
 
         name = "the ONNX bytes" if isinstance(model, bytes) else str(model)
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
-        _check_onnx(data, name)
+        self.checked = check_onnx_model(data, name)  # every metadata key against its bounds and the graph
+        self.name = name
         try:
             self.session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models
@@ -175,11 +148,11 @@ class OnnxNetwork:
             faster = blocked_session(data, options(), reference=self.session)
             if faster is not None:
                 self.session, self.layout = faster, "blocked"
-        self.depth = int(meta["depth"]) if "depth" in meta else None
-        self.width = int(meta["width"]) if "width" in meta else None
-        self.kind = meta.get("kind") or None
+        self.depth, self.width, self.kind = self.checked["depth"], self.checked["width"], self.checked["kind"]
         self.metadata = dict(meta)  # units, normalisation rule, model card (`inference_metadata`)
         self._input = self.session.get_inputs()[0].name
+        if self.metadata.get("architecture") != "wiener-enhance":  # a Wiener-Enhance runner probes once bound
+            check_probe(self, name)  # the x2 grid of a probe, before any image
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         array = np.ascontiguousarray(batch, dtype=np.float32)
