@@ -52,8 +52,10 @@ $(KERAS_STAMP):
 	touch $(KERAS_STAMP)
 
 # The browser page: the page's sources, onnxruntime-web's WebAssembly runtime (npm, pinned in
-# web/package-lock.json), the paper's light models exported to ONNX and the packaged sample cut-outs, in
-# web/dist (any static file server serves it; `enhance web` adds the headers for WebAssembly threads).
+# web/package-lock.json), the default light models and the paper's light networks exported to ONNX, with
+# models/index.json (what each graph needs, from its metadata: margin, noise unit and nodes), and the packaged
+# sample cut-outs, in web/dist (any static file server serves it; `enhance web` adds the headers for
+# WebAssembly threads).
 WEB_DIST := web/dist
 ORT_DIST := web/node_modules/onnxruntime-web/dist
 
@@ -63,11 +65,20 @@ web: $(STAMP) web/node_modules/.package-lock.json
 	cp web/index.html web/style.css web/src/*.js $(WEB_DIST).tmp/
 	cp $(ORT_DIST)/ort.wasm.min.mjs $(ORT_DIST)/ort-wasm-simd-threaded.mjs $(ORT_DIST)/ort-wasm-simd-threaded.wasm \
 		$(WEB_DIST).tmp/ort/
+	$(VENV)/bin/enhance export --model light -o $(WEB_DIST).tmp/models
 	$(VENV)/bin/enhance export --model paper-light -o $(WEB_DIST).tmp/models
 	# onnxruntime-web reads ONNX IR versions up to 13; opset 17 graphs need IR 8 (the file is otherwise unchanged).
 	$(PY) -c 'import glob, onnx; from onnx.helper import find_min_ir_version_for; \
 		ms = [(p, onnx.load(p)) for p in glob.glob("$(WEB_DIST).tmp/models/*.onnx")]; \
 		[setattr(m, "ir_version", find_min_ir_version_for(list(m.opset_import))) or onnx.save(m, p) for p, m in ms]'
+	$(PY) -c 'import glob, json, os, onnx; from enhance.models.architecture import receptive_margin; \
+		ms = [(os.path.basename(p), {q.key: q.value for q in onnx.load(p).metadata_props}) \
+			for p in sorted(glob.glob("$(WEB_DIST).tmp/models/*.onnx"))]; \
+		json.dump({f: {"model": f.removeprefix("enhance_").removesuffix("_" + m["kind"] + ".onnx"), "kind": m["kind"], \
+			"margin": int(m.get("margin") or receptive_margin(int(m["depth"]))), \
+			"noise_unit": float(m["noise_unit"]) if "noise_unit" in m else None, \
+			"noise_nodes": json.loads(m.get("noise_nodes", "null")), "symmetric": m.get("symmetric") == "True"} \
+			for f, m in ms}, open("$(WEB_DIST).tmp/models/index.json", "w"), indent=1)'
 	cp src/enhance/data/hmi_continuum_ar.fits src/enhance/data/hmi_blos_ar.fits $(WEB_DIST).tmp/samples/
 	$(PY) -c 'import json, sys; from importlib.metadata import version; \
 		ort = json.load(open("web/node_modules/onnxruntime-web/package.json"))["version"]; \

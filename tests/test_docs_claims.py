@@ -25,16 +25,21 @@ def test_the_changelog_quotes_the_compression_the_readme_measured():
 
 
 def test_readme_and_changelog_name_the_network_the_page_loads():
-    app = (ROOT / "web" / "src" / "app.js").read_text()
-    models = set(re.findall(r"models/enhance_([a-z-]+)_\$\{kind\}\.onnx", app))
-    assert models == {"paper-light"}  # the page loads the paper's light network
-    browser = README.split("## Enhance in the browser")[1].split("\n## ")[0]
-    assert "the paper's light network runs in the browser" in " ".join(browser.split())
+    page = (ROOT / "web" / "index.html").read_text()
+    menu = page.split('<select id="model">')[1].split("</select>")[0]
+    assert re.findall(r'<option value="([a-z-]+)"', menu) == ["light", "paper-light"]
+    assert re.findall(r'<option value="([a-z-]+)" selected>', menu) == ["light"]  # the default light model
+    makefile = (ROOT / "Makefile").read_text()
+    assert set(re.findall(r"enhance export --model ([a-z-]+) -o \$\(WEB_DIST\)", makefile)) == {"light", "paper-light"}
+    browser = " ".join(README.split("## Enhance in the browser")[1].split("\n## ")[0].split())
+    assert "the default light model (Wiener-Enhance, `--model light`) runs in the browser" in browser
+    assert "the paper's light network (`paper-light`) can be chosen instead" in browser
     bullets = [" ".join(item.split()) for item in CHANGELOG.split("\n## ")[1].split("\n- ")]
     claims = [item for item in bullets if "runs" in item and ("browser page" in item or "enhance web" in item)]
     assert claims
     for claim in claims:
-        assert "paper's light network" in claim or "(`paper-light`)" in claim, claim
+        assert "default light model (`light`)" in claim, claim
+        assert "paper's light network (`paper-light`)" in claim, claim
 
 
 def test_run_help_names_onnx_files_for_weights(capsys):

@@ -1,9 +1,11 @@
 """The browser page (``web/``, built by ``make web``) and ``enhance web``.
 
-The page must give the numbers of ``enhance run --model paper-light``: it is driven headless in Debian's
-Chromium by Playwright, fed the sample cut-outs and hand-made FITS files through its file input, and
-the FITS it offers for download is compared with the Python result, pixels and header. The ports of
-the Python steps (quiet-Sun level, nearest-finite fill) are checked for exact agreement in Node.
+The page must give the numbers of ``enhance run --model light`` (its default; and of ``--model paper-light``
+when that is chosen): it is driven headless in Debian's Chromium by Playwright, fed the sample cut-outs and
+hand-made FITS files through its file input, and the FITS it offers for download is compared with the Python
+result, pixels and header, and the noise level it told the network with Python's. The ports of the Python
+steps (quiet-Sun level, nearest-finite fill, the Fourier transform, the noise level, the mirror padding, the
+axes' coordinates) are checked for agreement in Node.
 Each part skips, saying why, where Chromium, Playwright, Node or the built page are missing; CI
 (`.ci/run`) installs them and runs ``make web`` first.
 """
@@ -67,9 +69,17 @@ def test_server_sends_isolation_headers_and_types(server):
         assert response.headers["Content-Type"] == "application/wasm"
     with urllib.request.urlopen(f"{server}/ort/ort.wasm.min.mjs") as response:
         assert response.headers["Content-Type"] == "text/javascript"
+    with urllib.request.urlopen(f"{server}/models/index.json") as response:
+        index = json.load(response)
     for kind in ("intensity", "blos"):
-        with urllib.request.urlopen(f"{server}/models/enhance_paper-light_{kind}.onnx") as response:
-            assert response.status == 200
+        for model in ("light", "paper-light"):
+            with urllib.request.urlopen(f"{server}/models/enhance_{model}_{kind}.onnx") as response:
+                assert response.status == 200
+        entry = index[f"enhance_light_{kind}.onnx"]  # what the page needs of the graph, from its metadata
+        assert (entry["model"], entry["kind"], entry["margin"], entry["symmetric"]) == ("light", kind, 18, False)
+        assert entry["noise_unit"] == {"intensity": 1e-3, "blos": 1e-2}[kind]
+        assert entry["noise_nodes"] == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+        assert index[f"enhance_paper-light_{kind}.onnx"]["noise_unit"] is None
 
 
 def test_make_server_refuses_an_unbuilt_page(tmp_path, capsys, caplog):
@@ -235,6 +245,218 @@ def test_quiet_sun_normalisation_is_pythons_level_or_surface():
     assert kinds == ["float", "QuietSunSurface", "QuietSunSurface", "float"]
 
 
+def _floats(image):
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(image, np.float64).ravel()]
+
+
+@needs_node
+def test_fourier_transform_and_mirror_padding_are_numpys():
+    """The page's FFT (radix 2 and Bluestein) gives numpy.fft's numbers; its padding is numpy.pad's 'symmetric'."""
+    rng = np.random.default_rng(11)
+    shapes = [(64, 64), (100, 90), (37, 53), (1, 7), (128, 40), (16, 17)]
+    images = [rng.standard_normal(shape) * 10.0 ** rng.uniform(-4, 4) for shape in shapes]
+    vectors = [rng.standard_normal(n) + 1j * rng.standard_normal(n) for n in (2, 3, 5, 8, 12, 31, 64, 97, 250)]
+    pads = [(rng.standard_normal((h, w)).astype(np.float32), m) for h, w, m in ((2, 2, 18), (5, 3, 4), (40, 33, 18))]
+    script = """
+        import { fft, powerSpectrum2d } from "./src/fft.js";
+        import { padSymmetric } from "./src/hmi.js";
+        import fs from "node:fs";
+        const { images, vectors, pads } = JSON.parse(fs.readFileSync(0, "utf8"));
+        console.log(JSON.stringify({
+          powers: images.map(({ d, h, w }) => Array.from(powerSpectrum2d(Float64Array.from(d), h, w))),
+          vectors: vectors.map(({ re, im }) => {
+            const [r, i] = [Float64Array.from(re), Float64Array.from(im)];
+            fft(r, i);
+            return [Array.from(r), Array.from(i)];
+          }),
+          pads: pads.map(({ d, h, w, m }) => Array.from(padSymmetric(Float32Array.from(d), h, w, m))),
+        }));
+    """
+    payload = {
+        "images": [{"d": _floats(im), "h": im.shape[0], "w": im.shape[1]} for im in images],
+        "vectors": [{"re": v.real.tolist(), "im": v.imag.tolist()} for v in vectors],
+        "pads": [{"d": _floats(p), "h": p.shape[0], "w": p.shape[1], "m": m} for p, m in pads],
+    }
+    found = _node(script, payload)
+    for image, power in zip(images, found["powers"], strict=True):
+        expected = np.abs(np.fft.fft2(image)) ** 2
+        assert np.max(np.abs(np.reshape(power, image.shape) - expected)) < 1e-13 * expected.max()
+    for vector, (re, im) in zip(vectors, found["vectors"], strict=True):
+        expected = np.fft.fft(vector)
+        assert np.max(np.abs(np.array(re) + 1j * np.array(im) - expected)) < 1e-13 * np.max(np.abs(expected))
+    for (image, margin), padded in zip(pads, found["pads"], strict=True):
+        expected = np.pad(image, margin, mode="symmetric")
+        assert np.array_equal(np.reshape(padded, expected.shape).astype(np.float32), expected)
+
+
+def _noise_cases():
+    """Normalised images (network units) and their finite masks, for every branch of network_noise."""
+    rng = np.random.default_rng(17)
+    continuum = fits.getdata(PACKAGE_DATA / "hmi_continuum_ar.fits").astype(np.float64)
+    continuum = continuum / continuum.mean()
+    blos = fits.getdata(PACKAGE_DATA / "hmi_blos_ar.fits").astype(np.float64) / 1000.0
+    noisy = continuum + rng.normal(0, 3e-3, continuum.shape)
+    hot = noisy.copy()
+    hot[[20, 150, 151], [30, 90, 90]] = [5.0, -3.0, 4.0]  # isolated hot pixels (and a pair)
+    holed = noisy.copy()
+    finite = np.ones(holed.shape, bool)
+    finite[:70, :90] = False  # missing corner (filled for the network: its tiles are left out)
+    off_limb = noisy.copy()
+    off_limb[:, :60] = 0.0  # off-limb pixels given as 0: constant tiles
+    edge = noisy.copy()
+    edge[:, 130:] += rng.normal(0, 0.05, (200, 70))  # a much noisier strip: tiles rejected
+    board = noisy + 0.05 * (np.indices(noisy.shape).sum(axis=0) % 2)  # a pattern at the Nyquist frequency
+    quiet = 1 + rng.normal(0, 1e-4, (150, 170))  # below the floor
+    loud = 1 + rng.normal(0, 5e-2, (96, 140))  # above the filter bank: clamped (a warning)
+    narrow = rng.normal(0, 0.03, (40, 300))  # narrower than two tiles: read whole (Bluestein)
+    big = rng.normal(0, 2e-2, (1060, 1041)).astype(np.float32)  # the central 1024 square
+    cases = [
+        ("continuum sample", continuum, None, 1e-3),
+        ("magnetogram sample", blos, None, 1e-2),
+        ("noisy", noisy, None, 1e-3),
+        ("hot pixels", hot, None, 1e-3),
+        ("missing corner", holed, finite, 1e-3),
+        ("off-limb zeros", off_limb, None, 1e-3),
+        ("noisy strip", edge, None, 1e-3),
+        ("pattern", board, None, 1e-3),
+        ("quiet", quiet, None, 1e-3),
+        ("loud", loud, None, 1e-3),
+        ("narrow", narrow, None, 1e-2),
+        ("small", noisy[:31, :80], None, 1e-3),
+        ("all missing", noisy, np.zeros(noisy.shape, bool), 1e-3),
+        ("large", big, None, 1e-2),
+    ]
+    return cases
+
+
+@needs_node
+def test_noise_level_is_pythons():
+    """The page measures the noise level as measure_noise does and picks it as network_noise does: measured,
+    HMI's nominal level (small image, no usable tile, corners not white), the floor, the larger of the two when
+    the measurement cannot be believed (with Python's warning), and the clamp warning."""
+    import warnings
+
+    import astropy.units as u
+
+    from enhance.exceptions import EnhanceUserWarning
+    from enhance.inference.pipeline import NOISE_INNER_WIDTH, network_noise
+    from enhance.observation.noise import NOISE_BAND_START, measure_noise
+
+    cases = _noise_cases()
+    script = """
+        import { clampWarning, networkNoise } from "./src/noise.js";
+        import fs from "node:fs";
+        const cases = JSON.parse(fs.readFileSync(0, "utf8"));
+        console.log(JSON.stringify(cases.map(({ d, h, w, finite, nominal }) => {
+          const image = Float64Array.from(d, (v) => (v === null ? NaN : v));
+          const mask = finite && Uint8Array.from(finite);
+          const chosen = networkNoise(image, h, w, { nominal, finite: mask });
+          const bank = { unit: nominal, nodes: [0.25, 0.5, 1, 2, 4, 8, 16, 32] };
+          const clamp = clampWarning(chosen.sigma, bank);
+          return { sigma: chosen.sigma, how: chosen.how, warning: chosen.warning, clamp, found: chosen.measurement };
+        })));
+    """
+    payload = [{"d": _floats(image), "h": image.shape[0], "w": image.shape[1], "nominal": nominal,
+                "finite": None if finite is None else finite.astype(int).ravel().tolist()}
+               for _, image, finite, nominal in cases]  # fmt: skip
+    hows, reasons, counts = set(), set(), []
+    for (name, image, finite, nominal), found in zip(cases, _node(script, payload), strict=True):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sigma = network_noise(image, nominal=nominal, finite=finite)
+        warned = [str(w.message) for w in caught if issubclass(w.category, EnhanceUserWarning)]
+        assert found["sigma"] == pytest.approx(sigma, rel=1e-12, abs=0), name
+        assert bool(found["warning"]) == bool(warned), (name, warned)
+        if warned:  # the same text but for how the level is set in the page
+            assert found["warning"].split("; ")[0] == warned[0].split("; ")[0], name
+        clamped = not 0.25 <= sigma / nominal <= 32
+        assert bool(found["clamp"]) == clamped, name
+        hows.add(found["how"])
+        assert (found["found"] is None) == (min(image.shape) < 32), name  # measured on the central square
+        if found["found"] is not None:
+            top, left = max((image.shape[0] - 1024) // 2, 0), max((image.shape[1] - 1024) // 2, 0)
+            window = (slice(top, top + 1024), slice(left, left + 1024))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # the median of no tile ('all missing')
+                expected = measure_noise(image[window], band_stop=NOISE_BAND_START + NOISE_INNER_WIDTH / u.arcsec,
+                                         finite=None if finite is None else finite[window])  # fmt: skip
+            js = found["found"]
+            for key in ("reliable", "reason", "tiles", "missing", "rejected", "outliers"):
+                assert js[key] == getattr(expected, key), (name, key)
+            for key in ("sigma", "whiteness"):
+                if np.isfinite(getattr(expected, key)):
+                    assert js[key] == pytest.approx(getattr(expected, key), rel=1e-12), (name, key)
+            reasons.add(expected.reason.split(" ")[1] if expected.reason else "")
+            counts.append([expected.missing, expected.rejected, expected.outliers])
+    assert hows == {"measured", "nominal", "floor"}  # every branch was exercised
+    assert reasons == {"", "periodic", "tile"}, reasons  # reliable, a pattern, no usable tile
+    assert np.all(np.max(counts, axis=0) > 0)  # tiles left out for missing or constant pixels, rejected; outliers
+
+
+WCS_KEYS = ("NAXIS", "NAXIS1", "NAXIS2", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRPIX1", "CRPIX2", "CRVAL1",
+            "CRVAL2", "CDELT1", "CDELT2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "PC1_1", "PC1_2", "PC2_1", "PC2_2",
+            "CROTA2")  # fmt: skip
+
+
+@needs_node
+def test_input_and_enhanced_axes_are_the_headers_helioprojective_coordinates(tmp_path):
+    """The input panel's axes and the enhanced panel's, from the input header and from Python's x2 header
+    (upscale_header), span the same field, and are astropy's coordinates of those headers' pixel centres (the
+    page's linear map is the TAN projection to 0.01 arcsec over the 1200 pixels of the PC file's offset)."""
+    import astropy.units as u
+    from astropy.wcs import WCS
+
+    from enhance.io import upscale_header
+
+    headers = {
+        "continuum sample": fits.getheader(PACKAGE_DATA / "hmi_continuum_ar.fits"),
+        "no CRPIX": fits.getheader(_limb_darkened_file(tmp_path / "limb.fits")),
+        "rotated CD": fits.getheader(_wcs_file(tmp_path / "cd.fits")),
+        "PC": fits.getheader(_limb_file(tmp_path / "pc.fits")),
+    }
+    pairs = {name: (header, upscale_header(header)) for name, header in headers.items()}
+    points = [(0.0, 0.0), (37.0, 150.0), (199.0, 199.0), (-0.5, 120.25)]
+    script = """
+        import { Header } from "./src/fits.js";
+        import { linearWcs } from "./src/hmi.js";
+        import { axisExtent } from "./src/view.js";
+        import fs from "node:fs";
+        const { pairs, points } = JSON.parse(fs.readFileSync(0, "utf8"));
+        const header = (cards) => new Header(cards.map(([key, value]) => ({ key, value, raw: null })));
+        console.log(JSON.stringify(pairs.map(([input, output]) => {
+          const [a, b] = [linearWcs(header(input)), linearWcs(header(output))];
+          const naxis = (cards) => [1, 2].map((i) => cards.find(([k]) => k === `NAXIS${i}`)[1]);
+          const extent = (wcs, cards) => axisExtent(wcs, ...naxis(cards));
+          const extents = [extent(a, input), extent(b, output)];
+          return { extents, input: points.map(([x, y]) => a.world(x, y)),
+            output: points.map(([x, y]) => b.world(2 * x + 0.5, 2 * y + 0.5)) };
+        })));
+    """
+    cards = [[[[key, h[key]] for key in WCS_KEYS if key in h] for h in pair] for pair in pairs.values()]
+    found = _node(script, {"pairs": cards, "points": points})
+
+    def arcsec(header, x, y):
+        header = header.copy()
+        for axis in (1, 2):  # a helioprojective axis without CUNIT is in arcsec (sunpy, the page)
+            header.setdefault(f"CUNIT{axis}", "arcsec")
+        wcs = WCS(header, naxis=2)
+        world = wcs.wcs_pix2world([[x, y]], 0)[0] * [u.Unit(unit).to(u.arcsec) for unit in wcs.wcs.cunit]
+        return (world + 648000.0) % 1296000.0 - 648000.0  # longitudes about 0
+
+    for (name, (header, x2)), result in zip(pairs.items(), found, strict=True):
+        inner, outer = result["extents"]
+        np.testing.assert_allclose(inner["x"], outer["x"], atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(inner["y"], outer["y"], atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(result["input"], result["output"], atol=1e-9, err_msg=name)
+        for (x, y), world in zip(points, result["output"], strict=True):
+            np.testing.assert_allclose(world, arcsec(x2, 2 * x + 0.5, 2 * y + 0.5), atol=1e-2, err_msg=name)
+        if "CRPIX1" in header:  # astropy reads a missing CRPIX as 0, sunpy (and the page) as the centre
+            for (x, y), world in zip(points, result["input"], strict=True):
+                np.testing.assert_allclose(world, arcsec(header, x, y), atol=1e-2, err_msg=name)
+    sample = found[0]["extents"][0]
+    np.testing.assert_allclose([sample["x"], sample["y"]], [[-50.4, 50.4], [-50.4, 50.4]], atol=1e-9)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The page in Chromium
 
@@ -267,9 +489,12 @@ def page(browser, server):
     assert errors == [], f"uncaught errors in the page: {errors}"
 
 
-def _submit(page, path, *, kind="auto", timeout=120_000):
+def _submit(page, path, *, kind="auto", model="light", noise="", timeout=120_000):
     """Give the page a file; return 'done' or 'error' once it has finished."""
     page.select_option("#kind", kind)
+    page.select_option("#model", model)
+    if model == "light":
+        page.fill("#noise", noise)
     page.evaluate("document.body.dataset.state = 'submitted'")
     page.set_input_files("#file", str(path))
     page.wait_for_selector("body[data-state=done], body[data-state=error]", state="attached", timeout=timeout)
@@ -289,10 +514,29 @@ def _version():
     return version("solar-enhance")
 
 
-def _python_light(path, out):
-    assert main(["run", str(path), "-o", str(out), "--model", "paper-light"]) == 0
+def _python_run(path, out, *, model="light", noise=None):
+    """``enhance run --model MODEL`` on onnxruntime: (output, header, the noise level told the network or None)."""
+    from enhance.inference import pipeline
+
+    told = []
+    measure = pipeline.network_noise
+
+    def recording(*args, **kwargs):
+        told.append(measure(*args, **kwargs))
+        return told[-1]
+
+    extra = [] if noise is None else ["--noise", str(noise)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "network_noise", recording)
+        assert main(["run", str(path), "-o", str(out), "--model", model, "--backend", "onnx", *extra]) == 0
     with fits.open(out) as hdul:
-        return hdul[0].data.astype(np.float64), hdul[0].header.copy()
+        return hdul[0].data.astype(np.float64), hdul[0].header.copy(), (told[0] if told else None)
+
+
+def _relative_difference(web, expected):
+    """Largest difference over the finite pixels, as a fraction of the data range of Python's output."""
+    finite = np.isfinite(expected)
+    return np.max(np.abs(web[finite] - expected[finite])) / np.ptp(expected[finite])
 
 
 def _wcs_file(path):
@@ -345,6 +589,14 @@ def _limb_darkened_file(path):
     return path
 
 
+def _noisy_file(path):
+    """The continuum sample with white noise 3 times HMI's added, in float64: the page measures the level."""
+    data = fits.getdata(PACKAGE_DATA / "hmi_continuum_ar.fits").astype(np.float64)
+    noisy = data + np.random.default_rng(2).normal(0.0, 3e-3 * np.median(data), data.shape)
+    fits.PrimaryHDU(noisy, fits.getheader(PACKAGE_DATA / "hmi_continuum_ar.fits")).writeto(path)
+    return path
+
+
 def _uint16_file(path):
     """Unsigned 16-bit counts (BZERO 32768, which astropy reads as uint16 and Python enhances in float64)."""
     data = fits.getdata(PACKAGE_DATA / "hmi_continuum_ar.fits").astype(np.float64)
@@ -362,18 +614,24 @@ SAMPLES = {
     "continuum_limb_nan": lambda tmp: _limb_file(tmp / "continuum_nan.fits"),
     "continuum_surface_int16": lambda tmp: _limb_darkened_file(tmp / "continuum_limb.fits"),
     "continuum_uint16": lambda tmp: _uint16_file(tmp / "continuum_uint16.fits"),
+    "continuum_noisy_float64": lambda tmp: _noisy_file(tmp / "continuum_noisy.fits"),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(SAMPLES))
 def test_page_gives_pythons_numbers_and_header(page, tmp_path, name):
+    """The default light model: output, header and noise level of ``enhance run --model light``."""
     source = SAMPLES[name](tmp_path)
     if not Path(source).is_file():
         pytest.skip(f"{source} is not present")
     assert _submit(page, source) == "done", page.text_content("#message")
     web_path = _download(page, tmp_path / "web.fits")
-    expected, python_header = _python_light(source, tmp_path / "python.fits")
+    expected, python_header, noise = _python_run(source, tmp_path / "python.fits")
+    # the noise level told the network (measured in the page as network_noise measures it)
+    assert float(page.get_attribute("#status", "data-noise")) == pytest.approx(noise, rel=1e-6)
+    if name == "continuum_noisy_float64":
+        assert noise == pytest.approx(3e-3, rel=0.1)  # measured, not HMI's nominal 1e-3
     with fits.open(web_path) as hdul:
         assert len(hdul) == 1
         web = hdul[0].data
@@ -382,15 +640,10 @@ def test_page_gives_pythons_numbers_and_header(page, tmp_path, name):
     assert web.shape == expected.shape == (2 * original["NAXIS2"], 2 * original["NAXIS1"])
     assert web.dtype == np.dtype(">f4" if python_header["BITPIX"] == -32 else ">f8")  # float32 stays float32
 
-    # Pixels: NaN at the same (2x2) places, and the same values within 1e-4 of the image's scale.
+    # Pixels: NaN at the same (2x2) places, and the same values within 1e-4 of the data range.
     web = web.astype(np.float64)
     assert np.array_equal(np.isnan(web), np.isnan(expected))
-    finite = np.isfinite(expected)
-    scale = np.max(np.abs(expected[finite]))
-    difference = np.max(np.abs(web[finite] - expected[finite])) / scale
-    assert difference < RTOL
-    if "continuum" in name:  # positive values of order the quiet Sun: pixel by pixel too
-        np.testing.assert_allclose(web[finite], expected[finite], rtol=RTOL)
+    assert _relative_difference(web, expected) < RTOL
 
     # Header: every key of Python's x2 header, with its value.
     assert header["NAXIS1"] == 2 * original["NAXIS1"]
@@ -406,7 +659,7 @@ def test_page_gives_pythons_numbers_and_header(page, tmp_path, name):
             if f"PC{axis}_{other}" in original:
                 assert header[f"PC{axis}_{other}"] == original[f"PC{axis}_{other}"]
     kind = "blos" if "blos" in name else "intensity"
-    assert header["ENH_MODL"] == "paper-light"  # enhance.io.provenance_cards: marks the file as enhanced
+    assert header["ENH_MODL"] == "light"  # enhance.io.provenance_cards: marks the file as enhanced
     assert header["ENH_KIND"] == kind
     assert header["ENH_VER"] == _version()
     provenance = {"ENH_VER", "ENH_MODL", "ENH_KIND"} - set(python_header)  # where `enhance run` does not add them
@@ -421,7 +674,65 @@ def test_page_gives_pythons_numbers_and_header(page, tmp_path, name):
     assert history[: len(kept)] == kept  # the input's HISTORY, then the new line (72 characters a card)
     added = "".join(history[len(kept) :])
     assert added.startswith("solar-enhance "), added
-    assert f"model: paper-light {kind}" in added, added
+    assert f"model: light {kind}" in added, added
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["continuum_ar", "blos_ar"])
+def test_page_runs_the_papers_light_network_when_chosen(page, tmp_path, name):
+    source = SAMPLES[name](tmp_path)
+    page.select_option("#model", "paper-light")
+    assert page.is_disabled("#noise")  # the paper's network is told no noise level
+    assert _submit(page, source, model="paper-light") == "done", page.text_content("#message")
+    web_path = _download(page, tmp_path / "web.fits")
+    assert web_path.exists()
+    expected, _, noise = _python_run(source, tmp_path / "python.fits", model="paper-light")
+    assert noise is None
+    assert page.get_attribute("#status", "data-noise") is None
+    with fits.open(web_path) as hdul:
+        assert hdul[0].header["ENH_MODL"] == "paper-light"
+        assert "model: paper-light" in "".join(str(line) for line in hdul[0].header["HISTORY"])
+        assert _relative_difference(hdul[0].data.astype(np.float64), expected) < RTOL
+    light, _, _ = _python_run(source, tmp_path / "light.fits")
+    assert _relative_difference(light, expected) > 100 * RTOL  # two different networks: the choice is real
+
+
+@pytest.mark.slow
+def test_page_takes_a_noise_level_by_hand(page, tmp_path):
+    """A noise level typed in (gauss for a magnetogram) is what ``enhance run --noise`` takes."""
+    source = PACKAGE_DATA / "hmi_blos_ar.fits"
+    assert _submit(page, source, noise="25") == "done", page.text_content("#message")
+    assert float(page.get_attribute("#status", "data-noise")) == 0.025
+    web = fits.getdata(_download(page, tmp_path / "web.fits")).astype(np.float64)
+    expected, _, noise = _python_run(source, tmp_path / "python.fits", noise=25.0)
+    assert noise == 0.025
+    assert _relative_difference(web, expected) < RTOL
+    nominal, _, _ = _python_run(source, tmp_path / "nominal.fits")
+    assert _relative_difference(nominal, expected) > 100 * RTOL  # the level changes the result
+
+
+@pytest.mark.slow
+def test_input_and_enhanced_panels_have_the_same_axes(page, tmp_path):
+    """The tick labels of the input panel are those of the enhanced panel: -50 to 50 arcsec for the continuum
+    sample, also for a header without CRPIX (whose reference pixel is the centre, as for the x2 header)."""
+    page.evaluate("""() => {
+        window.labels = {};
+        const fillText = CanvasRenderingContext2D.prototype.fillText;
+        CanvasRenderingContext2D.prototype.fillText = function (text, x, y) {
+          (window.labels[this.canvas.id] ??= []).push(String(text));
+          return fillText.call(this, text, x, y);
+        };
+    }""")  # fmt: skip
+    for source in (PACKAGE_DATA / "hmi_continuum_ar.fits", _limb_darkened_file(tmp_path / "limb.fits")):
+        page.evaluate("window.labels = {}")
+        assert _submit(page, source) == "done", page.text_content("#message")
+        labels = page.evaluate("window.labels")
+        title_in, *ticks_in = labels["input-view"]
+        title_out, *ticks_out = labels["output-view"]
+        assert title_in.startswith("HMI input")
+        assert title_out.startswith("Enhanced x2")
+        assert ticks_in == ticks_out
+        assert ticks_in[:3] == ["-50", "0", "50"]  # x: 200 pixels of 0.504 arcsec about 0
 
 
 @pytest.mark.slow
@@ -457,8 +768,8 @@ def test_page_falls_back_to_one_thread_without_isolation_headers(browser, tmp_pa
         context.close()
         httpd.shutdown()
         httpd.server_close()
-    expected, _ = _python_light(PACKAGE_DATA / "hmi_blos_ar.fits", tmp_path / "python.fits")
-    assert np.max(np.abs(web - expected)) < RTOL * np.max(np.abs(expected))
+    expected, _, _ = _python_run(PACKAGE_DATA / "hmi_blos_ar.fits", tmp_path / "python.fits")
+    assert _relative_difference(web, expected) < RTOL
 
 
 @pytest.mark.slow
@@ -494,8 +805,8 @@ def test_page_reads_gzip_and_1024_images_in_tiles(page, tmp_path):
     assert _submit(page, packed, timeout=300_000) == "done", page.text_content("#message")
     assert "1024 x 1024 -> 2048 x 2048" in page.text_content("#timing")
     web = fits.getdata(_download(page, tmp_path / "web.fits")).astype(np.float64)
-    expected, _ = _python_light(path, tmp_path / "python.fits")
-    np.testing.assert_allclose(web, expected, rtol=RTOL)
+    expected, _, _ = _python_run(path, tmp_path / "python.fits")
+    assert _relative_difference(web, expected) < RTOL
 
 
 def _invalid_files(tmp):

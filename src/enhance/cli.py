@@ -741,7 +741,7 @@ def _web(args) -> int:
 
 def _add_web(subparsers) -> None:
     web = subparsers.add_parser("web", help="serve the browser page (built by 'make web') on 127.0.0.1",
-                                description="Serve the page that runs the paper's light model in the browser, with the "
+                                description="Serve the page that runs the light model in the browser, with the "
                                 "cross-origin isolation headers that WebAssembly threads need.")  # fmt: skip
     web.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
     web.add_argument("--root", default=None, metavar="DIR", help="the built page (default: web/dist of the checkout)")

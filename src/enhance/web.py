@@ -1,8 +1,8 @@
 """Serve the browser page of Enhance (built by ``make web`` into ``web/dist``) on this computer.
 
-The page runs the paper's light network with onnxruntime-web on WebAssembly; it needs no computation on the
-server, so any static file server will do. This one (``enhance web``) adds what makes the page fast:
-the cross-origin isolation headers (``Cross-Origin-Opener-Policy: same-origin`` and
+The page runs the default light model (or the paper's light network) with onnxruntime-web on WebAssembly;
+it needs no computation on the server, so any static file server will do. This one (``enhance web``) adds
+what makes the page fast: the cross-origin isolation headers (``Cross-Origin-Opener-Policy: same-origin`` and
 ``Cross-Origin-Embedder-Policy: require-corp``) under which browsers allow WebAssembly threads, and
 the MIME types of ES modules (``.mjs``) and WebAssembly (``.wasm``). It binds 127.0.0.1 only, serves files
 inside its root only (no directory listings, no links out of it), and closes idle connections

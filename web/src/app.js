@@ -1,16 +1,22 @@
-// The Enhance page: read a FITS file, run the paper's light network with onnxruntime-web (WebAssembly), show
-// input and output, and offer the enhanced FITS for download. Everything is loaded from this origin.
+// The Enhance page: read a FITS file, run the default light model (Wiener-Enhance, told the noise level measured
+// here as Python measures it) or the paper's light network with onnxruntime-web (WebAssembly), show input and
+// output, and offer the enhanced FITS for download. Everything is loaded from this origin.
 
 import * as ort from "./ort/ort.wasm.min.mjs";
 import { FitsError, readFits, writeFits } from "./fits.js";
-import { InputError, PROVENANCE_KEY, enhanceImage, linearWcs, resolveKind, upscaleHeader } from "./hmi.js";
+import {
+  InputError, PROVENANCE_KEY, enhanceImage, linearWcs, padSymmetric, resolveKind, upscaleHeader,
+} from "./hmi.js";
 import { displayRange, drawPanel, imageBitmap } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_PIXELS = 4096 * 4096;
 const sessions = new Map();
+const MODEL_NAMES = { light: "the light model (Wiener-Enhance)", "paper-light": "the paper's light network" };
+const INPUTS = "#file, #kind, #model, #qs-level, #noise, button[data-sample]";
 let build = { version: "unknown", onnxruntime_web: "unknown" };
-let current = null; // {name, image, header, kind, result, outHeader, seconds}
+let models = null; // models/index.json: {file: {model, kind, margin, noise_unit, noise_nodes, symmetric}}
+let current = null; // {name, image, header, kind, model, result, outHeader, seconds}
 let blinkTimer = null;
 let busy = false;
 
@@ -35,17 +41,56 @@ function status(text) {
 
 const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 
-async function session(kind) {
-  if (!sessions.has(kind)) {
-    const url = new URL(`./models/enhance_paper-light_${kind}.onnx`, import.meta.url).href;
-    sessions.set(kind, ort.InferenceSession.create(url, { executionProviders: ["wasm"], graphOptimizationLevel: "all" }));
+/** The model's entry of models/index.json (what `make web` read from the ONNX file's metadata). */
+async function modelEntry(model, kind) {
+  if (models === null) {
+    const response = await fetch("models/index.json");
+    if (!response.ok) throw new Error(`models/index.json not found (HTTP ${response.status}); rebuild with make web`);
+    models = await response.json();
+  }
+  const found = Object.entries(models).find(([, entry]) => entry.model === model && entry.kind === kind);
+  if (!found) throw new Error(`the page was built without the ${model} ${kind} model`);
+  return { file: found[0], ...found[1] };
+}
+
+async function session(file) {
+  if (!sessions.has(file)) {
+    const url = new URL(`./models/${file}`, import.meta.url).href;
+    sessions.set(file, ort.InferenceSession.create(url, { executionProviders: ["wasm"], graphOptimizationLevel: "all" }));
   }
   try {
-    return await sessions.get(kind);
+    return await sessions.get(file);
   } catch (err) {
-    sessions.delete(kind);
-    throw new Error(`could not load the ${kind} model: ${err.message ?? err}`);
+    sessions.delete(file);
+    throw new Error(`could not load ${file}: ${err.message ?? err}`);
   }
+}
+
+/**
+ * The network call for enhanceImage: the paper's graphs take the tile; a Wiener-Enhance graph takes it
+ * mirrored by its margin (`image`) and the noise level (`noise`), as enhance.runtime.wiener_onnx runs it.
+ */
+function networkCall(model, entry, timer) {
+  return async (input, h, w, noise) => {
+    const t0 = performance.now();
+    let feeds;
+    if (entry.noise_unit) {
+      const m = entry.margin;
+      feeds = { image: new ort.Tensor("float32", padSymmetric(input, h, w, m), [1, 1, h + 2 * m, w + 2 * m]),
+        noise: new ort.Tensor("float32", Float32Array.of(noise), [1]) };
+    } else {
+      feeds = { [model.inputNames[0]]: new ort.Tensor("float32", input, [1, 1, h, w]) };
+    }
+    const outputs = await model.run(feeds);
+    timer.network += performance.now() - t0;
+    return outputs[model.outputNames[0]].data;
+  };
+}
+
+/** A number typed in a field, or null when it is empty. */
+function numberField(id) {
+  const text = $(id).value.trim();
+  return text === "" ? null : Number(text);
 }
 
 async function gunzip(bytes) {
@@ -76,13 +121,14 @@ function unitOf(header, kind) {
 async function process(name, buffer) {
   if (busy) return; // one image at a time: the inputs are disabled meanwhile
   busy = true;
-  for (const input of document.querySelectorAll("#file, #kind, #qs-level, button[data-sample]")) input.disabled = true;
+  for (const input of document.querySelectorAll(INPUTS)) input.disabled = true;
   let state = "error";
   try {
     state = await enhanceFile(name, buffer);
   } finally {
     busy = false;
-    for (const input of document.querySelectorAll("#file, #kind, #qs-level, button[data-sample]")) input.disabled = false;
+    for (const input of document.querySelectorAll(INPUTS)) input.disabled = false;
+    syncNoiseField();
     setState(state); // after the inputs are enabled again: the page is ready for the next file
   }
 }
@@ -99,42 +145,42 @@ async function enhanceFile(name, buffer) {
     const { header } = image;
     const requested = $("kind").value;
     const { kind } = resolveKind(requested, header);
-    const qsText = $("qs-level").value.trim();
-    const qsLevel = kind === "intensity" && qsText !== "" ? Number(qsText) : null;
+    const qsLevel = kind === "intensity" ? numberField("qs-level") : null;
+    const modelName = $("model").value;
     status(`${name}: ${image.width} x ${image.height} ${kind === "blos" ? "magnetogram" : "continuum"}; ` +
-      "loading the paper's light model ...");
+      `loading ${MODEL_NAMES[modelName]} ...`);
     await nextFrame();
-    const model = await session(kind);
-    status(`${name}: running the paper's light ${kind} model on ${threads} thread${threads > 1 ? "s" : ""} ...`);
+    const entry = await modelEntry(modelName, kind);
+    const model = await session(entry.file);
+    const noiseModel = entry.noise_unit ? { unit: entry.noise_unit, nodes: entry.noise_nodes } : null;
+    status(`${name}: running ${MODEL_NAMES[modelName]} (${kind}) on ${threads} thread${threads > 1 ? "s" : ""} ...`);
     await nextFrame();
     const start = performance.now();
-    let network = 0;
-    const run = async (input, h, w) => {
-      const t0 = performance.now();
-      const feeds = { [model.inputNames[0]]: new ort.Tensor("float32", input, [1, 1, h, w]) };
-      const outputs = await model.run(feeds);
-      network += performance.now() - t0;
-      return outputs[model.outputNames[0]].data;
-    };
+    const timer = { network: 0 };
     const result = await enhanceImage(image, {
-      kind, qsLevel, run,
-      onProgress: (done, total) => total > 1 && status(`${name}: tile ${done} of ${total} ...`),
+      kind, qsLevel, run: networkCall(model, entry, timer), noiseModel, noise: noiseModel ? numberField("noise") : null,
+      margin: entry.margin, onProgress: (done, total) => total > 1 && status(`${name}: tile ${done} of ${total} ...`),
     });
     const seconds = (performance.now() - start) / 1000;
-    const history = `solar-enhance ${build.version}: Enhance x2 deconvolution + super-resolution, model: paper-light ` +
+    const history = `solar-enhance ${build.version}: Enhance x2 deconvolution + super-resolution, model: ${modelName} ` +
       `${kind} (in the browser, onnxruntime-web ${build.onnxruntime_web})`;
-    const provenance = { [PROVENANCE_KEY]: build.version, ENH_MODL: "paper-light", ENH_KIND: kind };
+    const provenance = { [PROVENANCE_KEY]: build.version, ENH_MODL: modelName, ENH_KIND: kind };
     const outHeader = upscaleHeader(header, 2, history, provenance);
-    current = { name, image, header, kind, result, outHeader, seconds };
-    $("timing").textContent = `${seconds.toFixed(2)} s per image (network ${(network / 1000).toFixed(2)} s), ` +
+    current = { name, image, header, kind, model: modelName, result, outHeader, seconds };
+    $("timing").textContent = `${seconds.toFixed(2)} s per image (network ${(timer.network / 1000).toFixed(2)} s), ` +
       `${image.width} x ${image.height} -> ${result.width} x ${result.height} px, WebAssembly, ${threads} ` +
       `thread${threads > 1 ? "s" : ""}${self.crossOriginIsolated ? "" : " (page not cross-origin isolated)"}`;
     $("timing").dataset.seconds = String(seconds);
     const scaleNote = kind === "blos" ? "gauss to kG for the network and back" : typeof result.scale === "number" ?
       `quiet-Sun level ${result.scale.toPrecision(6)} ${unitOf(header, kind)}` :
       `quiet-Sun surface (varies by ${(100 * result.scale.spread).toFixed(0)} % across the field)`;
+    const noiseNote = result.noise ? `; noise ${result.noise.sigma.toPrecision(4)} ${kind === "blos" ? "kG" :
+      "of the quiet-Sun level"} (${result.noise.note})` : "";
     status(`${name}: ${kind === "blos" ? "magnetogram" : "continuum"} (${requested === "auto" ? "kind from the header" :
-      "kind chosen by hand"}), ${scaleNote}.`);
+      "kind chosen by hand"}), ${scaleNote}${noiseNote}; model ${modelName}.`);
+    if (result.noise) $("status").dataset.noise = String(result.noise.sigma);
+    else delete $("status").dataset.noise;
+    if (result.warnings.length) showMessage(`${name}: ${result.warnings.join("; ")}`, "warning");
     show();
     $("download").disabled = false;
     return "done";
@@ -192,19 +238,24 @@ function drawCompare() {
 
 function download() {
   if (!current) return;
-  const { name, result, outHeader, image } = current;
+  const { name, result, outHeader, image, model } = current;
   const bytes = writeFits(outHeader, result.data, { width: result.width, height: result.height,
     bitpix: image.float32 ? -32 : -64 });
   const stem = name.replace(/\.(fits\.gz|fits\.fz|fits|fit|fts)$/i, "");
   const link = document.createElement("a");
   link.href = URL.createObjectURL(new Blob([bytes], { type: "application/fits" }));
-  link.download = `${stem}_enhanced_paper-light.fits`;
+  link.download = `${stem}_enhanced_${model}.fits`;
   document.body.append(link);
   link.click();
   setTimeout(() => {
     URL.revokeObjectURL(link.href);
     link.remove();
   }, 1000);
+}
+
+/** The noise level is for the models told the noise level: the field is off for the paper's network. */
+function syncNoiseField() {
+  $("noise").disabled = busy || $("model").value !== "light";
 }
 
 async function openFile(file) {
@@ -247,6 +298,8 @@ async function init() {
     });
   }
   $("download").addEventListener("click", download);
+  $("model").addEventListener("change", syncNoiseField);
+  syncNoiseField();
   for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", drawCompare);
   $("split").addEventListener("input", drawCompare);
   window.addEventListener("resize", () => current && show());

@@ -2,10 +2,10 @@
 // the same numbers: the data kind (enhance.io.detect_kind / resolve_kind), the header of the x2 grid
 // (enhance.io.upscale_header), the quiet-Sun normalisation (enhance.observation.quiet_sun: the level of
 // estimate_qs_level, or the surface of surface_from_samples near the limb), the nearest-finite fill of NaN pixels
-// (enhance.checks.fill_nonfinite: scipy's exact Euclidean feature transform) and the
-// normalisation around the network (enhance.inference.pipeline.enhance_array).
+// (enhance.checks.fill_nonfinite: scipy's exact Euclidean feature transform), the noise level told to the
+// default models (noise.js) and the normalisation around the network (enhance.inference.pipeline.enhance_array).
 
-import { Header } from "./fits.js";
+import { clampWarning, networkNoise } from "./noise.js";
 
 export const KINDS = ["intensity", "blos"];
 const GAUSS_UNITS = ["g", "gauss", "mx/cm^2", "mx cm-2", "mx/cm2"];
@@ -149,6 +149,16 @@ export function resolveKind(requested, header) {
 }
 
 /**
+ * CRPIXi of a header, or where sunpy puts the reference pixel of a header without it: the image centre,
+ * (NAXISi + 1) / 2 (0 without NAXISi either), as enhance.io.upscale_header does.
+ */
+export function referencePixel(header, axis) {
+  if (header.has(`CRPIX${axis}`)) return Number(header.get(`CRPIX${axis}`));
+  const size = header.get(`NAXIS${axis}`, null);
+  return size !== null ? (Number(size) + 1.0) / 2.0 : 0.0;
+}
+
+/**
  * Header of the x2 grid (enhance.io.upscale_header): NAXISi x factor, CDELTi and CDi_j / factor (PCi_j
  * unchanged), CRPIXi' = factor (CRPIXi - 0.5) + 0.5, HMI's pixel-unit keys, stale data statistics
  * removed, the `provenance` cards (enhance.io.provenance_cards: ENH_VER, ENH_MODL, ENH_KIND) and a HISTORY
@@ -162,10 +172,7 @@ export function upscaleHeader(header, factor = 2, history = null, provenance = {
   };
   for (const axis of [1, 2]) {
     if (header.has(`NAXIS${axis}`)) out.set(`NAXIS${axis}`, Math.round(num(`NAXIS${axis}`) * factor), { integer: true });
-    // sunpy's rule: the reference pixel of a header without CRPIX is the image centre
-    const size = header.get(`NAXIS${axis}`, null);
-    const crpix = header.has(`CRPIX${axis}`) ? num(`CRPIX${axis}`) : size !== null ? (Number(size) + 1.0) / 2.0 : 0.0;
-    out.set(`CRPIX${axis}`, factor * (crpix - 0.5) + 0.5);
+    out.set(`CRPIX${axis}`, factor * (referencePixel(header, axis) - 0.5) + 0.5);
     out.set(`CDELT${axis}`, num(`CDELT${axis}`, 1.0) / factor);
     for (const other of [1, 2]) {
       if (header.has(`CD${axis}_${other}`)) out.set(`CD${axis}_${other}`, num(`CD${axis}_${other}`) / factor);
@@ -590,13 +597,19 @@ function checkMagnitude(data, source, width, level, unit) {
  * @param {object} options
  * @param {'intensity'|'blos'} options.kind
  * @param {number|null} [options.qsLevel] quiet-Sun level by hand (continuum); null: estimated
- * @param {(input: Float32Array, height: number, width: number) => Promise<Float32Array>} options.run
- *   the network: (height x width) float32 in, (2 height x 2 width) out
+ * @param {(input: Float32Array, height: number, width: number, noise: number|null) => Promise<Float32Array>} options.run
+ *   the network: (height x width) float32 in, (2 height x 2 width) out; `noise` is the level it is told
+ *   (network units), null for a network that is told none
+ * @param {{unit: number, nodes: number[]}|null} [options.noiseModel] a network told the noise level: its noise
+ *   unit (HMI's nominal noise, network units) and its filter bank's nodes (in that unit); null: the paper's
+ * @param {number|null} [options.noise] the noise level by hand, image units (gauss for a magnetogram); null: measured
  * @param {number} [options.tile] tile size in input pixels; [options.margin] pixels of context around each
- * @returns {Promise<{data: Float32Array|Float64Array, width: number, height: number, scale: number|object}>}
- *   scale: the quiet-Sun level, 1000 (gauss per kG), or the quiet-Sun surface
+ * @returns {Promise<{data: Float32Array|Float64Array, width: number, height: number, scale: number|object,
+ *   noise: object|null, warnings: string[]}>} scale: the quiet-Sun level, 1000 (gauss per kG), or the
+ *   quiet-Sun surface; noise: noise.networkNoise's answer; warnings: what Python would warn
  */
-export async function enhanceImage(image, { kind, qsLevel = null, run, tile = 512, margin = 16, onProgress } = {}) {
+export async function enhanceImage(image, { kind, qsLevel = null, run, noiseModel = null, noise: given = null,
+  tile = 512, margin = 16, onProgress } = {}) {
   const { data, width, height, float32 } = image;
   if (Math.min(width, height) < 2) {
     throw new InputError(`the image must be at least 2 x 2 pixels, got ${height} x ${width}`);
@@ -631,6 +644,7 @@ export async function enhanceImage(image, { kind, qsLevel = null, run, tile = 51
   } else {
     for (let i = 0; i < n; i++) input[i] = data[source ? source[i] : i] / scale;
   }
+  const { noise, warnings } = noiseLevel(image, input, { source, scale, finite, noiseModel, given });
 
   const W = 2 * width;
   const out = float32 ? new Float32Array(4 * n) : new Float64Array(4 * n);
@@ -651,7 +665,7 @@ export async function enhanceImage(image, { kind, qsLevel = null, run, tile = 51
       window = new Float32Array(th * tw);
       for (let y = 0; y < th; y++) window.set(input.subarray((wy0 + y) * width + wx0, (wy0 + y) * width + wx1), y * tw);
     }
-    const result = await run(window, th, tw);
+    const result = await run(window, th, tw, noise ? noise.sigma : null);
     for (let y = 2 * (y0 - wy0); y < 2 * (y1 - wy0); y++) {
       const row = result.subarray(y * 2 * tw, (y + 1) * 2 * tw);
       const target = (2 * wy0 + y) * W;
@@ -692,12 +706,57 @@ export async function enhanceImage(image, { kind, qsLevel = null, run, tile = 51
       }
     }
   }
-  return { data: out, width: W, height: 2 * height, scale };
+  return { data: out, width: W, height: 2 * height, scale, noise, warnings };
+}
+
+/**
+ * The noise level a network told the noise gets (enhance_array: network_noise, then _warn_clamped), measured on
+ * the normalised image as Python holds it: float64 for float64 data divided by one level, else the float32 input.
+ */
+function noiseLevel({ data, width, height, float32 }, input, { source, scale, finite, noiseModel, given }) {
+  if (!noiseModel) {
+    if (given !== null) throw new InputError("a noise level is for the models told the noise level (light)");
+    return { noise: null, warnings: [] };
+  }
+  if (given !== null && !(given > 0 && Number.isFinite(given))) {
+    throw new InputError(`the noise level must be a positive number, got ${given}`);
+  }
+  let normalised = input;
+  if (typeof scale === "number" && !float32) {
+    normalised = new Float64Array(width * height);
+    for (let i = 0; i < normalised.length; i++) normalised[i] = data[source ? source[i] : i] / scale;
+  }
+  const noise = networkNoise(normalised, height, width, { nominal: noiseModel.unit, noise: given, scale, finite });
+  const clamped = clampWarning(noise.sigma, { unit: noiseModel.unit, nodes: noiseModel.nodes, given: given !== null });
+  return { noise, warnings: [noise.warning, clamped].filter(Boolean) };
+}
+
+/**
+ * The (height + 2 margin) x (width + 2 margin) image mirrored by `margin` pixels on each side, edge pixels
+ * repeated (numpy.pad mode 'symmetric'; a margin beyond the image reflects again), as
+ * enhance.runtime.wiener_onnx.WienerOnnxNetwork feeds its graph.
+ */
+export function padSymmetric(input, height, width, margin) {
+  const mirror = (i, n) => {
+    const j = ((i % (2 * n)) + 2 * n) % (2 * n);
+    return j < n ? j : 2 * n - 1 - j;
+  };
+  const h = height + 2 * margin;
+  const w = width + 2 * margin;
+  const columns = Int32Array.from({ length: w }, (_, x) => mirror(x - margin, width));
+  const out = new Float32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    const row = mirror(y - margin, height) * width;
+    for (let x = 0; x < w; x++) out[y * w + x] = input[row + columns[x]];
+  }
+  return out;
 }
 
 /**
  * The linear pixel-to-world map of a header's celestial axes, in arcsec, or null without a WCS
- * (no CDELTi, CDi_j or CTYPEi). world = CRVAL + M (p - CRPIX), p the 1-based FITS pixel.
+ * (no CDELTi, CDi_j or CTYPEi). world = CRVAL + M (p - CRPIX), p the 1-based FITS pixel; a header without
+ * CRPIXi has its reference pixel at the image centre (referencePixel), as for the x2 header that
+ * upscaleHeader writes, so that the input and the enhanced image of one field get the same coordinates.
  */
 export function linearWcs(header) {
   const has = (k) => header.has(k);
@@ -725,7 +784,7 @@ export function linearWcs(header) {
   }
   const k1 = toArcsec(1);
   const k2 = toArcsec(2);
-  const crpix = [n("CRPIX1", 0), n("CRPIX2", 0)];
+  const crpix = [referencePixel(header, 1), referencePixel(header, 2)]; // no CRPIX: the centre, as upscaleHeader
   const crval = [n("CRVAL1", 0) * k1, n("CRVAL2", 0) * k2];
   const ctype = [str(header.get("CTYPE1", "")).trim().toUpperCase(), str(header.get("CTYPE2", "")).trim().toUpperCase()];
   const helioprojective = ctype[0].startsWith("HPLN") && ctype[1].startsWith("HPLT");

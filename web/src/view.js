@@ -128,12 +128,19 @@ export function drawPanel(canvas, { title, bitmap, width, height, wcs, range, un
   drawColourBar(ctx, box, range, unit);
 }
 
-function drawAxes(ctx, box, width, height, wcs) {
-  // Ticks along the centre lines of the image: x world along the middle row, y world along the middle column.
+/**
+ * What the axes of a width x height panel span, {x: [left, right], y: [bottom, top]}: the world coordinates
+ * (hmi.linearWcs) of the image's outer edges (pixel centres are 0 ... width - 1), x along the middle row and
+ * y along the middle column; pixel coordinates without a WCS.
+ */
+export function axisExtent(wcs, width, height) {
   const xAt = (px) => (wcs ? wcs.world(px, (height - 1) / 2)[0] : px);
   const yAt = (py) => (wcs ? wcs.world((width - 1) / 2, py)[1] : py);
-  const xs = [xAt(-0.5), xAt(width - 0.5)];
-  const ys = [yAt(-0.5), yAt(height - 0.5)];
+  return { x: [xAt(-0.5), xAt(width - 0.5)], y: [yAt(-0.5), yAt(height - 0.5)] };
+}
+
+function drawAxes(ctx, box, width, height, wcs) {
+  const { x: xs, y: ys } = axisExtent(wcs, width, height);
   ctx.fillStyle = "#333";
   ctx.strokeStyle = "#333";
   ctx.textAlign = "center";

@@ -4,9 +4,10 @@ import { test } from "node:test";
 
 import { Header } from "../src/fits.js";
 import {
-  InputError, detectKind, enhanceImage, estimateQsLevel, isFlat, linearWcs, nearestFinite, qsNormalisation, qsStride,
-  resolveKind, upscaleHeader,
+  InputError, detectKind, enhanceImage, estimateQsLevel, isFlat, linearWcs, nearestFinite, padSymmetric, qsNormalisation,
+  qsStride, resolveKind, upscaleHeader,
 } from "../src/hmi.js";
+import { axisExtent } from "../src/view.js";
 
 function header(entries) {
   const h = new Header();
@@ -203,4 +204,82 @@ test("enhanceImage: absurd pixels are refused, negative continuum output is clip
   assert.equal(blos.data[0], -500, "magnetograms keep their sign");
   const broken = async (input, h, w) => new Float32Array(4 * h * w).fill(NaN);
   await assert.rejects(enhanceImage(image, { kind: "intensity", qsLevel: 1, run: broken }), /16 non-finite output pixels/);
+});
+
+test("the input and the enhanced panel span the same helioprojective coordinates (Python's x2 header numbers)", () => {
+  // the packaged continuum sample's WCS, and enhance.io.upscale_header's x2 header of it:
+  // NAXIS 400 x 400, CRPIX 200.5, CDELT 0.252, CRVAL 0
+  const sample = header({ NAXIS: 2, NAXIS1: 200, NAXIS2: 200, CTYPE1: "HPLN-TAN", CTYPE2: "HPLT-TAN", CUNIT1: "arcsec",
+    CUNIT2: "arcsec", CRPIX1: 100.5, CRPIX2: 100.5, CRVAL1: 0.0, CRVAL2: 0.0, CDELT1: 0.504, CDELT2: 0.504, CROTA2: 0.0 });
+  const x2 = upscaleHeader(sample);
+  assert.deepEqual([1, 2].map((i) => [x2.get(`NAXIS${i}`), x2.get(`CRPIX${i}`), x2.get(`CDELT${i}`)]),
+    [[400, 200.5, 0.252], [400, 200.5, 0.252]]);
+  const input = axisExtent(linearWcs(sample), 200, 200);
+  const output = axisExtent(linearWcs(x2), 400, 400);
+  for (const extent of [input, output]) {
+    for (const axis of ["x", "y"]) extent[axis].forEach((v, i) => assert.ok(Math.abs(v - [-50.4, 50.4][i]) < 1e-9, `${v}`));
+  }
+  // pixel centres: input pixel (x, y) is centred between output pixels 2x and 2x + 1
+  const [inWcs, outWcs] = [linearWcs(sample), linearWcs(x2)];
+  for (const [x, y] of [[0, 0], [99.5, 99.5], [199, 37]]) {
+    const a = inWcs.world(x, y);
+    const b = outWcs.world(2 * x + 0.5, 2 * y + 0.5);
+    assert.ok(Math.abs(a[0] - b[0]) < 1e-9 && Math.abs(a[1] - b[1]) < 1e-9, `${a} vs ${b}`);
+  }
+  assert.deepEqual(inWcs.world(0, 0), [-50.148, -50.148]); // CRVAL + CDELT (1 - CRPIX), FITS pixel 1
+  // A header without CRPIX: Python's x2 header puts the reference pixel at the centre (CRPIX 200.5, 150.5 for a
+  // 200 x 150 image with CRVAL -120, 310), and so must the input panel (not at FITS pixel 0: 0 to 100 arcsec)
+  const bare = header({ NAXIS: 2, NAXIS1: 200, NAXIS2: 150, CDELT1: 0.504, CDELT2: 0.504, CTYPE1: "HPLN-TAN",
+    CTYPE2: "HPLT-TAN", CRVAL1: -120.0, CRVAL2: 310.0 });
+  const bareX2 = upscaleHeader(bare);
+  assert.deepEqual([bareX2.get("CRPIX1"), bareX2.get("CRPIX2"), bareX2.get("CDELT1")], [200.5, 150.5, 0.252]);
+  const bareIn = axisExtent(linearWcs(bare), 200, 150);
+  const bareOut = axisExtent(linearWcs(bareX2), 400, 300);
+  const want = { x: [-120 - 50.4, -120 + 50.4], y: [310 - 37.8, 310 + 37.8] };
+  for (const extent of [bareIn, bareOut]) {
+    for (const axis of ["x", "y"]) extent[axis].forEach((v, i) => assert.ok(Math.abs(v - want[axis][i]) < 1e-9, `${axis} ${v}`));
+  }
+});
+
+test("padSymmetric mirrors as numpy.pad(mode='symmetric'), also by more than the image's size", () => {
+  const input = Float32Array.from([1, 2, 3, 4, 5, 6]); // 2 x 3
+  const out = padSymmetric(input, 2, 3, 2);
+  // numpy.pad([[1, 2, 3], [4, 5, 6]], 2, mode="symmetric")
+  assert.deepEqual(Array.from(out), [
+    5, 4, 4, 5, 6, 6, 5, 2, 1, 1, 2, 3, 3, 2, 2, 1, 1, 2, 3, 3, 2, 5, 4, 4, 5, 6, 6, 5, 5, 4, 4, 5, 6, 6, 5,
+    2, 1, 1, 2, 3, 3, 2,
+  ]);
+  // numpy.pad(numpy.arange(2), 5, mode="symmetric") = [0 0 1 1 0 0 1 1 0 0 1 1]
+  assert.deepEqual(Array.from(padSymmetric(Float32Array.from([0, 1]), 1, 2, 5)).slice(5 * 12, 6 * 12),
+    [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]);
+});
+
+test("enhanceImage tells a network told the noise level the level measured on the normalised image", async () => {
+  const width = 120;
+  const height = 100;
+  let s = 9;
+  const uniform = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
+  const gauss = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  const data = Float64Array.from({ length: width * height }, () => 20 * gauss()); // a magnetogram: 20 G of noise
+  const told = [];
+  const run = async (input, h, w, noise) => {
+    told.push(noise);
+    return fakeNetwork(input, h, w);
+  };
+  const noiseModel = { unit: 0.01, nodes: [0.25, 0.5, 1, 2, 4, 8, 16, 32] };
+  const result = await enhanceImage({ data, width, height, float32: false }, { kind: "blos", run, noiseModel, tile: 64,
+    margin: 4 });
+  assert.equal(told.length, 4, "one level for every tile");
+  assert.ok(told.every((v) => v === result.noise.sigma));
+  assert.equal(result.noise.how, "measured");
+  assert.ok(Math.abs(result.noise.sigma / 0.02 - 1) < 0.06, `20 G = 0.02 kG, got ${result.noise.sigma}`);
+  assert.deepEqual(result.warnings, []);
+  const given = await enhanceImage({ data, width, height, float32: false }, { kind: "blos", run, noiseModel, noise: 500 });
+  assert.equal(given.noise.sigma, 0.5);
+  assert.match(given.warnings[0], /noise given is 50 x HMI's/);
+  const plain = await enhanceImage({ data, width, height, float32: false }, { kind: "blos", run });
+  assert.equal(plain.noise, null);
+  assert.equal(told.at(-1), null, "the paper's network is told no level");
+  await assert.rejects(enhanceImage({ data, width, height, float32: false }, { kind: "blos", run, noise: 5 }),
+    /for the models told the noise level/);
 });
