@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from enhance.scenes.sources import KM_PER_ARCSEC, SyntheticSource, from_array, open_source, pixel_scale_from_header
+from enhance.scenes.sources import (
+    KM_PER_ARCSEC,
+    SyntheticSource,
+    VariedSource,
+    from_array,
+    open_source,
+    pixel_scale_from_header,
+)
 from enhance.scenes.synth import generate
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -140,3 +147,25 @@ def test_muram_field_loads_as_a_source():
     frame = source.frame(0)
     assert frame.shape == (1000, 500)
     assert frame.mean() == pytest.approx(1.0)
+
+
+def test_varied_source_changes_contrast_by_the_power_and_keeps_a_fraction_as_is():
+    rng = np.random.default_rng(0)
+    frame = np.exp(0.05 * rng.standard_normal((64, 64)))
+    base = from_array(frame, 0.0662, normalise="none")
+    varied = VariedSource(base, power=(0.5, 2.0), copies=200, seed=3)
+    for index in range(5):
+        power, fwhm = varied.draw(index)
+        assert 0.5 <= power <= 2.0
+        assert fwhm == 0.0
+        # log I ** p = p log I: the contrast of the logarithm scales by p exactly.
+        np.testing.assert_allclose(np.log(varied.frame(index)), power * np.log(frame), atol=1e-12)
+    half = VariedSource(base, power=(0.5, 2.0), blur=(0.05, 0.1) * u.arcsec, copies=400, seed=3, fraction=0.5)
+    kept = [half.draw(i) == (1.0, 0.0) for i in range(400)]
+    assert 0.4 < np.mean(kept) < 0.6
+    untouched = next(i for i, same in enumerate(kept) if same)
+    np.testing.assert_array_equal(half.frame(untouched), frame)
+    blurred = next(i for i, same in enumerate(kept) if not same)
+    assert np.std(np.log(half.frame(blurred))) < half.draw(blurred)[0] * np.std(np.log(frame))  # blurred: smoother
+    with pytest.raises(ValueError, match="fraction"):
+        VariedSource(base, fraction=1.5)

@@ -678,6 +678,8 @@ class VariedSource(Source):
         Frames per frame of ``source`` (each with its own draw).
     seed : int
         Seed of the draws.
+    fraction : float
+        Share of the frames that are varied; the others are served as they are.
 
     Examples
     --------
@@ -688,7 +690,7 @@ class VariedSource(Source):
     (3, 1.21)
     """
 
-    def __init__(self, source, *, power=(1.0, 1.0), blur=(0.0, 0.0) * u.arcsec, copies=1, seed=0):
+    def __init__(self, source, *, power=(1.0, 1.0), blur=(0.0, 0.0) * u.arcsec, copies=1, seed=0, fraction=1.0):
         if not isinstance(source, Source):
             msg = f"source must be a Source, got {type(source).__name__}"
             raise TypeError(msg)
@@ -702,6 +704,10 @@ class VariedSource(Source):
             raise ValueError(msg)
         check_integer(copies, name="copies")
         check_integer(seed, name="seed", minimum=0)
+        if not 0 <= float(fraction) <= 1:
+            msg = f"fraction must lie in [0, 1], got {fraction!r}"
+            raise ValueError(msg)
+        self.fraction = float(fraction)
         self.source, self.power, self.blur = source, (low, high), (float(fwhm[0]), float(fwhm[1]))
         self.copies, self.seed = int(copies), int(seed)
         self.kind, self.pixel_scale, self.periodic = source.kind, source.pixel_scale, source.periodic
@@ -731,7 +737,10 @@ class VariedSource(Source):
         """
         rng = np.random.default_rng([self.seed, int(index)])
         power = float(np.exp(rng.uniform(np.log(self.power[0]), np.log(self.power[1]))))
-        return power, float(rng.uniform(*self.blur))
+        fwhm = float(rng.uniform(*self.blur))
+        if self.fraction < 1 and rng.uniform() >= self.fraction:
+            return 1.0, 0.0
+        return power, fwhm
 
     def _read(self, index):
         data = self.source.frame(index % len(self.source))

@@ -98,6 +98,7 @@ class HybridConfig:
         per `PSF_VARIANTS`: nominal 0.75, wachter_2012 0.125, wide 0.125), ``hmi_params`` (the nominal
         PSF's ``w``, ``W``, ``epsilon``, ``k``: `~enhance.observation.psf.hmi_psf`; None: the Enhance
         values), ``radius_arcsec`` (its kernels' half-width; None: 4.37), ``contrast_power`` ([1, 1]),
+        ``vary_fraction`` (share of the frames seen at another contrast and resolution; 1),
         ``blur_arcsec`` ([0, 0]), ``sources`` (a list of tables, see the module's docstring).
     train : dict
         ``steps`` (6000), ``batch`` (16), ``lr`` (1e-3, cosine to ``lr_min`` 1e-5), ``seed`` (11),
@@ -159,6 +160,7 @@ _DATA = {
     "radius_arcsec": None,
     "contrast_power": [1.0, 1.0],
     "blur_arcsec": [0.0, 0.0],
+    "vary_fraction": 1.0,
     "sources": [{"type": "synthetic", "scene": "mixed", "frames": 24}],
 }
 _TRAIN = {"steps": 6000, "batch": 16, "lr": 1e-3, "lr_min": 1e-5, "seed": 11, "threads": 1, "eval_every": 250}
@@ -281,7 +283,8 @@ def training_sources(cfg: HybridConfig, *, log=print) -> list:
             raise ConfigError(msg)
         else:
             source = _file_source(spec, cfg.kind)
-        varied = VariedSource(source, power=power, blur=blur, seed=cfg.data["seed"] + index)
+        varied = VariedSource(source, power=power, blur=blur, seed=cfg.data["seed"] + index,
+                              fraction=cfg.data["vary_fraction"])  # fmt: skip
         out += [varied] * int(spec["weight"])
     if not out:
         msg = "no training source is left: give the files of the configuration's sources"
@@ -333,8 +336,7 @@ def training_pairs(cfg: HybridConfig, *, log=print) -> tuple[torch.Tensor, torch
     """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(json.dumps([cfg.kind, cfg.data], sort_keys=True).encode()).hexdigest()[:16]
-    cache = out / f"pairs_{digest}.pt"
+    cache = out / f"pairs_{_data_digest(cfg)}.pt"
     if cache.exists():
         saved = torch.load(cache, weights_only=True)
         return saved["x"], saved["y"], saved["nominal"]
@@ -357,6 +359,11 @@ def training_pairs(cfg: HybridConfig, *, log=print) -> tuple[torch.Tensor, torch
     torch.save({"x": x, "y": y, "nominal": nominal}, cache)
     log(f"{n} training pairs in {time.perf_counter() - start:.0f} s -> {cache}")
     return x, y, nominal
+
+
+def _data_digest(cfg) -> str:
+    """A name for the pairs of a configuration: the same kind and data give the same pairs."""
+    return hashlib.sha256(json.dumps([cfg.kind, cfg.data], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _psf_options(cfg, name):
@@ -382,7 +389,7 @@ def _build_network(cfg: HybridConfig, x, y, nominal, *, log) -> WienerEnhanceNet
             raise ConfigError(msg)
         cnn = {k: v for k, v in start.state_dict().items() if k.startswith(("conv_in", "blocks", "conv_out"))}
         net.load_state_dict(cnn, strict=False)
-    stage = Path(cfg.out_dir) / "linear_stage.npy"
+    stage = Path(cfg.out_dir) / f"linear_stage_{_data_digest(cfg)}_{m['taps']}.npy"  # of these pairs
     if not stage.exists():
         begin = time.perf_counter()
         stats = patch_statistics(x[nominal][:, 0].numpy(), y[nominal][:, 0].numpy(), taps=m["taps"])
