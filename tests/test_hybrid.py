@@ -8,7 +8,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from enhance.inference.pipeline import enhance, network_noise
+from enhance.inference.api import enhance
+from enhance.inference.pipeline import network_noise
 from enhance.inference.tiling import run_tiled
 from enhance.models.hybrid import NOISE_NODES, WienerEnhanceNet, symmetric_pad, symmetrize_filters
 from enhance.models.pretrained import load_network

@@ -10,7 +10,7 @@ from astropy.io import fits
 from enhance.cli import main
 from enhance.data import sample_path
 from enhance.exceptions import EnhanceUserWarning
-from enhance.inference.pipeline import enhance
+from enhance.inference.api import enhance
 
 
 @pytest.mark.parametrize("level", ["1e6", "150", "0.005", "1e-9"])

@@ -29,6 +29,7 @@ def source(tmp_path):
 @pytest.fixture
 def no_network(monkeypatch):
     """Fail the test if any network runs: "refused before any work" means it never does."""
+    import enhance.inference.api
     import enhance.inference.distributed
     import enhance.inference.pipeline
 
@@ -38,6 +39,7 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(enhance.inference.distributed, "enhance_array", refuse)
     monkeypatch.setattr(enhance.inference.pipeline, "enhance_array", refuse)
+    monkeypatch.setattr(enhance.inference.api, "enhance_array", refuse)
 
 
 def _special_outputs(folder: Path):

@@ -10,7 +10,8 @@ from enhance.analysis.baselines import bicubic_x2
 from enhance.analysis.hmi_behaviour import OBSERVATION_MODEL, PUBLISHED
 from enhance.analysis.metrics import psnr
 from enhance.exceptions import ModelNotTrainedError, NoiseLevelWarning
-from enhance.inference.pipeline import NOISE_WARN_RATIO, enhance
+from enhance.inference.api import enhance
+from enhance.inference.pipeline import NOISE_WARN_RATIO
 from enhance.models.pretrained import load_weights
 from enhance.models.weights import KINDS, VARIANTS, model_card, shipped
 from enhance.observation.psf import DEFAULT_RADIUS, ENHANCE_2018

@@ -519,15 +519,16 @@ def _python_run(path, out, *, model="light", noise=None):
     from enhance.inference import pipeline
 
     told = []
-    measure = pipeline.network_noise
+    decide = pipeline.noise_choice
 
     def recording(*args, **kwargs):
-        told.append(measure(*args, **kwargs))
-        return told[-1]
+        choice = decide(*args, **kwargs)
+        told.append(choice.value)
+        return choice
 
     extra = [] if noise is None else ["--noise", str(noise)]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "network_noise", recording)
+        patch.setattr(pipeline, "noise_choice", recording)
         assert main(["run", str(path), "-o", str(out), "--model", model, "--backend", "onnx", *extra]) == 0
     with fits.open(out) as hdul:
         return hdul[0].data.astype(np.float64), hdul[0].header.copy(), (told[0] if told else None)

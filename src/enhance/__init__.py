@@ -37,7 +37,7 @@ SUBMODULES = ["analysis", "checks", "cli", "constants", "data", "demo", "excepti
               "observation", "runtime", "scenes", "training", "web"]  # fmt: skip
 # Public names and the module that defines each, imported on first access (PEP 562, with lazy_loader).
 _LAZY = {
-    "inference.pipeline": ["enhance"],
+    "inference.api": ["enhance"],
     "inference.distributed": ["enhance_files", "enhance_dask"],
     "models.network": ["EnhanceNet", "fold_batchnorm"],
     # sunpy's warning base class loads astropy: imported on first use too

@@ -20,7 +20,7 @@ from .analysis.metrics import contrast
 from .constants import VARIANTS
 from .data import SAMPLES, sample_map, sample_path
 from .exceptions import ModelNotTrainedError
-from .inference.pipeline import enhance
+from .inference.api import enhance
 from .io import atomic_write, check_regular_file, upscale_header, write_map
 from .observation.quiet_sun import estimate_qs_level
 

@@ -8,6 +8,7 @@ figures and a JSON file. `consistency_hdu` packs the per-pixel consistency map a
 ``enhance run --consistency``.
 """
 
+import dataclasses
 import json
 import math
 import warnings
@@ -18,7 +19,14 @@ import numpy as np
 from sunpy.util.exceptions import SunpyMetadataWarning
 
 from ..checks import check_choice, check_image, check_positive, fill_nonfinite
-from ..inference.pipeline import RunOptions, enhance_array, estimate_qs_level, history_cards, resolve_network
+from ..inference.pipeline import (
+    RunOptions,
+    enhance_array,
+    estimate_qs_level,
+    history_cards,
+    resolve_network,
+    sequence_noise,
+)
 from ..io import atomic_write, fits_stem, read_fits, resolve_kind, upscale_header
 from ..observation.consistency import consistency_hdu  # noqa: F401 - also here
 from ..observation.degrade import HMI_PIXEL_SCALE
@@ -222,7 +230,7 @@ def compare(
     device : str
         Where the network runs ('auto', 'cpu', 'cuda', ...).
     tile : int, optional
-        Tiled inference (see `~enhance.inference.pipeline.enhance`).
+        Tiled inference (see `~enhance.inference.api.enhance`).
     force : bool
         Run inputs `~enhance.io.resolve_kind` refuses (not helioprojective, off HMI's pixel scale, a
         Dopplergram, a file solar-enhance wrote).
@@ -341,9 +349,6 @@ def _first_frame(data):
 def _flicker(frames, shape, *, kind, network, options, pixel_scale):
     """The ``flicker`` entry: `~enhance.analysis.metrics.temporal_flicker` of Enhance against bicubic x2 over the
     frames, each told the sequence's noise level (`~enhance.inference.pipeline.sequence_noise`)."""
-    import dataclasses
-
-    from ..inference.pipeline import enhance_array, sequence_noise
 
     images = [_load(frame, pixel_scale)[0] for frame in frames]
     for index, image in enumerate(images):

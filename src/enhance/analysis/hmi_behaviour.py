@@ -25,7 +25,7 @@ import numpy as np
 from ..checks import check_choice, check_image, check_integer
 from ..constants import KINDS
 from ..data import sample_path
-from ..inference.pipeline import enhance
+from ..inference.api import enhance
 from ..io import read_fits
 from ..observation.degrade import HMI_PIXEL_SCALE, bin_area, convolve
 from ..observation.psf import psf_kernel

@@ -25,7 +25,8 @@ from ..checks import check_choice
 from ..constants import KINDS
 from ..data import sample_path
 from ..exceptions import NoiseLevelWarning
-from ..inference.pipeline import RunOptions, enhance, enhance_array, noise_choice
+from ..inference.api import enhance
+from ..inference.pipeline import RunOptions, enhance_array, noise_choice
 from ..io import atomic_write
 from ..observation import psf
 from ..observation.degrade import bin_area
@@ -808,7 +809,7 @@ def flicker(run, image, *, margin: int = 8):
     Parameters
     ----------
     run : callable
-        ``run(image) -> output`` on the x2 grid (a network wrapped in `~enhance.inference.pipeline.enhance`,
+        ``run(image) -> output`` on the x2 grid (a network wrapped in `~enhance.inference.api.enhance`,
         or a baseline).
     image : numpy.ndarray
         The input, ``(ny, nx)``, any unit.

@@ -85,6 +85,7 @@ from .pipeline import (
     quantize_step,
     registry_cards,
     resolve_network,
+    sequence_noise,
 )
 
 __all__ = [
@@ -823,8 +824,6 @@ def shared_noise_levels(sources, *, kind="auto", weights=None, model="full", qs_
     >>> shared_noise_levels([], kind="blos")
     {}
     """
-    from ..io import check_regular_file, read_fits, written_by_enhance
-    from .pipeline import sequence_noise
 
     by_kind: dict[str, list[Path]] = {}
     for source in map(Path, sources):

@@ -365,7 +365,7 @@ def check_qs_level(qs_level):
     Parameters
     ----------
     qs_level : None, str, float or QuietSunSurface
-        The quiet-Sun option of `~enhance.inference.pipeline.enhance`; a number is in the image's unit.
+        The quiet-Sun option of `~enhance.inference.api.enhance`; a number is in the image's unit.
 
     Returns
     -------

@@ -8,7 +8,7 @@ are ``image`` ``(n, 1, ny, nx)`` and ``enhanced`` ``(n, 1, 2 ny, 2 nx)``, float3
 
 `OnnxNetwork` runs such a file with onnxruntime (the optional ``onnx`` extra) on numpy arrays; this
 module imports neither torch nor onnxruntime until they are needed, and the runner never imports torch.
-Pass an `OnnxNetwork` as ``network=`` to `~enhance.inference.pipeline.enhance` (or ``backend='onnx'``): the
+Pass an `OnnxNetwork` as ``network=`` to `~enhance.inference.api.enhance` (or ``backend='onnx'``): the
 result agrees with the PyTorch path within 1e-4.
 
 Every exported file carries what a caller needs besides the graph (`inference_metadata`): the kind, the
@@ -378,7 +378,7 @@ def load_weights_file(path, *, kind: str):
     Returns
     -------
     `~enhance.models.network.EnhanceNet` or OnnxNetwork
-        The network, ready for `~enhance.inference.pipeline.enhance`.
+        The network, ready for `~enhance.inference.api.enhance`.
 
     Examples
     --------

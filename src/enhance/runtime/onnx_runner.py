@@ -104,7 +104,7 @@ class OnnxNetwork:
     and the graph, only the operators this package writes, finite weights, and a probe image must come back on
     its x2 grid; a file of another origin is refused. Calling the object maps an ``(n, 1, ny, nx)`` float32
     array to ``(n, 1, 2 ny, 2 nx)``;
-    `~enhance.inference.pipeline.enhance` and `~enhance.inference.tiling.run_tiled` take it where they
+    `~enhance.inference.api.enhance` and `~enhance.inference.tiling.run_tiled` take it where they
     take a PyTorch network.
 
     Examples
