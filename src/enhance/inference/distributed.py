@@ -376,7 +376,12 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
         msg = f"{type(err).__name__}: {err}"
         raise _Culprit(msg) from None
     result = enhance_array(image, kind=file_kind, network=network, options=options)
+    result, sigma = result if options.uncertainty else (result, None)
     extra = [_consistency_hdu(result, image, header)] if consistency else []
+    if sigma is not None:
+        from ..io import uncertainty_hdu
+
+        extra.append(uncertainty_hdu(sigma, new_header))
     step = quantize_step(image, file_kind) if compress or target.name.lower().endswith(".fz") else None
     write_fits(target, result, new_header, overwrite=replace, extra_hdus=extra, quantize_step=step)
     record["status"] = "done"

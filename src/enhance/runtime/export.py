@@ -540,9 +540,11 @@ def _runner(model, *, threads=None, symmetric=None):
     ``model`` is a file or its bytes; one session is opened either way."""
     network = OnnxNetwork(model, threads=threads)
     if network.metadata.get("architecture") == "wiener-enhance":
-        from .wiener_onnx import WienerOnnxNetwork
+        from .wiener_onnx import WienerOnnxNetwork, graph_filter_bank
 
-        return WienerOnnxNetwork.from_network(network, symmetric=symmetric)
+        runner = WienerOnnxNetwork.from_network(network, symmetric=symmetric)
+        runner.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
+        return runner
     return network
 
 
