@@ -614,9 +614,11 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     mask = None if smap.mask is None else np.repeat(np.repeat(np.asarray(smap.mask), 2, axis=0), 2, axis=1)
     if mask is not None and mask.shape != result.shape:  # a scalar mask (numpy's nomask)
         mask = np.broadcast_to(np.asarray(smap.mask, dtype=bool), result.shape).copy()
-    maps = tuple(smap._new_instance(a, new_meta, plot_settings=copy.deepcopy(smap.plot_settings), mask=mask)
-                 for a in ((result,) if sigma is None else (result, sigma)))  # fmt: skip
-    return maps[0] if sigma is None else maps
+    enhanced = smap._new_instance(result, new_meta, plot_settings=copy.deepcopy(smap.plot_settings), mask=mask)
+    if sigma is None:
+        return enhanced
+    return enhanced, smap._new_instance(sigma, copy.deepcopy(new_meta), plot_settings=copy.deepcopy(smap.plot_settings),
+                                        mask=copy.copy(mask))  # fmt: skip
 
 
 def _model_name(model, network):

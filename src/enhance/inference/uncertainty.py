@@ -448,7 +448,7 @@ def network_features(normalised, *, network, noise: float, device: str = "cpu"):
     >>> from enhance.models.hybrid import WienerEnhanceNet
     >>> net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
     >>> result, features = network_features(np.ones((12, 12)), network=net, noise=1e-3)
-    >>> result.shape, sorted(features) == sorted(FEATURES)
+    >>> result.shape, sorted(features) == sorted((*FEATURES, "level"))
     ((24, 24), True)
     """
     from .pipeline import make_runner
