@@ -115,8 +115,9 @@ def _run_batch(args) -> int:
                       f"got {out}")  # fmt: skip
     if args.workers is not None and args.scheduler is not None:
         return _usage("pass --workers (a LocalCluster here) or --scheduler (a running cluster), not both")
-    if args.symmetric:
-        return _usage("--symmetric runs one file at a time (enhance run FILE -o OUT --symmetric)")
+    if args.symmetric or args.uncertainty:
+        flag = "--symmetric" if args.symmetric else "--uncertainty"
+        return _usage(f"{flag} runs one file at a time (enhance run FILE -o OUT {flag})")
     start = time.perf_counter()
     records = enhance_files(args.inputs, out, kind=args.type, weights=args.weights, model=args.model,
                             client=args.scheduler, n_workers=args.workers, qs_level=args.qs_level, device=args.device,
@@ -182,7 +183,8 @@ def _run(args) -> int:
                            label=model_label(args.weights, args.model),
                            options=RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile,
                                               backend=args.backend, precision=args.precision, progress=_progress(args),
-                                              symmetric=args.symmetric, noise=args.noise),
+                                              symmetric=args.symmetric, noise=args.noise,
+                                              uncertainty=args.uncertainty),
                            overwrite=args.overwrite, consistency=args.consistency, force=args.force,
                            compress=args.compress)  # fmt: skip
     if record["status"] == "skipped":  # an output of solar-enhance given as the input
@@ -219,6 +221,42 @@ def _export(args) -> int:
     if not written and not failures:
         return _error("no shipped model to export")
     return FAILURE if failures else 0
+
+
+def _calibrate_uncertainty(args) -> int:
+    from .analysis.uncertainty_calibration import (
+        CalibrationConfig,
+        calibrate_uncertainty,
+        coverage_markdown,
+        write_calibration,
+    )
+
+    config = CalibrationConfig(simulation=args.simulation, shape=tuple(args.shape))
+    kinds = KINDS if args.type == "all" else (args.type,)
+    models = ("full", "light") if args.model == "all" else (args.model,)
+    entries = {f"{kind}/{model}": calibrate_uncertainty(kind, model, config, log=lambda line: _say(args, line))
+               for kind in kinds for model in models}  # fmt: skip
+    _say(args, coverage_markdown(entries))
+    _say(args, f"wrote {write_calibration(entries, args.output)}")
+    return 0
+
+
+def _add_calibrate_uncertainty(subparsers) -> None:
+    cal = subparsers.add_parser("calibrate-uncertainty", help="fit the per-pixel uncertainty's calibration",
+                                description="Fit the weights of the uncertainty's terms (enhance run --uncertainty) "
+                                "on held-out synthetic scenes, a limb and a simulation's first rows, report the "
+                                "coverage by region and noise level on other ones, and store the fit with the "
+                                "weights' sha256.")  # fmt: skip
+    cal.add_argument("-t", "--type", choices=("intensity", "blos", "all"), default="all")
+    cal.add_argument("--model", choices=("full", "light", "all"), default="all")
+    cal.add_argument("--simulation", metavar="FITS",
+                     help="continuum simulation field (e.g. the MURaM quiet Sun at 0.0662 arcsec): its first 75 %% "
+                     "of rows join the fit, the last 25 %% the report")  # fmt: skip
+    cal.add_argument("--shape", type=int, nargs=2, default=(800, 800), metavar=("NY", "NX"),
+                     help="synthetic scene size at 0.0662 arcsec")  # fmt: skip
+    cal.add_argument("-o", "--output", default=None, metavar="JSON",
+                     help="calibration file to update (default: the package's data/uncertainty.json)")  # fmt: skip
+    cal.set_defaults(func=_calibrate_uncertainty)
 
 
 def _add_export(subparsers) -> None:
@@ -316,6 +354,9 @@ def _add_run(subparsers) -> None:
                      help="run on the running Dask cluster at ADDRESS, e.g. tcp://host:8786")  # fmt: skip
     consistency_help = "add the per-pixel consistency map (output degraded back to HMI minus input) as HDU 1"
     run.add_argument("--consistency", action="store_true", help=consistency_help)
+    run.add_argument("--uncertainty", action="store_true",
+                     help="add the standard deviation of each output pixel's error (full and light models; about "
+                     "2.2x the time) as an image extension named UNCERT, in the data's unit")  # fmt: skip
     run.add_argument("--compress", action="store_true",
                      help="write RICE tile-compressed FITS (as JSOC serves HMI), quantised to 0.1 of HMI's noise "
                      "at most (2e-4 of the quiet-Sun level, 2 G steps); also chosen by an -o name ending in "
@@ -790,6 +831,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(subparsers)
     _add_compare(subparsers)
     _add_export(subparsers)
+    _add_calibrate_uncertainty(subparsers)
     _add_synth(subparsers)
     _add_dataset(subparsers)
     _add_train(subparsers)

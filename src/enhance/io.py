@@ -49,6 +49,8 @@ __all__ = [
     "limb_pixels",
     "warn_near_limb",
     "LIMB_BAND",
+    "UNCERTAINTY_EXTNAME",
+    "uncertainty_hdu",
 ]
 
 # Keys that describe the stored pixel values and become wrong once the data change.
@@ -1258,3 +1260,43 @@ def write_map(path, smap, *, overwrite=False):
     True
     """
     return write_fits(path, smap.data, smap.meta, overwrite=overwrite)
+
+
+#: EXTNAME of the extension that holds the uncertainty of an enhanced image (``enhance run --uncertainty``).
+UNCERTAINTY_EXTNAME = "UNCERT"
+
+
+def uncertainty_hdu(sigma, header=None) -> fits.ImageHDU:
+    """The standard deviation of each enhanced pixel's error as a FITS extension, on the image's grid.
+
+    Parameters
+    ----------
+    sigma : (ny, nx) `~numpy.ndarray`
+        The uncertainty, in the image's unit.
+    header : `~astropy.io.fits.Header` or dict-like, optional
+        The enhanced image's header: its coordinate keys and BUNIT are copied, so the extension has the
+        image's WCS and unit.
+
+    Returns
+    -------
+    `~astropy.io.fits.ImageHDU`
+        EXTNAME `UNCERTAINTY_EXTNAME` ('UNCERT'), float32.
+
+    Examples
+    --------
+    >>> hdu = uncertainty_hdu(np.ones((4, 4)), {"BUNIT": "G", "CDELT1": 0.252})
+    >>> hdu.name, hdu.header["BUNIT"], hdu.header["CDELT1"]
+    ('UNCERT', 'G', 0.252)
+    """
+    cards = fits.Header()
+    items = header.items() if isinstance(header, fits.Header) else dict(header or {}).items()
+    for key, value in items:
+        if key.upper() in _SKIP_ON_WRITE or key.upper() in _STALE_KEYS or key.upper().startswith("NAXIS"):
+            continue
+        try:
+            cards[key] = value
+        except (ValueError, TypeError, KeyError):
+            continue  # not representable in FITS (e.g. a sunpy-only meta entry)
+    cards["EXTNAME"] = UNCERTAINTY_EXTNAME
+    cards.add_comment("standard deviation of the error of each pixel of the enhanced image, in its unit (BUNIT)")
+    return fits.ImageHDU(np.asarray(sigma, dtype=np.float32), header=cards)

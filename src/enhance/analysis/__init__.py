@@ -13,6 +13,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "hmi_behaviour",
         "metrics",
         "spectra",
+        "uncertainty_calibration",
         "validate",
     ],
 )

@@ -3,4 +3,6 @@
 import lazy_loader
 
 # The modules load on first use (``enhance.inference.distributed``), as in scikit-image.
-__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submodules=["api", "distributed", "pipeline", "tiling"])
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__, submodules=["api", "distributed", "pipeline", "tiling", "uncertainty"]
+)

@@ -25,6 +25,7 @@ from ..io import (
     provenance_cards,
     read_fits,
     resolve_kind,
+    uncertainty_hdu,
     upscale_header,
     warn_near_limb,
     write_fits,
@@ -142,8 +143,7 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
                               noise=_noise_value(noise, smap.unit, factor, kind))  # fmt: skip
     net = resolve_network(kind, model=model, network=network, options=run)
     result, assumed = enhance_array(data, kind=kind, network=net, options=run, return_assumptions=True)
-    if factor != 1.0:
-        result /= result.dtype.type(factor)
+    result, sigma = _unpack(result, factor)
     # sunpy's own reading of the header: the reference pixel (the image centre where CRPIX is absent) and scale.
     meta = smap.meta.copy()
     meta["crpix1"], meta["crpix2"] = (float(p.to_value(u.pix)) + 1.0 for p in smap.reference_pixel)
@@ -155,7 +155,19 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     mask = None if smap.mask is None else np.repeat(np.repeat(np.asarray(smap.mask), 2, axis=0), 2, axis=1)
     if mask is not None and mask.shape != result.shape:  # a scalar mask (numpy's nomask)
         mask = np.broadcast_to(np.asarray(smap.mask, dtype=bool), result.shape).copy()
-    return smap._new_instance(result, new_meta, plot_settings=copy.deepcopy(smap.plot_settings), mask=mask)
+    maps = tuple(smap._new_instance(array, copy.deepcopy(new_meta), plot_settings=copy.deepcopy(smap.plot_settings),
+                                    mask=None if mask is None else mask.copy())
+                 for array in ((result,) if sigma is None else (result, sigma)))  # fmt: skip
+    return maps[0] if sigma is None else maps
+
+
+def _unpack(result, factor):
+    """``(result, sigma)`` of `enhance_array` (sigma None without the uncertainty), divided by ``factor``."""
+    result, sigma = result if isinstance(result, tuple) else (result, None)
+    for array in (result,) if sigma is None else (result, sigma):
+        if factor != 1.0:
+            array /= array.dtype.type(factor)
+    return result, sigma
 
 
 def _warn_near_limb(header, finite, *, name):
@@ -227,6 +239,7 @@ def enhance(
     symmetric: bool = False,
     noise=None,
     noise_per_frame: bool = False,
+    uncertainty: bool = False,
 ):
     """Deconvolve an HMI image from its PSF and super-resolve it by two.
 
@@ -299,9 +312,15 @@ def enhance(
     noise_per_frame : bool
         For a sequence (a cube or a MapSequence) and ``noise=None``: measure the noise on each frame.
         False (default) tells every frame one level, the median of the levels measured on up to 16
-        frames spread over the sequence (`sequence_noise`; a continuum's relative to each frame's
-        quiet-Sun level), so that the network smooths every frame alike and a movie does not flicker
-        with the scatter of the measurements.
+        frames spread over the sequence (`~enhance.inference.pipeline.sequence_noise`; a continuum's
+        relative to each frame's quiet-Sun level), so that the network smooths every frame alike and a
+        movie does not flicker with the scatter of the measurements.
+    uncertainty : bool
+        Also return the standard deviation of each output pixel's error, in the output's unit, for the
+        'full' and 'light' models and one image (`~enhance.inference.uncertainty`): the propagated input
+        noise, the model's spread over rotations and flips and the spread over plausible PSFs,
+        calibrated on held-out scenes (the coverage by region and noise level is on the validation
+        pages). It costs about 2.2 times the 'full' model's time.
 
     Returns
     -------
@@ -318,13 +337,18 @@ def enhance(
         assumptions made: the noise level told the network and how it was obtained (``ENH_NOIS``,
         ``ENH_NUNI``, ``ENH_NSRC``, ``ENH_NWHY``), the quiet-Sun normalisation of a continuum image
         (``ENH_QSTY``, ``ENH_QSRC``, ``ENH_QSLV``, and a surface's ``ENH_QSMN``, ``ENH_QSMX``), the model's
-        registry name and the sha256 of its weights (``ENH_REG``, ``ENH_SHA``; `assumption_cards`).
+        registry name and the sha256 of its weights (``ENH_REG``, ``ENH_SHA``;
+        `~enhance.inference.pipeline.assumption_cards`).
+        With ``uncertainty=True``: a tuple ``(result, sigma)`` of two of them (arrays, Quantities or Maps:
+        the uncertainty Map has the result's WCS, unit and mask), or, with ``output``, the path of a file
+        that holds the uncertainty in an image extension named 'UNCERT' (`~enhance.io.uncertainty_hdu`).
 
     Warns
     -----
     `~enhance.exceptions.NoiseLevelWarning`
-        When the noise measured on the image is more than 4 times HMI's (`check_noise_level`): binned
-        data labelled at HMI's pixel scale read as about 23 times.
+        When the noise measured on the image is more than 4 times HMI's
+        (`~enhance.inference.pipeline.check_noise_level`): binned data labelled at HMI's pixel scale read
+        as about 23 times.
 
     Raises
     ------
@@ -356,7 +380,7 @@ def enhance(
     """
     kind = check_kind(kind)  # also sunpy's names: enhance(m, m.measurement)
     options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
-                         progress=progress, symmetric=symmetric)  # fmt: skip
+                         progress=progress, symmetric=symmetric, uncertainty=bool(uncertainty))  # fmt: skip
 
     def with_noise(run, unit, factor, kind):
         return dataclasses.replace(run, noise=_noise_value(noise, unit, factor, kind))
@@ -375,8 +399,7 @@ def enhance(
         net = resolve_network(kind, model=model, network=network, options=options)
         run = with_noise(options, unit or None, factor, kind)
         result, assumed = enhance_array(image, kind=kind, network=net, options=run, return_assumptions=True)
-        if factor != 1.0:
-            result /= result.dtype.type(factor)
+        result, sigma = _unpack(result, factor)
         cards = {**provenance_cards(model=_model_name(model, network), kind=kind), **assumption_cards(assumed),
                  **registry_cards(kind, model, network=network)}  # fmt: skip
         new_header = upscale_header(header, 2, history=history, provenance=cards)
@@ -384,10 +407,13 @@ def enhance(
             step = None
             if str(output).lower().endswith(".fz"):  # tile-compressed, as `enhance run -o NAME.fz` writes it
                 step = quantize_step(image, kind) / factor  # in the file's unit (image: in gauss for blos)
-            return write_fits(output, result, new_header, overwrite=overwrite, quantize_step=step)
+            extra = [] if sigma is None else [uncertainty_hdu(sigma, new_header)]
+            return write_fits(output, result, new_header, overwrite=overwrite, quantize_step=step, extra_hdus=extra)
         import sunpy.map
 
-        return sunpy.map.Map(result, new_header)
+        if sigma is None:
+            return sunpy.map.Map(result, new_header)
+        return tuple(sunpy.map.Map(array, new_header.copy()) for array in (result, sigma))
     if output is not None:
         msg = f"output= is only for a path input, got data of type {type(data).__name__}"
         raise TypeError(msg)
@@ -395,6 +421,10 @@ def enhance(
     sunpy_map = sys.modules.get("sunpy.map")  # a Map implies sunpy.map is imported: never imported here for it
     if sunpy_map is not None and isinstance(data, sunpy_map.GenericMap):
         return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force, noise=noise)
+    if uncertainty and (_is_dask_array(data) or np.ndim(getattr(data, "data", data)) == 3
+                        or (sunpy_map is not None and isinstance(data, sunpy_map.MapSequence))):  # fmt: skip
+        msg = "uncertainty=True takes one image (an array, Quantity, Map or FITS path), not a sequence or dask array"
+        raise ValueError(msg)
     if sunpy_map is not None and isinstance(data, sunpy_map.MapSequence):
         return _enhance_map_sequence(data.maps, kind=kind, options=options, model=model, network=network, force=force,
                                      noise=noise, noise_per_frame=noise_per_frame)  # fmt: skip
@@ -421,12 +451,13 @@ def enhance(
         result = _enhance_cube(values, kind=kind, network=net, options=run, noise_per_frame=noise_per_frame)
     else:
         result = enhance_array(values, kind=kind, network=net, options=run)
-    if factor != 1.0:
-        result /= result.dtype.type(factor)
+    outputs = [array for array in _unpack(result, factor) if array is not None]
     if masked:  # masked in, masked out: each masked (or non-finite) pixel masks its 2x2 output pixels
         missing = ~np.isfinite(np.asarray(values))
-        result = np.ma.MaskedArray(result, mask=np.repeat(np.repeat(missing, 2, axis=-2), 2, axis=-1))
-    return result * unit if unit is not None else result
+        mask = np.repeat(np.repeat(missing, 2, axis=-2), 2, axis=-1)
+        outputs = [np.ma.MaskedArray(array, mask=mask.copy()) for array in outputs]
+    outputs = [array * unit if unit is not None else array for array in outputs]
+    return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
 def _is_dask_array(data) -> bool:

@@ -61,6 +61,7 @@ from ..io import (
     read_fits,
     remove_stale_parts,
     resolve_kind,
+    uncertainty_hdu,
     upscale_header,
     warn_near_limb,
     write_fits,
@@ -414,9 +415,12 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
     if isinstance((shared_noise or {}).get(file_kind), NoiseChoice) and options.noise is None:
         options = dataclasses.replace(options, noise=shared_noise[file_kind])  # one level for the sequence
     result, assumed = enhance_array(image, kind=file_kind, network=network, options=options, return_assumptions=True)
+    result, sigma = result if options.uncertainty else (result, None)
     own = network if weights is not None else None
     new_header.update({**assumption_cards(assumed), **registry_cards(file_kind, model, network=own, weights=weights)})
     extra = [_consistency_hdu(result, image, header)] if consistency else []
+    if sigma is not None:
+        extra.append(uncertainty_hdu(sigma, new_header))
     step = quantize_step(image, file_kind) if compress or target.name.lower().endswith(".fz") else None
     write_fits(target, result, new_header, overwrite=replace, extra_hdus=extra, quantize_step=step)
     record["status"] = "done"

@@ -43,6 +43,7 @@ from ..observation.noise import NOISE_BAND_START, measure_noise
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
 from ..runtime.export import OnnxNetwork, onnx_network, shipped_onnx_network
 from .tiling import dihedral_average, run_tiled
+from .uncertainty import output_uncertainty
 
 if TYPE_CHECKING:  # PyTorch is optional, and imported only where a network runs on it (see the module docstring)
     import torch
@@ -113,6 +114,9 @@ class RunOptions:
         Standard deviation of the noise per input pixel, in the image's units (gauss for magnetograms),
         for the networks told the noise level (`~enhance.models.hybrid.WienerEnhanceNet`); None
         measures it on the image (`network_noise`).
+    uncertainty : bool
+        Also return the standard deviation of each output pixel's error
+        (`~enhance.inference.uncertainty.output_uncertainty`): `enhance_array` then returns ``(result, sigma)``.
 
     Examples
     --------
@@ -128,6 +132,7 @@ class RunOptions:
     progress: bool = False
     symmetric: bool = False
     noise: float | None = None
+    uncertainty: bool = False
 
 
 #: Largest square (pixels) of an image whose spectrum `network_noise` reads: the central one of a bigger image.
@@ -543,7 +548,9 @@ def resolve_network(
     check_choice(model, VARIANTS, name="model")
     entry = registry_entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
     onnx = (options is not None and _runs_on_onnx(model, options)) or _torch() is None
-    return _shipped_network(kind, model, str(shipped_path(kind, model)), entry["sha256"], onnx=onnx)
+    network = _shipped_network(kind, model, str(shipped_path(kind, model)), entry["sha256"], onnx=onnx)
+    network.registry_key = (kind, model, entry["sha256"])  # which uncertainty calibration is its own
+    return network
 
 
 #: The shipped models whose onnxruntime graph numpy builds bit for bit as PyTorch's export does (they have
@@ -777,26 +784,34 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         runner = runner.bind(choice.value)
     logger.debug("runner %s on %s, %d worker(s), tile %s", type(runner).__name__, device, workers, tile)
 
-    def run(array):
-        return run_tiled(array, runner, tile=tile, margin=margin, device=device, progress=options.progress,
+    def run(array, net=runner):
+        return run_tiled(array, net, tile=tile, margin=margin, device=device, progress=options.progress,
                          precision=precision, workers=workers)  # fmt: skip
 
     source = normalised.astype(np.float32, copy=False)
     result = dihedral_average(run, source) if symmetric else run(source)
-    result = result.astype(out_dtype, copy=False)  # float32 already for float32 input: no copy
-    if isinstance(scale, QuietSunSurface):
-        _scale_rows(result, scale, factor=2)
-    else:
-        result *= out_dtype.type(scale)  # in place: result is ours
+    outputs = [result.astype(out_dtype, copy=False)]  # float32 already for float32 input: no copy
+    if options.uncertainty:
+        passes = 8 if symmetric or getattr(network, "symmetric", False) else 4
+        sigma = output_uncertainty(source, result, network=network, runner=runner, run=run, passes=passes)
+        outputs.append(sigma.astype(out_dtype))
+    for array in outputs:
+        if isinstance(scale, QuietSunSurface):
+            _scale_rows(array, scale, factor=2)
+        else:
+            array *= out_dtype.type(scale)  # in place: result is ours
+    result = outputs[0]
     if kind == "intensity":
         _clip_negative(result, data)
     check_finite_output(result, finite)
     if not finite.all():
-        result[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
+        for array in outputs:
+            array[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
+    out = result if len(outputs) == 1 else tuple(outputs)
     if return_assumptions:
         given = "given" if qs_level is not None and not isinstance(qs_level, str) else "estimated"
-        return result, Assumptions(kind, choice, scale if kind == "intensity" else None, given)
-    return result
+        return out, Assumptions(kind, choice, scale if kind == "intensity" else None, given)
+    return out
 
 
 def _normalise(data, kind, qs_level):

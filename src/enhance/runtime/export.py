@@ -45,7 +45,13 @@ from ..io import atomic_write
 from ..models.weights import file_sha256, model_card, registry_entry, shipped_path
 from .folding import folded_arrays, read_weights
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
-from .wiener_onnx import WienerOnnxNetwork, is_wiener_file, wiener_graph_from_network, wiener_graph_from_weights
+from .wiener_onnx import (
+    WienerOnnxNetwork,
+    graph_filter_bank,
+    is_wiener_file,
+    wiener_graph_from_network,
+    wiener_graph_from_weights,
+)
 
 __all__ = [
     "OPSET",
@@ -479,7 +485,9 @@ def _runner(model, *, threads=None, symmetric=None):
     ``model`` is a file or its bytes; one session is opened either way."""
     network = OnnxNetwork(model, threads=threads)
     if network.metadata.get("architecture") == "wiener-enhance":
-        return WienerOnnxNetwork.from_network(network, symmetric=symmetric)
+        runner = WienerOnnxNetwork.from_network(network, symmetric=symmetric)
+        runner.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
+        return runner
     return network
 
 

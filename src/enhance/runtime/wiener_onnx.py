@@ -26,6 +26,7 @@ __all__ = [
     "is_wiener_file",
     "wiener_graph_from_weights",
     "wiener_graph_from_network",
+    "graph_filter_bank",
 ]
 
 
@@ -201,6 +202,7 @@ class WienerOnnxNetwork(OnnxNetwork):
     def __init__(self, model, *, threads: int | None = None, symmetric: bool | None = None) -> None:
         super().__init__(model, threads=threads, blocked=False)
         self._setup(symmetric)
+        self.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
 
     def _setup(self, symmetric):
 
@@ -385,3 +387,36 @@ def wiener_graph_from_network(network, *, kind: str | None = None, metadata: dic
             "noise_nodes": list(network.noise_nodes), "noise_unit": network.noise_unit,
             "exact_constants": network.exact_constants, "odd": network.odd}  # fmt: skip
     return wiener_onnx_graph(state, meta, kind=kind, metadata=metadata, symmetric=network.symmetric)
+
+
+def graph_filter_bank(model):
+    """The linear stage of a Wiener-Enhance ONNX graph: its filter bank, noise nodes and noise unit.
+
+    Parameters
+    ----------
+    model : str, `~pathlib.Path` or bytes
+        The ONNX file or its bytes (`wiener_onnx_graph`).
+
+    Returns
+    -------
+    tuple
+        ``(filters, noise_nodes, noise_unit)``: float64 ``(4 K, 1, taps, taps)``, the nodes in units of
+        ``noise_unit``, and HMI's noise in network units (what `~enhance.inference.uncertainty` reads).
+
+    Examples
+    --------
+    >>> from enhance.models.architecture import wiener_state_shapes
+    >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+    >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+    >>> filters, nodes, unit = graph_filter_bank(wiener_onnx_graph(state, meta).SerializeToString())
+    >>> filters.shape, nodes, unit
+    ((8, 1, 3, 3), (1.0, 2.0), 0.001)
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
+    meta = {prop.key: prop.value for prop in proto.metadata_props}
+    nodes, taps = tuple(json.loads(meta["noise_nodes"])), int(meta["taps"])
+    bank = next(numpy_helper.to_array(t) for t in proto.graph.initializer if t.name == "filters")
+    return bank.astype(np.float64).reshape(4 * len(nodes), 1, taps, taps), nodes, float(meta["noise_unit"])

@@ -1,0 +1,532 @@
+"""Fit and check the calibration of the per-pixel uncertainty (``enhance calibrate-uncertainty``).
+
+The uncertainty of `~enhance.inference.uncertainty` is :math:`\\sigma^2 = \\sum_k c_k f_k^2` with
+:math:`\\ln c_k = a_k + b_k \\ln(s / s_0)`. `calibrate_uncertainty` fits ``a`` and ``b`` by maximum
+likelihood (Gaussian errors, each region and noise level weighted alike) on held-out fields, and
+reports the coverage (the fraction of pixels with ``|error| < sigma`` and ``< 2 sigma``) on other
+held-out fields, by region and noise level:
+
+- synthetic scenes (`~enhance.scenes.synth.generate_scene`, whose labels give umbra and penumbra; plage
+  and quiet Sun come from the field's strength) of seeds that are neither the training seeds nor the
+  validation's `~enhance.training.datasets.HELD_OUT_SEED`: `FIT_SEEDS` for the fit, `REPORT_SEEDS` for
+  the report;
+- a limb of each: granulation (continuum) or a plage field seen at ``mu`` (magnetogram, ``B mu``) under
+  limb darkening, space beyond (as `~enhance.analysis.validate` builds its limb field); "limb" is the
+  output pixels within `LIMB_WIDTH` of it;
+- for continuum, a simulation field's rows (`~enhance.training.datasets.split_rows`): the first 75 % for
+  the fit, the held-out last 25 % for the report.
+
+Every field is degraded by `~enhance.training.datasets.degrade_frame` and gets Gaussian noise at 0.5,
+1, 3 and 10 times HMI's (`NOISE_FACTORS`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from scipy import ndimage, optimize
+
+from .._version import __version__
+from ..checks import check_choice
+from ..constants import HMI_NOISE, KINDS
+from ..data import data_dir
+from ..inference.pipeline import make_runner, resolve_network
+from ..inference.tiling import run_tiled
+from ..inference.uncertainty import CALIBRATION_FILE, FEATURES, Calibration, filter_bank, uncertainty_features
+from ..io import atomic_write
+from ..models.weights import registry_entry
+from ..observation.degrade import bin_area
+from ..scenes.sources import open_source
+from ..scenes.synth import LABELS, MURAM_PIXEL_SCALE, generate_scene
+from ..training.datasets import HELD_OUT_SEED, SCALE, degrade_frame, split_rows
+
+__all__ = [
+    "network_features",
+    "NOISE_FACTORS",
+    "REGIONS",
+    "FIT_SEEDS",
+    "REPORT_SEEDS",
+    "LIMB_WIDTH",
+    "CalibrationConfig",
+    "Field",
+    "held_out_fields",
+    "collect",
+    "fit_calibration",
+    "coverage",
+    "calibrate_uncertainty",
+    "write_calibration",
+    "coverage_markdown",
+]
+
+#: Noise levels, in units of HMI's noise.
+NOISE_FACTORS = (0.5, 1.0, 3.0, 10.0)
+#: Regions whose coverage is reported (each pixel in at most one; pores, light bridges and pixels
+#: between quiet Sun and plage count only in "all").
+REGIONS = ("quiet Sun", "plage", "penumbra", "umbra", "limb")
+#: Seeds of the synthetic scenes the calibration is fitted on (not training's 11, not `HELD_OUT_SEED`).
+FIT_SEEDS = (4101, 4102, 4103, 4104, 4105, 4106, 4107, 4108)
+#: Seeds of the synthetic scenes the coverage is reported on.
+REPORT_SEEDS = (5101, 5102, 5103, 5104, 5105, 5106, 5107, 5108)
+#: Scene kinds, taken in turn for the seeds.
+SCENE_KINDS = ("active_region", "plage", "quiet_sun", "active_region")
+#: Output pixels within this distance of the limb (either side) form the "limb" region.
+LIMB_WIDTH = 4.0 * u.arcsec
+#: |B| (gauss) of the target, averaged over 1 arcsec, above which a pixel outside spots and pores is
+#: plage, and below `QUIET_FIELD` quiet Sun.
+PLAGE_FIELD = 150.0
+QUIET_FIELD = 50.0
+_TARGET_SCALE = 0.252  # arcsec, the x2 grid
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationConfig:
+    """What `calibrate_uncertainty` fits on and reports on; the defaults run in minutes on a CPU.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Synthetic scenes, pixels at 0.0662 arcsec (800: 105 HMI pixels).
+    fit_seeds, report_seeds : tuple of int
+        Seeds of the scenes of the fit and of the report.
+    scenes : tuple of str
+        Scene kinds, in turn.
+    noise_factors : tuple of float
+        Noise levels, units of HMI's noise.
+    simulation : str, optional
+        A continuum simulation field (e.g. the MURaM quiet Sun at 0.0662 arcsec); its first 75 % of
+        rows join the fit, its last 25 % the report.
+    limb_shape : tuple of int
+        The limb fields, pixels at 0.0662 arcsec.
+    samples : int
+        Quiet-Sun and unlabelled pixels drawn from each field and noise level for the fit (all pixels of
+        the other regions are kept).
+    """
+
+    shape: tuple = (800, 800)
+    fit_seeds: tuple = FIT_SEEDS
+    report_seeds: tuple = REPORT_SEEDS
+    scenes: tuple = SCENE_KINDS
+    noise_factors: tuple = NOISE_FACTORS
+    simulation: str | None = None
+    limb_shape: tuple = (600, 1000)
+    samples: int = 20_000
+
+
+@dataclasses.dataclass
+class Field:
+    """A held-out field: noise-free HMI-like image and target (I/Ic or gauss), and its regions on the x2 grid."""
+
+    name: str
+    observed: np.ndarray
+    target: np.ndarray
+    regions: dict
+
+
+def _on_target(mask, shape):
+    """Area fraction of ``mask`` (at 0.0662 arcsec) in each target pixel."""
+    factor = _TARGET_SCALE / float(MURAM_PIXEL_SCALE.to_value(u.arcsec))
+    return bin_area(mask.astype(np.float64), factor)[: shape[0], : shape[1]]
+
+
+def _scene_field(kind, seed, scene_kind, shape) -> Field:
+    scene = generate_scene(shape, kind=scene_kind, seed=seed)
+    frame = scene.continuum if kind == "intensity" else scene.bz
+    observed, target = degrade_frame(frame, MURAM_PIXEL_SCALE, kind=kind)
+    _, field = degrade_frame(scene.bz, MURAM_PIXEL_SCALE, kind="blos")
+    strength = ndimage.gaussian_filter(np.abs(field.astype(np.float64)) / SCALE["blos"], 1 / _TARGET_SCALE)
+    fractions = {name: _on_target(scene.labels == value, target.shape) for name, value in LABELS.items()}
+    calm = fractions["quiet_sun"] + fractions["magnetic_element"] > 0.5
+    regions = {"umbra": fractions["umbra"] > 0.5, "penumbra": fractions["penumbra"] > 0.5,
+               "plage": calm & (strength > PLAGE_FIELD), "quiet Sun": calm & (strength < QUIET_FIELD)}  # fmt: skip
+    return Field(f"{scene_kind} {seed}", observed / SCALE[kind], target / SCALE[kind], regions)
+
+
+def _limb_field(kind, seed, shape) -> Field:
+    """Granulation (continuum) or a plage field times ``mu`` (magnetogram) under limb darkening, space beyond."""
+    scene = generate_scene(shape, kind="quiet_sun" if kind == "intensity" else "plage", seed=seed)
+    scale = float(MURAM_PIXEL_SCALE.to_value(u.arcsec))
+    limb = int(0.6 * shape[1])
+    inside = (limb - np.arange(shape[1])) * scale  # arcsec inside the limb
+    radius = 960.0
+    mu = np.sqrt(np.clip(1 - ((radius - inside) / radius) ** 2, 0, 1))
+    if kind == "intensity":
+        frame = scene.continuum / scene.continuum.mean() * np.where(inside > 0, 1 - 0.6 * (1 - mu), 0.0)[None, :]
+    else:
+        frame = scene.bz * np.where(inside > 0, mu, 0.0)[None, :]
+    observed, target = degrade_frame(frame, MURAM_PIXEL_SCALE, kind=kind, boundary="reflect")
+    distance = (np.arange(target.shape[1]) + 0.5) * _TARGET_SCALE - limb * scale
+    near = np.abs(distance) < LIMB_WIDTH.to_value(u.arcsec)
+    return Field(f"limb {seed}", observed / SCALE[kind], target / SCALE[kind],
+                 {"limb": np.broadcast_to(near[None, :], target.shape)})  # fmt: skip
+
+
+def _simulation_field(path, *, report) -> Field:
+
+    field = open_source(path, kind="intensity", normalise="mean")
+    rows = split_rows(field.frame(0))[1 if report else 0]
+    observed, target = degrade_frame(rows, field.pixel_scale, kind="intensity")
+    quiet = np.ones(target.shape, bool)
+    return Field(f"{Path(path).name} ({'held-out' if report else 'first'} rows)", observed, target,
+                 {"quiet Sun": quiet})  # fmt: skip
+
+
+def held_out_fields(kind: str, config: CalibrationConfig, *, report: bool) -> list:
+    """The fields of the fit (``report=False``) or of the report.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or magnetogram.
+    config : CalibrationConfig
+        Sizes, seeds, the simulation file.
+    report : bool
+        The report's seeds and the simulation's held-out rows, or the fit's.
+
+    Returns
+    -------
+    list of Field
+        Scenes, two limb fields (one with a single seed), and the simulation's rows when given (continuum only).
+
+    Examples
+    --------
+    >>> config = CalibrationConfig(shape=(160, 160), fit_seeds=(7,), limb_shape=(160, 200))
+    >>> [f.name for f in held_out_fields("blos", config, report=False)]
+    ['active_region 7', 'limb 7']
+    """
+    check_choice(kind, KINDS, name="kind")
+    seeds = config.report_seeds if report else config.fit_seeds
+    if HELD_OUT_SEED in seeds or 11 in seeds:
+        msg = f"seeds must differ from training's 11 and validation's {HELD_OUT_SEED}, got {seeds}"
+        raise ValueError(msg)
+    scenes = [config.scenes[i % len(config.scenes)] for i in range(len(seeds))]
+    fields = [_scene_field(kind, seed, scene, config.shape) for seed, scene in zip(seeds, scenes, strict=True)]
+    fields += [_limb_field(kind, seed, config.limb_shape) for seed in seeds[:2]]
+    if config.simulation is not None and kind == "intensity":
+        fields.append(_simulation_field(config.simulation, report=report))
+    return fields
+
+
+def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples: int | None = None, seed: int = 0):
+    """Features, errors, regions and noise levels of the network's output on ``fields``.
+
+    Parameters
+    ----------
+    network : `~enhance.models.hybrid.WienerEnhanceNet` or its ONNX runner
+        The model.
+    fields : list of Field
+        `held_out_fields`.
+    kind : {'intensity', 'blos'}
+        What the fields hold.
+    noise_factors : tuple of float
+        Noise levels, units of HMI's noise.
+    samples : int, optional
+        Quiet-Sun and unlabelled pixels drawn at random from each field and level (all of the other
+        regions are kept); None keeps all.
+    seed : int
+        Seed of the noise and of the draw.
+
+    Returns
+    -------
+    dict of `~numpy.ndarray`
+        ``features`` (n, K + 1: `FEATURES` and ``level``) and ``error`` (n) in network units (I/Ic, kG),
+        ``region`` (n) (an index of `REGIONS`, -1 for none) and ``factor`` (n).
+    """
+    rng = np.random.default_rng(seed)
+    parts = {"features": [], "error": [], "region": [], "factor": []}
+    for field in fields:
+        codes = np.full(field.target.shape, -1, np.int8)
+        for name, mask in field.regions.items():
+            codes[mask] = REGIONS.index(name)
+        for factor in noise_factors:
+            sigma = factor * HMI_NOISE[kind] * SCALE[kind]
+            noisy = field.observed * SCALE[kind] + rng.normal(0.0, sigma, field.observed.shape)
+            result, features = network_features(noisy, network=network, noise=sigma)
+            if kind == "intensity":  # the pipeline's clip: no negative continuum where the input is not
+                allowed = np.repeat(np.repeat(noisy >= 0, 2, axis=0), 2, axis=1)
+                result = np.where((result < 0) & allowed, 0.0, result)
+            error = result - field.target * SCALE[kind]
+            take = slice(None) if samples is None else _draw(codes.ravel(), samples, rng)
+            parts["features"].append(np.stack([features[name].ravel()[take] for name in (*FEATURES, "level")], axis=1))
+            parts["error"].append(error.ravel()[take])
+            parts["region"].append(codes.ravel()[take])
+            parts["factor"].append(np.full(parts["error"][-1].shape, factor))
+    return {key: np.concatenate(value) for key, value in parts.items()}
+
+
+def _draw(codes, samples, rng):
+    """Every pixel of the small regions (plage, penumbra, umbra, limb), and ``samples`` of the others."""
+    rare = np.flatnonzero(codes > REGIONS.index("quiet Sun"))
+    common = np.flatnonzero(codes <= REGIONS.index("quiet Sun"))
+    return np.concatenate([rare, rng.choice(common, min(samples, common.size), replace=False)])
+
+
+def _cells(data):
+    """The (region, noise level) cell of each pixel, as an index, and the number of cells."""
+    keys = (data["region"].astype(np.int64) + 1) * 1000 + np.searchsorted(np.unique(data["factor"]), data["factor"])
+    _, inverse = np.unique(keys, return_inverse=True)
+    return inverse, int(inverse.max()) + 1
+
+
+def _cell_weights(data):
+    """Weights giving each (region, noise level) cell the same total weight."""
+    inverse, count = _cells(data)
+    weights = 1.0 / np.bincount(inverse, minlength=count)[inverse]
+    return weights / weights.sum()
+
+
+#: Coverage of a Gaussian within 1 and 2 standard deviations, what the fit aims at in every cell.
+GAUSSIAN_COVERAGE = (0.6827, 0.9545)
+#: Width of the smooth step that counts a pixel as covered, in units of sigma.
+_STEP = 0.05
+
+
+def _variance(theta, squares, level, shape):
+    count = squares.shape[1]
+    terms = np.exp(theta[:count] + theta[count : 2 * count] * level + (shape @ theta[2 * count :])[:, None]) * squares
+    return terms, terms.sum(axis=1) + 1e-300
+
+
+def _refine_coverage(theta, squares, level, shape, error2, data):
+    """Adjust the likelihood fit so that every cell's coverage at 1 and 2 sigma is as near a Gaussian's as
+    it can be: the errors' tails differ between regions, and the likelihood alone matches their variance."""
+    inverse, count = _cells(data)
+    sizes = np.bincount(inverse, minlength=count)
+
+    def loss(params):
+        terms, variance = _variance(params, squares, level, shape)
+        ratio = np.sqrt(error2 / variance)
+        total, d_log_variance = 0.0, np.zeros(len(ratio))
+        for t, goal in zip((1.0, 2.0), GAUSSIAN_COVERAGE, strict=True):
+            step = np.tanh((t - ratio) / (2 * _STEP))
+            miss = np.bincount(inverse, weights=0.5 * (1 + step), minlength=count) / sizes - goal
+            total += np.sum(miss**2)
+            # d(covered)/d(ln variance) = 0.25 (1 - step**2) / STEP * ratio / 2
+            d_log_variance += 2 * miss[inverse] / sizes[inverse] * 0.25 * (1 - step**2) / _STEP * ratio / 2
+        share = terms / variance[:, None]
+        gradient = [d_log_variance @ share, d_log_variance @ (share * level), d_log_variance @ shape]
+        return total, np.concatenate(gradient)
+
+    return optimize.minimize(loss, theta, jac=True, method="L-BFGS-B", options={"maxiter": 2000}).x
+
+
+def fit_calibration(data) -> Calibration:
+    """Maximum-likelihood ``a`` and ``b`` for Gaussian errors of standard deviation ``sigma``.
+
+    Parameters
+    ----------
+    data : dict
+        `collect`'s output.
+
+    Returns
+    -------
+    Calibration
+        The fitted coefficients.
+
+    Notes
+    -----
+    Minimises :math:`\\sum_i w_i (\\ln\\sigma_i^2 + e_i^2 / \\sigma_i^2) / 2` with L-BFGS, the weights
+    ``w`` equal for every region and noise level (`REGIONS`, and the unlabelled pixels); then moves the
+    result (L-BFGS again) to bring each region's and level's coverage within 1 and 2 sigma nearest to
+    a Gaussian's (`GAUSSIAN_COVERAGE`), counted with a smooth step.
+    """
+    count = len(FEATURES)
+    squares = np.square(data["features"][:, :count].astype(np.float64))
+    z = np.log(data["features"][:, count].astype(np.float64))
+    shape = np.stack([z, z * z], axis=1)
+    error2 = np.square(data["error"].astype(np.float64))
+    level = np.log(data["factor"])[:, None]
+    weights = _cell_weights(data)
+    mean_error = float(np.sum(weights * error2))
+    start = np.log(mean_error / count / np.maximum(np.sum(weights[:, None] * squares, axis=0), 1e-300))
+
+    def loss(theta):
+        terms, variance = _variance(theta, squares, level, shape)
+        value = 0.5 * np.sum(weights * (np.log(variance) + error2 / variance))
+        d_variance = 0.5 * weights * (1 / variance - error2 / variance**2)
+        gradient = [d_variance @ terms, d_variance @ (terms * level), (d_variance * variance) @ shape]
+        return value, np.concatenate(gradient)
+
+    theta = np.concatenate([start, np.zeros(count + 2)])
+    fitted = optimize.minimize(loss, theta, jac=True, method="L-BFGS-B", options={"maxiter": 3000}).x
+    fitted = _refine_coverage(fitted, squares, level, shape, error2, data)
+    return Calibration(tuple(fitted[:count].tolist()), tuple(fitted[count : 2 * count].tolist()),
+                       tuple(fitted[2 * count :].tolist()))  # fmt: skip
+
+
+def coverage(calibration: Calibration, data) -> dict:
+    """Fractions of pixels with ``|error| < sigma`` and ``< 2 sigma``, by region and noise level.
+
+    Parameters
+    ----------
+    calibration : Calibration
+        The coefficients.
+    data : dict
+        `collect`'s output.
+
+    Returns
+    -------
+    dict
+        ``{region or 'all': {factor (a string, '1' for 1 x HMI): {"within_1", "within_2", "pixels"}}}``.
+    """
+    sigma = np.zeros(len(data["error"]))
+    for factor in np.unique(data["factor"]):
+        rows = data["factor"] == factor
+        features = {name: data["features"][rows, k] for k, name in enumerate((*FEATURES, "level"))}
+        sigma[rows] = calibration.sigma(features, noise_ratio=float(factor))
+    ratio = np.abs(data["error"]) / np.maximum(sigma, 1e-300)
+    table = {}
+    for index, region in enumerate((*REGIONS, "all")):
+        inside = data["region"] == index if region != "all" else np.ones(len(ratio), bool)
+        rows = {}
+        for factor in np.unique(data["factor"]):
+            cell = ratio[inside & (data["factor"] == factor)]
+            if cell.size:
+                rows[f"{factor:g}"] = {"within_1": float(np.mean(cell < 1)), "within_2": float(np.mean(cell < 2)),
+                                       "pixels": int(cell.size)}  # fmt: skip
+        if rows:
+            table[region] = rows
+    return table
+
+
+def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | None = None, *, network=None,
+                          log=None) -> dict:  # fmt: skip
+    """Fit the uncertainty's calibration of a model and report its coverage on other held-out fields.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        What the model enhances.
+    model : {'full', 'light'}
+        The shipped model (its weights' sha256 is recorded).
+    config : CalibrationConfig, optional
+        Fields and sizes.
+    network : optional
+        The network to calibrate instead of the shipped one (weights about to be shipped).
+    log : callable, optional
+        Called with a line of progress.
+
+    Returns
+    -------
+    dict
+        The calibration file's entry: ``sha256``, ``coefficients`` ({feature: {log_scale, slope}}),
+        ``coverage`` ({"fit": table, "report": table}, see `coverage`), ``config`` and ``version``.
+    """
+
+    check_choice(model, ("full", "light"), name="model")
+    config = CalibrationConfig() if config is None else config
+    log = log or (lambda line: None)
+    net = resolve_network(kind, model=model) if network is None else network
+    tables, calibration = {}, None
+    for part in ("fit", "report"):
+        fields = held_out_fields(kind, config, report=part == "report")
+        log(f"{kind} {model}: {len(fields)} {part} fields")
+        data = collect(net, fields, kind=kind, noise_factors=config.noise_factors,
+                       samples=config.samples if part == "fit" else None, seed=1 if part == "fit" else 2)  # fmt: skip
+        if calibration is None:
+            calibration = fit_calibration(data)
+        tables[part] = coverage(calibration, data)
+        log(f"{kind} {model}: {part} coverage (all, 1x HMI) {tables[part]['all'].get('1')}")
+    coefficients = {name: {"log_scale": a, "slope": b}
+                    for name, a, b in zip(FEATURES, calibration.log_scale, calibration.slope, strict=True)}  # fmt: skip
+    settings = {key: (list(value) if isinstance(value, tuple) else value)
+                for key, value in dataclasses.asdict(config).items()}  # fmt: skip
+    return {"sha256": registry_entry(kind, model)["sha256"], "coefficients": coefficients,
+            "modulation": list(calibration.modulation), "coverage": tables,
+            "config": settings, "version": __version__}  # fmt: skip
+
+
+def write_calibration(entries: dict, path=None) -> Path:
+    """Merge ``{"kind/model": entry}`` into the calibration file (atomically) and return its path.
+
+    Parameters
+    ----------
+    entries : dict
+        `calibrate_uncertainty`'s entries by ``kind/model``.
+    path : str or `~pathlib.Path`, optional
+        The file; defaults to the package's ``data/uncertainty.json``.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The file written.
+    """
+
+    path = Path(path) if path is not None else data_dir() / CALIBRATION_FILE
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    stored.update(entries)
+    text = json.dumps(stored, indent=1, sort_keys=True) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text), overwrite=True)
+
+
+def coverage_markdown(entries: dict, *, part: str = "report") -> str:
+    """A Markdown table of coverage by region and noise level, one row per model and region.
+
+    Parameters
+    ----------
+    entries : dict
+        ``{"kind/model": entry}`` (`calibrate_uncertainty`).
+    part : {'report', 'fit'}
+        Which fields.
+
+    Returns
+    -------
+    str
+        The table: ``within 1 sigma / within 2 sigma`` in per cent at each noise level, and the pixels.
+    """
+    factors = sorted({f for entry in entries.values() for rows in entry["coverage"][part].values() for f in rows},
+                     key=float)  # fmt: skip
+    head = "| model | region | " + " | ".join(f"{f} x HMI" for f in factors) + " | pixels per level |"
+    lines = [head, "|" + " --- |" * (len(factors) + 3)]
+    for key, entry in entries.items():
+        for region, rows in entry["coverage"][part].items():
+            cells = [f"{100 * rows[f]['within_1']:.0f} / {100 * rows[f]['within_2']:.0f}" if f in rows else "-"
+                     for f in factors]  # fmt: skip
+            pixels = max(row["pixels"] for row in rows.values())
+            lines.append(f"| {key} | {region} | " + " | ".join(cells) + f" | {pixels} |")
+    return "\n".join(lines)
+
+
+def network_features(normalised, *, network, noise: float, device: str = "cpu"):
+    """The network's output and its uncertainty features for a normalised image (what calibration fits).
+
+    Parameters
+    ----------
+    normalised : (ny, nx) array_like
+        Finite image in the network's units (I/Ic, kG).
+    network : `~enhance.models.hybrid.WienerEnhanceNet` or its ONNX runner
+        The network ('full' runs its 8 passes, 'light' one; the features take 8 or 4).
+    noise : float
+        Standard deviation of the input noise, network units.
+    device : str
+        Where PyTorch runs.
+
+    Returns
+    -------
+    result : (2 ny, 2 nx) `~numpy.ndarray`
+        The network's output (before the pipeline's clip of negative continuum).
+    features : dict of str to `~numpy.ndarray`
+        See `uncertainty_features`.
+
+    Examples
+    --------
+    >>> from enhance.models.hybrid import WienerEnhanceNet
+    >>> net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
+    >>> result, features = network_features(np.ones((12, 12)), network=net, noise=1e-3)
+    >>> result.shape, sorted(features) == sorted((*FEATURES, "level"))
+    ((24, 24), True)
+    """
+    bank = filter_bank(network)
+    runner, workers = make_runner(network, backend="auto", precision="float32", device=device)
+    bound = runner.bind(float(noise))
+
+    def run(array, net=bound):
+        return run_tiled(array, net, tile=None, margin=network.margin, device=device, workers=workers)
+
+    source = np.asarray(normalised, np.float32)
+    result = run(source)
+    passes = 8 if getattr(network, "symmetric", False) else 4
+    return result, uncertainty_features(source, result, runner=bound, run=run, filters=bank, passes=passes)

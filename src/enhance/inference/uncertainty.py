@@ -1,0 +1,422 @@
+"""Per-pixel uncertainty of the default models: the standard deviation of each output pixel's error.
+
+`output_uncertainty` computes, on the x2 grid and in the network's units (I/Ic, kG), features that
+each measure one source of error, and combines them with calibrated weights:
+
+``linear_noise``
+    the input noise propagated exactly through the linear (Wiener) stage: the noise times the root of
+    the sum of the squared taps of the blended filter of each output phase;
+``noise_response``
+    the network's whole response to the noise, estimated: the difference between one pass on the image
+    and one pass on the image plus a fresh draw of the noise (fixed seed), squared and averaged locally;
+``model_spread``
+    the model's own spread: the standard deviation over the passes on rotated and flipped copies of the
+    input (the 8 that 'full' averages; 4 for 'light', 1/2 of 'full''s cost);
+``psf_spread``
+    the spread over plausible PSFs: the output filtered by ``H_v / H - 1`` for each PSF variant ``H_v``
+    of `PSF_VARIANTS` (the Wachter et al. 2012 parameters, the far wing to 16 arcsec) against the one
+    the model assumes ``H``, root mean square over the variants;
+``gradient``
+    local image structure: the output's gradient per output pixel;
+``amplitude``
+    the output's magnitude, and ``floor``, one.
+
+The uncertainty is
+
+.. math:: \\sigma^2 = e^{\\beta_1 z + \\beta_2 z^2} \\sum_k c_k f_k^2, \\qquad \\ln c_k = a_k + b_k \\ln(s / s_0),
+
+for the noise level ``s`` told the network and HMI's noise ``s_0``, where ``z`` is the log of the local
+level of the output (``level``: its magnitude averaged over `LEVEL_SMOOTHING`, plus `LEVEL_FLOOR`),
+which tells umbrae, penumbrae, plage and quiet Sun apart. ``a``, ``b`` and ``beta`` are fitted for each
+shipped model on held-out scenes (`~enhance.analysis.uncertainty_calibration`, ``enhance
+calibrate-uncertainty``) and kept in ``data/uncertainty.json`` with the sha256 of the weights they
+belong to. Variances are averaged over a Gaussian of `SMOOTHING` output pixels.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import json
+import warnings
+
+import numpy as np
+import scipy.fft
+from scipy import ndimage
+
+from ..constants import TARGET_PIXEL_SCALE
+from ..data import data_dir
+from ..exceptions import EnhanceUserWarning
+from ..observation.fourier import transfer_function
+from ..observation.psf import DEFAULT_RADIUS, ENHANCE_2018, WACHTER_2012, WIDE_RADIUS, psf_kernel
+
+__all__ = [
+    "FEATURES",
+    "PSF_VARIANTS",
+    "SMOOTHING",
+    "LEVEL_SMOOTHING",
+    "LEVEL_FLOOR",
+    "NOISE_SEED",
+    "CALIBRATION_FILE",
+    "Calibration",
+    "node_weights",
+    "propagated_noise",
+    "filter_bank",
+    "uncertainty_features",
+    "load_calibration",
+    "output_uncertainty",
+]
+
+#: Features of the uncertainty model, in the order of the calibration's coefficients.
+FEATURES = ("linear_noise", "noise_response", "model_spread", "psf_spread", "gradient", "amplitude", "floor")
+#: Plausible departures from the HMI PSF the models assume (`~enhance.observation.psf.ENHANCE_2018`, 4.37").
+PSF_VARIANTS = {"Wachter et al. 2012": {"params": WACHTER_2012, "radius": DEFAULT_RADIUS},
+                'far wing to 16"': {"params": ENHANCE_2018, "radius": WIDE_RADIUS}}  # fmt: skip
+#: Standard deviation (output pixels) of the Gaussian that averages the squared features locally.
+SMOOTHING = 1.5
+#: Standard deviation (output pixels) of the Gaussian that averages the output's magnitude into ``level``.
+LEVEL_SMOOTHING = 4.0
+#: Added to ``level`` before its log, network units (I/Ic, kG).
+LEVEL_FLOOR = 0.05
+#: Seed of the noise draw of the ``noise_response`` feature: the same image gets the same uncertainty.
+NOISE_SEED = 25_001
+#: The calibrations of the shipped models, in the package's data folder.
+CALIBRATION_FILE = "uncertainty.json"
+#: Dihedral transforms ``(transpose, quarter turns)`` of each number of passes.
+_PASSES = {8: [(t, k) for t in (False, True) for k in range(4)], 4: [(False, 0), (False, 2), (True, 0), (True, 2)]}
+#: Regularisation of the PSF ratio where the assumed transfer function is small (beyond HMI's cut-off).
+_OTF_FLOOR = 1e-2
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """Weights of the uncertainty's features: ``ln c_k = log_scale[k] + slope[k] ln(noise / noise_unit)``.
+
+    Parameters
+    ----------
+    log_scale, slope : tuple of float
+        One per feature of `FEATURES`.
+    modulation : tuple of float
+        ``(beta_1, beta_2)``: the variance is multiplied by ``exp(beta_1 z + beta_2 z**2)``, ``z`` the log
+        of the feature ``level``.
+    sha256 : str, optional
+        The weights file it was fitted for.
+
+    Examples
+    --------
+    >>> cal = Calibration.uncalibrated()
+    >>> features = {name: np.full((2, 2), 0.0) for name in (*FEATURES, "level")}
+    >>> features["linear_noise"][:] = 3.0
+    >>> float(cal.sigma(features, noise_ratio=1.0)[0, 0])
+    3.0
+    """
+
+    log_scale: tuple
+    slope: tuple
+    modulation: tuple = (0.0, 0.0)
+    sha256: str | None = None
+
+    @classmethod
+    def uncalibrated(cls) -> Calibration:
+        """Noise, model spread and PSF spread added in quadrature, with weight one: no fit."""
+        ones = {"linear_noise", "model_spread", "psf_spread"}
+        return cls(tuple(0.0 if name in ones else -np.inf for name in FEATURES), (0.0,) * len(FEATURES))
+
+    def coefficients(self, noise_ratio: float) -> np.ndarray:
+        """``c_k`` for the noise level ``noise_ratio`` times HMI's."""
+        log_ratio = np.log(float(noise_ratio))
+        return np.exp(np.asarray(self.log_scale) + np.asarray(self.slope) * log_ratio)
+
+    def sigma(self, features: dict, *, noise_ratio: float) -> np.ndarray:
+        """The standard deviation: the root of ``sum_k c_k f_k**2``."""
+        total = 0.0
+        for weight, name in zip(self.coefficients(noise_ratio), FEATURES, strict=True):
+            if weight > 0:
+                total = total + weight * np.square(features[name], dtype=np.float64)
+        if "level" in features and any(self.modulation):
+            z = np.log(features["level"])
+            total = total * np.exp(self.modulation[0] * z + self.modulation[1] * z * z)
+        return np.sqrt(total)
+
+
+def node_weights(noise: float, nodes, unit: float) -> np.ndarray:
+    """Weights of a Wiener-Enhance filter bank's levels for one noise level: hats in log noise.
+
+    The numpy twin of `~enhance.models.hybrid.WienerEnhanceNet.node_weights`.
+
+    Parameters
+    ----------
+    noise : float
+        Standard deviation of the noise per input pixel, network units.
+    nodes : sequence of float
+        The bank's levels in units of ``unit``, a constant ratio apart.
+    unit : float
+        HMI's noise in network units.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        ``(K,)``, summing to one.
+
+    Examples
+    --------
+    >>> node_weights(2e-3, [1.0, 2.0, 4.0], 1e-3).tolist()
+    [0.0, 1.0, 0.0]
+    """
+    logs = np.log(np.asarray(nodes, np.float64))
+    level = np.clip(np.log(float(noise) / float(unit)), logs[0], logs[-1])
+    return np.maximum(1 - np.abs(level - logs) / (logs[1] - logs[0]), 0.0)
+
+
+def propagated_noise(filters, weights, noise: float) -> np.ndarray:
+    """Standard deviation of white input noise after the linear stage, per output phase (exact).
+
+    Parameters
+    ----------
+    filters : array_like
+        ``(4 K, 1, taps, taps)``: the filter bank (`~enhance.models.hybrid.WienerEnhanceNet.filters`).
+    weights : array_like
+        ``(K,)`` weights of its levels (`node_weights`).
+    noise : float
+        Standard deviation of the input noise per pixel.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        ``(2, 2)``: phase ``(a, b)`` is output pixel ``(2 y + a, 2 x + b)``.
+
+    Notes
+    -----
+    Each output pixel of phase ``p`` is :math:`\\sum_t h_{p,t}\\, x_t`, so independent noise of
+    standard deviation :math:`s` on the inputs gives it :math:`s \\sqrt{\\sum_t h_{p,t}^2}`.
+
+    Examples
+    --------
+    >>> bank = np.zeros((4, 1, 3, 3)); bank[:, 0, 1, 1] = 1.0; bank[:, 0, 0, 1] = 1.0
+    >>> propagated_noise(bank, [1.0], 0.5).round(4).tolist()
+    [[0.7071, 0.7071], [0.7071, 0.7071]]
+    """
+    weights = np.asarray(weights, np.float64)
+    bank = np.asarray(filters, np.float64).reshape(len(weights), 4, -1)
+    blended = np.tensordot(weights, bank, axes=1)
+    return float(noise) * np.sqrt(np.square(blended).sum(axis=1)).reshape(2, 2)
+
+
+def filter_bank(network):
+    """The linear stage of a Wiener-Enhance network: ``(filters, noise_nodes, noise_unit)`` as numpy.
+
+    Parameters
+    ----------
+    network : `~enhance.models.hybrid.WienerEnhanceNet` or `~enhance.runtime.wiener_onnx.WienerOnnxNetwork`
+        The network; an ONNX runner must carry its bank (``filter_bank``, read from its graph).
+
+    Returns
+    -------
+    tuple
+        ``(4 K, 1, taps, taps)`` filters, the nodes and HMI's noise in network units.
+
+    Raises
+    ------
+    ValueError
+        For a network without a linear stage (the paper's networks).
+    """
+    filters = getattr(network, "filters", None)
+    if filters is not None and hasattr(filters, "detach"):
+        return filters.detach().cpu().double().numpy(), tuple(network.noise_nodes), float(network.noise_unit)
+    bank = getattr(network, "filter_bank", None)
+    if bank is not None:
+        return bank
+    msg = (f"uncertainty=True is for the models told the noise level ('full', 'light', a WienerEnhanceNet); "
+           f"got {type(network).__name__}")  # fmt: skip
+    raise ValueError(msg)
+
+
+def _one_pass(runner):
+    """``runner`` (bound to its noise level) without its own average over the 8 rotations and flips."""
+    net = getattr(runner, "net", None)
+    if net is not None and getattr(net, "symmetric", False):  # a NoiseBound PyTorch module
+        single = copy.copy(runner)
+        single.net = copy.copy(net)  # shares the weights
+        single.net.symmetric = False
+        return single
+    if getattr(runner, "symmetric", False):  # an onnxruntime runner: a shallow copy shares the session
+        single = copy.copy(runner)
+        single.symmetric = False
+        return single
+    return runner
+
+
+def _transform(array, transpose, turns):
+    return np.ascontiguousarray(np.rot90(array.T if transpose else array, turns))
+
+
+def _untransform(array, transpose, turns):
+    back = np.rot90(array, -turns)
+    return back.T if transpose else back
+
+
+def _smooth(variance):
+    return ndimage.gaussian_filter(variance, SMOOTHING, mode="reflect")
+
+
+@functools.lru_cache(maxsize=4)
+def _psf_ratios(shape):
+    """``H_v / H - 1`` (regularised) for each PSF variant, on the x2 grid's rfft2 of ``shape``."""
+    scale = TARGET_PIXEL_SCALE
+
+    def otf(params, radius):
+        kernel = psf_kernel(scale, radius=radius, **params)
+        return transfer_function(kernel, shape, np.float64)
+
+    assumed = otf(ENHANCE_2018, DEFAULT_RADIUS)
+    gain = np.conj(assumed) / (np.abs(assumed) ** 2 + _OTF_FLOOR**2)
+    return tuple((otf(v["params"], v["radius"]) - assumed) * gain for v in PSF_VARIANTS.values())
+
+
+def _psf_spread(result):
+    """Root mean square over `PSF_VARIANTS` of the output filtered by ``H_v / H - 1``."""
+    largest = max(int(round(float((WIDE_RADIUS / TARGET_PIXEL_SCALE).decompose()))), 1)
+    shape = tuple(scipy.fft.next_fast_len(n + 2 * largest, real=True) for n in result.shape)
+    pad = [(largest, s - n - largest) for n, s in zip(result.shape, shape, strict=True)]
+    spectrum = scipy.fft.rfft2(np.pad(result.astype(np.float64), pad, mode="symmetric"))
+    total = np.zeros(result.shape)
+    window = (slice(largest, largest + result.shape[0]), slice(largest, largest + result.shape[1]))
+    for ratio in _psf_ratios(shape):
+        total += np.square(scipy.fft.irfft2(spectrum * ratio, s=shape)[window])
+    return total / len(PSF_VARIANTS)
+
+
+def uncertainty_features(source, result, *, runner, run, filters, passes: int = 8) -> dict:
+    """The features of `FEATURES` for one image, network units, on the x2 grid.
+
+    Parameters
+    ----------
+    source : (ny, nx) `~numpy.ndarray`
+        The normalised, filled input (float32).
+    result : (2 ny, 2 nx) `~numpy.ndarray`
+        The network's output for it, normalised.
+    runner : callable
+        The network bound to its noise level (``runner.noise``, network units).
+    run : callable
+        ``run(array, net)``: ``net`` over a ``(h, w)`` float32 array, tiled, to ``(2 h, 2 w)``.
+    filters : tuple
+        `filter_bank` of the network.
+    passes : {8, 4}
+        Rotations and flips whose spread is the model's spread.
+
+    Returns
+    -------
+    dict of str to `~numpy.ndarray`
+        Each feature of `FEATURES` and ``level``, float64 ``(2 ny, 2 nx)``, in the output's units.
+    """
+    noise = float(runner.noise)
+    single = _one_pass(runner)
+    mean = np.zeros(result.shape)
+    square = np.zeros(result.shape)
+    first = None
+    for transpose, turns in _PASSES[passes]:
+        out = _untransform(run(_transform(source, transpose, turns), single), transpose, turns).astype(np.float64)
+        first = out if first is None else first
+        mean += out
+        square += out * out
+    mean /= passes
+    spread = np.maximum(square / passes - mean * mean, 0.0)
+    draw = np.random.default_rng(NOISE_SEED).normal(0.0, noise, source.shape).astype(np.float32)
+    response = run(source + draw, single).astype(np.float64) - first
+    bank, nodes, unit = filters
+    phases = propagated_noise(bank, node_weights(noise, nodes, unit), noise)
+    gy, gx = np.gradient(result.astype(np.float64))
+    return {
+        "linear_noise": np.tile(phases, (result.shape[0] // 2, result.shape[1] // 2)),
+        "noise_response": np.sqrt(_smooth(response * response)),
+        "model_spread": np.sqrt(_smooth(spread)),
+        "psf_spread": np.sqrt(_smooth(_psf_spread(result))),
+        "gradient": np.sqrt(_smooth(gy * gy + gx * gx)),
+        "amplitude": np.abs(result.astype(np.float64)),
+        "floor": np.ones(result.shape),
+        "level": ndimage.gaussian_filter(np.abs(result.astype(np.float64)), LEVEL_SMOOTHING) + LEVEL_FLOOR,
+    }
+
+
+def _read_calibrations(path=None) -> dict:
+
+    path = data_dir() / CALIBRATION_FILE if path is None else path
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=None) -> Calibration:
+    """The calibration of a shipped model, or `Calibration.uncalibrated` with a warning.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        What the model enhances.
+    model : str
+        'full' or 'light' (the calibration file's key is ``kind/model``).
+    sha256 : str, optional
+        The weights in use; a calibration fitted for other weights is not used.
+    path : `~pathlib.Path`, optional
+        The calibration file; defaults to the package's `CALIBRATION_FILE`.
+
+    Returns
+    -------
+    Calibration
+        Its coefficients.
+
+    Examples
+    --------
+    >>> load_calibration("intensity", "full").log_scale == Calibration.uncalibrated().log_scale
+    False
+    """
+    entry = _read_calibrations(path).get(f"{kind}/{model}")
+    if entry is None or (sha256 is not None and entry.get("sha256") != sha256):
+        why = "none is stored" if entry is None else "it was fitted for other weights"
+        warnings.warn(f"the uncertainty of the {model} {kind} model is not calibrated ({why}): noise, model spread "
+                      "and PSF spread are added with weight one; fit it with `enhance calibrate-uncertainty`",
+                      EnhanceUserWarning, stacklevel=3)  # fmt: skip
+        return Calibration.uncalibrated()
+    weights = entry["coefficients"]
+    return Calibration(tuple(float(weights[name]["log_scale"]) for name in FEATURES),
+                       tuple(float(weights[name]["slope"]) for name in FEATURES),
+                       tuple(float(b) for b in entry["modulation"]), entry.get("sha256"))  # fmt: skip
+
+
+def _calibration_for(network, calibration):
+    """The calibration to use: given, or the stored one of the shipped model ``network`` holds."""
+    if calibration is not None:
+        return calibration
+    shipped = getattr(network, "registry_key", None)
+    if shipped is None:
+        warnings.warn(f"no uncertainty calibration for a network of your own ({type(network).__name__}): noise, "
+                      "model spread and PSF spread are added with weight one; fit one with "
+                      "enhance.analysis.uncertainty_calibration", EnhanceUserWarning, stacklevel=3)  # fmt: skip
+        return Calibration.uncalibrated()
+    kind, model, sha256 = shipped
+    return load_calibration(kind, model, sha256=sha256)
+
+
+def output_uncertainty(source, result, *, network, runner, run, passes: int = 8, calibration=None) -> np.ndarray:
+    """The standard deviation of each output pixel's error, network units (what `enhance` scales back).
+
+    Parameters
+    ----------
+    source, result, runner, run, passes
+        See `uncertainty_features`.
+    network : `~enhance.models.hybrid.WienerEnhanceNet` or its ONNX runner
+        The network; a shipped model carries ``registry_key = (kind, model, sha256)`` and gets its calibration.
+    calibration : Calibration, optional
+        Coefficients to use instead of the stored ones.
+
+    Returns
+    -------
+    (2 ny, 2 nx) `~numpy.ndarray`
+        float64, network units.
+    """
+    bank = filter_bank(network)
+    features = uncertainty_features(source, result, runner=runner, run=run, filters=bank, passes=passes)
+    unit = bank[2]
+    return _calibration_for(network, calibration).sigma(features, noise_ratio=float(runner.noise) / unit)

@@ -1,0 +1,176 @@
+"""The per-pixel uncertainty: exact noise propagation, its features, and its outputs for arrays, Maps and files."""
+
+import astropy.units as u
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+
+from enhance.analysis.uncertainty_calibration import network_features
+from enhance.cli import main
+from enhance.data import sample_map, sample_path
+from enhance.exceptions import EnhanceUserWarning
+from enhance.inference.api import enhance
+from enhance.inference.pipeline import resolve_network
+from enhance.inference.uncertainty import FEATURES, Calibration, filter_bank, node_weights, propagated_noise
+from enhance.models.hybrid import WienerEnhanceNet, symmetrize_filters
+
+
+def _linear_net(seed=0, *, symmetric_filters=False):
+    """A Wiener-Enhance network whose CNN adds nothing (its last convolution is zero): a linear filter bank."""
+    torch.manual_seed(seed)
+    net = WienerEnhanceNet(depth=1, width=4, taps=5, noise_nodes=(1.0, 2.0, 4.0)).eval()
+    with torch.no_grad():
+        bank = torch.randn_like(net.filters) * 0.3
+        net.filters.copy_(symmetrize_filters(bank) if symmetric_filters else bank)
+    return net
+
+
+def test_node_weights_match_the_network():
+    net = _linear_net()
+    noise = torch.tensor([5e-4, 1e-3, 1.5e-3, 3e-3, 1e-2])
+    expected = net.node_weights(noise).numpy()
+    got = np.stack([node_weights(float(s), net.noise_nodes, net.noise_unit) for s in noise])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_propagated_noise_is_the_std_of_a_linear_model_over_noise_draws():
+    net = _linear_net()
+    sigma, draws = 1.5e-3, 2000
+    bank, nodes, unit = filter_bank(net)
+    phases = propagated_noise(bank, node_weights(sigma, nodes, unit), sigma)
+    generator = torch.Generator().manual_seed(3)
+    inputs = 1 + sigma * torch.randn(draws, 1, 16, 16, generator=generator)
+    with torch.no_grad():
+        outputs = net(inputs, torch.full((draws,), sigma)).numpy()[:, 0]
+    inner = outputs[:, 2 * net.margin : -2 * net.margin, 2 * net.margin : -2 * net.margin]  # no mirrored noise
+    empirical = inner.std(axis=0)
+    for a in (0, 1):
+        for b in (0, 1):
+            # 2000 draws: the std of one pixel is known to 1.6 %, the mean over pixels better
+            assert empirical[a::2, b::2].mean() == pytest.approx(phases[a, b], rel=0.02)
+
+
+def test_noise_response_of_a_linear_model_is_the_propagated_noise():
+    net = _linear_net(1)
+    image = 1 + 0.05 * np.random.default_rng(0).standard_normal((96, 96))
+    _, features = network_features(image, network=net, noise=2e-3)
+    inner = (slice(20, -20), slice(20, -20))
+    ratio = features["noise_response"][inner].mean() / features["linear_noise"][inner].mean()
+    assert ratio == pytest.approx(1.0, abs=0.1)  # one noise draw, averaged over 1.5 px: a few per cent
+
+
+def test_an_equivariant_model_has_no_spread_and_a_constant_no_structure():
+    net = _linear_net(2, symmetric_filters=True)  # the same answer for every rotation and flip
+    image = np.random.default_rng(1).random((40, 40)) + 0.5
+    result, features = network_features(image, network=net, noise=1e-3)
+    assert features["model_spread"].max() < 1e-5 * np.abs(result).max()
+    _, flat = network_features(np.full((40, 40), 0.8), network=net, noise=1e-3)
+    assert flat["psf_spread"].max() < 1e-6  # the PSFs differ at no frequency but zero, where each passes 1
+    assert flat["gradient"].max() < 1e-5
+
+
+def test_calibration_adds_the_weighted_features_in_quadrature():
+    features = {name: np.full((2, 2), float(k + 1)) for k, name in enumerate(FEATURES)}
+    features["level"] = np.full((2, 2), np.e)  # z = 1
+    count = len(FEATURES)
+    calibration = Calibration(tuple(np.log(np.arange(1.0, count + 1))), (0.5,) + (0.0,) * (count - 1), (0.2, 0.1))
+    ratio = 4.0
+    weights = np.arange(1.0, count + 1)
+    weights[0] *= ratio**0.5
+    expected = np.sqrt(np.exp(0.3) * np.sum(weights * np.arange(1.0, count + 1) ** 2))
+    np.testing.assert_allclose(calibration.sigma(features, noise_ratio=ratio), expected)
+
+
+def test_array_input_gives_result_and_sigma_and_the_result_is_unchanged():
+    image = sample_map("intensity").data[:48, :64].astype(np.float32)
+    image[5, 7] = np.nan
+    plain = enhance(image, "intensity", model="light")
+    result, sigma = enhance(image, "intensity", model="light", uncertainty=True)
+    np.testing.assert_array_equal(result, plain)
+    assert sigma.shape == result.shape
+    assert sigma.dtype == result.dtype
+    assert np.isnan(sigma[10:12, 14:16]).all()
+    finite = np.isfinite(sigma)
+    assert finite.sum() == sigma.size - 4
+    assert (sigma[finite] > 0).all()
+
+
+def test_quantities_keep_their_unit_and_scale_with_it():
+    field = sample_map("blos").data[:40, :40].astype(np.float64)
+    result_g, sigma_g = enhance(field * u.G, model="light", uncertainty=True)
+    result_kg, sigma_kg = enhance(field / 1000 * u.kG, model="light", uncertainty=True)
+    assert sigma_g.unit == u.G
+    assert sigma_kg.unit == u.kG
+    np.testing.assert_allclose(sigma_kg.to_value(u.G), sigma_g.value, rtol=1e-4)
+    assert result_g.unit == u.G
+
+
+def test_map_input_gives_a_second_map_on_the_same_grid():
+    smap = sample_map("intensity").submap([0, 0] * u.pix, top_right=[47, 39] * u.pix)
+    result, sigma = enhance(smap, model="light", uncertainty=True)
+    assert type(sigma) is type(result) is type(smap)
+    assert sigma.unit == result.unit == smap.unit
+    assert sigma.data.shape == result.data.shape == (80, 96)
+    for a, b in ((sigma.wcs.wcs.crpix, result.wcs.wcs.crpix), (sigma.wcs.wcs.cdelt, result.wcs.wcs.cdelt)):
+        np.testing.assert_array_equal(a, b)
+    assert np.all(sigma.data > 0)
+
+
+def test_file_input_writes_the_uncertainty_extension(tmp_path):
+    out = enhance(sample_path("blos"), model="light", uncertainty=True, output=tmp_path / "out.fits")
+    with fits.open(out) as hdul:
+        primary, extension = hdul[0], hdul["UNCERT"]
+        assert extension.data.shape == primary.data.shape
+        assert extension.header["BUNIT"] == primary.header["BUNIT"]
+        assert extension.header["CDELT1"] == primary.header["CDELT1"]
+        assert np.nanmin(extension.data) > 0
+
+
+def test_cli_run_uncertainty(tmp_path):
+    target = tmp_path / "out.fits"
+    assert main(["run", str(sample_path("intensity")), "-o", str(target), "--model", "light", "--uncertainty"]) == 0
+    with fits.open(target) as hdul:
+        assert [hdu.name for hdu in hdul] == ["PRIMARY", "UNCERT"]
+        assert hdul["UNCERT"].data.shape == hdul[0].data.shape
+
+
+def test_onnx_runner_gives_the_same_uncertainty():
+    image = sample_map("intensity").data[:40, :40].astype(np.float32)
+    _, on_torch = enhance(image, "intensity", model="light", backend="torch", uncertainty=True)
+    _, on_onnx = enhance(image, "intensity", model="light", backend="onnx", uncertainty=True)
+    np.testing.assert_allclose(on_onnx, on_torch, rtol=2e-3)
+
+
+def test_onnx_graph_holds_the_linear_stage():
+    from enhance.runtime.export import onnx_network
+
+    net = resolve_network("blos", model="light")
+    runner = onnx_network(net, threads=1)
+    np.testing.assert_allclose(runner.filter_bank[0], filter_bank(net)[0], rtol=1e-6, atol=1e-9)
+
+
+def test_uncertainty_refuses_networks_without_a_linear_stage():
+    with pytest.raises(ValueError, match="uncertainty=True is for the models told the noise level"):
+        enhance(np.ones((20, 20)), "intensity", model="paper-light", uncertainty=True)
+
+
+def test_a_network_of_your_own_gets_a_warning_not_a_calibration():
+    with pytest.warns(EnhanceUserWarning, match="no uncertainty calibration"):
+        result, sigma = enhance(np.ones((24, 24)), "intensity", network=_linear_net(), uncertainty=True)
+    assert np.all(np.isfinite(sigma))
+    assert sigma.shape == result.shape
+
+
+@pytest.mark.slow
+def test_coverage_on_a_small_held_out_case():
+    from enhance.analysis.uncertainty_calibration import CalibrationConfig, collect, coverage, held_out_fields
+    from enhance.inference.uncertainty import load_calibration
+
+    config = CalibrationConfig(shape=(500, 500), report_seeds=(5201,), scenes=("active_region",), limb_shape=(300, 500))
+    fields = held_out_fields("intensity", config, report=True)[:1]
+    data = collect(resolve_network("intensity", model="light"), fields, kind="intensity", noise_factors=(1.0,))
+    table = coverage(load_calibration("intensity", "light"), data)["all"]["1"]
+    # 66 x 66 HMI pixels of one scene, errors correlated over a few pixels: a few per cent of sampling spread
+    assert 0.60 < table["within_1"] < 0.76
+    assert 0.90 < table["within_2"] < 0.985
