@@ -20,6 +20,8 @@ const PEAK_RATIO = 30.0;
 export const NOISE_CROP = 1024;
 export const NOISE_MIN_SIZE = 32;
 export const NOISE_FLOOR = 0.5;
+/** Measured noise above this many times HMI's is warned of (enhance.inference.pipeline.NOISE_WARN_RATIO). */
+export const NOISE_WARN_RATIO = 4;
 const NOISE_INNER_WIDTH = 0.12;
 const WHITENESS_LIMIT = 2.0;
 
@@ -284,7 +286,14 @@ export function networkNoise(normalised, rows, cols, { nominal, noise = null, sc
     return { sigma: NOISE_FLOOR * nominal, how: "floor", note: `measured at ${times(found.sigma)}, below the floor: ` +
       `${NOISE_FLOOR.toFixed(2)} x HMI's`, warning: "", measurement: found };
   }
-  return { sigma: found.sigma, how: "measured", note: `measured on the image (${times(found.sigma)})`, warning: "",
+  // enhance.inference.pipeline.check_noise_level: a level far above HMI's (binned data labelled at HMI's scale?)
+  const ratio = found.sigma / nominal;
+  const warning = ratio > NOISE_WARN_RATIO
+    ? `noise measured at ${Number(ratio.toPrecision(3))} x HMI's nominal noise, more than ${NOISE_WARN_RATIO} x: ` +
+      "is the image binned, or not at HMI's 0.504 arcsec per pixel? The network is told the measured level; " +
+      "enter a noise level to set it"
+    : "";
+  return { sigma: found.sigma, how: "measured", note: `measured on the image (${times(found.sigma)})`, warning,
     measurement: found };
 }
 

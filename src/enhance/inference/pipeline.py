@@ -282,7 +282,7 @@ def check_noise_level(choice: NoiseChoice, *, nominal: float) -> None:
     """
     ratio = choice.value / nominal
     if choice.source == "measured" and ratio > NOISE_WARN_RATIO:
-        msg = (f"noise measured at {ratio:.3g} x HMI's nominal noise ({nominal:g} {choice.unit}), more than "
+        msg = (f"noise measured at {ratio:.3g} x HMI's nominal noise, more than "
                f"{NOISE_WARN_RATIO:g} x: is the image binned, or not at HMI's 0.504 arcsec per pixel? The network "
                "is told the measured level; pass noise= (--noise) to set it")  # fmt: skip
         warnings.warn(msg, NoiseLevelWarning, stacklevel=2)

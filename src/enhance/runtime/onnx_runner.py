@@ -111,6 +111,7 @@ class OnnxNetwork:
     --------
     >>> import numpy as np
     >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.runtime.export import onnx_model
     >>> runner = OnnxNetwork(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
     >>> runner(np.zeros((1, 1, 8, 8), np.float32)).shape
     (1, 1, 16, 16)
