@@ -69,7 +69,7 @@ def test_an_interpolated_image_gets_the_nominal_noise_with_the_reason():
 
 
 def test_noise_far_above_hmis_warns_and_is_still_used():
-    with pytest.warns(NoiseLevelWarning, match=r"noise measured at .* x HMI's nominal noise .* binned"):
+    with pytest.warns(NoiseLevelWarning, match=r"noise measured at .* x HMI's nominal noise, .* binned"):
         loud = noise_choice(_white(6 * HMI), nominal=HMI)
     assert loud.value == pytest.approx(6 * HMI, rel=0.1)
     assert loud.value / HMI > NOISE_WARN_RATIO

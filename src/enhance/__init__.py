@@ -100,7 +100,7 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def create_module(self, spec):
         target = MOVED_MODULES[spec.name]
         warnings.warn(
-            f"{spec.name} is deprecated and will be removed in 0.5.0; import {target}",
+            f"{spec.name} is deprecated and will be removed in 0.6.0; import {target}",
             DeprecationWarning,
             stacklevel=2,
         )
