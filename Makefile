@@ -53,7 +53,8 @@ $(KERAS_STAMP):
 
 # The browser page: the page's sources, onnxruntime-web's WebAssembly runtime (npm, pinned in
 # web/package-lock.json), the default light models and the paper's light networks exported to ONNX, with
-# models/index.json (what each graph needs, from its metadata: margin, noise unit and nodes), and the packaged
+# models/index.json (what each graph needs, from its metadata: margin, noise unit and nodes; its registry name and
+# the sha256 of its weights, from src/enhance/data/models.json, for the ENH_REG and ENH_SHA cards), and the packaged
 # sample cut-outs, in web/dist (any static file server serves it; `enhance web` adds the headers for
 # WebAssembly threads).
 WEB_DIST := web/dist
@@ -74,15 +75,19 @@ web: $(STAMP) web/node_modules/.package-lock.json
 	$(PY) -c 'import glob, json, os, onnx; from enhance.models.architecture import receptive_margin; \
 		ms = [(os.path.basename(p), {q.key: q.value for q in onnx.load(p).metadata_props}) \
 			for p in sorted(glob.glob("$(WEB_DIST).tmp/models/*.onnx"))]; \
-		json.dump({f: {"model": f.removeprefix("enhance_").removesuffix("_" + m["kind"] + ".onnx"), "kind": m["kind"], \
+		names = {f: m["kind"] + "/" + f.removeprefix("enhance_").removesuffix("_" + m["kind"] + ".onnx") for f, m in ms}; \
+		registry = json.load(open("src/enhance/data/models.json")); \
+		json.dump({f: {"model": names[f].split("/")[1], "kind": m["kind"], \
 			"margin": int(m.get("margin") or receptive_margin(int(m["depth"]))), \
 			"noise_unit": float(m["noise_unit"]) if "noise_unit" in m else None, \
-			"noise_nodes": json.loads(m.get("noise_nodes", "null")), "symmetric": m.get("symmetric") == "True"} \
+			"noise_nodes": json.loads(m.get("noise_nodes", "null")), "symmetric": m.get("symmetric") == "True", \
+			"registry": names[f], "sha256": registry[names[f]]["sha256"]} \
 			for f, m in ms}, open("$(WEB_DIST).tmp/models/index.json", "w"), indent=1)'
 	cp src/enhance/data/hmi_continuum_ar.fits src/enhance/data/hmi_blos_ar.fits $(WEB_DIST).tmp/samples/
-	$(PY) -c 'import json, sys; from importlib.metadata import version; \
+	$(PY) -c 'import json, sys; from importlib.metadata import version; from enhance.io import CARD_COMMENTS; \
 		ort = json.load(open("web/node_modules/onnxruntime-web/package.json"))["version"]; \
-		json.dump({"version": version("solar-enhance"), "onnxruntime_web": ort}, sys.stdout)' > $(WEB_DIST).tmp/build.json
+		json.dump({"version": version("solar-enhance"), "onnxruntime_web": ort, "card_comments": CARD_COMMENTS}, \
+			sys.stdout)' > $(WEB_DIST).tmp/build.json
 	rm -rf $(WEB_DIST)
 	mv $(WEB_DIST).tmp $(WEB_DIST)
 	@echo "built $(WEB_DIST); serve it with: $(VENV)/bin/enhance web"

@@ -339,7 +339,7 @@ def test_noise_level_is_pythons():
     import astropy.units as u
 
     from enhance.exceptions import EnhanceUserWarning
-    from enhance.inference.pipeline import NOISE_INNER_WIDTH, network_noise
+    from enhance.inference.pipeline import NOISE_INNER_WIDTH, noise_choice
     from enhance.observation.noise import NOISE_BAND_START, measure_noise
 
     cases = _noise_cases()
@@ -353,7 +353,8 @@ def test_noise_level_is_pythons():
           const chosen = networkNoise(image, h, w, { nominal, finite: mask });
           const bank = { unit: nominal, nodes: [0.25, 0.5, 1, 2, 4, 8, 16, 32] };
           const clamp = clampWarning(chosen.sigma, bank);
-          return { sigma: chosen.sigma, how: chosen.how, warning: chosen.warning, clamp, found: chosen.measurement };
+          return { sigma: chosen.sigma, how: chosen.how, source: chosen.source, reason: chosen.reason,
+                   warning: chosen.warning, clamp, found: chosen.measurement };
         })));
     """
     payload = [{"d": _floats(image), "h": image.shape[0], "w": image.shape[1], "nominal": nominal,
@@ -363,9 +364,11 @@ def test_noise_level_is_pythons():
     for (name, image, finite, nominal), found in zip(cases, _node(script, payload), strict=True):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            sigma = network_noise(image, nominal=nominal, finite=finite)
+            choice = noise_choice(image, nominal=nominal, finite=finite)
+        sigma = choice.value
         warned = [str(w.message) for w in caught if issubclass(w.category, EnhanceUserWarning)]
         assert found["sigma"] == pytest.approx(sigma, rel=1e-12, abs=0), name
+        assert (found["source"], found["reason"]) == (choice.source, choice.reason), name  # ENH_NSRC, ENH_NWHY
         assert bool(found["warning"]) == bool(warned), (name, warned)
         if warned:  # the same text but for how the level is set in the page
             assert found["warning"].split("; ")[0] == warned[0].split("; ")[0], name
@@ -666,10 +669,16 @@ def test_page_gives_pythons_numbers_and_header(page, tmp_path, name):
     provenance = {"ENH_VER", "ENH_MODL", "ENH_KIND"} - set(python_header)  # where `enhance run` does not add them
     skip = {"HISTORY", "COMMENT", "", "CHECKSUM", "DATASUM", *provenance}
     assert {k for k in python_header if k not in skip} == {k for k in header if k not in skip}
+    # a quiet-Sun surface is fitted by the page's own smoothing, and divides the image in float32 (as in Python):
+    # its level and extremes (ENH_QSLV, ENH_QSMN, ENH_QSMX) agree to float32 rounding, every other float to 1e-15
+    surface = {"ENH_QSLV", "ENH_QSMN", "ENH_QSMX"} if python_header.get("ENH_QSTY") == "surface" else set()
     for key in python_header:
         if key not in skip:
             value = python_header[key]
-            assert header[key] == (pytest.approx(value, rel=1e-15) if isinstance(value, float) else value), key
+            rel = 2.0**-24 if key in surface else 1e-15
+            assert header[key] == (pytest.approx(value, rel=rel) if isinstance(value, float) else value), key
+    assert header["ENH_REG"] == f"{kind}/light"  # the registry's name and sha256 of the weights that ran
+    assert len(header["ENH_SHA"]) == 64
     kept = [str(line) for line in original.get("HISTORY", [])]
     history = [str(line) for line in header["HISTORY"]]
     assert history[: len(kept)] == kept  # the input's HISTORY, then the new line (72 characters a card)
@@ -687,11 +696,19 @@ def test_page_runs_the_papers_light_network_when_chosen(page, tmp_path, name):
     assert _submit(page, source, model="paper-light") == "done", page.text_content("#message")
     web_path = _download(page, tmp_path / "web.fits")
     assert web_path.exists()
-    expected, _, noise = _python_run(source, tmp_path / "python.fits", model="paper-light")
+    expected, python_header, noise = _python_run(source, tmp_path / "python.fits", model="paper-light")
     assert noise is None
     assert page.get_attribute("#status", "data-noise") is None
     with fits.open(web_path) as hdul:
         assert hdul[0].header["ENH_MODL"] == "paper-light"
+        # the cards of what was assumed and of the weights: no noise level (the paper's network is told none)
+        web_cards, cards = ({key: value for key, value in h.items() if key.startswith("ENH_") and key != "ENH_VER"}
+                            for h in (hdul[0].header, python_header))  # fmt: skip
+        assert "ENH_NOIS" not in cards
+        assert cards["ENH_REG"] == f"{'blos' if 'blos' in name else 'intensity'}/paper-light"
+        assert web_cards.keys() == cards.keys()
+        for key, value in cards.items():
+            assert web_cards[key] == (pytest.approx(value, rel=1e-15) if isinstance(value, float) else value), key
         assert "model: paper-light" in "".join(str(line) for line in hdul[0].header["HISTORY"])
         assert _relative_difference(hdul[0].data.astype(np.float64), expected) < RTOL
     light, _, _ = _python_run(source, tmp_path / "light.fits")

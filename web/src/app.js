@@ -5,7 +5,8 @@
 import * as ort from "./ort/ort.wasm.min.mjs";
 import { FitsError, readFits, writeFits } from "./fits.js";
 import {
-  InputError, PROVENANCE_KEY, enhanceImage, linearWcs, padSymmetric, resolveKind, upscaleHeader,
+  InputError, PROVENANCE_KEY, assumptionCards, enhanceImage, linearWcs, padSymmetric, registryCards, resolveKind,
+  upscaleHeader,
 } from "./hmi.js";
 import { displayRange, drawPanel, imageBitmap } from "./view.js";
 
@@ -14,7 +15,7 @@ const MAX_PIXELS = 4096 * 4096;
 const sessions = new Map();
 const MODEL_NAMES = { light: "the light model (Wiener-Enhance)", "paper-light": "the paper's light network" };
 const INPUTS = "#file, #kind, #model, #qs-level, #noise, button[data-sample]";
-let build = { version: "unknown", onnxruntime_web: "unknown" };
+let build = { version: "unknown", onnxruntime_web: "unknown", card_comments: {} };
 let models = null; // models/index.json: {file: {model, kind, margin, noise_unit, noise_nodes, symmetric}}
 let current = null; // {name, image, header, kind, model, result, outHeader, seconds}
 let blinkTimer = null;
@@ -164,8 +165,11 @@ async function enhanceFile(name, buffer) {
     const seconds = (performance.now() - start) / 1000;
     const history = `solar-enhance ${build.version}: Enhance x2 deconvolution + super-resolution, model: ${modelName} ` +
       `${kind} (in the browser, onnxruntime-web ${build.onnxruntime_web})`;
-    const provenance = { [PROVENANCE_KEY]: build.version, ENH_MODL: modelName, ENH_KIND: kind };
-    const outHeader = upscaleHeader(header, 2, history, provenance);
+    // the cards of `enhance run`: provenance, what was assumed (noise level, quiet-Sun level), the weights
+    const provenance = { [PROVENANCE_KEY]: build.version, ENH_MODL: modelName, ENH_KIND: kind,
+      ...assumptionCards(kind, { noise: result.noise, scale: result.scale, qsGiven: qsLevel !== null }),
+      ...registryCards(entry) };
+    const outHeader = upscaleHeader(header, 2, history, provenance, build.card_comments ?? {});
     current = { name, image, header, kind, model: modelName, result, outHeader, seconds };
     $("timing").textContent = `${seconds.toFixed(2)} s per image (network ${(timer.network / 1000).toFixed(2)} s), ` +
       `${image.width} x ${image.height} -> ${result.width} x ${result.height} px, WebAssembly, ${threads} ` +

@@ -5,7 +5,7 @@
 // (enhance.checks.fill_nonfinite: scipy's exact Euclidean feature transform), the noise level told to the
 // default models (noise.js) and the normalisation around the network (enhance.inference.pipeline.enhance_array).
 
-import { clampWarning, networkNoise } from "./noise.js";
+import { clampWarning, formatG, median as medianOf, networkNoise } from "./noise.js";
 
 export const KINDS = ["intensity", "blos"];
 const GAUSS_UNITS = ["g", "gauss", "mx/cm^2", "mx cm-2", "mx/cm2"];
@@ -161,10 +161,11 @@ export function referencePixel(header, axis) {
 /**
  * Header of the x2 grid (enhance.io.upscale_header): NAXISi x factor, CDELTi and CDi_j / factor (PCi_j
  * unchanged), CRPIXi' = factor (CRPIXi - 0.5) + 0.5, HMI's pixel-unit keys, stale data statistics
- * removed, the `provenance` cards (enhance.io.provenance_cards: ENH_VER, ENH_MODL, ENH_KIND) and a HISTORY
- * card. A missing CRPIXi is the image centre, (NAXISi + 1) / 2, as sunpy reads such a header.
+ * removed, the `provenance` cards (enhance.io.provenance_cards: ENH_VER, ENH_MODL, ENH_KIND; and those of
+ * assumptionCards and registryCards), with their `comments` (enhance.io.CARD_COMMENTS), and a HISTORY card. A
+ * missing CRPIXi is the image centre, (NAXISi + 1) / 2, as sunpy reads such a header.
  */
-export function upscaleHeader(header, factor = 2, history = null, provenance = {}) {
+export function upscaleHeader(header, factor = 2, history = null, provenance = {}, comments = {}) {
   const out = header.copy();
   const num = (key, fallback) => {
     const v = header.get(key, fallback);
@@ -191,9 +192,47 @@ export function upscaleHeader(header, factor = 2, history = null, provenance = {
     }
   }
   for (const name of STALE_KEYS) out.delete(name);
-  for (const [name, value] of Object.entries(provenance)) out.set(name, value);
+  for (const [name, value] of Object.entries(provenance)) out.set(name, value, { comment: comments[name] });
   if (history) out.add("HISTORY", history);
   return out;
+}
+
+/**
+ * The header cards that record what an enhancement assumed (enhance.inference.pipeline.assumption_cards):
+ * ENH_NOIS (the noise level told the network: a fraction of the quiet-Sun level, or gauss), ENH_NUNI ('I/Ic'
+ * or 'G'), ENH_NSRC and ENH_NWHY (NoiseChoice's source and reason), where the network is told the noise; for a
+ * continuum image ENH_QSTY ('level' or 'surface'), ENH_QSRC ('given' or 'estimated') and ENH_QSLV (the level in
+ * the image's units; a surface's median), with ENH_QSMN and ENH_QSMX (a surface's least and greatest sample).
+ *
+ * @param {'intensity'|'blos'} kind
+ * @param {{noise: object|null, scale: number|{samples: ArrayLike<number>}, qsGiven: boolean}} assumed noise:
+ *   noise.networkNoise's answer (null for a network told none); scale: what enhanceImage divided by
+ * @returns {Object<string, number|string>}
+ */
+export function assumptionCards(kind, { noise, scale, qsGiven }) {
+  const cards = {};
+  if (noise) {
+    Object.assign(cards, { ENH_NOIS: kind === "blos" ? noise.sigma * GAUSS_PER_KG : noise.sigma,
+      ENH_NUNI: kind === "blos" ? "G" : "I/Ic", ENH_NSRC: noise.source, ENH_NWHY: noise.reason.slice(0, 68) });
+  }
+  if (kind !== "intensity") return cards;
+  const source = qsGiven ? "given" : "estimated";
+  if (typeof scale === "number") return Object.assign(cards, { ENH_QSTY: "level", ENH_QSRC: source, ENH_QSLV: scale });
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of scale.samples) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  return Object.assign(cards, { ENH_QSTY: "surface", ENH_QSRC: source, ENH_QSLV: medianOf(scale.samples), ENH_QSMN: lo,
+    ENH_QSMX: hi });
+}
+
+/**
+ * ENH_REG (the registry name, 'intensity/light') and ENH_SHA (the sha256 of the weights) of a shipped model
+ * (enhance.inference.pipeline.registry_cards), from its models/index.json entry, which `make web` fills from
+ * the package's registry (enhance/data/models.json).
+ */
+export function registryCards({ registry, sha256 }) {
+  if (!registry || !sha256) throw new InputError("models/index.json names no registry entry; rebuild with make web");
+  return { ENH_REG: registry.slice(0, 68), ENH_SHA: sha256 };
 }
 
 /** Stride along each axis that leaves at most QS_SAMPLES pixels (enhance.observation.quiet_sun.qs_stride). */
@@ -574,16 +613,7 @@ function checkMagnitude(data, source, width, level, unit) {
   }
   const ratio = lowest > 0 ? peak / lowest : Infinity;
   if (!(ratio <= MAX_NORMALISED)) {
-    const g = (x) => { // Python's format(x, ".3g")
-      if (!Number.isFinite(x)) return String(x).replace("Infinity", "inf");
-      const exp = x === 0 ? 0 : Math.floor(Math.log10(Math.abs(Number(x.toPrecision(3)))));
-      if (exp < -4 || exp >= 3) {
-        const [mantissa, e] = x.toExponential(2).split("e");
-        const digits = String(Math.abs(Number(e))).padStart(2, "0");
-        return `${mantissa.replace(/\.?0+$/, "")}e${Number(e) < 0 ? "-" : "+"}${digits}`;
-      }
-      return String(Number(x.toPrecision(3)));
-    };
+    const g = (x) => formatG(x, 3);
     throw new InputError(`image pixel (${Math.floor(at / width)}, ${at % width}) = ${g(peak)} is ${g(ratio)} times ` +
       `${unit} (${g(lowest)}); the network carries at most 1e+06 times it (solar pixels stay within a few): mask ` +
       "such pixels as NaN or fix the units");

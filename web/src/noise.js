@@ -25,6 +25,32 @@ export const NOISE_WARN_RATIO = 4;
 const NOISE_INNER_WIDTH = 0.12;
 const WHITENESS_LIMIT = 2.0;
 
+/**
+ * Python's format(x, `.${digits}g`): `digits` significant digits (ties to even, as Python rounds the exact
+ * binary value), trailing zeros dropped, exponent form ('1.5e-05', '2e+03') below 1e-4 or from 10^digits.
+ */
+export function formatG(x, digits = 3) {
+  if (Number.isNaN(x)) return "nan";
+  if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
+  let s = x.toExponential(digits - 1); // the larger of two tied neighbours; Python takes the even one
+  const exact = Math.abs(x).toExponential(Math.min(digits + 60, 100));
+  const [mantissa] = exact.split("e");
+  const tail = mantissa.replace(".", "").slice(digits);
+  const kept = Number(mantissa.replace(".", "")[digits - 1]);
+  if (/^50*$/.test(tail) && kept % 2 === 0) { // a tie rounded up to an odd digit: back to the even one
+    s = (Math.sign(x) * Number(`${mantissa.slice(0, digits === 1 ? 1 : digits + 1)}e${exact.split("e")[1]}`))
+      .toExponential(digits - 1);
+  }
+  const [m, e] = s.split("e");
+  const exp = Number(e);
+  if (exp < -4 || exp >= digits) {
+    const expDigits = String(Math.abs(exp)).padStart(2, "0");
+    return `${m.includes(".") ? m.replace(/\.?0+$/, "") : m}e${exp < 0 ? "-" : "+"}${expDigits}`;
+  }
+  const fixed = Number(s).toFixed(Math.max(digits - 1 - exp, 0));
+  return fixed.includes(".") ? fixed.replace(/\.?0+$/, "") : fixed;
+}
+
 /** numpy.median of the values (NaN for none): the middle one, or the mean of the two middle ones. */
 export function median(values) {
   const sorted = Float64Array.from(values).sort();
@@ -238,8 +264,10 @@ export function measureNoise(image, rows, cols, { pixelScale = HMI_PIXEL_SCALE, 
  * @param {number|{samples: ArrayLike<number>}} [options.scale] what the image was divided by (a quiet-Sun
  *   surface counts by the median of its samples)
  * @param {ArrayLike<number>|null} [options.finite] where the image held data (1) before the fill
- * @returns {{sigma: number, how: string, note: string, warning: string, measurement: object|null}}
- *   how: 'given', 'measured', 'floor' or 'nominal'; note says why; warning is what Python warns
+ * @returns {{sigma: number, how: string, note: string, source: string, reason: string, warning: string,
+ *   measurement: object|null}} how: 'given', 'measured', 'floor' or 'nominal'; note says why, for the page;
+ *   source and reason are Python's (enhance.inference.pipeline.noise_choice: NoiseChoice.source, .reason);
+ *   warning is what Python warns
  */
 export function networkNoise(normalised, rows, cols, { nominal, noise = null, scale = 1.0, finite = null }) {
   const times = (v) => `${(v / nominal).toFixed(2)} x HMI's`;
@@ -247,11 +275,12 @@ export function networkNoise(normalised, rows, cols, { nominal, noise = null, sc
     if (!(noise > 0 && Number.isFinite(noise))) throw new RangeError(`noise must be a positive number, got ${noise}`);
     const level = typeof scale === "number" ? scale : median(scale.samples);
     const sigma = noise / level;
-    return { sigma, how: "given", note: `given (${times(sigma)})`, warning: "", measurement: null };
+    return { sigma, how: "given", note: `given (${times(sigma)})`, source: "given", reason: "", warning: "",
+      measurement: null };
   }
   if (Math.min(rows, cols) < NOISE_MIN_SIZE) {
     return { sigma: nominal, how: "nominal", note: `image smaller than ${NOISE_MIN_SIZE} pixels: HMI's nominal noise`,
-      warning: "", measurement: null };
+      source: "nominal", reason: `image smaller than ${NOISE_MIN_SIZE} pixels`, warning: "", measurement: null };
   }
   const top = Math.max(Math.floor((rows - NOISE_CROP) / 2), 0);
   const left = Math.max(Math.floor((cols - NOISE_CROP) / 2), 0);
@@ -268,23 +297,29 @@ export function networkNoise(normalised, rows, cols, { nominal, noise = null, sc
   const found = measureNoise(crop, h, w, { bandStop: NOISE_BAND_START + NOISE_INNER_WIDTH, finite: mask });
   if (!found.tiles) {
     return { sigma: nominal, how: "nominal", note: "missing or constant pixels in every tile of the measured square: " +
-      "HMI's nominal noise", warning: "", measurement: found };
+      "HMI's nominal noise", source: "nominal", reason: "missing or constant pixels in every tile measured",
+      warning: "", measurement: found };
   }
   if (!found.reliable) {
     const level = Number.isFinite(found.sigma) ? Math.max(found.sigma, nominal) : nominal;
     const warning = `the noise level cannot be measured reliably on this image (${found.reason}): ` +
       `${(level / nominal).toFixed(2)} x HMI's nominal noise assumed; enter a noise level to set it`;
-    const sigma = !(found.sigma > nominal) ? nominal : found.sigma;
-    return { sigma, how: sigma === nominal ? "nominal" : "measured", note: "not measured reliably", warning,
-      measurement: found };
+    const kept = found.sigma > nominal;
+    return { sigma: kept ? found.sigma : nominal, how: kept ? "measured" : "nominal", note: "not measured reliably",
+      source: kept ? "measured" : "nominal",
+      reason: kept ? `unreliable (${found.reason}); above HMI's, kept` : `unreliable measurement: ${found.reason}`,
+      warning, measurement: found };
   }
   if (found.whiteness > WHITENESS_LIMIT) {
     return { sigma: nominal, how: "nominal", note: "the spectrum's corners are not white (an interpolated image?): " +
-      "HMI's nominal noise", warning: "", measurement: found };
+      "HMI's nominal noise", source: "nominal", reason: "spectrum's corners not white (interpolated?)", warning: "",
+      measurement: found };
   }
   if (found.sigma < NOISE_FLOOR * nominal) {
     return { sigma: NOISE_FLOOR * nominal, how: "floor", note: `measured at ${times(found.sigma)}, below the floor: ` +
-      `${NOISE_FLOOR.toFixed(2)} x HMI's`, warning: "", measurement: found };
+      `${NOISE_FLOOR.toFixed(2)} x HMI's`, source: "measured",
+      reason: `${formatG(found.sigma / nominal)} x HMI's measured, raised to the floor ${formatG(NOISE_FLOOR, 6)} x`,
+      warning: "", measurement: found };
   }
   // enhance.inference.pipeline.check_noise_level: a level far above HMI's (binned data labelled at HMI's scale?)
   const ratio = found.sigma / nominal;
@@ -293,8 +328,8 @@ export function networkNoise(normalised, rows, cols, { nominal, noise = null, sc
       "is the image binned, or not at HMI's 0.504 arcsec per pixel? The network is told the measured level; " +
       "enter a noise level to set it"
     : "";
-  return { sigma: found.sigma, how: "measured", note: `measured on the image (${times(found.sigma)})`, warning,
-    measurement: found };
+  return { sigma: found.sigma, how: "measured", note: `measured on the image (${times(found.sigma)})`,
+    source: "measured", reason: `${formatG(ratio)} x HMI's, beyond the cut-off`, warning, measurement: found };
 }
 
 /**
