@@ -18,7 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
-__all__ = ["DEFAULT_ROOT", "HEADERS", "check_root", "make_server"]
+__all__ = ["DEFAULT_ROOT", "HEADERS", "IDLE_TIMEOUT", "MAX_CONNECTIONS", "check_root", "make_server"]
 
 _log = logging.getLogger(__name__)
 

@@ -51,6 +51,7 @@ __all__ = [
     "FIT_SEEDS",
     "REPORT_SEEDS",
     "LIMB_WIDTH",
+    "GAUSSIAN_COVERAGE",
     "CalibrationConfig",
     "Field",
     "held_out_fields",
@@ -67,7 +68,8 @@ NOISE_FACTORS = (0.5, 1.0, 3.0, 10.0)
 #: Regions whose coverage is reported (each pixel in at most one; pores, light bridges and pixels
 #: between quiet Sun and plage count only in "all").
 REGIONS = ("quiet Sun", "plage", "penumbra", "umbra", "limb")
-#: Seeds of the synthetic scenes the calibration is fitted on (not training's 11, not `HELD_OUT_SEED`).
+#: Seeds of the synthetic scenes the calibration is fitted on (not training's 11, not
+#: `~enhance.training.datasets.HELD_OUT_SEED`).
 FIT_SEEDS = (4101, 4102, 4103, 4104, 4105, 4106, 4107, 4108)
 #: Seeds of the synthetic scenes the coverage is reported on.
 REPORT_SEEDS = (5101, 5102, 5103, 5104, 5105, 5106, 5107, 5108)
@@ -104,6 +106,12 @@ class CalibrationConfig:
     samples : int
         Quiet-Sun and unlabelled pixels drawn from each field and noise level for the fit (all pixels of
         the other regions are kept).
+
+    Examples
+    --------
+    >>> config = CalibrationConfig(shape=(160, 160), fit_seeds=(7,), report_seeds=(8,))
+    >>> config.noise_factors, config.samples
+    ((0.5, 1.0, 3.0, 10.0), 20000)
     """
 
     shape: tuple = (800, 800)
@@ -118,7 +126,25 @@ class CalibrationConfig:
 
 @dataclasses.dataclass
 class Field:
-    """A held-out field: noise-free HMI-like image and target (I/Ic or gauss), and its regions on the x2 grid."""
+    """A held-out field: noise-free HMI-like image and target (I/Ic or gauss), and its regions on the x2 grid.
+
+    Parameters
+    ----------
+    name : str
+        What the field is, for the logs (e.g. ``'plage 4102'``).
+    observed : (ny, nx) `~numpy.ndarray`
+        The noise-free image at HMI's 0.504 arcsec, in the network's units (I/Ic, kG).
+    target : (2 ny, 2 nx) `~numpy.ndarray`
+        What the network should give, on the x2 grid (0.252 arcsec), same units.
+    regions : dict of str to `~numpy.ndarray`
+        ``(2 ny, 2 nx)`` bool masks by name of `REGIONS`; a pixel in none counts only in "all".
+
+    Examples
+    --------
+    >>> field = Field("flat", np.ones((12, 12)), np.ones((24, 24)), {"quiet Sun": np.ones((24, 24), bool)})
+    >>> field.name, field.target.shape
+    ('flat', (24, 24))
+    """
 
     name: str
     observed: np.ndarray
@@ -232,8 +258,17 @@ def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples:
     Returns
     -------
     dict of `~numpy.ndarray`
-        ``features`` (n, K + 1: `FEATURES` and ``level``) and ``error`` (n) in network units (I/Ic, kG),
-        ``region`` (n) (an index of `REGIONS`, -1 for none) and ``factor`` (n).
+        ``features`` (n, K + 1: `~enhance.inference.uncertainty.FEATURES` and ``level``) and ``error`` (n)
+        in network units (I/Ic, kG), ``region`` (n) (an index of `REGIONS`, -1 for none) and ``factor`` (n).
+
+    Examples
+    --------
+    >>> from enhance.models.hybrid import WienerEnhanceNet
+    >>> net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
+    >>> field = Field("flat", np.ones((12, 12)), np.ones((24, 24)), {"quiet Sun": np.ones((24, 24), bool)})
+    >>> data = collect(net, [field], kind="intensity", noise_factors=(1.0,))
+    >>> data["features"].shape, data["error"].shape, set(data["region"].tolist())
+    ((576, 8), (576,), {0})
     """
     rng = np.random.default_rng(seed)
     parts = {"features": [], "error": [], "region": [], "factor": []}
@@ -332,6 +367,18 @@ def fit_calibration(data) -> Calibration:
     ``w`` equal for every region and noise level (`REGIONS`, and the unlabelled pixels); then moves the
     result (L-BFGS again) to bring each region's and level's coverage within 1 and 2 sigma nearest to
     a Gaussian's (`GAUSSIAN_COVERAGE`), counted with a smooth step.
+
+    Examples
+    --------
+    Errors whose standard deviation is the first feature (``linear_noise``):
+
+    >>> rng = np.random.default_rng(0)
+    >>> features = rng.uniform(0.5, 1.5, (2000, len(FEATURES) + 1))
+    >>> data = {"features": features, "error": rng.normal(0.0, 1.0, 2000) * features[:, 0],
+    ...         "region": np.zeros(2000, np.int8), "factor": np.ones(2000)}
+    >>> calibration = fit_calibration(data)
+    >>> round(coverage(calibration, data)["all"]["1"]["within_1"], 2)
+    0.68
     """
     count = len(FEATURES)
     squares = np.square(data["features"][:, :count].astype(np.float64))
@@ -371,6 +418,17 @@ def coverage(calibration: Calibration, data) -> dict:
     -------
     dict
         ``{region or 'all': {factor (a string, '1' for 1 x HMI): {"within_1", "within_2", "pixels"}}}``.
+
+    Examples
+    --------
+    With `~enhance.inference.uncertainty.Calibration.uncalibrated`, ``sigma`` is ``linear_noise`` here (one):
+
+    >>> features = np.zeros((4, len(FEATURES) + 1))
+    >>> features[:, 0] = features[:, -1] = 1.0
+    >>> data = {"features": features, "error": np.array([0.5, -1.5, 2.5, 0.1]),
+    ...         "region": np.zeros(4, np.int8), "factor": np.ones(4)}
+    >>> coverage(Calibration.uncalibrated(), data)["quiet Sun"]
+    {'1': {'within_1': 0.5, 'within_2': 0.75, 'pixels': 4}}
     """
     sigma = np.zeros(len(data["error"]))
     for factor in np.unique(data["factor"]):
@@ -414,6 +472,20 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
     dict
         The calibration file's entry: ``sha256``, ``coefficients`` ({feature: {log_scale, slope}}),
         ``coverage`` ({"fit": table, "report": table}, see `coverage`), ``config`` and ``version``.
+
+    Examples
+    --------
+    A tiny untrained network on tiny fields (the real fit takes minutes):
+
+    >>> from enhance.models.hybrid import WienerEnhanceNet
+    >>> config = CalibrationConfig(shape=(120, 120), fit_seeds=(7,), report_seeds=(8,), noise_factors=(1.0,),
+    ...                            limb_shape=(120, 160), samples=200)
+    >>> net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
+    >>> entry = calibrate_uncertainty("blos", "light", config, network=net)
+    >>> sorted(entry)
+    ['coefficients', 'config', 'coverage', 'modulation', 'sha256', 'version']
+    >>> sorted(entry["coverage"]["report"])
+    ['all', 'limb', 'penumbra', 'plage', 'umbra']
     """
 
     check_choice(model, ("full", "light"), name="model")
@@ -453,6 +525,14 @@ def write_calibration(entries: dict, path=None) -> Path:
     -------
     `~pathlib.Path`
         The file written.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> path = write_calibration({"blos/light": {"sha256": "0" * 64}}, f"{folder}/uncertainty.json")
+    >>> list(json.loads(path.read_text()))
+    ['blos/light']
     """
 
     path = Path(path) if path is not None else data_dir() / CALIBRATION_FILE
@@ -476,6 +556,14 @@ def coverage_markdown(entries: dict, *, part: str = "report") -> str:
     -------
     str
         The table: ``within 1 sigma / within 2 sigma`` in per cent at each noise level, and the pixels.
+
+    Examples
+    --------
+    >>> cell = {"within_1": 0.683, "within_2": 0.951, "pixels": 400}
+    >>> print(coverage_markdown({"blos/light": {"coverage": {"report": {"all": {"1": cell}}}}}))
+    | model | region | 1 x HMI | pixels per level |
+    | --- | --- | --- | --- |
+    | blos/light | all | 68 / 95 | 400 |
     """
     factors = sorted({f for entry in entries.values() for rows in entry["coverage"][part].values() for f in rows},
                      key=float)  # fmt: skip
@@ -509,7 +597,7 @@ def network_features(normalised, *, network, noise: float, device: str = "cpu"):
     result : (2 ny, 2 nx) `~numpy.ndarray`
         The network's output (before the pipeline's clip of negative continuum).
     features : dict of str to `~numpy.ndarray`
-        See `uncertainty_features`.
+        See `~enhance.inference.uncertainty.uncertainty_features`.
 
     Examples
     --------

@@ -265,10 +265,10 @@ def enhance(
         `~enhance.models.hybrid.WienerEnhanceNet` or an ONNX runner.
     qs_level : float, `~astropy.units.Quantity`, 'level', 'surface' or None
         Quiet-Sun continuum level (intensity only), in the units of ``data`` (a Quantity is converted
-        to them); 'level' estimates one number (`estimate_qs_level`), 'surface' a smooth surface that
-        follows limb darkening (`~enhance.observation.quiet_sun.fit_qs_surface`). None (default) uses the
-        surface where the quiet Sun varies by more than 15 % across the field (near the limb, full
-        disks), else the single level.
+        to them); 'level' estimates one number (`~enhance.inference.pipeline.estimate_qs_level`), 'surface'
+        a smooth surface that follows limb darkening (`~enhance.observation.quiet_sun.fit_qs_surface`).
+        None (default) uses the surface where the quiet Sun varies by more than 15 % across the field
+        (near the limb, full disks), else the single level.
     device : str
         'auto' (CUDA when available), 'cpu', 'cuda', ...
     tile : int, optional
@@ -295,15 +295,15 @@ def enhance(
         departs from float32 by about 1e-2 (bfloat16) or 1e-3 (float16) of the image's quiet-Sun level
         or kG (measured by ``make bench`` and bounded in the tests).
     symmetric : bool
-        Average over the 8 rotations and flips of the input (`RunOptions`): the result does not depend on
-        whether the image was rotated or flipped first (equivariant to float rounding), at 8 times the cost.
-        The 'full' model always does.
+        Average over the 8 rotations and flips of the input (`~enhance.inference.pipeline.RunOptions`): the
+        result does not depend on whether the image was rotated or flipped first (equivariant to float
+        rounding), at 8 times the cost. The 'full' model always does.
     noise : float or `~astropy.units.Quantity`, optional
         Standard deviation of the noise per input pixel, in the units of ``data`` (a Quantity is
         converted), for the 'full' and 'light' models. None (default) measures it on the image from the
-        corners of its spectrum, beyond HMI's diffraction cut-off (`network_noise`); an image whose
-        corners are not white (interpolated: remapped, derotated) gets HMI's nominal noise, 1e-3 of the
-        quiet Sun or 10 G.
+        corners of its spectrum, beyond HMI's diffraction cut-off
+        (`~enhance.inference.pipeline.network_noise`); an image whose corners are not white (interpolated:
+        remapped, derotated) gets HMI's nominal noise, 1e-3 of the quiet Sun or 10 G.
     force : bool
         Run inputs that the checks refuse: grids that are not helioprojective (CEA, Carrington,
         heliographic), pixel scales more than 5 % from HMI's 0.504 arcsec, quantities the networks

@@ -407,6 +407,22 @@ def registry_cards(kind: str, model: str, *, network=None, weights=None) -> dict
     ``ENH_SHA`` (the sha256 of the weights file), for a shipped model or a weights file; none for a network
     object of the caller's.
 
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        What the model enhances.
+    model : str
+        The shipped model ('full', 'light', ...), named when neither ``network`` nor ``weights`` is given.
+    network : torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`, optional
+        A network of the caller's: no cards.
+    weights : str or `~pathlib.Path`, optional
+        A weights file: its name (at most 68 characters) and its sha256.
+
+    Returns
+    -------
+    dict of str to str
+        ``{"ENH_REG": ..., "ENH_SHA": ...}``, or empty for a network of the caller's.
+
     Examples
     --------
     >>> registry_cards("blos", "light")["ENH_REG"]
@@ -920,7 +936,35 @@ _MIN_GAUSS_PEAK = 5.0
 
 
 def check_values(data, kind, *, force, name="image", forceable=True):
-    """Refuse values that do not fit ``kind``: a magnetogram given as intensity, a field not in gauss."""
+    """Refuse values that do not fit ``kind``: a magnetogram given as intensity, a field not in gauss.
+
+    Parameters
+    ----------
+    data : array_like
+        The image's values (non-finite pixels are ignored).
+    kind : {'intensity', 'blos'}
+        What they are given as: continuum (any units, not negative) or magnetogram (gauss).
+    force : bool
+        Check nothing.
+    name : str
+        What the image is, for the message.
+    forceable : bool
+        Whether the message may suggest ``force=True``.
+
+    Raises
+    ------
+    ValueError
+        When more than 1 % of a continuum image's finite pixels are negative, or a magnetogram's largest
+        ``|value|`` is under 5 G (tesla or kilogauss, not gauss).
+
+    Examples
+    --------
+    >>> check_values([[0.9, 1.1], [1.0, 1.05]], "intensity", force=False)
+    >>> check_values([[-0.2, 0.1], [0.3, -0.05]], "blos", force=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: image is given as a magnetogram in gauss, but its largest |value| is 0.3: it looks like tesla ...
+    """
     if force:
         return
     values = np.asarray(data)

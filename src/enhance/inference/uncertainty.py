@@ -119,17 +119,65 @@ class Calibration:
 
     @classmethod
     def uncalibrated(cls) -> Calibration:
-        """Noise, model spread and PSF spread added in quadrature, with weight one: no fit."""
+        """Noise, model spread and PSF spread added in quadrature, with weight one: no fit.
+
+        Returns
+        -------
+        Calibration
+            ``log_scale`` 0 for ``linear_noise``, ``model_spread`` and ``psf_spread``, minus infinity
+            (weight zero) for the other features; ``slope`` 0.
+
+        Examples
+        --------
+        >>> Calibration.uncalibrated().coefficients(3.0).tolist()
+        [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+        """
         ones = {"linear_noise", "model_spread", "psf_spread"}
         return cls(tuple(0.0 if name in ones else -np.inf for name in FEATURES), (0.0,) * len(FEATURES))
 
     def coefficients(self, noise_ratio: float) -> np.ndarray:
-        """``c_k`` for the noise level ``noise_ratio`` times HMI's."""
+        """``c_k`` for the noise level ``noise_ratio`` times HMI's.
+
+        Parameters
+        ----------
+        noise_ratio : float
+            The noise level told the network, in units of HMI's noise (``s / s_0``).
+
+        Returns
+        -------
+        `~numpy.ndarray`
+            ``(K,)``: the weight of each feature of `FEATURES`.
+
+        Examples
+        --------
+        >>> Calibration((0.0,) * 7, (1.0,) * 7).coefficients(2.0).tolist()
+        [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+        """
         log_ratio = np.log(float(noise_ratio))
         return np.exp(np.asarray(self.log_scale) + np.asarray(self.slope) * log_ratio)
 
     def sigma(self, features: dict, *, noise_ratio: float) -> np.ndarray:
-        """The standard deviation: the root of ``sum_k c_k f_k**2``."""
+        """The standard deviation: the root of ``sum_k c_k f_k**2``.
+
+        Parameters
+        ----------
+        features : dict of str to array_like
+            Each feature of `FEATURES` (network units), and ``level`` where ``modulation`` is used.
+        noise_ratio : float
+            The noise level told the network, in units of HMI's noise.
+
+        Returns
+        -------
+        `~numpy.ndarray`
+            The standard deviation of each pixel's error, float64, network units.
+
+        Examples
+        --------
+        >>> features = {name: np.zeros(2) for name in FEATURES}
+        >>> features["linear_noise"][:], features["psf_spread"][:] = 3.0, 4.0
+        >>> Calibration.uncalibrated().sigma(features, noise_ratio=1.0).tolist()
+        [5.0, 5.0]
+        """
         total = 0.0
         for weight, name in zip(self.coefficients(noise_ratio), FEATURES, strict=True):
             if weight > 0:
@@ -175,7 +223,7 @@ def propagated_noise(filters, weights, noise: float) -> np.ndarray:
     Parameters
     ----------
     filters : array_like
-        ``(4 K, 1, taps, taps)``: the filter bank (`~enhance.models.hybrid.WienerEnhanceNet.filters`).
+        ``(4 K, 1, taps, taps)``: the filter bank (``filters`` of `~enhance.models.hybrid.WienerEnhanceNet`).
     weights : array_like
         ``(K,)`` weights of its levels (`node_weights`).
     noise : float
@@ -220,6 +268,13 @@ def filter_bank(network):
     ------
     ValueError
         For a network without a linear stage (the paper's networks).
+
+    Examples
+    --------
+    >>> from enhance.models.hybrid import WienerEnhanceNet
+    >>> filters, nodes, unit = filter_bank(WienerEnhanceNet(depth=1, width=4, taps=5))
+    >>> filters.shape == (4 * len(nodes), 1, 5, 5), unit
+    (True, 0.001)
     """
     filters = getattr(network, "filters", None)
     if filters is not None and hasattr(filters, "detach"):
@@ -309,6 +364,21 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     -------
     dict of str to `~numpy.ndarray`
         Each feature of `FEATURES` and ``level``, float64 ``(2 ny, 2 nx)``, in the output's units.
+
+    Examples
+    --------
+    >>> from enhance.inference.pipeline import make_runner
+    >>> from enhance.inference.tiling import run_tiled
+    >>> from enhance.models.hybrid import WienerEnhanceNet
+    >>> net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
+    >>> runner, _ = make_runner(net, backend="torch", precision="float32", device="cpu")
+    >>> bound = runner.bind(1e-3)
+    >>> def run(array, model):
+    ...     return run_tiled(array, model, tile=None, margin=net.margin, device="cpu")
+    >>> source = np.ones((12, 12), np.float32)
+    >>> features = uncertainty_features(source, run(source, bound), runner=bound, run=run, filters=filter_bank(net))
+    >>> sorted(features) == sorted((*FEATURES, "level")), features["floor"].shape
+    (True, (24, 24))
     """
     noise = float(runner.noise)
     single = _one_pass(runner)
@@ -415,6 +485,22 @@ def output_uncertainty(source, result, *, network, runner, run, passes: int = 8,
     -------
     (2 ny, 2 nx) `~numpy.ndarray`
         float64, network units.
+
+    Examples
+    --------
+    >>> from enhance.inference.pipeline import make_runner
+    >>> from enhance.inference.tiling import run_tiled
+    >>> from enhance.models.hybrid import WienerEnhanceNet
+    >>> net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
+    >>> runner, _ = make_runner(net, backend="torch", precision="float32", device="cpu")
+    >>> bound = runner.bind(1e-3)
+    >>> def run(array, model):
+    ...     return run_tiled(array, model, tile=None, margin=net.margin, device="cpu")
+    >>> source = np.ones((12, 12), np.float32)
+    >>> sigma = output_uncertainty(source, run(source, bound), network=net, runner=bound, run=run,
+    ...                            calibration=Calibration.uncalibrated())
+    >>> sigma.shape, bool(np.isfinite(sigma).all())
+    ((24, 24), True)
     """
     bank = filter_bank(network)
     features = uncertainty_features(source, result, runner=runner, run=run, filters=bank, passes=passes)

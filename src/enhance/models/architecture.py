@@ -11,7 +11,7 @@ tiling take what they need to know about it from here.
 
 __all__ = ["receptive_margin", "WIENER_ENHANCE", "wiener_state_shapes", "wiener_architecture_of", "architecture_of",
            "check_weights_metadata", "check_kind", "check_bounded_integer", "check_noise_nodes", "check_noise_unit",
-           "wiener_margin", "NOISE_UNIT_RANGE"]  # fmt: skip
+           "wiener_margin", "NOISE_UNIT_RANGE", "MAX_NODES"]  # fmt: skip
 
 #: Largest architecture a weights file may declare (the paper's is depth 5, width 64): a file that claims
 #: more is refused before anything is allocated.
@@ -130,6 +130,7 @@ def architecture_of(path, meta: dict, shapes: dict) -> tuple[int, int]:
 WIENER_ENHANCE = "wiener-enhance"
 #: Largest linear-stage kernel and filter bank a weights file may declare.
 MAX_TAPS = 63
+#: Most noise levels a weights file's filter bank may declare (``noise_nodes``).
 MAX_NODES = 32
 
 
@@ -256,6 +257,25 @@ def check_bounded_integer(meta: dict, key: str, bound: int, *, name) -> int:
 def check_kind(meta: dict, *, name, required: bool = True) -> str | None:
     """The data kind of a file's metadata ('intensity' or 'blos'); None where it is absent or empty and not required.
 
+    Parameters
+    ----------
+    meta : dict
+        The file's metadata; ``kind`` is read.
+    name : str
+        The file, for the messages.
+    required : bool
+        Refuse metadata without ``kind``.
+
+    Returns
+    -------
+    str or None
+        'intensity' or 'blos'; None when absent or empty and not required.
+
+    Raises
+    ------
+    ValueError
+        When ``kind`` is missing (and required) or not one of the kinds.
+
     Examples
     --------
     >>> check_kind({"kind": "blos"}, name="w.onnx"), check_kind({"kind": ""}, name="w.onnx", required=False)
@@ -276,6 +296,23 @@ def check_kind(meta: dict, *, name, required: bool = True) -> str | None:
 def check_noise_nodes(meta: dict, *, name) -> list[float]:
     """The filter bank's noise levels (``noise_nodes``, a JSON list): 2 to `MAX_NODES` finite positive levels,
     increasing, a constant ratio apart, as `~enhance.models.hybrid.WienerEnhanceNet` requires.
+
+    Parameters
+    ----------
+    meta : dict
+        The file's metadata; ``noise_nodes`` is read (a JSON list, or a list).
+    name : str
+        The file, for the messages.
+
+    Returns
+    -------
+    list of float
+        The levels, in units of HMI's noise.
+
+    Raises
+    ------
+    ValueError
+        When ``noise_nodes`` is missing or not such a list.
 
     Examples
     --------
@@ -306,6 +343,24 @@ def check_noise_unit(meta: dict, *, name) -> float:
     """``noise_unit``: HMI's noise in the network's units, within `NOISE_UNIT_RANGE` of its kind's (1e-3 I/Ic,
     0.01 kG).
 
+    Parameters
+    ----------
+    meta : dict
+        The file's metadata; ``noise_unit`` and, where present, ``kind`` are read.
+    name : str
+        The file, for the messages.
+
+    Returns
+    -------
+    float
+        HMI's noise in the network's units (I/Ic for continuum, kG for magnetograms).
+
+    Raises
+    ------
+    ValueError
+        When ``noise_unit`` is missing, not a number, or not within `NOISE_UNIT_RANGE` of its kind's (of
+        either kind's when ``kind`` is absent).
+
     Examples
     --------
     >>> check_noise_unit({"noise_unit": "0.001", "kind": "intensity"}, name="w.onnx")
@@ -330,6 +385,18 @@ def check_noise_unit(meta: dict, *, name) -> float:
 
 def wiener_margin(depth: int, taps: int) -> int:
     """Input pixels on each side that an output pixel of a Wiener-Enhance network reads (its tiling margin).
+
+    Parameters
+    ----------
+    depth : int
+        Residual blocks of the CNN.
+    taps : int
+        Size of the linear stage's kernels (odd).
+
+    Returns
+    -------
+    int
+        The margin, input pixels: ``taps // 2 + 2 depth + 2``.
 
     Examples
     --------

@@ -23,8 +23,8 @@ from scipy import ndimage
 from ..checks import check_image, check_positive
 from ..constants import HMI_PIXEL_SCALE
 
-__all__ = ["NOISE_BAND_START", "NOISE_TILE", "WHITE_SPLIT", "NoiseMeasurement", "measure_noise", "estimate_noise",
-           "noise_is_white"]  # fmt: skip
+__all__ = ["NOISE_BAND_START", "NOISE_TILE", "TILE_REJECT", "WHITE_SPLIT", "NoiseMeasurement", "measure_noise",
+           "estimate_noise", "noise_is_white"]  # fmt: skip
 
 #: Lowest spatial frequency of the noise band: just above HMI's diffraction cut-off, 1.10 cycles per arcsec.
 NOISE_BAND_START = 1.15 / u.arcsec
@@ -37,7 +37,7 @@ OUTLIER_SIGMAS = 20.0
 TILE_REJECT = 2.0
 #: A tile with more than this share of exactly equal neighbouring pixels is constant in part (no noise there).
 FLAT_SHARE = 0.25
-#: Frequency (cycles per arcsec) that splits the band in two for `NoiseMeasurement.whiteness`.
+#: Frequency (cycles per arcsec) that splits the band in two for the ``whiteness`` of `NoiseMeasurement`.
 WHITE_SPLIT = 1.27
 #: A frequency is a peak when its power (averaged over the tiles) is this many times the band's median; the
 #: spectrum is dominated by a pattern when its peaks hold more than half of the band's power.
@@ -48,7 +48,7 @@ PEAK_RATIO = 30.0
 class NoiseMeasurement:
     """The white-noise level of an image and how far it can be believed.
 
-    Attributes
+    Parameters
     ----------
     sigma : float
         Standard deviation of the noise per pixel, in the image's units (NaN when no tile could be read).
@@ -67,6 +67,12 @@ class NoiseMeasurement:
         Tiles left out for a level far above the others' (edges, artefacts).
     outliers : int
         Pixels replaced by the median of their neighbours before the spectrum was taken.
+
+    Examples
+    --------
+    >>> found = NoiseMeasurement(2.0, tiles=9)
+    >>> found.sigma, found.reliable, found.whiteness
+    (2.0, True, 1.0)
     """
 
     sigma: float

@@ -244,10 +244,25 @@ def check_probe(network, name: str) -> None:
     """Run ``network`` (an `~enhance.runtime.export.OnnxNetwork`, bound to a noise level if it needs one) on a
     probe of `PROBE_SHAPE` pixels: its output must be the x2 grid of the input, and finite.
 
+    Parameters
+    ----------
+    network : callable
+        Takes a ``(1, 1, ny, nx)`` float32 array and returns the ``(1, 1, 2 ny, 2 nx)`` output.
+    name : str
+        The file, for the messages.
+
     Raises
     ------
     ValueError
         Naming the file and the shapes, when the graph gives anything else.
+
+    Examples
+    --------
+    >>> check_probe(lambda x: x.repeat(2, axis=2).repeat(2, axis=3), "x2.onnx")
+    >>> check_probe(lambda x: x, "same.onnx")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: same.onnx: its graph turns a 12 x 10 probe into (12, 10), not the x2 grid (24, 20): ...
     """
     ny, nx = PROBE_SHAPE
     probe = (1 + 0.01 * np.add.outer(np.arange(ny), np.arange(nx))).astype(np.float32)[None, None]

@@ -78,7 +78,7 @@ class OnnxNetwork:
     Parameters
     ----------
     model : str, `~pathlib.Path` or bytes
-        An ONNX file written by `export_onnx`, or its serialised bytes.
+        An ONNX file written by `~enhance.runtime.export.export_onnx`, or its serialised bytes.
     threads : int, optional
         onnxruntime's intra-op threads; None lets it use every core.
     blocked : bool

@@ -66,7 +66,8 @@ from ..scenes.sources import SyntheticSource, VariedSource, from_array, open_sou
 from .datasets import PairDataset, split_rows
 from .linear_stage import mmse_filters, patch_statistics
 
-__all__ = ["HybridConfig", "ConfigError", "load_hybrid_config", "training_sources", "training_pairs", "train_hybrid"]
+__all__ = ["PSF_VARIANTS", "HybridConfig", "ConfigError", "load_hybrid_config", "training_sources", "training_pairs",
+           "train_hybrid"]  # fmt: skip
 
 #: The PSF variants a configuration mixes: keyword arguments of `~enhance.training.datasets.PairDataset`.
 #: 'nominal' is the configuration's own PSF (``data.hmi_params``, ``data.radius_arcsec``; the Enhance values
@@ -76,7 +77,15 @@ PSF_VARIANTS = {"nominal": {}, "wachter_2012": {"hmi_params": WACHTER_2012}, "wi
 
 
 class ConfigError(ValueError):
-    """A training configuration that cannot be run: a wrong key, value or missing source."""
+    """A training configuration that cannot be run: a wrong key, value or missing source.
+
+    Examples
+    --------
+    >>> HybridConfig(kind="intensity", model={"depht": 3})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    enhance.training.hybrid_loop.ConfigError: [model] has unknown keys ['depht']; known: ['depth', ...]
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +112,14 @@ class HybridConfig:
     train : dict
         ``steps`` (6000), ``batch`` (16), ``lr`` (1e-3, cosine to ``lr_min`` 1e-5), ``seed`` (11),
         ``threads`` (1), ``eval_every`` (250 steps: validation and checkpoint).
+
+    Examples
+    --------
+    Missing keys take their defaults:
+
+    >>> cfg = HybridConfig(kind="blos", model={"depth": 1, "width": 8})
+    >>> cfg.model["depth"], cfg.model["taps"], cfg.model["odd"], cfg.train["steps"]
+    (1, 21, True, 6000)
     """
 
     kind: str
@@ -262,6 +279,8 @@ def training_sources(cfg: HybridConfig, *, log=print) -> list:
     Returns
     -------
     list of `~enhance.scenes.sources.Source`
+        Each source varied in contrast and blur (the same object ``weight`` times); optional sources without
+        a file are left out.
 
     Examples
     --------
@@ -465,6 +484,18 @@ def train_hybrid(cfg: HybridConfig, *, resume: bool = True, progress: bool = Tru
     -------
     pathlib.Path or None
         ``out_dir/final.safetensors``, loadable with ``enhance run --weights``; None if stopped by ``until``.
+
+    Examples
+    --------
+    Two steps of a tiny network on one small scene (not a useful model):
+
+    >>> import tempfile
+    >>> cfg = HybridConfig(kind="intensity", out_dir=tempfile.mkdtemp(), model={"depth": 1, "width": 4, "taps": 5},
+    ...                    data={"pairs": 16, "patch": 16, "psf": {"nominal": 1.0},
+    ...                          "sources": [{"type": "synthetic", "frames": 1, "shape": [160, 160]}]},
+    ...                    train={"steps": 2, "batch": 4, "eval_every": 2})
+    >>> train_hybrid(cfg, progress=False, log=lambda line: None).name
+    'final.safetensors'
     """
     torch.set_num_threads(cfg.train["threads"])
     out = Path(cfg.out_dir)
