@@ -575,7 +575,6 @@ def _train(args) -> int:
 
 
 def _config_family(path) -> str:
-
     try:
         return str(tomllib.loads(Path(path).read_text()).get("family", "paper"))
     except (OSError, tomllib.TOMLDecodeError):

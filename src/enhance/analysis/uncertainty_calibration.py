@@ -191,7 +191,6 @@ def _limb_field(kind, seed, shape) -> Field:
 
 
 def _simulation_field(path, *, report) -> Field:
-
     field = open_source(path, kind="intensity", normalise="mean")
     rows = split_rows(field.frame(0))[1 if report else 0]
     observed, target = degrade_frame(rows, field.pixel_scale, kind="intensity")

@@ -137,7 +137,7 @@ def _map_data(smap, kind, *, force):
 def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     """A new Map of the input's class on the x2 grid: data in the Map's unit, mask 2x2-upsampled, same plot settings."""
     kind, factor, data = _map_data(smap, kind, force=force)
-    _warn_near_limb(smap.meta, np.isfinite(data), name=f"the {type(smap).__name__}")
+    warn_near_limb(smap.meta, np.isfinite(data), name=f"the {type(smap).__name__}")
     history = history_cards(kind, model, network)  # the kind found, when it was 'auto'
     run = dataclasses.replace(options, qs_level=_qs_value(options.qs_level, smap.unit),
                               noise=_noise_value(noise, smap.unit, factor, kind))  # fmt: skip
@@ -168,10 +168,6 @@ def _unpack(result, factor):
         if factor != 1.0:
             array /= array.dtype.type(factor)
     return result, sigma
-
-
-def _warn_near_limb(header, finite, *, name):
-    warn_near_limb(header, finite, name=name)
 
 
 def _enhance_map_sequence(maps, *, kind, options, model, network, force, noise, noise_per_frame):
@@ -390,7 +386,7 @@ def enhance(
             check_output(output, source=data)  # before any work: a device, the input itself, a .bz2 name
         image, header = read_fits(data)
         kind = resolve_kind(kind, header, path=data, force=force, flag=False)
-        _warn_near_limb(header, np.isfinite(image), name=str(data))
+        warn_near_limb(header, np.isfinite(image), name=str(data))
         history = history_cards(kind, model, network)
         unit = str(header.get("BUNIT", "") or "").strip()
         factor = gauss_factor(unit) if kind == "blos" and unit and not force else 1.0

@@ -507,7 +507,6 @@ def sequence_noise(frames, *, kind: str, network, qs_level=None) -> NoiseChoice 
 
 def _warn_unreliable(found, nominal) -> None:
     """An `~enhance.exceptions.EnhanceUserWarning` that the measured noise level cannot be believed, and why."""
-
     level = max(found.sigma, nominal) if np.isfinite(found.sigma) else nominal
     msg = (f"the noise level cannot be measured reliably on this image ({found.reason}): {level / nominal:.2f} x "
            "HMI's nominal noise assumed; pass noise= to set it")  # fmt: skip

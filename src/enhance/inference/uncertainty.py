@@ -410,7 +410,6 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
 
 
 def _read_calibrations(path=None) -> dict:
-
     path = data_dir() / CALIBRATION_FILE if path is None else path
     try:
         return json.loads(path.read_text())

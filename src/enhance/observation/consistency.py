@@ -32,7 +32,6 @@ _OTF_FLOOR = 1e-2  # below this Airy OTF value the HMI/Airy ratio is damped (the
 
 
 def _reconvolution_transfer(kernel_hmi, kernel_airy, shape, resolution):
-
     otf_hmi = transfer_function(kernel_hmi, shape, np.float64).real
     if resolution == "object":
         return otf_hmi

@@ -205,7 +205,6 @@ class WienerOnnxNetwork(OnnxNetwork):
         self.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
 
     def _setup(self, symmetric):
-
         if self.checked["format"] != WIENER_FORMAT:
             msg = f"{self.name}: metadata format={self.checked['format']!r} is not a Wiener-Enhance graph's"
             raise ValueError(msg)
