@@ -3,7 +3,7 @@
 ``tests/data/pinned_outputs.npz`` holds, for each kind and shipped model, the enhanced 48 x 48 window
 around the sunspot of the packaged sample (96 x 96 out) through the public `enhance.enhance` with its
 defaults, and through each back-end. Regenerate it only when the weights change on purpose:
-``python tests/test_pinned_outputs.py --write``.
+``python tests/inference/test_pinned_outputs.py --write``.
 
 Float32 arithmetic differs between CPUs (vector widths, fused multiply-adds), so values are compared to
 2e-6 of the window's range; on the machine that wrote the file they agree bit for bit.
@@ -20,7 +20,7 @@ from enhance.constants import HMI_NOISE, KINDS, VARIANTS, WIENER_SYMMETRIC
 from enhance.data import sample_path
 from enhance.io import read_fits
 
-PINNED = Path(__file__).parent / "data" / "pinned_outputs.npz"
+PINNED = Path(__file__).parent / "pinned_outputs.npz"
 WINDOW = (slice(76, 124), slice(76, 124))
 BACKENDS = ("torch", "onnx")
 TOLERANCE = 2e-6

@@ -12,7 +12,7 @@ from enhance.models.hybrid import WienerEnhanceNet
 from enhance.models.pretrained import load_network
 from enhance.training.hybrid_loop import ConfigError, HybridConfig, load_hybrid_config, train_hybrid
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "training" / "configs" / "tiny.toml"
 
 

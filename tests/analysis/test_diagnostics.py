@@ -194,7 +194,7 @@ def test_compare_numbers_on_the_shipped_samples_are_pinned(tmp_path, kind):
 
     if (kind, "paper-light") not in shipped():
         pytest.skip("the paper-light model is not shipped")
-    pinned = json.loads((Path(__file__).parent / "data" / "compare_pinned.json").read_text())[kind]
+    pinned = json.loads((Path(__file__).parent / "compare_pinned.json").read_text())[kind]
     result = compare(sample_path(kind), model="paper-light", n_iter=3, out_dir=tmp_path, name="pin", device="cpu")
     found = json.loads(json.dumps(result))
     found["input"].pop("source")

@@ -23,7 +23,7 @@ from enhance.runtime.graph import InferenceNet, phase_kernels
 onnxruntime = pytest.importorskip("onnxruntime")
 from enhance.runtime.export import OnnxNetwork, export_onnx, load_onnx, onnx_model, onnx_network  # noqa: E402
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "enhance"
+SRC = Path(__file__).resolve().parents[2] / "src" / "enhance"
 
 
 def _image(shape, seed=0):

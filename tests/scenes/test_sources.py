@@ -15,7 +15,7 @@ from enhance.scenes.sources import (
 )
 from enhance.scenes.synth import generate
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 MURAM = DATA / "muram_qs_0.0662arcsec.fits"
 
 

@@ -1,4 +1,4 @@
-"""Run by test_train.py under torchrun: a tiny DDP training on the CPU (gloo backend)."""
+"""Run by test_loop.py under torchrun: a tiny DDP training on the CPU (gloo backend)."""
 
 import os
 import sys
@@ -8,7 +8,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 from enhance.training.loop import TrainConfig, train  # noqa: E402
-from test_train import BlurPairs  # noqa: E402
+from test_loop import BlurPairs  # noqa: E402
 
 if __name__ == "__main__":
     out_dir = sys.argv[1]

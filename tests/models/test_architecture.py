@@ -271,7 +271,7 @@ def test_the_torch_free_path_refuses_the_same_files_without_importing_torch(tmp_
         "import json, sys\n"
         "sys.modules['torch'] = None  # import torch now fails\n"
         f"sys.path.insert(0, {str(HERE.parent)!r})\n"
-        "import test_metadata_fuzz as fuzz\n"
+        f"import {HERE.stem} as fuzz\n"
         f"paths = json.loads({json.dumps(json.dumps([p for p, _ in expected]))})\n"
         "print(json.dumps([fuzz.numpy_path_error(p) for p in paths]))\n"
     )

@@ -5,7 +5,7 @@ import pytest
 
 from enhance.analysis.calibration import PUBLISHED_RANGES, calibrate, compare_spectra, figure, format_report, report
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 MURAM = DATA / "muram_qs_0.0662arcsec.fits"
 HMI_QS = DATA / "hmi_continuum_qs.fits"
 needs_data = pytest.mark.skipif(not (MURAM.is_file() and HMI_QS.is_file()), reason="needs ../shared/data")
