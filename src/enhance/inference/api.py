@@ -324,7 +324,8 @@ def enhance(
         noise for a continuum image, for a magnetogram the centre-to-limb law where its header places it on
         the disk, else a trend measured on tiles. ``noise`` is then the quiet-Sun (disk-centre) level. It
         costs two passes where the map varies by more than 5 %. Off by default: on held-out synthetic
-        scenes it changes the error by a few per cent at most (``ENH_NMAP`` records the map's model).
+        scenes it changes the error by a few per cent at most (``benchmarks/noise_map.py``); ``ENH_NMAP``
+        records the map's model.
 
     Returns
     -------

@@ -122,7 +122,8 @@ class RunOptions:
         Tell the network a noise level per pixel (`~enhance.inference.noise_map`): photon noise for a
         continuum image, the centre-to-limb law for a magnetogram with a header, else a plane measured on
         tiles; ``noise`` is then the quiet-Sun (disk-centre) level. Two passes where the map varies. Off by
-        default: on held-out synthetic scenes it changes the error by a few per cent at most (``docs``).
+        default: on held-out synthetic scenes it changes the error by a few per cent at most
+        (``benchmarks/noise_map.py``).
 
     Examples
     --------
