@@ -115,8 +115,8 @@ def _run_batch(args) -> int:
                       f"got {out}")  # fmt: skip
     if args.workers is not None and args.scheduler is not None:
         return _usage("pass --workers (a LocalCluster here) or --scheduler (a running cluster), not both")
-    if args.symmetric or args.uncertainty:
-        flag = "--symmetric" if args.symmetric else "--uncertainty"
+    if args.symmetric or args.uncertainty or args.noise_map:
+        flag = "--symmetric" if args.symmetric else "--uncertainty" if args.uncertainty else "--noise-map"
         return _usage(f"{flag} runs one file at a time (enhance run FILE -o OUT {flag})")
     start = time.perf_counter()
     records = enhance_files(args.inputs, out, kind=args.type, weights=args.weights, model=args.model,
@@ -184,7 +184,7 @@ def _run(args) -> int:
                            options=RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile,
                                               backend=args.backend, precision=args.precision, progress=_progress(args),
                                               symmetric=args.symmetric, noise=args.noise,
-                                              uncertainty=args.uncertainty),
+                                              uncertainty=args.uncertainty, noise_map=args.noise_map),
                            overwrite=args.overwrite, consistency=args.consistency, force=args.force,
                            compress=args.compress)  # fmt: skip
     if record["status"] == "skipped":  # an output of solar-enhance given as the input
@@ -343,6 +343,10 @@ def _add_run(subparsers) -> None:
     run.add_argument("--noise-per-frame", action="store_true",
                      help="with several inputs: measure the noise on each file instead of telling every file of a "
                      "kind one level (the median over up to 16 of them)")  # fmt: skip
+    run.add_argument("--noise-map", action="store_true",
+                     help="tell the network a noise level per pixel (full and light models): photon noise for a "
+                     "continuum, the centre-to-limb law for a magnetogram (--noise is then the quiet-Sun or "
+                     "disk-centre level); two passes where it varies")  # fmt: skip
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     run.add_argument("--force", action="store_true",
                      help="enhance inputs that are refused otherwise: not helioprojective (CEA, Carrington), off HMI's "

@@ -4,5 +4,5 @@ import lazy_loader
 
 # The modules load on first use (``enhance.inference.distributed``), as in scikit-image.
 __getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__, submodules=["api", "distributed", "pipeline", "tiling", "uncertainty"]
+    __name__, submodules=["api", "distributed", "noise_map", "pipeline", "tiling", "uncertainty"]
 )

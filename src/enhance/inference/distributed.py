@@ -414,7 +414,8 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
         raise _Culprit(msg) from None
     if isinstance((shared_noise or {}).get(file_kind), NoiseChoice) and options.noise is None:
         options = dataclasses.replace(options, noise=shared_noise[file_kind])  # one level for the sequence
-    result, assumed = enhance_array(image, kind=file_kind, network=network, options=options, return_assumptions=True)
+    result, assumed = enhance_array(image, kind=file_kind, network=network, options=options, return_assumptions=True,
+                                    header=header)  # fmt: skip
     result, sigma = result if options.uncertainty else (result, None)
     own = network if weights is not None else None
     new_header.update({**assumption_cards(assumed), **registry_cards(file_kind, model, network=own, weights=weights)})

@@ -342,7 +342,7 @@ def _psf_spread(result):
     return total / len(PSF_VARIANTS)
 
 
-def uncertainty_features(source, result, *, runner, run, filters, passes: int = 8) -> dict:
+def uncertainty_features(source, result, *, runner, run, filters, passes: int = 8, noise_map=None) -> dict:
     """The features of `FEATURES` for one image, network units, on the x2 grid.
 
     Parameters
@@ -359,6 +359,9 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
         `filter_bank` of the network.
     passes : {8, 4}
         Rotations and flips whose spread is the model's spread.
+    noise_map : (ny, nx) array_like, optional
+        The noise per input pixel (network units, `~enhance.inference.noise_map`): the propagated noise
+        (``linear_noise``, and the draw of ``noise_response``) then follows it; None: ``runner.noise`` everywhere.
 
     Returns
     -------
@@ -392,13 +395,18 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
         square += out * out
     mean /= passes
     spread = np.maximum(square / passes - mean * mean, 0.0)
-    draw = np.random.default_rng(NOISE_SEED).normal(0.0, noise, source.shape).astype(np.float32)
-    response = run(source + draw, single).astype(np.float64) - first
+    draw = np.random.default_rng(NOISE_SEED).normal(0.0, noise, source.shape)
+    if noise_map is not None:  # the same draw, each pixel's at its own level
+        draw = draw * (np.asarray(noise_map, np.float64) / noise)
+    response = run(source + draw.astype(np.float32), single).astype(np.float64) - first
     bank, nodes, unit = filters
     phases = propagated_noise(bank, node_weights(noise, nodes, unit), noise)
+    linear = np.tile(phases, (result.shape[0] // 2, result.shape[1] // 2))
+    if noise_map is not None:  # white noise of a slowly varying level: the filter's gain times the local level
+        linear = linear * np.repeat(np.repeat(np.asarray(noise_map, np.float64) / noise, 2, axis=0), 2, axis=1)
     gy, gx = np.gradient(result.astype(np.float64))
     return {
-        "linear_noise": np.tile(phases, (result.shape[0] // 2, result.shape[1] // 2)),
+        "linear_noise": linear,
         "noise_response": np.sqrt(_smooth(response * response)),
         "model_spread": np.sqrt(_smooth(spread)),
         "psf_spread": np.sqrt(_smooth(_psf_spread(result))),
@@ -468,7 +476,8 @@ def _calibration_for(network, calibration):
     return load_calibration(kind, model, sha256=sha256)
 
 
-def output_uncertainty(source, result, *, network, runner, run, passes: int = 8, calibration=None) -> np.ndarray:
+def output_uncertainty(source, result, *, network, runner, run, passes: int = 8, calibration=None,
+                       noise_map=None) -> np.ndarray:  # fmt: skip
     """The standard deviation of each output pixel's error, network units (what `enhance` scales back).
 
     Parameters
@@ -479,6 +488,9 @@ def output_uncertainty(source, result, *, network, runner, run, passes: int = 8,
         The network; a shipped model carries ``registry_key = (kind, model, sha256)`` and gets its calibration.
     calibration : Calibration, optional
         Coefficients to use instead of the stored ones.
+    noise_map : (ny, nx) array_like, optional
+        The noise per input pixel, network units: the propagated noise follows it (`uncertainty_features`);
+        the calibration's weights are those of ``runner.noise``.
 
     Returns
     -------
@@ -502,6 +514,7 @@ def output_uncertainty(source, result, *, network, runner, run, passes: int = 8,
     ((24, 24), True)
     """
     bank = filter_bank(network)
-    features = uncertainty_features(source, result, runner=runner, run=run, filters=bank, passes=passes)
+    features = uncertainty_features(source, result, runner=runner, run=run, filters=bank, passes=passes,
+                                    noise_map=noise_map)  # fmt: skip
     unit = bank[2]
     return _calibration_for(network, calibration).sigma(features, noise_ratio=float(runner.noise) / unit)
