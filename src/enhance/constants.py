@@ -49,7 +49,7 @@ NETWORK_UNIT = {"intensity": 1.0, "blos": GAUSS_PER_KG}
 HMI_NOISE_NETWORK = {kind: HMI_NOISE[kind] / NETWORK_UNIT[kind] for kind in KINDS}
 
 # Names of 0.4.0, kept for code written against it; they go in 0.6.0. Each is a view of the model registry
-# (`enhance.models.registry.MODELS`), which `tests/models/test_registry.py` checks them against; the package
+# (`enhance.models.registry.MODELS`), which `tests/test_registry.py` checks them against; the package
 # itself reads the registry. `VARIANTS` and `WIENER_SYMMETRIC` stay silent (tests/test_pinned_outputs.py, which
 # pins 0.4.0's outputs unchanged, imports them); the others warn.
 

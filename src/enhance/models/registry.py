@@ -519,7 +519,7 @@ def _worst(entry: ModelEntry | None, name: str) -> str:
 def model_table() -> str:
     """The documentation's table of the shipped models (reStructuredText), from the registry and the cards.
 
-    ``docs/guide/models_table.inc`` holds it; ``tests/models/test_registry.py`` checks that it matches.
+    ``docs/guide/models_table.inc`` holds it; ``tests/test_registry.py`` checks that it matches.
 
     Returns
     -------
