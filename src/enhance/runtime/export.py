@@ -474,7 +474,7 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     if digest != entry.sha256:
         msg = f"{path} has sha256 {digest}, but the registry lists {entry.sha256}: the file is damaged"
         raise ValueError(msg)
-    symmetric = bool(entry.get("symmetric", False))
+    symmetric = entry.symmetric
     graph = onnx_from_weights(path, kind=kind, card=model_card(kind, model), symmetric=symmetric)
     return _runner(graph.SerializeToString(), threads=threads)
 
