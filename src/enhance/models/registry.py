@@ -69,7 +69,7 @@ def _build_enhance(kind: str, architecture: dict, *, symmetric: bool, **file_opt
 class Family:
     """A family of networks: one class, built one way, run by one runner.
 
-    Attributes
+    Parameters
     ----------
     name : str
         The family's name, also the ``architecture`` metadata of its weights files.
@@ -83,6 +83,11 @@ class Family:
         ``build(kind, architecture, *, symmetric, **file_options)``: an untrained network.
     file_options : tuple of str
         Constructor options its weights files record for themselves (read from their metadata on loading).
+
+    Examples
+    --------
+    >>> FAMILIES["wiener-enhance"].needs_noise, FAMILIES["enhance"].network
+    (True, 'network.EnhanceNet')
     """
 
     name: str
@@ -111,7 +116,7 @@ FAMILIES = {
 class ModelSpec:
     """A shipped model, before a kind is chosen: what is the same for continuum images and magnetograms.
 
-    Attributes
+    Parameters
     ----------
     name : str
         The name users give (``model=``, ``--model``).
@@ -126,6 +131,11 @@ class ModelSpec:
         how they run share one.
     summary : str
         One line for ``--help`` and the documentation.
+
+    Examples
+    --------
+    >>> MODELS["paper"].architecture, MODELS["full"].file("blos")
+    ({'depth': 5, 'width': 64}, 'enhance_blos_wiener.safetensors')
     """
 
     name: str
@@ -136,11 +146,43 @@ class ModelSpec:
     summary: str
 
     def file(self, kind: str) -> str:
-        """The name of its weights file for ``kind`` in the package data."""
+        """The name of its weights file for ``kind`` in the package data.
+
+        Parameters
+        ----------
+        kind : {'intensity', 'blos'}
+            Continuum or line-of-sight magnetogram model.
+
+        Returns
+        -------
+        str
+            ``enhance_<kind>_<weights>.safetensors``.
+
+        Examples
+        --------
+        >>> MODELS["light"].file("intensity")
+        'enhance_intensity_wiener.safetensors'
+        """
         return f"enhance_{kind}_{self.weights}.safetensors"
 
     def card(self, kind: str) -> str:
-        """The name of its JSON model card for ``kind`` in the package data."""
+        """The name of its JSON model card for ``kind`` in the package data.
+
+        Parameters
+        ----------
+        kind : {'intensity', 'blos'}
+            Continuum or line-of-sight magnetogram model.
+
+        Returns
+        -------
+        str
+            ``enhance_<kind>_<name>.json``.
+
+        Examples
+        --------
+        >>> MODELS["light"].card("intensity")
+        'enhance_intensity_light.json'
+        """
         return f"enhance_{kind}_{self.name}.json"
 
     def build(self, kind: str, **file_options):
@@ -169,7 +211,27 @@ class ModelSpec:
         return family.build(kind, dict(self.architecture), symmetric=self.symmetric, **file_options)
 
     def entry(self, kind: str, *, sha256: str, num_params: int) -> "ModelEntry":
-        """The registry entry of this model for ``kind``, with what shipping measured of its file."""
+        """The registry entry of this model for ``kind``, with what shipping measured of its file.
+
+        Parameters
+        ----------
+        kind : {'intensity', 'blos'}
+            Continuum or line-of-sight magnetogram model.
+        sha256 : str
+            The weights file's SHA-256.
+        num_params : int
+            The network's trainable parameters.
+
+        Returns
+        -------
+        ModelEntry
+            The entry.
+
+        Examples
+        --------
+        >>> MODELS["paper"].entry("blos", sha256="0" * 64, num_params=445249).file
+        'enhance_blos_paper.safetensors'
+        """
         family = FAMILIES[self.family]
         return ModelEntry(name=self.name, family=self.family, kind=kind, architecture=dict(self.architecture),
                           symmetric=self.symmetric, needs_noise=family.needs_noise, file=self.file(kind),
@@ -199,7 +261,7 @@ MODELS = {
 class ModelEntry:
     """One shipped model of one kind: the registry's facts and its file's checksum.
 
-    Attributes
+    Parameters
     ----------
     name : str
         The model (a key of `MODELS`).
@@ -245,11 +307,28 @@ class ModelEntry:
 
     @property
     def path(self) -> Path:
-        """The weights file in the package data."""
+        """The weights file in the package data (`pathlib.Path`).
+
+        Examples
+        --------
+        >>> registry_entry("blos", "light").path.name
+        'enhance_blos_wiener.safetensors'
+        """
         return package_data_dir() / self.file
 
     def model_card(self) -> dict:
-        """The JSON model card: training data, recipe, history, validation metrics, known deviations."""
+        """The JSON model card: training data, recipe, history, validation metrics, known deviations.
+
+        Returns
+        -------
+        dict
+            The card, as `~enhance.models.pretrained.ship` wrote it.
+
+        Examples
+        --------
+        >>> registry_entry("blos", "light").model_card()["symmetric"]
+        False
+        """
         return json.loads((package_data_dir() / self.card).read_text())
 
     def metrics(self) -> dict:
@@ -275,7 +354,18 @@ class ModelEntry:
         }
 
     def build(self):
-        """The untrained network of this model (imports PyTorch); see `ModelSpec.build`."""
+        """The untrained network of this model (imports PyTorch); see `ModelSpec.build`.
+
+        Returns
+        -------
+        `~enhance.models.hybrid.WienerEnhanceNet` or `~enhance.models.network.EnhanceNet`
+            The network, in training mode, on the CPU.
+
+        Examples
+        --------
+        >>> type(registry_entry("blos", "paper").build()).__name__
+        'EnhanceNet'
+        """
         return MODELS[self.name].build(self.kind)
 
     def load(self):
@@ -321,7 +411,19 @@ class ModelEntry:
         return net.eval()
 
     def manifest_row(self) -> dict:
-        """The entry as the manifest (`MANIFEST`) records it: every field but the name, kind and summary."""
+        """The entry as the manifest (`MANIFEST`) records it: every field but the name, kind and summary.
+
+        Returns
+        -------
+        dict
+            ``family``, ``architecture``, ``symmetric``, ``needs_noise``, ``file``, ``card``, ``sha256``,
+            ``num_params``.
+
+        Examples
+        --------
+        >>> registry_entry("blos", "full").manifest_row()["file"]
+        'enhance_blos_wiener.safetensors'
+        """
         return {"family": self.family, "architecture": dict(self.architecture), "symmetric": self.symmetric,
                 "needs_noise": self.needs_noise, "file": self.file, "card": self.card, "sha256": self.sha256,
                 "num_params": self.num_params}  # fmt: skip
