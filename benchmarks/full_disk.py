@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 import enhance
-from enhance.constants import VARIANTS
 from enhance.exceptions import ModelNotTrainedError
 from enhance.inference.pipeline import AUTO_TILE
 from enhance.models.pretrained import FACTORIES
+from enhance.models.registry import MODELS
 
 
 def synthetic_disk(size: int, *, seed: int = 0) -> np.ndarray:
@@ -62,7 +62,7 @@ def network(model: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
-    parser.add_argument("--model", choices=VARIANTS, default="paper")
+    parser.add_argument("--model", choices=tuple(MODELS), default="paper")
     parser.add_argument("--tile", type=int, default=None, help=f"tile size (default: enhance's, {AUTO_TILE})")
     parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
     parser.add_argument("--no-progress", action="store_true")

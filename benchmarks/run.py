@@ -61,10 +61,10 @@ from full_disk import network  # noqa: E402
 
 import enhance  # noqa: E402
 from enhance.analysis.baselines import rl_super_resolve  # noqa: E402
-from enhance.constants import MODEL_SIZES, WIENER_SIZE, WIENER_SYMMETRIC  # noqa: E402
 from enhance.inference.pipeline import auto_backend  # noqa: E402
 from enhance.inference.tiling import run_tiled  # noqa: E402
 from enhance.models.network import fold_batchnorm, receptive_margin  # noqa: E402
+from enhance.models.registry import MODELS  # noqa: E402
 from enhance.runtime.graph import InferenceNet  # noqa: E402
 from enhance.scenes.synth import generate  # noqa: E402
 
@@ -72,14 +72,15 @@ KERAS_PYTHON = HERE / ".venv-keras" / "bin" / "python"
 MATMUL_SIZE = 4096
 TARGETS = {"paper_vs_matmul": 0.85, "paper_light_vs_paper": 6.0, "paper_vs_keras": 1.6, "full_disk_gb": 6.0,
            "full_vs_paper": 2.0, "uncertainty_vs_full": 3.0}  # fmt: skip
-PAPER = MODEL_SIZES["paper"]
+PAPER = MODELS["paper"].architecture
 
 
 def model_flops(model: str, size: int) -> int:
     """Nominal FLOPs of the shipped variant ``model`` on a ``size`` x ``size`` image (`flops`)."""
-    if model in MODEL_SIZES:
-        return enhance_flops(size, size, **MODEL_SIZES[model])
-    return wiener_flops(size, size, **WIENER_SIZE, passes=8 if WIENER_SYMMETRIC[model] else 1)
+    spec = MODELS[model]
+    if spec.family == "enhance":
+        return enhance_flops(size, size, **spec.architecture)
+    return wiener_flops(size, size, **spec.architecture, passes=8 if spec.symmetric else 1)
 
 
 def _timed(fn) -> float:

@@ -52,11 +52,11 @@ def blos_weights(tmp_path, tiny_net):
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     """An empty package data folder: no model is shipped, and shipping does not touch the real one."""
-    import enhance.models.weights
+    import enhance.models.registry
 
     folder = tmp_path / "package_data"
     folder.mkdir()
-    monkeypatch.setattr(enhance.models.weights, "package_data_dir", lambda: folder)
+    monkeypatch.setattr(enhance.models.registry, "package_data_dir", lambda: folder)
     return folder
 
 

@@ -252,7 +252,7 @@ def test_warnings_are_sunpy_user_warnings():
 
 
 def test_demo_subcommand_writes_helioprojective_figures(tmp_path, capsys):
-    from enhance.models.weights import shipped
+    from enhance.models.registry import shipped
 
     if ("intensity", "light") not in shipped() or ("blos", "light") not in shipped():
         pytest.skip("no shipped light models")

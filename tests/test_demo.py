@@ -22,7 +22,7 @@ def test_samples_ship_with_the_package():
 
 
 def test_demo_uses_the_shipped_models(tmp_path, capsys):
-    from enhance.models.weights import shipped
+    from enhance.models.registry import shipped
 
     models = shipped()
     if not all((kind, "full") in models or (kind, "light") in models for kind in ("intensity", "blos")):

@@ -171,7 +171,7 @@ def test_the_documented_wiener_snippet_reproduces_enhance_run(tmp_path):
 
 def test_exported_weights_file_carries_its_own_record(tmp_path):
     pytest.importorskip("onnxruntime")
-    from enhance.models.weights import shipped_path
+    from enhance.models.registry import shipped_path
     from enhance.runtime.export import export_weights, load_onnx
 
     path = export_weights(shipped_path("blos", "light"), tmp_path)
@@ -186,7 +186,7 @@ def _altered_weights(path, *, drop=None, add=None, nan=None, **metadata):
     from safetensors import safe_open
     from safetensors.numpy import save_file
 
-    from enhance.models.weights import shipped_path
+    from enhance.models.registry import shipped_path
 
     with safe_open(str(shipped_path("intensity", "paper-light")), framework="numpy") as handle:
         meta = dict(handle.metadata())
@@ -240,7 +240,7 @@ def test_onnx_files_are_checked_before_they_run(tmp_path, change, message):
     import onnx
     from onnx import numpy_helper
 
-    from enhance.models.weights import shipped_path
+    from enhance.models.registry import shipped_path
     from enhance.runtime.export import load_onnx, onnx_from_weights
 
     model = onnx_from_weights(shipped_path("intensity", "light"), kind="intensity")

@@ -25,7 +25,8 @@ from enhance import __version__
 from enhance.analysis.validate import floors, real_data
 from enhance.io import atomic_write
 from enhance.models.pretrained import load_weights, ship
-from enhance.models.weights import model_card, package_data_dir, read_metadata, registry_entry
+from enhance.models.registry import model_card, package_data_dir, registry_entry
+from enhance.models.weights import read_metadata
 from enhance.observation.psf import DEFAULT_RADIUS, ENHANCE_2018, TARGET_DIAMETER
 from enhance.training.loop import load_checkpoint
 
@@ -54,7 +55,7 @@ def refresh_card(kind, variant, accepted, note) -> int:
         return 1
     card = model_card(kind, variant) | {"real_hmi_sample": behaviour, "known_deviations": deviations,
                                         "card_refreshed_with": __version__}  # fmt: skip
-    path = package_data_dir() / registry_entry(kind, variant)["card"]
+    path = package_data_dir() / registry_entry(kind, variant).card
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=1)), overwrite=True)
     print(json.dumps({"real_hmi_sample": behaviour["numbers"], "known_deviations": deviations}, indent=1))
     return 0
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
         "known_deviations": deviations,
     }
     entry = ship(run / args.weights, args.kind, args.variant, card=card)
-    print(json.dumps(entry, indent=1))
+    print(json.dumps(entry.manifest_row(), indent=1))
     return 0
 
 

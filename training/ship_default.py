@@ -17,7 +17,8 @@ from pathlib import Path
 
 from enhance import __version__
 from enhance.models.pretrained import load_network, ship
-from enhance.models.weights import model_card, package_data_dir, read_metadata
+from enhance.models.registry import model_card, package_data_dir
+from enhance.models.weights import read_metadata
 from enhance.observation.psf import DEFAULT_RADIUS, ENHANCE_2018
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,12 +22,8 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
-from .constants import KINDS, MODEL_SIZES, VARIANTS
-
-_MODEL_HELP = (
-    "shipped model (default: full): full (Wiener-Enhance averaged over the 8 rotations and flips), "
-    "light (one pass of it), paper, paper-light (the 2018 paper's networks)"
-)
+from .constants import KINDS
+from .models.registry import MODELS, model_help
 
 __all__ = ["main", "build_parser", "FAILURE", "USAGE"]
 
@@ -207,7 +203,7 @@ def _export(args) -> int:
         return _usage(f"without --weights, -o must be an existing directory (one file per model), got {out}")
     every = args.type == "all" or args.model == "all"
     kinds = KINDS if args.type == "all" else (args.type,)
-    models = VARIANTS if args.model == "all" else (args.model,)
+    models = tuple(MODELS) if args.model == "all" else (args.model,)
     failures, written = 0, 0
     for model, kind, result in export_shipped(out, kinds=kinds, models=models, overwrite=args.overwrite):
         if isinstance(result, ModelNotTrainedError) and every:
@@ -267,7 +263,7 @@ def _add_export(subparsers) -> None:
                      help="ONNX format (opset 17), the only one for now (default)")  # fmt: skip
     out_help = "directory for enhance_<model>_<kind>.onnx, or the file with --weights (default: .)"
     exp.add_argument("-o", "--output", default=".", metavar="OUT", help=out_help)
-    exp.add_argument("--model", choices=(*VARIANTS, "all"), default="all", help="shipped model(s) (default: all)")
+    exp.add_argument("--model", choices=(*MODELS, "all"), default="all", help="shipped model(s) (default: all)")
     exp.add_argument("-t", "--type", choices=("intensity", "blos", "all"), default="all",
                      help="continuum or magnetogram network(s) (default: all)")  # fmt: skip
     exp.add_argument("--weights", metavar="FILE", help="export this safetensors weights file instead")
@@ -317,7 +313,7 @@ def _add_run(subparsers) -> None:
     run.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or directory for several")
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     run.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
-    run.add_argument("--model", choices=VARIANTS, default="full", help=_MODEL_HELP)
+    run.add_argument("--model", choices=tuple(MODELS), default="full", help=model_help())
     run.add_argument("--weights", metavar="FILE",
                      help="a network file to use instead of a shipped model: safetensors weights (enhance train) or "
                      "an .onnx graph (enhance export)")  # fmt: skip
@@ -410,7 +406,7 @@ def _add_compare(subparsers) -> None:
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     cmp.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
     cmp.add_argument("-o", "--output", metavar="DIR", help="output directory (default: ./<input stem>_compare)")
-    cmp.add_argument("--model", choices=VARIANTS, default="full", help=_MODEL_HELP)
+    cmp.add_argument("--model", choices=tuple(MODELS), default="full", help=model_help())
     cmp.add_argument("--weights", metavar="FILE", help="safetensors weights to use instead of a shipped model")
     cmp.add_argument("--n-iter", type=int, default=20, help="Richardson-Lucy iterations (default: 20)")
     cmp.add_argument("--damped", action="store_true", help="the paper's damped Richardson-Lucy")
@@ -553,7 +549,7 @@ def _train(args) -> int:
     if args.data is None:
         return _error("the paper's networks train on --data PAIRS.h5 (enhance dataset build)")
 
-    size = MODEL_SIZES[args.model] if args.model else {"depth": None, "width": None}
+    size = MODELS[args.model].architecture if args.model else {"depth": None, "width": None}
     depth, width = size["depth"], size["width"]
     overrides = {"kind": args.kind, "depth": depth, "width": width, "max_steps": args.steps,
                  "batch_size": args.batch_size,
@@ -634,7 +630,7 @@ def _add_train(subparsers) -> None:
     tr.add_argument("--val", metavar="PAIRS.h5", help="validation pairs (default: the held-out scenes)")
     tr.add_argument("--simulation", help="simulation field whose held-out rows join the default validation set")
     tr.add_argument("--kind", choices=KINDS, default=None, help="default: from the config or intensity")
-    tr.add_argument("--model", choices=tuple(MODEL_SIZES), default=None,
+    tr.add_argument("--model", choices=tuple(m for m in MODELS if MODELS[m].family == "enhance"), default=None,
                     help="depth/width of the paper's network to train (default: the config's, else paper)")  # fmt: skip
     tr.add_argument("--config", metavar="TOML", help="TrainConfig fields; flags override them")
     tr.add_argument("--steps", type=int, help="total optimizer steps")

@@ -17,11 +17,11 @@ import numpy as np
 
 from .analysis.baselines import rl_super_resolve
 from .analysis.metrics import contrast
-from .constants import VARIANTS
 from .data import SAMPLES, sample_map, sample_path
 from .exceptions import ModelNotTrainedError
 from .inference.api import enhance
 from .io import atomic_write, check_regular_file, upscale_header, write_map
+from .models.registry import MODELS
 from .observation.quiet_sun import estimate_qs_level
 
 __all__ = ["run_demo", "main", "sample_path", "add_arguments", "output_folder", "DEFAULT_FOLDER"]
@@ -156,7 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", nargs="?", default=None, metavar="DIR",
                         help=f"output folder (default: {DEFAULT_FOLDER})")  # fmt: skip
     parser.add_argument("-o", "--output", default=None, metavar="DIR", help="the output folder, as DIR")
-    parser.add_argument("--model", choices=VARIANTS, default="full",
+    parser.add_argument("--model", choices=tuple(MODELS), default="full",
                         help="shipped model (default: full; light is 8 times faster)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier demo in DIR")
 

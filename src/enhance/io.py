@@ -40,7 +40,6 @@ __all__ = [
     "written_by_enhance",
     "PROVENANCE_KEY",
     "CARD_COMMENTS",
-    "HMI_PIXEL_SCALE",
     "fits_stem",
     "atomic_write",
     "check_replaceable",
@@ -94,8 +93,7 @@ CARD_COMMENTS = {
     "ENH_QSMN": "least value of the quiet-Sun surface, BUNIT",
     "ENH_QSMX": "greatest value of the quiet-Sun surface, BUNIT",
 }
-#: HMI's pixel scale in arcsec, and how far another scale may be from it before the input is refused.
-HMI_PIXEL_SCALE = constants.HMI_PIXEL_SCALE.to_value(u.arcsec)
+#: How far a pixel scale may be from HMI's (`enhance.constants.HMI_PIXEL_SCALE`) before the input is refused.
 PIXEL_SCALE_TOLERANCE = 0.05
 _ANGLE_TO_ARCSEC = {"arcsec": 1.0, "asec": 1.0, "arcsecond": 1.0, "arcmin": 60.0, "arcminute": 60.0, "deg": 3600.0,
                     "degree": 3600.0, "degrees": 3600.0, "rad": 206264.80624709636, "radian": 206264.80624709636,
@@ -938,9 +936,10 @@ def check_header(header, *, kind, path="input", force=False, flag=False) -> None
         raise ValueError(msg)
     scale = pixel_scale(header)
     if scale is not None:
-        worst = max(scale, key=lambda value: abs(value - HMI_PIXEL_SCALE))
-        if abs(worst - HMI_PIXEL_SCALE) > PIXEL_SCALE_TOLERANCE * HMI_PIXEL_SCALE:
-            msg = (f"{path} has a pixel scale of {worst:.6g} arcsec, more than 5 % from HMI's {HMI_PIXEL_SCALE} "
+        hmi = constants.HMI_PIXEL_SCALE.to_value(u.arcsec)
+        worst = max(scale, key=lambda value: abs(value - hmi))
+        if abs(worst - hmi) > PIXEL_SCALE_TOLERANCE * hmi:
+            msg = (f"{path} has a pixel scale of {worst:.6g} arcsec, more than 5 % from HMI's {hmi} "
                    "arcsec; the networks were trained on HMI's sampling (resample it to 0.504 arcsec/pixel "
                    f"first), or {how} to run it anyway")  # fmt: skip
             raise ValueError(msg)
@@ -1300,3 +1299,13 @@ def uncertainty_hdu(sigma, header=None) -> fits.ImageHDU:
     cards["EXTNAME"] = UNCERTAINTY_EXTNAME
     cards.add_comment("standard deviation of the error of each pixel of the enhanced image, in its unit (BUNIT)")
     return fits.ImageHDU(np.asarray(sigma, dtype=np.float32), header=cards)
+
+
+def __getattr__(name):
+    if name == "HMI_PIXEL_SCALE":  # 0.4.0's float copy of the fact; it goes in 0.6.0
+        msg = ("enhance.io.HMI_PIXEL_SCALE is deprecated and goes in 0.6.0: use enhance.constants.HMI_PIXEL_SCALE "
+               "(a Quantity, 0.504 arcsec)")  # fmt: skip
+        warnings.warn(msg, DeprecationWarning, stacklevel=2)
+        return constants.HMI_PIXEL_SCALE.to_value(u.arcsec)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

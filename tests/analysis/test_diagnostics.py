@@ -190,7 +190,7 @@ def test_compare_numbers_on_the_shipped_samples_are_pinned(tmp_path, kind):
     from pathlib import Path
 
     from enhance.data import sample_path
-    from enhance.models.weights import shipped
+    from enhance.models.registry import shipped
 
     if (kind, "paper-light") not in shipped():
         pytest.skip("the paper-light model is not shipped")

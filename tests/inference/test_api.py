@@ -175,7 +175,7 @@ def test_enhanced_output_is_not_enhanced_again(net, tmp_path):
 
 
 def test_history_names_the_kind_found_by_auto():
-    from enhance.models.weights import shipped
+    from enhance.models.registry import shipped
 
     if ("blos", "light") not in shipped():
         pytest.skip("the light magnetogram model is not shipped")

@@ -23,7 +23,7 @@ from enhance.inference.pipeline import (
     resolve_network,
 )
 from enhance.io import CARD_COMMENTS, read_fits, write_fits
-from enhance.models.weights import file_sha256, registry_entry, shipped_path
+from enhance.models.registry import file_sha256, registry_entry, shipped_path
 
 HMI = 1e-3  # HMI's continuum noise, I/Ic
 
@@ -133,7 +133,7 @@ def test_a_map_records_its_assumptions_in_its_meta():
     assert (meta["enh_nois"], meta["enh_nuni"], meta["enh_nsrc"]) == (10.0, "G", "nominal")  # an interpolated cut-out
     assert "not white" in meta["enh_nwhy"]
     assert meta["enh_reg"] == "blos/light"
-    assert meta["enh_sha"] == registry_entry("blos", "light")["sha256"] == file_sha256(shipped_path("blos", "light"))
+    assert meta["enh_sha"] == registry_entry("blos", "light").sha256 == file_sha256(shipped_path("blos", "light"))
     assert "enh_qsty" not in meta  # a magnetogram is not normalised by the quiet Sun
     assert "enh_nois" not in smap.meta  # the input's meta is untouched
 
@@ -147,7 +147,7 @@ def test_an_output_file_records_its_assumptions_with_comments(tmp_path):
     assert header["ENH_QSTY"] in ("level", "surface")
     assert header["ENH_QSRC"] == "estimated"
     assert header["ENH_REG"] == "intensity/light"
-    assert header["ENH_SHA"] == registry_entry("intensity", "light")["sha256"]
+    assert header["ENH_SHA"] == registry_entry("intensity", "light").sha256
     for key in ("ENH_NOIS", "ENH_NSRC", "ENH_QSLV", "ENH_REG"):
         assert header.comments[key] == CARD_COMMENTS[key]
     assert "model: light intensity" in "".join(header["HISTORY"])

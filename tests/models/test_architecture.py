@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from enhance.models.weights import model_card, shipped_path  # noqa: E402
+from enhance.models.registry import model_card, shipped_path  # noqa: E402
 
 HERE = Path(__file__).resolve()
 NODES = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]

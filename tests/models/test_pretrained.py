@@ -9,11 +9,12 @@ import pytest
 from enhance.analysis.baselines import bicubic_x2
 from enhance.analysis.hmi_behaviour import OBSERVATION_MODEL, PUBLISHED
 from enhance.analysis.metrics import psnr
+from enhance.constants import KINDS
 from enhance.exceptions import ModelNotTrainedError, NoiseLevelWarning
 from enhance.inference.api import enhance
 from enhance.inference.pipeline import NOISE_WARN_RATIO
 from enhance.models.pretrained import load_weights
-from enhance.models.weights import KINDS, VARIANTS, model_card, shipped
+from enhance.models.registry import model_card, shipped
 from enhance.observation.psf import DEFAULT_RADIUS, ENHANCE_2018
 from enhance.scenes.synth import MURAM_PIXEL_SCALE, generate
 from enhance.training.datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame
@@ -30,7 +31,7 @@ WIENER_CARD = (
     "noise_input",
     "symmetric",
 )
-MODELS = [(kind, variant) for kind in KINDS for variant in VARIANTS]
+MODELS = [(kind, variant) for kind in KINDS for variant in ("full", "light", "paper", "paper-light")]
 
 
 @pytest.fixture(scope="module")

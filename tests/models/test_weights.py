@@ -46,13 +46,13 @@ def test_unknown_model_names(no_shipped_models):
 
 def test_ship_registers_and_load_checks_everything(tmp_path, data_dir):
     from enhance.models.pretrained import paper_light, ship
-    from enhance.models.weights import model_card, shipped
+    from enhance.models.registry import model_card, shipped
 
     torch.manual_seed(0)
     trained = EnhanceNet(depth=1, width=32)
     source = save_weights(trained, tmp_path / "best.safetensors", kind="blos")
     entry = ship(source, "blos", "paper-light", card={"steps": 123, "validation": {"psnr": 30.0}})
-    assert entry["num_params"] == 37_537
+    assert entry.num_params == 37_537
     assert shipped() == {("blos", "paper-light"): entry}
     assert model_card("blos", "paper-light")["steps"] == 123
     net = paper_light("blos", weights="default")
@@ -61,21 +61,22 @@ def test_ship_registers_and_load_checks_everything(tmp_path, data_dir):
     with pytest.raises(ModelNotTrainedError, match="use model='paper-light'"):  # names the model that is shipped
         load_weights("blos", "full")
     # A corrupted file is refused.
-    path = data_dir / entry["file"]
+    path = data_dir / entry.file
     path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(ValueError, match="are corrupt: sha256"):
         load_weights("blos", "paper-light")
 
 
 def test_full_and_light_share_one_wiener_file_and_differ_by_the_symmetry(tmp_path, data_dir):
-    from enhance.constants import WIENER_SIZE
     from enhance.models.hybrid import WienerEnhanceNet
     from enhance.models.pretrained import full, light, ship
 
-    source = save_weights(WienerEnhanceNet(**WIENER_SIZE, noise_unit=0.01), tmp_path / "w.safetensors", kind="blos")
+    source = save_weights(
+        WienerEnhanceNet(depth=3, width=32, taps=21, noise_unit=0.01), tmp_path / "w.safetensors", kind="blos"
+    )
     entries = {variant: ship(source, "blos", variant, card={"variant": variant}) for variant in ("full", "light")}
-    assert entries["full"]["file"] == entries["light"]["file"] == "enhance_blos_wiener.safetensors"
-    assert (entries["full"]["symmetric"], entries["light"]["symmetric"]) == (True, False)
+    assert entries["full"].file == entries["light"].file == "enhance_blos_wiener.safetensors"
+    assert (entries["full"].symmetric, entries["light"].symmetric) == (True, False)
     assert full("blos", weights="default").symmetric
     assert not light("blos", weights="default").symmetric
     assert len(list(data_dir.glob("*.safetensors"))) == 1

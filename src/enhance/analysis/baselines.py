@@ -15,7 +15,7 @@ import scipy.fft
 from scipy import ndimage
 
 from ..checks import check_choice, check_image, check_integer, check_positive
-from ..observation.degrade import HMI_PIXEL_SCALE
+from ..constants import HMI_PIXEL_SCALE
 from ..observation.fourier import padded_shape, transfer_function
 from ..observation.psf import DEFAULT_RADIUS, ENHANCE_2018, psf_kernel
 from .spectra import white_noise_level
@@ -430,7 +430,7 @@ class ForwardModel:
     (0.252, (35, 35))
     """
 
-    input_scale: float = 0.504
+    input_scale: float = float(HMI_PIXEL_SCALE.to_value(u.arcsec))
     hmi_params: tuple = ()
     radius: float = float(DEFAULT_RADIUS.to_value(u.arcsec))
     target_diameter: float = 0.28

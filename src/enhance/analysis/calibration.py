@@ -32,8 +32,9 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
+from ..constants import HMI_NOISE, HMI_PIXEL_SCALE
 from ..io import atomic_write
-from ..observation.degrade import HMI_PIXEL_SCALE, degrade
+from ..observation.degrade import degrade
 from ..observation.psf import DEFAULT_RADIUS
 from ..scenes.sources import open_source
 from ..scenes.synth import LABELS, MURAM_PIXEL_SCALE, generate_scene, granulation_psd
@@ -323,7 +324,7 @@ def calibrate(
     spot_shape=(800, 800),
     radius: u.arcsec = DEFAULT_RADIUS,
     hmi_params=None,
-    noise: float = 1e-3,
+    noise: float = HMI_NOISE["intensity"],
     hmi_tile=(130, 65),
 ) -> Calibration:
     """Measure the calibration numbers (a), (b) and (c) of the synthetic scenes.

@@ -19,6 +19,7 @@ import numpy as np
 from sunpy.util.exceptions import SunpyMetadataWarning
 
 from ..checks import check_choice, check_image, check_positive, fill_nonfinite
+from ..constants import HMI_PIXEL_SCALE
 from ..inference.pipeline import (
     RunOptions,
     enhance_array,
@@ -29,7 +30,6 @@ from ..inference.pipeline import (
 )
 from ..io import atomic_write, fits_stem, read_fits, resolve_kind, upscale_header
 from ..observation.consistency import consistency_hdu  # noqa: F401 - also here
-from ..observation.degrade import HMI_PIXEL_SCALE
 from ..runtime.export import load_weights_file
 from ..scenes.sources import pixel_scale_from_header
 from .baselines import bicubic_x2, rl_super_resolve

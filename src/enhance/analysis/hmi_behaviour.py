@@ -23,11 +23,11 @@ import astropy.units as u
 import numpy as np
 
 from ..checks import check_choice, check_image, check_integer
-from ..constants import KINDS
+from ..constants import HMI_PIXEL_SCALE, KINDS
 from ..data import sample_path
 from ..inference.api import enhance
 from ..io import read_fits
-from ..observation.degrade import HMI_PIXEL_SCALE, bin_area, convolve
+from ..observation.degrade import bin_area, convolve
 from ..observation.psf import psf_kernel
 from .baselines import richardson_lucy, upsample_x2
 from .metrics import contrast, field_amplification, quiet_region, scale_region

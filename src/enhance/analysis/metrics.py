@@ -12,8 +12,8 @@ from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ..checks import check_image, check_integer, check_positive, fill_nonfinite
+from ..constants import HMI_PIXEL_SCALE
 from ..observation.consistency import consistency, consistency_map, reconvolve  # noqa: F401 - also here
-from ..observation.degrade import HMI_PIXEL_SCALE
 from ..observation.quiet_sun import estimate_qs_level
 from .baselines import bicubic_x2
 from .spectra import power_spectrum, white_noise_level, white_noise_power  # noqa: F401 - also here

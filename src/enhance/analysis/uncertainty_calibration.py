@@ -32,13 +32,13 @@ from scipy import ndimage, optimize
 
 from .._version import __version__
 from ..checks import check_choice
-from ..constants import HMI_NOISE, KINDS
+from ..constants import HMI_NOISE, KINDS, TARGET_PIXEL_SCALE
 from ..data import data_dir
 from ..inference.pipeline import make_runner, resolve_network
 from ..inference.tiling import run_tiled
 from ..inference.uncertainty import CALIBRATION_FILE, FEATURES, Calibration, filter_bank, uncertainty_features
 from ..io import atomic_write
-from ..models.weights import registry_entry
+from ..models.registry import registry_entry
 from ..observation.degrade import bin_area
 from ..scenes.sources import open_source
 from ..scenes.synth import LABELS, MURAM_PIXEL_SCALE, generate_scene
@@ -81,7 +81,7 @@ LIMB_WIDTH = 4.0 * u.arcsec
 #: plage, and below `QUIET_FIELD` quiet Sun.
 PLAGE_FIELD = 150.0
 QUIET_FIELD = 50.0
-_TARGET_SCALE = 0.252  # arcsec, the x2 grid
+_TARGET_SCALE = float(TARGET_PIXEL_SCALE.to_value(u.arcsec))  # arcsec, the x2 grid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -505,7 +505,7 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
                     for name, a, b in zip(FEATURES, calibration.log_scale, calibration.slope, strict=True)}  # fmt: skip
     settings = {key: (list(value) if isinstance(value, tuple) else value)
                 for key, value in dataclasses.asdict(config).items()}  # fmt: skip
-    return {"sha256": registry_entry(kind, model)["sha256"], "coefficients": coefficients,
+    return {"sha256": registry_entry(kind, model).sha256, "coefficients": coefficients,
             "modulation": list(calibration.modulation), "coverage": tables,
             "config": settings, "version": __version__}  # fmt: skip
 

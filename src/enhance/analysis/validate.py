@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from .._version import __version__
 from ..checks import check_choice
-from ..constants import KINDS
+from ..constants import GAUSS_PER_KG, HMI_PIXEL_SCALE, KINDS, TARGET_PIXEL_SCALE
 from ..data import sample_path
 from ..exceptions import NoiseLevelWarning
 from ..inference.api import enhance
@@ -361,8 +361,8 @@ def _figure(name, images, path, *, kind, overwrite=False):
     physical = {key: image / SCALE[kind] for key, image in images.items()}  # I/Ic or gauss
     vmin, vmax = image_limits(physical["target"], kind=kind)
     for ax, key in zip(axes, order, strict=True):
-        scale = 0.504 if key == "input" else 0.252
-        plot_image(physical[key], scale * u.arcsec, ax=ax, kind=kind, vmin=vmin, vmax=vmax,
+        scale = HMI_PIXEL_SCALE if key == "input" else TARGET_PIXEL_SCALE
+        plot_image(physical[key], scale, ax=ax, kind=kind, vmin=vmin, vmax=vmax,
                    title=key.replace("_", " "), colorbar=key == "target")  # fmt: skip
     fig.suptitle(name)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90), overwrite=overwrite)
@@ -626,7 +626,7 @@ def _variants(networks, symmetric):
     return out
 
 
-def band_spectra(image, reference, pixel_scale: u.arcsec = 0.252 * u.arcsec, *, bands=BANDS):
+def band_spectra(image, reference, pixel_scale: u.arcsec = TARGET_PIXEL_SCALE, *, bands=BANDS):
     """Power ratio and coherence of an image with a reference in annular frequency bands.
 
     Parameters
@@ -857,7 +857,8 @@ def _limb_field(config):
     observed, _ = degrade_frame(frame, MURAM_PIXEL_SCALE, kind="intensity", boundary="reflect")
     observed = observed.astype(np.float64)
     observed += np.random.default_rng([HELD_OUT_SEED, 98]).normal(0.0, NOISE["intensity"], observed.shape)
-    off_limb = np.arange(observed.shape[1]) * 0.504 >= limb_column * scale  # whole input pixels off the disk
+    input_scale = float(HMI_PIXEL_SCALE.to_value(u.arcsec))
+    off_limb = np.arange(observed.shape[1]) * input_scale >= limb_column * scale  # whole input pixels off the disk
     return observed, np.broadcast_to(off_limb[None, :], observed.shape)
 
 
@@ -917,7 +918,7 @@ def _real_rows(networks, kind, config, log):
             outputs = {"RL+target discrepancy": rl_target(image, model, noise=noise, n_iter=config.rl_max),
                        "Wiener": wiener_target(image, model, noise=noise)}  # fmt: skip
             for label, (network, symmetric) in variants.items():
-                outputs[label] = _run_network(network, image * 1e-3, kind, symmetric=symmetric) * 1e3
+                outputs[label] = _run_network(network, image * SCALE[kind], kind, symmetric=symmetric) * GAUSS_PER_KG
             for method, output in outputs.items():
                 binned = bin_area(output, 2)
                 rows[method] = {

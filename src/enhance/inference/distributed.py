@@ -47,7 +47,7 @@ import stat
 
 from .._version import __version__
 from ..checks import check_choice, check_kind, check_tile, fill_nonfinite, supported_float_type
-from ..constants import GAUSS_PER_KG, VARIANTS
+from ..constants import GAUSS_PER_KG
 from ..io import (
     FITS_SUFFIXES,
     IMAGE_HDUS,
@@ -68,7 +68,7 @@ from ..io import (
     written_by_enhance,
 )
 from ..models.architecture import receptive_margin
-from ..models.weights import file_sha256
+from ..models.registry import MODELS, file_sha256
 from ..observation.consistency import consistency_hdu
 from ..observation.quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
 from ..runtime.export import load_weights_file
@@ -867,7 +867,7 @@ class _FileFrames:
 
 def _check_options(kind, model, client, n_workers, timeout):
     check_choice(kind, (*KINDS, "auto"), name="kind")
-    check_choice(model, VARIANTS, name="model")
+    check_choice(model, tuple(MODELS), name="model")
     if client is not None and n_workers is not None:
         msg = f"pass client= or n_workers=, not both (got client={client!r}, n_workers={n_workers!r})"
         raise ValueError(msg)

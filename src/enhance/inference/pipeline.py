@@ -35,10 +35,10 @@ from ..checks import (
     check_tile,
     fill_nonfinite,
 )
-from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS, VARIANTS, WIENER_SYMMETRIC
+from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS
 from ..exceptions import EnhanceUserWarning, NoiseLevelWarning
-from ..models.architecture import receptive_margin
-from ..models.weights import file_sha256, registry_entry, shipped_path
+from ..models.architecture import WIENER_ENHANCE, receptive_margin
+from ..models.registry import MODELS, file_sha256, registry_entry, shipped_path
 from ..observation.noise import NOISE_BAND_START, measure_noise
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
 from ..runtime.export import OnnxNetwork, onnx_network, shipped_onnx_network
@@ -443,7 +443,7 @@ def registry_cards(kind: str, model: str, *, network=None, weights=None) -> dict
         return {"ENH_REG": Path(weights).name[:68], "ENH_SHA": file_sha256(Path(weights))}
     if network is not None:
         return {}
-    return {"ENH_REG": f"{kind}/{model}", "ENH_SHA": registry_entry(kind, model)["sha256"]}
+    return {"ENH_REG": f"{kind}/{model}", "ENH_SHA": registry_entry(kind, model).sha256}
 
 
 #: `sequence_noise` measures at most this many frames, spread evenly over the sequence.
@@ -571,17 +571,17 @@ def resolve_network(
             msg = f"network must be an EnhanceNet (torch.nn.Module) or an OnnxNetwork, got {type(network).__name__}"
             raise TypeError(msg)
         return network
-    check_choice(model, VARIANTS, name="model")
+    check_choice(model, tuple(MODELS), name="model")
     entry = registry_entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
     onnx = (options is not None and _runs_on_onnx(model, options)) or _torch() is None
-    network = _shipped_network(kind, model, str(shipped_path(kind, model)), entry["sha256"], onnx=onnx)
-    network.registry_key = (kind, model, entry["sha256"])  # which uncertainty calibration is its own
+    network = _shipped_network(kind, model, str(shipped_path(kind, model)), entry.sha256, onnx=onnx)
+    network.registry_key = (kind, model, entry.sha256)  # which uncertainty calibration is its own
     return network
 
 
 #: The shipped models whose onnxruntime graph numpy builds bit for bit as PyTorch's export does (they have
 #: no BatchNorm to fold): run on onnxruntime, they are built from their weights without PyTorch.
-_BUILT_WITHOUT_TORCH = frozenset(WIENER_SYMMETRIC)
+_BUILT_WITHOUT_TORCH = frozenset(name for name, spec in MODELS.items() if spec.family == WIENER_ENHANCE)
 #: Files that exist on Linux where a GPU driver that PyTorch can use is loaded (NVIDIA, WSL, AMD's ROCm).
 _GPU_DRIVER_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
 

@@ -1,7 +1,7 @@
 import json
 import math
 
-from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS
+from ..constants import HMI_NOISE_NETWORK, KINDS
 
 """Facts of the Enhance architecture that need no PyTorch: the receptive field of a network of a given depth.
 
@@ -369,7 +369,7 @@ def check_noise_unit(meta: dict, *, name) -> float:
 
     _missing(meta, "noise_unit", name)
     kind = check_kind(meta, name=name, required=False)
-    nominal = {"intensity": HMI_NOISE["intensity"], "blos": HMI_NOISE["blos"] / GAUSS_PER_KG}
+    nominal = HMI_NOISE_NETWORK
     try:
         unit = float(meta["noise_unit"])
     except (ValueError, TypeError):

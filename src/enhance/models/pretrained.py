@@ -1,10 +1,12 @@
 """Networks with weights: built from a safetensors file, or the shipped models of the registry.
 
-`~enhance.models.network` defines the architecture and `~enhance.models.weights` the file format and
-the registry; this module joins the two: `load_network` builds an `~enhance.models.network.EnhanceNet`
-from a weights file, `load_weights` and `full`/`light` give the shipped models, `ship` registers new ones.
+`~enhance.models.network` and `~enhance.models.hybrid` define the architectures, `~enhance.models.weights` the
+file format and `~enhance.models.registry` the shipped models; this module joins them: `load_network` builds a
+network from a weights file, `load_weights`, `shipped_model` and the factories `full`, `light`, `paper` and
+`paper_light` give the shipped models, `ship` adds new ones to the package data.
 """
 
+import functools
 import json
 from pathlib import Path
 
@@ -14,15 +16,17 @@ from safetensors.torch import load_file
 
 from .._version import __version__
 from ..checks import check_choice
-from ..constants import GAUSS_PER_KG, HMI_NOISE, MODEL_SIZES, WIENER_SIZE, WIENER_SYMMETRIC
+from ..constants import KINDS
 from ..io import atomic_write
-from . import weights as weight_files
+from . import registry
 from .architecture import WIENER_ENHANCE, check_weights_metadata
 from .hybrid import WienerEnhanceNet
 from .network import EnhanceNet
-from .weights import KINDS, REGISTRY, VARIANTS, file_sha256, read_metadata, registry_entry, shipped_path
+from .registry import MANIFEST, MODELS, file_sha256, registry_entry
+from .weights import read_metadata
 
-__all__ = ["load_network", "load_weights", "ship", "full", "light", "paper", "paper_light", "FACTORIES"]
+__all__ = ["load_network", "load_weights", "ship", "shipped_model", "full", "light", "paper", "paper_light",
+           "FACTORIES"]  # fmt: skip
 
 
 def _architecture(net) -> dict:
@@ -104,16 +108,15 @@ def _tensor_shapes(path: Path) -> dict:
         return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
 
 
-def load_weights(kind: str, variant: str, *, net=None):
+def load_weights(kind: str, model: str, *, net=None):
     """Load a shipped model, checking its file's sha256, architecture and parameter count.
 
     Parameters
     ----------
     kind : {'intensity', 'blos'}
         Continuum or line-of-sight magnetogram model.
-    variant : {'full', 'light', 'paper', 'paper-light'}
-        Wiener-Enhance averaged over the 8 rotations and flips, or one pass of it; or the paper's network
-        (depth 5, width 64) or its light version (depth 1, width 32).
+    model : {'full', 'light', 'paper', 'paper-light'}
+        Which model of the registry (`~enhance.models.registry.MODELS`).
     net : `~enhance.models.network.EnhanceNet` or `~enhance.models.hybrid.WienerEnhanceNet`, optional
         A network of the right architecture to load into; a new one by default.
 
@@ -133,19 +136,7 @@ def load_weights(kind: str, variant: str, *, net=None):
     >>> net.depth, net.width, net.training
     (1, 32, False)
     """
-    entry = registry_entry(kind, variant)
-    path = shipped_path(kind, variant)
-    digest = file_sha256(path)
-    if digest != entry["sha256"]:
-        msg = f"shipped weights {path} are corrupt: sha256 {digest}, expected {entry['sha256']}"
-        raise ValueError(msg)
-    loaded = load_network(path, kind=kind)
-    n_params = sum(p.numel() for p in loaded.parameters())
-    if n_params != entry["num_params"]:
-        msg = f"shipped weights {path} hold {n_params} parameters, expected {entry['num_params']}"
-        raise ValueError(msg)
-    if isinstance(loaded, WienerEnhanceNet):
-        loaded.symmetric = bool(entry.get("symmetric", False))
+    loaded = registry_entry(kind, model).load()
     if net is None:
         return loaded
     if type(net) is not type(loaded) or _architecture(net) != _architecture(loaded):
@@ -157,20 +148,22 @@ def load_weights(kind: str, variant: str, *, net=None):
     return net.eval()
 
 
-def _check_variant_network(net, weights, variant):
-    """The network in ``weights`` must be the architecture the ``variant`` ships."""
-    if variant in WIENER_SYMMETRIC:
-        expected, ok = WIENER_SIZE, isinstance(net, WienerEnhanceNet) and _architecture(net) == WIENER_SIZE
-    else:
-        expected = MODEL_SIZES[variant]
-        ok = isinstance(net, EnhanceNet) and _architecture(net) == expected
-    if not ok:
-        msg = f"{weights} holds {type(net).__name__} {_architecture(net)}, but the {variant!r} model is {expected}"
+def _check_model_network(net, weights, model):
+    """The network in ``weights`` must be of the family and architecture the registry gives ``model``."""
+    spec = MODELS[model]
+    family = read_metadata(weights).get("architecture", "enhance")  # as `load_network` read it
+    if family != spec.family or _architecture(net) != spec.architecture:
+        msg = (f"{weights} holds {type(net).__name__} {_architecture(net)}, but the {model!r} model is "
+               f"{spec.family} {spec.architecture}")  # fmt: skip
         raise ValueError(msg)
 
 
-def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict:
-    """Copy trained weights into the package data with their model card, and register them.
+def ship(weights, kind: str, model: str, *, card: dict, data_dir=None) -> registry.ModelEntry:
+    """Copy trained weights into the package data with their model card, and add them to the manifest.
+
+    The weights file, the card's file and the manifest's row are the registry's
+    (`~enhance.models.registry.ModelEntry.manifest_row`); only the sha256 and the parameter count are
+    measured here.
 
     Parameters
     ----------
@@ -178,7 +171,7 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
         A safetensors file (from ``enhance train``: ``--config`` for the default models, ``--data`` for
         the paper's networks).
     kind : {'intensity', 'blos'}
-    variant : {'full', 'light', 'paper', 'paper-light'}
+    model : {'full', 'light', 'paper', 'paper-light'}
     card : dict
         The model card: training data, recipe, steps, validation metrics (JSON-serialisable).
     data_dir : str or `~pathlib.Path`, optional
@@ -186,9 +179,8 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
 
     Returns
     -------
-    dict
-        The registry entry (file, sha256, num_params, card; ``symmetric`` for 'full' and 'light', which
-        share one file).
+    `~enhance.models.registry.ModelEntry`
+        The registry entry ('full' and 'light' share one weights file).
 
     Examples
     --------
@@ -198,44 +190,61 @@ def ship(weights, kind: str, variant: str, *, card: dict, data_dir=None) -> dict
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     path = save_weights(EnhanceNet(depth=1, width=32), f"{folder}/light.safetensors", kind="blos")
     ...     entry = ship(path, "blos", "paper-light", card={"steps": 0}, data_dir=folder)
-    >>> entry["num_params"]
-    37537
+    >>> entry.num_params, entry.file
+    (37537, 'enhance_blos_paper-light.safetensors')
     """
     check_choice(kind, KINDS, name="kind")
-    check_choice(variant, VARIANTS, name="model")
+    check_choice(model, tuple(MODELS), name="model")
     net = load_network(weights, kind=kind)
-    _check_variant_network(net, weights, variant)
-    folder = Path(data_dir) if data_dir is not None else weight_files.package_data_dir()
-    name = f"enhance_{kind}_{variant}"
-    stem = f"enhance_{kind}_wiener" if variant in WIENER_SYMMETRIC else name
-    target = folder / f"{stem}.safetensors"
+    _check_model_network(net, weights, model)
+    spec = MODELS[model]
+    folder = Path(data_dir) if data_dir is not None else registry.package_data_dir()
+    target = folder / spec.file(kind)
     atomic_write(target, lambda tmp: Path(tmp).write_bytes(Path(weights).read_bytes()), overwrite=True)
-    card = {"name": name, "kind": kind, "variant": variant, "package_version": __version__, **card}
-    atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=1)), overwrite=True)
-    entry = {"file": target.name, "sha256": file_sha256(target), "num_params": sum(p.numel() for p in net.parameters()),
-             "card": f"{name}.json"}  # fmt: skip
-    if variant in WIENER_SYMMETRIC:
-        entry["symmetric"] = WIENER_SYMMETRIC[variant]
-    registry_path = folder / REGISTRY
-    registry = json.loads(registry_path.read_text()) if registry_path.is_file() else {}
-    registry[f"{kind}/{variant}"] = entry
-    atomic_write(registry_path, lambda tmp: Path(tmp).write_text(json.dumps(registry, indent=1, sort_keys=True)),
-                 overwrite=True)  # fmt: skip
+    card = {"name": Path(spec.card(kind)).stem, "kind": kind, "variant": model, "package_version": __version__,
+            **card}  # fmt: skip
+    _write_json(folder / spec.card(kind), card)
+    entry = spec.entry(kind, sha256=file_sha256(target), num_params=sum(p.numel() for p in net.parameters()))
+    manifest_path = folder / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    _write_json(manifest_path, manifest | {f"{kind}/{model}": entry.manifest_row()}, sort_keys=True)
     return entry
 
 
-def _shipped(kind: str, variant: str, weights: str | None):
-    if variant in WIENER_SYMMETRIC:
-        net = WienerEnhanceNet(**WIENER_SIZE, noise_unit=HMI_NOISE[kind] / (GAUSS_PER_KG if kind == "blos" else 1.0),
-                               symmetric=WIENER_SYMMETRIC[variant])  # fmt: skip
-    else:
-        net = EnhanceNet(**MODEL_SIZES[variant])
+def _write_json(path: Path, data: dict, *, sort_keys: bool = False) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1, sort_keys=sort_keys)),
+                 overwrite=True)  # fmt: skip
+
+
+def shipped_model(kind: str = "intensity", *, model: str, weights: str | None = None):
+    """A model of the registry: untrained, or with its shipped weights.
+
+    Parameters
+    ----------
+    kind : {'intensity', 'blos'}
+        Continuum or line-of-sight magnetogram network.
+    model : {'full', 'light', 'paper', 'paper-light'}
+        Which model (`~enhance.models.registry.MODELS`).
+    weights : {None, 'default'}
+        None for an untrained network, 'default' for the shipped weights.
+
+    Returns
+    -------
+    `~enhance.models.hybrid.WienerEnhanceNet` or `~enhance.models.network.EnhanceNet`
+        The network; with the shipped weights, in eval mode.
+
+    Examples
+    --------
+    >>> type(shipped_model("blos", model="paper-light")).__name__
+    'EnhanceNet'
+    """
+    check_choice(model, tuple(MODELS), name="model")
     if weights is None:
-        return net
+        return MODELS[model].build(kind)
     if weights != "default":
         msg = f"weights must be None or 'default', got {weights!r}"
         raise ValueError(msg)
-    return load_weights(kind, variant, net=net)
+    return load_weights(kind, model)
 
 
 def full(kind: str = "intensity", *, weights: str | None = None) -> WienerEnhanceNet:
@@ -259,7 +268,7 @@ def full(kind: str = "intensity", *, weights: str | None = None) -> WienerEnhanc
     >>> net.symmetric, net.margin
     (True, 18)
     """
-    return _shipped(kind, "full", weights)
+    return shipped_model(kind, model="full", weights=weights)
 
 
 def light(kind: str = "intensity", *, weights: str | None = None) -> WienerEnhanceNet:
@@ -282,7 +291,7 @@ def light(kind: str = "intensity", *, weights: str | None = None) -> WienerEnhan
     >>> light("intensity").symmetric
     False
     """
-    return _shipped(kind, "light", weights)
+    return shipped_model(kind, model="light", weights=weights)
 
 
 def paper(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
@@ -306,7 +315,7 @@ def paper(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
     >>> sum(p.numel() for p in net.parameters())
     445249
     """
-    return _shipped(kind, "paper", weights)
+    return shipped_model(kind, model="paper", weights=weights)
 
 
 def paper_light(kind: str = "intensity", *, weights: str | None = None) -> EnhanceNet:
@@ -330,8 +339,8 @@ def paper_light(kind: str = "intensity", *, weights: str | None = None) -> Enhan
     >>> sum(p.numel() for p in net.parameters())
     37537
     """
-    return _shipped(kind, "paper-light", weights)
+    return shipped_model(kind, model="paper-light", weights=weights)
 
 
-#: The constructor of each shipped variant.
-FACTORIES = {"full": full, "light": light, "paper": paper, "paper-light": paper_light}
+#: The constructor of each model of the registry: ``FACTORIES[model](kind, weights=None)``, `shipped_model`.
+FACTORIES = {name: functools.partial(shipped_model, model=name) for name in MODELS}

@@ -1,83 +1,59 @@
-"""Trained weights: the registry of shipped models and safetensors files.
+"""Weights files: the safetensors format that holds a trained network.
 
-A weights file is a safetensors file holding an `~enhance.models.network.EnhanceNet` state dict, with the
-architecture (``depth``, ``width``) and the data kind in its metadata, so that it loads on its own.
-The shipped models live in ``enhance/data`` and are listed in its `REGISTRY` with their sha256, parameter
-count and model card; `~enhance.models.pretrained.load_weights` checks all of them before use.
+A weights file is a safetensors file holding the state dict of an `~enhance.models.network.EnhanceNet` or a
+`~enhance.models.hybrid.WienerEnhanceNet`, with the architecture and the data kind in its metadata, so that it
+loads on its own (`~enhance.models.pretrained.load_network`). The shipped models and their files are the
+model registry's, `enhance.models.registry`.
 """
 
-import hashlib
 import json
+import warnings
 from pathlib import Path
 
 from safetensors import safe_open
 
 from .._version import __version__
 from ..checks import check_choice
-from ..constants import KINDS, VARIANTS
-from ..data import data_dir
-from ..exceptions import ModelNotTrainedError
+from ..constants import KINDS
 from ..io import atomic_write
+from . import registry
 from .architecture import WIENER_ENHANCE
 
-__all__ = [
-    "KINDS",
-    "VARIANTS",
-    "REGISTRY",
-    "shipped",
-    "save_weights",
-    "read_metadata",
-    "shipped_path",
-    "registry_entry",
-    "file_sha256",
-    "package_data_dir",
-    "model_card",
-]
+__all__ = ["save_weights", "read_metadata"]
 
 
-#: The registry of shipped models in the package data: ``{"<kind>/<variant>": {"file", "sha256",
-#: "num_params", "card"}}``. `~enhance.models.pretrained.ship` adds entries; a model appears only once
-#: its weights meet the floors of the training issue, and until then asking for it raises
-#: `~enhance.exceptions.ModelNotTrainedError`.
-REGISTRY = "models.json"
+def _manifest_rows() -> dict:
+    return {key: entry.manifest_row() for key, entry in registry.shipped().items()}
 
 
-def package_data_dir() -> Path:
-    """The package's data folder (weights, model cards, registry, sample cut-outs): `enhance.data.data_dir`.
-
-    The registry functions look the folder up through this name, so that tests can point them elsewhere.
-
-    Returns
-    -------
-    pathlib.Path
-        The folder inside the installed package.
-
-    Examples
-    --------
-    >>> (package_data_dir() / "models.json").is_file()
-    True
-    """
-    return data_dir()
+def _row(kind: str, variant: str) -> dict:
+    return registry.registry_entry(kind, variant).manifest_row()
 
 
-def shipped() -> dict[tuple[str, str], dict]:
-    """The shipped models, from the package's registry.
+#: Names of 0.4.0 that moved to the model registry (`enhance.models.registry`), where they go in 0.6.0. The
+#: functions that returned dicts still do (`~enhance.models.registry.ModelEntry.manifest_row`).
+_MOVED = {
+    "REGISTRY": ("MANIFEST", lambda: registry.MANIFEST),
+    "KINDS": ("enhance.constants.KINDS", lambda: KINDS),
+    "VARIANTS": ("MODELS", lambda: tuple(registry.MODELS)),
+    "shipped": ("shipped", lambda: _manifest_rows),
+    "registry_entry": ("registry_entry", lambda: _row),
+    "shipped_path": ("shipped_path", lambda: registry.shipped_path),
+    "model_card": ("model_card", lambda: registry.model_card),
+    "file_sha256": ("file_sha256", lambda: registry.file_sha256),
+    "package_data_dir": ("package_data_dir", lambda: registry.package_data_dir),
+}
 
-    Returns
-    -------
-    dict
-        ``(kind, variant) -> {"file", "sha256", "num_params", "card"}``.
 
-    Examples
-    --------
-    >>> sorted(variant for kind, variant in shipped() if kind == "blos")
-    ['full', 'light', 'paper', 'paper-light']
-    """
-    path = package_data_dir() / REGISTRY
-    if not path.is_file():
-        return {}
-    entries = json.loads(path.read_text())
-    return {tuple(key.split("/")): value for key, value in entries.items()}
+def __getattr__(name):
+    if name in _MOVED:
+        new, value = _MOVED[name]
+        where = new if new.startswith("enhance.") else f"enhance.models.registry.{new}"
+        msg = f"enhance.models.weights.{name} is deprecated and goes in 0.6.0: use {where}"
+        warnings.warn(msg, DeprecationWarning, stacklevel=2)
+        return value()
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def save_weights(net, path, *, kind: str, metadata: dict | None = None, overwrite: bool = False) -> Path:
@@ -139,121 +115,9 @@ def read_metadata(path: Path) -> dict:
 
     Examples
     --------
+    >>> from enhance.models.registry import shipped_path
     >>> read_metadata(shipped_path("blos", "paper-light"))["kind"]
     'blos'
     """
     with safe_open(str(path), framework="pt") as handle:
         return dict(handle.metadata() or {})
-
-
-def shipped_path(kind: str, variant: str) -> Path:
-    """Path of a shipped weights file inside the package.
-
-    Parameters
-    ----------
-    kind : {'intensity', 'blos'}
-        Continuum or line-of-sight magnetogram model.
-    variant : {'full', 'light', 'paper', 'paper-light'}
-        Which network.
-
-    Returns
-    -------
-    pathlib.Path
-        The safetensors file.
-
-    Examples
-    --------
-    >>> shipped_path("intensity", "light").name, shipped_path("intensity", "paper-light").name
-    ('enhance_intensity_wiener.safetensors', 'enhance_intensity_paper-light.safetensors')
-    """
-    return package_data_dir() / registry_entry(kind, variant)["file"]
-
-
-def registry_entry(kind: str, variant: str) -> dict:
-    """The registry entry of a shipped model, or an error that names the shipped alternative.
-
-    Parameters
-    ----------
-    kind : {'intensity', 'blos'}
-        Continuum or line-of-sight magnetogram model.
-    variant : {'full', 'light', 'paper', 'paper-light'}
-        Which network.
-
-    Returns
-    -------
-    dict
-        ``{"file", "sha256", "num_params", "card"}``.
-
-    Raises
-    ------
-    `~enhance.exceptions.ModelNotTrainedError`
-        If the package ships no weights for this model.
-
-    Examples
-    --------
-    >>> registry_entry("blos", "paper-light")["num_params"]
-    37537
-    """
-    check_choice(kind, KINDS, name="kind")
-    check_choice(variant, VARIANTS, name="model")
-    models = shipped()
-    if (kind, variant) not in models:
-        others = [v for k, v in sorted(models) if k == kind]
-        hint = f"use model={others[0]!r} (--model {others[0]}), or pass" if others else "Pass"
-        msg = (
-            f"the shipped {variant!r} {kind!r} model is not trained yet: this version of solar-enhance ships no "
-            f"weights for it. {hint} network= (an EnhanceNet) or --weights FILE (a safetensors file from "
-            "`enhance train`) instead."
-        )
-        raise ModelNotTrainedError(msg)
-    return models[(kind, variant)]
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's contents, read in 1 MiB blocks.
-
-    Parameters
-    ----------
-    path : `~pathlib.Path`
-        The file.
-
-    Returns
-    -------
-    str
-        The hexadecimal digest.
-
-    Examples
-    --------
-    >>> file_sha256(shipped_path("blos", "paper-light")) == registry_entry("blos", "paper-light")["sha256"]
-    True
-    """
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def model_card(kind: str, variant: str) -> dict:
-    """The JSON model card of a shipped model (training data, recipe, metrics).
-
-    Parameters
-    ----------
-    kind : {'intensity', 'blos'}
-        Continuum or line-of-sight magnetogram model.
-    variant : {'full', 'light', 'paper', 'paper-light'}
-        Which network.
-
-    Returns
-    -------
-    dict
-        The card: training data, observation model, recipe, history, validation metrics, behaviour on
-        the real HMI sample, known deviations, package version.
-
-    Examples
-    --------
-    >>> card = model_card("intensity", "full")
-    >>> isinstance(card, dict) and len(card) > 0
-    True
-    """
-    return json.loads((package_data_dir() / registry_entry(kind, variant)["card"]).read_text())

@@ -42,7 +42,7 @@ from .._version import __version__
 from ..checks import check_choice
 from ..constants import KINDS
 from ..io import atomic_write
-from ..models.weights import file_sha256, model_card, registry_entry, shipped_path
+from ..models.registry import file_sha256, model_card, registry_entry, shipped_path
 from .folding import folded_arrays, read_weights
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
 from .wiener_onnx import (
@@ -388,7 +388,7 @@ def load_weights_file(path, *, kind: str):
 
     Examples
     --------
-    >>> from enhance.models.weights import shipped_path
+    >>> from enhance.models.registry import shipped_path
     >>> load_weights_file(shipped_path("blos", "paper-light"), kind="blos").width
     32
     """
@@ -428,7 +428,7 @@ def onnx_from_weights(path, *, kind: str | None = None, card: dict | None = None
 
     Examples
     --------
-    >>> from enhance.models.weights import shipped_path
+    >>> from enhance.models.registry import shipped_path
     >>> model = onnx_from_weights(shipped_path("blos", "paper-light"), kind="blos")
     >>> {p.key: p.value for p in model.metadata_props}["kind"]
     'blos'
@@ -471,10 +471,10 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     entry = registry_entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
     path = shipped_path(kind, model)
     digest = file_sha256(path)
-    if digest != entry["sha256"]:
-        msg = f"{path} has sha256 {digest}, but the registry lists {entry['sha256']}: the file is damaged"
+    if digest != entry.sha256:
+        msg = f"{path} has sha256 {digest}, but the registry lists {entry.sha256}: the file is damaged"
         raise ValueError(msg)
-    symmetric = bool(entry.get("symmetric", False))
+    symmetric = entry.symmetric
     graph = onnx_from_weights(path, kind=kind, card=model_card(kind, model), symmetric=symmetric)
     return _runner(graph.SerializeToString(), threads=threads)
 
@@ -514,7 +514,7 @@ def export_weights(weights, path, *, overwrite: bool = False) -> Path:
     Examples
     --------
     >>> import tempfile
-    >>> from enhance.models.weights import shipped_path
+    >>> from enhance.models.registry import shipped_path
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     print(export_weights(shipped_path("intensity", "paper-light"), folder).suffix)
     .onnx
@@ -581,7 +581,7 @@ def export_shipped(out_dir, *, kinds=("intensity", "blos"), models=("full", "lig
                     network = FACTORIES[model](kind, weights="default")
                     path = export_onnx(network, target, kind=kind, overwrite=overwrite, card=card)
                 else:
-                    symmetric = bool(registry_entry(kind, model).get("symmetric", False))
+                    symmetric = registry_entry(kind, model).symmetric
                     graph = onnx_from_weights(shipped_path(kind, model), kind=kind, card=card, symmetric=symmetric)
                     data = graph.SerializeToString()
                     path = atomic_write(target, lambda tmp, data=data: Path(tmp).write_bytes(data), overwrite=overwrite)

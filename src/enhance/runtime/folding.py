@@ -72,7 +72,7 @@ def fold_state(state, *, depth: int) -> dict:
 
     Examples
     --------
-    >>> from enhance.models.weights import shipped_path
+    >>> from enhance.models.registry import shipped_path
     >>> state, metadata = read_weights(shipped_path("blos", "paper-light"))
     >>> "conv_up.phases" in fold_state(state, depth=1)
     True
@@ -121,7 +121,7 @@ def read_weights(path, *, tensors: bool = True):
 
     Examples
     --------
-    >>> from enhance.models.weights import shipped_path
+    >>> from enhance.models.registry import shipped_path
     >>> state, metadata = read_weights(shipped_path("blos", "paper-light"))
     >>> metadata["kind"], metadata["depth"], metadata["width"]
     ('blos', '1', '32')
@@ -189,7 +189,7 @@ def folded_arrays(path):
 
     Examples
     --------
-    >>> from enhance.models.weights import shipped_path
+    >>> from enhance.models.registry import shipped_path
     >>> arrays, depth, width, metadata = folded_arrays(shipped_path("blos", "paper-light"))
     >>> depth, width
     (1, 32)

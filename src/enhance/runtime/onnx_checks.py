@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 
-from ..constants import WIENER_SYMMETRIC
 from ..models.architecture import (
     MAX_DEPTH,
     MAX_TAPS,
@@ -25,6 +24,7 @@ from ..models.architecture import (
     check_noise_unit,
     wiener_margin,
 )
+from ..models.registry import MODELS
 
 __all__ = ["ENHANCE_FORMAT", "WIENER_FORMAT", "check_onnx_model", "check_probe", "PROBE_SHAPE"]
 
@@ -179,9 +179,9 @@ def _check_card(meta, kind, checked, name) -> None:
         _fail(name, "metadata model_card is not a JSON object")
     if card.get("kind") is not None and card.get("kind") != kind:
         _fail(name, f"metadata kind={kind!r} disagrees with its model card's kind {card.get('kind')!r}")
-    variant = card.get("variant")
-    if "symmetric" in checked and variant in WIENER_SYMMETRIC and WIENER_SYMMETRIC[variant] != checked["symmetric"]:
-        _fail(name, f"metadata symmetric={meta['symmetric']!r} disagrees with its model card's {variant!r} model")
+    model = card.get("variant")  # the card's key for the model's name
+    if "symmetric" in checked and model in MODELS and MODELS[model].symmetric != checked["symmetric"]:
+        _fail(name, f"metadata symmetric={meta['symmetric']!r} disagrees with its model card's {model!r} model")
 
 
 def check_onnx_model(data: bytes, name: str) -> dict:
@@ -208,7 +208,7 @@ def check_onnx_model(data: bytes, name: str) -> dict:
 
     Examples
     --------
-    >>> from enhance.models.weights import shipped_path
+    >>> from enhance.models.registry import shipped_path
     >>> from enhance.runtime.export import onnx_from_weights
     >>> graph = onnx_from_weights(shipped_path("blos", "light"), kind="blos").SerializeToString()
     >>> checked = check_onnx_model(graph, "light.onnx")

@@ -340,7 +340,7 @@ def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | Non
 
     Examples
     --------
-    >>> from enhance.models.weights import shipped_path
+    >>> from enhance.models.registry import shipped_path
     >>> graph = wiener_graph_from_weights(shipped_path("blos", "light"), kind="blos")
     >>> [i.name for i in graph.graph.input]
     ['image', 'noise']

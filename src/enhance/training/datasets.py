@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..checks import check_integer
-from ..constants import HMI_NOISE
+from ..constants import HMI_NOISE, KINDS, NETWORK_UNIT
 from ..io import atomic_write
 from ..observation.degrade import HMI_PIXEL_SCALE, degrade
 from ..observation.psf import DEFAULT_RADIUS
@@ -55,7 +55,7 @@ __all__ = [
 #: specification as used by Díaz Baso & Asensio Ramos (2018): 1e-3 I/Ic and 10 G.
 NOISE = HMI_NOISE
 #: Factor from source units to network units: continuum stays in I/Ic, fields go from gauss to kG.
-SCALE = {"intensity": 1.0, "blos": 1e-3}
+SCALE = {kind: 1.0 / NETWORK_UNIT[kind] for kind in KINDS}
 #: Units of the normalised pairs.
 UNITS = {"intensity": "I/Ic", "blos": "kG"}
 

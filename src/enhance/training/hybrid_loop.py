@@ -57,10 +57,11 @@ import torch
 from tqdm import tqdm
 
 from ..checks import check_choice, check_integer
-from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS
+from ..constants import HMI_NOISE_NETWORK, KINDS
 from ..models.hybrid import NOISE_NODES, WienerEnhanceNet
 from ..models.pretrained import load_network
-from ..models.weights import save_weights, shipped_path
+from ..models.registry import shipped_path
+from ..models.weights import save_weights
 from ..observation.psf import WACHTER_2012, WIDE_RADIUS
 from ..scenes.sources import SyntheticSource, VariedSource, from_array, open_source
 from .datasets import PairDataset, split_rows
@@ -164,7 +165,7 @@ class HybridConfig:
         >>> HybridConfig(kind="blos").noise_unit
         0.01
         """
-        return HMI_NOISE[self.kind] / (GAUSS_PER_KG if self.kind == "blos" else 1.0)
+        return HMI_NOISE_NETWORK[self.kind]
 
 
 _MODEL = {"depth": 3, "width": 32, "taps": 21, "exact_constants": True, "odd": None, "init": None}

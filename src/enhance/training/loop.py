@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..checks import check_choice, check_integer
-from ..constants import KINDS
+from ..constants import HMI_NOISE_NETWORK, KINDS
 from ..exceptions import EnhanceUserWarning
 from ..io import atomic_write
 from ..models.network import EnhanceNet
@@ -64,7 +64,7 @@ __all__ = [
 _RESUME_FIXED = ("kind", "seed", "batch_size", "shuffle", "input_noise", "l2")
 # Per-kind defaults of the paper: L2 weight on the convolution kernels and Gaussian input noise.
 _L2 = {"intensity": 1e-6, "blos": 1e-5}
-_NOISE = {"intensity": 1e-3, "blos": 1e-2}  # I/Ic; kG
+_NOISE = HMI_NOISE_NETWORK  # I/Ic; kG
 
 
 @dataclass(frozen=True)
