@@ -15,7 +15,7 @@ from enhance.constants import KINDS
 from enhance.models import registry
 from enhance.models.registry import FAMILIES, MANIFEST, MODELS, file_sha256, model_table, registry_entry, shipped
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "enhance"
 SHIPPED = sorted(shipped())
 
