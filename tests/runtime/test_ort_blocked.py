@@ -60,9 +60,10 @@ def test_a_session_that_disagrees_with_its_reference_is_not_used():
 
 def test_a_graph_that_cannot_be_rewritten_keeps_the_plain_session():
     assert blocked_session(b"not an onnx model", ort.SessionOptions(), reference=None) is None
+    shape = ["n", 1, "ny", "nx"]
     relu = helper.make_graph([helper.make_node("Relu", ["image"], ["enhanced"])], "relu",
-                             [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "ny", "nx"])],
-                             [helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["n", 1, "ny", "nx"])])  # fmt: skip
+                             [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
+                             [helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, shape)])  # fmt: skip
     model = helper.make_model(relu, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     assert blocked_graph(model) is None  # no convolution: nothing in a blocked layout
     assert blocked_session(model, ort.SessionOptions(), reference=_plain(model)) is None
