@@ -8,7 +8,6 @@ import torch
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
-from conftest import _randomise_batchnorm  # noqa: E402
 from enhance.models.network import EnhanceNet  # noqa: E402
 from enhance.runtime.export import onnx_model  # noqa: E402
 from enhance.runtime.ort_blocked import blocked_graph, blocked_session  # noqa: E402
@@ -16,9 +15,22 @@ from enhance.runtime.ort_blocked import blocked_graph, blocked_session  # noqa: 
 NCHWC = "com.microsoft.nchwc"
 
 
+def _trained_looking(net, seed):
+    """``net`` in eval mode with every BatchNorm given non-trivial statistics and affine terms, as after training."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0.0, 0.1, generator=generator)
+                module.running_var.uniform_(0.5, 1.5, generator=generator)
+                module.weight.normal_(1.0, 0.2, generator=generator)
+                module.bias.normal_(0.0, 0.1, generator=generator)
+    return net.eval()
+
+
 def _model(width, seed=0):
     torch.manual_seed(seed)
-    return onnx_model(_randomise_batchnorm(EnhanceNet(depth=2, width=width), seed=seed + 1)).SerializeToString()
+    return onnx_model(_trained_looking(EnhanceNet(depth=2, width=width), seed=seed + 1)).SerializeToString()
 
 
 def _plain(model):
