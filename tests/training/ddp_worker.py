@@ -7,8 +7,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from enhance.training.loop import TrainConfig, train  # noqa: E402
 from test_loop import BlurPairs  # noqa: E402
+
+from enhance.training.loop import TrainConfig, train  # noqa: E402
 
 if __name__ == "__main__":
     out_dir = sys.argv[1]

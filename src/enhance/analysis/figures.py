@@ -261,9 +261,8 @@ def map_caption(smap) -> str:
     'HMI FRONT2 magnetogram 2014-01-01 00:00:00 UTC'
     """
     parts = [str(getattr(smap, "instrument", "") or "").strip(), str(getattr(smap, "measurement", "") or "").strip()]
-    date = getattr(smap, "date", None)
-    if date is not None and any(key in smap.meta for key in ("date-obs", "date_obs", "t_obs")):
-        parts.append(date.strftime("%Y-%m-%d %H:%M:%S") + " UTC")
+    if any(key in smap.meta for key in ("date-obs", "date_obs", "t_obs")):  # else sunpy warns and takes the time now
+        parts.append(smap.date.strftime("%Y-%m-%d %H:%M:%S") + " UTC")
     return " ".join(part for part in parts if part)
 
 

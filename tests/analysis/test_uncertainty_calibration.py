@@ -1,0 +1,129 @@
+"""The calibration of the per-pixel uncertainty: the coverage of a perfectly calibrated Gaussian sample is 68 and
+95 %, the fit recovers a known variance law, and the calibration file is merged, never truncated."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from enhance.analysis.uncertainty_calibration import (
+    GAUSSIAN_COVERAGE,
+    REGIONS,
+    CalibrationConfig,
+    Field,
+    collect,
+    coverage,
+    coverage_markdown,
+    fit_calibration,
+    held_out_fields,
+    write_calibration,
+)
+from enhance.inference.uncertainty import FEATURES, Calibration
+from enhance.training.datasets import HELD_OUT_SEED
+
+N = 40_000
+
+
+def _data(rng, *, width=1.0, factors=(1.0,), slope=0.0, regions=(0,)):
+    """Pixels whose only feature is ``linear_noise`` (sigma) and whose errors are Gaussian of width
+    ``width * sigma * factor**(slope / 2)``; the other features are zero and ``level`` is one."""
+    features = np.zeros((N, len(FEATURES) + 1))
+    features[:, 0] = rng.uniform(0.5, 2.0, N)
+    features[:, -1] = 1.0
+    factor = rng.choice(factors, N)
+    error = rng.normal(size=N) * width * features[:, 0] * factor ** (slope / 2)
+    return {"features": features, "error": error, "region": rng.choice(regions, N).astype(np.int8), "factor": factor}
+
+
+def test_gaussian_coverage_is_one_and_two_sigma():
+    assert GAUSSIAN_COVERAGE == pytest.approx(
+        (stats.norm.cdf(1) - stats.norm.cdf(-1), stats.norm.cdf(2) - stats.norm.cdf(-2)), abs=1e-4
+    )
+
+
+def test_a_perfectly_calibrated_gaussian_sample_covers_68_and_95_percent_in_every_cell():
+    data = _data(np.random.default_rng(0), factors=(1.0, 3.0), regions=(-1, 0, 4))
+    table = coverage(Calibration.uncalibrated(), data)  # sigma = linear_noise: the errors' own width
+    assert set(table) == {"quiet Sun", "limb", "all"}  # -1 (no region) counts only in "all"
+    bound = 4 * np.sqrt(0.25 / (N / 6))  # four binomial standard deviations of the smallest cell
+    for region, rows in table.items():
+        assert set(rows) == {"1", "3"}
+        for cell in rows.values():
+            assert cell["within_1"] == pytest.approx(GAUSSIAN_COVERAGE[0], abs=bound), region
+            assert cell["within_2"] == pytest.approx(GAUSSIAN_COVERAGE[1], abs=bound), region
+    assert sum(row["pixels"] for row in table["all"].values()) == N
+    assert table["limb"]["3"]["pixels"] == np.count_nonzero((data["region"] == 4) & (data["factor"] == 3.0))
+
+
+def test_errors_twice_as_wide_as_sigma_cover_38_and_68_percent():
+    data = _data(np.random.default_rng(1), width=2.0)
+    cell = coverage(Calibration.uncalibrated(), data)["quiet Sun"]["1"]
+    assert cell["within_1"] == pytest.approx(stats.norm.cdf(0.5) - stats.norm.cdf(-0.5), abs=0.01)
+    assert cell["within_2"] == pytest.approx(GAUSSIAN_COVERAGE[0], abs=0.01)
+
+
+def test_the_fit_recovers_a_known_variance_law():
+    """Errors of variance 4 f^2 (s / s0)^2: ln c = ln 4 + 2 ln(s / s0) for the linear-noise feature."""
+    data = _data(np.random.default_rng(2), width=2.0, factors=(1.0, 3.0), slope=2.0)
+    calibration = fit_calibration(data)
+    assert calibration.log_scale[0] == pytest.approx(np.log(4.0), abs=0.05)
+    assert calibration.slope[0] == pytest.approx(2.0, abs=0.05)
+    for cell in coverage(calibration, data)["all"].values():
+        assert cell["within_1"] == pytest.approx(GAUSSIAN_COVERAGE[0], abs=0.015)
+        assert cell["within_2"] == pytest.approx(GAUSSIAN_COVERAGE[1], abs=0.015)
+
+
+def test_write_calibration_merges_into_the_file(tmp_path):
+    path = tmp_path / "uncertainty.json"
+    write_calibration({"blos/light": {"sha256": "a" * 64}}, path)
+    write_calibration({"intensity/full": {"sha256": "b" * 64}}, path)
+    written = write_calibration({"blos/light": {"sha256": "c" * 64}}, path)
+    assert written == path
+    text = path.read_text()
+    assert text.endswith("\n")
+    assert json.loads(text) == {"blos/light": {"sha256": "c" * 64}, "intensity/full": {"sha256": "b" * 64}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["uncertainty.json"]  # no temporary file left
+
+
+def test_coverage_markdown_orders_noise_levels_numerically():
+    def cell(p1, p2, pixels):
+        return {"within_1": p1, "within_2": p2, "pixels": pixels}
+
+    entries = {"blos/full": {"coverage": {"report": {"all": {"10": cell(0.5, 0.9, 10), "3": cell(0.7, 0.96, 30)},
+                                                     "umbra": {"0.5": cell(0.684, 0.954, 7)}}}}}  # fmt: skip
+    lines = coverage_markdown(entries).splitlines()
+    assert lines[0] == "| model | region | 0.5 x HMI | 3 x HMI | 10 x HMI | pixels per level |"
+    assert lines[2] == "| blos/full | all | - | 70 / 96 | 50 / 90 | 30 |"
+    assert lines[3] == "| blos/full | umbra | 68 / 95 | - | - | 7 |"
+
+
+def test_held_out_fields_refuse_the_seeds_of_training_and_validation():
+    for seeds in ((11,), (4101, HELD_OUT_SEED)):
+        config = CalibrationConfig(shape=(120, 120), fit_seeds=seeds)
+        with pytest.raises(ValueError, match="seeds must differ from training's 11 and validation's"):
+            held_out_fields("blos", config, report=False)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        held_out_fields("doppler", CalibrationConfig(), report=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CalibrationConfig().samples = 3
+
+
+def test_collect_keeps_every_pixel_of_the_small_regions_and_draws_the_others():
+    torch = pytest.importorskip("torch")
+    from enhance.models.hybrid import WienerEnhanceNet
+
+    torch.manual_seed(0)
+    net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
+    plage = np.zeros((24, 24), bool)
+    plage[2:6, 3:8] = True  # 20 pixels
+    field = Field("flat", np.ones((12, 12)), np.ones((24, 24)), {"plage": plage, "quiet Sun": ~plage})
+    data = collect(net, [field], kind="intensity", noise_factors=(1.0, 3.0), samples=50)
+    plage_code, quiet_code = REGIONS.index("plage"), REGIONS.index("quiet Sun")
+    for factor in (1.0, 3.0):
+        cell = data["region"][data["factor"] == factor]
+        assert np.count_nonzero(cell == plage_code) == 20
+        assert np.count_nonzero(cell == quiet_code) == 50
+    assert data["features"].shape == (140, len(FEATURES) + 1)
+    assert np.all(np.isfinite(data["error"]))

@@ -1,0 +1,140 @@
+"""The Wiener-Enhance ONNX graph, built with numpy, and its runner: a tiny random network gives PyTorch's output to
+1e-5, bind() fixes the noise level (a copy sharing the session), and the 'full' model's average over the 8 rotations
+and flips is done around the graph."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+
+from enhance.models.hybrid import WienerEnhanceNet, symmetrize_filters  # noqa: E402
+from enhance.models.weights import save_weights  # noqa: E402
+from enhance.runtime.export import onnx_model  # noqa: E402
+from enhance.runtime.onnx_runner import OnnxNetwork  # noqa: E402
+from enhance.runtime.wiener_onnx import (  # noqa: E402
+    WienerOnnxNetwork,
+    graph_filter_bank,
+    is_wiener_file,
+    wiener_graph_from_network,
+    wiener_graph_from_weights,
+)
+
+UNIT = 1e-3  # the intensity network's noise unit: HMI's noise in I/Ic
+
+
+def _random_net(*, symmetric=False, seed=0):
+    """A tiny Wiener-Enhance network with every weight random (conv_out starts at zero otherwise)."""
+    net = WienerEnhanceNet(depth=1, width=6, taps=5, symmetric=symmetric)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in net.state_dict().items():
+            if tensor.is_floating_point() and (name.endswith("weight") or name == "filters"):
+                tensor.copy_(0.1 * torch.randn(tensor.shape, generator=generator))
+        if symmetric:  # the shipped filters are symmetric: then one linear pass equals the 8 averaged
+            net.filters.copy_(symmetrize_filters(net.filters))
+    return net.eval()
+
+
+def _runner(net, **kwargs):
+    return WienerOnnxNetwork(wiener_graph_from_network(net, kind="intensity").SerializeToString(), threads=1, **kwargs)
+
+
+def _image(shape=(2, 1, 13, 17), seed=1):
+    return (1 + 0.1 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+def _torch(net, batch, noise):
+    with torch.no_grad():
+        return net.bind(noise)(torch.from_numpy(batch)).numpy()
+
+
+@pytest.mark.parametrize("noise", [0.3 * UNIT, 1.0 * UNIT, 5.5 * UNIT, 100 * UNIT])
+def test_the_runner_equals_the_torch_network_at_any_noise_level(noise):
+    net = _random_net()
+    batch = _image()
+    out = _runner(net).bind(noise)(batch)
+    assert out.shape == (2, 1, 26, 34)
+    np.testing.assert_allclose(out, _torch(net, batch, noise), rtol=0, atol=1e-5)
+
+
+def test_bind_fixes_the_noise_in_a_copy_that_shares_the_session():
+    net = _random_net(seed=2)
+    runner = _runner(net)
+    low, high = runner.bind(UNIT), runner.bind(8 * UNIT)
+    assert (runner.noise, low.noise, high.noise) == (None, UNIT, 8 * UNIT)
+    assert low.session is runner.session
+    batch = _image(seed=3)
+    assert np.abs(low(batch) - high(batch)).max() > 1e-4  # the noise level changes the filters
+    np.testing.assert_allclose(low(batch), _torch(net, batch, UNIT), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(runner.bind(UNIT)(batch), low(batch))
+    with pytest.raises(ValueError, match=r"needs its noise level: call bind\(noise\) first"):
+        runner(batch)
+    with pytest.raises(ValueError, match=r"batch must have shape \(n, 1, ny, nx\)"):
+        low(batch[0])
+
+
+def test_the_symmetric_runner_averages_the_eight_transforms_as_pytorch_does():
+    net = _random_net(symmetric=True, seed=4)
+    runner = _runner(net).bind(2 * UNIT)
+    assert runner.symmetric
+    batch = _image((1, 1, 12, 12), seed=5)
+    out = runner(batch)
+    np.testing.assert_allclose(out, _torch(net, batch, 2 * UNIT), rtol=0, atol=1e-5)
+    turned = runner(np.ascontiguousarray(np.rot90(batch, 1, (2, 3))))
+    np.testing.assert_allclose(turned, np.rot90(out, 1, (2, 3)), rtol=0, atol=1e-5)  # equivariant
+    flipped = runner(np.ascontiguousarray(batch.transpose(0, 1, 3, 2)))
+    np.testing.assert_allclose(flipped, out.transpose(0, 1, 3, 2), rtol=0, atol=1e-5)
+
+
+def test_symmetric_follows_the_file_unless_told():
+    net = _random_net(symmetric=True, seed=6)
+    data = wiener_graph_from_network(net).SerializeToString()
+    assert WienerOnnxNetwork(data).symmetric is True
+    assert WienerOnnxNetwork(data, symmetric=False).symmetric is False
+    one_pass = WienerOnnxNetwork(data, symmetric=False).bind(UNIT)
+    batch = _image((1, 1, 10, 11), seed=7)
+    single = WienerEnhanceNet(depth=1, width=6, taps=5, symmetric=False)
+    single.load_state_dict(net.state_dict())  # the same weights, one pass
+    np.testing.assert_allclose(one_pass(batch), _torch(single.eval(), batch, UNIT), rtol=0, atol=1e-5)
+
+
+def test_from_network_keeps_the_session_and_refuses_an_enhance_graph(tiny_net):
+    plain = OnnxNetwork(wiener_graph_from_network(_random_net()).SerializeToString(), threads=1)
+    runner = WienerOnnxNetwork.from_network(plain, symmetric=True)
+    assert runner.session is plain.session
+    assert (runner.margin, runner.symmetric) == (5 // 2 + 2 * 1 + 2, True)
+    enhance = OnnxNetwork(onnx_model(tiny_net).SerializeToString(), threads=1, blocked=False)
+    with pytest.raises(ValueError, match="the ONNX bytes: metadata format='enhance-onnx-1' is not a Wiener-Enhance"):
+        WienerOnnxNetwork.from_network(enhance)
+
+
+def test_the_graph_holds_the_networks_filter_bank():
+    net = _random_net(seed=8)
+    filters, nodes, unit = graph_filter_bank(wiener_graph_from_network(net).SerializeToString())
+    assert filters.dtype == np.float64
+    np.testing.assert_array_equal(filters, net.filters.numpy().astype(np.float64))
+    assert nodes == tuple(net.noise_nodes)
+    assert unit == net.noise_unit
+
+
+def test_a_weights_file_becomes_the_same_graph_without_torch(tmp_path):
+    net = _random_net(seed=9)
+    path = save_weights(net, tmp_path / "wiener.safetensors", kind="intensity")
+    graph = wiener_graph_from_weights(path, symmetric=True)
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert (meta["kind"], meta["symmetric"], meta["architecture"]) == ("intensity", "True", "wiener-enhance")
+    assert "normalisation" in meta  # the rules of `inference_metadata`
+    runner = WienerOnnxNetwork(graph.SerializeToString(), symmetric=False).bind(3 * UNIT)
+    batch = _image((1, 1, 9, 14), seed=10)
+    np.testing.assert_allclose(runner(batch), _torch(net, batch, 3 * UNIT), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="wiener.safetensors holds a 'intensity' network, but kind='blos'"):
+        wiener_graph_from_weights(path, kind="blos")
+
+
+def test_is_wiener_file_reads_the_architecture(tmp_path, weights):
+    from enhance.runtime.folding import read_weights
+
+    wiener = save_weights(_random_net(), tmp_path / "w.safetensors", kind="intensity")
+    assert is_wiener_file(read_weights(wiener, tensors=False)[1])
+    assert not is_wiener_file(read_weights(weights, tensors=False)[1])
