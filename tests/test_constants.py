@@ -12,12 +12,11 @@ from enhance.constants import (
     HMI_PIXEL_SCALE,
     KIND_ALIASES,
     KINDS,
-    MODEL_SIZES,
     TARGET_PIXEL_SCALE,
     VARIANTS,
-    WIENER_SIZE,
     WIENER_SYMMETRIC,
 )
+from enhance.models.registry import FAMILIES, MODELS
 
 
 def test_every_public_name_exists():
@@ -42,10 +41,10 @@ def test_gauss_per_kg_is_the_unit_conversion():
     assert (1 * u.kG).to_value(u.G) == GAUSS_PER_KG
 
 
-def test_every_variant_has_exactly_one_architecture():
-    paper, default = set(MODEL_SIZES), set(WIENER_SYMMETRIC)
-    assert not paper & default
-    assert paper | default == set(VARIANTS)
+def test_model_names_agree_with_the_registry():
+    assert tuple(MODELS) == VARIANTS
+    assert {name for name, spec in MODELS.items() if FAMILIES[spec.family].needs_noise} == set(WIENER_SYMMETRIC)
+    assert WIENER_SYMMETRIC == {name: MODELS[name].symmetric for name in WIENER_SYMMETRIC}
     assert WIENER_SYMMETRIC == {"full": True, "light": False}  # 'light' is one pass of 'full'
 
 
@@ -53,17 +52,23 @@ def test_the_paper_sizes_give_the_papers_parameter_count():
     torch = pytest.importorskip("torch")
     from enhance.models.network import EnhanceNet
 
-    net = EnhanceNet(**MODEL_SIZES["paper"])
+    net = EnhanceNet(**MODELS["paper"].architecture)
     assert sum(p.numel() for p in net.parameters() if p.requires_grad) == 445_249  # the paper's model summary
     statistics = sum(b.numel() for name, b in net.named_buffers() if name.endswith(("running_mean", "running_var")))
     assert statistics == 1_408
     assert isinstance(net, torch.nn.Module)
 
 
-def test_wiener_size_is_the_default_models_default_architecture():
+def test_the_default_models_size_is_wiener_enhances_default_architecture():
     pytest.importorskip("torch")
     from enhance.models.hybrid import WienerEnhanceNet
 
+    size = MODELS["full"].architecture
     defaults = {k: p.default for k, p in inspect.signature(WienerEnhanceNet).parameters.items()}
-    assert {key: defaults[key] for key in WIENER_SIZE} == WIENER_SIZE
-    assert WIENER_SIZE["taps"] % 2 == 1  # a filter centred on its pixel
+    assert {key: defaults[key] for key in size} == size
+    assert size["taps"] % 2 == 1  # a filter centred on its pixel
+
+
+def test_removed_size_tables_warn():
+    with pytest.warns(DeprecationWarning, match="registry"):
+        assert constants.MODEL_SIZES["paper"] == MODELS["paper"].architecture

@@ -13,7 +13,7 @@ from enhance.data import data_dir as real_data_dir  # noqa: E402
 from enhance.exceptions import ModelNotTrainedError  # noqa: E402
 from enhance.models.hybrid import WienerEnhanceNet  # noqa: E402
 from enhance.models.network import EnhanceNet  # noqa: E402
-from enhance.models.weights import shipped_path  # noqa: E402
+from enhance.models.registry import shipped_path  # noqa: E402
 from enhance.runtime.export import (  # noqa: E402
     OnnxNetwork,
     export_onnx,
