@@ -807,8 +807,14 @@ def _add_demo(subparsers) -> None:
     demo.set_defaults(func=_demo)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of the ``enhance`` command and its subcommands.
+
+    Parameters
+    ----------
+    command : str, optional
+        Build only this subcommand (the one on the command line: the others may import modules it does not
+        need); None, or a name that is no subcommand, builds them all.
 
     Returns
     -------
@@ -827,17 +833,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"solar-enhance {__version__}")
     _add_verbosity(parser, default=0)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_run(subparsers)
-    _add_compare(subparsers)
-    _add_export(subparsers)
-    _add_calibrate_uncertainty(subparsers)
-    _add_synth(subparsers)
-    _add_dataset(subparsers)
-    _add_train(subparsers)
-    _add_average(subparsers)
-    _add_validate(subparsers)
-    _add_web(subparsers)
-    _add_demo(subparsers)
+    adders = {"run": _add_run, "compare": _add_compare, "export": _add_export,
+              "calibrate-uncertainty": _add_calibrate_uncertainty, "synth": _add_synth, "dataset": _add_dataset,
+              "train": _add_train, "average": _add_average, "validate": _add_validate, "web": _add_web,
+              "demo": _add_demo}  # fmt: skip
+    for name, add in adders.items():
+        if command not in adders or name == command:  # only the chosen one: each may import its own module
+            add(subparsers)
     for command in subparsers.choices.values():
         _add_verbosity(command, default=argparse.SUPPRESS)
         command.set_defaults(command_parser=command)  # its own usage for its errors (see `main`)
@@ -881,7 +883,8 @@ def main(argv=None) -> int:
     /...hmi_continuum_ar.fits -> /.../out.fits (intensity, ... s)
     0
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((arg for arg in argv if not arg.startswith("-")), None))
     args, extra = parser.parse_known_args(argv)
     if extra:  # the subcommand's usage, not the top-level one
         args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -18,8 +18,6 @@ try:  # POSIX only: elsewhere files are written without locks
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
-from astropy.wcs import WCS
-
 from . import constants
 from ._version import __version__
 from .checks import check_positive
@@ -783,6 +781,52 @@ def _rsun_arcsec(header):
     return float(np.degrees(np.arcsin(radius / distance)) * 3600.0)
 
 
+#: Degrees per unit of CUNIT, for `_farthest_arcsec`.
+_DEGREES = {"arcsec": 1 / 3600, "arcmin": 1 / 60, "deg": 1.0, "rad": 180 / np.pi, "mas": 1 / 3.6e6}
+
+
+def _farthest_arcsec(keys, shape) -> float:
+    """An upper bound of the angular distance (arcsec) from disk centre of every pixel of a helioprojective
+    gnomonic (``-TAN``) image of ``shape``, without a WCS; infinity where the header is of another kind.
+
+    A pixel at intermediate coordinates ``r`` (degrees) lies ``arctan(r) <= r`` from the reference point (a
+    zenithal projection: any LONPOLE), ``|r|``, convex in the pixel, peaks at a corner, and the reference point
+    lies ``arccos(cos CRVAL1 cos CRVAL2)`` from disk centre: the triangle inequality adds the two.
+    """
+    try:
+        ctypes = [str(keys.get(f"CTYPE{i}", "")).strip().upper() for i in (1, 2)]
+        scale = {_DEGREES[str(keys[f"CUNIT{i}"]).strip().lower()] for i in (1, 2)}
+        crpix = np.array([float(keys.get("CRPIX1", 0.0)), float(keys.get("CRPIX2", 0.0))])
+        crval = np.radians([float(keys.get("CRVAL1", 0.0)), float(keys.get("CRVAL2", 0.0))]) * min(scale)
+        matrix = _linear_part(keys)
+    except (KeyError, TypeError, ValueError):
+        return np.inf
+    if not all(c.endswith("-TAN") for c in ctypes) or len(scale) != 1 or matrix is None:
+        return np.inf
+    corners = np.array([[x, y] for x in (1, shape[1]) for y in (1, shape[0])], dtype=float) - crpix
+    reach = np.radians(np.hypot(*(matrix @ corners.T)).max() * min(scale))
+    centre = np.arccos(np.clip(np.cos(crval[0]) * np.cos(crval[1]), -1.0, 1.0))
+    bound = float(np.degrees(centre + reach) * 3600.0) * (1 + 1e-9)
+    return bound if np.isfinite(bound) else np.inf
+
+
+def _linear_part(keys):
+    """The matrix from pixel offsets to intermediate coordinates (CUNIT) of CD, PC and CDELT, or CROTA2 and
+    CDELT (Calabretta & Greisen 2002, eq. 188); None for a mixture of them."""
+    has = {prefix: any(re.fullmatch(rf"{prefix}[12](_[12])?", k) for k in keys) for prefix in ("CD", "PC", "CROTA")}
+    if has["CD"]:
+        if has["PC"] or has["CROTA"]:
+            return None
+        return np.array([[float(keys.get(f"CD{i}_{j}", 0.0)) for j in (1, 2)] for i in (1, 2)])
+    delta = np.array([float(keys["CDELT1"]), float(keys["CDELT2"])])
+    if has["PC"]:
+        return delta[:, None] * np.array([[float(keys.get(f"PC{i}_{j}", i == j)) for j in (1, 2)] for i in (1, 2)])
+    if float(keys.get("CROTA1", keys.get("CROTA2", 0.0))) != float(keys.get("CROTA2", 0.0)):
+        return None
+    rho = np.radians(float(keys.get("CROTA2", 0.0)))
+    return np.array([[np.cos(rho), -np.sin(rho)], [np.sin(rho), np.cos(rho)]]) * delta[None, :]
+
+
 def limb_pixels(header, finite, *, within: float = LIMB_BAND) -> int:
     """How many pixels with data lie farther than ``1 - within`` solar radii from the disk centre.
 
@@ -824,6 +868,10 @@ def limb_pixels(header, finite, *, within: float = LIMB_BAND) -> int:
             if not ({"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys):
                 return 0  # no pixel scale: where the pixels are is not known
             keys = {"CUNIT1": "arcsec", "CUNIT2": "arcsec", **keys}  # sunpy's reading of a helioprojective header
+            if _farthest_arcsec(keys, finite.shape) < (1.0 - within) * rsun:
+                return 0  # the whole cut-out lies inside the band: no WCS needed (astropy.wcs takes 0.2 s to load)
+            from astropy.wcs import WCS
+
             lon, lat = WCS(fits.Header(keys)).celestial.pixel_to_world_values(cols, rows)
         except Exception:  # noqa: BLE001 - a header astropy cannot read gives no advice
             return 0

@@ -42,7 +42,7 @@ import json
 import warnings
 
 import numpy as np
-import scipy.fft
+import scipy  # scipy.fft loads when first used
 from scipy import ndimage
 
 from ..constants import TARGET_PIXEL_SCALE

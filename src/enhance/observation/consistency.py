@@ -10,7 +10,7 @@ import re
 
 import astropy.units as u
 import numpy as np
-import scipy.fft
+import scipy  # scipy.fft loads when first used
 from astropy.io import fits
 
 from ..checks import check_choice, check_image, check_positive, fill_nonfinite

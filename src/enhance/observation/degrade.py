@@ -8,7 +8,7 @@ import functools
 
 import astropy.units as u
 import numpy as np
-import scipy.fft
+import scipy  # scipy.fft loads when first used
 
 from ..checks import check_choice, check_image, check_positive
 from ..constants import HMI_PIXEL_SCALE

@@ -1,7 +1,7 @@
 """Convolution on padded periodic grids: the FFT helpers the observation model and its inverses share."""
 
 import numpy as np
-import scipy.fft
+import scipy  # scipy.fft loads when first used
 
 __all__ = ["padded_shape", "transfer_function"]
 

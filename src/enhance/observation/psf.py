@@ -10,7 +10,8 @@ diffraction pattern of an ideal telescope of twice HMI's aperture (28 cm).
 
 import astropy.units as u
 import numpy as np
-from scipy import integrate, special
+import scipy  # scipy.integrate (with scipy.optimize, 0.2 s) loads when first used
+from scipy import special
 
 from ..checks import check_choice, check_positive
 
@@ -179,8 +180,8 @@ def _encircled_energy(profile, r_max):
     def ring(r):
         return 2.0 * np.pi * r * profile(r)
 
-    inner = integrate.quad(ring, 0.0, r_max, limit=2000)[0]
-    outer = integrate.quad(ring, r_max, np.inf, limit=2000)[0]
+    inner = scipy.integrate.quad(ring, 0.0, r_max, limit=2000)[0]
+    outer = scipy.integrate.quad(ring, r_max, np.inf, limit=2000)[0]
     return inner / (inner + outer)
 
 

@@ -44,6 +44,8 @@ from ..constants import KINDS
 from ..io import atomic_write
 from ..models.registry import file_sha256, model_card, registry_entry, shipped_path
 from .folding import folded_arrays, read_weights
+from .onnx_cache import decode_bank, encode_bank, graph_key, read_graph, write_graph
+from .onnx_checks import WIENER_FORMAT
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
 from .wiener_onnx import (
     WienerOnnxNetwork,
@@ -447,7 +449,9 @@ def onnx_from_weights(path, *, kind: str | None = None, card: dict | None = None
 def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None = None) -> "OnnxNetwork":
     """The shipped ``model`` for ``kind`` as an onnxruntime runner, built from its weights without PyTorch.
 
-    The weights file is checked against the registry's sha256 first.
+    The weights file is checked against the registry's sha256 first. The graph is built, checked and probed
+    once and kept in the user's cache (`~enhance.runtime.onnx_cache`); later calls read it back, verified by
+    its sha256, and need neither the ``onnx`` package nor the build.
 
     Parameters
     ----------
@@ -474,9 +478,26 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     if digest != entry.sha256:
         msg = f"{path} has sha256 {digest}, but the registry lists {entry.sha256}: the file is damaged"
         raise ValueError(msg)
-    symmetric = entry.symmetric
-    graph = onnx_from_weights(path, kind=kind, card=model_card(kind, model), symmetric=symmetric)
-    return _runner(graph.SerializeToString(), threads=threads)
+    symmetric, card = entry.symmetric, model_card(kind, model)
+    key = graph_key(kind, model, weights_sha256=digest, symmetric=symmetric, card=card)
+    cached = read_graph(key)
+    if cached is not None:
+        return _cached_runner(*cached, threads=threads)
+    data = onnx_from_weights(path, kind=kind, card=card, symmetric=symmetric).SerializeToString()
+    runner = _runner(data, threads=threads)  # checked and probed
+    bank = getattr(runner, "filter_bank", None)
+    write_graph(key, data, {"checked": runner.checked, "filter_bank": None if bank is None else encode_bank(bank)})
+    return runner
+
+
+def _cached_runner(data, record, *, threads=None):
+    """`_runner` for a graph from the verified cache of a shipped model: what its checks found is read back."""
+    network = OnnxNetwork(data, threads=threads, checked=record["checked"])  # the probe runs again
+    if record["checked"]["format"] != WIENER_FORMAT:
+        return network
+    runner = WienerOnnxNetwork.from_network(network)
+    runner.filter_bank = decode_bank(record["filter_bank"])
+    return runner
 
 
 def _runner(model, *, threads=None, symmetric=None):

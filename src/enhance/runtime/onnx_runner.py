@@ -85,6 +85,10 @@ class OnnxNetwork:
         Run onnxruntime's graph for this CPU with reflection padding and residual sums kept in its
         blocked layout (`~enhance.runtime.ort_blocked`), 15 % faster, where it reproduces the plain graph on a
         probe image; False runs the graph as written.
+    checked : dict, optional
+        What `~enhance.runtime.onnx_checks.check_onnx_model` found in these very bytes, kept with a shipped
+        model's graph in the cache of `~enhance.runtime.onnx_cache` (verified by its sha256); None (default)
+        checks the file.
 
     Attributes
     ----------
@@ -117,7 +121,7 @@ class OnnxNetwork:
     (1, 1, 16, 16)
     """
 
-    def __init__(self, model, *, threads: int | None = None, blocked: bool = True) -> None:
+    def __init__(self, model, *, threads: int | None = None, blocked: bool = True, checked: dict | None = None) -> None:
         try:
             import onnxruntime as ort
         except ImportError as err:
@@ -136,7 +140,8 @@ class OnnxNetwork:
 
         name = "the ONNX bytes" if isinstance(model, bytes) else str(model)
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
-        self.checked = check_onnx_model(data, name)  # every metadata key against its bounds and the graph
+        # every metadata key against its bounds and the graph (a verified cache entry: when it was written)
+        self.checked = check_onnx_model(data, name) if checked is None else dict(checked)
         self.name = name
         try:
             self.session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])

@@ -50,8 +50,7 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-import scipy.fft
-from scipy.spatial import cKDTree
+import scipy  # scipy.fft and scipy.spatial (0.2 s) load when first used
 
 from ..checks import check_angle, check_choice, check_integer
 from ..io import write_fits
@@ -437,7 +436,7 @@ def _voronoi(shape, seeds, weights, query_rows, query_cols, *, k):
     ``centre`` (distance to the own seed), flat arrays over the query points.
     """
     ny, nx = shape
-    tree = cKDTree(seeds, boxsize=[ny, nx])
+    tree = scipy.spatial.cKDTree(seeds, boxsize=[ny, nx])
     query = np.column_stack([np.mod(query_rows, ny), np.mod(query_cols, nx)])
     # Queries on the box's upper edge (after mod, rounding) must stay inside [0, box).
     query = np.minimum(query, np.nextafter(np.array([ny, nx], dtype=float), 0))
