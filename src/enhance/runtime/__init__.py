@@ -4,5 +4,6 @@ import lazy_loader
 
 # The modules load on first use (``enhance.runtime.export``), as in scikit-image.
 __getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__, submodules=["export", "folding", "graph", "onnx_checks", "onnx_runner", "ort_blocked", "wiener_onnx"]
+    __name__,
+    submodules=["export", "folding", "graph", "onnx_checks", "onnx_runner", "ort_blocked", "runners", "wiener_onnx"],
 )
