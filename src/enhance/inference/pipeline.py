@@ -57,6 +57,7 @@ __all__ = [
     "enhance_array",
     "check_values",
     "RunOptions",
+    "run_options",
     "estimate_qs_level",
     "resolve_network",
     "make_runner",
@@ -89,8 +90,8 @@ AUTO_TILE = 512
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     """How an image goes through the network: the options that `enhance`, `enhance_array`,
-    `~enhance.inference.distributed.enhance_files` and `~enhance.inference.distributed.enhance_dask`
-    share.
+    `~enhance.inference.distributed.enhance_files`, `~enhance.inference.distributed.enhance_dask` and
+    ``enhance run`` share (each takes ``options=`` or the same keyword arguments, `run_options`).
 
     Parameters
     ----------
@@ -109,7 +110,7 @@ class RunOptions:
         Show a progress bar over tiles.
     symmetric : bool
         Average the network's output over the 8 rotations and flips of the input (the dihedral group
-        D4; `~enhance.inference.tiling.dihedral_average`): the result is then equivariant under them by
+        D4; `~enhance.models.runner.dihedral_average`): the result is then equivariant under them by
         construction, at 8 times the cost. A network that averages itself (the 'full' model) is run once.
     noise : float, optional
         Standard deviation of the noise per input pixel, in the image's units (gauss for magnetograms),
@@ -118,6 +119,11 @@ class RunOptions:
     uncertainty : bool
         Also return the standard deviation of each output pixel's error
         (`~enhance.inference.uncertainty.output_uncertainty`): `enhance_array` then returns ``(result, sigma)``.
+    noise_per_frame : bool
+        For a sequence (a cube, a MapSequence, the files of a batch) and ``noise=None``: measure the noise on
+        each frame, instead of telling every frame the median level (`sequence_noise`).
+    force : bool
+        Run inputs that the checks refuse (see `enhance`).
 
     Examples
     --------
@@ -134,6 +140,66 @@ class RunOptions:
     symmetric: bool = False
     noise: float | None = None
     uncertainty: bool = False
+    noise_per_frame: bool = False
+    force: bool = False
+
+
+def _same(a, b) -> bool:
+    """Whether two option values are the same (Quantities and numbers by value, no error on mixed types)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays, Quantities of other units
+        return False
+
+
+def run_options(options: RunOptions | None = None, **given) -> RunOptions:
+    """The options of a call: ``options`` and the keyword arguments given beside it, as one `RunOptions`.
+
+    Parameters
+    ----------
+    options : RunOptions, optional
+        Options given as one object; None: the defaults.
+    **given
+        Fields of `RunOptions` given as keyword arguments (those of `enhance`, ``enhance_files``, ...).
+
+    Returns
+    -------
+    RunOptions
+        ``options`` with each keyword that differs from its default set.
+
+    Raises
+    ------
+    TypeError
+        If ``options`` is not a `RunOptions`, or a keyword and ``options`` both set a field (each away from
+        its default) to different values.
+
+    Examples
+    --------
+    >>> merged = run_options(RunOptions(tile=256), symmetric=True)
+    >>> merged.tile, merged.symmetric
+    (256, True)
+    >>> run_options(RunOptions(tile=256), tile=128)
+    Traceback (most recent call last):
+    ...
+    TypeError: tile=128 and options.tile=256 disagree: give it in one place
+    """
+    if options is None:
+        return RunOptions(**given)
+    if not isinstance(options, RunOptions):
+        msg = f"options must be a RunOptions, got {type(options).__name__}"
+        raise TypeError(msg)
+    defaults, changes = RunOptions(), {}
+    for name, value in given.items():
+        default, held = getattr(defaults, name), getattr(options, name)
+        if _same(value, default) or _same(value, held):
+            continue
+        if not _same(held, default):
+            msg = f"{name}={value!r} and options.{name}={held!r} disagree: give it in one place"
+            raise TypeError(msg)
+        changes[name] = value
+    return dataclasses.replace(options, **changes)
 
 
 #: Largest square (pixels) of an image whose spectrum `network_noise` reads: the central one of a bigger image.
