@@ -86,7 +86,7 @@ class Runner(Protocol):
 
 
 def family_of(network) -> str | None:
-    """The family a network's class declares ('paper', 'wiener-enhance'), or None for any other module.
+    """The family a network declares ('paper', 'wiener-enhance'), or None for any other module.
 
     Parameters
     ----------
@@ -96,14 +96,14 @@ def family_of(network) -> str | None:
     Returns
     -------
     str or None
-        Its class's ``family``.
+        Its ``family`` (a class attribute of the networks and runners of this package).
 
     Examples
     --------
     >>> family_of(object()) is None
     True
     """
-    return getattr(type(network), "family", None)
+    return getattr(network, "family", None)
 
 
 def _is_numpy(array) -> bool:

@@ -494,7 +494,8 @@ def _runner(model, *, threads=None, symmetric=None, blocked=True):
         runner = WienerOnnxNetwork.from_network(network, symmetric=symmetric)
         runner.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
         return runner
-    return network
+    averaged = network.metadata.get("symmetric") == "True" if symmetric is None else symmetric  # exported averaged
+    return network.averaged() if averaged else network
 
 
 def export_weights(weights, path, *, overwrite: bool = False) -> Path:
