@@ -70,6 +70,7 @@ __all__ = [
     "inference_metadata",
     "torch_available",
     "OnnxNetwork",
+    "GRAPHS",
 ]
 
 _FORMAT = "enhance-onnx-1"
@@ -128,7 +129,7 @@ def onnx_model(network, *, kind: str | None = None, metadata: dict | None = None
     """
     if kind is not None:
         check_choice(kind, KINDS, name="kind")
-    build = _GRAPHS.get(family_of(network))
+    build = GRAPHS.get(family_of(network))
     if build is None:
         msg = f"network must be an EnhanceNet or a WienerEnhanceNet, got {type(network).__name__}"
         raise TypeError(msg)
@@ -149,7 +150,7 @@ def _paper_graph(network, *, kind, metadata):
 
 
 #: How each model family (`~enhance.models.runner.family_of`) becomes an ONNX graph.
-_GRAPHS = {"paper": _paper_graph, WIENER_ENHANCE: wiener_graph_from_network}
+GRAPHS = {"paper": _paper_graph, WIENER_ENHANCE: wiener_graph_from_network}
 
 
 class _GraphBuilder:
