@@ -1,8 +1,6 @@
 """One options object: `RunOptions` or the same keyword arguments, and every option alike in single-file, batch,
 sequence and Dask runs."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -68,8 +66,7 @@ def test_batch_with_symmetric_and_uncertainty_equals_single_files(tmp_path):
     records = enhance_files(sources, tmp_path / "out", model="light", options=OPTIONS)
     assert [record["status"] for record in records] == ["done", "done"]
     for source, record in zip(sources, records, strict=True):
-        single = enhance(source, model="light", output=tmp_path / "single.fits", overwrite=True,
-                         **{field.name: getattr(OPTIONS, field.name) for field in dataclasses.fields(OPTIONS)})  # fmt: skip
+        single = enhance(source, model="light", output=tmp_path / "single.fits", overwrite=True, options=OPTIONS)
         batch, alone = _hdus(record["output"]), _hdus(single)
         assert sorted(batch) == sorted(alone) == ["PRIMARY", "UNCERT"]
         for name in batch:
