@@ -28,6 +28,7 @@ from ..exceptions import NoiseLevelWarning
 from ..inference.api import enhance
 from ..inference.pipeline import RunOptions, enhance_array, noise_choice
 from ..io import atomic_write
+from ..models.runner import DIHEDRAL, dihedral_transform
 from ..observation import psf
 from ..observation.degrade import bin_area
 from ..runtime.runners import as_runner
@@ -764,11 +765,8 @@ def _crop(image, size):
     return np.ascontiguousarray(image[top : top + size, left : left + size])
 
 
-GROUP = tuple((turns, transpose) for transpose in (False, True) for turns in range(4))[1:]
-
-
-def _transform(array, turns, transpose):
-    return np.ascontiguousarray(np.rot90(array.T if transpose else array, turns))
+#: The 7 rotations and flips other than the identity (`~enhance.models.runner.DIHEDRAL`).
+GROUP = DIHEDRAL[1:]
 
 
 def equivariance(run, image):
@@ -797,9 +795,9 @@ def equivariance(run, image):
     out = run(image)
     scale = float(np.sqrt(np.mean((out - bicubic_x2(image)) ** 2)))
     ratios = []
-    for turns, transpose in GROUP:
-        moved = run(_transform(image, turns, transpose))
-        ratios.append(float(np.sqrt(np.mean((moved - _transform(out, turns, transpose)) ** 2))) / scale)
+    for element in GROUP:
+        moved = run(dihedral_transform(image, element))
+        ratios.append(float(np.sqrt(np.mean((moved - dihedral_transform(out, element)) ** 2))) / scale)
     return ratios
 
 
