@@ -169,8 +169,6 @@ def test_options_that_do_not_fit_a_batch_are_usage_errors_named_by_their_flags(t
     assert "--workers" in err
     assert "--scheduler" in err
     assert "n_workers=" not in err
-    assert main(["run", *sources, "-o", out, "--weights", weights, "--symmetric"]) == 2
-    assert "--symmetric" in capsys.readouterr().err
     assert not Path(out).exists()  # refused before any work
 
 

@@ -111,16 +111,11 @@ def _run_batch(args) -> int:
                       f"got {out}")  # fmt: skip
     if args.workers is not None and args.scheduler is not None:
         return _usage("pass --workers (a LocalCluster here) or --scheduler (a running cluster), not both")
-    if args.symmetric or args.uncertainty or args.noise_map:
-        flag = "--symmetric" if args.symmetric else "--uncertainty" if args.uncertainty else "--noise-map"
-        return _usage(f"{flag} runs one file at a time (enhance run FILE -o OUT {flag})")
     start = time.perf_counter()
     records = enhance_files(args.inputs, out, kind=args.type, weights=args.weights, model=args.model,
-                            client=args.scheduler, n_workers=args.workers, qs_level=args.qs_level, device=args.device,
-                            tile=args.tile, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
-                            consistency=args.consistency, progress=_progress(args), force=args.force,
-                            as_frame=False, compress=args.compress, noise=args.noise,
-                            noise_per_frame=args.noise_per_frame,
+                            client=args.scheduler, n_workers=args.workers, options=_run_options(args),
+                            overwrite=args.overwrite, consistency=args.consistency, as_frame=False,
+                            compress=args.compress,
                             **({} if args.timeout is None else {"no_progress_timeout": args.timeout}))  # fmt: skip
     wall = time.perf_counter() - start
     complete = "output exists and is complete"
@@ -155,12 +150,21 @@ def _disk_full(record) -> bool:
     return "No space left on device" in reason or "no space left on device" in reason or "Disk quota" in reason
 
 
+def _run_options(args):
+    """The `~enhance.inference.pipeline.RunOptions` of ``enhance run``, single-file and batch alike."""
+    from .inference.pipeline import RunOptions
+
+    return RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile, backend=args.backend,
+                      precision=args.precision, progress=_progress(args), symmetric=args.symmetric, noise=args.noise,
+                      uncertainty=args.uncertainty, noise_per_frame=args.noise_per_frame, force=args.force,
+                      noise_map=args.noise_map)  # fmt: skip
+
+
 def _run(args) -> int:
     """One file into one file, through the batch engine's task (`enhance_files` handles everything else)."""
     if _is_batch(args):
         return _run_batch(args)
     from .inference.distributed import enhance_file, model_label
-    from .inference.pipeline import RunOptions
 
     source, target = Path(args.inputs[0]), Path(args.output)
     from .io import check_output
@@ -175,14 +179,10 @@ def _run(args) -> int:
         from .io import remove_stale_parts
 
         remove_stale_parts(target.parent, targets=[target])
+    options = _run_options(args)
     record = enhance_file(source, target, kind=args.type, weights=args.weights, model=args.model,
-                           label=model_label(args.weights, args.model),
-                           options=RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile,
-                                              backend=args.backend, precision=args.precision, progress=_progress(args),
-                                              symmetric=args.symmetric, noise=args.noise,
-                                              uncertainty=args.uncertainty, noise_map=args.noise_map),
-                           overwrite=args.overwrite, consistency=args.consistency, force=args.force,
-                           compress=args.compress)  # fmt: skip
+                           label=model_label(args.weights, args.model), options=options, overwrite=args.overwrite,
+                           consistency=args.consistency, force=options.force, compress=args.compress)  # fmt: skip
     if record["status"] == "skipped":  # an output of solar-enhance given as the input
         return _error(f"{source}: {record['reason']}")
     if record["status"] != "done":
@@ -630,7 +630,7 @@ def _add_train(subparsers) -> None:
     tr.add_argument("--val", metavar="PAIRS.h5", help="validation pairs (default: the held-out scenes)")
     tr.add_argument("--simulation", help="simulation field whose held-out rows join the default validation set")
     tr.add_argument("--kind", choices=KINDS, default=None, help="default: from the config or intensity")
-    tr.add_argument("--model", choices=tuple(m for m in MODELS if MODELS[m].family == "enhance"), default=None,
+    tr.add_argument("--model", choices=tuple(m for m in MODELS if MODELS[m].family == "paper"), default=None,
                     help="depth/width of the paper's network to train (default: the config's, else paper)")  # fmt: skip
     tr.add_argument("--config", metavar="TOML", help="TrainConfig fields; flags override them")
     tr.add_argument("--steps", type=int, help="total optimizer steps")

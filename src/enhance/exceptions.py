@@ -6,7 +6,7 @@
 
 from sunpy.util.exceptions import SunpyUserWarning
 
-__all__ = ["EnhanceUserWarning", "ModelNotTrainedError", "NoiseLevelWarning"]
+__all__ = ["EnhanceUserWarning", "ModelNotTrainedError", "NoiseLevelWarning", "UnsupportedOptionError"]
 
 
 class EnhanceUserWarning(SunpyUserWarning):
@@ -49,4 +49,15 @@ class ModelNotTrainedError(LookupError):
     ... except ModelNotTrainedError as err:
     ...     print(err)
     no trained weights for this model
+    """
+
+
+class UnsupportedOptionError(ValueError):
+    """An option that cannot work for this input or way of running: the per-pixel uncertainty of a dask array,
+    whose chunks each see only their part of the image.
+
+    Examples
+    --------
+    >>> issubclass(UnsupportedOptionError, ValueError)
+    True
     """

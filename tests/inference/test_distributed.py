@@ -281,3 +281,23 @@ def test_enhance_files_and_enhance_dask_take_sunpys_names_of_the_kinds(da, tiny_
     lazy = enhance_dask(da.from_array(image, chunks=12), "continuum", network=tiny_net)
     np.testing.assert_allclose(lazy.compute(scheduler="sync"), enhance(image, "intensity", network=tiny_net),
                                rtol=1e-4, atol=1e-6)  # fmt: skip
+
+
+def test_symmetric_and_uncertainty_on_dask_equal_the_serial_batch(client, tmp_path):
+    from enhance.data import sample_path
+    from enhance.inference.pipeline import RunOptions
+
+    image, header = read_fits(sample_path("blos"))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        fits.PrimaryHDU(image[40 * i : 40 * i + 40, 60:100], header=header).writeto(folder / f"hmi.m_45s.{i}.fits")
+    options = RunOptions(symmetric=True, uncertainty=True)
+    serial = enhance_files(folder, tmp_path / "serial", model="light", options=options)
+    on_dask = enhance_files(folder, tmp_path / "dask", model="light", options=options, client=client)
+    assert [r["status"] for r in on_dask] == [r["status"] for r in serial] == ["done", "done"]
+    for one, other in zip(serial, on_dask, strict=True):
+        with fits.open(one["output"]) as first, fits.open(other["output"]) as second:
+            assert [hdu.name for hdu in first] == [hdu.name for hdu in second] == ["PRIMARY", "UNCERT"]
+            for a, b in zip(first, second, strict=True):
+                np.testing.assert_allclose(b.data, a.data, rtol=0, atol=1e-6 * np.nanmax(np.abs(a.data)))

@@ -120,5 +120,3 @@ def test_cli_run_symmetric_matches_the_library(weights, tmp_path):
     plain = enhance(str(sample_path("intensity")), "intensity", network=load_network(weights))
     np.testing.assert_allclose(fits.getdata(out), expected.data, rtol=1e-5, atol=1e-5)
     assert not np.allclose(fits.getdata(out), plain.data, rtol=1e-5, atol=1e-5)
-    assert main(["run", str(sample_path("intensity")), str(sample_path("intensity")), "-o", str(tmp_path),
-                 "--weights", weights, "--symmetric"]) != 0  # fmt: skip

@@ -122,7 +122,7 @@ def test_the_legacy_names_agree_with_the_registry():
     assert constants.WIENER_SYMMETRIC == {n: s.symmetric for n, s in MODELS.items() if s.family == "wiener-enhance"}
     with pytest.warns(DeprecationWarning, match="enhance.constants.MODEL_SIZES is deprecated"):
         sizes = constants.MODEL_SIZES
-    assert sizes == {n: s.architecture for n, s in MODELS.items() if s.family == "enhance"}
+    assert sizes == {n: s.architecture for n, s in MODELS.items() if s.family == "paper"}
     with pytest.warns(DeprecationWarning, match="enhance.constants.WIENER_SIZE is deprecated"):
         assert constants.WIENER_SIZE == MODELS["full"].architecture
 

@@ -606,14 +606,14 @@ def network_features(normalised, *, network, noise: float, device: str = "cpu"):
     >>> result.shape, sorted(features) == sorted((*FEATURES, "level"))
     ((24, 24), True)
     """
-    bank = filter_bank(network)
     runner, workers = make_runner(network, backend="auto", precision="float32", device=device)
+    bank = filter_bank(runner)
     bound = runner.bind(float(noise))
 
     def run(array, net=bound):
-        return run_tiled(array, net, tile=None, margin=network.margin, device=device, workers=workers)
+        return run_tiled(array, net, tile=None, margin=runner.margin, device=device, workers=workers)
 
     source = np.asarray(normalised, np.float32)
     result = run(source)
-    passes = 8 if getattr(network, "symmetric", False) else 4
+    passes = 8 if runner.symmetric else 4
     return result, uncertainty_features(source, result, runner=bound, run=run, filters=bank, passes=passes)

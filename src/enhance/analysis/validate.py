@@ -28,8 +28,10 @@ from ..exceptions import NoiseLevelWarning
 from ..inference.api import enhance
 from ..inference.pipeline import RunOptions, enhance_array, noise_choice
 from ..io import atomic_write
+from ..models.runner import DIHEDRAL, dihedral_transform
 from ..observation import psf
 from ..observation.degrade import bin_area
+from ..runtime.runners import as_runner
 from ..scenes.sources import open_source
 from ..scenes.synth import MURAM_PIXEL_SCALE, generate
 from ..training.datasets import HELD_OUT_SEED, NOISE, SCALE, degrade_frame, split_rows
@@ -620,8 +622,10 @@ def _variants(networks, symmetric):
     out = {}
     for label, network in networks.items():
         out[label] = (network, False)
-        # A network that averages itself needs no D4 row, and one pass of it is the 'light' model of the same weights.
-        if symmetric and not getattr(network, "symmetric", False) and not hasattr(network, "noise_unit"):
+        # A network that averages itself needs no D4 row; one told the noise level has its D4 row as a model of its
+        # own ('full' is the D4 average of the 'light' weights).
+        runner = as_runner(network)
+        if symmetric and not runner.symmetric and not runner.needs_noise:
             out[f"{label} D4"] = (network, True)
     return out
 
@@ -761,11 +765,8 @@ def _crop(image, size):
     return np.ascontiguousarray(image[top : top + size, left : left + size])
 
 
-GROUP = tuple((turns, transpose) for transpose in (False, True) for turns in range(4))[1:]
-
-
-def _transform(array, turns, transpose):
-    return np.ascontiguousarray(np.rot90(array.T if transpose else array, turns))
+#: The 7 rotations and flips other than the identity (`~enhance.models.runner.DIHEDRAL`).
+GROUP = DIHEDRAL[1:]
 
 
 def equivariance(run, image):
@@ -794,9 +795,9 @@ def equivariance(run, image):
     out = run(image)
     scale = float(np.sqrt(np.mean((out - bicubic_x2(image)) ** 2)))
     ratios = []
-    for turns, transpose in GROUP:
-        moved = run(_transform(image, turns, transpose))
-        ratios.append(float(np.sqrt(np.mean((moved - _transform(out, turns, transpose)) ** 2))) / scale)
+    for element in GROUP:
+        moved = run(dihedral_transform(image, element))
+        ratios.append(float(np.sqrt(np.mean((moved - dihedral_transform(out, element)) ** 2))) / scale)
     return ratios
 
 
@@ -864,13 +865,10 @@ def _limb_field(config):
 
 def _raw_network(network, image):
     """The network alone on a continuum image in I/Ic (no clip): what the pipeline gave before the clip."""
-    import torch
-
-    if hasattr(network, "noise_unit"):  # told the noise level: the one the pipeline measures
-        network = network.bind(noise_choice(image, nominal=network.noise_unit, warn=False).value)
-    with torch.no_grad():
-        tensor = torch.from_numpy(np.asarray(image, np.float32))[None, None]
-        return network.eval()(tensor)[0, 0].numpy().astype(np.float64)
+    runner = as_runner(network)
+    if runner.needs_noise:  # told the noise level: the one the pipeline measures
+        runner = runner.bind(noise_choice(image, nominal=runner.noise_unit, warn=False).value)
+    return runner(np.asarray(image, np.float32)[None, None])[0, 0].astype(np.float64)
 
 
 def _real_rows(networks, kind, config, log):

@@ -41,6 +41,7 @@ from .pipeline import (
     quantize_step,
     registry_cards,
     resolve_network,
+    run_options,
     sequence_noise,
 )
 
@@ -187,6 +188,8 @@ def _enhance_map_sequence(maps, *, kind, options, model, network, force, noise, 
                                qs_level=_qs_value(options.qs_level, maps[0].unit))  # fmt: skip
     enhanced = [_enhance_map(smap, kind=kind, options=options, model=model, network=network, force=force, noise=noise)
                 for smap in maps]  # fmt: skip
+    if options.uncertainty:  # (result, sigma) Maps of each frame: a sequence of each
+        return tuple(sunpy.map.MapSequence(list(column)) for column in zip(*enhanced, strict=True))
     return sunpy.map.MapSequence(enhanced)
 
 
@@ -203,15 +206,19 @@ class _LazyFrames:
         return self.frame(index)
 
 
-def _enhance_cube(cube, *, kind, network, options, noise_per_frame):
-    """The frames of a (time, ny, nx) cube enhanced one by one, told one noise level unless ``noise_per_frame``."""
+def _enhance_cube(cube, *, kind, network, options):
+    """The frames of a (time, ny, nx) cube enhanced one by one, told one noise level unless ``noise_per_frame``;
+    with the uncertainty, ``(results, sigmas)``."""
     if len(cube) == 0:
         msg = f"a cube (time, ny, nx) must hold at least one frame, got shape {np.shape(cube)}"
         raise ValueError(msg)
-    if options.noise is None and not noise_per_frame:
+    if options.noise is None and not options.noise_per_frame:
         options = dataclasses.replace(options, noise=sequence_noise(cube, kind=kind, network=network,
                                                                     qs_level=options.qs_level))  # fmt: skip
-    return np.stack([enhance_array(frame, kind=kind, network=network, options=options) for frame in cube])
+    frames = [enhance_array(frame, kind=kind, network=network, options=options) for frame in cube]
+    if options.uncertainty:
+        return tuple(np.stack(arrays) for arrays in zip(*frames, strict=True))
+    return np.stack(frames)
 
 
 def _model_name(model, network):
@@ -238,6 +245,7 @@ def enhance(
     noise_per_frame: bool = False,
     uncertainty: bool = False,
     noise_map: bool = False,
+    options: RunOptions | None = None,
 ):
     """Deconvolve an HMI image from its PSF and super-resolve it by two.
 
@@ -315,10 +323,11 @@ def enhance(
         movie does not flicker with the scatter of the measurements.
     uncertainty : bool
         Also return the standard deviation of each output pixel's error, in the output's unit, for the
-        'full' and 'light' models and one image (`~enhance.inference.uncertainty`): the propagated input
+        'full' and 'light' models (`~enhance.inference.uncertainty`): the propagated input
         noise, the model's spread over rotations and flips and the spread over plausible PSFs,
         calibrated on held-out scenes (the coverage by region and noise level is on the validation
-        pages). It costs about 2.2 times the 'full' model's time.
+        pages). It costs about 2.2 times the 'full' model's time. For a sequence, one per frame; a dask
+        array refuses it (`~enhance.inference.distributed.enhance_dask`).
     noise_map : bool
         Tell the 'full' and 'light' models a noise level per pixel (`~enhance.inference.noise_map`): photon
         noise for a continuum image, for a magnetogram the centre-to-limb law where its header places it on
@@ -326,6 +335,12 @@ def enhance(
         costs two passes where the map varies by more than 5 %. Off by default: on held-out synthetic
         scenes it changes the error by a few per cent at most (``benchmarks/noise_map.py``); ``ENH_NMAP``
         records the map's model.
+    options : `~enhance.inference.pipeline.RunOptions`, optional
+        The options above as one object (``qs_level``, ``device``, ``tile``, ``backend``, ``precision``,
+        ``progress``, ``symmetric``, ``noise``, ``uncertainty``, ``noise_per_frame``, ``force``,
+        ``noise_map``), as
+        `~enhance.inference.distributed.enhance_files` and ``enhance run`` take them; a keyword argument
+        given beside it must not contradict it (`~enhance.inference.pipeline.run_options`).
 
     Returns
     -------
@@ -344,9 +359,9 @@ def enhance(
         (``ENH_QSTY``, ``ENH_QSRC``, ``ENH_QSLV``, and a surface's ``ENH_QSMN``, ``ENH_QSMX``), the model's
         registry name and the sha256 of its weights (``ENH_REG``, ``ENH_SHA``;
         `~enhance.inference.pipeline.assumption_cards`).
-        With ``uncertainty=True``: a tuple ``(result, sigma)`` of two of them (arrays, Quantities or Maps:
-        the uncertainty Map has the result's WCS, unit and mask), or, with ``output``, the path of a file
-        that holds the uncertainty in an image extension named 'UNCERT' (`~enhance.io.uncertainty_hdu`).
+        With ``uncertainty=True``: a tuple ``(result, sigma)`` of two of them (arrays, Quantities, Maps or
+        MapSequences: the uncertainty Map has the result's WCS, unit and mask), or, with ``output``, the path
+        of a file that holds the uncertainty in an image extension named 'UNCERT' (`~enhance.io.uncertainty_hdu`).
 
     Warns
     -----
@@ -384,9 +399,10 @@ def enhance(
     (40, 60)
     """
     kind = check_kind(kind)  # also sunpy's names: enhance(m, m.measurement)
-    options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
-                         progress=progress, symmetric=symmetric, uncertainty=bool(uncertainty),
-                         noise_map=bool(noise_map))  # fmt: skip
+    options = run_options(options, qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
+                          progress=progress, symmetric=symmetric, noise=noise, uncertainty=uncertainty,
+                          noise_per_frame=noise_per_frame, force=force, noise_map=bool(noise_map))  # fmt: skip
+    qs_level, noise, force = options.qs_level, options.noise, options.force
 
     def with_noise(run, unit, factor, kind):
         return dataclasses.replace(run, noise=_noise_value(noise, unit, factor, kind))
@@ -428,19 +444,15 @@ def enhance(
     sunpy_map = sys.modules.get("sunpy.map")  # a Map implies sunpy.map is imported: never imported here for it
     if sunpy_map is not None and isinstance(data, sunpy_map.GenericMap):
         return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force, noise=noise)
-    if uncertainty and (_is_dask_array(data) or np.ndim(getattr(data, "data", data)) == 3
-                        or (sunpy_map is not None and isinstance(data, sunpy_map.MapSequence))):  # fmt: skip
-        msg = "uncertainty=True takes one image (an array, Quantity, Map or FITS path), not a sequence or dask array"
-        raise ValueError(msg)
     if sunpy_map is not None and isinstance(data, sunpy_map.MapSequence):
         return _enhance_map_sequence(data.maps, kind=kind, options=options, model=model, network=network, force=force,
-                                     noise=noise, noise_per_frame=noise_per_frame)  # fmt: skip
+                                     noise=noise, noise_per_frame=options.noise_per_frame)  # fmt: skip
 
     if _is_dask_array(data):  # lazy in, lazy out
         kind = "intensity" if kind == "auto" else kind  # no unit: as a plain array
-        return enhance_dask(data, kind, model=model, network=network, qs_level=_qs_value(qs_level, None),
-                            device=device, tile=tile, backend=backend, precision=precision, symmetric=symmetric,
-                            noise=_noise_value(noise, None, 1.0, kind))  # fmt: skip
+        noise = _noise_value(noise, None, 1.0, kind)
+        run = dataclasses.replace(options, qs_level=_qs_value(qs_level, None), noise=noise)
+        return enhance_dask(data, kind, model=model, network=network, options=run)
     unit = data.unit if isinstance(data, u.Quantity) else None
     kind, factor = _unit_kind(unit, kind, force=force, name="image")
     values = data.value if isinstance(data, u.Quantity) else data
@@ -455,7 +467,7 @@ def enhance(
         msg = f"image must be 2-D (ny, nx), or 3-D (time, ny, nx) for a sequence, got shape {np.shape(values)}"
         raise ValueError(msg)
     if np.ndim(values) == 3:  # a sequence (time, ny, nx)
-        result = _enhance_cube(values, kind=kind, network=net, options=run, noise_per_frame=noise_per_frame)
+        result = _enhance_cube(values, kind=kind, network=net, options=run)
     else:
         result = enhance_array(values, kind=kind, network=net, options=run)
     outputs = [array for array in _unpack(result, factor) if array is not None]

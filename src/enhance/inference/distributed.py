@@ -48,6 +48,7 @@ import stat
 from .._version import __version__
 from ..checks import check_choice, check_kind, check_tile, fill_nonfinite, supported_float_type
 from ..constants import GAUSS_PER_KG
+from ..exceptions import UnsupportedOptionError
 from ..io import (
     FITS_SUFFIXES,
     IMAGE_HDUS,
@@ -67,11 +68,11 @@ from ..io import (
     write_fits,
     written_by_enhance,
 )
-from ..models.architecture import receptive_margin
 from ..models.registry import MODELS, file_sha256
 from ..observation.consistency import consistency_hdu
 from ..observation.quiet_sun import QuietSunSurface, check_qs_level, normalisation_from_samples, qs_stride
 from ..runtime.export import load_weights_file
+from ..runtime.runners import as_runner
 from ..scenes.sources import pixel_scale_from_header
 from .pipeline import (
     KINDS,
@@ -86,8 +87,10 @@ from .pipeline import (
     quantize_step,
     registry_cards,
     resolve_network,
+    run_options,
     sequence_noise,
 )
+from .uncertainty import filter_bank
 
 __all__ = [
     "enhance_files",
@@ -476,8 +479,9 @@ def model_label(weights, model):
     return f"{Path(weights).name} sha256:{file_sha256(Path(weights))[:16]}"
 
 
-def _preflight(kind, model, weights, tile=None):
-    """Fail before submitting anything if no file could be enhanced (bad weights file, untrained model).
+def _preflight(kind, model, weights, tile=None, *, uncertainty=False):
+    """Fail before submitting anything if no file could be enhanced (bad weights file, untrained model, an
+    uncertainty asked of a network without a linear stage).
 
     Every failure is one line naming the weights file (or the shipped model), an allocator failure included.
     A ``tile`` below the network's reach warns here, in this process (`~enhance.checks.check_tile`).
@@ -489,6 +493,8 @@ def _preflight(kind, model, weights, tile=None):
         try:
             net = _load_file(weights, kind=each) if weights is not None else resolve_network(each, model=model)
             check_tile(tile, margin=network_margin(net))
+            if uncertainty:
+                filter_bank(as_runner(net))  # ValueError for a network without a linear stage
         except (OSError, ValueError, TypeError, LookupError) as err:  # LookupError: ModelNotTrainedError
             errors.append(err)
         except (RuntimeError, MemoryError) as err:  # e.g. "DefaultCPUAllocator: can't allocate memory"
@@ -656,6 +662,9 @@ def enhance_files(
     no_progress_timeout: float | None = DEFAULT_TIMEOUT,
     noise: float | None = None,
     noise_per_frame: bool = False,
+    symmetric: bool = False,
+    uncertainty: bool = False,
+    options: RunOptions | None = None,
 ):
     """Enhance many FITS files, one task per file, serially or on a Dask cluster.
 
@@ -712,6 +721,17 @@ def enhance_files(
         files as one sequence and tells every file of a kind one level, the median of the levels measured
         on up to 16 of them spread over the sequence (`shared_noise_levels`; a continuum's relative to
         each file's quiet-Sun level), so that the network smooths every frame of a movie alike.
+    symmetric : bool
+        Average each file's enhancement over the 8 rotations and flips, as `~enhance.enhance` does.
+    uncertainty : bool
+        Write the standard deviation of each output pixel's error as an image extension named 'UNCERT'
+        (`~enhance.io.uncertainty_hdu`), as ``enhance(path, output=..., uncertainty=True)`` does ('full' and
+        'light' models).
+    options : `~enhance.inference.pipeline.RunOptions`, optional
+        ``qs_level``, ``device``, ``tile``, ``backend``, ``precision``, ``noise``, ``noise_per_frame``,
+        ``symmetric``, ``uncertainty`` and ``force`` as one object, as `~enhance.enhance` takes them (its
+        ``progress`` shows the bar over files); a keyword given beside it must not contradict it
+        (`~enhance.inference.pipeline.run_options`).
 
     Returns
     -------
@@ -759,24 +779,28 @@ def enhance_files(
     weights="blos.safetensors", client=client)``.
     """
     kind = check_kind(kind)  # also sunpy's names ('continuum', 'magnetogram')
+    options = run_options(options, qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
+                          noise=noise, noise_per_frame=noise_per_frame, symmetric=symmetric, uncertainty=uncertainty,
+                          force=force)  # fmt: skip
     _check_options(kind, model, client, n_workers, no_progress_timeout)
     if as_frame:
         _pandas()  # before any work
-    check_qs_level(qs_level)
+    check_qs_level(options.qs_level)
     sources, targets = _plan(inputs, out_dir)
     if weights is not None:
         weights = str(Path(weights).resolve())
-    _preflight(kind, model, weights, tile)
+    _preflight(kind, model, weights, options.tile, uncertainty=options.uncertainty)
     out_dir = _prepare_out_dir(Path(out_dir).absolute(), targets)
     manifest = out_dir / MANIFEST_NAME
     _start_manifest(manifest)  # a garbage manifest, or a FIFO, is named now, not after the work
     label = model_label(weights, model)
-    options = RunOptions(qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision, noise=noise)
+    progress, options = progress or options.progress, dataclasses.replace(options, progress=False)  # a bar over files
     shared = None
-    if noise is None and not noise_per_frame:
-        shared = shared_noise_levels(sources, kind=kind, weights=weights, model=model, qs_level=qs_level, force=force)
+    if options.noise is None and not options.noise_per_frame:
+        shared = shared_noise_levels(sources, kind=kind, weights=weights, model=model, qs_level=options.qs_level,
+                                     force=options.force)  # fmt: skip
     task = partial(enhance_file, kind=kind, weights=weights, model=model, label=label, options=options,
-                   overwrite=overwrite, consistency=consistency, force=force, compress=compress,
+                   overwrite=overwrite, consistency=consistency, force=options.force, compress=compress,
                    shared_noise=shared)  # fmt: skip
 
     records: dict[int, dict] = {}
@@ -1044,6 +1068,19 @@ class _WeightsFile:
     path: str
     kind: str
 
+    def load(self):
+        return cached_network(self.path, kind=self.kind)
+
+
+@dataclass(frozen=True)
+class _Network:
+    """A network sent to the workers as one node of the graph."""
+
+    network: object
+
+    def load(self):
+        return self.network
+
 
 def _at_least(sizes, minimum):
     """Merge chunks smaller than ``minimum`` into a neighbour (an overlap can be no deeper than a chunk)."""
@@ -1061,8 +1098,7 @@ def _at_least(sizes, minimum):
 
 def _enhance_block(block, network, qs_level, *, kind, margin, input_chunks, options, block_info=None):
     """Enhance one overlapped chunk and cut away the (doubled) overlap."""
-    if isinstance(network, _WeightsFile):
-        network = cached_network(network.path, kind=network.kind)
+    network = network.load()
     location, n_chunks = block_info[0]["chunk-location"], block_info[0]["num-chunks"]
     if isinstance(qs_level, QuietSunSurface):  # the piece of the global surface under this chunk
         origin = [sum(sizes[:at]) - (margin if at > 0 else 0) for sizes, at in zip(input_chunks, location, strict=True)]
@@ -1093,6 +1129,8 @@ def enhance_dask(
     precision: str = "float32",
     noise=None,
     symmetric: bool = False,
+    uncertainty: bool = False,
+    options: RunOptions | None = None,
 ):
     """Enhance one large image held as a `dask.array.Array`, lazily, chunk by chunk.
 
@@ -1129,6 +1167,14 @@ def enhance_dask(
     symmetric : bool
         Average each chunk over the 8 rotations and flips, as in `~enhance.enhance` (exact: the overlap
         covers the network's reach in every orientation).
+    uncertainty : bool
+        Refused (`~enhance.exceptions.UnsupportedOptionError`): the per-pixel uncertainty draws noise over
+        the whole image and filters the whole output (`~enhance.inference.uncertainty`), which no chunk
+        sees; compute the array and call `~enhance.enhance`, or write it to FITS files for
+        `enhance_files`.
+    options : `~enhance.inference.pipeline.RunOptions`, optional
+        The options above as one object (``progress``, ``force`` and ``noise_per_frame`` do nothing here);
+        a keyword given beside it must not contradict it (`~enhance.inference.pipeline.run_options`).
 
     Returns
     -------
@@ -1175,6 +1221,13 @@ def enhance_dask(
         msg = f"array must be 2-D (ny, nx), got shape {array.shape}"
         raise ValueError(msg)
     kind = check_kind(kind, auto=False)
+    options = run_options(options, qs_level=qs_level, device=device, tile=tile, backend=backend, precision=precision,
+                          noise=noise, symmetric=symmetric, uncertainty=uncertainty)  # fmt: skip
+    if options.uncertainty:
+        msg = ("uncertainty=True needs the whole image (a noise draw over it, its whole output filtered): not "
+               "available chunk by chunk for a dask array; compute() it and call enhance, or use "
+               "enhance_files")  # fmt: skip
+        raise UnsupportedOptionError(msg)
     dtype = supported_float_type(array.dtype)
     if weights is not None:
         if network is not None:
@@ -1184,10 +1237,9 @@ def enhance_dask(
         net_arg = _WeightsFile(str(Path(weights).resolve()), kind)
     else:
         net = resolve_network(kind, model=model, network=network)
-        net_arg = dask.delayed(net, name=f"enhance-network-{uuid.uuid4().hex}")
-    depth = getattr(net, "depth", None)
-    margin = getattr(net, "margin", None) or (receptive_margin(depth) if depth is not None else 32)  # as `enhance`
-    qs_level = check_qs_level(qs_level)
+        net_arg = dask.delayed(_Network(net), name=f"enhance-network-{uuid.uuid4().hex}")
+    margin = network_margin(net)
+    qs_level = check_qs_level(options.qs_level)
     if kind == "intensity" and (qs_level is None or isinstance(qs_level, str)):
         step = qs_stride(array.shape)  # the very pixels `enhance` would look at for the same image
         level = dask.delayed(normalisation_from_samples)(array[::step, ::step], step, array.shape, qs_level)
@@ -1195,6 +1247,7 @@ def enhance_dask(
         level = qs_level
     else:
         level = None
+    noise = _global_noise(array, kind, level, net) if options.noise is None else options.noise
     chunked = array.rechunk(tuple(_at_least(sizes, margin) for sizes in array.chunks))
     overlapped = da.overlap.overlap(chunked, depth={0: margin, 1: margin}, boundary={0: "none", 1: "none"})
     return da.map_blocks(
@@ -1208,14 +1261,7 @@ def enhance_dask(
         kind=kind,
         margin=margin,
         input_chunks=chunked.chunks,
-        options=RunOptions(
-            device=device,
-            tile=tile,
-            backend=backend,
-            precision=precision,
-            noise=_global_noise(array, kind, level, net) if noise is None else noise,
-            symmetric=symmetric,
-        ),
+        options=dataclasses.replace(options, qs_level=None, progress=False, noise=noise),
     )
 
 
@@ -1223,7 +1269,8 @@ def _global_noise(array, kind, level, network):
     """The noise of a dask image in its units, measured once on its central pixels as `enhance` measures it."""
     import dask
 
-    if not hasattr(network, "noise_unit"):
+    runner = as_runner(network)
+    if not runner.needs_noise:
         return None
     top, left = (max((n - NOISE_CROP) // 2, 0) for n in array.shape)
     crop, level = dask.compute(array[top : top + NOISE_CROP, left : left + NOISE_CROP], level)
@@ -1238,4 +1285,4 @@ def _global_noise(array, kind, level, network):
     else:
         scale = divisor = float(level)
     normalised = fill_nonfinite(crop, finite) / divisor
-    return network_noise(normalised, nominal=network.noise_unit, finite=finite) * scale
+    return network_noise(normalised, nominal=runner.noise_unit, finite=finite) * scale

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib.util
 import logging
 import sys
 import warnings
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,26 +35,35 @@ from ..checks import (
 )
 from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS
 from ..exceptions import EnhanceUserWarning, NoiseLevelWarning
-from ..models.architecture import WIENER_ENHANCE, receptive_margin
+from ..models.architecture import WIENER_ENHANCE
 from ..models.registry import MODELS, file_sha256, registry_entry, shipped_path
 from ..observation.noise import NOISE_BAND_START, measure_noise
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
-from ..runtime.export import OnnxNetwork, onnx_network, shipped_onnx_network
+from ..runtime.export import shipped_onnx_network
+from ..runtime.runners import (
+    as_runner,
+    auto_backend,
+    check_network,
+    make_runner,
+    onnx_installed,
+    runs_on_torch,
+)
 from .noise_map import noise_map, noise_map_cards, run_with_noise_map
-from .tiling import dihedral_average, run_tiled
+from .tiling import run_tiled
 from .uncertainty import output_uncertainty
 
 if TYPE_CHECKING:  # PyTorch is optional, and imported only where a network runs on it (see the module docstring)
-    import torch
-
     from ..models.network import EnhanceNet
 
 __all__ = [
     "enhance_array",
     "check_values",
     "RunOptions",
+    "run_options",
     "estimate_qs_level",
     "resolve_network",
+    "make_runner",
+    "auto_backend",
     "AUTO_TILE_PIXELS",
     "AUTO_TILE",
     "network_noise",
@@ -77,10 +84,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Arithmetic of the convolutions (`~enhance.runtime.graph.PRECISIONS`, named here without PyTorch).
-_PRECISIONS = ("float32", "bfloat16", "float16")
-#: Inference back-ends: PyTorch, onnxruntime, or 'auto' (see `enhance`).
-BACKENDS = ("auto", "torch", "onnx")
 #: Images with more pixels than this run in tiles of ``AUTO_TILE`` (512) pixels when ``tile=None``.
 AUTO_TILE_PIXELS = 1024 * 1024
 AUTO_TILE = 512
@@ -89,8 +92,8 @@ AUTO_TILE = 512
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     """How an image goes through the network: the options that `enhance`, `enhance_array`,
-    `~enhance.inference.distributed.enhance_files` and `~enhance.inference.distributed.enhance_dask`
-    share.
+    `~enhance.inference.distributed.enhance_files`, `~enhance.inference.distributed.enhance_dask` and
+    ``enhance run`` share (each takes ``options=`` or the same keyword arguments, `run_options`).
 
     Parameters
     ----------
@@ -109,7 +112,7 @@ class RunOptions:
         Show a progress bar over tiles.
     symmetric : bool
         Average the network's output over the 8 rotations and flips of the input (the dihedral group
-        D4; `~enhance.inference.tiling.dihedral_average`): the result is then equivariant under them by
+        D4; `~enhance.models.runner.dihedral_average`): the result is then equivariant under them by
         construction, at 8 times the cost. A network that averages itself (the 'full' model) is run once.
     noise : float, optional
         Standard deviation of the noise per input pixel, in the image's units (gauss for magnetograms),
@@ -124,6 +127,11 @@ class RunOptions:
         tiles; ``noise`` is then the quiet-Sun (disk-centre) level. Two passes where the map varies. Off by
         default: on held-out synthetic scenes it changes the error by a few per cent at most
         (``benchmarks/noise_map.py``).
+    noise_per_frame : bool
+        For a sequence (a cube, a MapSequence, the files of a batch) and ``noise=None``: measure the noise on
+        each frame, instead of telling every frame the median level (`sequence_noise`).
+    force : bool
+        Run inputs that the checks refuse (see `enhance`).
 
     Examples
     --------
@@ -141,6 +149,66 @@ class RunOptions:
     noise: float | None = None
     uncertainty: bool = False
     noise_map: bool = False
+    noise_per_frame: bool = False
+    force: bool = False
+
+
+def _same(a, b) -> bool:
+    """Whether two option values are the same (Quantities and numbers by value, no error on mixed types)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays, Quantities of other units
+        return False
+
+
+def run_options(options: RunOptions | None = None, **given) -> RunOptions:
+    """The options of a call: ``options`` and the keyword arguments given beside it, as one `RunOptions`.
+
+    Parameters
+    ----------
+    options : RunOptions, optional
+        Options given as one object; None: the defaults.
+    **given
+        Fields of `RunOptions` given as keyword arguments (those of `enhance`, ``enhance_files``, ...).
+
+    Returns
+    -------
+    RunOptions
+        ``options`` with each keyword that differs from its default set.
+
+    Raises
+    ------
+    TypeError
+        If ``options`` is not a `RunOptions`, or a keyword and ``options`` both set a field (each away from
+        its default) to different values.
+
+    Examples
+    --------
+    >>> merged = run_options(RunOptions(tile=256), symmetric=True)
+    >>> merged.tile, merged.symmetric
+    (256, True)
+    >>> run_options(RunOptions(tile=256), tile=128)
+    Traceback (most recent call last):
+    ...
+    TypeError: tile=128 and options.tile=256 disagree: give it in one place
+    """
+    if options is None:
+        return RunOptions(**given)
+    if not isinstance(options, RunOptions):
+        msg = f"options must be a RunOptions, got {type(options).__name__}"
+        raise TypeError(msg)
+    defaults, changes = RunOptions(), {}
+    for name, value in given.items():
+        default, held = getattr(defaults, name), getattr(options, name)
+        if _same(value, default) or _same(value, held):
+            continue
+        if not _same(held, default):
+            msg = f"{name}={value!r} and options.{name}={held!r} disagree: give it in one place"
+            raise TypeError(msg)
+        changes[name] = value
+    return dataclasses.replace(options, **changes)
 
 
 #: Largest square (pixels) of an image whose spectrum `network_noise` reads: the central one of a bigger image.
@@ -491,7 +559,8 @@ def sequence_noise(frames, *, kind: str, network, qs_level=None) -> NoiseChoice 
     (0.002, 'measured')
     """
     check_choice(kind, KINDS, name="kind")
-    if not hasattr(network, "noise_unit"):
+    runner = as_runner(network)
+    if not runner.needs_noise:
         return None
     count = len(frames)
     picks = sorted({int(round(i)) for i in np.linspace(0, count - 1, min(count, SEQUENCE_NOISE_FRAMES))})
@@ -501,7 +570,7 @@ def sequence_noise(frames, *, kind: str, network, qs_level=None) -> NoiseChoice 
             normalised, scale, finite = _normalise(check_image(frames[index]), kind, qs_level)
         except (OSError, ValueError, TypeError):
             continue  # the frame fails on its own when it is enhanced, with its reason
-        choices.append(noise_choice(normalised, scale=scale, nominal=network.noise_unit, finite=finite,
+        choices.append(noise_choice(normalised, scale=scale, nominal=runner.noise_unit, finite=finite,
                                     unit=_NETWORK_UNITS[kind], warn=False))  # fmt: skip
     if not choices:
         return None
@@ -512,7 +581,7 @@ def sequence_noise(frames, *, kind: str, network, qs_level=None) -> NoiseChoice 
         reason = f"{max(set(reasons), key=reasons.count)} ({len(choices)} of {count} frames)"
     choice = NoiseChoice(float(np.median([c.value for c in choices])), _NETWORK_UNITS[kind],
                          "measured" if measured else "nominal", reason)  # fmt: skip
-    check_noise_level(choice, nominal=network.noise_unit)
+    check_noise_level(choice, nominal=runner.noise_unit)
     return choice
 
 
@@ -567,10 +636,7 @@ def resolve_network(
     """
     check_choice(kind, KINDS, name="kind")
     if network is not None:
-        if not (isinstance(network, OnnxNetwork) or _is_torch_module(network)):
-            msg = f"network must be an EnhanceNet (torch.nn.Module) or an OnnxNetwork, got {type(network).__name__}"
-            raise TypeError(msg)
-        return network
+        return check_network(network)
     check_choice(model, tuple(MODELS), name="model")
     entry = registry_entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
     onnx = (options is not None and _runs_on_onnx(model, options)) or _torch() is None
@@ -595,16 +661,6 @@ def _torch():
     return torch
 
 
-def _is_torch_module(network) -> bool:
-    """Whether ``network`` is a PyTorch module (never imports PyTorch: a module implies it is imported)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(network, torch.nn.Module)
-
-
-def _onnx_installed() -> bool:
-    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
-
-
 def _gpu_possible() -> bool:
     """Whether PyTorch may find a GPU for ``device='auto'``, answered without importing it: not where it is
     not installed, nor on Linux without a GPU driver, nor on macOS; elsewhere PyTorch has to be asked."""
@@ -622,7 +678,7 @@ def _runs_on_onnx(model: str, options: RunOptions) -> bool:
         return False
     if options.backend == "onnx":
         return True
-    return options.backend == "auto" and _onnx_installed() and (
+    return options.backend == "auto" and onnx_installed() and (
         options.device == "cpu" or (options.device == "auto" and not _gpu_possible()))  # fmt: skip
 
 
@@ -642,96 +698,11 @@ def _shipped_network(kind: str, model: str, path: str, sha256: str, *, onnx: boo
     return FACTORIES[model](kind, weights="default").eval().requires_grad_(False)
 
 
-#: Prepared runners of EnhanceNets, per network: ``{(backend, device, threads): (weights digest, runner)}``.
-_RUNNERS = weakref.WeakKeyDictionary()
-
-
-def _digest(network: torch.nn.Module) -> bytes:
-    """A digest of every weight and statistic of ``network``: any change to them changes it."""
-    import torch
-
-    digest = hashlib.blake2b(digest_size=16)
-    for name, value in network.state_dict().items():
-        digest.update(name.encode())
-        digest.update(value.detach().reshape(-1).cpu().view(torch.uint8).numpy().tobytes())
-    return digest.digest()
-
-
-def auto_backend(network, *, precision, device) -> str:
-    """onnxruntime for an OnnxNetwork, and for a network of this package in float32 on the CPU when installed."""
-    torch = None if isinstance(network, OnnxNetwork) else _torch()
-    if torch is None:
-        return "onnx"
-    from ..models.hybrid import WienerEnhanceNet
-    from ..models.network import EnhanceNet
-
-    if (
-        isinstance(network, EnhanceNet | WienerEnhanceNet)
-        and precision == "float32"
-        and torch.device(device).type == "cpu"
-    ):
-        if _onnx_installed():
-            return "onnx"  # MLAS runs it 1.5x (full) to 2x (light) faster than PyTorch's oneDNN (make bench)
-    return "torch"
-
-
-def make_runner(network, *, backend, precision, device):
-    """What `~enhance.inference.tiling.run_tiled` calls, and how many calls it may run at once: ``(runner, workers)``.
-
-    The runner is an `InferenceNet`, the module itself, or onnxruntime. An
-    `~enhance.models.network.EnhanceNet` on onnxruntime runs as one single-threaded session called on as many
-    bands or tiles at once as PyTorch has threads: each core then keeps its own band's activations in
-    its cache, where one multi-threaded call splits every layer between the cores (``make bench``).
-    The `InferenceNet` or ONNX session prepared from an EnhanceNet is kept for the next call with the
-    same network, as long as its weights are unchanged (their digest is checked).
-    """
-    check_choice(backend, BACKENDS, name="backend")
-    check_choice(precision, _PRECISIONS, name="precision")
-    if backend == "auto":
-        backend = auto_backend(network, precision=precision, device=device)
-    if backend == "onnx" and precision != "float32":
-        msg = f"the onnx backend runs in float32; precision={precision!r} needs backend='torch'"
-        raise ValueError(msg)
-    if isinstance(network, OnnxNetwork):
-        if backend == "torch":
-            msg = "backend='torch' needs a torch network, got an OnnxNetwork; use backend='onnx' or 'auto'"
-            raise TypeError(msg)
-        return network, 1
-    torch = _torch()
-    if torch is None:
-        msg = f"network must be an OnnxNetwork without PyTorch, got {type(network).__name__}"
-        raise TypeError(msg)
-    from ..models.hybrid import WienerEnhanceNet
-    from ..models.network import EnhanceNet
-    from ..runtime.graph import InferenceNet
-
-    if not isinstance(network, EnhanceNet | WienerEnhanceNet):
-        if backend == "onnx":
-            msg = f"backend='onnx' needs a network of this package or an OnnxNetwork, got {type(network).__name__}"
-            raise TypeError(msg)
-        return network.eval().to(device), 1
-
-    threads = torch.get_num_threads()  # onnxruntime follows PyTorch's setting (e.g. one per Dask task)
-    key = (backend, str(device), threads, getattr(network, "symmetric", False))
-    digest = _digest(network)
-    cached = _RUNNERS.setdefault(network, {}).get(key)
-    if cached is not None and cached[0] == digest:
-        return cached[1]
-    if backend == "onnx":
-        prepared = onnx_network(network, threads=1), threads  # exported in memory
-    elif isinstance(network, WienerEnhanceNet):
-        prepared = network.eval().to(device), 1
-    else:
-        prepared = InferenceNet(network).to(device), 1
-    _RUNNERS[network][key] = (digest, prepared)
-    return prepared
-
-
 def _resolve_device(device, network):
     """`~enhance.runtime.graph.resolve_device` with PyTorch; without it the CPU, where onnxruntime runs.
 
     A network that is not a PyTorch module runs on the CPU: 'auto' and 'cpu' then need no PyTorch."""
-    if device in ("auto", "cpu") and not _is_torch_module(network):
+    if device in ("auto", "cpu") and not runs_on_torch(network):
         return "cpu"
     if _torch() is not None:
         from ..runtime.graph import resolve_device
@@ -781,8 +752,8 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         options.qs_level, options.device, options.tile, options.backend, options.precision,
     )  # fmt: skip
     data = check_image(image)
-    made_for = getattr(network, "kind", None)  # an ONNX network records the kind it was trained on
-    if isinstance(made_for, str) and made_for != kind:
+    made_for = as_runner(network).kind  # an ONNX network records the kind it was trained on
+    if made_for is not None and made_for != kind:
         msg = f"the network was made for {made_for} data, but the image is {kind}"
         raise ValueError(msg)
     if min(data.shape) < 2:
@@ -793,43 +764,28 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
 
     if tile is None and data.size > AUTO_TILE_PIXELS:
         tile = AUTO_TILE
-    margin = network_margin(network)
-    tile = check_tile(tile, margin=margin)  # warns below the network's reach
+    tile = check_tile(tile, margin=network_margin(network))  # warns below the network's reach
     device = _resolve_device(device, network)
-    symmetric = options.symmetric and not getattr(network, "symmetric", False)  # a 'full' model averages itself
     runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
-    if options.noise is not None and not hasattr(network, "noise_unit"):
-        msg = (f"noise= is for the networks told the noise level ('full', 'light'); {type(network).__name__} was "
-               "trained at HMI's noise only")  # fmt: skip
-        raise ValueError(msg)
-    choice = None
-    if isinstance(options.noise, NoiseChoice):  # decided for a whole sequence (`sequence_noise`)
-        choice = options.noise
-    elif hasattr(network, "noise_unit"):  # told the noise level: measured once for the whole image, or given
-        choice = noise_choice(normalised, noise=options.noise, scale=scale, nominal=network.noise_unit,
-                              finite=finite, unit=_NETWORK_UNITS[kind])  # fmt: skip
+    runner = runner.averaged() if options.symmetric else runner  # a 'full' model averages itself already
+    choice = _noise_for(runner, normalised, scale, finite, kind=kind, noise=options.noise)
     if choice is not None:
-        _warn_clamped(choice.value, network, given=choice.source == "given")
+        _warn_clamped(choice.value, runner, given=choice.source == "given")
         unbound, runner = runner, runner.bind(choice.value)
-    logger.debug("runner %s on %s, %d worker(s), tile %s", type(runner).__name__, device, workers, tile)
+    logger.debug("runner %r on %s, %d worker(s), tile %s", runner, device, workers, tile)
 
     def run(array, net=runner):
-        return run_tiled(array, net, tile=tile, margin=margin, device=device, progress=options.progress,
+        return run_tiled(array, net, tile=tile, margin=runner.margin, device=device, progress=options.progress,
                          precision=precision, workers=workers)  # fmt: skip
 
     source = normalised.astype(np.float32, copy=False)
     nmap = None
     if options.noise_map and choice is not None:  # a level per pixel: one or two passes, blended
         nmap = noise_map(normalised, choice, kind=kind, header=header, finite=finite)
-
-    def run_pass(net):
-        return dihedral_average(lambda array: run(array, net), source) if symmetric else run(source, net)
-
-    result = run_pass(runner) if nmap is None else run_with_noise_map(run_pass, unbound, nmap)
+    result = run(source) if nmap is None else run_with_noise_map(lambda net: run(source, net), unbound, nmap)
     outputs = [result.astype(out_dtype, copy=False)]  # float32 already for float32 input: no copy
     if options.uncertainty:
-        passes = 8 if symmetric or getattr(network, "symmetric", False) else 4
-        sigma = output_uncertainty(source, result, network=network, runner=runner, run=run, passes=passes,
+        sigma = output_uncertainty(source, result, runner=runner, run=run,
                                    noise_map=None if nmap is None else nmap.levels)  # fmt: skip
         outputs.append(sigma.astype(out_dtype))
     for array in outputs:
@@ -849,6 +805,21 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         given = "given" if qs_level is not None and not isinstance(qs_level, str) else "estimated"
         return out, Assumptions(kind, choice, scale if kind == "intensity" else None, given, nmap)
     return out
+
+
+def _noise_for(runner, normalised, scale, finite, *, kind, noise) -> NoiseChoice | None:
+    """The noise level a runner told the noise level gets (`noise_choice`; a `NoiseChoice` is used as it is: the
+    level of a whole sequence); None for the others, which refuse a given ``noise``."""
+    if noise is not None and not runner.needs_noise:
+        msg = (f"noise= is for the networks told the noise level ('full', 'light'); {runner!r} was trained at "
+               "HMI's noise only")  # fmt: skip
+        raise ValueError(msg)
+    if isinstance(noise, NoiseChoice):  # decided for a whole sequence (`sequence_noise`)
+        return noise
+    if not runner.needs_noise:
+        return None
+    return noise_choice(normalised, noise=noise, scale=scale, nominal=runner.noise_unit, finite=finite,
+                        unit=_NETWORK_UNITS[kind])  # fmt: skip
 
 
 def _normalise(data, kind, qs_level):
@@ -879,13 +850,13 @@ def _normalise(data, kind, qs_level):
     return normalised, scale, finite
 
 
-def _warn_clamped(sigma, network, *, given):
+def _warn_clamped(sigma, runner, *, given):
     """Warn (`~enhance.exceptions.EnhanceUserWarning`) when the noise level lies outside the filter bank's nodes:
     the network then runs at the nearest node, not at ``sigma``."""
-    nodes = getattr(network, "noise_nodes", None)
+    nodes = runner.noise_nodes
     if not nodes:
         return
-    ratio = sigma / network.noise_unit
+    ratio = sigma / runner.noise_unit
     low, high = min(nodes), max(nodes)
     if low * (1 - 1e-6) <= ratio <= high * (1 + 1e-6):
         return
@@ -902,13 +873,13 @@ def network_margin(network) -> int:
 
     Parameters
     ----------
-    network : torch.nn.Module or `~enhance.runtime.export.OnnxNetwork`
-        The network; one that states neither ``margin`` nor ``depth`` is given 32 pixels.
+    network : torch.nn.Module or `~enhance.models.runner.Runner`
+        The network; a module of your own that states neither ``margin`` nor ``depth`` is given 32 pixels.
 
     Returns
     -------
     int
-        How many input pixels on each side of a pixel its output depends on.
+        How many input pixels on each side of a pixel its output depends on (its runner's ``margin``).
 
     Examples
     --------
@@ -916,8 +887,7 @@ def network_margin(network) -> int:
     >>> network_margin(EnhanceNet(depth=5, width=8))
     13
     """
-    depth = getattr(network, "depth", None)
-    return getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else 32)
+    return as_runner(network).margin
 
 
 def _clip_negative(result, data):

@@ -8,13 +8,14 @@ seams, while memory stays bounded by the tile size.
 
 import concurrent.futures
 import itertools
-import sys
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..checks import check_choice
+from ..models.runner import dihedral_average
+from ..runtime.runners import TorchRunner, runs_on_torch
 
+#: ``dihedral_average`` is `~enhance.models.runner.dihedral_average`, named here as before.
 __all__ = ["tile_spans", "run_tiled", "dihedral_average", "MIN_BAND_MARGINS"]
 
 #: Bands of rows for parallel workers are at least this many receptive margins tall: each band computes
@@ -65,15 +66,15 @@ def run_tiled(
     ----------
     image : (ny, nx) `~numpy.ndarray`
         Finite float32 input, already normalised.
-    net : `torch.nn.Module` or callable
-        An eval-mode network mapping ``(1, 1, h, w)`` to ``(1, 1, 2h, 2w)``, on ``device``; or any
-        other callable doing the same on float32 `~numpy.ndarray` (an `~enhance.runtime.export.OnnxNetwork`).
+    net : `~enhance.models.runner.Runner`, callable or `torch.nn.Module`
+        A runner, or any callable mapping a float32 ``(1, 1, h, w)`` `~numpy.ndarray` to ``(1, 1, 2h, 2w)``; a
+        PyTorch module runs as a `~enhance.runtime.runners.TorchRunner` on ``device``.
     tile : int or None
         Tile size in input pixels; None runs the whole image at once.
     margin : int
         Input pixels of context on each side (`~enhance.models.network.receptive_margin`).
     device : `torch.device`
-        Where the network runs.
+        Where a PyTorch module runs.
     progress : bool
         Show a progress bar over tiles.
     precision : {'float32', 'bfloat16', 'float16'}
@@ -105,11 +106,9 @@ def run_tiled(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         msg = f"workers must be a positive integer, got {workers!r}"
         raise ValueError(msg)
-    torch = sys.modules.get("torch")  # PyTorch is optional: a torch.nn.Module implies it is imported
-    if torch is not None and isinstance(net, torch.nn.Module):
-        forward, workers = _torch_forward(net, device, precision), 1
-    else:
-        forward = net
+    forward = net
+    if runs_on_torch(net):  # PyTorch threads each layer itself: one tile at a time
+        forward, workers = TorchRunner(net, device=device, precision=precision), 1
     tile_y = ny if tile is None else tile
     tile_x = nx if tile is None else tile
     if tile is None and workers > 1 and ny >= workers * MIN_BAND_MARGINS * max(margin, 1):
@@ -136,63 +135,3 @@ def run_tiled(
                 bar.update()
     bar.close()
     return out
-
-
-def _torch_forward(net, device, precision: str):
-    """``net`` as a function from a float32 ndarray to a float32 ndarray, in ``precision`` on ``device``, without
-    autograd (`torch.inference_mode`)."""
-    import torch
-
-    from ..runtime.graph import PRECISIONS
-
-    dtype = PRECISIONS[check_choice(precision, tuple(PRECISIONS), name="precision")]
-    device = torch.device(device)
-
-    @torch.inference_mode()
-    def forward(patch: np.ndarray) -> np.ndarray:
-        batch = torch.from_numpy(np.ascontiguousarray(patch)).to(device)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            result = net(batch)
-        return result.float().cpu().numpy()
-
-    return forward
-
-
-def dihedral_average(run, image: np.ndarray) -> np.ndarray:
-    """Average a x2 map over the 8 rotations and flips of the square (the dihedral group D4).
-
-    Parameters
-    ----------
-    run : callable
-        Maps a float32 ``(h, w)`` array to its ``(2h, 2w)`` result (e.g. `run_tiled` with its options bound).
-    image : (ny, nx) `~numpy.ndarray`
-        The input.
-
-    Returns
-    -------
-    `~numpy.ndarray`
-        float32 ``(2 ny, 2 nx)``: :math:`\\frac18 \\sum_g g^{-1}\\,\\mathrm{run}(g\\,x)`.
-
-    Notes
-    -----
-    Each 2x2 block of output pixels covers one input pixel, so rotating or flipping the input moves the
-    blocks with it and :math:`g^{-1}` undoes it exactly on the output. The average is equivariant by
-    construction: for any rotation or flip :math:`T`, the 8 inputs :math:`g\\,T x` are the 8 inputs
-    :math:`h\\,x` in another order (the same arrays, bit for bit), so the result for :math:`T x` is
-    :math:`T` of the result for :math:`x` up to the rounding of the sum (float64 here). It costs 8 runs.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> image = np.arange(12.0, dtype=np.float32).reshape(3, 4)
-    >>> averaged = dihedral_average(lambda x: np.kron(x, np.ones((2, 2), np.float32)), image)
-    >>> bool(np.allclose(averaged, np.kron(image, np.ones((2, 2)))))
-    True
-    """
-    total = np.zeros((2 * image.shape[0], 2 * image.shape[1]), dtype=np.float64)
-    for transpose in (False, True):
-        base = image.T if transpose else image
-        for turns in range(4):
-            result = np.rot90(run(np.ascontiguousarray(np.rot90(base, turns))), -turns)
-            total += result.T if transpose else result
-    return (total / 8).astype(np.float32)

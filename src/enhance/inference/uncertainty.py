@@ -35,7 +35,6 @@ belong to. Variances are averaged over a Gaussian of `SMOOTHING` output pixels.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import json
@@ -48,6 +47,7 @@ from scipy import ndimage
 from ..constants import TARGET_PIXEL_SCALE
 from ..data import data_dir
 from ..exceptions import EnhanceUserWarning
+from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform
 from ..observation.fourier import transfer_function
 from ..observation.psf import DEFAULT_RADIUS, ENHANCE_2018, WACHTER_2012, WIDE_RADIUS, psf_kernel
 
@@ -83,8 +83,8 @@ LEVEL_FLOOR = 0.05
 NOISE_SEED = 25_001
 #: The calibrations of the shipped models, in the package's data folder.
 CALIBRATION_FILE = "uncertainty.json"
-#: Dihedral transforms ``(transpose, quarter turns)`` of each number of passes.
-_PASSES = {8: [(t, k) for t in (False, True) for k in range(4)], 4: [(False, 0), (False, 2), (True, 0), (True, 2)]}
+#: Elements of D4 ``(transpose, quarter turns)`` of each number of passes: all, or the half-turns and transposes.
+_PASSES = {8: DIHEDRAL, 4: tuple(element for element in DIHEDRAL if element[1] % 2 == 0)}
 #: Regularisation of the PSF ratio where the assumed transfer function is small (beyond HMI's cut-off).
 _OTF_FLOOR = 1e-2
 
@@ -256,8 +256,8 @@ def filter_bank(network):
 
     Parameters
     ----------
-    network : `~enhance.models.hybrid.WienerEnhanceNet` or `~enhance.runtime.wiener_onnx.WienerOnnxNetwork`
-        The network; an ONNX runner must carry its bank (``filter_bank``, read from its graph).
+    network : `~enhance.models.hybrid.WienerEnhanceNet` or `~enhance.models.runner.Runner`
+        The network or its runner: its ``filter_bank`` (None for a runner without a linear stage).
 
     Returns
     -------
@@ -276,39 +276,12 @@ def filter_bank(network):
     >>> filters.shape == (4 * len(nodes), 1, 5, 5), unit
     (True, 0.001)
     """
-    filters = getattr(network, "filters", None)
-    if filters is not None and hasattr(filters, "detach"):
-        return filters.detach().cpu().double().numpy(), tuple(network.noise_nodes), float(network.noise_unit)
-    bank = getattr(network, "filter_bank", None)
-    if bank is not None:
-        return bank
-    msg = (f"uncertainty=True is for the models told the noise level ('full', 'light', a WienerEnhanceNet); "
-           f"got {type(network).__name__}")  # fmt: skip
-    raise ValueError(msg)
-
-
-def _one_pass(runner):
-    """``runner`` (bound to its noise level) without its own average over the 8 rotations and flips."""
-    net = getattr(runner, "net", None)
-    if net is not None and getattr(net, "symmetric", False):  # a NoiseBound PyTorch module
-        single = copy.copy(runner)
-        single.net = copy.copy(net)  # shares the weights
-        single.net.symmetric = False
-        return single
-    if getattr(runner, "symmetric", False):  # an onnxruntime runner: a shallow copy shares the session
-        single = copy.copy(runner)
-        single.symmetric = False
-        return single
-    return runner
-
-
-def _transform(array, transpose, turns):
-    return np.ascontiguousarray(np.rot90(array.T if transpose else array, turns))
-
-
-def _untransform(array, transpose, turns):
-    back = np.rot90(array, -turns)
-    return back.T if transpose else back
+    bank = network.filter_bank
+    if bank is None:
+        msg = (f"uncertainty=True is for the models told the noise level ('full', 'light', a WienerEnhanceNet); "
+               f"got {network!r}")  # fmt: skip
+        raise ValueError(msg)
+    return bank
 
 
 def _smooth(variance):
@@ -351,8 +324,9 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
         The normalised, filled input (float32).
     result : (2 ny, 2 nx) `~numpy.ndarray`
         The network's output for it, normalised.
-    runner : callable
-        The network bound to its noise level (``runner.noise``, network units).
+    runner : `~enhance.models.runner.Runner`
+        The network bound to its noise level (``runner.noise``, network units); its passes run once
+        (``runner.one_pass()``).
     run : callable
         ``run(array, net)``: ``net`` over a ``(h, w)`` float32 array, tiled, to ``(2 h, 2 w)``.
     filters : tuple
@@ -384,12 +358,12 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     (True, (24, 24))
     """
     noise = float(runner.noise)
-    single = _one_pass(runner)
+    single = runner.one_pass()
     mean = np.zeros(result.shape)
     square = np.zeros(result.shape)
     first = None
-    for transpose, turns in _PASSES[passes]:
-        out = _untransform(run(_transform(source, transpose, turns), single), transpose, turns).astype(np.float64)
+    for element in _PASSES[passes]:
+        out = dihedral_inverse(run(dihedral_transform(source, element), single), element).astype(np.float64)
         first = out if first is None else first
         mean += out
         square += out * out
@@ -462,13 +436,13 @@ def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=N
                        tuple(float(b) for b in entry["modulation"]), entry.get("sha256"))  # fmt: skip
 
 
-def _calibration_for(network, calibration):
-    """The calibration to use: given, or the stored one of the shipped model ``network`` holds."""
+def _calibration_for(runner, calibration):
+    """The calibration to use: given, or the stored one of the shipped model ``runner`` runs."""
     if calibration is not None:
         return calibration
-    shipped = getattr(network, "registry_key", None)
+    shipped = runner.registry_key
     if shipped is None:
-        warnings.warn(f"no uncertainty calibration for a network of your own ({type(network).__name__}): noise, "
+        warnings.warn(f"no uncertainty calibration for a network of your own ({runner!r}): noise, "
                       "model spread and PSF spread are added with weight one; fit one with "
                       "enhance.analysis.uncertainty_calibration", EnhanceUserWarning, stacklevel=3)  # fmt: skip
         return Calibration.uncalibrated()
@@ -476,16 +450,20 @@ def _calibration_for(network, calibration):
     return load_calibration(kind, model, sha256=sha256)
 
 
-def output_uncertainty(source, result, *, network, runner, run, passes: int = 8, calibration=None,
+def output_uncertainty(source, result, *, runner, run, passes: int | None = None, calibration=None,
                        noise_map=None) -> np.ndarray:  # fmt: skip
     """The standard deviation of each output pixel's error, network units (what `enhance` scales back).
 
     Parameters
     ----------
-    source, result, runner, run, passes
+    source, result, run
         See `uncertainty_features`.
-    network : `~enhance.models.hybrid.WienerEnhanceNet` or its ONNX runner
-        The network; a shipped model carries ``registry_key = (kind, model, sha256)`` and gets its calibration.
+    runner : `~enhance.models.runner.Runner`
+        The runner that gave ``result``, bound to its noise level; a shipped model's carries
+        ``registry_key = (kind, model, sha256)`` and gets its calibration.
+    passes : {8, 4}, optional
+        Rotations and flips whose spread is the model's spread; None: 8 for a runner that averages over
+        them, 4 for one that runs once.
     calibration : Calibration, optional
         Coefficients to use instead of the stored ones.
     noise_map : (ny, nx) array_like, optional
@@ -508,13 +486,14 @@ def output_uncertainty(source, result, *, network, runner, run, passes: int = 8,
     >>> def run(array, model):
     ...     return run_tiled(array, model, tile=None, margin=net.margin, device="cpu")
     >>> source = np.ones((12, 12), np.float32)
-    >>> sigma = output_uncertainty(source, run(source, bound), network=net, runner=bound, run=run,
+    >>> sigma = output_uncertainty(source, run(source, bound), runner=bound, run=run,
     ...                            calibration=Calibration.uncalibrated())
     >>> sigma.shape, bool(np.isfinite(sigma).all())
     ((24, 24), True)
     """
-    bank = filter_bank(network)
+    bank = filter_bank(runner)
+    passes = (8 if runner.symmetric else 4) if passes is None else passes
     features = uncertainty_features(source, result, runner=runner, run=run, filters=bank, passes=passes,
                                     noise_map=noise_map)  # fmt: skip
     unit = bank[2]
-    return _calibration_for(network, calibration).sigma(features, noise_ratio=float(runner.noise) / unit)
+    return _calibration_for(runner, calibration).sigma(features, noise_ratio=float(runner.noise) / unit)

@@ -128,6 +128,10 @@ def architecture_of(path, meta: dict, shapes: dict) -> tuple[int, int]:
 #: The ``architecture`` metadata of a `~enhance.models.hybrid.WienerEnhanceNet` weights file (an
 #: `~enhance.models.network.EnhanceNet` file has none, or ``"enhance"``).
 WIENER_ENHANCE = "wiener-enhance"
+#: The model family of the paper's `~enhance.models.network.EnhanceNet`.
+PAPER = "paper"
+#: The model family of each ``architecture`` a weights file may declare.
+FAMILY_OF_ARCHITECTURE = {"enhance": PAPER, WIENER_ENHANCE: WIENER_ENHANCE}
 #: Largest linear-stage kernel and filter bank a weights file may declare.
 MAX_TAPS = 63
 #: Most noise levels a weights file's filter bank may declare (``noise_nodes``).

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 from ..checks import check_integer
+from .architecture import WIENER_ENHANCE
+from .runner import dihedral_average
 
 __all__ = ["NOISE_NODES", "symmetric_pad", "symmetrize_filters", "WienerEnhanceNet", "NoiseBound"]
 
@@ -133,6 +135,10 @@ class WienerEnhanceNet(nn.Module):
     >>> net.margin
     6
     """
+
+    #: The model family (`~enhance.models.runner.family_of`): its runners are built by its entry in
+    #: `~enhance.runtime.runners.RUNNERS`.
+    family = WIENER_ENHANCE
 
     def __init__(self, depth: int = 3, width: int = 32, taps: int = 21, noise_nodes=NOISE_NODES,
                  noise_unit: float = 1e-3, *, symmetric: bool = False, exact_constants: bool = False,
@@ -381,23 +387,31 @@ class WienerEnhanceNet(nn.Module):
             out = nn.functional.conv2d(hidden, *summed(conv2)) + out
         return nn.functional.conv2d(out, *summed(self.conv_out))
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise: torch.Tensor, *, symmetric: bool | None = None) -> torch.Tensor:
+        """The x2 enhancement of ``x`` at noise levels ``noise``, averaged over D4 when ``symmetric``.
+
+        ``symmetric=None`` follows the network's own ``symmetric``."""
         padded = symmetric_pad(x, self.margin)
-        if not self.symmetric:
+        if not (self.symmetric if symmetric is None else symmetric):
             return self.core(padded, noise)
-        # Each 2x2 output block covers one input pixel, so g^-1 of the output of g x is exact on the x2 grid.
         # With its filters averaged over the 8 transforms the linear stage is equivariant (the trained ones
         # are, to rounding: their statistics cover the 8 transforms), so it runs once and its x2 image is
         # transformed with the input.
         fine = nn.functional.pixel_shuffle(self.linear(padded, noise, symmetrize_filters(self.filters)), 2)
-        total = 0
-        for transpose in (False, True):
-            base, base_fine = (padded.transpose(2, 3), fine.transpose(2, 3)) if transpose else (padded, fine)
-            for turns in range(4):
-                estimate = nn.functional.pixel_unshuffle(base_fine.rot90(turns, (2, 3)), 2)
-                out = self.core(base.rot90(turns, (2, 3)), noise, estimate).rot90(-turns, (2, 3))
-                total = total + (out.transpose(2, 3) if transpose else out)
-        return total / 8
+        return dihedral_average(lambda image, estimate: self.core(image, noise, nn.functional.pixel_unshuffle(
+            estimate, 2)), padded, fine)  # fmt: skip
+
+    @property
+    def filter_bank(self) -> tuple:
+        """The linear stage as numpy: ``(filters, noise_nodes, noise_unit)`` (what the uncertainty propagates).
+
+        Examples
+        --------
+        >>> filters, nodes, unit = WienerEnhanceNet(depth=1, width=4, taps=5).filter_bank
+        >>> filters.shape, unit
+        ((32, 1, 5, 5), 0.001)
+        """
+        return self.filters.detach().cpu().double().numpy(), tuple(self.noise_nodes), float(self.noise_unit)
 
     def bind(self, noise: float) -> "NoiseBound":
         """This network with its noise level fixed (`NoiseBound`), as the tiled pipeline runs it.

@@ -84,6 +84,10 @@ class EnhanceNet(nn.Module):
     445249
     """
 
+    #: The model family (`~enhance.models.runner.family_of`): its runners are built by its entry in
+    #: `~enhance.runtime.runners.RUNNERS`.
+    family = "paper"
+
     def __init__(self, depth: int = 5, width: int = 64) -> None:
         super().__init__()
         check_integer(depth, name="depth")
@@ -107,6 +111,17 @@ class EnhanceNet(nn.Module):
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+
+    @property
+    def margin(self) -> int:
+        """Input pixels on each side that influence an output pixel (`receptive_margin` of the depth).
+
+        Examples
+        --------
+        >>> EnhanceNet(depth=5, width=8).margin
+        13
+        """
+        return receptive_margin(self.depth)
 
     @staticmethod
     def _make_blocks(depth: int, width: int) -> nn.Sequential:

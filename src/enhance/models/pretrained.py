@@ -19,7 +19,7 @@ from ..checks import check_choice
 from ..constants import KINDS
 from ..io import atomic_write
 from . import registry
-from .architecture import WIENER_ENHANCE, check_weights_metadata
+from .architecture import FAMILY_OF_ARCHITECTURE, WIENER_ENHANCE, check_weights_metadata
 from .hybrid import WienerEnhanceNet
 from .network import EnhanceNet
 from .registry import MANIFEST, MODELS, file_sha256, registry_entry
@@ -151,7 +151,7 @@ def load_weights(kind: str, model: str, *, net=None):
 def _check_model_network(net, weights, model):
     """The network in ``weights`` must be of the family and architecture the registry gives ``model``."""
     spec = MODELS[model]
-    family = read_metadata(weights).get("architecture", "enhance")  # as `load_network` read it
+    family = FAMILY_OF_ARCHITECTURE[read_metadata(weights).get("architecture", "enhance")]  # as `load_network` read it
     if family != spec.family or _architecture(net) != spec.architecture:
         msg = (f"{weights} holds {type(net).__name__} {_architecture(net)}, but the {model!r} model is "
                f"{spec.family} {spec.architecture}")  # fmt: skip

@@ -27,7 +27,7 @@ from ..checks import check_choice
 from ..constants import HMI_NOISE_NETWORK, KINDS
 from ..data import data_dir
 from ..exceptions import ModelNotTrainedError
-from .architecture import WIENER_ENHANCE, check_weights_metadata
+from .architecture import FAMILY_OF_ARCHITECTURE, PAPER, WIENER_ENHANCE, check_weights_metadata
 
 __all__ = [
     "Family",
@@ -72,7 +72,8 @@ class Family:
     Parameters
     ----------
     name : str
-        The family's name, also the ``architecture`` metadata of its weights files.
+        The family's name, the network class's ``family``
+        (`~enhance.models.architecture.FAMILY_OF_ARCHITECTURE` maps a weights file's metadata to it).
     network : str
         The class, ``module.Class`` under `enhance.models`.
     needs_noise : bool
@@ -86,7 +87,7 @@ class Family:
 
     Examples
     --------
-    >>> FAMILIES["wiener-enhance"].needs_noise, FAMILIES["enhance"].network
+    >>> FAMILIES["wiener-enhance"].needs_noise, FAMILIES["paper"].network
     (True, 'network.EnhanceNet')
     """
 
@@ -105,8 +106,8 @@ FAMILIES = {
         description="a Wiener filter with the exact observation model and a residual CNN, told the noise level",
         build=_build_wiener_enhance, file_options=("noise_nodes", "exact_constants", "odd"),
     ),
-    "enhance": Family(
-        "enhance", "network.EnhanceNet", needs_noise=False,
+    PAPER: Family(
+        PAPER, "network.EnhanceNet", needs_noise=False,
         description="the residual CNN of Díaz Baso & Asensio Ramos (2018)", build=_build_enhance,
     ),
 }  # fmt: skip
@@ -249,9 +250,9 @@ MODELS = {
                   summary="the default: Wiener-Enhance averaged over the 8 rotations and flips"),
         ModelSpec("light", WIENER_ENHANCE, _WIENER_SIZE, symmetric=False, weights="wiener",
                   summary="one pass of Wiener-Enhance, 8 times faster"),
-        ModelSpec("paper", "enhance", {"depth": 5, "width": 64}, symmetric=False, weights="paper",
+        ModelSpec("paper", PAPER, {"depth": 5, "width": 64}, symmetric=False, weights="paper",
                   summary="the 2018 paper's network"),
-        ModelSpec("paper-light", "enhance", {"depth": 1, "width": 32}, symmetric=False, weights="paper-light",
+        ModelSpec("paper-light", PAPER, {"depth": 1, "width": 32}, symmetric=False, weights="paper-light",
                   summary="the 2018 paper's light network"),
     )
 }  # fmt: skip
@@ -393,8 +394,9 @@ class ModelEntry:
             msg = f"shipped weights {path} are corrupt: sha256 {digest}, expected {self.sha256}"
             raise ValueError(msg)
         found = _file_architecture(path)
-        expected = {"architecture": self.family, "kind": self.kind, **self.architecture}
-        if {key: found.get(key) for key in expected} != expected:
+        expected = {"kind": self.kind, **self.architecture}
+        found = {**found, "family": FAMILY_OF_ARCHITECTURE[found["architecture"]]}
+        if {key: found.get(key) for key in (*expected, "family")} != {**expected, "family": self.family}:
             msg = f"shipped weights {path} hold {found}, but the registry's {self.kind}/{self.name} is {expected}"
             raise ValueError(msg)
         net = MODELS[self.name].build(self.kind, **{key: found[key] for key in FAMILIES[self.family].file_options})

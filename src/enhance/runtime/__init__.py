@@ -5,5 +5,15 @@ import lazy_loader
 # The modules load on first use (``enhance.runtime.export``), as in scikit-image.
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=["export", "folding", "graph", "onnx_cache", "onnx_checks", "onnx_runner", "ort_blocked", "wiener_onnx"],
+    submodules=[
+        "export",
+        "folding",
+        "graph",
+        "onnx_cache",
+        "onnx_checks",
+        "onnx_runner",
+        "ort_blocked",
+        "runners",
+        "wiener_onnx",
+    ],
 )

@@ -42,7 +42,9 @@ from .._version import __version__
 from ..checks import check_choice
 from ..constants import KINDS
 from ..io import atomic_write
+from ..models.architecture import WIENER_ENHANCE
 from ..models.registry import file_sha256, model_card, registry_entry, shipped_path
+from ..models.runner import family_of
 from .folding import folded_arrays, read_weights
 from .onnx_cache import decode_bank, encode_bank, graph_key, read_graph, write_graph
 from .onnx_checks import WIENER_FORMAT
@@ -70,6 +72,7 @@ __all__ = [
     "inference_metadata",
     "torch_available",
     "OnnxNetwork",
+    "GRAPHS",
 ]
 
 _FORMAT = "enhance-onnx-1"
@@ -126,23 +129,30 @@ def onnx_model(network, *, kind: str | None = None, metadata: dict | None = None
     >>> [i.name for i in model.graph.input], [o.name for o in model.graph.output]
     (['image'], ['enhanced'])
     """
-    import torch
-
-    from ..models.hybrid import WienerEnhanceNet
-    from ..models.network import EnhanceNet, fold_batchnorm
-    from .graph import phase_kernels
-
     if kind is not None:
         check_choice(kind, KINDS, name="kind")
-    if isinstance(network, WienerEnhanceNet):
-        return wiener_graph_from_network(network, kind=kind, metadata=metadata)
-    if not isinstance(network, EnhanceNet):
+    build = GRAPHS.get(family_of(network))
+    if build is None:
         msg = f"network must be an EnhanceNet or a WienerEnhanceNet, got {type(network).__name__}"
         raise TypeError(msg)
+    return build(network, kind=kind, metadata=metadata)
+
+
+def _paper_graph(network, *, kind, metadata):
+    """`onnx_graph` of an `~enhance.models.network.EnhanceNet`'s BatchNorm-folded weights."""
+    import torch
+
+    from ..models.network import fold_batchnorm
+    from .graph import phase_kernels
+
     folded = fold_batchnorm(network)
     arrays = {name: value.detach().cpu().to(torch.float32).numpy() for name, value in folded.state_dict().items()}
     arrays["conv_up.phases"] = phase_kernels(folded.conv_up.weight).detach().cpu().to(torch.float32).numpy()
     return onnx_graph(arrays, depth=folded.depth, width=folded.width, kind=kind, metadata=metadata)
+
+
+#: How each model family (`~enhance.models.runner.family_of`) becomes an ONNX graph.
+GRAPHS = {"paper": _paper_graph, WIENER_ENHANCE: wiener_graph_from_network}
 
 
 class _GraphBuilder:
@@ -333,10 +343,7 @@ def onnx_network(
     >>> runner(np.zeros((1, 1, 10, 12), np.float32)).shape
     (1, 1, 20, 24)
     """
-    if hasattr(network, "noise_unit"):  # a WienerEnhanceNet
-        data = onnx_model(network, kind=kind).SerializeToString()
-        return WienerOnnxNetwork(data, threads=threads, symmetric=network.symmetric)
-    return OnnxNetwork(onnx_model(network, kind=kind).SerializeToString(), threads=threads, blocked=blocked)
+    return _runner(onnx_model(network, kind=kind).SerializeToString(), threads=threads, blocked=blocked)
 
 
 def load_onnx(path) -> "OnnxNetwork":
@@ -500,16 +507,17 @@ def _cached_runner(data, record, *, threads=None):
     return runner
 
 
-def _runner(model, *, threads=None, symmetric=None):
+def _runner(model, *, threads=None, symmetric=None, blocked=True):
     """`OnnxNetwork` for an Enhance graph, `~enhance.runtime.wiener_onnx.WienerOnnxNetwork` for a Wiener-Enhance one.
 
     ``model`` is a file or its bytes; one session is opened either way."""
-    network = OnnxNetwork(model, threads=threads)
+    network = OnnxNetwork(model, threads=threads, blocked=blocked)
     if network.metadata.get("architecture") == "wiener-enhance":
         runner = WienerOnnxNetwork.from_network(network, symmetric=symmetric)
         runner.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
         return runner
-    return network
+    averaged = network.metadata.get("symmetric") == "True" if symmetric is None else symmetric  # exported averaged
+    return network.averaged() if averaged else network
 
 
 def export_weights(weights, path, *, overwrite: bool = False) -> Path:

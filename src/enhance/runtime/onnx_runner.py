@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.architecture import receptive_margin
+from ..models.runner import Dihedral
 from .onnx_checks import check_onnx_model, check_probe
 from .ort_blocked import blocked_session
 
@@ -98,6 +100,8 @@ class OnnxNetwork:
         Which graph runs (see ``blocked``).
     kind : str or None
         'intensity' or 'blos' when the export recorded it.
+    margin : int
+        Input pixels on each side that an output pixel depends on.
     metadata : dict of str
         The file's metadata: architecture, kind, units, normalisation rule and model card
         (`inference_metadata`).
@@ -107,9 +111,8 @@ class OnnxNetwork:
     The file is checked before it runs (`~enhance.runtime.onnx_checks`): every metadata key against its bounds
     and the graph, only the operators this package writes, finite weights, and a probe image must come back on
     its x2 grid; a file of another origin is refused. Calling the object maps an ``(n, 1, ny, nx)`` float32
-    array to ``(n, 1, 2 ny, 2 nx)``;
-    `~enhance.inference.api.enhance` and `~enhance.inference.tiling.run_tiled` take it where they
-    take a PyTorch network.
+    array to ``(n, 1, 2 ny, 2 nx)``: it is a `~enhance.models.runner.Runner` of the paper's network on
+    onnxruntime, and `~enhance.inference.api.enhance` takes it where it takes a PyTorch network.
 
     Examples
     --------
@@ -120,6 +123,19 @@ class OnnxNetwork:
     >>> runner(np.zeros((1, 1, 8, 8), np.float32)).shape
     (1, 1, 16, 16)
     """
+
+    #: The model family (`~enhance.models.runner.family_of`).
+    family = "paper"
+    #: The runner protocol's facts of a network not told the noise level, that runs once.
+    needs_noise = False
+    noise_unit = None
+    noise_nodes = ()
+    noise = None
+    symmetric = False
+    #: No linear stage, so no propagated noise (`~enhance.inference.uncertainty.filter_bank`).
+    filter_bank = None
+    #: ``(kind, model, sha256)`` of a shipped model (its uncertainty calibration), set where it is loaded.
+    registry_key = None
 
     def __init__(self, model, *, threads: int | None = None, blocked: bool = True, checked: dict | None = None) -> None:
         try:
@@ -142,7 +158,7 @@ class OnnxNetwork:
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
         # every metadata key against its bounds and the graph (a verified cache entry: when it was written)
         self.checked = check_onnx_model(data, name) if checked is None else dict(checked)
-        self.name = name
+        self.name, self.graph = name, data
         try:
             self.session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models
@@ -155,6 +171,7 @@ class OnnxNetwork:
             if faster is not None:
                 self.session, self.layout = faster, "blocked"
         self.depth, self.width, self.kind = self.checked["depth"], self.checked["width"], self.checked["kind"]
+        self.margin = receptive_margin(self.depth)
         self.metadata = dict(meta)  # units, normalisation rule, model card (`inference_metadata`)
         self._input = self.session.get_inputs()[0].name
         if self.metadata.get("architecture") != "wiener-enhance":  # a Wiener-Enhance runner probes once bound
@@ -166,6 +183,22 @@ class OnnxNetwork:
             msg = f"batch must have shape (n, 1, ny, nx), got {array.shape}"
             raise ValueError(msg)
         return self.session.run(None, {self._input: array})[0]
+
+    def bind(self, noise: float | None) -> "OnnxNetwork":
+        """This runner: the paper's network is not told the noise level (`~enhance.models.runner.Runner`)."""
+        return self
+
+    def averaged(self):
+        """This runner averaged over the 8 rotations and flips (`~enhance.models.runner.Dihedral`)."""
+        return Dihedral(self)
+
+    def one_pass(self) -> "OnnxNetwork":
+        """This runner: it runs once."""
+        return self
+
+    def export(self) -> bytes:
+        """The ONNX graph this runner was opened from."""
+        return self.graph
 
     def __repr__(self) -> str:
         return f"OnnxNetwork(depth={self.depth}, width={self.width}, kind={self.kind!r})"

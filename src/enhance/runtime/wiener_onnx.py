@@ -16,6 +16,7 @@ import numpy as np
 
 from .._version import __version__
 from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
+from ..models.runner import dihedral_average, with_metadata
 from .folding import check_finite_state, read_weights
 from .onnx_checks import WIENER_FORMAT, check_probe
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
@@ -199,6 +200,9 @@ class WienerOnnxNetwork(OnnxNetwork):
     (5, (1, 1, 10, 12))
     """
 
+    family = WIENER_ENHANCE
+    needs_noise = True
+
     def __init__(self, model, *, threads: int | None = None, symmetric: bool | None = None) -> None:
         super().__init__(model, threads=threads, blocked=False)
         self._setup(symmetric)
@@ -283,15 +287,29 @@ class WienerOnnxNetwork(OnnxNetwork):
         if array.ndim != 4 or array.shape[1] != 1:
             msg = f"batch must have shape (n, 1, ny, nx), got {array.shape}"
             raise ValueError(msg)
-        if not self.symmetric:
-            return self._run(array)
-        total = np.zeros((array.shape[0], 1, 2 * array.shape[2], 2 * array.shape[3]), np.float64)
-        for transpose in (False, True):
-            base = array.transpose(0, 1, 3, 2) if transpose else array
-            for turns in range(4):
-                out = np.rot90(self._run(np.ascontiguousarray(np.rot90(base, turns, (2, 3)))), -turns, (2, 3))
-                total += out.transpose(0, 1, 3, 2) if transpose else out
-        return (total / 8).astype(np.float32)
+        return dihedral_average(self._run, array) if self.symmetric else self._run(array)
+
+    def averaged(self) -> "WienerOnnxNetwork":
+        """This runner averaging each call over the 8 rotations and flips (`~enhance.models.runner.dihedral_average`);
+        the session is shared."""
+        return self._symmetric(True)
+
+    def one_pass(self) -> "WienerOnnxNetwork":
+        """This runner running once on each call; the session is shared."""
+        return self._symmetric(False)
+
+    def _symmetric(self, symmetric):
+        if symmetric == self.symmetric:
+            return self
+        runner = object.__new__(type(self))
+        runner.__dict__.update(self.__dict__)
+        runner.symmetric = symmetric
+        return runner
+
+    def export(self) -> bytes:
+        """The ONNX graph, its ``symmetric`` metadata saying whether this runner averages."""
+        recorded = self.checked["symmetric"]
+        return self.graph if recorded == self.symmetric else with_metadata(self.graph, symmetric=self.symmetric)
 
     def __repr__(self) -> str:
         return (f"WienerOnnxNetwork(depth={self.depth}, width={self.width}, kind={self.kind!r}, "
