@@ -86,6 +86,11 @@ def _usage(message: str) -> int:
     return _error(message, USAGE)
 
 
+def _one_line(err: BaseException) -> str:
+    """An error as the one line printed: its message's first line (another library's may hold several)."""
+    return next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+
+
 def _progress(args) -> bool:
     """Progress bars only on a terminal, and not with --quiet."""
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
@@ -97,20 +102,14 @@ def _say(args, text: str) -> None:
         print(text)
 
 
-def _is_batch(args) -> bool:
-    """Several inputs, a directory or glob, an output directory, or Dask options: run `enhance_files`."""
-    if args.workers is not None or args.scheduler is not None or len(args.inputs) > 1:
-        return True
-    single = Path(args.inputs[0])
-    pattern = not single.exists() and any(char in args.inputs[0] for char in "*?[")
-    return single.is_dir() or pattern or Path(args.output).is_dir() or args.output.endswith(("/", os.sep))
-
-
 def _run_batch(args) -> int:
-    from .inference.distributed import MANIFEST_NAME, enhance_files, summarize
+    from .exceptions import DiskFullError, IncompatibleOptionsError, OutputExistsError
+    from .inference.distributed import MANIFEST_NAME, Status, check_batch_output, enhance_files, summarize
 
     out = Path(args.output)
-    if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in (".fits", ".fit", ".fts")):
+    try:
+        check_batch_output(out)
+    except IncompatibleOptionsError:
         return _usage(f"with several inputs, a directory, a pattern or --workers/--scheduler, -o must be a directory, "
                       f"got {out}")  # fmt: skip
     if args.workers is not None and args.scheduler is not None:
@@ -127,24 +126,23 @@ def _run_batch(args) -> int:
                             noise_per_frame=args.noise_per_frame,
                             **({} if args.timeout is None else {"no_progress_timeout": args.timeout}))  # fmt: skip
     wall = time.perf_counter() - start
-    complete = "output exists and is complete"
-    disk_full = [record for record in records if _disk_full(record)]
+    disk_full = sum(isinstance(record["error"], DiskFullError) for record in records)
     if disk_full:  # one message, not one per file
-        _error(f"no space left on device in {out}: {len(disk_full)} files not written")
+        _error(f"no space left on device in {out}: {disk_full} files not written")
     for record in records:
-        if record["status"] == "done":
+        if record["status"] is Status.DONE:
             _say(args, f"{record['input']} -> {record['output']} ({record['kind']})")
-        elif record["status"] == "failed":
-            if not _disk_full(record):
+        elif record["status"] is Status.FAILED:
+            if not isinstance(record["error"], DiskFullError):
                 _error(record["reason"])
-        elif record["reason"] != complete:
-            logger.warning("skipped %s: %s", record["input"], record["reason"])
         else:
-            logger.info("skipped %s: %s", record["input"], record["reason"])
+            level = logging.INFO if isinstance(record["error"], OutputExistsError) else logging.WARNING
+            logger.log(level, "skipped %s: %s", record["input"], record["reason"])
     summary = summarize(records, wall_seconds=wall)
     _say(args, f"done {summary['done']}, skipped {summary['skipped']}, failed {summary['failed']} of "
          f"{summary['total']} files in {wall:.1f} s")  # fmt: skip
-    existing = sum(record["reason"] == complete for record in records if record["status"] == "skipped")
+    existing = sum(isinstance(record["error"], OutputExistsError) for record in records
+                   if record["status"] is Status.SKIPPED)  # fmt: skip
     if existing:
         _say(args, f"skipped {existing} outputs that exist and are complete (--overwrite replaces them)")
     if summary["done"]:
@@ -154,31 +152,16 @@ def _run_batch(args) -> int:
     return FAILURE if summary["failed"] else 0
 
 
-def _disk_full(record) -> bool:
-    reason = record["reason"] if record["status"] == "failed" else ""
-    return "No space left on device" in reason or "no space left on device" in reason or "Disk quota" in reason
-
-
 def _run(args) -> int:
     """One file into one file, through the batch engine's task (`enhance_files` handles everything else)."""
-    if _is_batch(args):
+    from .inference.distributed import Status, enhance_file, is_batch, model_label, prepare_output
+
+    if is_batch(args.inputs, args.output, client=args.scheduler, n_workers=args.workers):
         return _run_batch(args)
-    from .inference.distributed import enhance_file, model_label
     from .inference.pipeline import RunOptions
 
     source, target = Path(args.inputs[0]), Path(args.output)
-    from .io import check_output
-
-    try:
-        check_output(target, source=source)  # before any work: a device, the input itself, a .bz2 name
-    except ValueError as err:
-        return _error(str(err))
-    if target.exists() and not args.overwrite:
-        return _error(f"{target} exists; use --overwrite to replace it")
-    if target.parent.is_dir():  # temporary files of an earlier, killed write of this output
-        from .io import remove_stale_parts
-
-        remove_stale_parts(target.parent, targets=[target])
+    prepare_output(source, target, overwrite=args.overwrite)  # before any work
     record = enhance_file(source, target, kind=args.type, weights=args.weights, model=args.model,
                            label=model_label(args.weights, args.model),
                            options=RunOptions(qs_level=args.qs_level, device=args.device, tile=args.tile,
@@ -187,10 +170,8 @@ def _run(args) -> int:
                                               uncertainty=args.uncertainty),
                            overwrite=args.overwrite, consistency=args.consistency, force=args.force,
                            compress=args.compress)  # fmt: skip
-    if record["status"] == "skipped":  # an output of solar-enhance given as the input
-        return _error(f"{source}: {record['reason']}")
-    if record["status"] != "done":
-        return _error(record["reason"].split(": ", 1)[-1])
+    if record["status"] is not Status.DONE:
+        return _error(str(record["error"]))
     _say(args, f"{source} -> {target} ({record['kind']}, {record['seconds']} s)")
     return 0
 
@@ -853,6 +834,25 @@ def _add_verbosity(parser, *, default) -> None:
                        help="print errors only: no result lines, no progress bars")  # fmt: skip
 
 
+def _failed(err: Exception, *, command: str) -> int:
+    """Print an error of the library in one line and return its exit status; raise any other.
+
+    `~enhance.exceptions.IncompatibleOptionsError` is a usage error; the package's other errors and the
+    builtins its functions document (`OSError`, `ValueError`, `TypeError`, `LookupError`, `ImportError`,
+    PyTorch's `RuntimeError`, e.g. a GPU out of memory) are failures.
+    """
+    from .exceptions import EnhanceError, IncompatibleOptionsError  # loads astropy: only on an error
+
+    if isinstance(err, IncompatibleOptionsError):
+        return _usage(_one_line(err))
+    if isinstance(err, ModuleNotFoundError) and err.name == "torch":
+        return _error(f"enhance {command} needs PyTorch: pip install 'solar-enhance[torch]' (enhance run, demo and "
+                      "export work without it, on onnxruntime)")  # fmt: skip
+    if isinstance(err, EnhanceError | OSError | ValueError | TypeError | LookupError | ImportError | RuntimeError):
+        return _error(_one_line(err))
+    raise err
+
+
 def _terminated(signum, frame):
     """SIGTERM (``kill``, a batch system's time limit) unwinds like Ctrl-C: no temporary file is left."""
     raise KeyboardInterrupt
@@ -890,17 +890,10 @@ def main(argv=None) -> int:
     with _logging(args.verbose or 0, quiet=bool(args.quiet)):
         try:
             return args.func(args)
-        except ModuleNotFoundError as err:
-            if err.name != "torch":
-                return _error(str(err))
-            return _error(f"enhance {args.command} needs PyTorch: pip install 'solar-enhance[torch]' (enhance run, "
-                          "demo and export work without it, on onnxruntime)")  # fmt: skip
-        except (OSError, ValueError, TypeError, LookupError, ImportError) as err:
-            return _error(str(err))
-        except RuntimeError as err:  # e.g. a Dask cluster that did not start: one line, not a traceback
-            return _error(next((line for line in str(err).splitlines() if line.strip()), type(err).__name__))
         except KeyboardInterrupt:
             return _error("interrupted")
+        except Exception as err:  # noqa: BLE001 - sorted by type in `_failed`; a bug's is raised again
+            return _failed(err, command=args.command)
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGTERM, previous)
