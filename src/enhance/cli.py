@@ -9,11 +9,8 @@ import argparse
 import contextlib
 import json
 import logging
-import os
-import platform
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -458,13 +455,8 @@ def _dataset_build(args) -> int:
     from .training.datasets import PairDataset, build_hdf5, recipe_sources
 
     sources = recipe_sources(args.kind, simulation=args.simulation, held_out=args.held_out, n_frames=args.frames,
-                             shape=tuple(args.shape), seed=args.seed)  # fmt: skip
-    if args.source:
-        from .scenes.sources import open_source
-
-        if args.simulation and any(Path(p).resolve() == Path(args.simulation).resolve() for p in args.source):
-            return _error(f"{args.simulation} is both --simulation and --source: its held-out rows would be trained on")
-        sources += [open_source(path, kind=args.kind, pixel_scale=args.pixel_scale) for path in args.source]
+                             shape=tuple(args.shape), seed=args.seed, files=args.source or (),
+                             pixel_scale=args.pixel_scale)  # fmt: skip
     n_samples = args.samples or sum(len(s) for s in sources) * args.patches_per_frame
     dataset = PairDataset(sources, n_samples=n_samples, seed=args.seed, patch=args.patch, noise=args.noise,
                           patches_per_frame=args.patches_per_frame)  # fmt: skip
@@ -668,7 +660,7 @@ def _validate(args) -> int:
 
 
 def _validate_physics(args, networks) -> int:
-    from .analysis.validate import PhysicsConfig, physics_report, physics_validation
+    from .analysis.validate import PhysicsConfig, machine_description, physics_report, physics_validation
 
     existing = Path(args.output) / f"physics_{args.kind}.md"
     if existing.exists() and not args.overwrite:
@@ -686,12 +678,7 @@ def _validate_physics(args, networks) -> int:
         print(f"[{time.perf_counter() - start:6.0f} s] {line}", flush=True)
 
     results = physics_validation(networks, args.kind, config, log=log)
-    try:
-        model = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next(line.split(":", 1)[1].strip() for line in model.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    machine = f"{model}, {os.cpu_count()} CPUs shared with other jobs; run took {time.perf_counter() - start:.0f} s"
+    machine = machine_description(seconds=time.perf_counter() - start)
     words = ["enhance", "validate", "--physics", "--kind", args.kind, "--shape", *map(str, args.shape),
              "--rl-max", str(args.rl_max), "--rl-converged", str(args.rl_converged), "--real-crop", str(args.real_crop),
              "-o", args.output]  # fmt: skip

@@ -12,6 +12,8 @@ seed `~enhance.training.datasets.HELD_OUT_SEED` are never trained on.
 
 import dataclasses
 import json
+import os
+import platform
 import warnings
 from pathlib import Path
 
@@ -56,6 +58,7 @@ __all__ = [
     "physics_validation",
     "physics_floors",
     "physics_report",
+    "machine_description",
 ]
 
 #: Richardson-Lucy iteration counts scored (in one run); the best one against the target is reported.
@@ -1175,6 +1178,37 @@ def _magnetogram_lines(results, kind):
                   for m, e in table.items()]  # fmt: skip
         lines.append("")
     return lines
+
+
+def machine_description(*, seconds: float | None = None, cpuinfo="/proc/cpuinfo") -> str:
+    """The machine a report ran on, as `physics_report` names it: the CPU's model and its number of CPUs.
+
+    Parameters
+    ----------
+    seconds : float, optional
+        Wall-clock time of the run, seconds; said when given.
+    cpuinfo : str or `~pathlib.Path`
+        Linux's CPU description, whose first ``model name`` line names the CPU; where it is missing or
+        names none, `platform.processor` or `platform.machine` does.
+
+    Returns
+    -------
+    str
+        E.g. ``'AMD EPYC, 2 CPUs shared with other jobs; run took 95 s'``.
+
+    Examples
+    --------
+    >>> machine_description(seconds=95.2).endswith("CPUs shared with other jobs; run took 95 s")
+    True
+    """
+    try:
+        lines = Path(cpuinfo).read_text().splitlines()
+    except OSError:
+        lines = []
+    names = (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name") and ":" in line)
+    model = next(names, "") or platform.processor() or platform.machine()
+    took = f"; run took {seconds:.0f} s" if seconds is not None else ""
+    return f"{model}, {os.cpu_count()} CPUs shared with other jobs{took}"
 
 
 def physics_report(results, out_dir, *, kind, command=None, machine=None, overwrite=False):
