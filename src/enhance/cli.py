@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 import time
-import tomllib
 import warnings
 from pathlib import Path
 
@@ -400,15 +399,13 @@ def _add_compare(subparsers) -> None:
 
 def _synth(args) -> int:
     if args.calibrate:
-        from .analysis.calibration import calibrate, figure, format_report, report
+        from .analysis.calibration import calibrate, calibration_files, figure, format_report, report
+        from .io import check_new_file
 
         for path in (args.figure, args.json):  # refuse before an expensive run, not after it
-            if path and Path(path).exists() and not args.overwrite:
-                return _error(f"{path} exists; use --overwrite to replace it")
-        data_dir = Path(args.data_dir) if args.data_dir else None
-        muram = args.muram or (data_dir / "muram_qs_0.0662arcsec.fits" if data_dir else None)
-        hmi_qs = args.hmi_qs or (data_dir / "hmi_continuum_qs.fits" if data_dir else None)
-        cal = calibrate(muram=muram, hmi_qs=hmi_qs, seed=args.seed)
+            if path:
+                check_new_file(path, overwrite=args.overwrite)
+        cal = calibrate(**calibration_files(args.data_dir, muram=args.muram, hmi_qs=args.hmi_qs), seed=args.seed)
         numbers = report(cal)
         print(format_report(numbers))
         if args.figure:
@@ -515,8 +512,11 @@ def _train(args) -> int:
     bad = [item for item in args.source if "=" not in item]
     if bad:
         return _error(f"--source takes NAME=PATH, got {bad[0]!r}")
-    if args.config and _config_family(args.config) == "wiener-enhance":
-        return _train_hybrid(args)
+    if args.config:
+        from .training.hybrid_loop import config_family
+
+        if config_family(args.config) == "wiener-enhance":
+            return _train_hybrid(args)
     if args.source:
         return _error("--source names the files of a wiener-enhance configuration")
     if args.data is None:
@@ -531,9 +531,7 @@ def _train(args) -> int:
                  "precision": args.precision, "snapshot_interval": args.snapshot_every}  # fmt: skip
     overrides = {key: value for key, value in overrides.items() if value is not None}
     cfg = load_config(args.config, **overrides) if args.config else TrainConfig(**overrides)
-    train_data = HDF5PairDataset(args.data)
-    if train_data.attrs.get("kind") not in (None, cfg.kind):
-        return _error(f"{args.data} holds {train_data.attrs.get('kind')} pairs, but --kind is {cfg.kind}")
+    train_data = HDF5PairDataset(args.data, kind=cfg.kind)
     if input_noise_for(train_data, cfg.input_noise) != cfg.input_noise:
         _say(args, f"{args.data} already holds input noise: training adds none")
     val_data = validation_pairs(args.val, kind=cfg.kind, simulation=args.simulation, n_samples=cfg.eval_samples)
@@ -547,24 +545,13 @@ def _train(args) -> int:
     return 0
 
 
-def _config_family(path) -> str:
-    try:
-        return str(tomllib.loads(Path(path).read_text()).get("family", "paper"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return "paper"  # the paper's loader reports the error
-
-
 def _average(args) -> int:
+    from .io import check_new_file
     from .training.datasets import HDF5PairDataset, validation_pairs
-    from .training.loop import export_average, load_checkpoint
+    from .training.loop import check_checkpoints, export_average, load_checkpoint
 
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        return _error(f"{out} exists; use --overwrite to replace it")
-    missing = [path for path in args.checkpoints if not Path(path).is_file()]
-    if missing:
-        return _error(f"checkpoint not found: {missing[0]}")
-    last = load_checkpoint(args.checkpoints[-1])["config"]
+    out = check_new_file(args.output, overwrite=args.overwrite)  # before any work
+    last = load_checkpoint(check_checkpoints(args.checkpoints)[-1])["config"]
     val_data = validation_pairs(args.val, kind=last["kind"], simulation=args.simulation,
                                 n_samples=last["eval_samples"])  # fmt: skip
     path = export_average(args.checkpoints, out, HDF5PairDataset(args.data), val_data, overwrite=args.overwrite)
@@ -631,26 +618,13 @@ def _add_train(subparsers) -> None:
 
 
 def _validate(args) -> int:
-    from .analysis.validate import real_data, report, validate
-    from .models.pretrained import load_network
+    from .analysis.validate import real_data, report, report_path, validate, validation_networks
 
-    networks = {}
-    for item in args.weights or []:
-        label, _, path = item.rpartition("=")
-        label = label or Path(path).stem
-        networks[label] = load_network(path, kind=args.kind)
-        if getattr(networks[label], "noise_unit", None) is not None:  # Wiener-Enhance: one pass and its D4 average
-            networks[f"{label} D4"] = load_network(path, kind=args.kind)
-            networks[f"{label} D4"].symmetric = True
-    if not networks:
-        from .models.pretrained import FACTORIES
-
-        networks = {name: factory(args.kind, weights="default") for name, factory in FACTORIES.items()}
+    report_path(args.output, kind=args.kind, physics=args.physics, overwrite=args.overwrite)  # before the run
+    items = (item.rpartition("=") for item in args.weights or [])  # [NAME=]FILE
+    networks = validation_networks({(label or Path(path).stem): path for label, _, path in items}, kind=args.kind)
     if args.physics:
         return _validate_physics(args, networks)
-    existing = Path(args.output) / f"validation_{args.kind}.md"
-    if existing.exists() and not args.overwrite:
-        return _error(f"{existing} exists; use --overwrite to replace the report (or -o another folder)")
     results = validate(networks, args.kind, simulation=args.simulation, shape=tuple(args.shape))
     behaviour = real_data(networks, args.kind, args.hmi) if not args.no_hmi else None
     path = report(results, args.output, kind=args.kind, behaviour=behaviour, overwrite=args.overwrite)
@@ -662,9 +636,6 @@ def _validate(args) -> int:
 def _validate_physics(args, networks) -> int:
     from .analysis.validate import PhysicsConfig, machine_description, physics_report, physics_validation
 
-    existing = Path(args.output) / f"physics_{args.kind}.md"
-    if existing.exists() and not args.overwrite:
-        return _error(f"{existing} exists; use --overwrite to replace the report (or -o another folder)")
     counts = (*(k for k in PhysicsConfig().rl_iterations if k < args.rl_max), args.rl_max)
     hmi = (args.hmi if args.kind == "intensity" else None, args.hmi if args.kind == "blos" else None, args.hmi_qs)
     observations = tuple((path, float(scale), label) for path, scale, label in args.observation)

@@ -23,7 +23,7 @@ from astropy.wcs import WCS
 from . import constants
 from ._version import __version__
 from .checks import check_positive
-from .exceptions import EnhanceUserWarning
+from .exceptions import EnhanceUserWarning, OutputExistsError
 
 __all__ = [
     "read_fits",
@@ -44,6 +44,7 @@ __all__ = [
     "fits_stem",
     "atomic_write",
     "check_replaceable",
+    "check_new_file",
     "check_output",
     "fits_error_text",
     "limb_pixels",
@@ -305,6 +306,42 @@ def check_replaceable(path) -> None:
 
 #: Output names of compressed formats that `write_fits` cannot write.
 _UNSUPPORTED_COMPRESSION = (".bz2", ".z", ".zip", ".xz", ".zst", ".lz", ".lzma", ".7z", ".tar", ".tgz")
+
+
+def check_new_file(path, *, overwrite: bool = False) -> Path:
+    """Refuse an existing ``path`` unless ``overwrite``: the rule of every file this package writes.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        A file to write.
+    overwrite : bool
+        Whether an existing file may be replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    `~enhance.exceptions.OutputExistsError`
+        If ``path`` exists and ``overwrite`` is off (a `FileExistsError`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as handle:
+    ...     check_new_file(handle.name)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    enhance.exceptions.OutputExistsError: /... exists; use --overwrite (overwrite=True) to replace it
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
+        raise OutputExistsError(msg)
+    return path
 
 
 def check_output(target, *, source=None) -> None:
@@ -1051,9 +1088,7 @@ def atomic_write(path, writer, *, overwrite=False):
     """
     path = Path(path)
     check_replaceable(path)  # a device, FIFO or directory is never replaced, with or without overwrite
-    if path.exists() and not overwrite:
-        msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
-        raise FileExistsError(msg)
+    check_new_file(path, overwrite=overwrite)
     if not path.parent.is_dir():
         msg = f"output directory not found: {path.parent}"
         raise FileNotFoundError(msg)
@@ -1131,11 +1166,9 @@ def _publish_new(tmp, path: Path) -> None:
         os.link(tmp, path)  # atomic: fails if path exists
     except FileExistsError:
         msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
-        raise FileExistsError(msg) from None
+        raise OutputExistsError(msg) from None
     except OSError:  # no hard links on this file system
-        if path.exists():
-            msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
-            raise FileExistsError(msg) from None
+        check_new_file(path)
         os.replace(tmp, path)
 
 

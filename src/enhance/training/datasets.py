@@ -523,6 +523,8 @@ class HDF5PairDataset(torch.utils.data.Dataset):
     ----------
     path : str or `~pathlib.Path`
         The HDF5 file.
+    kind : {'intensity', 'blos'}, optional
+        What the pairs must hold: a file whose ``kind`` attribute says otherwise raises `ValueError`.
 
     Attributes
     ----------
@@ -541,7 +543,7 @@ class HDF5PairDataset(torch.utils.data.Dataset):
     (1, 20, 20) (1, 40, 40) intensity
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, kind=None):
         try:
             import h5py
         except ImportError as err:  # pragma: no cover - depends on the environment
@@ -558,6 +560,9 @@ class HDF5PairDataset(torch.utils.data.Dataset):
                 raise ValueError(msg)
             self._n = f["inputs"].shape[0]
             self.attrs = dict(f.attrs)
+        if kind is not None and self.attrs.get("kind") not in (None, kind):
+            msg = f"{self.path} holds {self.attrs['kind']} pairs, not {kind} ones"
+            raise ValueError(msg)
         self._file = None
 
     def __len__(self):
