@@ -127,19 +127,22 @@ _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 class Status(StrEnum):
     """What became of one input of `enhance_files`: its record's ``status``, the manifest's column.
 
-    A `str` enum: ``Status.DONE == "done"``, and the manifest holds the word. A record's ``error``
-    says why an input was skipped or failed (`~enhance.exceptions.OutputExistsError` for a complete
-    output that exists, `~enhance.exceptions.DiskFullError` for a full disk, ...).
+    A `str` enum: ``Status.DONE == "done"``, the manifest holds the word, and a record prints it as the
+    word too (its ``repr`` is the string's). A record's ``error`` says why an input was skipped or failed
+    (`~enhance.exceptions.OutputExistsError` for a complete output that exists,
+    `~enhance.exceptions.DiskFullError` for a full disk, ...).
 
     Examples
     --------
-    >>> Status.SKIPPED == "skipped", str(Status.FAILED)
-    (True, 'failed')
+    >>> Status.SKIPPED == "skipped", Status("failed") is Status.FAILED, [Status.DONE]
+    (True, True, ['done'])
     """
 
     DONE = "done"
     SKIPPED = "skipped"
     FAILED = "failed"
+
+    __repr__ = str.__repr__  # records print as the manifest reads
 
 
 #: Default of ``no_progress_timeout``: seconds without any file finishing before a Dask batch gives up.
@@ -926,7 +929,7 @@ def enhance_files(
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     fits.writeto(f"{tmp}/a.fits", np.ones((8, 8), np.float32), fits.Header({"BUNIT": "I/Ic"}))
     ...     weights = save_weights(EnhanceNet(depth=1, width=8), f"{tmp}/w.safetensors", kind="intensity")
-    ...     [str(r["status"]) for r in enhance_files(tmp, f"{tmp}/out", weights=weights, as_frame=False)]
+    ...     [r["status"] for r in enhance_files(tmp, f"{tmp}/out", weights=weights, as_frame=False)]
     ['done']
 
     With an existing client, e.g. in a notebook: ``enhance_files("hmi/*.fits", "enhanced",
