@@ -3,6 +3,7 @@ builtin it refines, and the command line's exit status and one-line message take
 
 import errno
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,36 @@ def test_another_write_error_is_not_a_full_disk_and_the_run_goes_on(tmp_path, we
     records = engine.enhance_files(_inputs(tmp_path / "in"), tmp_path / "out", weights=weights)
     assert len(calls) == 3  # every file was tried
     assert all(type(record["error"]) is PermissionError for record in records)  # OSError(EACCES, ...) is one
+
+
+def test_a_file_write_that_fills_the_disk_raises_disk_full_and_leaves_nothing(tmp_path, weights, monkeypatch, capsys):
+    from enhance.io import atomic_write
+
+    def fills(tmp):
+        Path(tmp).write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(DiskFullError) as caught:
+        atomic_write(folder / "a.fits", fills)
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == str(folder / "a.fits")
+    assert list(folder.iterdir()) == []  # neither the file nor its temporary part
+    with pytest.raises(PermissionError):  # another OSError stays what it is
+        atomic_write(folder / "b.fits", lambda tmp: (_ for _ in ()).throw(PermissionError(errno.EACCES, "no")))
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+
+    source = _inputs(tmp_path / "in", n=1) / "hmi.ic_45s.0.fits"
+    monkeypatch.setattr(fits.HDUList, "writeto", full)  # every FITS write of the package
+    assert main(["run", str(source), "-o", str(tmp_path / "out.fits"), "--weights", weights]) == FAILURE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("enhance: error: ")
+    assert os.strerror(errno.EDQUOT) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "tiny.safetensors"]
 
 
 def test_the_cli_reports_a_full_disk_once_by_its_type(tmp_path, weights, monkeypatch, capsys):

@@ -9,6 +9,8 @@ catches the builtin keeps working and the command line tells them apart by type,
 Each message is one line that names the file or the argument.
 """
 
+import errno
+
 from sunpy.util.exceptions import SunpyUserWarning
 
 __all__ = [
@@ -94,14 +96,19 @@ class OutputExistsError(EnhanceError, FileExistsError):
 class DiskFullError(EnhanceError, OSError):
     """The output's file system is full (``ENOSPC``) or its quota is exhausted (``EDQUOT``).
 
+    Told by the `OSError`'s ``errno`` (one of `ERRNOS`), never by its message, which the system may
+    give in any language.
+
     Examples
     --------
-    >>> import errno
-    >>> err = DiskFullError("out/a_enhanced.fits: no space left on device")
-    >>> err.errno = errno.ENOSPC
-    >>> isinstance(err, OSError), err.errno == errno.ENOSPC
-    (True, True)
+    >>> import errno, os
+    >>> err = DiskFullError(errno.ENOSPC, os.strerror(errno.ENOSPC), "out/a_enhanced.fits")
+    >>> isinstance(err, OSError), err.errno in DiskFullError.ERRNOS, err.filename
+    (True, True, 'out/a_enhanced.fits')
     """
+
+    #: The ``errno`` values of a full disk.
+    ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class EnhancedInputError(EnhanceError, ValueError):

@@ -1,5 +1,6 @@
 """FITS in and out: reading HMI files, the header of the x2 grid, and atomic writes."""
 
+import contextlib
 import gzip
 import os
 import re
@@ -23,7 +24,7 @@ from astropy.wcs import WCS
 from . import constants
 from ._version import __version__
 from .checks import check_positive
-from .exceptions import EnhanceUserWarning, OutputExistsError
+from .exceptions import DiskFullError, EnhanceUserWarning, OutputExistsError
 
 __all__ = [
     "read_fits",
@@ -1078,6 +1079,13 @@ def atomic_write(path, writer, *, overwrite=False):
     pathlib.Path
         ``path``.
 
+    Raises
+    ------
+    `~enhance.exceptions.OutputExistsError`
+        If ``path`` exists and ``overwrite`` is off.
+    `~enhance.exceptions.DiskFullError`
+        If the file system is full or the quota exhausted while the file is written (nothing is left).
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -1092,10 +1100,12 @@ def atomic_write(path, writer, *, overwrite=False):
     if not path.parent.is_dir():
         msg = f"output directory not found: {path.parent}"
         raise FileNotFoundError(msg)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART_SUFFIX, dir=path.parent)
+    with _disk_full(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART_SUFFIX, dir=path.parent)
     try:
         _lock(fd)  # held while the file is written: `remove_stale_parts` leaves it alone
-        writer(tmp)
+        with _disk_full(path):
+            writer(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         if overwrite:
             check_replaceable(path)  # again: it may have become one while the file was written
@@ -1107,6 +1117,17 @@ def atomic_write(path, writer, *, overwrite=False):
             os.unlink(tmp)
         os.close(fd)
     return path
+
+
+@contextlib.contextmanager
+def _disk_full(path):
+    """An `OSError` of a full file system or quota (by its errno) as a `~enhance.exceptions.DiskFullError`."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in DiskFullError.ERRNOS or isinstance(err, DiskFullError):
+            raise
+        raise DiskFullError(err.errno, err.strerror or os.strerror(err.errno), str(path)) from err
 
 
 _PART_SUFFIX = ".part"

@@ -120,8 +120,6 @@ MANIFEST_FIELDS = (
     "input", "output", "status", "kind", "model", "version", "finished", "seconds", "worker", "reason",
 )  # fmt: skip
 _GLOB_CHARS = frozenset("*?[")
-#: ``errno`` values of a full file system or an exhausted quota: `~enhance.exceptions.DiskFullError`.
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class Status(StrEnum):
@@ -525,7 +523,7 @@ def _failed(err, message) -> dict:
     record outlives the call and travels between processes): a `~enhance.exceptions.DiskFullError`
     for a full disk, an `~enhance.exceptions.EnhanceError` where the type does not print a message as given.
     """
-    if isinstance(err, OSError) and err.errno in _DISK_FULL:
+    if isinstance(err, OSError) and err.errno in DiskFullError.ERRNOS:
         error = DiskFullError(message)
         error.errno = err.errno
     else:
