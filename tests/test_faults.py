@@ -116,8 +116,8 @@ def test_the_manifest_of_a_serial_batch_is_pinned(tmp_path, weights, tiny_net):
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == list(MANIFEST_FIELDS)
     assert [{k: v for k, v in row.items() if k not in ("finished", "seconds")} for row in rows] == [
-        {k: str(v) for k, v in r.items() if k not in ("finished", "seconds")} for r in records
-    ]
+        {k: str(v) for k, v in r.items() if k not in ("finished", "seconds", "error")} for r in records
+    ]  # the typed error of a record is not written
     names = [(Path(r["input"]).name, Path(r["output"]).name, r["status"], r["kind"], r["worker"]) for r in records]
     assert names == [
         ("corrupt.fits", "corrupt_enhanced.fits", "failed", "", "local"),
@@ -740,7 +740,7 @@ def test_enhance_files_returns_a_list_of_dicts_with_or_without_pandas(tmp_path, 
     folder = _fits_inputs(tmp_path / "in", n=1)
     records = enhance_files(folder, tmp_path / "out", weights=weights)
     assert type(records) is list
-    assert [list(r) for r in records] == [list(MANIFEST_FIELDS)]
+    assert [list(r) for r in records] == [[*MANIFEST_FIELDS, "error"]]
     monkeypatch.setitem(sys.modules, "pandas", None)  # pandas not installed: the opt-in says what it needs
     with pytest.raises(ImportError, match="as_frame=True needs pandas"):
         enhance_files(folder, tmp_path / "out2", weights=weights, as_frame=True)

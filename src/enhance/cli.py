@@ -9,15 +9,11 @@ import argparse
 import contextlib
 import json
 import logging
-import os
-import platform
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
-import tomllib
 import warnings
 from pathlib import Path
 
@@ -82,6 +78,11 @@ def _usage(message: str) -> int:
     return _error(message, USAGE)
 
 
+def _one_line(err: BaseException) -> str:
+    """An error as the one line printed: its message's first line (another library's may hold several)."""
+    return next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+
+
 def _progress(args) -> bool:
     """Progress bars only on a terminal, and not with --quiet."""
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
@@ -93,20 +94,14 @@ def _say(args, text: str) -> None:
         print(text)
 
 
-def _is_batch(args) -> bool:
-    """Several inputs, a directory or glob, an output directory, or Dask options: run `enhance_files`."""
-    if args.workers is not None or args.scheduler is not None or len(args.inputs) > 1:
-        return True
-    single = Path(args.inputs[0])
-    pattern = not single.exists() and any(char in args.inputs[0] for char in "*?[")
-    return single.is_dir() or pattern or Path(args.output).is_dir() or args.output.endswith(("/", os.sep))
-
-
 def _run_batch(args) -> int:
-    from .inference.distributed import MANIFEST_NAME, enhance_files, summarize
+    from .exceptions import DiskFullError, IncompatibleOptionsError, OutputExistsError
+    from .inference.distributed import MANIFEST_NAME, Status, check_batch_output, enhance_files, summarize
 
     out = Path(args.output)
-    if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in (".fits", ".fit", ".fts")):
+    try:
+        check_batch_output(out)
+    except IncompatibleOptionsError:
         return _usage(f"with several inputs, a directory, a pattern or --workers/--scheduler, -o must be a directory, "
                       f"got {out}")  # fmt: skip
     if args.workers is not None and args.scheduler is not None:
@@ -118,24 +113,23 @@ def _run_batch(args) -> int:
                             compress=args.compress,
                             **({} if args.timeout is None else {"no_progress_timeout": args.timeout}))  # fmt: skip
     wall = time.perf_counter() - start
-    complete = "output exists and is complete"
-    disk_full = [record for record in records if _disk_full(record)]
+    disk_full = sum(isinstance(record["error"], DiskFullError) for record in records)
     if disk_full:  # one message, not one per file
-        _error(f"no space left on device in {out}: {len(disk_full)} files not written")
+        _error(f"no space left on device in {out}: {disk_full} files not written")
     for record in records:
-        if record["status"] == "done":
+        if record["status"] is Status.DONE:
             _say(args, f"{record['input']} -> {record['output']} ({record['kind']})")
-        elif record["status"] == "failed":
-            if not _disk_full(record):
+        elif record["status"] is Status.FAILED:
+            if not isinstance(record["error"], DiskFullError):
                 _error(record["reason"])
-        elif record["reason"] != complete:
-            logger.warning("skipped %s: %s", record["input"], record["reason"])
         else:
-            logger.info("skipped %s: %s", record["input"], record["reason"])
+            level = logging.INFO if isinstance(record["error"], OutputExistsError) else logging.WARNING
+            logger.log(level, "skipped %s: %s", record["input"], record["reason"])
     summary = summarize(records, wall_seconds=wall)
     _say(args, f"done {summary['done']}, skipped {summary['skipped']}, failed {summary['failed']} of "
          f"{summary['total']} files in {wall:.1f} s")  # fmt: skip
-    existing = sum(record["reason"] == complete for record in records if record["status"] == "skipped")
+    existing = sum(isinstance(record["error"], OutputExistsError) for record in records
+                   if record["status"] is Status.SKIPPED)  # fmt: skip
     if existing:
         _say(args, f"skipped {existing} outputs that exist and are complete (--overwrite replaces them)")
     if summary["done"]:
@@ -143,11 +137,6 @@ def _run_batch(args) -> int:
              f"{summary['images_per_hour']:.0f} images per hour in this run")  # fmt: skip
     _say(args, f"manifest: {out / MANIFEST_NAME}")
     return FAILURE if summary["failed"] else 0
-
-
-def _disk_full(record) -> bool:
-    reason = record["reason"] if record["status"] == "failed" else ""
-    return "No space left on device" in reason or "no space left on device" in reason or "Disk quota" in reason
 
 
 def _run_options(args):
@@ -162,31 +151,18 @@ def _run_options(args):
 
 def _run(args) -> int:
     """One file into one file, through the batch engine's task (`enhance_files` handles everything else)."""
-    if _is_batch(args):
+    from .inference.distributed import Status, enhance_file, is_batch, model_label, prepare_output
+
+    if is_batch(args.inputs, args.output, client=args.scheduler, n_workers=args.workers):
         return _run_batch(args)
-    from .inference.distributed import enhance_file, model_label
-
     source, target = Path(args.inputs[0]), Path(args.output)
-    from .io import check_output
-
-    try:
-        check_output(target, source=source)  # before any work: a device, the input itself, a .bz2 name
-    except ValueError as err:
-        return _error(str(err))
-    if target.exists() and not args.overwrite:
-        return _error(f"{target} exists; use --overwrite to replace it")
-    if target.parent.is_dir():  # temporary files of an earlier, killed write of this output
-        from .io import remove_stale_parts
-
-        remove_stale_parts(target.parent, targets=[target])
+    prepare_output(source, target, overwrite=args.overwrite)  # before any work
     options = _run_options(args)
     record = enhance_file(source, target, kind=args.type, weights=args.weights, model=args.model,
-                           label=model_label(args.weights, args.model), options=options, overwrite=args.overwrite,
-                           consistency=args.consistency, force=options.force, compress=args.compress)  # fmt: skip
-    if record["status"] == "skipped":  # an output of solar-enhance given as the input
-        return _error(f"{source}: {record['reason']}")
-    if record["status"] != "done":
-        return _error(record["reason"].split(": ", 1)[-1])
+                          label=model_label(args.weights, args.model), options=options, overwrite=args.overwrite,
+                          consistency=args.consistency, force=options.force, compress=args.compress)  # fmt: skip
+    if record["status"] is not Status.DONE:
+        return _error(str(record["error"]))
     _say(args, f"{source} -> {target} ({record['kind']}, {record['seconds']} s)")
     return 0
 
@@ -422,15 +398,13 @@ def _add_compare(subparsers) -> None:
 
 def _synth(args) -> int:
     if args.calibrate:
-        from .analysis.calibration import calibrate, figure, format_report, report
+        from .analysis.calibration import calibrate, calibration_files, figure, format_report, report
+        from .io import check_new_file
 
         for path in (args.figure, args.json):  # refuse before an expensive run, not after it
-            if path and Path(path).exists() and not args.overwrite:
-                return _error(f"{path} exists; use --overwrite to replace it")
-        data_dir = Path(args.data_dir) if args.data_dir else None
-        muram = args.muram or (data_dir / "muram_qs_0.0662arcsec.fits" if data_dir else None)
-        hmi_qs = args.hmi_qs or (data_dir / "hmi_continuum_qs.fits" if data_dir else None)
-        cal = calibrate(muram=muram, hmi_qs=hmi_qs, seed=args.seed)
+            if path:
+                check_new_file(path, overwrite=args.overwrite)
+        cal = calibrate(**calibration_files(args.data_dir, muram=args.muram, hmi_qs=args.hmi_qs), seed=args.seed)
         numbers = report(cal)
         print(format_report(numbers))
         if args.figure:
@@ -477,13 +451,8 @@ def _dataset_build(args) -> int:
     from .training.datasets import PairDataset, build_hdf5, recipe_sources
 
     sources = recipe_sources(args.kind, simulation=args.simulation, held_out=args.held_out, n_frames=args.frames,
-                             shape=tuple(args.shape), seed=args.seed)  # fmt: skip
-    if args.source:
-        from .scenes.sources import open_source
-
-        if args.simulation and any(Path(p).resolve() == Path(args.simulation).resolve() for p in args.source):
-            return _error(f"{args.simulation} is both --simulation and --source: its held-out rows would be trained on")
-        sources += [open_source(path, kind=args.kind, pixel_scale=args.pixel_scale) for path in args.source]
+                             shape=tuple(args.shape), seed=args.seed, files=args.source or (),
+                             pixel_scale=args.pixel_scale)  # fmt: skip
     n_samples = args.samples or sum(len(s) for s in sources) * args.patches_per_frame
     dataset = PairDataset(sources, n_samples=n_samples, seed=args.seed, patch=args.patch, noise=args.noise,
                           patches_per_frame=args.patches_per_frame)  # fmt: skip
@@ -542,8 +511,11 @@ def _train(args) -> int:
     bad = [item for item in args.source if "=" not in item]
     if bad:
         return _error(f"--source takes NAME=PATH, got {bad[0]!r}")
-    if args.config and _config_family(args.config) == "wiener-enhance":
-        return _train_hybrid(args)
+    if args.config:
+        from .training.hybrid_loop import config_family
+
+        if config_family(args.config) == "wiener-enhance":
+            return _train_hybrid(args)
     if args.source:
         return _error("--source names the files of a wiener-enhance configuration")
     if args.data is None:
@@ -558,9 +530,7 @@ def _train(args) -> int:
                  "precision": args.precision, "snapshot_interval": args.snapshot_every}  # fmt: skip
     overrides = {key: value for key, value in overrides.items() if value is not None}
     cfg = load_config(args.config, **overrides) if args.config else TrainConfig(**overrides)
-    train_data = HDF5PairDataset(args.data)
-    if train_data.attrs.get("kind") not in (None, cfg.kind):
-        return _error(f"{args.data} holds {train_data.attrs.get('kind')} pairs, but --kind is {cfg.kind}")
+    train_data = HDF5PairDataset(args.data, kind=cfg.kind)
     if input_noise_for(train_data, cfg.input_noise) != cfg.input_noise:
         _say(args, f"{args.data} already holds input noise: training adds none")
     val_data = validation_pairs(args.val, kind=cfg.kind, simulation=args.simulation, n_samples=cfg.eval_samples)
@@ -574,24 +544,13 @@ def _train(args) -> int:
     return 0
 
 
-def _config_family(path) -> str:
-    try:
-        return str(tomllib.loads(Path(path).read_text()).get("family", "paper"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return "paper"  # the paper's loader reports the error
-
-
 def _average(args) -> int:
+    from .io import check_new_file
     from .training.datasets import HDF5PairDataset, validation_pairs
-    from .training.loop import export_average, load_checkpoint
+    from .training.loop import check_checkpoints, export_average, load_checkpoint
 
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        return _error(f"{out} exists; use --overwrite to replace it")
-    missing = [path for path in args.checkpoints if not Path(path).is_file()]
-    if missing:
-        return _error(f"checkpoint not found: {missing[0]}")
-    last = load_checkpoint(args.checkpoints[-1])["config"]
+    out = check_new_file(args.output, overwrite=args.overwrite)  # before any work
+    last = load_checkpoint(check_checkpoints(args.checkpoints)[-1])["config"]
     val_data = validation_pairs(args.val, kind=last["kind"], simulation=args.simulation,
                                 n_samples=last["eval_samples"])  # fmt: skip
     path = export_average(args.checkpoints, out, HDF5PairDataset(args.data), val_data, overwrite=args.overwrite)
@@ -658,26 +617,13 @@ def _add_train(subparsers) -> None:
 
 
 def _validate(args) -> int:
-    from .analysis.validate import real_data, report, validate
-    from .models.pretrained import load_network
+    from .analysis.validate import real_data, report, report_path, validate, validation_networks
 
-    networks = {}
-    for item in args.weights or []:
-        label, _, path = item.rpartition("=")
-        label = label or Path(path).stem
-        networks[label] = load_network(path, kind=args.kind)
-        if getattr(networks[label], "noise_unit", None) is not None:  # Wiener-Enhance: one pass and its D4 average
-            networks[f"{label} D4"] = load_network(path, kind=args.kind)
-            networks[f"{label} D4"].symmetric = True
-    if not networks:
-        from .models.pretrained import FACTORIES
-
-        networks = {name: factory(args.kind, weights="default") for name, factory in FACTORIES.items()}
+    report_path(args.output, kind=args.kind, physics=args.physics, overwrite=args.overwrite)  # before the run
+    items = (item.rpartition("=") for item in args.weights or [])  # [NAME=]FILE
+    networks = validation_networks({(label or Path(path).stem): path for label, _, path in items}, kind=args.kind)
     if args.physics:
         return _validate_physics(args, networks)
-    existing = Path(args.output) / f"validation_{args.kind}.md"
-    if existing.exists() and not args.overwrite:
-        return _error(f"{existing} exists; use --overwrite to replace the report (or -o another folder)")
     results = validate(networks, args.kind, simulation=args.simulation, shape=tuple(args.shape))
     behaviour = real_data(networks, args.kind, args.hmi) if not args.no_hmi else None
     path = report(results, args.output, kind=args.kind, behaviour=behaviour, overwrite=args.overwrite)
@@ -687,11 +633,8 @@ def _validate(args) -> int:
 
 
 def _validate_physics(args, networks) -> int:
-    from .analysis.validate import PhysicsConfig, physics_report, physics_validation
+    from .analysis.validate import PhysicsConfig, machine_description, physics_report, physics_validation
 
-    existing = Path(args.output) / f"physics_{args.kind}.md"
-    if existing.exists() and not args.overwrite:
-        return _error(f"{existing} exists; use --overwrite to replace the report (or -o another folder)")
     counts = (*(k for k in PhysicsConfig().rl_iterations if k < args.rl_max), args.rl_max)
     hmi = (args.hmi if args.kind == "intensity" else None, args.hmi if args.kind == "blos" else None, args.hmi_qs)
     observations = tuple((path, float(scale), label) for path, scale, label in args.observation)
@@ -705,12 +648,7 @@ def _validate_physics(args, networks) -> int:
         print(f"[{time.perf_counter() - start:6.0f} s] {line}", flush=True)
 
     results = physics_validation(networks, args.kind, config, log=log)
-    try:
-        model = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next(line.split(":", 1)[1].strip() for line in model.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    machine = f"{model}, {os.cpu_count()} CPUs shared with other jobs; run took {time.perf_counter() - start:.0f} s"
+    machine = machine_description(seconds=time.perf_counter() - start)
     words = ["enhance", "validate", "--physics", "--kind", args.kind, "--shape", *map(str, args.shape),
              "--rl-max", str(args.rl_max), "--rl-converged", str(args.rl_converged), "--real-crop", str(args.real_crop),
              "-o", args.output]  # fmt: skip
@@ -855,6 +793,25 @@ def _add_verbosity(parser, *, default) -> None:
                        help="print errors only: no result lines, no progress bars")  # fmt: skip
 
 
+def _failed(err: Exception, *, command: str) -> int:
+    """Print an error of the library in one line and return its exit status; raise any other.
+
+    `~enhance.exceptions.IncompatibleOptionsError` is a usage error; the package's other errors and the
+    builtins its functions document (`OSError`, `ValueError`, `TypeError`, `LookupError`, `ImportError`,
+    PyTorch's `RuntimeError`, e.g. a GPU out of memory) are failures.
+    """
+    from .exceptions import EnhanceError, IncompatibleOptionsError  # loads astropy: only on an error
+
+    if isinstance(err, IncompatibleOptionsError):
+        return _usage(_one_line(err))
+    if isinstance(err, ModuleNotFoundError) and err.name == "torch":
+        return _error(f"enhance {command} needs PyTorch: pip install 'solar-enhance[torch]' (enhance run, demo and "
+                      "export work without it, on onnxruntime)")  # fmt: skip
+    if isinstance(err, EnhanceError | OSError | ValueError | TypeError | LookupError | ImportError | RuntimeError):
+        return _error(_one_line(err))
+    raise err
+
+
 def _terminated(signum, frame):
     """SIGTERM (``kill``, a batch system's time limit) unwinds like Ctrl-C: no temporary file is left."""
     raise KeyboardInterrupt
@@ -893,17 +850,10 @@ def main(argv=None) -> int:
     with _logging(args.verbose or 0, quiet=bool(args.quiet)):
         try:
             return args.func(args)
-        except ModuleNotFoundError as err:
-            if err.name != "torch":
-                return _error(str(err))
-            return _error(f"enhance {args.command} needs PyTorch: pip install 'solar-enhance[torch]' (enhance run, "
-                          "demo and export work without it, on onnxruntime)")  # fmt: skip
-        except (OSError, ValueError, TypeError, LookupError, ImportError) as err:
-            return _error(str(err))
-        except RuntimeError as err:  # e.g. a Dask cluster that did not start: one line, not a traceback
-            return _error(next((line for line in str(err).splitlines() if line.strip()), type(err).__name__))
         except KeyboardInterrupt:
             return _error("interrupted")
+        except Exception as err:  # noqa: BLE001 - sorted by type in `_failed`; a bug's is raised again
+            return _failed(err, command=args.command)
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGTERM, previous)

@@ -2,11 +2,30 @@
 
 `EnhanceUserWarning` derives from sunpy's `~sunpy.util.exceptions.SunpyUserWarning`, as aiapy's
 ``AIApyUserWarning`` does, so a filter on sunpy's warnings covers this package's too.
+
+Every error of the package derives from `EnhanceError` and from the builtin it refines
+(`OutputExistsError` is a `FileExistsError`, `DiskFullError` an `OSError`, ...), so that code which
+catches the builtin keeps working and the command line tells them apart by type, never by message.
+Each message is one line that names the file or the argument.
 """
+
+import errno
 
 from sunpy.util.exceptions import SunpyUserWarning
 
-__all__ = ["EnhanceUserWarning", "ModelNotTrainedError", "NoiseLevelWarning", "UnsupportedOptionError"]
+__all__ = [
+    "EnhanceUserWarning",
+    "NoiseLevelWarning",
+    "EnhanceError",
+    "ModelNotTrainedError",
+    "OutputExistsError",
+    "DiskFullError",
+    "EnhancedInputError",
+    "DataLeakageError",
+    "IncompatibleOptionsError",
+    "ClusterError",
+    "UnsupportedOptionError",
+]
 
 
 class EnhanceUserWarning(SunpyUserWarning):
@@ -39,7 +58,17 @@ class NoiseLevelWarning(EnhanceUserWarning):
     """
 
 
-class ModelNotTrainedError(LookupError):
+class EnhanceError(Exception):
+    """Base class of the errors solar-enhance raises; its message is one line.
+
+    Examples
+    --------
+    >>> issubclass(OutputExistsError, EnhanceError) and issubclass(OutputExistsError, FileExistsError)
+    True
+    """
+
+
+class ModelNotTrainedError(EnhanceError, LookupError):
     """A shipped model was asked for whose trained weights are not in the package.
 
     Examples
@@ -52,7 +81,78 @@ class ModelNotTrainedError(LookupError):
     """
 
 
-class UnsupportedOptionError(ValueError):
+class OutputExistsError(EnhanceError, FileExistsError):
+    """An output file exists and ``overwrite`` is off: it is left as it is.
+
+    In a batch (`~enhance.inference.distributed.enhance_files`) the record of an input whose complete
+    output exists is skipped with this error; a single output file that exists is refused with it.
+
+    Examples
+    --------
+    >>> issubclass(OutputExistsError, FileExistsError)
+    True
+    """
+
+
+class DiskFullError(EnhanceError, OSError):
+    """The output's file system is full (``ENOSPC``) or its quota is exhausted (``EDQUOT``).
+
+    Told by the `OSError`'s ``errno`` (one of `ERRNOS`), never by its message, which the system may
+    give in any language.
+
+    Examples
+    --------
+    >>> import errno, os
+    >>> err = DiskFullError(errno.ENOSPC, os.strerror(errno.ENOSPC), "out/a_enhanced.fits")
+    >>> isinstance(err, OSError), err.errno in DiskFullError.ERRNOS, err.filename
+    (True, True, 'out/a_enhanced.fits')
+    """
+
+    #: The ``errno`` values of a full disk.
+    ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class EnhancedInputError(EnhanceError, ValueError):
+    """An input is an output of solar-enhance (its header says so): enhancing it twice is refused.
+
+    Examples
+    --------
+    >>> issubclass(EnhancedInputError, ValueError)
+    True
+    """
+
+
+class DataLeakageError(EnhanceError, ValueError):
+    """Training data would contain data kept for validation (a simulation's held-out rows).
+
+    Examples
+    --------
+    >>> issubclass(DataLeakageError, ValueError)
+    True
+    """
+
+
+class IncompatibleOptionsError(EnhanceError, ValueError):
+    """Options that do not fit together (for the command line, a usage error: exit status 2).
+
+    Examples
+    --------
+    >>> issubclass(IncompatibleOptionsError, ValueError)
+    True
+    """
+
+
+class ClusterError(EnhanceError, RuntimeError):
+    """A Dask cluster could not be started or reached.
+
+    Examples
+    --------
+    >>> issubclass(ClusterError, RuntimeError)
+    True
+    """
+
+
+class UnsupportedOptionError(EnhanceError, ValueError):
     """An option that cannot work for this input or way of running: the per-pixel uncertainty of a dask array,
     whose chunks each see only their part of the image.
 

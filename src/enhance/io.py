@@ -1,5 +1,6 @@
 """FITS in and out: reading HMI files, the header of the x2 grid, and atomic writes."""
 
+import contextlib
 import gzip
 import os
 import re
@@ -21,7 +22,7 @@ except ImportError:  # pragma: no cover - not POSIX
 from . import constants
 from ._version import __version__
 from .checks import check_positive
-from .exceptions import EnhanceUserWarning
+from .exceptions import DiskFullError, EnhanceUserWarning, OutputExistsError
 
 __all__ = [
     "read_fits",
@@ -41,6 +42,7 @@ __all__ = [
     "fits_stem",
     "atomic_write",
     "check_replaceable",
+    "check_new_file",
     "check_output",
     "fits_error_text",
     "limb_pixels",
@@ -301,6 +303,42 @@ def check_replaceable(path) -> None:
 
 #: Output names of compressed formats that `write_fits` cannot write.
 _UNSUPPORTED_COMPRESSION = (".bz2", ".z", ".zip", ".xz", ".zst", ".lz", ".lzma", ".7z", ".tar", ".tgz")
+
+
+def check_new_file(path, *, overwrite: bool = False) -> Path:
+    """Refuse an existing ``path`` unless ``overwrite``: the rule of every file this package writes.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        A file to write.
+    overwrite : bool
+        Whether an existing file may be replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    `~enhance.exceptions.OutputExistsError`
+        If ``path`` exists and ``overwrite`` is off (a `FileExistsError`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as handle:
+    ...     check_new_file(handle.name)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    enhance.exceptions.OutputExistsError: /... exists; use --overwrite (overwrite=True) to replace it
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
+        raise OutputExistsError(msg)
+    return path
 
 
 def check_output(target, *, source=None) -> None:
@@ -1088,6 +1126,13 @@ def atomic_write(path, writer, *, overwrite=False):
     pathlib.Path
         ``path``.
 
+    Raises
+    ------
+    `~enhance.exceptions.OutputExistsError`
+        If ``path`` exists and ``overwrite`` is off.
+    `~enhance.exceptions.DiskFullError`
+        If the file system is full or the quota exhausted while the file is written (nothing is left).
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -1098,16 +1143,16 @@ def atomic_write(path, writer, *, overwrite=False):
     """
     path = Path(path)
     check_replaceable(path)  # a device, FIFO or directory is never replaced, with or without overwrite
-    if path.exists() and not overwrite:
-        msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
-        raise FileExistsError(msg)
+    check_new_file(path, overwrite=overwrite)
     if not path.parent.is_dir():
         msg = f"output directory not found: {path.parent}"
         raise FileNotFoundError(msg)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART_SUFFIX, dir=path.parent)
+    with _disk_full(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART_SUFFIX, dir=path.parent)
     try:
         _lock(fd)  # held while the file is written: `remove_stale_parts` leaves it alone
-        writer(tmp)
+        with _disk_full(path):
+            writer(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         if overwrite:
             check_replaceable(path)  # again: it may have become one while the file was written
@@ -1119,6 +1164,17 @@ def atomic_write(path, writer, *, overwrite=False):
             os.unlink(tmp)
         os.close(fd)
     return path
+
+
+@contextlib.contextmanager
+def _disk_full(path):
+    """An `OSError` of a full file system or quota (by its errno) as a `~enhance.exceptions.DiskFullError`."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in DiskFullError.ERRNOS or isinstance(err, DiskFullError):
+            raise
+        raise DiskFullError(err.errno, err.strerror or os.strerror(err.errno), str(path)) from err
 
 
 _PART_SUFFIX = ".part"
@@ -1178,11 +1234,9 @@ def _publish_new(tmp, path: Path) -> None:
         os.link(tmp, path)  # atomic: fails if path exists
     except FileExistsError:
         msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
-        raise FileExistsError(msg) from None
+        raise OutputExistsError(msg) from None
     except OSError:  # no hard links on this file system
-        if path.exists():
-            msg = f"{path} exists; use --overwrite (overwrite=True) to replace it"
-            raise FileExistsError(msg) from None
+        check_new_file(path)
         os.replace(tmp, path)
 
 

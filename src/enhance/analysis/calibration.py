@@ -44,6 +44,8 @@ __all__ = [
     "PUBLISHED_RANGES",
     "Calibration",
     "calibrate",
+    "calibration_files",
+    "CALIBRATION_FILES",
     "report",
     "format_report",
     "figure",
@@ -51,6 +53,8 @@ __all__ = [
     "tile_spectrum",
 ]
 
+#: File names of the MURaM quiet-Sun field and the real HMI quiet Sun in a data folder (`calibration_files`).
+CALIBRATION_FILES = {"muram": "muram_qs_0.0662arcsec.fits", "hmi_qs": "hmi_continuum_qs.fits"}
 #: MURaM's quiet-Sun contrast is the target of (a) within this relative tolerance; the same for HMI in (b).
 CONTRAST_TOLERANCE = 0.15
 #: Spectra must agree within this factor.
@@ -312,6 +316,30 @@ def _against_hmi(observed, hmi, hmi_tile):
         "tile_shape": list(tile),
     }
     return check, (f, p_hmi, p_obs)
+
+
+def calibration_files(data_dir=None, *, muram=None, hmi_qs=None) -> dict:
+    """The ``muram`` and ``hmi_qs`` inputs of `calibrate`: those given, else the files of ``data_dir``.
+
+    Parameters
+    ----------
+    data_dir : str or `~pathlib.Path`, optional
+        A folder holding `CALIBRATION_FILES` (e.g. ``../shared/data``).
+    muram, hmi_qs : str or `~pathlib.Path`, optional
+        The files themselves, which take precedence over ``data_dir``.
+
+    Returns
+    -------
+    dict
+        ``{"muram": path or None, "hmi_qs": path or None}``, keyword arguments of `calibrate`.
+
+    Examples
+    --------
+    >>> calibration_files("data", hmi_qs="qs.fits")["muram"].name
+    'muram_qs_0.0662arcsec.fits'
+    """
+    folder = {key: Path(data_dir) / name if data_dir else None for key, name in CALIBRATION_FILES.items()}
+    return {"muram": muram or folder["muram"], "hmi_qs": hmi_qs or folder["hmi_qs"]}
 
 
 def calibrate(

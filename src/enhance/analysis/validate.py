@@ -12,6 +12,8 @@ seed `~enhance.training.datasets.HELD_OUT_SEED` are never trained on.
 
 import dataclasses
 import json
+import os
+import platform
 import warnings
 from pathlib import Path
 
@@ -24,10 +26,11 @@ from .._version import __version__
 from ..checks import check_choice
 from ..constants import GAUSS_PER_KG, HMI_PIXEL_SCALE, KINDS, TARGET_PIXEL_SCALE
 from ..data import sample_path
-from ..exceptions import NoiseLevelWarning
+from ..exceptions import NoiseLevelWarning, OutputExistsError
 from ..inference.api import enhance
 from ..inference.pipeline import RunOptions, enhance_array, noise_choice
 from ..io import atomic_write
+from ..models.pretrained import FACTORIES, load_network
 from ..models.runner import DIHEDRAL, dihedral_transform
 from ..observation import psf
 from ..observation.degrade import bin_area
@@ -58,6 +61,9 @@ __all__ = [
     "physics_validation",
     "physics_floors",
     "physics_report",
+    "machine_description",
+    "report_path",
+    "validation_networks",
 ]
 
 #: Richardson-Lucy iteration counts scored (in one run); the best one against the target is reported.
@@ -422,11 +428,8 @@ def report(results, out_dir, *, kind, behaviour=None, title=None, overwrite=Fals
     validation_blos.md
     """
     out_dir = Path(out_dir)
+    path = report_path(out_dir, kind=kind, overwrite=overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"validation_{kind}.md"
-    if path.exists() and not overwrite:
-        msg = f"{path} exists; pass overwrite=True to replace the report"
-        raise FileExistsError(msg)
     header = ["model", "method", "PSNR [dB]", "SSIM"]
     header += ["granulation contrast", "umbra / target"] if kind == "intensity" else ["unsigned flux / target"]
     lines = [
@@ -1176,6 +1179,110 @@ def _magnetogram_lines(results, kind):
     return lines
 
 
+def report_path(out_dir, *, kind: str, physics: bool = False, overwrite: bool = False) -> Path:
+    """The Markdown file `report` (``physics=False``) or `physics_report` writes in ``out_dir``.
+
+    Called before a validation run, it refuses an earlier report before the work rather than after it.
+
+    Parameters
+    ----------
+    out_dir : str or `~pathlib.Path`
+        Folder of the report.
+    kind : {'intensity', 'blos'}
+        What the networks enhance.
+    physics : bool
+        The physics report (``physics_<kind>.md``) instead of ``validation_<kind>.md``.
+    overwrite : bool
+        Whether an earlier report may be replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        The report's path.
+
+    Raises
+    ------
+    `~enhance.exceptions.OutputExistsError`
+        If the report exists and ``overwrite`` is off.
+
+    Examples
+    --------
+    >>> report_path("validation", kind="blos", physics=True).name
+    'physics_blos.md'
+    """
+    path = Path(out_dir) / f"{'physics' if physics else 'validation'}_{kind}.md"
+    if path.exists() and not overwrite:
+        msg = f"{path} exists; use --overwrite (overwrite=True) to replace the report, or write it to another folder"
+        raise OutputExistsError(msg)
+    return path
+
+
+def validation_networks(weights=None, *, kind: str) -> dict:
+    """The networks `validate` and `physics_validation` score, by label.
+
+    Parameters
+    ----------
+    weights : dict, optional
+        ``{label: weights file}``; each Wiener-Enhance network is also scored averaged over the 8
+        rotations and flips, as ``'<label> D4'``. None or empty: the shipped models.
+    kind : {'intensity', 'blos'}
+        What the networks enhance.
+
+    Returns
+    -------
+    dict
+        ``{label: network}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.models.weights import save_weights
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = save_weights(EnhanceNet(depth=1, width=8), f"{folder}/tiny.safetensors", kind="blos")
+    ...     list(validation_networks({"tiny": path}, kind="blos"))
+    ['tiny']
+    """
+    networks = {}
+    for label, path in (weights or {}).items():
+        networks[label] = load_network(path, kind=kind)
+        if as_runner(networks[label]).needs_noise:  # Wiener-Enhance: one pass and its D4 average
+            networks[f"{label} D4"] = load_network(path, kind=kind)
+            networks[f"{label} D4"].symmetric = True
+    return networks or {name: factory(kind, weights="default") for name, factory in FACTORIES.items()}
+
+
+def machine_description(*, seconds: float | None = None, cpuinfo="/proc/cpuinfo") -> str:
+    """The machine a report ran on, as `physics_report` names it: the CPU's model and its number of CPUs.
+
+    Parameters
+    ----------
+    seconds : float, optional
+        Wall-clock time of the run, seconds; said when given.
+    cpuinfo : str or `~pathlib.Path`
+        Linux's CPU description, whose first ``model name`` line names the CPU; where it is missing or
+        names none, `platform.processor` or `platform.machine` does.
+
+    Returns
+    -------
+    str
+        E.g. ``'AMD EPYC, 2 CPUs shared with other jobs; run took 95 s'``.
+
+    Examples
+    --------
+    >>> machine_description(seconds=95.2).endswith("CPUs shared with other jobs; run took 95 s")
+    True
+    """
+    try:
+        lines = Path(cpuinfo).read_text().splitlines()
+    except OSError:
+        lines = []
+    names = (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name") and ":" in line)
+    model = next(names, "") or platform.processor() or platform.machine()
+    took = f"; run took {seconds:.0f} s" if seconds is not None else ""
+    return f"{model}, {os.cpu_count()} CPUs shared with other jobs{took}"
+
+
 def physics_report(results, out_dir, *, kind, command=None, machine=None, overwrite=False):
     """Write ``physics_<kind>.md`` and ``physics_<kind>.json`` from `physics_validation`.
 
@@ -1211,11 +1318,8 @@ def physics_report(results, out_dir, *, kind, command=None, machine=None, overwr
     physics_blos.md
     """
     out_dir = Path(out_dir)
+    path = report_path(out_dir, kind=kind, physics=True, overwrite=overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"physics_{kind}.md"
-    if path.exists() and not overwrite:
-        msg = f"{path} exists; pass overwrite=True to replace the report"
-        raise FileExistsError(msg)
     unit = "I/Ic" if kind == "intensity" else "G"
     lines = [f"# Physics validation of the {kind} models against RL+target and Wiener", "",
              f"solar-enhance {__version__}." + (f" Machine: {machine}." if machine else ""),

@@ -31,6 +31,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
 
@@ -48,7 +49,15 @@ import stat
 from .._version import __version__
 from ..checks import check_choice, check_kind, check_tile, fill_nonfinite, supported_float_type
 from ..constants import GAUSS_PER_KG
-from ..exceptions import UnsupportedOptionError
+from ..exceptions import (
+    ClusterError,
+    DiskFullError,
+    EnhancedInputError,
+    EnhanceError,
+    IncompatibleOptionsError,
+    OutputExistsError,
+    UnsupportedOptionError,
+)
 from ..io import (
     FITS_SUFFIXES,
     IMAGE_HDUS,
@@ -97,6 +106,10 @@ __all__ = [
     "enhance_dask",
     "shared_noise_levels",
     "find_inputs",
+    "is_batch",
+    "check_batch_output",
+    "prepare_output",
+    "Status",
     "output_path",
     "summarize",
     "MANIFEST_NAME",
@@ -110,6 +123,29 @@ MANIFEST_FIELDS = (
     "input", "output", "status", "kind", "model", "version", "finished", "seconds", "worker", "reason",
 )  # fmt: skip
 _GLOB_CHARS = frozenset("*?[")
+
+
+class Status(StrEnum):
+    """What became of one input of `enhance_files`: its record's ``status``, the manifest's column.
+
+    A `str` enum: ``Status.DONE == "done"``, the manifest holds the word, and a record prints it as the
+    word too (its ``repr`` is the string's). A record's ``error`` says why an input was skipped or failed
+    (`~enhance.exceptions.OutputExistsError` for a complete output that exists,
+    `~enhance.exceptions.DiskFullError` for a full disk, ...).
+
+    Examples
+    --------
+    >>> Status.SKIPPED == "skipped", Status("failed") is Status.FAILED, [Status.DONE]
+    (True, True, ['done'])
+    """
+
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+    __repr__ = str.__repr__  # records print as the manifest reads
+
+
 #: Default of ``no_progress_timeout``: seconds without any file finishing before a Dask batch gives up.
 DEFAULT_TIMEOUT = 1800.0
 
@@ -250,6 +286,113 @@ def find_inputs(inputs) -> list[Path]:
     return unique
 
 
+def is_batch(inputs, output, *, client=None, n_workers=None) -> bool:
+    """Whether ``inputs`` into ``output`` is a batch (`enhance_files`) rather than one file into one file.
+
+    Parameters
+    ----------
+    inputs : str, `~pathlib.Path` or sequence of them
+        Files, directories or glob patterns, as `find_inputs` takes them.
+    output : str or `~pathlib.Path`
+        The output file or folder.
+    client, n_workers : optional
+        As in `enhance_files`: a Dask run is a batch.
+
+    Returns
+    -------
+    bool
+        True for several inputs, a directory or a glob pattern (a name that does not exist and holds
+        ``*``, ``?`` or ``[``) as the input, an existing directory or a name ending in a path separator
+        as the output, or a Dask run.
+
+    Examples
+    --------
+    >>> is_batch(["a.fits"], "a_enhanced.fits"), is_batch(["hmi/*.fits"], "out"), is_batch(["a.fits"], "out/")
+    (False, True, True)
+    """
+    inputs = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    if client is not None or n_workers is not None or len(inputs) != 1:
+        return True
+    single = Path(inputs[0])
+    pattern = not single.exists() and bool(_GLOB_CHARS & set(str(inputs[0])))
+    return single.is_dir() or pattern or Path(output).is_dir() or str(output).endswith(("/", os.sep))
+
+
+def check_batch_output(out_dir) -> Path:
+    """`~enhance.exceptions.IncompatibleOptionsError` unless ``out_dir`` can be the folder of a batch.
+
+    A batch writes into a folder: an existing file, or a name with a FITS suffix that does not exist,
+    is refused (`enhance_files` would create a folder of that name).
+
+    Parameters
+    ----------
+    out_dir : str or `~pathlib.Path`
+        The output folder of `enhance_files`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+
+    Examples
+    --------
+    >>> check_batch_output("enhanced").name
+    'enhanced'
+    >>> check_batch_output("enhanced.fits")
+    Traceback (most recent call last):
+    ...
+    enhance.exceptions.IncompatibleOptionsError: the output of several files must be a directory, got enhanced.fits
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir() or not out_dir.exists() and out_dir.name.lower().endswith(
+            FITS_SUFFIXES):  # fmt: skip
+        msg = f"the output of several files must be a directory, got {out_dir}"
+        raise IncompatibleOptionsError(msg)
+    return out_dir
+
+
+def prepare_output(source, target, *, overwrite=False) -> Path:
+    """Check the output of one file given by name before any work, and clear an earlier killed write of it.
+
+    Parameters
+    ----------
+    source : str or `~pathlib.Path`
+        The input file.
+    target : str or `~pathlib.Path`
+        The output file.
+    overwrite : bool
+        Whether an existing ``target`` may be replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        ``target``.
+
+    Raises
+    ------
+    ValueError
+        If ``target`` cannot be an output (`~enhance.io.check_output`: a device, the input itself, a
+        ``.bz2`` name).
+    `~enhance.exceptions.OutputExistsError`
+        If ``target`` exists and ``overwrite`` is off.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     prepare_output(f"{folder}/in.fits", f"{folder}/out.fits").name
+    'out.fits'
+    """
+    source, target = Path(source), Path(target)
+    check_output(target, source=source)
+    if target.exists() and not overwrite:
+        msg = f"{target} exists; use --overwrite to replace it"
+        raise OutputExistsError(msg)
+    if target.parent.is_dir():  # temporary files of an earlier, killed write of this output
+        remove_stale_parts(target.parent, targets=[target])
+    return target
+
+
 def _is_fits_name(path: Path) -> bool:
     return not path.name.startswith(".") and path.name.lower().endswith(FITS_SUFFIXES)
 
@@ -326,6 +469,11 @@ def enhance_file(
 ):
     """One task: enhance ``source`` into ``target`` and return its manifest record. Never raises.
 
+    The record holds the `MANIFEST_FIELDS`, with ``status`` a `Status`, and ``error``: None when the
+    file is done, else the typed exception that says why it was skipped or failed, its message the
+    ``reason`` without the exception's name (`~enhance.exceptions.OutputExistsError` for a complete
+    output, `~enhance.exceptions.DiskFullError` for a full disk, ...).
+
     Everything that can be checked is checked before the network runs: the existing output, the input
     and its header (the x2 header is built first, so a bad CRPIX fails here), the network and the output
     directory. A failure's reason names its culprit: the input, the weights file or the output.
@@ -334,40 +482,68 @@ def enhance_file(
     """
     start = time.perf_counter()
     source, target = Path(source), Path(target)
-    record = dict.fromkeys(MANIFEST_FIELDS, "")
-    record.update(input=str(source), output=str(target), model=label, version=__version__, worker=_worker_name())
+    record = _new_record(source, target, label, worker=_worker_name())
     replace = overwrite
     try:
         _check_target(source, target)
         if target.exists() and not overwrite:
             action, reason = _existing_output(target, _input_shape(source))
             if action == "skip":
-                record.update(kind=_quiet_kind(source, kind), status="skipped", reason=reason)
+                record.update(kind=_quiet_kind(source, kind), status=Status.SKIPPED, reason=reason,
+                              error=OutputExistsError(reason))  # fmt: skip
                 return _finish(record, start)
             if action == "refuse":
-                record.update(status="failed", reason=f"FileExistsError: {reason}")
+                record.update(status=Status.FAILED, reason=f"FileExistsError: {reason}",
+                              error=OutputExistsError(reason))  # fmt: skip
                 return _finish(record, start)
             replace, record["reason"] = True, reason
         _enhance_one(source, target, record, kind=kind, weights=weights, model=model, label=label, options=options,
                      replace=replace, consistency=consistency, force=force, compress=compress,
                      shared_noise=shared_noise)  # fmt: skip
     except _Culprit as err:  # the weights or the output, named in the message
-        record.update(status="failed", reason=str(err))
+        record.update(_failed(err.__cause__, str(err)))
     except FileExistsError as err:
         # Another run published this output since the check above: its file is complete (atomic writes).
-        lost = {"status": "skipped", "reason": _LOST_RACE}
-        record.update(lost if not replace else {"status": "failed", "reason": f"FileExistsError: {_one_line(err)}"})
+        lost = {"status": Status.SKIPPED, "reason": _LOST_RACE, "error": OutputExistsError(_LOST_RACE)}
+        record.update(lost if not replace else _failed(err, _one_line(err)))
     except Exception as err:  # noqa: BLE001 - one bad file is recorded and the others go on
         message = str(err) if str(source) in str(err) else f"{source}: {err}"
-        record.update(status="failed", reason=f"{type(err).__name__}: {_one_line(message)}")
+        record.update(_failed(err, _one_line(message)))
     return _finish(record, start)
+
+
+def _new_record(source, target, label, **values) -> dict:
+    """A record of `enhance_file`: the `MANIFEST_FIELDS` (empty unless given) and ``error`` (None)."""
+    record = {**dict.fromkeys(MANIFEST_FIELDS, ""), "error": None}
+    record.update(input=str(source), output=str(target), model=label, version=__version__, **values)
+    return record
+
+
+def _failed(err, message) -> dict:
+    """The fields of a record that failed on ``err``: the reason names its type, the error keeps it.
+
+    The error is a new exception of ``err``'s type with the one-line ``message`` and no traceback (a
+    record outlives the call and travels between processes): a `~enhance.exceptions.DiskFullError`
+    for a full disk, an `~enhance.exceptions.EnhanceError` where the type does not print a message as given.
+    """
+    if isinstance(err, OSError) and err.errno in DiskFullError.ERRNOS:
+        error = DiskFullError(message)
+        error.errno = err.errno
+    else:
+        try:
+            error = type(err)(message)
+        except Exception:  # noqa: BLE001 - a type that needs other arguments (e.g. distributed's KilledWorker)
+            error = None
+        if error is None or str(error) != message:  # KeyError quotes its message
+            error = EnhanceError(message)
+    return {"status": Status.FAILED, "reason": f"{type(err).__name__}: {message}", "error": error}
 
 
 _LOST_RACE = "another run wrote this output meanwhile"
 
 
 class _Culprit(Exception):
-    """A failure whose message already names what caused it (not the input)."""
+    """A failure whose message already names what caused it (not the input); the error is its ``__cause__``."""
 
 
 def _check_target(source, target) -> None:
@@ -376,8 +552,7 @@ def _check_target(source, target) -> None:
     try:
         check_output(target, source=source)
     except ValueError as err:
-        msg = f"ValueError: {err}"
-        raise _Culprit(msg) from None
+        raise _Culprit(str(err)) from err
 
 
 def _one_line(text) -> str:
@@ -391,8 +566,9 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
     image, header = read_fits(source)
     version = written_by_enhance(header)
     if version is not None and not force:  # an output of this package is never an input, whatever its name
-        record.update(status="skipped", reason=f"written by solar-enhance {version} ({PROVENANCE_KEY}): "
-                      "an enhanced output, not an input (--force runs it)")  # fmt: skip
+        reason = (f"written by solar-enhance {version} ({PROVENANCE_KEY}): an enhanced output, not an input "
+                  "(--force runs it)")  # fmt: skip
+        record.update(status=Status.SKIPPED, reason=reason, error=EnhancedInputError(f"{source}: {reason}"))
         return
     _check_numbers(header, source)
     record["kind"] = file_kind = _kind_for(source, kind, header, force=force)
@@ -405,16 +581,14 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
         if weights is None or str(weights) not in text:
             where = f"weights file {weights}" if weights is not None else f"the shipped {model} {file_kind} model"
             text = f"{where}: {text}"
-        msg = f"{type(err).__name__}: {text}"
-        raise _Culprit(msg) from None
+        raise _Culprit(text) from err
     history = history_cards(file_kind, model, network if weights is not None else None)
     history += f" ({Path(weights).name})" if weights is not None else ""
     new_header = upscale_header(header, 2, history=history, provenance=provenance_cards(model=label, kind=file_kind))
     try:
         check_output_dir(target.parent)
     except OSError as err:
-        msg = f"{type(err).__name__}: {err}"
-        raise _Culprit(msg) from None
+        raise _Culprit(str(err)) from err
     if isinstance((shared_noise or {}).get(file_kind), NoiseChoice) and options.noise is None:
         options = dataclasses.replace(options, noise=shared_noise[file_kind])  # one level for the sequence
     result, assumed = enhance_array(image, kind=file_kind, network=network, options=options, return_assumptions=True,
@@ -427,7 +601,7 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
         extra.append(uncertainty_hdu(sigma, new_header))
     step = quantize_step(image, file_kind) if compress or target.name.lower().endswith(".fz") else None
     write_fits(target, result, new_header, overwrite=replace, extra_hdus=extra, quantize_step=step)
-    record["status"] = "done"
+    record["status"] = Status.DONE
 
 
 _NUMERIC_KEY = re.compile(r"^(CRPIX|CDELT|CRVAL|CROTA)[12]$|^(CD|PC)[12]_[12]$|^(R_SUN|X0_MP|Y0_MP|IMSCL_MP)$")
@@ -634,7 +808,7 @@ def _dask_client(client, n_workers):
             cluster = local_cluster(n_workers)
         except Exception as err:  # noqa: BLE001 - e.g. "Nanny failed to start." when a worker dies at start-up
             msg = f"the Dask LocalCluster of {n_workers} workers did not start: {_one_line(err) or type(err).__name__}"
-            raise RuntimeError(msg) from None
+            raise ClusterError(msg) from None
         with cluster, Client(cluster) as own:
             yield own
 
@@ -736,10 +910,12 @@ def enhance_files(
     Returns
     -------
     list of dict
-        The records of this run, one dict per input in input order, with the keys `MANIFEST_FIELDS`:
-        ``status`` is 'done', 'skipped' or 'failed' (then ``reason`` says why), ``seconds`` the time the
-        task took, ``worker`` the Dask worker that ran it (a `pandas.DataFrame` of them with
-        ``as_frame=True``).
+        The records of this run, one dict per input in input order, with the keys `MANIFEST_FIELDS` and
+        ``error``: ``status`` is a `Status` ('done', 'skipped' or 'failed'; then ``reason`` says why and
+        ``error`` is the typed exception, e.g. `~enhance.exceptions.OutputExistsError` for a complete
+        output that exists, `~enhance.exceptions.DiskFullError` for a full disk), ``seconds`` the time the
+        task took, ``worker`` the Dask worker that ran it (a `pandas.DataFrame` of the manifest's columns
+        with ``as_frame=True``).
 
     Raises
     ------
@@ -946,9 +1122,9 @@ def _run_serial(task, sources, targets, finished) -> None:
             finished(index, _unrun(source, target, full, task.keywords["label"]))
             continue
         record = task(source, target)
-        if record["status"] == "failed" and ("No space left on device" in record["reason"]
-                                             or "Disk quota exceeded" in record["reason"]):  # fmt: skip
-            full = f"OSError: not run: no space left on device in {Path(target).parent}"
+        if isinstance(record["error"], DiskFullError):
+            message = f"not run: no space left on device in {Path(target).parent}"
+            full = _failed(OSError(record["error"].errno, os.strerror(errno.ENOSPC)), message)
         finished(index, record)
 
 
@@ -966,8 +1142,8 @@ def _run_dask(task, sources, targets, finished, *, client, n_workers, timeout, l
             except TimeoutError:
                 done = ()
             if not done:
-                reason = (f"TimeoutError: no file finished in {timeout:g} s (no workers, or workers that keep "
-                          "dying); not run")  # fmt: skip
+                reason = _failed(TimeoutError(), f"no file finished in {timeout:g} s (no workers, or workers that "
+                                 "keep dying); not run")  # fmt: skip
                 for future, index in pending.items():
                     future.cancel()
                     finished(index, _unrun(sources[index], targets[index], reason, label))
@@ -993,21 +1169,18 @@ def _finished_meanwhile(source, target, label, *, since):
         return None
     if written_by_enhance(header) is None:
         return None
-    record = dict.fromkeys(MANIFEST_FIELDS, "")
-    record.update(input=str(source), output=str(target), status="done", kind=str(header.get("ENH_KIND", "")),
-                  model=label, version=__version__, reason="finished while the run was interrupted")  # fmt: skip
+    record = _new_record(source, target, label, status=Status.DONE, kind=str(header.get("ENH_KIND", "")),
+                         reason="finished while the run was interrupted")  # fmt: skip
     return _finish(record, time.perf_counter())
 
 
-def _unrun(source, target, reason, label):
-    record = dict.fromkeys(MANIFEST_FIELDS, "")
-    record.update(input=str(source), output=str(target), status="failed", model=label, version=__version__,
-                  reason=reason)  # fmt: skip
-    return _finish(record, time.perf_counter())
+def _unrun(source, target, failure, label):
+    """The record of a file that was not run: ``failure`` holds the fields of `_failed`."""
+    return _finish(_new_record(source, target, label, **failure), time.perf_counter())
 
 
 def _lost(source, target, err, label):
-    return _unrun(source, target, f"{type(err).__name__}: {source}: the task was lost: {_one_line(err)}", label)
+    return _unrun(source, target, _failed(err, f"{source}: the task was lost: {_one_line(err)}"), label)
 
 
 def _pandas():

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from .._version import __version__
 from ..checks import check_integer
 from ..constants import HMI_NOISE, KINDS, NETWORK_UNIT
+from ..exceptions import DataLeakageError
 from ..io import atomic_write
 from ..observation.degrade import HMI_PIXEL_SCALE, degrade
 from ..observation.psf import DEFAULT_RADIUS
@@ -522,6 +523,8 @@ class HDF5PairDataset(torch.utils.data.Dataset):
     ----------
     path : str or `~pathlib.Path`
         The HDF5 file.
+    kind : {'intensity', 'blos'}, optional
+        What the pairs must hold: a file whose ``kind`` attribute says otherwise raises `ValueError`.
 
     Attributes
     ----------
@@ -540,7 +543,7 @@ class HDF5PairDataset(torch.utils.data.Dataset):
     (1, 20, 20) (1, 40, 40) intensity
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, kind=None):
         try:
             import h5py
         except ImportError as err:  # pragma: no cover - depends on the environment
@@ -557,6 +560,9 @@ class HDF5PairDataset(torch.utils.data.Dataset):
                 raise ValueError(msg)
             self._n = f["inputs"].shape[0]
             self.attrs = dict(f.attrs)
+        if kind is not None and self.attrs.get("kind") not in (None, kind):
+            msg = f"{self.path} holds {self.attrs['kind']} pairs, not {kind} ones"
+            raise ValueError(msg)
         self._file = None
 
     def __len__(self):
@@ -613,7 +619,7 @@ def split_rows(frame, *, holdout=SIMULATION_HOLDOUT):
 
 
 def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape=(1000, 1000), seed=0,
-                   simulation_weight=16):  # fmt: skip
+                   simulation_weight=16, files=(), pixel_scale=None):  # fmt: skip
     """The sources of the shipped models' recipe: synthetic scenes plus a simulation field's rows.
 
     Parameters
@@ -634,11 +640,21 @@ def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape
     simulation_weight : int
         How many times the simulation field is listed among the frames, so that its patches make up a
         useful share of the pairs (one field against ``n_frames`` scenes).
+    files : sequence of str or `~pathlib.Path`
+        More FITS, NumPy or HDF5 frames or cubes (`~enhance.scenes.sources.open_source`), used whole:
+        nothing of them is held out.
+    pixel_scale : float, optional
+        Arcsec per pixel of the ``files`` whose header gives none.
 
     Returns
     -------
     list of `~enhance.scenes.sources.Source`
-        The synthetic scenes and, when given, the simulation field's rows.
+        The synthetic scenes, the simulation field's rows when given, and the ``files``.
+
+    Raises
+    ------
+    `~enhance.exceptions.DataLeakageError`
+        If ``simulation`` is one of the ``files``: its held-out rows would be trained on.
 
     Examples
     --------
@@ -650,6 +666,7 @@ def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape
     if not held_out and seed == HELD_OUT_SEED:
         msg = f"seed {seed} is the held-out seed; training scenes must use another one"
         raise ValueError(msg)
+    _check_held_out(simulation, files)
     sources = [SyntheticSource(shape, kind=kind, scene="mixed", n_frames=n_frames,
                                seed=HELD_OUT_SEED if held_out else seed)]  # fmt: skip
     if simulation is not None and kind == "intensity":
@@ -659,7 +676,14 @@ def recipe_sources(kind, *, simulation=None, held_out=False, n_frames=128, shape
         rows = held_rows if held_out else train_rows
         part = from_array(rows, field.pixel_scale, kind="intensity", normalise="none", name=label)
         sources += [part] * (1 if held_out else simulation_weight)
-    return sources
+    return sources + [open_source(path, kind=kind, pixel_scale=pixel_scale) for path in files]
+
+
+def _check_held_out(simulation, files) -> None:
+    """`~enhance.exceptions.DataLeakageError` if the field whose rows are held out is also used whole."""
+    if simulation is not None and any(Path(path).resolve() == Path(simulation).resolve() for path in files):
+        msg = f"{simulation} is both the simulation and one of the files: its held-out rows would be trained on"
+        raise DataLeakageError(msg)
 
 
 def validation_pairs(path=None, *, kind: str, simulation=None, n_samples: int = 512):

@@ -67,8 +67,8 @@ from ..scenes.sources import SyntheticSource, VariedSource, from_array, open_sou
 from .datasets import PairDataset, split_rows
 from .linear_stage import mmse_filters, patch_statistics
 
-__all__ = ["PSF_VARIANTS", "HybridConfig", "ConfigError", "load_hybrid_config", "training_sources", "training_pairs",
-           "train_hybrid"]  # fmt: skip
+__all__ = ["PSF_VARIANTS", "HybridConfig", "ConfigError", "config_family", "load_hybrid_config", "training_sources",
+           "training_pairs", "train_hybrid"]  # fmt: skip
 
 #: The PSF variants a configuration mixes: keyword arguments of `~enhance.training.datasets.PairDataset`.
 #: 'nominal' is the configuration's own PSF (``data.hmi_params``, ``data.radius_arcsec``; the Enhance values
@@ -199,6 +199,34 @@ _SOURCE = {
     "weight": 1,
     "optional": False,
 }
+
+
+def config_family(path) -> str:
+    """The model family a training configuration trains: its ``family`` key, 'paper' by default.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        A TOML configuration: 'wiener-enhance' ones are run by `train_hybrid`, the others by
+        `~enhance.training.loop.train`.
+
+    Returns
+    -------
+    str
+        The family; 'paper' also for a file that cannot be read or parsed (whose loader then says why).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = Path(folder, "run.toml").write_text('family = "wiener-enhance"\\n')
+    ...     config_family(Path(folder, "run.toml")), config_family(Path(folder, "missing.toml"))
+    ('wiener-enhance', 'paper')
+    """
+    try:
+        return str(tomllib.loads(Path(path).read_text()).get("family", "paper"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return "paper"
 
 
 def load_hybrid_config(path, *, sources: dict | None = None, **overrides) -> HybridConfig:

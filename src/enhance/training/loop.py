@@ -55,6 +55,7 @@ __all__ = [
     "load_config",
     "plot_history",
     "average_checkpoints",
+    "check_checkpoints",
     "export_average",
     "resolve_precision",
     "native_bfloat16",
@@ -841,6 +842,39 @@ def _final_weights(model, train_data, cfg, device, run: _Run, out_dir: Path) -> 
     return files
 
 
+def check_checkpoints(paths) -> list[Path]:
+    """The checkpoints of `average_checkpoints`, checked before any work: each must be a file.
+
+    Parameters
+    ----------
+    paths : sequence of str or `~pathlib.Path`
+        Resume checkpoints of one run.
+
+    Returns
+    -------
+    list of `~pathlib.Path`
+        ``paths``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the first checkpoint that is not a file.
+
+    Examples
+    --------
+    >>> check_checkpoints(["runs/none/step_1.pt"])
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: checkpoint not found: runs/none/step_1.pt
+    """
+    paths = [Path(path) for path in paths]
+    missing = [path for path in paths if not path.is_file()]
+    if missing:
+        msg = f"checkpoint not found: {missing[0]}"
+        raise FileNotFoundError(msg)
+    return paths
+
+
 def average_checkpoints(paths, train_data, val_data=None, *, device="cpu") -> tuple[EnhanceNet, dict]:
     """Stochastic weight averaging: one network whose weights are the mean of a run's checkpoints.
 
@@ -884,7 +918,7 @@ def average_checkpoints(paths, train_data, val_data=None, *, device="cpu") -> tu
     >>> info["steps"]
     [1, 2]
     """
-    states = sorted((load_checkpoint(path) for path in paths), key=lambda state: state["step"])
+    states = sorted((load_checkpoint(path) for path in check_checkpoints(paths)), key=lambda state: state["step"])
     if not states:
         msg = "average_checkpoints needs at least one checkpoint"
         raise ValueError(msg)
