@@ -6,6 +6,8 @@ import builtins
 import errno
 import inspect
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -338,3 +340,24 @@ def test_the_machine_description_reads_the_cpu_model(tmp_path):
     text = machine_description(seconds=94.6, cpuinfo=cpuinfo)
     assert text == f"Test CPU 9000 @ 3.00GHz, {os.cpu_count()} CPUs shared with other jobs; run took 95 s"
     assert machine_description(cpuinfo=tmp_path / "missing").endswith(f", {os.cpu_count()} CPUs shared with other jobs")
+
+
+def test_the_warning_classes_load_sunpy_only_when_first_used_and_stay_one_class():
+    code = (
+        "import sys, threading\n"
+        "import enhance.exceptions as e\n"
+        "before = 'sunpy' in sys.modules\n"
+        "found = []\n"
+        "threads = [threading.Thread(target=lambda: found.append(e.NoiseLevelWarning)) for _ in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "from sunpy.util.exceptions import SunpyUserWarning\n"
+        "print(before, len(set(found)), issubclass(found[0], SunpyUserWarning), found[0] is e.NoiseLevelWarning)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["False", "1", "True", "True"]
+
+
+def test_a_missing_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="NoSuchWarning"):
+        _ = exceptions.NoSuchWarning
+    assert {"EnhanceUserWarning", "NoiseLevelWarning"} <= set(dir(exceptions))

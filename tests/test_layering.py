@@ -144,8 +144,9 @@ def test_the_layer_rule_catches_an_upward_import(tmp_path):
 #: The optional heavy dependencies, the only packages imported inside functions: each is an extra that may be
 #: missing, or costs a noticeable part of a second to import (sunpy.map: 2.4 s, it loads matplotlib).
 #: astropy.wcs: 0.2 s (it loads astropy.coordinates), for the limb check of a cut-out that may reach the limb only.
+#: sunpy.util.exceptions: 0.2 s (sunpy loads astropy.wcs), for the warning classes, defined when first used.
 HEAVY = ("torch", "dask", "distributed", "matplotlib", "onnxruntime", "onnx", "h5py", "pandas", "playwright",
-         "sunpy.map", "safetensors.torch", "astropy.wcs")  # fmt: skip
+         "sunpy.map", "safetensors.torch", "astropy.wcs", "sunpy.util.exceptions")  # fmt: skip
 #: The command line imports the library inside its subcommands, so that ``enhance --help`` loads almost nothing.
 ENTRY_POINTS = {("cli",)}
 

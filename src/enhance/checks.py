@@ -10,8 +10,8 @@ import astropy.units as u
 import numpy as np
 from scipy import ndimage
 
+from . import exceptions
 from .constants import KIND_ALIASES, KINDS
-from .exceptions import EnhanceUserWarning
 
 __all__ = [
     "fill_nonfinite",
@@ -388,7 +388,7 @@ def check_tile(tile, *, margin: int):
         msg = (f"tile={tile} is smaller than the network's reach ({smallest} input pixels across): each tile runs "
                f"on {side} x {side} pixels to keep {tile} x {tile}, {(side / tile) ** 2:.0f} times the work of one "
                f"pass; use tile >= {smallest} (at most 4 times), or no tile")  # fmt: skip
-        warnings.warn(msg, EnhanceUserWarning, stacklevel=1)
+        warnings.warn(msg, exceptions.EnhanceUserWarning, stacklevel=1)
     return int(tile)
 
 

@@ -1,7 +1,10 @@
 """Warnings and errors specific to solar-enhance.
 
 `EnhanceUserWarning` derives from sunpy's `~sunpy.util.exceptions.SunpyUserWarning`, as aiapy's
-``AIApyUserWarning`` does, so a filter on sunpy's warnings covers this package's too.
+``AIApyUserWarning`` does, so a filter on sunpy's warnings covers this package's too. The two warning
+classes are defined on first use (`__getattr__`): importing sunpy costs a fifth of a second, which
+``enhance run`` on a small cut-out does not pay unless it warns. Modules of the package therefore name them as
+``exceptions.EnhanceUserWarning`` where they warn, not in an import at their top.
 
 Every error of the package derives from `EnhanceError` and from the builtin it refines
 (`OutputExistsError` is a `FileExistsError`, `DiskFullError` an `OSError`, ...), so that code which
@@ -10,12 +13,11 @@ Each message is one line that names the file or the argument.
 """
 
 import errno
-
-from sunpy.util.exceptions import SunpyUserWarning
+import threading
 
 __all__ = [
-    "EnhanceUserWarning",
-    "NoiseLevelWarning",
+    "EnhanceUserWarning",  # noqa: F822 - defined on first use (`__getattr__`)
+    "NoiseLevelWarning",  # noqa: F822
     "EnhanceError",
     "ModelNotTrainedError",
     "OutputExistsError",
@@ -26,36 +28,6 @@ __all__ = [
     "ClusterError",
     "UnsupportedOptionError",
 ]
-
-
-class EnhanceUserWarning(SunpyUserWarning):
-    """A warning about the data or the options a user passed to solar-enhance.
-
-    A subclass of `~sunpy.util.exceptions.SunpyUserWarning` (and so of `UserWarning`).
-
-    Examples
-    --------
-    >>> import warnings
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     warnings.warn("pixel scale 0.6 arcsec is not HMI's", EnhanceUserWarning)
-    >>> caught[0].category.__name__
-    'EnhanceUserWarning'
-    """
-
-
-class NoiseLevelWarning(EnhanceUserWarning):
-    """The noise measured on an image is far from HMI's at the image's labelled pixel scale.
-
-    Data binned to 1.008 arcsec per pixel but labelled 0.504, or data from another instrument, read as
-    many times HMI's noise: the network then smooths what it was meant to sharpen. Passing the noise
-    level (``noise=``) decides it and silences this warning.
-
-    Examples
-    --------
-    >>> issubclass(NoiseLevelWarning, EnhanceUserWarning)
-    True
-    """
 
 
 class EnhanceError(Exception):
@@ -161,3 +133,64 @@ class UnsupportedOptionError(EnhanceError, ValueError):
     >>> issubclass(UnsupportedOptionError, ValueError)
     True
     """
+
+
+_WARNINGS = ("EnhanceUserWarning", "NoiseLevelWarning")
+
+
+_DEFINING = threading.Lock()
+
+
+def _define_warnings() -> None:
+    """Define the warning classes (subclasses of sunpy's) in this module, once (two threads get one class)."""
+    with _DEFINING:
+        if "EnhanceUserWarning" not in globals():
+            _make_warnings()
+
+
+def _make_warnings() -> None:
+    from sunpy.util.exceptions import SunpyUserWarning
+
+    class EnhanceUserWarning(SunpyUserWarning):
+        """A warning about the data or the options a user passed to solar-enhance.
+
+        A subclass of `~sunpy.util.exceptions.SunpyUserWarning` (and so of `UserWarning`).
+
+        Examples
+        --------
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warnings.warn("pixel scale 0.6 arcsec is not HMI's", EnhanceUserWarning)
+        >>> caught[0].category.__name__
+        'EnhanceUserWarning'
+        """
+
+    class NoiseLevelWarning(EnhanceUserWarning):
+        """The noise measured on an image is far from HMI's at the image's labelled pixel scale.
+
+        Data binned to 1.008 arcsec per pixel but labelled 0.504, or data from another instrument, read as
+        many times HMI's noise: the network then smooths what it was meant to sharpen. Passing the noise
+        level (``noise=``) decides it and silences this warning.
+
+        Examples
+        --------
+        >>> issubclass(NoiseLevelWarning, EnhanceUserWarning)
+        True
+        """
+
+    for cls in (EnhanceUserWarning, NoiseLevelWarning):
+        cls.__qualname__ = cls.__name__  # as if defined at the module's top: pickling, docs, reprs
+        globals()[cls.__name__] = cls
+
+
+def __getattr__(name):
+    if name in _WARNINGS:
+        _define_warnings()
+        return globals()[name]
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__():
+    return sorted([*globals(), *_WARNINGS])

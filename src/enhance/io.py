@@ -19,10 +19,10 @@ try:  # POSIX only: elsewhere files are written without locks
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
-from . import constants
+from . import constants, exceptions
 from ._version import __version__
 from .checks import check_positive
-from .exceptions import DiskFullError, EnhanceUserWarning, OutputExistsError
+from .exceptions import DiskFullError, OutputExistsError
 
 __all__ = [
     "read_fits",
@@ -954,7 +954,7 @@ def warn_near_limb(header, finite, *, name: str) -> int:
         msg = (f"{name}: {count} pixels with data ({share:.2g} %) lie beyond {1 - LIMB_BAND:g} solar radii, within "
                f"{100 * LIMB_BAND:g} % of the radius from the limb or off the disk, where the networks were not "
                "trained; do not trust the output there")  # fmt: skip
-        warnings.warn(msg, EnhanceUserWarning, stacklevel=2)
+        warnings.warn(msg, exceptions.EnhanceUserWarning, stacklevel=2)
     return count
 
 

@@ -93,7 +93,7 @@ def test_the_cli_offers_the_registrys_models_with_their_summaries(capsys):
 def test_a_model_added_to_the_registry_is_a_cli_choice(monkeypatch):
     """A model 'on paper' needs nothing but its registry entry to be offered by the CLI."""
     spec = registry.ModelSpec(
-        "tiny", "enhance", {"depth": 1, "width": 8}, symmetric=False, weights="tiny", summary="a test"
+        "tiny", "paper", {"depth": 1, "width": 8}, symmetric=False, weights="tiny", summary="a test"
     )
     monkeypatch.setitem(MODELS, "tiny", spec)
     assert build_parser().parse_args(["run", "in.fits", "-o", "out", "--model", "tiny"]).model == "tiny"

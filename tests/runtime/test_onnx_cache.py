@@ -24,7 +24,7 @@ pytest.importorskip("onnxruntime")
 _RUN = (
     "import sys; from enhance.cli import main\n"
     "assert main(['run', sys.argv[1], '-o', sys.argv[2], '--model', 'light', '--device', 'cpu', '-q']) == 0\n"
-    "print(sorted(m for m in ('torch', 'onnx', 'ml_dtypes', 'google.protobuf', 'dask', 'matplotlib', 'sunpy.map',"
+    "print(sorted(m for m in ('torch', 'onnx', 'ml_dtypes', 'google.protobuf', 'dask', 'matplotlib', 'sunpy',"
     " 'enhance.demo', 'enhance.analysis', 'scipy.integrate', 'scipy.optimize', 'scipy.spatial') if m in sys.modules))\n"
 )
 

@@ -22,11 +22,12 @@ import numpy as np
 from astropy.io import fits
 from scipy import ndimage
 
+from .. import exceptions
 from .._version import __version__
 from ..checks import check_choice
 from ..constants import GAUSS_PER_KG, HMI_PIXEL_SCALE, KINDS, TARGET_PIXEL_SCALE
 from ..data import sample_path
-from ..exceptions import NoiseLevelWarning, OutputExistsError
+from ..exceptions import OutputExistsError
 from ..inference.api import enhance
 from ..inference.pipeline import RunOptions, enhance_array, noise_choice
 from ..io import atomic_write
@@ -615,7 +616,9 @@ def _run_network(network, image, kind, *, symmetric):
     scale = SCALE[kind]
     options = RunOptions(qs_level=1.0 if kind == "intensity" else None, symmetric=symmetric, device="cpu")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoiseLevelWarning)  # the validation runs at up to 10 x HMI's noise on purpose
+        warnings.simplefilter(
+            "ignore", exceptions.NoiseLevelWarning
+        )  # the validation runs at up to 10 x HMI's noise on purpose
         image = enhance_array(np.asarray(image, np.float32) / scale, kind=kind, network=network, options=options)
     return image * scale
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import astropy.units as u
 import numpy as np
 
+from .. import exceptions
 from .._version import __version__
 from ..checks import (
     check_choice,
@@ -34,7 +35,6 @@ from ..checks import (
     fill_nonfinite,
 )
 from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS
-from ..exceptions import EnhanceUserWarning, NoiseLevelWarning
 from ..models.architecture import WIENER_ENHANCE
 from ..models.registry import MODELS, file_sha256, registry_entry, shipped_path
 from ..observation.noise import NOISE_BAND_START, measure_noise
@@ -361,7 +361,7 @@ def check_noise_level(choice: NoiseChoice, *, nominal: float) -> None:
         msg = (f"noise measured at {ratio:.3g} x HMI's nominal noise, more than "
                f"{NOISE_WARN_RATIO:g} x: is the image binned, or not at HMI's 0.504 arcsec per pixel? The network "
                "is told the measured level; pass noise= (--noise) to set it")  # fmt: skip
-        warnings.warn(msg, NoiseLevelWarning, stacklevel=2)
+        warnings.warn(msg, exceptions.NoiseLevelWarning, stacklevel=2)
 
 
 def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=None) -> float:
@@ -590,7 +590,7 @@ def _warn_unreliable(found, nominal) -> None:
     level = max(found.sigma, nominal) if np.isfinite(found.sigma) else nominal
     msg = (f"the noise level cannot be measured reliably on this image ({found.reason}): {level / nominal:.2f} x "
            "HMI's nominal noise assumed; pass noise= to set it")  # fmt: skip
-    warnings.warn(msg, EnhanceUserWarning, stacklevel=4)
+    warnings.warn(msg, exceptions.EnhanceUserWarning, stacklevel=4)
 
 
 def resolve_network(
@@ -865,7 +865,7 @@ def _warn_clamped(sigma, runner, *, given):
     bound = low if ratio < low else high
     msg = (f"{what} is {ratio:.3g} x HMI's, outside the {low:g}-{high:g} x the network was trained for: it runs at "
            f"{bound:g} x HMI's noise (pass noise= in the image's units, gauss for a magnetogram)")  # fmt: skip
-    warnings.warn(msg, EnhanceUserWarning, stacklevel=4)
+    warnings.warn(msg, exceptions.EnhanceUserWarning, stacklevel=4)
 
 
 def network_margin(network) -> int:

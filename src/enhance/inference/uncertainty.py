@@ -44,9 +44,9 @@ import numpy as np
 import scipy  # scipy.fft loads when first used
 from scipy import ndimage
 
+from .. import exceptions
 from ..constants import TARGET_PIXEL_SCALE
 from ..data import data_dir
-from ..exceptions import EnhanceUserWarning
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform
 from ..observation.fourier import transfer_function
 from ..observation.psf import DEFAULT_RADIUS, ENHANCE_2018, WACHTER_2012, WIDE_RADIUS, psf_kernel
@@ -428,7 +428,7 @@ def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=N
         why = "none is stored" if entry is None else "it was fitted for other weights"
         warnings.warn(f"the uncertainty of the {model} {kind} model is not calibrated ({why}): noise, model spread "
                       "and PSF spread are added with weight one; fit it with `enhance calibrate-uncertainty`",
-                      EnhanceUserWarning, stacklevel=3)  # fmt: skip
+                      exceptions.EnhanceUserWarning, stacklevel=3)  # fmt: skip
         return Calibration.uncalibrated()
     weights = entry["coefficients"]
     return Calibration(tuple(float(weights[name]["log_scale"]) for name in FEATURES),
@@ -444,7 +444,8 @@ def _calibration_for(runner, calibration):
     if shipped is None:
         warnings.warn(f"no uncertainty calibration for a network of your own ({runner!r}): noise, "
                       "model spread and PSF spread are added with weight one; fit one with "
-                      "enhance.analysis.uncertainty_calibration", EnhanceUserWarning, stacklevel=3)  # fmt: skip
+                      "enhance.analysis.uncertainty_calibration",
+                      exceptions.EnhanceUserWarning, stacklevel=3)  # fmt: skip
         return Calibration.uncalibrated()
     kind, model, sha256 = shipped
     return load_calibration(kind, model, sha256=sha256)

@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from tqdm.auto import tqdm
 
+from .. import exceptions
 from .._version import __version__
 from ..checks import check_choice, check_integer
 from ..constants import HMI_NOISE_NETWORK, KINDS
-from ..exceptions import EnhanceUserWarning
 from ..io import atomic_write
 from ..models.network import EnhanceNet
 from ..models.weights import save_weights
@@ -299,7 +299,7 @@ def resolve_precision(precision: str, device) -> str:
         warnings.warn(
             f"bfloat16 is emulated on this {torch.device(device).type} (no native bf16 convolutions): training "
             "will be several times slower than with precision='float32'",
-            EnhanceUserWarning,
+            exceptions.EnhanceUserWarning,
             stacklevel=3,
         )
     return precision
