@@ -291,7 +291,7 @@ class ModelEntry:
     --------
     >>> entry = registry_entry("blos", "paper-light")
     >>> entry.family, entry.architecture, entry.num_params
-    ('enhance', {'depth': 1, 'width': 32}, 37537)
+    ('paper', {'depth': 1, 'width': 32}, 37537)
     """
 
     name: str
@@ -634,7 +634,7 @@ def model_table() -> str:
     Examples
     --------
     >>> [line for line in model_table().splitlines() if line.startswith("``paper-light``")][0].split()[:3]
-    ['``paper-light``', 'enhance', 'depth']
+    ['``paper-light``', 'paper', 'depth']
     """
     entries = shipped()
     header = ("model", "family", "architecture", "parameters", "averaged over 8", "told the noise",
