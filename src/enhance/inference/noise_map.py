@@ -428,6 +428,7 @@ def run_with_noise_map(run_pass, network, nmap: NoiseMap) -> np.ndarray:
     Examples
     --------
     >>> class Scale:
+    ...     noise_nodes, noise_unit = (), None
     ...     def bind(self, level):
     ...         return level
     >>> def run_pass(level):
@@ -436,7 +437,7 @@ def run_with_noise_map(run_pass, network, nmap: NoiseMap) -> np.ndarray:
     >>> run_with_noise_map(run_pass, Scale(), nmap)[::2, ::2].tolist()
     [[0.0, 1.0], [2.0, 2.0]]
     """
-    levels = bracket_levels(nmap, nodes=getattr(network, "noise_nodes", None), unit=getattr(network, "noise_unit", 1.0))
+    levels = bracket_levels(nmap, nodes=network.noise_nodes or None, unit=network.noise_unit or 1.0)
     if len(levels) == 1:
         return run_pass(network.bind(levels[0]))
     low, high = levels

@@ -12,6 +12,7 @@ once, by the whole receptive margin; every convolution after that is unpadded, s
 depends on the input within `WienerEnhanceNet.margin` pixels and tiling with that margin is exact.
 """
 
+import json
 import math
 
 import torch
@@ -400,6 +401,32 @@ class WienerEnhanceNet(nn.Module):
         fine = nn.functional.pixel_shuffle(self.linear(padded, noise, symmetrize_filters(self.filters)), 2)
         return dihedral_average(lambda image, estimate: self.core(image, noise, nn.functional.pixel_unshuffle(
             estimate, 2)), padded, fine)  # fmt: skip
+
+    @property
+    def architecture(self) -> dict:
+        """The constructor arguments that set its size, as the registry states them.
+
+        Examples
+        --------
+        >>> WienerEnhanceNet(depth=1, width=4, taps=5).architecture
+        {'depth': 1, 'width': 4, 'taps': 5}
+        """
+        return {"depth": self.depth, "width": self.width, "taps": self.taps}
+
+    def file_metadata(self) -> dict:
+        """What a weights file records of this network besides its tensors (`~enhance.models.weights.save_weights`).
+
+        Examples
+        --------
+        >>> WienerEnhanceNet(depth=1, width=4, taps=5).file_metadata()["architecture"]
+        'wiener-enhance'
+        """
+        return {"architecture": WIENER_ENHANCE, **{key: str(value) for key, value in self.architecture.items()},
+                "noise_unit": repr(self.noise_unit), "noise_nodes": json.dumps(list(self.noise_nodes)),
+                "exact_constants": str(self.exact_constants), "odd": str(self.odd)}  # fmt: skip
+
+    #: Settings that change how it runs but are not weights: `~enhance.models.pretrained.load_weights` copies them.
+    run_settings = ("symmetric", "exact_constants", "odd")
 
     @property
     def filter_bank(self) -> tuple:

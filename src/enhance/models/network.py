@@ -123,6 +123,30 @@ class EnhanceNet(nn.Module):
         """
         return receptive_margin(self.depth)
 
+    @property
+    def architecture(self) -> dict:
+        """The constructor arguments that set its size, as the registry states them.
+
+        Examples
+        --------
+        >>> EnhanceNet(depth=1, width=8).architecture
+        {'depth': 1, 'width': 8}
+        """
+        return {"depth": self.depth, "width": self.width}
+
+    def file_metadata(self) -> dict:
+        """What a weights file records of this network besides its tensors (`~enhance.models.weights.save_weights`).
+
+        Examples
+        --------
+        >>> EnhanceNet(depth=1, width=8).file_metadata()
+        {'depth': '1', 'width': '8'}
+        """
+        return {key: str(value) for key, value in self.architecture.items()}
+
+    #: Settings that change how it runs but are not weights (none for this network).
+    run_settings = ()
+
     @staticmethod
     def _make_blocks(depth: int, width: int) -> nn.Sequential:
         return nn.Sequential(*[ResidualBlock(width) for _ in range(depth)])

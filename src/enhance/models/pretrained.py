@@ -29,12 +29,6 @@ __all__ = ["load_network", "load_weights", "ship", "shipped_model", "full", "lig
            "FACTORIES"]  # fmt: skip
 
 
-def _architecture(net) -> dict:
-    if isinstance(net, WienerEnhanceNet):
-        return {"depth": net.depth, "width": net.width, "taps": net.taps}
-    return {"depth": net.depth, "width": net.width}
-
-
 def load_network(path, *, kind: str | None = None) -> EnhanceNet:
     """Build an `~enhance.models.network.EnhanceNet` from a weights file.
 
@@ -139,12 +133,12 @@ def load_weights(kind: str, model: str, *, net=None):
     loaded = registry_entry(kind, model).load()
     if net is None:
         return loaded
-    if type(net) is not type(loaded) or _architecture(net) != _architecture(loaded):
-        msg = f"shipped weights are for {_architecture(loaded)}, but the network is {_architecture(net)}"
+    if type(net) is not type(loaded) or net.architecture != loaded.architecture:
+        msg = f"shipped weights are for {loaded.architecture}, but the network is {net.architecture}"
         raise ValueError(msg)
     net.load_state_dict(loaded.state_dict())
-    if isinstance(net, WienerEnhanceNet):  # the options the weights were trained with, and the registry's symmetry
-        net.symmetric, net.exact_constants, net.odd = loaded.symmetric, loaded.exact_constants, loaded.odd
+    for name in loaded.run_settings:  # the options the weights were trained with, and the registry's symmetry
+        setattr(net, name, getattr(loaded, name))
     return net.eval()
 
 
@@ -152,8 +146,8 @@ def _check_model_network(net, weights, model):
     """The network in ``weights`` must be of the family and architecture the registry gives ``model``."""
     spec = MODELS[model]
     family = FAMILY_OF_ARCHITECTURE[read_metadata(weights).get("architecture", "enhance")]  # as `load_network` read it
-    if family != spec.family or _architecture(net) != spec.architecture:
-        msg = (f"{weights} holds {type(net).__name__} {_architecture(net)}, but the {model!r} model is "
+    if family != spec.family or net.architecture != spec.architecture:
+        msg = (f"{weights} holds {type(net).__name__} {net.architecture}, but the {model!r} model is "
                f"{spec.family} {spec.architecture}")  # fmt: skip
         raise ValueError(msg)
 

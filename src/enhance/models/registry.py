@@ -400,7 +400,7 @@ class ModelEntry:
             msg = f"shipped weights {path} hold {found}, but the registry's {self.kind}/{self.name} is {expected}"
             raise ValueError(msg)
         net = MODELS[self.name].build(self.kind, **{key: found[key] for key in FAMILIES[self.family].file_options})
-        if getattr(net, "noise_unit", None) not in (None, found.get("noise_unit")):
+        if FAMILIES[self.family].needs_noise and net.noise_unit != found["noise_unit"]:
             msg = f"shipped weights {path} have noise_unit {found['noise_unit']}, expected {net.noise_unit}"
             raise ValueError(msg)
         from safetensors.torch import load_file  # PyTorch only to load the tensors

@@ -6,7 +6,6 @@ loads on its own (`~enhance.models.pretrained.load_network`). The shipped models
 model registry's, `enhance.models.registry`.
 """
 
-import json
 import warnings
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from ..checks import check_choice
 from ..constants import KINDS
 from ..io import atomic_write
 from . import registry
-from .architecture import WIENER_ENHANCE
 
 __all__ = ["save_weights", "read_metadata"]
 
@@ -88,11 +86,7 @@ def save_weights(net, path, *, kind: str, metadata: dict | None = None, overwrit
     """
     check_choice(kind, KINDS, name="kind")
     meta = {key: str(value) for key, value in (metadata or {}).items()}
-    meta.update({"depth": str(net.depth), "width": str(net.width)})
-    if hasattr(net, "taps"):  # a WienerEnhanceNet: the linear stage's size and noise levels too
-        meta.update({"architecture": WIENER_ENHANCE, "taps": str(net.taps), "noise_unit": repr(net.noise_unit),
-                     "noise_nodes": json.dumps(list(net.noise_nodes)),
-                     "exact_constants": str(net.exact_constants), "odd": str(net.odd)})  # fmt: skip
+    meta.update(net.file_metadata())
     meta.update({"kind": kind, "format": "enhance-weights-1", "package_version": __version__})
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
     from safetensors.torch import save_file  # writing needs PyTorch; reading the registry does not
