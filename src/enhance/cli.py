@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .constants import KINDS
-from .models.registry import MODELS, model_help
+from .models.registry import MODELS, NOISE_MODELS, model_help
 
 __all__ = ["main", "build_parser", "FAILURE", "USAGE"]
 
@@ -205,7 +205,7 @@ def _calibrate_uncertainty(args) -> int:
 
     config = CalibrationConfig(simulation=args.simulation, shape=tuple(args.shape))
     kinds = KINDS if args.type == "all" else (args.type,)
-    models = ("full", "light") if args.model == "all" else (args.model,)
+    models = NOISE_MODELS if args.model == "all" else (args.model,)
     entries = {f"{kind}/{model}": calibrate_uncertainty(kind, model, config, log=lambda line: _say(args, line))
                for kind in kinds for model in models}  # fmt: skip
     _say(args, coverage_markdown(entries))
@@ -220,7 +220,7 @@ def _add_calibrate_uncertainty(subparsers) -> None:
                                 "coverage by region and noise level on other ones, and store the fit with the "
                                 "weights' sha256.")  # fmt: skip
     cal.add_argument("-t", "--type", choices=("intensity", "blos", "all"), default="all")
-    cal.add_argument("--model", choices=("full", "light", "all"), default="all")
+    cal.add_argument("--model", choices=(*NOISE_MODELS, "all"), default="all")
     cal.add_argument("--simulation", metavar="FITS",
                      help="continuum simulation field (e.g. the MURaM quiet Sun at 0.0662 arcsec): its first 75 %% "
                      "of rows join the fit, the last 25 %% the report")  # fmt: skip

@@ -30,6 +30,7 @@ from ..exceptions import ModelNotTrainedError
 from .architecture import FAMILY_OF_ARCHITECTURE, PAPER, WIENER_ENHANCE, check_weights_metadata
 
 __all__ = [
+    "NOISE_MODELS",
     "Family",
     "ModelSpec",
     "ModelEntry",
@@ -256,6 +257,9 @@ MODELS = {
                   summary="the 2018 paper's light network"),
     )
 }  # fmt: skip
+
+#: The models told the noise level: those with a per-pixel uncertainty and a noise map.
+NOISE_MODELS = tuple(name for name, spec in MODELS.items() if FAMILIES[spec.family].needs_noise)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from ..checks import check_choice
 from ..constants import KINDS
 from ..io import atomic_write
 from ..models.architecture import WIENER_ENHANCE
-from ..models.registry import file_sha256, model_card, registry_entry, shipped_path
+from ..models.registry import NOISE_MODELS, file_sha256, model_card, registry_entry, shipped_path
 from ..models.runner import family_of
 from .folding import folded_arrays, read_weights
 from .onnx_cache import decode_bank, encode_bank, graph_key, read_graph, write_graph
@@ -561,7 +561,7 @@ def export_weights(weights, path, *, overwrite: bool = False) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
 
 
-def export_shipped(out_dir, *, kinds=("intensity", "blos"), models=("full", "light"), overwrite: bool = False):
+def export_shipped(out_dir, *, kinds=KINDS, models=NOISE_MODELS, overwrite: bool = False):
     """Write shipped models as ``out_dir/enhance_<model>_<kind>.onnx``, with their model cards in the metadata.
 
     Uses PyTorch when it is installed and numpy otherwise (the two graphs agree to float32 rounding).

@@ -60,7 +60,7 @@ from ..checks import check_choice, check_integer
 from ..constants import HMI_NOISE_NETWORK, KINDS
 from ..models.hybrid import NOISE_NODES, WienerEnhanceNet
 from ..models.pretrained import load_network
-from ..models.registry import shipped_path
+from ..models.registry import NOISE_MODELS, shipped_path
 from ..models.weights import save_weights
 from ..observation.psf import WACHTER_2012, WIDE_RADIUS
 from ..scenes.sources import SyntheticSource, VariedSource, from_array, open_source
@@ -430,7 +430,7 @@ def _build_network(cfg: HybridConfig, x, y, nominal, *, log) -> WienerEnhanceNet
     net = WienerEnhanceNet(m["depth"], m["width"], m["taps"], noise_unit=cfg.noise_unit,
                            exact_constants=m["exact_constants"], odd=m["odd"])  # fmt: skip
     if m["init"]:
-        init = shipped_path(cfg.kind, m["init"]) if m["init"] in ("full", "light") else m["init"]
+        init = shipped_path(cfg.kind, m["init"]) if m["init"] in NOISE_MODELS else m["init"]
         start = load_network(init, kind=cfg.kind)
         if not isinstance(start, WienerEnhanceNet) or (start.depth, start.width) != (m["depth"], m["width"]):
             msg = f"model.init {m['init']} is not a Wiener-Enhance network of depth {m['depth']}, width {m['width']}"
