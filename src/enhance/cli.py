@@ -9,7 +9,6 @@ import argparse
 import contextlib
 import json
 import logging
-import shlex
 import signal
 import sys
 import threading
@@ -635,11 +634,10 @@ def _validate(args) -> int:
 def _validate_physics(args, networks) -> int:
     from .analysis.validate import PhysicsConfig, machine_description, physics_report, physics_validation
 
-    counts = (*(k for k in PhysicsConfig().rl_iterations if k < args.rl_max), args.rl_max)
     hmi = (args.hmi if args.kind == "intensity" else None, args.hmi if args.kind == "blos" else None, args.hmi_qs)
     observations = tuple((path, float(scale), label) for path, scale, label in args.observation)
     config = PhysicsConfig(simulation=args.simulation, shape=tuple(args.shape), rl_max=args.rl_max,
-                           rl_iterations=counts, rl_converged=args.rl_converged, symmetric=not args.no_symmetric,
+                           rl_converged=args.rl_converged, symmetric=not args.no_symmetric,
                            real_crop=args.real_crop, hmi=hmi, contrast_powers=tuple(args.contrast_powers),
                            observations=observations)  # fmt: skip
     start = time.perf_counter()
@@ -649,18 +647,7 @@ def _validate_physics(args, networks) -> int:
 
     results = physics_validation(networks, args.kind, config, log=log)
     machine = machine_description(seconds=time.perf_counter() - start)
-    words = ["enhance", "validate", "--physics", "--kind", args.kind, "--shape", *map(str, args.shape),
-             "--rl-max", str(args.rl_max), "--rl-converged", str(args.rl_converged), "--real-crop", str(args.real_crop),
-             "-o", args.output]  # fmt: skip
-    for flag, value in (("--simulation", args.simulation), ("--hmi", args.hmi), ("--hmi-qs", args.hmi_qs)):
-        if value:
-            words += [flag, value]
-    words += [f"--weights={item}" for item in args.weights or []]
-    words += ["--no-symmetric"] if args.no_symmetric else []
-    words += ["--contrast-powers", *map(str, args.contrast_powers)] if args.kind == "intensity" else []
-    for item in args.observation:
-        words += ["--observation", *item]
-    command = " ".join(shlex.quote(word) for word in words)
+    command = config.command(args.kind, args.output, weights=args.weights or ())
     path = physics_report(results, args.output, kind=args.kind, command=command, machine=machine,
                           overwrite=args.overwrite)  # fmt: skip
     print(path.read_text())

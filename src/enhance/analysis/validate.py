@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import platform
+import shlex
 import warnings
 from pathlib import Path
 
@@ -506,9 +507,10 @@ class PhysicsConfig:
     noise_factors : tuple of float
         Noise levels in units of HMI's noise.
     rl_iterations : tuple of int
-        Iteration counts scored for RL+target at its best iteration.
+        Iteration counts scored for RL+target at its best iteration; those beyond ``rl_max`` are left out
+        and ``rl_max`` itself is always scored.
     rl_max : int
-        Most iterations of RL+target with the discrepancy stop.
+        Most iterations of RL+target (at its best iteration and with the discrepancy stop).
     rl_converged : int
         Iterations of the converged RL+target of the umbra row.
     symmetric : bool
@@ -538,8 +540,8 @@ class PhysicsConfig:
     Examples
     --------
     >>> config = PhysicsConfig(shape=(64, 64), scenes=("plage",), noise_factors=(1.0, 3.0))
-    >>> config.noise_factors
-    (1.0, 3.0)
+    >>> config.noise_factors, PhysicsConfig(rl_max=100).rl_iterations[-3:]
+    ((1.0, 3.0), (50, 80, 100))
     """
 
     simulation: str | None = None
@@ -556,6 +558,45 @@ class PhysicsConfig:
     border: int = 16
     contrast_powers: tuple = (0.48, 0.72, 1.44)
     observations: tuple = ()
+
+    def __post_init__(self) -> None:
+        counts = tuple(sorted({int(k) for k in self.rl_iterations if k < self.rl_max} | {int(self.rl_max)}))
+        object.__setattr__(self, "rl_iterations", counts)  # RL runs to rl_max: what it scores stops there
+
+    def command(self, kind: str, output, *, weights=()) -> str:
+        """The ``enhance validate --physics`` command line that runs this configuration (for its report).
+
+        Parameters
+        ----------
+        kind : {'intensity', 'blos'}
+            What is validated.
+        output : str or `~pathlib.Path`
+            The report's folder.
+        weights : sequence of str
+            The ``--weights`` items (``NAME=FILE``), if any.
+
+        Returns
+        -------
+        str
+            A shell command (each word quoted as needed).
+
+        Examples
+        --------
+        >>> PhysicsConfig(rl_max=300, shape=(64, 64)).command("blos", "out").split()[4:10]
+        ['blos', '--shape', '64', '64', '--rl-max', '300']
+        """
+        words = ["enhance", "validate", "--physics", "--kind", kind, "--shape", *map(str, self.shape),
+                 "--rl-max", str(self.rl_max), "--rl-converged", str(self.rl_converged),
+                 "--real-crop", str(self.real_crop), "-o", str(output)]  # fmt: skip
+        hmi = self.hmi[0] if kind == "intensity" else self.hmi[1]
+        for flag, value in (("--simulation", self.simulation), ("--hmi", hmi), ("--hmi-qs", self.hmi[2])):
+            words += [flag, str(value)] if value else []
+        words += [f"--weights={item}" for item in weights]
+        words += [] if self.symmetric else ["--no-symmetric"]
+        words += ["--contrast-powers", *map(str, self.contrast_powers)] if kind == "intensity" else []
+        for path, scale, label in self.observations:
+            words += ["--observation", str(path), str(scale), str(label)]
+        return " ".join(shlex.quote(word) for word in words)
 
 
 def physics_frames(kind: str, config: PhysicsConfig) -> list:
