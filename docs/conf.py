@@ -2,6 +2,7 @@
 
 import os
 import warnings
+from pathlib import Path
 
 import enhance
 
@@ -40,12 +41,12 @@ exclude_patterns = [
 default_role = "py:obj"
 
 # Nothing is fetched at build time: no intersphinx inventories. References to objects of other
-# packages therefore stay unresolved (shown as code); every reference to this package must resolve
-# (`make docs` builds with -n).
+# packages, the standard library's included (``enum.StrEnum`` in a "Bases:" line), therefore stay
+# unresolved (shown as code); every reference to this package must resolve (`make docs` builds with -n).
 intersphinx_mapping = {}
 _OTHER_PACKAGES = (
-    "argparse|astropy|concurrent|copy|dask|distributed|h5py|http|matplotlib|numpy|onnx|onnxruntime|os|pandas"
-    "|pathlib|safetensors|scipy|skimage|sunpy|torch|typing"
+    "argparse|astropy|concurrent|copy|dask|distributed|enum|h5py|http|matplotlib|numpy|onnx|onnxruntime|os|pandas"
+    "|pathlib|platform|safetensors|scipy|skimage|sunpy|torch|typing"
 )
 nitpick_ignore_regex = [(r"py:.*", rf"({_OTHER_PACKAGES})(\..*)?")]
 
@@ -127,5 +128,22 @@ def _skip_class_data(app, what, name, obj, skip, options):
     return None
 
 
+def _remove_stale_api_pages(app):
+    """Delete the pages of ``generated/api`` that no autosummary table lists any more (a renamed, removed or
+    deprecated name): autosummary writes pages but never deletes one, and a stale page would still be read."""
+    from sphinx.ext.autosummary.generate import find_autosummary_in_files
+
+    folder = Path(app.srcdir, "generated", "api")
+    listed, pending = set(), [Path(app.srcdir, "api", "index.rst")]
+    while pending:
+        names = {entry.name for entry in find_autosummary_in_files([str(pending.pop())])} - listed
+        listed |= names
+        pending += [folder / f"{name}.rst" for name in names if (folder / f"{name}.rst").is_file()]
+    for page in folder.glob("*.rst"):
+        if page.stem not in listed:
+            page.unlink()
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_class_data)
+    app.connect("builder-inited", _remove_stale_api_pages, priority=600)  # after autosummary has written its pages
