@@ -56,8 +56,8 @@ HMI_NOISE_NETWORK = {kind: HMI_NOISE[kind] / NETWORK_UNIT[kind] for kind in KIND
 #: The shipped models' names (0.4.0's name; now the keys of `enhance.models.registry.MODELS`).
 VARIANTS = ("full", "light", "paper", "paper-light")
 
-#: Whether each default model averages over the 8 rotations and flips (0.4.0's name; now
-#: `enhance.models.registry.ModelSpec.symmetric`).
+#: Whether each default model averages over the 8 rotations and flips (0.4.0's name; now ``symmetric`` of
+#: `enhance.models.registry.ModelSpec`).
 WIENER_SYMMETRIC = {"full": True, "light": False}
 
 _DEPRECATED = {

@@ -2,7 +2,7 @@
 
 `EnhanceUserWarning` derives from sunpy's `~sunpy.util.exceptions.SunpyUserWarning`, as aiapy's
 ``AIApyUserWarning`` does, so a filter on sunpy's warnings covers this package's too. The two warning
-classes are defined on first use (`__getattr__`): importing sunpy costs a fifth of a second, which
+classes are defined on first use (the module's ``__getattr__``): importing sunpy costs a fifth of a second, which
 ``enhance run`` on a small cut-out does not pay unless it warns. Modules of the package therefore name them as
 ``exceptions.EnhanceUserWarning`` where they warn, not in an import at their top.
 
@@ -69,8 +69,8 @@ class OutputExistsError(EnhanceError, FileExistsError):
 class DiskFullError(EnhanceError, OSError):
     """The output's file system is full (``ENOSPC``) or its quota is exhausted (``EDQUOT``).
 
-    Told by the `OSError`'s ``errno`` (one of `ERRNOS`), never by its message, which the system may
-    give in any language.
+    Told by the `OSError`'s ``errno`` (one of ``DiskFullError.ERRNOS``), never by its message, which the
+    system may give in any language.
 
     Examples
     --------

@@ -125,7 +125,8 @@ MANIFEST_FIELDS = (
 _GLOB_CHARS = frozenset("*?[")
 
 
-class Status(StrEnum):
+# numpydoc reads Enum's call signature (value, names, module, ...) as the class's parameters.
+class Status(StrEnum):  # numpydoc ignore=PR01
     """What became of one input of `enhance_files`: its record's ``status``, the manifest's column.
 
     A `str` enum: ``Status.DONE == "done"``, the manifest holds the word, and a record prints it as the

@@ -105,12 +105,24 @@ class NoiseMap:
 
     @property
     def low(self) -> float:
-        """The least level, network units."""
+        """The least level, network units.
+
+        Examples
+        --------
+        >>> NoiseMap(np.array([[2e-3, 1e-3], [4e-3, 3e-3]]), "measured", 2e-3).low
+        0.001
+        """
         return float(np.min(self.levels))
 
     @property
     def high(self) -> float:
-        """The greatest level, network units."""
+        """The greatest level, network units.
+
+        Examples
+        --------
+        >>> NoiseMap(np.array([[2e-3, 1e-3], [4e-3, 3e-3]]), "measured", 2e-3).high
+        0.004
+        """
         return float(np.max(self.levels))
 
 
@@ -462,6 +474,7 @@ def noise_map_cards(nmap: NoiseMap | None, *, unit: str) -> dict:
     Returns
     -------
     dict
+        ``{'ENH_NMAP': model, 'ENH_NMIN': least, 'ENH_NMAX': greatest}`` (I/Ic, or gauss for a unit of kG).
 
     Examples
     --------

@@ -424,6 +424,9 @@ class Assumptions:
         What a continuum image was divided by, in its units; None for a magnetogram.
     quiet_sun_source : {'given', 'estimated'}
         Whether the caller gave ``quiet_sun`` or it was estimated on the image.
+    noise_map : `~enhance.inference.noise_map.NoiseMap` or None
+        The noise level told the network per input pixel (``noise_map`` of `RunOptions`); None when one level
+        was told for the whole image.
 
     Examples
     --------

@@ -416,6 +416,12 @@ class WienerEnhanceNet(nn.Module):
     def file_metadata(self) -> dict:
         """What a weights file records of this network besides its tensors (`~enhance.models.weights.save_weights`).
 
+        Returns
+        -------
+        dict of str
+            ``architecture`` ('wiener-enhance'), ``depth``, ``width``, ``taps``, ``noise_unit``, ``noise_nodes`` (JSON),
+            ``exact_constants`` and ``odd``, as strings (safetensors metadata).
+
         Examples
         --------
         >>> WienerEnhanceNet(depth=1, width=4, taps=5).file_metadata()["architecture"]

@@ -137,6 +137,11 @@ class EnhanceNet(nn.Module):
     def file_metadata(self) -> dict:
         """What a weights file records of this network besides its tensors (`~enhance.models.weights.save_weights`).
 
+        Returns
+        -------
+        dict of str
+            ``depth`` and ``width``, as strings (safetensors metadata).
+
         Examples
         --------
         >>> EnhanceNet(depth=1, width=8).file_metadata()

@@ -74,7 +74,7 @@ class Family:
     ----------
     name : str
         The family's name, the network class's ``family``
-        (`~enhance.models.architecture.FAMILY_OF_ARCHITECTURE` maps a weights file's metadata to it).
+        (``enhance.models.architecture.FAMILY_OF_ARCHITECTURE`` maps a weights file's metadata to it).
     network : str
         The class, ``module.Class`` under `enhance.models`.
     needs_noise : bool
@@ -195,7 +195,7 @@ class ModelSpec:
         kind : {'intensity', 'blos'}
             Continuum or line-of-sight magnetogram network.
         **file_options
-            The family's `Family.file_options`, as a weights file records them.
+            The family's ``file_options`` (`Family`), as a weights file records them.
 
         Returns
         -------

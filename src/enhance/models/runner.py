@@ -34,8 +34,9 @@ __all__ = [
 DIHEDRAL = tuple((transpose, turns) for transpose in (False, True) for turns in range(4))
 
 
+# numpydoc reads a Protocol's signature as ``(*args, **kwargs)``: a runner is never built from this class.
 @runtime_checkable
-class Runner(Protocol):
+class Runner(Protocol):  # numpydoc ignore=PR01
     """What every model implements on every back-end.
 
     Attributes
@@ -57,6 +58,14 @@ class Runner(Protocol):
     -----
     ``runner(batch)`` maps a float32 ``(n, 1, ny, nx)`` array to its float32 ``(n, 1, 2 ny, 2 nx)``
     enhancement, in the network's units (I/Ic or kG).
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.runtime.runners import as_runner
+    >>> runner = as_runner(EnhanceNet(depth=1, width=8))
+    >>> isinstance(runner, Runner), runner.margin, runner(np.zeros((1, 1, 4, 5), np.float32)).shape
+    (True, 5, (1, 1, 8, 10))
     """
 
     margin: int
@@ -69,19 +78,81 @@ class Runner(Protocol):
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
     def bind(self, noise: float | None) -> Runner:
-        """This runner with the noise level set (network units); itself for a network not told the noise."""
+        """This runner with the noise level set (network units); itself for a network not told the noise.
+
+        Parameters
+        ----------
+        noise : float or None
+            Standard deviation of the noise per input pixel, network units (I/Ic, kG).
+
+        Returns
+        -------
+        Runner
+            The runner to call on images at that noise level.
+
+        Examples
+        --------
+        >>> from enhance.models.hybrid import WienerEnhanceNet
+        >>> from enhance.runtime.runners import as_runner
+        >>> runner = as_runner(WienerEnhanceNet(depth=1, width=4, taps=5))
+        >>> runner.needs_noise, runner.bind(2e-3)(np.zeros((1, 1, 6, 7), np.float32)).shape
+        (True, (1, 1, 12, 14))
+        """
         ...
 
     def averaged(self) -> Runner:
-        """The same weights, each call averaged over the 8 rotations and flips (itself if it averages)."""
+        """The same weights, each call averaged over the 8 rotations and flips (itself if it averages).
+
+        Returns
+        -------
+        Runner
+            A runner whose ``symmetric`` is True.
+
+        Examples
+        --------
+        >>> from enhance.models.network import EnhanceNet
+        >>> from enhance.runtime.runners import as_runner
+        >>> runner = as_runner(EnhanceNet(depth=1, width=8))
+        >>> runner.symmetric, runner.averaged().symmetric
+        (False, True)
+        """
         ...
 
     def one_pass(self) -> Runner:
-        """The same weights, run once on each call (itself if it does)."""
+        """The same weights, run once on each call (itself if it does).
+
+        Returns
+        -------
+        Runner
+            A runner whose ``symmetric`` is False.
+
+        Examples
+        --------
+        >>> from enhance.models.network import EnhanceNet
+        >>> from enhance.runtime.runners import as_runner
+        >>> as_runner(EnhanceNet(depth=1, width=8)).averaged().one_pass().symmetric
+        False
+        """
         ...
 
     def export(self) -> bytes:
-        """The network's ONNX graph (one pass; its ``symmetric`` metadata says whether to average)."""
+        """The network's ONNX graph (one pass; its ``symmetric`` metadata says whether to average).
+
+        Returns
+        -------
+        bytes
+            The serialised ONNX model, as the browser's page and `~enhance.runtime.onnx_runner.OnnxNetwork`
+            run it.
+
+        Examples
+        --------
+        >>> import onnx
+        >>> from enhance.models.hybrid import WienerEnhanceNet
+        >>> from enhance.runtime.runners import as_runner
+        >>> graph = as_runner(WienerEnhanceNet(depth=1, width=4, taps=5)).averaged().export()
+        >>> {prop.key: prop.value for prop in onnx.load_model_from_string(graph).metadata_props}["symmetric"]
+        'True'
+        """
         ...
 
 
@@ -219,6 +290,16 @@ def with_metadata(model: bytes, **props) -> bytes:
     -------
     bytes
         The model with the keys set and its other metadata kept.
+
+    Examples
+    --------
+    >>> import onnx
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.runtime.export import onnx_model
+    >>> graph = with_metadata(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), symmetric=True)
+    >>> props = {prop.key: prop.value for prop in onnx.load_model_from_string(graph).metadata_props}
+    >>> props["symmetric"], props["depth"]
+    ('True', '1')
     """
     import onnx
 

@@ -1,9 +1,9 @@
 """The ONNX graphs of the shipped models, built and checked once per user and kept in a cache folder.
 
 Building a shipped model's graph needs the ``onnx`` package (0.6 s to import, more than the light model's
-run on a cut-out) and so does checking it (`~enhance.runtime.onnx_checks`). `shipped_onnx_network` builds,
-checks and probes the graph the first time and writes it here with what the checks found; the next
-processes read it back and open it with onnxruntime alone.
+run on a cut-out) and so does checking it (`~enhance.runtime.onnx_checks`).
+`~enhance.runtime.export.shipped_onnx_network` builds, checks and probes the graph the first time and writes it
+here with what the checks found; the next processes read it back and open it with onnxruntime alone.
 
 An entry is two files in ``cache_dir() / "onnx"``: ``KEY.onnx``, the graph, and ``KEY.json``, its record:
 the checked values, the filter bank and a sha256 of the graph's bytes and of these values. ``KEY`` is a
@@ -18,8 +18,6 @@ the graph is built each time.
 The sha256 detects damage, and edits of one file: whoever can write the cache folder can also write
 the record, as whoever can write the package's folder can change its code. Set ``ENHANCE_CACHE_DIR`` to
 move the cache (``XDG_CACHE_HOME`` is followed on Linux).
-
-`shipped_onnx_network`: `~enhance.runtime.export.shipped_onnx_network`
 """
 
 import base64

@@ -185,19 +185,81 @@ class OnnxNetwork:
         return self.session.run(None, {self._input: array})[0]
 
     def bind(self, noise: float | None) -> "OnnxNetwork":
-        """This runner: the paper's network is not told the noise level (`~enhance.models.runner.Runner`)."""
+        """This runner: the paper's network is not told the noise level (`~enhance.models.runner.Runner`).
+
+        Parameters
+        ----------
+        noise : float or None
+            Standard deviation of the noise per input pixel, network units (ignored).
+
+        Returns
+        -------
+        OnnxNetwork
+            This runner.
+
+        Examples
+        --------
+        >>> from enhance.models.network import EnhanceNet
+        >>> from enhance.runtime.export import onnx_model
+        >>> runner = OnnxNetwork(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
+        >>> runner.needs_noise, runner.bind(2e-3) is runner
+        (False, True)
+        """
         return self
 
     def averaged(self):
-        """This runner averaged over the 8 rotations and flips (`~enhance.models.runner.Dihedral`)."""
+        """This runner averaged over the 8 rotations and flips (`~enhance.models.runner.Dihedral`).
+
+        Returns
+        -------
+        `~enhance.models.runner.Dihedral`
+            This runner, wrapped: each call runs the session 8 times.
+
+        Examples
+        --------
+        >>> from enhance.models.network import EnhanceNet
+        >>> from enhance.runtime.export import onnx_model
+        >>> runner = OnnxNetwork(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
+        >>> averaged = runner.averaged()
+        >>> averaged.symmetric, averaged.margin == runner.margin
+        (True, True)
+        """
         return Dihedral(self)
 
     def one_pass(self) -> "OnnxNetwork":
-        """This runner: it runs once."""
+        """This runner: it runs once.
+
+        Returns
+        -------
+        OnnxNetwork
+            This runner.
+
+        Examples
+        --------
+        >>> from enhance.models.network import EnhanceNet
+        >>> from enhance.runtime.export import onnx_model
+        >>> runner = OnnxNetwork(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
+        >>> runner.one_pass() is runner, runner.averaged().one_pass() is runner
+        (True, True)
+        """
         return self
 
     def export(self) -> bytes:
-        """The ONNX graph this runner was opened from."""
+        """The ONNX graph this runner was opened from.
+
+        Returns
+        -------
+        bytes
+            The file's bytes, unchanged (its metadata included).
+
+        Examples
+        --------
+        >>> from enhance.models.network import EnhanceNet
+        >>> from enhance.runtime.export import onnx_model
+        >>> graph = onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString()
+        >>> OnnxNetwork(graph, threads=1).export() == graph
+        True
+        """
         return self.graph
 
     def __repr__(self) -> str:

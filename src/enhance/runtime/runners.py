@@ -48,6 +48,16 @@ DEFAULT_MARGIN = 32
 def runs_on_torch(network) -> bool:
     """Whether ``network`` is a PyTorch module (never imports PyTorch: a module implies it is imported).
 
+    Parameters
+    ----------
+    network : object
+        Anything.
+
+    Returns
+    -------
+    bool
+        True for a `torch.nn.Module`.
+
     Examples
     --------
     >>> runs_on_torch(object())
@@ -59,6 +69,11 @@ def runs_on_torch(network) -> bool:
 
 def onnx_installed() -> bool:
     """Whether the ``onnx`` extra (onnx and onnxruntime) is installed.
+
+    Returns
+    -------
+    bool
+        True when both packages can be imported.
 
     Examples
     --------
@@ -75,6 +90,16 @@ def _ready(network) -> bool:
 
 def check_network(network):
     """``network`` if it can run: a PyTorch module or a runner (an `~enhance.runtime.onnx_runner.OnnxNetwork`).
+
+    Parameters
+    ----------
+    network : object
+        The network to check.
+
+    Returns
+    -------
+    torch.nn.Module or `~enhance.models.runner.Runner`
+        ``network`` itself.
 
     Raises
     ------
@@ -137,7 +162,20 @@ class TorchRunner:
         return getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else DEFAULT_MARGIN)
 
     def prepare(self):
-        """The module that runs (made on first use): here the network itself, in eval mode on the device."""
+        """The module that runs (made on first use): here the network itself, in eval mode on the device.
+
+        Returns
+        -------
+        torch.nn.Module
+            The module that `forward` calls.
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = torch.nn.Upsample(scale_factor=2).train()
+        >>> TorchRunner(net).prepare() is net, net.training
+        (True, False)
+        """
         return self.network.eval().to(self.device)
 
     def forward(self, module, batch):
@@ -159,19 +197,78 @@ class TorchRunner:
             return result.float().cpu().numpy()
 
     def bind(self, noise):
-        """This runner: a network not told the noise level ignores it."""
+        """This runner: a network not told the noise level ignores it.
+
+        Parameters
+        ----------
+        noise : float or None
+            Standard deviation of the noise per input pixel, network units (ignored).
+
+        Returns
+        -------
+        TorchRunner
+            This runner.
+
+        Examples
+        --------
+        >>> import torch
+        >>> runner = TorchRunner(torch.nn.Upsample(scale_factor=2))
+        >>> runner.bind(2e-3) is runner
+        True
+        """
         return self
 
     def averaged(self):
-        """This runner averaged over the 8 rotations and flips (`~enhance.models.runner.Dihedral`)."""
+        """This runner averaged over the 8 rotations and flips (`~enhance.models.runner.Dihedral`).
+
+        Returns
+        -------
+        `~enhance.models.runner.Dihedral`
+            This runner, wrapped: each call runs it 8 times.
+
+        Examples
+        --------
+        >>> import torch
+        >>> averaged = TorchRunner(torch.nn.Upsample(scale_factor=2)).averaged()
+        >>> image = np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4)
+        >>> averaged.symmetric, bool(np.allclose(averaged(image), image.repeat(2, axis=2).repeat(2, axis=3)))
+        (True, True)
+        """
         return Dihedral(self)
 
     def one_pass(self):
-        """This runner: it runs once."""
+        """This runner: it runs once.
+
+        Returns
+        -------
+        TorchRunner
+            This runner.
+
+        Examples
+        --------
+        >>> import torch
+        >>> runner = TorchRunner(torch.nn.Upsample(scale_factor=2))
+        >>> runner.one_pass() is runner, runner.averaged().one_pass() is runner
+        (True, True)
+        """
         return self
 
     def export(self) -> bytes:
-        """The network's ONNX graph (`~enhance.runtime.export.onnx_model`)."""
+        """The network's ONNX graph (`~enhance.runtime.export.onnx_model`).
+
+        Returns
+        -------
+        bytes
+            The serialised ONNX model.
+
+        Examples
+        --------
+        >>> import onnx
+        >>> from enhance.models.network import EnhanceNet
+        >>> model = onnx.load_model_from_string(PaperTorchRunner(EnhanceNet(depth=1, width=8)).export())
+        >>> [i.name for i in model.graph.input], [o.name for o in model.graph.output]
+        (['image'], ['enhanced'])
+        """
         return onnx_model(self.network, kind=self.kind).SerializeToString()
 
     def __repr__(self) -> str:
@@ -180,6 +277,15 @@ class TorchRunner:
 
 class PaperTorchRunner(TorchRunner):
     """The paper's `~enhance.models.network.EnhanceNet` on PyTorch, as its faster `~enhance.runtime.graph.InferenceNet`.
+
+    Parameters
+    ----------
+    network : `~enhance.models.network.EnhanceNet`
+        The network; its ``depth`` sets the margin.
+    device : str or torch.device
+        Where it runs.
+    precision : {'float32', 'bfloat16', 'float16'}
+        Arithmetic of its convolutions.
 
     Examples
     --------
@@ -195,10 +301,21 @@ class PaperTorchRunner(TorchRunner):
 
 
 class WienerTorchRunner(TorchRunner):
-    """A `~enhance.models.hybrid.WienerEnhanceNet` on PyTorch, told its noise level by `bind`.
+    """A `~enhance.models.hybrid.WienerEnhanceNet` on PyTorch, told its noise level by
+    `~enhance.runtime.runners.WienerTorchRunner.bind`.
 
-    ``symmetric`` follows the network's own until `averaged` or `one_pass` sets it; the network then
+    ``symmetric`` follows the network's own until `~enhance.runtime.runners.WienerTorchRunner.averaged` or
+    `~enhance.runtime.runners.WienerTorchRunner.one_pass` sets it; the network then
     averages over the 8 rotations and flips itself, running its linear stage once.
+
+    Parameters
+    ----------
+    network : `~enhance.models.hybrid.WienerEnhanceNet`
+        The network; its ``margin``, ``noise_unit`` and ``noise_nodes`` are the runner's.
+    device : str or torch.device
+        Where it runs.
+    precision : {'float32', 'bfloat16', 'float16'}
+        Arithmetic of its convolutions.
 
     Examples
     --------
@@ -236,17 +353,62 @@ class WienerTorchRunner(TorchRunner):
         return module(batch, noise, symmetric=self.symmetric)
 
     def bind(self, noise: float):
-        """This runner with its noise level set (network units); the network is shared."""
+        """This runner with its noise level set (network units); the network is shared.
+
+        Parameters
+        ----------
+        noise : float
+            Standard deviation of the noise per input pixel, network units (I/Ic, kG).
+
+        Returns
+        -------
+        WienerTorchRunner
+            A shallow copy, callable on images alone.
+
+        Examples
+        --------
+        >>> from enhance.models.hybrid import WienerEnhanceNet
+        >>> runner = WienerTorchRunner(WienerEnhanceNet(depth=1, width=4, taps=5))
+        >>> bound = runner.bind(2e-3)
+        >>> runner.noise, bound.noise, bound.network is runner.network
+        (None, 0.002, True)
+        """
         bound = copy.copy(self)
         bound.noise = float(noise)
         return bound
 
     def averaged(self):
-        """This runner, its network averaging each call over the 8 rotations and flips."""
+        """This runner, its network averaging each call over the 8 rotations and flips.
+
+        Returns
+        -------
+        WienerTorchRunner
+            This runner if it averages already, else a shallow copy that does.
+
+        Examples
+        --------
+        >>> from enhance.models.hybrid import WienerEnhanceNet
+        >>> runner = WienerTorchRunner(WienerEnhanceNet(depth=1, width=4, taps=5))
+        >>> runner.symmetric, runner.averaged().symmetric, runner.network.symmetric
+        (False, True, False)
+        """
         return self._with_symmetric(True)
 
     def one_pass(self):
-        """This runner, its network running once on each call."""
+        """This runner, its network running once on each call.
+
+        Returns
+        -------
+        WienerTorchRunner
+            This runner if it runs once already, else a shallow copy that does.
+
+        Examples
+        --------
+        >>> from enhance.models.hybrid import WienerEnhanceNet
+        >>> runner = WienerTorchRunner(WienerEnhanceNet(depth=1, width=4, taps=5, symmetric=True))
+        >>> runner.symmetric, runner.one_pass().symmetric
+        (True, False)
+        """
         return self._with_symmetric(False)
 
     def _with_symmetric(self, symmetric):
@@ -339,6 +501,15 @@ def auto_backend(network, *, precision, device) -> str:
     {'torch', 'onnx'}
         The back-end: MLAS runs the package's networks 1.5x ('full') to 2x ('light') faster than PyTorch's
         oneDNN on a CPU (``make bench``).
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> net = EnhanceNet(depth=1, width=8)
+    >>> auto_backend(net, precision="float32", device="cpu") == ("onnx" if onnx_installed() else "torch")
+    True
+    >>> auto_backend(net, precision="bfloat16", device="cpu")
+    'torch'
     """
     torch = None if _ready(network) else _torch()
     if torch is None:
@@ -382,9 +553,10 @@ def make_runner(network, *, backend, precision, device):
     Returns
     -------
     tuple
-        ``(runner, workers)``. A PyTorch network's runner is built by its family's entry in `RUNNERS` and kept
-        for the next call with the same network, as long as its weights are unchanged (their digest is
-        checked); a runner (an `~enhance.runtime.onnx_runner.OnnxNetwork`) is returned as it is.
+        ``(runner, workers)``. A PyTorch network's runner is built by its family's entry in
+        `~enhance.runtime.runners.RUNNERS` and kept for the next call with the same network, as long as its
+        weights are unchanged (their digest is checked); a runner (an `~enhance.runtime.onnx_runner.OnnxNetwork`)
+        is returned as it is.
 
     Raises
     ------
@@ -392,6 +564,16 @@ def make_runner(network, *, backend, precision, device):
         For a runner on backend='torch', or a network that the back-end cannot run.
     ValueError
         For backend='onnx' with a reduced precision.
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> net = EnhanceNet(depth=1, width=8)
+    >>> runner, workers = make_runner(net, backend="torch", precision="float32", device="cpu")
+    >>> runner, workers
+    (PaperTorchRunner(EnhanceNet, device='cpu'), 1)
+    >>> make_runner(net, backend="torch", precision="float32", device="cpu")[0] is runner
+    True
     """
     check_choice(backend, BACKENDS, name="backend")
     check_choice(precision, PRECISIONS, name="precision")

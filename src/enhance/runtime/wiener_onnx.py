@@ -291,11 +291,41 @@ class WienerOnnxNetwork(OnnxNetwork):
 
     def averaged(self) -> "WienerOnnxNetwork":
         """This runner averaging each call over the 8 rotations and flips (`~enhance.models.runner.dihedral_average`);
-        the session is shared."""
+        the session is shared.
+
+        Returns
+        -------
+        WienerOnnxNetwork
+            This runner if it averages already, else a shallow copy that does.
+
+        Examples
+        --------
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> runner = WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString(), threads=1)
+        >>> runner.symmetric, runner.averaged().symmetric, runner.averaged().session is runner.session
+        (False, True, True)
+        """
         return self._symmetric(True)
 
     def one_pass(self) -> "WienerOnnxNetwork":
-        """This runner running once on each call; the session is shared."""
+        """This runner running once on each call; the session is shared.
+
+        Returns
+        -------
+        WienerOnnxNetwork
+            This runner if it runs once already, else a shallow copy that does.
+
+        Examples
+        --------
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> runner = WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString(), symmetric=True)
+        >>> runner.symmetric, runner.one_pass().symmetric
+        (True, False)
+        """
         return self._symmetric(False)
 
     def _symmetric(self, symmetric):
@@ -307,7 +337,25 @@ class WienerOnnxNetwork(OnnxNetwork):
         return runner
 
     def export(self) -> bytes:
-        """The ONNX graph, its ``symmetric`` metadata saying whether this runner averages."""
+        """The ONNX graph, its ``symmetric`` metadata saying whether this runner averages.
+
+        Returns
+        -------
+        bytes
+            The serialised ONNX model: the file's own where its metadata agrees, else a copy with
+            ``symmetric`` set.
+
+        Examples
+        --------
+        >>> import onnx
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> runner = WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString(), threads=1)
+        >>> graph = onnx.load_model_from_string(runner.averaged().export())
+        >>> runner.export() == runner.graph, {prop.key: prop.value for prop in graph.metadata_props}["symmetric"]
+        (True, 'True')
+        """
         recorded = self.checked["symmetric"]
         return self.graph if recorded == self.symmetric else with_metadata(self.graph, symmetric=self.symmetric)
 
