@@ -685,7 +685,7 @@ def make_runner(network, *, backend, precision, device):
         if backend == "torch":
             msg = "backend='torch' needs a torch network, got an OnnxNetwork; use backend='onnx' or 'auto'"
             raise TypeError(msg)
-        return network, 1
+        return network, network.workers  # a default model's runner: single-threaded calls on every core
     torch = _torch()
     if torch is None:
         msg = f"network must be an OnnxNetwork without PyTorch, got {type(network).__name__}"

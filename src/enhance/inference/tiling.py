@@ -68,6 +68,9 @@ def run_tiled(
     net : `torch.nn.Module` or callable
         An eval-mode network mapping ``(1, 1, h, w)`` to ``(1, 1, 2h, 2w)``, on ``device``; or any
         other callable doing the same on float32 `~numpy.ndarray` (an `~enhance.runtime.export.OnnxNetwork`).
+        One with a ``run_image(image, *, tile, workers, done)`` method (the default models on onnxruntime,
+        `~enhance.runtime.wiener_onnx.WienerOnnxNetwork`) runs the whole image itself: it mirrors the image
+        once and cuts its tiles from the mirrored image, so tiles overlap by two margins and no more.
     tile : int or None
         Tile size in input pixels; None runs the whole image at once.
     margin : int
@@ -105,6 +108,8 @@ def run_tiled(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         msg = f"workers must be a positive integer, got {workers!r}"
         raise ValueError(msg)
+    if callable(getattr(net, "run_image", None)):  # it mirrors the whole image once and cuts its own tiles
+        return _run_image(image, net, tile=tile, progress=progress, workers=workers)
     torch = sys.modules.get("torch")  # PyTorch is optional: a torch.nn.Module implies it is imported
     if torch is not None and isinstance(net, torch.nn.Module):
         forward, workers = _torch_forward(net, device, precision), 1
@@ -136,6 +141,15 @@ def run_tiled(
                 bar.update()
     bar.close()
     return out
+
+
+def _run_image(image, net, *, tile, progress, workers):
+    """``net.run_image`` over ``image``, with a progress bar over its tiles."""
+    ny, nx = image.shape
+    tiles = None if tile is None else -(-ny // tile) * -(-nx // tile)
+    with tqdm(total=tiles, desc="tiles", unit="tile", disable=not progress, leave=False) as bar:
+        out = net.run_image(np.ascontiguousarray(image, dtype=np.float32), tile=tile, workers=workers, done=bar.update)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def _torch_forward(net, device, precision: str):

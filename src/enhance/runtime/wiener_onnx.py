@@ -10,7 +10,11 @@ is unpadded; the filter bank's weights for the noise level are computed in the g
 'full' model, so that the pipeline runs it as it runs the PyTorch module; PyTorch is never imported.
 """
 
+import collections
+import concurrent.futures
+import contextlib
 import json
+import math
 
 import numpy as np
 
@@ -27,6 +31,9 @@ __all__ = [
     "wiener_graph_from_weights",
     "wiener_graph_from_network",
     "graph_filter_bank",
+    "split_rows",
+    "D4_PASSES",
+    "MIN_BAND_MARGINS",
 ]
 
 
@@ -178,16 +185,23 @@ class WienerOnnxNetwork(OnnxNetwork):
     model : str, `~pathlib.Path` or bytes
         The ONNX file or its bytes.
     threads : int, optional
-        onnxruntime's intra-op threads.
+        Cores used at once (``workers``), each running single-threaded onnxruntime calls; None: every core
+        (`~enhance.runtime.onnx_runner.cpu_cores`).
     symmetric : bool, optional
         Average over the 8 rotations and flips of the input (the 'full' model); None (default) follows
         the file's ``symmetric`` metadata.
+    blocked : bool
+        Keep the residual crops and sums in onnxruntime's blocked layout (`~enhance.runtime.ort_blocked`)
+        where that reproduces the plain graph on a probe image.
 
     Notes
     -----
-    `bind` gives the runner for one noise level: called on ``(n, 1, ny, nx)`` float32 arrays, it mirrors
-    them by ``margin`` pixels, runs the graph and returns ``(n, 1, 2 ny, 2 nx)``, as
-    `~enhance.models.hybrid.NoiseBound` does with PyTorch.
+    `bind` gives the runner for one noise level. `run_image` runs it over a whole ``(ny, nx)`` image: the
+    image is mirrored once by ``margin`` pixels and bands or tiles are cut from the mirrored image, so
+    that every output pixel is computed from the same input values as in one whole-image pass (no
+    seams, no pixels computed twice but the tiles' overlaps), on ``workers`` cores at once (the bands,
+    the tiles and, for 'full', the 8 rotations and flips of each). Called on ``(n, 1, ny, nx)`` float32
+    arrays it returns ``(n, 1, 2 ny, 2 nx)``, as `~enhance.models.hybrid.NoiseBound` does with PyTorch.
 
     Examples
     --------
@@ -199,8 +213,9 @@ class WienerOnnxNetwork(OnnxNetwork):
     (5, (1, 1, 10, 12))
     """
 
-    def __init__(self, model, *, threads: int | None = None, symmetric: bool | None = None) -> None:
-        super().__init__(model, threads=threads, blocked=False)
+    def __init__(self, model, *, threads: int | None = None, symmetric: bool | None = None,
+                 blocked: bool = True) -> None:  # fmt: skip
+        super().__init__(model, threads=threads, blocked=blocked)
         self._setup(symmetric)
         self.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
 
@@ -270,10 +285,81 @@ class WienerOnnxNetwork(OnnxNetwork):
         bound.noise = float(noise)
         return bound
 
-    def _run(self, batch):
-        padded = np.pad(batch, ((0, 0), (0, 0), (self.margin,) * 2, (self.margin,) * 2), mode="symmetric")
-        noise = np.full(batch.shape[0], self.noise, np.float32)
-        return self.session.run(None, {"image": np.ascontiguousarray(padded, np.float32), "noise": noise})[0]
+    def run_image(self, image: np.ndarray, *, tile: int | None = None, workers: int | None = None,
+                  done=None) -> np.ndarray:  # fmt: skip
+        """The network over a whole image, mirrored once, in bands or tiles on ``workers`` cores at once.
+
+        Parameters
+        ----------
+        image : (ny, nx) `~numpy.ndarray`
+            The normalised image, network units.
+        tile : int, optional
+            Largest tile, input pixels; None: the whole image, cut into bands of rows where that keeps
+            every worker busy (`split_rows`).
+        workers : int, optional
+            Single-threaded onnxruntime calls at once; None: ``self.workers``.
+        done : callable, optional
+            Called with 1 each time a tile is finished (a progress bar's ``update``).
+
+        Returns
+        -------
+        `~numpy.ndarray`
+            float32 ``(2 ny, 2 nx)``: the output of one whole-image pass (for 'full', the average over the
+            8 rotations and flips, summed in float64), whatever ``tile`` and ``workers``.
+
+        Examples
+        --------
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> runner = WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString()).bind(1e-3)
+        >>> runner.run_image(np.ones((9, 7), np.float32), tile=4, workers=2).shape
+        (18, 14)
+        """
+        if self.noise is None:
+            msg = "a Wiener-Enhance runner needs its noise level: call bind(noise) first"
+            raise ValueError(msg)
+        source = np.asarray(image, dtype=np.float32)
+        if source.ndim != 2:
+            msg = f"image must have shape (ny, nx), got {source.shape}"
+            raise ValueError(msg)
+        workers = self.workers if workers is None else max(1, int(workers))
+        passes = D4_PASSES if self.symmetric else D4_PASSES[:1]
+        tiles = _tiles(source.shape, tile, split_rows(source.shape[0], len(passes), workers, self.margin))
+        padded = np.pad(source, self.margin, mode="symmetric")
+        out = np.empty((2 * source.shape[0], 2 * source.shape[1]), np.float32)
+        noise = np.full(1, self.noise, np.float32)
+
+        def one_pass(window, transform):
+            transpose, turns = transform
+            moved = np.ascontiguousarray(np.rot90(window.T if transpose else window, turns))
+            result = np.rot90(self.session.run(None, {"image": moved[None, None], "noise": noise})[0][0, 0], -turns)
+            return result.T if transpose else result
+
+        def finish(region, results):
+            (y0, y1), (x0, x1) = region
+            if len(results) == 1:
+                out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = results[0].result()
+            else:
+                total = np.zeros((2 * (y1 - y0), 2 * (x1 - x0)))
+                for result in results:  # in a fixed order
+                    total += result.result()
+                out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = total / len(results)
+            if done is not None:
+                done(1)
+
+        margin = 2 * self.margin
+        with _executor(workers, len(tiles) * len(passes)) as pool:
+            open_tiles = collections.deque()  # tiles whose passes are in flight: memory stays bounded
+            for region in tiles:
+                (y0, y1), (x0, x1) = region
+                window = padded[y0 : y1 + margin, x0 : x1 + margin]
+                open_tiles.append((region, [pool.submit(one_pass, window, t) for t in passes]))
+                while len(open_tiles) > -(-workers // len(passes)) + 1:
+                    finish(*open_tiles.popleft())
+            while open_tiles:
+                finish(*open_tiles.popleft())
+        return out
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.noise is None:
@@ -283,19 +369,78 @@ class WienerOnnxNetwork(OnnxNetwork):
         if array.ndim != 4 or array.shape[1] != 1:
             msg = f"batch must have shape (n, 1, ny, nx), got {array.shape}"
             raise ValueError(msg)
-        if not self.symmetric:
-            return self._run(array)
-        total = np.zeros((array.shape[0], 1, 2 * array.shape[2], 2 * array.shape[3]), np.float64)
-        for transpose in (False, True):
-            base = array.transpose(0, 1, 3, 2) if transpose else array
-            for turns in range(4):
-                out = np.rot90(self._run(np.ascontiguousarray(np.rot90(base, turns, (2, 3)))), -turns, (2, 3))
-                total += out.transpose(0, 1, 3, 2) if transpose else out
-        return (total / 8).astype(np.float32)
+        return np.stack([self.run_image(image) for image in array[:, 0]])[:, None]
 
     def __repr__(self) -> str:
         return (f"WienerOnnxNetwork(depth={self.depth}, width={self.width}, kind={self.kind!r}, "
                 f"symmetric={self.symmetric})")  # fmt: skip
+
+
+#: The 8 rotations and flips of the square as ``(transpose, quarter turns)``, the identity first: pass ``g``
+#: runs the network on ``rot90(x.T if transpose else x, turns)`` and turns its output back.
+D4_PASSES = tuple((transpose, turns) for transpose in (False, True) for turns in range(4))
+#: Bands of rows are at least this many receptive margins tall: each band computes two margins of overlap.
+MIN_BAND_MARGINS = 4
+
+
+def split_rows(rows: int, passes: int, workers: int, margin: int) -> int:
+    """Bands of rows to cut a whole image into, so that ``workers`` cores share ``passes`` passes of each evenly.
+
+    Parameters
+    ----------
+    rows : int
+        Rows of the image.
+    passes : int
+        Passes per band (8 for 'full', 1 for 'light').
+    workers : int
+        Calls at once.
+    margin : int
+        The network's receptive margin, pixels.
+
+    Returns
+    -------
+    int
+        ``workers / gcd(passes, workers)`` (the fewest bands whose passes divide evenly between the workers),
+        fewer where the bands would be under `MIN_BAND_MARGINS` margins tall; at least 1.
+
+    Examples
+    --------
+    >>> split_rows(400, 8, 2, 18), split_rows(400, 1, 2, 18), split_rows(400, 8, 3, 18), split_rows(100, 1, 2, 18)
+    (1, 2, 3, 1)
+    """
+    bands = workers // math.gcd(passes, workers)
+    return max(1, min(bands, rows // (MIN_BAND_MARGINS * max(margin, 1))))
+
+
+def _tiles(shape, tile, bands):
+    """``((y0, y1), (x0, x1))`` of each tile of the output's input grid, row by row."""
+    ny, nx = shape
+    tile_y, tile_x = (-(-ny // bands), nx) if tile is None else (tile, tile)
+    rows = [(y, min(y + tile_y, ny)) for y in range(0, ny, tile_y)]
+    return [(r, (x, min(x + tile_x, nx))) for r in rows for x in range(0, nx, tile_x)]
+
+
+class _Inline:
+    """`concurrent.futures.ThreadPoolExecutor`'s ``submit`` run at once, in this thread."""
+
+    class _Done:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    def submit(self, fn, *args):
+        return self._Done(fn(*args))
+
+
+@contextlib.contextmanager
+def _executor(workers, tasks):
+    if workers == 1 or tasks == 1:
+        yield _Inline()
+        return
+    with concurrent.futures.ThreadPoolExecutor(min(workers, tasks)) as pool:
+        yield pool
 
 
 def is_wiener_file(metadata: dict) -> bool:
