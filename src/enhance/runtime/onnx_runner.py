@@ -174,6 +174,7 @@ class OnnxNetwork:
             if session_threads is not None:
                 options.intra_op_num_threads = int(session_threads)
             return options
+
         try:
             self.session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models
