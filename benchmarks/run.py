@@ -52,6 +52,7 @@ may share the CPU; the load average is printed before and after.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -234,14 +235,9 @@ def model_cases(add, nets, small, large, *, quick):
             add(f"{model} {size}", _through_enhance(image, model, nets), image=size, flops=model_flops(model, size),
                 note=note)  # fmt: skip
             if model in WIENER_SYMMETRIC and nets[model][1] == "shipped":
-                given = f"{model} {size} noise given"
-                add(
-                    given,
-                    _through_enhance(image, model, nets, noise=True),
-                    image=size,
-                    flops=model_flops(model, size),
-                    note="enhance.enhance(..., noise=HMI's, qs_level=1): the network's own work" if size == 400 else "",
-                )
+                note = "enhance.enhance(..., noise=HMI's, qs_level=1): the network's own work" if size == 400 else ""
+                add(f"{model} {size} noise given", _through_enhance(image, model, nets, noise=True), image=size,
+                    flops=model_flops(model, size), note=note)  # fmt: skip
     if nets["full"][1] == "shipped":
         add("full + uncertainty 400", lambda: enhance.enhance(small, "intensity", model="full", device="cpu",
                                                                uncertainty=True),
@@ -450,9 +446,7 @@ def _verdicts(cases, best_matmul, keras, disks, keras_note="") -> list[str]:
     limit = best_matmul[limit_name]
     reference = f"of {limit:.1f} GFLOP/s ({limit_name}, the better of it and {REFERENCE[REFERENCE[0] == limit_name]})"
     lines = []
-    for name in [
-        n for n in cases if n.split(" ")[0] in WIENER_SYMMETRIC and n.split(" ")[-1] in ("given", "400", "1024")
-    ]:
+    for name in [n for n in cases if re.fullmatch(r"(full|light) \d+( noise given)?", n)]:
         model, size = name.split(" ")[:2]
         ratio = model_flops(model, int(size)) / 1e9 / cases[name].seconds / limit
         how = "noise level given" if name.endswith("given") else "noise measured, as called by default"

@@ -32,13 +32,15 @@ __all__ = [
     "wiener_graph_from_network",
     "graph_filter_bank",
     "split_rows",
+    "d4_bank",
+    "d4_kernel_graph",
     "D4_PASSES",
     "MIN_BAND_MARGINS",
 ]
 
 
 def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: dict | None = None,
-                      symmetric: bool = False):  # fmt: skip
+                      symmetric: bool = False, estimate_input: bool = False):  # fmt: skip
     """Build the ONNX graph of a Wiener-Enhance network from its state dict, with numpy only.
 
     Parameters
@@ -55,11 +57,16 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     symmetric : bool
         Record that the model averages over the 8 rotations and flips ('full'); the runner
         (`WienerOnnxNetwork`) does that average around the graph.
+    estimate_input : bool
+        Read the linear stage's output as a third input, ``estimate`` ``(n, 4, ny + 2 m - taps + 1, ...)``,
+        instead of computing it (what `WienerOnnxNetwork` runs for 'full', whose 8 passes share one
+        convolution of the image with the 8 transformed banks, `d4_kernel_graph`); such a graph is for the
+        runner only, never written to a file.
 
     Returns
     -------
     `onnx.ModelProto`
-        A checked model with inputs ``image`` and ``noise`` and output ``enhanced``.
+        A checked model with inputs ``image`` and ``noise`` (and ``estimate``) and output ``enhanced``.
 
     Examples
     --------
@@ -104,23 +111,14 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         ends = constant(f"{name}_ends", np.array([-cut, -cut], np.int64))
         return node("Slice", [source, starts, ends, constant(f"{name}_axes", np.array([2, 3], np.int64))], name)
 
-    # The filter bank's weights for the noise level (the first of the batch: one image's tiles share it):
-    # hat functions of log(noise / unit) on the nodes, then one blended kernel per output phase.
-    names = (("zero", 0), ("one_index", 1), ("axis_0", 0))
-    index = [constant(name, np.array([value], np.int64)) for name, value in names]
-    first = node("Slice", ["noise", *index], "noise_first")
-    level = node("Log", [node("Div", [first, constant("noise_unit", np.float32(unit))], "noise_ratio")], "level")
-    logs = np.log(np.array(nodes, np.float32))
-    level = node("Clip", [level, constant("log_first", logs[0]), constant("log_last", logs[-1])], "level_clipped")
-    level = node("Unsqueeze", [level, constant("axis_1", np.array([1], np.int64))], "level_column")
-    distance = node("Abs", [node("Sub", [level, constant("log_nodes", logs[None, :])], "level_offsets")], "distance")
-    step = np.float32(np.log(nodes[1] / nodes[0]))
-    steps = node("Div", [distance, constant("log_step", step)], "distance_steps")
-    hat = node("Relu", [node("Sub", [constant("one", np.float32(1)), steps], "hat_raw")], "hat")  # (1, K)
-    bank = constant("filters", array("filters").reshape(count, 4 * taps * taps))
-    kernel_shape = constant("kernel_shape", np.array([4, 1, taps, taps], np.int64))
-    blended = node("Reshape", [node("MatMul", [hat, bank], "blended_flat"), kernel_shape], "blended")
-    estimate = node("Conv", ["image", blended], "estimate")
+    level, hat = _hat_nodes(node, constant, nodes, unit)
+    if estimate_input:
+        estimate = "estimate"
+    else:  # one blended kernel per output phase
+        bank = constant("filters", array("filters").reshape(count, 4 * taps * taps))
+        kernel_shape = constant("kernel_shape", np.array([4, 1, taps, taps], np.int64))
+        blended = node("Reshape", [node("MatMul", [hat, bank], "blended_flat"), kernel_shape], "blended")
+        estimate = node("Conv", ["image", blended], "estimate")
     inner = crop("inner", "image", taps // 2)
     level_map = node("Expand", [node("Unsqueeze", [level, constant("axes_23", np.array([2, 3], np.int64))],
                                      "level_4d"), node("Shape", [inner], "inner_shape")], "level_map")  # fmt: skip
@@ -158,7 +156,8 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     proto = helper.make_graph(
         graph_nodes, f"WienerEnhanceNet_depth{depth}_width{meta['width']}",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "py", "px"]),
-         helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"])],
+         helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"]),
+         *[helper.make_tensor_value_info("estimate", TensorProto.FLOAT, ["n", 4, "ey", "ex"])] * estimate_input],
         [helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["n", 1, "ny2", "nx2"])],
         initializer=initializers,
     )  # fmt: skip
@@ -175,6 +174,106 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     helper.set_model_props(model, {key: str(value) for key, value in props.items()})
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _hat_nodes(node, constant, nodes, unit):
+    """The log noise level (clipped to the nodes) and the filter bank's weights for it, ``(1, K)``: hat functions
+    of ``log(noise / unit)`` on the nodes, for the first noise of the batch (one image's tiles share it)."""
+    names = (("zero", 0), ("one_index", 1), ("axis_0", 0))
+    index = [constant(name, np.array([value], np.int64)) for name, value in names]
+    first = node("Slice", ["noise", *index], "noise_first")
+    level = node("Log", [node("Div", [first, constant("noise_unit", np.float32(unit))], "noise_ratio")], "level")
+    logs = np.log(np.array(nodes, np.float32))
+    level = node("Clip", [level, constant("log_first", logs[0]), constant("log_last", logs[-1])], "level_clipped")
+    level = node("Unsqueeze", [level, constant("axis_1", np.array([1], np.int64))], "level_column")
+    distance = node("Abs", [node("Sub", [level, constant("log_nodes", logs[None, :])], "level_offsets")], "distance")
+    step = np.float32(np.log(nodes[1] / nodes[0]))
+    steps = node("Div", [distance, constant("log_step", step)], "distance_steps")
+    return level, node("Relu", [node("Sub", [constant("one", np.float32(1)), steps], "hat_raw")], "hat")
+
+
+#: How each pass of `D4_PASSES` moves the linear stage's bank ``(K, 2, 2, taps, taps)`` (level, phase row, phase
+#: column, kernel row, kernel column): ``(swap the axes, flip the rows, flip the columns)``. The pass's estimate,
+#: turned back, is the image filtered with the moved bank (``tests/test_wiener_runner.py`` checks it).
+_BANK_MOVES = {(False, 0): (False, False, False), (False, 1): (True, False, True), (False, 2): (False, True, True),
+               (False, 3): (True, True, False), (True, 0): (True, False, False), (True, 1): (False, True, False),
+               (True, 2): (True, True, True), (True, 3): (False, False, True)}  # fmt: skip
+
+
+def d4_bank(bank: np.ndarray, transform) -> np.ndarray:
+    """The linear stage's bank as pass ``transform`` (of `D4_PASSES`) sees the image: turned back, the pass's
+    estimate of ``g x`` is the image ``x`` filtered with this bank.
+
+    Parameters
+    ----------
+    bank : `~numpy.ndarray`
+        ``(K, 2, 2, taps, taps)``: level, output phase row and column, kernel row and column.
+    transform : tuple of (bool, int)
+        ``(transpose, quarter turns)``.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        The same shape: its phases and kernels transposed and flipped.
+
+    Examples
+    --------
+    >>> bank = np.arange(16.0).reshape(1, 2, 2, 2, 2)
+    >>> bool((d4_bank(bank, (True, 0)) == bank.transpose(0, 2, 1, 4, 3)).all())
+    True
+    """
+    swap, flip_rows, flip_columns = _BANK_MOVES[tuple(transform)]
+    moved = bank.transpose(0, 2, 1, 4, 3) if swap else bank
+    axes = (1, 3) * flip_rows + (2, 4) * flip_columns
+    return np.flip(moved, axes) if axes else moved
+
+
+def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float):
+    """An ONNX graph from a noise level to the 8 passes' blended kernels, as `wiener_onnx_graph` blends its own.
+
+    Parameters
+    ----------
+    filters : `~numpy.ndarray`
+        The bank, ``(4 K, 1, taps, taps)``.
+    noise_nodes : sequence of float
+        Its noise levels, units of ``noise_unit``.
+    noise_unit : float
+        HMI's noise, network units.
+
+    Returns
+    -------
+    `onnx.ModelProto`
+        Input ``noise`` ``(1,)``, output ``kernels`` ``(32, 1, taps, taps)``: for each pass of `D4_PASSES`, the
+        four phases' kernels of `d4_bank`, blended for the noise level.
+
+    Examples
+    --------
+    >>> graph = d4_kernel_graph(np.zeros((8, 1, 3, 3), np.float32), [1.0, 2.0], 1e-3)
+    >>> [o.name for o in graph.graph.output]
+    ['kernels']
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    count, taps = len(noise_nodes), filters.shape[-1]
+    graph_nodes, initializers = [], []
+
+    def constant(name, array):
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name=name))
+        return name
+
+    def node(op, inputs, output, **attributes):
+        graph_nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
+
+    _, hat = _hat_nodes(node, constant, [float(v) for v in noise_nodes], float(noise_unit))
+    bank = np.asarray(filters, np.float32).reshape(count, 2, 2, taps, taps)
+    moved = np.concatenate([d4_bank(bank, t).reshape(count, -1) for t in D4_PASSES], axis=1)
+    shape = constant("kernel_shape", np.array([4 * len(D4_PASSES), 1, taps, taps], np.int64))
+    node("Reshape", [node("MatMul", [hat, constant("filters", moved)], "blended_flat"), shape], "kernels")
+    inputs = [helper.make_tensor_value_info("noise", TensorProto.FLOAT, [1])]
+    outputs = [helper.make_tensor_value_info("kernels", TensorProto.FLOAT, None)]
+    graph = helper.make_graph(graph_nodes, "d4_kernels", inputs, outputs, initializer=initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
 
 
 class WienerOnnxNetwork(OnnxNetwork):
