@@ -1,10 +1,12 @@
 """The default models' onnxruntime runner: one mirrored image cut into bands and tiles on several cores gives
-the whole-image pass bit for bit, the blocked layout reproduces the plain graph, and the cores used follow
-OMP_NUM_THREADS. Speed itself is measured by ``make bench`` (benchmarks/run.py), never asserted here."""
+the whole-image pass bit for bit, the 8 passes of 'full' share one filtering with the moved banks, the blocked
+layout reproduces the plain graph, and the cores used follow OMP_NUM_THREADS. Speed itself is measured by
+``make bench`` (benchmarks/run.py), never asserted here."""
 
 import numpy as np
 import pytest
 import torch
+from scipy.signal import correlate2d
 
 pytest.importorskip("onnxruntime")
 from enhance.inference.pipeline import make_runner  # noqa: E402
@@ -12,7 +14,7 @@ from enhance.inference.tiling import run_tiled  # noqa: E402
 from enhance.models.hybrid import WienerEnhanceNet  # noqa: E402
 from enhance.runtime.onnx_runner import cpu_cores  # noqa: E402
 from enhance.runtime.ort_blocked import blocked_graph  # noqa: E402
-from enhance.runtime.wiener_onnx import D4_PASSES, WienerOnnxNetwork, wiener_graph_from_network  # noqa: E402
+from enhance.runtime.wiener_onnx import D4_PASSES, WienerOnnxNetwork, d4_bank, wiener_graph_from_network  # noqa: E402
 
 NOISE = 2e-3
 
@@ -52,24 +54,50 @@ def _whole_passes(runner, image):
 def test_bands_tiles_and_workers_give_the_whole_image_pass_bit_for_bit(graph, symmetric):
     runner = WienerOnnxNetwork(graph, threads=1, symmetric=symmetric).bind(NOISE)
     image = _image()
-    expected = _whole_passes(runner, image)
-    for tile, workers in ((None, 1), (None, 2), (None, 3), (7, 2), (16, 3), (30, 1), (200, 2)):
+    expected = runner.run_image(image, tile=None, workers=1)
+    for tile, workers in ((None, 2), (None, 3), (7, 2), (16, 3), (30, 1), (200, 2)):
         np.testing.assert_array_equal(runner.run_image(image, tile=tile, workers=workers), expected)
+    # 'light' is the graph on the mirrored image; 'full' shares one filtering of the image between its 8 passes,
+    # which rounds differently from filtering each moved image.
+    reference = _whole_passes(runner, image)
+    if symmetric:
+        assert np.abs(expected - reference).max() <= 1e-6 * np.abs(reference).max()  # a few float32 steps
+    else:
+        np.testing.assert_array_equal(expected, reference)
 
 
 def test_run_tiled_hands_the_whole_image_to_the_runner(graph):
     runner = WienerOnnxNetwork(graph, threads=2, symmetric=True).bind(NOISE)
     image = _image((40, 52))
-    expected = _whole_passes(runner, image)
+    expected = runner.run_image(image, workers=1)
     found = run_tiled(image, runner, tile=11, margin=runner.margin, device="cpu", workers=2)
     np.testing.assert_array_equal(found, expected)
     np.testing.assert_array_equal(runner(image[None, None])[0, 0], expected)  # a batch of one, as before
 
 
-def test_images_smaller_than_the_margin_are_mirrored_as_a_whole(graph):
-    runner = WienerOnnxNetwork(graph, threads=2).bind(NOISE)
+@pytest.mark.parametrize("transform", D4_PASSES)
+def test_each_pass_estimate_is_the_image_filtered_with_the_moved_bank(transform):
+    rng = np.random.default_rng(3)
+    bank, image = rng.standard_normal((1, 2, 2, 5, 5)), rng.standard_normal((13, 11))
+
+    def linear(x, bank):  # the polyphase linear stage on an image padded by taps // 2, as an x2 image
+        phases = [[correlate2d(x, bank[0, a, b], mode="valid") for b in (0, 1)] for a in (0, 1)]
+        fine = np.empty((2 * phases[0][0].shape[0], 2 * phases[0][0].shape[1]))
+        for a, b in np.ndindex(2, 2):
+            fine[a::2, b::2] = phases[a][b]
+        return fine
+
+    transpose, turns = transform
+    turned = np.rot90(linear(np.rot90(image.T if transpose else image, turns), bank), -turns)
+    np.testing.assert_allclose(turned.T if transpose else turned, linear(image, d4_bank(bank, transform)), atol=1e-12)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_images_smaller_than_the_margin_are_mirrored_as_a_whole(graph, symmetric):
+    runner = WienerOnnxNetwork(graph, threads=2, symmetric=symmetric).bind(NOISE)
     image = _image((3, 5))  # the margin (13) is larger than the image: mirrored again and again
-    np.testing.assert_array_equal(runner.run_image(image, workers=2), _whole_passes(runner, image))
+    expected = _whole_passes(runner, image)
+    assert np.abs(runner.run_image(image, workers=2) - expected).max() <= 1e-6 * np.abs(expected).max()
 
 
 def test_the_blocked_layout_reproduces_the_plain_graph(graph):

@@ -16,7 +16,7 @@ import numpy as np
 from .onnx_checks import WIENER_FORMAT, check_onnx_model, check_probe
 from .ort_blocked import blocked_session
 
-__all__ = ["OPSET", "OnnxNetwork", "inference_metadata", "cpu_cores"]
+__all__ = ["OPSET", "OnnxNetwork", "inference_metadata", "cpu_cores", "open_session"]
 
 #: ONNX opset of the exported graphs.
 OPSET = 17
@@ -94,6 +94,68 @@ def cpu_cores() -> int:
     return max(1, len(affinity(0)) if affinity else (os.cpu_count() or 1))
 
 
+def open_session(data: bytes, *, threads: int | None = None, blocked: bool = True, probe: dict | None = None,
+                 name: str = "the ONNX bytes"):  # fmt: skip
+    """An onnxruntime session of a serialised graph on the CPU, and its layout.
+
+    Parameters
+    ----------
+    data : bytes
+        The serialised graph.
+    threads : int, optional
+        Intra-op threads; None: onnxruntime's default (every core).
+    blocked : bool
+        Use `~enhance.runtime.ort_blocked.blocked_session` where it reproduces the plain graph on ``probe``.
+    probe : dict of str to `~numpy.ndarray`, optional
+        The inputs of that check; None: an image as the first input.
+    name : str
+        The file, for the messages.
+
+    Returns
+    -------
+    tuple
+        ``(session, layout)``, layout 'blocked' or 'plain'.
+
+    Raises
+    ------
+    ImportError
+        Without onnxruntime.
+    ValueError
+        Where onnxruntime cannot read the graph.
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.runtime.export import onnx_model
+    >>> session, layout = open_session(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
+    >>> layout in ("blocked", "plain"), session.get_inputs()[0].name
+    (True, 'image')
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        msg = f"onnxruntime is needed to run an ONNX network; {_INSTALL}"
+        raise ImportError(msg) from err
+
+    def options():
+        options = ort.SessionOptions()
+        # Memory patterns are planned and kept per input shape: tiles of a few shapes made a 4096x4096
+        # run grow past 9 GB. Without them memory stays flat at the same speed (the arena is kept: it
+        # is the fast allocator).
+        options.enable_mem_pattern = False
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        return options
+
+    try:
+        session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for unreadable models
+        msg = f"{name} is not a readable ONNX model: {err}"
+        raise ValueError(msg) from err
+    faster = blocked_session(data, options(), reference=session, probe=probe) if blocked else None
+    return (session, "plain") if faster is None else (faster, "blocked")
+
+
 def _probe_feeds(checked) -> dict:
     """A random image (and HMI's noise level) for a Wiener-Enhance graph: its inputs in `blocked_session`."""
     pad = 2 * checked["margin"]
@@ -151,42 +213,16 @@ class OnnxNetwork:
     """
 
     def __init__(self, model, *, threads: int | None = None, blocked: bool = True) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as err:
-            msg = f"onnxruntime is needed to run an ONNX network; {_INSTALL}"
-            raise ImportError(msg) from err
-
         name = "the ONNX bytes" if isinstance(model, bytes) else str(model)
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
         self.checked = check_onnx_model(data, name)  # every metadata key against its bounds and the graph
-        self.name = name
+        self.name, self.model_bytes = name, data
         wiener = self.checked["format"] == WIENER_FORMAT
         self.workers = (int(threads) if threads else cpu_cores()) if wiener else 1
-        session_threads = 1 if wiener else threads
-
-        def options():
-            options = ort.SessionOptions()
-            # Memory patterns are planned and kept per input shape: tiles of a few shapes made a 4096x4096
-            # run grow past 9 GB. Without them memory stays flat at the same speed (the arena is kept: it
-            # is the fast allocator).
-            options.enable_mem_pattern = False
-            if session_threads is not None:
-                options.intra_op_num_threads = int(session_threads)
-            return options
-
-        try:
-            self.session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for unreadable models
-            msg = f"{name} is not a readable ONNX model: {err}"
-            raise ValueError(msg) from err
-        self.layout = "plain"
+        probe = _probe_feeds(self.checked) if wiener else None
+        self.session, self.layout = open_session(data, threads=1 if wiener else threads, blocked=blocked, probe=probe,
+                                                 name=name)  # fmt: skip
         meta = self.session.get_modelmeta().custom_metadata_map
-        if blocked:
-            probe = _probe_feeds(self.checked) if wiener else None
-            faster = blocked_session(data, options(), reference=self.session, probe=probe)
-            if faster is not None:
-                self.session, self.layout = faster, "blocked"
         self.depth, self.width, self.kind = self.checked["depth"], self.checked["width"], self.checked["kind"]
         self.metadata = dict(meta)  # units, normalisation rule, model card (`inference_metadata`)
         self._input = self.session.get_inputs()[0].name

@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import json
 import math
+import threading
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from .._version import __version__
 from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
 from .folding import check_finite_state, read_weights
 from .onnx_checks import WIENER_FORMAT, check_probe
-from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
+from .onnx_runner import OPSET, OnnxNetwork, inference_metadata, open_session
 
 __all__ = [
     "wiener_onnx_graph",
@@ -271,7 +272,7 @@ def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float):
     shape = constant("kernel_shape", np.array([4 * len(D4_PASSES), 1, taps, taps], np.int64))
     node("Reshape", [node("MatMul", [hat, constant("filters", moved)], "blended_flat"), shape], "kernels")
     inputs = [helper.make_tensor_value_info("noise", TensorProto.FLOAT, [1])]
-    outputs = [helper.make_tensor_value_info("kernels", TensorProto.FLOAT, None)]
+    outputs = [helper.make_tensor_value_info("kernels", TensorProto.FLOAT, [4 * len(D4_PASSES), 1, taps, taps])]
     graph = helper.make_graph(graph_nodes, "d4_kernels", inputs, outputs, initializer=initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
 
@@ -316,7 +317,6 @@ class WienerOnnxNetwork(OnnxNetwork):
                  blocked: bool = True) -> None:  # fmt: skip
         super().__init__(model, threads=threads, blocked=blocked)
         self._setup(symmetric)
-        self.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
 
     def _setup(self, symmetric):
         if self.checked["format"] != WIENER_FORMAT:
@@ -326,6 +326,8 @@ class WienerOnnxNetwork(OnnxNetwork):
         self.noise_nodes = tuple(self.checked["noise_nodes"])
         self.symmetric = self.checked["symmetric"] if symmetric is None else bool(symmetric)
         self.noise = None
+        self.filter_bank = graph_filter_bank(self.model_bytes)  # the linear stage, for the propagated noise
+        self._shared, self._shared_lock = {}, threading.Lock()  # `shared_linear`'s sessions, for the bound copies
         check_probe(self.bind(self.noise_unit), self.name)  # the x2 grid of a probe, before any image
 
     @classmethod
@@ -427,13 +429,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         tiles = _tiles(source.shape, tile, split_rows(source.shape[0], len(passes), workers, self.margin))
         padded = np.pad(source, self.margin, mode="symmetric")
         out = np.empty((2 * source.shape[0], 2 * source.shape[1]), np.float32)
-        noise = np.full(1, self.noise, np.float32)
-
-        def one_pass(window, transform):
-            transpose, turns = transform
-            moved = np.ascontiguousarray(np.rot90(window.T if transpose else window, turns))
-            result = np.rot90(self.session.run(None, {"image": moved[None, None], "noise": noise})[0][0, 0], -turns)
-            return result.T if transpose else result
+        run = _SharedLinear(self, padded, workers) if self.symmetric else _OwnLinear(self)
 
         def finish(region, results):
             (y0, y1), (x0, x1) = region
@@ -452,13 +448,31 @@ class WienerOnnxNetwork(OnnxNetwork):
             open_tiles = collections.deque()  # tiles whose passes are in flight: memory stays bounded
             for region in tiles:
                 (y0, y1), (x0, x1) = region
-                window = padded[y0 : y1 + margin, x0 : x1 + margin]
-                open_tiles.append((region, [pool.submit(one_pass, window, t) for t in passes]))
+                open_tiles.append((region, run.submit(pool, padded[y0 : y1 + margin, x0 : x1 + margin], passes)))
                 while len(open_tiles) > -(-workers // len(passes)) + 1:
                     finish(*open_tiles.popleft())
             while open_tiles:
                 finish(*open_tiles.popleft())
         return out
+
+    def shared_linear(self):
+        """The 'full' model's sessions: the network reading its estimate, and the 8 passes' linear stage at this
+        noise level with its kernels' sums (built once per runner and noise level, shared by the bound copies).
+
+        Returns
+        -------
+        tuple
+            ``(network session, linear-stage session, sums)``: the first reads ``image``, ``noise`` and
+            ``estimate``; the second maps a ``(1, 1, h, w)`` image to the 8 passes' 4 phases ``(1, 32, h - taps
+            + 1, w - taps + 1)``, filtered with `d4_bank` blended (`d4_kernel_graph`); ``sums`` ``(32,)`` float64 are
+            its kernels' sums (the response to a constant 1).
+        """
+        with self._shared_lock:
+            if "network" not in self._shared:
+                self._shared["network"] = _estimate_input_session(self)
+            if self.noise not in self._shared:
+                self._shared[self.noise] = _kernel_session(self.filter_bank, self.noise, self.checked)
+        return self._shared["network"], *self._shared[self.noise]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.noise is None:
@@ -531,6 +545,111 @@ class _Inline:
 
     def submit(self, fn, *args):
         return self._Done(fn(*args))
+
+
+class _OwnLinear:
+    """Passes of the graph as written: it filters each moved window itself ('light')."""
+
+    def __init__(self, runner):
+        self.session, self.noise = runner.session, np.full(1, runner.noise, np.float32)
+
+    def submit(self, pool, window, passes):
+        return [pool.submit(self.one_pass, window, transform) for transform in passes]
+
+    def one_pass(self, window, transform):
+        transpose, turns = transform
+        moved = np.ascontiguousarray(np.rot90(window.T if transpose else window, turns))
+        result = self.session.run(None, {"image": moved[None, None], "noise": self.noise})[0][0, 0]
+        return _turned_back(result, transform)
+
+
+class _SharedLinear(_OwnLinear):
+    """Passes that share one filtering of the window with the 8 moved banks ('full').
+
+    The window, less one offset for the whole image (its mean: the rounding then scales with the image's
+    contrast, not its level), is filtered once with `d4_bank` of each pass, in row blocks on the workers;
+    each pass adds the offset's response back, moves its four phases as it moves the image and runs the
+    network on them.
+    """
+
+    def __init__(self, runner, padded, workers):
+        self.session, self.linear, sums = runner.shared_linear()
+        self.noise, self.workers, self.taps = np.full(1, runner.noise, np.float32), workers, runner.checked["taps"]
+        self.offset = np.float32(padded.mean(dtype=np.float64))
+        self.constant = (self.offset * sums).astype(np.float32)[:, None, None]
+
+    def submit(self, pool, window, passes):
+        rows = window.shape[0] - self.taps + 1
+        edges = np.linspace(0, rows, min(self.workers, rows) + 1).astype(int)
+        blocks = [
+            pool.submit(self.filtered, window[a : b + self.taps - 1]) for a, b in zip(edges, edges[1:], strict=False)
+        ]
+        return [pool.submit(self.one_pass, window, transform, blocks) for transform in passes]
+
+    def filtered(self, rows):
+        centred = (rows - self.offset)[None, None]
+        return self.linear.run(None, {"image": centred})[0][0]
+
+    def one_pass(self, window, transform, blocks):
+        index = D4_PASSES.index(tuple(transform))
+        phases = np.concatenate([block.result()[4 * index : 4 * index + 4] for block in blocks], axis=1)
+        phases += self.constant[4 * index : 4 * index + 4]
+        transpose, turns = transform
+        moved = np.ascontiguousarray(np.rot90(window.T if transpose else window, turns))
+        feeds = {"image": moved[None, None], "noise": self.noise, "estimate": _moved_phases(phases, transform)[None]}
+        return _turned_back(self.session.run(None, feeds)[0][0, 0], transform)
+
+
+def _moved_phases(phases, transform):
+    """The four phases ``(4, h, w)`` of an x2 image as the pass ``transform`` sees them: the x2 image moved."""
+    _, h, w = phases.shape
+    fine = phases.reshape(2, 2, h, w).transpose(2, 0, 3, 1).reshape(2 * h, 2 * w)
+    transpose, turns = transform
+    fine = np.rot90(fine.T if transpose else fine, turns)
+    ny, nx = fine.shape[0] // 2, fine.shape[1] // 2
+    return np.ascontiguousarray(fine.reshape(ny, 2, nx, 2).transpose(1, 3, 0, 2).reshape(4, ny, nx))
+
+
+def _turned_back(result, transform):
+    transpose, turns = transform
+    result = np.rot90(result, -turns)
+    return result.T if transpose else result
+
+
+def _estimate_input_session(runner):
+    """The runner's network as a graph that reads the linear stage's estimate (`wiener_onnx_graph`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load_from_string(runner.model_bytes)
+    state = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if not t.name.startswith("flat.")}
+    state["filters"] = runner.filter_bank[0].astype(np.float32)
+    meta = {**runner.checked, "exact_constants": runner.metadata.get("exact_constants") == "True",
+            "odd": runner.metadata.get("odd") == "True"}  # fmt: skip
+    graph = wiener_onnx_graph(state, meta, estimate_input=True).SerializeToString()
+    pad, taps = 2 * runner.margin, runner.checked["taps"]
+    image = np.random.default_rng(0).uniform(0.2, 1.2, (1, 1, 37 + pad, 29 + pad)).astype(np.float32)
+    estimate = np.random.default_rng(1).uniform(0.2, 1.2, (1, 4, 38 + pad - taps, 30 + pad - taps)).astype(np.float32)
+    probe = {"image": image, "noise": np.array([runner.noise_unit], np.float32), "estimate": estimate}
+    return open_session(graph, threads=1, blocked=runner.layout == "blocked", probe=probe, name=runner.name)[0]
+
+
+def _kernel_session(filter_bank, noise, checked):
+    """The 8 passes' linear stage at ``noise``: a session filtering an image with the blended moved banks."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    filters, nodes, unit = filter_bank
+    blend = open_session(d4_kernel_graph(filters, nodes, unit).SerializeToString(), threads=1, blocked=False)[0]
+    kernels = blend.run(None, {"noise": np.array([noise], np.float32)})[0]
+    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, None, None])]
+    outputs = [helper.make_tensor_value_info("phases", TensorProto.FLOAT, [1, len(kernels), None, None])]
+    node = helper.make_node("Conv", ["image", "kernels"], ["phases"])
+    graph = helper.make_graph([node], "d4_linear", inputs, outputs, [numpy_helper.from_array(kernels, "kernels")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
+    onnx.checker.check_model(model)
+    session = open_session(model.SerializeToString(), threads=1, blocked=False)[0]
+    return session, kernels.astype(np.float64).sum(axis=(1, 2, 3))
 
 
 @contextlib.contextmanager
