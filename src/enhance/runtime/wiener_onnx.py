@@ -474,6 +474,16 @@ class WienerOnnxNetwork(OnnxNetwork):
             ``estimate``; the second maps a ``(1, 1, h, w)`` image to the 8 passes' 4 phases ``(1, 32, h - taps
             + 1, w - taps + 1)``, filtered with `d4_bank` blended (`d4_kernel_graph`); ``sums`` ``(32,)`` float64 are
             its kernels' sums (the response to a constant 1).
+
+        Examples
+        --------
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> runner = WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString(), symmetric=True)
+        >>> network, linear, sums = runner.bind(1e-3).shared_linear()
+        >>> [i.name for i in network.get_inputs()], sums.shape
+        (['image', 'noise', 'estimate'], (32,))
         """
         with self._shared_lock:
             if "network" not in self._shared:
