@@ -379,7 +379,7 @@ def main() -> int:
     print(machine_line(info))
     print(f"weights: {weights}")
     print(f"load average (1, 5, 15 min): before {_load(load_before)}, after {_load(load_after)}")
-    print_table(table_rows(best_matmul, limit, cases, keras, keras_note, disks, gpu))
+    print_table(table_rows(matmul, limit, cases, keras, keras_note, disks, gpu))
     print()
     for line in (
         _verdicts(cases, best_matmul, keras, disks, keras_note) + _gpu_verdicts(gpu) + [_first_pixel_verdict(first)]
@@ -394,11 +394,12 @@ def main() -> int:
     return 0
 
 
-def table_rows(best_matmul, limit, cases, keras, keras_note, disks, gpu) -> list[tuple]:
+def table_rows(matmul, limit, cases, keras, keras_note, disks, gpu) -> list[tuple]:
     """One tuple per row: case, image, seconds, GFLOP, GFLOP/s, fraction of the matmul limit, notes."""
-    rows = []
+    rows, best_matmul = [], {name: max(values) for name, values in matmul.items()}
     for name, value in best_matmul.items():
         note = "the reference when the best" if name in REFERENCE else "as the environment sets OpenBLAS (not used)"
+        note += f"; rounds {min(matmul[name]):.1f}-{value:.1f} GFLOP/s"
         rows.append((f"matmul {name}", f"{MATMUL_SIZE}^2", "", "", f"{value:.1f}", f"{value / limit:.2f}", note))
     for case in cases.values():
         gflops = case.flops / 1e9 if case.flops else None
