@@ -47,13 +47,18 @@ def _write_images(folder: Path, size: int, count: int) -> None:
         fits.writeto(folder / f"bench_{size}_{i}.fits", image, fits.Header({"BUNIT": "I/Ic"}))
 
 
+def _preload(weights, **options) -> None:
+    """Load the network into the worker's cache (`cached_network`); nothing comes back (a session cannot travel)."""
+    cached_network(weights, **options)
+
+
 def _measure(inputs: Path, out: Path, weights, *, model: str, n_workers: int, device: str, tile: int) -> dict:
     with local_cluster(n_workers) as cluster, Client(cluster) as client:
         if weights is None:  # the shipped model, as enhance_files will load it (the same cache key)
             options = RunOptions(device=device, tile=tile)
-            client.run(cached_network, None, kind="intensity", model=model, options=options)
+            client.run(_preload, None, kind="intensity", model=model, options=options)
         else:
-            client.run(cached_network, str(weights.resolve()), kind="intensity")  # load once per worker, untimed
+            client.run(_preload, str(weights.resolve()), kind="intensity")  # load once per worker, untimed
         cpu_start = sum(client.run(time.process_time).values())
         start = time.perf_counter()
         records = enhance_files(inputs, out, kind="intensity", weights=weights, model=model, client=client,
