@@ -51,7 +51,6 @@ from .onnx_checks import WIENER_FORMAT
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
 from .wiener_onnx import (
     WienerOnnxNetwork,
-    graph_filter_bank,
     is_wiener_file,
     wiener_graph_from_network,
     wiener_graph_from_weights,
@@ -502,9 +501,7 @@ def _cached_runner(data, record, *, threads=None):
     network = OnnxNetwork(data, threads=threads, checked=record["checked"])  # the probe runs again
     if record["checked"]["format"] != WIENER_FORMAT:
         return network
-    runner = WienerOnnxNetwork.from_network(network)
-    runner.filter_bank = decode_bank(record["filter_bank"])
-    return runner
+    return WienerOnnxNetwork.from_network(network, filter_bank=decode_bank(record["filter_bank"]))
 
 
 def _runner(model, *, threads=None, symmetric=None, blocked=True):
@@ -513,9 +510,7 @@ def _runner(model, *, threads=None, symmetric=None, blocked=True):
     ``model`` is a file or its bytes; one session is opened either way."""
     network = OnnxNetwork(model, threads=threads, blocked=blocked)
     if network.metadata.get("architecture") == "wiener-enhance":
-        runner = WienerOnnxNetwork.from_network(network, symmetric=symmetric)
-        runner.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
-        return runner
+        return WienerOnnxNetwork.from_network(network, symmetric=symmetric)  # its linear stage read from the graph
     averaged = network.metadata.get("symmetric") == "True" if symmetric is None else symmetric  # exported averaged
     return network.averaged() if averaged else network
 
