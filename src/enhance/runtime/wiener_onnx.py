@@ -204,7 +204,7 @@ def _hat_nodes(node, constant, nodes, unit):
 
 #: How each pass of `D4_PASSES` moves the linear stage's bank ``(K, 2, 2, taps, taps)`` (level, phase row, phase
 #: column, kernel row, kernel column): ``(swap the axes, flip the rows, flip the columns)``. The pass's estimate,
-#: turned back, is the image filtered with the moved bank (``tests/test_wiener_runner.py`` checks it).
+#: turned back, is the image filtered with the moved bank (``tests/runtime/test_wiener_runner.py`` checks it).
 _BANK_MOVES = {(False, 0): (False, False, False), (False, 1): (True, False, True), (False, 2): (False, True, True),
                (False, 3): (True, True, False), (True, 0): (True, False, False), (True, 1): (False, True, False),
                (True, 2): (True, True, True), (True, 3): (False, False, True)}  # fmt: skip
