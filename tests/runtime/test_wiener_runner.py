@@ -9,8 +9,10 @@ import torch
 from scipy.signal import correlate2d
 
 pytest.importorskip("onnxruntime")
+from enhance.inference.pipeline import RunOptions, enhance_array  # noqa: E402
 from enhance.inference.tiling import run_tiled  # noqa: E402
 from enhance.models.hybrid import WienerEnhanceNet  # noqa: E402
+from enhance.models.runner import Dihedral  # noqa: E402
 from enhance.runtime.onnx_runner import cpu_cores  # noqa: E402
 from enhance.runtime.ort_blocked import blocked_graph  # noqa: E402
 from enhance.runtime.runners import make_runner  # noqa: E402
@@ -73,6 +75,44 @@ def test_run_tiled_hands_the_whole_image_to_the_runner(graph):
     found = run_tiled(image, runner, tile=11, margin=runner.margin, device="cpu", workers=2)
     np.testing.assert_array_equal(found, expected)
     np.testing.assert_array_equal(runner(image[None, None])[0, 0], expected)  # a batch of one, as before
+
+
+def _counting(monkeypatch):
+    """Count the calls of `WienerOnnxNetwork.run_image` and the passes each ran."""
+    calls, run_image = [], WienerOnnxNetwork.run_image
+
+    def counted(self, image, **options):
+        calls.append(8 if self.symmetric else 1)
+        return run_image(self, image, **options)
+
+    monkeypatch.setattr(WienerOnnxNetwork, "run_image", counted)
+    return calls
+
+
+def test_a_one_pass_runner_averaged_runs_the_shared_8_passes_once(graph, monkeypatch):
+    light = WienerOnnxNetwork(graph, threads=2, symmetric=False)
+    expected = WienerOnnxNetwork(graph, threads=2, symmetric=True).bind(NOISE).run_image(_image((40, 52)))
+    calls = _counting(monkeypatch)
+    for averaged in (light.averaged().bind(NOISE), Dihedral(light).bind(NOISE), Dihedral(light.bind(NOISE))):
+        calls.clear()
+        found = run_tiled(_image((40, 52)), averaged, tile=None, margin=light.margin, device="cpu", workers=2)
+        assert calls == [8]  # one whole-image run of the 8 passes, not 8 one-pass runs
+        np.testing.assert_array_equal(found, expected)
+        np.testing.assert_array_equal(averaged(_image((40, 52))[None, None])[0, 0], expected)
+
+
+def test_the_pipeline_runs_the_full_graph_through_run_image(graph, monkeypatch):
+    calls = _counting(monkeypatch)
+    full, light = (WienerOnnxNetwork(graph, threads=2, symmetric=symmetric) for symmetric in (True, False))
+    options = RunOptions(noise=NOISE, qs_level=1.0)
+    image = _image((40, 52))
+    calls.clear()  # each runner's probe ran once
+    out = enhance_array(image, kind="intensity", network=full, options=options)
+    assert calls == [8]
+    np.testing.assert_allclose(out, full.bind(NOISE).run_image(image), rtol=0, atol=1e-6)
+    calls.clear()
+    enhance_array(image, kind="intensity", network=light, options=options)
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("transform", D4_PASSES)
