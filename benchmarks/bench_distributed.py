@@ -1,13 +1,15 @@
 """Throughput of `enhance.enhance_files` on this machine: images per hour with 1 and 2 Dask workers.
 
-    .venv/bin/python benchmarks/bench_distributed.py                  # 1024x1024, 4 images, 1 and 2 workers
+    .venv/bin/python benchmarks/bench_distributed.py                  # 'full', 1024x1024, 4 images, 1 and 2 workers
     .venv/bin/python benchmarks/bench_distributed.py --sizes 1024 4096 --images 2 --device cuda --workers 1
 
 Each configuration starts the LocalCluster that ``enhance run --workers N`` starts (N processes,
-``cores // N`` threads each, one PyTorch thread per task), loads the network on every worker first
-(``client.run``), then times `enhance_files` over the images (FITS read, inference, atomic FITS write).
-The network is the paper's (depth 5, width 64; ``--model paper-light``: depth 1, width 32),
-initialised and saved to a temporary weights file: trained weights cost the same. Sizes that are not
+``cores // N`` threads each, one thread per task: Dask sets OMP_NUM_THREADS=1, which onnxruntime's runner
+of the default models follows too), loads the network on every worker first (``client.run``), then times
+`enhance_files` over the images (FITS read, the noise level, inference, atomic FITS write). The network is
+the shipped default 'full' (``--model light``: 'light'), or the paper's (``--model paper``, depth 5, width 64;
+``paper-light``: depth 1, width 32), initialised and saved to a temporary weights file: trained weights
+cost the same. Sizes that are not
 measured are extrapolated from the largest measured one by pixel count, and the output says so. Last,
 the number of such workers that keep up with HMI (a 4096x4096 continuum image and a magnetogram every
 45 s: 3,840 images a day).
@@ -29,6 +31,7 @@ from distributed import Client
 
 import enhance.inference.distributed
 from enhance.inference.distributed import cached_network, enhance_files, local_cluster, summarize
+from enhance.inference.pipeline import RunOptions
 from enhance.models.pretrained import FACTORIES
 from enhance.models.weights import save_weights
 
@@ -44,13 +47,22 @@ def _write_images(folder: Path, size: int, count: int) -> None:
         fits.writeto(folder / f"bench_{size}_{i}.fits", image, fits.Header({"BUNIT": "I/Ic"}))
 
 
-def _measure(inputs: Path, out: Path, weights: Path, *, n_workers: int, device: str, tile: int) -> dict:
+def _preload(weights, **options) -> None:
+    """Load the network into the worker's cache (`cached_network`); nothing comes back (a session cannot travel)."""
+    cached_network(weights, **options)
+
+
+def _measure(inputs: Path, out: Path, weights, *, model: str, n_workers: int, device: str, tile: int) -> dict:
     with local_cluster(n_workers) as cluster, Client(cluster) as client:
-        client.run(cached_network, str(weights.resolve()), kind="intensity")  # load once per worker, untimed
+        if weights is None:  # the shipped model, as enhance_files will load it (the same cache key)
+            options = RunOptions(device=device, tile=tile)
+            client.run(_preload, None, kind="intensity", model=model, options=options)
+        else:
+            client.run(_preload, str(weights.resolve()), kind="intensity")  # load once per worker, untimed
         cpu_start = sum(client.run(time.process_time).values())
         start = time.perf_counter()
-        records = enhance_files(inputs, out, kind="intensity", weights=weights, client=client, device=device,
-                                tile=tile, overwrite=True, as_frame=False)  # fmt: skip
+        records = enhance_files(inputs, out, kind="intensity", weights=weights, model=model, client=client,
+                                device=device, tile=tile, overwrite=True, as_frame=False)  # fmt: skip
         wall = time.perf_counter() - start
         cpu = sum(client.run(time.process_time).values()) - cpu_start
         threads = next(iter(client.scheduler_info()["workers"].values()))["nthreads"]
@@ -68,8 +80,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024], help="image sizes to measure (default 1024)")
     parser.add_argument("--images", type=int, default=4, help="images per configuration (default 4)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
-    parser.add_argument("--model", choices=("paper", "paper-light"), default="paper",
-                        help="the paper's network or its light version (default paper)")  # fmt: skip
+    parser.add_argument("--model", choices=("full", "light", "paper", "paper-light"), default="full",
+                        help="a default model, the paper's network or paper-light (default full)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
     parser.add_argument("--tile", type=int, default=512, help="tile size, as enhance uses above 1024^2 (default 512)")
     parser.add_argument("--glibc-default-malloc", action="store_true",
@@ -83,13 +95,15 @@ def main(argv=None) -> int:
           f"load average {os.getloadavg()[0]:.2f} at start")  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        weights = save_weights(FACTORIES[args.model]("intensity"), Path(tmp) / "w.safetensors", kind="intensity")
+        shipped = args.model in ("full", "light")
+        weights = None if shipped else save_weights(FACTORIES[args.model]("intensity"), Path(tmp) / "w.safetensors",
+                                                    kind="intensity")  # fmt: skip
         for size in args.sizes:
             inputs = Path(tmp) / f"in_{size}"
             _write_images(inputs, size, args.images)
             for n_workers in args.workers:
-                result = _measure(inputs, Path(tmp) / f"out_{size}_{n_workers}", weights, n_workers=n_workers,
-                                  device=args.device, tile=args.tile)  # fmt: skip
+                result = _measure(inputs, Path(tmp) / f"out_{size}_{n_workers}", weights, model=args.model,
+                                  n_workers=n_workers, device=args.device, tile=args.tile)  # fmt: skip
                 rows.append({"size": size, "workers": n_workers, "measured": True, **result})
                 print(f"measured {size}x{size}: {n_workers} worker(s) x {result['threads']} thread(s): "
                       f"{args.images} images in {result['wall']:.1f} s, {result['seconds_per_image']:.1f} s per task, "

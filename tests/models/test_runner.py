@@ -86,6 +86,37 @@ def test_the_wrapper_keeps_the_runners_facts_and_says_it_is_symmetric():
     assert isinstance(runner.bind(1.0), Dihedral)
 
 
+class _WholeImage(_Shift):
+    """A one-pass runner with a whole-image route; ``own`` says whether it can average itself."""
+
+    def __init__(self, *, own, symmetric=False):
+        self.own, self.symmetric = own, symmetric
+
+    def run_image(self, image, **options):
+        return self(image[None, None])[0, 0]
+
+    def averaged(self):
+        return _WholeImage(own=True, symmetric=True) if self.own else Dihedral(self)
+
+    def __call__(self, batch):
+        return super().__call__(batch) + (1000.0 if self.symmetric else 0.0)  # marks its own average
+
+
+def test_the_wrapper_never_offers_one_passs_whole_image_route():
+    runner = Dihedral(_WholeImage(own=False))
+    assert not hasattr(runner, "run_image")  # tiling would run one pass where the average was asked for
+    image = _image(4, 4)
+    assert np.allclose(runner(image[None, None])[0, 0], (2 * 4 - 1) / 2 + _replicate(image), atol=1e-5)
+
+
+def test_the_wrapper_runs_a_runner_that_averages_itself_its_own_way():
+    runner = Dihedral(_WholeImage(own=True))
+    image = _image(4, 4)
+    assert runner.run_image.__self__.symmetric  # the runner's own average's whole-image route
+    assert np.allclose(runner.run_image(image), _Shift()(image[None, None])[0, 0] + 1000.0)
+    assert np.allclose(runner(image[None, None]), _Shift()(image[None, None]) + 1000.0)
+
+
 def test_family_of():
     assert family_of(_Shift()) == "test"
     assert family_of(object()) is None

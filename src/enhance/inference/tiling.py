@@ -69,6 +69,9 @@ def run_tiled(
     net : `~enhance.models.runner.Runner`, callable or `torch.nn.Module`
         A runner, or any callable mapping a float32 ``(1, 1, h, w)`` `~numpy.ndarray` to ``(1, 1, 2h, 2w)``; a
         PyTorch module runs as a `~enhance.runtime.runners.TorchRunner` on ``device``.
+        One with a ``run_image(image, *, tile, workers, done)`` method (the default models on onnxruntime,
+        `~enhance.runtime.wiener_onnx.WienerOnnxNetwork`) runs the whole image itself: it mirrors the image
+        once and cuts its tiles from the mirrored image, so tiles overlap by two margins and no more.
     tile : int or None
         Tile size in input pixels; None runs the whole image at once.
     margin : int
@@ -106,6 +109,8 @@ def run_tiled(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         msg = f"workers must be a positive integer, got {workers!r}"
         raise ValueError(msg)
+    if callable(getattr(net, "run_image", None)):  # it mirrors the whole image once and cuts its own tiles
+        return _run_image(image, net, tile=tile, progress=progress, workers=workers)
     forward = net
     if runs_on_torch(net):  # PyTorch threads each layer itself: one tile at a time
         forward, workers = TorchRunner(net, device=device, precision=precision), 1
@@ -135,3 +140,12 @@ def run_tiled(
                 bar.update()
     bar.close()
     return out
+
+
+def _run_image(image, net, *, tile, progress, workers):
+    """``net.run_image`` over ``image``, with a progress bar over its tiles."""
+    ny, nx = image.shape
+    tiles = None if tile is None else -(-ny // tile) * -(-nx // tile)
+    with tqdm(total=tiles, desc="tiles", unit="tile", disable=not progress, leave=False) as bar:
+        out = net.run_image(np.ascontiguousarray(image, dtype=np.float32), tile=tile, workers=workers, done=bar.update)
+    return np.ascontiguousarray(out, dtype=np.float32)

@@ -321,6 +321,9 @@ class Dihedral:
     -----
     Everything else (``margin``, ``needs_noise``, ``filter_bank``, ...) is the wrapped runner's: the average
     reads no pixel further than one pass does, because every rotation and flip of a square keeps its size.
+    A runner that averages itself (its ``averaged()`` is not a `Dihedral`: the default models, whose 8 passes
+    share one linear stage) runs the average its own way, on batches and through its ``run_image``; any other
+    is run 8 times.
 
     Examples
     --------
@@ -341,9 +344,20 @@ class Dihedral:
     def __getattr__(self, name):
         if name == "runner":  # not set yet (copy, pickle): no recursion
             raise AttributeError(name)
+        if name == "run_image":  # one pass's whole-image run is not the average: only a runner's own average's
+            return getattr(self._own_average(), name)
         return getattr(self.runner, name)
 
+    def _own_average(self):
+        """The wrapped runner's own average (None where it has none but this wrapper)."""
+        averaged = getattr(self.runner, "averaged", None)
+        own = averaged() if callable(averaged) else None
+        return None if isinstance(own, Dihedral) or not getattr(own, "symmetric", False) else own
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        own = self._own_average()
+        if own is not None:
+            return own(batch)
         return dihedral_average(self.runner, np.asarray(batch, dtype=np.float32))
 
     def bind(self, noise):

@@ -51,7 +51,6 @@ from .onnx_checks import WIENER_FORMAT
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
 from .wiener_onnx import (
     WienerOnnxNetwork,
-    graph_filter_bank,
     is_wiener_file,
     wiener_graph_from_network,
     wiener_graph_from_weights,
@@ -328,7 +327,7 @@ def onnx_network(
         onnxruntime's intra-op threads; None lets it use every core.
     blocked : bool
         Keep padding and residual sums in onnxruntime's blocked layout where that reproduces the plain
-        graph (see `OnnxNetwork`).
+        graph (see `OnnxNetwork`); a default model (Wiener-Enhance) runs as written, as its shipped graph does.
 
     Returns
     -------
@@ -343,6 +342,7 @@ def onnx_network(
     >>> runner(np.zeros((1, 1, 10, 12), np.float32)).shape
     (1, 1, 20, 24)
     """
+    blocked = blocked and family_of(network) != WIENER_ENHANCE  # as the shipped graph runs (`_cached_runner`)
     return _runner(onnx_model(network, kind=kind).SerializeToString(), threads=threads, blocked=blocked)
 
 
@@ -491,20 +491,24 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     if cached is not None:
         return _cached_runner(*cached, threads=threads)
     data = onnx_from_weights(path, kind=kind, card=card, symmetric=symmetric).SerializeToString()
-    runner = _runner(data, threads=threads)  # checked and probed
+    # checked and probed; laid out as the cached graph will be (`_cached_runner`), so that both give the same bits
+    runner = _runner(data, threads=threads, blocked=entry.family != WIENER_ENHANCE)
     bank = getattr(runner, "filter_bank", None)
     write_graph(key, data, {"checked": runner.checked, "filter_bank": None if bank is None else encode_bank(bank)})
     return runner
 
 
 def _cached_runner(data, record, *, threads=None):
-    """`_runner` for a graph from the verified cache of a shipped model: what its checks found is read back."""
-    network = OnnxNetwork(data, threads=threads, checked=record["checked"])  # the probe runs again
-    if record["checked"]["format"] != WIENER_FORMAT:
+    """`_runner` for a graph from the verified cache of a shipped model: what its checks found is read back.
+
+    A default model's graph runs as written: its blocked layout (`~enhance.runtime.ort_blocked`) is rewritten
+    with the ``onnx`` package, which a cached 'light' run never imports (0.6 s, more than its run on a cut-out).
+    """
+    wiener = record["checked"]["format"] == WIENER_FORMAT
+    network = OnnxNetwork(data, threads=threads, checked=record["checked"], blocked=not wiener)  # the probe runs again
+    if not wiener:
         return network
-    runner = WienerOnnxNetwork.from_network(network)
-    runner.filter_bank = decode_bank(record["filter_bank"])
-    return runner
+    return WienerOnnxNetwork.from_network(network, filter_bank=decode_bank(record["filter_bank"]))
 
 
 def _runner(model, *, threads=None, symmetric=None, blocked=True):
@@ -513,9 +517,7 @@ def _runner(model, *, threads=None, symmetric=None, blocked=True):
     ``model`` is a file or its bytes; one session is opened either way."""
     network = OnnxNetwork(model, threads=threads, blocked=blocked)
     if network.metadata.get("architecture") == "wiener-enhance":
-        runner = WienerOnnxNetwork.from_network(network, symmetric=symmetric)
-        runner.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
-        return runner
+        return WienerOnnxNetwork.from_network(network, symmetric=symmetric)  # its linear stage read from the graph
     averaged = network.metadata.get("symmetric") == "True" if symmetric is None else symmetric  # exported averaged
     return network.averaged() if averaged else network
 

@@ -8,16 +8,17 @@ pixel scales and the model card. `~enhance.runtime.export` builds and writes the
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ..models.architecture import receptive_margin
 from ..models.runner import Dihedral
-from .onnx_checks import check_onnx_model, check_probe
+from .onnx_checks import WIENER_FORMAT, check_onnx_model, check_probe
 from .ort_blocked import blocked_session
 
-__all__ = ["OPSET", "OnnxNetwork", "inference_metadata"]
+__all__ = ["OPSET", "OnnxNetwork", "inference_metadata", "cpu_cores", "open_session"]
 
 #: ONNX opset of the exported graphs.
 OPSET = 17
@@ -74,6 +75,96 @@ def inference_metadata(kind: str | None, *, card: dict | None = None) -> dict:
     return metadata
 
 
+def cpu_cores() -> int:
+    """The cores this process may use: ``OMP_NUM_THREADS`` where it is set (Dask's nanny sets it to one per
+    task), else the CPUs it may run on.
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> cpu_cores() >= 1
+    True
+    """
+    setting = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, len(affinity(0)) if affinity else (os.cpu_count() or 1))
+
+
+def open_session(data: bytes, *, threads: int | None = None, blocked: bool = True, probe: dict | None = None,
+                 name: str = "the ONNX bytes"):  # fmt: skip
+    """An onnxruntime session of a serialised graph on the CPU, and its layout.
+
+    Parameters
+    ----------
+    data : bytes
+        The serialised graph.
+    threads : int, optional
+        Intra-op threads; None: onnxruntime's default (every core).
+    blocked : bool
+        Use `~enhance.runtime.ort_blocked.blocked_session` where it reproduces the plain graph on ``probe``.
+    probe : dict of str to `~numpy.ndarray`, optional
+        The inputs of that check; None: an image as the first input.
+    name : str
+        The file, for the messages.
+
+    Returns
+    -------
+    tuple
+        ``(session, layout)``, layout 'blocked' or 'plain'.
+
+    Raises
+    ------
+    ImportError
+        Without onnxruntime.
+    ValueError
+        Where onnxruntime cannot read the graph.
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> from enhance.runtime.export import onnx_model
+    >>> session, layout = open_session(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
+    >>> layout in ("blocked", "plain"), session.get_inputs()[0].name
+    (True, 'image')
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        msg = f"onnxruntime is needed to run an ONNX network; {_INSTALL}"
+        raise ImportError(msg) from err
+
+    def options():
+        options = ort.SessionOptions()
+        # Memory patterns are planned and kept per input shape: tiles of a few shapes made a 4096x4096
+        # run grow past 9 GB. Without them memory stays flat at the same speed (the arena is kept: it
+        # is the fast allocator).
+        options.enable_mem_pattern = False
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        return options
+
+    try:
+        session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for unreadable models
+        msg = f"{name} is not a readable ONNX model: {err}"
+        raise ValueError(msg) from err
+    faster = blocked_session(data, options(), reference=session, probe=probe) if blocked else None
+    return (session, "plain") if faster is None else (faster, "blocked")
+
+
+def _probe_feeds(checked) -> dict:
+    """A random image (and HMI's noise level) for a Wiener-Enhance graph: its inputs in `blocked_session`."""
+    pad = 2 * checked["margin"]
+    image = np.random.default_rng(0).uniform(0.2, 1.2, (1, 1, 37 + pad, 29 + pad)).astype(np.float32)
+    return {"image": image, "noise": np.array([checked["noise_unit"]], np.float32)}
+
+
 class OnnxNetwork:
     """An exported network run by onnxruntime on the CPU, on float32 numpy arrays.
 
@@ -82,11 +173,13 @@ class OnnxNetwork:
     model : str, `~pathlib.Path` or bytes
         An ONNX file written by `~enhance.runtime.export.export_onnx`, or its serialised bytes.
     threads : int, optional
-        onnxruntime's intra-op threads; None lets it use every core.
+        onnxruntime's intra-op threads; None lets it use every core (`cpu_cores`). A Wiener-Enhance graph
+        (the default models) runs single-threaded calls instead, ``threads`` of them at once (``workers``:
+        bands, tiles or the 8 passes of `~enhance.runtime.wiener_onnx.WienerOnnxNetwork`).
     blocked : bool
-        Run onnxruntime's graph for this CPU with reflection padding and residual sums kept in its
-        blocked layout (`~enhance.runtime.ort_blocked`), 15 % faster, where it reproduces the plain graph on a
-        probe image; False runs the graph as written.
+        Run onnxruntime's graph for this CPU with padding, crops and residual sums kept in its
+        blocked layout (`~enhance.runtime.ort_blocked`), 10 to 15 % faster, where it reproduces the plain graph
+        on a probe image; False runs the graph as written.
     checked : dict, optional
         What `~enhance.runtime.onnx_checks.check_onnx_model` found in these very bytes, kept with a shipped
         model's graph in the cache of `~enhance.runtime.onnx_cache` (verified by its sha256); None (default)
@@ -98,6 +191,8 @@ class OnnxNetwork:
         The architecture, from the file's metadata (checked against the graph).
     layout : {'blocked', 'plain'}
         Which graph runs (see ``blocked``).
+    workers : int
+        Calls that may run at once: 1, or ``threads`` (every core by default) for a Wiener-Enhance graph.
     kind : str or None
         'intensity' or 'blos' when the export recorded it.
     margin : int
@@ -138,38 +233,17 @@ class OnnxNetwork:
     registry_key = None
 
     def __init__(self, model, *, threads: int | None = None, blocked: bool = True, checked: dict | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as err:
-            msg = f"onnxruntime is needed to run an ONNX network; {_INSTALL}"
-            raise ImportError(msg) from err
-
-        def options():
-            options = ort.SessionOptions()
-            # Memory patterns are planned and kept per input shape: tiles of a few shapes made a 4096x4096
-            # run grow past 9 GB. Without them memory stays flat at the same speed (the arena is kept: it
-            # is the fast allocator).
-            options.enable_mem_pattern = False
-            if threads is not None:
-                options.intra_op_num_threads = int(threads)
-            return options
-
         name = "the ONNX bytes" if isinstance(model, bytes) else str(model)
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
         # every metadata key against its bounds and the graph (a verified cache entry: when it was written)
         self.checked = check_onnx_model(data, name) if checked is None else dict(checked)
         self.name, self.graph = name, data
-        try:
-            self.session = ort.InferenceSession(data, sess_options=options(), providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for unreadable models
-            msg = f"{name} is not a readable ONNX model: {err}"
-            raise ValueError(msg) from err
-        self.layout = "plain"
+        wiener = self.checked["format"] == WIENER_FORMAT
+        self.workers = (int(threads) if threads else cpu_cores()) if wiener else 1
+        probe = _probe_feeds(self.checked) if wiener else None
+        self.session, self.layout = open_session(data, threads=1 if wiener else threads, blocked=blocked, probe=probe,
+                                                 name=name)  # fmt: skip
         meta = self.session.get_modelmeta().custom_metadata_map
-        if blocked and meta.get("architecture") != "wiener-enhance":  # its unpadded graph has no blocked form
-            faster = blocked_session(data, options(), reference=self.session)
-            if faster is not None:
-                self.session, self.layout = faster, "blocked"
         self.depth, self.width, self.kind = self.checked["depth"], self.checked["width"], self.checked["kind"]
         self.margin = receptive_margin(self.depth)
         self.metadata = dict(meta)  # units, normalisation rule, model card (`inference_metadata`)

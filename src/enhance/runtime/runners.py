@@ -556,7 +556,8 @@ def make_runner(network, *, backend, precision, device):
         ``(runner, workers)``. A PyTorch network's runner is built by its family's entry in
         `~enhance.runtime.runners.RUNNERS` and kept for the next call with the same network, as long as its
         weights are unchanged (their digest is checked); a runner (an `~enhance.runtime.onnx_runner.OnnxNetwork`)
-        is returned as it is.
+        is returned as it is, with its ``workers`` (a default model's on onnxruntime: single-threaded calls on
+        every core, `~enhance.runtime.onnx_runner.cpu_cores`), else 1.
 
     Raises
     ------
@@ -587,7 +588,7 @@ def make_runner(network, *, backend, precision, device):
             name = type(network).__name__
             msg = f"backend='torch' needs a torch network, got an {name}; use backend='onnx' or 'auto'"
             raise TypeError(msg)
-        return network, 1
+        return network, getattr(network, "workers", 1)  # a default model's: single-threaded calls on every core
     torch = _torch()
     build = RUNNERS.get((family_of(network), backend))
     if build is None:

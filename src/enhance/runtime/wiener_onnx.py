@@ -8,18 +8,31 @@ is unpadded; the filter bank's weights for the noise level are computed in the g
 ``Clip``, ``Abs``, ``Relu``) and blend the bank into one kernel per output phase (``MatMul``).
 `WienerOnnxNetwork` pads, binds the noise level and averages over the 8 rotations and flips for the
 'full' model, so that the pipeline runs it as it runs the PyTorch module; PyTorch is never imported.
+
+How it runs fast on the CPU (``make bench``): the image is mirrored once, and bands or tiles are cut from
+the mirrored image, so that neighbouring tiles share only the margins they need; each core runs
+single-threaded onnxruntime calls on its own band, tile or pass (each keeps its activations in its own
+cache); the residual crops and sums stay in onnxruntime's blocked layout
+(`~enhance.runtime.ort_blocked`); and the 8 passes of 'full' share one filtering of the image with the 8
+moved banks (`d4_bank`) instead of filtering each moved image with a 4-channel convolution, the least
+efficient layer. The results are those of one whole-image pass, to a few float32 steps.
 """
 
+import collections
+import concurrent.futures
+import contextlib
 import json
+import math
+import threading
 
 import numpy as np
 
 from .._version import __version__
 from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
-from ..models.runner import dihedral_average, with_metadata
+from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform, with_metadata
 from .folding import check_finite_state, read_weights
 from .onnx_checks import WIENER_FORMAT, check_probe
-from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
+from .onnx_runner import OPSET, OnnxNetwork, inference_metadata, open_session
 
 __all__ = [
     "wiener_onnx_graph",
@@ -28,11 +41,16 @@ __all__ = [
     "wiener_graph_from_weights",
     "wiener_graph_from_network",
     "graph_filter_bank",
+    "split_rows",
+    "d4_bank",
+    "d4_kernel_graph",
+    "D4_PASSES",
+    "MIN_BAND_MARGINS",
 ]
 
 
 def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: dict | None = None,
-                      symmetric: bool = False):  # fmt: skip
+                      symmetric: bool = False, estimate_input: bool = False):  # fmt: skip
     """Build the ONNX graph of a Wiener-Enhance network from its state dict, with numpy only.
 
     Parameters
@@ -49,11 +67,16 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     symmetric : bool
         Record that the model averages over the 8 rotations and flips ('full'); the runner
         (`WienerOnnxNetwork`) does that average around the graph.
+    estimate_input : bool
+        Read the linear stage's output as a third input, ``estimate`` ``(n, 4, ny + 2 m - taps + 1, ...)``,
+        instead of computing it (what `WienerOnnxNetwork` runs for 'full', whose 8 passes share one
+        convolution of the image with the 8 transformed banks, `d4_kernel_graph`); such a graph is for the
+        runner only, never written to a file.
 
     Returns
     -------
     `onnx.ModelProto`
-        A checked model with inputs ``image`` and ``noise`` and output ``enhanced``.
+        A checked model with inputs ``image`` and ``noise`` (and ``estimate``) and output ``enhanced``.
 
     Examples
     --------
@@ -98,23 +121,14 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         ends = constant(f"{name}_ends", np.array([-cut, -cut], np.int64))
         return node("Slice", [source, starts, ends, constant(f"{name}_axes", np.array([2, 3], np.int64))], name)
 
-    # The filter bank's weights for the noise level (the first of the batch: one image's tiles share it):
-    # hat functions of log(noise / unit) on the nodes, then one blended kernel per output phase.
-    names = (("zero", 0), ("one_index", 1), ("axis_0", 0))
-    index = [constant(name, np.array([value], np.int64)) for name, value in names]
-    first = node("Slice", ["noise", *index], "noise_first")
-    level = node("Log", [node("Div", [first, constant("noise_unit", np.float32(unit))], "noise_ratio")], "level")
-    logs = np.log(np.array(nodes, np.float32))
-    level = node("Clip", [level, constant("log_first", logs[0]), constant("log_last", logs[-1])], "level_clipped")
-    level = node("Unsqueeze", [level, constant("axis_1", np.array([1], np.int64))], "level_column")
-    distance = node("Abs", [node("Sub", [level, constant("log_nodes", logs[None, :])], "level_offsets")], "distance")
-    step = np.float32(np.log(nodes[1] / nodes[0]))
-    steps = node("Div", [distance, constant("log_step", step)], "distance_steps")
-    hat = node("Relu", [node("Sub", [constant("one", np.float32(1)), steps], "hat_raw")], "hat")  # (1, K)
-    bank = constant("filters", array("filters").reshape(count, 4 * taps * taps))
-    kernel_shape = constant("kernel_shape", np.array([4, 1, taps, taps], np.int64))
-    blended = node("Reshape", [node("MatMul", [hat, bank], "blended_flat"), kernel_shape], "blended")
-    estimate = node("Conv", ["image", blended], "estimate")
+    level, hat = _hat_nodes(node, constant, nodes, unit)
+    if estimate_input:
+        estimate = "estimate"
+    else:  # one blended kernel per output phase
+        bank = constant("filters", array("filters").reshape(count, 4 * taps * taps))
+        kernel_shape = constant("kernel_shape", np.array([4, 1, taps, taps], np.int64))
+        blended = node("Reshape", [node("MatMul", [hat, bank], "blended_flat"), kernel_shape], "blended")
+        estimate = node("Conv", ["image", blended], "estimate")
     inner = crop("inner", "image", taps // 2)
     level_map = node("Expand", [node("Unsqueeze", [level, constant("axes_23", np.array([2, 3], np.int64))],
                                      "level_4d"), node("Shape", [inner], "inner_shape")], "level_map")  # fmt: skip
@@ -152,7 +166,8 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     proto = helper.make_graph(
         graph_nodes, f"WienerEnhanceNet_depth{depth}_width{meta['width']}",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "py", "px"]),
-         helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"])],
+         helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"]),
+         *[helper.make_tensor_value_info("estimate", TensorProto.FLOAT, ["n", 4, "ey", "ex"])] * estimate_input],
         [helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["n", 1, "ny2", "nx2"])],
         initializer=initializers,
     )  # fmt: skip
@@ -171,6 +186,106 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     return model
 
 
+def _hat_nodes(node, constant, nodes, unit):
+    """The log noise level (clipped to the nodes) and the filter bank's weights for it, ``(1, K)``: hat functions
+    of ``log(noise / unit)`` on the nodes, for the first noise of the batch (one image's tiles share it)."""
+    names = (("zero", 0), ("one_index", 1), ("axis_0", 0))
+    index = [constant(name, np.array([value], np.int64)) for name, value in names]
+    first = node("Slice", ["noise", *index], "noise_first")
+    level = node("Log", [node("Div", [first, constant("noise_unit", np.float32(unit))], "noise_ratio")], "level")
+    logs = np.log(np.array(nodes, np.float32))
+    level = node("Clip", [level, constant("log_first", logs[0]), constant("log_last", logs[-1])], "level_clipped")
+    level = node("Unsqueeze", [level, constant("axis_1", np.array([1], np.int64))], "level_column")
+    distance = node("Abs", [node("Sub", [level, constant("log_nodes", logs[None, :])], "level_offsets")], "distance")
+    step = np.float32(np.log(nodes[1] / nodes[0]))
+    steps = node("Div", [distance, constant("log_step", step)], "distance_steps")
+    return level, node("Relu", [node("Sub", [constant("one", np.float32(1)), steps], "hat_raw")], "hat")
+
+
+#: How each pass of `D4_PASSES` moves the linear stage's bank ``(K, 2, 2, taps, taps)`` (level, phase row, phase
+#: column, kernel row, kernel column): ``(swap the axes, flip the rows, flip the columns)``. The pass's estimate,
+#: turned back, is the image filtered with the moved bank (``tests/runtime/test_wiener_runner.py`` checks it).
+_BANK_MOVES = {(False, 0): (False, False, False), (False, 1): (True, False, True), (False, 2): (False, True, True),
+               (False, 3): (True, True, False), (True, 0): (True, False, False), (True, 1): (False, True, False),
+               (True, 2): (True, True, True), (True, 3): (False, False, True)}  # fmt: skip
+
+
+def d4_bank(bank: np.ndarray, transform) -> np.ndarray:
+    """The linear stage's bank as pass ``transform`` (of `D4_PASSES`) sees the image: turned back, the pass's
+    estimate of ``g x`` is the image ``x`` filtered with this bank.
+
+    Parameters
+    ----------
+    bank : `~numpy.ndarray`
+        ``(K, 2, 2, taps, taps)``: level, output phase row and column, kernel row and column.
+    transform : tuple of (bool, int)
+        ``(transpose, quarter turns)``.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        The same shape: its phases and kernels transposed and flipped.
+
+    Examples
+    --------
+    >>> bank = np.arange(16.0).reshape(1, 2, 2, 2, 2)
+    >>> bool((d4_bank(bank, (True, 0)) == bank.transpose(0, 2, 1, 4, 3)).all())
+    True
+    """
+    swap, flip_rows, flip_columns = _BANK_MOVES[tuple(transform)]
+    moved = bank.transpose(0, 2, 1, 4, 3) if swap else bank
+    axes = (1, 3) * flip_rows + (2, 4) * flip_columns
+    return np.flip(moved, axes) if axes else moved
+
+
+def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float):
+    """An ONNX graph from a noise level to the 8 passes' blended kernels, as `wiener_onnx_graph` blends its own.
+
+    Parameters
+    ----------
+    filters : `~numpy.ndarray`
+        The bank, ``(4 K, 1, taps, taps)``.
+    noise_nodes : sequence of float
+        Its noise levels, units of ``noise_unit``.
+    noise_unit : float
+        HMI's noise, network units.
+
+    Returns
+    -------
+    `onnx.ModelProto`
+        Input ``noise`` ``(1,)``, output ``kernels`` ``(32, 1, taps, taps)``: for each pass of `D4_PASSES`, the
+        four phases' kernels of `d4_bank`, blended for the noise level.
+
+    Examples
+    --------
+    >>> graph = d4_kernel_graph(np.zeros((8, 1, 3, 3), np.float32), [1.0, 2.0], 1e-3)
+    >>> [o.name for o in graph.graph.output]
+    ['kernels']
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    count, taps = len(noise_nodes), filters.shape[-1]
+    graph_nodes, initializers = [], []
+
+    def constant(name, array):
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name=name))
+        return name
+
+    def node(op, inputs, output, **attributes):
+        graph_nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
+
+    _, hat = _hat_nodes(node, constant, [float(v) for v in noise_nodes], float(noise_unit))
+    bank = np.asarray(filters, np.float32).reshape(count, 2, 2, taps, taps)
+    moved = np.concatenate([d4_bank(bank, t).reshape(count, -1) for t in D4_PASSES], axis=1)
+    shape = constant("kernel_shape", np.array([4 * len(D4_PASSES), 1, taps, taps], np.int64))
+    node("Reshape", [node("MatMul", [hat, constant("filters", moved)], "blended_flat"), shape], "kernels")
+    inputs = [helper.make_tensor_value_info("noise", TensorProto.FLOAT, [1])]
+    outputs = [helper.make_tensor_value_info("kernels", TensorProto.FLOAT, [4 * len(D4_PASSES), 1, taps, taps])]
+    graph = helper.make_graph(graph_nodes, "d4_kernels", inputs, outputs, initializer=initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
+
+
 class WienerOnnxNetwork(OnnxNetwork):
     """A Wiener-Enhance ONNX graph (`wiener_onnx_graph`) run by onnxruntime, padded and bound to a noise level.
 
@@ -179,16 +294,23 @@ class WienerOnnxNetwork(OnnxNetwork):
     model : str, `~pathlib.Path` or bytes
         The ONNX file or its bytes.
     threads : int, optional
-        onnxruntime's intra-op threads.
+        Cores used at once (``workers``), each running single-threaded onnxruntime calls; None: every core
+        (`~enhance.runtime.onnx_runner.cpu_cores`).
     symmetric : bool, optional
         Average over the 8 rotations and flips of the input (the 'full' model); None (default) follows
         the file's ``symmetric`` metadata.
+    blocked : bool
+        Keep the residual crops and sums in onnxruntime's blocked layout (`~enhance.runtime.ort_blocked`)
+        where that reproduces the plain graph on a probe image.
 
     Notes
     -----
-    `bind` gives the runner for one noise level: called on ``(n, 1, ny, nx)`` float32 arrays, it mirrors
-    them by ``margin`` pixels, runs the graph and returns ``(n, 1, 2 ny, 2 nx)``, as
-    `~enhance.models.hybrid.NoiseBound` does with PyTorch.
+    `bind` gives the runner for one noise level. `run_image` runs it over a whole ``(ny, nx)`` image: the
+    image is mirrored once by ``margin`` pixels and bands or tiles are cut from the mirrored image, so
+    that every output pixel is computed from the same input values as in one whole-image pass (no
+    seams, no pixels computed twice but the tiles' overlaps), on ``workers`` cores at once (the bands,
+    the tiles and, for 'full', the 8 rotations and flips of each). Called on ``(n, 1, ny, nx)`` float32
+    arrays it returns ``(n, 1, 2 ny, 2 nx)``, as `~enhance.models.hybrid.NoiseBound` does with PyTorch.
 
     Examples
     --------
@@ -203,12 +325,12 @@ class WienerOnnxNetwork(OnnxNetwork):
     family = WIENER_ENHANCE
     needs_noise = True
 
-    def __init__(self, model, *, threads: int | None = None, symmetric: bool | None = None) -> None:
-        super().__init__(model, threads=threads, blocked=False)
+    def __init__(self, model, *, threads: int | None = None, symmetric: bool | None = None,
+                 blocked: bool = True) -> None:  # fmt: skip
+        super().__init__(model, threads=threads, blocked=blocked)
         self._setup(symmetric)
-        self.filter_bank = graph_filter_bank(model)  # the linear stage, for the propagated noise
 
-    def _setup(self, symmetric):
+    def _setup(self, symmetric, filter_bank=None):
         if self.checked["format"] != WIENER_FORMAT:
             msg = f"{self.name}: metadata format={self.checked['format']!r} is not a Wiener-Enhance graph's"
             raise ValueError(msg)
@@ -216,10 +338,14 @@ class WienerOnnxNetwork(OnnxNetwork):
         self.noise_nodes = tuple(self.checked["noise_nodes"])
         self.symmetric = self.checked["symmetric"] if symmetric is None else bool(symmetric)
         self.noise = None
+        # the linear stage, for the propagated noise and the 8 passes' shared filtering ('full')
+        self.filter_bank = graph_filter_bank(self.graph) if filter_bank is None else filter_bank
+        self._shared, self._shared_lock = {}, threading.Lock()  # `shared_linear`'s sessions, for the bound copies
         check_probe(self.bind(self.noise_unit), self.name)  # the x2 grid of a probe, before any image
 
     @classmethod
-    def from_network(cls, network: OnnxNetwork, *, symmetric: bool | None = None) -> "WienerOnnxNetwork":
+    def from_network(cls, network: OnnxNetwork, *, symmetric: bool | None = None,
+                     filter_bank: tuple | None = None) -> "WienerOnnxNetwork":  # fmt: skip
         """The runner of an `~enhance.runtime.export.OnnxNetwork` holding a Wiener-Enhance graph (the session is kept).
 
         Parameters
@@ -228,6 +354,9 @@ class WienerOnnxNetwork(OnnxNetwork):
             An open Wiener-Enhance graph.
         symmetric : bool, optional
             Average over the 8 rotations and flips; None follows the file's ``symmetric`` metadata.
+        filter_bank : tuple, optional
+            The graph's `graph_filter_bank`, where it is known already (a shipped model's graph cache,
+            `~enhance.runtime.onnx_cache`); None reads it from the graph.
 
         Returns
         -------
@@ -245,7 +374,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         """
         runner = object.__new__(cls)
         runner.__dict__.update(network.__dict__)
-        runner._setup(symmetric)
+        runner._setup(symmetric, filter_bank)
         return runner
 
     def bind(self, noise: float) -> "WienerOnnxNetwork":
@@ -274,10 +403,103 @@ class WienerOnnxNetwork(OnnxNetwork):
         bound.noise = float(noise)
         return bound
 
-    def _run(self, batch):
-        padded = np.pad(batch, ((0, 0), (0, 0), (self.margin,) * 2, (self.margin,) * 2), mode="symmetric")
-        noise = np.full(batch.shape[0], self.noise, np.float32)
-        return self.session.run(None, {"image": np.ascontiguousarray(padded, np.float32), "noise": noise})[0]
+    def run_image(self, image: np.ndarray, *, tile: int | None = None, workers: int | None = None,
+                  done=None) -> np.ndarray:  # fmt: skip
+        """The network over a whole image, mirrored once, in bands or tiles on ``workers`` cores at once.
+
+        Parameters
+        ----------
+        image : (ny, nx) `~numpy.ndarray`
+            The normalised image, network units.
+        tile : int, optional
+            Largest tile, input pixels; None: the whole image, cut into bands of rows where that keeps
+            every worker busy (`split_rows`).
+        workers : int, optional
+            Single-threaded onnxruntime calls at once; None: ``self.workers``.
+        done : callable, optional
+            Called with 1 each time a tile is finished (a progress bar's ``update``).
+
+        Returns
+        -------
+        `~numpy.ndarray`
+            float32 ``(2 ny, 2 nx)``: the output of one whole-image pass (for 'full', the average over the
+            8 rotations and flips, summed in float64), whatever ``tile`` and ``workers``.
+
+        Examples
+        --------
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> runner = WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString()).bind(1e-3)
+        >>> runner.run_image(np.ones((9, 7), np.float32), tile=4, workers=2).shape
+        (18, 14)
+        """
+        if self.noise is None:
+            msg = "a Wiener-Enhance runner needs its noise level: call bind(noise) first"
+            raise ValueError(msg)
+        source = np.asarray(image, dtype=np.float32)
+        if source.ndim != 2:
+            msg = f"image must have shape (ny, nx), got {source.shape}"
+            raise ValueError(msg)
+        workers = self.workers if workers is None else max(1, int(workers))
+        passes = D4_PASSES if self.symmetric else D4_PASSES[:1]
+        tiles = _tiles(source.shape, tile, split_rows(source.shape[0], len(passes), workers, self.margin))
+        padded = np.pad(source, self.margin, mode="symmetric")
+        out = np.empty((2 * source.shape[0], 2 * source.shape[1]), np.float32)
+        run = _SharedLinear(self, padded, workers) if self.symmetric else _OwnLinear(self)
+
+        def finish(region, results):
+            (y0, y1), (x0, x1) = region
+            if len(results) == 1:
+                out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = results[0].result()
+            else:
+                total = np.zeros((2 * (y1 - y0), 2 * (x1 - x0)))
+                for result in results:  # in a fixed order
+                    total += result.result()
+                out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = total / len(results)
+            if done is not None:
+                done(1)
+
+        margin = 2 * self.margin
+        with _executor(workers, len(tiles) * len(passes)) as pool:
+            open_tiles = collections.deque()  # tiles whose passes are in flight: memory stays bounded
+            for region in tiles:
+                (y0, y1), (x0, x1) = region
+                open_tiles.append((region, run.submit(pool, padded[y0 : y1 + margin, x0 : x1 + margin], passes)))
+                while len(open_tiles) > -(-workers // len(passes)) + 1:
+                    finish(*open_tiles.popleft())
+            while open_tiles:
+                finish(*open_tiles.popleft())
+        return out
+
+    def shared_linear(self):
+        """The 'full' model's sessions: the network reading its estimate, and the 8 passes' linear stage at this
+        noise level with its kernels' sums (built once per runner and noise level, shared by the bound copies).
+
+        Returns
+        -------
+        tuple
+            ``(network session, linear-stage session, sums)``: the first reads ``image``, ``noise`` and
+            ``estimate``; the second maps a ``(1, 1, h, w)`` image to the 8 passes' 4 phases ``(1, 32, h - taps
+            + 1, w - taps + 1)``, filtered with `d4_bank` blended (`d4_kernel_graph`); ``sums`` ``(32,)`` float64 are
+            its kernels' sums (the response to a constant 1).
+
+        Examples
+        --------
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> runner = WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString(), symmetric=True)
+        >>> network, linear, sums = runner.bind(1e-3).shared_linear()
+        >>> [i.name for i in network.get_inputs()], sums.shape
+        (['image', 'noise', 'estimate'], (32,))
+        """
+        with self._shared_lock:
+            if "network" not in self._shared:
+                self._shared["network"] = _estimate_input_session(self)
+            if self.noise not in self._shared:
+                self._shared[self.noise] = _kernel_session(self.filter_bank, self.noise, self.checked)
+        return self._shared["network"], *self._shared[self.noise]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.noise is None:
@@ -287,11 +509,11 @@ class WienerOnnxNetwork(OnnxNetwork):
         if array.ndim != 4 or array.shape[1] != 1:
             msg = f"batch must have shape (n, 1, ny, nx), got {array.shape}"
             raise ValueError(msg)
-        return dihedral_average(self._run, array) if self.symmetric else self._run(array)
+        return np.stack([self.run_image(image) for image in array[:, 0]])[:, None]
 
     def averaged(self) -> "WienerOnnxNetwork":
-        """This runner averaging each call over the 8 rotations and flips (`~enhance.models.runner.dihedral_average`);
-        the session is shared.
+        """This runner averaging each call over the 8 rotations and flips, whose passes share one filtering of the
+        image (`run_image`); the session is shared.
 
         Returns
         -------
@@ -362,6 +584,170 @@ class WienerOnnxNetwork(OnnxNetwork):
     def __repr__(self) -> str:
         return (f"WienerOnnxNetwork(depth={self.depth}, width={self.width}, kind={self.kind!r}, "
                 f"symmetric={self.symmetric})")  # fmt: skip
+
+
+#: The 8 rotations and flips of the square as ``(transpose, quarter turns)``, the identity first: pass ``g``
+#: runs the network on ``rot90(x.T if transpose else x, turns)`` and turns its output back
+#: (`~enhance.models.runner.DIHEDRAL`).
+D4_PASSES = DIHEDRAL
+#: Bands of rows are at least this many receptive margins tall: each band computes two margins of overlap.
+MIN_BAND_MARGINS = 4
+
+
+def split_rows(rows: int, passes: int, workers: int, margin: int) -> int:
+    """Bands of rows to cut a whole image into, so that ``workers`` cores share ``passes`` passes of each evenly.
+
+    Parameters
+    ----------
+    rows : int
+        Rows of the image.
+    passes : int
+        Passes per band (8 for 'full', 1 for 'light').
+    workers : int
+        Calls at once.
+    margin : int
+        The network's receptive margin, pixels.
+
+    Returns
+    -------
+    int
+        ``workers / gcd(passes, workers)`` (the fewest bands whose passes divide evenly between the workers),
+        fewer where the bands would be under `MIN_BAND_MARGINS` margins tall; at least 1.
+
+    Examples
+    --------
+    >>> split_rows(400, 8, 2, 18), split_rows(400, 1, 2, 18), split_rows(400, 8, 3, 18), split_rows(100, 1, 2, 18)
+    (1, 2, 3, 1)
+    """
+    bands = workers // math.gcd(passes, workers)
+    return max(1, min(bands, rows // (MIN_BAND_MARGINS * max(margin, 1))))
+
+
+def _tiles(shape, tile, bands):
+    """``((y0, y1), (x0, x1))`` of each tile of the output's input grid, row by row."""
+    ny, nx = shape
+    tile_y, tile_x = (-(-ny // bands), nx) if tile is None else (tile, tile)
+    rows = [(y, min(y + tile_y, ny)) for y in range(0, ny, tile_y)]
+    return [(r, (x, min(x + tile_x, nx))) for r in rows for x in range(0, nx, tile_x)]
+
+
+class _Inline:
+    """`concurrent.futures.ThreadPoolExecutor`'s ``submit`` run at once, in this thread."""
+
+    class _Done:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    def submit(self, fn, *args):
+        return self._Done(fn(*args))
+
+
+class _OwnLinear:
+    """Passes of the graph as written: it filters each moved window itself ('light')."""
+
+    def __init__(self, runner):
+        self.session, self.noise = runner.session, np.full(1, runner.noise, np.float32)
+
+    def submit(self, pool, window, passes):
+        return [pool.submit(self.one_pass, window, transform) for transform in passes]
+
+    def one_pass(self, window, transform):
+        moved = dihedral_transform(window, transform)
+        result = self.session.run(None, {"image": moved[None, None], "noise": self.noise})[0][0, 0]
+        return dihedral_inverse(result, transform)
+
+
+class _SharedLinear(_OwnLinear):
+    """Passes that share one filtering of the window with the 8 moved banks ('full').
+
+    The window, less one offset for the whole image (its mean: the rounding then scales with the image's
+    contrast, not its level), is filtered once with `d4_bank` of each pass, in row blocks on the workers;
+    each pass adds the offset's response back, moves its four phases as it moves the image and runs the
+    network on them.
+    """
+
+    def __init__(self, runner, padded, workers):
+        self.session, self.linear, sums = runner.shared_linear()
+        self.noise, self.workers, self.taps = np.full(1, runner.noise, np.float32), workers, runner.checked["taps"]
+        self.offset = np.float32(padded.mean(dtype=np.float64))
+        self.constant = (self.offset * sums).astype(np.float32)[:, None, None]
+
+    def submit(self, pool, window, passes):
+        rows = window.shape[0] - self.taps + 1
+        edges = np.linspace(0, rows, min(self.workers, rows) + 1).astype(int)
+        blocks = [
+            pool.submit(self.filtered, window[a : b + self.taps - 1]) for a, b in zip(edges, edges[1:], strict=False)
+        ]
+        return [pool.submit(self.one_pass, window, transform, blocks) for transform in passes]
+
+    def filtered(self, rows):
+        centred = (rows - self.offset)[None, None]
+        return self.linear.run(None, {"image": centred})[0][0]
+
+    def one_pass(self, window, transform, blocks):
+        index = D4_PASSES.index(tuple(transform))
+        phases = np.concatenate([block.result()[4 * index : 4 * index + 4] for block in blocks], axis=1)
+        phases += self.constant[4 * index : 4 * index + 4]
+        moved = dihedral_transform(window, transform)
+        feeds = {"image": moved[None, None], "noise": self.noise, "estimate": _moved_phases(phases, transform)[None]}
+        return dihedral_inverse(self.session.run(None, feeds)[0][0, 0], transform)
+
+
+def _moved_phases(phases, transform):
+    """The four phases ``(4, h, w)`` of an x2 image as the pass ``transform`` sees them: the x2 image moved."""
+    _, h, w = phases.shape
+    fine = phases.reshape(2, 2, h, w).transpose(2, 0, 3, 1).reshape(2 * h, 2 * w)
+    fine = dihedral_transform(fine, transform)
+    ny, nx = fine.shape[0] // 2, fine.shape[1] // 2
+    return np.ascontiguousarray(fine.reshape(ny, 2, nx, 2).transpose(1, 3, 0, 2).reshape(4, ny, nx))
+
+
+def _estimate_input_session(runner):
+    """The runner's network as a graph that reads the linear stage's estimate (`wiener_onnx_graph`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load_from_string(runner.graph)
+    state = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if not t.name.startswith("flat.")}
+    state["filters"] = runner.filter_bank[0].astype(np.float32)
+    meta = {**runner.checked, "exact_constants": runner.metadata.get("exact_constants") == "True",
+            "odd": runner.metadata.get("odd") == "True"}  # fmt: skip
+    graph = wiener_onnx_graph(state, meta, estimate_input=True).SerializeToString()
+    pad, taps = 2 * runner.margin, runner.checked["taps"]
+    image = np.random.default_rng(0).uniform(0.2, 1.2, (1, 1, 37 + pad, 29 + pad)).astype(np.float32)
+    estimate = np.random.default_rng(1).uniform(0.2, 1.2, (1, 4, 38 + pad - taps, 30 + pad - taps)).astype(np.float32)
+    probe = {"image": image, "noise": np.array([runner.noise_unit], np.float32), "estimate": estimate}
+    return open_session(graph, threads=1, blocked=runner.layout == "blocked", probe=probe, name=runner.name)[0]
+
+
+def _kernel_session(filter_bank, noise, checked):
+    """The 8 passes' linear stage at ``noise``: a session filtering an image with the blended moved banks."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    filters, nodes, unit = filter_bank
+    blend = open_session(d4_kernel_graph(filters, nodes, unit).SerializeToString(), threads=1, blocked=False)[0]
+    kernels = blend.run(None, {"noise": np.array([noise], np.float32)})[0]
+    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, None, None])]
+    outputs = [helper.make_tensor_value_info("phases", TensorProto.FLOAT, [1, len(kernels), None, None])]
+    node = helper.make_node("Conv", ["image", "kernels"], ["phases"])
+    graph = helper.make_graph([node], "d4_linear", inputs, outputs, [numpy_helper.from_array(kernels, "kernels")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
+    onnx.checker.check_model(model)
+    session = open_session(model.SerializeToString(), threads=1, blocked=False)[0]
+    return session, kernels.astype(np.float64).sum(axis=(1, 2, 3))
+
+
+@contextlib.contextmanager
+def _executor(workers, tasks):
+    if workers == 1 or tasks == 1:
+        yield _Inline()
+        return
+    with concurrent.futures.ThreadPoolExecutor(min(workers, tasks)) as pool:
+        yield pool
 
 
 def is_wiener_file(metadata: dict) -> bool:

@@ -1,0 +1,174 @@
+"""The default models' onnxruntime runner: one mirrored image cut into bands and tiles on several cores gives
+the whole-image pass bit for bit, the 8 passes of 'full' share one filtering with the moved banks, the blocked
+layout reproduces the plain graph, and the cores used follow OMP_NUM_THREADS. Speed itself is measured by
+``make bench`` (benchmarks/run.py), never asserted here."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.signal import correlate2d
+
+pytest.importorskip("onnxruntime")
+from enhance.inference.pipeline import RunOptions, enhance_array  # noqa: E402
+from enhance.inference.tiling import run_tiled  # noqa: E402
+from enhance.models.hybrid import WienerEnhanceNet  # noqa: E402
+from enhance.models.runner import Dihedral  # noqa: E402
+from enhance.runtime.onnx_runner import cpu_cores  # noqa: E402
+from enhance.runtime.ort_blocked import blocked_graph  # noqa: E402
+from enhance.runtime.runners import make_runner  # noqa: E402
+from enhance.runtime.wiener_onnx import D4_PASSES, WienerOnnxNetwork, d4_bank, wiener_graph_from_network  # noqa: E402
+
+NOISE = 2e-3
+
+
+@pytest.fixture(scope="module")
+def graph():
+    """A small Wiener-Enhance graph with random weights; 16 channels, so that the blocked layout applies."""
+    torch.manual_seed(0)
+    net = WienerEnhanceNet(depth=2, width=16, taps=7, noise_unit=1e-3)
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.normal_(module.weight, std=0.1)
+            torch.nn.init.normal_(module.bias, std=0.1)
+    filters = torch.rand(net.filters.shape)
+    net.filters.copy_(filters / filters.sum(dim=(2, 3), keepdim=True))
+    return wiener_graph_from_network(net).SerializeToString()
+
+
+def _image(shape=(61, 45)):
+    return (1 + 0.1 * np.random.default_rng(0).standard_normal(shape)).astype(np.float32)
+
+
+def _whole_passes(runner, image):
+    """The reference: each rotation or flip of the whole image mirrored by the margin, one session call each."""
+    passes = D4_PASSES if runner.symmetric else D4_PASSES[:1]
+    total = 0.0
+    for transpose, turns in passes:
+        moved = np.ascontiguousarray(np.rot90(image.T if transpose else image, turns))
+        padded = np.pad(moved, runner.margin, mode="symmetric")[None, None]
+        out = runner.session.run(None, {"image": padded, "noise": np.array([runner.noise], np.float32)})[0][0, 0]
+        out = np.rot90(out, -turns)
+        total = total + (out.T if transpose else out).astype(np.float64)
+    return (total / len(passes)).astype(np.float32)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_bands_tiles_and_workers_give_the_whole_image_pass_bit_for_bit(graph, symmetric):
+    runner = WienerOnnxNetwork(graph, threads=1, symmetric=symmetric).bind(NOISE)
+    image = _image()
+    expected = runner.run_image(image, tile=None, workers=1)
+    for tile, workers in ((None, 2), (None, 3), (7, 2), (16, 3), (30, 1), (200, 2)):
+        np.testing.assert_array_equal(runner.run_image(image, tile=tile, workers=workers), expected)
+    # 'light' is the graph on the mirrored image; 'full' shares one filtering of the image between its 8 passes,
+    # which rounds differently from filtering each moved image.
+    reference = _whole_passes(runner, image)
+    if symmetric:
+        assert np.abs(expected - reference).max() <= 1e-6 * np.abs(reference).max()  # a few float32 steps
+    else:
+        np.testing.assert_array_equal(expected, reference)
+
+
+def test_run_tiled_hands_the_whole_image_to_the_runner(graph):
+    runner = WienerOnnxNetwork(graph, threads=2, symmetric=True).bind(NOISE)
+    image = _image((40, 52))
+    expected = runner.run_image(image, workers=1)
+    found = run_tiled(image, runner, tile=11, margin=runner.margin, device="cpu", workers=2)
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_array_equal(runner(image[None, None])[0, 0], expected)  # a batch of one, as before
+
+
+def _counting(monkeypatch):
+    """Count the calls of `WienerOnnxNetwork.run_image` and the passes each ran."""
+    calls, run_image = [], WienerOnnxNetwork.run_image
+
+    def counted(self, image, **options):
+        calls.append(8 if self.symmetric else 1)
+        return run_image(self, image, **options)
+
+    monkeypatch.setattr(WienerOnnxNetwork, "run_image", counted)
+    return calls
+
+
+def test_a_one_pass_runner_averaged_runs_the_shared_8_passes_once(graph, monkeypatch):
+    light = WienerOnnxNetwork(graph, threads=2, symmetric=False)
+    expected = WienerOnnxNetwork(graph, threads=2, symmetric=True).bind(NOISE).run_image(_image((40, 52)))
+    calls = _counting(monkeypatch)
+    for averaged in (light.averaged().bind(NOISE), Dihedral(light).bind(NOISE), Dihedral(light.bind(NOISE))):
+        calls.clear()
+        found = run_tiled(_image((40, 52)), averaged, tile=None, margin=light.margin, device="cpu", workers=2)
+        assert calls == [8]  # one whole-image run of the 8 passes, not 8 one-pass runs
+        np.testing.assert_array_equal(found, expected)
+        np.testing.assert_array_equal(averaged(_image((40, 52))[None, None])[0, 0], expected)
+
+
+def test_the_pipeline_runs_the_full_graph_through_run_image(graph, monkeypatch):
+    calls = _counting(monkeypatch)
+    full, light = (WienerOnnxNetwork(graph, threads=2, symmetric=symmetric) for symmetric in (True, False))
+    options = RunOptions(noise=NOISE, qs_level=1.0)
+    image = _image((40, 52))
+    calls.clear()  # each runner's probe ran once
+    out = enhance_array(image, kind="intensity", network=full, options=options)
+    assert calls == [8]
+    np.testing.assert_allclose(out, full.bind(NOISE).run_image(image), rtol=0, atol=1e-6)
+    calls.clear()
+    enhance_array(image, kind="intensity", network=light, options=options)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("transform", D4_PASSES)
+def test_each_pass_estimate_is_the_image_filtered_with_the_moved_bank(transform):
+    rng = np.random.default_rng(3)
+    bank, image = rng.standard_normal((1, 2, 2, 5, 5)), rng.standard_normal((13, 11))
+
+    def linear(x, bank):  # the polyphase linear stage on an image padded by taps // 2, as an x2 image
+        phases = [[correlate2d(x, bank[0, a, b], mode="valid") for b in (0, 1)] for a in (0, 1)]
+        fine = np.empty((2 * phases[0][0].shape[0], 2 * phases[0][0].shape[1]))
+        for a, b in np.ndindex(2, 2):
+            fine[a::2, b::2] = phases[a][b]
+        return fine
+
+    transpose, turns = transform
+    turned = np.rot90(linear(np.rot90(image.T if transpose else image, turns), bank), -turns)
+    np.testing.assert_allclose(turned.T if transpose else turned, linear(image, d4_bank(bank, transform)), atol=1e-12)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_images_smaller_than_the_margin_are_mirrored_as_a_whole(graph, symmetric):
+    runner = WienerOnnxNetwork(graph, threads=2, symmetric=symmetric).bind(NOISE)
+    image = _image((3, 5))  # the margin (13) is larger than the image: mirrored again and again
+    expected = _whole_passes(runner, image)
+    assert np.abs(runner.run_image(image, workers=2) - expected).max() <= 1e-6 * np.abs(expected).max()
+
+
+def test_the_blocked_layout_reproduces_the_plain_graph(graph):
+    blocked = WienerOnnxNetwork(graph, threads=1).bind(NOISE)
+    plain = WienerOnnxNetwork(graph, threads=1, blocked=False).bind(NOISE)
+    assert plain.layout == "plain"
+    rewritten = blocked_graph(graph)
+    if rewritten is None:
+        pytest.skip("onnxruntime lays out no blocked convolutions on this CPU")
+    assert blocked.layout == "blocked"
+    # The residual crops and sums run inside the blocked convolutions: no layout conversion back into them.
+    assert not [node for node in rewritten.graph.node if node.op_type == "ReorderInput"]
+    image = _image()
+    expected = plain.run_image(image)
+    assert np.abs(blocked.run_image(image) - expected).max() <= 1e-6 * np.ptp(expected)
+
+
+def test_cores_follow_omp_num_threads(graph, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_cores() == 3
+    runner = WienerOnnxNetwork(graph)
+    assert runner.workers == 3
+    assert make_runner(runner, backend="auto", precision="float32", device="cpu") == (runner, 3)
+    assert WienerOnnxNetwork(graph, threads=2).workers == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    assert cpu_cores() >= 1
+
+
+def test_an_unbound_runner_and_a_wrong_shape_are_refused(graph):
+    runner = WienerOnnxNetwork(graph, threads=1)
+    with pytest.raises(ValueError, match="bind"):
+        runner.run_image(_image())
+    with pytest.raises(ValueError, match=r"shape \(ny, nx\)"):
+        runner.bind(NOISE).run_image(_image()[None])
