@@ -173,7 +173,8 @@ class OnnxNetwork:
     model : str, `~pathlib.Path` or bytes
         An ONNX file written by `~enhance.runtime.export.export_onnx`, or its serialised bytes.
     threads : int, optional
-        onnxruntime's intra-op threads; None lets it use every core (`cpu_cores`). A Wiener-Enhance graph
+        onnxruntime's intra-op threads; None lets it use every core
+        (`~enhance.runtime.onnx_runner.cpu_cores`). A Wiener-Enhance graph
         (the default models) runs single-threaded calls instead, ``threads`` of them at once (``workers``:
         bands, tiles or the 8 passes of `~enhance.runtime.wiener_onnx.WienerOnnxNetwork`).
     blocked : bool
