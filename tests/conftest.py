@@ -7,8 +7,19 @@ import torch
 
 from enhance.models.network import EnhanceNet
 from enhance.models.weights import save_weights
+from enhance.runtime.onnx_cache import CACHE_ENV
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_graph_cache(tmp_path_factory):
+    """The shipped models' ONNX graph cache in a temporary folder for the whole run (subprocesses inherit it),
+    not the user's: the tests build and tamper with cache entries."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("graph_cache")))
+        yield
+
 
 needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data (reference data) is not present")
 
