@@ -46,6 +46,7 @@ __all__ = [
     "check_output",
     "fits_error_text",
     "limb_pixels",
+    "disk_radius",
     "warn_near_limb",
     "LIMB_BAND",
     "UNCERTAINTY_EXTNAME",
@@ -892,30 +893,74 @@ def limb_pixels(header, finite, *, within: float = LIMB_BAND) -> int:
     >>> limb_pixels(header, np.ones((20, 20), bool))  # the limb crosses the middle of the cut-out
     400
     """
+    finite = np.asarray(finite, dtype=bool)
+    found = _disk_keys(header)
+    if found is None:
+        return 0
+    keys, rsun = found
+    if _farthest_arcsec(keys, finite.shape) < (1.0 - within) * rsun:
+        return 0  # the whole cut-out lies inside the band: no WCS needed (astropy.wcs takes 0.2 s to load)
+    step = max(1, -(-max(finite.shape) // 1024))
+    radius = _grid_radius(keys, rsun, finite.shape, step)
+    if radius is None:
+        return 0  # a header astropy cannot read gives no advice
+    return int(np.count_nonzero((radius > 1.0 - within) & finite[::step, ::step])) * step * step
+
+
+def disk_radius(header, shape) -> np.ndarray | None:
+    """Each pixel's distance from the centre of the solar disk, in solar radii, from a helioprojective header.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header` or dict-like
+        The image's header (a Map's ``meta``): helioprojective CTYPEs (HPLN, HPLT), the pixel scale and
+        RSUN_OBS, or DSUN_OBS.
+    shape : tuple of int
+        ``(ny, nx)`` of the image.
+
+    Returns
+    -------
+    (ny, nx) `~numpy.ndarray` or None
+        The angular distance from disk centre over the Sun's apparent radius (above 1 off the disk), or None
+        when the header does not place the image on the Sun or astropy cannot read it.
+
+    Examples
+    --------
+    >>> header = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": 0.504, "CDELT2": 0.504,
+    ...           "CRPIX1": 1.0, "CRPIX2": 1.0, "CRVAL1": 480.0, "CRVAL2": 0.0, "RSUN_OBS": 960.0}
+    >>> round(float(disk_radius(header, (2, 2))[0, 0]), 6)
+    0.5
+    """
+    found = _disk_keys(header)
+    return None if found is None else _grid_radius(*found, shape, 1)
+
+
+def _disk_keys(header):
+    """``(WCS keys, solar radius in arcsec)`` of a header that places its image on the Sun, else None."""
     rsun = _rsun_arcsec(header)
     ctypes = [str(_get(header, f"CTYPE{i}", "") or "").strip().upper() for i in (1, 2)]
     if rsun is None or not (ctypes[0].startswith("HPLN") and ctypes[1].startswith("HPLT")):
-        return 0
-    finite = np.asarray(finite, dtype=bool)
-    step = max(1, -(-max(finite.shape) // 1024))
-    rows, cols = np.mgrid[0 : finite.shape[0] : step, 0 : finite.shape[1] : step]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # FITSFixedWarning and the like: this is advice, not a check
-        try:
-            keys = {str(k).upper(): v for k, v in dict(header).items() if _WCS_KEY.match(str(k).upper())}
-            if not ({"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys):
-                return 0  # no pixel scale: where the pixels are is not known
-            keys = {"CUNIT1": "arcsec", "CUNIT2": "arcsec", **keys}  # sunpy's reading of a helioprojective header
-            if _farthest_arcsec(keys, finite.shape) < (1.0 - within) * rsun:
-                return 0  # the whole cut-out lies inside the band: no WCS needed (astropy.wcs takes 0.2 s to load)
-            from astropy.wcs import WCS
+        return None
+    keys = {str(k).upper(): v for k, v in dict(header).items() if _WCS_KEY.match(str(k).upper())}
+    if not ({"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys):
+        return None  # no pixel scale: where the pixels are is not known
+    return {"CUNIT1": "arcsec", "CUNIT2": "arcsec", **keys}, rsun  # sunpy's reading of a helioprojective header
 
+
+def _grid_radius(keys, rsun, shape, step):
+    """Distance from disk centre (solar radii) of every ``step``-th pixel, through astropy's WCS; None where
+    astropy cannot read the keys."""
+    from astropy.wcs import WCS  # only near the limb or for a noise map: astropy.wcs takes 0.2 s to load
+
+    rows, cols = np.mgrid[0 : shape[0] : step, 0 : shape[1] : step]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FITSFixedWarning and the like
+        try:
             lon, lat = WCS(fits.Header(keys)).celestial.pixel_to_world_values(cols, rows)
-        except Exception:  # noqa: BLE001 - a header astropy cannot read gives no advice
-            return 0
-    lon, lat = (np.asarray(value, dtype=float) for value in (lon, lat))
-    radius = np.degrees(np.arccos(np.cos(np.radians(lon)) * np.cos(np.radians(lat)))) * 3600.0 / rsun
-    return int(np.count_nonzero((radius > 1.0 - within) & finite[::step, ::step])) * step * step
+        except Exception:  # noqa: BLE001 - astropy raises many types for a header it cannot read
+            return None
+    lon, lat = (np.radians(np.asarray(value, dtype=float)) for value in (lon, lat))
+    return np.degrees(np.arccos(np.clip(np.cos(lon) * np.cos(lat), -1.0, 1.0))) * 3600.0 / rsun
 
 
 def warn_near_limb(header, finite, *, name: str) -> int:

@@ -35,13 +35,12 @@ run once, at the level of the choice: the output, and the cost, are then those o
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import numpy as np
-from astropy.io import fits
 from scipy import ndimage
 
 from ..constants import GAUSS_PER_KG
+from ..io import disk_radius
 from ..observation.noise import NOISE_TILE, measure_noise
 
 __all__ = [
@@ -183,17 +182,6 @@ def limb_noise(mu, *, sigma_centre: float, darkening: float = LIMB_DARKENING) ->
     return float(sigma_centre) / np.sqrt(1.0 - darkening * (1.0 - np.minimum(mu, 1.0)))
 
 
-def _rsun_arcsec(header):
-    """The solar radius in arcsec from RSUN_OBS, or from RSUN_REF and DSUN_OBS; None without them."""
-    rsun = header.get("RSUN_OBS")
-    if rsun is not None:
-        return float(rsun)
-    distance, radius = header.get("DSUN_OBS"), header.get("RSUN_REF", 6.957e8)
-    if distance is None or not float(distance) > float(radius):
-        return None
-    return float(np.degrees(np.arcsin(float(radius) / float(distance))) * 3600.0)
-
-
 def heliocentric_mu(header, shape) -> np.ndarray | None:
     """Cosine of the heliocentric angle of each pixel, from a helioprojective header.
 
@@ -216,30 +204,8 @@ def heliocentric_mu(header, shape) -> np.ndarray | None:
     >>> round(float(heliocentric_mu(header, (2, 2))[0, 0]), 6)
     1.0
     """
-    if header is None:
-        return None
-    keys = {str(k).upper(): v for k, v in dict(header).items()}
-    ctypes = [str(keys.get(f"CTYPE{i}", "") or "").upper() for i in (1, 2)]
-    rsun = _rsun_arcsec(keys)
-    if rsun is None or not (ctypes[0].startswith("HPLN") and ctypes[1].startswith("HPLT")):
-        return None
-    if not ({"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys):
-        return None
-    wanted = {k: v for k, v in keys.items() if k[:5] in ("CTYPE", "CDELT", "CRPIX", "CRVAL", "CUNIT") or
-              k[:2] in ("PC", "CD") or k in ("CROTA2", "NAXIS")}  # fmt: skip
-    wanted = {"CUNIT1": "arcsec", "CUNIT2": "arcsec", **wanted, "NAXIS": 2}
-    from astropy.wcs import WCS  # only for helioprojective headers: loading it costs 0.2 s on every run
-
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # FITSFixedWarning and the like
-        try:
-            lon, lat = WCS(fits.Header(wanted)).celestial.pixel_to_world_values(cols, rows)
-        except Exception:  # noqa: BLE001 - a header astropy cannot read places nothing
-            return None
-    lon = (np.asarray(lon, float) + 180.0) % 360.0 - 180.0  # degrees, -180 to 180
-    rho = np.hypot(lon, np.asarray(lat, float)) * 3600.0 / rsun  # radii from disk centre (small angles)
-    return np.sqrt(np.clip(1.0 - rho**2, 0.0, 1.0))
+    radius = None if header is None else disk_radius(header, shape)
+    return None if radius is None else np.sqrt(np.clip(1.0 - radius**2, 0.0, 1.0))
 
 
 def tile_noise_plane(image, *, finite=None) -> np.ndarray | None:
