@@ -44,6 +44,7 @@ from ..runtime.runners import (
     as_runner,
     auto_backend,
     check_network,
+    import_torch,
     make_runner,
     onnx_installed,
     runs_on_torch,
@@ -642,7 +643,7 @@ def resolve_network(
         return check_network(network)
     check_choice(model, tuple(MODELS), name="model")
     entry = registry_entry(kind, model)  # ModelNotTrainedError for a model this version does not ship
-    onnx = (options is not None and _runs_on_onnx(model, options)) or _torch() is None
+    onnx = (options is not None and _runs_on_onnx(model, options)) or import_torch() is None
     network = _shipped_network(kind, model, str(shipped_path(kind, model)), entry.sha256, onnx=onnx)
     network.registry_key = (kind, model, entry.sha256)  # which uncertainty calibration is its own
     return network
@@ -653,15 +654,6 @@ def resolve_network(
 _BUILT_WITHOUT_TORCH = frozenset(name for name, spec in MODELS.items() if spec.family == WIENER_ENHANCE)
 #: Files that exist on Linux where a GPU driver that PyTorch can use is loaded (NVIDIA, WSL, AMD's ROCm).
 _GPU_DRIVER_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
-
-
-def _torch():
-    """PyTorch, imported on first use; None where it is not installed."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - run by `make test-notorch`
-        return None
-    return torch
 
 
 def _gpu_possible() -> bool:
@@ -707,7 +699,7 @@ def _resolve_device(device, network):
     A network that is not a PyTorch module runs on the CPU: 'auto' and 'cpu' then need no PyTorch."""
     if device in ("auto", "cpu") and not runs_on_torch(network):
         return "cpu"
-    if _torch() is not None:
+    if import_torch() is not None:
         from ..runtime.graph import resolve_device
 
         return resolve_device(device)

@@ -35,6 +35,7 @@ __all__ = [
     "check_network",
     "runs_on_torch",
     "onnx_installed",
+    "import_torch",
 ]
 
 #: Inference back-ends: PyTorch, onnxruntime, or 'auto' (`auto_backend`).
@@ -475,8 +476,19 @@ def as_runner(network):
     return build(network, device="cpu", precision="float32", threads=1)[0]
 
 
-def _torch():
-    """PyTorch, imported on first use; None where it is not installed."""
+def import_torch():
+    """PyTorch, imported on first use; None where it is not installed.
+
+    Returns
+    -------
+    module or None
+        The ``torch`` module.
+
+    Examples
+    --------
+    >>> import_torch() is None or import_torch().__name__ == "torch"
+    True
+    """
     try:
         import torch
     except ImportError:  # pragma: no cover - run by `make test-notorch`
@@ -511,7 +523,7 @@ def auto_backend(network, *, precision, device) -> str:
     >>> auto_backend(net, precision="bfloat16", device="cpu")
     'torch'
     """
-    torch = None if _ready(network) else _torch()
+    torch = None if _ready(network) else import_torch()
     if torch is None:
         return "onnx"
     exported = (family_of(network), "onnx") in RUNNERS
@@ -589,7 +601,7 @@ def make_runner(network, *, backend, precision, device):
             msg = f"backend='torch' needs a torch network, got an {name}; use backend='onnx' or 'auto'"
             raise TypeError(msg)
         return network, getattr(network, "workers", 1)  # a default model's: single-threaded calls on every core
-    torch = _torch()
+    torch = import_torch()
     build = RUNNERS.get((family_of(network), backend))
     if build is None:
         msg = f"backend={backend!r} needs a network of this package or an OnnxNetwork, got {type(network).__name__}"
