@@ -18,10 +18,10 @@ import dataclasses
 import astropy.units as u
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import ndimage
 
 from ..checks import check_image, check_positive
 from ..constants import HMI_PIXEL_SCALE
+from ..cores import map_rows
 
 __all__ = ["NOISE_BAND_START", "NOISE_TILE", "TILE_REJECT", "WHITE_SPLIT", "NoiseMeasurement", "measure_noise",
            "estimate_noise", "noise_is_white"]  # fmt: skip
@@ -85,23 +85,46 @@ class NoiseMeasurement:
     outliers: int = 0
 
 
+def _median_and_spread(padded, band):
+    """The 3x3 median of each pixel of rows ``band`` and the range of its eight neighbours, from ``padded`` (the
+    image with one reflected pixel on each side).
+
+    Written with numpy's minimum and maximum rather than scipy.ndimage's rank filters (twice as fast on one core,
+    and threads over bands use every core): each column's three values are sorted once, and the median of nine
+    is the median of the largest low, the median middle and the smallest high of three sorted columns.
+    """
+    top, centre, bottom = (padded[band.start + k : band.stop + k] for k in range(3))
+    low, high = np.minimum(top, centre), np.maximum(top, centre)
+    middle, high = np.minimum(high, bottom), np.maximum(high, bottom)
+    low, middle = np.minimum(low, middle), np.maximum(low, middle)
+    left, mid, right = slice(0, -2), slice(1, -1), slice(2, None)
+
+    def median3(a, b, c):
+        return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+    median = median3(np.maximum(np.maximum(low[:, left], low[:, mid]), low[:, right]),
+                     median3(middle[:, left], middle[:, mid], middle[:, right]),
+                     np.minimum(np.minimum(high[:, left], high[:, mid]), high[:, right]))  # fmt: skip
+    largest = np.maximum(np.maximum(high[:, left], high[:, right]), np.maximum(top[:, mid], bottom[:, mid]))
+    smallest = np.minimum(np.minimum(low[:, left], low[:, right]), np.minimum(top[:, mid], bottom[:, mid]))
+    return median, largest - smallest
+
+
 def _replace_outliers(data, usable):
     """``data`` with its isolated outlier pixels replaced by the median of their 3x3 neighbourhood, and how many.
 
     An outlier stands more than `OUTLIER_SIGMAS` robust standard deviations (judged on the ``usable`` pixels)
     from that median, and more than twice the range of its eight neighbours from it: a hot pixel, not a steep
     solar gradient (whose neighbours span it), whose replacement would itself add a spike to the spectrum.
+    Edges are reflected (``d c b a | a b c d``).
     """
-
-    median = ndimage.median_filter(data, size=3, mode="reflect")
+    padded = np.pad(data, 1, mode="symmetric")
+    bands = map_rows(lambda band: _median_and_spread(padded, band), data.shape[0])
+    median, spread = (np.concatenate(parts) for parts in zip(*bands, strict=True))
     residual = np.abs(data - median)
     scale = 1.4826 * float(np.median(residual[usable])) if usable.any() else 0.0
     if not scale > 0:  # more than half of the pixels equal their neighbourhood: nothing to judge by
         return data, 0
-    ring = np.ones((3, 3), bool)
-    ring[1, 1] = False
-    spread = ndimage.maximum_filter(data, footprint=ring, mode="reflect") - ndimage.minimum_filter(
-        data, footprint=ring, mode="reflect")  # fmt: skip
     bad = (residual > OUTLIER_SIGMAS * scale) & (residual > 2 * spread) & usable
     count = int(bad.sum())
     return (np.where(bad, median, data) if count else data), count
@@ -127,8 +150,13 @@ def _tile_powers(blocks, dx):
     """Power spectra of Hann-windowed, mean-subtracted tiles, per unit of noise variance, and their frequencies."""
     ny, nx = blocks.shape[1:]
     window = np.outer(np.hanning(ny + 2)[1:-1], np.hanning(nx + 2)[1:-1])  # zero only outside the tile
-    centred = blocks - blocks.mean(axis=(1, 2), keepdims=True)
-    power = np.abs(np.fft.fft2(centred * window)) ** 2 / np.sum(window**2)
+    norm = np.sum(window**2)
+
+    def powers(band):  # numpy's FFT releases the GIL: threads over the tiles use every core
+        spectrum = np.fft.fft2((blocks[band] - blocks[band].mean(axis=(1, 2), keepdims=True)) * window)
+        return (spectrum.real**2 + spectrum.imag**2) / norm
+
+    power = np.concatenate(map_rows(powers, len(blocks), minimum=16))
     frequency = np.hypot(np.fft.fftfreq(ny, dx)[:, None], np.fft.fftfreq(nx, dx)[None, :])
     return power, frequency
 

@@ -8,17 +8,17 @@ pixel scales and the model card. `~enhance.runtime.export` builds and writes the
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..cores import cpu_cores
 from ..models.architecture import receptive_margin
 from ..models.runner import Dihedral
 from .onnx_checks import WIENER_FORMAT, check_onnx_model, check_probe
 from .ort_blocked import blocked_session
 
-__all__ = ["OPSET", "OnnxNetwork", "inference_metadata", "cpu_cores", "open_session"]
+__all__ = ["OPSET", "OnnxNetwork", "inference_metadata", "open_session"]
 
 #: ONNX opset of the exported graphs.
 OPSET = 17
@@ -73,27 +73,6 @@ def inference_metadata(kind: str | None, *, card: dict | None = None) -> dict:
     if card is not None:
         metadata["model_card"] = json.dumps(card, sort_keys=True)
     return metadata
-
-
-def cpu_cores() -> int:
-    """The cores this process may use: ``OMP_NUM_THREADS`` where it is set (Dask's nanny sets it to one per
-    task), else the CPUs it may run on.
-
-    Returns
-    -------
-    int
-        At least 1.
-
-    Examples
-    --------
-    >>> cpu_cores() >= 1
-    True
-    """
-    setting = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if setting.isdigit() and int(setting) > 0:
-        return int(setting)
-    affinity = getattr(os, "sched_getaffinity", None)
-    return max(1, len(affinity(0)) if affinity else (os.cpu_count() or 1))
 
 
 def open_session(data: bytes, *, threads: int | None = None, blocked: bool = True, probe: dict | None = None,
@@ -174,7 +153,7 @@ class OnnxNetwork:
         An ONNX file written by `~enhance.runtime.export.export_onnx`, or its serialised bytes.
     threads : int, optional
         onnxruntime's intra-op threads; None lets it use every core
-        (`~enhance.runtime.onnx_runner.cpu_cores`). A Wiener-Enhance graph
+        (`~enhance.cores.cpu_cores`). A Wiener-Enhance graph
         (the default models) runs single-threaded calls instead, ``threads`` of them at once (``workers``:
         bands, tiles or the 8 passes of `~enhance.runtime.wiener_onnx.WienerOnnxNetwork`).
     blocked : bool

@@ -569,7 +569,7 @@ def make_runner(network, *, backend, precision, device):
         `~enhance.runtime.runners.RUNNERS` and kept for the next call with the same network, as long as its
         weights are unchanged (their digest is checked); a runner (an `~enhance.runtime.onnx_runner.OnnxNetwork`)
         is returned as it is, with its ``workers`` (a default model's on onnxruntime: single-threaded calls on
-        every core, `~enhance.runtime.onnx_runner.cpu_cores`), else 1.
+        every core, `~enhance.cores.cpu_cores`), else 1.
 
     Raises
     ------

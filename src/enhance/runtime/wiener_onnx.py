@@ -295,7 +295,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         The ONNX file or its bytes.
     threads : int, optional
         Cores used at once (``workers``), each running single-threaded onnxruntime calls; None: every core
-        (`~enhance.runtime.onnx_runner.cpu_cores`).
+        (`~enhance.cores.cpu_cores`).
     symmetric : bool, optional
         Average over the 8 rotations and flips of the input (the 'full' model); None (default) follows
         the file's ``symmetric`` metadata.

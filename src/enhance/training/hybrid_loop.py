@@ -102,7 +102,8 @@ class HybridConfig:
     model : dict
         ``depth`` (3), ``width`` (32), ``taps`` (21), ``exact_constants`` (True), ``odd`` (True for
         'blos'), ``init`` (a weights file, or a shipped model's name, to start the CNN from; None starts
-        from the linear stage).
+        from the linear stage), ``init_filters`` (False; True keeps ``init``'s linear stage instead of fitting
+        one to these pairs: a fine-tune that changes the CNN only).
     data : dict
         ``pairs`` (3072), ``patch`` (50 input pixels), ``seed`` (11), ``psf`` (fractions of the pairs
         per `PSF_VARIANTS`: nominal 0.75, wachter_2012 0.125, wide 0.125), ``hmi_params`` (the nominal
@@ -168,7 +169,8 @@ class HybridConfig:
         return HMI_NOISE_NETWORK[self.kind]
 
 
-_MODEL = {"depth": 3, "width": 32, "taps": 21, "exact_constants": True, "odd": None, "init": None}
+_MODEL = {"depth": 3, "width": 32, "taps": 21, "exact_constants": True, "odd": None, "init": None,
+          "init_filters": False}
 _DATA = {
     "pairs": 3072,
     "patch": 50,
@@ -437,6 +439,15 @@ def _build_network(cfg: HybridConfig, x, y, nominal, *, log) -> WienerEnhanceNet
             raise ConfigError(msg)
         cnn = {k: v for k, v in start.state_dict().items() if k.startswith(("conv_in", "blocks", "conv_out"))}
         net.load_state_dict(cnn, strict=False)
+        if m["init_filters"]:
+            if start.taps != m["taps"]:
+                msg = f"model.init_filters: {m['init']} has {start.taps}-tap filters, the configuration {m['taps']}"
+                raise ConfigError(msg)
+            net.filters.copy_(start.filters)
+            return net
+    elif m["init_filters"]:
+        msg = "model.init_filters needs model.init: the network whose linear stage to keep"
+        raise ConfigError(msg)
     stage = Path(cfg.out_dir) / f"linear_stage_{_data_digest(cfg)}_{m['taps']}.npy"  # of these pairs
     if not stage.exists():
         begin = time.perf_counter()

@@ -1,0 +1,68 @@
+"""The CPU cores this process may use, and numpy work split over them by rows.
+
+numpy's element-wise functions and FFTs release the GIL, so threads over row bands of one array use
+every core without copying the array to other processes.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = ["cpu_cores", "map_rows"]
+
+
+def cpu_cores() -> int:
+    """The cores this process may use: ``OMP_NUM_THREADS`` where it is set (Dask's nanny sets it to one per
+    task), else the CPUs it may run on.
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> cpu_cores() >= 1
+    True
+    """
+    setting = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, len(affinity(0)) if affinity else (os.cpu_count() or 1))
+
+
+def map_rows(function, rows: int, *, cores: int | None = None, minimum: int = 64) -> list:
+    """``function(slice)`` on consecutive bands of ``rows`` rows, one band per core, in order.
+
+    Parameters
+    ----------
+    function : callable
+        Takes a `slice` of rows and returns its part of the result; it must only read shared arrays.
+    rows : int
+        Rows to cover.
+    cores : int, optional
+        Bands at most; None: `cpu_cores`.
+    minimum : int
+        Fewest rows per band (small inputs run as one band, without threads).
+
+    Returns
+    -------
+    list
+        The bands' results, top to bottom.
+
+    Examples
+    --------
+    >>> map_rows(lambda band: (band.start, band.stop), 200, cores=2)
+    [(0, 100), (100, 200)]
+    >>> map_rows(lambda band: (band.start, band.stop), 100, cores=2)
+    [(0, 100)]
+    """
+    bands = max(1, min(cores or cpu_cores(), rows // max(minimum, 1)))
+    edges = np.linspace(0, rows, bands + 1).round().astype(int)
+    slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    if bands == 1:
+        return [function(slices[0])]
+    with ThreadPoolExecutor(bands) as pool:
+        return list(pool.map(function, slices))
