@@ -104,3 +104,26 @@ def test_the_psf_is_a_parameter_of_the_configuration(tmp_path):
     # The same scene patches (the same draws), seen through a wider PSF core: smoother, the targets unchanged.
     assert float(wider.std()) < float(nominal.std())
     assert target.shape == (4, 1, 24, 24)
+
+
+def test_init_filters_keeps_the_start_networks_linear_stage(tmp_path, tiny_run):
+    start = load_network(tiny_run / "final.safetensors", kind="intensity")
+    model = {"depth": 1, "width": 8, "taps": 7, "init": str(tiny_run / "final.safetensors")}
+    cfg = load_hybrid_config(TINY, out_dir=str(tmp_path / "kept"), model={**model, "init_filters": True},
+                             train={"steps": 2, "eval_every": 1})  # fmt: skip
+    kept = load_network(train_hybrid(cfg, progress=False, log=lambda m: None), kind="intensity")
+    np.testing.assert_array_equal(kept.filters.numpy(), start.filters.numpy())
+    assert not list(Path(cfg.out_dir).glob("linear_stage_*.npy"))  # none fitted
+    cfg = load_hybrid_config(TINY, out_dir=str(tmp_path / "refit"), data={"pairs": 48, "seed": 5},
+                             model=model, train={"steps": 2, "eval_every": 1})  # fmt: skip
+    refit = load_network(train_hybrid(cfg, progress=False, log=lambda m: None), kind="intensity")
+    assert not np.array_equal(refit.filters.numpy(), start.filters.numpy())  # fitted to other pairs
+
+
+def test_init_filters_needs_an_init_network_of_the_same_taps(tmp_path, tiny_run):
+    with pytest.raises(ConfigError, match="needs model.init"):
+        HybridConfig(kind="intensity", model={"init_filters": True})
+    model = {"depth": 1, "width": 8, "taps": 9, "init": str(tiny_run / "final.safetensors"), "init_filters": True}
+    cfg = load_hybrid_config(TINY, out_dir=str(tmp_path / "b"), model=model)
+    with pytest.raises(ConfigError, match="7-tap filters"):
+        train_hybrid(cfg, progress=False, log=lambda m: None)

@@ -144,6 +144,9 @@ class HybridConfig:
             object.__setattr__(self, section, merged)
         for name in ("depth", "width", "taps"):
             check_integer(self.model[name], name=f"model.{name}")
+        if self.model["init_filters"] and not self.model["init"]:
+            msg = "model.init_filters needs model.init: the network whose linear stage to keep"
+            raise ConfigError(msg)
         for name in ("pairs", "patch", "seed"):
             check_integer(self.data[name], name=f"data.{name}", minimum=1 if name != "seed" else 0)
         for name in ("steps", "batch", "threads", "eval_every", "seed"):
@@ -445,9 +448,6 @@ def _build_network(cfg: HybridConfig, x, y, nominal, *, log) -> WienerEnhanceNet
                 raise ConfigError(msg)
             net.filters.copy_(start.filters)
             return net
-    elif m["init_filters"]:
-        msg = "model.init_filters needs model.init: the network whose linear stage to keep"
-        raise ConfigError(msg)
     stage = Path(cfg.out_dir) / f"linear_stage_{_data_digest(cfg)}_{m['taps']}.npy"  # of these pairs
     if not stage.exists():
         begin = time.perf_counter()
