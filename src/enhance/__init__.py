@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 #: The package's modules, loaded on first use as attributes (``enhance.io.read_fits``, ``enhance.observation.psf``).
-SUBMODULES = ["analysis", "checks", "cli", "constants", "cores", "data", "demo", "exceptions", "inference", "io", "models",
-              "observation", "runtime", "scenes", "training", "web"]  # fmt: skip
+SUBMODULES = ["analysis", "checks", "cli", "constants", "cores", "data", "demo", "exceptions", "inference", "io",
+              "models", "observation", "runtime", "scenes", "training", "web"]  # fmt: skip
 # Public names and the module that defines each, imported on first access (PEP 562, with lazy_loader).
 _LAZY = {
     "inference.api": ["enhance"],

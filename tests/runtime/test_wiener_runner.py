@@ -9,11 +9,11 @@ import torch
 from scipy.signal import correlate2d
 
 pytest.importorskip("onnxruntime")
+from enhance.cores import cpu_cores  # noqa: E402
 from enhance.inference.pipeline import RunOptions, enhance_array  # noqa: E402
 from enhance.inference.tiling import run_tiled  # noqa: E402
 from enhance.models.hybrid import WienerEnhanceNet  # noqa: E402
 from enhance.models.runner import Dihedral  # noqa: E402
-from enhance.cores import cpu_cores  # noqa: E402
 from enhance.runtime.ort_blocked import blocked_graph  # noqa: E402
 from enhance.runtime.runners import make_runner  # noqa: E402
 from enhance.runtime.wiener_onnx import D4_PASSES, WienerOnnxNetwork, d4_bank, wiener_graph_from_network  # noqa: E402
