@@ -172,8 +172,15 @@ class HybridConfig:
         return HMI_NOISE_NETWORK[self.kind]
 
 
-_MODEL = {"depth": 3, "width": 32, "taps": 21, "exact_constants": True, "odd": None, "init": None,
-          "init_filters": False}
+_MODEL = {
+    "depth": 3,
+    "width": 32,
+    "taps": 21,
+    "exact_constants": True,
+    "odd": None,
+    "init": None,
+    "init_filters": False,
+}
 _DATA = {
     "pairs": 3072,
     "patch": 50,
