@@ -41,8 +41,7 @@ import json
 import warnings
 
 import numpy as np
-import scipy  # scipy.fft loads when first used
-from scipy import ndimage
+import scipy  # scipy.fft and scipy.ndimage load when first used
 
 from .. import exceptions
 from ..constants import TARGET_PIXEL_SCALE
@@ -285,7 +284,7 @@ def filter_bank(network):
 
 
 def _smooth(variance):
-    return ndimage.gaussian_filter(variance, SMOOTHING, mode="reflect")
+    return scipy.ndimage.gaussian_filter(variance, SMOOTHING, mode="reflect")
 
 
 @functools.lru_cache(maxsize=4)
@@ -387,7 +386,7 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
         "gradient": np.sqrt(_smooth(gy * gy + gx * gx)),
         "amplitude": np.abs(result.astype(np.float64)),
         "floor": np.ones(result.shape),
-        "level": ndimage.gaussian_filter(np.abs(result.astype(np.float64)), LEVEL_SMOOTHING) + LEVEL_FLOOR,
+        "level": scipy.ndimage.gaussian_filter(np.abs(result.astype(np.float64)), LEVEL_SMOOTHING) + LEVEL_FLOOR,
     }
 
 

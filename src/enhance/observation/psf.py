@@ -10,8 +10,7 @@ diffraction pattern of an ideal telescope of twice HMI's aperture (28 cm).
 
 import astropy.units as u
 import numpy as np
-import scipy  # scipy.integrate (with scipy.optimize, 0.2 s) loads when first used
-from scipy import special
+import scipy  # scipy.integrate and scipy.special (0.2 s each) load when first used
 
 from ..checks import check_choice, check_positive
 
@@ -53,8 +52,6 @@ WIDE_RADIUS = 16 * u.arcsec
 #: Default half-width of sampled kernels: the footprint Enhance was trained with (`ENHANCE_2018_RADIUS`).
 DEFAULT_RADIUS = ENHANCE_2018_RADIUS
 
-_FIRST_ZERO_J1 = special.jn_zeros(1, 1)[0]  # 3.8317..., the first dark ring of the Airy pattern
-
 
 def _radial_coordinate(theta_arcsec, diameter_m, wavelength_m):
     """Dimensionless r = pi D theta / lambda for theta in arcsec."""
@@ -71,7 +68,7 @@ def _airy_profile(x):
     x = np.abs(np.asarray(x, dtype=float))
     out = np.ones_like(x)
     nonzero = x > 0
-    out[nonzero] = (2.0 * special.j1(x[nonzero]) / x[nonzero]) ** 2
+    out[nonzero] = (2.0 * scipy.special.j1(x[nonzero]) / x[nonzero]) ** 2
     return out
 
 
@@ -255,7 +252,7 @@ def airy_encircled_energy(
     0.994
     """
     x = float(_radial_coordinate(radius.to_value(u.arcsec), diameter.to_value(u.m), wavelength.to_value(u.m)))
-    return float(1.0 - special.j0(x) ** 2 - special.j1(x) ** 2)
+    return float(1.0 - scipy.special.j0(x) ** 2 - scipy.special.j1(x) ** 2)
 
 
 @u.quantity_input
