@@ -5,11 +5,13 @@ every core without copying the array to other processes.
 """
 
 import os
+import platform
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cpu_cores", "map_rows"]
+__all__ = ["cpu_cores", "cpu_model", "map_rows"]
 
 
 def cpu_cores() -> int:
@@ -31,6 +33,38 @@ def cpu_cores() -> int:
         return int(setting)
     affinity = getattr(os, "sched_getaffinity", None)
     return max(1, len(affinity(0)) if affinity else (os.cpu_count() or 1))
+
+
+def cpu_model(cpuinfo="/proc/cpuinfo") -> tuple[str, str]:
+    """The CPU's model name and its instruction-set flags.
+
+    Parameters
+    ----------
+    cpuinfo : str or `~pathlib.Path`
+        Linux's CPU description, whose first ``model name`` and ``flags`` lines are read; where it is missing
+        or names none, `platform.processor` or `platform.machine` names the CPU, and the flags are empty.
+
+    Returns
+    -------
+    tuple of str
+        ``(model, flags)``, e.g. ``('AMD EPYC', 'fpu vme ... avx2 ...')``.
+
+    Examples
+    --------
+    >>> model, flags = cpu_model()
+    >>> isinstance(model, str) and len(model) > 0, isinstance(flags, str)
+    (True, True)
+    """
+    try:
+        lines = Path(cpuinfo).read_text().splitlines()
+    except OSError:  # not Linux, or no /proc
+        lines = []
+
+    def first(name):
+        values = (line.split(":", 1)[1].strip() for line in lines if line.startswith(name) and ":" in line)
+        return next(values, "")
+
+    return first("model name") or platform.processor() or platform.machine(), first("flags")
 
 
 def map_rows(function, rows: int, *, cores: int | None = None, minimum: int = 64) -> list:

@@ -6,7 +6,9 @@ defaults, and through each back-end. Regenerate it only when the weights change 
 ``python tests/inference/test_pinned_outputs.py --write``.
 
 Float32 arithmetic differs between CPUs (vector widths, fused multiply-adds), so values are compared to
-2e-6 of the window's range; on the machine that wrote the file they agree bit for bit.
+1e-5 of the window's range (the bound a speed change must keep; the paper's networks, 13
+convolutions deep, differ by 6.0e-6 of it between the AVX-512 CPU that wrote the file and an AVX2 one);
+on the machine that wrote the file they agree bit for bit.
 """
 
 import sys
@@ -23,7 +25,7 @@ from enhance.io import read_fits
 PINNED = Path(__file__).parent / "pinned_outputs.npz"
 WINDOW = (slice(76, 124), slice(76, 124))
 BACKENDS = ("torch", "onnx")
-TOLERANCE = 2e-6
+TOLERANCE = 1e-5
 
 
 def _window(kind):

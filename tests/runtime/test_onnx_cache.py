@@ -5,6 +5,7 @@ import ast
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from enhance.data import sample_path
 from enhance.io import limb_pixels
 from enhance.runtime import onnx_checks, onnx_runner
 from enhance.runtime.export import shipped_onnx_network
-from enhance.runtime.onnx_cache import CACHE_ENV, cache_dir, graph_key, read_graph, write_graph
+from enhance.runtime.onnx_cache import CACHE_ENV, cache_dir, graph_key, layout_key, read_graph, write_graph
 
 pytest.importorskip("onnxruntime")
 
@@ -27,6 +28,13 @@ _RUN = (
     "print(sorted(m for m in ('torch', 'onnx', 'ml_dtypes', 'google.protobuf', 'dask', 'matplotlib', 'sunpy',"
     " 'enhance.demo', 'enhance.analysis', 'scipy.integrate', 'scipy.optimize', 'scipy.spatial') if m in sys.modules))\n"
 )
+
+
+def _graphs(folder, prefix):
+    """The plain graphs (``PREFIX-KEY.onnx``) and this machine's layouts (``PREFIX-KEY-MACHINE.onnx``) in a cache."""
+    names = sorted(path.name for path in folder.glob(f"{prefix}-*.onnx"))
+    plain = [name for name in names if re.fullmatch(rf"{prefix}-[0-9a-f]{{32}}\.onnx", name)]
+    return plain, [name for name in names if re.fullmatch(rf"{prefix}-[0-9a-f]{{32}}-[0-9a-f]{{16}}\.onnx", name)]
 
 
 def _run(tmp_path, out, cache):
@@ -40,7 +48,9 @@ def test_enhance_run_light_imports_neither_torch_nor_onnx_once_its_graph_is_cach
     cache = tmp_path / "cache"
     first, cold = _run(tmp_path, "cold.fits", cache)
     assert "onnx" in ast.literal_eval(first)  # the graph was built and checked with the onnx package, then cached
-    assert len(list((cache / "onnx").glob("intensity-light-*.onnx"))) == 1
+    plain, layouts = _graphs(cache / "onnx", "intensity-light")
+    assert len(plain) == 1
+    assert layouts == [f"{layout_key(plain[0][:-5])}.onnx"]  # the layout found for this machine, kept
     warm_modules, warm = _run(tmp_path, "warm.fits", cache)
     assert warm_modules == "[]"  # neither torch nor onnx, nor the modules of other subcommands
     assert np.array_equal(cold, warm, equal_nan=True)
@@ -70,9 +80,9 @@ def _outputs(network):
     return network.bind(3e-3)(image) if hasattr(network, "bind") else network(image)
 
 
-def _entry(cache, model="light"):
-    (graph,) = cache.glob(f"blos-{model}-*.onnx")
-    return graph, graph.with_suffix(".json")
+def _entry(cache, model="light", *, layout=False):
+    (graph,) = _graphs(cache, f"blos-{model}")[layout]
+    return cache / graph, (cache / graph).with_suffix(".json")
 
 
 @pytest.mark.parametrize("model", ["light", "paper-light"])
@@ -119,6 +129,36 @@ def test_a_tampered_cache_entry_is_rebuilt_and_checked_never_trusted(cache, chec
     assert np.array_equal(_outputs(again), _outputs(built))
 
 
+@pytest.mark.parametrize("tamper", [_flip_a_weight, _truncate, lambda p: p.unlink(), lambda p: p.write_bytes(b"")])
+def test_a_tampered_layout_is_found_again_and_gives_the_same_bits(cache, tamper):
+    built = shipped_onnx_network("blos", "light", threads=1)
+    graph, record = _entry(cache, layout=True)
+    original = graph.read_bytes()
+    assert (len(original) > 0) == (built.layout == "blocked")  # empty: the plain graph runs on this machine
+    tamper(graph)
+    again = shipped_onnx_network("blos", "light", threads=1)
+    assert again.layout == built.layout
+    assert np.array_equal(_outputs(again), _outputs(built))
+    # kept afresh (onnxruntime names the nodes of its rewritten graph anew: bytes may differ, values do not)
+    assert read_graph(graph.name[: -len(".onnx")]) is not None
+    assert (graph.stat().st_size > 0) == (len(original) > 0)
+    assert json.loads(record.read_text())["checked"] == {"layout": built.layout}
+
+
+def test_a_blocked_graph_kept_for_another_network_is_not_run(cache):
+    built = shipped_onnx_network("blos", "light", threads=1)
+    if built.layout != "blocked":
+        pytest.skip("onnxruntime chose no blocked layout on this CPU")
+    shipped_onnx_network("intensity", "light", threads=1)
+    (theirs,) = _graphs(cache, "intensity-light")[1]
+    mine, _ = _entry(cache, layout=True)
+    key = mine.name[: -len(".onnx")]
+    write_graph(key, (cache / theirs).read_bytes(), {"checked": {"layout": "blocked"}})  # whole, but another graph
+    again = shipped_onnx_network("blos", "light", threads=1)
+    assert again.layout == "plain"  # the probe disagreed: the plain graph runs
+    assert np.abs(_outputs(again) - _outputs(built)).max() <= 1e-5 * np.abs(_outputs(built)).max()
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 def test_a_fifo_in_the_cache_is_not_read(cache, checks):
     shipped_onnx_network("blos", "light", threads=1)
@@ -133,7 +173,7 @@ def test_a_fifo_in_the_cache_is_not_read(cache, checks):
 def test_each_model_weights_and_version_has_its_own_entry(cache, tmp_path):
     shipped_onnx_network("blos", "light", threads=1)
     shipped_onnx_network("blos", "full", threads=1)  # the same weights file, another graph (symmetric)
-    assert len(list(cache.glob("blos-*.onnx"))) == 2
+    assert [[len(found) for found in _graphs(cache, f"blos-{model}")] for model in ("light", "full")] == [[1, 1]] * 2
     parts = {"weights_sha256": "0" * 64, "symmetric": False, "card": {"kind": "blos"}}
     key = graph_key("blos", "light", **parts)
     others = [graph_key("blos", "light", **{**parts, "weights_sha256": "1" * 64}),

@@ -41,14 +41,28 @@ def _plain(model):
 def test_the_blocked_session_equals_the_plain_one(width):
     model = _model(width)
     plain = _plain(model)
-    session = blocked_session(model, ort.SessionOptions(), reference=plain)
-    if session is None:
+    found = blocked_session(model, ort.SessionOptions(), reference=plain)
+    if found is None:
         pytest.skip("onnxruntime chose no blocked layout on this CPU: the plain session is kept")
+    session, rewritten = found
     batch = (1 + 0.3 * np.random.default_rng(2).standard_normal((2, 1, 23, 31))).astype(np.float32)
     expected = plain.run(None, {"image": batch})[0]
     got = session.run(None, {session.get_inputs()[0].name: batch})[0]
     assert got.shape == (2, 1, 46, 62)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+    # the rewritten bytes kept (a cache) open to the same session, bit for bit, without rewriting again
+    again, kept = blocked_session(model, ort.SessionOptions(), reference=plain, rewritten=rewritten)
+    assert kept is rewritten
+    np.testing.assert_array_equal(again.run(None, {again.get_inputs()[0].name: batch})[0], got)
+
+
+def test_kept_rewritten_bytes_of_another_network_are_not_used():
+    model, other = _model(16), _model(16, seed=5)
+    found = blocked_session(other, ort.SessionOptions(), reference=_plain(other))
+    if found is None:
+        pytest.skip("onnxruntime chose no blocked layout on this CPU")
+    assert blocked_session(model, ort.SessionOptions(), reference=_plain(model), rewritten=found[1]) is None
+    assert blocked_session(model, ort.SessionOptions(), reference=_plain(model), rewritten=b"damaged") is None
 
 
 def test_the_rewritten_graph_keeps_padding_in_the_blocked_layout():

@@ -13,7 +13,6 @@ seed `~enhance.training.datasets.HELD_OUT_SEED` are never trained on.
 import dataclasses
 import json
 import os
-import platform
 import shlex
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ from .. import exceptions
 from .._version import __version__
 from ..checks import check_choice
 from ..constants import GAUSS_PER_KG, HMI_PIXEL_SCALE, KINDS, TARGET_PIXEL_SCALE
+from ..cores import cpu_model
 from ..data import sample_path
 from ..exceptions import OutputExistsError
 from ..inference.api import enhance
@@ -1317,12 +1317,7 @@ def machine_description(*, seconds: float | None = None, cpuinfo="/proc/cpuinfo"
     >>> machine_description(seconds=95.2).endswith("CPUs shared with other jobs; run took 95 s")
     True
     """
-    try:
-        lines = Path(cpuinfo).read_text().splitlines()
-    except OSError:
-        lines = []
-    names = (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name") and ":" in line)
-    model = next(names, "") or platform.processor() or platform.machine()
+    model = cpu_model(cpuinfo)[0]
     took = f"; run took {seconds:.0f} s" if seconds is not None else ""
     return f"{model}, {os.cpu_count()} CPUs shared with other jobs{took}"
 

@@ -46,7 +46,7 @@ from ..models.architecture import WIENER_ENHANCE
 from ..models.registry import NOISE_MODELS, file_sha256, model_card, registry_entry, shipped_path
 from ..models.runner import family_of
 from .folding import folded_arrays, read_weights
-from .onnx_cache import decode_bank, encode_bank, graph_key, read_graph, write_graph
+from .onnx_cache import decode_bank, encode_bank, graph_key, layout_key, read_graph, write_graph
 from .onnx_checks import WIENER_FORMAT
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
 from .wiener_onnx import (
@@ -326,8 +326,8 @@ def onnx_network(
     threads : int, optional
         onnxruntime's intra-op threads; None lets it use every core.
     blocked : bool
-        Keep padding and residual sums in onnxruntime's blocked layout where that reproduces the plain
-        graph (see `OnnxNetwork`); a default model (Wiener-Enhance) runs as written, as its shipped graph does.
+        Keep padding, crops and residual sums in onnxruntime's blocked layout where that reproduces the plain
+        graph (see `OnnxNetwork`), as the shipped graphs run.
 
     Returns
     -------
@@ -342,7 +342,6 @@ def onnx_network(
     >>> runner(np.zeros((1, 1, 10, 12), np.float32)).shape
     (1, 1, 20, 24)
     """
-    blocked = blocked and family_of(network) != WIENER_ENHANCE  # as the shipped graph runs (`_cached_runner`)
     return _runner(onnx_model(network, kind=kind).SerializeToString(), threads=threads, blocked=blocked)
 
 
@@ -489,26 +488,35 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     key = graph_key(kind, model, weights_sha256=digest, symmetric=symmetric, card=card)
     cached = read_graph(key)
     if cached is not None:
-        return _cached_runner(*cached, threads=threads)
+        return _cached_runner(*cached, key=key, threads=threads)
     data = onnx_from_weights(path, kind=kind, card=card, symmetric=symmetric).SerializeToString()
-    # checked and probed; laid out as the cached graph will be (`_cached_runner`), so that both give the same bits
-    runner = _runner(data, threads=threads, blocked=entry.family != WIENER_ENHANCE)
+    runner = _runner(data, threads=threads)  # checked and probed, in the blocked layout where it reproduces the graph
     bank = getattr(runner, "filter_bank", None)
     write_graph(key, data, {"checked": runner.checked, "filter_bank": None if bank is None else encode_bank(bank)})
+    _keep_layout(key, runner)  # so that later runs give the same bits, without the onnx package
     return runner
 
 
-def _cached_runner(data, record, *, threads=None):
+def _cached_runner(data, record, *, key, threads=None):
     """`_runner` for a graph from the verified cache of a shipped model: what its checks found is read back.
 
-    A default model's graph runs as written: its blocked layout (`~enhance.runtime.ort_blocked`) is rewritten
-    with the ``onnx`` package, which a cached 'light' run never imports (0.6 s, more than its run on a cut-out).
+    The graph runs in the layout found for this machine the first time (`~enhance.runtime.onnx_cache.layout_key`):
+    the blocked graph kept then, or the plain one; where none was kept yet, it is rewritten once (with the
+    ``onnx`` package, 0.6 s to import) and kept.
     """
-    wiener = record["checked"]["format"] == WIENER_FORMAT
-    network = OnnxNetwork(data, threads=threads, checked=record["checked"], blocked=not wiener)  # the probe runs again
-    if not wiener:
+    layout = read_graph(layout_key(key))
+    blocked = True if layout is None else layout[0] or False  # empty bytes: the plain graph runs on this machine
+    network = OnnxNetwork(data, threads=threads, checked=record["checked"], blocked=blocked)  # the probe runs again
+    if layout is None:
+        _keep_layout(key, network)
+    if record["checked"]["format"] != WIENER_FORMAT:
         return network
     return WienerOnnxNetwork.from_network(network, filter_bank=decode_bank(record["filter_bank"]))
+
+
+def _keep_layout(key, network):
+    """Keep the graph ``network`` runs on this machine: its blocked graph, or empty bytes for the plain one."""
+    write_graph(layout_key(key), network.rewritten or b"", {"checked": {"layout": network.layout}})
 
 
 def _runner(model, *, threads=None, symmetric=None, blocked=True):

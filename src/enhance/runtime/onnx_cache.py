@@ -15,6 +15,11 @@ damaged, truncated or edited file, a missing or unreadable one, a FIFO) is rebui
 trusted. The files are written atomically (`~enhance.io.atomic_write`); where the folder cannot be written
 the graph is built each time.
 
+onnxruntime runs a graph fastest in the layout it chooses for the CPU it runs on
+(`~enhance.runtime.ort_blocked`); that rewritten graph is kept too, under `layout_key`, which adds
+onnxruntime's version and the CPU's model and instruction-set flags to ``KEY``: a cache folder shared by
+machines of several kinds holds one per kind, and each is probed against the plain graph before it runs.
+
 The sha256 detects damage, and edits of one file: whoever can write the cache folder can also write
 the record, as whoever can write the package's folder can change its code. Set ``ENHANCE_CACHE_DIR`` to
 move the cache (``XDG_CACHE_HOME`` is followed on Linux).
@@ -32,9 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..cores import cpu_model
 from ..io import atomic_write
 
-__all__ = ["CACHE_ENV", "cache_dir", "graph_key", "read_graph", "write_graph", "encode_bank", "decode_bank"]
+__all__ = ["CACHE_ENV", "cache_dir", "graph_key", "layout_key", "read_graph", "write_graph", "encode_bank",
+           "decode_bank"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +114,38 @@ def graph_key(kind: str, model: str, *, weights_sha256: str, symmetric: bool, ca
     for name in _BUILDERS:
         digest.update((Path(__file__).parent / name).read_bytes())
     return f"{kind}-{model}-{digest.hexdigest()[:32]}"
+
+
+def layout_key(key: str, *, runtime: str | None = None, cpu: tuple[str, str] | None = None) -> str:
+    """The cache key of a graph as onnxruntime rewrote it for this machine (`~enhance.runtime.ort_blocked`).
+
+    Parameters
+    ----------
+    key : str
+        The plain graph's `graph_key`.
+    runtime : str, optional
+        onnxruntime's version; None: the installed one.
+    cpu : tuple of str, optional
+        The CPU's model and flags (`~enhance.cores.cpu_model`); None: this machine's.
+
+    Returns
+    -------
+    str
+        ``KEY-`` and 16 hexadecimal digits of onnxruntime's version and the CPU.
+
+    Examples
+    --------
+    >>> a = layout_key("blos-light-0", runtime="1.0", cpu=("AMD EPYC", "avx2"))
+    >>> b = layout_key("blos-light-0", runtime="1.0", cpu=("AMD EPYC", "avx2 avx512f"))
+    >>> a.startswith("blos-light-0-"), a == b
+    (True, False)
+    """
+    if runtime is None:
+        import onnxruntime
+
+        runtime = onnxruntime.__version__
+    parts = [key, runtime, list(cpu_model() if cpu is None else cpu)]
+    return f"{key}-{hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]}"
 
 
 def _read(path: Path) -> bytes:

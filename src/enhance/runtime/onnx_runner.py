@@ -75,7 +75,7 @@ def inference_metadata(kind: str | None, *, card: dict | None = None) -> dict:
     return metadata
 
 
-def open_session(data: bytes, *, threads: int | None = None, blocked: bool = True, probe: dict | None = None,
+def open_session(data: bytes, *, threads: int | None = None, blocked: bool | bytes = True, probe: dict | None = None,
                  name: str = "the ONNX bytes"):  # fmt: skip
     """An onnxruntime session of a serialised graph on the CPU, and its layout.
 
@@ -85,8 +85,9 @@ def open_session(data: bytes, *, threads: int | None = None, blocked: bool = Tru
         The serialised graph.
     threads : int, optional
         Intra-op threads; None: onnxruntime's default (every core).
-    blocked : bool
-        Use `~enhance.runtime.ort_blocked.blocked_session` where it reproduces the plain graph on ``probe``.
+    blocked : bool or bytes
+        Use `~enhance.runtime.ort_blocked.blocked_session` where it reproduces the plain graph on ``probe``;
+        bytes: the blocked graph it rewrote earlier on this machine (a cache), probed the same way.
     probe : dict of str to `~numpy.ndarray`, optional
         The inputs of that check; None: an image as the first input.
     name : str
@@ -95,7 +96,8 @@ def open_session(data: bytes, *, threads: int | None = None, blocked: bool = Tru
     Returns
     -------
     tuple
-        ``(session, layout)``, layout 'blocked' or 'plain'.
+        ``(session, layout, rewritten)``: layout 'blocked' or 'plain', and the serialised blocked graph
+        (None where the plain graph runs).
 
     Raises
     ------
@@ -108,7 +110,7 @@ def open_session(data: bytes, *, threads: int | None = None, blocked: bool = Tru
     --------
     >>> from enhance.models.network import EnhanceNet
     >>> from enhance.runtime.export import onnx_model
-    >>> session, layout = open_session(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
+    >>> session, layout, _ = open_session(onnx_model(EnhanceNet(depth=1, width=8)).SerializeToString(), threads=1)
     >>> layout in ("blocked", "plain"), session.get_inputs()[0].name
     (True, 'image')
     """
@@ -133,8 +135,9 @@ def open_session(data: bytes, *, threads: int | None = None, blocked: bool = Tru
     except Exception as err:  # onnxruntime raises its own exception types for unreadable models
         msg = f"{name} is not a readable ONNX model: {err}"
         raise ValueError(msg) from err
-    faster = blocked_session(data, options(), reference=session, probe=probe) if blocked else None
-    return (session, "plain") if faster is None else (faster, "blocked")
+    kept = blocked if isinstance(blocked, bytes) else None
+    faster = blocked_session(data, options(), reference=session, probe=probe, rewritten=kept) if blocked else None
+    return (session, "plain", None) if faster is None else (faster[0], "blocked", faster[1])
 
 
 def _probe_feeds(checked) -> dict:
@@ -156,10 +159,12 @@ class OnnxNetwork:
         (`~enhance.cores.cpu_cores`). A Wiener-Enhance graph
         (the default models) runs single-threaded calls instead, ``threads`` of them at once (``workers``:
         bands, tiles or the 8 passes of `~enhance.runtime.wiener_onnx.WienerOnnxNetwork`).
-    blocked : bool
+    blocked : bool or bytes
         Run onnxruntime's graph for this CPU with padding, crops and residual sums kept in its
         blocked layout (`~enhance.runtime.ort_blocked`), 10 to 15 % faster, where it reproduces the plain graph
-        on a probe image; False runs the graph as written.
+        on a probe image; False runs the graph as written; bytes: that blocked graph as rewritten earlier on
+        this machine (``rewritten``, kept in a cache), probed the same way but opened without the ``onnx``
+        package.
     checked : dict, optional
         What `~enhance.runtime.onnx_checks.check_onnx_model` found in these very bytes, kept with a shipped
         model's graph in the cache of `~enhance.runtime.onnx_cache` (verified by its sha256); None (default)
@@ -171,6 +176,8 @@ class OnnxNetwork:
         The architecture, from the file's metadata (checked against the graph).
     layout : {'blocked', 'plain'}
         Which graph runs (see ``blocked``).
+    rewritten : bytes or None
+        The serialised blocked graph that runs, valid on this machine only; None where the plain one runs.
     workers : int
         Calls that may run at once: 1, or ``threads`` (every core by default) for a Wiener-Enhance graph.
     kind : str or None
@@ -221,8 +228,8 @@ class OnnxNetwork:
         wiener = self.checked["format"] == WIENER_FORMAT
         self.workers = (int(threads) if threads else cpu_cores()) if wiener else 1
         probe = _probe_feeds(self.checked) if wiener else None
-        self.session, self.layout = open_session(data, threads=1 if wiener else threads, blocked=blocked, probe=probe,
-                                                 name=name)  # fmt: skip
+        self.session, self.layout, self.rewritten = open_session(data, threads=1 if wiener else threads,
+                                                                 blocked=blocked, probe=probe, name=name)  # fmt: skip
         meta = self.session.get_modelmeta().custom_metadata_map
         self.depth, self.width, self.kind = self.checked["depth"], self.checked["width"], self.checked["kind"]
         self.margin = receptive_margin(self.depth)

@@ -340,7 +340,7 @@ def blocked_graph(model: bytes, *, log_level: int = 3):
     return optimised
 
 
-def blocked_session(model: bytes, options, *, reference, probe: dict | None = None):
+def blocked_session(model: bytes, options, *, reference, probe: dict | None = None, rewritten: bytes | None = None):
     """An onnxruntime session of `blocked_graph`, if it reproduces ``reference`` on a probe image.
 
     Parameters
@@ -355,12 +355,16 @@ def blocked_session(model: bytes, options, *, reference, probe: dict | None = No
     probe : dict of str to `~numpy.ndarray`, optional
         The inputs to compare the two sessions on; None: a random image of shape ``(1, 1, 37, 29)`` as
         the first input (a graph with one input).
+    rewritten : bytes, optional
+        The serialised `blocked_graph` of ``model`` from an earlier call on this machine (a cache): it is
+        opened and probed as it is, without the ``onnx`` package; None rewrites ``model``.
 
     Returns
     -------
-    `onnxruntime.InferenceSession` or None
-        None where the graph could not be rewritten, or the rewritten one disagreed (by more than
-        1e-5 of the largest output value) or failed to load.
+    tuple or None
+        ``(session, rewritten)``, the session and the serialised graph it runs; None where the graph could
+        not be rewritten, or the rewritten one disagreed (by more than 1e-5 of the largest output value)
+        or failed to load.
 
     Examples
     --------
@@ -369,20 +373,20 @@ def blocked_session(model: bytes, options, *, reference, probe: dict | None = No
     >>> from enhance.runtime.export import onnx_model
     >>> model = onnx_model(EnhanceNet(depth=1, width=16)).SerializeToString()
     >>> plain = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    >>> session = blocked_session(model, ort.SessionOptions(), reference=plain)
-    >>> session is None or session.get_inputs()[0].name == "image"
+    >>> found = blocked_session(model, ort.SessionOptions(), reference=plain)
+    >>> found is None or blocked_session(model, ort.SessionOptions(), reference=plain, rewritten=found[1]) is not None
     True
     """
     import onnxruntime as ort
 
     try:
-        graph = blocked_graph(model, log_level=max(options.log_severity_level, 3))
-        if graph is None:
-            return None
+        if rewritten is None:
+            graph = blocked_graph(model, log_level=max(options.log_severity_level, 3))
+            if graph is None:
+                return None
+            rewritten = graph.SerializeToString()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        session = ort.InferenceSession(
-            graph.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        session = ort.InferenceSession(rewritten, sess_options=options, providers=["CPUExecutionProvider"])
         if probe is None:
             image = np.random.default_rng(0).uniform(0.2, 1.2, _PROBE_SHAPE).astype(np.float32)
             probe = {reference.get_inputs()[0].name: image}
@@ -393,4 +397,4 @@ def blocked_session(model: bytes, options, *, reference, probe: dict | None = No
     tolerance = _PROBE_TOLERANCE * max(1.0, float(np.abs(expected).max()))
     if got.shape != expected.shape or not np.abs(got - expected).max() <= tolerance:
         return None
-    return session
+    return session, rewritten
