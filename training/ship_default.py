@@ -1,6 +1,6 @@
 """Ship a run of `enhance train --config` as the default models 'full' and 'light', and card their validation.
 
-    .venv/bin/python training/ship_default.py weights KIND RUN_DIR     # RUN_DIR/final.safetensors into the package
+    .venv/bin/python training/ship_default.py weights KIND RUN_DIR [--config FILE]  # RUN_DIR/final.safetensors in
     enhance validate --physics --kind KIND ... -o docs/validation/reports  # the report of the shipped models
     .venv/bin/python training/ship_default.py cards KIND                # its headline numbers into both cards
 
@@ -46,7 +46,18 @@ def training_data(config):
             f"HMI pixels, PSFs {data['psf']}")  # fmt: skip
 
 
-def ship_weights(kind, run_dir):
+def linear_stage(config):
+    """How the run's linear stage was made: fitted to its pairs, or kept from the network it started from."""
+    if config["model"].get("init_filters"):
+        return (f"kept from the network the run started from ({config['model']['init']}: closed-form least-squares "
+                "(Wiener) polyphase filters, one per noise level), fixed in training")  # fmt: skip
+    return (
+        "closed-form least-squares (Wiener) polyphase filters from the nominal-PSF pairs and their 8 rotations and "
+        "flips, one per noise level (enhance.training.linear_stage), fixed in training"
+    )
+
+
+def ship_weights(kind, run_dir, config_file=None):
     weights = Path(run_dir) / "final.safetensors"
     net = load_network(weights, kind=kind)
     meta = read_metadata(weights)
@@ -61,13 +72,12 @@ def ship_weights(kind, run_dir):
         "training_data": training_data(config),
         "observation_model": {**paper["observation_model"], "hmi_psf_parameters": ENHANCE_2018,
                               "kernel_half_width_arcsec": round(float(DEFAULT_RADIUS.value), 4)},  # fmt: skip
-        "linear_stage": "closed-form least-squares (Wiener) polyphase filters from the nominal-PSF pairs and their 8 "
-                        "rotations and flips, one per noise level (enhance.training.linear_stage), fixed in training",
+        "linear_stage": linear_stage(config),
         "recipe": config,
         "training_history": json.loads(meta["history"])[-1],
         "noise_input": "standard deviation of the input noise per pixel, measured on each image beyond HMI's "
                        "diffraction cut-off (enhance.observation.noise), or given (noise=, --noise)",
-        "reproduce": f"enhance train --config training/configs/{kind}.toml"
+        "reproduce": f"enhance train --config {config_file or f'training/configs/{kind}.toml'}"
                      + (" --source muram=PATH/muram_qs_0.0662arcsec.fits" if kind == "intensity" else "")
                      + f"; training/ship_default.py weights {kind} {config['out_dir']}",
         "package_version": __version__,
@@ -113,11 +123,12 @@ def main():
     weights = sub.add_parser("weights", help="copy RUN_DIR/final.safetensors into the package as 'full' and 'light'")
     weights.add_argument("kind", choices=("intensity", "blos"))
     weights.add_argument("run_dir", type=Path)
+    weights.add_argument("--config", help="the configuration the run was trained with, for the cards' reproduce line")
     cards = sub.add_parser("cards", help="the physics validation's headline numbers into both cards")
     cards.add_argument("kind", choices=("intensity", "blos"))
     args = parser.parse_args()
     if args.step == "weights":
-        ship_weights(args.kind, args.run_dir)
+        ship_weights(args.kind, args.run_dir, args.config)
     else:
         write_cards(args.kind)
 
