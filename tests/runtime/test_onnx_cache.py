@@ -24,7 +24,7 @@ pytest.importorskip("onnxruntime")
 
 _RUN = (
     "import sys; from enhance.cli import main\n"
-    "assert main(['run', sys.argv[1], '-o', sys.argv[2], '--model', 'light', '--device', 'cpu', '-q']) == 0\n"
+    "assert main(['run', sys.argv[1], '-o', sys.argv[2], '--model', sys.argv[3], '--device', 'cpu', '-q']) == 0\n"
     "print(sorted(m for m in ('torch', 'onnx', 'ml_dtypes', 'google.protobuf', 'dask', 'matplotlib', 'sunpy',"
     " 'enhance.demo', 'enhance.analysis', 'scipy.integrate', 'scipy.optimize', 'scipy.spatial') if m in sys.modules))\n"
 )
@@ -37,9 +37,9 @@ def _graphs(folder, prefix):
     return plain, [name for name in names if re.fullmatch(rf"{prefix}-[0-9a-f]{{32}}-[0-9a-f]{{16}}\.onnx", name)]
 
 
-def _run(tmp_path, out, cache):
+def _run(tmp_path, out, cache, model="light"):
     env = {**os.environ, CACHE_ENV: str(cache)}
-    done = subprocess.run([sys.executable, "-c", _RUN, str(sample_path("intensity")), str(tmp_path / out)],
+    done = subprocess.run([sys.executable, "-c", _RUN, str(sample_path("intensity")), str(tmp_path / out), model],
                           capture_output=True, text=True, check=True, timeout=300, env=env)  # fmt: skip
     return done.stdout.strip(), fits.getdata(tmp_path / out)
 
@@ -53,6 +53,18 @@ def test_enhance_run_light_imports_neither_torch_nor_onnx_once_its_graph_is_cach
     assert layouts == [f"{layout_key(plain[0][:-5])}.onnx"]  # the layout found for this machine, kept
     warm_modules, warm = _run(tmp_path, "warm.fits", cache)
     assert warm_modules == "[]"  # neither torch nor onnx, nor the modules of other subcommands
+    assert np.array_equal(cold, warm, equal_nan=True)
+
+
+def test_enhance_run_full_keeps_its_shared_linear_stage_and_then_imports_no_onnx(tmp_path):
+    cache = tmp_path / "cache"
+    first, cold = _run(tmp_path, "cold.fits", cache, model="full")
+    assert "onnx" in ast.literal_eval(first)
+    names = sorted(path.name for path in (cache / "onnx").glob("intensity-full-*.onnx"))
+    assert any(name.endswith("-estimate.onnx") for name in names)  # the network reading the shared estimate
+    assert any(name.endswith("-linear.onnx") for name in names)  # the 8 passes' linear stage
+    warm_modules, warm = _run(tmp_path, "warm.fits", cache, model="full")
+    assert warm_modules == "[]"
     assert np.array_equal(cold, warm, equal_nan=True)
 
 

@@ -46,7 +46,7 @@ from ..models.architecture import WIENER_ENHANCE
 from ..models.registry import NOISE_MODELS, file_sha256, model_card, registry_entry, shipped_path
 from ..models.runner import family_of
 from .folding import folded_arrays, read_weights
-from .onnx_cache import decode_bank, encode_bank, graph_key, layout_key, read_graph, write_graph
+from .onnx_cache import decode_bank, encode_bank, graph_key, keep_layout, kept_layout, read_graph, write_graph
 from .onnx_checks import WIENER_FORMAT
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
 from .wiener_onnx import (
@@ -490,10 +490,11 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     if cached is not None:
         return _cached_runner(*cached, key=key, threads=threads)
     data = onnx_from_weights(path, kind=kind, card=card, symmetric=symmetric).SerializeToString()
-    runner = _runner(data, threads=threads)  # checked and probed, in the blocked layout where it reproduces the graph
+    # checked and probed, in the blocked layout where it reproduces the graph; 'full''s other graphs kept under key
+    runner = _runner(data, threads=threads, cache_key=key)
     bank = getattr(runner, "filter_bank", None)
     write_graph(key, data, {"checked": runner.checked, "filter_bank": None if bank is None else encode_bank(bank)})
-    _keep_layout(key, runner)  # so that later runs give the same bits, without the onnx package
+    keep_layout(key, runner.layout, runner.rewritten)  # so that later runs give the same bits, without onnx
     return runner
 
 
@@ -504,28 +505,23 @@ def _cached_runner(data, record, *, key, threads=None):
     the blocked graph kept then, or the plain one; where none was kept yet, it is rewritten once (with the
     ``onnx`` package, 0.6 s to import) and kept.
     """
-    layout = read_graph(layout_key(key))
-    blocked = True if layout is None else layout[0] or False  # empty bytes: the plain graph runs on this machine
+    blocked = kept_layout(key)
     network = OnnxNetwork(data, threads=threads, checked=record["checked"], blocked=blocked)  # the probe runs again
-    if layout is None:
-        _keep_layout(key, network)
+    if blocked is True:
+        keep_layout(key, network.layout, network.rewritten)
     if record["checked"]["format"] != WIENER_FORMAT:
         return network
-    return WienerOnnxNetwork.from_network(network, filter_bank=decode_bank(record["filter_bank"]))
+    return WienerOnnxNetwork.from_network(network, filter_bank=decode_bank(record["filter_bank"]), cache_key=key)
 
 
-def _keep_layout(key, network):
-    """Keep the graph ``network`` runs on this machine: its blocked graph, or empty bytes for the plain one."""
-    write_graph(layout_key(key), network.rewritten or b"", {"checked": {"layout": network.layout}})
-
-
-def _runner(model, *, threads=None, symmetric=None, blocked=True):
+def _runner(model, *, threads=None, symmetric=None, blocked=True, cache_key=None):
     """`OnnxNetwork` for an Enhance graph, `~enhance.runtime.wiener_onnx.WienerOnnxNetwork` for a Wiener-Enhance one.
 
     ``model`` is a file or its bytes; one session is opened either way."""
     network = OnnxNetwork(model, threads=threads, blocked=blocked)
     if network.metadata.get("architecture") == "wiener-enhance":
-        return WienerOnnxNetwork.from_network(network, symmetric=symmetric)  # its linear stage read from the graph
+        # its linear stage read from the graph
+        return WienerOnnxNetwork.from_network(network, symmetric=symmetric, cache_key=cache_key)
     averaged = network.metadata.get("symmetric") == "True" if symmetric is None else symmetric  # exported averaged
     return network.averaged() if averaged else network
 

@@ -40,8 +40,8 @@ from .._version import __version__
 from ..cores import cpu_model
 from ..io import atomic_write
 
-__all__ = ["CACHE_ENV", "cache_dir", "graph_key", "layout_key", "read_graph", "write_graph", "encode_bank",
-           "decode_bank"]  # fmt: skip
+__all__ = ["CACHE_ENV", "cache_dir", "graph_key", "layout_key", "read_graph", "write_graph", "cached_graph",
+           "kept_layout", "keep_layout", "encode_bank", "decode_bank"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +245,94 @@ def write_graph(key: str, data: bytes, record: dict) -> bool:
         logger.info("the graph is not cached (%s): it is built again next time", err)
         return False
     return True
+
+
+def cached_graph(key: str | None, build) -> bytes:
+    """The graph kept under ``key``, or ``build()`` serialised and kept there (a part of a shipped model's run).
+
+    Parameters
+    ----------
+    key : str or None
+        Its cache key; None builds without the cache.
+    build : callable
+        Returns the `onnx.ModelProto` to keep (called only when the entry is missing or cannot be trusted).
+
+    Returns
+    -------
+    bytes
+        The serialised graph.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> class Graph:
+    ...     def SerializeToString(self):
+    ...         return b"graph"
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     os.environ[CACHE_ENV] = folder
+    ...     first, again = cached_graph("part", Graph), cached_graph("part", lambda: None)  # the second is read back
+    ...     del os.environ[CACHE_ENV]
+    >>> first, again
+    (b'graph', b'graph')
+    """
+    cached = read_graph(key) if key else None
+    if cached is not None:
+        return cached[0]
+    data = build().SerializeToString()
+    if key:
+        write_graph(key, data, {"checked": {"built": True}})
+    return data
+
+
+def kept_layout(key: str | None) -> bool | bytes:
+    """How to open the graph of ``key`` on this machine: the blocked graph kept for it (`layout_key`), False
+    where the plain graph was found to run here, True where nothing is kept yet (rewrite, then `keep_layout`).
+
+    Parameters
+    ----------
+    key : str or None
+        The plain graph's key; None: True.
+
+    Returns
+    -------
+    bool or bytes
+        The ``blocked`` argument of `~enhance.runtime.onnx_runner.open_session`.
+
+    Examples
+    --------
+    >>> kept_layout(None), kept_layout("no-such-key")
+    (True, True)
+    """
+    kept = read_graph(layout_key(key)) if key else None
+    return True if kept is None else kept[0] or False  # empty bytes: the plain graph runs on this machine
+
+
+def keep_layout(key: str | None, layout: str, rewritten: bytes | None) -> None:
+    """Keep the layout found for the graph of ``key`` on this machine: its blocked graph, or empty bytes for the
+    plain one (`kept_layout` reads it back).
+
+    Parameters
+    ----------
+    key : str or None
+        The plain graph's key; None keeps nothing.
+    layout : {'blocked', 'plain'}
+        The layout that runs.
+    rewritten : bytes or None
+        The blocked graph (None for 'plain').
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     os.environ[CACHE_ENV] = folder
+    ...     keep_layout("k", "plain", None)
+    ...     found = kept_layout("k")
+    ...     del os.environ[CACHE_ENV]
+    >>> found
+    False
+    """
+    if key:
+        write_graph(layout_key(key), rewritten or b"", {"checked": {"layout": layout}})
 
 
 def encode_bank(bank) -> dict:

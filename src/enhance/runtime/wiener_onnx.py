@@ -31,6 +31,7 @@ from .._version import __version__
 from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform, with_metadata
 from .folding import check_finite_state, read_weights
+from .onnx_cache import cached_graph, keep_layout, kept_layout
 from .onnx_checks import WIENER_FORMAT, check_probe
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata, open_session
 
@@ -238,7 +239,7 @@ def d4_bank(bank: np.ndarray, transform) -> np.ndarray:
     return np.flip(moved, axes) if axes else moved
 
 
-def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float):
+def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float, *, filtering: bool = False):
     """An ONNX graph from a noise level to the 8 passes' blended kernels, as `wiener_onnx_graph` blends its own.
 
     Parameters
@@ -249,6 +250,9 @@ def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float):
         Its noise levels, units of ``noise_unit``.
     noise_unit : float
         HMI's noise, network units.
+    filtering : bool
+        Also filter an image with the kernels: a second input ``image`` ``(1, 1, h, w)`` and a first output
+        ``phases`` ``(1, 32, h - taps + 1, w - taps + 1)`` (the 8 passes' linear stage of 'full').
 
     Returns
     -------
@@ -261,6 +265,9 @@ def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float):
     >>> graph = d4_kernel_graph(np.zeros((8, 1, 3, 3), np.float32), [1.0, 2.0], 1e-3)
     >>> [o.name for o in graph.graph.output]
     ['kernels']
+    >>> both = d4_kernel_graph(np.zeros((8, 1, 3, 3), np.float32), [1.0, 2.0], 1e-3, filtering=True)
+    >>> [o.name for o in both.graph.output]
+    ['phases', 'kernels']
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -282,6 +289,11 @@ def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float):
     node("Reshape", [node("MatMul", [hat, constant("filters", moved)], "blended_flat"), shape], "kernels")
     inputs = [helper.make_tensor_value_info("noise", TensorProto.FLOAT, [1])]
     outputs = [helper.make_tensor_value_info("kernels", TensorProto.FLOAT, [4 * len(D4_PASSES), 1, taps, taps])]
+    if filtering:
+        node("Conv", ["image", "kernels"], "phases")
+        inputs.append(helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, None, None]))
+        phases = helper.make_tensor_value_info("phases", TensorProto.FLOAT, [1, 4 * len(D4_PASSES), None, None])
+        outputs.insert(0, phases)
     graph = helper.make_graph(graph_nodes, "d4_kernels", inputs, outputs, initializer=initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
 
@@ -324,6 +336,9 @@ class WienerOnnxNetwork(OnnxNetwork):
 
     family = WIENER_ENHANCE
     needs_noise = True
+    #: The graph cache's key of a shipped model (`~enhance.runtime.onnx_cache.graph_key`), set where it is loaded:
+    #: the graphs of 'full''s shared linear stage are kept under it; None builds them in each process.
+    cache_key = None
 
     def __init__(self, model, *, threads: int | None = None, symmetric: bool | None = None,
                  blocked: bool = True) -> None:  # fmt: skip
@@ -344,8 +359,8 @@ class WienerOnnxNetwork(OnnxNetwork):
         check_probe(self.bind(self.noise_unit), self.name)  # the x2 grid of a probe, before any image
 
     @classmethod
-    def from_network(cls, network: OnnxNetwork, *, symmetric: bool | None = None,
-                     filter_bank: tuple | None = None) -> "WienerOnnxNetwork":  # fmt: skip
+    def from_network(cls, network: OnnxNetwork, *, symmetric: bool | None = None, filter_bank: tuple | None = None,
+                     cache_key: str | None = None) -> "WienerOnnxNetwork":  # fmt: skip
         """The runner of an `~enhance.runtime.export.OnnxNetwork` holding a Wiener-Enhance graph (the session is kept).
 
         Parameters
@@ -357,6 +372,8 @@ class WienerOnnxNetwork(OnnxNetwork):
         filter_bank : tuple, optional
             The graph's `graph_filter_bank`, where it is known already (a shipped model's graph cache,
             `~enhance.runtime.onnx_cache`); None reads it from the graph.
+        cache_key : str, optional
+            A shipped model's key in that cache (``cache_key``), under which 'full''s other graphs are kept.
 
         Returns
         -------
@@ -374,6 +391,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         """
         runner = object.__new__(cls)
         runner.__dict__.update(network.__dict__)
+        runner.cache_key = cache_key  # before the probe, which builds 'full''s other graphs
         runner._setup(symmetric, filter_bank)
         return runner
 
@@ -480,9 +498,12 @@ class WienerOnnxNetwork(OnnxNetwork):
         -------
         tuple
             ``(network session, linear-stage session, sums)``: the first reads ``image``, ``noise`` and
-            ``estimate``; the second maps a ``(1, 1, h, w)`` image to the 8 passes' 4 phases ``(1, 32, h - taps
-            + 1, w - taps + 1)``, filtered with `d4_bank` blended (`d4_kernel_graph`); ``sums`` ``(32,)`` float64 are
-            its kernels' sums (the response to a constant 1).
+            ``estimate``; the second maps ``noise`` and a ``(1, 1, h, w)`` ``image`` to the 8 passes' 4 phases
+            ``(1, 32, h - taps + 1, w - taps + 1)``, filtered with `d4_bank` blended (`d4_kernel_graph`); ``sums``
+            ``(32,)`` float64 are its kernels' sums at this noise level (the response to a constant 1). A
+            shipped model's two graphs (``cache_key``) are built once and kept in the graph cache
+            (`~enhance.runtime.onnx_cache`), with the network's blocked layout for this CPU, so that later
+            runs need no ``onnx`` package.
 
         Examples
         --------
@@ -497,9 +518,13 @@ class WienerOnnxNetwork(OnnxNetwork):
         with self._shared_lock:
             if "network" not in self._shared:
                 self._shared["network"] = _estimate_input_session(self)
-            if self.noise not in self._shared:
-                self._shared[self.noise] = _kernel_session(self.filter_bank, self.noise, self.checked)
-        return self._shared["network"], *self._shared[self.noise]
+                self._shared["linear"] = _linear_session(self)
+            if self.noise not in self._shared:  # the kernels' sums at this noise level
+                taps = self.checked["taps"]
+                feeds = {"noise": np.array([self.noise], np.float32), "image": np.zeros((1, 1, taps, taps), np.float32)}
+                kernels = self._shared["linear"].run(["kernels"], feeds)[0]
+                self._shared[self.noise] = kernels.astype(np.float64).sum(axis=(1, 2, 3))
+        return self._shared["network"], self._shared["linear"], self._shared[self.noise]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.noise is None:
@@ -685,7 +710,7 @@ class _SharedLinear(_OwnLinear):
 
     def filtered(self, rows):
         centred = (rows - self.offset)[None, None]
-        return self.linear.run(None, {"image": centred})[0][0]
+        return self.linear.run(["phases"], {"image": centred, "noise": self.noise})[0][0]
 
     def one_pass(self, window, transform, blocks):
         index = D4_PASSES.index(tuple(transform))
@@ -706,39 +731,40 @@ def _moved_phases(phases, transform):
 
 
 def _estimate_input_session(runner):
-    """The runner's network as a graph that reads the linear stage's estimate (`wiener_onnx_graph`)."""
-    import onnx
-    from onnx import numpy_helper
+    """The runner's network as a graph that reads the linear stage's estimate (`wiener_onnx_graph`), kept in the
+    graph cache for a shipped model (``runner.cache_key``), in the runner's layout."""
 
-    proto = onnx.load_from_string(runner.graph)
-    state = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if not t.name.startswith("flat.")}
-    state["filters"] = runner.filter_bank[0].astype(np.float32)
-    meta = {**runner.checked, "exact_constants": runner.metadata.get("exact_constants") == "True",
-            "odd": runner.metadata.get("odd") == "True"}  # fmt: skip
-    graph = wiener_onnx_graph(state, meta, estimate_input=True).SerializeToString()
+    def build():
+        import onnx
+        from onnx import numpy_helper
+
+        proto = onnx.load_from_string(runner.graph)
+        state = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if not t.name.startswith("flat.")}
+        state["filters"] = runner.filter_bank[0].astype(np.float32)
+        meta = {**runner.checked, "exact_constants": runner.metadata.get("exact_constants") == "True",
+                "odd": runner.metadata.get("odd") == "True"}  # fmt: skip
+        return wiener_onnx_graph(state, meta, estimate_input=True)
+
+    key = f"{runner.cache_key}-estimate" if runner.cache_key else None
+    graph = cached_graph(key, build)
     pad, taps = 2 * runner.margin, runner.checked["taps"]
     image = np.random.default_rng(0).uniform(0.2, 1.2, (1, 1, 37 + pad, 29 + pad)).astype(np.float32)
     estimate = np.random.default_rng(1).uniform(0.2, 1.2, (1, 4, 38 + pad - taps, 30 + pad - taps)).astype(np.float32)
     probe = {"image": image, "noise": np.array([runner.noise_unit], np.float32), "estimate": estimate}
-    return open_session(graph, threads=1, blocked=runner.layout == "blocked", probe=probe, name=runner.name)[0]
+    blocked = runner.layout == "blocked" and kept_layout(key)
+    session, layout, rewritten = open_session(graph, threads=1, blocked=blocked, probe=probe, name=runner.name)
+    if blocked is True:
+        keep_layout(key, layout, rewritten)
+    return session
 
 
-def _kernel_session(filter_bank, noise, checked):
-    """The 8 passes' linear stage at ``noise``: a session filtering an image with the blended moved banks."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    filters, nodes, unit = filter_bank
-    blend = open_session(d4_kernel_graph(filters, nodes, unit).SerializeToString(), threads=1, blocked=False)[0]
-    kernels = blend.run(None, {"noise": np.array([noise], np.float32)})[0]
-    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, None, None])]
-    outputs = [helper.make_tensor_value_info("phases", TensorProto.FLOAT, [1, len(kernels), None, None])]
-    node = helper.make_node("Conv", ["image", "kernels"], ["phases"])
-    graph = helper.make_graph([node], "d4_linear", inputs, outputs, [numpy_helper.from_array(kernels, "kernels")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
-    onnx.checker.check_model(model)
-    session = open_session(model.SerializeToString(), threads=1, blocked=False)[0]
-    return session, kernels.astype(np.float64).sum(axis=(1, 2, 3))
+def _linear_session(runner):
+    """The 8 passes' linear stage of 'full' (`d4_kernel_graph` with ``filtering``), kept in the graph cache for a
+    shipped model."""
+    filters, nodes, unit = runner.filter_bank
+    key = f"{runner.cache_key}-linear" if runner.cache_key else None
+    graph = cached_graph(key, lambda: d4_kernel_graph(filters, nodes, unit, filtering=True))
+    return open_session(graph, threads=1, blocked=False, name=runner.name)[0]
 
 
 @contextlib.contextmanager
