@@ -41,8 +41,9 @@ def cpu_model(cpuinfo="/proc/cpuinfo") -> tuple[str, str]:
     Parameters
     ----------
     cpuinfo : str or `~pathlib.Path`
-        Linux's CPU description, whose first ``model name`` and ``flags`` lines are read; where it is missing
-        or names none, `platform.processor` or `platform.machine` names the CPU, and the flags are empty.
+        Linux's CPU description, whose first ``model name`` and ``flags`` lines are read (``CPU part`` and
+        ``Features`` on arm64); where it is missing or names none, `platform.processor` or `platform.machine`
+        names the CPU, and the flags are empty.
 
     Returns
     -------
@@ -64,7 +65,9 @@ def cpu_model(cpuinfo="/proc/cpuinfo") -> tuple[str, str]:
         values = (line.split(":", 1)[1].strip() for line in lines if line.startswith(name) and ":" in line)
         return next(values, "")
 
-    return first("model name") or platform.processor() or platform.machine(), first("flags")
+    # x86 Linux: "model name" and "flags"; arm64 Linux: "CPU part" and "Features"
+    model = first("model name") or first("CPU part") or platform.processor() or platform.machine()
+    return model, first("flags") or first("Features")
 
 
 def map_rows(function, rows: int, *, cores: int | None = None, minimum: int = 64) -> list:

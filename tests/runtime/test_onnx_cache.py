@@ -157,7 +157,7 @@ def test_a_tampered_layout_is_found_again_and_gives_the_same_bits(cache, tamper)
     assert json.loads(record.read_text())["checked"] == {"layout": built.layout}
 
 
-def test_a_blocked_graph_kept_for_another_network_is_not_run(cache):
+def test_a_blocked_graph_kept_for_another_network_is_not_run_but_rewritten(cache):
     built = shipped_onnx_network("blos", "light", threads=1)
     if built.layout != "blocked":
         pytest.skip("onnxruntime chose no blocked layout on this CPU")
@@ -167,8 +167,23 @@ def test_a_blocked_graph_kept_for_another_network_is_not_run(cache):
     key = mine.name[: -len(".onnx")]
     write_graph(key, (cache / theirs).read_bytes(), {"checked": {"layout": "blocked"}})  # whole, but another graph
     again = shipped_onnx_network("blos", "light", threads=1)
-    assert again.layout == "plain"  # the probe disagreed: the plain graph runs
-    assert np.abs(_outputs(again) - _outputs(built)).max() <= 1e-5 * np.abs(_outputs(built)).max()
+    assert again.layout == "blocked"  # the probe refused the kept graph: rewritten for this network, and kept
+    assert np.array_equal(_outputs(again), _outputs(built))
+    assert read_graph(key)[0] != (cache / theirs).read_bytes()
+
+
+def test_without_the_onnx_package_no_plain_layout_is_kept(cache, monkeypatch):
+    from enhance.runtime import onnx_cache
+
+    real = onnx_cache.importlib.util.find_spec
+    monkeypatch.setattr(onnx_cache.importlib.util, "find_spec", lambda name: None if name == "onnx" else real(name))
+    onnx_cache.keep_layout("k", "plain", None)  # the rewrite could not have run: nothing learnt of this machine
+    assert onnx_cache.kept_layout("k") is True
+    onnx_cache.keep_layout("k", "blocked", b"graph")
+    assert onnx_cache.kept_layout("k") == b"graph"
+    monkeypatch.setattr(onnx_cache.importlib.util, "find_spec", real)
+    onnx_cache.keep_layout("other", "plain", None)
+    assert onnx_cache.kept_layout("other") is False
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")

@@ -46,7 +46,7 @@ from ..models.architecture import WIENER_ENHANCE
 from ..models.registry import NOISE_MODELS, file_sha256, model_card, registry_entry, shipped_path
 from ..models.runner import family_of
 from .folding import folded_arrays, read_weights
-from .onnx_cache import decode_bank, encode_bank, graph_key, keep_layout, kept_layout, read_graph, write_graph
+from .onnx_cache import decode_bank, encode_bank, graph_key, keep_layout, open_in_kept_layout, read_graph, write_graph
 from .onnx_checks import WIENER_FORMAT
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
 from .wiener_onnx import (
@@ -505,10 +505,12 @@ def _cached_runner(data, record, *, key, threads=None):
     the blocked graph kept then, or the plain one; where none was kept yet, it is rewritten once (with the
     ``onnx`` package, 0.6 s to import) and kept.
     """
-    blocked = kept_layout(key)
-    network = OnnxNetwork(data, threads=threads, checked=record["checked"], blocked=blocked)  # the probe runs again
-    if blocked is True:
-        keep_layout(key, network.layout, network.rewritten)
+
+    def open_with(blocked):  # the probe runs again
+        network = OnnxNetwork(data, threads=threads, checked=record["checked"], blocked=blocked)
+        return network, network.layout, network.rewritten
+
+    network = open_in_kept_layout(key, open_with)
     if record["checked"]["format"] != WIENER_FORMAT:
         return network
     return WienerOnnxNetwork.from_network(network, filter_bank=decode_bank(record["filter_bank"]), cache_key=key)

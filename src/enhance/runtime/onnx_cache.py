@@ -27,9 +27,11 @@ move the cache (``XDG_CACHE_HOME`` is followed on Linux).
 
 import base64
 import hashlib
+import importlib.util
 import json
 import logging
 import os
+import platform
 import stat
 import sys
 from pathlib import Path
@@ -41,14 +43,14 @@ from ..cores import cpu_model
 from ..io import atomic_write
 
 __all__ = ["CACHE_ENV", "cache_dir", "graph_key", "layout_key", "read_graph", "write_graph", "cached_graph",
-           "kept_layout", "keep_layout", "encode_bank", "decode_bank"]  # fmt: skip
+           "kept_layout", "keep_layout", "open_in_kept_layout", "encode_bank", "decode_bank"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
 #: Environment variable naming the cache folder (the graphs go in its ``onnx`` subfolder).
 CACHE_ENV = "ENHANCE_CACHE_DIR"
 #: The modules whose code makes or checks a graph: their source is part of every key.
-_BUILDERS = ("export.py", "folding.py", "onnx_checks.py", "onnx_runner.py", "wiener_onnx.py")
+_BUILDERS = ("export.py", "folding.py", "onnx_checks.py", "onnx_runner.py", "ort_blocked.py", "wiener_onnx.py")
 #: Largest file of an entry that is read (bytes): the shipped graphs are a few MB.
 _MAX_BYTES = 256 * 2**20
 
@@ -144,7 +146,7 @@ def layout_key(key: str, *, runtime: str | None = None, cpu: tuple[str, str] | N
         import onnxruntime
 
         runtime = onnxruntime.__version__
-    parts = [key, runtime, list(cpu_model() if cpu is None else cpu)]
+    parts = [key, runtime, list(cpu_model() if cpu is None else cpu), platform.machine(), sys.platform]
     return f"{key}-{hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]}"
 
 
@@ -309,7 +311,8 @@ def kept_layout(key: str | None) -> bool | bytes:
 
 def keep_layout(key: str | None, layout: str, rewritten: bytes | None) -> None:
     """Keep the layout found for the graph of ``key`` on this machine: its blocked graph, or empty bytes for the
-    plain one (`kept_layout` reads it back).
+    plain one (`kept_layout` reads it back). Where the ``onnx`` package, which rewrites graphs, is missing, a
+    plain layout is not kept: the rewrite is tried again once it can run.
 
     Parameters
     ----------
@@ -331,8 +334,44 @@ def keep_layout(key: str | None, layout: str, rewritten: bytes | None) -> None:
     >>> found
     False
     """
-    if key:
-        write_graph(layout_key(key), rewritten or b"", {"checked": {"layout": layout}})
+    if not key:
+        return
+    if layout != "blocked" and importlib.util.find_spec("onnx") is None:
+        return  # the rewrite could not run here: nothing is known of this machine yet
+    write_graph(layout_key(key), rewritten or b"", {"checked": {"layout": layout}})
+
+
+def open_in_kept_layout(key: str | None, open_with):
+    """``open_with(blocked)`` in the layout kept for the graph of ``key`` on this machine (`kept_layout`), and
+    the layout found kept (`keep_layout`) where none was, or where the kept blocked graph no longer reproduces
+    the plain one (it is rewritten then).
+
+    Parameters
+    ----------
+    key : str or None
+        The plain graph's key; None rewrites each time and keeps nothing.
+    open_with : callable
+        ``open_with(blocked) -> (opened, layout, rewritten)``, ``blocked`` as
+        `~enhance.runtime.onnx_runner.open_session` takes it.
+
+    Returns
+    -------
+    object
+        What ``open_with`` opened.
+
+    Examples
+    --------
+    >>> open_in_kept_layout(None, lambda blocked: ("session", "plain", None))
+    'session'
+    """
+    blocked = kept_layout(key)
+    opened, layout, rewritten = open_with(blocked)
+    if isinstance(blocked, bytes) and layout != "blocked":  # kept for another runtime build: rewrite it
+        blocked = True
+        opened, layout, rewritten = open_with(True)
+    if blocked is True:
+        keep_layout(key, layout, rewritten)
+    return opened
 
 
 def encode_bank(bank) -> dict:

@@ -31,7 +31,7 @@ from .._version import __version__
 from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform, with_metadata
 from .folding import check_finite_state, read_weights
-from .onnx_cache import cached_graph, keep_layout, kept_layout
+from .onnx_cache import cached_graph, open_in_kept_layout
 from .onnx_checks import WIENER_FORMAT, check_probe
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata, open_session
 
@@ -516,9 +516,9 @@ class WienerOnnxNetwork(OnnxNetwork):
         (['image', 'noise', 'estimate'], (32,))
         """
         with self._shared_lock:
-            if "network" not in self._shared:
-                self._shared["network"] = _estimate_input_session(self)
-                self._shared["linear"] = _linear_session(self)
+            if "network" not in self._shared:  # both or neither
+                network, linear = _estimate_input_session(self), _linear_session(self)
+                self._shared.update(network=network, linear=linear)
             if self.noise not in self._shared:  # the kernels' sums at this noise level
                 taps = self.checked["taps"]
                 feeds = {"noise": np.array([self.noise], np.float32), "image": np.zeros((1, 1, taps, taps), np.float32)}
@@ -751,11 +751,10 @@ def _estimate_input_session(runner):
     image = np.random.default_rng(0).uniform(0.2, 1.2, (1, 1, 37 + pad, 29 + pad)).astype(np.float32)
     estimate = np.random.default_rng(1).uniform(0.2, 1.2, (1, 4, 38 + pad - taps, 30 + pad - taps)).astype(np.float32)
     probe = {"image": image, "noise": np.array([runner.noise_unit], np.float32), "estimate": estimate}
-    blocked = runner.layout == "blocked" and kept_layout(key)
-    session, layout, rewritten = open_session(graph, threads=1, blocked=blocked, probe=probe, name=runner.name)
-    if blocked is True:
-        keep_layout(key, layout, rewritten)
-    return session
+    if runner.layout != "blocked":
+        return open_session(graph, threads=1, blocked=False, name=runner.name)[0]
+    return open_in_kept_layout(key, lambda blocked: open_session(graph, threads=1, blocked=blocked, probe=probe,
+                                                                 name=runner.name))  # fmt: skip
 
 
 def _linear_session(runner):
