@@ -50,6 +50,25 @@ __all__ = [
 ]
 
 
+class _GraphParts:
+    """The nodes and initialisers of an ONNX graph being built: `constant` adds an initialiser, `node` a node
+    named after its one output; each returns the name it added."""
+
+    def __init__(self):
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes, self.initializers = [], []
+
+    def constant(self, name, array):
+        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name=name))
+        return name
+
+    def node(self, op, inputs, output, **attributes):
+        self.nodes.append(self.helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
+
+
 def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: dict | None = None,
                       symmetric: bool = False, estimate_input: bool = False):  # fmt: skip
     """Build the ONNX graph of a Wiener-Enhance network from its state dict, with numpy only.
@@ -89,20 +108,13 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     ['image', 'noise']
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     depth, taps, nodes = int(meta["depth"]), int(meta["taps"]), [float(v) for v in meta["noise_nodes"]]
     count, unit = len(nodes), float(meta["noise_unit"])
     exact_constants, odd = bool(meta.get("exact_constants", False)), bool(meta.get("odd", False))
-    graph_nodes, initializers = [], []
-
-    def constant(name, array):
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name=name))
-        return name
-
-    def node(op, inputs, output, **attributes):
-        graph_nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
-        return output
+    parts = _GraphParts()
+    graph_nodes, initializers, constant, node = parts.nodes, parts.initializers, parts.constant, parts.node
 
     def array(name):
         return np.asarray(state[name], dtype=np.float32)
@@ -269,18 +281,11 @@ def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float, *, filt
     >>> [o.name for o in both.graph.output]
     ['phases', 'kernels']
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     count, taps = len(noise_nodes), filters.shape[-1]
-    graph_nodes, initializers = [], []
-
-    def constant(name, array):
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name=name))
-        return name
-
-    def node(op, inputs, output, **attributes):
-        graph_nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
-        return output
+    parts = _GraphParts()
+    graph_nodes, initializers, constant, node = parts.nodes, parts.initializers, parts.constant, parts.node
 
     _, hat = _hat_nodes(node, constant, [float(v) for v in noise_nodes], float(noise_unit))
     bank = np.asarray(filters, np.float32).reshape(count, 2, 2, taps, taps)
