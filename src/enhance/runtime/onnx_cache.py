@@ -26,6 +26,7 @@ move the cache (``XDG_CACHE_HOME`` is followed on Linux).
 """
 
 import base64
+import functools
 import hashlib
 import importlib.util
 import json
@@ -142,12 +143,18 @@ def layout_key(key: str, *, runtime: str | None = None, cpu: tuple[str, str] | N
     >>> a.startswith("blos-light-0-"), a == b
     (True, False)
     """
-    if runtime is None:
-        import onnxruntime
-
-        runtime = onnxruntime.__version__
-    parts = [key, runtime, list(cpu_model() if cpu is None else cpu), platform.machine(), sys.platform]
+    machine = _machine()
+    parts = [key, runtime or machine[0], list(cpu or machine[1]), *machine[2:]]
     return f"{key}-{hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]}"
+
+
+@functools.cache
+def _machine():
+    """onnxruntime's version, the CPU's model and flags, the architecture and the platform: read once a process
+    (each graph a run opens asks for its layout)."""
+    import onnxruntime
+
+    return onnxruntime.__version__, cpu_model(), platform.machine(), sys.platform
 
 
 def _read(path: Path) -> bytes:
