@@ -1,6 +1,7 @@
 """The training-side subcommands: synth, dataset build, train, validate."""
 
 import json
+from importlib.resources import files
 
 import numpy as np
 import pytest
@@ -94,6 +95,22 @@ def test_train_then_validate_from_the_command_line(pairs, tmp_path, capsys):
     assert "| light | enhance |" in text
     assert "synthetic active_region" in text
     assert "## Real HMI data" in text  # the packaged sample, by default
+
+
+def test_validate_compare_holds_weights_against_the_first_row_by_row(tmp_path, capsys):
+    shipped = str(files("enhance.data") / "enhance_blos_wiener.safetensors")
+    command = ["validate", "--compare", "--kind", "blos", "--shape", "96", "96", "-o", str(tmp_path / "none")]
+    assert main([*command, "--weights", f"a={shipped}"]) != 0
+    assert "needs two or more --weights" in capsys.readouterr().err
+    assert main([*command, "--weights", f"a={shipped}", "--weights", f"b={shipped}"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| synthetic")]
+    # 3 scenes x 4 noise levels and 3 x 2 PSF mismatches; the same weights are equal on every row.
+    assert len(rows) == 18
+    assert all(line.endswith("| +0.00 | +0.00 |") for line in rows)
+    assert "b: at or above on 18 of 18 rows" in out
+    assert "b D4: at or above on 18 of 18 rows" in out
+    assert not (tmp_path / "none").exists()  # no report is written
 
 
 def test_validate_without_trained_models_says_so(capsys, no_shipped_models):

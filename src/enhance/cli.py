@@ -618,10 +618,11 @@ def _add_train(subparsers) -> None:
 def _validate(args) -> int:
     from .analysis.validate import real_data, report, report_path, validate, validation_networks
 
-    report_path(args.output, kind=args.kind, physics=args.physics, overwrite=args.overwrite)  # before the run
+    if not args.compare:
+        report_path(args.output, kind=args.kind, physics=args.physics, overwrite=args.overwrite)  # before the run
     items = (item.rpartition("=") for item in args.weights or [])  # [NAME=]FILE
     networks = validation_networks({(label or Path(path).stem): path for label, _, path in items}, kind=args.kind)
-    if args.physics:
+    if args.physics or args.compare:
         return _validate_physics(args, networks)
     results = validate(networks, args.kind, simulation=args.simulation, shape=tuple(args.shape))
     behaviour = real_data(networks, args.kind, args.hmi) if not args.no_hmi else None
@@ -632,11 +633,11 @@ def _validate(args) -> int:
 
 
 def _validate_physics(args, networks) -> int:
-    from .analysis.validate import PhysicsConfig, machine_description, physics_report, physics_validation
+    from .analysis import validate
 
     hmi = (args.hmi if args.kind == "intensity" else None, args.hmi if args.kind == "blos" else None, args.hmi_qs)
     observations = tuple((path, float(scale), label) for path, scale, label in args.observation)
-    config = PhysicsConfig(simulation=args.simulation, shape=tuple(args.shape), rl_max=args.rl_max,
+    config = validate.PhysicsConfig(simulation=args.simulation, shape=tuple(args.shape), rl_max=args.rl_max,
                            rl_converged=args.rl_converged, symmetric=not args.no_symmetric,
                            real_crop=args.real_crop, hmi=hmi, contrast_powers=tuple(args.contrast_powers),
                            observations=observations)  # fmt: skip
@@ -645,10 +646,23 @@ def _validate_physics(args, networks) -> int:
     def log(line):
         print(f"[{time.perf_counter() - start:6.0f} s] {line}", flush=True)
 
-    results = physics_validation(networks, args.kind, config, log=log)
-    machine = machine_description(seconds=time.perf_counter() - start)
+    if args.compare:
+        if len(args.weights or ()) < 2:
+            from .exceptions import IncompatibleOptionsError
+
+            msg = "--compare needs two or more --weights, the reference first"
+            raise IncompatibleOptionsError(msg)
+        table, kept = validate.comparison_table(
+            validate.compare_networks(networks, args.kind, config, log=log), next(iter(networks))
+        )
+        print(f"PSNR minus {next(iter(networks))}'s, dB (each rounded to 0.01 dB first)\n\n{table}\n")
+        for method, (above, total) in kept.items():
+            print(f"{method}: at or above on {above} of {total} rows")
+        return 0
+    results = validate.physics_validation(networks, args.kind, config, log=log)
+    machine = validate.machine_description(seconds=time.perf_counter() - start)
     command = config.command(args.kind, args.output, weights=args.weights or ())
-    path = physics_report(results, args.output, kind=args.kind, command=command, machine=machine,
+    path = validate.physics_report(results, args.output, kind=args.kind, command=command, machine=machine,
                           overwrite=args.overwrite)  # fmt: skip
     print(path.read_text())
     print(f"wrote {path}")
@@ -678,6 +692,10 @@ def _add_validate(subparsers) -> None:
     val.add_argument("--real-crop", type=int, default=96, metavar="N",
                      help="--physics: central N x N HMI pixels of real cut-outs for equivariance, flicker")  # fmt: skip
     val.add_argument("--no-symmetric", action="store_true", help="--physics: skip the D4-averaged networks")
+    val.add_argument("--compare", action="store_true",
+                     help="print each --weights network's PSNR minus the first's on the held-out rows of --physics "
+                     "(fields, noise levels, contrasts, PSF mismatches; no baselines, no report), and on how many "
+                     "rows it is at or above")  # fmt: skip
     val.add_argument("--contrast-powers", type=float, nargs="*", default=(0.48, 0.72, 1.44), metavar="P",
                      help="--physics, continuum: more fields, the simulation's rows and the synthetic active region "
                      "as I**P (default 0.48 0.72 1.44: MURaM at 2, 3 and 6 %% contrast at HMI's sampling)")  # fmt: skip

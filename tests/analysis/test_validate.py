@@ -9,6 +9,8 @@ from enhance.analysis.validate import (
     MISMATCHES,
     PhysicsConfig,
     band_spectra,
+    compare_networks,
+    comparison_table,
     equivariance,
     evaluate_field,
     flicker,
@@ -178,6 +180,32 @@ def test_physics_validation_end_to_end(tmp_path):
     assert summary["floors"]["full"]
     with pytest.raises(FileExistsError, match="exists"):
         physics_report(results, tmp_path, kind="intensity")
+
+
+def test_compare_networks_scores_the_rows_of_the_physics_validation():
+    torch.manual_seed(0)
+    nets = {"old": EnhanceNet(depth=1, width=4), "new": EnhanceNet(depth=1, width=4)}
+    with torch.no_grad():
+        nets["new"].load_state_dict(nets["old"].state_dict())
+        nets["new"].conv_out.bias.add_(0.05)  # the same network with an offset: worse on every row
+    config = PhysicsConfig(**_TINY)
+    rows = compare_networks(nets, "blos", config)
+    full = physics_validation(nets, "blos", config)
+    assert set(rows) == {"synthetic plage, 1 x", "synthetic plage, 10 x"} | {
+        f"synthetic plage, {variant}" for variant in MISMATCHES
+    }
+    for factor in ("1", "10"):
+        for method in ("old", "new", "old D4", "new D4"):
+            assert (
+                rows[f"synthetic plage, {factor} x"][method] == full["noise"]["synthetic plage"][factor][method]["psnr"]
+            )
+    table, kept = comparison_table(rows, "old")
+    assert kept == {"new": (0, len(rows)), "new D4": (0, len(rows))}
+    cells = [cell.strip() for line in table.splitlines()[2:] for cell in line.split("|")[2:-1]]
+    assert len(cells) == 2 * len(rows)
+    assert all(float(cell) < 0 for cell in cells)
+    same, kept_same = comparison_table({row: {**scores, "copy": scores["old"]} for row, scores in rows.items()}, "old")
+    assert kept_same["copy"] == (len(rows), len(rows))
 
 
 def test_physics_validation_of_magnetograms_checks_flux_and_sign():

@@ -57,6 +57,8 @@ __all__ = [
     "MISMATCHES",
     "PhysicsConfig",
     "physics_frames",
+    "compare_networks",
+    "comparison_table",
     "band_spectra",
     "equivariance",
     "flicker",
@@ -743,8 +745,10 @@ def _baselines(observed, target, sigma, model, config):
     return images, {"RL+target best": k_best, "RL+target discrepancy": info["n_iter"]}
 
 
-def _held_out_rows(networks, kind, config, log):
-    """PSNR/SSIM per field, noise level and method; power and coherence at each noise level; PSF mismatch."""
+def _held_out_rows(networks, kind, config, log, *, baselines=True):
+    """PSNR/SSIM per field, noise level and method; power and coherence at each noise level; PSF mismatch.
+
+    ``baselines=False`` scores the networks only (no bicubic, RL+target or Wiener)."""
     variants = _variants(networks, config.symmetric)
     sigma_hmi = NOISE[kind] * SCALE[kind]
     rows, spectra, mismatch = {}, {}, {}
@@ -757,7 +761,7 @@ def _held_out_rows(networks, kind, config, log):
             rng = np.random.default_rng([HELD_OUT_SEED, field_index, level_index])
             sigma = factor * sigma_hmi
             observed = clean + rng.normal(0.0, sigma, clean.shape)
-            images, iterations = _baselines(observed, target, sigma, model, config)
+            images, iterations = _baselines(observed, target, sigma, model, config) if baselines else ({}, {})
             for label, (network, symmetric) in variants.items():
                 images[label] = _run_network(network, observed, kind, symmetric=symmetric)
             key = f"{factor:g}"
@@ -776,7 +780,8 @@ def _held_out_rows(networks, kind, config, log):
             rng = np.random.default_rng([HELD_OUT_SEED, field_index, 100 + mismatch_index])
             observed = observed.astype(np.float64) + rng.normal(0.0, sigma_hmi, observed.shape)
             target_m = target_m.astype(np.float64)
-            images, iterations = _baselines(observed, target_m, sigma_hmi, model, config)
+            images, iterations = (_baselines(observed, target_m, sigma_hmi, model, config) if baselines
+                                  else ({}, {}))  # fmt: skip
             for label, (network, symmetric) in variants.items():
                 images[label] = _run_network(network, observed, kind, symmetric=symmetric)
             inner, target_in = _interior(images, target_m, config.border)
@@ -1033,6 +1038,90 @@ def physics_validation(networks, kind, config: PhysicsConfig | None = None, *, l
     settings = {key: (list(value) if isinstance(value, tuple) else value)
                 for key, value in dataclasses.asdict(config).items()}  # fmt: skip
     return {"noise": rows, "spectra": spectra, "mismatch": mismatch, **real, "config": settings}
+
+
+def compare_networks(networks, kind, config: PhysicsConfig | None = None, *, log=None) -> dict:
+    """PSNR of each network on every held-out row of `physics_validation`, without the baselines.
+
+    The rows (fields, noise levels, contrasts, PSF mismatches), their noise draws and the D4 averages are
+    those of `physics_validation`, so that new weights can be held against shipped ones row by row in a
+    fraction of its time (RL+target, the real cut-outs and the spectra are left out).
+
+    Parameters
+    ----------
+    networks : dict
+        ``name -> network``.
+    kind : {'intensity', 'blos'}
+        What the networks enhance.
+    config : `PhysicsConfig`, optional
+        The fields and noise levels (``rl_*`` and ``real_crop`` are not used).
+    log : callable, optional
+        Called with a line of progress.
+
+    Returns
+    -------
+    dict
+        ``{row: {method: psnr}}``, rows named ``"field, N x"`` (noise in units of HMI's) or
+        ``"field, mismatch"``; methods are the networks and, with ``config.symmetric``, their D4 averages.
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> config = PhysicsConfig(shape=(64, 64), scenes=("plage",), noise_factors=(1.0,))
+    >>> rows = compare_networks({"tiny": EnhanceNet(depth=1, width=8)}, "blos", config)
+    >>> sorted(rows)[0], sorted(rows["synthetic plage, 1 x"])
+    ('synthetic plage, 1 x', ['tiny', 'tiny D4'])
+    """
+    check_choice(kind, KINDS, name="kind")
+    config = PhysicsConfig() if config is None else config
+    rows, _, mismatch = _held_out_rows(networks, kind, config, log or (lambda line: None), baselines=False)
+    out = {f"{field}, {factor} x": {method: scores["psnr"] for method, scores in methods.items()}
+           for field, levels in rows.items() for factor, methods in levels.items()}  # fmt: skip
+    out.update({f"{field}, {variant}": {method: scores["psnr"] for method, scores in methods.items()}
+                for field, variants in mismatch.items() for variant, methods in variants.items()})  # fmt: skip
+    return out
+
+
+def comparison_table(rows: dict, reference: str) -> tuple:
+    """A Markdown table of each method's PSNR minus ``reference``'s, and how many rows each keeps.
+
+    Differences are taken after rounding each PSNR to 0.01 dB, as the validation reports print them.
+
+    Parameters
+    ----------
+    rows : dict
+        `compare_networks`' result.
+    reference : str
+        The network the others are held against (its D4 average is the reference of their D4 averages).
+
+    Returns
+    -------
+    table : str
+        One line per row, one column per method other than the reference's.
+    kept : dict
+        ``method -> (rows at or above the reference, rows)``.
+
+    Examples
+    --------
+    >>> rows = {"a, 1 x": {"old": 30.004, "new": 30.1}, "b, 1 x": {"old": 20.0, "new": 19.98}}
+    >>> table, kept = comparison_table(rows, "old")
+    >>> kept, table.splitlines()[2]
+    ({'new': (1, 2)}, '| a, 1 x | +0.10 |')
+    """
+    methods = [method for method in next(iter(rows.values())) if method != reference and method != f"{reference} D4"]
+
+    def base(method):
+        return f"{reference} D4" if method.endswith(" D4") else reference
+
+    lines = ["| row | " + " | ".join(methods) + " |", "| --- |" + " ---: |" * len(methods)]
+    kept = {method: [0, 0] for method in methods}
+    for row, scores in rows.items():
+        deltas = [round(scores[method], 2) - round(scores[base(method)], 2) for method in methods]
+        for method, delta in zip(methods, deltas, strict=True):
+            kept[method][0] += delta >= -1e-9
+            kept[method][1] += 1
+        lines.append(f"| {row} | " + " | ".join(f"{delta:+.2f}" for delta in deltas) + " |")
+    return "\n".join(lines), {method: tuple(counts) for method, counts in kept.items()}
 
 
 def physics_floors(results, *, model="full"):
