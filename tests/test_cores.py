@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from enhance.cores import cpu_cores, map_rows
+from enhance.cores import cpu_cores, map_rows, needed_box
 
 
 @pytest.mark.parametrize("rows", [1, 63, 64, 128, 129, 1000, 1023])
@@ -30,3 +30,26 @@ def test_cores_follow_omp_num_threads(monkeypatch):
     for unset in ("", "0", "two"):
         monkeypatch.setenv("OMP_NUM_THREADS", unset)
         assert cpu_cores() >= 1
+
+
+def test_needed_box_is_the_bounding_box_of_the_needed_pixels_in_a_region():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        needed = rng.random((int(rng.integers(1, 12)), int(rng.integers(1, 12)))) < rng.random() * 0.3
+        y0, x0 = int(rng.integers(0, needed.shape[0])), int(rng.integers(0, needed.shape[1]))
+        y1, x1 = int(rng.integers(y0 + 1, needed.shape[0] + 1)), int(rng.integers(x0 + 1, needed.shape[1] + 1))
+        box = needed_box(needed, (y0, y1), (x0, x1))
+        inside = np.zeros_like(needed)
+        inside[y0:y1, x0:x1] = needed[y0:y1, x0:x1]
+        if not inside.any():
+            assert box is None
+            continue
+        (b0, b1), (c0, c1) = box
+        assert y0 <= b0 < b1 <= y1
+        assert x0 <= c0 < c1 <= x1
+        assert inside[b0:b1, c0:c1].sum() == inside.sum()  # holds them all
+        assert inside[b0].any()
+        assert inside[b1 - 1].any()
+        assert inside[:, c0].any()
+        assert inside[:, c1 - 1].any()
+    assert needed_box(None, (2, 5), (0, 3)) == ((2, 5), (0, 3))

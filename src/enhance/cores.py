@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cpu_cores", "cpu_model", "map_rows"]
+__all__ = ["cpu_cores", "cpu_model", "map_rows", "needed_box"]
 
 
 def cpu_cores() -> int:
@@ -103,3 +103,39 @@ def map_rows(function, rows: int, *, cores: int | None = None, minimum: int = 64
         return [function(slices[0])]
     with ThreadPoolExecutor(bands) as pool:
         return list(pool.map(function, slices))
+
+
+def needed_box(needed, rows: tuple, cols: tuple) -> tuple | None:
+    """The smallest box of the region ``rows`` x ``cols`` that holds its needed pixels, or None if it has none.
+
+    Work cut into tiles skips what nobody needs: off-limb pixels of a full-disk image, whose output is
+    NaN, need no network pass.
+
+    Parameters
+    ----------
+    needed : (ny, nx) bool `~numpy.ndarray` or None
+        Pixels whose result is kept; None: all of them.
+    rows, cols : tuple of int
+        The region, ``(start, stop)`` along each axis.
+
+    Returns
+    -------
+    tuple of tuple or None
+        ``((y0, y1), (x0, x1))``, within the region; None where no pixel of the region is needed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> needed = np.zeros((6, 8), bool)
+    >>> needed[2:4, 5] = True
+    >>> needed_box(needed, (0, 6), (4, 8)), needed_box(needed, (0, 6), (0, 4))
+    (((2, 4), (5, 6)), None)
+    """
+    if needed is None:
+        return tuple(rows), tuple(cols)
+    window = needed[rows[0] : rows[1], cols[0] : cols[1]]
+    along_y, along_x = np.flatnonzero(window.any(axis=1)), np.flatnonzero(window.any(axis=0))
+    if along_y.size == 0:
+        return None
+    return ((rows[0] + int(along_y[0]), rows[0] + int(along_y[-1]) + 1),
+            (cols[0] + int(along_x[0]), cols[0] + int(along_x[-1]) + 1))  # fmt: skip

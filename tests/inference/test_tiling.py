@@ -25,6 +25,42 @@ def test_tiling_with_nan_regions(tiny_net):
     np.testing.assert_array_equal(np.isnan(tiled), np.isnan(whole))
 
 
+@pytest.mark.filterwarnings("ignore:tile=\\d+ is smaller than the network's reach")
+@pytest.mark.parametrize("tile", [None, 11])
+def test_tiles_are_cut_to_the_needed_pixels(tiny_net, tile):
+    import torch
+
+    from enhance.inference.tiling import run_tiled
+    from enhance.models.network import fold_batchnorm, receptive_margin
+
+    net, margin = fold_batchnorm(tiny_net), receptive_margin(tiny_net.depth)
+    image = (1 + 0.1 * np.random.default_rng(5).standard_normal((50, 44))).astype(np.float32)
+    needed = np.zeros(image.shape, bool)
+    needed[20:31, 3:9] = True  # one small patch: everything else is skipped
+    counting = _CountingNetwork(net)
+    whole = run_tiled(image, net, tile=tile, margin=margin, device=torch.device("cpu"))
+    found = run_tiled(image, counting, tile=tile, margin=margin, device=torch.device("cpu"), needed=needed)
+    fine = np.repeat(np.repeat(needed, 2, axis=0), 2, axis=1)
+    np.testing.assert_allclose(found[fine], whole[fine], rtol=0, atol=1e-5)
+    assert np.isnan(found).mean() > 0.9
+    pixels = sum(h * w for h, w in counting.shapes)
+    assert pixels <= (11 + 2 * margin) * (6 + 2 * margin) + 2 * margin * (11 + 6 + 4 * margin)  # the box and margins
+    with pytest.raises(ValueError, match="needed must have the image's shape"):
+        run_tiled(image, net, tile=tile, margin=margin, device=torch.device("cpu"), needed=needed.T)
+
+
+def test_off_limb_pixels_are_not_run_and_the_disk_is_unchanged():
+    # A full-disk-like image: the output on the disk is the same whether the corners are run or not (the
+    # uncertainty needs the whole x2 grid, so with it every pixel is run).
+    y, x = np.ogrid[:160, :160]
+    image = 1 + 0.1 * np.random.default_rng(6).standard_normal((160, 160))
+    image[np.hypot(y - 79.5, x - 79.5) > 70] = np.nan
+    skipped = enhance(image, "intensity", model="light", qs_level=1.0, tile=60, noise=1e-3)
+    every, _ = enhance(image, "intensity", model="light", qs_level=1.0, tile=60, noise=1e-3, uncertainty=True)
+    np.testing.assert_array_equal(np.isnan(skipped), np.isnan(every))
+    np.testing.assert_allclose(skipped, every, rtol=0, atol=1e-6)
+
+
 def test_too_small_margin_would_break_equality(tiny_net):
     # The margin matters: tiles without it differ from the whole-image pass.
     import torch

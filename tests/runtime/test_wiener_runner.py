@@ -68,6 +68,29 @@ def test_bands_tiles_and_workers_give_the_whole_image_pass_bit_for_bit(graph, sy
         np.testing.assert_array_equal(expected, reference)
 
 
+def _disk(shape):
+    """True inside a disk that leaves the corners out, as off-limb pixels of a full-disk image."""
+    y, x = np.ogrid[: shape[0], : shape[1]]
+    return np.hypot(y - (shape[0] - 1) / 2, x - (shape[1] - 1) / 2) < 0.45 * min(shape)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_pixels_not_needed_are_skipped_and_the_needed_ones_unchanged(graph, symmetric):
+    runner = WienerOnnxNetwork(graph, threads=1, symmetric=symmetric).bind(NOISE)
+    image, needed = _image((70, 64)), _disk((70, 64))
+    expected = runner.run_image(image, tile=None, workers=1)
+    fine = np.repeat(np.repeat(needed, 2, axis=0), 2, axis=1)
+    for tile, workers in ((None, 1), (None, 2), (16, 2), (9, 1)):
+        done, every = [], []
+        found = runner.run_image(image, tile=tile, workers=workers, needed=needed, done=done.append)
+        runner.run_image(image, tile=tile, workers=workers, done=every.append)
+        np.testing.assert_array_equal(found[fine], expected[fine])
+        assert np.isnan(found[~fine]).mean() > 0.3  # the corners' tiles or boxes were not run
+        assert sum(done) == sum(every)  # every tile counted, skipped ones too
+    with pytest.raises(ValueError, match="needed must have the image's shape"):
+        runner.run_image(image, needed=needed[1:])
+
+
 def test_run_tiled_hands_the_whole_image_to_the_runner(graph):
     runner = WienerOnnxNetwork(graph, threads=2, symmetric=True).bind(NOISE)
     image = _image((40, 52))

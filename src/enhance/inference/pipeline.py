@@ -769,15 +769,19 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         unbound, runner = runner, runner.bind(choice.value)
     logger.debug("runner %r on %s, %d worker(s), tile %s", runner, device, workers, tile)
 
-    def run(array, net=runner):
+    # Off-limb pixels (NaN in, NaN out) need no network pass, except where the uncertainty filters the whole x2 grid.
+    needed = None if finite.all() or options.uncertainty else finite
+
+    def run(array, net=runner, needed=None):
         return run_tiled(array, net, tile=tile, margin=runner.margin, device=device, progress=options.progress,
-                         precision=precision, workers=workers)  # fmt: skip
+                         precision=precision, workers=workers, needed=needed)  # fmt: skip
 
     source = normalised.astype(np.float32, copy=False)
     nmap = None
     if options.noise_map and choice is not None:  # a level per pixel: one or two passes, blended
         nmap = noise_map(normalised, choice, kind=kind, header=header, finite=finite)
-    result = run(source) if nmap is None else run_with_noise_map(lambda net: run(source, net), unbound, nmap)
+    result = (run(source, needed=needed) if nmap is None
+              else run_with_noise_map(lambda net: run(source, net, needed), unbound, nmap))  # fmt: skip
     outputs = [result.astype(out_dtype, copy=False)]  # float32 already for float32 input: no copy
     if options.uncertainty:
         sigma = output_uncertainty(source, result, runner=runner, run=run,

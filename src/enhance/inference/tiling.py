@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..cores import needed_box
 from ..models.runner import dihedral_average
 from ..runtime.runners import TorchRunner, runs_on_torch
 
@@ -58,7 +59,7 @@ def tile_spans(length: int, tile: int, margin: int):
 
 def run_tiled(
     image: np.ndarray, net, *, tile: int | None, margin: int, device, progress=False, precision: str = "float32",
-    workers: int = 1,
+    workers: int = 1, needed=None,
 ):  # fmt: skip
     """Run a x2 network over ``image`` tile by tile and stitch the interiors.
 
@@ -88,6 +89,10 @@ def run_tiled(
         image is then cut into ``workers`` bands of rows, when they are tall enough
         (`MIN_BAND_MARGINS` margins) for their overlap to cost less than the cores gain. A
         `torch.nn.Module` always runs one tile at a time (PyTorch threads each layer itself).
+    needed : (ny, nx) bool `~numpy.ndarray`, optional
+        Input pixels whose output is kept (e.g. the finite pixels of a full-disk image): each tile runs on
+        the smallest box that holds its needed pixels (with its margin), a tile without any is skipped,
+        and the output is NaN outside those boxes. The needed pixels' output is the same as without.
 
     Returns
     -------
@@ -110,7 +115,7 @@ def run_tiled(
         msg = f"workers must be a positive integer, got {workers!r}"
         raise ValueError(msg)
     if callable(getattr(net, "run_image", None)):  # it mirrors the whole image once and cuts its own tiles
-        return _run_image(image, net, tile=tile, progress=progress, workers=workers)
+        return _run_image(image, net, tile=tile, progress=progress, workers=workers, needed=needed)
     forward = net
     if runs_on_torch(net):  # PyTorch threads each layer itself: one tile at a time
         forward, workers = TorchRunner(net, device=device, precision=precision), 1
@@ -119,10 +124,14 @@ def run_tiled(
     if tile is None and workers > 1 and ny >= workers * MIN_BAND_MARGINS * max(margin, 1):
         tile_y = -(-ny // workers)  # one band of rows per worker
     spans = list(itertools.product(tile_spans(ny, tile_y, margin), tile_spans(nx, tile_x, margin)))
+    if needed is not None:
+        spans = _needed_spans(spans, np.asarray(needed, dtype=bool), (ny, nx), margin)
     source = np.ascontiguousarray(image, dtype=np.float32)
-    if len(spans) == 1:  # one tile: the whole image, no stitching
+    if needed is None and len(spans) == 1:  # one tile: the whole image, no stitching
         return np.ascontiguousarray(forward(source[None, None])[0, 0], dtype=np.float32)
     out = np.empty((2 * ny, 2 * nx), dtype=np.float32)
+    if needed is not None:
+        out.fill(np.nan)
 
     def run_one(span):
         (y0, y1, ylo, yhi), (x0, x1, xlo, xhi) = span
@@ -142,10 +151,27 @@ def run_tiled(
     return out
 
 
-def _run_image(image, net, *, tile, progress, workers):
+def _needed_spans(spans, needed, shape, margin):
+    """The tiles cut to the boxes of their needed pixels (`~enhance.cores.needed_box`), with their margins."""
+    if needed.shape != shape:
+        msg = f"needed must have the image's shape {shape}, got {needed.shape}"
+        raise ValueError(msg)
+    out = []
+    for (y0, y1, _, _), (x0, x1, _, _) in spans:
+        box = needed_box(needed, (y0, y1), (x0, x1))
+        if box is not None:
+            (y0, y1), (x0, x1) = box
+            out.append(((y0, y1, max(y0 - margin, 0), min(y1 + margin, shape[0])),
+                        (x0, x1, max(x0 - margin, 0), min(x1 + margin, shape[1]))))  # fmt: skip
+    return out
+
+
+def _run_image(image, net, *, tile, progress, workers, needed):
     """``net.run_image`` over ``image``, with a progress bar over its tiles."""
     ny, nx = image.shape
     tiles = None if tile is None else -(-ny // tile) * -(-nx // tile)
+    options = {} if needed is None else {"needed": needed}  # runners of other packages may not take it
     with tqdm(total=tiles, desc="tiles", unit="tile", disable=not progress, leave=False) as bar:
-        out = net.run_image(np.ascontiguousarray(image, dtype=np.float32), tile=tile, workers=workers, done=bar.update)
+        out = net.run_image(np.ascontiguousarray(image, dtype=np.float32), tile=tile, workers=workers, done=bar.update,
+                            **options)  # fmt: skip
     return np.ascontiguousarray(out, dtype=np.float32)

@@ -28,6 +28,7 @@ import threading
 import numpy as np
 
 from .._version import __version__
+from ..cores import needed_box
 from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform, with_metadata
 from .folding import check_finite_state, read_weights
@@ -427,7 +428,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         return bound
 
     def run_image(self, image: np.ndarray, *, tile: int | None = None, workers: int | None = None,
-                  done=None) -> np.ndarray:  # fmt: skip
+                  done=None, needed=None) -> np.ndarray:  # fmt: skip
         """The network over a whole image, mirrored once, in bands or tiles on ``workers`` cores at once.
 
         Parameters
@@ -441,12 +442,15 @@ class WienerOnnxNetwork(OnnxNetwork):
             Single-threaded onnxruntime calls at once; None: ``self.workers``.
         done : callable, optional
             Called with 1 each time a tile is finished (a progress bar's ``update``).
+        needed : (ny, nx) bool `~numpy.ndarray`, optional
+            Input pixels whose output is kept: each tile runs on the box of its needed pixels
+            (`~enhance.cores.needed_box`), a tile without any is skipped, and the output is NaN elsewhere.
 
         Returns
         -------
         `~numpy.ndarray`
             float32 ``(2 ny, 2 nx)``: the output of one whole-image pass (for 'full', the average over the
-            8 rotations and flips, summed in float64), whatever ``tile`` and ``workers``.
+            8 rotations and flips, summed in float64), whatever ``tile``, ``workers`` and ``needed``.
 
         Examples
         --------
@@ -467,8 +471,18 @@ class WienerOnnxNetwork(OnnxNetwork):
         workers = self.workers if workers is None else max(1, int(workers))
         passes = D4_PASSES if self.symmetric else D4_PASSES[:1]
         tiles = _tiles(source.shape, tile, split_rows(source.shape[0], len(passes), workers, self.margin))
+        if needed is not None:
+            if np.shape(needed) != source.shape:
+                msg = f"needed must have the image's shape {source.shape}, got {np.shape(needed)}"
+                raise ValueError(msg)
+            boxes = [needed_box(np.asarray(needed, bool), *region) for region in tiles]
+            tiles = [box for box in boxes if box is not None]
+            if done is not None and len(tiles) < len(boxes):
+                done(len(boxes) - len(tiles))  # the skipped tiles
         padded = np.pad(source, self.margin, mode="symmetric")
         out = np.empty((2 * source.shape[0], 2 * source.shape[1]), np.float32)
+        if needed is not None:
+            out.fill(np.nan)
         run = _SharedLinear(self, padded, workers) if self.symmetric else _OwnLinear(self)
 
         def finish(region, results):
