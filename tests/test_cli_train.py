@@ -97,6 +97,9 @@ def test_train_then_validate_from_the_command_line(pairs, tmp_path, capsys):
     assert "## Real HMI data" in text  # the packaged sample, by default
 
 
+# The half-pixel shift of a 96-pixel crop by a cubic spline damps its spectrum's corners: the noise level is then
+# HMI's nominal one, with this warning, as in `enhance validate --physics`.
+@pytest.mark.filterwarnings("ignore:the noise level cannot be measured reliably")
 def test_validate_compare_holds_weights_against_the_first_row_by_row(tmp_path, capsys):
     shipped = str(files("enhance.data") / "enhance_blos_wiener.safetensors")
     command = ["validate", "--compare", "--kind", "blos", "--shape", "96", "96", "-o", str(tmp_path / "none")]
@@ -108,8 +111,9 @@ def test_validate_compare_holds_weights_against_the_first_row_by_row(tmp_path, c
     # 3 scenes x 4 noise levels and 3 x 2 PSF mismatches; the same weights are equal on every row.
     assert len(rows) == 18
     assert all(line.endswith("| +0.00 | +0.00 |") for line in rows)
-    assert "b: at or above on 18 of 18 rows" in out
-    assert "b D4: at or above on 18 of 18 rows" in out
+    assert sum(" half-pixel flicker along " in line for line in out.splitlines()) == 2  # the packaged sample
+    assert "b: as good or better on 20 of 20 rows" in out
+    assert "b D4: as good or better on 20 of 20 rows" in out
     assert not (tmp_path / "none").exists()  # no report is written
 
 

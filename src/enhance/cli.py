@@ -655,9 +655,10 @@ def _validate_physics(args, networks) -> int:
         table, kept = validate.comparison_table(
             validate.compare_networks(networks, args.kind, config, log=log), next(iter(networks))
         )
-        print(f"PSNR minus {next(iter(networks))}'s, dB (each rounded to 0.01 dB first)\n\n{table}\n")
-        for method, (above, total) in kept.items():
-            print(f"{method}: at or above on {above} of {total} rows")
+        print(f"PSNR (dB, each rounded to 0.01 first; higher is better) and half-pixel flicker (to 0.001; lower is "
+              f"better) minus {next(iter(networks))}'s\n\n{table}\n")  # fmt: skip
+        for method, (good, total) in kept.items():
+            print(f"{method}: as good or better on {good} of {total} rows")
         return 0
     results = validate.physics_validation(networks, args.kind, config, log=log)
     machine = validate.machine_description(seconds=time.perf_counter() - start)
@@ -694,8 +695,8 @@ def _add_validate(subparsers) -> None:
     val.add_argument("--no-symmetric", action="store_true", help="--physics: skip the D4-averaged networks")
     val.add_argument("--compare", action="store_true",
                      help="print each --weights network's PSNR minus the first's on the held-out rows of --physics "
-                     "(fields, noise levels, contrasts, PSF mismatches; no baselines, no report), and on how many "
-                     "rows it is at or above")  # fmt: skip
+                     "(fields, noise levels, contrasts, PSF mismatches) and its half-pixel flicker on the real "
+                     "cut-outs (no baselines, no report), and on how many rows it is as good or better")  # fmt: skip
     val.add_argument("--contrast-powers", type=float, nargs="*", default=(0.48, 0.72, 1.44), metavar="P",
                      help="--physics, continuum: more fields, the simulation's rows and the synthetic active region "
                      "as I**P (default 0.48 0.72 1.44: MURaM at 2, 3 and 6 %% contrast at HMI's sampling)")  # fmt: skip

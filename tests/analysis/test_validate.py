@@ -191,21 +191,25 @@ def test_compare_networks_scores_the_rows_of_the_physics_validation():
     config = PhysicsConfig(**_TINY)
     rows = compare_networks(nets, "blos", config)
     full = physics_validation(nets, "blos", config)
-    assert set(rows) == {"synthetic plage, 1 x", "synthetic plage, 10 x"} | {
-        f"synthetic plage, {variant}" for variant in MISMATCHES
-    }
+    flickers = [f"hmi_blos_ar.fits, half-pixel flicker along {axis}" for axis in "yx"]
+    psnr_rows = {"synthetic plage, 1 x", "synthetic plage, 10 x"} | {f"synthetic plage, {v}" for v in MISMATCHES}
+    assert set(rows) == psnr_rows | set(flickers)
     for factor in ("1", "10"):
         for method in ("old", "new", "old D4", "new D4"):
-            assert (
-                rows[f"synthetic plage, {factor} x"][method] == full["noise"]["synthetic plage"][factor][method]["psnr"]
-            )
-    table, kept = comparison_table(rows, "old")
-    assert kept == {"new": (0, len(rows)), "new D4": (0, len(rows))}
+            scored = full["noise"]["synthetic plage"][factor][method]["psnr"]
+            assert rows[f"synthetic plage, {factor} x"][method] == scored
+    for method in ("old", "new D4"):
+        assert [rows[row][method] for row in flickers] == full["symmetry"]["hmi_blos_ar.fits"][method]["flicker"]
+    table, kept = comparison_table({row: rows[row] for row in psnr_rows}, "old")
+    assert kept == {"new": (0, len(psnr_rows)), "new D4": (0, len(psnr_rows))}
     cells = [cell.strip() for line in table.splitlines()[2:] for cell in line.split("|")[2:-1]]
-    assert len(cells) == 2 * len(rows)
+    assert len(cells) == 2 * len(psnr_rows)
     assert all(float(cell) < 0 for cell in cells)
-    same, kept_same = comparison_table({row: {**scores, "copy": scores["old"]} for row, scores in rows.items()}, "old")
+    _, kept_same = comparison_table({row: {**scores, "copy": scores["old"]} for row, scores in rows.items()}, "old")
     assert kept_same["copy"] == (len(rows), len(rows))
+    # Flicker is better lower: a method that flickers more loses the row, one that flickers less keeps it.
+    _, kept = comparison_table({flickers[0]: {"old": 0.1, "more": 0.102, "less": 0.098}}, "old")
+    assert kept == {"more": (0, 1), "less": (1, 1)}
 
 
 def test_physics_validation_of_magnetograms_checks_flux_and_sign():

@@ -482,6 +482,9 @@ def report(results, out_dir, *, kind, behaviour=None, title=None, overwrite=Fals
 
 #: Noise levels of the physics validation, in units of HMI's noise (`~enhance.training.datasets.NOISE`).
 NOISE_FACTORS = (0.5, 1.0, 3.0, 10.0)
+
+#: Rows of `compare_networks` that hold the half-pixel `flicker` (lower is better).
+FLICKER_ROW = "half-pixel flicker"
 #: Spatial-frequency bands (cycles per arcsec) of the power and coherence rows; the x2 grid's Nyquist is 1.98.
 BANDS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.7), (0.7, 1.0), (1.0, 1.5), (1.5, 2.0))
 #: PSF mismatches: the HMI PSF of the held-out data differs from the one the models and baselines assume.
@@ -923,20 +926,27 @@ def _raw_network(network, image):
     return runner(np.asarray(image, np.float32)[None, None])[0, 0].astype(np.float64)
 
 
+def _on_cutout(network, kind, *, symmetric):
+    """``run(image)`` of a network on a real cut-out in I/Ic or gauss (`_run_network` takes I/Ic or kG)."""
+    scale = SCALE[kind]
+    return lambda image: _run_network(network, image * scale, kind, symmetric=symmetric) / scale
+
+
+def _real_cutouts(kind, config):
+    """``(name, image)`` of the real HMI cut-outs of ``config`` for ``kind`` that exist."""
+    if kind == "intensity":
+        paths = [config.hmi[0]] + ([config.hmi[2]] if config.hmi[2] is not None else [])
+    else:
+        paths = [config.hmi[1]]
+    return [found for found in (_read_real(path, kind) for path in paths) if found is not None]
+
+
 def _real_rows(networks, kind, config, log):
     """Equivariance, flicker, umbra, limb and magnetogram flux on real HMI cut-outs and a synthetic limb."""
     variants = _variants(networks, config.symmetric)
     model = ForwardModel()
-    cutouts = []
-    if kind == "intensity":
-        cutouts.append(_read_real(config.hmi[0], kind))
-        if config.hmi[2] is not None:
-            cutouts.append(_read_real(config.hmi[2], kind))
-    else:
-        cutouts.append(_read_real(config.hmi[1], kind))
-    cutouts = [c for c in cutouts if c is not None]
     out = {"symmetry": {}, "umbra": {}, "limb": {}, "magnetogram": {}}
-    for name, image in cutouts:
+    for name, image in _real_cutouts(kind, config):
         crop = _crop(image, config.real_crop)
         sigma = NOISE[kind]  # HMI's noise in I/Ic or gauss, as the user would give it
         _, info = rl_target(crop, model, noise=sigma, n_iter=config.rl_max, return_info=True)
@@ -945,10 +955,8 @@ def _real_rows(networks, kind, config, log):
             "RL+target discrepancy": lambda x, k=k: rl_target(x, model, n_iter=k, stop="n_iter"),
             "Wiener": lambda x, s=sigma: wiener_target(x, model, noise=s),
         }
-        gauss = SCALE[kind]  # the cut-outs are in I/Ic or gauss; _run_network takes I/Ic or kG
-
         for label, (network, symmetric) in variants.items():
-            methods[label] = lambda x, n=network, s=symmetric, g=gauss: _run_network(n, x * g, kind, symmetric=s) / g
+            methods[label] = _on_cutout(network, kind, symmetric=symmetric)
         table = {}
         for method, run in methods.items():
             table[method] = {"equivariance": equivariance(run, crop), "flicker": flicker(run, crop)}
@@ -1044,8 +1052,9 @@ def compare_networks(networks, kind, config: PhysicsConfig | None = None, *, log
     """PSNR of each network on every held-out row of `physics_validation`, without the baselines.
 
     The rows (fields, noise levels, contrasts, PSF mismatches), their noise draws and the D4 averages are
-    those of `physics_validation`, so that new weights can be held against shipped ones row by row in a
-    fraction of its time (RL+target, the real cut-outs and the spectra are left out).
+    those of `physics_validation`, and so is the half-pixel `flicker` on the real cut-outs, so that new
+    weights can be held against shipped ones row by row in a fraction of its time (RL+target, the
+    spectra, the umbra and the limb are left out).
 
     Parameters
     ----------
@@ -1061,31 +1070,44 @@ def compare_networks(networks, kind, config: PhysicsConfig | None = None, *, log
     Returns
     -------
     dict
-        ``{row: {method: psnr}}``, rows named ``"field, N x"`` (noise in units of HMI's) or
-        ``"field, mismatch"``; methods are the networks and, with ``config.symmetric``, their D4 averages.
+        ``{row: {method: value}}``: PSNR (dB) on rows named ``"field, N x"`` (noise in units of HMI's) or
+        ``"field, mismatch"``, the flicker ratio on rows ``"cut-out, half-pixel flicker along y"`` (and
+        x); methods are the networks and, with ``config.symmetric``, their D4 averages.
 
     Examples
     --------
     >>> from enhance.models.network import EnhanceNet
-    >>> config = PhysicsConfig(shape=(64, 64), scenes=("plage",), noise_factors=(1.0,))
+    >>> config = PhysicsConfig(shape=(64, 64), scenes=("plage",), noise_factors=(1.0,), real_crop=32)
     >>> rows = compare_networks({"tiny": EnhanceNet(depth=1, width=8)}, "blos", config)
-    >>> sorted(rows)[0], sorted(rows["synthetic plage, 1 x"])
-    ('synthetic plage, 1 x', ['tiny', 'tiny D4'])
+    >>> sorted(rows)[:2]
+    ['hmi_blos_ar.fits, half-pixel flicker along x', 'hmi_blos_ar.fits, half-pixel flicker along y']
+    >>> sorted(rows["synthetic plage, 1 x"])
+    ['tiny', 'tiny D4']
     """
     check_choice(kind, KINDS, name="kind")
     config = PhysicsConfig() if config is None else config
-    rows, _, mismatch = _held_out_rows(networks, kind, config, log or (lambda line: None), baselines=False)
+    log = log or (lambda line: None)
+    rows, _, mismatch = _held_out_rows(networks, kind, config, log, baselines=False)
     out = {f"{field}, {factor} x": {method: scores["psnr"] for method, scores in methods.items()}
            for field, levels in rows.items() for factor, methods in levels.items()}  # fmt: skip
     out.update({f"{field}, {variant}": {method: scores["psnr"] for method, scores in methods.items()}
                 for field, variants in mismatch.items() for variant, methods in variants.items()})  # fmt: skip
+    variants = _variants(networks, config.symmetric)
+    for name, image in _real_cutouts(kind, config):
+        crop = _crop(image, config.real_crop)
+        found = {label: flicker(_on_cutout(network, kind, symmetric=symmetric), crop)
+                 for label, (network, symmetric) in variants.items()}  # fmt: skip
+        for axis, along in enumerate("yx"):
+            out[f"{name}, {FLICKER_ROW} along {along}"] = {label: ratios[axis] for label, ratios in found.items()}
+        log(f"{name}: flicker done")
     return out
 
 
 def comparison_table(rows: dict, reference: str) -> tuple:
-    """A Markdown table of each method's PSNR minus ``reference``'s, and how many rows each keeps.
+    """A Markdown table of each method's value minus ``reference``'s, and on how many rows each is as good.
 
-    Differences are taken after rounding each PSNR to 0.01 dB, as the validation reports print them.
+    Differences are taken after rounding each value as the validation reports print them: PSNR to
+    0.01 dB (higher is better), flicker to 0.001 (lower is better).
 
     Parameters
     ----------
@@ -1099,7 +1121,7 @@ def comparison_table(rows: dict, reference: str) -> tuple:
     table : str
         One line per row, one column per method other than the reference's.
     kept : dict
-        ``method -> (rows at or above the reference, rows)``.
+        ``method -> (rows where it is as good as the reference or better, rows)``.
 
     Examples
     --------
@@ -1116,11 +1138,12 @@ def comparison_table(rows: dict, reference: str) -> tuple:
     lines = ["| row | " + " | ".join(methods) + " |", "| --- |" + " ---: |" * len(methods)]
     kept = {method: [0, 0] for method in methods}
     for row, scores in rows.items():
-        deltas = [round(scores[method], 2) - round(scores[base(method)], 2) for method in methods]
+        digits, sign = (3, -1) if FLICKER_ROW in row else (2, 1)  # flicker: lower is better, printed to 0.001
+        deltas = [round(scores[method], digits) - round(scores[base(method)], digits) for method in methods]
         for method, delta in zip(methods, deltas, strict=True):
-            kept[method][0] += delta >= -1e-9
+            kept[method][0] += sign * delta >= -1e-9
             kept[method][1] += 1
-        lines.append(f"| {row} | " + " | ".join(f"{delta:+.2f}" for delta in deltas) + " |")
+        lines.append(f"| {row} | " + " | ".join(f"{delta:+.{digits}f}" for delta in deltas) + " |")
     return "\n".join(lines), {method: tuple(counts) for method, counts in kept.items()}
 
 
