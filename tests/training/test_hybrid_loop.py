@@ -127,3 +127,42 @@ def test_init_filters_needs_an_init_network_of_the_same_taps(tmp_path, tiny_run)
     cfg = load_hybrid_config(TINY, out_dir=str(tmp_path / "b"), model=model)
     with pytest.raises(ConfigError, match="7-tap filters"):
         train_hybrid(cfg, progress=False, log=lambda m: None)
+
+
+def test_half_pixel_shift_moves_a_quadratic_exactly():
+    import torch
+
+    from enhance.training.hybrid_loop import half_pixel_shift
+
+    y, x = torch.meshgrid(torch.arange(12.0, dtype=torch.float64), torch.arange(14.0, dtype=torch.float64),
+                          indexing="ij")  # fmt: skip
+    image = (0.3 * x**2 - 0.2 * x * y + 0.1 * y**2 + x - 2 * y + 5)[None, None]
+    moved_x = 0.3 * (x - 0.5) ** 2 - 0.2 * (x - 0.5) * y + 0.1 * y**2 + (x - 0.5) - 2 * y + 5
+    moved_y = 0.3 * x**2 - 0.2 * x * (y - 0.5) + 0.1 * (y - 0.5) ** 2 + x - 2 * (y - 0.5) + 5
+    inner = (slice(2, -1), slice(2, -1))  # away from the replicated edges
+    np.testing.assert_allclose(half_pixel_shift(image, 3)[0, 0][inner], moved_x[inner], atol=1e-12)
+    np.testing.assert_allclose(half_pixel_shift(image, 2)[0, 0][inner], moved_y[inner], atol=1e-12)
+    twice = half_pixel_shift(half_pixel_shift(image, 3), 3)[0, 0]
+    np.testing.assert_allclose(twice[:, 4:-2], image[0, 0][:, 3:-3], atol=1e-12)  # one whole pixel
+
+
+def test_the_flicker_weight_trains_a_network_that_flickers_less(tmp_path):
+    import torch
+
+    from enhance.training.hybrid_loop import flicker_loss, training_pairs
+
+    runs = {}
+    for weight in (0.0, 100.0):
+        tiny = load_hybrid_config(TINY)
+        cfg = HybridConfig(kind=tiny.kind, out_dir=str(tmp_path / str(weight)), model=tiny.model, data=tiny.data,
+                           train={**tiny.train, "flicker_weight": weight})  # fmt: skip
+        runs[weight] = load_network(train_hybrid(cfg, progress=False, log=lambda m: None), kind="intensity")
+    x_all, _, _ = training_pairs(cfg, log=lambda m: None)
+    x = x_all[-16:] + 1e-3 * torch.from_numpy(np.random.default_rng(1).standard_normal(x_all[-16:].shape)).float()
+    sigma = torch.full((16,), 1e-3)
+    with torch.no_grad():
+        found = {w: float(sum(flicker_loss(n, x, sigma, n.core(x, sigma), axis=a) for a in (2, 3)))
+                 for w, n in runs.items()}  # fmt: skip
+    assert found[100.0] < 0.7 * found[0.0]
+    with pytest.raises(ConfigError, match="unknown keys"):
+        HybridConfig(kind="intensity", train={"flicker": 1.0})

@@ -41,6 +41,7 @@ A configuration (every key but ``kind`` has a default; see `HybridConfig`)::
     [train]
     steps = 6000
     lr = 1e-3
+    flicker_weight = 0.0           # > 0: also penalise f(S x) - S f(x), S a half-pixel shift (`flicker_loss`)
 """
 
 import dataclasses
@@ -113,7 +114,8 @@ class HybridConfig:
         ``blur_arcsec`` ([0, 0]), ``sources`` (a list of tables, see the module's docstring).
     train : dict
         ``steps`` (6000), ``batch`` (16), ``lr`` (1e-3, cosine to ``lr_min`` 1e-5), ``seed`` (11),
-        ``threads`` (1), ``eval_every`` (250 steps: validation and checkpoint).
+        ``threads`` (1), ``eval_every`` (250 steps: validation and checkpoint), ``flicker_weight`` (0: the
+        weight of `flicker_loss` beside the mean square error; each step then runs the batch twice).
 
     Examples
     --------
@@ -193,7 +195,8 @@ _DATA = {
     "vary_fraction": 1.0,
     "sources": [{"type": "synthetic", "scene": "mixed", "frames": 24}],
 }
-_TRAIN = {"steps": 6000, "batch": 16, "lr": 1e-3, "lr_min": 1e-5, "seed": 11, "threads": 1, "eval_every": 250}
+_TRAIN = {"steps": 6000, "batch": 16, "lr": 1e-3, "lr_min": 1e-5, "seed": 11, "threads": 1, "eval_every": 250,
+          "flicker_weight": 0.0}  # fmt: skip
 _SOURCE = {
     "type": None,
     "name": None,
@@ -481,6 +484,80 @@ def _batch(cfg, net, x_all, y_all, step):
     return x.contiguous(), sigma, y[:, :, 2 * m : y.shape[2] - 2 * m, 2 * m : y.shape[3] - 2 * m]
 
 
+#: Cubic convolution (Keys, a = -1/2) at half a pixel: the image between its samples, exact for quadratics.
+HALF_PIXEL_TAPS = (-1 / 16, 9 / 16, 9 / 16, -1 / 16)
+
+
+def half_pixel_shift(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """``x`` moved by half a pixel towards higher indices along ``axis`` (2 or 3), edges replicated.
+
+    Parameters
+    ----------
+    x : `torch.Tensor`
+        ``(batch, 1, ny, nx)``.
+    axis : {2, 3}
+        Rows or columns.
+
+    Returns
+    -------
+    `torch.Tensor`
+        The same shape: ``out[..., j] = x(j - 1/2)``, by `HALF_PIXEL_TAPS`.
+
+    Examples
+    --------
+    >>> ramp = torch.arange(8.0).reshape(1, 1, 1, 8) ** 2
+    >>> half_pixel_shift(ramp, 3)[0, 0, 0, 2:7].tolist()  # (j - 1/2)**2, exactly, away from the edges
+    [2.25, 6.25, 12.25, 20.25, 30.25]
+    """
+    kernel = torch.tensor(HALF_PIXEL_TAPS, dtype=x.dtype, device=x.device)
+    if axis == 2:
+        padded = torch.nn.functional.pad(x, (0, 0, 2, 1), mode="replicate")
+        return torch.nn.functional.conv2d(padded, kernel.reshape(1, 1, 4, 1))
+    padded = torch.nn.functional.pad(x, (2, 1, 0, 0), mode="replicate")
+    return torch.nn.functional.conv2d(padded, kernel.reshape(1, 1, 1, 4))
+
+
+def flicker_loss(net, x: torch.Tensor, sigma: torch.Tensor, output: torch.Tensor, *, axis: int) -> torch.Tensor:
+    """Mean square of ``f(S x) - S' f(x)``: the change of the output when the input moves by half a pixel.
+
+    ``S`` moves the input by half a pixel (`half_pixel_shift`), ``S'`` the output by the one output pixel that
+    is, as the physics validation's `~enhance.analysis.validate.flicker` measures it; pixels that the
+    replicated edges reach are left out. Minimising it with the mean square error trades some sharpness
+    beyond the cut-off for outputs that move with the Sun rather than with the pixel grid.
+
+    Parameters
+    ----------
+    net : `~enhance.models.hybrid.WienerEnhanceNet`
+        The network being trained.
+    x, sigma : `torch.Tensor`
+        The batch's inputs ``(batch, 1, ny, nx)`` and noise levels, as ``net.core`` takes them.
+    output : `torch.Tensor`
+        ``net.core(x, sigma)``.
+    axis : {2, 3}
+        The axis of the shift.
+
+    Returns
+    -------
+    `torch.Tensor`
+        A scalar, the output's units squared.
+
+    Examples
+    --------
+    >>> from enhance.models.hybrid import WienerEnhanceNet
+    >>> net = WienerEnhanceNet(depth=1, width=4, taps=5)
+    >>> x, sigma = torch.ones(2, 1, 24, 24), torch.full((2,), 1e-3)
+    >>> float(flicker_loss(net, x, sigma, net.core(x, sigma), axis=3).detach())  # a flat image does not move
+    0.0
+    """
+    moved = net.core(half_pixel_shift(x, axis), sigma)
+    edge = 2 * 3  # output pixels that read the replicated edge beyond the receptive margin's crop
+    inner = [slice(None)] * 4
+    inner[axis] = slice(edge + 1, output.shape[axis] - edge)
+    before = [slice(None)] * 4
+    before[axis] = slice(edge, output.shape[axis] - edge - 1)
+    return torch.mean((moved[tuple(inner)] - output[tuple(before)]) ** 2)
+
+
 def _validation(cfg, net, x_all, y_all):
     """A fixed validation set: held-out pairs at 1 and 10 x HMI's noise (the last 1/16 of the pairs)."""
     count = max(8, len(x_all) // 16)
@@ -571,7 +648,10 @@ def train_hybrid(cfg: HybridConfig, *, resume: bool = True, progress: bool = Tru
         for group in optimiser.param_groups:
             group["lr"] = lr
         x, sigma, target = _batch(cfg, net, train_x, train_y, step)
-        loss = torch.nn.functional.mse_loss(net.core(x, sigma), target)
+        output = net.core(x, sigma)
+        loss = torch.nn.functional.mse_loss(output, target)
+        if cfg.train["flicker_weight"] > 0:  # the axis of the half-pixel shift alternates with the step
+            loss = loss + cfg.train["flicker_weight"] * flicker_loss(net, x, sigma, output, axis=2 + step % 2)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
