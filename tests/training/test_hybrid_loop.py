@@ -166,3 +166,33 @@ def test_the_flicker_weight_trains_a_network_that_flickers_less(tmp_path):
     assert found[100.0] < 0.7 * found[0.0]
     with pytest.raises(ConfigError, match="unknown keys"):
         HybridConfig(kind="intensity", train={"flicker": 1.0})
+
+
+def test_a_teacher_keeps_the_training_near_its_output(tmp_path, tiny_run):
+    import torch
+
+    from enhance.training.hybrid_loop import training_pairs
+
+    teacher_path = tiny_run / "final.safetensors"
+    teacher = load_network(teacher_path, kind="intensity")
+    tiny = load_hybrid_config(TINY)
+    nets = {}
+    for weight in (0.0, 1000.0):  # from another seed, with and without the teacher
+        cfg = HybridConfig(
+            kind=tiny.kind,
+            out_dir=str(tmp_path / str(weight)),
+            model=tiny.model,
+            data=tiny.data,
+            train={**tiny.train, "seed": 5, "teacher": str(teacher_path), "teacher_weight": weight},
+        )
+        nets[weight] = load_network(train_hybrid(cfg, progress=False, log=lambda m: None), kind="intensity")
+    x_all, _, _ = training_pairs(tiny, log=lambda m: None)
+    x, sigma = x_all[-16:], torch.full((16,), 2e-3)
+    with torch.no_grad():
+        taught = teacher.core(x, sigma)
+        apart = {w: float(((n.core(x, sigma) - taught) ** 2).mean()) for w, n in nets.items()}
+    assert apart[1000.0] < 0.5 * apart[0.0]
+    with pytest.raises(ConfigError, match="needs train.teacher"):
+        HybridConfig(kind="intensity", train={"teacher_weight": 1.0})
+    with pytest.raises(ConfigError, match="must be 0 or more"):
+        HybridConfig(kind="intensity", train={"flicker_weight": -1.0})

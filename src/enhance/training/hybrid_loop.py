@@ -42,6 +42,8 @@ A configuration (every key but ``kind`` has a default; see `HybridConfig`)::
     steps = 6000
     lr = 1e-3
     flicker_weight = 0.0           # > 0: also penalise f(S x) - S f(x), S a half-pixel shift (`flicker_loss`)
+    teacher = "full"               # with teacher_weight > 0: also stay near this network's output
+    teacher_weight = 0.0
 """
 
 import dataclasses
@@ -115,7 +117,10 @@ class HybridConfig:
     train : dict
         ``steps`` (6000), ``batch`` (16), ``lr`` (1e-3, cosine to ``lr_min`` 1e-5), ``seed`` (11),
         ``threads`` (1), ``eval_every`` (250 steps: validation and checkpoint), ``flicker_weight`` (0: the
-        weight of `flicker_loss` beside the mean square error; each step then runs the batch twice).
+        weight of `flicker_loss` beside the mean square error; each step then runs the batch twice),
+        ``teacher`` (None; a weights file or a shipped model's name) and ``teacher_weight`` (0: the weight of
+        the mean square difference from the teacher's output on the same noisy batch, which keeps a
+        fine-tune near the validated behaviour of the network it replaces).
 
     Examples
     --------
@@ -153,6 +158,13 @@ class HybridConfig:
             check_integer(self.data[name], name=f"data.{name}", minimum=1 if name != "seed" else 0)
         for name in ("steps", "batch", "threads", "eval_every", "seed"):
             check_integer(self.train[name], name=f"train.{name}", minimum=1 if name != "seed" else 0)
+        for name in ("flicker_weight", "teacher_weight"):
+            if not self.train[name] >= 0:
+                msg = f"train.{name} must be 0 or more, got {self.train[name]}"
+                raise ConfigError(msg)
+        if self.train["teacher_weight"] > 0 and not self.train["teacher"]:
+            msg = "train.teacher_weight needs train.teacher: a weights file or a shipped model's name"
+            raise ConfigError(msg)
         psf = self.data["psf"]
         if set(psf) - set(PSF_VARIANTS) or not math.isclose(sum(psf.values()), 1.0) or min(psf.values()) < 0:
             msg = f"data.psf must give fractions of {sorted(PSF_VARIANTS)} summing to 1, got {psf}"
@@ -196,7 +208,7 @@ _DATA = {
     "sources": [{"type": "synthetic", "scene": "mixed", "frames": 24}],
 }
 _TRAIN = {"steps": 6000, "batch": 16, "lr": 1e-3, "lr_min": 1e-5, "seed": 11, "threads": 1, "eval_every": 250,
-          "flicker_weight": 0.0}  # fmt: skip
+          "flicker_weight": 0.0, "teacher": None, "teacher_weight": 0.0}  # fmt: skip
 _SOURCE = {
     "type": None,
     "name": None,
@@ -468,6 +480,17 @@ def _build_network(cfg: HybridConfig, x, y, nominal, *, log) -> WienerEnhanceNet
     return net
 
 
+def _teacher(cfg, net) -> WienerEnhanceNet:
+    """``train.teacher``: a Wiener-Enhance network that reads the same patches as ``net`` (same margin), frozen."""
+    name = cfg.train["teacher"]
+    teacher = load_network(shipped_path(cfg.kind, name) if name in NOISE_MODELS else name, kind=cfg.kind)
+    if not isinstance(teacher, WienerEnhanceNet) or teacher.margin != net.margin:
+        msg = f"train.teacher {name} is not a Wiener-Enhance network with the margin of this one ({net.margin})"
+        raise ConfigError(msg)
+    teacher.symmetric = False  # the batch is one pass, as the student's
+    return teacher.eval().requires_grad_(False)
+
+
 def _batch(cfg, net, x_all, y_all, step):
     """Batch ``step``: samples, one of the 8 rotations and flips, noise of a log-uniform level per sample."""
     rng = np.random.default_rng([cfg.train["seed"], step])
@@ -627,6 +650,7 @@ def train_hybrid(cfg: HybridConfig, *, resume: bool = True, progress: bool = Tru
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
     x_all, y_all, nominal = training_pairs(cfg, log=log)
     net = _build_network(cfg, x_all, y_all, nominal, log=log)
+    teacher = _teacher(cfg, net) if cfg.train["teacher_weight"] > 0 else None
     cases = _validation(cfg, net, x_all, y_all)
     train_x, train_y = x_all[: len(x_all) - len(cases[0][1])], y_all[: len(y_all) - len(cases[0][1])]
     optimiser = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.train["lr"])
@@ -652,6 +676,10 @@ def train_hybrid(cfg: HybridConfig, *, resume: bool = True, progress: bool = Tru
         loss = torch.nn.functional.mse_loss(output, target)
         if cfg.train["flicker_weight"] > 0:  # the axis of the half-pixel shift alternates with the step
             loss = loss + cfg.train["flicker_weight"] * flicker_loss(net, x, sigma, output, axis=2 + step % 2)
+        if teacher is not None:
+            with torch.no_grad():
+                taught = teacher.core(x, sigma)
+            loss = loss + cfg.train["teacher_weight"] * torch.nn.functional.mse_loss(output, taught)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
