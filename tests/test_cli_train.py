@@ -108,12 +108,12 @@ def test_validate_compare_holds_weights_against_the_first_row_by_row(tmp_path, c
     assert main([*command, "--weights", f"a={shipped}", "--weights", f"b={shipped}"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| synthetic")]
-    # 3 scenes x 4 noise levels and 3 x 2 PSF mismatches; the same weights are equal on every row.
-    assert len(rows) == 18
-    assert all(line.endswith("| +0.00 | +0.00 |") for line in rows)
+    # 3 scenes x 4 noise levels and 3 x 2 PSF mismatches, PSNR and SSIM; the same weights are equal on every row.
+    assert len(rows) == 36
+    assert all(line.endswith(("| +0.00 | +0.00 |", "| +0.000 | +0.000 |")) for line in rows)
     assert sum(" half-pixel flicker along " in line for line in out.splitlines()) == 2  # the packaged sample
-    assert "b: as good or better on 20 of 20 rows" in out
-    assert "b D4: as good or better on 20 of 20 rows" in out
+    assert "b: as good or better on 38 of 38 rows" in out
+    assert "b D4: as good or better on 38 of 38 rows" in out
     assert not (tmp_path / "none").exists()  # no report is written
 
 

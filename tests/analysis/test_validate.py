@@ -193,11 +193,13 @@ def test_compare_networks_scores_the_rows_of_the_physics_validation():
     full = physics_validation(nets, "blos", config)
     flickers = [f"hmi_blos_ar.fits, half-pixel flicker along {axis}" for axis in "yx"]
     psnr_rows = {"synthetic plage, 1 x", "synthetic plage, 10 x"} | {f"synthetic plage, {v}" for v in MISMATCHES}
-    assert set(rows) == psnr_rows | set(flickers)
+    ssim_rows = {f"{row}, SSIM" for row in psnr_rows}
+    assert set(rows) == psnr_rows | ssim_rows | set(flickers)
     for factor in ("1", "10"):
         for method in ("old", "new", "old D4", "new D4"):
-            scored = full["noise"]["synthetic plage"][factor][method]["psnr"]
-            assert rows[f"synthetic plage, {factor} x"][method] == scored
+            scored = full["noise"]["synthetic plage"][factor][method]
+            assert rows[f"synthetic plage, {factor} x"][method] == scored["psnr"]
+            assert rows[f"synthetic plage, {factor} x, SSIM"][method] == scored["ssim"]
     for method in ("old", "new D4"):
         assert [rows[row][method] for row in flickers] == full["symmetry"]["hmi_blos_ar.fits"][method]["flicker"]
     table, kept = comparison_table({row: rows[row] for row in psnr_rows}, "old")
@@ -210,6 +212,10 @@ def test_compare_networks_scores_the_rows_of_the_physics_validation():
     # Flicker is better lower: a method that flickers more loses the row, one that flickers less keeps it.
     _, kept = comparison_table({flickers[0]: {"old": 0.1, "more": 0.102, "less": 0.098}}, "old")
     assert kept == {"more": (0, 1), "less": (1, 1)}
+    # SSIM is better higher, to 0.001: 0.7526 against 0.7523 is a row lost (0.753 against 0.752).
+    table, kept = comparison_table({"a, 10 x, SSIM": {"old": 0.7526, "new": 0.7523, "same": 0.7527}}, "old")
+    assert kept == {"new": (0, 1), "same": (1, 1)}
+    assert table.splitlines()[2] == "| a, 10 x, SSIM | -0.001 | +0.000 |"
 
 
 def test_physics_validation_of_magnetograms_checks_flux_and_sign():

@@ -485,6 +485,8 @@ NOISE_FACTORS = (0.5, 1.0, 3.0, 10.0)
 
 #: Rows of `compare_networks` that hold the half-pixel `flicker` (lower is better).
 FLICKER_ROW = "half-pixel flicker"
+#: The end of the names of `compare_networks`' rows that hold SSIM rather than PSNR.
+SSIM_ROW = ", SSIM"
 #: Spatial-frequency bands (cycles per arcsec) of the power and coherence rows; the x2 grid's Nyquist is 1.98.
 BANDS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.7), (0.7, 1.0), (1.0, 1.5), (1.5, 2.0))
 #: PSF mismatches: the HMI PSF of the held-out data differs from the one the models and baselines assume.
@@ -1051,8 +1053,8 @@ def physics_validation(networks, kind, config: PhysicsConfig | None = None, *, l
 def compare_networks(networks, kind, config: PhysicsConfig | None = None, *, log=None) -> dict:
     """PSNR of each network on every held-out row of `physics_validation`, without the baselines.
 
-    The rows (fields, noise levels, contrasts, PSF mismatches), their noise draws and the D4 averages are
-    those of `physics_validation`, and so is the half-pixel `flicker` on the real cut-outs, so that new
+    The rows (fields, noise levels, contrasts, PSF mismatches; PSNR and SSIM), their noise draws and the
+    D4 averages are those of `physics_validation`, and so is the half-pixel `flicker` on the real cut-outs, so that new
     weights can be held against shipped ones row by row in a fraction of its time (RL+target, the
     spectra, the umbra and the limb are left out).
 
@@ -1071,16 +1073,17 @@ def compare_networks(networks, kind, config: PhysicsConfig | None = None, *, log
     -------
     dict
         ``{row: {method: value}}``: PSNR (dB) on rows named ``"field, N x"`` (noise in units of HMI's) or
-        ``"field, mismatch"``, the flicker ratio on rows ``"cut-out, half-pixel flicker along y"`` (and
-        x); methods are the networks and, with ``config.symmetric``, their D4 averages.
+        ``"field, mismatch"``, SSIM on the same rows named with `SSIM_ROW` appended, the flicker ratio on
+        rows ``"cut-out, half-pixel flicker along y"`` (and x); methods are the networks and, with
+        ``config.symmetric``, their D4 averages.
 
     Examples
     --------
     >>> from enhance.models.network import EnhanceNet
     >>> config = PhysicsConfig(shape=(64, 64), scenes=("plage",), noise_factors=(1.0,), real_crop=32)
     >>> rows = compare_networks({"tiny": EnhanceNet(depth=1, width=8)}, "blos", config)
-    >>> sorted(rows)[:2]
-    ['hmi_blos_ar.fits, half-pixel flicker along x', 'hmi_blos_ar.fits, half-pixel flicker along y']
+    >>> sorted(rows)[:2], len(rows)
+    (['hmi_blos_ar.fits, half-pixel flicker along x', 'hmi_blos_ar.fits, half-pixel flicker along y'], 8)
     >>> sorted(rows["synthetic plage, 1 x"])
     ['tiny', 'tiny D4']
     """
@@ -1088,10 +1091,12 @@ def compare_networks(networks, kind, config: PhysicsConfig | None = None, *, log
     config = PhysicsConfig() if config is None else config
     log = log or (lambda line: None)
     rows, _, mismatch = _held_out_rows(networks, kind, config, log, baselines=False)
-    out = {f"{field}, {factor} x": {method: scores["psnr"] for method, scores in methods.items()}
-           for field, levels in rows.items() for factor, methods in levels.items()}  # fmt: skip
-    out.update({f"{field}, {variant}": {method: scores["psnr"] for method, scores in methods.items()}
-                for field, variants in mismatch.items() for variant, methods in variants.items()})  # fmt: skip
+    out = {}
+    for metric, suffix in (("psnr", ""), ("ssim", SSIM_ROW)):
+        out.update({f"{field}, {factor} x{suffix}": {method: scores[metric] for method, scores in methods.items()}
+                    for field, levels in rows.items() for factor, methods in levels.items()})  # fmt: skip
+        out.update({f"{field}, {variant}{suffix}": {method: scores[metric] for method, scores in methods.items()}
+                    for field, variants in mismatch.items() for variant, methods in variants.items()})  # fmt: skip
     variants = _variants(networks, config.symmetric)
     for name, image in _real_cutouts(kind, config):
         crop = _crop(image, config.real_crop)
@@ -1107,7 +1112,7 @@ def comparison_table(rows: dict, reference: str) -> tuple:
     """A Markdown table of each method's value minus ``reference``'s, and on how many rows each is as good.
 
     Differences are taken after rounding each value as the validation reports print them: PSNR to
-    0.01 dB (higher is better), flicker to 0.001 (lower is better).
+    0.01 dB and SSIM to 0.001 (higher is better), flicker to 0.001 (lower is better).
 
     Parameters
     ----------
@@ -1138,7 +1143,8 @@ def comparison_table(rows: dict, reference: str) -> tuple:
     lines = ["| row | " + " | ".join(methods) + " |", "| --- |" + " ---: |" * len(methods)]
     kept = {method: [0, 0] for method in methods}
     for row, scores in rows.items():
-        digits, sign = (3, -1) if FLICKER_ROW in row else (2, 1)  # flicker: lower is better, printed to 0.001
+        # As the reports print them: PSNR to 0.01 dB, SSIM and flicker to 0.001; flicker is better lower.
+        digits, sign = (3, -1) if FLICKER_ROW in row else (3, 1) if row.endswith(SSIM_ROW) else (2, 1)
         deltas = [round(scores[method], digits) - round(scores[base(method)], digits) for method in methods]
         for method, delta in zip(methods, deltas, strict=True):
             kept[method][0] += sign * delta >= -1e-9
