@@ -196,3 +196,14 @@ def test_a_teacher_keeps_the_training_near_its_output(tmp_path, tiny_run):
         HybridConfig(kind="intensity", train={"teacher_weight": 1.0})
     with pytest.raises(ConfigError, match="must be 0 or more"):
         HybridConfig(kind="intensity", train={"flicker_weight": -1.0})
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "training" / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_configuration_reads(path):
+    from enhance.training.hybrid_loop import config_family
+
+    if config_family(path) != "wiener-enhance":
+        pytest.skip("the paper's network's configuration")
+    cfg = load_hybrid_config(path)
+    assert cfg.train["steps"] > 0
+    assert cfg.data["sources"]
