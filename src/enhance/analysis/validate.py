@@ -59,6 +59,8 @@ __all__ = [
     "physics_frames",
     "compare_networks",
     "comparison_table",
+    "FLICKER_ROW",
+    "SSIM_ROW",
     "band_spectra",
     "equivariance",
     "flicker",

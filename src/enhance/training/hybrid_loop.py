@@ -71,7 +71,7 @@ from .datasets import PairDataset, split_rows
 from .linear_stage import mmse_filters, patch_statistics
 
 __all__ = ["PSF_VARIANTS", "HybridConfig", "ConfigError", "config_family", "load_hybrid_config", "training_sources",
-           "training_pairs", "train_hybrid"]  # fmt: skip
+           "training_pairs", "train_hybrid", "flicker_loss", "half_pixel_shift", "HALF_PIXEL_TAPS"]  # fmt: skip
 
 #: The PSF variants a configuration mixes: keyword arguments of `~enhance.training.datasets.PairDataset`.
 #: 'nominal' is the configuration's own PSF (``data.hmi_params``, ``data.radius_arcsec``; the Enhance values
