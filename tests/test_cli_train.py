@@ -105,6 +105,8 @@ def test_validate_compare_holds_weights_against_the_first_row_by_row(tmp_path, c
     command = ["validate", "--compare", "--kind", "blos", "--shape", "96", "96", "-o", str(tmp_path / "none")]
     assert main([*command, "--weights", f"a={shipped}"]) != 0
     assert "needs two or more --weights" in capsys.readouterr().err
+    assert main([*command, "--weights", shipped, "--weights", shipped]) != 0  # two files of the same name
+    assert "two --weights have the label 'enhance_blos_wiener'" in capsys.readouterr().err
     assert main([*command, "--weights", f"a={shipped}", "--weights", f"b={shipped}"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| synthetic")]
@@ -112,6 +114,9 @@ def test_validate_compare_holds_weights_against_the_first_row_by_row(tmp_path, c
     assert len(rows) == 36
     assert all(line.endswith(("| +0.00 | +0.00 |", "| +0.000 | +0.000 |")) for line in rows)
     assert sum(" half-pixel flicker along " in line for line in out.splitlines()) == 2  # the packaged sample
+    assert "PSNR: b 18 of 18; b D4 18 of 18" in out
+    assert "SSIM: b 18 of 18; b D4 18 of 18" in out
+    assert "flicker: b 2 of 2; b D4 2 of 2" in out
     assert "b: as good or better on 38 of 38 rows" in out
     assert "b D4: as good or better on 38 of 38 rows" in out
     assert not (tmp_path / "none").exists()  # no report is written

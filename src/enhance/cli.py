@@ -617,11 +617,20 @@ def _add_train(subparsers) -> None:
 
 def _validate(args) -> int:
     from .analysis.validate import real_data, report, report_path, validate, validation_networks
+    from .exceptions import IncompatibleOptionsError
 
     if not args.compare:
         report_path(args.output, kind=args.kind, physics=args.physics, overwrite=args.overwrite)  # before the run
-    items = (item.rpartition("=") for item in args.weights or [])  # [NAME=]FILE
-    networks = validation_networks({(label or Path(path).stem): path for label, _, path in items}, kind=args.kind)
+    elif len(args.weights or ()) < 2:
+        msg = "--compare needs two or more --weights, the reference first"
+        raise IncompatibleOptionsError(msg)
+    items = [item.rpartition("=") for item in args.weights or []]  # [NAME=]FILE
+    labels = [label or Path(path).stem for label, _, path in items]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:  # e.g. two runs' final.safetensors: one would replace the other
+        msg = f"two --weights have the label {twice[0]!r}: name each one, --weights NAME=FILE"
+        raise IncompatibleOptionsError(msg)
+    networks = validation_networks(dict(zip(labels, (path for _, _, path in items), strict=True)), kind=args.kind)
     if args.physics or args.compare:
         return _validate_physics(args, networks)
     results = validate(networks, args.kind, simulation=args.simulation, shape=tuple(args.shape))
@@ -647,16 +656,16 @@ def _validate_physics(args, networks) -> int:
         print(f"[{time.perf_counter() - start:6.0f} s] {line}", flush=True)
 
     if args.compare:
-        if len(args.weights or ()) < 2:
-            from .exceptions import IncompatibleOptionsError
-
-            msg = "--compare needs two or more --weights, the reference first"
-            raise IncompatibleOptionsError(msg)
-        table, kept = validate.comparison_table(
-            validate.compare_networks(networks, args.kind, config, log=log), next(iter(networks))
-        )
-        print(f"PSNR (dB, each rounded to 0.01 first; higher is better) and half-pixel flicker (to 0.001; lower is "
-              f"better) minus {next(iter(networks))}'s\n\n{table}\n")  # fmt: skip
+        rows = validate.compare_networks(networks, args.kind, config, log=log)
+        reference = next(iter(networks))
+        table, kept = validate.comparison_table(rows, reference)
+        print(f"PSNR (dB, each rounded to 0.01 first) and SSIM (to 0.001), higher is better, and half-pixel flicker "
+              f"(to 0.001), lower is better, minus {reference}'s\n\n{table}\n")  # fmt: skip
+        for metric, chosen in (("PSNR", lambda row: not row.endswith(validate.SSIM_ROW) and validate.FLICKER_ROW
+                                not in row), ("SSIM", lambda row: row.endswith(validate.SSIM_ROW)),
+                               ("flicker", lambda row: validate.FLICKER_ROW in row)):  # fmt: skip
+            _, counts = validate.comparison_table({row: v for row, v in rows.items() if chosen(row)}, reference)
+            print(f"{metric}: " + "; ".join(f"{method} {good} of {total}" for method, (good, total) in counts.items()))
         for method, (good, total) in kept.items():
             print(f"{method}: as good or better on {good} of {total} rows")
         return 0

@@ -212,6 +212,9 @@ def test_compare_networks_scores_the_rows_of_the_physics_validation():
     # Flicker is better lower: a method that flickers more loses the row, one that flickers less keeps it.
     _, kept = comparison_table({flickers[0]: {"old": 0.1, "more": 0.102, "less": 0.098}}, "old")
     assert kept == {"more": (0, 1), "less": (1, 1)}
+    # A D4 column is held against the reference's D4 only: without one it is left out, not compared or refused.
+    _, kept = comparison_table({"f, 1 x": {"old": 30.0, "new": 30.1, "new D4": 30.2}}, "old")
+    assert kept == {"new": (1, 1)}
     # SSIM is better higher, to 0.001: 0.7526 against 0.7523 is a row lost (0.753 against 0.752).
     table, kept = comparison_table({"a, 10 x, SSIM": {"old": 0.7526, "new": 0.7523, "same": 0.7527}}, "old")
     assert kept == {"new": (0, 1), "same": (1, 1)}

@@ -61,6 +61,48 @@ def test_off_limb_pixels_are_not_run_and_the_disk_is_unchanged():
     np.testing.assert_allclose(skipped, every, rtol=0, atol=1e-6)
 
 
+def test_a_network_of_unknown_reach_runs_every_pixel():
+    import torch
+
+    class Global(torch.nn.Module):  # reads the whole image: no margin would do, and it states none
+        def forward(self, x):
+            up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+            return up + 0.1 * x.mean(dim=(2, 3), keepdim=True)
+
+    image = 1 + 0.1 * np.random.default_rng(7).standard_normal((120, 120))
+    image[:, 50] = 5.0  # what the missing columns are filled with (their nearest finite neighbour)
+    filled = image.copy()
+    filled[:, :50] = 5.0
+    image[:, :50] = np.nan
+    out = enhance(image, "intensity", network=Global(), backend="torch", qs_level=1.0)
+    whole = enhance(filled, "intensity", network=Global(), backend="torch", qs_level=1.0)
+    # Run on the whole filled image, as before: the global mean is that of the whole field, not of a box around
+    # the finite pixels (which would move every output by about 0.04).
+    np.testing.assert_allclose(out[:, 100:], whole[:, 100:], rtol=0, atol=1e-6)
+    assert np.isnan(out[:, :100]).all()
+
+
+class _OwnRunImage:
+    """A runner of another package: the documented run_image without ``needed``."""
+
+    margin, calls = 2, []
+
+    def run_image(self, image, *, tile, workers, done):
+        self.calls.append(image.shape)
+        return np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+
+
+def test_a_run_image_without_needed_runs_every_pixel():
+    from enhance.inference.tiling import run_tiled
+
+    image = np.ones((10, 12), np.float32)
+    needed = np.zeros(image.shape, bool)
+    needed[3:5, 3:5] = True
+    out = run_tiled(image, _OwnRunImage(), tile=None, margin=2, device="cpu", needed=needed)
+    assert out.shape == (20, 24)
+    assert np.isfinite(out).all()
+
+
 def test_too_small_margin_would_break_equality(tiny_net):
     # The margin matters: tiles without it differ from the whole-image pass.
     import torch

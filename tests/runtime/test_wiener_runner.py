@@ -89,6 +89,9 @@ def test_pixels_not_needed_are_skipped_and_the_needed_ones_unchanged(graph, symm
         assert sum(done) == sum(every)  # every tile counted, skipped ones too
     with pytest.raises(ValueError, match="needed must have the image's shape"):
         runner.run_image(image, needed=needed[1:])
+    nothing = runner.run_image(image, workers=2, needed=np.zeros(image.shape, bool))
+    assert nothing.shape == (140, 128)
+    assert np.isnan(nothing).all()
 
 
 def test_run_tiled_hands_the_whole_image_to_the_runner(graph):

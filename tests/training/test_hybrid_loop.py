@@ -196,6 +196,18 @@ def test_a_teacher_keeps_the_training_near_its_output(tmp_path, tiny_run):
         HybridConfig(kind="intensity", train={"teacher_weight": 1.0})
     with pytest.raises(ConfigError, match="must be 0 or more"):
         HybridConfig(kind="intensity", train={"flicker_weight": -1.0})
+    with pytest.raises(ConfigError, match="must be 0 or more"):
+        HybridConfig(kind="intensity", train={"teacher_weight": "8", "teacher": "full"})
+    wrong = HybridConfig(
+        kind="intensity",
+        out_dir=str(tmp_path / "wrong"),
+        model={**tiny.model, "depth": 2},
+        data=tiny.data,
+        train={**tiny.train, "teacher": str(teacher_path), "teacher_weight": 1.0},
+    )
+    with pytest.raises(ConfigError, match="not a Wiener-Enhance network with the margin"):
+        train_hybrid(wrong, progress=False, log=lambda m: None)
+    assert not list((tmp_path / "wrong").glob("pairs_*"))  # refused before any pair is made
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "training" / "configs").glob("*.toml")), ids=lambda p: p.name)

@@ -769,8 +769,9 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         unbound, runner = runner, runner.bind(choice.value)
     logger.debug("runner %r on %s, %d worker(s), tile %s", runner, device, workers, tile)
 
-    # Off-limb pixels (NaN in, NaN out) need no network pass, except where the uncertainty filters the whole x2 grid.
-    needed = None if finite.all() or options.uncertainty else finite
+    # Off-limb pixels (NaN in, NaN out) need no network pass, except where the uncertainty filters the whole x2 grid
+    # or the network's reach is a guess (a module of your own that states neither margin nor depth).
+    needed = None if finite.all() or options.uncertainty or not _reach_known(network) else finite
 
     def run(array, net=runner, needed=None):
         return run_tiled(array, net, tile=tile, margin=runner.margin, device=device, progress=options.progress,
@@ -887,6 +888,12 @@ def network_margin(network) -> int:
     13
     """
     return as_runner(network).margin
+
+
+def _reach_known(network) -> bool:
+    """Whether the margin of ``network`` is its own (this package's networks and runners, or a module that states its
+    ``margin`` or ``depth``) rather than `~enhance.runtime.runners.DEFAULT_MARGIN`'s guess."""
+    return not runs_on_torch(network) or any(getattr(network, name, None) is not None for name in ("margin", "depth"))
 
 
 def _clip_negative(result, data):

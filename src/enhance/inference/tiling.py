@@ -7,6 +7,7 @@ seams, while memory stays bounded by the tile size.
 """
 
 import concurrent.futures
+import inspect
 import itertools
 
 import numpy as np
@@ -70,7 +71,7 @@ def run_tiled(
     net : `~enhance.models.runner.Runner`, callable or `torch.nn.Module`
         A runner, or any callable mapping a float32 ``(1, 1, h, w)`` `~numpy.ndarray` to ``(1, 1, 2h, 2w)``; a
         PyTorch module runs as a `~enhance.runtime.runners.TorchRunner` on ``device``.
-        One with a ``run_image(image, *, tile, workers, done)`` method (the default models on onnxruntime,
+        One with a ``run_image(image, *, tile, workers, done[, needed])`` method (the default models on onnxruntime,
         `~enhance.runtime.wiener_onnx.WienerOnnxNetwork`) runs the whole image itself: it mirrors the image
         once and cuts its tiles from the mirrored image, so tiles overlap by two margins and no more.
     tile : int or None
@@ -92,7 +93,9 @@ def run_tiled(
     needed : (ny, nx) bool `~numpy.ndarray`, optional
         Input pixels whose output is kept (e.g. the finite pixels of a full-disk image): each tile runs on
         the smallest box that holds its needed pixels (with its margin), a tile without any is skipped,
-        and the output is NaN outside those boxes. The needed pixels' output is the same as without.
+        and the output is NaN outside those boxes. The needed pixels' output is the same as without, to
+        rounding (as between tiles; bit for bit on onnxruntime). A ``run_image`` method that takes no
+        ``needed`` runs every pixel.
 
     Returns
     -------
@@ -170,7 +173,8 @@ def _run_image(image, net, *, tile, progress, workers, needed):
     """``net.run_image`` over ``image``, with a progress bar over its tiles."""
     ny, nx = image.shape
     tiles = None if tile is None else -(-ny // tile) * -(-nx // tile)
-    options = {} if needed is None else {"needed": needed}  # runners of other packages may not take it
+    takes = "needed" in inspect.signature(net.run_image).parameters  # a runner of another package may not
+    options = {"needed": needed} if needed is not None and takes else {}
     with tqdm(total=tiles, desc="tiles", unit="tile", disable=not progress, leave=False) as bar:
         out = net.run_image(np.ascontiguousarray(image, dtype=np.float32), tile=tile, workers=workers, done=bar.update,
                             **options)  # fmt: skip

@@ -479,6 +479,8 @@ class WienerOnnxNetwork(OnnxNetwork):
             tiles = [box for box in boxes if box is not None]
             if done is not None and len(tiles) < len(boxes):
                 done(len(boxes) - len(tiles))  # the skipped tiles
+            if not tiles:
+                return np.full((2 * source.shape[0], 2 * source.shape[1]), np.nan, np.float32)
         padded = np.pad(source, self.margin, mode="symmetric")
         out = np.empty((2 * source.shape[0], 2 * source.shape[1]), np.float32)
         if needed is not None:
