@@ -661,10 +661,9 @@ def _validate_physics(args, networks) -> int:
         table, kept = validate.comparison_table(rows, reference)
         print(f"PSNR (dB, each rounded to 0.01 first) and SSIM (to 0.001), higher is better, and half-pixel flicker "
               f"(to 0.001), lower is better, minus {reference}'s\n\n{table}\n")  # fmt: skip
-        for metric, chosen in (("PSNR", lambda row: not row.endswith(validate.SSIM_ROW) and validate.FLICKER_ROW
-                                not in row), ("SSIM", lambda row: row.endswith(validate.SSIM_ROW)),
-                               ("flicker", lambda row: validate.FLICKER_ROW in row)):  # fmt: skip
-            _, counts = validate.comparison_table({row: v for row, v in rows.items() if chosen(row)}, reference)
+        for metric in ("PSNR", "SSIM", "flicker"):
+            chosen = {row: scores for row, scores in rows.items() if validate.row_metric(row) == metric}
+            _, counts = validate.comparison_table(chosen, reference)
             print(f"{metric}: " + "; ".join(f"{method} {good} of {total}" for method, (good, total) in counts.items()))
         for method, (good, total) in kept.items():
             print(f"{method}: as good or better on {good} of {total} rows")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cpu_cores", "cpu_model", "map_rows", "needed_box"]
+__all__ = ["cpu_cores", "cpu_model", "map_rows", "needed_box", "needed_boxes"]
 
 
 def cpu_cores() -> int:
@@ -139,3 +139,40 @@ def needed_box(needed, rows: tuple, cols: tuple) -> tuple | None:
         return None
     return ((rows[0] + int(along_y[0]), rows[0] + int(along_y[-1]) + 1),
             (cols[0] + int(along_x[0]), cols[0] + int(along_x[-1]) + 1))  # fmt: skip
+
+
+def needed_boxes(needed, regions, shape: tuple) -> list:
+    """`needed_box` of each region ``((y0, y1), (x0, x1))`` of an image of ``shape``, None where none is needed.
+
+    Parameters
+    ----------
+    needed : array_like of bool
+        Pixels whose result is kept, of the image's shape.
+    regions : iterable of tuple
+        ``((y0, y1), (x0, x1))`` each.
+    shape : tuple of int
+        The image's shape.
+
+    Returns
+    -------
+    list
+        One box or None per region, in order.
+
+    Raises
+    ------
+    ValueError
+        If ``needed`` does not have the image's shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> needed = np.zeros((4, 4), bool)
+    >>> needed[0, 3] = True
+    >>> needed_boxes(needed, [((0, 2), (0, 2)), ((0, 2), (2, 4))], (4, 4))
+    [None, ((0, 1), (3, 4))]
+    """
+    if np.shape(needed) != tuple(shape):
+        msg = f"needed must have the image's shape {tuple(shape)}, got {np.shape(needed)}"
+        raise ValueError(msg)
+    needed = np.asarray(needed, dtype=bool)
+    return [needed_box(needed, rows, cols) for rows, cols in regions]

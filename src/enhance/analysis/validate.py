@@ -61,6 +61,7 @@ __all__ = [
     "comparison_table",
     "FLICKER_ROW",
     "SSIM_ROW",
+    "row_metric",
     "band_spectra",
     "equivariance",
     "flicker",
@@ -1110,6 +1111,21 @@ def compare_networks(networks, kind, config: PhysicsConfig | None = None, *, log
     return out
 
 
+def row_metric(row: str) -> str:
+    """What a row of `compare_networks` holds: 'PSNR', 'SSIM' or 'flicker' (by its name).
+
+    Examples
+    --------
+    >>> [row_metric(row) for row in ("a, 1 x", "a, 1 x, SSIM", "cut-out, half-pixel flicker along y")]
+    ['PSNR', 'SSIM', 'flicker']
+    """
+    return "flicker" if FLICKER_ROW in row else "SSIM" if row.endswith(SSIM_ROW) else "PSNR"
+
+
+#: Per metric of `row_metric`: the decimals the reports print it to, and +1 where higher is better, -1 where lower.
+_ROUNDING = {"PSNR": (2, 1), "SSIM": (3, 1), "flicker": (3, -1)}
+
+
 def comparison_table(rows: dict, reference: str) -> tuple:
     """A Markdown table of each method's value minus ``reference``'s, and on how many rows each is as good.
 
@@ -1148,8 +1164,7 @@ def comparison_table(rows: dict, reference: str) -> tuple:
     lines = ["| row | " + " | ".join(methods) + " |", "| --- |" + " ---: |" * len(methods)]
     kept = {method: [0, 0] for method in methods}
     for row, scores in rows.items():
-        # As the reports print them: PSNR to 0.01 dB, SSIM and flicker to 0.001; flicker is better lower.
-        digits, sign = (3, -1) if FLICKER_ROW in row else (3, 1) if row.endswith(SSIM_ROW) else (2, 1)
+        digits, sign = _ROUNDING[row_metric(row)]
         deltas = [round(scores[method], digits) - round(scores[base(method)], digits) for method in methods]
         for method, delta in zip(methods, deltas, strict=True):
             kept[method][0] += sign * delta >= -1e-9

@@ -48,6 +48,7 @@ from ..runtime.runners import (
     make_runner,
     onnx_installed,
     runs_on_torch,
+    stated_margin,
 )
 from .noise_map import noise_map, noise_map_cards, run_with_noise_map
 from .tiling import run_tiled
@@ -893,7 +894,7 @@ def network_margin(network) -> int:
 def _reach_known(network) -> bool:
     """Whether the margin of ``network`` is its own (this package's networks and runners, or a module that states its
     ``margin`` or ``depth``) rather than `~enhance.runtime.runners.DEFAULT_MARGIN`'s guess."""
-    return not runs_on_torch(network) or any(getattr(network, name, None) is not None for name in ("margin", "depth"))
+    return not runs_on_torch(network) or stated_margin(network) is not None
 
 
 def _clip_negative(result, data):

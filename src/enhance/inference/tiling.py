@@ -13,7 +13,7 @@ import itertools
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..cores import needed_box
+from ..cores import needed_boxes
 from ..models.runner import dihedral_average
 from ..runtime.runners import TorchRunner, runs_on_torch
 
@@ -128,7 +128,7 @@ def run_tiled(
         tile_y = -(-ny // workers)  # one band of rows per worker
     spans = list(itertools.product(tile_spans(ny, tile_y, margin), tile_spans(nx, tile_x, margin)))
     if needed is not None:
-        spans = _needed_spans(spans, np.asarray(needed, dtype=bool), (ny, nx), margin)
+        spans = _needed_spans(spans, needed, (ny, nx), margin)
     source = np.ascontiguousarray(image, dtype=np.float32)
     if needed is None and len(spans) == 1:  # one tile: the whole image, no stitching
         return np.ascontiguousarray(forward(source[None, None])[0, 0], dtype=np.float32)
@@ -155,18 +155,11 @@ def run_tiled(
 
 
 def _needed_spans(spans, needed, shape, margin):
-    """The tiles cut to the boxes of their needed pixels (`~enhance.cores.needed_box`), with their margins."""
-    if needed.shape != shape:
-        msg = f"needed must have the image's shape {shape}, got {needed.shape}"
-        raise ValueError(msg)
-    out = []
-    for (y0, y1, _, _), (x0, x1, _, _) in spans:
-        box = needed_box(needed, (y0, y1), (x0, x1))
-        if box is not None:
-            (y0, y1), (x0, x1) = box
-            out.append(((y0, y1, max(y0 - margin, 0), min(y1 + margin, shape[0])),
-                        (x0, x1, max(x0 - margin, 0), min(x1 + margin, shape[1]))))  # fmt: skip
-    return out
+    """The tiles cut to the boxes of their needed pixels (`~enhance.cores.needed_boxes`), with their margins."""
+    boxes = needed_boxes(needed, (((y0, y1), (x0, x1)) for (y0, y1, _, _), (x0, x1, _, _) in spans), shape)
+    return [((y0, y1, max(y0 - margin, 0), min(y1 + margin, shape[0])),
+             (x0, x1, max(x0 - margin, 0), min(x1 + margin, shape[1])))
+            for (y0, y1), (x0, x1) in (box for box in boxes if box is not None)]  # fmt: skip
 
 
 def _run_image(image, net, *, tile, progress, workers, needed):

@@ -26,6 +26,7 @@ __all__ = [
     "BACKENDS",
     "PRECISIONS",
     "RUNNERS",
+    "stated_margin",
     "TorchRunner",
     "PaperTorchRunner",
     "WienerTorchRunner",
@@ -120,6 +121,30 @@ def check_network(network):
     return network
 
 
+def stated_margin(network) -> int | None:
+    """The receptive margin a PyTorch module states: its ``margin``, or that of its ``depth``; None if neither.
+
+    Parameters
+    ----------
+    network : `torch.nn.Module`
+        This package's network or one of your own.
+
+    Returns
+    -------
+    int or None
+        Input pixels on each side; None where the module states neither (a `TorchRunner` then assumes
+        `DEFAULT_MARGIN`).
+
+    Examples
+    --------
+    >>> from enhance.models.network import EnhanceNet
+    >>> stated_margin(EnhanceNet(depth=5, width=8)), stated_margin(object())
+    (13, None)
+    """
+    depth = getattr(network, "depth", None)
+    return getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else None)
+
+
 class TorchRunner:
     """A PyTorch module as a `~enhance.models.runner.Runner`: float32 numpy batches in and out, without autograd.
 
@@ -159,8 +184,8 @@ class TorchRunner:
 
     @staticmethod
     def _margin(network) -> int:
-        depth = getattr(network, "depth", None)
-        return getattr(network, "margin", None) or (receptive_margin(depth) if depth is not None else DEFAULT_MARGIN)
+        stated = stated_margin(network)
+        return DEFAULT_MARGIN if stated is None else stated
 
     def prepare(self):
         """The module that runs (made on first use): here the network itself, in eval mode on the device.

@@ -28,7 +28,7 @@ import threading
 import numpy as np
 
 from .._version import __version__
-from ..cores import needed_box
+from ..cores import needed_boxes
 from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform, with_metadata
 from .folding import check_finite_state, read_weights
@@ -444,7 +444,7 @@ class WienerOnnxNetwork(OnnxNetwork):
             Called with 1 each time a tile is finished (a progress bar's ``update``).
         needed : (ny, nx) bool `~numpy.ndarray`, optional
             Input pixels whose output is kept: each tile runs on the box of its needed pixels
-            (`~enhance.cores.needed_box`), a tile without any is skipped, and the output is NaN elsewhere.
+            (`~enhance.cores.needed_boxes`), a tile without any is skipped, and the output is NaN elsewhere.
 
         Returns
         -------
@@ -472,10 +472,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         passes = D4_PASSES if self.symmetric else D4_PASSES[:1]
         tiles = _tiles(source.shape, tile, split_rows(source.shape[0], len(passes), workers, self.margin))
         if needed is not None:
-            if np.shape(needed) != source.shape:
-                msg = f"needed must have the image's shape {source.shape}, got {np.shape(needed)}"
-                raise ValueError(msg)
-            boxes = [needed_box(np.asarray(needed, bool), *region) for region in tiles]
+            boxes = needed_boxes(needed, tiles, source.shape)
             tiles = [box for box in boxes if box is not None]
             if done is not None and len(tiles) < len(boxes):
                 done(len(boxes) - len(tiles))  # the skipped tiles

@@ -452,14 +452,18 @@ def _psf_options(cfg, name):
     return {**options, **PSF_VARIANTS[name]}
 
 
+def _named_network(kind, name):
+    """The network of ``model.init`` or ``train.teacher``: a shipped model's name ('full', 'light') or a file."""
+    return load_network(shipped_path(kind, name) if name in NOISE_MODELS else name, kind=kind)
+
+
 def _build_network(cfg: HybridConfig, x, y, nominal, *, log) -> WienerEnhanceNet:
     m = cfg.model
     torch.manual_seed(cfg.train["seed"])  # the CNN's initial weights
     net = WienerEnhanceNet(m["depth"], m["width"], m["taps"], noise_unit=cfg.noise_unit,
                            exact_constants=m["exact_constants"], odd=m["odd"])  # fmt: skip
     if m["init"]:
-        init = shipped_path(cfg.kind, m["init"]) if m["init"] in NOISE_MODELS else m["init"]
-        start = load_network(init, kind=cfg.kind)
+        start = _named_network(cfg.kind, m["init"])
         if not isinstance(start, WienerEnhanceNet) or (start.depth, start.width) != (m["depth"], m["width"]):
             msg = f"model.init {m['init']} is not a Wiener-Enhance network of depth {m['depth']}, width {m['width']}"
             raise ConfigError(msg)
@@ -486,7 +490,7 @@ def _teacher(cfg) -> WienerEnhanceNet:
     frozen."""
     name, m = cfg.train["teacher"], cfg.model
     margin = WienerEnhanceNet(m["depth"], 1, m["taps"]).margin
-    teacher = load_network(shipped_path(cfg.kind, name) if name in NOISE_MODELS else name, kind=cfg.kind)
+    teacher = _named_network(cfg.kind, name)
     if not isinstance(teacher, WienerEnhanceNet) or teacher.margin != margin:
         msg = f"train.teacher {name} is not a Wiener-Enhance network with the margin of this one ({margin})"
         raise ConfigError(msg)
