@@ -1112,7 +1112,17 @@ def compare_networks(networks, kind, config: PhysicsConfig | None = None, *, log
 
 
 def row_metric(row: str) -> str:
-    """What a row of `compare_networks` holds: 'PSNR', 'SSIM' or 'flicker' (by its name).
+    """What a row of `compare_networks` holds, by its name.
+
+    Parameters
+    ----------
+    row : str
+        A row name of `compare_networks`.
+
+    Returns
+    -------
+    str
+        'PSNR', 'SSIM' or 'flicker'.
 
     Examples
     --------

@@ -133,7 +133,7 @@ def stated_margin(network) -> int | None:
     -------
     int or None
         Input pixels on each side; None where the module states neither (a `TorchRunner` then assumes
-        `DEFAULT_MARGIN`).
+        ``DEFAULT_MARGIN``, 32 pixels).
 
     Examples
     --------
