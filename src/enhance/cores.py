@@ -141,8 +141,13 @@ def needed_box(needed, rows: tuple, cols: tuple) -> tuple | None:
             (cols[0] + int(along_x[0]), cols[0] + int(along_x[-1]) + 1))  # fmt: skip
 
 
-def needed_boxes(needed, regions, shape: tuple) -> list:
-    """`needed_box` of each region ``((y0, y1), (x0, x1))`` of an image of ``shape``, None where none is needed.
+def needed_boxes(needed, regions, shape: tuple, *, margin: int = 0) -> list:
+    """Boxes that hold the needed pixels of each region ``((y0, y1), (x0, x1))`` of an image of ``shape``.
+
+    Each region's `needed_box` is halved along its longer side, each half shrunk to its own needed box,
+    wherever the halves with a margin of ``margin`` pixels on every side hold fewer pixels than the whole
+    (recursively, the best of the whole and its halves): a tile on the limb of a full-disk image then runs
+    on a few boxes that follow the limb instead of one that holds the off-limb corner.
 
     Parameters
     ----------
@@ -152,16 +157,20 @@ def needed_boxes(needed, regions, shape: tuple) -> list:
         ``((y0, y1), (x0, x1))`` each.
     shape : tuple of int
         The image's shape.
+    margin : int
+        Pixels of context each box is run with on every side; 0: one box per region, never split. Boxes
+        are split down to sides of ``4 margin`` pixels, not smaller (or 16 pixels, if more).
 
     Returns
     -------
-    list
-        One box or None per region, in order.
+    list of list
+        For each region in order, its boxes ``((y0, y1), (x0, x1))`` (disjoint, inside the region, together
+        holding every needed pixel of it); an empty list where none is needed.
 
     Raises
     ------
     ValueError
-        If ``needed`` does not have the image's shape.
+        If ``needed`` does not have the image's shape or ``margin`` is negative.
 
     Examples
     --------
@@ -169,10 +178,35 @@ def needed_boxes(needed, regions, shape: tuple) -> list:
     >>> needed = np.zeros((4, 4), bool)
     >>> needed[0, 3] = True
     >>> needed_boxes(needed, [((0, 2), (0, 2)), ((0, 2), (2, 4))], (4, 4))
-    [None, ((0, 1), (3, 4))]
+    [[], [((0, 1), (3, 4))]]
+    >>> corner = np.zeros((128, 128), bool)
+    >>> corner[:64, :64], corner[64:, 64:] = True, True
+    >>> needed_boxes(corner, [((0, 128), (0, 128))], corner.shape, margin=4)
+    [[((0, 64), (0, 64)), ((64, 128), (64, 128))]]
     """
     if np.shape(needed) != tuple(shape):
         msg = f"needed must have the image's shape {tuple(shape)}, got {np.shape(needed)}"
         raise ValueError(msg)
-    needed = np.asarray(needed, dtype=bool)
-    return [needed_box(needed, rows, cols) for rows, cols in regions]
+    if isinstance(margin, bool) or int(margin) != margin or margin < 0:
+        msg = f"margin must be a non-negative integer, got {margin!r}"
+        raise ValueError(msg)
+    needed, margin = np.asarray(needed, dtype=bool), int(margin)
+    smallest = max(4 * margin, 16)
+
+    def cheapest(box):  # (pixels run, boxes): the box itself, or the cheapest covering of its two halves
+        (y0, y1), (x0, x1) = box
+        own = ((y1 - y0 + 2 * margin) * (x1 - x0 + 2 * margin), [box])
+        if margin == 0 or max(y1 - y0, x1 - x0) < 2 * smallest:
+            return own
+        if y1 - y0 >= x1 - x0:
+            mid = (y0 + y1) // 2
+            halves = (needed_box(needed, (y0, mid), (x0, x1)), needed_box(needed, (mid, y1), (x0, x1)))
+        else:
+            mid = (x0 + x1) // 2
+            halves = (needed_box(needed, (y0, y1), (x0, mid)), needed_box(needed, (y0, y1), (mid, x1)))
+        parts = [cheapest(half) for half in halves if half is not None]
+        split = (sum(pixels for pixels, _ in parts), [b for _, boxes in parts for b in boxes])
+        return split if split[0] < own[0] else own
+
+    boxes = (needed_box(needed, rows, cols) for rows, cols in regions)
+    return [[] if box is None else cheapest(box)[1] for box in boxes]

@@ -9,7 +9,7 @@ import torch
 from scipy.signal import correlate2d
 
 pytest.importorskip("onnxruntime")
-from enhance.cores import cpu_cores  # noqa: E402
+from enhance.cores import cpu_cores, needed_boxes  # noqa: E402
 from enhance.inference.pipeline import RunOptions, enhance_array  # noqa: E402
 from enhance.inference.tiling import run_tiled  # noqa: E402
 from enhance.models.hybrid import WienerEnhanceNet  # noqa: E402
@@ -92,6 +92,24 @@ def test_pixels_not_needed_are_skipped_and_the_needed_ones_unchanged(graph, symm
     nothing = runner.run_image(image, workers=2, needed=np.zeros(image.shape, bool))
     assert nothing.shape == (140, 128)
     assert np.isnan(nothing).all()
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_tiles_split_along_the_limb_give_the_same_pixels_and_count_each_tile_once(graph, symmetric):
+    runner = WienerOnnxNetwork(graph, threads=1, symmetric=symmetric).bind(NOISE)
+    y, x = np.ogrid[:256, :240]
+    image, needed = _image((256, 240)), np.hypot(y - 290, x - 280) < 300  # the limb across a corner
+    expected = runner.run_image(image, workers=1)
+    fine = np.repeat(np.repeat(needed, 2, axis=0), 2, axis=1)
+    for tile, workers in ((None, 1), (None, 2), (128, 2)):
+        regions = [((0, 256), (0, 240))] if tile is None else [((0, 128), (0, 128))]
+        assert len(needed_boxes(needed, regions, image.shape, margin=runner.margin)[0]) > 1
+        done, every = [], []
+        found = runner.run_image(image, tile=tile, workers=workers, needed=needed, done=done.append)
+        runner.run_image(image, tile=tile, workers=workers, done=every.append)
+        np.testing.assert_array_equal(found[fine], expected[fine])
+        assert np.isnan(found[~fine]).mean() > 0.5  # more of the corner skipped than one box per tile leaves
+        assert sum(done) == sum(every) == len(every)  # each tile once, however many boxes it ran as
 
 
 def test_run_tiled_hands_the_whole_image_to_the_runner(graph):

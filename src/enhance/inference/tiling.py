@@ -92,8 +92,9 @@ def run_tiled(
         `torch.nn.Module` always runs one tile at a time (PyTorch threads each layer itself).
     needed : (ny, nx) bool `~numpy.ndarray`, optional
         Input pixels whose output is kept (e.g. the finite pixels of a full-disk image): each tile runs on
-        the smallest box that holds its needed pixels (with its margin), a tile without any is skipped,
-        and the output is NaN outside those boxes. The needed pixels' output is the same as without, to
+        the boxes that hold its needed pixels (`~enhance.cores.needed_boxes`: its smallest box, split where
+        the parts with their margins are fewer pixels), a tile without any is skipped, and the output is
+        NaN outside those boxes. The needed pixels' output is the same as without, to
         rounding (as between tiles; bit for bit on onnxruntime). A ``run_image`` method that takes no
         ``needed`` runs every pixel.
 
@@ -156,10 +157,11 @@ def run_tiled(
 
 def _needed_spans(spans, needed, shape, margin):
     """The tiles cut to the boxes of their needed pixels (`~enhance.cores.needed_boxes`), with their margins."""
-    boxes = needed_boxes(needed, (((y0, y1), (x0, x1)) for (y0, y1, _, _), (x0, x1, _, _) in spans), shape)
+    regions = (((y0, y1), (x0, x1)) for (y0, y1, _, _), (x0, x1, _, _) in spans)
+    boxes = needed_boxes(needed, regions, shape, margin=margin)
     return [((y0, y1, max(y0 - margin, 0), min(y1 + margin, shape[0])),
              (x0, x1, max(x0 - margin, 0), min(x1 + margin, shape[1])))
-            for (y0, y1), (x0, x1) in (box for box in boxes if box is not None)]  # fmt: skip
+            for (y0, y1), (x0, x1) in (box for parts in boxes for box in parts)]  # fmt: skip
 
 
 def _run_image(image, net, *, tile, progress, workers, needed):

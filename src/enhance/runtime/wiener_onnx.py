@@ -443,8 +443,9 @@ class WienerOnnxNetwork(OnnxNetwork):
         done : callable, optional
             Called with 1 each time a tile is finished (a progress bar's ``update``).
         needed : (ny, nx) bool `~numpy.ndarray`, optional
-            Input pixels whose output is kept: each tile runs on the box of its needed pixels
-            (`~enhance.cores.needed_boxes`), a tile without any is skipped, and the output is NaN elsewhere.
+            Input pixels whose output is kept: each tile runs on the boxes of its needed pixels
+            (`~enhance.cores.needed_boxes`, split where that runs fewer pixels with the margins), a tile without
+            any is skipped, and the output is NaN elsewhere.
 
         Returns
         -------
@@ -471,20 +472,24 @@ class WienerOnnxNetwork(OnnxNetwork):
         workers = self.workers if workers is None else max(1, int(workers))
         passes = D4_PASSES if self.symmetric else D4_PASSES[:1]
         tiles = _tiles(source.shape, tile, split_rows(source.shape[0], len(passes), workers, self.margin))
+        # Each tile runs as one or more regions (the boxes of its needed pixels); `done` counts tiles.
+        owners = list(range(len(tiles)))
         if needed is not None:
-            boxes = needed_boxes(needed, tiles, source.shape)
-            tiles = [box for box in boxes if box is not None]
-            if done is not None and len(tiles) < len(boxes):
-                done(len(boxes) - len(tiles))  # the skipped tiles
+            boxes = needed_boxes(needed, tiles, source.shape, margin=self.margin)
+            tiles = [box for parts in boxes for box in parts]
+            owners = [index for index, parts in enumerate(boxes) for _ in parts]
+            if done is not None and any(not parts for parts in boxes):
+                done(sum(not parts for parts in boxes))  # the skipped tiles
             if not tiles:
                 return np.full((2 * source.shape[0], 2 * source.shape[1]), np.nan, np.float32)
+        left = collections.Counter(owners)  # regions of each tile still running
         padded = np.pad(source, self.margin, mode="symmetric")
         out = np.empty((2 * source.shape[0], 2 * source.shape[1]), np.float32)
         if needed is not None:
             out.fill(np.nan)
         run = _SharedLinear(self, padded, workers) if self.symmetric else _OwnLinear(self)
 
-        def finish(region, results):
+        def finish(owner, region, results):
             (y0, y1), (x0, x1) = region
             if len(results) == 1:
                 out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = results[0].result()
@@ -493,15 +498,17 @@ class WienerOnnxNetwork(OnnxNetwork):
                 for result in results:  # in a fixed order
                     total += result.result()
                 out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = total / len(results)
-            if done is not None:
+            left[owner] -= 1
+            if done is not None and not left[owner]:
                 done(1)
 
         margin = 2 * self.margin
         with _executor(workers, len(tiles) * len(passes)) as pool:
             open_tiles = collections.deque()  # tiles whose passes are in flight: memory stays bounded
-            for region in tiles:
+            for owner, region in zip(owners, tiles, strict=True):
                 (y0, y1), (x0, x1) = region
-                open_tiles.append((region, run.submit(pool, padded[y0 : y1 + margin, x0 : x1 + margin], passes)))
+                window = padded[y0 : y1 + margin, x0 : x1 + margin]
+                open_tiles.append((owner, region, run.submit(pool, window, passes)))
                 while len(open_tiles) > -(-workers // len(passes)) + 1:
                     finish(*open_tiles.popleft())
             while open_tiles:
