@@ -1,6 +1,7 @@
 """Ship a run of `enhance train --config` as the default models 'full' and 'light', and card their validation.
 
     .venv/bin/python training/ship_default.py weights KIND RUN_DIR [--config FILE]  # RUN_DIR/final.safetensors in
+                                                     # (a run of a wiener-enhance or wiener-enhance-average config)
     enhance validate --physics --kind KIND ... -o docs/validation/reports  # the report of the shipped models
     .venv/bin/python training/ship_default.py cards KIND                # its headline numbers into both cards
 
@@ -62,6 +63,8 @@ def ship_weights(kind, run_dir, config_file=None):
     net = load_network(weights, kind=kind)
     meta = read_metadata(weights)
     config = json.loads(meta["recipe"])
+    members = json.loads(meta.get("members", "[]"))  # an average of runs (enhance.training.average)
+    first = members[0]["recipe"] if members else config
     paper = model_card(kind, "paper")
     common = {
         "architecture": {"name": "WienerEnhanceNet", "depth": net.depth, "width": net.width, "taps": net.taps,
@@ -69,12 +72,16 @@ def ship_weights(kind, run_dir, config_file=None):
                          "exact_constants": net.exact_constants, "odd": net.odd,
                          "parameters": sum(p.numel() for p in net.parameters()),
                          "receptive_margin_input_pixels": net.margin},  # fmt: skip
-        "training_data": training_data(config),
+        "training_data": training_data(config) if not members else "; ".join(
+            f"{member['weight']:.3g} x the run of {spec['config']}: {training_data(member['recipe'])}"
+            for member, spec in zip(members, config["members"], strict=True)),
         "observation_model": {**paper["observation_model"], "hmi_psf_parameters": ENHANCE_2018,
                               "kernel_half_width_arcsec": round(float(DEFAULT_RADIUS.value), 4)},  # fmt: skip
-        "linear_stage": linear_stage(config),
-        "recipe": config,
-        "training_history": json.loads(meta["history"])[-1],
+        "linear_stage": linear_stage(first),
+        "recipe": config if not members else {**config, "member_recipes": [member["recipe"] for member in members]},
+        "training_history": json.loads(meta["history"])[-1] if not members else [
+            {"config": spec["config"], **member["history"][-1]}
+            for member, spec in zip(members, config["members"], strict=True)],
         "noise_input": "standard deviation of the input noise per pixel, measured on each image beyond HMI's "
                        "diffraction cut-off (enhance.observation.noise), or given (noise=, --noise)",
         "reproduce": f"enhance train --config {config_file or f'training/configs/{kind}.toml'}"

@@ -503,6 +503,19 @@ def _train_hybrid(args) -> int:
     return 0
 
 
+def _train_average(args) -> int:
+    from .training.average import load_average_config, train_average
+
+    if args.out_dir is not None or args.steps is not None:
+        return _error("--out-dir and --steps belong to each member's configuration, not to an average")
+    cfg = load_average_config(args.config)
+    print(f"averaging {len(cfg.members)} Wiener-Enhance {cfg.kind} runs into {cfg.out_dir}")
+    path = train_average(cfg, sources=dict(item.split("=", 1) for item in args.source), resume=not args.no_resume,
+                         progress=_progress(args))  # fmt: skip
+    print(f"wrote {path}")
+    return 0
+
+
 def _train(args) -> int:
     from .training.datasets import SCALE, HDF5PairDataset, input_noise_for, validation_pairs
     from .training.loop import TrainConfig, load_config, train
@@ -513,8 +526,11 @@ def _train(args) -> int:
     if args.config:
         from .training.hybrid_loop import config_family
 
-        if config_family(args.config) == "wiener-enhance":
+        family = config_family(args.config)
+        if family == "wiener-enhance":
             return _train_hybrid(args)
+        if family == "wiener-enhance-average":
+            return _train_average(args)
     if args.source:
         return _error("--source names the files of a wiener-enhance configuration")
     if args.data is None:
@@ -578,7 +594,8 @@ def _add_average(subparsers) -> None:
 def _add_train(subparsers) -> None:
     tr = subparsers.add_parser("train", help="train a network: the default models or the paper's",
                                description="With a configuration whose family is 'wiener-enhance' (training/"
-                               "*.toml), train the default models' network from its scenes and files. Otherwise "
+                               "*.toml), train the default models' network from its scenes and files; with "
+                               "'wiener-enhance-average', train each member run and average their weights. Otherwise "
                                "train the paper's network on pairs from `enhance dataset build`. Resumes from "
                                "OUT_DIR/checkpoint.pt; the paper's network runs under torchrun for data-parallel "
                                "training.")  # fmt: skip

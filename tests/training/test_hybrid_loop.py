@@ -214,8 +214,17 @@ def test_a_teacher_keeps_the_training_near_its_output(tmp_path, tiny_run):
 def test_every_shipped_configuration_reads(path):
     from enhance.training.hybrid_loop import config_family
 
-    if config_family(path) != "wiener-enhance":
+    family = config_family(path)
+    if family == "wiener-enhance-average":
+        from enhance.training.average import load_average_config
+
+        members = load_average_config(path).members
+        assert all(load_hybrid_config(member).train["steps"] > 0 for member, _ in members)
+        return
+    if family != "wiener-enhance":
         pytest.skip("the paper's network's configuration")
     cfg = load_hybrid_config(path)
     assert cfg.train["steps"] > 0
     assert cfg.data["sources"]
+    for name in (cfg.model["init"], cfg.train["teacher"]):  # a shipped model's name or a file of the repository
+        assert name in (None, "full", "light") or (ROOT / name).is_file(), name
