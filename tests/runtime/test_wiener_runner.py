@@ -112,6 +112,51 @@ def test_tiles_split_along_the_limb_give_the_same_pixels_and_count_each_tile_onc
         assert sum(done) == sum(every) == len(every)  # each tile once, however many boxes it ran as
 
 
+def _exact_net(odd):
+    torch.manual_seed(3)
+    net = WienerEnhanceNet(depth=2, width=16, taps=7, noise_unit=1e-3, exact_constants=True, odd=odd)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.normal_(module.weight, std=0.1)
+                torch.nn.init.normal_(module.bias, std=0.1)
+        filters = torch.rand(net.filters.shape)
+        net.filters.copy_(filters / filters.sum(dim=(2, 3), keepdim=True))
+    return net
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_full_subtracts_the_constant_response_once_and_matches_the_network(odd):
+    # 'full' of a network with exact constants: the passes leave the response to constants out and the runner
+    # subtracts its average over the 8 passes, the mean over the phases, once per pixel.
+    net = _exact_net(odd)
+    runner = WienerOnnxNetwork(wiener_graph_from_network(net).SerializeToString(), threads=1, symmetric=True)
+    runner = runner.bind(NOISE)
+    image = _image((48, 40))
+    expected = _whole_passes(runner, image)  # each pass of the whole graph, its response to constants included
+    for tile, workers in ((None, 1), (16, 2)):
+        found = runner.run_image(image, tile=tile, workers=workers)
+        assert np.abs(found - expected).max() <= 1e-6 * np.abs(expected).max()
+    assert runner.constant_response() is not None
+    assert WienerOnnxNetwork(graph_of(net, exact=False), threads=1).constant_response() is None
+    for value in (0.37, 1.0, 1.8):  # constants stay constant, to float32 rounding
+        flat = runner.run_image(np.full((30, 34), value, np.float32))
+        assert np.abs(flat - value).max() <= 1e-6 * value
+        one = runner.one_pass().run_image(np.full((30, 34), value, np.float32))  # 'light': in its one pass
+        assert np.abs(one - value).max() <= 1e-6 * value
+    with torch.no_grad():  # and without the response the passes would not keep them
+        net.exact_constants = False
+        raw = net(torch.full((1, 1, 30, 34), 1.0), torch.tensor([NOISE]), symmetric=True)[0, 0].numpy()
+    assert np.abs(raw - 1.0).max() > 1e-3
+
+
+def graph_of(net, *, exact):
+    copy = WienerEnhanceNet(net.depth, net.width, net.taps, noise_unit=net.noise_unit, exact_constants=exact,
+                            odd=net.odd)  # fmt: skip
+    copy.load_state_dict(net.state_dict())
+    return wiener_graph_from_network(copy).SerializeToString()
+
+
 def test_run_tiled_hands_the_whole_image_to_the_runner(graph):
     runner = WienerOnnxNetwork(graph, threads=2, symmetric=True).bind(NOISE)
     image = _image((40, 52))

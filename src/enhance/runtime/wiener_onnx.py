@@ -21,6 +21,7 @@ efficient layer. The results are those of one whole-image pass, to a few float32
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import json
 import math
 import threading
@@ -38,6 +39,7 @@ from .onnx_runner import OPSET, OnnxNetwork, inference_metadata, open_session
 
 __all__ = [
     "wiener_onnx_graph",
+    "constant_response_graph",
     "WienerOnnxNetwork",
     "is_wiener_file",
     "wiener_graph_from_weights",
@@ -70,8 +72,42 @@ class _GraphParts:
         return output
 
 
+def _crop(parts, name, source, cut):
+    """``source[:, :, cut:-cut, cut:-cut]`` as a Slice node."""
+    starts = parts.constant(f"{name}_starts", np.array([cut, cut], np.int64))
+    ends = parts.constant(f"{name}_ends", np.array([-cut, -cut], np.int64))
+    axes = parts.constant(f"{name}_axes", np.array([2, 3], np.int64))
+    return parts.node("Slice", [source, starts, ends, axes], name)
+
+
+def _constant_response_nodes(parts, state, depth, centre, *, phase_mean=False):
+    """The CNN's correction of a constant image of each pixel's value (its 3x3 kernels summed to 1x1, as
+    `~enhance.models.hybrid.WienerEnhanceNet.constant_response`), from ``centre``: the value and level maps;
+    with ``phase_mean``, its mean over the four output phases (one channel)."""
+    names = ["conv_in", *(f"blocks.{i}.{j}" for i in range(depth) for j in (0, 1)), "conv_out"]
+    summed = {name: np.asarray(state[f"{name}.weight"], np.float32).sum(axis=(2, 3), keepdims=True) for name in names}
+    summed["conv_in"] = summed["conv_in"][:, [0, 5]]  # the value and the level; a constant has no detail
+    biases = {name: np.asarray(state[f"{name}.bias"], np.float32) for name in names}
+    if phase_mean:  # the last convolution is linear: the mean of its output channels is one channel
+        summed["conv_out"] = summed["conv_out"].astype(np.float64).mean(axis=0, keepdims=True).astype(np.float32)
+        biases["conv_out"] = biases["conv_out"].astype(np.float64).mean(keepdims=True).astype(np.float32)
+
+    def conv(name, source):
+        tensors = (("weight", summed), ("bias", biases))
+        weights = [parts.constant(f"flat.{name}.{part}", values[name]) for part, values in tensors]
+        return parts.node("Conv", [source, *weights], f"flat.{name}")
+
+    features = parts.node("Concat", centre, "centre_features", axis=1)
+    flat = parts.node("Relu", [conv("conv_in", features)], "flat.conv_in_relu")
+    for i in range(depth):
+        hidden = parts.node("Relu", [conv(f"blocks.{i}.0", flat)], f"flat.blocks.{i}.relu")
+        flat = parts.node("Add", [conv(f"blocks.{i}.1", hidden), flat], f"flat.blocks.{i}.sum")
+    return conv("conv_out", flat)
+
+
 def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: dict | None = None,
-                      symmetric: bool = False, estimate_input: bool = False):  # fmt: skip
+                      symmetric: bool = False, estimate_input: bool = False,
+                      constants_apart: bool = False):  # fmt: skip
     """Build the ONNX graph of a Wiener-Enhance network from its state dict, with numpy only.
 
     Parameters
@@ -93,6 +129,10 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         instead of computing it (what `WienerOnnxNetwork` runs for 'full', whose 8 passes share one
         convolution of the image with the 8 transformed banks, `d4_kernel_graph`); such a graph is for the
         runner only, never written to a file.
+    constants_apart : bool
+        With ``exact_constants``, leave the response to a constant image out of the graph: 'full''s runner
+        subtracts its average over the 8 passes once (`constant_response_graph`) instead of in each pass.
+        For the runner only, like ``estimate_input``.
 
     Returns
     -------
@@ -124,17 +164,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         weights = [constant(f"{name}.{part}", array(f"{name}.{part}")) for part in ("weight", "bias")]
         return node("Conv", [source, *weights], output or name)
 
-    conv_names = ["conv_in", *(f"blocks.{i}.{j}" for i in range(depth) for j in (0, 1)), "conv_out"]
-
-    def summed_conv(name, source, summed):
-        weights = [constant(f"flat.{name}.weight", summed[name]), constant(f"flat.{name}.bias", array(f"{name}.bias"))]
-        return node("Conv", [source, *weights], f"flat.{name}")
-
-    def crop(name, source, cut):
-        starts = constant(f"{name}_starts", np.array([cut, cut], np.int64))
-        ends = constant(f"{name}_ends", np.array([-cut, -cut], np.int64))
-        return node("Slice", [source, starts, ends, constant(f"{name}_axes", np.array([2, 3], np.int64))], name)
-
+    crop = functools.partial(_crop, parts)
     level, hat = _hat_nodes(node, constant, nodes, unit)
     if estimate_input:
         estimate = "estimate"
@@ -160,15 +190,9 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         hidden = node("Relu", [conv(f"blocks.{i}.0", out)], f"blocks.{i}.relu")
         out = node("Add", [conv(f"blocks.{i}.1", hidden), crop(f"blocks.{i}.skip", out, 2)], f"blocks.{i}.sum")
     correction = conv("conv_out", out)
-    if exact_constants:  # less the response to a constant image of each pixel's value: kernels summed to 1x1
-        summed = {name: array(f"{name}.weight").sum(axis=(2, 3), keepdims=True) for name in conv_names}
-        summed["conv_in"] = summed["conv_in"][:, [0, 5]]
-        flat = node("Relu", [summed_conv("conv_in", node("Concat", centre, "centre_features", axis=1), summed)],
-                    "flat.conv_in_relu")  # fmt: skip
-        for i in range(depth):
-            hidden = node("Relu", [summed_conv(f"blocks.{i}.0", flat, summed)], f"flat.blocks.{i}.relu")
-            flat = node("Add", [summed_conv(f"blocks.{i}.1", hidden, summed), flat], f"flat.blocks.{i}.sum")
-        correction = node("Sub", [correction, summed_conv("conv_out", flat, summed)], "correction_exact")
+    if exact_constants and not constants_apart:  # less the response to a constant image of each pixel's value
+        response = _constant_response_nodes(parts, state, depth, centre)
+        correction = node("Sub", [correction, response], "correction_exact")
     if odd:
         halves = ["correction_pos", "correction_neg"]
         graph_nodes.append(helper.make_node("Split", [correction], halves, name="correction_split", axis=0))
@@ -196,6 +220,71 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
              "inputs": f"image: the normalised image mirrored by {margin} pixels on each side (numpy 'symmetric'); "
                        "noise: (n,) standard deviation of its noise per pixel, same units"}  # fmt: skip
     helper.set_model_props(model, {key: str(value) for key, value in props.items()})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def constant_response_graph(state, meta: dict):
+    """The ONNX graph of a Wiener-Enhance network's response to constant images, averaged over the 8 passes of 'full'.
+
+    With ``exact_constants`` each pass subtracts the CNN's correction of a constant image of each pixel's value
+    (`~enhance.models.hybrid.WienerEnhanceNet.constant_response`), a function of that value alone, from its four
+    output phases. The 8 rotations and flips move a pixel's 2x2 output block onto itself, and between them every
+    phase onto every other, so the average over the passes subtracts the mean over the phases from all four:
+    'full''s runner computes that once per pixel (this graph) instead of once in each pass.
+
+    Parameters
+    ----------
+    state : mapping of str to `~numpy.ndarray`
+        The network's state dict.
+    meta : dict
+        As for `wiener_onnx_graph`; ``odd`` makes the response odd, as the network's correction.
+
+    Returns
+    -------
+    `onnx.ModelProto`
+        Inputs ``image`` (mirrored by the network's margin, as for `wiener_onnx_graph`) and ``noise``; output
+        ``response`` ``(n, 1, ny, nx)`` on the input grid.
+
+    Examples
+    --------
+    >>> from enhance.models.architecture import wiener_state_shapes
+    >>> state = {name: np.ones(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+    >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+    >>> [o.name for o in constant_response_graph(state, meta).graph.output]
+    ['response']
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    depth, taps, unit = int(meta["depth"]), int(meta["taps"]), float(meta["noise_unit"])
+    parts = _GraphParts()
+    level, _ = _hat_nodes(parts.node, parts.constant, [float(v) for v in meta["noise_nodes"]], unit)
+    inner = _crop(parts, "inner", "image", taps // 2)
+    axes = parts.constant("axes_23", np.array([2, 3], np.int64))
+    level_map = parts.node("Expand", [parts.node("Unsqueeze", [level, axes], "level_4d"),
+                                      parts.node("Shape", [inner], "inner_shape")], "level_map")  # fmt: skip
+    centre = [_crop(parts, "centre", inner, 2 * depth + 2), _crop(parts, "centre_level", level_map, 2 * depth + 2)]
+    odd = bool(meta.get("odd", False))
+    if odd:  # the correction of x and of -x, halved difference
+        negative = parts.node("Neg", [centre[0]], "centre_neg")
+        centre = [parts.node("Concat", [centre[0], negative], "centre_both", axis=0),
+                  parts.node("Concat", [centre[1], centre[1]], "centre_level_both", axis=0)]  # fmt: skip
+    response = _constant_response_nodes(parts, state, depth, centre, phase_mean=True)
+    if odd:
+        halves = ["response_pos", "response_neg"]
+        parts.nodes.append(helper.make_node("Split", [response], halves, name="response_split", axis=0))
+        difference = parts.node("Sub", halves, "response_odd_twice")
+        response = parts.node("Mul", [difference, parts.constant("half", np.float32(0.5))], "response_odd")
+    parts.node("Identity", [response], "response")
+    proto = helper.make_graph(
+        parts.nodes, f"WienerEnhanceNet_constant_response_depth{depth}",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "py", "px"]),
+         helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info("response", TensorProto.FLOAT, ["n", 1, "ny", "nx"])],
+        initializer=parts.initializers,
+    )  # fmt: skip
+    model = helper.make_model(proto, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -491,13 +580,7 @@ class WienerOnnxNetwork(OnnxNetwork):
 
         def finish(owner, region, results):
             (y0, y1), (x0, x1) = region
-            if len(results) == 1:
-                out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = results[0].result()
-            else:
-                total = np.zeros((2 * (y1 - y0), 2 * (x1 - x0)))
-                for result in results:  # in a fixed order
-                    total += result.result()
-                out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = total / len(results)
+            out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = run.combine(results)
             left[owner] -= 1
             if done is not None and not left[owner]:
                 done(1)
@@ -550,6 +633,30 @@ class WienerOnnxNetwork(OnnxNetwork):
                 kernels = self._shared["linear"].run(["kernels"], feeds)[0]
                 self._shared[self.noise] = kernels.astype(np.float64).sum(axis=(1, 2, 3))
         return self._shared["network"], self._shared["linear"], self._shared[self.noise]
+
+    def constant_response(self):
+        """'full''s session of the response to constant images averaged over its 8 passes, for a network with
+        exact constants (`constant_response_graph`; the passes then leave it out); None without.
+
+        Returns
+        -------
+        onnxruntime.InferenceSession or None
+            Reads ``image`` (mirrored by the margin) and ``noise``; kept in the graph cache for a shipped model.
+
+        Examples
+        --------
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString()).constant_response() is None
+        True
+        """
+        if self.metadata.get("exact_constants") != "True":
+            return None
+        with self._shared_lock:
+            if "response" not in self._shared:
+                self._shared["response"] = _constant_response_session(self)
+        return self._shared["response"]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.noise is None:
@@ -709,6 +816,16 @@ class _OwnLinear:
         result = self.session.run(None, {"image": moved[None, None], "noise": self.noise})[0][0, 0]
         return dihedral_inverse(result, transform)
 
+    @staticmethod
+    def combine(results):
+        """The region's output from its passes' futures: their mean, summed in float64 in a fixed order."""
+        if len(results) == 1:
+            return results[0].result()
+        total = 0.0
+        for result in results:
+            total = total + result.result().astype(np.float64)
+        return total / len(results)
+
 
 class _SharedLinear(_OwnLinear):
     """Passes that share one filtering of the window with the 8 moved banks ('full').
@@ -721,6 +838,7 @@ class _SharedLinear(_OwnLinear):
 
     def __init__(self, runner, padded, workers):
         self.session, self.linear, sums = runner.shared_linear()
+        self.response = runner.constant_response()  # None without exact constants
         self.noise, self.workers, self.taps = np.full(1, runner.noise, np.float32), workers, runner.checked["taps"]
         self.offset = np.float32(padded.mean(dtype=np.float64))
         self.constant = (self.offset * sums).astype(np.float32)[:, None, None]
@@ -731,7 +849,20 @@ class _SharedLinear(_OwnLinear):
         blocks = [
             pool.submit(self.filtered, window[a : b + self.taps - 1]) for a, b in zip(edges, edges[1:], strict=False)
         ]
-        return [pool.submit(self.one_pass, window, transform, blocks) for transform in passes]
+        futures = [pool.submit(self.one_pass, window, transform, blocks) for transform in passes]
+        if self.response is not None:  # the passes' response to constants, subtracted from their mean once
+            futures.append(pool.submit(self.constant_response, window))
+        return futures
+
+    def constant_response(self, window):
+        return self.response.run(["response"], {"image": window[None, None], "noise": self.noise})[0][0, 0]
+
+    def combine(self, results):
+        if self.response is None:
+            return super().combine(results)
+        mean = super().combine(results[:-1])
+        response = results[-1].result().astype(np.float64)
+        return mean - np.repeat(np.repeat(response, 2, axis=0), 2, axis=1)
 
     def filtered(self, rows):
         centred = (rows - self.offset)[None, None]
@@ -766,9 +897,8 @@ def _estimate_input_session(runner):
         proto = onnx.load_from_string(runner.graph)
         state = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if not t.name.startswith("flat.")}
         state["filters"] = runner.filter_bank[0].astype(np.float32)
-        meta = {**runner.checked, "exact_constants": runner.metadata.get("exact_constants") == "True",
-                "odd": runner.metadata.get("odd") == "True"}  # fmt: skip
-        return wiener_onnx_graph(state, meta, estimate_input=True)
+        meta = _options(runner)
+        return wiener_onnx_graph(state, meta, estimate_input=True, constants_apart=True)
 
     key = f"{runner.cache_key}-estimate" if runner.cache_key else None
     graph = cached_graph(key, build)
@@ -780,6 +910,27 @@ def _estimate_input_session(runner):
         return open_session(graph, threads=1, blocked=False, name=runner.name)[0]
     return open_in_kept_layout(key, lambda blocked: open_session(graph, threads=1, blocked=blocked, probe=probe,
                                                                  name=runner.name))  # fmt: skip
+
+
+def _options(runner):
+    """The runner's checked architecture with its ``exact_constants`` and ``odd`` options."""
+    return {**runner.checked, "exact_constants": runner.metadata.get("exact_constants") == "True",
+            "odd": runner.metadata.get("odd") == "True"}  # fmt: skip
+
+
+def _constant_response_session(runner):
+    """`constant_response_graph` of the runner's network, kept in the graph cache for a shipped model."""
+
+    def build():
+        import onnx
+        from onnx import numpy_helper
+
+        proto = onnx.load_from_string(runner.graph)
+        state = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if not t.name.startswith("flat.")}
+        return constant_response_graph(state, _options(runner))
+
+    graph = cached_graph(f"{runner.cache_key}-constant" if runner.cache_key else None, build)
+    return open_session(graph, threads=1, blocked=False, name=runner.name)[0]
 
 
 def _linear_session(runner):
