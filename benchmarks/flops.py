@@ -9,7 +9,9 @@ with this nominal count, so "achieved GFLOP/s" compares like with like across im
 `wiener_flops` counts the default models, `enhance.models.hybrid.WienerEnhanceNet`, on the grid they
 compute (the input mirrored by the receptive margin, each unpadded convolution two pixels smaller than
 its input): the linear stage once (one blended ``taps x taps`` kernel per output phase), the CNN once
-per pass (8 for 'full', which averages over the rotations and flips; 1 for 'light').
+per pass (8 for 'full', which averages over the rotations and flips; 1 for 'light'), and with
+``exact_constants`` the CNN's response to a constant image of each pixel's value (its kernels summed to
+1x1): in the one pass of 'light', once for all the passes of 'full' (their mean over the phases).
 """
 
 __all__ = ["enhance_flops", "wiener_flops"]
@@ -27,13 +29,16 @@ def enhance_flops(ny: int, nx: int, *, depth: int = 5, width: int = 64) -> int:
     return 2 * (low + high)
 
 
-def wiener_flops(ny: int, nx: int, *, depth: int = 3, width: int = 32, taps: int = 21, passes: int = 1) -> int:
+def wiener_flops(ny: int, nx: int, *, depth: int = 3, width: int = 32, taps: int = 21, passes: int = 1,
+                 exact_constants: bool = False) -> int:  # fmt: skip
     """FLOPs (2 x multiply-adds) of ``WienerEnhanceNet(depth, width, taps)`` on an ``ny`` x ``nx`` image.
 
     ``passes`` is the number of CNN passes: 8 for the 'full' model, 1 for 'light'.
 
     >>> round(wiener_flops(400, 400) / 1e9, 1), round(wiener_flops(400, 400, passes=8) / 1e9, 1)
     (19.9, 154.9)
+    >>> round(wiener_flops(400, 400, exact_constants=True) / 1e9, 1)
+    21.9
     """
 
     def grid(margin: int) -> int:  # pixels of a layer's output, ``margin`` input pixels beyond the image
@@ -45,4 +50,7 @@ def wiener_flops(ny: int, nx: int, *, depth: int = 3, width: int = 32, taps: int
     for block in range(depth):
         cnn += (grid(edge - 2 - 2 * block) + grid(edge - 3 - 2 * block)) * 9 * width * width
     cnn += grid(0) * 9 * width * 4  # conv_out: one correction per phase
-    return 2 * (linear + passes * cnn)
+    constants = 0
+    if exact_constants:  # 1x1 convolutions on the input grid: the value and the level in, 4 phases (1: their mean) out
+        constants = grid(0) * (2 * width + 2 * depth * width * width + width * (4 if passes == 1 else 1))
+    return 2 * (linear + passes * cnn + constants)

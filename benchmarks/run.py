@@ -77,7 +77,7 @@ from enhance.constants import HMI_NOISE  # noqa: E402
 from enhance.inference.pipeline import auto_backend  # noqa: E402
 from enhance.inference.tiling import run_tiled  # noqa: E402
 from enhance.models.network import fold_batchnorm, receptive_margin  # noqa: E402
-from enhance.models.registry import MODELS  # noqa: E402
+from enhance.models.registry import MODELS, registry_entry  # noqa: E402
 from enhance.runtime.graph import InferenceNet  # noqa: E402
 from enhance.scenes.synth import generate  # noqa: E402
 
@@ -96,7 +96,8 @@ def model_flops(model: str, size: int) -> int:
     spec = MODELS[model]
     if spec.family == "paper":
         return enhance_flops(size, size, **spec.architecture)
-    return wiener_flops(size, size, **spec.architecture, passes=8 if spec.symmetric else 1)
+    exact = registry_entry("intensity", model).model_card()["architecture"].get("exact_constants", False)
+    return wiener_flops(size, size, **spec.architecture, passes=8 if spec.symmetric else 1, exact_constants=exact)
 
 
 def _timed(fn) -> float:
