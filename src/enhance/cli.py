@@ -488,12 +488,16 @@ def _add_dataset(subparsers) -> None:
     build.set_defaults(func=_dataset_build)
 
 
+def _sources(args) -> dict:
+    """``--source NAME=PATH`` as ``{name: path}`` (checked to hold '=' by `_train`)."""
+    return dict(item.split("=", 1) for item in args.source)
+
+
 def _train_hybrid(args) -> int:
     from .training.hybrid_loop import load_hybrid_config, train_hybrid
 
-    sources = dict(item.split("=", 1) for item in args.source)
     overrides = {} if args.out_dir is None else {"out_dir": args.out_dir}
-    cfg = load_hybrid_config(args.config, sources=sources, **overrides)
+    cfg = load_hybrid_config(args.config, sources=_sources(args), **overrides)
     if args.steps is not None:
         cfg.train["steps"] = args.steps
     print(f"training a Wiener-Enhance {cfg.kind} network (depth {cfg.model['depth']}, width {cfg.model['width']}) "
@@ -510,8 +514,7 @@ def _train_average(args) -> int:
         return _error("--out-dir and --steps belong to each member's configuration, not to an average")
     cfg = load_average_config(args.config)
     print(f"averaging {len(cfg.members)} Wiener-Enhance {cfg.kind} runs into {cfg.out_dir}")
-    path = train_average(cfg, sources=dict(item.split("=", 1) for item in args.source), resume=not args.no_resume,
-                         progress=_progress(args))  # fmt: skip
+    path = train_average(cfg, sources=_sources(args), resume=not args.no_resume, progress=_progress(args))
     print(f"wrote {path}")
     return 0
 

@@ -158,8 +158,9 @@ def needed_boxes(needed, regions, shape: tuple, *, margin: int = 0) -> list:
     shape : tuple of int
         The image's shape.
     margin : int
-        Pixels of context each box is run with on every side; 0: one box per region, never split. Boxes
-        are split down to sides of ``4 margin`` pixels, not smaller (or 16 pixels, if more).
+        Pixels of context each box is run with on every side; 0: one box per region, never split. Only a
+        box whose longer side is at least ``8 margin`` pixels (and 32) is halved; a half then shrinks to
+        its needed pixels, however few.
 
     Returns
     -------
@@ -187,7 +188,7 @@ def needed_boxes(needed, regions, shape: tuple, *, margin: int = 0) -> list:
     if np.shape(needed) != tuple(shape):
         msg = f"needed must have the image's shape {tuple(shape)}, got {np.shape(needed)}"
         raise ValueError(msg)
-    if isinstance(margin, bool) or int(margin) != margin or margin < 0:
+    if isinstance(margin, bool) or not isinstance(margin, int | np.integer) or margin < 0:
         msg = f"margin must be a non-negative integer, got {margin!r}"
         raise ValueError(msg)
     needed, margin = np.asarray(needed, dtype=bool), int(margin)

@@ -246,3 +246,40 @@ def test_the_command_line_says_when_a_tile_is_below_the_networks_reach(tmp_path,
     monkeypatch.setattr(engine, "_run_serial", not_run)
     assert main(["run", str(source), "-o", f"{tmp_path / 'batch'}/", "--weights", weights, "--tile", "3"]) == 1
     assert "tile=3 is smaller than the network's reach" in capsys.readouterr().err
+
+
+def test_the_progress_bar_counts_tiles_when_their_boxes_are_split(tiny_net, monkeypatch):
+    import torch
+
+    import enhance.inference.tiling as tiling
+    from enhance.cores import needed_boxes
+    from enhance.models.network import fold_batchnorm, receptive_margin
+
+    updates = []
+
+    class Bar:
+        def __init__(self, total, **options):
+            updates.append(("total", total))
+
+        def update(self, n=1):
+            updates.append(("update", n))
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tiling, "tqdm", Bar)
+    net, margin = fold_batchnorm(tiny_net), receptive_margin(tiny_net.depth)
+    y, x = np.ogrid[:192, :192]
+    needed = np.hypot(y - 230, x - 230) < 250  # the limb across the first tile's corner
+    image = (1 + 0.1 * np.random.default_rng(7).standard_normal(needed.shape)).astype(np.float32)
+    tiles = [((y0, y0 + 96), (x0, x0 + 96)) for y0 in (0, 96) for x0 in (0, 96)]
+    assert len(needed_boxes(needed, tiles, needed.shape, margin=margin)[0]) > 1  # the first tile is split
+    whole = tiling.run_tiled(image, net, tile=None, margin=margin, device=torch.device("cpu"))
+    for workers in (1, 2):
+        updates.clear()
+        found = tiling.run_tiled(image, net, tile=96, margin=margin, device=torch.device("cpu"), needed=needed,
+                                 workers=workers)  # fmt: skip
+        assert updates[0] == ("total", 4)
+        assert sum(n for what, n in updates[1:] if what == "update") == 4
+        fine = np.repeat(np.repeat(needed, 2, axis=0), 2, axis=1)
+        np.testing.assert_allclose(found[fine], whole[fine], rtol=0, atol=1e-5)

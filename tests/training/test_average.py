@@ -54,7 +54,7 @@ def test_networks_of_different_architectures_are_not_averaged(tmp_path):
         b = save_weights(other, tmp_path / f"b{i}.safetensors", kind="intensity")
         with pytest.raises(ConfigError, match="not one architecture"):
             average_weights([a, b], [1, 1], tmp_path / "mean.safetensors", kind="intensity")
-    with pytest.raises(ConfigError, match="one positive weight per file"):
+    with pytest.raises(ConfigError, match="one positive finite number per file"):
         average_weights([a, a], [1, 0], tmp_path / "mean.safetensors", kind="intensity")
     assert not (tmp_path / "mean.safetensors").exists()
 
@@ -116,3 +116,20 @@ def test_enhance_train_trains_each_member_and_writes_their_mean(tmp_path):
     with pytest.raises(ConfigError, match="trains a blos network"):
         train_average(load_average_config(config), progress=False, log=lines.append)
     assert main(["train", "--config", str(config), "--steps", "5", "--quiet"]) == 1
+
+
+def test_infinite_weights_and_shared_folders_are_refused(tmp_path):
+    a = save_weights(_random_net(0), tmp_path / "a.safetensors", kind="intensity")
+    with pytest.raises(ConfigError, match="positive finite number"):
+        average_weights([a, a], [float("inf"), 1], tmp_path / "mean.safetensors", kind="intensity")
+    with pytest.raises(ConfigError, match="weight must be a positive number"):
+        AverageConfig(kind="intensity", out_dir="x", members=(("a", float("inf")), ("b", 1.0)))
+    member = TINY.read_text().replace('out_dir = "runs/tiny"', f'out_dir = "{tmp_path / "same"}"')
+    for name in ("m1.toml", "m2.toml"):
+        _write(tmp_path / name, member)
+    members = '[[members]]\nconfig = "m1.toml"\n[[members]]\nconfig = "m2.toml"\n'
+    head = f'family = "wiener-enhance-average"\nkind = "intensity"\nout_dir = "{tmp_path / "avg"}"\n'
+    config = _write(tmp_path / "avg.toml", head + members)
+    with pytest.raises(ConfigError, match="out_dir of their own"):
+        train_average(load_average_config(config), progress=False, log=lambda line: None)
+    assert not (tmp_path / "same").exists()  # refused before any training

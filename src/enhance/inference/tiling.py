@@ -6,6 +6,7 @@ tile's interior is kept, so the stitched result equals whole-image inference to 
 seams, while memory stays bounded by the tile size.
 """
 
+import collections
 import concurrent.futures
 import inspect
 import itertools
@@ -128,8 +129,9 @@ def run_tiled(
     if tile is None and workers > 1 and ny >= workers * MIN_BAND_MARGINS * max(margin, 1):
         tile_y = -(-ny // workers)  # one band of rows per worker
     spans = list(itertools.product(tile_spans(ny, tile_y, margin), tile_spans(nx, tile_x, margin)))
+    tiles, owners = len(spans), list(range(len(spans)))  # the bar counts tiles, however many boxes each runs as
     if needed is not None:
-        spans = _needed_spans(spans, needed, (ny, nx), margin)
+        spans, owners = _needed_spans(spans, needed, (ny, nx), margin)
     source = np.ascontiguousarray(image, dtype=np.float32)
     if needed is None and len(spans) == 1:  # one tile: the whole image, no stitching
         return np.ascontiguousarray(forward(source[None, None])[0, 0], dtype=np.float32)
@@ -142,26 +144,36 @@ def run_tiled(
         result = forward(source[None, None, ylo:yhi, xlo:xhi])[0, 0]
         out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = result[2 * (y0 - ylo) : 2 * (y1 - ylo), 2 * (x0 - xlo) : 2 * (x1 - xlo)]
 
-    bar = tqdm(total=len(spans), desc="tiles", unit="tile", disable=not progress, leave=False)
-    if workers == 1:
-        for span in spans:
-            run_one(span)
+    bar = tqdm(total=tiles, desc="tiles", unit="tile", disable=not progress, leave=False)
+    bar.update(tiles - len(set(owners)))  # tiles without a needed pixel
+    left = collections.Counter(owners)
+
+    def done(owner):
+        left[owner] -= 1
+        if not left[owner]:
             bar.update()
+
+    if workers == 1:
+        for span, owner in zip(spans, owners, strict=True):
+            run_one(span)
+            done(owner)
     else:  # at most `workers` tiles in flight: memory stays bounded by the tile size
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            for _ in pool.map(run_one, spans):
-                bar.update()
+            for _, owner in zip(pool.map(run_one, spans), owners, strict=True):
+                done(owner)
     bar.close()
     return out
 
 
 def _needed_spans(spans, needed, shape, margin):
-    """The tiles cut to the boxes of their needed pixels (`~enhance.cores.needed_boxes`), with their margins."""
+    """The tiles cut to the boxes of their needed pixels (`~enhance.cores.needed_boxes`), with their margins, and
+    the index of the tile each box belongs to."""
     regions = (((y0, y1), (x0, x1)) for (y0, y1, _, _), (x0, x1, _, _) in spans)
     boxes = needed_boxes(needed, regions, shape, margin=margin)
+    owners = [index for index, parts in enumerate(boxes) for _ in parts]
     return [((y0, y1, max(y0 - margin, 0), min(y1 + margin, shape[0])),
              (x0, x1, max(x0 - margin, 0), min(x1 + margin, shape[1])))
-            for (y0, y1), (x0, x1) in (box for parts in boxes for box in parts)]  # fmt: skip
+            for (y0, y1), (x0, x1) in (box for parts in boxes for box in parts)], owners  # fmt: skip
 
 
 def _run_image(image, net, *, tile, progress, workers, needed):

@@ -891,14 +891,8 @@ def _estimate_input_session(runner):
     graph cache for a shipped model (``runner.cache_key``), in the runner's layout."""
 
     def build():
-        import onnx
-        from onnx import numpy_helper
-
-        proto = onnx.load_from_string(runner.graph)
-        state = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if not t.name.startswith("flat.")}
-        state["filters"] = runner.filter_bank[0].astype(np.float32)
-        meta = _options(runner)
-        return wiener_onnx_graph(state, meta, estimate_input=True, constants_apart=True)
+        state = {**_graph_state(runner), "filters": runner.filter_bank[0].astype(np.float32)}
+        return wiener_onnx_graph(state, _options(runner), estimate_input=True, constants_apart=True)
 
     key = f"{runner.cache_key}-estimate" if runner.cache_key else None
     graph = cached_graph(key, build)
@@ -912,6 +906,15 @@ def _estimate_input_session(runner):
                                                                  name=runner.name))  # fmt: skip
 
 
+def _graph_state(runner):
+    """The network's weights as stored in the runner's graph, without the derived ``flat.*`` ones."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load_from_string(runner.graph)
+    return {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if not t.name.startswith("flat.")}
+
+
 def _options(runner):
     """The runner's checked architecture with its ``exact_constants`` and ``odd`` options."""
     return {**runner.checked, "exact_constants": runner.metadata.get("exact_constants") == "True",
@@ -921,15 +924,8 @@ def _options(runner):
 def _constant_response_session(runner):
     """`constant_response_graph` of the runner's network, kept in the graph cache for a shipped model."""
 
-    def build():
-        import onnx
-        from onnx import numpy_helper
-
-        proto = onnx.load_from_string(runner.graph)
-        state = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if not t.name.startswith("flat.")}
-        return constant_response_graph(state, _options(runner))
-
-    graph = cached_graph(f"{runner.cache_key}-constant" if runner.cache_key else None, build)
+    key = f"{runner.cache_key}-constant" if runner.cache_key else None
+    graph = cached_graph(key, lambda: constant_response_graph(_graph_state(runner), _options(runner)))
     return open_session(graph, threads=1, blocked=False, name=runner.name)[0]
 
 

@@ -20,6 +20,7 @@ each. A configuration::
 
 import dataclasses
 import json
+import math
 import tomllib
 from pathlib import Path
 
@@ -63,8 +64,8 @@ class AverageConfig:
             msg = f"an average needs at least two members, got {len(self.members)}"
             raise ConfigError(msg)
         for path, weight in self.members:
-            if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
-                msg = f"member {path}: weight must be a positive number, got {weight!r}"
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < math.inf:
+                msg = f"member {path}: weight must be a positive number (finite), got {weight!r}"
                 raise ConfigError(msg)
         if len({str(path) for path, _ in self.members}) < len(self.members):
             msg = "an average names the same member configuration twice"
@@ -148,7 +149,8 @@ def average_weights(files, weights, out, *, kind: str, recipe: dict | None = Non
     Raises
     ------
     ConfigError
-        Where the files differ in architecture (depth, width, taps, noise nodes, options) or kind.
+        Where the files differ in architecture (depth, width, taps, noise nodes, options) or kind, or a
+        weight is not a positive finite number.
 
     Examples
     --------
@@ -165,8 +167,10 @@ def average_weights(files, weights, out, *, kind: str, recipe: dict | None = Non
     [2.0, 2.0, 2.0, 2.0]
     """
     files, weights = [Path(file) for file in files], [float(weight) for weight in weights]
-    if len(files) != len(weights) or not files or min(weights) <= 0:
-        msg = f"average_weights needs one positive weight per file, got {len(weights)} for {len(files)} files"
+    if len(files) != len(weights) or not files or not all(0 < weight < math.inf for weight in weights):
+        msg = (
+            f"average_weights needs one positive finite number per file as weight, got {weights} for {len(files)} files"
+        )
         raise ConfigError(msg)
     nets = [load_network(file, kind=kind) for file in files]
     shape = [(type(net), net.file_metadata()) for net in nets]
@@ -184,8 +188,8 @@ def average_weights(files, weights, out, *, kind: str, recipe: dict | None = Non
         meta = read_metadata(file)
         members.append({"file": str(file), "weight": weight / total, "recipe": json.loads(meta.get("recipe", "null")),
                         "history": json.loads(meta.get("history", "[]"))})  # fmt: skip
-    metadata = {"recipe": json.dumps(recipe or {"family": FAMILY}), "members": json.dumps(members),
-                "history": json.dumps([entry for member in members for entry in member["history"]][-1:])}  # fmt: skip
+    # The mean has no validation of its own: ``members`` holds each member's last one.
+    metadata = {"recipe": json.dumps(recipe or {"family": FAMILY}), "members": json.dumps(members), "history": "[]"}
     return save_weights(net.eval(), out, kind=kind, metadata=metadata, overwrite=True)
 
 
@@ -245,6 +249,10 @@ def train_average(cfg: AverageConfig, *, sources: dict | None = None, resume: bo
         members.append(member)
     if set(given) - used:
         msg = f"--source names {sorted(set(given) - used)} match no member's [[data.sources]]"
+        raise ConfigError(msg)
+    folders = [Path(member.out_dir).resolve() for member in members] + [Path(cfg.out_dir).resolve()]
+    if len(set(folders)) < len(folders):
+        msg = "each member and the average need an out_dir of their own"
         raise ConfigError(msg)
     files = []
     for (path, weight), member in zip(cfg.members, members, strict=True):
