@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from enhance.models.hybrid import WienerEnhanceNet
 from enhance.models.network import EnhanceNet
 from enhance.models.weights import save_weights
 from enhance.runtime.onnx_cache import CACHE_ENV
@@ -75,3 +76,24 @@ def data_dir(tmp_path, monkeypatch):
 def no_shipped_models(data_dir):
     """As if this version shipped no trained weights (the untrained-model paths)."""
     return data_dir
+
+
+def _random_wiener(seed, *, weight_std=0.1, bias_std=0.1, **options):
+    """A small Wiener-Enhance network with random CNN weights and random unit-sum filters (each phase keeps
+    constants), in eval mode; ``options`` override depth 2, width 16, taps 7, noise unit 1e-3."""
+    torch.manual_seed(seed)
+    net = WienerEnhanceNet(**{"depth": 2, "width": 16, "taps": 7, "noise_unit": 1e-3, **options})
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.normal_(module.weight, std=weight_std)
+                torch.nn.init.normal_(module.bias, std=bias_std)
+        filters = torch.rand(net.filters.shape)
+        net.filters.copy_(filters / filters.sum(dim=(2, 3), keepdim=True))
+    return net.eval()
+
+
+@pytest.fixture(scope="session")
+def random_wiener():
+    """`_random_wiener`: ``random_wiener(seed, weight_std=, bias_std=, **options)``."""
+    return _random_wiener

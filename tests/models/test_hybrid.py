@@ -228,23 +228,16 @@ def test_exported_full_model_file_runs_symmetric(tmp_path):
         assert np.abs(found - expected).max() < 1e-5
 
 
-def _random_hybrid(**options):
+@pytest.fixture
+def random_hybrid(random_wiener):
     """A small Wiener-Enhance network with random CNN weights and unit-sum random filters."""
-    torch.manual_seed(3)
-    net = WienerEnhanceNet(depth=2, width=8, taps=5, noise_unit=1e-3, **options)
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.normal_(module.weight, std=0.2)
-            torch.nn.init.normal_(module.bias, std=0.1)
-    filters = torch.rand(net.filters.shape)
-    net.filters.copy_(filters / filters.sum(dim=(2, 3), keepdim=True))
-    return net.eval()
+    return lambda **options: random_wiener(3, weight_std=0.2, width=8, taps=5, **options)
 
 
 @pytest.mark.parametrize("symmetric", [False, True])
-def test_exact_constants_keep_a_constant_image_constant(symmetric):
+def test_exact_constants_keep_a_constant_image_constant(symmetric, random_hybrid):
     for exact in (False, True):
-        net = _random_hybrid(exact_constants=exact, symmetric=symmetric)
+        net = random_hybrid(exact_constants=exact, symmetric=symmetric)
         with torch.no_grad():
             out = net(torch.full((1, 1, 17, 19), 0.83), torch.tensor([2e-3]))
         error = float((out - 0.83).abs().max())
@@ -253,20 +246,20 @@ def test_exact_constants_keep_a_constant_image_constant(symmetric):
 
 
 @pytest.mark.parametrize("symmetric", [False, True])
-def test_odd_networks_are_odd_to_the_bit(symmetric):
+def test_odd_networks_are_odd_to_the_bit(symmetric, random_hybrid):
     x = 0.5 * torch.randn(2, 1, 16, 15, generator=torch.Generator().manual_seed(1))
     for odd in (False, True):
-        net = _random_hybrid(odd=odd, exact_constants=True, symmetric=symmetric)
+        net = random_hybrid(odd=odd, exact_constants=True, symmetric=symmetric)
         with torch.no_grad():
             total = net(x, torch.tensor([1e-3, 1e-3])) + net(-x, torch.tensor([1e-3, 1e-3]))
         assert (float(total.abs().max()) == 0.0) if odd else (float(total.abs().max()) > 1e-2)
 
 
 @pytest.mark.parametrize(("exact", "odd"), [(True, False), (False, True), (True, True)])
-def test_the_onnx_graph_runs_the_symmetry_options_as_pytorch_does(exact, odd):
+def test_the_onnx_graph_runs_the_symmetry_options_as_pytorch_does(exact, odd, random_hybrid):
     from enhance.runtime.wiener_onnx import WienerOnnxNetwork, wiener_graph_from_network
 
-    net = _random_hybrid(exact_constants=exact, odd=odd)
+    net = random_hybrid(exact_constants=exact, odd=odd)
     x = 1 + 0.1 * torch.randn(1, 1, 20, 23, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         expected = net(x, torch.tensor([2e-3])).numpy()
@@ -281,11 +274,11 @@ def test_the_onnx_graph_runs_the_symmetry_options_as_pytorch_does(exact, odd):
         np.testing.assert_allclose(runner(np.full((1, 1, 14, 14), 0.83, np.float32)), 0.83, rtol=0, atol=5e-6)
 
 
-def test_symmetry_options_survive_a_weights_file(tmp_path):
+def test_symmetry_options_survive_a_weights_file(tmp_path, random_hybrid):
     from enhance.models.pretrained import load_network
     from enhance.models.weights import save_weights
 
-    net = _random_hybrid(exact_constants=True, odd=True)
+    net = random_hybrid(exact_constants=True, odd=True)
     loaded = load_network(save_weights(net, tmp_path / "w.safetensors", kind="intensity"), kind="intensity")
     assert loaded.exact_constants
     assert loaded.odd

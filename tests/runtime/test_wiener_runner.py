@@ -22,17 +22,9 @@ NOISE = 2e-3
 
 
 @pytest.fixture(scope="module")
-def graph():
+def graph(random_wiener):
     """A small Wiener-Enhance graph with random weights; 16 channels, so that the blocked layout applies."""
-    torch.manual_seed(0)
-    net = WienerEnhanceNet(depth=2, width=16, taps=7, noise_unit=1e-3)
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.normal_(module.weight, std=0.1)
-            torch.nn.init.normal_(module.bias, std=0.1)
-    filters = torch.rand(net.filters.shape)
-    net.filters.copy_(filters / filters.sum(dim=(2, 3), keepdim=True))
-    return wiener_graph_from_network(net).SerializeToString()
+    return wiener_graph_from_network(random_wiener(0)).SerializeToString()
 
 
 def _image(shape=(61, 45)):
@@ -112,24 +104,11 @@ def test_tiles_split_along_the_limb_give_the_same_pixels_and_count_each_tile_onc
         assert sum(done) == sum(every) == len(every)  # each tile once, however many boxes it ran as
 
 
-def _exact_net(odd):
-    torch.manual_seed(3)
-    net = WienerEnhanceNet(depth=2, width=16, taps=7, noise_unit=1e-3, exact_constants=True, odd=odd)
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.normal_(module.weight, std=0.1)
-                torch.nn.init.normal_(module.bias, std=0.1)
-        filters = torch.rand(net.filters.shape)
-        net.filters.copy_(filters / filters.sum(dim=(2, 3), keepdim=True))
-    return net
-
-
 @pytest.mark.parametrize("odd", [False, True])
-def test_full_subtracts_the_constant_response_once_and_matches_the_network(odd):
+def test_full_subtracts_the_constant_response_once_and_matches_the_network(odd, random_wiener):
     # 'full' of a network with exact constants: the passes leave the response to constants out and the runner
     # subtracts its average over the 8 passes, the mean over the phases, once per pixel.
-    net = _exact_net(odd)
+    net = random_wiener(3, exact_constants=True, odd=odd)
     runner = WienerOnnxNetwork(wiener_graph_from_network(net).SerializeToString(), threads=1, symmetric=True)
     runner = runner.bind(NOISE)
     image = _image((48, 40))

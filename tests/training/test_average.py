@@ -5,12 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from safetensors.numpy import load_file
 
 import enhance
 from enhance.cli import main
-from enhance.models.hybrid import WienerEnhanceNet
 from enhance.models.pretrained import load_network
 from enhance.models.weights import read_metadata, save_weights
 from enhance.training.average import AverageConfig, average_weights, load_average_config, train_average
@@ -19,21 +17,19 @@ from enhance.training.hybrid_loop import ConfigError
 TINY = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny.toml"
 
 
-def _random_net(seed, **size):
-    torch.manual_seed(seed)
-    net = WienerEnhanceNet(**{"depth": 1, "width": 4, "taps": 5, "exact_constants": True, **size})
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.normal_(module.weight, std=0.2)
-                torch.nn.init.normal_(module.bias, std=0.2)
-        filters = torch.rand(net.filters.shape)
-        net.filters.copy_(filters / filters.sum(dim=(2, 3), keepdim=True))  # each phase keeps constants
-    return net
+@pytest.fixture
+def random_net(random_wiener):
+    """A tiny Wiener-Enhance network with exact constants and random weights, of ``seed``."""
+
+    def make(seed, **size):
+        options = {"depth": 1, "width": 4, "taps": 5, "exact_constants": True, **size}
+        return random_wiener(seed, weight_std=0.2, bias_std=0.2, **options)
+
+    return make
 
 
-def test_the_average_is_the_weighted_mean_of_every_tensor_and_keeps_constants_exact(tmp_path):
-    nets = [_random_net(seed) for seed in (0, 1, 2)]
+def test_the_average_is_the_weighted_mean_of_every_tensor_and_keeps_constants_exact(tmp_path, random_net):
+    nets = [random_net(seed) for seed in (0, 1, 2)]
     files = [save_weights(net, tmp_path / f"{i}.safetensors", kind="intensity") for i, net in enumerate(nets)]
     out = average_weights(files, [1, 2, 5], tmp_path / "mean.safetensors", kind="intensity")
     found, states = load_file(out), [load_file(file) for file in files]
@@ -48,9 +44,9 @@ def test_the_average_is_the_weighted_mean_of_every_tensor_and_keeps_constants_ex
     np.testing.assert_allclose(flat, 1.1, rtol=1e-6)  # exact constants hold for any weights, so for the mean
 
 
-def test_networks_of_different_architectures_are_not_averaged(tmp_path):
-    a = save_weights(_random_net(0), tmp_path / "a.safetensors", kind="intensity")
-    for i, other in enumerate((_random_net(1, width=8), _random_net(1, exact_constants=False))):
+def test_networks_of_different_architectures_are_not_averaged(tmp_path, random_net):
+    a = save_weights(random_net(0), tmp_path / "a.safetensors", kind="intensity")
+    for i, other in enumerate((random_net(1, width=8), random_net(1, exact_constants=False))):
         b = save_weights(other, tmp_path / f"b{i}.safetensors", kind="intensity")
         with pytest.raises(ConfigError, match="not one architecture"):
             average_weights([a, b], [1, 1], tmp_path / "mean.safetensors", kind="intensity")
@@ -118,8 +114,8 @@ def test_enhance_train_trains_each_member_and_writes_their_mean(tmp_path):
     assert main(["train", "--config", str(config), "--steps", "5", "--quiet"]) == 1
 
 
-def test_infinite_weights_and_shared_folders_are_refused(tmp_path):
-    a = save_weights(_random_net(0), tmp_path / "a.safetensors", kind="intensity")
+def test_infinite_weights_and_shared_folders_are_refused(tmp_path, random_net):
+    a = save_weights(random_net(0), tmp_path / "a.safetensors", kind="intensity")
     with pytest.raises(ConfigError, match="positive finite number"):
         average_weights([a, a], [float("inf"), 1], tmp_path / "mean.safetensors", kind="intensity")
     with pytest.raises(ConfigError, match="weight must be a positive number"):
