@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_distributed.py                  # 'full', 1024x1024, 4 images, 1 and 2 workers
     .venv/bin/python benchmarks/bench_distributed.py --sizes 1024 4096 --images 2 --device cuda --workers 1
+    .venv/bin/python benchmarks/bench_distributed.py --sizes 4096 --images 2 --disk  # full disks, NaN off the limb
 
 Each configuration starts the LocalCluster that ``enhance run --workers N`` starts (N processes,
 ``cores // N`` threads each, one thread per task: Dask sets OMP_NUM_THREADS=1, which onnxruntime's runner
@@ -28,6 +29,7 @@ import torch
 from astropy.io import fits
 from dask.system import CPU_COUNT
 from distributed import Client
+from full_disk import synthetic_disk
 
 import enhance.inference.distributed
 from enhance.inference.distributed import cached_network, enhance_files, local_cluster, summarize
@@ -39,11 +41,15 @@ HMI_IMAGES_PER_DAY = 2 * 86400 / 45  # continuum + magnetogram every 45 s
 HMI_SIZE = 4096
 
 
-def _write_images(folder: Path, size: int, count: int) -> None:
+def _write_images(folder: Path, size: int, count: int, *, disk: bool = False) -> None:
+    """``count`` square images of noisy granulation-like values, or with ``disk`` full disks with NaN beyond the
+    limb (`full_disk.synthetic_disk`, as HMI's full-disk data: the off-limb pixels are not run)."""
     rng = np.random.default_rng(size)
     folder.mkdir(parents=True)
     for i in range(count):
-        image = (1 + 0.05 * rng.standard_normal((size, size))).astype(np.float32)
+        image = (
+            synthetic_disk(size, seed=i) if disk else (1 + 0.05 * rng.standard_normal((size, size))).astype(np.float32)
+        )
         fits.writeto(folder / f"bench_{size}_{i}.fits", image, fits.Header({"BUNIT": "I/Ic"}))
 
 
@@ -84,6 +90,7 @@ def main(argv=None) -> int:
                         help="a default model, the paper's network or paper-light (default full)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
     parser.add_argument("--tile", type=int, default=512, help="tile size, as enhance uses above 1024^2 (default 512)")
+    parser.add_argument("--disk", action="store_true", help="full disks with NaN beyond the limb instead of squares")
     parser.add_argument("--glibc-default-malloc", action="store_true",
                         help="workers without the malloc tuning of local_cluster (to compare)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -100,7 +107,7 @@ def main(argv=None) -> int:
                                                     kind="intensity")  # fmt: skip
         for size in args.sizes:
             inputs = Path(tmp) / f"in_{size}"
-            _write_images(inputs, size, args.images)
+            _write_images(inputs, size, args.images, disk=args.disk)
             for n_workers in args.workers:
                 result = _measure(inputs, Path(tmp) / f"out_{size}_{n_workers}", weights, model=args.model,
                                   n_workers=n_workers, device=args.device, tile=args.tile)  # fmt: skip
@@ -117,11 +124,13 @@ def main(argv=None) -> int:
                          "seconds_per_image": row["seconds_per_image"] * ratio,
                          "cpu_seconds_per_image": row["cpu_seconds_per_image"] * ratio})  # fmt: skip
 
+    shape = "full disk " if args.disk else ""
     print("\n| image | workers x threads | images/hour | s per image (one task) | worker CPU-s per image | |")
     print("| --- | --- | ---: | ---: | ---: | --- |")
     for row in rows:
         note = "measured" if row["measured"] else f"extrapolated from {largest}x{largest} by pixel count"
-        print(f"| {row['size']}x{row['size']} | {row['workers']} x {row['threads']} | {row['images_per_hour']:.0f} | "
+        print(f"| {shape}{row['size']}x{row['size']} | {row['workers']} x {row['threads']} | "
+              f"{row['images_per_hour']:.0f} | "
               f"{row['seconds_per_image']:.1f} | {row['cpu_seconds_per_image']:.1f} | {note} |")  # fmt: skip
 
     best = max((r for r in rows if r["size"] == HMI_SIZE), key=lambda r: r["images_per_hour"])
