@@ -80,6 +80,32 @@ def _crop(parts, name, source, cut):
     return parts.node("Slice", [source, starts, ends, axes], name)
 
 
+def _level_map(parts, level, inner):
+    """The log noise level as a map of ``inner``'s shape."""
+    axes = parts.constant("axes_23", np.array([2, 3], np.int64))
+    return parts.node("Expand", [parts.node("Unsqueeze", [level, axes], "level_4d"),
+                                 parts.node("Shape", [inner], "inner_shape")], "level_map")  # fmt: skip
+
+
+def _centre(parts, inner, level_map, depth, odd):
+    """The value and level maps where the CNN's output lies (``inner`` less its margin), for `_constant_response_nodes`;
+    with ``odd``, those of ``x`` and ``-x`` in one batch."""
+    centre = [_crop(parts, "centre", inner, 2 * depth + 2), _crop(parts, "centre_level", level_map, 2 * depth + 2)]
+    if not odd:
+        return centre
+    negative = parts.node("Neg", [centre[0]], "centre_neg")
+    return [parts.node("Concat", [centre[0], negative], "centre_both", axis=0),
+            parts.node("Concat", [centre[1], centre[1]], "centre_level_both", axis=0)]  # fmt: skip
+
+
+def _odd_part(parts, both, name):
+    """Half the difference of the two halves of the batch ``both`` (the output for ``x`` and for ``-x``)."""
+    halves = [f"{name}_pos", f"{name}_neg"]
+    parts.nodes.append(parts.helper.make_node("Split", [both], halves, name=f"{name}_split", axis=0))
+    difference = parts.node("Sub", halves, f"{name}_odd_twice")
+    return parts.node("Mul", [difference, parts.constant("half", np.float32(0.5))], f"{name}_odd")
+
+
 def _constant_response_nodes(parts, state, depth, centre, *, phase_mean=False):
     """The CNN's correction of a constant image of each pixel's value (its 3x3 kernels summed to 1x1, as
     `~enhance.models.hybrid.WienerEnhanceNet.constant_response`), from ``centre``: the value and level maps;
@@ -174,30 +200,23 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         blended = node("Reshape", [node("MatMul", [hat, bank], "blended_flat"), kernel_shape], "blended")
         estimate = node("Conv", ["image", blended], "estimate")
     inner = crop("inner", "image", taps // 2)
-    level_map = node("Expand", [node("Unsqueeze", [level, constant("axes_23", np.array([2, 3], np.int64))],
-                                     "level_4d"), node("Shape", [inner], "inner_shape")], "level_map")  # fmt: skip
+    level_map = _level_map(parts, level, inner)
     detail = node("Sub", [estimate, inner], "detail")
     features = node("Concat", [inner, detail, level_map], "features", axis=1)
-    centre = [crop("centre", inner, 2 * depth + 2), crop("centre_level", level_map, 2 * depth + 2)]
     if odd:  # x and -x in one batch (the linear stage is odd: -x has detail -detail)
         negative = node("Concat", [node("Neg", [inner], "inner_neg"), node("Neg", [detail], "detail_neg"), level_map],
                         "features_neg", axis=1)  # fmt: skip
         features = node("Concat", [features, negative], "features_both", axis=0)
-        centre = [node("Concat", [centre[0], node("Neg", [centre[0]], "centre_neg")], "centre_both", axis=0),
-                  node("Concat", [centre[1], centre[1]], "centre_level_both", axis=0)]  # fmt: skip
     out = node("Relu", [conv("conv_in", features)], "conv_in_relu")
     for i in range(depth):
         hidden = node("Relu", [conv(f"blocks.{i}.0", out)], f"blocks.{i}.relu")
         out = node("Add", [conv(f"blocks.{i}.1", hidden), crop(f"blocks.{i}.skip", out, 2)], f"blocks.{i}.sum")
     correction = conv("conv_out", out)
     if exact_constants and not constants_apart:  # less the response to a constant image of each pixel's value
-        response = _constant_response_nodes(parts, state, depth, centre)
+        response = _constant_response_nodes(parts, state, depth, _centre(parts, inner, level_map, depth, odd))
         correction = node("Sub", [correction, response], "correction_exact")
     if odd:
-        halves = ["correction_pos", "correction_neg"]
-        graph_nodes.append(helper.make_node("Split", [correction], halves, name="correction_split", axis=0))
-        difference = node("Sub", halves, "correction_odd_twice")
-        correction = node("Mul", [difference, constant("half", np.float32(0.5))], "correction_odd")
+        correction = _odd_part(parts, correction, "correction")
     total = node("Add", [crop("estimate_inner", estimate, 2 * depth + 2), correction], "phases_sum")
     node("DepthToSpace", [total], "enhanced", blocksize=2, mode="CRD")
 
@@ -261,21 +280,11 @@ def constant_response_graph(state, meta: dict):
     parts = _GraphParts()
     level, _ = _hat_nodes(parts.node, parts.constant, [float(v) for v in meta["noise_nodes"]], unit)
     inner = _crop(parts, "inner", "image", taps // 2)
-    axes = parts.constant("axes_23", np.array([2, 3], np.int64))
-    level_map = parts.node("Expand", [parts.node("Unsqueeze", [level, axes], "level_4d"),
-                                      parts.node("Shape", [inner], "inner_shape")], "level_map")  # fmt: skip
-    centre = [_crop(parts, "centre", inner, 2 * depth + 2), _crop(parts, "centre_level", level_map, 2 * depth + 2)]
-    odd = bool(meta.get("odd", False))
-    if odd:  # the correction of x and of -x, halved difference
-        negative = parts.node("Neg", [centre[0]], "centre_neg")
-        centre = [parts.node("Concat", [centre[0], negative], "centre_both", axis=0),
-                  parts.node("Concat", [centre[1], centre[1]], "centre_level_both", axis=0)]  # fmt: skip
+    odd = bool(meta.get("odd", False))  # the correction of x and of -x, halved difference
+    centre = _centre(parts, inner, _level_map(parts, level, inner), depth, odd)
     response = _constant_response_nodes(parts, state, depth, centre, phase_mean=True)
     if odd:
-        halves = ["response_pos", "response_neg"]
-        parts.nodes.append(helper.make_node("Split", [response], halves, name="response_split", axis=0))
-        difference = parts.node("Sub", halves, "response_odd_twice")
-        response = parts.node("Mul", [difference, parts.constant("half", np.float32(0.5))], "response_odd")
+        response = _odd_part(parts, response, "response")
     parts.node("Identity", [response], "response")
     proto = helper.make_graph(
         parts.nodes, f"WienerEnhanceNet_constant_response_depth{depth}",
@@ -821,9 +830,9 @@ class _OwnLinear:
         """The region's output from its passes' futures: their mean, summed in float64 in a fixed order."""
         if len(results) == 1:
             return results[0].result()
-        total = 0.0
-        for result in results:
-            total = total + result.result().astype(np.float64)
+        total = results[0].result().astype(np.float64)
+        for result in results[1:]:
+            total += result.result()
         return total / len(results)
 
 
@@ -861,8 +870,10 @@ class _SharedLinear(_OwnLinear):
         if self.response is None:
             return super().combine(results)
         mean = super().combine(results[:-1])
-        response = results[-1].result().astype(np.float64)
-        return mean - np.repeat(np.repeat(response, 2, axis=0), 2, axis=1)
+        response = results[-1].result()
+        blocks = mean.reshape(response.shape[0], 2, response.shape[1], 2)  # each input pixel's 2x2 output block
+        blocks -= response[:, None, :, None]
+        return mean
 
     def filtered(self, rows):
         centred = (rows - self.offset)[None, None]
