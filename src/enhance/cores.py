@@ -4,6 +4,7 @@ numpy's element-wise functions and FFTs release the GIL, so threads over row ban
 every core without copying the array to other processes.
 """
 
+import collections
 import os
 import platform
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cpu_cores", "cpu_model", "map_rows", "needed_box", "needed_boxes"]
+__all__ = ["cpu_cores", "cpu_model", "map_rows", "needed_box", "needed_boxes", "tile_counter"]
 
 
 def cpu_cores() -> int:
@@ -211,3 +212,43 @@ def needed_boxes(needed, regions, shape: tuple, *, margin: int = 0) -> list:
 
     boxes = (needed_box(needed, rows, cols) for rows, cols in regions)
     return [[] if box is None else cheapest(box)[1] for box in boxes]
+
+
+def tile_counter(owners, tiles: int, done):
+    """Count tiles done as the boxes they run as finish: ``done(1)`` when a tile's last box is.
+
+    Parameters
+    ----------
+    owners : sequence of int
+        For each box, the index of its tile (`needed_boxes` gives the boxes of each tile).
+    tiles : int
+        Tiles in all; those that own no box (nothing needed) are counted at once.
+    done : callable or None
+        Called with a number of tiles done (a progress bar's ``update``); None counts nothing.
+
+    Returns
+    -------
+    callable
+        To call with a box's tile index when that box is finished.
+
+    Examples
+    --------
+    >>> calls = []
+    >>> finished = tile_counter([0, 0, 2], 4, calls.append)  # tile 0 runs as 2 boxes, 1 and 3 need nothing
+    >>> for owner in (0, 2, 0):
+    ...     finished(owner)
+    >>> calls
+    [2, 1, 1]
+    """
+    if done is None:
+        return lambda owner: None
+    left = collections.Counter(owners)
+    if tiles > len(left):
+        done(tiles - len(left))
+
+    def finished(owner):
+        left[owner] -= 1
+        if not left[owner]:
+            done(1)
+
+    return finished

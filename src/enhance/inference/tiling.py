@@ -6,7 +6,6 @@ tile's interior is kept, so the stitched result equals whole-image inference to 
 seams, while memory stays bounded by the tile size.
 """
 
-import collections
 import concurrent.futures
 import inspect
 import itertools
@@ -14,7 +13,7 @@ import itertools
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..cores import needed_boxes
+from ..cores import needed_boxes, tile_counter
 from ..models.runner import dihedral_average
 from ..runtime.runners import TorchRunner, runs_on_torch
 
@@ -145,14 +144,7 @@ def run_tiled(
         out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = result[2 * (y0 - ylo) : 2 * (y1 - ylo), 2 * (x0 - xlo) : 2 * (x1 - xlo)]
 
     bar = tqdm(total=tiles, desc="tiles", unit="tile", disable=not progress, leave=False)
-    bar.update(tiles - len(set(owners)))  # tiles without a needed pixel
-    left = collections.Counter(owners)
-
-    def done(owner):
-        left[owner] -= 1
-        if not left[owner]:
-            bar.update()
-
+    done = tile_counter(owners, tiles, bar.update)
     if workers == 1:
         for span, owner in zip(spans, owners, strict=True):
             run_one(span)

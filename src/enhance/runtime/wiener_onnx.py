@@ -29,7 +29,7 @@ import threading
 import numpy as np
 
 from .._version import __version__
-from ..cores import needed_boxes
+from ..cores import needed_boxes, tile_counter
 from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform, with_metadata
 from .folding import check_finite_state, read_weights
@@ -571,16 +571,14 @@ class WienerOnnxNetwork(OnnxNetwork):
         passes = D4_PASSES if self.symmetric else D4_PASSES[:1]
         tiles = _tiles(source.shape, tile, split_rows(source.shape[0], len(passes), workers, self.margin))
         # Each tile runs as one or more regions (the boxes of its needed pixels); `done` counts tiles.
-        owners = list(range(len(tiles)))
+        count, owners = len(tiles), list(range(len(tiles)))
         if needed is not None:
             boxes = needed_boxes(needed, tiles, source.shape, margin=self.margin)
             tiles = [box for parts in boxes for box in parts]
             owners = [index for index, parts in enumerate(boxes) for _ in parts]
-            if done is not None and any(not parts for parts in boxes):
-                done(sum(not parts for parts in boxes))  # the skipped tiles
-            if not tiles:
-                return np.full((2 * source.shape[0], 2 * source.shape[1]), np.nan, np.float32)
-        left = collections.Counter(owners)  # regions of each tile still running
+        finished = tile_counter(owners, count, done)  # the skipped tiles at once
+        if not tiles:
+            return np.full((2 * source.shape[0], 2 * source.shape[1]), np.nan, np.float32)
         padded = np.pad(source, self.margin, mode="symmetric")
         out = np.empty((2 * source.shape[0], 2 * source.shape[1]), np.float32)
         if needed is not None:
@@ -590,9 +588,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         def finish(owner, region, results):
             (y0, y1), (x0, x1) = region
             out[2 * y0 : 2 * y1, 2 * x0 : 2 * x1] = run.combine(results)
-            left[owner] -= 1
-            if done is not None and not left[owner]:
-                done(1)
+            finished(owner)
 
         margin = 2 * self.margin
         with _executor(workers, len(tiles) * len(passes)) as pool:
