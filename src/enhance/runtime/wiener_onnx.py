@@ -163,7 +163,8 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     Returns
     -------
     `onnx.ModelProto`
-        A checked model with inputs ``image`` and ``noise`` (and ``estimate``) and output ``enhanced``.
+        A checked model with inputs ``image`` and ``noise`` (and ``estimate``; with ``exact_constants`` and
+        without it, the optional ``offset``, an initializer that a caller may override) and output ``enhanced``.
 
     Examples
     --------
@@ -173,6 +174,8 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
     >>> [i.name for i in wiener_onnx_graph(state, meta).graph.input]
     ['image', 'noise']
+    >>> [i.name for i in wiener_onnx_graph(state, {**meta, "exact_constants": True}).graph.input]
+    ['image', 'noise', 'offset']
     """
     import onnx
     from onnx import TensorProto, helper
@@ -198,7 +201,12 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         bank = constant("filters", array("filters").reshape(count, 4 * taps * taps))
         kernel_shape = constant("kernel_shape", np.array([4, 1, taps, taps], np.int64))
         blended = node("Reshape", [node("MatMul", [hat, bank], "blended_flat"), kernel_shape], "blended")
-        estimate = node("Conv", ["image", blended], "estimate")
+        if exact_constants:  # on the image less an offset, added back: the linear stage keeps constants
+            offset = constant("offset", np.zeros((1, 1, 1, 1), np.float32))
+            centred = node("Conv", [node("Sub", ["image", offset], "image_centred"), blended], "estimate_centred")
+            estimate = node("Add", [centred, offset], "estimate")
+        else:
+            estimate = node("Conv", ["image", blended], "estimate")
     inner = crop("inner", "image", taps // 2)
     level_map = _level_map(parts, level, inner)
     detail = node("Sub", [estimate, inner], "detail")
@@ -224,7 +232,9 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         graph_nodes, f"WienerEnhanceNet_depth{depth}_width{meta['width']}",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "py", "px"]),
          helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"]),
-         *[helper.make_tensor_value_info("estimate", TensorProto.FLOAT, ["n", 4, "ey", "ex"])] * estimate_input],
+         *[helper.make_tensor_value_info("estimate", TensorProto.FLOAT, ["n", 4, "ey", "ex"])] * estimate_input,
+         *[helper.make_tensor_value_info("offset", TensorProto.FLOAT, [1, 1, 1, 1])] * (exact_constants
+                                                                                        and not estimate_input)],
         [helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["n", 1, "ny2", "nx2"])],
         initializer=initializers,
     )  # fmt: skip
@@ -237,7 +247,9 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
              "noise_unit": repr(unit), "margin": margin, "kind": kind or "", "symmetric": bool(symmetric),
              "exact_constants": exact_constants, "odd": odd,
              "inputs": f"image: the normalised image mirrored by {margin} pixels on each side (numpy 'symmetric'); "
-                       "noise: (n,) standard deviation of its noise per pixel, same units"}  # fmt: skip
+                       "noise: (n,) standard deviation of its noise per pixel, same units"
+                       + ("; optional offset: (1, 1, 1, 1), e.g. the image's mean, subtracted before the linear "
+                          "stage and added back (0 by default)" if exact_constants else "")}  # fmt: skip
     helper.set_model_props(model, {key: str(value) for key, value in props.items()})
     onnx.checker.check_model(model, full_check=True)
     return model
@@ -583,7 +595,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         out = np.empty((2 * source.shape[0], 2 * source.shape[1]), np.float32)
         if needed is not None:
             out.fill(np.nan)
-        run = _SharedLinear(self, padded, workers) if self.symmetric else _OwnLinear(self)
+        run = _SharedLinear(self, padded, workers) if self.symmetric else _OwnLinear(self, padded)
 
         def finish(owner, region, results):
             (y0, y1), (x0, x1) = region
@@ -808,17 +820,26 @@ class _Inline:
 
 
 class _OwnLinear:
-    """Passes of the graph as written: it filters each moved window itself ('light')."""
+    """Passes of the graph as written: it filters each moved window itself ('light').
 
-    def __init__(self, runner):
+    With exact constants (the graph's optional ``offset``) the linear stage runs on the window less one offset
+    for the whole image, its mean (the rounding then scales with the image's contrast, not its level), and
+    adds the offset back as it is: the filters sum to one (`~enhance.training.linear_stage.mmse_filters`;
+    stored in float32, to within about 1e-6), so a constant image's estimate is that constant exactly.
+    """
+
+    def __init__(self, runner, padded):
         self.session, self.noise = runner.session, np.full(1, runner.noise, np.float32)
+        self.offset = np.float32(padded.mean(dtype=np.float64))
+        overridable = {i.name for i in self.session.get_overridable_initializers()}
+        self.extra = {"offset": np.full((1, 1, 1, 1), self.offset)} if "offset" in overridable else {}  # older files
 
     def submit(self, pool, window, passes):
         return [pool.submit(self.one_pass, window, transform) for transform in passes]
 
     def one_pass(self, window, transform):
         moved = dihedral_transform(window, transform)
-        result = self.session.run(None, {"image": moved[None, None], "noise": self.noise})[0][0, 0]
+        result = self.session.run(None, {"image": moved[None, None], "noise": self.noise, **self.extra})[0][0, 0]
         return dihedral_inverse(result, transform)
 
     @staticmethod
@@ -835,10 +856,9 @@ class _OwnLinear:
 class _SharedLinear(_OwnLinear):
     """Passes that share one filtering of the window with the 8 moved banks ('full').
 
-    The window, less one offset for the whole image (its mean: the rounding then scales with the image's
-    contrast, not its level), is filtered once with `d4_bank` of each pass, in row blocks on the workers;
-    each pass adds the offset's response back, moves its four phases as it moves the image and runs the
-    network on them.
+    The window, less the offset of `_OwnLinear`, is filtered once with `d4_bank` of each pass, in row blocks on
+    the workers; each pass adds the offset's response back (the offset itself with exact constants), moves its
+    four phases as it moves the image and runs the network on them.
     """
 
     def __init__(self, runner, padded, workers):
@@ -846,7 +866,8 @@ class _SharedLinear(_OwnLinear):
         self.response = runner.constant_response()  # None without exact constants
         self.noise, self.workers, self.taps = np.full(1, runner.noise, np.float32), workers, runner.checked["taps"]
         self.offset = np.float32(padded.mean(dtype=np.float64))
-        self.constant = (self.offset * sums).astype(np.float32)[:, None, None]
+        gains = np.ones_like(sums) if self.response is not None else sums  # exact constants: one, as `_OwnLinear`
+        self.constant = (self.offset * gains).astype(np.float32)[:, None, None]
 
     def submit(self, pool, window, passes):
         rows = window.shape[0] - self.taps + 1
