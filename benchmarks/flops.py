@@ -11,7 +11,10 @@ compute (the input mirrored by the receptive margin, each unpadded convolution t
 its input): the linear stage once (one blended ``taps x taps`` kernel per output phase), the CNN once
 per pass (8 for 'full', which averages over the rotations and flips; 1 for 'light'), and with
 ``exact_constants`` the CNN's response to a constant image of each pixel's value (its kernels summed to
-1x1): in the one pass of 'light', once for all the passes of 'full' (their mean over the phases).
+1x1): in the one pass of 'light', once for all the passes of 'full' (their mean over the phases). The
+onnxruntime runner evaluates that response in its exact piecewise-linear form
+(`enhance.runtime.constant_pieces`: a table lookup per pixel, not a multiply-add count); like the paper's
+up-sampling above, it is credited with the nominal count of the 1x1 network it equals.
 """
 
 __all__ = ["enhance_flops", "wiener_flops"]

@@ -116,6 +116,10 @@ def test_full_subtracts_the_constant_response_once_and_matches_the_network(odd, 
     for tile, workers in ((None, 1), (16, 2)):
         found = runner.run_image(image, tile=tile, workers=workers)
         assert np.abs(found - expected).max() <= 1e-6 * np.abs(expected).max()
+        # 'light': the graph without the response, less the response per pixel and phase, is the whole graph
+        one = runner.one_pass()
+        found = one.run_image(image, tile=tile, workers=workers)
+        assert np.abs(found - _whole_passes(one, image)).max() <= 1e-6 * np.abs(expected).max()
     assert runner.constant_response() is not None
     assert WienerOnnxNetwork(graph_of(net, exact=False), threads=1).constant_response() is None
     for value in (0.37, 1.0, 1.8):  # constants stay constant, to float32 rounding

@@ -46,7 +46,17 @@ from ..models.architecture import WIENER_ENHANCE
 from ..models.registry import NOISE_MODELS, file_sha256, model_card, registry_entry, shipped_path
 from ..models.runner import family_of
 from .folding import folded_arrays, read_weights
-from .onnx_cache import decode_bank, encode_bank, graph_key, keep_layout, open_in_kept_layout, read_graph, write_graph
+from .onnx_cache import (
+    decode_arrays,
+    decode_bank,
+    encode_arrays,
+    encode_bank,
+    graph_key,
+    keep_layout,
+    open_in_kept_layout,
+    read_graph,
+    write_graph,
+)
 from .onnx_checks import WIENER_FORMAT
 from .onnx_runner import OPSET, OnnxNetwork, inference_metadata
 from .wiener_onnx import (
@@ -492,8 +502,16 @@ def shipped_onnx_network(kind: str, model: str = "full", *, threads: int | None 
     data = onnx_from_weights(path, kind=kind, card=card, symmetric=symmetric).SerializeToString()
     # checked and probed, in the blocked layout where it reproduces the graph; 'full''s other graphs kept under key
     runner = _runner(data, threads=threads, cache_key=key)
-    bank = getattr(runner, "filter_bank", None)
-    write_graph(key, data, {"checked": runner.checked, "filter_bank": None if bank is None else encode_bank(bank)})
+    bank, constant_state = getattr(runner, "filter_bank", None), getattr(runner, "constant_state", None)
+    write_graph(
+        key,
+        data,
+        {
+            "checked": runner.checked,
+            "filter_bank": None if bank is None else encode_bank(bank),
+            "constant_state": None if constant_state is None else encode_arrays(constant_state),
+        },
+    )
     keep_layout(key, runner.layout, runner.rewritten)  # so that later runs give the same bits, without onnx
     return runner
 
@@ -513,7 +531,10 @@ def _cached_runner(data, record, *, key, threads=None):
     network = open_in_kept_layout(key, open_with)
     if record["checked"]["format"] != WIENER_FORMAT:
         return network
-    return WienerOnnxNetwork.from_network(network, filter_bank=decode_bank(record["filter_bank"]), cache_key=key)
+    constant_state = record.get("constant_state")  # None without exact constants
+    constant_state = None if constant_state is None else decode_arrays(constant_state)
+    return WienerOnnxNetwork.from_network(network, filter_bank=decode_bank(record["filter_bank"]), cache_key=key,
+                                          constant_state=constant_state)  # fmt: skip
 
 
 def _runner(model, *, threads=None, symmetric=None, blocked=True, cache_key=None):

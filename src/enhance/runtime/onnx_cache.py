@@ -44,14 +44,23 @@ from ..cores import cpu_model
 from ..io import atomic_write
 
 __all__ = ["CACHE_ENV", "cache_dir", "graph_key", "layout_key", "read_graph", "write_graph", "cached_graph",
-           "kept_layout", "keep_layout", "open_in_kept_layout", "encode_bank", "decode_bank"]  # fmt: skip
+           "kept_layout", "keep_layout", "open_in_kept_layout", "encode_bank", "decode_bank", "encode_arrays",
+           "decode_arrays"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
 #: Environment variable naming the cache folder (the graphs go in its ``onnx`` subfolder).
 CACHE_ENV = "ENHANCE_CACHE_DIR"
 #: The modules whose code makes or checks a graph: their source is part of every key.
-_BUILDERS = ("export.py", "folding.py", "onnx_checks.py", "onnx_runner.py", "ort_blocked.py", "wiener_onnx.py")
+_BUILDERS = (
+    "export.py",
+    "folding.py",
+    "onnx_checks.py",
+    "onnx_runner.py",
+    "ort_blocked.py",
+    "wiener_onnx.py",
+    "constant_pieces.py",
+)
 #: Largest file of an entry that is read (bytes): the shipped graphs are a few MB.
 _MAX_BYTES = 256 * 2**20
 
@@ -402,9 +411,7 @@ def encode_bank(bank) -> dict:
     (True, ((1.0, 2.0), 0.001))
     """
     filters, nodes, unit = bank
-    filters = np.ascontiguousarray(filters, dtype="<f8")
-    return {"filters": base64.b64encode(filters.tobytes()).decode("ascii"), "shape": list(filters.shape),
-            "noise_nodes": [float(v) for v in nodes], "noise_unit": float(unit)}  # fmt: skip
+    return {**_encoded(filters, "filters"), "noise_nodes": [float(v) for v in nodes], "noise_unit": float(unit)}
 
 
 def decode_bank(values: dict) -> tuple:
@@ -425,5 +432,58 @@ def decode_bank(values: dict) -> tuple:
     >>> decode_bank(encode_bank((np.ones((4, 1, 1, 1)), (1.0,), 2.0)))[0].shape
     (4, 1, 1, 1)
     """
-    filters = np.frombuffer(base64.b64decode(values["filters"]), dtype="<f8").reshape(values["shape"])
-    return filters.astype(np.float64), tuple(float(v) for v in values["noise_nodes"]), float(values["noise_unit"])
+    filters = _decoded(values, "filters")
+    return filters, tuple(float(v) for v in values["noise_nodes"]), float(values["noise_unit"])
+
+
+def encode_arrays(arrays) -> dict:
+    """Named arrays as JSON values, their float64 bytes exactly (a record of `write_graph`).
+
+    Parameters
+    ----------
+    arrays : mapping of str to array
+        E.g. `~enhance.runtime.constant_pieces.summed_state`.
+
+    Returns
+    -------
+    dict
+        Per name, ``filters`` (base64 of little-endian float64) and ``shape``.
+
+    Examples
+    --------
+    >>> arrays = {"a": np.arange(6.0).reshape(2, 3) / 7, "b": np.ones(1)}
+    >>> restored = decode_arrays(encode_arrays(arrays))
+    >>> bool((restored["a"] == arrays["a"]).all()), restored["b"].shape
+    (True, (1,))
+    """
+    return {name: _encoded(array, "filters") for name, array in arrays.items()}
+
+
+def decode_arrays(values: dict) -> dict:
+    """The named float64 arrays `encode_arrays` wrote.
+
+    Parameters
+    ----------
+    values : dict
+        From `encode_arrays`.
+
+    Returns
+    -------
+    dict of str to `~numpy.ndarray`
+        The arrays, float64, under their names.
+
+    Examples
+    --------
+    >>> decode_arrays(encode_arrays({"w": np.zeros((1, 2, 1, 1))}))["w"].shape
+    (1, 2, 1, 1)
+    """
+    return {name: _decoded(value, "filters") for name, value in values.items()}
+
+
+def _encoded(array, name):
+    array = np.ascontiguousarray(array, dtype="<f8")
+    return {name: base64.b64encode(array.tobytes()).decode("ascii"), "shape": list(array.shape)}
+
+
+def _decoded(values, name):
+    return np.frombuffer(base64.b64decode(values[name]), dtype="<f8").reshape(values["shape"]).astype(np.float64)

@@ -3,7 +3,9 @@
 The graph has two inputs: ``image`` ``(n, 1, ny + 2 m, nx + 2 m)``, the normalised image already mirrored
 by the network's margin ``m`` (numpy's ``'symmetric'`` padding; the ``margin`` metadata), and ``noise``
 ``(n,)``, the standard deviation of its noise per pixel in the same units (one image's tiles: the
-first level serves the batch). Its output ``enhanced`` is ``(n, 1, 2 ny, 2 nx)``. Every convolution
+first level serves the batch); a network with exact constants has a third, optional one, ``offset``
+``(1, 1, 1, 1)`` (0 unless given), which the linear stage subtracts from the image and adds back.
+Its output ``enhanced`` is ``(n, 1, 2 ny, 2 nx)``. Every convolution
 is unpadded; the filter bank's weights for the noise level are computed in the graph (``Log``,
 ``Clip``, ``Abs``, ``Relu``) and blend the bank into one kernel per output phase (``MatMul``).
 `WienerOnnxNetwork` pads, binds the noise level and averages over the 8 rotations and flips for the
@@ -15,7 +17,10 @@ single-threaded onnxruntime calls on its own band, tile or pass (each keeps its 
 cache); the residual crops and sums stay in onnxruntime's blocked layout
 (`~enhance.runtime.ort_blocked`); and the 8 passes of 'full' share one filtering of the image with the 8
 moved banks (`d4_bank`) instead of filtering each moved image with a 4-channel convolution, the least
-efficient layer. The results are those of one whole-image pass, to a few float32 steps.
+efficient layer. A network with exact constants runs without its response to constant images, which the
+runner subtracts in its exact piecewise-linear form (`~enhance.runtime.constant_pieces`), once per pixel for
+'full' (the mean over the output phases is what its 8 passes subtract on average). The results are those of
+one whole-image pass, to a few float32 steps.
 """
 
 import collections
@@ -32,6 +37,7 @@ from .._version import __version__
 from ..cores import needed_boxes, tile_counter
 from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform, with_metadata
+from .constant_pieces import ConstantResponse, flat_weights, summed_state
 from .folding import check_finite_state, read_weights
 from .onnx_cache import cached_graph, open_in_kept_layout
 from .onnx_checks import WIENER_FORMAT, check_probe
@@ -39,7 +45,6 @@ from .onnx_runner import OPSET, OnnxNetwork, inference_metadata, open_session
 
 __all__ = [
     "wiener_onnx_graph",
-    "constant_response_graph",
     "WienerOnnxNetwork",
     "is_wiener_file",
     "wiener_graph_from_weights",
@@ -106,17 +111,13 @@ def _odd_part(parts, both, name):
     return parts.node("Mul", [difference, parts.constant("half", np.float32(0.5))], f"{name}_odd")
 
 
-def _constant_response_nodes(parts, state, depth, centre, *, phase_mean=False):
+def _constant_response_nodes(parts, state, depth, centre):
     """The CNN's correction of a constant image of each pixel's value (its 3x3 kernels summed to 1x1, as
-    `~enhance.models.hybrid.WienerEnhanceNet.constant_response`), from ``centre``: the value and level maps;
-    with ``phase_mean``, its mean over the four output phases (one channel)."""
+    `~enhance.models.hybrid.WienerEnhanceNet.constant_response`), from ``centre``: the value and level maps."""
     names = ["conv_in", *(f"blocks.{i}.{j}" for i in range(depth) for j in (0, 1)), "conv_out"]
     summed = {name: np.asarray(state[f"{name}.weight"], np.float32).sum(axis=(2, 3), keepdims=True) for name in names}
     summed["conv_in"] = summed["conv_in"][:, [0, 5]]  # the value and the level; a constant has no detail
     biases = {name: np.asarray(state[f"{name}.bias"], np.float32) for name in names}
-    if phase_mean:  # the last convolution is linear: the mean of its output channels is one channel
-        summed["conv_out"] = summed["conv_out"].astype(np.float64).mean(axis=0, keepdims=True).astype(np.float32)
-        biases["conv_out"] = biases["conv_out"].astype(np.float64).mean(keepdims=True).astype(np.float32)
 
     def conv(name, source):
         tensors = (("weight", summed), ("bias", biases))
@@ -156,9 +157,9 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         convolution of the image with the 8 transformed banks, `d4_kernel_graph`); such a graph is for the
         runner only, never written to a file.
     constants_apart : bool
-        With ``exact_constants``, leave the response to a constant image out of the graph: 'full''s runner
-        subtracts its average over the 8 passes once (`constant_response_graph`) instead of in each pass.
-        For the runner only, like ``estimate_input``.
+        With ``exact_constants``, leave the response to a constant image out of the graph: the runner
+        subtracts it in its exact piecewise-linear form (`~enhance.runtime.constant_pieces`), for 'full' once
+        per pixel instead of in each pass. For the runner only, like ``estimate_input``.
 
     Returns
     -------
@@ -251,61 +252,6 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
                        + ("; optional offset: (1, 1, 1, 1), e.g. the image's mean, subtracted before the linear "
                           "stage and added back (0 by default)" if exact_constants else "")}  # fmt: skip
     helper.set_model_props(model, {key: str(value) for key, value in props.items()})
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def constant_response_graph(state, meta: dict):
-    """The ONNX graph of a Wiener-Enhance network's response to constant images, averaged over the 8 passes of 'full'.
-
-    With ``exact_constants`` each pass subtracts the CNN's correction of a constant image of each pixel's value
-    (`~enhance.models.hybrid.WienerEnhanceNet.constant_response`), a function of that value alone, from its four
-    output phases. The 8 rotations and flips move a pixel's 2x2 output block onto itself, and between them every
-    phase onto every other, so the average over the passes subtracts the mean over the phases from all four:
-    'full''s runner computes that once per pixel (this graph) instead of once in each pass.
-
-    Parameters
-    ----------
-    state : mapping of str to `~numpy.ndarray`
-        The network's state dict.
-    meta : dict
-        As for `wiener_onnx_graph`; ``odd`` makes the response odd, as the network's correction.
-
-    Returns
-    -------
-    `onnx.ModelProto`
-        Inputs ``image`` (mirrored by the network's margin, as for `wiener_onnx_graph`) and ``noise``; output
-        ``response`` ``(n, 1, ny, nx)`` on the input grid.
-
-    Examples
-    --------
-    >>> from enhance.models.architecture import wiener_state_shapes
-    >>> state = {name: np.ones(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
-    >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
-    >>> [o.name for o in constant_response_graph(state, meta).graph.output]
-    ['response']
-    """
-    import onnx
-    from onnx import TensorProto, helper
-
-    depth, taps, unit = int(meta["depth"]), int(meta["taps"]), float(meta["noise_unit"])
-    parts = _GraphParts()
-    level, _ = _hat_nodes(parts.node, parts.constant, [float(v) for v in meta["noise_nodes"]], unit)
-    inner = _crop(parts, "inner", "image", taps // 2)
-    odd = bool(meta.get("odd", False))  # the correction of x and of -x, halved difference
-    centre = _centre(parts, inner, _level_map(parts, level, inner), depth, odd)
-    response = _constant_response_nodes(parts, state, depth, centre, phase_mean=True)
-    if odd:
-        response = _odd_part(parts, response, "response")
-    parts.node("Identity", [response], "response")
-    proto = helper.make_graph(
-        parts.nodes, f"WienerEnhanceNet_constant_response_depth{depth}",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "py", "px"]),
-         helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"])],
-        [helper.make_tensor_value_info("response", TensorProto.FLOAT, ["n", 1, "ny", "nx"])],
-        initializer=parts.initializers,
-    )  # fmt: skip
-    model = helper.make_model(proto, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -461,7 +407,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         super().__init__(model, threads=threads, blocked=blocked)
         self._setup(symmetric)
 
-    def _setup(self, symmetric, filter_bank=None):
+    def _setup(self, symmetric, filter_bank=None, constant_state=None):
         if self.checked["format"] != WIENER_FORMAT:
             msg = f"{self.name}: metadata format={self.checked['format']!r} is not a Wiener-Enhance graph's"
             raise ValueError(msg)
@@ -471,11 +417,17 @@ class WienerOnnxNetwork(OnnxNetwork):
         self.noise = None
         # the linear stage, for the propagated noise and the 8 passes' shared filtering ('full')
         self.filter_bank = graph_filter_bank(self.graph) if filter_bank is None else filter_bank
-        self._shared, self._shared_lock = {}, threading.Lock()  # `shared_linear`'s sessions, for the bound copies
+        # with exact constants, the part of the network that acts on constant images (`constant_response`)
+        self.constant_state = None
+        if self.metadata.get("exact_constants") == "True":
+            depth = self.checked["depth"]
+            self.constant_state = summed_state(_graph_state(self), depth) if constant_state is None else constant_state
+        self._shared, self._shared_lock = {}, threading.Lock()  # the runner's other sessions, for the bound copies
         check_probe(self.bind(self.noise_unit), self.name)  # the x2 grid of a probe, before any image
 
     @classmethod
     def from_network(cls, network: OnnxNetwork, *, symmetric: bool | None = None, filter_bank: tuple | None = None,
+                     constant_state: dict | None = None,
                      cache_key: str | None = None) -> "WienerOnnxNetwork":  # fmt: skip
         """The runner of an `~enhance.runtime.export.OnnxNetwork` holding a Wiener-Enhance graph (the session is kept).
 
@@ -488,8 +440,11 @@ class WienerOnnxNetwork(OnnxNetwork):
         filter_bank : tuple, optional
             The graph's `graph_filter_bank`, where it is known already (a shipped model's graph cache,
             `~enhance.runtime.onnx_cache`); None reads it from the graph.
+        constant_state : dict, optional
+            For a network with exact constants, its `~enhance.runtime.constant_pieces.summed_state`, where it is
+            known already (that cache); None reads it from the graph.
         cache_key : str, optional
-            A shipped model's key in that cache (``cache_key``), under which 'full''s other graphs are kept.
+            A shipped model's key in that cache (``cache_key``), under which the runner's other graphs are kept.
 
         Returns
         -------
@@ -507,8 +462,8 @@ class WienerOnnxNetwork(OnnxNetwork):
         """
         runner = object.__new__(cls)
         runner.__dict__.update(network.__dict__)
-        runner.cache_key = cache_key  # before the probe, which builds 'full''s other graphs
-        runner._setup(symmetric, filter_bank)
+        runner.cache_key = cache_key  # before the probe, which builds the runner's other graphs
+        runner._setup(symmetric, filter_bank, constant_state)
         return runner
 
     def bind(self, noise: float) -> "WienerOnnxNetwork":
@@ -652,28 +607,43 @@ class WienerOnnxNetwork(OnnxNetwork):
         return self._shared["network"], self._shared["linear"], self._shared[self.noise]
 
     def constant_response(self):
-        """'full''s session of the response to constant images averaged over its 8 passes, for a network with
-        exact constants (`constant_response_graph`; the passes then leave it out); None without.
+        """The response to constant images at the bound noise level, for a network with exact constants (the
+        runner's graphs leave it out and it is subtracted per pixel, `~enhance.runtime.constant_pieces`); None
+        without.
 
         Returns
         -------
-        onnxruntime.InferenceSession or None
-            Reads ``image`` (mirrored by the margin) and ``noise``; kept in the graph cache for a shipped model.
+        `~enhance.runtime.constant_pieces.ConstantResponse` or None
+            Per pixel value of the input, the response of each of the four output phases; for a runner that
+            averages ('full'), their mean (what the 8 passes subtract on average: they move each phase onto
+            every other). Shared by the bound copies at one noise level.
 
         Examples
         --------
         >>> from enhance.models.architecture import wiener_state_shapes
-        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> state = {name: np.ones(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
         >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
-        >>> WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString()).constant_response() is None
+        >>> plain = WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString(), threads=1)
+        >>> plain.bind(1e-3).constant_response() is None
         True
+        >>> exact = WienerOnnxNetwork(wiener_onnx_graph(state, {**meta, "exact_constants": True}).SerializeToString())
+        >>> exact.bind(1e-3).constant_response()(np.full((2, 3), 0.5)).shape
+        (2, 3, 4)
         """
-        if self.metadata.get("exact_constants") != "True":
+        if self.constant_state is None:
             return None
+        if self.noise is None:
+            msg = "a Wiener-Enhance runner needs its noise level: call bind(noise) first"
+            raise ValueError(msg)
+        logs = np.log(np.array(self.noise_nodes, np.float32))  # as the graph computes its level channel
+        level = np.clip(np.log(np.float32(self.noise) / np.float32(self.noise_unit)), logs[0], logs[-1])
+        key = ("response", float(level), self.symmetric)
         with self._shared_lock:
-            if "response" not in self._shared:
-                self._shared["response"] = _constant_response_session(self)
-        return self._shared["response"]
+            if key not in self._shared:
+                weights = flat_weights(self.constant_state, self.checked["depth"])
+                odd = self.metadata.get("odd") == "True"
+                self._shared[key] = ConstantResponse(weights, float(level), odd=odd, phase_mean=self.symmetric)
+        return self._shared[key]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.noise is None:
@@ -829,7 +799,9 @@ class _OwnLinear:
     """
 
     def __init__(self, runner, padded):
-        self.session, self.noise = runner.session, np.full(1, runner.noise, np.float32)
+        self.response = runner.constant_response()  # None without exact constants
+        self.session = runner.session if self.response is None else _constants_apart_session(runner)
+        self.noise, self.margin = np.full(1, runner.noise, np.float32), runner.margin
         self.offset = np.float32(padded.mean(dtype=np.float64))
         overridable = {i.name for i in self.session.get_overridable_initializers()}
         self.extra = {"offset": np.full((1, 1, 1, 1), self.offset)} if "offset" in overridable else {}  # older files
@@ -840,6 +812,10 @@ class _OwnLinear:
     def one_pass(self, window, transform):
         moved = dihedral_transform(window, transform)
         result = self.session.run(None, {"image": moved[None, None], "noise": self.noise, **self.extra})[0][0, 0]
+        if self.response is not None:  # less the response to a constant image of each pixel's value, per phase
+            ny, nx = result.shape[0] // 2, result.shape[1] // 2
+            values = moved[self.margin : self.margin + ny, self.margin : self.margin + nx]
+            result.reshape(ny, 2, nx, 2)[...] -= self.response(values).reshape(ny, nx, 2, 2).transpose(0, 2, 1, 3)
         return dihedral_inverse(result, transform)
 
     @staticmethod
@@ -863,8 +839,9 @@ class _SharedLinear(_OwnLinear):
 
     def __init__(self, runner, padded, workers):
         self.session, self.linear, sums = runner.shared_linear()
-        self.response = runner.constant_response()  # None without exact constants
+        self.response = runner.constant_response()  # None without exact constants; the mean over the phases
         self.noise, self.workers, self.taps = np.full(1, runner.noise, np.float32), workers, runner.checked["taps"]
+        self.margin = runner.margin
         self.offset = np.float32(padded.mean(dtype=np.float64))
         gains = np.ones_like(sums) if self.response is not None else sums  # exact constants: one, as `_OwnLinear`
         self.constant = (self.offset * gains).astype(np.float32)[:, None, None]
@@ -881,7 +858,7 @@ class _SharedLinear(_OwnLinear):
         return futures
 
     def constant_response(self, window):
-        return self.response.run(["response"], {"image": window[None, None], "noise": self.noise})[0][0, 0]
+        return self.response(window[self.margin : -self.margin, self.margin : -self.margin])[..., 0]
 
     def combine(self, results):
         if self.response is None:
@@ -923,13 +900,18 @@ def _estimate_input_session(runner):
         return wiener_onnx_graph(state, _options(runner), estimate_input=True, constants_apart=True)
 
     key = f"{runner.cache_key}-estimate" if runner.cache_key else None
-    graph = cached_graph(key, build)
     pad, taps = 2 * runner.margin, runner.checked["taps"]
-    image = np.random.default_rng(0).uniform(0.2, 1.2, (1, 1, 37 + pad, 29 + pad)).astype(np.float32)
     estimate = np.random.default_rng(1).uniform(0.2, 1.2, (1, 4, 38 + pad - taps, 30 + pad - taps)).astype(np.float32)
-    probe = {"image": image, "noise": np.array([runner.noise_unit], np.float32), "estimate": estimate}
+    return _runner_session(runner, key, cached_graph(key, build), estimate=estimate)
+
+
+def _runner_session(runner, key, graph, **feeds):
+    """One of the runner's own graphs opened single-threaded, in the blocked layout kept for it where the runner's
+    graph runs blocked (checked on a probe image with HMI's noise and ``feeds``)."""
     if runner.layout != "blocked":
         return open_session(graph, threads=1, blocked=False, name=runner.name)[0]
+    image = np.random.default_rng(0).uniform(0.2, 1.2, (1, 1, 37 + 2 * runner.margin, 29 + 2 * runner.margin))
+    probe = {"image": image.astype(np.float32), "noise": np.array([runner.noise_unit], np.float32), **feeds}
     return open_in_kept_layout(key, lambda blocked: open_session(graph, threads=1, blocked=blocked, probe=probe,
                                                                  name=runner.name))  # fmt: skip
 
@@ -949,12 +931,19 @@ def _options(runner):
             "odd": runner.metadata.get("odd") == "True"}  # fmt: skip
 
 
-def _constant_response_session(runner):
-    """`constant_response_graph` of the runner's network, kept in the graph cache for a shipped model."""
+def _constants_apart_session(runner):
+    """The runner's network without its response to constant images (`wiener_onnx_graph` with
+    ``constants_apart``: 'light' subtracts it per pixel), kept in the graph cache for a shipped model, in the
+    runner's layout; opened once per runner and shared by the bound copies."""
 
-    key = f"{runner.cache_key}-constant" if runner.cache_key else None
-    graph = cached_graph(key, lambda: constant_response_graph(_graph_state(runner), _options(runner)))
-    return open_session(graph, threads=1, blocked=False, name=runner.name)[0]
+    def build():
+        return wiener_onnx_graph(_graph_state(runner), _options(runner), constants_apart=True)
+
+    with runner._shared_lock:
+        if "apart" not in runner._shared:
+            key = f"{runner.cache_key}-apart" if runner.cache_key else None
+            runner._shared["apart"] = _runner_session(runner, key, cached_graph(key, build))
+    return runner._shared["apart"]
 
 
 def _linear_session(runner):
@@ -1019,8 +1008,8 @@ def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | Non
     --------
     >>> from enhance.models.registry import shipped_path
     >>> graph = wiener_graph_from_weights(shipped_path("blos", "light"), kind="blos")
-    >>> [i.name for i in graph.graph.input]
-    ['image', 'noise']
+    >>> [i.name for i in graph.graph.input]  # exact constants: the optional offset too
+    ['image', 'noise', 'offset']
     """
     state, metadata = read_weights(path)
     # The check `~enhance.models.pretrained.load_network` makes, so that both paths refuse the same files.
