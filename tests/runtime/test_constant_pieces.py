@@ -86,3 +86,14 @@ def test_threads_that_widen_the_table_at_once_each_get_exact_values(weights):
     for values, found in zip(batches, results, strict=True):
         expected = _direct(weights, values.ravel().astype(np.float64), 0.3)
         np.testing.assert_allclose(found.reshape(-1, 4), expected, rtol=0, atol=1e-6 * np.abs(expected).max())
+
+
+def test_non_finite_values_give_nan_and_leave_the_others_exact(weights):
+    response = ConstantResponse(weights, 0.0)
+    values = np.array([[0.5, np.nan], [np.inf, -1.0]], np.float32)
+    found = response(values)
+    assert np.isnan(found[0, 1]).all()
+    assert not np.isfinite(found[1, 0]).all()
+    expected = _direct(weights, np.array([0.5, -1.0]), 0.0)
+    np.testing.assert_allclose(found[[0, 1], [0, 1]], expected, rtol=0, atol=1e-6 * np.abs(expected).max())
+    assert np.isnan(response(np.full((2, 3), np.nan, np.float32))).all()

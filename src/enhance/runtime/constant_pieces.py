@@ -197,7 +197,11 @@ class ConstantResponse:
 
         Safe to call from several threads: each call reads one table, and a wider one replaces it whole."""
         values = np.asarray(values, np.float32)
-        lower, upper = float(values.min()), float(values.max())
+        finite = values[np.isfinite(values)]  # other values give NaN, as the network does
+        if finite.size == 0:
+            return np.full((*values.shape, 1 if self.phase_mean else len(self.weights["conv_out"][0])), np.nan,
+                           np.float32)  # fmt: skip
+        lower, upper = float(finite.min()), float(finite.max())
         table = self.table
         if table is None or lower < table.lower or upper > table.upper:
             known = (lower, upper) if table is None else (table.lower, table.upper)
@@ -228,7 +232,8 @@ class _Table:
         self.lines = np.stack([slopes, intercepts], axis=1).astype(np.float32)  # (pieces, 2, phases)
 
     def __call__(self, values):
-        cell = ((values - np.float32(self.lower)) * self.scale).astype(np.intp)
+        with np.errstate(invalid="ignore"):  # NaN or infinite values: any cell, and a NaN result
+            cell = ((values - np.float32(self.lower)) * self.scale).astype(np.intp)
         np.clip(cell, 0, len(self.first) - 1, out=cell)
         piece = self.first[cell]
         for column in self.inside:
