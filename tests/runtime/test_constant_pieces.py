@@ -97,3 +97,23 @@ def test_non_finite_values_give_nan_and_leave_the_others_exact(weights):
     expected = _direct(weights, np.array([0.5, -1.0]), 0.0)
     np.testing.assert_allclose(found[[0, 1], [0, 1]], expected, rtol=0, atol=1e-6 * np.abs(expected).max())
     assert np.isnan(response(np.full((2, 3), np.nan, np.float32))).all()
+
+
+def test_an_odd_response_first_seen_on_zeros_stays_odd_and_exact_on_later_values(weights):
+    # A first image of zeros gives a one-point range; an odd response must still hold -values later.
+    response = ConstantResponse(weights, 0.0, odd=True)
+    response(np.zeros((4, 4), np.float32))
+    values = np.linspace(0.0, 1.0, 101, dtype=np.float32)  # within the first range, but not their negatives
+    found = response(values)
+    expected = _direct(weights, values.astype(np.float64), 0.0) - _direct(weights, -values.astype(np.float64), 0.0)
+    np.testing.assert_allclose(found, expected / 2, rtol=0, atol=1e-6 * np.abs(expected).max())
+    np.testing.assert_array_equal(response(-values), -found)
+
+
+@pytest.mark.parametrize("far", [1e3, 1e6, 1e8])
+def test_one_far_value_widens_the_table_without_spoiling_ordinary_values(weights, far):
+    response = ConstantResponse(weights, 0.4)
+    response(np.array([-far, far], np.float32))
+    values = np.random.default_rng(2).uniform(-1.0, 2.0, 4000).astype(np.float32)
+    expected = _direct(weights, values.astype(np.float64), 0.4)
+    np.testing.assert_allclose(response(values), expected, rtol=0, atol=1e-6 * np.abs(expected).max())

@@ -133,6 +133,37 @@ def test_full_subtracts_the_constant_response_once_and_matches_the_network(odd, 
     assert np.abs(raw - 1.0).max() > 1e-3
 
 
+@pytest.mark.parametrize("odd", [False, True])
+def test_light_with_exact_constants_gives_the_whole_image_bit_for_bit_in_tiles_bands_and_boxes(odd, random_wiener):
+    # Its linear stage runs on the image moved to half its size, which sums by the parity of rows and columns:
+    # every window starts on an even row and column of the mirrored image, whatever the tile or box.
+    runner = WienerOnnxNetwork(graph_of(random_wiener(4, odd=odd), exact=True), threads=1).bind(NOISE)
+    image, needed = _image((61, 45)), _disk((61, 45))
+    expected = runner.run_image(image, workers=1)
+    for tile, workers in ((None, 2), (7, 2), (16, 3), (37, 1), (9, 1)):
+        np.testing.assert_array_equal(runner.run_image(image, tile=tile, workers=workers), expected)
+    fine = np.repeat(np.repeat(needed, 2, axis=0), 2, axis=1)
+    for tile in (None, 9):
+        found = runner.run_image(image, tile=tile, workers=2, needed=needed)
+        np.testing.assert_array_equal(found[fine], expected[fine])
+    if odd:
+        np.testing.assert_array_equal(runner.run_image(-image, tile=7, workers=2), -expected)
+
+
+def test_one_far_outlier_or_nan_pixel_changes_light_only_near_it(random_wiener):
+    # The offset the linear stage's input is taken from is the image's median: a pixel far off moves no other.
+    runner = WienerOnnxNetwork(graph_of(random_wiener(4), exact=True), threads=1).bind(NOISE)
+    image = _image((64, 64))
+    expected = runner.run_image(image, workers=1)
+    for bad in (5e8, np.nan):
+        spoiled = image.copy()
+        spoiled[10, 12] = bad
+        found = runner.run_image(spoiled, workers=1)
+        far = np.ones_like(found, bool)
+        far[: 2 * (10 + runner.margin + 1), : 2 * (12 + runner.margin + 1)] = False
+        np.testing.assert_array_equal(found[far], expected[far])
+
+
 def graph_of(net, *, exact):
     copy = WienerEnhanceNet(net.depth, net.width, net.taps, noise_unit=net.noise_unit, exact_constants=exact,
                             odd=net.odd)  # fmt: skip

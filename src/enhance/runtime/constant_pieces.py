@@ -15,6 +15,8 @@ __all__ = ["summed_state", "flat_weights", "response_pieces", "ConstantResponse"
 
 #: Table cells per linear piece for the lookup of `ConstantResponse` (a power of two, at least this many).
 CELLS_PER_PIECE = 32
+#: At most this many edges of the pieces in one cell of the table, else a binary search.
+MAX_EDGES_PER_CELL = 4
 
 
 def _names(depth):
@@ -78,9 +80,10 @@ def flat_weights(state, depth: int) -> dict:
     ((4, 3), (4, 4), 9.0)
     """
 
+    state = summed_state(state, depth)  # the same sums whether ``state`` holds 3x3 or summed 1x1 kernels
+
     def summed(name):
-        return np.asarray(state[f"{name}.weight"], np.float64).sum(axis=(2, 3)), np.asarray(
-            state[f"{name}.bias"], np.float64)  # fmt: skip
+        return state[f"{name}.weight"][:, :, 0, 0], state[f"{name}.bias"]
 
     w_in, b_in = summed("conv_in")  # input channels: the value, 4 detail phases (zero on a constant), the level
     blocks = [(*summed(f"blocks.{i}.0"), *summed(f"blocks.{i}.1")) for i in range(int(depth))]
@@ -180,63 +183,94 @@ class ConstantResponse:
 
     def __init__(self, weights: dict, level: float, *, odd: bool = False, phase_mean: bool = False):
         self.weights, self.level, self.odd, self.phase_mean = weights, float(level), bool(odd), bool(phase_mean)
+        self.phases = 1 if self.phase_mean else len(weights["conv_out"][0])
         self.table = None  # traced on first use over the values seen; replaced whole when later values need more
 
     def _trace(self, lower, upper):
-        if self.odd:  # r(c) and r(-c)
+        if self.odd:  # r(c) and r(-c): a range symmetric about zero
             lower, upper = -max(abs(lower), abs(upper)), max(abs(lower), abs(upper))
-        if upper <= lower:
-            upper = lower + max(1.0, abs(lower))
+        if upper <= lower:  # one value: a range of width one about it
+            lower, upper = lower - 0.5, upper + 0.5
         edges, slopes, intercepts = response_pieces(self.weights, self.level, lower, upper)
         if self.phase_mean:
             slopes, intercepts = slopes.mean(axis=1, keepdims=True), intercepts.mean(axis=1, keepdims=True)
         return _Table(edges, slopes, intercepts)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        """The response at each value, float32 ``values.shape + (phases,)`` (one phase with ``phase_mean``).
+        """The response at each value.
 
-        Safe to call from several threads: each call reads one table, and a wider one replaces it whole."""
+        Safe to call from several threads: each call reads one table, and a wider one replaces it whole.
+
+        Parameters
+        ----------
+        values : array_like
+            Pixel values, network units.
+
+        Returns
+        -------
+        `~numpy.ndarray`
+            float32 ``values.shape + (phases,)`` (one phase with ``phase_mean``); NaN where a value is NaN,
+            not finite where it is infinite.
+
+        Examples
+        --------
+        >>> weights = {"conv_in": np.array([[1.0, 0.0, 0.0]]), "blocks": [],
+        ...            "conv_out": (np.array([[1.0]]), np.array([0.0]))}
+        >>> ConstantResponse(weights, 0.0, odd=True)(np.array([-2.0, 3.0]))[:, 0].tolist()  # relu's odd part: c/2
+        [-1.0, 1.5]
+        """
         values = np.asarray(values, np.float32)
-        finite = values[np.isfinite(values)]  # other values give NaN, as the network does
+        finite = values[np.isfinite(values)]
         if finite.size == 0:
-            return np.full((*values.shape, 1 if self.phase_mean else len(self.weights["conv_out"][0])), np.nan,
-                           np.float32)  # fmt: skip
+            return np.full((*values.shape, self.phases), np.nan, np.float32)
         lower, upper = float(finite.min()), float(finite.max())
+        if self.odd:  # the table must hold -values too
+            lower, upper = -max(abs(lower), abs(upper)), max(abs(lower), abs(upper))
         table = self.table
         if table is None or lower < table.lower or upper > table.upper:
             known = (lower, upper) if table is None else (table.lower, table.upper)
             table = self.table = self._trace(min(lower, known[0]), max(upper, known[1]))
-        response = table(values)
-        if self.odd:
-            response -= table(-values)
-            response *= np.float32(0.5)
+        with np.errstate(invalid="ignore"):  # infinite values: inf - inf
+            response = table(values)
+            if self.odd:
+                response -= table(-values)
+                response *= np.float32(0.5)
         return response
 
 
 class _Table:
     """A piecewise-linear function on a uniform table of cells: each cell holds the first piece it meets and the
-    edges inside it, so that a value's piece is one lookup and a comparison per edge in its cell."""
+    edges inside it, so that a value's piece is one lookup and a comparison per edge in its cell (a binary
+    search instead where some cell holds more than `MAX_EDGES_PER_CELL`: a range made wide by a far value)."""
 
     def __init__(self, edges, slopes, intercepts):
         self.lower, self.upper = float(edges[0]), float(edges[-1])
+        self.edges = edges[1:-1]
         cells = 1 << int(np.ceil(np.log2(CELLS_PER_PIECE * len(slopes))))
-        self.scale = np.float32(cells / (self.upper - self.lower))
-        starts = self.lower + np.arange(cells) / float(self.scale)
-        inner = edges[1:-1]
-        self.first = np.searchsorted(inner, starts, side="right").astype(np.intp)
-        cell = np.clip(((inner - self.lower) * float(self.scale)).astype(np.intp), 0, cells - 1)
+        self.scale = cells / (self.upper - self.lower)
+        self.first = np.searchsorted(self.edges, self.lower + np.arange(cells) / self.scale, side="right")
+        cell = self._cell(self.edges)
         count = np.bincount(cell, minlength=cells)
-        inside = np.full((cells, max(1, int(count.max(initial=0)))), np.inf, np.float32)
-        inside[cell, np.arange(len(cell)) - np.searchsorted(cell, cell)] = inner  # sorted edges, sorted cells
-        self.inside = [column for column in inside.T if np.isfinite(column).any()]
+        self.inside = None
+        if count.max(initial=0) <= MAX_EDGES_PER_CELL:
+            inside = np.full((cells, max(1, int(count.max(initial=0)))), np.inf)
+            inside[cell, np.arange(len(cell)) - np.searchsorted(cell, cell)] = self.edges  # sorted edges and cells
+            self.inside = [column for column in inside.T if np.isfinite(column).any()]
         self.lines = np.stack([slopes, intercepts], axis=1).astype(np.float32)  # (pieces, 2, phases)
 
-    def __call__(self, values):
+    def _cell(self, values):
+        """The cell of each value, computed in float64 for the table as for the values."""
         with np.errstate(invalid="ignore"):  # NaN or infinite values: any cell, and a NaN result
-            cell = ((values - np.float32(self.lower)) * self.scale).astype(np.intp)
-        np.clip(cell, 0, len(self.first) - 1, out=cell)
-        piece = self.first[cell]
-        for column in self.inside:
-            piece += values >= column[cell]
+            cell = ((np.asarray(values, np.float64) - self.lower) * self.scale).astype(np.intp)
+        return np.clip(cell, 0, len(self.first) - 1, out=cell)
+
+    def __call__(self, values):
+        if self.inside is None:
+            piece = np.searchsorted(self.edges, values, side="right")
+        else:
+            cell = self._cell(values)
+            piece = self.first[cell]
+            for column in self.inside:
+                piece += values >= column[cell]
         line = self.lines[piece]
         return line[..., 0, :] * values[..., None] + line[..., 1, :]

@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 #: Environment variable naming the cache folder (the graphs go in its ``onnx`` subfolder).
 CACHE_ENV = "ENHANCE_CACHE_DIR"
-#: The modules whose code makes or checks a graph: their source is part of every key.
+#: The modules whose code makes or checks a graph or writes its record: their source is part of every key.
 _BUILDERS = (
     "export.py",
     "folding.py",
@@ -60,6 +60,7 @@ _BUILDERS = (
     "ort_blocked.py",
     "wiener_onnx.py",
     "constant_pieces.py",
+    "onnx_cache.py",
 )
 #: Largest file of an entry that is read (bytes): the shipped graphs are a few MB.
 _MAX_BYTES = 256 * 2**20
@@ -447,7 +448,7 @@ def encode_arrays(arrays) -> dict:
     Returns
     -------
     dict
-        Per name, ``filters`` (base64 of little-endian float64) and ``shape``.
+        Per name, ``data`` (base64 of little-endian float64) and ``shape``.
 
     Examples
     --------
@@ -456,7 +457,7 @@ def encode_arrays(arrays) -> dict:
     >>> bool((restored["a"] == arrays["a"]).all()), restored["b"].shape
     (True, (1,))
     """
-    return {name: _encoded(array, "filters") for name, array in arrays.items()}
+    return {name: _encoded(array, "data") for name, array in arrays.items()}
 
 
 def decode_arrays(values: dict) -> dict:
@@ -477,7 +478,7 @@ def decode_arrays(values: dict) -> dict:
     >>> decode_arrays(encode_arrays({"w": np.zeros((1, 2, 1, 1))}))["w"].shape
     (1, 2, 1, 1)
     """
-    return {name: _decoded(value, "filters") for name, value in values.items()}
+    return {name: _decoded(value, "data") for name, value in values.items()}
 
 
 def _encoded(array, name):

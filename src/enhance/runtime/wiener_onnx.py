@@ -54,6 +54,7 @@ __all__ = [
     "d4_bank",
     "d4_kernel_graph",
     "space_to_depth_bank",
+    "image_offset",
     "D4_PASSES",
     "MIN_BAND_MARGINS",
 ]
@@ -116,9 +117,10 @@ def _constant_response_nodes(parts, state, depth, centre):
     """The CNN's correction of a constant image of each pixel's value (its 3x3 kernels summed to 1x1, as
     `~enhance.models.hybrid.WienerEnhanceNet.constant_response`), from ``centre``: the value and level maps."""
     names = ["conv_in", *(f"blocks.{i}.{j}" for i in range(depth) for j in (0, 1)), "conv_out"]
-    summed = {name: np.asarray(state[f"{name}.weight"], np.float32).sum(axis=(2, 3), keepdims=True) for name in names}
+    flat = summed_state(state, depth)
+    summed = {name: flat[f"{name}.weight"].astype(np.float32) for name in names}
     summed["conv_in"] = summed["conv_in"][:, [0, 5]]  # the value and the level; a constant has no detail
-    biases = {name: np.asarray(state[f"{name}.bias"], np.float32) for name in names}
+    biases = {name: flat[f"{name}.bias"].astype(np.float32) for name in names}
 
     def conv(name, source):
         tensors = (("weight", summed), ("bias", biases))
@@ -618,7 +620,7 @@ class WienerOnnxNetwork(OnnxNetwork):
             for owner, region in zip(owners, tiles, strict=True):
                 (y0, y1), (x0, x1) = region
                 window = padded[y0 : y1 + margin, x0 : x1 + margin]
-                open_tiles.append((owner, region, run.submit(pool, window, passes)))
+                open_tiles.append((owner, region, run.submit(pool, window, passes, (y0, x0))))
                 while len(open_tiles) > -(-workers // len(passes)) + 1:
                     finish(*open_tiles.popleft())
             while open_tiles:
@@ -690,15 +692,21 @@ class WienerOnnxNetwork(OnnxNetwork):
         if self.noise is None:
             msg = "a Wiener-Enhance runner needs its noise level: call bind(noise) first"
             raise ValueError(msg)
-        logs = np.log(np.array(self.noise_nodes, np.float32))  # as the graph computes its level channel
+        logs = np.log(np.array(self.noise_nodes, np.float32))  # as the graph computes its level, to a float32 step
         level = np.clip(np.log(np.float32(self.noise) / np.float32(self.noise_unit)), logs[0], logs[-1])
-        key = ("response", float(level), self.symmetric)
+        key = (float(level), self.symmetric)
         with self._shared_lock:
-            if key not in self._shared:
-                weights = flat_weights(self.constant_state, self.checked["depth"])
+            if "flat" not in self._shared:  # the 1x1 network, once; the responses of the last few noise levels
+                self._shared["flat"] = flat_weights(self.constant_state, self.checked["depth"])
+                self._shared["responses"] = collections.OrderedDict()
+            responses = self._shared["responses"]
+            if key not in responses:
                 odd = self.metadata.get("odd") == "True"
-                self._shared[key] = ConstantResponse(weights, float(level), odd=odd, phase_mean=self.symmetric)
-        return self._shared[key]
+                responses[key] = ConstantResponse(self._shared["flat"], key[0], odd=odd, phase_mean=self.symmetric)
+                while len(responses) > RESPONSES_KEPT:
+                    responses.popitem(last=False)
+            responses.move_to_end(key)
+            return responses[key]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.noise is None:
@@ -791,6 +799,8 @@ class WienerOnnxNetwork(OnnxNetwork):
 D4_PASSES = DIHEDRAL
 #: Bands of rows are at least this many receptive margins tall: each band computes two margins of overlap.
 MIN_BAND_MARGINS = 4
+#: Responses to constant images (`WienerOnnxNetwork.constant_response`) kept per runner: the last noise levels.
+RESPONSES_KEPT = 8
 
 
 def split_rows(rows: int, passes: int, workers: int, margin: int) -> int:
@@ -848,36 +858,47 @@ class _OwnLinear:
     """Passes of the graph as written: it filters each moved window itself ('light').
 
     With exact constants (the graph's optional ``offset``) the linear stage runs on the window less one offset
-    for the whole image, its mean (the rounding then scales with the image's contrast, not its level), and
+    for the whole image (`image_offset`: the rounding then scales with the image's contrast, not its level), and
     adds the offset back as it is: the filters sum to one (`~enhance.training.linear_stage.mmse_filters`;
-    stored in float32, to within about 1e-6), so a constant image's estimate is that constant exactly.
+    stored in float32, to within about 1e-6), so a constant image's estimate is that constant exactly. Its
+    graph then leaves the response to constant images out and filters the image moved to half its size
+    (``space_to_depth``), which sums in the order of the rows' and columns' parity: each window starts on an
+    even row and column of the mirrored image (one more leading row or column where needed) and has even
+    sizes (its last row or column repeated), and the outputs of the added pixels are dropped, so that tiles
+    give the whole image's values bit for bit. It runs the identity pass only ('light').
     """
 
     def __init__(self, runner, padded):
         self.response = runner.constant_response()  # None without exact constants
         self.session = runner.session if self.response is None else _constants_apart_session(runner)
-        self.noise, self.margin = np.full(1, runner.noise, np.float32), runner.margin
-        self.offset = np.float32(padded.mean(dtype=np.float64))
+        self.noise, self.margin, self.padded = np.full(1, runner.noise, np.float32), runner.margin, padded
+        self.offset = image_offset(padded)
         overridable = {i.name for i in self.session.get_overridable_initializers()}
         self.extra = {"offset": np.full((1, 1, 1, 1), self.offset)} if "offset" in overridable else {}  # older files
 
-    def submit(self, pool, window, passes):
-        return [pool.submit(self.one_pass, window, transform) for transform in passes]
+    def submit(self, pool, window, passes, origin):
+        if self.response is None:
+            return [pool.submit(self.one_pass, window, transform) for transform in passes]
+        (y0, x0), (ny, nx) = origin, window.shape
+        lead = (y0 % 2, x0 % 2)  # from an even row and column of the mirrored image
+        aligned = self.padded[y0 - lead[0] : y0 + ny, x0 - lead[1] : x0 + nx]
+        return [pool.submit(self.aligned_pass, aligned, lead)]
 
     def one_pass(self, window, transform):
         moved = dihedral_transform(window, transform)
-        if self.response is None:
-            result = self.session.run(None, {"image": moved[None, None], "noise": self.noise, **self.extra})[0]
-            return dihedral_inverse(result[0, 0], transform)
-        # the graph without the response (its linear stage moved to half the size: even sizes, the last row or
-        # column repeated where one is missing and its output dropped), less the response per pixel and phase
-        ny, nx = moved.shape[0] - 2 * self.margin, moved.shape[1] - 2 * self.margin
-        even = np.pad(moved, ((0, moved.shape[0] % 2), (0, moved.shape[1] % 2)), mode="edge")
+        result = self.session.run(None, {"image": moved[None, None], "noise": self.noise, **self.extra})[0]
+        return dihedral_inverse(result[0, 0], transform)
+
+    def aligned_pass(self, window, lead):
+        """The graph without the response, on a window with ``lead`` rows and columns more than its region needs,
+        made even, less the response to constants per pixel and phase."""
+        even = np.pad(window, ((0, window.shape[0] % 2), (0, window.shape[1] % 2)), mode="edge")
         result = self.session.run(None, {"image": even[None, None], "noise": self.noise, **self.extra})[0][0, 0]
-        result = np.ascontiguousarray(result[: 2 * ny, : 2 * nx])
-        values = moved[self.margin : self.margin + ny, self.margin : self.margin + nx]
+        ny, nx = window.shape[0] - 2 * self.margin - lead[0], window.shape[1] - 2 * self.margin - lead[1]
+        result = np.ascontiguousarray(result[2 * lead[0] : 2 * (lead[0] + ny), 2 * lead[1] : 2 * (lead[1] + nx)])
+        values = window[self.margin + lead[0] : self.margin + lead[0] + ny, self.margin + lead[1] :][:, :nx]
         result.reshape(ny, 2, nx, 2)[...] -= self.response(values).reshape(ny, nx, 2, 2).transpose(0, 2, 1, 3)
-        return dihedral_inverse(result, transform)
+        return result
 
     @staticmethod
     def combine(results):
@@ -903,11 +924,11 @@ class _SharedLinear(_OwnLinear):
         self.response = runner.constant_response()  # None without exact constants; the mean over the phases
         self.noise, self.workers, self.taps = np.full(1, runner.noise, np.float32), workers, runner.checked["taps"]
         self.margin = runner.margin
-        self.offset = np.float32(padded.mean(dtype=np.float64))
+        self.offset = image_offset(padded)
         gains = np.ones_like(sums) if self.response is not None else sums  # exact constants: one, as `_OwnLinear`
         self.constant = (self.offset * gains).astype(np.float32)[:, None, None]
 
-    def submit(self, pool, window, passes):
+    def submit(self, pool, window, passes, origin=None):
         rows = window.shape[0] - self.taps + 1
         edges = np.linspace(0, rows, min(self.workers, rows) + 1).astype(int)
         blocks = [
@@ -941,6 +962,33 @@ class _SharedLinear(_OwnLinear):
         moved = dihedral_transform(window, transform)
         feeds = {"image": moved[None, None], "noise": self.noise, "estimate": _moved_phases(phases, transform)[None]}
         return dihedral_inverse(self.session.run(None, feeds)[0][0, 0], transform)
+
+
+def image_offset(padded: np.ndarray) -> np.float32:
+    """The offset the linear stage's input is taken from: the median of the image's finite pixels (of every
+    fourth row and column), 0 if none: a constant image's value exactly, and neither a far outlier nor a NaN
+    pixel moves it far.
+
+    Parameters
+    ----------
+    padded : `~numpy.ndarray`
+        The mirrored image.
+
+    Returns
+    -------
+    numpy.float32
+        The offset, the image's units.
+
+    Examples
+    --------
+    >>> bool(image_offset(np.full((5, 7), 0.8, np.float32)) == np.float32(0.8))
+    True
+    >>> float(image_offset(np.array([[1.0, np.nan], [1e9, 2.0]], np.float32)))  # the median of 1, 2 and 1e9
+    2.0
+    """
+    sample = padded[::4, ::4] if min(padded.shape) >= 64 else padded
+    finite = sample[np.isfinite(sample)]
+    return np.float32(np.median(finite)) if finite.size else np.float32(0.0)
 
 
 def _moved_phases(phases, transform):
