@@ -126,8 +126,6 @@ def open_session(data: bytes, *, threads: int | None = None, blocked: bool | byt
         # run grow past 9 GB. Without them memory stays flat at the same speed (the arena is kept: it
         # is the fast allocator).
         options.enable_mem_pattern = False
-        # Errors only: a Wiener-Enhance graph's overridable ``offset`` would warn at every session otherwise.
-        options.log_severity_level = 3
         if threads is not None:
             options.intra_op_num_threads = int(threads)
         return options

@@ -3,9 +3,7 @@
 The graph has two inputs: ``image`` ``(n, 1, ny + 2 m, nx + 2 m)``, the normalised image already mirrored
 by the network's margin ``m`` (numpy's ``'symmetric'`` padding; the ``margin`` metadata), and ``noise``
 ``(n,)``, the standard deviation of its noise per pixel in the same units (one image's tiles: the
-first level serves the batch); a network with exact constants has a third, optional one, ``offset``
-``(1, 1, 1, 1)`` (0 unless given), which the linear stage subtracts from the image and adds back.
-Its output ``enhanced`` is ``(n, 1, 2 ny, 2 nx)``. Every convolution
+first level serves the batch). Its output ``enhanced`` is ``(n, 1, 2 ny, 2 nx)``. Every convolution
 is unpadded; the filter bank's weights for the noise level are computed in the graph (``Log``,
 ``Clip``, ``Abs``, ``Relu``) and blend the bank into one kernel per output phase (``MatMul``).
 `WienerOnnxNetwork` pads, binds the noise level and averages over the 8 rotations and flips for the
@@ -162,7 +160,10 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     constants_apart : bool
         With ``exact_constants``, leave the response to a constant image out of the graph: the runner
         subtracts it in its exact piecewise-linear form (`~enhance.runtime.constant_pieces`), for 'full' once
-        per pixel instead of in each pass. For the runner only, like ``estimate_input``.
+        per pixel instead of in each pass; a graph that computes its own linear stage then runs it on the image
+        less a third input, ``offset`` ``(1, 1, 1, 1)`` (the image's median, `image_offset`), and adds it back
+        (the filters sum to one): a constant image's estimate is that constant exactly. For the runner only,
+        like ``estimate_input``.
     space_to_depth : bool
         Run the linear stage on the image moved into 4 channels of half its size (``SpaceToDepth``), as a
         convolution with 16 output channels (`space_to_depth_bank`) moved back (``DepthToSpace``): the same
@@ -172,8 +173,8 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     Returns
     -------
     `onnx.ModelProto`
-        A checked model with inputs ``image`` and ``noise`` (and ``estimate``; with ``exact_constants`` and
-        without it, the optional ``offset``, an initializer that a caller may override) and output ``enhanced``.
+        A checked model with inputs ``image`` and ``noise`` (and ``estimate`` or ``offset``, see above) and
+        output ``enhanced``.
 
     Examples
     --------
@@ -183,7 +184,8 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
     >>> [i.name for i in wiener_onnx_graph(state, meta).graph.input]
     ['image', 'noise']
-    >>> [i.name for i in wiener_onnx_graph(state, {**meta, "exact_constants": True}).graph.input]
+    >>> exact = {**meta, "exact_constants": True}
+    >>> [i.name for i in wiener_onnx_graph(state, exact, constants_apart=True).graph.input]
     ['image', 'noise', 'offset']
     """
     import onnx
@@ -192,6 +194,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     depth, taps, nodes = int(meta["depth"]), int(meta["taps"]), [float(v) for v in meta["noise_nodes"]]
     count, unit = len(nodes), float(meta["noise_unit"])
     exact_constants, odd = bool(meta.get("exact_constants", False)), bool(meta.get("odd", False))
+    centred = exact_constants and constants_apart and not estimate_input  # the runner's 'light': ``offset``
     parts = _GraphParts()
     graph_nodes, initializers, constant, node = parts.nodes, parts.initializers, parts.constant, parts.node
 
@@ -215,15 +218,14 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         blended = node("Reshape", [node("MatMul", [hat, constant("filters", bank)], "blended_flat"),
                                    constant("kernel_shape", np.array(shape, np.int64))], "blended")  # fmt: skip
         source = "image"
-        if exact_constants:  # on the image less an offset, added back: the linear stage keeps constants
-            offset = constant("offset", np.zeros((1, 1, 1, 1), np.float32))
-            source = node("Sub", ["image", offset], "image_centred")
+        if centred:  # on the image less an offset, added back: the linear stage keeps constants
+            source = node("Sub", ["image", "offset"], "image_centred")
         if space_to_depth:
             moved = node("Conv", [node("SpaceToDepth", [source], "image_s2d", blocksize=2), blended], "estimate_s2d")
             filtered = node("DepthToSpace", [moved], "estimate_filtered", blocksize=2, mode="CRD")
         else:
             filtered = node("Conv", [source, blended], "estimate_filtered")
-        estimate = node("Add", [filtered, offset], "estimate") if exact_constants else filtered
+        estimate = node("Add", [filtered, "offset"], "estimate") if centred else filtered
     inner = crop("inner", "image", taps // 2)
     level_map = _level_map(parts, level, inner)
     detail = node("Sub", [estimate, inner], "detail")
@@ -250,8 +252,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "py", "px"]),
          helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"]),
          *[helper.make_tensor_value_info("estimate", TensorProto.FLOAT, ["n", 4, "ey", "ex"])] * estimate_input,
-         *[helper.make_tensor_value_info("offset", TensorProto.FLOAT, [1, 1, 1, 1])] * (exact_constants
-                                                                                        and not estimate_input)],
+         *[helper.make_tensor_value_info("offset", TensorProto.FLOAT, [1, 1, 1, 1])] * centred],
         [helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["n", 1, "ny2", "nx2"])],
         initializer=initializers,
     )  # fmt: skip
@@ -264,9 +265,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
              "noise_unit": repr(unit), "margin": margin, "kind": kind or "", "symmetric": bool(symmetric),
              "exact_constants": exact_constants, "odd": odd,
              "inputs": f"image: the normalised image mirrored by {margin} pixels on each side (numpy 'symmetric'); "
-                       "noise: (n,) standard deviation of its noise per pixel, same units"
-                       + ("; optional offset: (1, 1, 1, 1), e.g. the image's mean, subtracted before the linear "
-                          "stage and added back (0 by default)" if exact_constants else "")}  # fmt: skip
+                       "noise: (n,) standard deviation of its noise per pixel, same units"}  # fmt: skip
     helper.set_model_props(model, {key: str(value) for key, value in props.items()})
     onnx.checker.check_model(model, full_check=True)
     return model
@@ -857,14 +856,14 @@ class _Inline:
 class _OwnLinear:
     """Passes of the graph as written: it filters each moved window itself ('light').
 
-    With exact constants (the graph's optional ``offset``) the linear stage runs on the window less one offset
-    for the whole image (`image_offset`: the rounding then scales with the image's contrast, not its level), and
-    adds the offset back as it is: the filters sum to one (`~enhance.training.linear_stage.mmse_filters`;
-    stored in float32, to within about 1e-6), so a constant image's estimate is that constant exactly. Its
-    graph then leaves the response to constant images out and filters the image moved to half its size
-    (``space_to_depth``), which sums in the order of the rows' and columns' parity: each window starts on an
-    even row and column of the mirrored image (one more leading row or column where needed) and has even
-    sizes (its last row or column repeated), and the outputs of the added pixels are dropped, so that tiles
+    With exact constants it runs its own graph (`wiener_onnx_graph` with ``constants_apart``): the linear stage
+    on the window less one offset for the whole image (`image_offset`: the rounding then scales with the image's
+    contrast, not its level), the offset added back as it is (the filters sum to one,
+    `~enhance.training.linear_stage.mmse_filters`; stored in float32, to within about 1e-6), so that a constant
+    image's estimate is that constant exactly; the response to constant images left out; and the image moved to
+    half its size (``space_to_depth``), which sums in the order of the rows' and columns' parity: each window
+    starts on an even row and column of the mirrored image (one more leading row or column where needed) and has
+    even sizes (its last row or column repeated), and the outputs of the added pixels are dropped, so that tiles
     give the whole image's values bit for bit. It runs the identity pass only ('light').
     """
 
@@ -873,8 +872,7 @@ class _OwnLinear:
         self.session = runner.session if self.response is None else _constants_apart_session(runner)
         self.noise, self.margin, self.padded = np.full(1, runner.noise, np.float32), runner.margin, padded
         self.offset = image_offset(padded)
-        overridable = {i.name for i in self.session.get_overridable_initializers()}
-        self.extra = {"offset": np.full((1, 1, 1, 1), self.offset)} if "offset" in overridable else {}  # older files
+        self.extra = {} if self.response is None else {"offset": np.full((1, 1, 1, 1), self.offset)}
 
     def submit(self, pool, window, passes, origin):
         if self.response is None:
@@ -1120,8 +1118,8 @@ def wiener_graph_from_weights(path, *, kind: str | None = None, card: dict | Non
     --------
     >>> from enhance.models.registry import shipped_path
     >>> graph = wiener_graph_from_weights(shipped_path("blos", "light"), kind="blos")
-    >>> [i.name for i in graph.graph.input]  # exact constants: the optional offset too
-    ['image', 'noise', 'offset']
+    >>> [i.name for i in graph.graph.input]
+    ['image', 'noise']
     """
     state, metadata = read_weights(path)
     # The check `~enhance.models.pretrained.load_network` makes, so that both paths refuse the same files.
