@@ -150,6 +150,16 @@ def test_light_with_exact_constants_gives_the_whole_image_bit_for_bit_in_tiles_b
         np.testing.assert_array_equal(runner.run_image(-image, tile=7, workers=2), -expected)
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_the_runners_own_graphs_run_in_the_layout_of_the_files_graph(symmetric, random_wiener):
+    # 'light''s graph without the response and 'full''s network reading its estimate are probed with all their
+    # inputs: a probe that lacked one would fall back to the slower plain layout without a word.
+    runner = WienerOnnxNetwork(graph_of(random_wiener(4), exact=True), threads=1, symmetric=symmetric).bind(NOISE)
+    runner.run_image(_image((30, 34)), workers=1)
+    assert len(runner.layouts) == 2
+    assert set(runner.layouts.values()) == {runner.layout}
+
+
 def test_one_far_outlier_or_nan_pixel_changes_light_only_near_it(random_wiener):
     # The offset the linear stage's input is taken from is the image's median: a pixel far off moves no other.
     runner = WienerOnnxNetwork(graph_of(random_wiener(4), exact=True), threads=1).bind(NOISE)

@@ -662,6 +662,23 @@ class WienerOnnxNetwork(OnnxNetwork):
                 self._shared[self.noise] = kernels.astype(np.float64).sum(axis=(1, 2, 3))
         return self._shared["network"], self._shared["linear"], self._shared[self.noise]
 
+    @property
+    def layouts(self) -> dict:
+        """The layout each of the runner's graphs runs in, ``'blocked'`` or ``'plain'``: ``network`` (the file's
+        graph) and those opened so far ('full''s ``estimate``, the network reading its shared linear stage;
+        'light''s ``apart``, its graph without the response to constants), a check that none fell back to the
+        slower plain layout where the file's graph runs blocked.
+
+        Examples
+        --------
+        >>> from enhance.models.architecture import wiener_state_shapes
+        >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
+        >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
+        >>> sorted(WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString(), threads=1).layouts)
+        ['network']
+        """
+        return {"network": self.layout, **self._shared.get("layouts", {})}
+
     def constant_response(self):
         """The response to constant images at the bound noise level, for a network with exact constants (the
         runner's graphs leave it out and it is subtracted per pixel, `~enhance.runtime.constant_pieces`); None
@@ -1009,20 +1026,29 @@ def _estimate_input_session(runner):
     key = f"{runner.cache_key}-estimate" if runner.cache_key else None
     pad, taps = 2 * runner.margin, runner.checked["taps"]
     estimate = np.random.default_rng(1).uniform(0.2, 1.2, (1, 4, 38 + pad - taps, 30 + pad - taps)).astype(np.float32)
-    return _runner_session(runner, key, cached_graph(key, build), estimate=estimate)
+    return _runner_session(runner, "estimate", key, cached_graph(key, build), estimate=estimate)
 
 
-def _runner_session(runner, key, graph, shape=(37, 29), **feeds):
-    """One of the runner's own graphs opened single-threaded, in the blocked layout kept for it where the runner's
-    graph runs blocked (checked on a probe image of ``shape`` output pixels with HMI's noise and ``feeds``)."""
+def _runner_session(runner, role, key, graph, shape=(37, 29), **feeds):
+    """One of the runner's own graphs (``role``) opened single-threaded, in the blocked layout kept for it where
+    the runner's graph runs blocked (checked on a probe image of ``shape`` output pixels with HMI's noise and
+    ``feeds``, which must hold the graph's other inputs); its layout recorded for `WienerOnnxNetwork.layouts`."""
     if runner.layout != "blocked":
-        return open_session(graph, threads=1, blocked=False, name=runner.name)[0]
-    image = np.random.default_rng(0).uniform(
-        0.2, 1.2, (1, 1, shape[0] + 2 * runner.margin, shape[1] + 2 * runner.margin)
-    )
-    probe = {"image": image.astype(np.float32), "noise": np.array([runner.noise_unit], np.float32), **feeds}
-    return open_in_kept_layout(key, lambda blocked: open_session(graph, threads=1, blocked=blocked, probe=probe,
-                                                                 name=runner.name))  # fmt: skip
+        session, layout, _ = open_session(graph, threads=1, blocked=False, name=runner.name)
+    else:
+        image = np.random.default_rng(0).uniform(
+            0.2, 1.2, (1, 1, shape[0] + 2 * runner.margin, shape[1] + 2 * runner.margin)
+        )
+        probe = {"image": image.astype(np.float32), "noise": np.array([runner.noise_unit], np.float32), **feeds}
+        found = []
+
+        def open_with(blocked):
+            found.append(open_session(graph, threads=1, blocked=blocked, probe=probe, name=runner.name))
+            return found[-1]
+
+        session, layout = open_in_kept_layout(key, open_with), found[-1][1]
+    runner._shared.setdefault("layouts", {})[role] = layout
+    return session
 
 
 def _graph_state(runner):
@@ -1052,7 +1078,10 @@ def _constants_apart_session(runner):
     with runner._shared_lock:
         if "apart" not in runner._shared:
             key = f"{runner.cache_key}-apart" if runner.cache_key else None
-            runner._shared["apart"] = _runner_session(runner, key, cached_graph(key, build), shape=(38, 30))
+            offset = np.full((1, 1, 1, 1), 0.7, np.float32)  # the probe sees a blocked graph run as the plain one
+            runner._shared["apart"] = _runner_session(
+                runner, "apart", key, cached_graph(key, build), shape=(38, 30), offset=offset
+            )
     return runner._shared["apart"]
 
 
