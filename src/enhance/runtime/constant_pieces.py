@@ -187,8 +187,6 @@ class ConstantResponse:
         self.table = None  # traced on first use over the values seen; replaced whole when later values need more
 
     def _trace(self, lower, upper):
-        if self.odd:  # r(c) and r(-c): a range symmetric about zero
-            lower, upper = -max(abs(lower), abs(upper)), max(abs(lower), abs(upper))
         if upper <= lower:  # one value: a range of width one about it
             lower, upper = lower - 0.5, upper + 0.5
         edges, slopes, intercepts = response_pieces(self.weights, self.level, lower, upper)

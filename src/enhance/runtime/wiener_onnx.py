@@ -889,7 +889,6 @@ class _OwnLinear:
         self.session = runner.session if self.response is None else _constants_apart_session(runner)
         self.noise, self.margin, self.padded = np.full(1, runner.noise, np.float32), runner.margin, padded
         self.offset = image_offset(padded)
-        self.extra = {} if self.response is None else {"offset": np.full((1, 1, 1, 1), self.offset)}
 
     def submit(self, pool, window, passes, origin):
         if self.response is None:
@@ -901,17 +900,19 @@ class _OwnLinear:
 
     def one_pass(self, window, transform):
         moved = dihedral_transform(window, transform)
-        result = self.session.run(None, {"image": moved[None, None], "noise": self.noise, **self.extra})[0]
+        result = self.session.run(None, {"image": moved[None, None], "noise": self.noise})[0]
         return dihedral_inverse(result[0, 0], transform)
 
     def aligned_pass(self, window, lead):
         """The graph without the response, on a window with ``lead`` rows and columns more than its region needs,
         made even, less the response to constants per pixel and phase."""
         even = np.pad(window, ((0, window.shape[0] % 2), (0, window.shape[1] % 2)), mode="edge")
-        result = self.session.run(None, {"image": even[None, None], "noise": self.noise, **self.extra})[0][0, 0]
+        feeds = {"image": even[None, None], "noise": self.noise, "offset": np.full((1, 1, 1, 1), self.offset)}
+        result = self.session.run(None, feeds)[0][0, 0]
         ny, nx = window.shape[0] - 2 * self.margin - lead[0], window.shape[1] - 2 * self.margin - lead[1]
         result = np.ascontiguousarray(result[2 * lead[0] : 2 * (lead[0] + ny), 2 * lead[1] : 2 * (lead[1] + nx)])
-        values = window[self.margin + lead[0] : self.margin + lead[0] + ny, self.margin + lead[1] :][:, :nx]
+        y0, x0 = self.margin + lead[0], self.margin + lead[1]
+        values = window[y0 : y0 + ny, x0 : x0 + nx]
         result.reshape(ny, 2, nx, 2)[...] -= self.response(values).reshape(ny, nx, 2, 2).transpose(0, 2, 1, 3)
         return result
 
