@@ -275,6 +275,41 @@ class WienerEnhanceNet(nn.Module):
         bank = bank.reshape(batch, -1, 4, ny, nx)
         return (bank * weights[:, :, None, None, None]).sum(dim=1)
 
+    def centred_linear(
+        self, padded: torch.Tensor, noise: torch.Tensor, filters: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The linear stage as `forward` runs it: with ``exact_constants``, on each image less its median, added
+        back as it is (the filters sum to one, `~enhance.training.linear_stage.mmse_filters`), so that a constant
+        image's estimate is that constant exactly and the rounding scales with the image's contrast, not its
+        level; `linear` itself otherwise.
+
+        The median is the mean of the lower and the upper middle values (of every fourth row and column of a
+        large image): that of ``-x`` is minus that of ``x``, bit for bit, so the stage stays odd.
+
+        Parameters
+        ----------
+        padded, noise, filters
+            As in `linear`.
+
+        Returns
+        -------
+        `torch.Tensor`
+            ``(batch, 4, ny, nx)``, as `linear`.
+
+        Examples
+        --------
+        >>> net = WienerEnhanceNet(taps=5, exact_constants=True)
+        >>> _ = net.filters.fill_(1 / 25)  # each phase's filter sums to one
+        >>> bool((net.centred_linear(torch.full((1, 1, 9, 9), 1.7), torch.tensor([1e-3])) == 1.7).all())
+        True
+        """
+        if not self.exact_constants:
+            return self.linear(padded, noise, filters)
+        sample = padded[:, :, ::4, ::4] if min(padded.shape[2:]) >= 64 else padded
+        flat = sample.flatten(1)
+        offset = ((flat.median(dim=1).values - (-flat).median(dim=1).values) / 2).reshape(-1, 1, 1, 1)
+        return self.linear(padded - offset, noise, filters) + offset
+
     def core(self, padded: torch.Tensor, noise: torch.Tensor, estimate: torch.Tensor | None = None) -> torch.Tensor:
         """The network on an input already padded by `margin` (what training calls on patches).
 
@@ -394,11 +429,11 @@ class WienerEnhanceNet(nn.Module):
         ``symmetric=None`` follows the network's own ``symmetric``."""
         padded = symmetric_pad(x, self.margin)
         if not (self.symmetric if symmetric is None else symmetric):
-            return self.core(padded, noise)
+            return self.core(padded, noise, self.centred_linear(padded, noise))
         # With its filters averaged over the 8 transforms the linear stage is equivariant (the trained ones
         # are, to rounding: their statistics cover the 8 transforms), so it runs once and its x2 image is
         # transformed with the input.
-        fine = nn.functional.pixel_shuffle(self.linear(padded, noise, symmetrize_filters(self.filters)), 2)
+        fine = nn.functional.pixel_shuffle(self.centred_linear(padded, noise, symmetrize_filters(self.filters)), 2)
         return dihedral_average(lambda image, estimate: self.core(image, noise, nn.functional.pixel_unshuffle(
             estimate, 2)), padded, fine)  # fmt: skip
 
