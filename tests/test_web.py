@@ -730,6 +730,23 @@ def test_page_takes_a_noise_level_by_hand(page, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("kind", "value", "noise", "bound"), [("intensity", 0.93, "", 1e-7 * 0.93),
+                                                                ("blos", -3000.0, "20", 1e-4)])  # fmt: skip
+def test_page_keeps_a_constant_image_constant(page, tmp_path, kind, value, noise, bound):
+    """The exported 'light' graph centres its linear stage on the image's median: a constant continuum image
+    or magnetogram comes back to float32 rounding."""
+    path = tmp_path / f"constant_{kind}.fits"
+    hdu = fits.PrimaryHDU(np.full((64, 72), value, np.float32))
+    hdu.header.update(BUNIT="Gauss" if kind == "blos" else "", CDELT1=0.504, CDELT2=0.504, CUNIT1="arcsec",
+                      CUNIT2="arcsec")  # fmt: skip
+    hdu.writeto(path)
+    assert _submit(page, path, kind=kind, noise=noise) == "done", page.text_content("#message")
+    web = fits.getdata(_download(page, tmp_path / "web.fits")).astype(np.float64)
+    assert web.shape == (128, 144)
+    assert np.abs(web - value).max() <= bound  # 0 measured; 4.8e-7 of the value and 1.2e-3 G without the centring
+
+
+@pytest.mark.slow
 def test_input_and_enhanced_panels_have_the_same_axes(page, tmp_path):
     """The tick labels of the input panel are those of the enhanced panel: -50 to 50 arcsec for the continuum
     sample, also for a header without CRPIX (whose reference pixel is the centre, as for the x2 header)."""

@@ -138,3 +138,41 @@ def test_is_wiener_file_reads_the_architecture(tmp_path, weights):
     wiener = save_weights(_random_net(), tmp_path / "w.safetensors", kind="intensity")
     assert is_wiener_file(read_weights(wiener, tensors=False)[1])
     assert not is_wiener_file(read_weights(weights, tensors=False)[1])
+
+
+@pytest.mark.parametrize("kind", ["intensity", "blos"])
+def test_the_exported_graph_of_a_model_exact_on_constants_keeps_them_to_float_rounding(kind):
+    # The file graph (what `enhance export` writes and the browser runs) centres its linear stage on each image's
+    # median, computed in the graph: a constant comes back to 1.5e-7 of itself (1.5e-6 without: taps up to 11
+    # round a constant's products to about 1e-6 of it), a magnetogram's to 6e-6 G (6e-4 G without).
+    import onnxruntime as ort
+
+    from enhance.runtime.export import shipped_onnx_network
+
+    graph = shipped_onnx_network(kind, "light").graph
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image", "noise"]  # the files' interface is unchanged
+    margin, unit = 18, {"intensity": 1e-3, "blos": 1e-2}[kind]
+    values = (0.05, 0.4, 1.0, 2.0) if kind == "intensity" else (-1.2, -0.03, 0.0, 0.03, 1.2)  # I/Ic or kG
+    for value in values:
+        for factor in (0.5, 1.0, 10.0):
+            image = np.full((1, 1, 40 + 2 * margin, 48 + 2 * margin), value, np.float32)
+            out = session.run(None, {"image": image, "noise": np.full(1, factor * unit, np.float32)})[0]
+            assert out.shape == (1, 1, 80, 96)
+            bound = 5e-7 * abs(value) if kind == "intensity" else 1e-7  # kG: 1e-4 G
+            assert np.abs(out - value).max() <= bound, (value, factor)
+    # Each image of a batch gets its own offset; a NaN pixel reaches only the outputs it reaches without the
+    # offset (the median counts it as 0), and the magnetogram graph stays odd bit for bit.
+    batch = np.random.default_rng(0).normal(1.0 if kind == "intensity" else 0.0, 0.3, (2, 1, 100, 100))
+    batch = batch.astype(np.float32)
+    noise = np.full(2, unit, np.float32)
+    spoilt = batch.copy()
+    spoilt[0, 0, 50, 50] = np.nan  # reaches the 2 margin + 1 input pixels a side around it, all inside
+    out, hit = (session.run(None, {"image": b, "noise": noise})[0] for b in (batch, spoilt))
+    assert np.isnan(hit[0]).sum() == (2 * (2 * margin + 1)) ** 2
+    assert not np.isnan(hit[1]).any()
+    np.testing.assert_array_equal(hit[1], out[1])
+    if kind == "blos":
+        np.testing.assert_array_equal(session.run(None, {"image": -batch, "noise": noise})[0], -out)

@@ -37,7 +37,9 @@ WIENER_FORMAT = "enhance-wiener-onnx-1"
 _OPERATORS = {
     ENHANCE_FORMAT: {"Pad", "Conv", "Relu", "Add", "Slice", "Concat", "DepthToSpace"},
     WIENER_FORMAT: {"Abs", "Add", "Clip", "Concat", "Conv", "DepthToSpace", "Div", "Expand", "Log", "MatMul", "Mul",
-                    "Neg", "Relu", "Reshape", "Shape", "Slice", "Split", "Sub", "Unsqueeze"},
+                    "Neg", "Relu", "Reshape", "Shape", "Slice", "Split", "Sub", "Unsqueeze",
+                    # the offset of the linear stage (`wiener_onnx._median_nodes`): the median of a sample
+                    "Gather", "IsInf", "IsNaN", "Less", "Not", "Or", "ReduceMin", "TopK", "Where"},
 }  # fmt: skip
 _INPUTS = {ENHANCE_FORMAT: ["image"], WIENER_FORMAT: ["image", "noise"]}
 #: The metadata every file of each format holds ('kind' may be empty: a network exported without one).

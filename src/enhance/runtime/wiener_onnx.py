@@ -160,10 +160,14 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     constants_apart : bool
         With ``exact_constants``, leave the response to a constant image out of the graph: the runner
         subtracts it in its exact piecewise-linear form (`~enhance.runtime.constant_pieces`), for 'full' once
-        per pixel instead of in each pass; a graph that computes its own linear stage then runs it on the image
-        less a third input, ``offset`` ``(1, 1, 1, 1)`` (the image's median, `image_offset`), and adds it back
-        (the filters sum to one): a constant image's estimate is that constant exactly. For the runner only,
-        like ``estimate_input``.
+        per pixel instead of in each pass; a graph that computes its own linear stage then takes the offset
+        its linear stage runs on (below) as a third input, ``offset`` ``(1, 1, 1, 1)`` (`image_offset`). For
+        the runner only, like ``estimate_input``. Without it, a graph with ``exact_constants`` that computes
+        its own linear stage (the files `~enhance.runtime.export.export_onnx` writes) computes each image's
+        offset itself, as `image_offset` does (the median of every fourth row and column, non-finite pixels as
+        0): either way
+        the linear stage runs on the image less the offset and adds it back as it is (the filters sum to
+        one), so that a constant image's estimate is that constant exactly.
     space_to_depth : bool
         Run the linear stage on the image moved into 4 channels of half its size (``SpaceToDepth``), as a
         convolution with 16 output channels (`space_to_depth_bank`) moved back (``DepthToSpace``): the same
@@ -194,7 +198,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     depth, taps, nodes = int(meta["depth"]), int(meta["taps"]), [float(v) for v in meta["noise_nodes"]]
     count, unit = len(nodes), float(meta["noise_unit"])
     exact_constants, odd = bool(meta.get("exact_constants", False)), bool(meta.get("odd", False))
-    centred = exact_constants and constants_apart and not estimate_input  # the runner's 'light': ``offset``
+    centred = exact_constants and not estimate_input  # the linear stage on the image less an offset
     parts = _GraphParts()
     graph_nodes, initializers, constant, node = parts.nodes, parts.initializers, parts.constant, parts.node
 
@@ -217,15 +221,16 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
             bank, shape = array("filters").reshape(count, 4 * taps * taps), [4, 1, taps, taps]
         blended = node("Reshape", [node("MatMul", [hat, constant("filters", bank)], "blended_flat"),
                                    constant("kernel_shape", np.array(shape, np.int64))], "blended")  # fmt: skip
-        source = "image"
+        source, offset = "image", "offset" if constants_apart else None
         if centred:  # on the image less an offset, added back: the linear stage keeps constants
-            source = node("Sub", ["image", "offset"], "image_centred")
+            offset = offset or _median_nodes(parts)
+            source = node("Sub", ["image", offset], "image_centred")
         if space_to_depth:
             moved = node("Conv", [node("SpaceToDepth", [source], "image_s2d", blocksize=2), blended], "estimate_s2d")
             filtered = node("DepthToSpace", [moved], "estimate_filtered", blocksize=2, mode="CRD")
         else:
             filtered = node("Conv", [source, blended], "estimate_filtered")
-        estimate = node("Add", [filtered, "offset"], "estimate") if centred else filtered
+        estimate = node("Add", [filtered, offset], "estimate") if centred else filtered
     inner = crop("inner", "image", taps // 2)
     level_map = _level_map(parts, level, inner)
     detail = node("Sub", [estimate, inner], "detail")
@@ -252,7 +257,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "py", "px"]),
          helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"]),
          *[helper.make_tensor_value_info("estimate", TensorProto.FLOAT, ["n", 4, "ey", "ex"])] * estimate_input,
-         *[helper.make_tensor_value_info("offset", TensorProto.FLOAT, [1, 1, 1, 1])] * centred],
+         *[helper.make_tensor_value_info("offset", TensorProto.FLOAT, [1, 1, 1, 1])] * (centred and constants_apart)],
         [helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["n", 1, "ny2", "nx2"])],
         initializer=initializers,
     )  # fmt: skip
@@ -269,6 +274,41 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     helper.set_model_props(model, {key: str(value) for key, value in props.items()})
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _median_nodes(parts):
+    """Each image's offset for the linear stage, ``(n, 1, 1, 1)``, computed in the graph as `image_offset` computes
+    it: the median of every fourth row and column (of all pixels below 64 a side), the mean of the two middle values
+    (so that of ``-x`` is minus that of ``x``, bit for bit); non-finite pixels count as 0."""
+    node, constant = parts.node, parts.constant
+    dims = [constant(f"median_dims_{end}", np.array([value], np.int64)) for end, value in (("start", 2), ("end", 4))]
+    sizes = node("Slice", [node("Shape", ["image"], "image_shape"), *dims], "image_sizes")
+    small = node("Less", [node("ReduceMin", [sizes], "image_side", keepdims=0),
+                          constant("median_small", np.array(64, np.int64))], "image_small")  # fmt: skip
+    step = node("Where", [small, constant("median_step_1", np.array([1], np.int64)),
+                          constant("median_step_4", np.array([4], np.int64))], "median_step")  # fmt: skip
+    steps = node("Concat", [step, step], "median_steps", axis=0)
+    big = np.iinfo(np.int64).max
+    sample = node("Slice", ["image", constant("median_starts", np.array([0, 0], np.int64)),
+                            constant("median_ends", np.array([big, big], np.int64)), constant("median_axes",
+                            np.array([2, 3], np.int64)), steps], "median_sample")  # fmt: skip
+    finite = node("Not", [node("Or", [node("IsNaN", [sample], "median_nan"), node("IsInf", [sample], "median_inf")],
+                                "median_bad")], "median_finite")  # fmt: skip
+    sample = node("Where", [finite, sample, constant("median_zero", np.float32(0))], "median_sample_finite")
+    flat = node("Reshape", [sample, constant("median_rows", np.array([0, -1], np.int64))], "median_flat")
+    count = node("Slice", [node("Shape", [flat], "median_flat_shape"), constant("median_count_start",
+                           np.array([1], np.int64)), constant("median_count_end", np.array([2], np.int64))],
+                 "median_count")  # fmt: skip
+    half = node("Div", [node("Add", [count, constant("median_one", np.array([1], np.int64))], "median_count_1"),
+                        constant("median_two_k", np.array([2], np.int64))], "median_k")  # fmt: skip
+    last, middles = node("Sub", [half, constant("median_one_last", np.array([1], np.int64))], "median_last"), []
+    for largest in (1, 0):  # the k-th largest and the k-th smallest: the two middle values (one if the count is odd)
+        name = f"median_top_{largest}"
+        outputs = [f"{name}_values", f"{name}_indices"]
+        parts.nodes.append(parts.helper.make_node("TopK", [flat, half], outputs, name=name, axis=1, largest=largest))
+        middles.append(node("Gather", [outputs[0], last], f"{name}_middle", axis=1))
+    mean = node("Mul", [node("Add", middles, "median_middles"), constant("median_half", np.float32(0.5))], "median")
+    return node("Reshape", [mean, constant("median_shape", np.array([-1, 1, 1, 1], np.int64))], "median_offset")
 
 
 def _hat_nodes(node, constant, nodes, unit):
