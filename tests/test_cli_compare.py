@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from astropy.io import fits
 from scipy import ndimage
 
@@ -120,3 +121,22 @@ def test_compare_of_several_files_reports_their_temporal_flicker(tmp_path, weigh
     numbers = json.loads((out / "f0_compare.json").read_text())
     assert numbers["flicker"]["frames"] == 3
     assert f"temporal flicker over 3 frames: Enhance {numbers['flicker']['enhance']:.4g}" in printed
+
+
+@pytest.mark.parametrize(("cards", "message"), [
+    ({"CDELT1": 1.008, "CDELT2": 1.008, "BUNIT": "I/Ic"}, "f1.fits has a pixel scale of 1.008 arcsec"),
+    ({"BUNIT": "G"}, "f1.fits is a magnetogram, but the sequence's first frame is a continuum image"),
+])  # fmt: skip
+def test_compare_checks_every_frame_before_any_work_and_names_it(tmp_path, weights, capsys, monkeypatch, cards,
+                                                                  message):  # fmt: skip
+    from enhance.analysis import diagnostics
+
+    def no_work(*args, **kwargs):
+        msg = "the first frame was diagnosed before the others were checked"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(diagnostics, "_x2_images", no_work)
+    first = _fits(tmp_path / "f0.fits", _granulation(), BUNIT="I/Ic")
+    other = _fits(tmp_path / "f1.fits", _granulation(seed=1), **{"CDELT1": 0.504, "CDELT2": 0.504, **cards})
+    assert main(["compare", first, other, "-o", str(tmp_path / "diag"), "--weights", weights]) != 0
+    assert message in capsys.readouterr().err

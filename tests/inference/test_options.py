@@ -80,7 +80,7 @@ def test_batch_with_symmetric_and_uncertainty_equals_single_files(tmp_path):
 
 def test_batch_refuses_uncertainty_for_a_network_without_a_linear_stage_before_any_work(tmp_path):
     sources = _cutouts(tmp_path / "in", count=1)
-    with pytest.raises(ValueError, match="uncertainty=True is for the models told the noise level"):
+    with pytest.raises(ValueError, match=r"uncertainty=True \(--uncertainty\) is for the models told the noise level"):
         enhance_files(sources, tmp_path / "out", model="paper-light", uncertainty=True)
     assert not (tmp_path / "out").exists()
 

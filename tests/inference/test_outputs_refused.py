@@ -141,3 +141,14 @@ def test_check_output_accepts_what_can_be_written(tmp_path, source):
         check_output(tmp_path / name, source=source)
     write_fits(tmp_path / "a.fits", np.ones((4, 4), np.float32))
     check_output(tmp_path / "a.fits", source=source)  # an existing regular file: replaceable with overwrite
+
+
+def test_enhance_refuses_an_existing_output_before_the_network(tmp_path, source, no_network):
+    from enhance import enhance
+    from enhance.exceptions import OutputExistsError
+
+    existing = tmp_path / "out.fits"
+    existing.write_bytes(b"kept")
+    with pytest.raises(OutputExistsError, match="out.fits exists; use --overwrite"):
+        enhance(source, model="light", output=existing, uncertainty=True)
+    assert existing.read_bytes() == b"kept"

@@ -10,6 +10,7 @@ from astropy.io import fits
 from enhance import enhance, enhance_files
 from enhance.cli import main
 from enhance.data import sample_map, sample_path
+from enhance.exceptions import NoiseLevelWarning
 from enhance.inference.distributed import shared_noise_levels
 from enhance.inference.pipeline import SEQUENCE_NOISE_FRAMES, RunOptions, enhance_array, resolve_network, sequence_noise
 from enhance.io import read_fits
@@ -163,3 +164,30 @@ def test_enhance_files_tells_every_file_the_sequences_noise_level(tmp_path):
     assert np.median([h["ENH_NOIS"] for h in own]) == pytest.approx(levels["intensity"].value, rel=1e-6)
     single = enhance(paths[1], model="light")
     np.testing.assert_array_equal(fits.getdata(tmp_path / "own" / "frame_1_enhanced.fits"), single.data)
+
+
+def test_a_frame_far_above_hmis_noise_is_named_even_when_the_median_is_not(light):
+    # One frame binned 2 x 2 but labelled at HMI's scale reads as 9 x HMI's noise: the median of the sequence hides
+    # it, so the frame is named in a warning (each frame alone warns too).
+    cube = _frames((2.0, 2.0, 2.0, 2.0))
+    cube[2] = 1 + np.random.default_rng(3).normal(0, 9 * HMI, cube[2].shape)
+    with pytest.warns(NoiseLevelWarning, match=r"frame\(s\) 2 \(9\.\d+ x\) of the 4: binned"):
+        choice = sequence_noise(cube, kind="intensity", network=light)
+    assert choice.value == pytest.approx(2 * HMI, rel=0.1)  # every frame is still told the median
+
+
+def test_a_list_of_maps_gives_a_list_told_one_noise_level():
+    smap = sample_map("blos")
+    cut = sunpy.map.Map(smap.data[:48, :48], smap.meta)
+    noisy = sunpy.map.Map(cut.data + np.random.default_rng(0).normal(0, 30.0, cut.data.shape), cut.meta)
+    out = enhance([cut, noisy, cut], model="light")
+    assert isinstance(out, list)
+    assert [type(m) for m in out] == [type(cut)] * 3
+    sequence = enhance(sunpy.map.MapSequence([cut, noisy, cut]), model="light")
+    for got, expected in zip(out, sequence.maps, strict=True):
+        np.testing.assert_array_equal(got.data, expected.data)
+        assert got.meta["enh_nois"] == sequence.maps[0].meta["enh_nois"]
+    results, sigmas = enhance((cut, cut), model="light", uncertainty=True)
+    assert len(results) == len(sigmas) == 2
+    with pytest.raises(TypeError, match=r"a list of 2 files or Maps: pass a list of Maps only, or sunpy.map.Map"):
+        enhance([str(sample_path("blos")), str(sample_path("blos"))], model="light")

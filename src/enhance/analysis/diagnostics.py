@@ -271,7 +271,11 @@ def compare(
     data, frames = _first_frame(data)
     image, header, default_name, scale = _load(data, pixel_scale)
     check_choice(kind, ("auto", "intensity", "blos"), name="kind")
-    kind = resolve_kind(kind, header if header is not None else {}, path=name or "image", force=force)
+    requested = kind
+    kind = resolve_kind(kind, header if header is not None else {}, path=_frame_name(data, name), force=force)
+    if frames is not None:  # every frame checked before any work
+        frames = _frame_images(frames, image.shape, kind=kind, requested=requested, pixel_scale=pixel_scale,
+                               force=force)  # fmt: skip
     if weights is not None:
         if network is not None:
             msg = "pass network= or weights=, not both"
@@ -308,7 +312,7 @@ def compare(
     }
     result["similarity"] = _similarity(outputs, filled_outputs)
     if frames is not None:
-        result["flicker"] = _flicker(frames, image.shape, kind=kind, network=net, options=run, pixel_scale=pixel_scale)
+        result["flicker"] = _flicker(frames, kind=kind, network=net, options=run)
     panels_region = None
     if kind == "intensity":
         panels_region = quiet_region(image, qs_level=level) if region is None else _check_region(region, image.shape)
@@ -346,15 +350,38 @@ def _first_frame(data):
     return frames[0], frames
 
 
-def _flicker(frames, shape, *, kind, network, options, pixel_scale):
-    """The ``flicker`` entry: `~enhance.analysis.metrics.temporal_flicker` of Enhance against bicubic x2 over the
-    frames, each told the sequence's noise level (`~enhance.inference.pipeline.sequence_noise`)."""
+def _frame_name(data, name=None, index=None):
+    """What messages call an input: its path, else ``name``, else 'frame INDEX' or 'image'."""
+    if isinstance(data, str | Path):
+        return str(data)
+    if name is not None:
+        return str(name)
+    return "image" if index is None else f"frame {index}"
 
-    images = [_load(frame, pixel_scale)[0] for frame in frames]
-    for index, image in enumerate(images):
+
+def _frame_images(frames, shape, *, kind, requested, pixel_scale, force):
+    """The frames of a sequence as images, each with a header checked as the first one is (`~enhance.io.resolve_kind`)
+    and of its kind and shape; the messages name the frame."""
+    names = {"intensity": "a continuum image", "blos": "a magnetogram"}
+    images = []
+    for index, frame in enumerate(frames):
+        image, header, _, _ = _load(frame, pixel_scale)
+        label = _frame_name(frame, index=index)
         if image.shape != shape:
-            msg = f"every frame of a sequence must have the first one's shape {shape}, frame {index} has {image.shape}"
+            msg = f"every frame of a sequence must have the first one's shape {shape}, {label} has {image.shape}"
             raise ValueError(msg)
+        if header is not None and index > 0:
+            found = resolve_kind(requested, header, path=label, force=force, flag=isinstance(frame, str | Path))
+            if found != kind:
+                msg = f"{label} is {names[found]}, but the sequence's first frame is {names[kind]}"
+                raise ValueError(msg)
+        images.append(image)
+    return images
+
+
+def _flicker(images, *, kind, network, options):
+    """The ``flicker`` entry: `~enhance.analysis.metrics.temporal_flicker` of Enhance against bicubic x2 over the
+    frames (`_frame_images`), each told the sequence's noise level (`~enhance.inference.pipeline.sequence_noise`)."""
     noise = sequence_noise(images, kind=kind, network=network, qs_level=options.qs_level)
     run = dataclasses.replace(options, noise=noise)
     enhanced = np.stack([enhance_array(image, kind=kind, network=network, options=run) for image in images])

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..checks import check_kind, check_positive
 from ..io import (
+    check_new_file,
     check_output,
     gauss_factor,
     provenance_cards,
@@ -254,8 +255,8 @@ def enhance(
     data : array_like, `~astropy.units.Quantity`, `~sunpy.map.GenericMap`, `~sunpy.map.MapSequence`, str or Path
         A 2-D continuum image or line-of-sight magnetogram at HMI's 0.504 arcsec per pixel, as an
         array (the masked pixels of a `numpy.ma.MaskedArray` are missing data), a Quantity, a Map, or
-        the path of a FITS file; or a sequence of them: a (time, ny, nx) array or Quantity, or a
-        MapSequence (see ``noise_per_frame``).
+        the path of a FITS file; or a sequence of them: a (time, ny, nx) array or Quantity, a MapSequence
+        or a list of Maps (see ``noise_per_frame``; a list comes back as a list).
     kind : {'auto', 'intensity', 'blos', 'continuum', 'magnetogram'}
         'intensity' for continuum images (any units), 'blos' for magnetograms; sunpy's names for them,
         'continuum' and 'magnetogram' (a Map's ``measurement``), are taken too. 'auto' (default) reads a
@@ -367,8 +368,8 @@ def enhance(
     -----
     `~enhance.exceptions.NoiseLevelWarning`
         When the noise measured on the image is more than 4 times HMI's
-        (`~enhance.inference.pipeline.check_noise_level`): binned data labelled at HMI's pixel scale read
-        as about 23 times.
+        (`~enhance.inference.pipeline.check_noise_level`): a continuum image binned 2 x 2 but labelled at
+        HMI's pixel scale reads as about 9 times (a magnetogram as about 2 times: not seen).
 
     Raises
     ------
@@ -410,6 +411,7 @@ def enhance(
     if isinstance(data, str | Path):
         if output is not None:
             check_output(output, source=data)  # before any work: a device, the input itself, a .bz2 name
+            check_new_file(output, overwrite=overwrite)  # and an existing file, unless overwrite
         image, header = read_fits(data)
         kind = resolve_kind(kind, header, path=data, force=force, flag=False)
         warn_near_limb(header, np.isfinite(image), name=str(data))
@@ -442,6 +444,22 @@ def enhance(
         raise TypeError(msg)
 
     sunpy_map = sys.modules.get("sunpy.map")  # a Map implies sunpy.map is imported: never imported here for it
+    if isinstance(data, list | tuple) and data:
+        if sunpy_map is not None and all(isinstance(item, sunpy_map.GenericMap) for item in data):
+            # a list of Maps in, a list of Maps out (told one noise level, as a MapSequence)
+            enhanced = _enhance_map_sequence(list(data), kind=kind, options=options, model=model, network=network,
+                                             force=force, noise=noise,
+                                             noise_per_frame=options.noise_per_frame)  # fmt: skip
+            if options.uncertainty:
+                return tuple(list(sequence.maps) for sequence in enhanced)
+            return list(enhanced.maps)
+        if any(isinstance(item, str | Path) for item in data) or any(
+            sunpy_map is not None and isinstance(item, sunpy_map.GenericMap) for item in data
+        ):
+            msg = (f"data is a {type(data).__name__} of {len(data)} files or Maps: pass a list of Maps only, or "
+                   "sunpy.map.Map(paths, sequence=True) (one noise level over them; `enhance run FILE...` from the "
+                   "shell), or enhance each file on its own")  # fmt: skip
+            raise TypeError(msg)
     if sunpy_map is not None and isinstance(data, sunpy_map.GenericMap):
         return _enhance_map(data, kind=kind, options=options, model=model, network=network, force=force, noise=noise)
     if sunpy_map is not None and isinstance(data, sunpy_map.MapSequence):

@@ -52,7 +52,7 @@ from ..runtime.runners import (
 )
 from .noise_map import noise_map, noise_map_cards, run_with_noise_map
 from .tiling import run_tiled
-from .uncertainty import output_uncertainty
+from .uncertainty import filter_bank, output_uncertainty
 
 if TYPE_CHECKING:  # PyTorch is optional, and imported only where a network runs on it (see the module docstring)
     from ..models.network import EnhanceNet
@@ -339,8 +339,10 @@ def check_noise_level(choice: NoiseChoice, *, nominal: float) -> None:
     """Warn when a measured noise level is more than `NOISE_WARN_RATIO` times HMI's.
 
     HMI's noise at its 0.504 arcsec pixels is what the pixel scale of an HMI image implies; a level
-    read far above it means data binned but labelled at HMI's scale (2x2 binning reads as 23 x), data
-    from another instrument, or an image the network was not meant for.
+    read far above it means data binned but labelled at HMI's scale, data from another instrument, or an
+    image the network was not meant for. The packaged continuum cut-out binned 2 x 2 reads as 9.4 x; the
+    magnetogram cut-out binned alike reads as 2.0 x only (the solar field, not noise, beyond the labelled
+    cut-off), which this cannot tell from a noisy magnetogram.
 
     Parameters
     ----------
@@ -552,7 +554,7 @@ def sequence_noise(frames, *, kind: str, network, qs_level=None) -> NoiseChoice 
     frame by frame scatter by a few per cent and would make a movie flicker. The median ignores a few
     odd frames (a cosmic-ray hit, a frame with missing pixels that falls back to the nominal noise). A
     measured median more than `NOISE_WARN_RATIO` times HMI's noise warns once
-    (`~enhance.exceptions.NoiseLevelWarning`).
+    (`~enhance.exceptions.NoiseLevelWarning`); otherwise one warning names the measured frames above it.
 
     Examples
     --------
@@ -569,7 +571,7 @@ def sequence_noise(frames, *, kind: str, network, qs_level=None) -> NoiseChoice 
         return None
     count = len(frames)
     picks = sorted({int(round(i)) for i in np.linspace(0, count - 1, min(count, SEQUENCE_NOISE_FRAMES))})
-    choices = []
+    choices, indices = [], []
     for index in picks:
         try:
             normalised, scale, finite = _normalise(check_image(frames[index]), kind, qs_level)
@@ -577,6 +579,7 @@ def sequence_noise(frames, *, kind: str, network, qs_level=None) -> NoiseChoice 
             continue  # the frame fails on its own when it is enhanced, with its reason
         choices.append(noise_choice(normalised, scale=scale, nominal=runner.noise_unit, finite=finite,
                                     unit=_NETWORK_UNITS[kind], warn=False))  # fmt: skip
+        indices.append(index)
     if not choices:
         return None
     measured = sum(choice.source == "measured" for choice in choices)
@@ -586,7 +589,18 @@ def sequence_noise(frames, *, kind: str, network, qs_level=None) -> NoiseChoice 
         reason = f"{max(set(reasons), key=reasons.count)} ({len(choices)} of {count} frames)"
     choice = NoiseChoice(float(np.median([c.value for c in choices])), _NETWORK_UNITS[kind],
                          "measured" if measured else "nominal", reason)  # fmt: skip
-    check_noise_level(choice, nominal=runner.noise_unit)
+    if choice.source == "measured" and choice.value > NOISE_WARN_RATIO * runner.noise_unit:
+        check_noise_level(choice, nominal=runner.noise_unit)
+    else:  # a median within bounds can hide a frame that is not (binned, or from another instrument)
+        loud = [(index, c.value / runner.noise_unit) for index, c in zip(indices, choices, strict=True)
+                if c.source == "measured" and c.value > NOISE_WARN_RATIO * runner.noise_unit]  # fmt: skip
+        if loud:
+            named = ", ".join(f"{index} ({ratio:.3g} x)" for index, ratio in loud)
+            msg = (f"noise measured at more than {NOISE_WARN_RATIO:g} x HMI's nominal noise on frame(s) {named} of "
+                   f"the {count}: binned, or not at HMI's 0.504 arcsec per pixel? Every frame is told the "
+                   f"sequence's level, {choice.value / runner.noise_unit:.3g} x HMI's; pass noise= (--noise) to set "
+                   "it")  # fmt: skip
+            warnings.warn(msg, exceptions.NoiseLevelWarning, stacklevel=2)
     return choice
 
 
@@ -764,6 +778,8 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     device = _resolve_device(device, network)
     runner, workers = make_runner(network, backend=backend, precision=precision, device=device)
     runner = runner.averaged() if options.symmetric else runner  # a 'full' model averages itself already
+    if options.uncertainty:  # refused before any pass for a network that has none
+        filter_bank(runner)
     choice = _noise_for(runner, normalised, scale, finite, kind=kind, noise=options.noise)
     if choice is not None:
         _warn_clamped(choice.value, runner, given=choice.source == "given")

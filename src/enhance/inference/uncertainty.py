@@ -7,11 +7,14 @@ each measure one source of error, and combines them with calibrated weights:
     the input noise propagated exactly through the linear (Wiener) stage: the noise times the root of
     the sum of the squared taps of the blended filter of each output phase;
 ``noise_response``
-    the network's whole response to the noise, estimated: the difference between one pass on the image
-    and one pass on the image plus a fresh draw of the noise (fixed seed), squared and averaged locally;
+    the network's whole response to the noise, estimated: the change of the output when a draw of the noise
+    (`equivariant_noise`, which moves with the image) is added to the input, squared and averaged locally:
+    for 'full', the mean of its 8 passes on the image plus the draw less the result; for 'light', its pass
+    on the image plus the draw less its pass on the image;
 ``model_spread``
     the model's own spread: the standard deviation over the passes on rotated and flipped copies of the
-    input (the 8 that 'full' averages; 4 for 'light', 1/2 of 'full''s cost);
+    input (the 8 that 'full' averages, on the image plus the draw; 4 for 'light', on the image, 1/2 of
+    'full''s cost);
 ``psf_spread``
     the spread over plausible PSFs: the output filtered by ``H_v / H - 1`` for each PSF variant ``H_v``
     of `PSF_VARIANTS` (the Wachter et al. 2012 parameters, the far wing to 16 arcsec) against the one
@@ -31,6 +34,10 @@ which tells umbrae, penumbrae, plage and quiet Sun apart. ``a``, ``b`` and ``bet
 shipped model on held-out scenes (`~enhance.analysis.uncertainty_calibration`, ``enhance
 calibrate-uncertainty``) and kept in ``data/uncertainty.json`` with the sha256 of the weights they
 belong to. Variances are averaged over a Gaussian of `SMOOTHING` output pixels.
+
+The draw moves with the image, so the uncertainty keeps the models' symmetries: for 'full' a rotated or
+flipped image gets the rotated or flipped uncertainty, and for the magnetogram models (odd in the field)
+``-B`` gets the uncertainty of ``B``.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ __all__ = [
     "LEVEL_SMOOTHING",
     "LEVEL_FLOOR",
     "NOISE_SEED",
+    "equivariant_noise",
     "CALIBRATION_FILE",
     "Calibration",
     "node_weights",
@@ -78,7 +86,8 @@ SMOOTHING = 1.5
 LEVEL_SMOOTHING = 4.0
 #: Added to ``level`` before its log, network units (I/Ic, kG).
 LEVEL_FLOOR = 0.05
-#: Seed of the noise draw of the ``noise_response`` feature: the same image gets the same uncertainty.
+#: Seed of the noise draw of the ``noise_response`` feature (`equivariant_noise`): the same image gets the same
+#: uncertainty.
 NOISE_SEED = 25_001
 #: The calibrations of the shipped models, in the package's data folder.
 CALIBRATION_FILE = "uncertainty.json"
@@ -277,7 +286,8 @@ def filter_bank(network):
     """
     bank = network.filter_bank
     if bank is None:
-        msg = (f"uncertainty=True is for the models told the noise level ('full', 'light', a WienerEnhanceNet); "
+        msg = (f"uncertainty=True (--uncertainty) is for the models told the noise level ('full', 'light', a "
+               "WienerEnhanceNet); "
                f"got {network!r}")  # fmt: skip
         raise ValueError(msg)
     return bank
@@ -304,14 +314,75 @@ def _psf_ratios(shape):
 def _psf_spread(result):
     """Root mean square over `PSF_VARIANTS` of the output filtered by ``H_v / H - 1``."""
     largest = max(int(round(float((WIDE_RADIUS / TARGET_PIXEL_SCALE).decompose()))), 1)
-    shape = tuple(scipy.fft.next_fast_len(n + 2 * largest, real=True) for n in result.shape)
-    pad = [(largest, s - n - largest) for n, s in zip(result.shape, shape, strict=True)]
+
+    def fast(n):  # a fast FFT length with as much padding on each side: a flipped image gets the flipped result
+        size = scipy.fft.next_fast_len(n + 2 * largest, real=True)
+        while (size - n) % 2:
+            size = scipy.fft.next_fast_len(size + 1, real=True)
+        return size
+
+    shape = tuple(fast(n) for n in result.shape)
+    pad = [((s - n) // 2, (s - n) // 2) for n, s in zip(result.shape, shape, strict=True)]
     spectrum = scipy.fft.rfft2(np.pad(result.astype(np.float64), pad, mode="symmetric"))
     total = np.zeros(result.shape)
-    window = (slice(largest, largest + result.shape[0]), slice(largest, largest + result.shape[1]))
+    window = tuple(slice(before, before + n) for (before, _), n in zip(pad, result.shape, strict=True))
     for ratio in _psf_ratios(shape):
         total += np.square(scipy.fft.irfft2(spectrum * ratio, s=shape)[window])
     return total / len(PSF_VARIANTS)
+
+
+def _mix(values):
+    """The splitmix64 finaliser of uint64 ``values`` (a hash whose every output bit depends on every input bit)."""
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+def equivariant_noise(image, *, seed: int = NOISE_SEED) -> np.ndarray:
+    """A standard normal draw per pixel that moves with the image: rotating or flipping the image rotates or
+    flips the draw, and negating it negates the draw.
+
+    numpy's generators draw on the pixel grid, so the uncertainty of a rotated image would come from another
+    draw; here each pixel's number is a hash (splitmix64) of its absolute value's float32 bits and of its
+    position's orbit under the 8 rotations and flips about the image's centre (the two distances from the
+    centre lines, smaller first), turned into a normal number (Box-Muller), times the value's sign.
+
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        The image, any unit.
+    seed : int
+        Selects the draw.
+
+    Returns
+    -------
+    (ny, nx) `~numpy.ndarray`
+        float64, mean 0 and standard deviation 1 over many pixels; white where the image's values differ from
+        pixel to pixel (a region of one value that the image's centre lines cross gets a draw that is
+        symmetric about them, as it must).
+
+    Examples
+    --------
+    >>> image = np.random.default_rng(0).normal(size=(64, 48)).astype(np.float32)
+    >>> draw = equivariant_noise(image)
+    >>> bool(np.array_equal(equivariant_noise(np.rot90(image)), np.rot90(draw)))
+    True
+    >>> bool(np.array_equal(equivariant_noise(-image), -draw)), round(float(draw.std()), 1)
+    (True, 1.0)
+    """
+    values = np.asarray(image, dtype=np.float32)
+    ny, nx = values.shape
+    rows = np.abs(2 * np.arange(ny, dtype=np.int64) - (ny - 1))[:, None]  # twice the distance from the centre
+    cols = np.abs(2 * np.arange(nx, dtype=np.int64) - (nx - 1))[None, :]
+    near, far = np.minimum(rows, cols).astype(np.uint64), np.maximum(rows, cols).astype(np.uint64)
+    bits = np.abs(values).view(np.uint32).astype(np.uint64)
+    key = _mix(bits ^ (near << np.uint64(32)) ^ np.uint64(seed))
+    key = _mix(key ^ far ^ np.uint64(0x9E3779B97F4A7C15))
+    other = _mix(key ^ np.uint64(0xD1B54A32D192ED03))
+    scale = 2.0**-53
+    first = ((key >> np.uint64(11)).astype(np.float64) + 0.5) * scale  # in (0, 1)
+    second = (other >> np.uint64(11)).astype(np.float64) * scale
+    return np.sqrt(-2.0 * np.log(first)) * np.cos(2.0 * np.pi * second) * np.copysign(1.0, values)
 
 
 def uncertainty_features(source, result, *, runner, run, filters, passes: int = 8, noise_map=None) -> dict:
@@ -358,20 +429,28 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     """
     noise = float(runner.noise)
     single = runner.one_pass()
+    draw = noise * equivariant_noise(source)
+    if noise_map is not None:  # the same draw, each pixel's at its own level
+        draw = draw * (np.asarray(noise_map, np.float64) / noise)
+    noisy = source + draw.astype(np.float32)
+    # 'full' (the average of the 8 passes): its passes run on the noisy image, so that their mean less the result
+    # is the response of the average itself and every feature moves with the image.
+    averaged = passes == len(DIHEDRAL) and bool(runner.symmetric)
     mean = np.zeros(result.shape)
     square = np.zeros(result.shape)
     first = None
     for element in _PASSES[passes]:
-        out = dihedral_inverse(run(dihedral_transform(source, element), single), element).astype(np.float64)
+        moved = dihedral_transform(noisy if averaged else source, element)
+        out = dihedral_inverse(run(moved, single), element).astype(np.float64)
         first = out if first is None else first
         mean += out
         square += out * out
     mean /= passes
     spread = np.maximum(square / passes - mean * mean, 0.0)
-    draw = np.random.default_rng(NOISE_SEED).normal(0.0, noise, source.shape)
-    if noise_map is not None:  # the same draw, each pixel's at its own level
-        draw = draw * (np.asarray(noise_map, np.float64) / noise)
-    response = run(source + draw.astype(np.float32), single).astype(np.float64) - first
+    if averaged:
+        response = mean - result
+    else:
+        response = run(noisy, single).astype(np.float64) - first
     bank, nodes, unit = filters
     phases = propagated_noise(bank, node_weights(noise, nodes, unit), noise)
     linear = np.tile(phases, (result.shape[0] // 2, result.shape[1] // 2))
