@@ -918,11 +918,11 @@ def _clip_negative(result, data):
 
     A continuum intensity cannot be negative; the network's ringing can make it so next to sharp dark
     edges (the limb, umbrae). Only those pixels change."""
-    negative = result < 0
-    if negative.any():
+    rows, cols = np.nonzero(result < 0)
+    if rows.size:  # judged at those pixels only: each output pixel's input pixel is (row // 2, col // 2)
         with np.errstate(invalid="ignore"):
-            allowed = np.repeat(np.repeat(np.asarray(data) >= 0, 2, axis=0), 2, axis=1)
-        result[negative & allowed] = 0
+            allowed = np.asarray(data)[rows // 2, cols // 2] >= 0
+        result[rows[allowed], cols[allowed]] = 0
 
 
 def _scale_rows(array, surface, *, factor=1, divide=False, band=256):

@@ -429,8 +429,10 @@ def check_level_fits(qs_level: float, image) -> float:
     ...
     ValueError: qs_level=1e+06 is 1e+06 times the image's own quiet-Sun level (1); give the level in the image's ...
     """
+    # A check within a factor of 100: about 10 000 samples tell the level (0.4 ms, not 1.5 ms on 400 x 400).
+    stride = max(1, int(np.ceil(np.sqrt(np.size(image) / 10_000)))) if np.ndim(image) == 2 else 1
     try:
-        own = estimate_qs_level(image)
+        own = estimate_qs_level(np.asarray(image)[::stride, ::stride] if stride > 1 else image)
     except ValueError:  # no level to compare with (no finite or positive pixels): other checks say so
         return qs_level
     ratio = qs_level / own

@@ -195,7 +195,29 @@ class ConstantResponse:
         return _Table(edges, slopes, intercepts)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        """The response at each value.
+        """The response at each value, phases last (`phase_major` with its first axis moved last, as a view).
+
+        Parameters
+        ----------
+        values : array_like
+            Pixel values, network units.
+
+        Returns
+        -------
+        `~numpy.ndarray`
+            float32 ``values.shape + (phases,)``.
+
+        Examples
+        --------
+        >>> weights = {"conv_in": np.array([[1.0, 0.0, 0.0]]), "blocks": [],
+        ...            "conv_out": (np.array([[1.0], [-1.0]]), np.array([0.0, 0.0]))}
+        >>> ConstantResponse(weights, 0.0)(np.array([-2.0, 3.0])).tolist()  # relu(c), -relu(c)
+        [[0.0, 0.0], [3.0, -3.0]]
+        """
+        return np.moveaxis(self.phase_major(values), 0, -1)
+
+    def phase_major(self, values: np.ndarray) -> np.ndarray:
+        """The response at each value, one image per phase (what the runner subtracts, phase by phase).
 
         Safe to call from several threads: each call reads one table, and a wider one replaces it whole.
 
@@ -207,20 +229,20 @@ class ConstantResponse:
         Returns
         -------
         `~numpy.ndarray`
-            float32 ``values.shape + (phases,)`` (one phase with ``phase_mean``); NaN where a value is NaN,
+            float32 ``(phases,) + values.shape`` (one phase with ``phase_mean``); NaN where a value is NaN,
             not finite where it is infinite.
 
         Examples
         --------
         >>> weights = {"conv_in": np.array([[1.0, 0.0, 0.0]]), "blocks": [],
         ...            "conv_out": (np.array([[1.0]]), np.array([0.0]))}
-        >>> ConstantResponse(weights, 0.0, odd=True)(np.array([-2.0, 3.0]))[:, 0].tolist()  # relu's odd part: c/2
+        >>> ConstantResponse(weights, 0.0, odd=True).phase_major(np.array([-2.0, 3.0]))[0].tolist()  # relu's odd part
         [-1.0, 1.5]
         """
         values = np.asarray(values, np.float32)
         finite = values[np.isfinite(values)]
         if finite.size == 0:
-            return np.full((*values.shape, self.phases), np.nan, np.float32)
+            return np.full((self.phases, *values.shape), np.nan, np.float32)
         lower, upper = float(finite.min()), float(finite.max())
         if self.odd:  # the table must hold -values too
             lower, upper = -max(abs(lower), abs(upper)), max(abs(lower), abs(upper))
@@ -254,7 +276,9 @@ class _Table:
             inside = np.full((cells, max(1, int(count.max(initial=0)))), np.inf)
             inside[cell, np.arange(len(cell)) - np.searchsorted(cell, cell)] = self.edges  # sorted edges and cells
             self.inside = [column for column in inside.T if np.isfinite(column).any()]
-        self.lines = np.stack([slopes, intercepts], axis=1).astype(np.float32)  # (pieces, 2, phases)
+        # (phases, pieces) each: one image per phase is a gather from a short table and a multiply-add
+        self.slopes = np.ascontiguousarray(np.asarray(slopes, np.float32).T)
+        self.intercepts = np.ascontiguousarray(np.asarray(intercepts, np.float32).T)
 
     def _cell(self, values):
         """The cell of each value, computed in float64 for the table as for the values."""
@@ -270,5 +294,8 @@ class _Table:
             piece = self.first[cell]
             for column in self.inside:
                 piece += values >= column[cell]
-        line = self.lines[piece]
-        return line[..., 0, :] * values[..., None] + line[..., 1, :]
+        out = np.empty((len(self.slopes), *np.shape(values)), np.float32)
+        for phase, slope, intercept in zip(out, self.slopes, self.intercepts, strict=True):
+            np.multiply(slope[piece], values, out=phase)
+            phase += intercept[piece]
+        return out

@@ -953,7 +953,9 @@ class _OwnLinear:
         result = np.ascontiguousarray(result[2 * lead[0] : 2 * (lead[0] + ny), 2 * lead[1] : 2 * (lead[1] + nx)])
         y0, x0 = self.margin + lead[0], self.margin + lead[1]
         values = window[y0 : y0 + ny, x0 : x0 + nx]
-        result.reshape(ny, 2, nx, 2)[...] -= self.response(values).reshape(ny, nx, 2, 2).transpose(0, 2, 1, 3)
+        blocks, response = result.reshape(ny, 2, nx, 2), self.response.phase_major(values)
+        for phase in range(4):  # phase 2 a + b is output pixel (2 y + a, 2 x + b)
+            blocks[:, phase // 2, :, phase % 2] -= response[phase]
         return result
 
     @staticmethod
@@ -996,7 +998,7 @@ class _SharedLinear(_OwnLinear):
         return futures
 
     def constant_response(self, window):
-        return self.response(window[self.margin : -self.margin, self.margin : -self.margin])[..., 0]
+        return self.response.phase_major(window[self.margin : -self.margin, self.margin : -self.margin])[0]
 
     def combine(self, results):
         if self.response is None:
