@@ -41,3 +41,20 @@ def test_a_constant_magnetogram_comes_back_to_a_thousandth_of_a_gauss_and_the_mo
     positive = enhance(field, "blos", model=model, noise=HMI_NOISE["blos"], backend=backend)
     negative = enhance(-field, "blos", model=model, noise=HMI_NOISE["blos"], backend=backend)
     np.testing.assert_array_equal(negative, -positive)
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("torch"), reason="needs PyTorch")
+def test_a_nan_pixel_reaches_no_farther_through_the_pytorch_network_than_its_reach():
+    # The offset of the centred linear stage is the median of the finite pixels: a NaN on its sample (every fourth
+    # row and column of the mirrored image) must not make every output NaN.
+    import torch
+
+    from enhance.models.pretrained import FACTORIES
+
+    net = FACTORIES["light"]("intensity", weights="default").eval()
+    image = torch.from_numpy(np.random.default_rng(0).normal(1.0, 0.05, (1, 1, 80, 80)).astype(np.float32))
+    image[0, 0, 38, 38] = float("nan")  # (56, 56) in the image mirrored by 18 pixels: on the sample
+    with torch.no_grad():
+        out = net(image, torch.tensor([1e-3])).numpy()[0, 0]
+    reach = 2 * net.margin + 1  # input pixels a side whose output a pixel reaches
+    assert np.isnan(out).sum() == (2 * reach) ** 2

@@ -137,8 +137,18 @@ def _fixed_expand(model):
     _node(model, "Expand").input[1] = "kernel_shape"  # an initializer: a shape fixed in the file
 
 
+def _made_expand(model):
+    """A fixed shape passed through an allowed node (Where, Add) so that a node produces it: 1e6 x 1e6 pixels."""
+    graph = model.graph
+    graph.initializer.extend([numpy_helper.from_array(np.array([1, 1, 10**6, 10**6], np.int64), "huge"),
+                              numpy_helper.from_array(np.zeros(4, np.int64), "zeros")])  # fmt: skip
+    graph.node.append(helper.make_node("Add", ["huge", "zeros"], ["huge_made"], name="huge_made"))
+    _node(model, "Expand").input[1] = "huge_made"
+
+
 WIENER_CASES = {
-    "fixed Expand": (_fixed_expand, "takes a fixed shape, not the shape of its image"),
+    "fixed Expand": (_fixed_expand, "takes a shape that is not its image's (a Shape node's)"),
+    "made Expand": (_made_expand, "takes a shape that is not its image's (a Shape node's)"),
     "lying odd": (lambda m: _set_meta(m, odd="True"), "metadata odd='True' does not match the graph"),
     "lying exact_constants": (lambda m: _set_meta(m, exact_constants="yes"), "exact_constants='yes' is not 'True'"),
     "lying noise unit": (lambda m: _initializer(m, "noise_unit", np.array([2e-3], np.float32)),

@@ -399,8 +399,11 @@ def fit_calibration(data) -> Calibration:
     theta = np.concatenate([start, np.zeros(count + 2)])
     fitted = optimize.minimize(loss, theta, jac=True, method="L-BFGS-B", options={"maxiter": 3000}).x
     fitted = _refine_coverage(fitted, squares, level, shape, error2, data)
+    levels = data["features"][:, count].astype(np.float64)
     return Calibration(tuple(fitted[:count].tolist()), tuple(fitted[count : 2 * count].tolist()),
-                       tuple(fitted[2 * count :].tolist()))  # fmt: skip
+                       tuple(fitted[2 * count :].tolist()),
+                       noise_range=(float(np.min(data["factor"])), float(np.max(data["factor"]))),
+                       level_range=(float(levels.min()), float(levels.max())))  # fmt: skip
 
 
 def coverage(calibration: Calibration, data) -> dict:
@@ -470,7 +473,9 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
     -------
     dict
         The calibration file's entry: ``sha256``, ``coefficients`` ({feature: {log_scale, slope}}),
-        ``coverage`` ({"fit": table, "report": table}, see `coverage`), ``config`` and ``version``.
+        ``modulation``, ``noise_range`` and ``level_range`` (what it was fitted on,
+        `~enhance.inference.uncertainty.Calibration`), ``coverage``
+        ({"fit": table, "report": table}, see `coverage`), ``config`` and ``version``.
 
     Examples
     --------
@@ -482,7 +487,7 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
     >>> net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
     >>> entry = calibrate_uncertainty("blos", "light", config, network=net)
     >>> sorted(entry)
-    ['coefficients', 'config', 'coverage', 'modulation', 'sha256', 'version']
+    ['coefficients', 'config', 'coverage', 'level_range', 'modulation', 'noise_range', 'sha256', 'version']
     >>> sorted(entry["coverage"]["report"])
     ['all', 'limb', 'penumbra', 'plage', 'umbra']
     """
@@ -506,7 +511,8 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
     settings = {key: (list(value) if isinstance(value, tuple) else value)
                 for key, value in dataclasses.asdict(config).items()}  # fmt: skip
     return {"sha256": registry_entry(kind, model).sha256, "coefficients": coefficients,
-            "modulation": list(calibration.modulation), "coverage": tables,
+            "modulation": list(calibration.modulation), "noise_range": list(calibration.noise_range),
+            "level_range": list(calibration.level_range), "coverage": tables,
             "config": settings, "version": __version__}  # fmt: skip
 
 

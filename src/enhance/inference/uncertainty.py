@@ -110,6 +110,11 @@ class Calibration:
         of the feature ``level``.
     sha256 : str, optional
         The weights file it was fitted for.
+    noise_range : tuple of float
+        The noise levels it was fitted at, in units of HMI's noise: a level outside is taken as the nearest
+        end (the weights are not extrapolated: a slope fitted between 0.5 and 10 times could blow up at 32).
+    level_range : tuple of float
+        The ``level`` values it was fitted on; likewise the nearest end outside them.
 
     Examples
     --------
@@ -124,6 +129,8 @@ class Calibration:
     slope: tuple
     modulation: tuple = (0.0, 0.0)
     sha256: str | None = None
+    noise_range: tuple = (0.0, np.inf)
+    level_range: tuple = (0.0, np.inf)
 
     @classmethod
     def uncalibrated(cls) -> Calibration:
@@ -160,8 +167,10 @@ class Calibration:
         --------
         >>> Calibration((0.0,) * 7, (1.0,) * 7).coefficients(2.0).tolist()
         [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+        >>> Calibration((0.0,) * 7, (1.0,) * 7, noise_range=(0.5, 1.5)).coefficients(2.0).tolist()[0]  # the end
+        1.5
         """
-        log_ratio = np.log(float(noise_ratio))
+        log_ratio = np.log(min(max(float(noise_ratio), self.noise_range[0]), self.noise_range[1]))
         return np.exp(np.asarray(self.log_scale) + np.asarray(self.slope) * log_ratio)
 
     def sigma(self, features: dict, *, noise_ratio: float) -> np.ndarray:
@@ -191,7 +200,7 @@ class Calibration:
             if weight > 0:
                 total = total + weight * np.square(features[name], dtype=np.float64)
         if "level" in features and any(self.modulation):
-            z = np.log(features["level"])
+            z = np.log(np.clip(features["level"], *self.level_range))
             total = total * np.exp(self.modulation[0] * z + self.modulation[1] * z * z)
         return np.sqrt(total)
 
@@ -447,8 +456,8 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
         square += out * out
     mean /= passes
     spread = np.maximum(square / passes - mean * mean, 0.0)
-    if averaged:
-        response = mean - result
+    if averaged:  # less the mean of the same passes on the image: the result, unless a noise map blended it
+        response = mean - (result if noise_map is None else run(source, runner))
     else:
         response = run(noisy, single).astype(np.float64) - first
     bank, nodes, unit = filters
@@ -509,9 +518,12 @@ def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=N
                       exceptions.EnhanceUserWarning, stacklevel=3)  # fmt: skip
         return Calibration.uncalibrated()
     weights = entry["coefficients"]
+    factors = entry.get("config", {}).get("noise_factors") or (0.0, np.inf)
     return Calibration(tuple(float(weights[name]["log_scale"]) for name in FEATURES),
                        tuple(float(weights[name]["slope"]) for name in FEATURES),
-                       tuple(float(b) for b in entry["modulation"]), entry.get("sha256"))  # fmt: skip
+                       tuple(float(b) for b in entry["modulation"]), entry.get("sha256"),
+                       tuple(float(v) for v in entry.get("noise_range", (min(factors), max(factors)))),
+                       tuple(float(v) for v in entry.get("level_range", (0.0, np.inf))))  # fmt: skip
 
 
 def _calibration_for(runner, calibration):

@@ -283,8 +283,9 @@ class WienerEnhanceNet(nn.Module):
         image's estimate is that constant exactly and the rounding scales with the image's contrast, not its
         level; `linear` itself otherwise.
 
-        The median is the mean of the lower and the upper middle values (of every fourth row and column of a
-        large image): that of ``-x`` is minus that of ``x``, bit for bit, so the stage stays odd.
+        The median is the mean of the lower and the upper middle of the finite values (of every fourth row and
+        column of a large image; 0 if none): that of ``-x`` is minus that of ``x``, bit for bit, so the stage
+        stays odd, and a NaN pixel reaches no pixel beyond its own reach.
 
         Parameters
         ----------
@@ -307,7 +308,9 @@ class WienerEnhanceNet(nn.Module):
             return self.linear(padded, noise, filters)
         sample = padded[:, :, ::4, ::4] if min(padded.shape[2:]) >= 64 else padded
         flat = sample.flatten(1)
-        offset = ((flat.median(dim=1).values - (-flat).median(dim=1).values) / 2).reshape(-1, 1, 1, 1)
+        flat = torch.where(torch.isfinite(flat), flat, torch.full_like(flat, float("nan")))  # left out
+        middle = (flat.nanmedian(dim=1).values - (-flat).nanmedian(dim=1).values) / 2
+        offset = torch.nan_to_num(middle, nan=0.0).reshape(-1, 1, 1, 1)
         return self.linear(padded - offset, noise, filters) + offset
 
     def core(self, padded: torch.Tensor, noise: torch.Tensor, estimate: torch.Tensor | None = None) -> torch.Tensor:

@@ -164,8 +164,9 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         its linear stage runs on (below) as a third input, ``offset`` ``(1, 1, 1, 1)`` (`image_offset`). For
         the runner only, like ``estimate_input``. Without it, a graph with ``exact_constants`` that computes
         its own linear stage (the files `~enhance.runtime.export.export_onnx` writes) computes each image's
-        offset itself, as `image_offset` does (the median of every fourth row and column, non-finite pixels as
-        0): either way
+        offset itself, the median of every fourth row and column as `image_offset` takes it, but with non-finite
+        pixels counted as 0 where `image_offset` leaves them out (the offset changes only the rounding): either
+        way
         the linear stage runs on the image less the offset and adds it back as it is (the filters sum to
         one), so that a constant image's estimate is that constant exactly.
     space_to_depth : bool
@@ -278,8 +279,9 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
 
 def _median_nodes(parts):
     """Each image's offset for the linear stage, ``(n, 1, 1, 1)``, computed in the graph as `image_offset` computes
-    it: the median of every fourth row and column (of all pixels below 64 a side), the mean of the two middle values
-    (so that of ``-x`` is minus that of ``x``, bit for bit); non-finite pixels count as 0."""
+    it for a finite image: the median of every fourth row and column (of all pixels below 64 a side), the mean of the
+    two middle values (so that of ``-x`` is minus that of ``x``, bit for bit); non-finite pixels count as 0 (where
+    `image_offset` leaves them out), so that they reach no other pixel."""
     node, constant = parts.node, parts.constant
     dims = [constant(f"median_dims_{end}", np.array([value], np.int64)) for end, value in (("start", 2), ("end", 4))]
     sizes = node("Slice", [node("Shape", ["image"], "image_shape"), *dims], "image_sizes")
