@@ -200,12 +200,12 @@ class ConstantResponse:
         Parameters
         ----------
         values : array_like
-            Pixel values, network units.
+            As in `phase_major`.
 
         Returns
         -------
         `~numpy.ndarray`
-            float32 ``values.shape + (phases,)``.
+            ``phase_major(values)``, shape ``values.shape + (phases,)``.
 
         Examples
         --------
