@@ -9,12 +9,13 @@ each measure one source of error, and combines them with calibrated weights:
 ``noise_response``
     the network's whole response to the noise, estimated: the change of the output when a draw of the noise
     (`equivariant_noise`, which moves with the image) is added to the input, squared and averaged locally:
-    for 'full', the mean of its 8 passes on the image plus the draw less the result; for 'light', its pass
-    on the image plus the draw less its pass on the image;
+    for 'full', the mean of its 8 passes on the image plus `PROBE_SCALE` of the draw less the result, over
+    `PROBE_SCALE` (the first-order response); for 'light', its pass on the image plus the draw less its pass
+    on the image;
 ``model_spread``
     the model's own spread: the standard deviation over the passes on rotated and flipped copies of the
-    input (the 8 that 'full' averages, on the image plus the draw; 4 for 'light', on the image, 1/2 of
-    'full''s cost);
+    input (the 8 that 'full' averages, on the image plus `PROBE_SCALE` of the draw; 4 for 'light', on the
+    image, 1/2 of 'full''s cost);
 ``psf_spread``
     the spread over plausible PSFs: the output filtered by ``H_v / H - 1`` for each PSF variant ``H_v``
     of `PSF_VARIANTS` (the Wachter et al. 2012 parameters, the far wing to 16 arcsec) against the one
@@ -64,6 +65,7 @@ __all__ = [
     "LEVEL_SMOOTHING",
     "LEVEL_FLOOR",
     "NOISE_SEED",
+    "PROBE_SCALE",
     "equivariant_noise",
     "CALIBRATION_FILE",
     "Calibration",
@@ -89,6 +91,10 @@ LEVEL_FLOOR = 0.05
 #: Seed of the noise draw of the ``noise_response`` feature (`equivariant_noise`): the same image gets the same
 #: uncertainty.
 NOISE_SEED = 25_001
+#: The fraction of the noise draw that 'full''s passes see (`uncertainty_features`): small enough that the passes'
+#: spread on a flat region is the model's, not their different responses to the draw; large enough that the
+#: response stands far above float32 rounding (1e-4 of a quiet-Sun level at HMI's noise against 6e-8).
+PROBE_SCALE = 0.1
 #: The calibrations of the shipped models, in the package's data folder.
 CALIBRATION_FILE = "uncertainty.json"
 #: Elements of D4 ``(transpose, quarter turns)`` of each number of passes: all, or the half-turns and transposes.
@@ -442,14 +448,16 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     if noise_map is not None:  # the same draw, each pixel's at its own level
         draw = draw * (np.asarray(noise_map, np.float64) / noise)
     noisy = source + draw.astype(np.float32)
-    # 'full' (the average of the 8 passes): its passes run on the noisy image, so that their mean less the result
-    # is the response of the average itself and every feature moves with the image.
+    # 'full' (the average of the 8 passes): its passes run on the image plus a `PROBE_SCALE` of the draw, so that
+    # their mean less the result, divided by it, is the response of the average itself (to first order), their
+    # spread the model's own (the draw's share of it falls as its square), and every feature moves with the image.
     averaged = passes == len(DIHEDRAL) and bool(runner.symmetric)
+    probed = source + (PROBE_SCALE * draw).astype(np.float32)
     mean = np.zeros(result.shape)
     square = np.zeros(result.shape)
     first = None
     for element in _PASSES[passes]:
-        moved = dihedral_transform(noisy if averaged else source, element)
+        moved = dihedral_transform(probed if averaged else source, element)
         out = dihedral_inverse(run(moved, single), element).astype(np.float64)
         first = out if first is None else first
         mean += out
@@ -457,7 +465,7 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     mean /= passes
     spread = np.maximum(square / passes - mean * mean, 0.0)
     if averaged:  # less the mean of the same passes on the image: the result, unless a noise map blended it
-        response = mean - (result if noise_map is None else run(source, runner))
+        response = (mean - (result if noise_map is None else run(source, runner))) / PROBE_SCALE
     else:
         response = run(noisy, single).astype(np.float64) - first
     bank, nodes, unit = filters
