@@ -445,7 +445,8 @@ def enhance(
 
     sunpy_map = sys.modules.get("sunpy.map")  # a Map implies sunpy.map is imported: never imported here for it
     if isinstance(data, list | tuple) and data:
-        if sunpy_map is not None and all(isinstance(item, sunpy_map.GenericMap) for item in data):
+        maps = (sunpy_map.GenericMap,) if sunpy_map is not None else ()
+        if maps and all(isinstance(item, maps) for item in data):
             # a list of Maps in, a list of Maps out (told one noise level, as a MapSequence)
             enhanced = _enhance_map_sequence(list(data), kind=kind, options=options, model=model, network=network,
                                              force=force, noise=noise,
@@ -453,9 +454,7 @@ def enhance(
             if options.uncertainty:
                 return tuple(list(sequence.maps) for sequence in enhanced)
             return list(enhanced.maps)
-        if any(isinstance(item, str | Path) for item in data) or any(
-            sunpy_map is not None and isinstance(item, sunpy_map.GenericMap) for item in data
-        ):
+        if any(isinstance(item, (str, Path, *maps)) for item in data):
             msg = (f"data is a {type(data).__name__} of {len(data)} files or Maps: pass a list of Maps only, or "
                    "sunpy.map.Map(paths, sequence=True) (one noise level over them; `enhance run FILE...` from the "
                    "shell), or enhance each file on its own")  # fmt: skip

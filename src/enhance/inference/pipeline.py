@@ -360,12 +360,16 @@ def check_noise_level(choice: NoiseChoice, *, nominal: float) -> None:
     --------
     >>> check_noise_level(NoiseChoice(2e-3, "I/Ic", "measured"), nominal=1e-3)  # 2 x: silent
     """
-    ratio = choice.value / nominal
-    if choice.source == "measured" and ratio > NOISE_WARN_RATIO:
-        msg = (f"noise measured at {ratio:.3g} x HMI's nominal noise, more than "
+    if _far_above_hmi(choice, nominal):
+        msg = (f"noise measured at {choice.value / nominal:.3g} x HMI's nominal noise, more than "
                f"{NOISE_WARN_RATIO:g} x: is the image binned, or not at HMI's 0.504 arcsec per pixel? The network "
                "is told the measured level; pass noise= (--noise) to set it")  # fmt: skip
         warnings.warn(msg, exceptions.NoiseLevelWarning, stacklevel=2)
+
+
+def _far_above_hmi(choice: NoiseChoice, nominal: float) -> bool:
+    """Whether ``choice`` was measured at more than `NOISE_WARN_RATIO` times HMI's noise ``nominal``."""
+    return choice.source == "measured" and choice.value / nominal > NOISE_WARN_RATIO
 
 
 def network_noise(normalised, *, noise=None, scale=1.0, nominal: float, finite=None) -> float:
@@ -589,11 +593,11 @@ def sequence_noise(frames, *, kind: str, network, qs_level=None) -> NoiseChoice 
         reason = f"{max(set(reasons), key=reasons.count)} ({len(choices)} of {count} frames)"
     choice = NoiseChoice(float(np.median([c.value for c in choices])), _NETWORK_UNITS[kind],
                          "measured" if measured else "nominal", reason)  # fmt: skip
-    if choice.source == "measured" and choice.value > NOISE_WARN_RATIO * runner.noise_unit:
+    if _far_above_hmi(choice, runner.noise_unit):
         check_noise_level(choice, nominal=runner.noise_unit)
     else:  # a median within bounds can hide a frame that is not (binned, or from another instrument)
         loud = [(index, c.value / runner.noise_unit) for index, c in zip(indices, choices, strict=True)
-                if c.source == "measured" and c.value > NOISE_WARN_RATIO * runner.noise_unit]  # fmt: skip
+                if _far_above_hmi(c, runner.noise_unit)]  # fmt: skip
         if loud:
             named = ", ".join(f"{index} ({ratio:.3g} x)" for index, ratio in loud)
             msg = (f"noise measured at more than {NOISE_WARN_RATIO:g} x HMI's nominal noise on frame(s) {named} of "

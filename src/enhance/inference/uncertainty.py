@@ -447,17 +447,18 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     draw = noise * equivariant_noise(source)
     if noise_map is not None:  # the same draw, each pixel's at its own level
         draw = draw * (np.asarray(noise_map, np.float64) / noise)
-    noisy = source + draw.astype(np.float32)
     # 'full' (the average of the 8 passes): its passes run on the image plus a `PROBE_SCALE` of the draw, so that
     # their mean less the result, divided by it, is the response of the average itself (to first order), their
     # spread the model's own (the draw's share of it falls as its square), and every feature moves with the image.
+    # 'light': its passes run on the image, and one more on the image plus the whole draw.
     averaged = passes == len(DIHEDRAL) and bool(runner.symmetric)
-    probed = source + (PROBE_SCALE * draw).astype(np.float32)
+    scale = PROBE_SCALE if averaged else 1.0
+    perturbed = source + (scale * draw).astype(np.float32)
     mean = np.zeros(result.shape)
     square = np.zeros(result.shape)
     first = None
     for element in _PASSES[passes]:
-        moved = dihedral_transform(probed if averaged else source, element)
+        moved = dihedral_transform(perturbed if averaged else source, element)
         out = dihedral_inverse(run(moved, single), element).astype(np.float64)
         first = out if first is None else first
         mean += out
@@ -465,9 +466,9 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     mean /= passes
     spread = np.maximum(square / passes - mean * mean, 0.0)
     if averaged:  # less the mean of the same passes on the image: the result, unless a noise map blended it
-        response = (mean - (result if noise_map is None else run(source, runner))) / PROBE_SCALE
+        response = (mean - (result if noise_map is None else run(source, runner))) / scale
     else:
-        response = run(noisy, single).astype(np.float64) - first
+        response = run(perturbed, single).astype(np.float64) - first
     bank, nodes, unit = filters
     phases = propagated_noise(bank, node_weights(noise, nodes, unit), noise)
     linear = np.tile(phases, (result.shape[0] // 2, result.shape[1] // 2))

@@ -11,7 +11,7 @@ tiling take what they need to know about it from here.
 
 __all__ = ["receptive_margin", "WIENER_ENHANCE", "wiener_state_shapes", "wiener_architecture_of", "architecture_of",
            "check_weights_metadata", "check_kind", "check_bounded_integer", "check_noise_nodes", "check_noise_unit",
-           "wiener_margin", "NOISE_UNIT_RANGE", "MAX_NODES"]  # fmt: skip
+           "wiener_margin", "NOISE_UNIT_RANGE", "MAX_NODES", "OFFSET_STEP", "OFFSET_MIN_SIDE"]  # fmt: skip
 
 #: Largest architecture a weights file may declare (the paper's is depth 5, width 64): a file that claims
 #: more is refused before anything is allocated.
@@ -136,6 +136,11 @@ FAMILY_OF_ARCHITECTURE = {"enhance": PAPER, WIENER_ENHANCE: WIENER_ENHANCE}
 MAX_TAPS = 63
 #: Most noise levels a weights file's filter bank may declare (``noise_nodes``).
 MAX_NODES = 32
+#: A Wiener-Enhance network with exact constants runs its linear stage on the image less the median of every
+#: ``OFFSET_STEP``-th row and column of the mirrored image (of all its pixels when a side is under
+#: ``OFFSET_MIN_SIDE``): the PyTorch network, the onnxruntime runner and the exported graph take this one sample.
+OFFSET_STEP = 4
+OFFSET_MIN_SIDE = 64
 
 
 def wiener_state_shapes(depth: int, width: int, taps: int, nodes: int) -> dict:

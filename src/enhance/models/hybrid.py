@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..checks import check_integer
-from .architecture import WIENER_ENHANCE
+from .architecture import OFFSET_MIN_SIDE, OFFSET_STEP, WIENER_ENHANCE
 from .runner import dihedral_average
 
 __all__ = ["NOISE_NODES", "symmetric_pad", "symmetrize_filters", "WienerEnhanceNet", "NoiseBound"]
@@ -306,7 +306,8 @@ class WienerEnhanceNet(nn.Module):
         """
         if not self.exact_constants:
             return self.linear(padded, noise, filters)
-        sample = padded[:, :, ::4, ::4] if min(padded.shape[2:]) >= 64 else padded
+        step = OFFSET_STEP if min(padded.shape[2:]) >= OFFSET_MIN_SIDE else 1
+        sample = padded[:, :, ::step, ::step]
         flat = sample.flatten(1)
         flat = torch.where(torch.isfinite(flat), flat, torch.full_like(flat, float("nan")))  # left out
         middle = (flat.nanmedian(dim=1).values - (-flat).nanmedian(dim=1).values) / 2

@@ -34,26 +34,28 @@ SURFACE_SCALE = 40.0
 AUTO_SURFACE_SPREAD = 0.15
 
 
-def qs_stride(shape) -> int:
-    """Stride along every axis that leaves at most `QS_SAMPLES` pixels for the quiet-Sun estimates.
+def qs_stride(shape, samples: int = QS_SAMPLES) -> int:
+    """Stride along every axis that leaves at most ``samples`` pixels for the quiet-Sun estimates.
 
     Parameters
     ----------
     shape : tuple of int
         The image's shape, pixels.
+    samples : int
+        Pixels to leave at most; `QS_SAMPLES` by default.
 
     Returns
     -------
     int
-        The stride, pixels (1 for images of at most `QS_SAMPLES` pixels).
+        The stride, pixels (1 for images of at most ``samples`` pixels).
 
     Examples
     --------
-    >>> qs_stride((200, 200)), qs_stride((4096, 4096))
-    (1, 16)
+    >>> qs_stride((200, 200)), qs_stride((4096, 4096)), qs_stride((400, 400), samples=10_000)
+    (1, 16, 4)
     """
     size = int(np.prod(shape))
-    return max(1, int(np.ceil((size / QS_SAMPLES) ** (1 / len(shape)))))
+    return max(1, int(np.ceil((size / samples) ** (1 / len(shape)))))
 
 
 def estimate_qs_level(image, *, window=0.15, n_iter=10):
@@ -430,7 +432,7 @@ def check_level_fits(qs_level: float, image) -> float:
     ValueError: qs_level=1e+06 is 1e+06 times the image's own quiet-Sun level (1); give the level in the image's ...
     """
     # A check within a factor of 100: about 10 000 samples tell the level (0.4 ms, not 1.5 ms on 400 x 400).
-    stride = max(1, int(np.ceil(np.sqrt(np.size(image) / 10_000)))) if np.ndim(image) == 2 else 1
+    stride = qs_stride(np.shape(image), samples=10_000) if np.ndim(image) == 2 else 1
     try:
         own = estimate_qs_level(np.asarray(image)[::stride, ::stride] if stride > 1 else image)
     except ValueError:  # no level to compare with (no finite or positive pixels): other checks say so

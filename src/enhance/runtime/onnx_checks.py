@@ -73,7 +73,7 @@ def _parse(data: bytes, name: str):
 def _check_nodes(model, fmt: str, name: str, constants: dict) -> None:
     """Only this package's operators, with bounded attributes: no node may allocate more than its input's size."""
     allowed = _OPERATORS[fmt]
-    shapes = {output: node.op_type for node in model.graph.node for output in node.output}  # what made each
+    made_by = {output: node.op_type for node in model.graph.node for output in node.output}
     for node in model.graph.node:
         if node.op_type not in allowed or node.domain not in ("", "ai.onnx"):
             _fail(name, f"its graph holds a {node.op_type!r} node, which no graph of solar-enhance has")
@@ -85,7 +85,7 @@ def _check_nodes(model, fmt: str, name: str, constants: dict) -> None:
             if pads is None or pads.size != 8 or not np.isin(pads, (0, 1)).all():
                 found = None if pads is None else pads.tolist()
                 _fail(name, f"its Pad node {node.name!r} pads by {found}, not by 1 pixel")
-        if node.op_type == "Expand" and shapes.get(node.input[1]) != "Shape":
+        if node.op_type == "Expand" and made_by.get(node.input[1]) != "Shape":
             _fail(name, f"its Expand node {node.name!r} takes a shape that is not its image's (a Shape node's)")
         if node.op_type == "Conv" and any(a in attributes for a in ("dilations", "strides", "pads", "group")):
             _fail(name, f"its Conv node {node.name!r} has attributes no graph of solar-enhance sets")

@@ -33,7 +33,7 @@ import numpy as np
 
 from .._version import __version__
 from ..cores import needed_boxes, tile_counter
-from ..models.architecture import WIENER_ENHANCE, check_weights_metadata
+from ..models.architecture import OFFSET_MIN_SIDE, OFFSET_STEP, WIENER_ENHANCE, check_weights_metadata
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform, with_metadata
 from .constant_pieces import ConstantResponse, flat_weights, summed_state
 from .folding import check_finite_state, read_weights
@@ -166,8 +166,7 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         its own linear stage (the files `~enhance.runtime.export.export_onnx` writes) computes each image's
         offset itself, the median of every fourth row and column as `image_offset` takes it, but with non-finite
         pixels counted as 0 where `image_offset` leaves them out (the offset changes only the rounding): either
-        way
-        the linear stage runs on the image less the offset and adds it back as it is (the filters sum to
+        way the linear stage runs on the image less the offset and adds it back as it is (the filters sum to
         one), so that a constant image's estimate is that constant exactly.
     space_to_depth : bool
         Run the linear stage on the image moved into 4 channels of half its size (``SpaceToDepth``), as a
@@ -286,9 +285,9 @@ def _median_nodes(parts):
     dims = [constant(f"median_dims_{end}", np.array([value], np.int64)) for end, value in (("start", 2), ("end", 4))]
     sizes = node("Slice", [node("Shape", ["image"], "image_shape"), *dims], "image_sizes")
     small = node("Less", [node("ReduceMin", [sizes], "image_side", keepdims=0),
-                          constant("median_small", np.array(64, np.int64))], "image_small")  # fmt: skip
-    step = node("Where", [small, constant("median_step_1", np.array([1], np.int64)),
-                          constant("median_step_4", np.array([4], np.int64))], "median_step")  # fmt: skip
+                          constant("median_small", np.array(OFFSET_MIN_SIDE, np.int64))], "image_small")  # fmt: skip
+    one, every = (constant(f"median_step_{n}", np.array([n], np.int64)) for n in (1, OFFSET_STEP))
+    step = node("Where", [small, one, every], "median_step")
     steps = node("Concat", [step, step], "median_steps", axis=0)
     big = np.iinfo(np.int64).max
     sample = node("Slice", ["image", constant("median_starts", np.array([0, 0], np.int64)),
@@ -1046,7 +1045,8 @@ def image_offset(padded: np.ndarray) -> np.float32:
     >>> float(image_offset(np.array([[1.0, np.nan], [1e9, 2.0]], np.float32)))  # the median of 1, 2 and 1e9
     2.0
     """
-    sample = padded[::4, ::4] if min(padded.shape) >= 64 else padded
+    step = OFFSET_STEP if min(padded.shape) >= OFFSET_MIN_SIDE else 1
+    sample = padded[::step, ::step]
     finite = sample[np.isfinite(sample)]
     return np.float32(np.median(finite)) if finite.size else np.float32(0.0)
 
