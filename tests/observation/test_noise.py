@@ -109,16 +109,48 @@ def test_off_limb_zeros_read_as_off_limb_nan():
 @settings(max_examples=40, deadline=None)
 def test_the_median_and_neighbour_range_equal_scipy_rank_filters(seed, ny, nx, ties):
     rng = np.random.default_rng(seed)
-    data = rng.normal(size=(ny, nx))
+    data = rng.normal(size=(ny, nx)).astype(np.float32).astype(np.float64)  # float32 holds it exactly
     if ties:  # few distinct values: equal neighbours everywhere
         data = np.round(data)
-    median, spread = noise._median_and_spread(np.pad(data, 1, mode="symmetric"), slice(0, ny))
     ring = np.ones((3, 3), bool)
     ring[1, 1] = False
     expected = ndimage.maximum_filter(data, footprint=ring, mode="reflect") - ndimage.minimum_filter(
         data, footprint=ring, mode="reflect")  # fmt: skip
-    assert np.array_equal(median, ndimage.median_filter(data, size=3, mode="reflect"))
-    assert np.array_equal(spread, expected)
+    for dtype in (np.float64, np.float32):  # picked in float32, the values are the same
+        median, spread = np.empty((ny, nx), dtype), np.empty((ny, nx))
+        noise._median_and_spread(np.pad(data.astype(dtype), 1, mode="symmetric"), slice(0, ny), median, spread)
+        assert np.array_equal(median, ndimage.median_filter(data, size=3, mode="reflect"))
+        assert np.array_equal(spread, expected)
+
+
+@pytest.mark.parametrize("shape", [(37, 45), (64, 64), (130, 97), (200, 261)])
+def test_the_half_plane_spectra_hold_the_whole_planes_power_in_its_order(shape):
+    # Tiles of 64 overlapping by half, or the whole axis under 128 (odd sizes too): each tile's power at every
+    # frequency beyond the cut-off, read from rfft2's half plane, is the full FFT's, in the full plane's order.
+    data = np.random.default_rng(1).normal(size=shape)
+    usable = np.ones(shape, bool)
+    usable[5, 7] = False  # the tiles holding it are not read
+    power, frequency, keep = noise._tile_powers(data, usable, 0.504, 1.15)
+    size = tuple(n if n < 128 else 64 for n in shape)
+    window = np.outer(np.hanning(size[0] + 2)[1:-1], np.hanning(size[1] + 2)[1:-1])
+    full = np.hypot(np.fft.fftfreq(size[0], 0.504)[:, None], np.fft.fftfreq(size[1], 0.504)[None, :])
+    tiles = [(y, x) for y in range(0, shape[0] - size[0] + 1, size[0] // 2)
+             for x in range(0, shape[1] - size[1] + 1, size[1] // 2)]  # fmt: skip
+    assert len(power) == len(keep) == len(tiles)
+    np.testing.assert_array_equal(frequency, full[full >= 1.15])
+    for index, (y, x) in enumerate(tiles):
+        tile = data[y : y + size[0], x : x + size[1]]
+        spectrum = np.fft.fft2((tile - tile.mean()) * window)
+        expected = (np.abs(spectrum) ** 2 / np.sum(window**2))[full >= 1.15]
+        np.testing.assert_allclose(power[index], expected, rtol=1e-10, atol=1e-12 * expected.max())
+        assert keep[index] == (not (y <= 5 < y + size[0] and x <= 7 < x + size[1]))
+
+
+def test_a_float32_image_reads_as_its_float64_copy():
+    image = np.random.default_rng(4).normal(100.0, 2.0, (300, 260)).astype(np.float32)
+    image[50, 60], image[200:230, 10:40] = 1e4, 0.0  # a hot pixel, an off-limb corner
+    assert measure_noise(image) == measure_noise(image.astype(np.float64))
+    assert measure_noise(image).outliers == 1
 
 
 def test_the_level_does_not_depend_on_the_cores(monkeypatch):

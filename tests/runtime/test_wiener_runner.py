@@ -12,11 +12,17 @@ pytest.importorskip("onnxruntime")
 from enhance.cores import cpu_cores, needed_boxes  # noqa: E402
 from enhance.inference.pipeline import RunOptions, enhance_array  # noqa: E402
 from enhance.inference.tiling import run_tiled  # noqa: E402
-from enhance.models.hybrid import WienerEnhanceNet  # noqa: E402
+from enhance.models.hybrid import WienerEnhanceNet, symmetrize_filters  # noqa: E402
 from enhance.models.runner import Dihedral  # noqa: E402
 from enhance.runtime.ort_blocked import blocked_graph  # noqa: E402
 from enhance.runtime.runners import make_runner  # noqa: E402
-from enhance.runtime.wiener_onnx import D4_PASSES, WienerOnnxNetwork, d4_bank, wiener_graph_from_network  # noqa: E402
+from enhance.runtime.wiener_onnx import (  # noqa: E402
+    D4_PASSES,
+    WienerOnnxNetwork,
+    d4_bank,
+    d4_symmetric,
+    wiener_graph_from_network,
+)
 
 NOISE = 2e-3
 
@@ -226,6 +232,40 @@ def test_the_pipeline_runs_the_full_graph_through_run_image(graph, monkeypatch):
     calls.clear()
     enhance_array(image, kind="intensity", network=light, options=options)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_symmetric_bank_filters_once_for_the_8_passes(exact, random_wiener):
+    # A bank averaged over the rotations and flips (as the default models are trained) is every pass's bank: the
+    # image is filtered once, with 4 phases instead of 32, and 'full' is still the mean of the 8 whole passes.
+    net = random_wiener(5, exact_constants=exact)
+    with torch.no_grad():
+        net.filters.copy_(symmetrize_filters(net.filters))
+    runner = WienerOnnxNetwork(wiener_graph_from_network(net).SerializeToString(), threads=1, symmetric=True)
+    runner = runner.bind(NOISE)
+    assert d4_symmetric(runner.filter_bank[0])
+    assert runner.shared_linear()[2].shape == (4,)
+    image = _image((48, 40))
+    expected = _whole_passes(runner, image)
+    for tile, workers in ((None, 1), (16, 2)):
+        found = runner.run_image(image, tile=tile, workers=workers)
+        assert np.abs(found - expected).max() <= 1e-6 * np.abs(expected).max()
+    asymmetric = WienerOnnxNetwork(graph_of(random_wiener(5, exact_constants=exact), exact=exact), symmetric=True)
+    assert asymmetric.bind(NOISE).shared_linear()[2].shape == (32,)  # random filters: one filtering per pass
+
+
+def test_d4_symmetric_needs_every_moved_bank_within_two_float32_steps():
+    # averaged in float64: its moved banks agree to float64 rounding, far below a float32 step
+    bank = symmetrize_filters(torch.rand(8, 1, 7, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    bank = bank.numpy()
+    assert d4_symmetric(bank)
+    step = float(np.spacing(np.float32(np.abs(bank).max())))
+    nudged = bank.copy()
+    nudged[5, 0, 1, 2] += 1.5 * step  # the rounding of a float32 average: still one bank
+    assert d4_symmetric(nudged)
+    nudged[5, 0, 1, 2] += 2 * step  # further: each pass needs its own
+    assert not d4_symmetric(nudged)
+    assert not d4_symmetric(np.random.default_rng(0).random((8, 1, 7, 7)))
 
 
 @pytest.mark.parametrize("transform", D4_PASSES)

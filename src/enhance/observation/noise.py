@@ -37,6 +37,8 @@ OUTLIER_SIGMAS = 20.0
 TILE_REJECT = 2.0
 #: A tile with more than this share of exactly equal neighbouring pixels is constant in part (no noise there).
 FLAT_SHARE = 0.25
+#: Values per chunk of the measurement's array operations (about 1 MB of float64), each thread's rows in turn.
+CHUNK_VALUES = 2**17
 #: Frequency (cycles per arcsec) that splits the band in two for the ``whiteness`` of `NoiseMeasurement`.
 WHITE_SPLIT = 1.27
 #: A frequency is a peak when its power (averaged over the tiles) is this many times the band's median; the
@@ -85,9 +87,9 @@ class NoiseMeasurement:
     outliers: int = 0
 
 
-def _median_and_spread(padded, band):
+def _median_and_spread(padded, band, median, spread):
     """The 3x3 median of each pixel of rows ``band`` and the range of its eight neighbours, from ``padded`` (the
-    image with one reflected pixel on each side).
+    image with one reflected pixel on each side), written into those rows of ``median`` and ``spread``.
 
     Written with numpy's minimum and maximum rather than scipy.ndimage's rank filters (twice as fast on one core,
     and threads over bands use every core): each column's three values are sorted once, and the median of nine
@@ -102,27 +104,40 @@ def _median_and_spread(padded, band):
     def median3(a, b, c):
         return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
-    median = median3(np.maximum(np.maximum(low[:, left], low[:, mid]), low[:, right]),
-                     median3(middle[:, left], middle[:, mid], middle[:, right]),
-                     np.minimum(np.minimum(high[:, left], high[:, mid]), high[:, right]))  # fmt: skip
+    median[band] = median3(np.maximum(np.maximum(low[:, left], low[:, mid]), low[:, right]),
+                           median3(middle[:, left], middle[:, mid], middle[:, right]),
+                           np.minimum(np.minimum(high[:, left], high[:, mid]), high[:, right]))  # fmt: skip
     largest = np.maximum(np.maximum(high[:, left], high[:, right]), np.maximum(top[:, mid], bottom[:, mid]))
     smallest = np.minimum(np.minimum(low[:, left], low[:, right]), np.minimum(top[:, mid], bottom[:, mid]))
-    return median, largest - smallest
+    np.subtract(largest, smallest, out=spread[band], dtype=spread.dtype)
 
 
-def _replace_outliers(data, usable):
+def _chunks(band, size):
+    """``band`` (a slice) cut into slices of at most ``size`` (at least 1) rows: the temporary arrays of each stay
+    small enough to be reused from the heap and the cache, instead of fresh pages for every operation."""
+    size = max(1, size)
+    return [slice(start, min(start + size, band.stop)) for start in range(band.start, band.stop, size)]
+
+
+def _replace_outliers(data, usable, *, exact32=False):
     """``data`` with its isolated outlier pixels replaced by the median of their 3x3 neighbourhood, and how many.
 
     An outlier stands more than `OUTLIER_SIGMAS` robust standard deviations (judged on the ``usable`` pixels)
     from that median, and more than twice the range of its eight neighbours from it: a hot pixel, not a steep
     solar gradient (whose neighbours span it), whose replacement would itself add a spike to the spectrum.
-    Edges are reflected (``d c b a | a b c d``).
+    Edges are reflected (``d c b a | a b c d``). With ``exact32`` (float64 ``data`` that float32 holds exactly)
+    the medians and ranges are picked in float32, three times as fast, with the same values.
     """
-    padded = np.pad(data, 1, mode="symmetric")
-    bands = map_rows(lambda band: _median_and_spread(padded, band), data.shape[0])
-    median, spread = (np.concatenate(parts) for parts in zip(*bands, strict=True))
-    residual = np.abs(data - median)
-    scale = 1.4826 * float(np.median(residual[usable])) if usable.any() else 0.0
+    padded = np.pad(data.astype(np.float32) if exact32 else data, 1, mode="symmetric")
+    median, spread, residual = np.empty(data.shape, padded.dtype), np.empty(data.shape), np.empty(data.shape)
+
+    def rows(band):  # the median, the range and the residual of each pixel of ``band``, the last two in float64
+        for part in _chunks(band, CHUNK_VALUES // data.shape[1]):
+            _median_and_spread(padded, part, median, spread)
+            np.abs(np.subtract(data[part], median[part], out=residual[part]), out=residual[part])
+
+    map_rows(rows, data.shape[0])
+    scale = 1.4826 * float(np.median(residual[usable], overwrite_input=True)) if usable.any() else 0.0
     if not scale > 0:  # more than half of the pixels equal their neighbourhood: nothing to judge by
         return data, 0
     bad = (residual > OUTLIER_SIGMAS * scale) & (residual > 2 * spread) & usable
@@ -130,42 +145,49 @@ def _replace_outliers(data, usable):
     return (np.where(bad, median, data) if count else data), count
 
 
-def _tiles(data, usable):
-    """Tiles of `NOISE_TILE` pixels overlapping by half (the whole image along an axis shorter than twice that),
-    and which of them to read: those with no missing pixel and not constant in part."""
+def _tile_powers(data, usable, dx, start):
+    """Power spectra of Hann-windowed, mean-subtracted tiles, per unit of noise variance, at the frequencies at or
+    above ``start`` (in the order of the full spectrum, row by row), those frequencies, and which tiles to read.
 
+    The tiles have `NOISE_TILE` pixels and overlap by half (the whole image along an axis shorter than twice
+    that); those to read hold no missing pixel and are not constant in part. Each tile's spectrum is taken over half
+    the plane (``rfft2``): the power at ``-k`` is the power at ``k`` for a real tile, so the other half is read
+    there, twice as fast as the whole plane's FFT with the same values (to float64 rounding).
+    """
     size = tuple(n if n < 2 * NOISE_TILE else NOISE_TILE for n in data.shape)
     step = tuple(max(s // 2, 1) for s in size)
-
-    def cut(array):
-        views = sliding_window_view(array, size)[:: step[0], :: step[1]]
-        return views.reshape(-1, *size)
-
-    blocks = cut(data)
-    flat = (np.diff(blocks, axis=2) == 0).mean(axis=(1, 2)) > FLAT_SHARE  # off-limb constants, dead columns
-    return blocks, cut(usable).all(axis=(1, 2)) & ~flat
-
-
-def _tile_powers(blocks, dx):
-    """Power spectra of Hann-windowed, mean-subtracted tiles, per unit of noise variance, and their frequencies."""
-    ny, nx = blocks.shape[1:]
+    views, missing = (sliding_window_view(array, size)[:: step[0], :: step[1]] for array in (data, ~usable))
+    ny, nx = size
     window = np.outer(np.hanning(ny + 2)[1:-1], np.hanning(nx + 2)[1:-1])  # zero only outside the tile
     norm = np.sum(window**2)
-
-    def powers(band):  # numpy's FFT releases the GIL: threads over the tiles use every core
-        spectrum = np.fft.fft2((blocks[band] - blocks[band].mean(axis=(1, 2), keepdims=True)) * window)
-        return (spectrum.real**2 + spectrum.imag**2) / norm
-
-    power = np.concatenate(map_rows(powers, len(blocks), minimum=16))
     frequency = np.hypot(np.fft.fftfreq(ny, dx)[:, None], np.fft.fftfreq(nx, dx)[None, :])
-    return power, frequency
+    rows, columns = np.nonzero(frequency >= start)
+    mirrored = columns > nx // 2  # not in rfft2's half plane: read at -k
+    rows, columns = np.where(mirrored, -rows % ny, rows), np.where(mirrored, nx - columns, columns)
+
+    across = views.shape[1]
+    power, keep = np.empty((views.shape[0] * across, len(rows))), np.empty(views.shape[0] * across, bool)
+
+    def powers(band):  # numpy's FFT releases the GIL: threads over rows of tiles use every core
+        for part in _chunks(band, CHUNK_VALUES // (across * ny * nx)):
+            blocks = np.array(views[part]).reshape(-1, ny, nx)  # a copy, windowed in place
+            equal = np.count_nonzero(blocks[:, :, 1:] == blocks[:, :, :-1], axis=(1, 2)) / (ny * (nx - 1))
+            tiles = slice(part.start * across, part.stop * across)
+            keep[tiles] = ~missing[part].any(axis=(2, 3)).ravel() & ~(equal > FLAT_SHARE)  # off-limb, dead columns
+            blocks -= blocks.mean(axis=(1, 2), keepdims=True)
+            blocks *= window
+            spectrum = np.fft.rfft2(blocks)[:, rows, columns]
+            np.divide(spectrum.real**2 + spectrum.imag**2, norm, out=power[tiles])
+
+    map_rows(powers, views.shape[0], minimum=max(1, 16 // across))
+    return power, frequency[frequency >= start], keep
 
 
-def _pattern(power, beyond):
+def _pattern(power):
     """Whether a few frequencies (a periodic pattern) hold most of the power beyond the cut-off, in most tiles.
 
     The median over the tiles: an edge's streak in one tile is not a pattern of the image."""
-    mean = np.median(power[:, beyond], axis=0)
+    mean = np.median(power, axis=0)
     total = float(mean.sum())
     if not total > 0:
         return False
@@ -219,7 +241,8 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     >>> bool(abs(found.sigma - 2.0) < 0.1), found.reliable, found.outliers
     (True, True, 1)
     """
-    data = check_image(image).astype(np.float64)
+    source = check_image(image)
+    data = source.astype(np.float64)
     if min(data.shape) < 16:
         msg = f"the noise level needs an image of at least 16 x 16 pixels, got shape {data.shape}"
         raise ValueError(msg)
@@ -227,11 +250,11 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     start = float(band_start.to_value(1 / u.arcsec))
     stop = np.inf if band_stop is None else float(band_stop.to_value(1 / u.arcsec))
     usable = np.isfinite(data) if finite is None else np.asarray(finite, bool) & np.isfinite(data)
-    data, outliers = _replace_outliers(np.where(usable, data, 0.0), usable)
-    blocks, keep = _tiles(data, usable)
-    power, frequency = _tile_powers(blocks, dx)
-    band = (frequency >= start) & (frequency < stop)
-    if band.sum() * len(blocks) < 16:
+    exact32 = np.can_cast(source.dtype, np.float32, casting="safe")  # float32, float16, 8- and 16-bit integers
+    data, outliers = _replace_outliers(np.where(usable, data, 0.0), usable, exact32=exact32)
+    power, frequency, keep = _tile_powers(data, usable, dx, start)  # the frequencies at or above ``start`` only
+    band = frequency < stop
+    if band.sum() * len(keep) < 16:
         msg = (f"pixels of {dx:g} arcsec sample no frequency above {start:g} cycles per arcsec: "
                "the noise level cannot be measured on this grid")  # fmt: skip
         raise ValueError(msg)
@@ -239,16 +262,15 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     if not missing < len(keep):
         return NoiseMeasurement(np.nan, reliable=False, reason="no tile without missing or constant pixels",
                                 missing=missing, outliers=outliers)  # fmt: skip
-    levels = np.sqrt(np.median(power[:, band], axis=1) / np.log(2))
+    levels = np.sqrt(np.median(power if band.all() else power[:, band], axis=1) / np.log(2))
     high = keep & (levels > TILE_REJECT * float(np.median(levels[keep])))
     power = power[keep & ~high]
     count, rejected = len(power), int(high.sum())
-    beyond = frequency >= start
-    inner, outer = beyond & (frequency < WHITE_SPLIT), frequency >= max(WHITE_SPLIT, start)
+    inner, outer = frequency < WHITE_SPLIT, frequency >= max(WHITE_SPLIT, start)
     with np.errstate(divide="ignore", invalid="ignore"):
         whiteness = _level(power, inner) / _level(power, outer) if inner.any() and outer.any() else 1.0
     reason = ""
-    if _pattern(power, beyond):
+    if _pattern(power):
         reason = "a periodic pattern holds most of the power beyond the cut-off"
     elif count < rejected:
         reason = f"{rejected} of {count + rejected} tiles stand far above the others (edges, artefacts)"

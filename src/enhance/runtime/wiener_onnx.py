@@ -15,10 +15,12 @@ single-threaded onnxruntime calls on its own band, tile or pass (each keeps its 
 cache); the residual crops and sums stay in onnxruntime's blocked layout
 (`~enhance.runtime.ort_blocked`); and the 8 passes of 'full' share one filtering of the image with the 8
 moved banks (`d4_bank`) instead of filtering each moved image with a 4-channel convolution, the least
-efficient layer. A network with exact constants runs without its response to constant images, which the
-runner subtracts in its exact piecewise-linear form (`~enhance.runtime.constant_pieces`), once per pixel for
-'full' (the mean over the output phases is what its 8 passes subtract on average). The results are those of
-one whole-image pass, to a few float32 steps.
+efficient layer: a bank unchanged by the rotations and flips to float32 rounding (`d4_symmetric`: the default
+models', fitted on statistics over the 8, `~enhance.training.linear_stage`) filters it once for all 8. A
+network with exact constants runs without its response to constant images, which the runner subtracts in its
+exact piecewise-linear form (`~enhance.runtime.constant_pieces`), once per pixel for 'full' (the mean over the
+output phases is what its 8 passes subtract on average). The results are those of one whole-image pass, to a
+few float32 steps.
 """
 
 import collections
@@ -50,6 +52,7 @@ __all__ = [
     "graph_filter_bank",
     "split_rows",
     "d4_bank",
+    "d4_symmetric",
     "d4_kernel_graph",
     "space_to_depth_bank",
     "image_offset",
@@ -405,7 +408,39 @@ def d4_bank(bank: np.ndarray, transform) -> np.ndarray:
     return np.flip(moved, axes) if axes else moved
 
 
-def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float, *, filtering: bool = False):
+def d4_symmetric(filters: np.ndarray) -> bool:
+    """Whether every pass of `D4_PASSES` sees the same bank (`d4_bank`), to two float32 steps of its largest weight.
+
+    A bank fitted on statistics accumulated over the rotations and flips (`~enhance.training.linear_stage`, the
+    default models') or averaged over them (`~enhance.models.hybrid.symmetrize_filters`) is, to the rounding of
+    its float32 weights: the 8 passes of 'full' then filter the image once with it.
+
+    Parameters
+    ----------
+    filters : `~numpy.ndarray`
+        The bank, ``(4 K, 1, taps, taps)``.
+
+    Returns
+    -------
+    bool
+        True when each moved bank differs from it by at most two float32 steps of its largest absolute weight.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from enhance.models.hybrid import symmetrize_filters
+    >>> bank = torch.rand(8, 1, 5, 5)
+    >>> d4_symmetric(bank.numpy()), d4_symmetric(symmetrize_filters(bank).numpy())
+    (False, True)
+    """
+    taps = filters.shape[-1]
+    bank = np.asarray(filters, np.float64).reshape(-1, 2, 2, taps, taps)
+    step = 2 * float(np.spacing(np.float32(np.abs(bank).max())))
+    return all(float(np.abs(d4_bank(bank, transform) - bank).max()) <= step for transform in D4_PASSES)
+
+
+def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float, *, filtering: bool = False,
+                    passes=None):  # fmt: skip
     """An ONNX graph from a noise level to the 8 passes' blended kernels, as `wiener_onnx_graph` blends its own.
 
     Parameters
@@ -418,13 +453,15 @@ def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float, *, filt
         HMI's noise, network units.
     filtering : bool
         Also filter an image with the kernels: a second input ``image`` ``(1, 1, h, w)`` and a first output
-        ``phases`` ``(1, 32, h - taps + 1, w - taps + 1)`` (the 8 passes' linear stage of 'full').
+        ``phases`` ``(1, 4 p, h - taps + 1, w - taps + 1)`` (the passes' linear stage of 'full').
+    passes : sequence of tuple, optional
+        The ``p`` passes (of `D4_PASSES`) to blend kernels for; None: all 8.
 
     Returns
     -------
     `onnx.ModelProto`
-        Input ``noise`` ``(1,)``, output ``kernels`` ``(32, 1, taps, taps)``: for each pass of `D4_PASSES`, the
-        four phases' kernels of `d4_bank`, blended for the noise level.
+        Input ``noise`` ``(1,)``, output ``kernels`` ``(4 p, 1, taps, taps)``: for each pass, the four phases'
+        kernels of `d4_bank`, blended for the noise level.
 
     Examples
     --------
@@ -438,20 +475,21 @@ def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float, *, filt
     from onnx import TensorProto, helper
 
     count, taps = len(noise_nodes), filters.shape[-1]
+    passes = D4_PASSES if passes is None else tuple(tuple(transform) for transform in passes)
     parts = _GraphParts()
     graph_nodes, initializers, constant, node = parts.nodes, parts.initializers, parts.constant, parts.node
 
     _, hat = _hat_nodes(node, constant, [float(v) for v in noise_nodes], float(noise_unit))
     bank = np.asarray(filters, np.float32).reshape(count, 2, 2, taps, taps)
-    moved = np.concatenate([d4_bank(bank, t).reshape(count, -1) for t in D4_PASSES], axis=1)
-    shape = constant("kernel_shape", np.array([4 * len(D4_PASSES), 1, taps, taps], np.int64))
+    moved = np.concatenate([d4_bank(bank, t).reshape(count, -1) for t in passes], axis=1)
+    shape = constant("kernel_shape", np.array([4 * len(passes), 1, taps, taps], np.int64))
     node("Reshape", [node("MatMul", [hat, constant("filters", moved)], "blended_flat"), shape], "kernels")
     inputs = [helper.make_tensor_value_info("noise", TensorProto.FLOAT, [1])]
-    outputs = [helper.make_tensor_value_info("kernels", TensorProto.FLOAT, [4 * len(D4_PASSES), 1, taps, taps])]
+    outputs = [helper.make_tensor_value_info("kernels", TensorProto.FLOAT, [4 * len(passes), 1, taps, taps])]
     if filtering:
         node("Conv", ["image", "kernels"], "phases")
         inputs.append(helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, None, None]))
-        phases = helper.make_tensor_value_info("phases", TensorProto.FLOAT, [1, 4 * len(D4_PASSES), None, None])
+        phases = helper.make_tensor_value_info("phases", TensorProto.FLOAT, [1, 4 * len(passes), None, None])
         outputs.insert(0, phases)
     graph = helper.make_graph(graph_nodes, "d4_kernels", inputs, outputs, initializer=initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="solar-enhance")
@@ -675,9 +713,10 @@ class WienerOnnxNetwork(OnnxNetwork):
         -------
         tuple
             ``(network session, linear-stage session, sums)``: the first reads ``image``, ``noise`` and
-            ``estimate``; the second maps ``noise`` and a ``(1, 1, h, w)`` ``image`` to the 8 passes' 4 phases
-            ``(1, 32, h - taps + 1, w - taps + 1)``, filtered with `d4_bank` blended (`d4_kernel_graph`); ``sums``
-            ``(32,)`` float64 are its kernels' sums at this noise level (the response to a constant 1). A
+            ``estimate``; the second maps ``noise`` and a ``(1, 1, h, w)`` ``image`` to the passes' 4 phases
+            ``(1, 4 p, h - taps + 1, w - taps + 1)``, filtered with `d4_bank` blended (`d4_kernel_graph`): for the
+            8 passes (p = 8), or once for all of them where the bank is `d4_symmetric` (p = 1); ``sums``
+            ``(4 p,)`` float64 are its kernels' sums at this noise level (the response to a constant 1). A
             shipped model's two graphs (``cache_key``) are built once and kept in the graph cache
             (`~enhance.runtime.onnx_cache`), with the network's blocked layout for this CPU, so that later
             runs need no ``onnx`` package.
@@ -689,8 +728,8 @@ class WienerOnnxNetwork(OnnxNetwork):
         >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
         >>> runner = WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString(), symmetric=True)
         >>> network, linear, sums = runner.bind(1e-3).shared_linear()
-        >>> [i.name for i in network.get_inputs()], sums.shape
-        (['image', 'noise', 'estimate'], (32,))
+        >>> [i.name for i in network.get_inputs()], sums.shape  # a bank of zeros is symmetric: one filtering
+        (['image', 'noise', 'estimate'], (4,))
         """
         with self._shared_lock:
             if "network" not in self._shared:  # both or neither
@@ -973,9 +1012,10 @@ class _OwnLinear:
 class _SharedLinear(_OwnLinear):
     """Passes that share one filtering of the window with the 8 moved banks ('full').
 
-    The window, less the offset of `_OwnLinear`, is filtered once with `d4_bank` of each pass, in row blocks on
-    the workers; each pass adds the offset's response back (the offset itself with exact constants), moves its
-    four phases as it moves the image and runs the network on them.
+    The window, less the offset of `_OwnLinear`, is filtered once with `d4_bank` of each pass (or once with the
+    bank, where it is `d4_symmetric`), in row blocks on the workers; each pass adds the offset's response back
+    (the offset itself with exact constants), moves its four phases as it moves the image and runs the network
+    on them.
     """
 
     def __init__(self, runner, padded, workers):
@@ -986,6 +1026,7 @@ class _SharedLinear(_OwnLinear):
         self.offset = image_offset(padded)
         gains = np.ones_like(sums) if self.response is not None else sums  # exact constants: one, as `_OwnLinear`
         self.constant = (self.offset * gains).astype(np.float32)[:, None, None]
+        self.filterings = len(sums) // 4  # 8: one per pass; 1: the same phases for every pass
 
     def submit(self, pool, window, passes, origin=None):
         rows = window.shape[0] - self.taps + 1
@@ -1015,7 +1056,7 @@ class _SharedLinear(_OwnLinear):
         return self.linear.run(["phases"], {"image": centred, "noise": self.noise})[0][0]
 
     def one_pass(self, window, transform, blocks):
-        index = D4_PASSES.index(tuple(transform))
+        index = D4_PASSES.index(tuple(transform)) if self.filterings > 1 else 0
         phases = np.concatenate([block.result()[4 * index : 4 * index + 4] for block in blocks], axis=1)
         phases += self.constant[4 * index : 4 * index + 4]
         moved = dihedral_transform(window, transform)
@@ -1131,11 +1172,12 @@ def _constants_apart_session(runner):
 
 
 def _linear_session(runner):
-    """The 8 passes' linear stage of 'full' (`d4_kernel_graph` with ``filtering``), kept in the graph cache for a
-    shipped model."""
+    """The 8 passes' linear stage of 'full' (`d4_kernel_graph` with ``filtering``): one filtering with the bank
+    where it is `d4_symmetric`, else one per pass; kept in the graph cache for a shipped model."""
     filters, nodes, unit = runner.filter_bank
-    key = f"{runner.cache_key}-linear" if runner.cache_key else None
-    graph = cached_graph(key, lambda: d4_kernel_graph(filters, nodes, unit, filtering=True))
+    passes = D4_PASSES[:1] if d4_symmetric(filters) else D4_PASSES
+    key = f"{runner.cache_key}-linear-{len(passes)}" if runner.cache_key else None
+    graph = cached_graph(key, lambda: d4_kernel_graph(filters, nodes, unit, filtering=True, passes=passes))
     return open_session(graph, threads=1, blocked=False, name=runner.name)[0]
 
 
