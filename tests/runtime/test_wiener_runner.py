@@ -254,17 +254,26 @@ def test_a_symmetric_bank_filters_once_for_the_8_passes(exact, random_wiener):
     assert asymmetric.bind(NOISE).shared_linear()[2].shape == (32,)  # random filters: one filtering per pass
 
 
-def test_d4_symmetric_needs_every_moved_bank_within_two_float32_steps():
-    # averaged in float64: its moved banks agree to float64 rounding, far below a float32 step
+def test_d4_symmetric_bounds_each_moved_kernel_by_a_millionth_of_its_absolute_sum():
+    # averaged in float64: its moved banks agree to float64 rounding; in float32 to about 1e-7 of each kernel
     bank = symmetrize_filters(torch.rand(8, 1, 7, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     bank = bank.numpy()
     assert d4_symmetric(bank)
-    step = float(np.spacing(np.float32(np.abs(bank).max())))
+    assert d4_symmetric(bank.astype(np.float32))
+    total = np.abs(bank[5, 0]).sum()
     nudged = bank.copy()
-    nudged[5, 0, 1, 2] += 1.5 * step  # the rounding of a float32 average: still one bank
+    nudged[5, 0, 1, 2] += 0.5e-6 * total  # within a millionth of the kernel's absolute sum: still one bank
     assert d4_symmetric(nudged)
-    nudged[5, 0, 1, 2] += 2 * step  # further: each pass needs its own
+    nudged[5, 0, 1, 2] += 1e-6 * total  # further: each pass needs its own
     assert not d4_symmetric(nudged)
+    # A level of weights a hundred times smaller, each tilted by under one float32 step of the bank's largest
+    # weight: the steps add up over the taps, so the level's moved kernels differ too much to share a filtering.
+    small = bank.copy()
+    small[4:] *= 0.01
+    assert d4_symmetric(small)
+    step = float(np.spacing(np.float32(np.abs(small).max())))
+    small[4:, 0] += 0.85 * step * np.sign(np.arange(7) - 3)
+    assert not d4_symmetric(small)
     assert not d4_symmetric(np.random.default_rng(0).random((8, 1, 7, 7)))
 
 

@@ -170,7 +170,7 @@ def _tile_powers(data, usable, dx, start):
 
     def powers(band):  # numpy's FFT releases the GIL: threads over rows of tiles use every core
         for part in _chunks(band, CHUNK_VALUES // (across * ny * nx)):
-            blocks = np.array(views[part]).reshape(-1, ny, nx)  # a copy, windowed in place
+            blocks = np.array(views[part], order="C").reshape(-1, ny, nx)  # a copy in tile order, windowed in place
             equal = np.count_nonzero(blocks[:, :, 1:] == blocks[:, :, :-1], axis=(1, 2)) / (ny * (nx - 1))
             tiles = slice(part.start * across, part.stop * across)
             keep[tiles] = ~missing[part].any(axis=(2, 3)).ravel() & ~(equal > FLAT_SHARE)  # off-limb, dead columns
@@ -250,7 +250,7 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     start = float(band_start.to_value(1 / u.arcsec))
     stop = np.inf if band_stop is None else float(band_stop.to_value(1 / u.arcsec))
     usable = np.isfinite(data) if finite is None else np.asarray(finite, bool) & np.isfinite(data)
-    exact32 = np.can_cast(source.dtype, np.float32, casting="safe")  # float32, float16, 8- and 16-bit integers
+    exact32 = np.can_cast(source.dtype, np.float32, casting="safe")  # float32 and float16 (integers come as float64)
     data, outliers = _replace_outliers(np.where(usable, data, 0.0), usable, exact32=exact32)
     power, frequency, keep = _tile_powers(data, usable, dx, start)  # the frequencies at or above ``start`` only
     band = frequency < stop

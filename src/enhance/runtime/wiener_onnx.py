@@ -58,6 +58,7 @@ __all__ = [
     "image_offset",
     "D4_PASSES",
     "MIN_BAND_MARGINS",
+    "SYMMETRY_TOLERANCE",
 ]
 
 
@@ -409,11 +410,13 @@ def d4_bank(bank: np.ndarray, transform) -> np.ndarray:
 
 
 def d4_symmetric(filters: np.ndarray) -> bool:
-    """Whether every pass of `D4_PASSES` sees the same bank (`d4_bank`), to two float32 steps of its largest weight.
+    """Whether every pass of `D4_PASSES` sees the same bank (`d4_bank`), to `SYMMETRY_TOLERANCE` of each kernel.
 
     A bank fitted on statistics accumulated over the rotations and flips (`~enhance.training.linear_stage`, the
     default models') or averaged over them (`~enhance.models.hybrid.symmetrize_filters`) is, to the rounding of
-    its float32 weights: the 8 passes of 'full' then filter the image once with it.
+    its float32 weights: the 8 passes of 'full' then filter the image once with it. Each moved kernel must lie
+    within `SYMMETRY_TOLERANCE` of the kernel's absolute sum (L1), so that filtering with the bank instead of the
+    moved one changes no estimate by more than that fraction of the image's largest distance from its offset.
 
     Parameters
     ----------
@@ -423,7 +426,8 @@ def d4_symmetric(filters: np.ndarray) -> bool:
     Returns
     -------
     bool
-        True when each moved bank differs from it by at most two float32 steps of its largest absolute weight.
+        True when, for every pass, level and phase, the moved kernel less the kernel sums in absolute value to at
+        most `SYMMETRY_TOLERANCE` times the kernel's.
 
     Examples
     --------
@@ -435,8 +439,8 @@ def d4_symmetric(filters: np.ndarray) -> bool:
     """
     taps = filters.shape[-1]
     bank = np.asarray(filters, np.float64).reshape(-1, 2, 2, taps, taps)
-    step = 2 * float(np.spacing(np.float32(np.abs(bank).max())))
-    return all(float(np.abs(d4_bank(bank, transform) - bank).max()) <= step for transform in D4_PASSES)
+    allowed = SYMMETRY_TOLERANCE * np.abs(bank).sum(axis=(3, 4))
+    return all(bool((np.abs(d4_bank(bank, g) - bank).sum(axis=(3, 4)) <= allowed).all()) for g in D4_PASSES)
 
 
 def d4_kernel_graph(filters: np.ndarray, noise_nodes, noise_unit: float, *, filtering: bool = False,
@@ -893,6 +897,9 @@ class WienerOnnxNetwork(OnnxNetwork):
 #: runs the network on ``rot90(x.T if transpose else x, turns)`` and turns its output back
 #: (`~enhance.models.runner.DIHEDRAL`).
 D4_PASSES = DIHEDRAL
+#: Largest difference between a moved kernel and the kernel, as a fraction of its absolute sum, for which the
+#: 8 passes of 'full' filter the image once (`d4_symmetric`): float32 rounding of a symmetric bank is about 1e-7.
+SYMMETRY_TOLERANCE = 1e-6
 #: Bands of rows are at least this many receptive margins tall: each band computes two margins of overlap.
 MIN_BAND_MARGINS = 4
 #: Responses to constant images (`WienerOnnxNetwork.constant_response`) kept per runner: the last noise levels.
