@@ -161,7 +161,8 @@ def _tile_powers(data, usable, dx, start):
     window = np.outer(np.hanning(ny + 2)[1:-1], np.hanning(nx + 2)[1:-1])  # zero only outside the tile
     norm = np.sum(window**2)
     frequency = np.hypot(np.fft.fftfreq(ny, dx)[:, None], np.fft.fftfreq(nx, dx)[None, :])
-    rows, columns = np.nonzero(frequency >= start)
+    beyond = frequency >= start
+    rows, columns = np.nonzero(beyond)
     mirrored = columns > nx // 2  # not in rfft2's half plane: read at -k
     rows, columns = np.where(mirrored, -rows % ny, rows), np.where(mirrored, nx - columns, columns)
 
@@ -180,7 +181,7 @@ def _tile_powers(data, usable, dx, start):
             np.divide(spectrum.real**2 + spectrum.imag**2, norm, out=power[tiles])
 
     map_rows(powers, views.shape[0], minimum=max(1, 16 // across))
-    return power, frequency[frequency >= start], keep
+    return power, frequency[beyond], keep
 
 
 def _pattern(power):

@@ -1041,7 +1041,11 @@ class _SharedLinear(_OwnLinear):
         blocks = [
             pool.submit(self.filtered, window[a : b + self.taps - 1]) for a, b in zip(edges, edges[1:], strict=False)
         ]
-        futures = [pool.submit(self.one_pass, window, transform, blocks) for transform in passes]
+        # each filtering's phases joined once (one join for every pass where the bank is `d4_symmetric`)
+        indices = [D4_PASSES.index(tuple(transform)) if self.filterings > 1 else 0 for transform in passes]
+        joined = {index: pool.submit(self.joined, blocks, index) for index in dict.fromkeys(indices)}
+        futures = [pool.submit(self.one_pass, window, transform, joined[index])
+                   for transform, index in zip(passes, indices, strict=True)]  # fmt: skip
         if self.response is not None:  # the passes' response to constants, subtracted from their mean once
             futures.append(pool.submit(self.constant_response, window))
         return futures
@@ -1062,12 +1066,16 @@ class _SharedLinear(_OwnLinear):
         centred = (rows - self.offset)[None, None]
         return self.linear.run(["phases"], {"image": centred, "noise": self.noise})[0][0]
 
-    def one_pass(self, window, transform, blocks):
-        index = D4_PASSES.index(tuple(transform)) if self.filterings > 1 else 0
+    def joined(self, blocks, index):
+        """Filtering ``index``'s four phases of the window, its row blocks joined, plus the offset's response."""
         phases = np.concatenate([block.result()[4 * index : 4 * index + 4] for block in blocks], axis=1)
         phases += self.constant[4 * index : 4 * index + 4]
-        moved = dihedral_transform(window, transform)
-        feeds = {"image": moved[None, None], "noise": self.noise, "estimate": _moved_phases(phases, transform)[None]}
+        return phases
+
+    def one_pass(self, window, transform, joined):
+        moved = dihedral_transform(window, transform)  # the shared phases are moved into a new array, never changed
+        estimate = _moved_phases(joined.result(), transform)
+        feeds = {"image": moved[None, None], "noise": self.noise, "estimate": estimate[None]}
         return dihedral_inverse(self.session.run(None, feeds)[0][0, 0], transform)
 
 
