@@ -64,7 +64,8 @@ def test_enhance_run_full_keeps_its_shared_linear_stage_and_then_imports_no_onnx
     assert "onnx" in ast.literal_eval(first)
     names = sorted(path.name for path in (cache / "onnx").glob("intensity-full-*.onnx"))
     assert any(name.endswith("-estimate.onnx") for name in names)  # the network reading the shared estimate
-    assert any(name.endswith("-linear-1.onnx") for name in names)  # the 8 passes' linear stage: one symmetric bank
+    assert any(name.endswith("-kernels-1.onnx") for name in names)  # the 8 passes' linear stage: one symmetric bank
+    assert any(name.endswith("-filtering-1.onnx") for name in names)  # the template its kernels are written into
     warm_modules, warm = _run(tmp_path, "warm.fits", cache, model="full")
     assert warm_modules == "[]"
     assert np.array_equal(cold, warm, equal_nan=True)

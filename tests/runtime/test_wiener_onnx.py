@@ -176,3 +176,56 @@ def test_the_exported_graph_of_a_model_exact_on_constants_keeps_them_to_float_ro
     np.testing.assert_array_equal(hit[1], out[1])
     if kind == "blos":
         np.testing.assert_array_equal(session.run(None, {"image": -batch, "noise": noise})[0], -out)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_the_paired_kernel_gives_the_convolutions_phases_of_2x2_pixels_at_once(size):
+    # Analytic: channel 4 (2 a + b) + 2 s + t of the stride-2 convolution at (Y, X) is phase 2 a + b of the
+    # convolution at (2 Y + s, 2 X + t), so DepthToSpace(2) of the first holds the second's phases in place.
+    from scipy.signal import correlate
+
+    from enhance.runtime.wiener_onnx import paired_kernel
+
+    rng = np.random.default_rng(5)
+    weight, bias = rng.normal(size=(4, 3, size, size)), rng.normal(size=4)
+    image = rng.normal(size=(3, 12, 10))
+    plain = np.stack([correlate(image, weight[p], mode="valid")[0] + bias[p] for p in range(4)])
+    paired, paired_bias = paired_kernel(weight, bias)
+    assert paired.shape == (16, 3, size + 1, size + 1)
+    wide = np.stack([correlate(image, paired[c], mode="valid")[0] + paired_bias[c] for c in range(16)])
+    strided = wide[:, ::2, ::2].reshape(4, 2, 2, *wide[:, ::2, ::2].shape[1:])  # phase, s, t, Y, X
+    for p, s, t in np.ndindex(4, 2, 2):
+        expected = plain[p, s::2, t::2]
+        np.testing.assert_allclose(strided[p, s, t, : expected.shape[0], : expected.shape[1]], expected, rtol=1e-12)
+    assert paired_kernel(weight)[1] is None
+    for wrong in (weight[:2], np.zeros((4, 3, 2, 3))):
+        with pytest.raises(ValueError, match="4, c, k, k"):
+            paired_kernel(wrong)
+    with pytest.raises(ValueError, match="4 biases"):
+        paired_kernel(weight, bias[:3])
+
+
+@pytest.mark.parametrize(("odd", "shape"), [(False, (1, 1, 23, 26)), (True, (2, 1, 24, 19))])
+def test_the_graph_with_the_paired_output_gives_the_same_output_at_any_size(odd, shape, random_wiener):
+    # The runner's graphs (constants apart, 'light''s moved linear stage, 'full''s estimate as an input) run the
+    # last convolution paired; odd output sizes use its one pixel of end padding and are cropped back.
+    import onnxruntime as ort
+
+    from enhance.runtime.wiener_onnx import image_offset, wiener_onnx_graph
+
+    net = random_wiener(3, odd=odd)
+    state = {name: tensor.numpy() for name, tensor in net.state_dict().items()}
+    meta = {"depth": net.depth, "width": net.width, "taps": net.taps, "noise_nodes": net.noise_nodes,
+            "noise_unit": net.noise_unit, "exact_constants": True, "odd": odd}  # fmt: skip
+    image = _image((shape[0], 1, shape[2] + 2 * net.margin, shape[3] + 2 * net.margin), seed=2)
+    feeds = {"image": image, "noise": np.full(shape[0], 2e-3, np.float32)}
+    offset = np.full((1, 1, 1, 1), image_offset(image[0, 0]), np.float32)
+    outputs = []
+    for paired in (False, True):
+        graph = wiener_onnx_graph(state, meta, constants_apart=True, paired_output=paired).SerializeToString()
+        session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+        outputs.append(session.run(None, {**feeds, "offset": offset})[0])
+    assert outputs[1].shape == (shape[0], 1, 2 * shape[2], 2 * shape[3])
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-6 * np.abs(outputs[0]).max())
+    with pytest.raises(ValueError, match="constants_apart"):
+        wiener_onnx_graph(state, meta, paired_output=True)

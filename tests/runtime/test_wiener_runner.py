@@ -18,6 +18,7 @@ from enhance.runtime.ort_blocked import blocked_graph  # noqa: E402
 from enhance.runtime.runners import make_runner  # noqa: E402
 from enhance.runtime.wiener_onnx import (  # noqa: E402
     D4_PASSES,
+    FILTERINGS_KEPT,
     WienerOnnxNetwork,
     d4_bank,
     d4_symmetric,
@@ -334,3 +335,21 @@ def test_an_unbound_runner_and_a_wrong_shape_are_refused(graph):
         runner.run_image(_image())
     with pytest.raises(ValueError, match=r"shape \(ny, nx\)"):
         runner.bind(NOISE).run_image(_image()[None])
+
+
+def test_full_filters_each_noise_level_with_its_own_kernels_and_keeps_the_last_ones(random_wiener):
+    # The kernels are written into a graph per noise level (graph_template): a level seen before, one since
+    # dropped from the kept ones, and a new one each give what a fresh runner at that level gives.
+    net = random_wiener(6)
+    with torch.no_grad():
+        net.filters.copy_(symmetrize_filters(net.filters))
+    graph = wiener_graph_from_network(net).SerializeToString()
+    runner = WienerOnnxNetwork(graph, threads=1, symmetric=True)
+    image = _image((30, 26))
+    levels = [NOISE * 1.3**k for k in range(FILTERINGS_KEPT + 2)]
+    first = {noise: runner.bind(noise).run_image(image, workers=1) for noise in levels}
+    assert not np.array_equal(first[levels[0]], first[levels[-1]])
+    for noise in (levels[0], levels[-1]):
+        fresh = WienerOnnxNetwork(graph, threads=1, symmetric=True).bind(noise).run_image(image, workers=1)
+        np.testing.assert_array_equal(runner.bind(noise).run_image(image, workers=1), fresh)
+        np.testing.assert_array_equal(first[noise], fresh)

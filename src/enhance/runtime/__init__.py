@@ -10,6 +10,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "export",
         "folding",
         "graph",
+        "graph_template",
         "onnx_cache",
         "onnx_checks",
         "onnx_runner",

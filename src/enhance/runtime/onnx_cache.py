@@ -61,6 +61,7 @@ _BUILDERS = (
     "wiener_onnx.py",
     "constant_pieces.py",
     "onnx_cache.py",
+    "graph_template.py",
 )
 #: Largest file of an entry that is read (bytes): the shipped graphs are a few MB.
 _MAX_BYTES = 256 * 2**20

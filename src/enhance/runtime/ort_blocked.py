@@ -26,6 +26,7 @@ checks that on a probe image before using the rewritten graph, and otherwise ret
 plain session is kept wherever a runtime version or CPU lays the graph out differently.
 """
 
+import functools
 import os
 import tempfile
 
@@ -74,6 +75,23 @@ def _block_size(graph) -> int | None:
         if 0 < channels < padded:
             return int(padded)
     return None
+
+
+@functools.cache
+def _machine_block_size(log_level: int) -> int | None:
+    """Channels per block on this machine, read from a small graph whose last convolution has fewer output
+    channels than any block (for graphs in which no convolution shows it)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = [numpy_helper.from_array(np.full(shape, 0.1, np.float32), name) for name, shape in
+               (("w_in", (32, 1, 3, 3)), ("b_in", (32,)), ("w_out", (4, 32, 3, 3)), ("b_out", (4,)))]  # fmt: skip
+    nodes = [helper.make_node("Conv", ["x", "w_in", "b_in"], ["hidden"]),
+             helper.make_node("Conv", ["hidden", "w_out", "b_out"], ["y"])]  # fmt: skip
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 9, 9])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    graph = helper.make_graph(nodes, "block_probe", inputs, outputs, initializer=weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return _block_size(_optimised(model.SerializeToString(), log_level).graph)
 
 
 def _constant(graph, name: str, values) -> str:
@@ -326,7 +344,7 @@ def blocked_graph(model: bytes, *, log_level: int = 3):
     True
     """
     optimised = _optimised(model, log_level)
-    block = _block_size(optimised.graph)
+    block = _block_size(optimised.graph) or _machine_block_size(log_level)
     if block is None:
         return None
     count = _blocked_pads(optimised.graph, block) + _fused_sums(optimised.graph)
