@@ -51,8 +51,10 @@ def test_enhance_run_light_imports_neither_torch_nor_onnx_once_its_graph_is_cach
     plain, layouts = _graphs(cache / "onnx", "intensity-light")
     assert len(plain) == 1
     assert layouts == [f"{layout_key(plain[0][:-5])}.onnx"]  # the layout found for this machine, kept
-    # the network without its response to constant images, which the runner subtracts per pixel
-    assert (cache / "onnx" / f"{plain[0][:-5]}-apart.onnx").is_file()
+    # the network reading its linear stage, without its response to constant images (subtracted per pixel), the
+    # linear stage's kernels and the filtering they are written into
+    for part in ("estimate", "kernels-1", "filtering-1"):
+        assert (cache / "onnx" / f"{plain[0][:-5]}-{part}.onnx").is_file()
     warm_modules, warm = _run(tmp_path, "warm.fits", cache)
     assert warm_modules == "[]"  # neither torch nor onnx, nor the modules of other subcommands
     assert np.array_equal(cold, warm, equal_nan=True)

@@ -58,7 +58,6 @@ __all__ = [
     "d4_symmetric",
     "d4_kernel_graph",
     "paired_filtering_graph",
-    "space_to_depth_bank",
     "paired_kernel",
     "image_offset",
     "D4_PASSES",
@@ -144,8 +143,7 @@ def _constant_response_nodes(parts, state, depth, centre):
 
 def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: dict | None = None,
                       symmetric: bool = False, estimate_input: bool = False,
-                      constants_apart: bool = False, space_to_depth: bool = False,
-                      paired_output: bool = False):  # fmt: skip
+                      constants_apart: bool = False, paired_output: bool = False):  # fmt: skip
     """Build the ONNX graph of a Wiener-Enhance network from its state dict, with numpy only.
 
     Parameters
@@ -164,9 +162,9 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         (`WienerOnnxNetwork`) does that average around the graph.
     estimate_input : bool
         Read the linear stage's output as a third input, ``estimate`` ``(n, 4, ny + 2 m - taps + 1, ...)``,
-        instead of computing it (what `WienerOnnxNetwork` runs for 'full', whose 8 passes share one
-        convolution of the image with the 8 transformed banks, `d4_kernel_graph`); such a graph is for the
-        runner only, never written to a file.
+        instead of computing it (what `WienerOnnxNetwork` runs: its passes share one filtering of the image,
+        for 'full' with the 8 transformed banks, `d4_kernel_graph`); such a graph is for the runner only, never
+        written to a file.
     constants_apart : bool
         With ``exact_constants``, leave the response to a constant image out of the graph: the runner
         subtracts it in its exact piecewise-linear form (`~enhance.runtime.constant_pieces`), for 'full' once
@@ -178,11 +176,6 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         pixels counted as 0 where `image_offset` leaves them out (the offset changes only the rounding): either
         way the linear stage runs on the image less the offset and adds it back as it is (the filters sum to
         one), so that a constant image's estimate is that constant exactly.
-    space_to_depth : bool
-        Run the linear stage on the image moved into 4 channels of half its size (``SpaceToDepth``), as a
-        convolution with 16 output channels (`space_to_depth_bank`) moved back (``DepthToSpace``): the same
-        sums in a shape onnxruntime runs three times faster than one input and four output channels. The image
-        must have even sizes. For the runner only ('light', whose passes filter their own image).
     paired_output : bool
         Run the last convolution (the correction's 4 output phases) as one with stride 2 that gives the phases of
         2 x 2 input pixels at once (16 output channels, `paired_kernel`) moved back with ``DepthToSpace``: the
@@ -233,22 +226,14 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
     if estimate_input:
         estimate = "estimate"
     else:  # one blended kernel per output phase
-        if space_to_depth:
-            bank = space_to_depth_bank(array("filters").reshape(4 * count, 1, taps, taps)).reshape(count, -1)
-            shape = [16, 4, (taps + 1) // 2, (taps + 1) // 2]
-        else:
-            bank, shape = array("filters").reshape(count, 4 * taps * taps), [4, 1, taps, taps]
+        bank, shape = array("filters").reshape(count, 4 * taps * taps), [4, 1, taps, taps]
         blended = node("Reshape", [node("MatMul", [hat, constant("filters", bank)], "blended_flat"),
                                    constant("kernel_shape", np.array(shape, np.int64))], "blended")  # fmt: skip
         source, offset = "image", "offset" if constants_apart else None
         if centred:  # on the image less an offset, added back: the linear stage keeps constants
             offset = offset or _median_nodes(parts)
             source = node("Sub", ["image", offset], "image_centred")
-        if space_to_depth:
-            moved = node("Conv", [node("SpaceToDepth", [source], "image_s2d", blocksize=2), blended], "estimate_s2d")
-            filtered = node("DepthToSpace", [moved], "estimate_filtered", blocksize=2, mode="CRD")
-        else:
-            filtered = node("Conv", [source, blended], "estimate_filtered")
+        filtered = node("Conv", [source, blended], "estimate_filtered")
         estimate = node("Add", [filtered, offset], "estimate") if centred else filtered
     inner = crop("inner", "image", taps // 2)
     level_map = _level_map(parts, level, inner)
@@ -360,47 +345,6 @@ def _hat_nodes(node, constant, nodes, unit):
     step = np.float32(np.log(nodes[1] / nodes[0]))
     steps = node("Div", [distance, constant("log_step", step)], "distance_steps")
     return level, node("Relu", [node("Sub", [constant("one", np.float32(1)), steps], "hat_raw")], "hat")
-
-
-def space_to_depth_bank(filters: np.ndarray) -> np.ndarray:
-    """The linear stage's bank for the image moved into 4 channels of half its size (``SpaceToDepth``).
-
-    Output phase ``p`` at input pixel ``(2 Y + a, 2 X + b)`` sums ``filters[p]`` times the image from that pixel:
-    the image's pixel ``(2 (Y + R) + c, 2 (X + S) + d)`` is channel ``2 c + d`` at ``(Y + R, X + S)``, so the
-    moved bank maps the 4 channels to 16 (``4 p + 2 a + b``, which ``DepthToSpace`` puts back in place) with
-    ``(taps + 1) / 2`` taps a side, tap ``(R, S)`` being ``filters[p]`` at ``(2 R + c - a, 2 S + d - b)``, or 0
-    beyond its edge.
-
-    Parameters
-    ----------
-    filters : `~numpy.ndarray`
-        ``(4 K, 1, taps, taps)``, ``taps`` odd: K noise levels' four phases.
-
-    Returns
-    -------
-    `~numpy.ndarray`
-        ``(K, 16, 4, (taps + 1) // 2, (taps + 1) // 2)``, the same dtype.
-
-    Examples
-    --------
-    >>> filters = np.arange(1, 4 * 9 + 1, dtype=np.float32).reshape(4, 1, 3, 3)
-    >>> moved = space_to_depth_bank(filters)
-    >>> moved.shape, float(moved[0, 0, 0, 0, 0]), float(moved[0, 3, 0, 0, 0])  # phase 0's tap (0, 0); (-1, -1): 0
-    ((1, 16, 4, 2, 2), 1.0, 0.0)
-    >>> float(moved.sum()) == 4 * float(filters.sum())  # each tap once for each of the 4 output pixels (a, b)
-    True
-    """
-    count, taps = filters.shape[0] // 4, filters.shape[-1]
-    bank = filters.reshape(count, 4, taps, taps)
-    size = (taps + 1) // 2
-    moved = np.zeros((count, 4, 2, 2, 2, 2, size, size), filters.dtype)  # K, p, a, b, c, d, R, S
-    steps = np.arange(size)
-    for a, b, c, d in np.ndindex(2, 2, 2, 2):
-        rows, cols = 2 * steps + c - a, 2 * steps + d - b
-        keep_r, keep_c = (rows >= 0) & (rows < taps), (cols >= 0) & (cols < taps)
-        inside_rows, inside_cols = np.ix_(keep_r, keep_c)
-        moved[:, :, a, b, c, d][..., inside_rows, inside_cols] = bank[:, :, rows[keep_r]][:, :, :, cols[keep_c]]
-    return moved.reshape(count, 16, 4, size, size)
 
 
 def paired_kernel(weight: np.ndarray, bias: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -790,10 +734,14 @@ class WienerOnnxNetwork(OnnxNetwork):
         if not tiles:
             return np.full((2 * source.shape[0], 2 * source.shape[1]), np.nan, np.float32)
         padded = np.pad(source, self.margin, mode="symmetric")
+        # A non-finite pixel is run as 0 and its reach set to NaN: a paired convolution's zero taps (`paired_kernel`)
+        # would carry it one pixel further than the network does.
+        bad = ~np.isfinite(padded)
+        padded[bad] = 0
         out = np.empty((2 * source.shape[0], 2 * source.shape[1]), np.float32)
         if needed is not None:
             out.fill(np.nan)
-        run = _SharedLinear(self, padded, workers) if self.symmetric else _OwnLinear(self, padded)
+        run = _Passes(self, padded, workers)
 
         def finish(owner, region, results):
             (y0, y1), (x0, x1) = region
@@ -806,15 +754,18 @@ class WienerOnnxNetwork(OnnxNetwork):
             for owner, region in zip(owners, tiles, strict=True):
                 (y0, y1), (x0, x1) = region
                 window = padded[y0 : y1 + margin, x0 : x1 + margin]
-                open_tiles.append((owner, region, run.submit(pool, window, passes, (y0, x0))))
+                open_tiles.append((owner, region, run.submit(pool, window, passes)))
                 while len(open_tiles) > -(-workers // len(passes)) + 1:
                     finish(*open_tiles.popleft())
             while open_tiles:
                 finish(*open_tiles.popleft())
+        if bad.any():
+            reached = _reached(bad, 2 * self.margin + 1)
+            out[np.repeat(np.repeat(reached, 2, axis=0), 2, axis=1)] = np.nan
         return out
 
     def shared_linear(self):
-        """The 'full' model's sessions: the network reading its estimate, and the 8 passes' linear stage at this
+        """The sessions `run_image` runs: the network reading its estimate, and its passes' linear stage at this
         noise level with its kernels' sums (built once per runner and noise level, shared by the bound copies).
 
         Returns
@@ -824,8 +775,9 @@ class WienerOnnxNetwork(OnnxNetwork):
             ``estimate``; the second maps a ``(1, 1, h, w)`` ``image`` to the passes' 4 phases
             ``(1, 4 p, h', w')``, ``h'`` and ``w'`` the even sizes that hold ``h - taps + 1`` and
             ``w - taps + 1``, filtered with `d4_bank` blended for this noise level (`d4_kernel_graph`) and
-            written into `paired_filtering_graph` (`~enhance.runtime.graph_template`): for the 8 passes
-            (p = 8), or once for all of them where the bank is `d4_symmetric` (p = 1); ``sums`` ``(4 p,)``
+            written into `paired_filtering_graph` (`~enhance.runtime.graph_template`): for the 8 passes of
+            'full' (p = 8), or once for all of them where the bank is `d4_symmetric`, or for the identity pass
+            of a runner that runs once ('light'; p = 1); ``sums`` ``(4 p,)``
             float64 are its kernels' sums (the response to a constant 1). A shipped model's graphs
             (``cache_key``) are built once and kept in the graph cache (`~enhance.runtime.onnx_cache`), with
             the network's blocked layout for this CPU, so that later runs need no ``onnx`` package. The last
@@ -841,16 +793,19 @@ class WienerOnnxNetwork(OnnxNetwork):
         >>> [i.name for i in network.get_inputs()], [i.name for i in linear.get_inputs()], sums.shape
         (['image', 'noise', 'estimate'], ['image'], (4,))
         """
+        filters = self.filter_bank[0]
+        passes = D4_PASSES if self.symmetric and not d4_symmetric(filters) else D4_PASSES[:1]
+        part = f"linear-{len(passes)}"  # the copies that run once or average share one dict
         with self._shared_lock:
-            if "network" not in self._shared:  # all or none
-                network, (kernels, template) = _estimate_input_session(self), _linear_sessions(self)
-                self._shared.update(network=network, kernels=kernels, template=template, levels={})
-            levels = self._shared["levels"]
+            if "network" not in self._shared:
+                self._shared["network"] = _estimate_input_session(self)
+            if part not in self._shared:
+                self._shared[part] = (*_linear_sessions(self, passes), {})
+            kernel_session, template, levels = self._shared[part]
             if self.noise not in levels:
-                kernels = self._shared["kernels"].run(None, {"noise": np.array([self.noise], np.float32)})[0]
+                kernels = kernel_session.run(None, {"noise": np.array([self.noise], np.float32)})[0]
                 paired = np.concatenate([paired_kernel(kernels[i : i + 4])[0] for i in range(0, len(kernels), 4)])
-                graph = with_weight(self._shared["template"], paired)
-                session = open_session(graph, threads=1, blocked=False, name=self.name)[0]
+                session = open_session(with_weight(template, paired), threads=1, blocked=False, name=self.name)[0]
                 levels[self.noise] = session, kernels.astype(np.float64).sum(axis=(1, 2, 3))
                 while len(levels) > FILTERINGS_KEPT:
                     levels.pop(next(iter(levels)))
@@ -860,9 +815,9 @@ class WienerOnnxNetwork(OnnxNetwork):
     @property
     def layouts(self) -> dict:
         """The layout each of the runner's graphs runs in, ``'blocked'`` or ``'plain'``: ``network`` (the file's
-        graph) and those opened so far ('full''s ``estimate``, the network reading its shared linear stage;
-        'light''s ``apart``, its graph without the response to constants), a check that none fell back to the
-        slower plain layout where the file's graph runs blocked.
+        graph) and those opened so far (``estimate``, the network reading its shared linear stage without the
+        response to constants), a check that none fell back to the slower plain layout where the file's graph
+        runs blocked.
 
         Examples
         --------
@@ -1070,85 +1025,31 @@ class _Inline:
         return self._Done(fn(*args))
 
 
-class _OwnLinear:
-    """Passes of the graph as written: it filters each moved window itself ('light').
+class _Passes:
+    """A region's passes ('full': the 8 rotations and flips; 'light': the identity), sharing one filtering.
 
-    With exact constants it runs its own graph (`wiener_onnx_graph` with ``constants_apart``): the linear stage
-    on the window less one offset for the whole image (`image_offset`: the rounding then scales with the image's
-    contrast, not its level), the offset added back as it is (the filters sum to one,
-    `~enhance.training.linear_stage.mmse_filters`; stored in float32, to within about 1e-6), so that a constant
-    image's estimate is that constant exactly; the response to constant images left out; and the image moved to
-    half its size (``space_to_depth``), which sums in the order of the rows' and columns' parity: each window
-    starts on an even row and column of the mirrored image (one more leading row or column where needed) and has
-    even sizes (its last row or column repeated), and the outputs of the added pixels are dropped, so that tiles
-    give the whole image's values bit for bit. It runs the identity pass only ('light').
-    """
-
-    def __init__(self, runner, padded):
-        self.response = runner.constant_response()  # None without exact constants
-        self.session = runner.session if self.response is None else _constants_apart_session(runner)
-        self.noise, self.margin, self.padded = np.full(1, runner.noise, np.float32), runner.margin, padded
-        self.offset = image_offset(padded)
-
-    def submit(self, pool, window, passes, origin):
-        if self.response is None:
-            return [pool.submit(self.one_pass, window, transform) for transform in passes]
-        (y0, x0), (ny, nx) = origin, window.shape
-        lead = (y0 % 2, x0 % 2)  # from an even row and column of the mirrored image
-        aligned = self.padded[y0 - lead[0] : y0 + ny, x0 - lead[1] : x0 + nx]
-        return [pool.submit(self.aligned_pass, aligned, lead)]
-
-    def one_pass(self, window, transform):
-        moved = dihedral_transform(window, transform)
-        result = self.session.run(None, {"image": moved[None, None], "noise": self.noise})[0]
-        return dihedral_inverse(result[0, 0], transform)
-
-    def aligned_pass(self, window, lead):
-        """The graph without the response, on a window with ``lead`` rows and columns more than its region needs,
-        made even, less the response to constants per pixel and phase."""
-        even = np.pad(window, ((0, window.shape[0] % 2), (0, window.shape[1] % 2)), mode="edge")
-        feeds = {"image": even[None, None], "noise": self.noise, "offset": np.full((1, 1, 1, 1), self.offset)}
-        result = self.session.run(None, feeds)[0][0, 0]
-        ny, nx = window.shape[0] - 2 * self.margin - lead[0], window.shape[1] - 2 * self.margin - lead[1]
-        result = np.ascontiguousarray(result[2 * lead[0] : 2 * (lead[0] + ny), 2 * lead[1] : 2 * (lead[1] + nx)])
-        y0, x0 = self.margin + lead[0], self.margin + lead[1]
-        values = window[y0 : y0 + ny, x0 : x0 + nx]
-        blocks, response = result.reshape(ny, 2, nx, 2), self.response.phase_major(values)
-        for phase in range(4):  # phase 2 a + b is output pixel (2 y + a, 2 x + b)
-            blocks[:, phase // 2, :, phase % 2] -= response[phase]
-        return result
-
-    @staticmethod
-    def combine(results):
-        """The region's output from its passes' futures: their mean, summed in float64 in a fixed order."""
-        if len(results) == 1:
-            return results[0].result()
-        total = results[0].result().astype(np.float64)
-        for result in results[1:]:
-            total += result.result()
-        return total / len(results)
-
-
-class _SharedLinear(_OwnLinear):
-    """Passes that share one filtering of the window with the 8 moved banks ('full').
-
-    The window, less the offset of `_OwnLinear`, is filtered once with `d4_bank` of each pass (or once with the
-    bank, where it is `d4_symmetric`), in row blocks on the workers; each pass adds the offset's response back
-    (the offset itself with exact constants), moves its four phases as it moves the image and runs the network
-    on them.
+    The window, less one offset for the whole image (`image_offset`: the rounding then scales with the image's
+    contrast, not its level), is filtered once with `d4_bank` of each pass (or once with the bank, where it is
+    `d4_symmetric` or the runner runs the identity pass only), in row blocks on the workers, with the kernels for
+    the noise level written into a graph (`WienerOnnxNetwork.shared_linear`); each pass adds the offset's response
+    back (the offset itself with exact constants: the filters sum to one,
+    `~enhance.training.linear_stage.mmse_filters`, so that a constant image's estimate is that constant
+    exactly), moves its four phases as it moves the image and runs the network on them (`wiener_onnx_graph` with
+    ``estimate_input`` and ``constants_apart``). With exact constants the response to constant images, left out of
+    that graph, is subtracted per pixel (for 'full' the mean over the phases, once from the passes' mean).
     """
 
     def __init__(self, runner, padded, workers):
         self.session, self.linear, sums = runner.shared_linear()
-        self.response = runner.constant_response()  # None without exact constants; the mean over the phases
+        self.response = runner.constant_response()  # None without exact constants; 'full': the mean over the phases
         self.noise, self.workers, self.taps = np.full(1, runner.noise, np.float32), workers, runner.checked["taps"]
         self.margin = runner.margin
         self.offset = image_offset(padded)
-        gains = np.ones_like(sums) if self.response is not None else sums  # exact constants: one, as `_OwnLinear`
+        gains = np.ones_like(sums) if self.response is not None else sums  # exact constants: one (see above)
         self.constant = (self.offset * gains).astype(np.float32)[:, None, None]
         self.filterings = len(sums) // 4  # 8: one per pass; 1: the same phases for every pass
 
-    def submit(self, pool, window, passes, origin=None):
+    def submit(self, pool, window, passes):
         rows = window.shape[0] - self.taps + 1
         edges = np.linspace(0, rows, min(self.workers, rows) + 1).astype(int)
         blocks = [
@@ -1164,15 +1065,25 @@ class _SharedLinear(_OwnLinear):
         return futures
 
     def constant_response(self, window):
-        return self.response.phase_major(window[self.margin : -self.margin, self.margin : -self.margin])[0]
+        return self.response.phase_major(window[self.margin : -self.margin, self.margin : -self.margin])
 
     def combine(self, results):
-        if self.response is None:
-            return super().combine(results)
-        mean = super().combine(results[:-1])
-        response = results[-1].result()
-        blocks = mean.reshape(response.shape[0], 2, response.shape[1], 2)  # each input pixel's 2x2 output block
-        blocks -= response[:, None, :, None]
+        """The region's output from its passes' futures: their mean, summed in float64 in a fixed order, less the
+        response to constants."""
+        passes = results if self.response is None else results[:-1]
+        mean = passes[0].result()
+        if len(passes) > 1:
+            mean = mean.astype(np.float64)
+            for result in passes[1:]:
+                mean += result.result()
+            mean /= len(passes)
+        if self.response is not None:
+            response = results[-1].result()  # (1, ny, nx): the mean over the phases ('full'); (4, ny, nx): each
+            blocks = mean.reshape(response.shape[1], 2, response.shape[2], 2)  # each input pixel's 2x2 block
+            if len(response) == 1:
+                blocks -= response[0][:, None, :, None]
+            for phase in range(len(response) // 4 * 4):  # phase 2 a + b is output pixel (2 y + a, 2 x + b)
+                blocks[:, phase // 2, :, phase % 2] -= response[phase]
         return mean
 
     def filtered(self, rows):
@@ -1191,6 +1102,14 @@ class _SharedLinear(_OwnLinear):
         estimate = _moved_phases(joined.result(), transform)
         feeds = {"image": moved[None, None], "noise": self.noise, "estimate": estimate[None]}
         return dihedral_inverse(self.session.run(None, feeds)[0][0, 0], transform)
+
+
+def _reached(mask: np.ndarray, size: int) -> np.ndarray:
+    """Whether each ``size x size`` window of ``mask`` holds a True value (a summed-area table: one pass whatever
+    ``size``); ``(ny - size + 1, nx - size + 1)``."""
+    table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int64)
+    np.cumsum(np.cumsum(mask, axis=0), axis=1, out=table[1:, 1:])
+    return (table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]) > 0
 
 
 def image_offset(padded: np.ndarray) -> np.float32:
@@ -1223,6 +1142,8 @@ def image_offset(padded: np.ndarray) -> np.float32:
 
 def _moved_phases(phases, transform):
     """The four phases ``(4, h, w)`` of an x2 image as the pass ``transform`` sees them: the x2 image moved."""
+    if tuple(transform) == D4_PASSES[0]:  # the identity: as they are
+        return phases
     _, h, w = phases.shape
     fine = phases.reshape(2, 2, h, w).transpose(2, 0, 3, 1).reshape(2 * h, 2 * w)
     fine = dihedral_transform(fine, transform)
@@ -1282,32 +1203,11 @@ def _options(runner):
             "odd": runner.metadata.get("odd") == "True"}  # fmt: skip
 
 
-def _constants_apart_session(runner):
-    """The runner's network without its response to constant images (`wiener_onnx_graph` with
-    ``constants_apart``: 'light' subtracts it per pixel) and with its linear stage on the image moved to half
-    its size (``space_to_depth``: even sizes only), kept in the graph cache for a shipped model, in the runner's
-    layout; opened once per runner and shared by the bound copies."""
-
-    def build():
-        return wiener_onnx_graph(_graph_state(runner), _options(runner), constants_apart=True, space_to_depth=True,
-                                 paired_output=True)  # fmt: skip
-
-    with runner._shared_lock:
-        if "apart" not in runner._shared:
-            key = f"{runner.cache_key}-apart" if runner.cache_key else None
-            offset = np.full((1, 1, 1, 1), 0.7, np.float32)  # the probe sees a blocked graph run as the plain one
-            runner._shared["apart"] = _runner_session(
-                runner, "apart", key, cached_graph(key, build), shape=(38, 30), offset=offset
-            )
-    return runner._shared["apart"]
-
-
-def _linear_sessions(runner):
-    """The 8 passes' linear stage of 'full': the session of `d4_kernel_graph` (one filtering with the bank where it
-    is `d4_symmetric`, else one per pass) and the bytes of `paired_filtering_graph` to write its kernels into; both
-    kept in the graph cache for a shipped model."""
+def _linear_sessions(runner, passes):
+    """The linear stage of ``passes`` (the identity alone: one filtering with the bank): the session of
+    `d4_kernel_graph` and the bytes of `paired_filtering_graph` to write its kernels into; both kept in the graph
+    cache for a shipped model."""
     filters, nodes, unit = runner.filter_bank
-    passes = D4_PASSES[:1] if d4_symmetric(filters) else D4_PASSES
     key = f"{runner.cache_key}-kernels-{len(passes)}" if runner.cache_key else None
     kernels = cached_graph(key, lambda: d4_kernel_graph(filters, nodes, unit, passes=passes))
     key = f"{runner.cache_key}-filtering-{len(passes)}" if runner.cache_key else None
