@@ -1055,14 +1055,15 @@ class _Passes:
         blocks = [
             pool.submit(self.filtered, window[a : b + self.taps - 1]) for a, b in zip(edges, edges[1:], strict=False)
         ]
+        # the passes' response to constants, subtracted from their mean once: queued before the join, which one
+        # core runs while the other would wait for it
+        response = [pool.submit(self.constant_response, window)] if self.response is not None else []
         # each filtering's phases joined once (one join for every pass where the bank is `d4_symmetric`)
         indices = [D4_PASSES.index(tuple(transform)) if self.filterings > 1 else 0 for transform in passes]
         joined = {index: pool.submit(self.joined, blocks, index) for index in dict.fromkeys(indices)}
         futures = [pool.submit(self.one_pass, window, transform, joined[index])
                    for transform, index in zip(passes, indices, strict=True)]  # fmt: skip
-        if self.response is not None:  # the passes' response to constants, subtracted from their mean once
-            futures.append(pool.submit(self.constant_response, window))
-        return futures
+        return futures + response
 
     def constant_response(self, window):
         return self.response.phase_major(window[self.margin : -self.margin, self.margin : -self.margin])
