@@ -781,7 +781,7 @@ class WienerOnnxNetwork(OnnxNetwork):
             float64 are its kernels' sums (the response to a constant 1). A shipped model's graphs
             (``cache_key``) are built once and kept in the graph cache (`~enhance.runtime.onnx_cache`), with
             the network's blocked layout for this CPU, so that later runs need no ``onnx`` package. The last
-            `FILTERINGS_KEPT` noise levels' sessions are kept.
+            ``FILTERINGS_KEPT`` noise levels' sessions are kept.
 
         Examples
         --------
