@@ -816,7 +816,7 @@ class WienerOnnxNetwork(OnnxNetwork):
     def layouts(self) -> dict:
         """The layout each of the runner's graphs runs in, ``'blocked'`` or ``'plain'``: ``network`` (the file's
         graph) and those opened so far (``estimate``, the network reading its shared linear stage without the
-        response to constants), a check that none fell back to the slower plain layout where the file's graph
+        response to constants, opened by the probe of the constructor), a check that none fell back to the slower plain layout where the file's graph
         runs blocked.
 
         Examples
@@ -825,7 +825,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         >>> state = {name: np.zeros(shape, np.float32) for name, shape in wiener_state_shapes(1, 4, 3, 2).items()}
         >>> meta = {"depth": 1, "width": 4, "taps": 3, "noise_nodes": [1.0, 2.0], "noise_unit": 1e-3}
         >>> sorted(WienerOnnxNetwork(wiener_onnx_graph(state, meta).SerializeToString(), threads=1).layouts)
-        ['network']
+        ['estimate', 'network']
         """
         return {"network": self.layout, **self._shared.get("layouts", {})}
 
