@@ -34,3 +34,14 @@ def test_a_placeholder_found_other_than_once_is_refused():
         with pytest.raises(ValueError, match="placeholder"):
             with_weight(template, np.zeros(3, np.float32))
     assert with_weight(b"<" + marker + b">", np.ones(3)) == b"<" + np.ones(3, "<f4").tobytes() + b">"
+
+
+def test_placeholders_of_other_shapes_share_no_prefix():
+    # A weight of another shape must not match the start of a larger placeholder (it would leave the rest of it).
+    template = b"<" + placeholder((128, 1, 8, 8)).tobytes() + b">"
+    for shape in ((16, 1, 8, 8), (128, 1, 8, 7), (1,)):
+        with pytest.raises(ValueError, match="0 times"):
+            with_weight(template, np.zeros(shape, np.float32))
+    values = placeholder((4, 4))
+    assert values.min() >= 1  # finite, no NaN or subnormal bit patterns
+    assert values.max() < 2

@@ -207,8 +207,8 @@ def test_the_paired_kernel_gives_the_convolutions_phases_of_2x2_pixels_at_once(s
 
 @pytest.mark.parametrize(("odd", "shape"), [(False, (1, 1, 23, 26)), (True, (2, 1, 24, 19))])
 def test_the_graph_with_the_paired_output_gives_the_same_output_at_any_size(odd, shape, random_wiener):
-    # The runner's graphs (constants apart, 'light''s moved linear stage, 'full''s estimate as an input) run the
-    # last convolution paired; odd output sizes use its one pixel of end padding and are cropped back.
+    # The runner's graph runs the last convolution paired; odd output sizes use its one pixel of end padding and
+    # are cropped back.
     import onnxruntime as ort
 
     from enhance.runtime.wiener_onnx import image_offset, wiener_onnx_graph

@@ -358,3 +358,18 @@ def test_full_filters_each_noise_level_with_its_own_kernels_and_keeps_the_last_o
         fresh = WienerOnnxNetwork(graph, threads=1, symmetric=True).bind(noise).run_image(image, workers=1)
         np.testing.assert_array_equal(runner.bind(noise).run_image(image, workers=1), fresh)
         np.testing.assert_array_equal(first[noise], fresh)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_a_constant_image_with_a_nan_region_stays_constant_away_from_it(symmetric, random_wiener):
+    # The offset is taken from the finite pixels before the non-finite ones are run at its value: a large NaN
+    # region does not move it, and a constant stays constant beyond the region's reach (its estimate is the offset
+    # plus the filtering of zeros: the rest is the network's rounding of its response to constants).
+    net = random_wiener(7, taps=15)  # wide kernels: a linear stage on the uncentred image would round visibly
+    runner = WienerOnnxNetwork(graph_of(net, exact=True), threads=1, symmetric=symmetric).bind(NOISE)
+    image = np.full((80, 80), 0.8, np.float32)
+    image[:, :50] = np.nan
+    found = runner.run_image(image, workers=2)
+    reach = 2 * (50 + runner.margin)
+    assert np.isnan(found[:, :reach]).all()
+    assert np.abs(found[:, reach:] - np.float32(0.8)).max() <= 1.2e-7  # two float32 steps

@@ -10,16 +10,19 @@ the ``onnx`` package (0.6 s to import). The template itself comes from the graph
 (`~enhance.runtime.onnx_cache`).
 """
 
+import hashlib
+
 import numpy as np
 
 __all__ = ["placeholder", "with_weight"]
 
-#: Seed of the placeholders' values: random float32 values, so that they occur nowhere else in a graph.
-_SEED = 20251207
-
 
 def placeholder(shape) -> np.ndarray:
     """The placeholder weight of a template, ``shape`` float32 values that `with_weight` looks for.
+
+    The values come from a SHAKE-256 digest of the shape (not numpy's random streams, which may change between
+    versions while a cached template stays): every bit pattern is a float32 between 1 and 2, and placeholders of
+    other shapes share no prefix.
 
     Parameters
     ----------
@@ -29,14 +32,20 @@ def placeholder(shape) -> np.ndarray:
     Returns
     -------
     `~numpy.ndarray`
-        Random float32 values from a fixed seed (the same for the same shape).
+        float32 values in [1, 2), the same for the same shape.
 
     Examples
     --------
     >>> bool((placeholder((2, 3)) == placeholder((2, 3))).all()), placeholder((2, 3)).dtype
     (True, dtype('float32'))
+    >>> bool(placeholder((6,))[0] == placeholder((3, 2))[0, 0])  # another shape, other values
+    False
     """
-    return np.random.default_rng(_SEED).standard_normal(shape).astype(np.float32)
+    shape = tuple(int(n) for n in shape)
+    count = int(np.prod(shape, dtype=np.int64))
+    digest = hashlib.shake_256(f"solar-enhance placeholder {shape}".encode()).digest(4 * count)
+    mantissas = np.frombuffer(digest, "<u4") >> np.uint32(9)
+    return (mantissas | np.uint32(0x3F800000)).view("<f4").astype(np.float32).reshape(shape)
 
 
 def with_weight(template: bytes, weight: np.ndarray) -> bytes:

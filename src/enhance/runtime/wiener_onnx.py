@@ -13,12 +13,13 @@ How it runs fast on the CPU (``make bench``): the image is mirrored once, and ba
 the mirrored image, so that neighbouring tiles share only the margins they need; each core runs
 single-threaded onnxruntime calls on its own band, tile or pass (each keeps its activations in its own
 cache); the residual crops and sums stay in onnxruntime's blocked layout
-(`~enhance.runtime.ort_blocked`); and the 8 passes of 'full' share one filtering of the image with the 8
-moved banks (`d4_bank`) instead of filtering each moved image with a 4-channel convolution, the least
-efficient layer: a bank unchanged by the rotations and flips to float32 rounding (`d4_symmetric`: the default
-models', fitted on statistics over the 8, `~enhance.training.linear_stage`) filters it once for all 8, with
-the kernels for the image's noise level written into the graph as constants (`~enhance.runtime.graph_template`);
-that filtering and the network's last convolution give the phases of 2 x 2 pixels at once (`paired_kernel`). A
+(`~enhance.runtime.ort_blocked`); and the passes read the linear stage's estimate from one filtering of the
+image ('light''s one pass, and the 8 of 'full' with the 8 moved banks, `d4_bank`, instead of filtering each
+moved image: a bank unchanged by the rotations and flips to float32 rounding, `d4_symmetric`, as the default
+models' are, fitted on statistics over the 8 by `~enhance.training.linear_stage`, filters it once for all 8),
+with the kernels for the image's noise level written into the graph as constants
+(`~enhance.runtime.graph_template`); that filtering and the network's last convolution give the phases of
+2 x 2 pixels at once (`paired_kernel`). A
 network with exact constants runs without its response to constant images, which the runner subtracts in its
 exact piecewise-linear form (`~enhance.runtime.constant_pieces`), once per pixel for 'full' (the mean over the
 output phases is what its 8 passes subtract on average). The results are those of one whole-image pass, to a
@@ -586,7 +587,8 @@ class WienerOnnxNetwork(OnnxNetwork):
     family = WIENER_ENHANCE
     needs_noise = True
     #: The graph cache's key of a shipped model (`~enhance.runtime.onnx_cache.graph_key`), set where it is loaded:
-    #: the graphs of 'full''s shared linear stage are kept under it; None builds them in each process.
+    #: the graphs of the runner's shared linear stage and of the network reading it are kept under it; None builds
+    #: them in each process.
     cache_key = None
 
     def __init__(self, model, *, threads: int | None = None, symmetric: bool | None = None,
@@ -734,14 +736,15 @@ class WienerOnnxNetwork(OnnxNetwork):
         if not tiles:
             return np.full((2 * source.shape[0], 2 * source.shape[1]), np.nan, np.float32)
         padded = np.pad(source, self.margin, mode="symmetric")
-        # A non-finite pixel is run as 0 and its reach set to NaN: a paired convolution's zero taps (`paired_kernel`)
-        # would carry it one pixel further than the network does.
+        # A non-finite pixel is run at the offset and its reach set to NaN: a paired convolution's zero taps
+        # (`paired_kernel`) would carry it one pixel further than the network does.
+        offset = image_offset(padded)  # of the finite pixels; the non-finite ones are then run at its value
         bad = ~np.isfinite(padded)
-        padded[bad] = 0
+        padded[bad] = offset
         out = np.empty((2 * source.shape[0], 2 * source.shape[1]), np.float32)
         if needed is not None:
             out.fill(np.nan)
-        run = _Passes(self, padded, workers)
+        run = _Passes(self, workers, offset)
 
         def finish(owner, region, results):
             (y0, y1), (x0, x1) = region
@@ -800,24 +803,26 @@ class WienerOnnxNetwork(OnnxNetwork):
             if "network" not in self._shared:
                 self._shared["network"] = _estimate_input_session(self)
             if part not in self._shared:
-                self._shared[part] = (*_linear_sessions(self, passes), {})
+                self._shared[part] = (*_linear_sessions(self, passes), collections.OrderedDict())
             kernel_session, template, levels = self._shared[part]
-            if self.noise not in levels:
+            key = self._clipped_level()  # levels beyond the bank's ends blend the same kernels
+            if key not in levels:
                 kernels = kernel_session.run(None, {"noise": np.array([self.noise], np.float32)})[0]
                 paired = np.concatenate([paired_kernel(kernels[i : i + 4])[0] for i in range(0, len(kernels), 4)])
                 session = open_session(with_weight(template, paired), threads=1, blocked=False, name=self.name)[0]
-                levels[self.noise] = session, kernels.astype(np.float64).sum(axis=(1, 2, 3))
+                levels[key] = session, kernels.astype(np.float64).sum(axis=(1, 2, 3))
                 while len(levels) > FILTERINGS_KEPT:
-                    levels.pop(next(iter(levels)))
-            linear, sums = levels[self.noise]
+                    levels.popitem(last=False)
+            levels.move_to_end(key)
+            linear, sums = levels[key]
         return self._shared["network"], linear, sums
 
     @property
     def layouts(self) -> dict:
         """The layout each of the runner's graphs runs in, ``'blocked'`` or ``'plain'``: ``network`` (the file's
         graph) and those opened so far (``estimate``, the network reading its shared linear stage without the
-        response to constants, opened by the probe of the constructor), a check that none fell back to the slower plain layout where the file's graph
-        runs blocked.
+        response to constants, opened by the probe of the constructor), a check that none fell back to the
+        slower plain layout where the file's graph runs blocked.
 
         Examples
         --------
@@ -858,9 +863,7 @@ class WienerOnnxNetwork(OnnxNetwork):
         if self.noise is None:
             msg = "a Wiener-Enhance runner needs its noise level: call bind(noise) first"
             raise ValueError(msg)
-        logs = np.log(np.array(self.noise_nodes, np.float32))  # as the graph computes its level, to a float32 step
-        level = np.clip(np.log(np.float32(self.noise) / np.float32(self.noise_unit)), logs[0], logs[-1])
-        key = (float(level), self.symmetric)
+        key = (self._clipped_level(), self.symmetric)
         with self._shared_lock:
             if "flat" not in self._shared:  # the 1x1 network, once; the responses of the last few noise levels
                 self._shared["flat"] = flat_weights(self.constant_state, self.checked["depth"])
@@ -873,6 +876,11 @@ class WienerOnnxNetwork(OnnxNetwork):
                     responses.popitem(last=False)
             responses.move_to_end(key)
             return responses[key]
+
+    def _clipped_level(self) -> float:
+        """The log noise level, clipped to the bank's nodes, as the graph computes it (to a float32 step)."""
+        logs = np.log(np.array(self.noise_nodes, np.float32))
+        return float(np.clip(np.log(np.float32(self.noise) / np.float32(self.noise_unit)), logs[0], logs[-1]))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.noise is None:
@@ -970,7 +978,7 @@ SYMMETRY_TOLERANCE = 1e-6
 MIN_BAND_MARGINS = 4
 #: Responses to constant images (`WienerOnnxNetwork.constant_response`) kept per runner: the last noise levels.
 RESPONSES_KEPT = 8
-#: 'full''s filterings (`WienerOnnxNetwork.shared_linear`) kept per runner: the last noise levels.
+#: Filterings of the passes' linear stage (`WienerOnnxNetwork.shared_linear`) kept per runner: the last noise levels.
 FILTERINGS_KEPT = 8
 
 
@@ -1028,9 +1036,10 @@ class _Inline:
 class _Passes:
     """A region's passes ('full': the 8 rotations and flips; 'light': the identity), sharing one filtering.
 
-    The window, less one offset for the whole image (`image_offset`: the rounding then scales with the image's
-    contrast, not its level), is filtered once with `d4_bank` of each pass (or once with the bank, where it is
-    `d4_symmetric` or the runner runs the identity pass only), in row blocks on the workers, with the kernels for
+    The window, less one offset for the whole image (`image_offset`, taken by `WienerOnnxNetwork.run_image`: the
+    rounding then scales with the image's contrast, not its level), is filtered once with `d4_bank` of each pass
+    (or once with the bank, where it is `d4_symmetric` or the runner runs the identity pass only), in row blocks
+    on the workers, with the kernels for
     the noise level written into a graph (`WienerOnnxNetwork.shared_linear`); each pass adds the offset's response
     back (the offset itself with exact constants: the filters sum to one,
     `~enhance.training.linear_stage.mmse_filters`, so that a constant image's estimate is that constant
@@ -1039,12 +1048,11 @@ class _Passes:
     that graph, is subtracted per pixel (for 'full' the mean over the phases, once from the passes' mean).
     """
 
-    def __init__(self, runner, padded, workers):
+    def __init__(self, runner, workers, offset):
         self.session, self.linear, sums = runner.shared_linear()
         self.response = runner.constant_response()  # None without exact constants; 'full': the mean over the phases
         self.noise, self.workers, self.taps = np.full(1, runner.noise, np.float32), workers, runner.checked["taps"]
-        self.margin = runner.margin
-        self.offset = image_offset(padded)
+        self.margin, self.offset = runner.margin, offset
         gains = np.ones_like(sums) if self.response is not None else sums  # exact constants: one (see above)
         self.constant = (self.offset * gains).astype(np.float32)[:, None, None]
         self.filterings = len(sums) // 4  # 8: one per pass; 1: the same phases for every pass
@@ -1108,8 +1116,8 @@ class _Passes:
 def _reached(mask: np.ndarray, size: int) -> np.ndarray:
     """Whether each ``size x size`` window of ``mask`` holds a True value (a summed-area table: one pass whatever
     ``size``); ``(ny - size + 1, nx - size + 1)``."""
-    table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int64)
-    np.cumsum(np.cumsum(mask, axis=0), axis=1, out=table[1:, 1:])
+    table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int32)
+    np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1, out=table[1:, 1:])
     return (table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]) > 0
 
 
