@@ -165,3 +165,14 @@ def test_the_level_does_not_depend_on_the_cores_or_the_chunks(shape, monkeypatch
         found.append(measure_noise(image))
     assert all(result == found[0] for result in found)
     assert found[0].outliers == 1
+
+
+@pytest.mark.parametrize("exponent", [-1000, -200, -65, 65, 200, 900])
+def test_the_level_scales_with_the_image_to_the_limits_of_float64(exponent):
+    # Measured on the image scaled by a power of two where its values lie far from 1: the level of x 2^k is the
+    # level of x times 2^k exactly, and neither underflow (powers of 1e-300 values) nor overflow reaches it.
+    image = 5.0 + np.random.default_rng(4).normal(0.0, 2.0, (200, 200))
+    image[7, 9] = 1e3  # a hot pixel, replaced alike at any scale
+    plain, scaled = measure_noise(image), measure_noise(np.ldexp(image, exponent))
+    assert scaled.sigma == np.ldexp(plain.sigma, exponent)
+    assert (scaled.whiteness, scaled.outliers, scaled.tiles) == (plain.whiteness, plain.outliers, plain.tiles)

@@ -14,6 +14,7 @@ unreliable (`NoiseMeasurement`).
 """
 
 import dataclasses
+import math
 
 import astropy.units as u
 import numpy as np
@@ -44,6 +45,9 @@ WHITE_SPLIT = 1.27
 #: A frequency is a peak when its power (averaged over the tiles) is this many times the band's median; the
 #: spectrum is dominated by a pattern when its peaks hold more than half of the band's power.
 PEAK_RATIO = 30.0
+#: An image whose largest magnitude is beyond 2 to the power of +-this is measured scaled by a power of two
+#: (exactly): the tiles' powers, squares summed over thousands of pixels, stay far from float64's limits.
+SCALE_RANGE = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +200,14 @@ def _pattern(power):
     return bool(mean[peaks].sum() > 0.5 * total)
 
 
+def _scale_exponent(data) -> int:
+    """0 where the largest magnitude of ``data`` (finite, missing pixels 0) lies within `SCALE_RANGE` powers of two
+    of 1, else its binary exponent (`measure_noise` then measures the image scaled by that power of two)."""
+    largest = max(float(data.max()), -float(data.min()))
+    exponent = math.frexp(largest)[1] if largest > 0 else 0
+    return exponent if abs(exponent) > SCALE_RANGE else 0
+
+
 def _level(power, band):
     """Noise standard deviation from the median power over ``band`` (white noise: exponential powers)."""
     return float(np.sqrt(np.median(power[:, band]) / np.log(2)))
@@ -252,7 +264,11 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     stop = np.inf if band_stop is None else float(band_stop.to_value(1 / u.arcsec))
     usable = np.isfinite(data) if finite is None else np.asarray(finite, bool) & np.isfinite(data)
     exact32 = np.can_cast(source.dtype, np.float32, casting="safe")  # float32 and float16 (integers come as float64)
-    data, outliers = _replace_outliers(np.where(usable, data, 0.0), usable, exact32=exact32)
+    data = np.where(usable, data, 0.0)
+    exponent = _scale_exponent(data)
+    if exponent:  # measured on the image times a power of two (exact), so that no power underflows or overflows
+        data, exact32 = np.ldexp(data, -exponent), False
+    data, outliers = _replace_outliers(data, usable, exact32=exact32)
     power, frequency, keep = _tile_powers(data, usable, dx, start)  # the frequencies at or above ``start`` only
     band = frequency < stop
     if band.sum() * len(keep) < 16:
@@ -276,7 +292,7 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     elif count < rejected:
         reason = f"{rejected} of {count + rejected} tiles stand far above the others (edges, artefacts)"
     # The median of the tiles' levels: a tile that an edge crosses in a corner (not rejected) cannot move it.
-    level = float(np.median(levels[keep & ~high]))
+    level = math.ldexp(float(np.median(levels[keep & ~high])), exponent)
     return NoiseMeasurement(level, reliable=not reason, reason=reason, whiteness=float(whiteness),
                             tiles=count, missing=missing, rejected=rejected, outliers=outliers)  # fmt: skip
 
