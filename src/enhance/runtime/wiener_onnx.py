@@ -94,6 +94,14 @@ def _crop(parts, name, source, cut):
     return parts.node("Slice", [source, starts, ends, axes], name)
 
 
+def _paired_phases(parts, name, source, weights):
+    """The 4 phases of each pixel of ``source`` (``n, 4 c, 2 ceil(h / 2), 2 ceil(w / 2)``) from the convolution with
+    ``weights`` (the names of `paired_kernel`'s weights and, optionally, biases) at stride 2, one pixel of end
+    padding, moved back in place by ``DepthToSpace``."""
+    paired = parts.node("Conv", [source, *weights], f"{name}_paired", strides=[2, 2], pads=[0, 0, 1, 1])
+    return parts.node("DepthToSpace", [paired], name, blocksize=2, mode="CRD")
+
+
 def _level_map(parts, level, inner):
     """The log noise level as a map of ``inner``'s shape."""
     axes = parts.constant("axes_23", np.array([2, 3], np.int64))
@@ -250,10 +258,8 @@ def wiener_onnx_graph(state, meta: dict, *, kind: str | None = None, metadata: d
         out = node("Add", [conv(f"blocks.{i}.1", hidden), crop(f"blocks.{i}.skip", out, 2)], f"blocks.{i}.sum")
     if paired_output:  # `paired_kernel`: phases of 2 x 2 pixels at once, one pixel of end padding for odd sizes
         weight, bias = paired_kernel(array("conv_out.weight"), array("conv_out.bias"))
-        paired = node("Conv", [out, constant("conv_out.paired_weight", weight),
-                               constant("conv_out.paired_bias", bias)],
-                      "conv_out_paired", strides=[2, 2], pads=[0, 0, 1, 1])  # fmt: skip
-        correction = node("DepthToSpace", [paired], "conv_out", blocksize=2, mode="CRD")
+        names = [constant("conv_out.paired_weight", weight), constant("conv_out.paired_bias", bias)]
+        correction = _paired_phases(parts, "conv_out", out, names)
     else:
         correction = conv("conv_out", out)
     if exact_constants and not constants_apart:  # less the response to a constant image of each pixel's value
@@ -540,8 +546,7 @@ def paired_filtering_graph(phases: int, taps: int):
 
     parts = _GraphParts()
     kernels = parts.constant("paired_kernels", placeholder((4 * phases, 1, taps + 1, taps + 1)))
-    moved = parts.node("Conv", ["image", kernels], "phases_paired", strides=[2, 2], pads=[0, 0, 1, 1])
-    parts.node("DepthToSpace", [moved], "phases", blocksize=2, mode="CRD")
+    _paired_phases(parts, "phases", "image", [kernels])
     inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, None, None])]
     outputs = [helper.make_tensor_value_info("phases", TensorProto.FLOAT, [1, phases, None, None])]
     graph = helper.make_graph(parts.nodes, "paired_filtering", inputs, outputs, initializer=parts.initializers)
@@ -1091,8 +1096,9 @@ class _Passes:
             blocks = mean.reshape(response.shape[1], 2, response.shape[2], 2)  # each input pixel's 2x2 block
             if len(response) == 1:
                 blocks -= response[0][:, None, :, None]
-            for phase in range(len(response) // 4 * 4):  # phase 2 a + b is output pixel (2 y + a, 2 x + b)
-                blocks[:, phase // 2, :, phase % 2] -= response[phase]
+            else:  # phase 2 a + b is output pixel (2 y + a, 2 x + b)
+                for phase, values in enumerate(response):
+                    blocks[:, phase // 2, :, phase % 2] -= values
         return mean
 
     def filtered(self, rows):
