@@ -3,7 +3,7 @@
 onnxruntime moves a convolution's weights into its fast blocked layout only where they are constant
 initialisers of the graph (weights computed in the graph, or given by ``SessionOptions.add_initializer``
 with the full optimisation, run on its slower generic path). A weight that changes with each call, such as
-'full''s linear stage blended for an image's noise level, is therefore written into the graph: a template
+the default models' linear stage blended for an image's noise level, is therefore written into the graph: a template
 holds a placeholder (`placeholder`, raw float32 bytes stored once, ``numpy_helper.from_array``'s layout) and
 `with_weight` replaces those bytes with the weight's, which leaves the protobuf valid (same length), without
 the ``onnx`` package (0.6 s to import). The template itself comes from the graph cache
