@@ -116,11 +116,37 @@ def test_the_median_and_neighbour_range_equal_scipy_rank_filters(seed, ny, nx, t
     ring[1, 1] = False
     expected = ndimage.maximum_filter(data, footprint=ring, mode="reflect") - ndimage.minimum_filter(
         data, footprint=ring, mode="reflect")  # fmt: skip
+    ys, xs = np.indices((ny, nx)).reshape(2, -1)
     for dtype in (np.float64, np.float32):  # picked in float32, the values are the same
-        median, spread = np.empty((ny, nx), dtype), np.empty((ny, nx))
-        noise._median_and_spread(np.pad(data.astype(dtype), 1, mode="symmetric"), slice(0, ny), median, spread)
+        padded, median = np.pad(data.astype(dtype), 1, mode="symmetric"), np.empty((ny, nx), dtype)
+        noise._median9(padded, slice(0, ny), median)
         assert np.array_equal(median, ndimage.median_filter(data, size=3, mode="reflect"))
-        assert np.array_equal(spread, expected)
+        assert np.array_equal(noise._neighbour_range(padded, ys, xs).reshape(ny, nx), expected)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 3), st.floats(0.5, 60.0))
+@settings(max_examples=60, deadline=None)
+def test_the_outlier_threshold_is_the_medians_or_none_when_nothing_exceeds_it(seed, tail, spike):
+    # The lower bound from a sample only ever skips the exact median where no value exceeds its threshold:
+    # None only when the median's threshold is exceeded by nothing, else that threshold.
+    rng = np.random.default_rng(seed)
+    values = np.abs(rng.standard_t(df=[100, 3, 1.5, 1][tail], size=50_000))
+    values[rng.integers(0, values.size, 3)] = spike * np.median(values)  # rare spikes, near or far
+    threshold = noise.OUTLIER_SIGMAS * (1.4826 * float(np.median(values)))
+    found = noise._outlier_threshold(values)
+    if found is None:
+        assert not (values > threshold).any()
+    else:
+        assert found == threshold
+    if spike < 10:  # near-Gaussian residuals: the bound (half a sample median) shows nothing reaches 20 sigmas
+        assert (found is None) == (tail == 0)  # Gaussian-like: skipped; heavy tails: the exact median
+
+
+def test_the_outlier_threshold_without_a_spread():
+    assert noise._outlier_threshold(np.zeros(50_000)) is None  # more than half equal their neighbourhood
+    assert noise._outlier_threshold(np.zeros(0)) is None
+    values = np.r_[np.zeros(30_000), np.ones(20_000)]  # the sample's median is 0: the exact path, median 0
+    assert noise._outlier_threshold(values) is None
 
 
 @pytest.mark.parametrize("shape", [(37, 45), (64, 64), (130, 97), (200, 261)])
@@ -144,6 +170,43 @@ def test_the_half_plane_spectra_hold_the_whole_planes_power_in_its_order(shape):
         expected = (np.abs(spectrum) ** 2 / np.sum(window**2))[full >= 1.15]
         np.testing.assert_allclose(power[index], expected, rtol=1e-10, atol=1e-12 * expected.max())
         assert keep[index] == (not (y <= 5 < y + size[0] and x <= 7 < x + size[1]))
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(37, 45), (64, 130), (130, 97), (160, 200)]))
+@settings(max_examples=30, deadline=None)
+def test_tiles_are_read_unless_constant_in_part_or_missing_as_counted_pixel_by_pixel(seed, shape):
+    # Each tile's equal neighbours along its rows (nx - 1 pairs a row) and missing pixels, counted directly.
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=shape)
+    for _ in range(3):  # constant patches (off-limb zeros, dead columns) of random sizes, near the threshold
+        y, x, h, w = rng.integers(0, shape[0]), rng.integers(0, shape[1]), rng.integers(1, 60), rng.integers(1, 60)
+        data[y : y + h, x : x + w] = 0.0
+    usable = rng.random(shape) > 0.0005
+    _, _, keep = noise._tile_powers(np.where(usable, data, 0.0), usable, 0.504, 1.15)
+    size = tuple(n if n < 128 else 64 for n in shape)
+    expected = []
+    for y in range(0, shape[0] - size[0] + 1, size[0] // 2):
+        for x in range(0, shape[1] - size[1] + 1, size[1] // 2):
+            lost = ~usable[y : y + size[0], x : x + size[1]]
+            equal = np.count_nonzero(
+                np.where(usable, data, 0.0)[y : y + size[0], x : x + size[1]][:, 1:]
+                == np.where(usable, data, 0.0)[y : y + size[0], x : x + size[1]][:, :-1]
+            )
+            expected.append(not lost.any() and not equal / (size[0] * (size[1] - 1)) > noise.FLAT_SHARE)
+    assert keep.tolist() == expected
+
+
+def test_a_tile_counts_only_its_own_pairs_of_equal_neighbours():
+    # The first tile (columns 0-63) holds exactly FLAT_SHARE of equal pairs (16 constant rows of 63 pairs), and
+    # its last column equals the next one in every row: pairs that cross its edge, which must not tip it over.
+    data = np.random.default_rng(2).normal(size=(64, 128))
+    data[:16, :65] = 7.0
+    data[16:, 64] = data[16:, 63]
+    assert 16 * 63 == noise.FLAT_SHARE * 64 * 63
+    _, _, keep = noise._tile_powers(data, np.ones(data.shape, bool), 0.504, 1.15)
+    assert keep.tolist() == [True, True, True]
+    data[16, :64] = 7.0  # one more row of equal pairs inside it: left out
+    assert noise._tile_powers(data, np.ones(data.shape, bool), 0.504, 1.15)[2].tolist() == [False, True, True]
 
 
 def test_a_float32_image_reads_as_its_float64_copy():

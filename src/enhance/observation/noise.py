@@ -14,6 +14,7 @@ unreliable (`NoiseMeasurement`).
 """
 
 import dataclasses
+import functools
 import math
 
 import astropy.units as u
@@ -40,6 +41,8 @@ TILE_REJECT = 2.0
 FLAT_SHARE = 0.25
 #: Values per chunk of the measurement's array operations (about 1 MB of float64), each thread's rows in turn.
 CHUNK_VALUES = 2**17
+#: Residuals sampled for a lower bound of their median (`_outlier_threshold`).
+OUTLIER_SAMPLE = 4096
 #: Frequency (cycles per arcsec) that splits the band in two for the ``whiteness`` of `NoiseMeasurement`.
 WHITE_SPLIT = 1.27
 #: A frequency is a peak when its power (averaged over the tiles) is this many times the band's median; the
@@ -91,11 +94,11 @@ class NoiseMeasurement:
     outliers: int = 0
 
 
-def _median_and_spread(padded, band, median, spread):
-    """The 3x3 median of each pixel of rows ``band`` and the range of its eight neighbours, from ``padded`` (the
-    image with one reflected pixel on each side), written into those rows of ``median`` and ``spread``.
+def _median9(padded, band, out):
+    """The median of the 3x3 neighbourhood of each pixel of rows ``band``, from ``padded`` (the image with one
+    reflected pixel on each side), written into those rows of ``out``.
 
-    Written with numpy's minimum and maximum rather than scipy.ndimage's rank filters (twice as fast on one core,
+    Written with numpy's minimum and maximum rather than scipy.ndimage's median filter (twice as fast on one core,
     and threads over bands use every core): each column's three values are sorted once, and the median of nine
     is the median of the largest low, the median middle and the smallest high of three sorted columns.
     """
@@ -108,12 +111,16 @@ def _median_and_spread(padded, band, median, spread):
     def median3(a, b, c):
         return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
-    median[band] = median3(np.maximum(np.maximum(low[:, left], low[:, mid]), low[:, right]),
-                           median3(middle[:, left], middle[:, mid], middle[:, right]),
-                           np.minimum(np.minimum(high[:, left], high[:, mid]), high[:, right]))  # fmt: skip
-    largest = np.maximum(np.maximum(high[:, left], high[:, right]), np.maximum(top[:, mid], bottom[:, mid]))
-    smallest = np.minimum(np.minimum(low[:, left], low[:, right]), np.minimum(top[:, mid], bottom[:, mid]))
-    np.subtract(largest, smallest, out=spread[band], dtype=spread.dtype)
+    out[band] = median3(np.maximum(np.maximum(low[:, left], low[:, mid]), low[:, right]),
+                        median3(middle[:, left], middle[:, mid], middle[:, right]),
+                        np.minimum(np.minimum(high[:, left], high[:, mid]), high[:, right]))  # fmt: skip
+
+
+def _neighbour_range(padded, rows, columns):
+    """The range (largest less smallest, float64) of the eight neighbours of pixels ``(rows, columns)``, from
+    ``padded`` (the image with one reflected pixel on each side)."""
+    ring = [padded[rows + 1 + dy, columns + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    return np.subtract(np.max(ring, axis=0), np.min(ring, axis=0), dtype=np.float64)
 
 
 def _chunks(band, size):
@@ -123,30 +130,59 @@ def _chunks(band, size):
     return [slice(start, min(start + size, band.stop)) for start in range(band.start, band.stop, size)]
 
 
-def _replace_outliers(data, usable, *, exact32=False):
-    """``data`` with its isolated outlier pixels replaced by the median of their 3x3 neighbourhood, and how many.
+def _outlier_threshold(values):
+    """The residual above which a pixel may be an outlier: `OUTLIER_SIGMAS` robust standard deviations, 1.4826
+    times the median of ``values`` (the usable pixels' residuals); None where no value exceeds it or it is 0.
+
+    The median of every pixel is the measurement's slowest step on one core, and rarely needed: half the median of
+    a sample is a lower bound of the median wherever fewer than half of the values lie below it (counted), and
+    where no value exceeds the threshold of that bound, none exceeds the median's.
+    """
+    if values.size >= 4 * OUTLIER_SAMPLE:
+        bound = 0.5 * float(np.median(values[:: values.size // OUTLIER_SAMPLE]))
+        below = np.count_nonzero(values < bound)
+        if bound > 0 and 2 * below < values.size and not float(values.max()) > OUTLIER_SIGMAS * (1.4826 * bound):
+            return None
+    scale = 1.4826 * float(np.median(values)) if values.size else 0.0
+    return OUTLIER_SIGMAS * scale if scale > 0 else None
+
+
+def _replace_outliers(data, usable):
+    """``data`` with its isolated outlier pixels replaced (in place) by the median of their 3x3 neighbourhood, and
+    how many.
 
     An outlier stands more than `OUTLIER_SIGMAS` robust standard deviations (judged on the ``usable`` pixels)
     from that median, and more than twice the range of its eight neighbours from it: a hot pixel, not a steep
     solar gradient (whose neighbours span it), whose replacement would itself add a spike to the spectrum.
-    Edges are reflected (``d c b a | a b c d``). With ``exact32`` (float64 ``data`` that float32 holds exactly)
-    the medians and ranges are picked in float32, three times as fast, with the same values.
+    Edges are reflected (``d c b a | a b c d``). The medians are picked in ``data``'s type (float32 three times
+    as fast), the residuals taken in float64.
     """
-    padded = np.pad(data.astype(np.float32) if exact32 else data, 1, mode="symmetric")
-    median, spread, residual = np.empty(data.shape, padded.dtype), np.empty(data.shape), np.empty(data.shape)
+    padded = np.pad(data, 1, mode="symmetric")
+    median, residual = np.empty_like(data), np.empty(data.shape)
 
-    def rows(band):  # the median, the range and the residual of each pixel of ``band``, the last two in float64
+    def rows(band):  # the median and the residual of each pixel of ``band``
         for part in _chunks(band, CHUNK_VALUES // data.shape[1]):
-            _median_and_spread(padded, part, median, spread)
-            np.abs(np.subtract(data[part], median[part], out=residual[part]), out=residual[part])
+            _median9(padded, part, median)
+            np.abs(np.subtract(data[part], median[part], out=residual[part], dtype=np.float64), out=residual[part])
 
     map_rows(rows, data.shape[0])
-    scale = 1.4826 * float(np.median(residual[usable], overwrite_input=True)) if usable.any() else 0.0
-    if not scale > 0:  # more than half of the pixels equal their neighbourhood: nothing to judge by
+    threshold = _outlier_threshold(residual.ravel() if usable.all() else residual[usable])
+    if threshold is None:
         return data, 0
-    bad = (residual > OUTLIER_SIGMAS * scale) & (residual > 2 * spread) & usable
-    count = int(bad.sum())
-    return (np.where(bad, median, data) if count else data), count
+    ys, xs = np.nonzero((residual > threshold) & usable)
+    bad = residual[ys, xs] > 2 * _neighbour_range(padded, ys, xs)
+    ys, xs = ys[bad], xs[bad]
+    data[ys, xs] = median[ys, xs]
+    return data, len(ys)
+
+
+def _window_sums(values, size, step, count):
+    """Sums of ``values`` over ``count`` windows of ``size`` along its last axis, ``step`` apart, windows that
+    overlap by half (``size = 2 step``, or ``count`` 1) taken as sums of ``step``-wide blocks."""
+    if count == 1:
+        return values[..., :size].sum(axis=-1, keepdims=True)
+    blocks = values[..., : (count + 1) * step].reshape(*values.shape[:-1], count + 1, step).sum(axis=-1)
+    return blocks[..., :-1] + blocks[..., 1:]
 
 
 def _tile_powers(data, usable, dx, start):
@@ -154,37 +190,67 @@ def _tile_powers(data, usable, dx, start):
     above ``start`` (in the order of the full spectrum, row by row), those frequencies, and which tiles to read.
 
     The tiles have `NOISE_TILE` pixels and overlap by half (the whole image along an axis shorter than twice
-    that); those to read hold no missing pixel and are not constant in part. Each tile's spectrum is taken over half
-    the plane (``rfft2``): the power at ``-k`` is the power at ``k`` for a real tile, so the other half is read
-    there, twice as fast as the whole plane's FFT with the same values (to float64 rounding).
+    that); those to read hold no missing pixel and are not constant in part. Each windowed tile is transformed
+    along its rows, then along its columns at the frequencies beyond the cut-off only (those of ``rfft2``'s half
+    plane: the power at ``-k`` is the power at ``k`` for a real tile); its mean is taken out as its sum times the
+    window's own spectrum. The rows of a column of tiles are transformed once for the tiles that overlap there (the
+    window is separable), and the sums and the counts of missing and equal pixels are taken on the image's blocks
+    of half a tile. The values are those of the mean-subtracted tiles' FFT to float64 rounding.
     """
     size = tuple(n if n < 2 * NOISE_TILE else NOISE_TILE for n in data.shape)
     step = tuple(max(s // 2, 1) for s in size)
-    views, missing = (sliding_window_view(array, size)[:: step[0], :: step[1]] for array in (data, ~usable))
+    count = tuple((n - s) // t + 1 for n, s, t in zip(data.shape, size, step, strict=True))
     ny, nx = size
-    window = np.outer(np.hanning(ny + 2)[1:-1], np.hanning(nx + 2)[1:-1])  # zero only outside the tile
-    norm = np.sum(window**2)
     frequency = np.hypot(np.fft.fftfreq(ny, dx)[:, None], np.fft.fftfreq(nx, dx)[None, :])
     beyond = frequency >= start
     rows, columns = np.nonzero(beyond)
     mirrored = columns > nx // 2  # not in rfft2's half plane: read at -k
     rows, columns = np.where(mirrored, -rows % ny, rows), np.where(mirrored, nx - columns, columns)
+    kx, column_at = np.unique(columns, return_inverse=True)
+    across_y, across_x = np.hanning(ny + 2)[1:-1], np.hanning(nx + 2)[1:-1]  # the window, zero only outside
+    window = np.outer(across_y, across_x)
+    norm = np.sum(window**2)
+    own = np.fft.rfft2(window)[rows, columns] / (ny * nx)  # the window's spectrum, per unit of the tile's mean
 
-    across = views.shape[1]
-    power, keep = np.empty((views.shape[0] * across, len(rows))), np.empty(views.shape[0] * across, bool)
+    def tile_sums(values, tiles, *, pairs=False):  # (tiles, across): each tile's sum of ``values`` (of nx - 1 pairs)
+        sums = _window_sums(values, nx, step[1], count[1])
+        if pairs:  # less the pair of the tile's last column with the pixel beyond it
+            sums -= values[:, nx - 1 :: step[1]][:, : count[1]]
+        return _window_sums(sums.T, ny, step[0], tiles).T
+
+    across = count[1]
+    power, keep = np.empty((count[0] * across, len(rows))), np.empty(count[0] * across, bool)
 
     def powers(band):  # numpy's FFT releases the GIL: threads over rows of tiles use every core
-        for part in _chunks(band, CHUNK_VALUES // (across * ny * nx)):
-            blocks = np.array(views[part], order="C").reshape(-1, ny, nx)  # a copy in tile order, windowed in place
-            equal = np.count_nonzero(blocks[:, :, 1:] == blocks[:, :, :-1], axis=(1, 2)) / (ny * (nx - 1))
-            tiles = slice(part.start * across, part.stop * across)
-            keep[tiles] = ~missing[part].any(axis=(2, 3)).ravel() & ~(equal > FLAT_SHARE)  # off-limb, dead columns
-            blocks -= blocks.mean(axis=(1, 2), keepdims=True)
-            blocks *= window
-            spectrum = np.fft.rfft2(blocks)[:, rows, columns]
-            np.divide(spectrum.real**2 + spectrum.imag**2, norm, out=power[tiles])
+        parts = _chunks(band, CHUNK_VALUES // (step[0] * data.shape[1]))
+        most = max(part.stop - part.start for part in parts)
+        # Arrays reused by every chunk of the band (fresh ones of this size would be fresh pages each time)
+        lines = (most - 1) * step[0] + ny
+        values, equal = np.empty((lines, data.shape[1])), np.zeros((lines, data.shape[1]))
+        windowed, halves = np.empty((lines, across, nx)), np.empty((lines, across, nx // 2 + 1), complex)
+        picked = np.empty((lines, across, len(kx)), complex)
+        tile_columns = np.empty((most, across, len(kx), ny), complex)
+        for part in parts:
+            top, tiles = part.start * step[0], part.stop - part.start
+            lines = (tiles - 1) * step[0] + ny
+            np.copyto(values[:lines], data[top : top + lines])
+            # each row of a column of tiles along x once (the window is separable), then each tile along y
+            np.multiply(sliding_window_view(values[:lines], nx, axis=1)[:, :: step[1]], across_x, out=windowed[:lines])
+            np.fft.rfft(windowed[:lines], axis=2, out=halves[:lines])
+            np.take(halves[:lines], kx, axis=2, out=picked[:lines])  # (lines, across, kx)
+            transformed = tile_columns[:tiles]  # (tiles, across, kx, ny)
+            np.multiply(sliding_window_view(picked[:lines], ny, axis=0)[:: step[0]], across_y, out=transformed)
+            spectrum = np.fft.fft(transformed, axis=3, out=transformed)[:, :, column_at, rows]
+            spectrum -= tile_sums(values[:lines], tiles)[..., None] * own
+            out = slice(part.start * across, part.stop * across)
+            np.divide(spectrum.real**2 + spectrum.imag**2, norm, out=power[out].reshape(tiles, across, -1))
+            np.equal(values[:lines, 1:], values[:lines, :-1], out=equal[:lines, :-1], casting="unsafe")
+            flat = tile_sums(equal[:lines], tiles, pairs=True) / (ny * (nx - 1)) > FLAT_SHARE  # off-limb, dead columns
+            lost = ~usable[top : top + lines]
+            lost = tile_sums(lost.astype(np.float64), tiles) > 0 if lost.any() else False
+            keep[out] = (~flat & ~lost).ravel()
 
-    map_rows(powers, views.shape[0], minimum=max(1, 16 // across))
+    map_rows(powers, count[0], minimum=max(1, 16 // across))
     return power, frequency[beyond], keep
 
 
@@ -254,8 +320,7 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     >>> bool(abs(found.sigma - 2.0) < 0.1), found.reliable, found.outliers
     (True, True, 1)
     """
-    source = check_image(image)
-    data = source.astype(np.float64)
+    data = check_image(image)  # a copy, float32 or float64: the medians are picked in its type
     if min(data.shape) < 16:
         msg = f"the noise level needs an image of at least 16 x 16 pixels, got shape {data.shape}"
         raise ValueError(msg)
@@ -263,12 +328,12 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     start = float(band_start.to_value(1 / u.arcsec))
     stop = np.inf if band_stop is None else float(band_stop.to_value(1 / u.arcsec))
     usable = np.isfinite(data) if finite is None else np.asarray(finite, bool) & np.isfinite(data)
-    exact32 = np.can_cast(source.dtype, np.float32, casting="safe")  # float32 and float16 (integers come as float64)
-    data = np.where(usable, data, 0.0)
+    if not usable.all():
+        data[~usable] = 0
     exponent = _scale_exponent(data)
     if exponent:  # measured on the image times a power of two (exact), so that no power underflows or overflows
-        data, exact32 = np.ldexp(data, -exponent), False
-    data, outliers = _replace_outliers(data, usable, exact32=exact32)
+        data = np.ldexp(data.astype(np.float64), -exponent)
+    data, outliers = _replace_outliers(data, usable)
     power, frequency, keep = _tile_powers(data, usable, dx, start)  # the frequencies at or above ``start`` only
     band = frequency < stop
     if band.sum() * len(keep) < 16:
@@ -279,15 +344,23 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     if not missing < len(keep):
         return NoiseMeasurement(np.nan, reliable=False, reason="no tile without missing or constant pixels",
                                 missing=missing, outliers=outliers)  # fmt: skip
-    levels = np.sqrt(np.median(power if band.all() else power[:, band], axis=1) / np.log(2))
+    kept = power[keep] if band.all() else power[np.ix_(keep, band)]
+    levels = np.full(len(keep), np.nan)  # each tile's level (those left out: not read)
+    levels[keep] = np.concatenate(map_rows(lambda tiles: np.median(kept[tiles], axis=1), len(kept)))
+    levels[keep] = np.sqrt(levels[keep] / np.log(2))
     high = keep & (levels > TILE_REJECT * float(np.median(levels[keep])))
     power = power[keep & ~high]
     count, rejected = len(power), int(high.sum())
     inner, outer = frequency < WHITE_SPLIT, frequency >= max(WHITE_SPLIT, start)
+    tasks = [functools.partial(_pattern, power)]  # medians over most of the powers, on the cores at once
+    if inner.any() and outer.any():
+        tasks += [functools.partial(_level, power, inner), functools.partial(_level, power, outer)]
     with np.errstate(divide="ignore", invalid="ignore"):
-        whiteness = _level(power, inner) / _level(power, outer) if inner.any() and outer.any() else 1.0
+        pattern, *levels_read = (found for run in map_rows(lambda part: [task() for task in tasks[part]], len(tasks),
+                                                           minimum=1) for found in run)  # fmt: skip
+        whiteness = levels_read[0] / levels_read[1] if levels_read else 1.0
     reason = ""
-    if _pattern(power):
+    if pattern:
         reason = "a periodic pattern holds most of the power beyond the cut-off"
     elif count < rejected:
         reason = f"{rejected} of {count + rejected} tiles stand far above the others (edges, artefacts)"
