@@ -2,6 +2,7 @@
 patterns beyond the cut-off. Property-based (hypothesis): white noise of a known level under a smooth scene, with
 any of these added, reads as that level, or the measurement says it cannot be believed."""
 
+import threading
 import warnings
 
 import numpy as np
@@ -124,29 +125,48 @@ def test_the_median_and_neighbour_range_equal_scipy_rank_filters(seed, ny, nx, t
         assert np.array_equal(noise._neighbour_range(padded, ys, xs).reshape(ny, nx), expected)
 
 
-@given(st.integers(0, 2**32 - 1), st.integers(0, 3), st.floats(0.5, 60.0))
+@given(st.integers(0, 2**32 - 1), st.integers(0, 3), st.integers(0, 3), st.floats(2.0, 60.0), st.booleans())
 @settings(max_examples=60, deadline=None)
-def test_the_outlier_threshold_is_the_medians_or_none_when_nothing_exceeds_it(seed, tail, spike):
-    # The lower bound from a sample only ever skips the exact median where no value exceeds its threshold:
-    # None only when the median's threshold is exceeded by nothing, else that threshold.
+def test_outliers_are_those_of_the_definition_with_scipy_rank_filters(seed, tail, scene, spike, float32):
+    # Beyond 20 robust sigmas of the 3x3 median (1.4826 x the median residual of the usable pixels) and beyond
+    # twice the range of the eight neighbours: the same pixels, replaced by the same medians, whichever path
+    # (a lower bound of the threshold, or the threshold itself) the measurement took.
     rng = np.random.default_rng(seed)
-    values = np.abs(rng.standard_t(df=[100, 3, 1.5, 1][tail], size=50_000))
-    values[rng.integers(0, values.size, 3)] = spike * np.median(values)  # rare spikes, near or far
-    threshold = noise.OUTLIER_SIGMAS * (1.4826 * float(np.median(values)))
-    found = noise._outlier_threshold(values)
-    if found is None:
-        assert not (values > threshold).any()
-    else:
-        assert found == threshold
-    if spike < 10:  # near-Gaussian residuals: the bound (half a sample median) shows nothing reaches 20 sigmas
-        assert (found is None) == (tail == 0)  # Gaussian-like: skipped; heavy tails: the exact median
+    shape = (int(rng.integers(40, 260)), int(rng.integers(40, 260)))
+    data = np.abs(rng.standard_t(df=[100, 3, 1.5, 1][tail], size=shape))
+    yy, xx = np.indices(shape)
+    if scene == 1:  # a dark spot with a sharp edge
+        data = np.where(np.hypot(yy - shape[0] / 2, xx - shape[1] / 2) < shape[0] / 4, 0.3 * data, data + 30)
+    elif scene == 2:  # steps everywhere: many pixels beyond any bound
+        data += 25 * ((yy // 3 + xx // 5) % 2)
+    elif scene == 3:  # more than half of the pixels equal their neighbourhood
+        data[: shape[0] * 2 // 3] = 1.0
+    hot = rng.integers(0, data.size, int(rng.integers(0, 20)))
+    data.ravel()[hot] += spike * rng.choice([-1, 1], hot.size) * np.median(data)
+    data = data.astype(np.float32).astype(np.float64) if float32 else data
+    usable = rng.random(shape) > 0.05
+    median = ndimage.median_filter(data, size=3, mode="reflect")
+    ring = np.ones((3, 3), bool)
+    ring[1, 1] = False
+    spread = ndimage.maximum_filter(data, footprint=ring, mode="reflect") - ndimage.minimum_filter(
+        data, footprint=ring, mode="reflect")  # fmt: skip
+    residual = np.abs(data - median)
+    scale = 1.4826 * np.median(residual[usable])
+    bad = (residual > noise.OUTLIER_SIGMAS * scale) & (residual > 2 * spread) & usable if scale > 0 else False
+    found, count = noise._replace_outliers(data.astype(np.float32) if float32 else data.copy(), usable)
+    assert count == int(np.sum(bad))
+    np.testing.assert_array_equal(found, np.where(bad, median, data))
 
 
-def test_the_outlier_threshold_without_a_spread():
-    assert noise._outlier_threshold(np.zeros(50_000)) is None  # more than half equal their neighbourhood
-    assert noise._outlier_threshold(np.zeros(0)) is None
-    values = np.r_[np.zeros(30_000), np.ones(20_000)]  # the sample's median is 0: the exact path, median 0
-    assert noise._outlier_threshold(values) is None
+def test_the_scale_bound_is_below_the_scale_and_shows_itself_on_noise():
+    rng = np.random.default_rng(0)
+    for values in (np.abs(rng.normal(size=50_000)), np.abs(rng.standard_cauchy(50_000)), rng.random(90_000) ** 4):
+        bound = noise._scale_bound(values)
+        assert bound is not None
+        assert bound <= noise._outlier_scale(values)
+    assert noise._scale_bound(np.zeros(50_000)) is None  # more than half equal their neighbourhood
+    assert noise._scale_bound(np.r_[np.zeros(25_001), np.ones(24_999)]) is None  # the sample says 0
+    assert noise._scale_bound(np.ones(100)) is None  # too few to sample
 
 
 @pytest.mark.parametrize("shape", [(37, 45), (64, 64), (130, 97), (200, 261)])
@@ -156,7 +176,7 @@ def test_the_half_plane_spectra_hold_the_whole_planes_power_in_its_order(shape):
     data = np.random.default_rng(1).normal(size=shape)
     usable = np.ones(shape, bool)
     usable[5, 7] = False  # the tiles holding it are not read
-    power, frequency, keep = noise._tile_powers(data, usable, 0.504, 1.15)
+    power, frequency, keep, _ = noise._tile_powers(data, usable, 0.504, 1.15)
     size = tuple(n if n < 128 else 64 for n in shape)
     window = np.outer(np.hanning(size[0] + 2)[1:-1], np.hanning(size[1] + 2)[1:-1])
     full = np.hypot(np.fft.fftfreq(size[0], 0.504)[:, None], np.fft.fftfreq(size[1], 0.504)[None, :])
@@ -182,7 +202,7 @@ def test_tiles_are_read_unless_constant_in_part_or_missing_as_counted_pixel_by_p
         y, x, h, w = rng.integers(0, shape[0]), rng.integers(0, shape[1]), rng.integers(1, 60), rng.integers(1, 60)
         data[y : y + h, x : x + w] = 0.0
     usable = rng.random(shape) > 0.0005
-    _, _, keep = noise._tile_powers(np.where(usable, data, 0.0), usable, 0.504, 1.15)
+    _, _, keep, _ = noise._tile_powers(np.where(usable, data, 0.0), usable, 0.504, 1.15)
     size = tuple(n if n < 128 else 64 for n in shape)
     expected = []
     for y in range(0, shape[0] - size[0] + 1, size[0] // 2):
@@ -203,10 +223,40 @@ def test_a_tile_counts_only_its_own_pairs_of_equal_neighbours():
     data[:16, :65] = 7.0
     data[16:, 64] = data[16:, 63]
     assert 16 * 63 == noise.FLAT_SHARE * 64 * 63
-    _, _, keep = noise._tile_powers(data, np.ones(data.shape, bool), 0.504, 1.15)
+    _, _, keep, _ = noise._tile_powers(data, np.ones(data.shape, bool), 0.504, 1.15)
     assert keep.tolist() == [True, True, True]
     data[16, :64] = 7.0  # one more row of equal pairs inside it: left out
     assert noise._tile_powers(data, np.ones(data.shape, bool), 0.504, 1.15)[2].tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize("shape", [(130, 97), (300, 260)])
+def test_the_arrays_kept_for_the_next_measurement_carry_nothing_over(shape, monkeypatch):
+    # One thread, so that every chunk reuses this thread's arrays: filled with NaN between two calls, the
+    # second call gives the first's result bit for bit.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    data = np.random.default_rng(6).normal(size=shape)
+    data[:40, :70] = 0.0  # constant in part: the counts of equal neighbours matter
+    usable = np.ones(shape, bool)
+    first = noise._tile_powers(data, usable, 0.504, 1.15)
+    for array in noise._WORKSPACE.arrays:
+        array.fill(np.nan)
+    second = noise._tile_powers(data, usable, 0.504, 1.15)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_thread_keeps_its_arrays_up_to_a_size():
+    shapes = (((3, 4), float), ((2,), complex))
+    kept = noise._workspace(*shapes)
+    assert all(a is b for a, b in zip(kept, noise._workspace(*shapes), strict=True))
+    assert noise._workspace(((3, 5), float))[0].shape == (3, 5)  # other shapes: new arrays, kept instead
+    other = []
+    thread = threading.Thread(target=lambda: other.extend(noise._workspace(*shapes)))
+    thread.start()
+    thread.join()
+    assert other[0] is not kept[0]  # each thread its own
+    large = ((noise.WORKSPACE_BYTES // 8 + 1,), float)
+    assert noise._workspace(large)[0] is not noise._workspace(large)[0]  # beyond the limit: fresh every time
 
 
 def test_a_float32_image_reads_as_its_float64_copy():

@@ -16,6 +16,7 @@ unreliable (`NoiseMeasurement`).
 import dataclasses
 import functools
 import math
+import threading
 
 import astropy.units as u
 import numpy as np
@@ -41,8 +42,14 @@ TILE_REJECT = 2.0
 FLAT_SHARE = 0.25
 #: Values per chunk of the measurement's array operations (about 1 MB of float64), each thread's rows in turn.
 CHUNK_VALUES = 2**17
-#: Residuals sampled for a lower bound of their median (`_outlier_threshold`).
+#: Residuals sampled for a lower bound of their median (`_scale_bound`): that share of the sample's median.
 OUTLIER_SAMPLE = 4096
+OUTLIER_BOUND = 0.8
+#: Pixels beyond the bound's threshold, as a share of all, above which the threshold itself is computed first.
+OUTLIER_SHARE = 0.02
+#: Most bytes of the arrays each thread keeps for the next measurement (`_workspace`).
+WORKSPACE_BYTES = 2**24
+_WORKSPACE = threading.local()
 #: Frequency (cycles per arcsec) that splits the band in two for the ``whiteness`` of `NoiseMeasurement`.
 WHITE_SPLIT = 1.27
 #: A frequency is a peak when its power (averaged over the tiles) is this many times the band's median; the
@@ -130,21 +137,22 @@ def _chunks(band, size):
     return [slice(start, min(start + size, band.stop)) for start in range(band.start, band.stop, size)]
 
 
-def _outlier_threshold(values):
-    """The residual above which a pixel may be an outlier: `OUTLIER_SIGMAS` robust standard deviations, 1.4826
-    times the median of ``values`` (the usable pixels' residuals); None where no value exceeds it or it is 0.
+def _outlier_scale(values):
+    """1.4826 times the median of ``values`` (the usable pixels' residuals), 0 if there are none: the robust
+    standard deviation outliers are judged by."""
+    return 1.4826 * float(np.median(values)) if values.size else 0.0
 
-    The median of every pixel is the measurement's slowest step on one core, and rarely needed: half the median of
-    a sample is a lower bound of the median wherever fewer than half of the values lie below it (counted), and
-    where no value exceeds the threshold of that bound, none exceeds the median's.
+
+def _scale_bound(values):
+    """A lower bound of `_outlier_scale` (``values`` left as they are), or None where none shows at once.
+
+    The median of every pixel is the measurement's slowest step on one core, and rarely needed: most of a
+    sample's median is a lower bound of the median wherever fewer than half of the values lie below it (counted).
     """
-    if values.size >= 4 * OUTLIER_SAMPLE:
-        bound = 0.5 * float(np.median(values[:: values.size // OUTLIER_SAMPLE]))
-        below = np.count_nonzero(values < bound)
-        if bound > 0 and 2 * below < values.size and not float(values.max()) > OUTLIER_SIGMAS * (1.4826 * bound):
-            return None
-    scale = 1.4826 * float(np.median(values)) if values.size else 0.0
-    return OUTLIER_SIGMAS * scale if scale > 0 else None
+    if values.size < 4 * OUTLIER_SAMPLE:
+        return None
+    bound = OUTLIER_BOUND * float(np.median(values[:: values.size // OUTLIER_SAMPLE]))
+    return 1.4826 * bound if bound > 0 and 2 * np.count_nonzero(values < bound) < values.size else None
 
 
 def _replace_outliers(data, usable):
@@ -155,7 +163,9 @@ def _replace_outliers(data, usable):
     from that median, and more than twice the range of its eight neighbours from it: a hot pixel, not a steep
     solar gradient (whose neighbours span it), whose replacement would itself add a spike to the spectrum.
     Edges are reflected (``d c b a | a b c d``). The medians are picked in ``data``'s type (float32 three times
-    as fast), the residuals taken in float64.
+    as fast), the residuals taken in float64. The pixels beyond a lower bound of the threshold (`_scale_bound`)
+    are judged by their neighbours' range first; the threshold itself is computed only where one of them
+    stands out of that range, or too many stand beyond the bound.
     """
     padded = np.pad(data, 1, mode="symmetric")
     median, residual = np.empty_like(data), np.empty(data.shape)
@@ -166,14 +176,34 @@ def _replace_outliers(data, usable):
             np.abs(np.subtract(data[part], median[part], out=residual[part], dtype=np.float64), out=residual[part])
 
     map_rows(rows, data.shape[0])
-    threshold = _outlier_threshold(residual.ravel() if usable.all() else residual[usable])
-    if threshold is None:
+    values = residual.ravel() if usable.all() else residual[usable]
+    bound = _scale_bound(values)
+    scale = _outlier_scale(values) if bound is None else None
+    if scale is not None and not scale > 0:  # more than half of the pixels equal their neighbourhood
         return data, 0
-    ys, xs = np.nonzero((residual > threshold) & usable)
-    bad = residual[ys, xs] > 2 * _neighbour_range(padded, ys, xs)
-    ys, xs = ys[bad], xs[bad]
+    ys, xs = np.nonzero((residual > OUTLIER_SIGMAS * (scale or bound)) & usable)
+    if scale is None and len(ys) > values.size * OUTLIER_SHARE:  # the bound shows little: the threshold first
+        scale = _outlier_scale(values)
+        ys, xs = np.nonzero((residual > OUTLIER_SIGMAS * scale) & usable)
+    isolated = residual[ys, xs] > 2 * _neighbour_range(padded, ys, xs)
+    ys, xs = ys[isolated], xs[isolated]
+    if scale is None and len(ys):
+        beyond = residual[ys, xs] > OUTLIER_SIGMAS * _outlier_scale(values)
+        ys, xs = ys[beyond], xs[beyond]
     data[ys, xs] = median[ys, xs]
     return data, len(ys)
+
+
+def _workspace(*shapes):
+    """Arrays of ``shapes`` (``(shape, dtype)`` pairs, values undefined) kept for the calling thread and given
+    again to its next call with the same shapes, up to `WORKSPACE_BYTES` in all: fresh arrays of this size
+    would be fresh pages, which the kernel zeroes, at every call."""
+    size = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in shapes)
+    if size > WORKSPACE_BYTES:
+        return [np.empty(shape, dtype) for shape, dtype in shapes]
+    if getattr(_WORKSPACE, "shapes", None) != shapes:
+        _WORKSPACE.shapes, _WORKSPACE.arrays = shapes, [np.empty(shape, dtype) for shape, dtype in shapes]
+    return _WORKSPACE.arrays
 
 
 def _window_sums(values, size, step, count):
@@ -185,9 +215,10 @@ def _window_sums(values, size, step, count):
     return blocks[..., :-1] + blocks[..., 1:]
 
 
-def _tile_powers(data, usable, dx, start):
+def _tile_powers(data, usable, dx, start, stop=np.inf):
     """Power spectra of Hann-windowed, mean-subtracted tiles, per unit of noise variance, at the frequencies at or
-    above ``start`` (in the order of the full spectrum, row by row), those frequencies, and which tiles to read.
+    above ``start`` (in the order of the full spectrum, row by row), those frequencies, which tiles to read, and
+    each tile's noise level read below ``stop`` (the median power there, as `_level`).
 
     The tiles have `NOISE_TILE` pixels and overlap by half (the whole image along an axis shorter than twice
     that); those to read hold no missing pixel and are not constant in part. Each windowed tile is transformed
@@ -211,6 +242,7 @@ def _tile_powers(data, usable, dx, start):
     window = np.outer(across_y, across_x)
     norm = np.sum(window**2)
     own = np.fft.rfft2(window)[rows, columns] / (ny * nx)  # the window's spectrum, per unit of the tile's mean
+    below = frequency[beyond] < stop  # the frequencies each tile's level is read on
 
     def tile_sums(values, tiles, *, pairs=False):  # (tiles, across): each tile's sum of ``values`` (of nx - 1 pairs)
         sums = _window_sums(values, nx, step[1], count[1])
@@ -220,16 +252,17 @@ def _tile_powers(data, usable, dx, start):
 
     across = count[1]
     power, keep = np.empty((count[0] * across, len(rows))), np.empty(count[0] * across, bool)
+    levels = np.full(len(keep), np.nan)
 
     def powers(band):  # numpy's FFT releases the GIL: threads over rows of tiles use every core
         parts = _chunks(band, CHUNK_VALUES // (step[0] * data.shape[1]))
         most = max(part.stop - part.start for part in parts)
         # Arrays reused by every chunk of the band (fresh ones of this size would be fresh pages each time)
         lines = (most - 1) * step[0] + ny
-        values, equal = np.empty((lines, data.shape[1])), np.zeros((lines, data.shape[1]))
-        windowed, halves = np.empty((lines, across, nx)), np.empty((lines, across, nx // 2 + 1), complex)
-        picked = np.empty((lines, across, len(kx)), complex)
-        tile_columns = np.empty((most, across, len(kx), ny), complex)
+        values, equal, windowed, halves, picked, tile_columns = _workspace(
+            ((lines, data.shape[1]), float), ((lines, data.shape[1]), float), ((lines, across, nx), float),
+            ((lines, across, nx // 2 + 1), complex), ((lines, across, len(kx)), complex),
+            ((most, across, len(kx), ny), complex))  # fmt: skip
         for part in parts:
             top, tiles = part.start * step[0], part.stop - part.start
             lines = (tiles - 1) * step[0] + ny
@@ -244,21 +277,24 @@ def _tile_powers(data, usable, dx, start):
             spectrum -= tile_sums(values[:lines], tiles)[..., None] * own
             out = slice(part.start * across, part.stop * across)
             np.divide(spectrum.real**2 + spectrum.imag**2, norm, out=power[out].reshape(tiles, across, -1))
+            if below.any():
+                levels[out] = np.median(power[out] if below.all() else power[out][:, below], axis=1)
             np.equal(values[:lines, 1:], values[:lines, :-1], out=equal[:lines, :-1], casting="unsafe")
+            equal[:lines, -1] = 0  # the last column has no neighbour to its right
             flat = tile_sums(equal[:lines], tiles, pairs=True) / (ny * (nx - 1)) > FLAT_SHARE  # off-limb, dead columns
             lost = ~usable[top : top + lines]
             lost = tile_sums(lost.astype(np.float64), tiles) > 0 if lost.any() else False
             keep[out] = (~flat & ~lost).ravel()
 
     map_rows(powers, count[0], minimum=max(1, 16 // across))
-    return power, frequency[beyond], keep
+    return power, frequency[beyond], keep, np.sqrt(levels / np.log(2))
 
 
 def _pattern(power):
     """Whether a few frequencies (a periodic pattern) hold most of the power beyond the cut-off, in most tiles.
 
     The median over the tiles: an edge's streak in one tile is not a pattern of the image."""
-    mean = np.median(power, axis=0)
+    mean = np.median(np.ascontiguousarray(power.T), axis=1)  # each frequency's powers in a row: faster
     total = float(mean.sum())
     if not total > 0:
         return False
@@ -334,7 +370,7 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     if exponent:  # measured on the image times a power of two (exact), so that no power underflows or overflows
         data = np.ldexp(data.astype(np.float64), -exponent)
     data, outliers = _replace_outliers(data, usable)
-    power, frequency, keep = _tile_powers(data, usable, dx, start)  # the frequencies at or above ``start`` only
+    power, frequency, keep, levels = _tile_powers(data, usable, dx, start, stop)  # at or above ``start`` only
     band = frequency < stop
     if band.sum() * len(keep) < 16:
         msg = (f"pixels of {dx:g} arcsec sample no frequency above {start:g} cycles per arcsec: "
@@ -344,12 +380,8 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     if not missing < len(keep):
         return NoiseMeasurement(np.nan, reliable=False, reason="no tile without missing or constant pixels",
                                 missing=missing, outliers=outliers)  # fmt: skip
-    kept = power[keep] if band.all() else power[np.ix_(keep, band)]
-    levels = np.full(len(keep), np.nan)  # each tile's level (those left out: not read)
-    levels[keep] = np.concatenate(map_rows(lambda tiles: np.median(kept[tiles], axis=1), len(kept)))
-    levels[keep] = np.sqrt(levels[keep] / np.log(2))
     high = keep & (levels > TILE_REJECT * float(np.median(levels[keep])))
-    power = power[keep & ~high]
+    power = power if (keep & ~high).all() else power[keep & ~high]
     count, rejected = len(power), int(high.sum())
     inner, outer = frequency < WHITE_SPLIT, frequency >= max(WHITE_SPLIT, start)
     tasks = [functools.partial(_pattern, power)]  # medians over most of the powers, on the cores at once

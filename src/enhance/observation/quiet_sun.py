@@ -100,12 +100,13 @@ def estimate_qs_level(image, *, window=0.15, n_iter=10):
     if values.size == 0:
         msg = "cannot estimate the quiet-Sun level: the image has no finite pixels"
         raise ValueError(msg)
+    values = np.sort(values)  # once: the pixels near each level are then a run of it, whose median is read there
     level = float(np.median(values))
     for _ in range(n_iter):
-        near = values[np.abs(values - level) <= window * abs(level)]
-        if near.size == 0:
+        near = np.abs(values - level) <= window * abs(level)  # True on one run: the distance falls, then rises
+        if not near.any():
             break
-        new = float(np.median(near))
+        new = float(np.median(values[int(np.argmax(near)) : near.size - int(np.argmax(near[::-1]))]))
         converged = abs(new - level) <= 1e-6 * abs(level)
         level = new
         if converged:
