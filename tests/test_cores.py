@@ -1,10 +1,5 @@
 """enhance.cores: the cores a process may use, and row bands over them."""
 
-import multiprocessing
-import os
-import threading
-import warnings
-
 import numpy as np
 import pytest
 
@@ -26,37 +21,6 @@ def test_bands_run_on_threads_and_give_the_serial_result():
     parts = map_rows(lambda band: np.cumsum(data[band], axis=1), len(data), cores=4)
     assert len(parts) == 4
     assert np.array_equal(np.concatenate(parts), np.cumsum(data, axis=1))
-
-
-def test_bands_run_on_kept_threads_and_a_band_runs_its_own_bands_in_turn():
-    both = threading.Barrier(2)
-
-    def names(band):  # each band waits for the other: they run at once, on two threads
-        both.wait(timeout=30)
-        inner = map_rows(lambda part: threading.current_thread().name, 256, cores=2)
-        return threading.current_thread().name, inner
-
-    first, second = map_rows(names, 256, cores=2), map_rows(names, 256, cores=2)
-    outer = [name for name, _ in first]
-    assert len(set(outer)) == 2
-    assert all(name.startswith("enhance-rows") for name in outer)
-    assert {name for name, _ in second} == set(outer)  # the same threads again, none started
-    assert all(inner == [name, name] for name, inner in first + second)  # nested: in the band's own thread
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
-def test_a_forked_child_gets_its_own_threads():
-    both = threading.Barrier(2)
-    map_rows(lambda band: both.wait(timeout=30), 256, cores=2)  # the parent's pool has both threads at the fork
-    context = multiprocessing.get_context("fork")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # forking a process with threads
-        child = context.Process(target=map_rows, args=(lambda band: band, 256), kwargs={"cores": 2})
-        child.start()
-    child.join(timeout=60)
-    if child.is_alive():  # waiting for threads that were not forked with it
-        child.kill()
-    assert child.exitcode == 0
 
 
 def test_cores_follow_omp_num_threads(monkeypatch):

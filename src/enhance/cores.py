@@ -7,7 +7,6 @@ every core without copying the array to other processes.
 import collections
 import os
 import platform
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -91,10 +90,6 @@ def map_rows(function, rows: int, *, cores: int | None = None, minimum: int = 64
     list
         The bands' results, top to bottom.
 
-    Notes
-    -----
-    The bands run on threads kept for the process; a band that calls `map_rows` runs its own bands in turn.
-
     Examples
     --------
     >>> map_rows(lambda band: (band.start, band.stop), 200, cores=2)
@@ -105,28 +100,10 @@ def map_rows(function, rows: int, *, cores: int | None = None, minimum: int = 64
     bands = max(1, min(cores or cpu_cores(), rows // max(minimum, 1)))
     edges = np.linspace(0, rows, bands + 1).round().astype(int)
     slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    if bands == 1 or getattr(_WORKER, "active", False):  # one band, or called from a band: in this thread
-        return [function(band) for band in slices]
-    return list(_pool(bands).map(function, slices))
-
-
-_WORKER = threading.local()
-_POOLS: dict = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _mark_worker():
-    _WORKER.active = True
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """A pool of ``threads`` threads kept for the process (starting threads costs 0.1-0.3 ms a call; a forked
-    child, which inherits no threads, gets its own)."""
-    key = (os.getpid(), threads)
-    with _POOLS_LOCK:
-        if key not in _POOLS:
-            _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="enhance-rows", initializer=_mark_worker)
-        return _POOLS[key]
+    if bands == 1:
+        return [function(slices[0])]
+    with ThreadPoolExecutor(bands) as pool:
+        return list(pool.map(function, slices))
 
 
 def needed_box(needed, rows: tuple, cols: tuple) -> tuple | None:

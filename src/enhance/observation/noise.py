@@ -16,7 +16,6 @@ unreliable (`NoiseMeasurement`).
 import dataclasses
 import functools
 import math
-import threading
 
 import astropy.units as u
 import numpy as np
@@ -47,9 +46,6 @@ OUTLIER_SAMPLE = 4096
 OUTLIER_BOUND = 0.8
 #: Pixels beyond the bound's threshold, as a share of all, above which the threshold itself is computed first.
 OUTLIER_SHARE = 0.02
-#: Most bytes of the arrays each thread keeps for the next measurement (`_workspace`).
-WORKSPACE_BYTES = 2**24
-_WORKSPACE = threading.local()
 #: Frequency (cycles per arcsec) that splits the band in two for the ``whiteness`` of `NoiseMeasurement`.
 WHITE_SPLIT = 1.27
 #: A frequency is a peak when its power (averaged over the tiles) is this many times the band's median; the
@@ -126,8 +122,13 @@ def _median9(padded, band, out):
 def _neighbour_range(padded, rows, columns):
     """The range (largest less smallest, float64) of the eight neighbours of pixels ``(rows, columns)``, from
     ``padded`` (the image with one reflected pixel on each side)."""
-    ring = [padded[rows + 1 + dy, columns + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
-    return np.subtract(np.max(ring, axis=0), np.min(ring, axis=0), dtype=np.float64)
+    ring = ((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+    largest = padded[rows, columns]  # the neighbour (-1, -1)
+    smallest = largest.copy()
+    for dy, dx in ring:
+        np.maximum(largest, padded[rows + 1 + dy, columns + 1 + dx], out=largest)
+        np.minimum(smallest, padded[rows + 1 + dy, columns + 1 + dx], out=smallest)
+    return np.subtract(largest, smallest, dtype=np.float64)
 
 
 def _chunks(band, size):
@@ -194,18 +195,6 @@ def _replace_outliers(data, usable):
     return data, len(ys)
 
 
-def _workspace(*shapes):
-    """Arrays of ``shapes`` (``(shape, dtype)`` pairs, values undefined) kept for the calling thread and given
-    again to its next call with the same shapes, up to `WORKSPACE_BYTES` in all: fresh arrays of this size
-    would be fresh pages, which the kernel zeroes, at every call."""
-    size = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in shapes)
-    if size > WORKSPACE_BYTES:
-        return [np.empty(shape, dtype) for shape, dtype in shapes]
-    if getattr(_WORKSPACE, "shapes", None) != shapes:
-        _WORKSPACE.shapes, _WORKSPACE.arrays = shapes, [np.empty(shape, dtype) for shape, dtype in shapes]
-    return _WORKSPACE.arrays
-
-
 def _window_sums(values, size, step, count):
     """Sums of ``values`` over ``count`` windows of ``size`` along its last axis, ``step`` apart, windows that
     overlap by half (``size = 2 step``, or ``count`` 1) taken as sums of ``step``-wide blocks."""
@@ -221,12 +210,12 @@ def _tile_powers(data, usable, dx, start, stop=np.inf):
     each tile's noise level read below ``stop`` (the median power there, as `_level`).
 
     The tiles have `NOISE_TILE` pixels and overlap by half (the whole image along an axis shorter than twice
-    that); those to read hold no missing pixel and are not constant in part. Each windowed tile is transformed
-    along its rows, then along its columns at the frequencies beyond the cut-off only (those of ``rfft2``'s half
-    plane: the power at ``-k`` is the power at ``k`` for a real tile); its mean is taken out as its sum times the
-    window's own spectrum. The rows of a column of tiles are transformed once for the tiles that overlap there (the
-    window is separable), and the sums and the counts of missing and equal pixels are taken on the image's blocks
-    of half a tile. The values are those of the mean-subtracted tiles' FFT to float64 rounding.
+    that); those to read hold no missing pixel and are not constant in part. The window is separable, so each
+    row of a column of tiles, less its mean, is transformed along x once for the two tiles that overlap there;
+    each tile then adds its rows' means less its own mean times the window's spectrum, and is transformed along
+    y, at the frequencies beyond the cut-off only (those of ``rfft2``'s half plane: the power at ``-k`` is the
+    power at ``k`` for a real tile). The counts of missing and equal pixels are taken on the image's blocks of
+    half a tile. The values are those of the mean-subtracted tiles' FFT to float64 rounding.
     """
     size = tuple(n if n < 2 * NOISE_TILE else NOISE_TILE for n in data.shape)
     step = tuple(max(s // 2, 1) for s in size)
@@ -239,9 +228,8 @@ def _tile_powers(data, usable, dx, start, stop=np.inf):
     rows, columns = np.where(mirrored, -rows % ny, rows), np.where(mirrored, nx - columns, columns)
     kx, column_at = np.unique(columns, return_inverse=True)
     across_y, across_x = np.hanning(ny + 2)[1:-1], np.hanning(nx + 2)[1:-1]  # the window, zero only outside
-    window = np.outer(across_y, across_x)
-    norm = np.sum(window**2)
-    own = np.fft.rfft2(window)[rows, columns] / (ny * nx)  # the window's spectrum, per unit of the tile's mean
+    norm = np.sum(across_y**2) * np.sum(across_x**2)
+    own_x = np.fft.rfft(across_x)[kx][:, None]  # the window's spectrum along x, per unit of a row's mean
     below = frequency[beyond] < stop  # the frequencies each tile's level is read on
 
     def tile_sums(values, tiles, *, pairs=False):  # (tiles, across): each tile's sum of ``values`` (of nx - 1 pairs)
@@ -257,33 +245,33 @@ def _tile_powers(data, usable, dx, start, stop=np.inf):
     def powers(band):  # numpy's FFT releases the GIL: threads over rows of tiles use every core
         parts = _chunks(band, CHUNK_VALUES // (step[0] * data.shape[1]))
         most = max(part.stop - part.start for part in parts)
-        # Arrays reused by every chunk of the band (fresh ones of this size would be fresh pages each time)
-        lines = (most - 1) * step[0] + ny
-        values, equal, windowed, halves, picked, tile_columns = _workspace(
-            ((lines, data.shape[1]), float), ((lines, data.shape[1]), float), ((lines, across, nx), float),
-            ((lines, across, nx // 2 + 1), complex), ((lines, across, len(kx)), complex),
-            ((most, across, len(kx), ny), complex))  # fmt: skip
+        lines = (most - 1) * step[0] + ny  # arrays for every chunk of the band, used in turn
+        windowed, halves = np.empty((lines, across, nx)), np.empty((lines, across, nx // 2 + 1), complex)
+        picked, by_tile = np.empty((lines, across, len(kx)), complex), np.empty((most, across, len(kx), ny), complex)
         for part in parts:
             top, tiles = part.start * step[0], part.stop - part.start
             lines = (tiles - 1) * step[0] + ny
-            np.copyto(values[:lines], data[top : top + lines])
-            # each row of a column of tiles along x once (the window is separable), then each tile along y
-            np.multiply(sliding_window_view(values[:lines], nx, axis=1)[:, :: step[1]], across_x, out=windowed[:lines])
+            values = np.asarray(data[top : top + lines], np.float64)
+            segments = sliding_window_view(values, nx, axis=1)[:, :: step[1]]  # each row of each column of tiles
+            means = segments.mean(axis=2)
+            np.multiply(segments - means[..., None], across_x, out=windowed[:lines])
             np.fft.rfft(windowed[:lines], axis=2, out=halves[:lines])
             np.take(halves[:lines], kx, axis=2, out=picked[:lines])  # (lines, across, kx)
-            transformed = tile_columns[:tiles]  # (tiles, across, kx, ny)
-            np.multiply(sliding_window_view(picked[:lines], ny, axis=0)[:: step[0]], across_y, out=transformed)
+            means = sliding_window_view(means, ny, axis=0)[:: step[0]]  # (tiles, across, ny): each tile's rows
+            transformed = by_tile[:tiles]  # (tiles, across, kx, ny)
+            np.multiply((means - means.mean(axis=2, keepdims=True))[:, :, None, :], own_x, out=transformed)
+            transformed += sliding_window_view(picked[:lines], ny, axis=0)[:: step[0]]
+            transformed *= across_y
             spectrum = np.fft.fft(transformed, axis=3, out=transformed)[:, :, column_at, rows]
-            spectrum -= tile_sums(values[:lines], tiles)[..., None] * own
             out = slice(part.start * across, part.stop * across)
             np.divide(spectrum.real**2 + spectrum.imag**2, norm, out=power[out].reshape(tiles, across, -1))
             if below.any():
                 levels[out] = np.median(power[out] if below.all() else power[out][:, below], axis=1)
-            np.equal(values[:lines, 1:], values[:lines, :-1], out=equal[:lines, :-1], casting="unsafe")
-            equal[:lines, -1] = 0  # the last column has no neighbour to its right
-            flat = tile_sums(equal[:lines], tiles, pairs=True) / (ny * (nx - 1)) > FLAT_SHARE  # off-limb, dead columns
+            equal = np.zeros(values.shape)
+            np.equal(values[:, 1:], values[:, :-1], out=equal[:, :-1], casting="unsafe")
+            flat = tile_sums(equal, tiles, pairs=True) / (ny * (nx - 1)) > FLAT_SHARE  # off-limb, dead columns
             lost = ~usable[top : top + lines]
-            lost = tile_sums(lost.astype(np.float64), tiles) > 0 if lost.any() else False
+            lost = tile_sums(lost.astype(np.float64), tiles) > 0 if lost.any() else np.zeros(flat.shape, bool)
             keep[out] = (~flat & ~lost).ravel()
 
     map_rows(powers, count[0], minimum=max(1, 16 // across))
