@@ -41,8 +41,9 @@ TILE_REJECT = 2.0
 FLAT_SHARE = 0.25
 #: Values per chunk of the measurement's array operations (about 1 MB of float64), each thread's rows in turn.
 CHUNK_VALUES = 2**17
-#: Residuals sampled for a lower bound of their median (`_scale_bound`): that share of the sample's median.
+#: Residuals sampled for a lower bound of their median (``_scale_bound``).
 OUTLIER_SAMPLE = 4096
+#: The share of the sample's median taken as that bound (checked by counting the residuals below it).
 OUTLIER_BOUND = 0.8
 #: Pixels beyond the bound's threshold, as a share of all, above which the threshold itself is computed first.
 OUTLIER_SHARE = 0.02
@@ -123,7 +124,7 @@ def _neighbour_range(padded, rows, columns):
     """The range (largest less smallest, float64) of the eight neighbours of pixels ``(rows, columns)``, from
     ``padded`` (the image with one reflected pixel on each side)."""
     ring = ((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
-    largest = padded[rows, columns]  # the neighbour (-1, -1)
+    largest = padded[rows, columns]  # a copy: the neighbour (-1, -1), as the first of the ring
     smallest = largest.copy()
     for dy, dx in ring:
         np.maximum(largest, padded[rows + 1 + dy, columns + 1 + dx], out=largest)
