@@ -255,7 +255,8 @@ def _tile_powers(data, usable, dx, start, stop=np.inf):
             values = np.asarray(data[top : top + lines], np.float64)
             segments = sliding_window_view(values, nx, axis=1)[:, :: step[1]]  # each row of each column of tiles
             means = segments.mean(axis=2)
-            np.multiply(segments - means[..., None], across_x, out=windowed[:lines])
+            np.subtract(segments, means[..., None], out=windowed[:lines])
+            windowed[:lines] *= across_x
             np.fft.rfft(windowed[:lines], axis=2, out=halves[:lines])
             np.take(halves[:lines], kx, axis=2, out=picked[:lines])  # (lines, across, kx)
             means = sliding_window_view(means, ny, axis=0)[:: step[0]]  # (tiles, across, ny): each tile's rows
