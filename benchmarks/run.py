@@ -477,10 +477,10 @@ def _verdicts(cases, best_matmul, keras, disks, keras_note="") -> list[str]:
         ratio = model_flops(model, int(size)) / 1e9 / cases[name].seconds / limit
         how = "noise level given" if name.endswith("given") else "noise measured, as called by default"
         what, target = f"default '{model}' {size}x{size} ({how}) vs matmul", f">= {TARGETS['default_vs_matmul']}"
-        lines.append(verdict_line(ratio >= TARGETS["default_vs_matmul"], what, f"{ratio:.2f} {reference}", target))
+        lines.append(verdict_line(ratio >= TARGETS["default_vs_matmul"], what, f"{ratio:.3f} {reference}", target))
     ratio = model_flops("paper", 400) / 1e9 / paper / limit
     lines += [
-        verdict_line(ratio >= TARGETS["paper_vs_matmul"], "paper 400x400 vs matmul", f"{ratio:.2f} {reference}",
+        verdict_line(ratio >= TARGETS["paper_vs_matmul"], "paper 400x400 vs matmul", f"{ratio:.3f} {reference}",
                      f">= {TARGETS['paper_vs_matmul']}"),
         verdict_line(paper / paper_light >= TARGETS["paper_light_vs_paper"], "paper-light speed-up over paper",
                      f"{paper / paper_light:.1f}x", f">= {TARGETS['paper_light_vs_paper']}"),
