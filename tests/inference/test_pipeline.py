@@ -6,6 +6,7 @@ from astropy.io import fits
 
 from enhance import enhance
 from enhance.exceptions import ModelNotTrainedError
+from enhance.inference import pipeline
 from enhance.inference.pipeline import estimate_qs_level
 from enhance.models.network import fold_batchnorm
 
@@ -24,6 +25,25 @@ def test_array_in_array_out_equals_the_network_on_normalised_data(tiny_net):
     # Continuum output is clipped at 0 where the input is not negative (the random network's output is).
     expected = np.maximum(5000 * _reference(tiny_net, image / 5000), 0)
     np.testing.assert_allclose(out, expected, rtol=2e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_negative_continuum_output_is_zeroed_only_where_its_input_pixel_is_not_negative(dtype):
+    rng = np.random.default_rng(3)
+    data = rng.normal(1.0, 1.0, (37, 29))
+    data[rng.random(data.shape) < 0.05] = np.nan
+    result = rng.normal(0.5, 1.0, (74, 58)).astype(dtype)
+    result[5, 7] = np.nan
+    expected = result.copy()
+    for y, x in zip(*np.nonzero(result < 0), strict=True):  # the definition, pixel by pixel
+        if data[y // 2, x // 2] >= 0:
+            expected[y, x] = 0
+    pipeline._clip_negative(result, data)
+    np.testing.assert_array_equal(result, expected)
+    untouched = rng.normal(2.0, 0.1, (74, 58)).astype(dtype)  # nothing negative: unchanged
+    copy = untouched.copy()
+    pipeline._clip_negative(untouched, data)
+    np.testing.assert_array_equal(untouched, copy)
 
 
 def test_magnetograms_run_in_kilogauss(tiny_net):

@@ -139,6 +139,13 @@ def _chunks(band, size):
     return [slice(start, min(start + size, band.stop)) for start in range(band.start, band.stop, size)]
 
 
+def _where(beyond, usable):
+    """The rows and columns where ``beyond & usable`` (from flat indices: numpy's 2-D nonzero takes 15 times as
+    long on an image with few such pixels)."""
+    beyond &= usable
+    return np.divmod(np.flatnonzero(beyond), beyond.shape[1])
+
+
 def _outlier_scale(values):
     """1.4826 times the median of ``values`` (the usable pixels' residuals), 0 if there are none: the robust
     standard deviation outliers are judged by."""
@@ -183,10 +190,10 @@ def _replace_outliers(data, usable):
     scale = _outlier_scale(values) if bound is None else None
     if scale is not None and not scale > 0:  # more than half of the pixels equal their neighbourhood
         return data, 0
-    ys, xs = np.nonzero((residual > OUTLIER_SIGMAS * (scale or bound)) & usable)
+    ys, xs = _where(residual > OUTLIER_SIGMAS * (scale or bound), usable)
     if scale is None and len(ys) > values.size * OUTLIER_SHARE:  # the bound shows little: the threshold first
         scale = _outlier_scale(values)
-        ys, xs = np.nonzero((residual > OUTLIER_SIGMAS * scale) & usable)
+        ys, xs = _where(residual > OUTLIER_SIGMAS * scale, usable)
     isolated = residual[ys, xs] > 2 * _neighbour_range(padded, ys, xs)
     ys, xs = ys[isolated], xs[isolated]
     if scale is None and len(ys):
