@@ -39,7 +39,8 @@ OUTLIER_SIGMAS = 20.0
 TILE_REJECT = 2.0
 #: A tile with more than this share of exactly equal neighbouring pixels is constant in part (no noise there).
 FLAT_SHARE = 0.25
-#: Values per chunk of the measurement's array operations (about 1 MB of float64), each thread's rows in turn.
+#: Image values per chunk of the measurement's array operations (1 MB of float64), each thread's rows in turn;
+#: a chunk's spectra (tile rows of half a tile's overlap, complex) take several times that.
 CHUNK_VALUES = 2**17
 #: Residuals sampled for a lower bound of their median (``_scale_bound``).
 OUTLIER_SAMPLE = 4096
