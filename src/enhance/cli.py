@@ -205,7 +205,8 @@ def _calibrate_uncertainty(args) -> int:
     config = CalibrationConfig(simulation=args.simulation, shape=tuple(args.shape))
     kinds = KINDS if args.type == "all" else (args.type,)
     models = NOISE_MODELS if args.model == "all" else (args.model,)
-    entries = {f"{kind}/{model}": calibrate_uncertainty(kind, model, config, log=lambda line: _say(args, line))
+    entries = {f"{kind}/{model}": calibrate_uncertainty(kind, model, config, log=lambda line: _say(args, line),
+                                                        keep_fit=args.keep_fit, path=args.output)
                for kind in kinds for model in models}  # fmt: skip
     _say(args, coverage_markdown(entries))
     _say(args, f"wrote {write_calibration(entries, args.output)}")
@@ -227,6 +228,11 @@ def _add_calibrate_uncertainty(subparsers) -> None:
                      help="synthetic scene size at 0.0662 arcsec")  # fmt: skip
     cal.add_argument("-o", "--output", default=None, metavar="JSON",
                      help="calibration file to update (default: the package's data/uncertainty.json)")  # fmt: skip
+    cal.add_argument(
+        "--keep-fit",
+        action="store_true",
+        help="keep the stored fit and measure its coverage again on the current fields (no refit)",
+    )
     cal.set_defaults(func=_calibrate_uncertainty)
 
 

@@ -9,10 +9,12 @@ import pytest
 from scipy import stats
 
 from enhance.analysis.uncertainty_calibration import (
+    COLUMNS,
     GAUSSIAN_COVERAGE,
     REGIONS,
     CalibrationConfig,
     Field,
+    calibrate_uncertainty,
     collect,
     coverage,
     coverage_markdown,
@@ -20,7 +22,7 @@ from enhance.analysis.uncertainty_calibration import (
     held_out_fields,
     write_calibration,
 )
-from enhance.inference.uncertainty import FEATURES, Calibration
+from enhance.inference.uncertainty import Calibration
 from enhance.training.datasets import HELD_OUT_SEED
 
 N = 40_000
@@ -28,10 +30,10 @@ N = 40_000
 
 def _data(rng, *, width=1.0, factors=(1.0,), slope=0.0, regions=(0,)):
     """Pixels whose only feature is ``linear_noise`` (sigma) and whose errors are Gaussian of width
-    ``width * sigma * factor**(slope / 2)``; the other features are zero and ``level`` is one."""
-    features = np.zeros((N, len(FEATURES) + 1))
+    ``width * sigma * factor**(slope / 2)``; the other features and ``space`` are zero and ``level`` is one."""
+    features = np.zeros((N, len(COLUMNS)))
     features[:, 0] = rng.uniform(0.5, 2.0, N)
-    features[:, -1] = 1.0
+    features[:, COLUMNS.index("level")] = 1.0
     factor = rng.choice(factors, N)
     error = rng.normal(size=N) * width * features[:, 0] * factor ** (slope / 2)
     return {"features": features, "error": error, "region": rng.choice(regions, N).astype(np.int8), "factor": factor}
@@ -125,5 +127,87 @@ def test_collect_keeps_every_pixel_of_the_small_regions_and_draws_the_others():
         cell = data["region"][data["factor"] == factor]
         assert np.count_nonzero(cell == plage_code) == 20
         assert np.count_nonzero(cell == quiet_code) == 50
-    assert data["features"].shape == (140, len(FEATURES) + 1)
+    assert data["features"].shape == (140, len(COLUMNS))
     assert np.all(np.isfinite(data["error"]))
+
+
+def test_the_fit_recovers_variances_that_change_towards_the_limb():
+    """Errors of variance f^2 exp(2 d) on the disk, for the sky's share d, and f^2 exp(-e) beyond the limb, for
+    the disk's share e: beta_3 = 2, beta_5 = -1, beta_4 = beta_6 = 0, and every cell covered."""
+    rng = np.random.default_rng(3)
+    data = _data(rng, regions=(0, 4, 6))
+    share = rng.uniform(0.0, 1.0, N)
+    beyond = data["region"] == 6
+    data["features"][:, COLUMNS.index("space")] = np.where(beyond, 0.0, share)
+    data["features"][:, COLUMNS.index("disk")] = np.where(beyond, share, 0.0)
+    data["error"] = data["error"] * np.where(beyond, np.exp(-share / 2), np.exp(share))
+    calibration = fit_calibration(data)
+    beta = calibration.modulation
+    assert len(beta) == 6
+    x = np.linspace(0.0, 1.0, 11)  # the fitted log-variance laws against the true ones, over the shares' range
+    np.testing.assert_allclose(beta[2] * x + beta[3] * x * x, 2.0 * x, atol=0.1)
+    np.testing.assert_allclose(beta[4] * x + beta[5] * x * x, -x, atol=0.1)
+    for rows in coverage(calibration, data).values():
+        for cell in rows.values():
+            assert cell["within_1"] == pytest.approx(GAUSSIAN_COVERAGE[0], abs=0.015)
+            assert cell["within_2"] == pytest.approx(GAUSSIAN_COVERAGE[1], abs=0.015)
+
+
+def test_limb_fields_with_the_sky_as_zeros_and_as_nan():
+    config = CalibrationConfig(shape=(120, 120), fit_seeds=(7,), limb_shape=(120, 400))
+    zeros, missing = held_out_fields("intensity", config, report=False)[1:]
+    assert zeros.missing is None
+    assert set(zeros.regions) == {"limb", "off limb"}
+    assert set(missing.regions) == {"limb, NaN sky"}
+    assert np.array_equal(missing.observed, zeros.observed)
+    # the disk's pixels within 4 arcsec of the limb, then the sky's: 16 output pixels (0.252") each side
+    columns = np.flatnonzero(zeros.regions["limb"][0])
+    assert columns.size == 16
+    assert np.array_equal(missing.regions["limb, NaN sky"], zeros.regions["limb"])
+    assert np.flatnonzero(zeros.regions["off limb"][0])[0] == columns[-1] + 1
+    # the missing pixels are the observed ones beyond the limb: the sky, where the target is zero
+    sky = missing.missing[0]
+    assert sky.any()
+    assert not sky[: columns[-1] // 2].any()
+    assert sky[-1]
+    assert zeros.target[:, 2 * np.flatnonzero(sky)].max() < 0.1 * zeros.target[:, columns].mean()
+
+
+def test_collect_leaves_out_the_output_of_missing_pixels_and_gives_the_limb_shares():
+    torch = pytest.importorskip("torch")
+    from enhance.models.hybrid import WienerEnhanceNet
+
+    torch.manual_seed(0)
+    net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
+    missing = np.zeros((12, 12), bool)
+    missing[:, 9:] = True  # 36 pixels: 144 output pixels left out
+    disk = np.zeros((24, 24), bool)
+    disk[:, 12:18] = True
+    field = Field("edge", np.ones((12, 12)), np.ones((24, 24)), {"limb, NaN sky": disk}, missing)
+    data = collect(net, [field], kind="blos", noise_factors=(1.0,))
+    assert data["features"].shape == (576 - 144, len(COLUMNS))
+    assert np.count_nonzero(data["region"] == REGIONS.index("limb, NaN sky")) == 144
+    assert np.all(np.isfinite(data["error"]))
+    share = data["features"][:, COLUMNS.index("space")]
+    assert 0.0 < share.min()
+    assert share.max() < 0.5
+    assert np.all(data["features"][:, COLUMNS.index("disk")] == 0.0)  # every pixel beyond the limb is left out
+
+
+def test_keep_fit_measures_the_stored_fit_again_and_refuses_a_file_without_one(tmp_path):
+    from enhance.data import data_dir
+
+    config = CalibrationConfig(shape=(120, 120), fit_seeds=(7,), report_seeds=(8,), noise_factors=(1.0,),
+                               limb_shape=(120, 160), samples=200)  # fmt: skip
+    stored = json.loads((data_dir() / "uncertainty.json").read_text())["blos/light"]
+    kept = calibrate_uncertainty("blos", "light", config, keep_fit=True)
+    assert kept["coefficients"] == stored["coefficients"]
+    assert kept["modulation"] == stored["modulation"]
+    assert kept["coverage"]["report"]["all"]["1"]["pixels"] > 0
+    refit = calibrate_uncertainty("blos", "light", config)  # a fit on these small fields differs
+    assert refit["coefficients"] != stored["coefficients"]
+    other = tmp_path / "uncertainty.json"
+    write_calibration({"blos/light": {**stored, "sha256": "0" * 64}}, other)
+    for path in (other, tmp_path / "none.json"):
+        with pytest.raises(ValueError, match="holds no calibration of the shipped blos/light weights"):
+            calibrate_uncertainty("blos", "light", config, keep_fit=True, path=path)

@@ -11,7 +11,8 @@ from enhance.cli import main
 from enhance.data import sample_map, sample_path
 from enhance.exceptions import EnhanceUserWarning
 from enhance.inference.api import enhance
-from enhance.inference.pipeline import resolve_network
+from enhance.inference.pipeline import make_runner, resolve_network
+from enhance.inference.tiling import run_tiled
 from enhance.inference.uncertainty import FEATURES, Calibration, filter_bank, node_weights, propagated_noise
 from enhance.models.hybrid import WienerEnhanceNet, symmetrize_filters
 
@@ -80,6 +81,86 @@ def test_calibration_adds_the_weighted_features_in_quadrature():
     weights[0] *= ratio**0.5
     expected = np.sqrt(np.exp(0.3) * np.sum(weights * np.arange(1.0, count + 1) ** 2))
     np.testing.assert_allclose(calibration.sigma(features, noise_ratio=ratio), expected)
+
+
+def test_calibration_modulates_the_variance_by_the_shares_of_sky_and_disk():
+    features = {name: np.zeros(3) for name in FEATURES}
+    features["linear_noise"][:] = 2.0
+    features["level"] = np.ones(3)  # z = 0
+    features["space"] = np.array([0.0, 0.5, 1.0])
+    features["disk"] = np.array([0.25, 0.0, 0.0])
+    calibration = Calibration((0.0,) * len(FEATURES), (0.0,) * len(FEATURES), (0.3, 0.2, 1.0, 0.5, -2.0, 4.0))
+    d, e = features["space"], features["disk"]
+    expected = 2.0 * np.exp((d + 0.5 * d * d - 2.0 * e + 4.0 * e * e) / 2)
+    np.testing.assert_allclose(calibration.sigma(features, noise_ratio=1.0), expected)
+    # two modulation terms (a calibration fitted without the limb): no limb terms; without the features, none either
+    np.testing.assert_allclose(Calibration(calibration.log_scale, calibration.slope, (0.3, 0.2)).sigma(
+        features, noise_ratio=1.0), 2.0)  # fmt: skip
+    del features["space"], features["disk"]
+    np.testing.assert_allclose(calibration.sigma(features, noise_ratio=1.0), 2.0)
+
+
+def test_the_sky_s_share_at_a_straight_limb_is_the_gaussian_s_and_moves_with_the_image():
+    from enhance.inference.uncertainty import SPACE_SMOOTHING, uncertainty_features
+    from enhance.models.runner import DIHEDRAL, dihedral_transform
+
+    net = _linear_net(symmetric_filters=True)
+    runner, _ = make_runner(net, backend="torch", precision="float32", device="cpu")
+    bound = runner.bind(1e-3)
+
+    def run(array, model):
+        return run_tiled(array, model, tile=None, margin=net.margin, device="cpu")
+
+    source = np.ones((40, 160), np.float32)
+    space = np.zeros(source.shape, bool)
+    space[:, 80:] = True
+    shares = uncertainty_features(source, run(source, bound), runner=bound, run=run, filters=filter_bank(net),
+                                  space=space)  # fmt: skip
+    share = shares["space"]
+    row = share[0]
+    # the last disk column's share is the kernel's weight beyond its centre, (1 - w_0) / 2 for the normalised
+    # Gaussian of SPACE_SMOOTHING / 2 input pixels (truncated at 4 standard deviations), on both of its output columns
+    offsets = np.arange(-2 * int(SPACE_SMOOTHING), 2 * int(SPACE_SMOOTHING) + 1)
+    weights = np.exp(-(offsets**2) / (2 * (SPACE_SMOOTHING / 2) ** 2))
+    np.testing.assert_allclose(row[158:160], (1 - 1 / weights.sum()) / 2, rtol=1e-12)
+    assert np.all(row[160:] == 0.0)  # the sky's own pixels: no sky term
+    assert row[0] == 0.0  # beyond the Gaussian's reach
+    assert np.all(np.diff(row[:160]) >= 0)  # more sky around, nearer the limb
+    assert row[159 - 2 * int(SPACE_SMOOTHING)] < 0.05  # 4 arcsec inside: a few per cent
+    assert np.all(share == row)  # every row alike
+    # beyond the limb, the disk's share: one less the same Gaussian's share of the sky, and 0 on the disk
+    disk = shares["disk"][0]
+    np.testing.assert_allclose(disk[160:162], (1 - 1 / weights.sum()) / 2, rtol=1e-12)
+    assert np.all(disk[:160] == 0.0)
+    assert np.all(np.diff(disk[160:]) <= 0)
+    assert disk[-1] == 0.0
+    none = uncertainty_features(source, run(source, bound), runner=bound, run=run, filters=filter_bank(net))
+    assert np.all(none["space"] == 0.0)
+    assert np.all(none["disk"] == 0.0)
+    square = np.zeros((64, 64), bool)
+    square[40:, 50:] = True
+    for element in DIHEDRAL:  # the share of a moved sky is the moved share
+        image = np.ones((64, 64), np.float32)
+        moved = uncertainty_features(image, run(image, bound), runner=bound, run=run, filters=filter_bank(net),
+                                     space=dihedral_transform(square, element))["space"]  # fmt: skip
+        plain = uncertainty_features(image, run(image, bound), runner=bound, run=run, filters=filter_bank(net),
+                                     space=square)["space"]  # fmt: skip
+        np.testing.assert_allclose(moved, dihedral_transform(plain, element), atol=1e-12)
+
+
+def test_sigma_grows_near_a_missing_sky_and_stays_the_same_far_from_it():
+    # HMI writes the sky beyond the limb as NaN: the disk's last arcseconds have larger errors (the PSF spreads
+    # the limb), which the calibration's sky term gives them; far from the sky, sigma is what it was.
+    image = sample_map("intensity").data[:60, :120].astype(np.float64)
+    qs = float(np.median(image))
+    _, plain = enhance(image, "intensity", model="light", uncertainty=True, qs_level=qs, noise=1e-3 * qs)
+    cut = image.copy()
+    cut[:, 100:] = np.nan
+    _, edged = enhance(cut, "intensity", model="light", uncertainty=True, qs_level=qs, noise=1e-3 * qs)
+    assert np.isnan(edged[:, 200:]).all()
+    near = np.median(edged[:, 190:200] / plain[:, 190:200])  # within 1.25 arcsec of the sky
+    assert near > 1.2
+    np.testing.assert_allclose(edged[:, :80], plain[:, :80], rtol=1e-3)  # 30 arcsec and more away
 
 
 def test_array_input_gives_result_and_sigma_and_the_result_is_unchanged():

@@ -10,9 +10,11 @@ held-out fields, by region and noise level:
   and quiet Sun come from the field's strength) of seeds that are neither the training seeds nor the
   validation's `~enhance.training.datasets.HELD_OUT_SEED`: `FIT_SEEDS` for the fit, `REPORT_SEEDS` for
   the report;
-- a limb of each: granulation (continuum) or a plage field seen at ``mu`` (magnetogram, ``B mu``) under
-  limb darkening, space beyond (as `~enhance.analysis.validate` builds its limb field); "limb" is the
-  output pixels within `LIMB_WIDTH` of it;
+- a limb of each of the first two seeds: granulation (continuum) or a plage field seen at ``mu`` (magnetogram,
+  ``B mu``) under limb darkening, the sky beyond as zeros (as `~enhance.analysis.validate` builds its limb
+  field), and once more with the sky missing (NaN, as HMI writes it; filled as `~enhance.enhance` fills it,
+  and its output left out); "limb" and "limb, NaN sky" are the output pixels on the disk within `LIMB_WIDTH`
+  of the limb, "off limb" those beyond it (zeros);
 - for continuum, a simulation field's rows (`~enhance.training.datasets.split_rows`): the first 75 % for
   the fit, the held-out last 25 % for the report.
 
@@ -31,12 +33,20 @@ import numpy as np
 from scipy import ndimage, optimize
 
 from .._version import __version__
-from ..checks import check_choice
+from ..checks import check_choice, fill_nonfinite
 from ..constants import HMI_NOISE, KINDS, TARGET_PIXEL_SCALE
 from ..data import data_dir
 from ..inference.pipeline import make_runner, resolve_network
 from ..inference.tiling import run_tiled
-from ..inference.uncertainty import CALIBRATION_FILE, FEATURES, Calibration, filter_bank, uncertainty_features
+from ..inference.uncertainty import (
+    CALIBRATION_FILE,
+    FEATURES,
+    Calibration,
+    filter_bank,
+    load_calibration,
+    off_disk,
+    uncertainty_features,
+)
 from ..io import atomic_write
 from ..models.registry import registry_entry
 from ..observation.degrade import bin_area
@@ -48,6 +58,7 @@ __all__ = [
     "network_features",
     "NOISE_FACTORS",
     "REGIONS",
+    "COLUMNS",
     "FIT_SEEDS",
     "REPORT_SEEDS",
     "LIMB_WIDTH",
@@ -66,8 +77,11 @@ __all__ = [
 #: Noise levels, in units of HMI's noise.
 NOISE_FACTORS = (0.5, 1.0, 3.0, 10.0)
 #: Regions whose coverage is reported (each pixel in at most one; pores, light bridges and pixels
-#: between quiet Sun and plage count only in "all").
-REGIONS = ("quiet Sun", "plage", "penumbra", "umbra", "limb")
+#: between quiet Sun and plage count only in "all"): near the limb, the disk's pixels with the sky as zeros
+#: ("limb") or missing ("limb, NaN sky"), and the sky's ("off limb").
+REGIONS = ("quiet Sun", "plage", "penumbra", "umbra", "limb", "limb, NaN sky", "off limb")
+#: What `collect` keeps of each pixel, in the order of its ``features`` columns.
+COLUMNS = (*FEATURES, "level", "space", "disk")
 #: Seeds of the synthetic scenes the calibration is fitted on (not training's 11, not
 #: `~enhance.training.datasets.HELD_OUT_SEED`).
 FIT_SEEDS = (4101, 4102, 4103, 4104, 4105, 4106, 4107, 4108)
@@ -75,7 +89,7 @@ FIT_SEEDS = (4101, 4102, 4103, 4104, 4105, 4106, 4107, 4108)
 REPORT_SEEDS = (5101, 5102, 5103, 5104, 5105, 5106, 5107, 5108)
 #: Scene kinds, taken in turn for the seeds.
 SCENE_KINDS = ("active_region", "plage", "quiet_sun", "active_region")
-#: Output pixels within this distance of the limb (either side) form the "limb" region.
+#: Output pixels within this distance of the limb form the "limb" regions (the disk's) and "off limb" (the sky's).
 LIMB_WIDTH = 4.0 * u.arcsec
 #: |B| (gauss) of the target, averaged over 1 arcsec, above which a pixel outside spots and pores is
 #: plage, and below `QUIET_FIELD` quiet Sun.
@@ -138,6 +152,9 @@ class Field:
         What the network should give, on the x2 grid (0.252 arcsec), same units.
     regions : dict of str to `~numpy.ndarray`
         ``(2 ny, 2 nx)`` bool masks by name of `REGIONS`; a pixel in none counts only in "all".
+    missing : (ny, nx) bool `~numpy.ndarray`, optional
+        Observed pixels that are missing (NaN: the sky, as HMI writes it): filled as `~enhance.enhance` fills
+        them, and their output pixels left out.
 
     Examples
     --------
@@ -150,6 +167,7 @@ class Field:
     observed: np.ndarray
     target: np.ndarray
     regions: dict
+    missing: np.ndarray | None = None
 
 
 def _on_target(mask, shape):
@@ -171,8 +189,9 @@ def _scene_field(kind, seed, scene_kind, shape) -> Field:
     return Field(f"{scene_kind} {seed}", observed / SCALE[kind], target / SCALE[kind], regions)
 
 
-def _limb_field(kind, seed, shape) -> Field:
-    """Granulation (continuum) or a plage field times ``mu`` (magnetogram) under limb darkening, space beyond."""
+def _limb_field(kind, seed, shape, *, sky="zero") -> Field:
+    """Granulation (continuum) or a plage field times ``mu`` (magnetogram) under limb darkening, the sky beyond
+    as zeros (``sky='zero'``) or missing (``'nan'``: every observed pixel whose centre lies beyond the limb)."""
     scene = generate_scene(shape, kind="quiet_sun" if kind == "intensity" else "plage", seed=seed)
     scale = float(MURAM_PIXEL_SCALE.to_value(u.arcsec))
     limb = int(0.6 * shape[1])
@@ -184,10 +203,16 @@ def _limb_field(kind, seed, shape) -> Field:
     else:
         frame = scene.bz * np.where(inside > 0, mu, 0.0)[None, :]
     observed, target = degrade_frame(frame, MURAM_PIXEL_SCALE, kind=kind, boundary="reflect")
-    distance = (np.arange(target.shape[1]) + 0.5) * _TARGET_SCALE - limb * scale
+    distance = (np.arange(target.shape[1]) + 0.5) * _TARGET_SCALE - limb * scale  # arcsec beyond the limb
     near = np.abs(distance) < LIMB_WIDTH.to_value(u.arcsec)
-    return Field(f"limb {seed}", observed / SCALE[kind], target / SCALE[kind],
-                 {"limb": np.broadcast_to(near[None, :], target.shape)})  # fmt: skip
+    sides = (near & (distance < 0), near & (distance >= 0))
+    disk, beyond = (np.broadcast_to(side[None, :], target.shape) for side in sides)
+    if sky == "zero":
+        return Field(f"limb {seed}", observed / SCALE[kind], target / SCALE[kind], {"limb": disk, "off limb": beyond})
+    centres = (np.arange(observed.shape[1]) + 0.5) * 2 * _TARGET_SCALE
+    missing = np.broadcast_to((centres > limb * scale)[None, :], observed.shape)
+    return Field(f"limb {seed}, NaN sky", observed / SCALE[kind], target / SCALE[kind], {"limb, NaN sky": disk},
+                 missing)  # fmt: skip
 
 
 def _simulation_field(path, *, report) -> Field:
@@ -214,13 +239,14 @@ def held_out_fields(kind: str, config: CalibrationConfig, *, report: bool) -> li
     Returns
     -------
     list of Field
-        Scenes, two limb fields (one with a single seed), and the simulation's rows when given (continuum only).
+        Scenes, four limb fields (two with a single seed: the sky as zeros, and missing), and the simulation's
+        rows when given (continuum only).
 
     Examples
     --------
     >>> config = CalibrationConfig(shape=(160, 160), fit_seeds=(7,), limb_shape=(160, 200))
     >>> [f.name for f in held_out_fields("blos", config, report=False)]
-    ['active_region 7', 'limb 7']
+    ['active_region 7', 'limb 7', 'limb 7, NaN sky']
     """
     check_choice(kind, KINDS, name="kind")
     seeds = config.report_seeds if report else config.fit_seeds
@@ -229,7 +255,7 @@ def held_out_fields(kind: str, config: CalibrationConfig, *, report: bool) -> li
         raise ValueError(msg)
     scenes = [config.scenes[i % len(config.scenes)] for i in range(len(seeds))]
     fields = [_scene_field(kind, seed, scene, config.shape) for seed, scene in zip(seeds, scenes, strict=True)]
-    fields += [_limb_field(kind, seed, config.limb_shape) for seed in seeds[:2]]
+    fields += [_limb_field(kind, seed, config.limb_shape, sky=sky) for seed in seeds[:2] for sky in ("zero", "nan")]
     if config.simulation is not None and kind == "intensity":
         fields.append(_simulation_field(config.simulation, report=report))
     return fields
@@ -257,8 +283,9 @@ def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples:
     Returns
     -------
     dict of `~numpy.ndarray`
-        ``features`` (n, K + 1: `~enhance.inference.uncertainty.FEATURES` and ``level``) and ``error`` (n)
-        in network units (I/Ic, kG), ``region`` (n) (an index of `REGIONS`, -1 for none) and ``factor`` (n).
+        ``features`` (n, K + 3: `COLUMNS`, `~enhance.inference.uncertainty.FEATURES`, ``level``, ``space`` and
+        ``disk``) and ``error`` (n) in network units (I/Ic, kG), ``region`` (n) (an index of `REGIONS`, -1 for
+        none) and ``factor`` (n); the output pixels of a field's missing pixels are left out.
 
     Examples
     --------
@@ -267,7 +294,7 @@ def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples:
     >>> field = Field("flat", np.ones((12, 12)), np.ones((24, 24)), {"quiet Sun": np.ones((24, 24), bool)})
     >>> data = collect(net, [field], kind="intensity", noise_factors=(1.0,))
     >>> data["features"].shape, data["error"].shape, set(data["region"].tolist())
-    ((576, 8), (576,), {0})
+    ((576, 10), (576,), {0})
     """
     rng = np.random.default_rng(seed)
     parts = {"features": [], "error": [], "region": [], "factor": []}
@@ -275,26 +302,35 @@ def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples:
         codes = np.full(field.target.shape, -1, np.int8)
         for name, mask in field.regions.items():
             codes[mask] = REGIONS.index(name)
+        finite = np.ones(field.observed.shape, bool) if field.missing is None else ~field.missing
+        codes[~np.repeat(np.repeat(finite, 2, axis=0), 2, axis=1)] = _LEFT_OUT  # NaN in the pipeline's output
         for factor in noise_factors:
             sigma = factor * HMI_NOISE[kind] * SCALE[kind]
             noisy = field.observed * SCALE[kind] + rng.normal(0.0, sigma, field.observed.shape)
-            result, features = network_features(noisy, network=network, noise=sigma)
+            noisy = fill_nonfinite(np.where(finite, noisy, np.nan), finite)  # as the pipeline fills them
+            space = off_disk(noisy, finite, kind=kind)
+            result, features = network_features(noisy, network=network, noise=sigma, space=space)
             if kind == "intensity":  # the pipeline's clip: no negative continuum where the input is not
                 allowed = np.repeat(np.repeat(noisy >= 0, 2, axis=0), 2, axis=1)
                 result = np.where((result < 0) & allowed, 0.0, result)
             error = result - field.target * SCALE[kind]
-            take = slice(None) if samples is None else _draw(codes.ravel(), samples, rng)
-            parts["features"].append(np.stack([features[name].ravel()[take] for name in (*FEATURES, "level")], axis=1))
+            take = np.flatnonzero(codes.ravel() != _LEFT_OUT) if samples is None else _draw(codes.ravel(), samples, rng)
+            parts["features"].append(np.stack([features[name].ravel()[take] for name in COLUMNS], axis=1))
             parts["error"].append(error.ravel()[take])
             parts["region"].append(codes.ravel()[take])
             parts["factor"].append(np.full(parts["error"][-1].shape, factor))
     return {key: np.concatenate(value) for key, value in parts.items()}
 
 
+#: The region code of output pixels left out (those of missing input pixels).
+_LEFT_OUT = -2
+
+
 def _draw(codes, samples, rng):
-    """Every pixel of the small regions (plage, penumbra, umbra, limb), and ``samples`` of the others."""
+    """Every pixel of the small regions (plage, penumbra, umbra, the limb's), and ``samples`` of the others (none
+    left out)."""
     rare = np.flatnonzero(codes > REGIONS.index("quiet Sun"))
-    common = np.flatnonzero(codes <= REGIONS.index("quiet Sun"))
+    common = np.flatnonzero((codes == REGIONS.index("quiet Sun")) | (codes == -1))
     return np.concatenate([rare, rng.choice(common, min(samples, common.size), replace=False)])
 
 
@@ -362,7 +398,9 @@ def fit_calibration(data) -> Calibration:
 
     Notes
     -----
-    Minimises :math:`\\sum_i w_i (\\ln\\sigma_i^2 + e_i^2 / \\sigma_i^2) / 2` with L-BFGS, the weights
+    ``sigma`` as `~enhance.inference.uncertainty.Calibration.sigma` computes it, its modulation by the output's
+    level and by the shares of the sky and of the disk near the limb (``beta_1`` to ``beta_6``) included. Minimises
+    :math:`\\sum_i w_i (\\ln\\sigma_i^2 + e_i^2 / \\sigma_i^2) / 2` with L-BFGS, the weights
     ``w`` equal for every region and noise level (`REGIONS`, and the unlabelled pixels); then moves the
     result (L-BFGS again) to bring each region's and level's coverage within 1 and 2 sigma nearest to
     a Gaussian's (`GAUSSIAN_COVERAGE`), counted with a smooth step.
@@ -372,7 +410,7 @@ def fit_calibration(data) -> Calibration:
     Errors whose standard deviation is the first feature (``linear_noise``):
 
     >>> rng = np.random.default_rng(0)
-    >>> features = rng.uniform(0.5, 1.5, (2000, len(FEATURES) + 1))
+    >>> features = rng.uniform(0.5, 1.5, (2000, len(COLUMNS)))
     >>> data = {"features": features, "error": rng.normal(0.0, 1.0, 2000) * features[:, 0],
     ...         "region": np.zeros(2000, np.int8), "factor": np.ones(2000)}
     >>> calibration = fit_calibration(data)
@@ -382,7 +420,8 @@ def fit_calibration(data) -> Calibration:
     count = len(FEATURES)
     squares = np.square(data["features"][:, :count].astype(np.float64))
     z = np.log(data["features"][:, count].astype(np.float64))
-    shape = np.stack([z, z * z], axis=1)
+    d, e = data["features"][:, count + 1 :].astype(np.float64).T  # the shares of the sky and the disk (`COLUMNS`)
+    shape = np.stack([z, z * z, d, d * d, e, e * e], axis=1)
     error2 = np.square(data["error"].astype(np.float64))
     level = np.log(data["factor"])[:, None]
     weights = _cell_weights(data)
@@ -396,7 +435,7 @@ def fit_calibration(data) -> Calibration:
         gradient = [d_variance @ terms, d_variance @ (terms * level), (d_variance * variance) @ shape]
         return value, np.concatenate(gradient)
 
-    theta = np.concatenate([start, np.zeros(count + 2)])
+    theta = np.concatenate([start, np.zeros(count + shape.shape[1])])
     fitted = optimize.minimize(loss, theta, jac=True, method="L-BFGS-B", options={"maxiter": 3000}).x
     fitted = _refine_coverage(fitted, squares, level, shape, error2, data)
     levels = data["features"][:, count].astype(np.float64)
@@ -425,8 +464,8 @@ def coverage(calibration: Calibration, data) -> dict:
     --------
     With `~enhance.inference.uncertainty.Calibration.uncalibrated`, ``sigma`` is ``linear_noise`` here (one):
 
-    >>> features = np.zeros((4, len(FEATURES) + 1))
-    >>> features[:, 0] = features[:, -1] = 1.0
+    >>> features = np.zeros((4, len(COLUMNS)))
+    >>> features[:, 0] = features[:, -2] = 1.0
     >>> data = {"features": features, "error": np.array([0.5, -1.5, 2.5, 0.1]),
     ...         "region": np.zeros(4, np.int8), "factor": np.ones(4)}
     >>> coverage(Calibration.uncalibrated(), data)["quiet Sun"]
@@ -435,7 +474,7 @@ def coverage(calibration: Calibration, data) -> dict:
     sigma = np.zeros(len(data["error"]))
     for factor in np.unique(data["factor"]):
         rows = data["factor"] == factor
-        features = {name: data["features"][rows, k] for k, name in enumerate((*FEATURES, "level"))}
+        features = {name: data["features"][rows, k] for k, name in enumerate(COLUMNS)}
         sigma[rows] = calibration.sigma(features, noise_ratio=float(factor))
     ratio = np.abs(data["error"]) / np.maximum(sigma, 1e-300)
     table = {}
@@ -453,7 +492,7 @@ def coverage(calibration: Calibration, data) -> dict:
 
 
 def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | None = None, *, network=None,
-                          log=None) -> dict:  # fmt: skip
+                          log=None, keep_fit: bool = False, path=None) -> dict:  # fmt: skip
     """Fit the uncertainty's calibration of a model and report its coverage on other held-out fields.
 
     Parameters
@@ -468,6 +507,11 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
         The network to calibrate instead of the shipped one (weights about to be shipped).
     log : callable, optional
         Called with a line of progress.
+    keep_fit : bool
+        Keep the fit of the shipped weights stored in ``path`` and measure its coverage again on the fields of
+        ``config`` (after the fields or regions changed), refitting nothing.
+    path : str or `~pathlib.Path`, optional
+        The calibration file of ``keep_fit``; defaults to the package's ``data/uncertainty.json``.
 
     Returns
     -------
@@ -489,14 +533,14 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
     >>> sorted(entry)
     ['coefficients', 'config', 'coverage', 'level_range', 'modulation', 'noise_range', 'sha256', 'version']
     >>> sorted(entry["coverage"]["report"])
-    ['all', 'limb', 'penumbra', 'plage', 'umbra']
+    ['all', 'limb', 'limb, NaN sky', 'off limb', 'penumbra', 'plage', 'umbra']
     """
 
     check_choice(model, ("full", "light"), name="model")
     config = CalibrationConfig() if config is None else config
     log = log or (lambda line: None)
     net = resolve_network(kind, model=model) if network is None else network
-    tables, calibration = {}, None
+    tables, calibration = {}, _stored_fit(kind, model, path) if keep_fit else None
     for part in ("fit", "report"):
         fields = held_out_fields(kind, config, report=part == "report")
         log(f"{kind} {model}: {len(fields)} {part} fields")
@@ -514,6 +558,17 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
             "modulation": list(calibration.modulation), "noise_range": list(calibration.noise_range),
             "level_range": list(calibration.level_range), "coverage": tables,
             "config": settings, "version": __version__}  # fmt: skip
+
+
+def _stored_fit(kind, model, path):
+    """The calibration of the shipped ``kind/model`` weights stored in ``path``; an error where there is none."""
+    path = Path(path) if path is not None else data_dir() / CALIBRATION_FILE
+    sha256 = registry_entry(kind, model).sha256
+    entry = json.loads(path.read_text()).get(f"{kind}/{model}") if path.is_file() else None
+    if entry is None or entry.get("sha256") != sha256:
+        msg = f"{path} holds no calibration of the shipped {kind}/{model} weights to keep: fit one (no keep_fit)"
+        raise ValueError(msg)
+    return load_calibration(kind, model, sha256=sha256, path=path)
 
 
 def write_calibration(entries: dict, path=None) -> Path:
@@ -583,7 +638,7 @@ def coverage_markdown(entries: dict, *, part: str = "report") -> str:
     return "\n".join(lines)
 
 
-def network_features(normalised, *, network, noise: float, device: str = "cpu"):
+def network_features(normalised, *, network, noise: float, device: str = "cpu", space=None):
     """The network's output and its uncertainty features for a normalised image (what calibration fits).
 
     Parameters
@@ -596,6 +651,8 @@ def network_features(normalised, *, network, noise: float, device: str = "cpu"):
         Standard deviation of the input noise, network units.
     device : str
         Where PyTorch runs.
+    space : (ny, nx) bool array_like, optional
+        The input pixels beyond the limb (`~enhance.inference.uncertainty.off_disk`).
 
     Returns
     -------
@@ -609,7 +666,7 @@ def network_features(normalised, *, network, noise: float, device: str = "cpu"):
     >>> from enhance.models.hybrid import WienerEnhanceNet
     >>> net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
     >>> result, features = network_features(np.ones((12, 12)), network=net, noise=1e-3)
-    >>> result.shape, sorted(features) == sorted((*FEATURES, "level"))
+    >>> result.shape, sorted(features) == sorted(COLUMNS)
     ((24, 24), True)
     """
     runner, workers = make_runner(network, backend="auto", precision="float32", device=device)
@@ -622,4 +679,5 @@ def network_features(normalised, *, network, noise: float, device: str = "cpu"):
     source = np.asarray(normalised, np.float32)
     result = run(source)
     passes = 8 if runner.symmetric else 4
-    return result, uncertainty_features(source, result, runner=bound, run=run, filters=bank, passes=passes)
+    return result, uncertainty_features(source, result, runner=bound, run=run, filters=bank, passes=passes,
+                                        space=space)  # fmt: skip

@@ -52,7 +52,7 @@ from ..runtime.runners import (
 )
 from .noise_map import noise_map, noise_map_cards, run_with_noise_map
 from .tiling import run_tiled
-from .uncertainty import filter_bank, output_uncertainty
+from .uncertainty import filter_bank, off_disk, output_uncertainty
 
 if TYPE_CHECKING:  # PyTorch is optional, and imported only where a network runs on it (see the module docstring)
     from ..models.network import EnhanceNet
@@ -807,7 +807,8 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     outputs = [result.astype(out_dtype, copy=False)]  # float32 already for float32 input: no copy
     if options.uncertainty:
         sigma = output_uncertainty(source, result, runner=runner, run=run,
-                                   noise_map=None if nmap is None else nmap.levels)  # fmt: skip
+                                   noise_map=None if nmap is None else nmap.levels,
+                                   space=off_disk(source, finite, kind=kind))  # fmt: skip
         outputs.append(sigma.astype(out_dtype))
     for array in outputs:
         if isinstance(scale, QuietSunSurface):

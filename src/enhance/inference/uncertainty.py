@@ -27,11 +27,17 @@ each measure one source of error, and combines them with calibrated weights:
 
 The uncertainty is
 
-.. math:: \\sigma^2 = e^{\\beta_1 z + \\beta_2 z^2} \\sum_k c_k f_k^2, \\qquad \\ln c_k = a_k + b_k \\ln(s / s_0),
+.. math:: \\sigma^2 = e^{\\beta_1 z + \\beta_2 z^2 + \\beta_3 d + \\beta_4 d^2 + \\beta_5 e + \\beta_6 e^2}
+    \\sum_k c_k f_k^2,
+    \\qquad \\ln c_k = a_k + b_k \\ln(s / s_0),
 
 for the noise level ``s`` told the network and HMI's noise ``s_0``, where ``z`` is the log of the local
 level of the output (``level``: its magnitude averaged over `LEVEL_SMOOTHING`, plus `LEVEL_FLOOR`),
-which tells umbrae, penumbrae, plage and quiet Sun apart. ``a``, ``b`` and ``beta`` are fitted for each
+which tells umbrae, penumbrae, plage and quiet Sun apart; ``d`` (``space``), for a pixel on the disk, the
+share of pixels beyond the limb (`off_disk`: missing, or a continuum darker than `OFF_DISK_LEVEL`) averaged
+over `SPACE_SMOOTHING` (0 beyond the limb), and ``e`` (``disk``), for a pixel beyond the limb, the share of
+the disk's pixels (0 on the disk): the PSF spreads the limb's edge over the last arcseconds on either side,
+where the errors are several times those of the same level elsewhere. ``a``, ``b`` and ``beta`` are fitted for each
 shipped model on held-out scenes (`~enhance.analysis.uncertainty_calibration`, ``enhance
 calibrate-uncertainty``) and kept in ``data/uncertainty.json`` with the sha256 of the weights they
 belong to. Variances are averaged over a Gaussian of `SMOOTHING` output pixels.
@@ -64,6 +70,9 @@ __all__ = [
     "SMOOTHING",
     "LEVEL_SMOOTHING",
     "LEVEL_FLOOR",
+    "SPACE_SMOOTHING",
+    "OFF_DISK_LEVEL",
+    "off_disk",
     "NOISE_SEED",
     "PROBE_SCALE",
     "equivariant_noise",
@@ -88,6 +97,12 @@ SMOOTHING = 1.5
 LEVEL_SMOOTHING = 4.0
 #: Added to ``level`` before its log, network units (I/Ic, kG).
 LEVEL_FLOOR = 0.05
+#: Standard deviation (output pixels, 4 arcsec) of the Gaussian that averages the pixels beyond the limb into
+#: ``space``: the reach of the limb's errors.
+SPACE_SMOOTHING = 16.0
+#: A continuum darker than this (I/Ic) lies beyond the limb (`off_disk`): umbrae stay above 0.2 in HMI's
+#: continuum, and a zero-filled sky below it at any noise the models take.
+OFF_DISK_LEVEL = 0.05
 #: Seed of the noise draw of the ``noise_response`` feature (`equivariant_noise`): the same image gets the same
 #: uncertainty.
 NOISE_SEED = 25_001
@@ -101,6 +116,9 @@ CALIBRATION_FILE = "uncertainty.json"
 _PASSES = {8: DIHEDRAL, 4: tuple(element for element in DIHEDRAL if element[1] % 2 == 0)}
 #: Regularisation of the PSF ratio where the assumed transfer function is small (beyond HMI's cut-off).
 _OTF_FLOOR = 1e-2
+#: The features whose quadratic in ``z`` (the log of ``level``), ``d`` and ``e`` modulates the variance, in the
+#: order of `Calibration.modulation`'s pairs.
+_MODULATED = ("level", "space", "disk")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +130,10 @@ class Calibration:
     log_scale, slope : tuple of float
         One per feature of `FEATURES`.
     modulation : tuple of float
-        ``(beta_1, beta_2)``: the variance is multiplied by ``exp(beta_1 z + beta_2 z**2)``, ``z`` the log
-        of the feature ``level``.
+        ``(beta_1, beta_2)``, or up to ``(beta_1, ..., beta_6)``: the variance is multiplied by
+        ``exp(beta_1 z + beta_2 z**2 + beta_3 d + beta_4 d**2 + beta_5 e + beta_6 e**2)``, ``z`` the log of
+        the feature ``level``, ``d`` and ``e`` the features ``space`` and ``disk`` (0 where not given, as
+        the missing betas).
     sha256 : str, optional
         The weights file it was fitted for.
     noise_range : tuple of float
@@ -185,7 +205,8 @@ class Calibration:
         Parameters
         ----------
         features : dict of str to array_like
-            Each feature of `FEATURES` (network units), and ``level`` where ``modulation`` is used.
+            Each feature of `FEATURES` (network units), and ``level``, ``space`` and ``disk`` where ``modulation``
+            uses them.
         noise_ratio : float
             The noise level told the network, in units of HMI's noise.
 
@@ -205,9 +226,13 @@ class Calibration:
         for weight, name in zip(self.coefficients(noise_ratio), FEATURES, strict=True):
             if weight > 0:
                 total = total + weight * np.square(features[name], dtype=np.float64)
-        if "level" in features and any(self.modulation):
-            z = np.log(np.clip(features["level"], *self.level_range))
-            total = total * np.exp(self.modulation[0] * z + self.modulation[1] * z * z)
+        beta = np.zeros(6)
+        beta[: len(self.modulation)] = self.modulation
+        for k, name in enumerate(_MODULATED):
+            if name in features and beta[2 * k : 2 * k + 2].any():
+                x = np.asarray(features[name], np.float64)
+                x = np.log(np.clip(x, *self.level_range)) if name == "level" else x
+                total = total * np.exp(beta[2 * k] * x + beta[2 * k + 1] * x * x)
         return np.sqrt(total)
 
 
@@ -400,7 +425,41 @@ def equivariant_noise(image, *, seed: int = NOISE_SEED) -> np.ndarray:
     return np.sqrt(-2.0 * np.log(first)) * np.cos(2.0 * np.pi * second) * np.copysign(1.0, values)
 
 
-def uncertainty_features(source, result, *, runner, run, filters, passes: int = 8, noise_map=None) -> dict:
+def off_disk(source, finite=None, *, kind: str) -> np.ndarray:
+    """The input pixels beyond the limb: missing (NaN, as HMI writes them), or for a continuum image darker
+    than `OFF_DISK_LEVEL` (a sky filled with zeros).
+
+    Parameters
+    ----------
+    source : (ny, nx) array_like
+        The normalised input (I/Ic, kG), missing pixels filled.
+    finite : (ny, nx) bool array_like, optional
+        Where the input held data; None: everywhere.
+    kind : {'intensity', 'blos'}
+        What the image is; a magnetogram's sky is told only by missing pixels (zero field is no sign of it).
+
+    Returns
+    -------
+    (ny, nx) bool `~numpy.ndarray`
+        True beyond the limb.
+
+    Examples
+    --------
+    >>> image = np.array([[1.0, 0.9, 0.0]])
+    >>> off_disk(image, kind="intensity").tolist(), off_disk(image, kind="blos").tolist()
+    ([[False, False, True]], [[False, False, False]])
+    >>> off_disk(image, np.array([[False, True, True]]), kind="blos").tolist()
+    [[True, False, False]]
+    """
+    source = np.asarray(source)
+    space = np.zeros(source.shape, bool) if finite is None else ~np.asarray(finite, bool)
+    if kind == "intensity":
+        space |= source < OFF_DISK_LEVEL
+    return space
+
+
+def uncertainty_features(source, result, *, runner, run, filters, passes: int = 8, noise_map=None,
+                         space=None) -> dict:  # fmt: skip
     """The features of `FEATURES` for one image, network units, on the x2 grid.
 
     Parameters
@@ -421,11 +480,15 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     noise_map : (ny, nx) array_like, optional
         The noise per input pixel (network units, `~enhance.inference.noise_map`): the propagated noise
         (``linear_noise``, and the draw of ``noise_response``) then follows it; None: ``runner.noise`` everywhere.
+    space : (ny, nx) bool array_like, optional
+        The input pixels beyond the limb (`off_disk`); None: none.
 
     Returns
     -------
     dict of str to `~numpy.ndarray`
-        Each feature of `FEATURES` and ``level``, float64 ``(2 ny, 2 nx)``, in the output's units.
+        Each feature of `FEATURES`, ``level``, ``space`` (on the disk, the share of pixels beyond the limb
+        averaged over `SPACE_SMOOTHING`, 0 to 1; 0 beyond it) and ``disk`` (beyond the limb, the share of the
+        disk's; 0 on it), float64 ``(2 ny, 2 nx)``, in the output's units.
 
     Examples
     --------
@@ -439,7 +502,7 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     ...     return run_tiled(array, model, tile=None, margin=net.margin, device="cpu")
     >>> source = np.ones((12, 12), np.float32)
     >>> features = uncertainty_features(source, run(source, bound), runner=bound, run=run, filters=filter_bank(net))
-    >>> sorted(features) == sorted((*FEATURES, "level")), features["floor"].shape
+    >>> sorted(features) == sorted((*FEATURES, "level", "space", "disk")), features["floor"].shape
     (True, (24, 24))
     """
     noise = float(runner.noise)
@@ -484,7 +547,21 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
         "amplitude": np.abs(result.astype(np.float64)),
         "floor": np.ones(result.shape),
         "level": scipy.ndimage.gaussian_filter(np.abs(result.astype(np.float64)), LEVEL_SMOOTHING) + LEVEL_FLOOR,
+        **_limb_shares(space, result.shape),
     }
+
+
+def _limb_shares(space, shape):
+    """``space``, the share of pixels beyond the limb around each pixel on the disk, and ``disk``, the share of the
+    disk's around each pixel beyond it, averaged over `SPACE_SMOOTHING` (on the input grid, a quarter of the work,
+    then repeated onto the x2 grid)."""
+    if space is None or not np.any(space):
+        return {"space": np.zeros(shape), "disk": np.zeros(shape)}
+    space = np.asarray(space, bool)
+    share = scipy.ndimage.gaussian_filter(space.astype(np.float64), SPACE_SMOOTHING / 2, mode="nearest")
+    share = np.clip(np.repeat(np.repeat(share, 2, axis=0), 2, axis=1), 0.0, 1.0)
+    beyond = np.repeat(np.repeat(space, 2, axis=0), 2, axis=1)
+    return {"space": np.where(beyond, 0.0, share), "disk": np.where(beyond, 1.0 - share, 0.0)}
 
 
 def _read_calibrations(path=None) -> dict:
@@ -551,7 +628,7 @@ def _calibration_for(runner, calibration):
 
 
 def output_uncertainty(source, result, *, runner, run, passes: int | None = None, calibration=None,
-                       noise_map=None) -> np.ndarray:  # fmt: skip
+                       noise_map=None, space=None) -> np.ndarray:  # fmt: skip
     """The standard deviation of each output pixel's error, network units (what `enhance` scales back).
 
     Parameters
@@ -569,6 +646,8 @@ def output_uncertainty(source, result, *, runner, run, passes: int | None = None
     noise_map : (ny, nx) array_like, optional
         The noise per input pixel, network units: the propagated noise follows it (`uncertainty_features`);
         the calibration's weights are those of ``runner.noise``.
+    space : (ny, nx) bool array_like, optional
+        The input pixels beyond the limb (`off_disk`), whose neighbours' errors are larger; None: none.
 
     Returns
     -------
@@ -594,6 +673,6 @@ def output_uncertainty(source, result, *, runner, run, passes: int | None = None
     bank = filter_bank(runner)
     passes = (8 if runner.symmetric else 4) if passes is None else passes
     features = uncertainty_features(source, result, runner=runner, run=run, filters=bank, passes=passes,
-                                    noise_map=noise_map)  # fmt: skip
+                                    noise_map=noise_map, space=space)  # fmt: skip
     unit = bank[2]
     return _calibration_for(runner, calibration).sigma(features, noise_ratio=float(runner.noise) / unit)
