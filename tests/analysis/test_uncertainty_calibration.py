@@ -194,8 +194,11 @@ def test_collect_leaves_out_the_output_of_missing_pixels_and_gives_the_limb_shar
     assert np.all(data["features"][:, COLUMNS.index("disk")] == 0.0)  # every pixel beyond the limb is left out
 
 
-def test_keep_fit_measures_the_stored_fit_again_and_refuses_a_file_without_one(tmp_path):
+def test_keep_fit_measures_the_stored_fit_again_and_refuses_a_file_without_one(tmp_path, capsys):
+    from enhance.cli import main
     from enhance.data import data_dir
+    from enhance.inference.pipeline import resolve_network
+    from enhance.inference.uncertainty import load_calibration
 
     config = CalibrationConfig(shape=(120, 120), fit_seeds=(7,), report_seeds=(8,), noise_factors=(1.0,),
                                limb_shape=(120, 160), samples=200)  # fmt: skip
@@ -203,11 +206,23 @@ def test_keep_fit_measures_the_stored_fit_again_and_refuses_a_file_without_one(t
     kept = calibrate_uncertainty("blos", "light", config, keep_fit=True)
     assert kept["coefficients"] == stored["coefficients"]
     assert kept["modulation"] == stored["modulation"]
-    assert kept["coverage"]["report"]["all"]["1"]["pixels"] > 0
-    refit = calibrate_uncertainty("blos", "light", config)  # a fit on these small fields differs
-    assert refit["coefficients"] != stored["coefficients"]
+    assert kept["kept_fit"] is True
+    # the report is the stored fit's coverage on these fields, as measured directly
+    fields = held_out_fields("blos", config, report=True)
+    data = collect(resolve_network("blos", model="light"), fields, kind="blos", noise_factors=(1.0,), seed=2)
+    assert kept["coverage"]["report"] == coverage(load_calibration("blos", "light"), data)
+    with pytest.raises(ValueError, match="give no network"):
+        calibrate_uncertainty("blos", "light", config, keep_fit=True, network=resolve_network("blos", model="light"))
     other = tmp_path / "uncertainty.json"
     write_calibration({"blos/light": {**stored, "sha256": "0" * 64}}, other)
-    for path in (other, tmp_path / "none.json"):
-        with pytest.raises(ValueError, match="holds no calibration of the shipped blos/light weights"):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    for path, why in ((other, "holds no calibration"), (tmp_path / "none.json", "holds no calibration"),
+                      (broken, "is not a calibration file")):  # fmt: skip
+        with pytest.raises(ValueError, match=why):
             calibrate_uncertainty("blos", "light", config, keep_fit=True, path=path)
+    assert main(["calibrate-uncertainty", "-t", "blos", "--model", "light", "--keep-fit", "-o", str(other)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "holds no calibration of the shipped blos/light weights" in err
+    assert len(err.splitlines()) == 1
+    assert json.loads(other.read_text())["blos/light"]["sha256"] == "0" * 64  # untouched

@@ -96,6 +96,11 @@ def test_calibration_modulates_the_variance_by_the_shares_of_sky_and_disk():
     # two modulation terms (a calibration fitted without the limb): no limb terms; without the features, none either
     np.testing.assert_allclose(Calibration(calibration.log_scale, calibration.slope, (0.3, 0.2)).sigma(
         features, noise_ratio=1.0), 2.0)  # fmt: skip
+    # shares beyond those of the fit are taken as the largest fitted (no runaway quadratic in a concave corner)
+    bounded = Calibration(calibration.log_scale, calibration.slope, calibration.modulation, share_range=(0.5, 0.1))
+    d, e = np.minimum(d, 0.5), np.minimum(e, 0.1)
+    expected = 2.0 * np.exp((d + 0.5 * d * d - 2.0 * e + 4.0 * e * e) / 2)
+    np.testing.assert_allclose(bounded.sigma(features, noise_ratio=1.0), expected)
     del features["space"], features["disk"]
     np.testing.assert_allclose(calibration.sigma(features, noise_ratio=1.0), 2.0)
 
@@ -161,6 +166,46 @@ def test_sigma_grows_near_a_missing_sky_and_stays_the_same_far_from_it():
     near = np.median(edged[:, 190:200] / plain[:, 190:200])  # within 1.25 arcsec of the sky
     assert near > 1.2
     np.testing.assert_allclose(edged[:, :80], plain[:, :80], rtol=1e-3)  # 30 arcsec and more away
+
+
+def test_dark_pixels_on_the_disk_are_not_the_sky_and_a_dark_region_as_large_as_the_limb_s_reach_is():
+    from enhance.inference.uncertainty import OFF_DISK_AREA, off_disk
+
+    image = np.ones((60, 80))
+    image[10, 10] = 0.0  # a zero-filled bad pixel
+    image[20:25, 30:35] = 0.04  # a dark patch, 25 pixels
+    assert OFF_DISK_AREA == 200
+    image[50:, 61:] = 0.0  # 10 x 19 = 190 dark pixels in a corner
+    assert not off_disk(image, kind="intensity").any()
+    image[50:, 60] = 0.0  # 10 x 20 = 200: a sky
+    sky = off_disk(image, kind="intensity")
+    assert sky.sum() == 200
+    assert sky[-1, -1]
+    assert not sky[10, 10]
+    # a dark pixel next to a missing sky (240 pixels) joins it; the missing pixels count however few
+    finite = np.ones(image.shape, bool)
+    finite[:, :4] = False
+    image[30, 4] = 0.0
+    assert off_disk(image, finite, kind="intensity")[30, 4]
+    finite[:] = True
+    finite[0, 40] = False
+    assert np.array_equal(off_disk(image, finite, kind="intensity"), sky | ~finite)
+
+
+def test_sigma_of_a_dark_pixel_and_patch_on_the_disk_is_that_of_a_dark_pixel_not_a_sky_s_edge():
+    # A zero-filled bad pixel and a small patch darker than OFF_DISK_LEVEL get the sigma of the same pixels a
+    # little above it (never the sky): the limb's terms, a factor of thousands at a sky's edge, stay off.
+    image = sample_map("intensity").data[:60, :120].astype(np.float64)
+    qs = float(np.median(image))
+    sigmas = []
+    for pixel, patch in ((0.0, 0.04), (0.06, 0.06)):
+        dark = image.copy()
+        dark[20, 30] = pixel * qs
+        dark[40:45, 80:85] = patch * qs
+        sigmas.append(enhance(dark, "intensity", model="light", uncertainty=True, qs_level=qs, noise=1e-3 * qs)[1])
+    for region in ((slice(36, 46), slice(56, 66)), (slice(76, 94), slice(156, 174))):
+        ratio = sigmas[0][region].max() / sigmas[1][region].max()
+        assert 0.5 < ratio < 1.5
 
 
 def test_array_input_gives_result_and_sigma_and_the_result_is_unchanged():

@@ -261,6 +261,10 @@ def held_out_fields(kind: str, config: CalibrationConfig, *, report: bool) -> li
     return fields
 
 
+#: The region code of output pixels left out (those of missing input pixels).
+_LEFT_OUT = -2
+
+
 def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples: int | None = None, seed: int = 0):
     """Features, errors, regions and noise levels of the network's output on ``fields``.
 
@@ -320,10 +324,6 @@ def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples:
             parts["region"].append(codes.ravel()[take])
             parts["factor"].append(np.full(parts["error"][-1].shape, factor))
     return {key: np.concatenate(value) for key, value in parts.items()}
-
-
-#: The region code of output pixels left out (those of missing input pixels).
-_LEFT_OUT = -2
 
 
 def _draw(codes, samples, rng):
@@ -442,7 +442,8 @@ def fit_calibration(data) -> Calibration:
     return Calibration(tuple(fitted[:count].tolist()), tuple(fitted[count : 2 * count].tolist()),
                        tuple(fitted[2 * count :].tolist()),
                        noise_range=(float(np.min(data["factor"])), float(np.max(data["factor"]))),
-                       level_range=(float(levels.min()), float(levels.max())))  # fmt: skip
+                       level_range=(float(levels.min()), float(levels.max())),
+                       share_range=(float(d.max()), float(e.max())))  # fmt: skip
 
 
 def coverage(calibration: Calibration, data) -> dict:
@@ -509,7 +510,7 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
         Called with a line of progress.
     keep_fit : bool
         Keep the fit of the shipped weights stored in ``path`` and measure its coverage again on the fields of
-        ``config`` (after the fields or regions changed), refitting nothing.
+        ``config`` (after the fields or regions changed), refitting nothing; the entry says ``kept_fit``.
     path : str or `~pathlib.Path`, optional
         The calibration file of ``keep_fit``; defaults to the package's ``data/uncertainty.json``.
 
@@ -517,7 +518,7 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
     -------
     dict
         The calibration file's entry: ``sha256``, ``coefficients`` ({feature: {log_scale, slope}}),
-        ``modulation``, ``noise_range`` and ``level_range`` (what it was fitted on,
+        ``modulation``, ``noise_range``, ``level_range`` and ``share_range`` (what it was fitted on,
         `~enhance.inference.uncertainty.Calibration`), ``coverage``
         ({"fit": table, "report": table}, see `coverage`), ``config`` and ``version``.
 
@@ -530,8 +531,9 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
     ...                            limb_shape=(120, 160), samples=200)
     >>> net = WienerEnhanceNet(depth=1, width=4, taps=5).eval()
     >>> entry = calibrate_uncertainty("blos", "light", config, network=net)
-    >>> sorted(entry)
-    ['coefficients', 'config', 'coverage', 'level_range', 'modulation', 'noise_range', 'sha256', 'version']
+    >>> sorted(entry)  # doctest: +NORMALIZE_WHITESPACE
+    ['coefficients', 'config', 'coverage', 'level_range', 'modulation', 'noise_range', 'sha256', 'share_range',
+     'version']
     >>> sorted(entry["coverage"]["report"])
     ['all', 'limb', 'limb, NaN sky', 'off limb', 'penumbra', 'plage', 'umbra']
     """
@@ -539,6 +541,9 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
     check_choice(model, ("full", "light"), name="model")
     config = CalibrationConfig() if config is None else config
     log = log or (lambda line: None)
+    if keep_fit and network is not None:
+        msg = "keep_fit measures the stored fit of the shipped weights: give no network"
+        raise ValueError(msg)
     net = resolve_network(kind, model=model) if network is None else network
     tables, calibration = {}, _stored_fit(kind, model, path) if keep_fit else None
     for part in ("fit", "report"):
@@ -556,7 +561,8 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
                 for key, value in dataclasses.asdict(config).items()}  # fmt: skip
     return {"sha256": registry_entry(kind, model).sha256, "coefficients": coefficients,
             "modulation": list(calibration.modulation), "noise_range": list(calibration.noise_range),
-            "level_range": list(calibration.level_range), "coverage": tables,
+            "level_range": list(calibration.level_range), "share_range": list(calibration.share_range),
+            "coverage": tables, **({"kept_fit": True} if keep_fit else {}),
             "config": settings, "version": __version__}  # fmt: skip
 
 
@@ -564,7 +570,11 @@ def _stored_fit(kind, model, path):
     """The calibration of the shipped ``kind/model`` weights stored in ``path``; an error where there is none."""
     path = Path(path) if path is not None else data_dir() / CALIBRATION_FILE
     sha256 = registry_entry(kind, model).sha256
-    entry = json.loads(path.read_text()).get(f"{kind}/{model}") if path.is_file() else None
+    try:
+        entry = json.loads(path.read_text()).get(f"{kind}/{model}") if path.is_file() else None
+    except json.JSONDecodeError as err:
+        msg = f"{path} is not a calibration file (not JSON: {err})"
+        raise ValueError(msg) from None
     if entry is None or entry.get("sha256") != sha256:
         msg = f"{path} holds no calibration of the shipped {kind}/{model} weights to keep: fit one (no keep_fit)"
         raise ValueError(msg)

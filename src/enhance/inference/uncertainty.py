@@ -72,6 +72,7 @@ __all__ = [
     "LEVEL_FLOOR",
     "SPACE_SMOOTHING",
     "OFF_DISK_LEVEL",
+    "OFF_DISK_AREA",
     "off_disk",
     "NOISE_SEED",
     "PROBE_SCALE",
@@ -100,9 +101,13 @@ LEVEL_FLOOR = 0.05
 #: Standard deviation (output pixels, 4 arcsec) of the Gaussian that averages the pixels beyond the limb into
 #: ``space``: the reach of the limb's errors.
 SPACE_SMOOTHING = 16.0
-#: A continuum darker than this (I/Ic) lies beyond the limb (`off_disk`): umbrae stay above 0.2 in HMI's
-#: continuum, and a zero-filled sky below it at any noise the models take.
+#: A continuum darker than this (I/Ic) lies beyond the limb (`off_disk`), where it fills a region of at least
+#: `OFF_DISK_AREA` pixels: umbrae stay above 0.2 in HMI's continuum, and a zero-filled sky below it at up to 10
+#: times HMI's noise (5 standard deviations).
 OFF_DISK_LEVEL = 0.05
+#: Input pixels (at 0.504 arcsec, about a disk of 4 arcsec radius) a dark region must fill to count as sky: a dark or
+#: zero-filled pixel, or a small patch, inside the disk is not the limb.
+OFF_DISK_AREA = 200
 #: Seed of the noise draw of the ``noise_response`` feature (`equivariant_noise`): the same image gets the same
 #: uncertainty.
 NOISE_SEED = 25_001
@@ -141,6 +146,9 @@ class Calibration:
         end (the weights are not extrapolated: a slope fitted between 0.5 and 10 times could blow up at 32).
     level_range : tuple of float
         The ``level`` values it was fitted on; likewise the nearest end outside them.
+    share_range : tuple of float
+        The largest ``space`` and ``disk`` values it was fitted on (a straight limb gives about a half): larger
+        ones are taken as these (a concave corner of a missing block, a thin strip of disk).
 
     Examples
     --------
@@ -157,6 +165,7 @@ class Calibration:
     sha256: str | None = None
     noise_range: tuple = (0.0, np.inf)
     level_range: tuple = (0.0, np.inf)
+    share_range: tuple = (1.0, 1.0)
 
     @classmethod
     def uncalibrated(cls) -> Calibration:
@@ -231,7 +240,11 @@ class Calibration:
         for k, name in enumerate(_MODULATED):
             if name in features and beta[2 * k : 2 * k + 2].any():
                 x = np.asarray(features[name], np.float64)
-                x = np.log(np.clip(x, *self.level_range)) if name == "level" else x
+                if name != "level" and not x.any():  # no limb in the image: a factor of one
+                    continue
+                bounds = self.level_range if name == "level" else (0.0, self.share_range[k - 1])
+                x = np.clip(x, *bounds)
+                x = np.log(x) if name == "level" else x
                 total = total * np.exp(beta[2 * k] * x + beta[2 * k + 1] * x * x)
         return np.sqrt(total)
 
@@ -427,7 +440,7 @@ def equivariant_noise(image, *, seed: int = NOISE_SEED) -> np.ndarray:
 
 def off_disk(source, finite=None, *, kind: str) -> np.ndarray:
     """The input pixels beyond the limb: missing (NaN, as HMI writes them), or for a continuum image darker
-    than `OFF_DISK_LEVEL` (a sky filled with zeros).
+    than `OFF_DISK_LEVEL` in a region of at least `OFF_DISK_AREA` pixels (a sky filled with zeros).
 
     Parameters
     ----------
@@ -445,16 +458,23 @@ def off_disk(source, finite=None, *, kind: str) -> np.ndarray:
 
     Examples
     --------
-    >>> image = np.array([[1.0, 0.9, 0.0]])
-    >>> off_disk(image, kind="intensity").tolist(), off_disk(image, kind="blos").tolist()
-    ([[False, False, True]], [[False, False, False]])
-    >>> off_disk(image, np.array([[False, True, True]]), kind="blos").tolist()
+    >>> image = np.ones((20, 30))
+    >>> image[:, 20:] = 0.0  # 200 dark pixels: a sky filled with zeros
+    >>> image[5, 5] = 0.0  # one dark pixel on the disk
+    >>> sky = off_disk(image, kind="intensity")
+    >>> int(sky.sum()), bool(sky[5, 5]), int(off_disk(image, kind="blos").sum())
+    (200, False, 0)
+    >>> off_disk(np.ones((1, 3)), np.array([[False, True, True]]), kind="blos").tolist()
     [[True, False, False]]
     """
     source = np.asarray(source)
     space = np.zeros(source.shape, bool) if finite is None else ~np.asarray(finite, bool)
     if kind == "intensity":
-        space |= source < OFF_DISK_LEVEL
+        dark = (source < OFF_DISK_LEVEL) & ~space
+        labels, _ = scipy.ndimage.label(dark | space)  # a dark rim next to a missing sky joins it
+        large = np.bincount(labels.ravel()) >= OFF_DISK_AREA
+        large[0] = False
+        space |= dark & large[labels]
     return space
 
 
@@ -556,7 +576,8 @@ def _limb_shares(space, shape):
     disk's around each pixel beyond it, averaged over `SPACE_SMOOTHING` (on the input grid, a quarter of the work,
     then repeated onto the x2 grid)."""
     if space is None or not np.any(space):
-        return {"space": np.zeros(shape), "disk": np.zeros(shape)}
+        zero = np.broadcast_to(np.float64(0.0), shape)  # no memory: a full disk's x2 grid is 0.5 GB a feature
+        return {"space": zero, "disk": zero}
     space = np.asarray(space, bool)
     share = scipy.ndimage.gaussian_filter(space.astype(np.float64), SPACE_SMOOTHING / 2, mode="nearest")
     share = np.clip(np.repeat(np.repeat(share, 2, axis=0), 2, axis=1), 0.0, 1.0)
@@ -609,7 +630,8 @@ def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=N
                        tuple(float(weights[name]["slope"]) for name in FEATURES),
                        tuple(float(b) for b in entry["modulation"]), entry.get("sha256"),
                        tuple(float(v) for v in entry.get("noise_range", (min(factors), max(factors)))),
-                       tuple(float(v) for v in entry.get("level_range", (0.0, np.inf))))  # fmt: skip
+                       tuple(float(v) for v in entry.get("level_range", (0.0, np.inf))),
+                       tuple(float(v) for v in entry.get("share_range", (1.0, 1.0))))  # fmt: skip
 
 
 def _calibration_for(runner, calibration):
