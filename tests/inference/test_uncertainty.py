@@ -328,6 +328,19 @@ def test_the_noise_draw_moves_with_the_image_and_is_standard_normal():
     assert not np.array_equal(equivariant_noise(image, seed=1), draw)
 
 
+def test_load_calibration_warns_or_raises_where_none_is_stored(tmp_path):
+    from enhance.inference.uncertainty import load_calibration
+
+    empty = tmp_path / "uncertainty.json"
+    empty.write_text("{}")
+    with pytest.warns(EnhanceUserWarning, match="not calibrated"):
+        assert load_calibration("blos", "full", path=empty) == Calibration.uncalibrated()
+    with pytest.raises(ValueError, match="holds no calibration of the shipped blos/full weights"):
+        load_calibration("blos", "full", path=str(empty), missing="raise")
+    with pytest.raises(ValueError, match="missing must be one of"):
+        load_calibration("blos", "full", missing="ignore")
+
+
 def test_a_network_of_your_own_gets_a_warning_not_a_calibration():
     with pytest.warns(EnhanceUserWarning, match="no uncertainty calibration"):
         result, sigma = enhance(np.ones((24, 24)), "intensity", network=_linear_net(), uncertainty=True)

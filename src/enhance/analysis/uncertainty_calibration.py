@@ -545,7 +545,10 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
         msg = "keep_fit measures the stored fit of the shipped weights: give no network"
         raise ValueError(msg)
     net = resolve_network(kind, model=model) if network is None else network
-    tables, calibration = {}, _stored_fit(kind, model, path) if keep_fit else None
+    tables, calibration = {}, None
+    if keep_fit:
+        calibration = load_calibration(kind, model, sha256=registry_entry(kind, model).sha256, path=path,
+                                       missing="raise")  # fmt: skip
     for part in ("fit", "report"):
         fields = held_out_fields(kind, config, report=part == "report")
         log(f"{kind} {model}: {len(fields)} {part} fields")
@@ -564,21 +567,6 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
             "level_range": list(calibration.level_range), "share_range": list(calibration.share_range),
             "coverage": tables, **({"kept_fit": True} if keep_fit else {}),
             "config": settings, "version": __version__}  # fmt: skip
-
-
-def _stored_fit(kind, model, path):
-    """The calibration of the shipped ``kind/model`` weights stored in ``path``; an error where there is none."""
-    path = Path(path) if path is not None else data_dir() / CALIBRATION_FILE
-    sha256 = registry_entry(kind, model).sha256
-    try:
-        entry = json.loads(path.read_text()).get(f"{kind}/{model}") if path.is_file() else None
-    except json.JSONDecodeError as err:
-        msg = f"{path} is not a calibration file (not JSON: {err})"
-        raise ValueError(msg) from None
-    if entry is None or entry.get("sha256") != sha256:
-        msg = f"{path} holds no calibration of the shipped {kind}/{model} weights to keep: fit one (no keep_fit)"
-        raise ValueError(msg)
-    return load_calibration(kind, model, sha256=sha256, path=path)
 
 
 def write_calibration(entries: dict, path=None) -> Path:

@@ -53,11 +53,13 @@ import dataclasses
 import functools
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import scipy  # scipy.fft and scipy.ndimage load when first used
 
 from .. import exceptions
+from ..checks import check_choice
 from ..constants import TARGET_PIXEL_SCALE
 from ..data import data_dir
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform
@@ -585,15 +587,18 @@ def _limb_shares(space, shape):
     return {"space": np.where(beyond, 0.0, share), "disk": np.where(beyond, 1.0 - share, 0.0)}
 
 
-def _read_calibrations(path=None) -> dict:
-    path = data_dir() / CALIBRATION_FILE if path is None else path
+def _read_calibrations(path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return {}
+    except json.JSONDecodeError as err:
+        msg = f"{path} is not a calibration file (not JSON: {err})"
+        raise ValueError(msg) from None
 
 
-def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=None) -> Calibration:
+def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=None,
+                     missing: str = "warn") -> Calibration:  # fmt: skip
     """The calibration of a shipped model, or `Calibration.uncalibrated` with a warning.
 
     Parameters
@@ -604,8 +609,11 @@ def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=N
         'full' or 'light' (the calibration file's key is ``kind/model``).
     sha256 : str, optional
         The weights in use; a calibration fitted for other weights is not used.
-    path : `~pathlib.Path`, optional
+    path : str or `~pathlib.Path`, optional
         The calibration file; defaults to the package's `CALIBRATION_FILE`.
+    missing : {'warn', 'raise'}
+        Where none is stored for these weights: `Calibration.uncalibrated` with an
+        `~enhance.exceptions.EnhanceUserWarning`, or a `ValueError`.
 
     Returns
     -------
@@ -617,9 +625,14 @@ def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=N
     >>> load_calibration("intensity", "full").log_scale == Calibration.uncalibrated().log_scale
     False
     """
+    check_choice(missing, ("warn", "raise"), name="missing")
+    path = data_dir() / CALIBRATION_FILE if path is None else Path(path)
     entry = _read_calibrations(path).get(f"{kind}/{model}")
     if entry is None or (sha256 is not None and entry.get("sha256") != sha256):
         why = "none is stored" if entry is None else "it was fitted for other weights"
+        if missing == "raise":
+            msg = f"{path} holds no calibration of the shipped {kind}/{model} weights ({why})"
+            raise ValueError(msg)
         warnings.warn(f"the uncertainty of the {model} {kind} model is not calibrated ({why}): noise, model spread "
                       "and PSF spread are added with weight one; fit it with `enhance calibrate-uncertainty`",
                       exceptions.EnhanceUserWarning, stacklevel=3)  # fmt: skip
