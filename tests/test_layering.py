@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "enhance"
 #: Layer of each subpackage or top-level module, lowest first; a module may import from its own
 #: layer and the layers below it, never above.
 LAYERS = {
-    "_version": 0, "exceptions": 0, "constants": 0, "checks": 0, "cores": 0, "io": 0, "data": 0,
+    "_version": 0, "exceptions": 0, "constants": 0, "checks": 0, "cores": 0, "grid": 0, "io": 0, "data": 0,
     "observation": 1,
     "scenes": 2,
     "models": 3,

@@ -12,6 +12,7 @@ import scipy  # its submodules load when first used (scipy.ndimage: 0.15 s)
 
 from . import exceptions
 from .constants import KIND_ALIASES, KINDS
+from .grid import on_output_grid
 
 __all__ = [
     "fill_nonfinite",
@@ -311,7 +312,7 @@ def check_finite_output(result, finite):
     if finite.all():
         bad = int(result.size - np.count_nonzero(np.isfinite(result)))
     else:
-        expected = np.repeat(np.repeat(finite, 2, axis=0), 2, axis=1)
+        expected = on_output_grid(finite)
         bad = int(np.count_nonzero(expected & ~np.isfinite(result)))
     if bad:
         msg = (f"the network gave {bad} non-finite output pixels for finite input (an overflow of its "

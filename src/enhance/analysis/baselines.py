@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from ..checks import check_choice, check_image, check_integer, check_positive
 from ..constants import HMI_PIXEL_SCALE
+from ..grid import on_output_grid
 from ..observation.fourier import padded_shape, transfer_function
 from ..observation.psf import DEFAULT_RADIUS, ENHANCE_2018, psf_kernel
 from .spectra import white_noise_level
@@ -73,7 +74,7 @@ def upsample_x2(image, *, method: str = "bicubic") -> np.ndarray:
     check_choice(method, tuple(INTERPOLATION_ORDERS), name="method")
     data = check_image(image, allow_nonfinite=False)
     if method == "nearest":
-        return np.repeat(np.repeat(data, 2, axis=0), 2, axis=1)
+        return on_output_grid(data)
     # grid_mode: the zoom maps pixel edges onto pixel edges, so output centre k samples input (k + 0.5)/2 - 0.5.
     out = ndimage.zoom(data, 2, order=INTERPOLATION_ORDERS[method], mode="reflect", grid_mode=True)
     return out.astype(data.dtype, copy=False)
@@ -539,7 +540,7 @@ class _Grid:
 
     def back_project(self, ratio):
         """:math:`4 A^\\mathsf{T} r = P^\\mathsf{T} * \\mathrm{rep}_2(r)`: the adjoint, normalised to map 1 to 1."""
-        return self.convolve(np.repeat(np.repeat(ratio, 2, axis=0), 2, axis=1), np.conj(self.otf))
+        return self.convolve(on_output_grid(ratio), np.conj(self.otf))
 
     def target(self, x):
         """The target's blur of an estimate, cut to the image: an ``(2 ny, 2 nx)`` array."""

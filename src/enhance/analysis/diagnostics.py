@@ -20,6 +20,7 @@ from sunpy.util.exceptions import SunpyMetadataWarning
 
 from ..checks import check_choice, check_image, check_positive, fill_nonfinite
 from ..constants import HMI_PIXEL_SCALE
+from ..grid import on_output_grid
 from ..inference.pipeline import (
     RunOptions,
     enhance_array,
@@ -487,7 +488,7 @@ def _x2_images(image, filled, finite, *, kind, network, options, n_iter, input_s
     enhanced = enhance_array(image, kind=kind, network=network, options=options).astype(np.float64)
     rl, rl_info = rl_super_resolve(filled, n_iter=n_iter, input_scale=input_scale, damped=damped, return_info=True)
     bicubic = bicubic_x2(filled)
-    fine_missing = np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)
+    fine_missing = on_output_grid(~finite)
     for array in (rl, bicubic):
         array[fine_missing] = np.nan
     outputs = {"enhance": enhanced, "richardson_lucy": rl, "bicubic": bicubic}

@@ -13,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ..checks import check_image, check_integer, check_positive, fill_nonfinite
 from ..constants import HMI_PIXEL_SCALE
+from ..grid import on_output_grid
 from ..observation.consistency import consistency, consistency_map, reconvolve  # noqa: F401 - also here
 from ..observation.quiet_sun import estimate_qs_level
 from .baselines import bicubic_x2
@@ -364,7 +365,7 @@ def density_scatter(image, output, *, bins: int = 200, limits=None):
     if y.shape == (2 * x.shape[0], 2 * x.shape[1]):
         finite = np.isfinite(x)
         x = bicubic_x2(fill_nonfinite(x, finite))
-        x[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
+        x[on_output_grid(~finite)] = np.nan
     elif y.shape != x.shape:
         msg = f"output must have the input's shape {x.shape} or twice it, got {y.shape}"
         raise ValueError(msg)

@@ -36,6 +36,7 @@ from .._version import __version__
 from ..checks import check_choice, fill_nonfinite
 from ..constants import HMI_NOISE, KINDS, TARGET_PIXEL_SCALE
 from ..data import data_dir
+from ..grid import on_output_grid
 from ..inference.pipeline import make_runner, resolve_network
 from ..inference.tiling import run_tiled
 from ..inference.uncertainty import (
@@ -307,7 +308,7 @@ def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples:
         for name, mask in field.regions.items():
             codes[mask] = REGIONS.index(name)
         finite = np.ones(field.observed.shape, bool) if field.missing is None else ~field.missing
-        codes[~np.repeat(np.repeat(finite, 2, axis=0), 2, axis=1)] = _LEFT_OUT  # NaN in the pipeline's output
+        codes[~on_output_grid(finite)] = _LEFT_OUT  # NaN in the pipeline's output
         for factor in noise_factors:
             sigma = factor * HMI_NOISE[kind] * SCALE[kind]
             noisy = field.observed * SCALE[kind] + rng.normal(0.0, sigma, field.observed.shape)
@@ -315,7 +316,7 @@ def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples:
             space = off_disk(noisy, finite, kind=kind)
             result, features = network_features(noisy, network=network, noise=sigma, space=space)
             if kind == "intensity":  # the pipeline's clip: no negative continuum where the input is not
-                allowed = np.repeat(np.repeat(noisy >= 0, 2, axis=0), 2, axis=1)
+                allowed = on_output_grid(noisy >= 0)
                 result = np.where((result < 0) & allowed, 0.0, result)
             error = result - field.target * SCALE[kind]
             take = np.flatnonzero(codes.ravel() != _LEFT_OUT) if samples is None else _draw(codes.ravel(), samples, rng)

@@ -29,6 +29,7 @@ from ..constants import GAUSS_PER_KG, HMI_PIXEL_SCALE, KINDS, TARGET_PIXEL_SCALE
 from ..cores import cpu_model
 from ..data import sample_path
 from ..exceptions import OutputExistsError
+from ..grid import on_output_grid
 from ..inference.api import enhance
 from ..inference.pipeline import RunOptions, enhance_array, noise_choice
 from ..io import atomic_write
@@ -993,7 +994,7 @@ def _real_rows(networks, kind, config, log):
     if kind == "intensity":
         observed, off_limb = _limb_field(config)
         halo = off_limb & (observed >= 0)
-        halo2 = np.repeat(np.repeat(halo, 2, axis=0), 2, axis=1)
+        halo2 = on_output_grid(halo)
         sigma = NOISE["intensity"]
         # offset 0: RL for a continuum image (non-negative), though noise makes some off-limb inputs negative.
         outputs = {"RL+target discrepancy": rl_target(observed, model, noise=sigma, n_iter=config.rl_max, offset=0.0),

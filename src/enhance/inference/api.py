@@ -19,6 +19,7 @@ import astropy.units as u
 import numpy as np
 
 from ..checks import check_kind, check_positive
+from ..grid import on_output_grid
 from ..io import (
     check_new_file,
     check_output,
@@ -155,7 +156,7 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     cards = {**provenance_cards(model=_model_name(model, network), kind=kind), **assumption_cards(assumed),
              **registry_cards(kind, model, network=network)}  # fmt: skip
     new_meta = upscale_header(meta, 2, history=history, shape=smap.data.shape, provenance=cards)
-    mask = None if smap.mask is None else np.repeat(np.repeat(np.asarray(smap.mask), 2, axis=0), 2, axis=1)
+    mask = None if smap.mask is None else on_output_grid(np.asarray(smap.mask))
     if mask is not None and mask.shape != result.shape:  # a scalar mask (numpy's nomask)
         mask = np.broadcast_to(np.asarray(smap.mask, dtype=bool), result.shape).copy()
     maps = tuple(smap._new_instance(array, copy.deepcopy(new_meta), plot_settings=copy.deepcopy(smap.plot_settings),
@@ -490,7 +491,7 @@ def enhance(
     outputs = [array for array in _unpack(result, factor) if array is not None]
     if masked:  # masked in, masked out: each masked (or non-finite) pixel masks its 2x2 output pixels
         missing = ~np.isfinite(np.asarray(values))
-        mask = np.repeat(np.repeat(missing, 2, axis=-2), 2, axis=-1)
+        mask = on_output_grid(missing)
         outputs = [np.ma.MaskedArray(array, mask=mask.copy()) for array in outputs]
     outputs = [array * unit if unit is not None else array for array in outputs]
     return outputs[0] if len(outputs) == 1 else tuple(outputs)

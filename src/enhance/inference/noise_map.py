@@ -40,6 +40,7 @@ import numpy as np
 import scipy  # its submodules load when first used (scipy.ndimage: 0.15 s)
 
 from ..constants import GAUSS_PER_KG
+from ..grid import on_output_grid
 from ..io import disk_radius
 from ..observation.noise import NOISE_TILE, measure_noise
 
@@ -420,7 +421,7 @@ def run_with_noise_map(run_pass, network, nmap: NoiseMap) -> np.ndarray:
         return run_pass(network.bind(levels[0]))
     low, high = levels
     weight = blend_weights(nmap.levels, low, high)
-    weight = np.repeat(np.repeat(weight, 2, axis=0), 2, axis=1)
+    weight = on_output_grid(weight)
     first = run_pass(network.bind(low)).astype(np.float64)
     second = run_pass(network.bind(high)).astype(np.float64)
     return ((1.0 - weight) * first + weight * second).astype(np.float32)

@@ -35,6 +35,7 @@ from ..checks import (
     fill_nonfinite,
 )
 from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS
+from ..grid import on_output_grid
 from ..models.architecture import WIENER_ENHANCE
 from ..models.registry import MODELS, file_sha256, registry_entry, shipped_path
 from ..observation.noise import NOISE_BAND_START, measure_noise
@@ -821,7 +822,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     check_finite_output(result, finite)
     if not finite.all():
         for array in outputs:
-            array[np.repeat(np.repeat(~finite, 2, axis=0), 2, axis=1)] = np.nan
+            array[on_output_grid(~finite)] = np.nan
     out = result if len(outputs) == 1 else tuple(outputs)
     if return_assumptions:
         given = "given" if qs_level is not None and not isinstance(qs_level, str) else "estimated"

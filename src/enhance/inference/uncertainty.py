@@ -62,6 +62,7 @@ from .. import exceptions
 from ..checks import check_choice
 from ..constants import TARGET_PIXEL_SCALE
 from ..data import data_dir
+from ..grid import on_output_grid
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform
 from ..observation.fourier import transfer_function
 from ..observation.psf import DEFAULT_RADIUS, ENHANCE_2018, WACHTER_2012, WIDE_RADIUS, psf_kernel
@@ -558,7 +559,7 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     phases = propagated_noise(bank, node_weights(noise, nodes, unit), noise)
     linear = np.tile(phases, (result.shape[0] // 2, result.shape[1] // 2))
     if noise_map is not None:  # white noise of a slowly varying level: the filter's gain times the local level
-        linear = linear * np.repeat(np.repeat(np.asarray(noise_map, np.float64) / noise, 2, axis=0), 2, axis=1)
+        linear = linear * on_output_grid(np.asarray(noise_map, np.float64) / noise)
     gy, gx = np.gradient(result.astype(np.float64))
     return {
         "linear_noise": linear,
@@ -582,8 +583,8 @@ def _limb_shares(space, shape):
         return {"space": zero, "disk": zero}
     space = np.asarray(space, bool)
     share = scipy.ndimage.gaussian_filter(space.astype(np.float64), SPACE_SMOOTHING / 2, mode="nearest")
-    share = np.clip(np.repeat(np.repeat(share, 2, axis=0), 2, axis=1), 0.0, 1.0)
-    beyond = np.repeat(np.repeat(space, 2, axis=0), 2, axis=1)
+    share = np.clip(on_output_grid(share), 0.0, 1.0)
+    beyond = on_output_grid(space)
     return {"space": np.where(beyond, 0.0, share), "disk": np.where(beyond, 1.0 - share, 0.0)}
 
 

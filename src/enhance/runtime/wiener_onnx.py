@@ -38,6 +38,7 @@ import numpy as np
 
 from .._version import __version__
 from ..cores import needed_boxes, tile_counter
+from ..grid import on_output_grid
 from ..models.architecture import OFFSET_MIN_SIDE, OFFSET_STEP, WIENER_ENHANCE, check_weights_metadata
 from ..models.runner import DIHEDRAL, dihedral_inverse, dihedral_transform, with_metadata
 from .constant_pieces import ConstantResponse, flat_weights, summed_state
@@ -769,7 +770,7 @@ class WienerOnnxNetwork(OnnxNetwork):
                 finish(*open_tiles.popleft())
         if bad.any():
             reached = _reached(bad, 2 * self.margin + 1)
-            out[np.repeat(np.repeat(reached, 2, axis=0), 2, axis=1)] = np.nan
+            out[on_output_grid(reached)] = np.nan
         return out
 
     def shared_linear(self):
