@@ -21,7 +21,9 @@ def test_keeps_the_type_and_owns_its_memory():
     mask = np.zeros((2, 2), bool)
     mask[1, 0] = True
     out = on_output_grid(mask)
-    assert out.dtype == bool and out.sum() == 4 and out[2:, :2].all()
+    assert out.dtype == bool
+    assert out.sum() == 4
+    assert out[2:, :2].all()
     out[0, 0] = True  # a new array, writable, not a view of the input
     assert not mask[0, 0]
 
