@@ -29,7 +29,7 @@ import torch
 from astropy.io import fits
 from dask.system import CPU_COUNT
 from distributed import Client
-from full_disk import synthetic_disk
+from full_disk import granulation, synthetic_disk
 
 import enhance.inference.distributed
 from enhance.inference.distributed import cached_network, enhance_files, local_cluster, summarize
@@ -47,9 +47,7 @@ def _write_images(folder: Path, size: int, count: int, *, disk: bool = False) ->
     rng = np.random.default_rng(size)
     folder.mkdir(parents=True)
     for i in range(count):
-        image = (
-            synthetic_disk(size, seed=i) if disk else (1 + 0.05 * rng.standard_normal((size, size))).astype(np.float32)
-        )
+        image = synthetic_disk(size, seed=i) if disk else granulation(size, rng).astype(np.float32)
         fits.writeto(folder / f"bench_{size}_{i}.fits", image, fits.Header({"BUNIT": "I/Ic"}))
 
 

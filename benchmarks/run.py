@@ -59,7 +59,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.ndimage
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -68,7 +67,7 @@ sys.path.insert(0, str(HERE))
 from first_pixel import TARGET as FIRST_PIXEL_TARGET  # noqa: E402
 from first_pixel import first_pixel  # noqa: E402
 from flops import enhance_flops, wiener_flops  # noqa: E402
-from full_disk import network, synthetic_disk  # noqa: E402
+from full_disk import granulation, network, synthetic_disk  # noqa: E402
 from gpu import FULL_DISK_TARGET_S, gpu_cases  # noqa: E402
 from report import command_line, machine, machine_line, verdict_line  # noqa: E402
 
@@ -138,11 +137,8 @@ def matmul_numpy(*, native: bool, n: int = MATMUL_SIZE) -> float:
 
 
 def quiet_sun(size: int, *, seed: int = 0) -> np.ndarray:
-    """A quiet-Sun-like continuum image (I/Ic about 1) with one dark spot: smooth granulation of 5 % contrast
-    (white noise under a Gaussian of 1.5 pixels) and HMI's noise (1e-3 I/Ic), which `measure_noise` reads."""
-    rng = np.random.default_rng(seed)
-    granules = scipy.ndimage.gaussian_filter(rng.standard_normal((size, size)), 1.5, mode="wrap")
-    image = 1 + 0.05 * granules / granules.std() + HMI_NOISE["intensity"] * rng.standard_normal((size, size))
+    """A quiet-Sun-like continuum image (I/Ic about 1, `full_disk.granulation`) with one dark spot."""
+    image = granulation(size, np.random.default_rng(seed))
     y, x = np.ogrid[:size, :size]
     image[np.hypot(y - size / 3, x - size / 3) < size / 10] *= 0.3
     return image.astype(np.float32)
