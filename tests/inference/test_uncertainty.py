@@ -98,6 +98,29 @@ def test_a_calibration_without_the_products_gives_them_weight_zero():
         Calibration((0.0,) * (len(FEATURES) + 1), (0.0,) * (len(FEATURES) + 1))
 
 
+@pytest.mark.parametrize("change", ["drop a computed feature", "rename one"])
+def test_a_stored_calibration_must_weigh_the_first_features(tmp_path, change):
+    import json
+
+    from enhance.data import data_dir
+    from enhance.inference.uncertainty import load_calibration
+
+    stored = json.loads((data_dir() / "uncertainty.json").read_text())
+    entry = stored["blos/light"]
+    coefficients = dict(entry["coefficients"])
+    if change == "drop a computed feature":
+        del coefficients["gradient"]
+    else:
+        coefficients["gradient_typo"] = coefficients.pop("gradient_amplitude")
+    path = tmp_path / "uncertainty.json"
+    path.write_text(json.dumps({"blos/light": {**entry, "coefficients": coefficients}}))
+    with pytest.raises(ValueError, match="not the first of"):
+        load_calibration("blos", "light", path=path)
+    short = {name: value for name, value in entry["coefficients"].items() if name not in PRODUCTS}
+    path.write_text(json.dumps({"blos/light": {**entry, "coefficients": short}}))
+    assert load_calibration("blos", "light", path=path).coefficients(1.0)[-len(PRODUCTS) :].tolist() == [0.0] * 3
+
+
 def test_calibration_modulates_the_variance_by_the_shares_of_sky_and_disk():
     features = {name: np.zeros(3) for name in FEATURES}
     features["linear_noise"][:] = 2.0

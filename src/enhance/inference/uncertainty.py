@@ -697,7 +697,7 @@ def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=N
     weights = entry["coefficients"]  # a fit without the last features (`PRODUCTS`) gives them weight zero
     factors = entry.get("config", {}).get("noise_factors") or (0.0, np.inf)
     fitted = [name for name in FEATURES if name in weights]
-    if fitted != list(FEATURES[: len(fitted)]):
+    if fitted != list(FEATURES[: len(fitted)]) or len(fitted) != len(weights):
         msg = f"{path}: the {kind}/{model} calibration weighs {sorted(weights)}, not the first of {FEATURES}"
         raise ValueError(msg)
     return Calibration(tuple(float(weights[name]["log_scale"]) for name in fitted),
