@@ -13,7 +13,7 @@ from enhance.exceptions import EnhanceUserWarning
 from enhance.inference.api import enhance
 from enhance.inference.pipeline import make_runner, resolve_network
 from enhance.inference.tiling import run_tiled
-from enhance.inference.uncertainty import FEATURES, PRODUCTS, Calibration, filter_bank, node_weights, propagated_noise
+from enhance.inference.uncertainty import FEATURES, Calibration, filter_bank, node_weights, propagated_noise
 from enhance.models.hybrid import WienerEnhanceNet, symmetrize_filters
 
 
@@ -72,53 +72,15 @@ def test_an_equivariant_model_has_no_spread_and_a_constant_no_structure():
 
 
 def test_calibration_adds_the_weighted_features_in_quadrature():
-    computed = [name for name in FEATURES if name not in PRODUCTS]
-    features = {name: np.full((2, 2), float(k + 1)) for k, name in enumerate(computed)}
+    features = {name: np.full((2, 2), float(k + 1)) for k, name in enumerate(FEATURES)}
     features["level"] = np.full((2, 2), np.e)  # z = 1
-    values = [features[name][0, 0] for name in computed]
-    gradient, amplitude = features["gradient"][0, 0], features["amplitude"][0, 0]
-    values += [amplitude * amplitude, gradient * gradient, gradient * amplitude]  # PRODUCTS, in their order
-    assert list(PRODUCTS) == ["amplitude_squared", "gradient_squared", "gradient_amplitude"]
     count = len(FEATURES)
     calibration = Calibration(tuple(np.log(np.arange(1.0, count + 1))), (0.5,) + (0.0,) * (count - 1), (0.2, 0.1))
     ratio = 4.0
     weights = np.arange(1.0, count + 1)
     weights[0] *= ratio**0.5
-    expected = np.sqrt(np.exp(0.3) * np.sum(weights * np.square(values)))
+    expected = np.sqrt(np.exp(0.3) * np.sum(weights * np.arange(1.0, count + 1) ** 2))
     np.testing.assert_allclose(calibration.sigma(features, noise_ratio=ratio), expected)
-
-
-def test_a_calibration_without_the_products_gives_them_weight_zero():
-    computed = [name for name in FEATURES if name not in PRODUCTS]
-    features = {name: np.full(3, 2.0) for name in computed}
-    short = Calibration((0.0,) * len(computed), (0.0,) * len(computed))
-    assert short.log_scale[len(computed) :] == (-np.inf,) * len(PRODUCTS)
-    np.testing.assert_allclose(short.sigma(features, noise_ratio=1.0), 2.0 * np.sqrt(len(computed)))
-    with pytest.raises(ValueError, match="one log_scale and one slope per feature"):
-        Calibration((0.0,) * (len(FEATURES) + 1), (0.0,) * (len(FEATURES) + 1))
-
-
-@pytest.mark.parametrize("change", ["drop a computed feature", "rename one"])
-def test_a_stored_calibration_must_weigh_the_first_features(tmp_path, change):
-    import json
-
-    from enhance.data import data_dir
-    from enhance.inference.uncertainty import load_calibration
-
-    stored = json.loads((data_dir() / "uncertainty.json").read_text())
-    entry = stored["blos/light"]
-    coefficients = dict(entry["coefficients"])
-    if change == "drop a computed feature":
-        del coefficients["gradient"]
-    else:
-        coefficients["gradient_typo"] = coefficients.pop("gradient_amplitude")
-    path = tmp_path / "uncertainty.json"
-    path.write_text(json.dumps({"blos/light": {**entry, "coefficients": coefficients}}))
-    with pytest.raises(ValueError, match="not the first of"):
-        load_calibration("blos", "light", path=path)
-    short = {name: value for name, value in entry["coefficients"].items() if name not in PRODUCTS}
-    path.write_text(json.dumps({"blos/light": {**entry, "coefficients": short}}))
-    assert load_calibration("blos", "light", path=path).coefficients(1.0)[-len(PRODUCTS) :].tolist() == [0.0] * 3
 
 
 def test_calibration_modulates_the_variance_by_the_shares_of_sky_and_disk():

@@ -42,9 +42,7 @@ from ..inference.tiling import run_tiled
 from ..inference.uncertainty import (
     CALIBRATION_FILE,
     FEATURES,
-    PRODUCTS,
     Calibration,
-    feature_value,
     filter_bank,
     load_calibration,
     off_disk,
@@ -83,10 +81,8 @@ NOISE_FACTORS = (0.5, 1.0, 3.0, 10.0)
 #: between quiet Sun and plage count only in "all"): near the limb, the disk's pixels with the sky as zeros
 #: ("limb") or missing ("limb, NaN sky"), and the sky's ("off limb").
 REGIONS = ("quiet Sun", "plage", "penumbra", "umbra", "limb", "limb, NaN sky", "off limb")
-#: What `collect` keeps of each pixel, in the order of its ``features`` columns: the features of
-#: `~enhance.inference.uncertainty.FEATURES` but their `~enhance.inference.uncertainty.PRODUCTS`, then the
-#: modulation's.
-COLUMNS = (*(name for name in FEATURES if name not in PRODUCTS), "level", "space", "disk")
+#: What `collect` keeps of each pixel, in the order of its ``features`` columns.
+COLUMNS = (*FEATURES, "level", "space", "disk")
 #: Seeds of the synthetic scenes the calibration is fitted on (not training's 11, not
 #: `~enhance.training.datasets.HELD_OUT_SEED`).
 FIT_SEEDS = (4101, 4102, 4103, 4104, 4105, 4106, 4107, 4108)
@@ -292,7 +288,7 @@ def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples:
     Returns
     -------
     dict of `~numpy.ndarray`
-        ``features`` (n, `COLUMNS`: the features that are not products of others, ``level``, ``space`` and
+        ``features`` (n, K + 3: `COLUMNS`, `~enhance.inference.uncertainty.FEATURES`, ``level``, ``space`` and
         ``disk``) and ``error`` (n) in network units (I/Ic, kG), ``region`` (n) (an index of `REGIONS`, -1 for
         none) and ``factor`` (n); the output pixels of a field's missing pixels are left out.
 
@@ -423,9 +419,9 @@ def fit_calibration(data) -> Calibration:
     0.68
     """
     count = len(FEATURES)
-    columns = {name: data["features"][:, k].astype(np.float64) for k, name in enumerate(COLUMNS)}
-    squares = np.stack([np.square(feature_value(columns, name)) for name in FEATURES], axis=1)
-    z, d, e = np.log(columns["level"]), columns["space"], columns["disk"]  # d, e: the shares of the sky and the disk
+    squares = np.square(data["features"][:, :count].astype(np.float64))
+    z = np.log(data["features"][:, count].astype(np.float64))
+    d, e = data["features"][:, count + 1 :].astype(np.float64).T  # the shares of the sky and the disk (`COLUMNS`)
     shape = np.stack([z, z * z, d, d * d, e, e * e], axis=1)
     error2 = np.square(data["error"].astype(np.float64))
     level = np.log(data["factor"])[:, None]
@@ -443,7 +439,7 @@ def fit_calibration(data) -> Calibration:
     theta = np.concatenate([start, np.zeros(count + shape.shape[1])])
     fitted = optimize.minimize(loss, theta, jac=True, method="L-BFGS-B", options={"maxiter": 3000}).x
     fitted = _refine_coverage(fitted, squares, level, shape, error2, data)
-    levels = columns["level"]
+    levels = data["features"][:, count].astype(np.float64)
     return Calibration(tuple(fitted[:count].tolist()), tuple(fitted[count : 2 * count].tolist()),
                        tuple(fitted[2 * count :].tolist()),
                        noise_range=(float(np.min(data["factor"])), float(np.max(data["factor"]))),
@@ -563,9 +559,8 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
             calibration = fit_calibration(data)
         tables[part] = coverage(calibration, data)
         log(f"{kind} {model}: {part} coverage (all, 1x HMI) {tables[part]['all'].get('1')}")
-    coefficients = {name: {"log_scale": a, "slope": b}  # a kept fit without the products: as it was stored
-                    for name, a, b in zip(FEATURES, calibration.log_scale, calibration.slope, strict=True)
-                    if name not in PRODUCTS or np.isfinite(a)}  # fmt: skip
+    coefficients = {name: {"log_scale": a, "slope": b}
+                    for name, a, b in zip(FEATURES, calibration.log_scale, calibration.slope, strict=True)}  # fmt: skip
     settings = {key: (list(value) if isinstance(value, tuple) else value)
                 for key, value in dataclasses.asdict(config).items()}  # fmt: skip
     return {"sha256": registry_entry(kind, model).sha256, "coefficients": coefficients,

@@ -23,10 +23,7 @@ each measure one source of error, and combines them with calibrated weights:
 ``gradient``
     local image structure: the output's gradient per output pixel;
 ``amplitude``
-    the output's magnitude, and ``floor``, one;
-``amplitude_squared``, ``gradient_squared``, ``gradient_amplitude``
-    products of those two (`PRODUCTS`, computed where a calibration weighs them): the errors at strong,
-    compact features (a magnetogram's flux concentrations) grow faster than the features themselves.
+    the output's magnitude, and ``floor``, one.
 
 The uncertainty is
 
@@ -72,8 +69,6 @@ from ..observation.psf import DEFAULT_RADIUS, ENHANCE_2018, WACHTER_2012, WIDE_R
 
 __all__ = [
     "FEATURES",
-    "PRODUCTS",
-    "feature_value",
     "PSF_VARIANTS",
     "SMOOTHING",
     "LEVEL_SMOOTHING",
@@ -96,22 +91,7 @@ __all__ = [
 ]
 
 #: Features of the uncertainty model, in the order of the calibration's coefficients.
-FEATURES = (
-    "linear_noise",
-    "noise_response",
-    "model_spread",
-    "psf_spread",
-    "gradient",
-    "amplitude",
-    "floor",
-    "amplitude_squared",
-    "gradient_squared",
-    "gradient_amplitude",
-)
-#: The features of `FEATURES` that are products of two others, computed from them when used (`feature_value`):
-#: `uncertainty_features` keeps only the others (a full disk's x2 grid is 0.5 GB a feature).
-PRODUCTS = {"amplitude_squared": ("amplitude", "amplitude"), "gradient_squared": ("gradient", "gradient"),
-            "gradient_amplitude": ("gradient", "amplitude")}  # fmt: skip
+FEATURES = ("linear_noise", "noise_response", "model_spread", "psf_spread", "gradient", "amplitude", "floor")
 #: Plausible departures from the HMI PSF the models assume (`~enhance.observation.psf.ENHANCE_2018`, 4.37").
 PSF_VARIANTS = {"Wachter et al. 2012": {"params": WACHTER_2012, "radius": DEFAULT_RADIUS},
                 'far wing to 16"': {"params": ENHANCE_2018, "radius": WIDE_RADIUS}}  # fmt: skip
@@ -156,8 +136,7 @@ class Calibration:
     Parameters
     ----------
     log_scale, slope : tuple of float
-        One per feature of `FEATURES`; a shorter tuple (a calibration fitted before the last features were
-        added) gives the features it leaves out weight zero.
+        One per feature of `FEATURES`.
     modulation : tuple of float
         ``(beta_1, beta_2)``, or up to ``(beta_1, ..., beta_6)``: the variance is multiplied by
         ``exp(beta_1 z + beta_2 z**2 + beta_3 d + beta_4 d**2 + beta_5 e + beta_6 e**2)``, ``z`` the log of
@@ -191,15 +170,6 @@ class Calibration:
     level_range: tuple = (0.0, np.inf)
     share_range: tuple = (1.0, 1.0)
 
-    def __post_init__(self):
-        missing = len(FEATURES) - len(self.log_scale)
-        if missing < 0 or len(self.slope) != len(self.log_scale):
-            msg = (f"a calibration has one log_scale and one slope per feature, at most {len(FEATURES)}: got "
-                   f"{len(self.log_scale)} and {len(self.slope)}")  # fmt: skip
-            raise ValueError(msg)
-        object.__setattr__(self, "log_scale", (*map(float, self.log_scale), *(-np.inf,) * missing))
-        object.__setattr__(self, "slope", (*map(float, self.slope), *(0.0,) * missing))
-
     @classmethod
     def uncalibrated(cls) -> Calibration:
         """Noise, model spread and PSF spread added in quadrature, with weight one: no fit.
@@ -213,7 +183,7 @@ class Calibration:
         Examples
         --------
         >>> Calibration.uncalibrated().coefficients(3.0).tolist()
-        [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
         """
         ones = {"linear_noise", "model_spread", "psf_spread"}
         return cls(tuple(0.0 if name in ones else -np.inf for name in FEATURES), (0.0,) * len(FEATURES))
@@ -233,8 +203,8 @@ class Calibration:
 
         Examples
         --------
-        >>> Calibration((0.0,) * 7, (1.0,) * 7).coefficients(2.0).tolist()  # the products: weight zero
-        [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0]
+        >>> Calibration((0.0,) * 7, (1.0,) * 7).coefficients(2.0).tolist()
+        [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
         >>> Calibration((0.0,) * 7, (1.0,) * 7, noise_range=(0.5, 1.5)).coefficients(2.0).tolist()[0]  # the end
         1.5
         """
@@ -247,8 +217,8 @@ class Calibration:
         Parameters
         ----------
         features : dict of str to array_like
-            Each feature of `FEATURES` but the `PRODUCTS` (network units), and ``level``, ``space`` and ``disk``
-            where ``modulation`` uses them.
+            Each feature of `FEATURES` (network units), and ``level``, ``space`` and ``disk`` where ``modulation``
+            uses them.
         noise_ratio : float
             The noise level told the network, in units of HMI's noise.
 
@@ -259,7 +229,7 @@ class Calibration:
 
         Examples
         --------
-        >>> features = {name: np.zeros(2) for name in FEATURES if name not in PRODUCTS}
+        >>> features = {name: np.zeros(2) for name in FEATURES}
         >>> features["linear_noise"][:], features["psf_spread"][:] = 3.0, 4.0
         >>> Calibration.uncalibrated().sigma(features, noise_ratio=1.0).tolist()
         [5.0, 5.0]
@@ -267,7 +237,7 @@ class Calibration:
         total = 0.0
         for weight, name in zip(self.coefficients(noise_ratio), FEATURES, strict=True):
             if weight > 0:
-                total = total + weight * np.square(feature_value(features, name), dtype=np.float64)
+                total = total + weight * np.square(features[name], dtype=np.float64)
         beta = np.zeros(6)
         beta[: len(self.modulation)] = self.modulation
         for k, name in enumerate(_MODULATED):
@@ -280,32 +250,6 @@ class Calibration:
                 x = np.log(x) if name == "level" else x
                 total = total * np.exp(beta[2 * k] * x + beta[2 * k + 1] * x * x)
         return np.sqrt(total)
-
-
-def feature_value(features: dict, name: str):
-    """The feature ``name`` of `FEATURES`: as given, or the product of the two of `PRODUCTS`.
-
-    Parameters
-    ----------
-    features : dict of str to array_like
-        The features `uncertainty_features` computes (network units).
-    name : str
-        One of `FEATURES`.
-
-    Returns
-    -------
-    array_like
-        Its values, in the output's units (a product: their square).
-
-    Examples
-    --------
-    >>> feature_value({"gradient": np.array([2.0]), "amplitude": np.array([3.0])}, "gradient_amplitude").tolist()
-    [6.0]
-    """
-    if name in PRODUCTS:
-        first, second = PRODUCTS[name]
-        return np.multiply(features[first], features[second], dtype=np.float64)
-    return features[name]
 
 
 def node_weights(noise: float, nodes, unit: float) -> np.ndarray:
@@ -539,7 +483,7 @@ def off_disk(source, finite=None, *, kind: str) -> np.ndarray:
 
 def uncertainty_features(source, result, *, runner, run, filters, passes: int = 8, noise_map=None,
                          space=None) -> dict:  # fmt: skip
-    """The features of `FEATURES` but the `PRODUCTS` for one image, network units, on the x2 grid.
+    """The features of `FEATURES` for one image, network units, on the x2 grid.
 
     Parameters
     ----------
@@ -565,9 +509,9 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     Returns
     -------
     dict of str to `~numpy.ndarray`
-        Each feature of `FEATURES` but the `PRODUCTS`, ``level``, ``space`` (on the disk, the share of pixels
-        beyond the limb averaged over `SPACE_SMOOTHING`, 0 to 1; 0 beyond it) and ``disk`` (beyond the limb, the
-        share of the disk's; 0 on it), float64 ``(2 ny, 2 nx)``, in the output's units.
+        Each feature of `FEATURES`, ``level``, ``space`` (on the disk, the share of pixels beyond the limb
+        averaged over `SPACE_SMOOTHING`, 0 to 1; 0 beyond it) and ``disk`` (beyond the limb, the share of the
+        disk's; 0 on it), float64 ``(2 ny, 2 nx)``, in the output's units.
 
     Examples
     --------
@@ -581,7 +525,7 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     ...     return run_tiled(array, model, tile=None, margin=net.margin, device="cpu")
     >>> source = np.ones((12, 12), np.float32)
     >>> features = uncertainty_features(source, run(source, bound), runner=bound, run=run, filters=filter_bank(net))
-    >>> sorted(features) == sorted((*FEATURES[:7], "level", "space", "disk")), features["floor"].shape
+    >>> sorted(features) == sorted((*FEATURES, "level", "space", "disk")), features["floor"].shape
     (True, (24, 24))
     """
     noise = float(runner.noise)
@@ -694,14 +638,10 @@ def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=N
                       "and PSF spread are added with weight one; fit it with `enhance calibrate-uncertainty`",
                       exceptions.EnhanceUserWarning, stacklevel=3)  # fmt: skip
         return Calibration.uncalibrated()
-    weights = entry["coefficients"]  # a fit without the last features (`PRODUCTS`) gives them weight zero
+    weights = entry["coefficients"]
     factors = entry.get("config", {}).get("noise_factors") or (0.0, np.inf)
-    fitted = [name for name in FEATURES if name in weights]
-    if fitted != list(FEATURES[: len(fitted)]) or len(fitted) != len(weights):
-        msg = f"{path}: the {kind}/{model} calibration weighs {sorted(weights)}, not the first of {FEATURES}"
-        raise ValueError(msg)
-    return Calibration(tuple(float(weights[name]["log_scale"]) for name in fitted),
-                       tuple(float(weights[name]["slope"]) for name in fitted),
+    return Calibration(tuple(float(weights[name]["log_scale"]) for name in FEATURES),
+                       tuple(float(weights[name]["slope"]) for name in FEATURES),
                        tuple(float(b) for b in entry["modulation"]), entry.get("sha256"),
                        tuple(float(v) for v in entry.get("noise_range", (min(factors), max(factors)))),
                        tuple(float(v) for v in entry.get("level_range", (0.0, np.inf))),
