@@ -11,6 +11,7 @@ from scipy import stats
 from enhance.analysis.uncertainty_calibration import (
     COLUMNS,
     GAUSSIAN_COVERAGE,
+    LARGEST_SIGMA,
     REGIONS,
     CalibrationConfig,
     Field,
@@ -48,7 +49,8 @@ def test_gaussian_coverage_is_one_and_two_sigma():
 def test_a_perfectly_calibrated_gaussian_sample_covers_68_and_95_percent_in_every_cell():
     data = _data(np.random.default_rng(0), factors=(1.0, 3.0), regions=(-1, 0, 4))
     table = coverage(Calibration.uncalibrated(), data)  # sigma = linear_noise: the errors' own width
-    assert set(table) == {"quiet Sun", "limb", "all"}  # -1 (no region) counts only in "all"
+    assert set(table) == {"quiet Sun", "limb", "all", LARGEST_SIGMA}  # -1 (no region) counts only in "all"
+    del table[LARGEST_SIGMA]  # a hundredth of the pixels: `test_the_largest_sigmas_get_a_row_of_their_own`
     bound = 4 * np.sqrt(0.25 / (N / 6))  # four binomial standard deviations of the smallest cell
     for region, rows in table.items():
         assert set(rows) == {"1", "3"}
@@ -57,6 +59,24 @@ def test_a_perfectly_calibrated_gaussian_sample_covers_68_and_95_percent_in_ever
             assert cell["within_2"] == pytest.approx(GAUSSIAN_COVERAGE[1], abs=bound), region
     assert sum(row["pixels"] for row in table["all"].values()) == N
     assert table["limb"]["3"]["pixels"] == np.count_nonzero((data["region"] == 4) & (data["factor"] == 3.0))
+
+
+def test_the_largest_sigmas_get_a_row_of_their_own():
+    """Sigma right for 99 % of the pixels and ten times too large for the rest: every region looks calibrated, the
+    row of the largest 1 % of sigma shows the rest covered (|error| < sigma / 10 within sigma: 99.99 %)."""
+    rng = np.random.default_rng(4)
+    data = _data(rng, factors=(1.0, 3.0))
+    wrong = rng.random(N) < 0.01
+    data["features"][wrong, 0] *= 10.0  # sigma = linear_noise, at 5-20 where the errors stay at 0.5-2
+    table = coverage(Calibration.uncalibrated(), data)
+    for factor in ("1", "3"):
+        top = table[LARGEST_SIGMA][factor]
+        rows = data["factor"] == float(factor)
+        assert top["pixels"] == pytest.approx(0.01 * np.count_nonzero(rows), abs=1)
+        assert top["within_1"] > 0.97  # the wrong pixels make up nearly all of the top 1 %
+        assert top["within_2"] > 0.98
+        assert table["quiet Sun"][factor]["within_1"] == pytest.approx(GAUSSIAN_COVERAGE[0], abs=0.03)
+    assert LARGEST_SIGMA in coverage_markdown({"blos/light": {"coverage": {"report": table}}})
 
 
 def test_errors_twice_as_wide_as_sigma_cover_38_and_68_percent():
@@ -147,8 +167,8 @@ def test_the_fit_recovers_variances_that_change_towards_the_limb():
     x = np.linspace(0.0, 1.0, 11)  # the fitted log-variance laws against the true ones, over the shares' range
     np.testing.assert_allclose(beta[2] * x + beta[3] * x * x, 2.0 * x, atol=0.1)
     np.testing.assert_allclose(beta[4] * x + beta[5] * x * x, -x, atol=0.1)
-    for rows in coverage(calibration, data).values():
-        for cell in rows.values():
+    for region, rows in coverage(calibration, data).items():
+        for cell in rows.values() if region != LARGEST_SIGMA else ():
             assert cell["within_1"] == pytest.approx(GAUSSIAN_COVERAGE[0], abs=0.015)
             assert cell["within_2"] == pytest.approx(GAUSSIAN_COVERAGE[1], abs=0.015)
 
