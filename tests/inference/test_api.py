@@ -93,6 +93,17 @@ def test_result_keeps_class_mask_plot_settings_observer_and_unit(net):
     assert smap.data.shape == (16, 18)
 
 
+@pytest.mark.parametrize("mask", [np.ma.nomask, False])
+def test_a_scalar_false_mask_comes_back_as_a_full_mask_of_false(net, mask):
+    data = np.random.default_rng(3).normal(0, 300, (16, 18)).astype(np.float32)
+    smap = sunpy.map.Map(data, _header(), mask=mask)
+    assert np.ndim(smap.mask) == 0
+    out = enhance(smap, network=net)
+    assert out.mask.shape == (32, 36)
+    assert not out.mask.any()
+    np.testing.assert_array_equal(out.data, enhance(sunpy.map.Map(data, _header()), network=net).data)
+
+
 def test_shipped_samples_load_as_hmi_maps_without_warnings():
     for kind, measurement in (("intensity", "continuum"), ("blos", "magnetogram")):
         smap = sample_map(kind)

@@ -156,9 +156,9 @@ def _enhance_map(smap, *, kind, options, model, network, force, noise=None):
     cards = {**provenance_cards(model=_model_name(model, network), kind=kind), **assumption_cards(assumed),
              **registry_cards(kind, model, network=network)}  # fmt: skip
     new_meta = upscale_header(meta, 2, history=history, shape=smap.data.shape, provenance=cards)
-    mask = None if smap.mask is None else on_output_grid(np.asarray(smap.mask))
-    if mask is not None and mask.shape != result.shape:  # a scalar mask (numpy's nomask)
-        mask = np.broadcast_to(np.asarray(smap.mask, dtype=bool), result.shape).copy()
+    mask = None if smap.mask is None else np.asarray(smap.mask, dtype=bool)
+    if mask is not None:  # each input pixel's flag onto its 2x2 block; a scalar mask (numpy's nomask) everywhere
+        mask = on_output_grid(mask) if mask.ndim else np.broadcast_to(mask, result.shape).copy()
     maps = tuple(smap._new_instance(array, copy.deepcopy(new_meta), plot_settings=copy.deepcopy(smap.plot_settings),
                                     mask=None if mask is None else mask.copy())
                  for array in ((result,) if sigma is None else (result, sigma)))  # fmt: skip
