@@ -246,3 +246,21 @@ def test_keep_fit_measures_the_stored_fit_again_and_refuses_a_file_without_one(t
     assert "holds no calibration of the shipped blos/light weights" in err
     assert len(err.splitlines()) == 1
     assert json.loads(other.read_text())["blos/light"]["sha256"] == "0" * 64  # untouched
+
+
+def test_the_docs_coverage_table_is_the_calibration_files_report():
+    # Every row of the table on the uncertainty page is the stored report coverage, as coverage_markdown writes
+    # it (the page orders the regions by name): a refit or a new row shows there, or this fails.
+    from pathlib import Path
+
+    from enhance.data import data_dir
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "validation" / "uncertainty.md"
+    if not page.is_file():
+        pytest.skip("the docs are not part of this installation")
+    entries = json.loads((data_dir() / "uncertainty.json").read_text())
+    written = [line for line in coverage_markdown(entries).splitlines() if line.startswith("| blos") or
+               line.startswith("| intensity")]  # fmt: skip
+    shown = [line for line in page.read_text().splitlines() if line.startswith(("| blos/", "| intensity/"))]
+    assert len(written) == len(entries) * (len(REGIONS) + 2)
+    assert sorted(shown) == sorted(written)
