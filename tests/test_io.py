@@ -63,6 +63,29 @@ def test_upscale_header_cd_matrix_and_missing_crpix():
     assert new["CD1_2"] == 0.005
     # sunpy puts the reference pixel of a header without CRPIX at the centre, (10 + 1) / 2 = 5.5: 2 * 5.5 - 0.5
     assert new["CRPIX1"] == 10.5
+    # The CD matrix alone gives the scale: a CDELT beside it would be sunpy's scale (0.5 instead of 0.25)
+    assert "CDELT1" not in new
+    assert "CDELT2" not in new
+
+
+def test_a_cd_matrix_header_gives_a_map_of_half_the_scale_and_the_same_sky():
+    header = _hpc_header()
+    angle = np.deg2rad(25.0)
+    for name in ("CDELT1", "CDELT2", "PC1_1", "PC1_2", "PC2_1", "PC2_2"):
+        del header[name]
+    header.update({"CD1_1": 0.504 * np.cos(angle), "CD1_2": -0.504 * np.sin(angle),
+                   "CD2_1": 0.504 * np.sin(angle), "CD2_2": 0.504 * np.cos(angle)})  # fmt: skip
+    before = sunpy.map.Map(np.zeros((40, 50)), header)
+    after = sunpy.map.Map(np.zeros((80, 100)), upscale_header(header, 2))
+    assert u.allclose(after.scale.axis1, before.scale.axis1 / 2)
+    assert u.allclose(after.scale.axis2, before.scale.axis2 / 2)
+    np.testing.assert_allclose(after.rotation_matrix, before.rotation_matrix, atol=1e-12)
+    pix = np.array([0.0, 13.0, 99.0])
+    centres = (pix + 0.5) / 2 - 0.5  # output pixel k's centre on the input grid
+    separation = after.pixel_to_world(pix * u.pix, pix[::-1] * u.pix / 1.25).separation(
+        before.pixel_to_world(centres * u.pix, ((pix[::-1] / 1.25 + 0.5) / 2 - 0.5) * u.pix)
+    )
+    assert separation.arcsec.max() < 1e-6
 
 
 def test_header_matches_sunpy_resample():

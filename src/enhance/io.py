@@ -515,7 +515,8 @@ def upscale_header(header, factor=2, *, history=None, shape=None, provenance=Non
     input pixel ``(k + 0.5)/f - 0.5``. This is sunpy's ``resample`` rule. A missing CRPIXi is the
     image centre, ``(NAXISi + 1) / 2``, where sunpy puts the reference pixel of such a header (the FITS
     default, 0, would shift the grid by half the field of view); a missing CDELTi is 1. Both are
-    written out explicitly.
+    written out explicitly, but for a header whose CD matrix gives the scale without CDELT (a CDELT
+    beside it would be read as the scale by sunpy).
 
     Examples
     --------
@@ -541,10 +542,11 @@ def upscale_header(header, factor=2, *, history=None, shape=None, provenance=Non
             size = header.get(key(f"NAXIS{axis}")) if shape is None else shape[2 - axis]
             crpix = (float(size) + 1.0) / 2.0 if size is not None else 0.0
         new[key(f"CRPIX{axis}")] = factor * (float(crpix) - 0.5) + 0.5
-        new[key(f"CDELT{axis}")] = float(header.get(key(f"CDELT{axis}"), 1.0)) / factor
-        for other in (1, 2):
-            if key(f"CD{axis}_{other}") in header:
-                new[key(f"CD{axis}_{other}")] = float(header[key(f"CD{axis}_{other}")]) / factor
+        matrix = [key(f"CD{axis}_{other}") for other in (1, 2) if key(f"CD{axis}_{other}") in header]
+        for name in matrix:
+            new[name] = float(header[name]) / factor
+        if key(f"CDELT{axis}") in header or not matrix:  # a CD matrix alone gives the scale: no CDELT added
+            new[key(f"CDELT{axis}")] = float(header.get(key(f"CDELT{axis}"), 1.0)) / factor
     # HMI keys in pixel units: the solar radius, the image scale and the 0-based disk-centre pixel.
     if key("R_SUN") in header:
         new[key("R_SUN")] = float(header[key("R_SUN")]) * factor
@@ -1426,13 +1428,14 @@ def uncertainty_hdu(sigma, header=None) -> fits.ImageHDU:
     Returns
     -------
     `~astropy.io.fits.ImageHDU`
-        EXTNAME `UNCERTAINTY_EXTNAME` ('UNCERT'), float32.
+        EXTNAME `UNCERTAINTY_EXTNAME` ('UNCERT'), float32, with ``UTYPE = 'StdDevUncertainty'``: astropy's
+        `~astropy.nddata.CCDData.read` reads the file as the image with this uncertainty.
 
     Examples
     --------
     >>> hdu = uncertainty_hdu(np.ones((4, 4)), {"BUNIT": "G", "CDELT1": 0.252})
-    >>> hdu.name, hdu.header["BUNIT"], hdu.header["CDELT1"]
-    ('UNCERT', 'G', 0.252)
+    >>> hdu.name, hdu.header["BUNIT"], hdu.header["CDELT1"], hdu.header["UTYPE"]
+    ('UNCERT', 'G', 0.252, 'StdDevUncertainty')
     """
     cards = fits.Header()
     items = header.items() if isinstance(header, fits.Header) else dict(header or {}).items()
@@ -1444,6 +1447,7 @@ def uncertainty_hdu(sigma, header=None) -> fits.ImageHDU:
         except (ValueError, TypeError, KeyError):
             continue  # not representable in FITS (e.g. a sunpy-only meta entry)
     cards["EXTNAME"] = UNCERTAINTY_EXTNAME
+    cards["UTYPE"] = ("StdDevUncertainty", "one standard deviation of each pixel's error")
     cards.add_comment("standard deviation of the error of each pixel of the enhanced image, in its unit (BUNIT)")
     return fits.ImageHDU(np.asarray(sigma, dtype=np.float32), header=cards)
 

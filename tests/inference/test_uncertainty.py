@@ -251,6 +251,17 @@ def test_file_input_writes_the_uncertainty_extension(tmp_path):
         assert extension.header["BUNIT"] == primary.header["BUNIT"]
         assert extension.header["CDELT1"] == primary.header["CDELT1"]
         assert np.nanmin(extension.data) > 0
+        # what it is and which calibration it used, for the file alone to say
+        assert extension.header["UTYPE"] == "StdDevUncertainty"
+        assert primary.header["ENH_UCAL"] == extension.header["ENH_UCAL"] == "blos/light"
+        sigma = extension.data
+    # astropy's CCDData reads the file as the image and its one-sigma uncertainty, in the image's unit
+    from astropy.nddata import CCDData, StdDevUncertainty
+
+    image = CCDData.read(out)
+    assert isinstance(image.uncertainty, StdDevUncertainty)
+    assert image.unit == u.G
+    np.testing.assert_array_equal(image.uncertainty.array, sigma)
 
 
 def test_cli_run_uncertainty(tmp_path):
@@ -346,6 +357,25 @@ def test_a_network_of_your_own_gets_a_warning_not_a_calibration():
         result, sigma = enhance(np.ones((24, 24)), "intensity", network=_linear_net(), uncertainty=True)
     assert np.all(np.isfinite(sigma))
     assert sigma.shape == result.shape
+
+
+def test_outputs_record_which_calibration_the_uncertainty_used():
+    from enhance.inference.pipeline import RunOptions, enhance_array
+
+    image = sample_map("intensity").data[:40, :40].astype(np.float32)
+    shipped = resolve_network("intensity", model="light")
+    _, assumed = enhance_array(image, kind="intensity", network=shipped, options=RunOptions(uncertainty=True),
+                               return_assumptions=True)  # fmt: skip
+    assert assumed.uncertainty == "intensity/light"
+    with pytest.warns(EnhanceUserWarning, match="no uncertainty calibration"):
+        _, assumed = enhance_array(image, kind="intensity", network=_linear_net(), options=RunOptions(uncertainty=True),
+                                   return_assumptions=True)  # fmt: skip
+    assert assumed.uncertainty == "uncalibrated"
+    _, assumed = enhance_array(image, kind="intensity", network=shipped, options=RunOptions(), return_assumptions=True)
+    assert assumed.uncertainty is None
+    result, sigma = enhance(sample_map("intensity").submap([0, 0] * u.pix, top_right=[31, 31] * u.pix),
+                            model="light", uncertainty=True)  # fmt: skip
+    assert result.meta["enh_ucal"] == sigma.meta["enh_ucal"] == "intensity/light"
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ from ..runtime.runners import (
 )
 from .noise_map import noise_map, noise_map_cards, run_with_noise_map
 from .tiling import run_tiled
-from .uncertainty import filter_bank, off_disk, output_uncertainty
+from .uncertainty import calibration_label, filter_bank, off_disk, output_uncertainty, resolve_calibration
 
 if TYPE_CHECKING:  # PyTorch is optional, and imported only where a network runs on it (see the module docstring)
     from ..models.network import EnhanceNet
@@ -436,6 +436,9 @@ class Assumptions:
     noise_map : `~enhance.inference.noise_map.NoiseMap` or None
         The noise level told the network per input pixel (``noise_map`` of `RunOptions`); None when one level
         was told for the whole image.
+    uncertainty : str or None
+        The calibration of the uncertainty (`~enhance.inference.uncertainty.calibration_label`): a stored
+        entry's ``kind/model``, 'uncalibrated' or 'given'; None where no uncertainty was computed.
 
     Examples
     --------
@@ -448,6 +451,7 @@ class Assumptions:
     quiet_sun: object
     quiet_sun_source: str = "estimated"
     noise_map: object = None
+    uncertainty: str | None = None
 
 
 def assumption_cards(assumptions: Assumptions) -> dict:
@@ -466,7 +470,8 @@ def assumption_cards(assumptions: Assumptions) -> dict:
         ``ENH_NSRC`` ('measured', 'nominal' or 'given') and ``ENH_NWHY`` (why), where the network is told
         the noise; for a continuum image ``ENH_QSTY`` ('level' or 'surface'), ``ENH_QSRC`` ('given' or
         'estimated') and ``ENH_QSLV`` (the level, in the image's units; a surface's median), with
-        ``ENH_QSMN`` and ``ENH_QSMX`` (a surface's least and greatest value).
+        ``ENH_QSMN`` and ``ENH_QSMX`` (a surface's least and greatest value); with an uncertainty, ``ENH_UCAL``
+        (its calibration: the stored entry's ``kind/model``, 'uncalibrated' or 'given').
 
     Examples
     --------
@@ -490,6 +495,8 @@ def assumption_cards(assumptions: Assumptions) -> dict:
                      ENH_QSMN=float(samples.min()), ENH_QSMX=float(samples.max()))  # fmt: skip
     elif level is not None:
         cards.update(ENH_QSTY="level", ENH_QSRC=assumptions.quiet_sun_source, ENH_QSLV=float(level))
+    if assumptions.uncertainty is not None:
+        cards["ENH_UCAL"] = assumptions.uncertainty
     return cards
 
 
@@ -806,8 +813,11 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     result = (run(source, needed=needed) if nmap is None
               else run_with_noise_map(lambda net: run(source, net, needed), unbound, nmap))  # fmt: skip
     outputs = [result.astype(out_dtype, copy=False)]  # float32 already for float32 input: no copy
+    calibrated = None
     if options.uncertainty:
-        sigma = output_uncertainty(source, result, runner=runner, run=run,
+        calibration = resolve_calibration(runner)
+        calibrated = calibration_label(runner, calibration)
+        sigma = output_uncertainty(source, result, runner=runner, run=run, calibration=calibration,
                                    noise_map=None if nmap is None else nmap.levels,
                                    space=off_disk(source, finite, kind=kind))  # fmt: skip
         outputs.append(sigma.astype(out_dtype))
@@ -826,7 +836,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     out = result if len(outputs) == 1 else tuple(outputs)
     if return_assumptions:
         given = "given" if qs_level is not None and not isinstance(qs_level, str) else "estimated"
-        return out, Assumptions(kind, choice, scale if kind == "intensity" else None, given, nmap)
+        return out, Assumptions(kind, choice, scale if kind == "intensity" else None, given, nmap, calibrated)
     return out
 
 

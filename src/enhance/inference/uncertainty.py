@@ -87,6 +87,8 @@ __all__ = [
     "filter_bank",
     "uncertainty_features",
     "load_calibration",
+    "resolve_calibration",
+    "calibration_label",
     "output_uncertainty",
 ]
 
@@ -648,8 +650,30 @@ def load_calibration(kind: str, model: str, *, sha256: str | None = None, path=N
                        tuple(float(v) for v in entry.get("share_range", (1.0, 1.0))))  # fmt: skip
 
 
-def _calibration_for(runner, calibration):
-    """The calibration to use: given, or the stored one of the shipped model ``runner`` runs."""
+def resolve_calibration(runner, calibration=None) -> Calibration:
+    """The calibration of the uncertainty of ``runner``'s output: ``calibration`` where given, else the stored one
+    of the shipped model it runs, else `Calibration.uncalibrated` with an `~enhance.exceptions.EnhanceUserWarning`.
+
+    Parameters
+    ----------
+    runner : `~enhance.models.runner.Runner`
+        A shipped model's carries ``registry_key = (kind, model, sha256)``.
+    calibration : Calibration, optional
+        Coefficients to use instead of the stored ones.
+
+    Returns
+    -------
+    Calibration
+        The coefficients `output_uncertainty` uses.
+
+    Examples
+    --------
+    >>> from enhance.inference.pipeline import make_runner, resolve_network
+    >>> runner, _ = make_runner(resolve_network("blos", model="light"), backend="auto", precision="float32",
+    ...                         device="cpu")
+    >>> resolve_calibration(runner) == load_calibration("blos", "light")
+    True
+    """
     if calibration is not None:
         return calibration
     shipped = runner.registry_key
@@ -661,6 +685,35 @@ def _calibration_for(runner, calibration):
         return Calibration.uncalibrated()
     kind, model, sha256 = shipped
     return load_calibration(kind, model, sha256=sha256)
+
+
+def calibration_label(runner, calibration: Calibration) -> str:
+    """What an output records (``ENH_UCAL``) of the calibration its uncertainty used (`resolve_calibration`).
+
+    Parameters
+    ----------
+    runner : `~enhance.models.runner.Runner`
+        The runner whose output it is.
+    calibration : Calibration
+        The coefficients used.
+
+    Returns
+    -------
+    str
+        'uncalibrated' for `Calibration.uncalibrated`, the stored entry's ``kind/model`` for a shipped model's
+        calibration, and 'given' for coefficients of the caller's own.
+
+    Examples
+    --------
+    >>> calibration_label(None, Calibration.uncalibrated())
+    'uncalibrated'
+    """
+    if calibration == Calibration.uncalibrated():
+        return "uncalibrated"
+    shipped = getattr(runner, "registry_key", None)
+    if shipped is not None and calibration == load_calibration(shipped[0], shipped[1], sha256=shipped[2]):
+        return f"{shipped[0]}/{shipped[1]}"
+    return "given"
 
 
 def output_uncertainty(source, result, *, runner, run, passes: int | None = None, calibration=None,
@@ -711,4 +764,4 @@ def output_uncertainty(source, result, *, runner, run, passes: int | None = None
     features = uncertainty_features(source, result, runner=runner, run=run, filters=bank, passes=passes,
                                     noise_map=noise_map, space=space)  # fmt: skip
     unit = bank[2]
-    return _calibration_for(runner, calibration).sigma(features, noise_ratio=float(runner.noise) / unit)
+    return resolve_calibration(runner, calibration).sigma(features, noise_ratio=float(runner.noise) / unit)
