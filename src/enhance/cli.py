@@ -252,6 +252,14 @@ def _add_export(subparsers) -> None:
     exp.set_defaults(func=_export)
 
 
+def _path_text(text):
+    """argparse type of an output path: not empty (an empty -o would be the current directory)."""
+    if not text.strip():
+        msg = "expected a file or directory name, got an empty one"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
 def _positive_int(text):
     """argparse type of a count: a positive integer (a bad one is a usage error, exit status 2)."""
     try:
@@ -291,7 +299,8 @@ def _add_run(subparsers) -> None:
     run = subparsers.add_parser("run", help="enhance HMI FITS files", description="Deconvolve and super-resolve x2.")
     run.add_argument("inputs", nargs="+", metavar="INPUT",
                      help="FITS files, directories or glob patterns, at HMI's 0.504 arcsec/pixel")  # fmt: skip
-    run.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or directory for several")
+    run.add_argument("-o", "--output", required=True, metavar="OUT", type=_path_text,
+                     help="output file, or directory for several")  # fmt: skip
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     run.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
     run.add_argument("--model", choices=tuple(MODELS), default="full", help=model_help())
@@ -327,7 +336,8 @@ def _add_run(subparsers) -> None:
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     run.add_argument("--force", action="store_true",
                      help="enhance inputs that are refused otherwise: not helioprojective (CEA, Carrington), off HMI's "
-                     "0.504 arcsec pixels, Dopplergrams, files solar-enhance wrote")  # fmt: skip
+                     "0.504 arcsec pixels, Dopplergrams, files solar-enhance wrote, values that do not fit the "
+                     "kind")  # fmt: skip
     dask_help = "(several files into a directory: skips complete outputs, writes enhance_manifest.csv; needs dask)"
     run.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                      help=f"run on a Dask LocalCluster of N worker processes on this machine {dask_help}")  # fmt: skip
@@ -367,6 +377,8 @@ def _compare(args) -> int:
 
     source = Path(args.input[0])
     out_dir = Path(args.output) if args.output else Path(f"{fits_stem(source)}_compare")
+    if out_dir.exists() and not out_dir.is_dir():
+        return _error(f"output directory {out_dir} is an existing file: name a directory")
     data = [Path(path) for path in args.input] if len(args.input) > 1 else source  # a sequence: its flicker too
     result = compare(data, args.type, weights=args.weights, model=args.model, out_dir=out_dir,
                      overwrite=args.overwrite, n_iter=args.n_iter, damped=args.damped, qs_level=args.qs_level,
@@ -386,7 +398,8 @@ def _add_compare(subparsers) -> None:
                      "first is diagnosed and the temporal flicker of Enhance over all is reported")  # fmt: skip
     kind_help = "continuum or magnetogram; auto reads BUNIT, CONTENT or the series name (default)"
     cmp.add_argument("-t", "--type", choices=("intensity", "blos", "auto"), default="auto", help=kind_help)
-    cmp.add_argument("-o", "--output", metavar="DIR", help="output directory (default: ./<input stem>_compare)")
+    cmp.add_argument("-o", "--output", metavar="DIR", type=_path_text,
+                     help="output directory (default: ./<input stem>_compare)")  # fmt: skip
     cmp.add_argument("--model", choices=tuple(MODELS), default="full", help=model_help())
     cmp.add_argument("--weights", metavar="FILE", help="safetensors weights to use instead of a shipped model")
     cmp.add_argument("--n-iter", type=int, default=20, help="Richardson-Lucy iterations (default: 20)")

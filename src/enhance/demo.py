@@ -185,7 +185,10 @@ def output_folder(args, parser: argparse.ArgumentParser) -> str:
     """
     if args.folder is not None and args.output is not None and args.folder != args.output:
         parser.error(f"give the output folder once, as DIR or -o DIR (got {args.folder} and -o {args.output})")
-    return args.folder or args.output or DEFAULT_FOLDER
+    folder = args.folder or args.output or DEFAULT_FOLDER
+    if Path(folder).exists() and not Path(folder).is_dir():
+        parser.error(f"the output folder {folder} is an existing file: name a directory")
+    return folder
 
 
 def main(argv=None) -> int:

@@ -93,6 +93,8 @@ CARD_COMMENTS = {
     "ENH_QSLV": "quiet-Sun level, BUNIT (surface: its median)",
     "ENH_QSMN": "least value of the quiet-Sun surface, BUNIT",
     "ENH_QSMX": "greatest value of the quiet-Sun surface, BUNIT",
+    "ENH_NOUT": "isolated outlier pixels replaced (3x3 median)",
+    "ENH_UCAL": "calibration of the uncertainty (UNCERT)",
 }
 #: How far a pixel scale may be from HMI's (`enhance.constants.HMI_PIXEL_SCALE`) before the input is refused.
 PIXEL_SCALE_TOLERANCE = 0.05
@@ -356,8 +358,8 @@ def check_output(target, *, source=None) -> None:
     Raises
     ------
     ValueError
-        For a ``.bz2``, ``.xz``, ``.zip``, ... name (only ``.fits``, ``.fits.gz`` and ``.fits.fz`` are
-        written), an existing target that is not a regular file (`check_replaceable`), or the input itself.
+        For an empty name, a ``.bz2``, ``.xz``, ``.zip``, ... name (only ``.fits``, ``.fits.gz`` and ``.fits.fz``
+        are written), an existing target that is not a regular file (`check_replaceable`), or the input itself.
 
     Examples
     --------
@@ -366,6 +368,9 @@ def check_output(target, *, source=None) -> None:
     ...
     ValueError: out.fits.bz2: only .fits, .fits.gz (gzip) and .fits.fz (RICE, --compress) outputs can be written
     """
+    if not str(target).strip():  # Path("") is the current directory
+        msg = "output must name a file, got an empty name"
+        raise ValueError(msg)
     name = Path(target).name.lower()
     if name.endswith(_UNSUPPORTED_COMPRESSION):
         msg = f"{target}: only .fits, .fits.gz (gzip) and .fits.fz (RICE, --compress) outputs can be written"

@@ -11,6 +11,7 @@ from scipy import stats
 from enhance.analysis.uncertainty_calibration import (
     COLUMNS,
     GAUSSIAN_COVERAGE,
+    IMAGE_EDGE,
     LARGEST_SIGMA,
     REGIONS,
     CalibrationConfig,
@@ -151,24 +152,31 @@ def test_collect_keeps_every_pixel_of_the_small_regions_and_draws_the_others():
     assert np.all(np.isfinite(data["error"]))
 
 
-def test_the_fit_recovers_variances_that_change_towards_the_limb():
-    """Errors of variance f^2 exp(2 d) on the disk, for the sky's share d, and f^2 exp(-e) beyond the limb, for
-    the disk's share e: beta_3 = 2, beta_5 = -1, beta_4 = beta_6 = 0, and every cell covered."""
+def test_the_fit_recovers_variances_that_change_towards_the_limb_and_the_border():
+    """Errors of variance f^2 exp(2 d) on the disk, for the sky's share d, f^2 exp(-e) beyond the limb, for the
+    disk's share e, and times exp(1.5 b) for the share b beyond the image's border: beta_3 = 2, beta_5 = -1,
+    beta_7 = 1.5, the others 0, and every cell covered."""
     rng = np.random.default_rng(3)
     data = _data(rng, regions=(0, 4, 6))
     share = rng.uniform(0.0, 1.0, N)
     beyond = data["region"] == 6
+    border = np.where(rng.random(N) < 0.3, rng.uniform(0.0, 0.6, N), 0.0)  # a third of the pixels near a border
     data["features"][:, COLUMNS.index("space")] = np.where(beyond, 0.0, share)
     data["features"][:, COLUMNS.index("disk")] = np.where(beyond, share, 0.0)
-    data["error"] = data["error"] * np.where(beyond, np.exp(-share / 2), np.exp(share))
+    data["features"][:, COLUMNS.index("edge")] = border
+    data["error"] = data["error"] * np.where(beyond, np.exp(-share / 2), np.exp(share)) * np.exp(0.75 * border)
     calibration = fit_calibration(data)
     beta = calibration.modulation
-    assert len(beta) == 6
+    assert len(beta) == 8
     x = np.linspace(0.0, 1.0, 11)  # the fitted log-variance laws against the true ones, over the shares' range
     np.testing.assert_allclose(beta[2] * x + beta[3] * x * x, 2.0 * x, atol=0.1)
     np.testing.assert_allclose(beta[4] * x + beta[5] * x * x, -x, atol=0.1)
-    for region, rows in coverage(calibration, data).items():
-        for cell in rows.values() if region != LARGEST_SIGMA else ():
+    np.testing.assert_allclose(beta[6] * x[:7] + beta[7] * x[:7] ** 2, 1.5 * x[:7], atol=0.1)
+    assert calibration.share_range[2] == pytest.approx(0.6, abs=1e-3)
+    table = coverage(calibration, data)
+    assert IMAGE_EDGE in table
+    for region, rows in table.items():
+        for cell in rows.values() if region != LARGEST_SIGMA else ():  # the border row as covered as the rest
             assert cell["within_1"] == pytest.approx(GAUSSIAN_COVERAGE[0], abs=0.015)
             assert cell["within_2"] == pytest.approx(GAUSSIAN_COVERAGE[1], abs=0.015)
 

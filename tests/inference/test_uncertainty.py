@@ -194,7 +194,8 @@ def test_dark_pixels_on_the_disk_are_not_the_sky_and_a_dark_region_as_large_as_t
 
 def test_sigma_of_a_dark_pixel_and_patch_on_the_disk_is_that_of_a_dark_pixel_not_a_sky_s_edge():
     # A zero-filled bad pixel and a small patch darker than OFF_DISK_LEVEL get the sigma of the same pixels a
-    # little above it (never the sky): the limb's terms, a factor of thousands at a sky's edge, stay off.
+    # little above it (never the sky): the limb's terms, a factor of thousands at a sky's edge, stay off. (Both
+    # single pixels are gross outliers, replaced by their neighbours' median before the enhancement.)
     image = sample_map("intensity").data[:60, :120].astype(np.float64)
     qs = float(np.median(image))
     sigmas = []
@@ -202,7 +203,9 @@ def test_sigma_of_a_dark_pixel_and_patch_on_the_disk_is_that_of_a_dark_pixel_not
         dark = image.copy()
         dark[20, 30] = pixel * qs
         dark[40:45, 80:85] = patch * qs
-        sigmas.append(enhance(dark, "intensity", model="light", uncertainty=True, qs_level=qs, noise=1e-3 * qs)[1])
+        with pytest.warns(EnhanceUserWarning, match="1 isolated pixel"):
+            _, sigma = enhance(dark, "intensity", model="light", uncertainty=True, qs_level=qs, noise=1e-3 * qs)
+        sigmas.append(sigma)
     for region in ((slice(36, 46), slice(56, 66)), (slice(76, 94), slice(156, 174))):
         ratio = sigmas[0][region].max() / sigmas[1][region].max()
         assert 0.5 < ratio < 1.5
@@ -446,3 +449,26 @@ def test_full_s_sigma_on_a_flat_noisy_region_is_near_its_error():
     region = (slice(None), slice(20, 180))  # output pixels at least 10 input pixels from the region's edge
     error = np.sqrt(np.mean((result[region] - 0.01) ** 2))
     assert error < np.median(sigma[region]) < 2.5 * error
+
+
+def test_the_border_term_multiplies_the_variance_by_its_share_beyond_the_border():
+    # sigma^2 = f^2 exp(beta_7 b + beta_8 b^2) for the share b of a Gaussian of one input pixel beyond the image's
+    # border (the normal distribution's tail at each pixel's distance); a calibration of six betas has no such term.
+    from scipy import stats
+
+    from enhance.inference.uncertainty import EDGE_WIDTH, edge_share
+
+    shape = (40, 60)
+    share = edge_share(shape)
+    distance = (np.arange(shape[1]) + 0.5) / 2  # input pixels from the left border
+    along = stats.norm.sf(distance / EDGE_WIDTH) + stats.norm.sf((shape[1] / 2 - distance) / EDGE_WIDTH)
+    np.testing.assert_allclose(share[shape[0] // 2], along, rtol=1e-6, atol=1e-12)  # the middle row: x alone
+    features = {name: np.zeros(shape) for name in FEATURES}
+    features.update(linear_noise=np.full(shape, 2.0), level=np.ones(shape), edge=share)
+    ones = tuple(0.0 if name == "linear_noise" else -np.inf for name in FEATURES)
+    six = Calibration(ones, (0.0,) * len(FEATURES), (0.0,) * 6)
+    eight = Calibration(ones, (0.0,) * len(FEATURES), (0.0,) * 6 + (1.2, -0.5), share_range=(1.0, 1.0, 0.5))
+    np.testing.assert_array_equal(six.sigma(features, noise_ratio=1.0), 2.0)
+    clipped = np.minimum(share, 0.5)  # shares beyond those fitted are taken as the largest fitted
+    expected = 2.0 * np.exp((1.2 * clipped - 0.5 * clipped**2) / 2)
+    np.testing.assert_allclose(eight.sigma(features, noise_ratio=1.0), expected, rtol=1e-12)

@@ -6,6 +6,7 @@ import pytest
 import sunpy.map
 
 from enhance import enhance
+from enhance.exceptions import EnhanceUserWarning
 from enhance.models.network import EnhanceNet
 
 
@@ -110,6 +111,36 @@ def test_magnetogram_given_as_intensity_is_named(net, field):
 def test_tesla_values_given_as_gauss_are_refused(net, field):
     with pytest.raises(ValueError, match="looks like tesla or kilogauss"):
         enhance(field * 1e-4, "blos", network=net)
+
+
+def test_values_beyond_any_solar_field_given_as_gauss_are_refused(net, field):
+    # 1 % of the pixels beyond 10 000 G: milligauss, or a continuum in counts given as a magnetogram; a few hot
+    # pixels alone (under 1 %) are not refused, and force=True runs it all
+    with pytest.raises(ValueError, match=r"1 % of its pixels lie beyond 1\.\d+e\+06 G, where no solar field does"):
+        enhance(field * 1e3, "blos", network=net)
+    with pytest.raises(ValueError, match="or a continuum image"):
+        enhance(np.full((18, 20), 5e4) + field, "blos", network=net)
+    hot = field.copy()
+    hot[3, 4] = 1e6
+    with pytest.warns(EnhanceUserWarning, match="1 isolated pixel"):  # replaced by its neighbours' median
+        assert enhance(hot, "blos", network=net).shape == (36, 40)
+    assert enhance(field * 1e3, "blos", network=net, force=True).shape == (36, 40)
+
+
+def test_each_frame_of_a_sequence_must_fit_the_kind(net, field):
+    frames = np.stack([field, np.abs(field) / 1000 + 0.9])  # a continuum frame among magnetograms
+    with pytest.raises(ValueError, match="frame 1 of image is given as a magnetogram in gauss"):
+        enhance(frames, "blos", network=net)
+
+
+def test_the_command_line_checks_the_values_as_the_api_does(tmp_path, capsys):
+    from enhance.cli import main
+    from enhance.data import sample_path
+
+    target = tmp_path / "out.fits"
+    assert main(["run", str(sample_path("intensity")), "-t", "blos", "-o", str(target), "--model", "light"]) != 0
+    assert "looks like tesla or kilogauss" in capsys.readouterr().err
+    assert not target.exists()
 
 
 def test_velocity_is_refused(net, field):

@@ -273,3 +273,47 @@ def test_the_level_scales_with_the_image_to_the_limits_of_float64(exponent):
     plain, scaled = measure_noise(image), measure_noise(np.ldexp(image, exponent))
     assert scaled.sigma == np.ldexp(plain.sigma, exponent)
     assert (scaled.whiteness, scaled.outliers, scaled.tiles) == (plain.whiteness, plain.outliers, plain.tiles)
+
+
+def test_replace_outliers_cleans_a_copy_and_keeps_missing_pixels():
+    # A dead and a hot pixel are replaced by their 3 x 3 median, nothing else moves, missing pixels stay missing,
+    # and the caller's image is untouched.
+    rng = np.random.default_rng(11)
+    image = rng.normal(1.0, 1e-3, (96, 80))
+    image[40:44, 10:14] = np.nan
+    image[20, 30], image[70, 5] = -1e5, 50.0
+    before = image.copy()
+    cleaned, count = noise.replace_outliers(image)
+    assert count == 2
+    np.testing.assert_array_equal(image, before)
+    assert np.isnan(cleaned[40:44, 10:14]).all()
+    for y, x in ((20, 30), (70, 5)):
+        neighbours = np.delete(before[y - 1 : y + 2, x - 1 : x + 2].ravel(), 4)
+        assert neighbours.min() <= cleaned[y, x] <= neighbours.max()
+    moved = ~np.isclose(cleaned, before, rtol=0, atol=0, equal_nan=True)
+    assert sorted(zip(*np.nonzero(moved), strict=True)) == [(20, 30), (70, 5)]
+
+
+def test_noise_and_constant_regions_hold_no_gross_outlier():
+    # Gaussian noise alone (1e6 pixels: nothing beyond 10 interquartile ranges, 13.5 sigma), and noise beside a
+    # constant block of 42 % of the image (zeros for the sky, which make the 3 x 3 residuals' median tiny): none.
+    rng = np.random.default_rng(5)
+    assert noise.replace_outliers(rng.normal(1.0, 0.1, (1000, 1000)))[1] == 0
+    image = rng.normal(1.0, 0.1, (120, 120))
+    image[:, :51] = 5.0
+    assert noise.replace_outliers(image)[1] == 0
+
+
+def test_a_point_source_seen_through_the_observation_model_is_not_an_outlier():
+    # Unresolved points (one 0.0662 arcsec pixel each, at several sub-pixel positions) through HMI's PSF and
+    # pixels, up to 13 000 times the noise: their neighbours rise with them, so nothing is replaced.
+    from enhance.scenes.synth import MURAM_PIXEL_SCALE
+    from enhance.training.datasets import degrade_frame
+
+    frame = np.zeros((480, 480))
+    for y, x in ((100, 100), (103, 300), (301, 107), (300, 305), (205, 203)):
+        frame[y, x] = 1e5 * 58
+    observed, _ = degrade_frame(frame, MURAM_PIXEL_SCALE, kind="blos")
+    image = observed * 1000 + np.random.default_rng(2).normal(0.0, 1.0, observed.shape)
+    assert image.max() > 1e4
+    assert noise.replace_outliers(image)[1] == 0

@@ -65,6 +65,7 @@ __all__ = [
     "LIMB_WIDTH",
     "GAUSSIAN_COVERAGE",
     "LARGEST_SIGMA",
+    "IMAGE_EDGE",
     "CalibrationConfig",
     "Field",
     "held_out_fields",
@@ -87,8 +88,12 @@ REGIONS = ("quiet Sun", "plage", "penumbra", "umbra", "limb", "limb, NaN sky", "
 #: region's coverage, of which those pixels are a small share, looks right.
 LARGEST_SIGMA = "largest 1 % of sigma"
 _LARGEST_SHARE = 0.01
+#: The row of `coverage` that holds the output pixels of each field's outermost input pixels (``edge`` of at least
+#: `_EDGE_ROW`, whatever their region): a cut-out's border, enhanced without the light the PSF brought from beyond.
+IMAGE_EDGE = "image border"
+_EDGE_ROW = 0.2
 #: What `collect` keeps of each pixel, in the order of its ``features`` columns.
-COLUMNS = (*FEATURES, "level", "space", "disk")
+COLUMNS = (*FEATURES, "level", "space", "disk", "edge")
 #: Seeds of the synthetic scenes the calibration is fitted on (not training's 11, not
 #: `~enhance.training.datasets.HELD_OUT_SEED`).
 FIT_SEEDS = (4101, 4102, 4103, 4104, 4105, 4106, 4107, 4108)
@@ -294,9 +299,9 @@ def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples:
     Returns
     -------
     dict of `~numpy.ndarray`
-        ``features`` (n, K + 3: `COLUMNS`, `~enhance.inference.uncertainty.FEATURES`, ``level``, ``space`` and
-        ``disk``) and ``error`` (n) in network units (I/Ic, kG), ``region`` (n) (an index of `REGIONS`, -1 for
-        none) and ``factor`` (n); the output pixels of a field's missing pixels are left out.
+        ``features`` (n, K + 4: `COLUMNS`, `~enhance.inference.uncertainty.FEATURES`, ``level``, ``space``,
+        ``disk`` and ``edge``) and ``error`` (n) in network units (I/Ic, kG), ``region`` (n) (an index of
+        `REGIONS`, -1 for none) and ``factor`` (n); the output pixels of a field's missing pixels are left out.
 
     Examples
     --------
@@ -305,7 +310,7 @@ def collect(network, fields, *, kind: str, noise_factors=NOISE_FACTORS, samples:
     >>> field = Field("flat", np.ones((12, 12)), np.ones((24, 24)), {"quiet Sun": np.ones((24, 24), bool)})
     >>> data = collect(net, [field], kind="intensity", noise_factors=(1.0,))
     >>> data["features"].shape, data["error"].shape, set(data["region"].tolist())
-    ((576, 10), (576,), {0})
+    ((576, 11), (576,), {0})
     """
     rng = np.random.default_rng(seed)
     parts = {"features": [], "error": [], "region": [], "factor": []}
@@ -418,17 +423,19 @@ def fit_calibration(data) -> Calibration:
 
     >>> rng = np.random.default_rng(0)
     >>> features = rng.uniform(0.5, 1.5, (2000, len(COLUMNS)))
+    >>> features[:, COLUMNS.index("space") :] = 0.0  # no limb, no image border
     >>> data = {"features": features, "error": rng.normal(0.0, 1.0, 2000) * features[:, 0],
     ...         "region": np.zeros(2000, np.int8), "factor": np.ones(2000)}
     >>> calibration = fit_calibration(data)
-    >>> round(coverage(calibration, data)["all"]["1"]["within_1"], 2)
-    0.68
+    >>> abs(coverage(calibration, data)["all"]["1"]["within_1"] - 0.683) < 0.02  # 2000 pixels: 1 % spread
+    True
     """
     count = len(FEATURES)
     squares = np.square(data["features"][:, :count].astype(np.float64))
     z = np.log(data["features"][:, count].astype(np.float64))
-    d, e = data["features"][:, count + 1 :].astype(np.float64).T  # the shares of the sky and the disk (`COLUMNS`)
-    shape = np.stack([z, z * z, d, d * d, e, e * e], axis=1)
+    # the shares of the sky, of the disk and beyond the image's border (`COLUMNS`)
+    d, e, b = data["features"][:, count + 1 :].astype(np.float64).T
+    shape = np.stack([z, z * z, d, d * d, e, e * e, b, b * b], axis=1)
     error2 = np.square(data["error"].astype(np.float64))
     level = np.log(data["factor"])[:, None]
     weights = _cell_weights(data)
@@ -450,7 +457,7 @@ def fit_calibration(data) -> Calibration:
                        tuple(fitted[2 * count :].tolist()),
                        noise_range=(float(np.min(data["factor"])), float(np.max(data["factor"]))),
                        level_range=(float(levels.min()), float(levels.max())),
-                       share_range=(float(d.max()), float(e.max())))  # fmt: skip
+                       share_range=(float(d.max()), float(e.max()), float(b.max())))  # fmt: skip
 
 
 def coverage(calibration: Calibration, data) -> dict:
@@ -466,15 +473,16 @@ def coverage(calibration: Calibration, data) -> dict:
     Returns
     -------
     dict
-        ``{region, 'all' or LARGEST_SIGMA: {factor (a string, '1' for 1 x HMI): {"within_1", "within_2",
-        "pixels"}}}``; `LARGEST_SIGMA` holds the 1 % of each level's pixels with the largest sigma.
+        ``{region, 'all', LARGEST_SIGMA or IMAGE_EDGE: {factor (a string, '1' for 1 x HMI): {"within_1",
+        "within_2", "pixels"}}}``; `LARGEST_SIGMA` holds the 1 % of each level's pixels with the largest sigma,
+        `IMAGE_EDGE` the output pixels of the fields' outermost input pixels.
 
     Examples
     --------
     With `~enhance.inference.uncertainty.Calibration.uncalibrated`, ``sigma`` is ``linear_noise`` here (one):
 
     >>> features = np.zeros((4, len(COLUMNS)))
-    >>> features[:, 0] = features[:, -2] = 1.0
+    >>> features[:, 0] = features[:, COLUMNS.index("level")] = 1.0
     >>> data = {"features": features, "error": np.array([0.5, -1.5, 2.5, 0.1]),
     ...         "region": np.zeros(4, np.int8), "factor": np.ones(4)}
     >>> coverage(Calibration.uncalibrated(), data)["quiet Sun"]
@@ -491,8 +499,10 @@ def coverage(calibration: Calibration, data) -> dict:
         rows = data["factor"] == factor
         largest |= rows & (sigma >= np.quantile(sigma[rows], 1 - _LARGEST_SHARE))
     table = {}
-    for index, region in enumerate((*REGIONS, "all", LARGEST_SIGMA)):
-        inside = {"all": np.ones(len(ratio), bool), LARGEST_SIGMA: largest}.get(region, data["region"] == index)
+    border = data["features"][:, COLUMNS.index("edge")] >= _EDGE_ROW
+    for index, region in enumerate((*REGIONS, "all", LARGEST_SIGMA, IMAGE_EDGE)):
+        rows = {"all": np.ones(len(ratio), bool), LARGEST_SIGMA: largest, IMAGE_EDGE: border}
+        inside = rows.get(region, data["region"] == index)
         rows = {}
         for factor in np.unique(data["factor"]):
             cell = ratio[inside & (data["factor"] == factor)]
@@ -546,8 +556,9 @@ def calibrate_uncertainty(kind: str, model: str, config: CalibrationConfig | Non
     >>> sorted(entry)  # doctest: +NORMALIZE_WHITESPACE
     ['coefficients', 'config', 'coverage', 'level_range', 'modulation', 'noise_range', 'sha256', 'share_range',
      'version']
-    >>> sorted(entry["coverage"]["report"])
-    ['all', 'largest 1 % of sigma', 'limb', 'limb, NaN sky', 'off limb', 'penumbra', 'plage', 'umbra']
+    >>> sorted(entry["coverage"]["report"])  # doctest: +NORMALIZE_WHITESPACE
+    ['all', 'image border', 'largest 1 % of sigma', 'limb', 'limb, NaN sky', 'off limb', 'penumbra', 'plage',
+     'umbra']
     """
 
     check_choice(model, ("full", "light"), name="model")

@@ -131,7 +131,13 @@ def _map_data(smap, kind, *, force):
     factor = 1.0
     if kind == "blos" and smap.unit is not None and u.Unit(smap.unit).is_equivalent(u.G):
         _, factor = _unit_kind(smap.unit, "blos", force=force, name="the Map")
-    data = smap.data if smap.mask is None else _masked_to_nan(smap.data, smap.mask)
+    mask = smap.mask
+    if mask is not None and np.ndim(mask) and np.shape(mask) != smap.data.shape:
+        msg = (
+            f"the {type(smap).__name__}'s mask has shape {np.shape(mask)}, its data {smap.data.shape}: they must match"
+        )
+        raise ValueError(msg)
+    data = smap.data if mask is None else _masked_to_nan(smap.data, mask)
     data = data * factor if factor != 1.0 else data
     check_values(data, kind, force=force, name=f"the {type(smap).__name__}")
     return kind, factor, data
@@ -217,7 +223,13 @@ def _enhance_cube(cube, *, kind, network, options):
     if options.noise is None and not options.noise_per_frame:
         options = dataclasses.replace(options, noise=sequence_noise(cube, kind=kind, network=network,
                                                                     qs_level=options.qs_level))  # fmt: skip
-    frames = [enhance_array(frame, kind=kind, network=network, options=options) for frame in cube]
+    frames = []
+    for index, frame in enumerate(cube):
+        try:
+            frames.append(enhance_array(frame, kind=kind, network=network, options=options))
+        except ValueError as err:  # which frame, for a cube of hundreds
+            msg = f"frame {index} of the cube: {err}"
+            raise ValueError(msg) from err
     if options.uncertainty:
         return tuple(np.stack(arrays) for arrays in zip(*frames, strict=True))
     return np.stack(frames)

@@ -89,6 +89,7 @@ from .pipeline import (
     NoiseChoice,
     RunOptions,
     assumption_cards,
+    check_values,
     enhance_array,
     history_cards,
     network_margin,
@@ -573,6 +574,7 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
         return
     _check_numbers(header, source)
     record["kind"] = file_kind = _kind_for(source, kind, header, force=force)
+    check_values(image, file_kind, force=force, name=str(source))  # as `enhance(path)` does: values fit the kind
 
     warn_near_limb(header, np.isfinite(image), name=str(source))  # in this process for `enhance run FILE`
     try:

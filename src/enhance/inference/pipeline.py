@@ -38,7 +38,7 @@ from ..constants import GAUSS_PER_KG, HMI_NOISE, KINDS
 from ..grid import on_output_grid
 from ..models.architecture import WIENER_ENHANCE
 from ..models.registry import MODELS, file_sha256, registry_entry, shipped_path
-from ..observation.noise import NOISE_BAND_START, measure_noise
+from ..observation.noise import NOISE_BAND_START, measure_noise, replace_outliers
 from ..observation.quiet_sun import QuietSunSurface, estimate_qs_level, qs_normalisation
 from ..runtime.export import shipped_onnx_network
 from ..runtime.runners import (
@@ -295,7 +295,11 @@ def noise_choice(normalised, *, noise=None, scale=1.0, nominal: float, finite=No
     """
     if noise is not None:
         level = float(np.median(scale.samples)) if isinstance(scale, QuietSunSurface) else float(scale)
-        return NoiseChoice(check_positive(noise, name="noise") / level, unit, "given")
+        value = check_positive(noise, name="noise") / level
+        if not value < float(np.finfo(np.float32).max):  # the network computes in float32
+            msg = f"noise={noise!r} is {value:.3g} in the network's units, beyond any noise level it can be told"
+            raise ValueError(msg)
+        return NoiseChoice(value, unit, "given")
     data = np.asarray(normalised)
     if min(data.shape) < NOISE_MIN_SIZE:
         return _nominal(nominal, unit, f"image smaller than {NOISE_MIN_SIZE} pixels")
@@ -436,6 +440,9 @@ class Assumptions:
     noise_map : `~enhance.inference.noise_map.NoiseMap` or None
         The noise level told the network per input pixel (``noise_map`` of `RunOptions`); None when one level
         was told for the whole image.
+    outliers : int
+        Isolated outlier pixels replaced by their neighbours' median before the enhancement
+        (`~enhance.observation.noise.replace_outliers`).
     uncertainty : str or None
         The calibration of the uncertainty (`~enhance.inference.uncertainty.calibration_label`): a stored
         entry's ``kind/model``, 'uncalibrated' or 'given'; None where no uncertainty was computed.
@@ -452,6 +459,7 @@ class Assumptions:
     quiet_sun_source: str = "estimated"
     noise_map: object = None
     uncertainty: str | None = None
+    outliers: int = 0
 
 
 def assumption_cards(assumptions: Assumptions) -> dict:
@@ -471,7 +479,8 @@ def assumption_cards(assumptions: Assumptions) -> dict:
         the noise; for a continuum image ``ENH_QSTY`` ('level' or 'surface'), ``ENH_QSRC`` ('given' or
         'estimated') and ``ENH_QSLV`` (the level, in the image's units; a surface's median), with
         ``ENH_QSMN`` and ``ENH_QSMX`` (a surface's least and greatest value); with an uncertainty, ``ENH_UCAL``
-        (its calibration: the stored entry's ``kind/model``, 'uncalibrated' or 'given').
+        (its calibration: the stored entry's ``kind/model``, 'uncalibrated' or 'given'); ``ENH_NOUT``, the isolated
+        outlier pixels replaced before the enhancement, where there were any.
 
     Examples
     --------
@@ -497,6 +506,8 @@ def assumption_cards(assumptions: Assumptions) -> dict:
         cards.update(ENH_QSTY="level", ENH_QSRC=assumptions.quiet_sun_source, ENH_QSLV=float(level))
     if assumptions.uncertainty is not None:
         cards["ENH_UCAL"] = assumptions.uncertainty
+    if assumptions.outliers:
+        cards["ENH_NOUT"] = int(assumptions.outliers)
     return cards
 
 
@@ -783,6 +794,12 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         raise ValueError(msg)
     out_dtype = data.dtype
     normalised, scale, finite = _normalise(data, kind, qs_level)
+    normalised, outliers = replace_outliers(normalised, finite)  # a PSF-blurred image has none; each would ring
+    if outliers:
+        warnings.warn(f"{outliers} isolated pixel(s) stood far from all their neighbours (hot pixels, cosmic rays: "
+                      "an image blurred by the PSF has none) and were replaced by the median of their 3 x 3 "
+                      "neighbourhood, around which the enhancement would ring", exceptions.EnhanceUserWarning,
+                      stacklevel=3)  # fmt: skip
 
     if tile is None and data.size > AUTO_TILE_PIXELS:
         tile = AUTO_TILE
@@ -794,7 +811,9 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
         filter_bank(runner)
     choice = _noise_for(runner, normalised, scale, finite, kind=kind, noise=options.noise)
     if choice is not None:
-        _warn_clamped(choice.value, runner, given=choice.source == "given")
+        clamped = _warn_clamped(choice.value, runner, given=choice.source == "given")
+        if clamped:  # the header says at what level the network ran, as well as what it was told
+            choice = dataclasses.replace(choice, reason="; ".join(part for part in (clamped, choice.reason) if part))
         unbound, runner = runner, runner.bind(choice.value)
     logger.debug("runner %r on %s, %d worker(s), tile %s", runner, device, workers, tile)
 
@@ -836,7 +855,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     out = result if len(outputs) == 1 else tuple(outputs)
     if return_assumptions:
         given = "given" if qs_level is not None and not isinstance(qs_level, str) else "estimated"
-        return out, Assumptions(kind, choice, scale if kind == "intensity" else None, given, nmap, calibrated)
+        return out, Assumptions(kind, choice, scale if kind == "intensity" else None, given, nmap, calibrated, outliers)
     return out
 
 
@@ -885,20 +904,21 @@ def _normalise(data, kind, qs_level):
 
 def _warn_clamped(sigma, runner, *, given):
     """Warn (`~enhance.exceptions.EnhanceUserWarning`) when the noise level lies outside the filter bank's nodes:
-    the network then runs at the nearest node, not at ``sigma``."""
+    the network then runs at the nearest node, not at ``sigma``; what the header's reason says of it, or ''."""
     nodes = runner.noise_nodes
     if not nodes:
-        return
+        return ""
     ratio = sigma / runner.noise_unit
     low, high = min(nodes), max(nodes)
     if low * (1 - 1e-6) <= ratio <= high * (1 + 1e-6):
-        return
+        return ""
 
     what = "noise given" if given else "noise measured on the image"
     bound = low if ratio < low else high
     msg = (f"{what} is {ratio:.3g} x HMI's, outside the {low:g}-{high:g} x the network was trained for: it runs at "
            f"{bound:g} x HMI's noise (pass noise= in the image's units, gauss for a magnetogram)")  # fmt: skip
     warnings.warn(msg, exceptions.EnhanceUserWarning, stacklevel=4)
+    return f"run at {bound:g} x HMI's, the network's limit"
 
 
 def network_margin(network) -> int:
@@ -964,6 +984,10 @@ def history_cards(kind, model, network):
 _NEGATIVE_SHARE = 0.01
 #: A magnetogram in gauss reaches beyond this many gauss somewhere (HMI's noise alone is about 10 G).
 _MIN_GAUSS_PEAK = 5.0
+#: No solar magnetogram in gauss has 1 % of its pixels beyond this (umbrae reach about 4000 G; a few hot pixels may).
+_MAX_GAUSS_TYPICAL = 1e4
+#: Pixels of the sample whose 99th percentile of |value| is compared with `_MAX_GAUSS_TYPICAL`.
+_GAUSS_SAMPLE = 2**16
 
 
 def check_values(data, kind, *, force, name="image", forceable=True):
@@ -972,7 +996,7 @@ def check_values(data, kind, *, force, name="image", forceable=True):
     Parameters
     ----------
     data : array_like
-        The image's values (non-finite pixels are ignored).
+        The image's values (non-finite pixels are ignored); a sequence ``(time, ny, nx)`` is checked frame by frame.
     kind : {'intensity', 'blos'}
         What they are given as: continuum (any units, not negative) or magnetogram (gauss).
     force : bool
@@ -984,9 +1008,12 @@ def check_values(data, kind, *, force, name="image", forceable=True):
 
     Raises
     ------
+    TypeError
+        When the values are not real numbers (strings, objects, complex), whatever ``force``.
     ValueError
         When more than 1 % of a continuum image's finite pixels are negative, or a magnetogram's largest
-        ``|value|`` is under 5 G (tesla or kilogauss, not gauss).
+        ``|value|`` is under 5 G (tesla or kilogauss, not gauss) or 1 % of its pixels lie beyond 10 000 G (no
+        solar field does: another unit, or a continuum image).
 
     Examples
     --------
@@ -996,9 +1023,16 @@ def check_values(data, kind, *, force, name="image", forceable=True):
     ...
     ValueError: image is given as a magnetogram in gauss, but its largest |value| is 0.3: it looks like tesla ...
     """
+    values = np.asarray(data)
+    if values.dtype.kind not in "biuf":  # strings, objects, complex: no value to check, and none to enhance
+        msg = f"{name} must hold real numbers (integer or floating point), got dtype {values.dtype}"
+        raise TypeError(msg)
     if force:
         return
-    values = np.asarray(data)
+    if values.ndim == 3 and len(values) > 1:  # a sequence: a continuum frame among magnetograms is still refused
+        for index, frame in enumerate(values):
+            check_values(frame, kind, force=force, name=f"frame {index} of {name}", forceable=forceable)
+        return
     finite = values[np.isfinite(values)]
     if not finite.size:
         return
@@ -1011,5 +1045,14 @@ def check_values(data, kind, *, force, name="image", forceable=True):
     if kind == "blos" and 0 < np.abs(finite).max() < _MIN_GAUSS_PEAK and finite.std() > 0:
         msg = (f"{name} is given as a magnetogram in gauss, but its largest |value| is {np.abs(finite).max():.3g}: "
                "it looks like tesla or kilogauss; pass a Quantity (e.g. data * u.T) or a Map with its BUNIT, "
-               "or force=True if the values really are in gauss")  # fmt: skip
+               "or force=True (--force) if the values really are in gauss")  # fmt: skip
         raise ValueError(msg)
+    if kind == "blos":
+        sample = np.abs(finite[:: max(1, finite.size // _GAUSS_SAMPLE)])
+        typical = float(np.partition(sample, int(0.99 * (sample.size - 1)))[int(0.99 * (sample.size - 1))])
+        if typical > _MAX_GAUSS_TYPICAL:
+            msg = (f"{name} is given as a magnetogram in gauss, but 1 % of its pixels lie beyond {typical:.3g} G, "
+                   f"where no solar field does (umbrae reach about 4000 G): is it in another unit, or a continuum "
+                   "image (kind='intensity', -t intensity)? "
+                   + ("Pass force=True (--force) if the values really are in gauss" if forceable else ""))  # fmt: skip
+            raise ValueError(msg.strip())

@@ -87,6 +87,7 @@ __all__ = [
     "filter_bank",
     "uncertainty_features",
     "load_calibration",
+    "edge_share",
     "resolve_calibration",
     "calibration_label",
     "output_uncertainty",
@@ -113,6 +114,9 @@ OFF_DISK_LEVEL = 0.05
 #: Input pixels (at 0.504 arcsec, about a disk of 4 arcsec radius) a dark region must fill to count as sky: a dark or
 #: zero-filled pixel, or a small patch, inside the disk is not the limb.
 OFF_DISK_AREA = 200
+#: Standard deviation (input pixels) of the Gaussian whose share beyond the image's border is ``edge``: a cut-out's
+#: outermost pixels are enhanced without the light that the PSF brought them from beyond it.
+EDGE_WIDTH = 1.0
 #: Seed of the noise draw of the ``noise_response`` feature (`equivariant_noise`): the same image gets the same
 #: uncertainty.
 NOISE_SEED = 25_001
@@ -126,9 +130,9 @@ CALIBRATION_FILE = "uncertainty.json"
 _PASSES = {8: DIHEDRAL, 4: tuple(element for element in DIHEDRAL if element[1] % 2 == 0)}
 #: Regularisation of the PSF ratio where the assumed transfer function is small (beyond HMI's cut-off).
 _OTF_FLOOR = 1e-2
-#: The features whose quadratic in ``z`` (the log of ``level``), ``d`` and ``e`` modulates the variance, in the
-#: order of `Calibration.modulation`'s pairs.
-_MODULATED = ("level", "space", "disk")
+#: The features whose quadratic in ``z`` (the log of ``level``), ``d``, ``e`` and ``b`` modulates the variance, in
+#: the order of `Calibration.modulation`'s pairs.
+_MODULATED = ("level", "space", "disk", "edge")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,10 +144,10 @@ class Calibration:
     log_scale, slope : tuple of float
         One per feature of `FEATURES`.
     modulation : tuple of float
-        ``(beta_1, beta_2)``, or up to ``(beta_1, ..., beta_6)``: the variance is multiplied by
-        ``exp(beta_1 z + beta_2 z**2 + beta_3 d + beta_4 d**2 + beta_5 e + beta_6 e**2)``, ``z`` the log of
-        the feature ``level``, ``d`` and ``e`` the features ``space`` and ``disk`` (0 where not given, as
-        the missing betas).
+        ``(beta_1, beta_2)``, or up to ``(beta_1, ..., beta_8)``: the variance is multiplied by
+        ``exp(beta_1 z + beta_2 z**2 + beta_3 d + beta_4 d**2 + beta_5 e + beta_6 e**2 + beta_7 b + beta_8 b**2)``,
+        ``z`` the log of the feature ``level``, ``d``, ``e`` and ``b`` the features ``space``, ``disk`` and
+        ``edge`` (0 where not given, as the missing betas).
     sha256 : str, optional
         The weights file it was fitted for.
     noise_range : tuple of float
@@ -152,8 +156,9 @@ class Calibration:
     level_range : tuple of float
         The ``level`` values it was fitted on; likewise the nearest end outside them.
     share_range : tuple of float
-        The largest ``space`` and ``disk`` values it was fitted on (a straight limb gives about a half): larger
-        ones are taken as these (a concave corner of a missing block, a thin strip of disk).
+        The largest ``space``, ``disk`` and ``edge`` values it was fitted on (a straight limb gives about a
+        half): larger ones are taken as these (a concave corner of a missing block, a thin strip of disk); 1
+        where not given.
 
     Examples
     --------
@@ -240,14 +245,15 @@ class Calibration:
         for weight, name in zip(self.coefficients(noise_ratio), FEATURES, strict=True):
             if weight > 0:
                 total = total + weight * np.square(features[name], dtype=np.float64)
-        beta = np.zeros(6)
+        beta = np.zeros(2 * len(_MODULATED))
         beta[: len(self.modulation)] = self.modulation
         for k, name in enumerate(_MODULATED):
             if name in features and beta[2 * k : 2 * k + 2].any():
                 x = np.asarray(features[name], np.float64)
                 if name != "level" and not x.any():  # no limb in the image: a factor of one
                     continue
-                bounds = self.level_range if name == "level" else (0.0, self.share_range[k - 1])
+                largest = self.share_range[k - 1] if k <= len(self.share_range) else 1.0
+                bounds = self.level_range if name == "level" else (0.0, largest)
                 x = np.clip(x, *bounds)
                 x = np.log(x) if name == "level" else x
                 total = total * np.exp(beta[2 * k] * x + beta[2 * k + 1] * x * x)
@@ -513,7 +519,8 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     dict of str to `~numpy.ndarray`
         Each feature of `FEATURES`, ``level``, ``space`` (on the disk, the share of pixels beyond the limb
         averaged over `SPACE_SMOOTHING`, 0 to 1; 0 beyond it) and ``disk`` (beyond the limb, the share of the
-        disk's; 0 on it), float64 ``(2 ny, 2 nx)``, in the output's units.
+        disk's; 0 on it) and ``edge`` (the share of a Gaussian of `EDGE_WIDTH` input pixels beyond the image's
+        border), float64 ``(2 ny, 2 nx)``, in the output's units.
 
     Examples
     --------
@@ -527,7 +534,7 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
     ...     return run_tiled(array, model, tile=None, margin=net.margin, device="cpu")
     >>> source = np.ones((12, 12), np.float32)
     >>> features = uncertainty_features(source, run(source, bound), runner=bound, run=run, filters=filter_bank(net))
-    >>> sorted(features) == sorted((*FEATURES, "level", "space", "disk")), features["floor"].shape
+    >>> sorted(features) == sorted((*FEATURES, "level", "space", "disk", "edge")), features["floor"].shape
     (True, (24, 24))
     """
     noise = float(runner.noise)
@@ -573,7 +580,36 @@ def uncertainty_features(source, result, *, runner, run, filters, passes: int = 
         "floor": np.ones(result.shape),
         "level": scipy.ndimage.gaussian_filter(np.abs(result.astype(np.float64)), LEVEL_SMOOTHING) + LEVEL_FLOOR,
         **_limb_shares(space, result.shape),
+        "edge": edge_share(result.shape),
     }
+
+
+def edge_share(shape) -> np.ndarray:
+    """The share of a Gaussian of `EDGE_WIDTH` input pixels around each pixel of the x2 grid that lies beyond
+    the image's border: about 0.4 on the outermost output pixels, 0.23 next to them, under 0.02 four in.
+
+    Parameters
+    ----------
+    shape : (2 ny, 2 nx)
+        The x2 grid.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        float64 ``(2 ny, 2 nx)``, 0 to 1: ``1 - (1 - o_y) (1 - o_x)``, ``o`` each axis's share beyond either end.
+
+    Examples
+    --------
+    >>> share = edge_share((40, 40))
+    >>> [round(float(v), 3) for v in share[20, :4]], float(share[20, 20]) < 1e-9  # 0.25, 0.75, ... input pixels in
+    ([0.401, 0.227, 0.106, 0.04], True)
+    """
+
+    def beyond(n):  # each output pixel's distance from the two ends, in input pixels, as a Gaussian's tails
+        inside = (np.arange(n) + 0.5) / 2
+        return scipy.special.ndtr(-inside / EDGE_WIDTH) + scipy.special.ndtr(-(n / 2 - inside) / EDGE_WIDTH)
+
+    return 1.0 - np.multiply.outer(1.0 - beyond(shape[0]), 1.0 - beyond(shape[1]))
 
 
 def _limb_shares(space, shape):

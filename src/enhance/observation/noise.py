@@ -26,7 +26,7 @@ from ..constants import HMI_PIXEL_SCALE
 from ..cores import map_rows
 
 __all__ = ["NOISE_BAND_START", "NOISE_TILE", "TILE_REJECT", "WHITE_SPLIT", "NoiseMeasurement", "measure_noise",
-           "estimate_noise", "noise_is_white"]  # fmt: skip
+           "estimate_noise", "noise_is_white", "replace_outliers"]  # fmt: skip
 
 #: Lowest spatial frequency of the noise band: just above HMI's diffraction cut-off, 1.10 cycles per arcsec.
 NOISE_BAND_START = 1.15 / u.arcsec
@@ -42,6 +42,11 @@ FLAT_SHARE = 0.25
 #: Image values per chunk of the measurement's array operations (1 MB of float64), each thread's rows in turn;
 #: a chunk's spectra (tile rows of half a tile's overlap, complex) take several times that.
 CHUNK_VALUES = 2**17
+#: Fewest image values per thread: a smaller image is measured on one core, where threads cost more than they win.
+BAND_VALUES = 2**18
+#: A pixel `replace_outliers` replaces stands this many interquartile ranges of the image's values from its 3 x 3
+#: median (noise alone: 13.5 standard deviations).
+GROSS_OUTLIER = 10.0
 #: Residuals sampled for a lower bound of their median (``_scale_bound``).
 OUTLIER_SAMPLE = 4096
 #: The share of the sample's median taken as that bound (checked by counting the residuals below it).
@@ -185,7 +190,7 @@ def _replace_outliers(data, usable):
             _median9(padded, part, median)
             np.abs(np.subtract(data[part], median[part], out=residual[part], dtype=np.float64), out=residual[part])
 
-    map_rows(rows, data.shape[0])
+    map_rows(rows, data.shape[0], minimum=max(64, BAND_VALUES // data.shape[1]))
     values = residual.ravel() if usable.all() else residual[usable]
     bound = _scale_bound(values)
     scale = _outlier_scale(values) if bound is None else None
@@ -202,6 +207,65 @@ def _replace_outliers(data, usable):
         ys, xs = ys[beyond], xs[beyond]
     data[ys, xs] = median[ys, xs]
     return data, len(ys)
+
+
+def replace_outliers(image, finite=None):
+    """The image with its gross isolated outliers (hot or dead pixels, cosmic rays) replaced by their 3 x 3 median.
+
+    Such a pixel stands more than `GROSS_OUTLIER` interquartile ranges of the image's values from the median of
+    its 3 x 3 neighbourhood, and more than twice the range of its eight neighbours from it. An image blurred by a
+    telescope's PSF has none: a real feature, however small, raises its neighbours too, and noise never stands
+    that far (the interquartile range of noise alone is 1.35 standard deviations). Left in, each rings over tens
+    of pixels of a deconvolved image. (`measure_noise` leaves out weaker outliers too, for its level only.)
+
+    Parameters
+    ----------
+    image : (ny, nx) array_like
+        The image, any unit.
+    finite : (ny, nx) bool array_like, optional
+        Where the image holds data: only those pixels are judged and replaced, and the interquartile range is
+        theirs; the others count as the median of the image in their neighbours' medians. None: where it is
+        finite.
+
+    Returns
+    -------
+    cleaned : `~numpy.ndarray`
+        A copy, float32 or float64 as `~enhance.checks.check_image` makes it.
+    count : int
+        The pixels replaced.
+
+    Examples
+    --------
+    >>> image = np.random.default_rng(0).normal(1.0, 0.01, (64, 64))
+    >>> image[20, 30] = -1e5  # a dead pixel
+    >>> cleaned, count = replace_outliers(image)
+    >>> count, bool(abs(cleaned[20, 30] - 1.0) < 0.05), bool(np.array_equal(np.delete(cleaned, 20 * 64 + 30),
+    ...                                                                       np.delete(image, 20 * 64 + 30)))
+    (1, True, True)
+    """
+    data = check_image(image)
+    usable = np.isfinite(data) if finite is None else np.asarray(finite, bool) & np.isfinite(data)
+    values = data[usable] if not usable.all() else data.ravel()
+    if values.size < 9:
+        return data, 0
+    low, middle, high = np.percentile(values[:: max(1, values.size // 2**16)], [25, 50, 75])
+    spread = GROSS_OUTLIER * (high - low)
+    if not spread > 0:  # more than half of the values equal: no spread to judge by
+        return data, 0
+    padded = np.pad(np.where(usable, data, middle), 1, mode="symmetric")
+    # A necessary condition, cheap on every pixel: such a pixel stands more than half as far from the mean of its
+    # four nearest neighbours (which lies within its eight neighbours' range, as its median does).
+    mean4 = (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]) / 4
+    ys, xs = np.nonzero(usable & (np.abs(padded[1:-1, 1:-1] - mean4) > spread / 2))
+    if not len(ys):
+        return data, 0
+    window = np.stack([padded[ys + dy, xs + dx] for dy in range(3) for dx in range(3)], axis=1)
+    median = np.median(window, axis=1)
+    neighbours = np.delete(window, 4, axis=1)
+    residual = np.abs(window[:, 4].astype(np.float64) - median)
+    gross = (residual > spread) & (residual > 2 * (neighbours.max(axis=1) - neighbours.min(axis=1)))
+    data[ys[gross], xs[gross]] = median[gross]
+    return data, int(np.count_nonzero(gross))
 
 
 def _window_sums(values, size, step, count):
@@ -284,7 +348,7 @@ def _tile_powers(data, usable, dx, start, stop=np.inf):
             lost = tile_sums(lost.astype(np.float64), tiles) > 0 if lost.any() else np.zeros(flat.shape, bool)
             keep[out] = (~flat & ~lost).ravel()
 
-    map_rows(powers, count[0], minimum=max(1, 16 // across))
+    map_rows(powers, count[0], minimum=max(1, 16 // across, BAND_VALUES // (step[0] * data.shape[1])))
     return power, frequency[beyond], keep, np.sqrt(levels / np.log(2))
 
 
@@ -385,9 +449,10 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     tasks = [functools.partial(_pattern, power)]  # medians over most of the powers, on the cores at once
     if inner.any() and outer.any():
         tasks += [functools.partial(_level, power, inner), functools.partial(_level, power, outer)]
+    least = 1 if power.size > BAND_VALUES // 4 else len(tasks)  # a thread per task for large spectra only
     with np.errstate(divide="ignore", invalid="ignore"):
-        pattern, *levels_read = (found for run in map_rows(lambda part: [task() for task in tasks[part]], len(tasks),
-                                                           minimum=1) for found in run)  # fmt: skip
+        runs = map_rows(lambda part: [task() for task in tasks[part]], len(tasks), minimum=least)
+        pattern, *levels_read = (found for run in runs for found in run)
         whiteness = levels_read[0] / levels_read[1] if levels_read else 1.0
     reason = ""
     if pattern:
