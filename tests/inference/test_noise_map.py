@@ -184,3 +184,11 @@ def test_the_propagated_noise_follows_the_map():
     same = uncertainty_features(image, run_pass(bound), noise_map=np.full(image.shape, 1e-3), **kwargs)
     for name in plain:
         assert np.array_equal(same[name], plain[name]), name
+
+
+def test_a_noise_map_for_a_network_told_no_noise_is_refused():
+    # the paper's networks take no noise level: a map of it would be silently ignored
+    from enhance import enhance
+
+    with pytest.raises(ValueError, match=r"noise_map=True \(--noise-map\) is for the networks told the noise level"):
+        enhance(np.ones((40, 40)), "intensity", model="paper-light", noise_map=True)

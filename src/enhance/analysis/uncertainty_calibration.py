@@ -374,7 +374,11 @@ def _variance(theta, squares, level, shape):
 
 def _refine_coverage(theta, squares, level, shape, error2, data):
     """Adjust the likelihood fit so that every cell's coverage at 1 and 2 sigma is as near a Gaussian's as
-    it can be: the errors' tails differ between regions, and the likelihood alone matches their variance."""
+    it can be: the errors' tails differ between regions, and the likelihood alone matches their variance.
+
+    The image border's betas (the last two) keep their likelihood values: free, they lifted the regions' coverage
+    through the few border pixels of each, as far as those pixels' sigma could grow (to 95-98 % within 1 sigma
+    on the border of the magnetogram fit)."""
     inverse, count = _cells(data)
     sizes = np.bincount(inverse, minlength=count)
 
@@ -392,7 +396,8 @@ def _refine_coverage(theta, squares, level, shape, error2, data):
         gradient = [d_log_variance @ share, d_log_variance @ (share * level), d_log_variance @ shape]
         return total, np.concatenate(gradient)
 
-    return optimize.minimize(loss, theta, jac=True, method="L-BFGS-B", options={"maxiter": 2000}).x
+    bounds = [(None, None)] * (len(theta) - 2) + [(float(value), float(value)) for value in theta[-2:]]
+    return optimize.minimize(loss, theta, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 2000}).x
 
 
 def fit_calibration(data) -> Calibration:
@@ -414,8 +419,8 @@ def fit_calibration(data) -> Calibration:
     level and by the shares of the sky and of the disk near the limb (``beta_1`` to ``beta_6``) included. Minimises
     :math:`\\sum_i w_i (\\ln\\sigma_i^2 + e_i^2 / \\sigma_i^2) / 2` with L-BFGS, the weights
     ``w`` equal for every region and noise level (`REGIONS`, and the unlabelled pixels); then moves the
-    result (L-BFGS again) to bring each region's and level's coverage within 1 and 2 sigma nearest to
-    a Gaussian's (`GAUSSIAN_COVERAGE`), counted with a smooth step.
+    result (L-BFGS again), all but the image border's betas, to bring each region's and level's coverage
+    within 1 and 2 sigma nearest to a Gaussian's (`GAUSSIAN_COVERAGE`), counted with a smooth step.
 
     Examples
     --------

@@ -809,6 +809,10 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     runner = runner.averaged() if options.symmetric else runner  # a 'full' model averages itself already
     if options.uncertainty:  # refused before any pass for a network that has none
         filter_bank(runner)
+    if options.noise_map and not runner.needs_noise:
+        msg = (f"noise_map=True (--noise-map) is for the networks told the noise level ('full', 'light'); "
+               f"{runner!r} was trained at HMI's noise only")  # fmt: skip
+        raise ValueError(msg)
     choice = _noise_for(runner, normalised, scale, finite, kind=kind, noise=options.noise)
     if choice is not None:
         clamped = _warn_clamped(choice.value, runner, given=choice.source == "given")
