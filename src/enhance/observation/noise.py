@@ -42,8 +42,6 @@ FLAT_SHARE = 0.25
 #: Image values per chunk of the measurement's array operations (1 MB of float64), each thread's rows in turn;
 #: a chunk's spectra (tile rows of half a tile's overlap, complex) take several times that.
 CHUNK_VALUES = 2**17
-#: Fewest image values per thread: a smaller image is measured on one core, where threads cost more than they win.
-BAND_VALUES = 2**18
 #: A pixel `replace_outliers` replaces stands this many interquartile ranges of the image's values from its 3 x 3
 #: median (noise alone: 13.5 standard deviations).
 GROSS_OUTLIER = 10.0
@@ -190,7 +188,7 @@ def _replace_outliers(data, usable):
             _median9(padded, part, median)
             np.abs(np.subtract(data[part], median[part], out=residual[part], dtype=np.float64), out=residual[part])
 
-    map_rows(rows, data.shape[0], minimum=max(64, BAND_VALUES // data.shape[1]))
+    map_rows(rows, data.shape[0])
     values = residual.ravel() if usable.all() else residual[usable]
     bound = _scale_bound(values)
     scale = _outlier_scale(values) if bound is None else None
@@ -245,18 +243,36 @@ def replace_outliers(image, finite=None):
     """
     data = check_image(image)
     usable = np.isfinite(data) if finite is None else np.asarray(finite, bool) & np.isfinite(data)
-    values = data[usable] if not usable.all() else data.ravel()
+    everywhere = bool(usable.all())
+    values = data.ravel() if everywhere else data[usable]
     if values.size < 9:
         return data, 0
-    low, middle, high = np.percentile(values[:: max(1, values.size // 2**16)], [25, 50, 75])
+    low, middle, high = np.percentile(values[:: max(1, values.size // OUTLIER_SAMPLE)], [25, 50, 75])
     spread = GROSS_OUTLIER * (high - low)
     if not spread > 0:  # more than half of the values equal: no spread to judge by
         return data, 0
-    padded = np.pad(np.where(usable, data, middle), 1, mode="symmetric")
+    ny, nx = data.shape
+    padded = np.empty((ny + 2, nx + 2), data.dtype)  # reflected by one pixel (d c b a | a b c d), by hand: 10x np.pad
+    padded[1:-1, 1:-1] = data if everywhere else np.where(usable, data, middle)
+    padded[0, 1:-1], padded[-1, 1:-1] = padded[1, 1:-1], padded[-2, 1:-1]
+    padded[:, 0], padded[:, -1] = padded[:, 1], padded[:, -2]
     # A necessary condition, cheap on every pixel: such a pixel stands more than half as far from the mean of its
-    # four nearest neighbours (which lies within its eight neighbours' range, as its median does).
-    mean4 = (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]) / 4
-    ys, xs = np.nonzero(usable & (np.abs(padded[1:-1, 1:-1] - mean4) > spread / 2))
+    # four nearest neighbours (which lies within its eight neighbours' range, as its median does). Rows in chunks
+    # whose temporaries stay in the cache.
+    found = []
+    for part in _chunks(slice(0, ny), max(1, 2**14 // nx)):
+        top, stop = part.start, part.stop
+        centre = padded[top + 1 : stop + 1, 1:-1]
+        mean4 = padded[top:stop, 1:-1] + padded[top + 2 : stop + 2, 1:-1]
+        mean4 += padded[top + 1 : stop + 1, :-2]
+        mean4 += padded[top + 1 : stop + 1, 2:]
+        mean4 *= 0.25
+        mean4 -= centre
+        hits = np.abs(mean4, out=mean4) > spread / 2
+        if not everywhere:
+            hits &= usable[part]
+        found.append(np.flatnonzero(hits) + top * nx)
+    ys, xs = np.divmod(np.concatenate(found), nx)
     if not len(ys):
         return data, 0
     window = np.stack([padded[ys + dy, xs + dx] for dy in range(3) for dx in range(3)], axis=1)
@@ -348,7 +364,7 @@ def _tile_powers(data, usable, dx, start, stop=np.inf):
             lost = tile_sums(lost.astype(np.float64), tiles) > 0 if lost.any() else np.zeros(flat.shape, bool)
             keep[out] = (~flat & ~lost).ravel()
 
-    map_rows(powers, count[0], minimum=max(1, 16 // across, BAND_VALUES // (step[0] * data.shape[1])))
+    map_rows(powers, count[0], minimum=max(1, 16 // across))
     return power, frequency[beyond], keep, np.sqrt(levels / np.log(2))
 
 
@@ -449,9 +465,8 @@ def measure_noise(image, pixel_scale: u.arcsec = HMI_PIXEL_SCALE, *, band_start:
     tasks = [functools.partial(_pattern, power)]  # medians over most of the powers, on the cores at once
     if inner.any() and outer.any():
         tasks += [functools.partial(_level, power, inner), functools.partial(_level, power, outer)]
-    least = 1 if power.size > BAND_VALUES // 4 else len(tasks)  # a thread per task for large spectra only
     with np.errstate(divide="ignore", invalid="ignore"):
-        runs = map_rows(lambda part: [task() for task in tasks[part]], len(tasks), minimum=least)
+        runs = map_rows(lambda part: [task() for task in tasks[part]], len(tasks), minimum=1)
         pattern, *levels_read = (found for run in runs for found in run)
         whiteness = levels_read[0] / levels_read[1] if levels_read else 1.0
     reason = ""
