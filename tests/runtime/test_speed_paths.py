@@ -226,7 +226,8 @@ def test_cli_export_then_run_with_the_onnx_file(tmp_path, net, capsys):
     np.testing.assert_allclose(outputs["onnx"], outputs["torch"], rtol=0, atol=1e-4)
     np.testing.assert_allclose(outputs["bf16"], outputs["torch"], rtol=0, atol=3e-2)
     magnetogram = tmp_path / "m.fits"
-    fits.PrimaryHDU(_image((16, 14), seed=9), header=fits.Header({"CDELT1": 0.504, "BUNIT": "G"})).writeto(magnetogram)
+    field = (_image((16, 14), seed=9) - 1) * 500  # gauss, both signs: a magnetogram's values
+    fits.PrimaryHDU(field, header=fits.Header({"CDELT1": 0.504, "BUNIT": "G"})).writeto(magnetogram)
     assert main(["run", str(magnetogram), "-o", str(tmp_path / "x.fits"), "--weights", str(onnx_path)]) != 0
     assert "holds a intensity network, but the data are blos" in capsys.readouterr().err
 

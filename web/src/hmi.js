@@ -160,7 +160,7 @@ export function referencePixel(header, axis) {
 
 /**
  * Header of the x2 grid (enhance.io.upscale_header): NAXISi x factor, CDELTi and CDi_j / factor (PCi_j
- * unchanged), CRPIXi' = factor (CRPIXi - 0.5) + 0.5, HMI's pixel-unit keys, stale data statistics
+ * unchanged; no CDELTi added where a CD matrix alone gives the scale), CRPIXi' = factor (CRPIXi - 0.5) + 0.5, HMI's pixel-unit keys, stale data statistics
  * removed, the `provenance` cards (enhance.io.provenance_cards: ENH_VER, ENH_MODL, ENH_KIND; and those of
  * assumptionCards and registryCards), with their `comments` (enhance.io.CARD_COMMENTS), and a HISTORY card. A
  * missing CRPIXi is the image centre, (NAXISi + 1) / 2, as sunpy reads such a header.
@@ -174,10 +174,10 @@ export function upscaleHeader(header, factor = 2, history = null, provenance = {
   for (const axis of [1, 2]) {
     if (header.has(`NAXIS${axis}`)) out.set(`NAXIS${axis}`, Math.round(num(`NAXIS${axis}`) * factor), { integer: true });
     out.set(`CRPIX${axis}`, factor * (referencePixel(header, axis) - 0.5) + 0.5);
-    out.set(`CDELT${axis}`, num(`CDELT${axis}`, 1.0) / factor);
-    for (const other of [1, 2]) {
-      if (header.has(`CD${axis}_${other}`)) out.set(`CD${axis}_${other}`, num(`CD${axis}_${other}`) / factor);
-    }
+    const matrix = [1, 2].filter((other) => header.has(`CD${axis}_${other}`));
+    for (const other of matrix) out.set(`CD${axis}_${other}`, num(`CD${axis}_${other}`) / factor);
+    // a CD matrix alone gives the scale: no CDELT added beside it (sunpy would read that as the scale)
+    if (header.has(`CDELT${axis}`) || !matrix.length) out.set(`CDELT${axis}`, num(`CDELT${axis}`, 1.0) / factor);
   }
   if (header.has("R_SUN")) out.set("R_SUN", num("R_SUN") * factor);
   if (header.has("IMSCL_MP")) out.set("IMSCL_MP", num("IMSCL_MP") / factor);

@@ -39,6 +39,9 @@ test("upscaleHeader: NAXIS x2, CDELT and CD / 2, PC kept, CRPIX' = 2 CRPIX - 0.5
   assert.equal(bare.get("CRPIX1"), 10.5); // no CRPIX: the image centre (sunpy), 5.5 -> 10.5
   assert.equal(bare.get("CRPIX2"), 7.5); // 4 -> 7.5
   assert.equal(bare.get("CDELT2"), 0.5); // no CDELT: 1
+  const cdOnly = upscaleHeader(header({ NAXIS1: 10, NAXIS2: 7, CD1_1: 0.504, CD2_2: 0.504 }));
+  assert.equal(cdOnly.get("CD2_2"), 0.252);
+  assert.equal(cdOnly.has("CDELT1"), false, "a CD matrix alone gives the scale: no CDELT beside it");
   const marked = upscaleHeader(h, 2, null, { ENH_VER: "0.3.0", ENH_MODL: "light", ENH_KIND: "blos" });
   assert.equal(marked.get("ENH_MODL"), "light");
   assert.deepEqual(marked.all("HISTORY"), []);
