@@ -89,7 +89,7 @@ REGIONS = ("quiet Sun", "plage", "penumbra", "umbra", "limb", "limb, NaN sky", "
 LARGEST_SIGMA = "largest 1 % of sigma"
 _LARGEST_SHARE = 0.01
 #: The row of `coverage` that holds the output pixels of each field's outermost input pixels (``edge`` of at least
-#: `_EDGE_ROW`, whatever their region): a cut-out's border, enhanced without the light the PSF brought from beyond.
+#: 0.2, whatever their region): a cut-out's border, enhanced without the light the PSF brought from beyond.
 IMAGE_EDGE = "image border"
 _EDGE_ROW = 0.2
 #: What `collect` keeps of each pixel, in the order of its ``features`` columns.

@@ -88,6 +88,7 @@ __all__ = [
     "uncertainty_features",
     "load_calibration",
     "edge_share",
+    "EDGE_WIDTH",
     "resolve_calibration",
     "calibration_label",
     "output_uncertainty",

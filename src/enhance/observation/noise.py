@@ -26,7 +26,7 @@ from ..constants import HMI_PIXEL_SCALE
 from ..cores import map_rows
 
 __all__ = ["NOISE_BAND_START", "NOISE_TILE", "TILE_REJECT", "WHITE_SPLIT", "NoiseMeasurement", "measure_noise",
-           "estimate_noise", "noise_is_white", "replace_outliers"]  # fmt: skip
+           "estimate_noise", "noise_is_white", "replace_outliers", "GROSS_OUTLIER"]  # fmt: skip
 
 #: Lowest spatial frequency of the noise band: just above HMI's diffraction cut-off, 1.10 cycles per arcsec.
 NOISE_BAND_START = 1.15 / u.arcsec
