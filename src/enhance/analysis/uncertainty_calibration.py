@@ -504,10 +504,13 @@ def coverage(calibration: Calibration, data) -> dict:
         rows = data["factor"] == factor
         largest |= rows & (sigma >= np.quantile(sigma[rows], 1 - _LARGEST_SHARE))
     table = {}
-    border = data["features"][:, COLUMNS.index("edge")] >= _EDGE_ROW
-    for index, region in enumerate((*REGIONS, "all", LARGEST_SIGMA, IMAGE_EDGE)):
-        rows = {"all": np.ones(len(ratio), bool), LARGEST_SIGMA: largest, IMAGE_EDGE: border}
-        inside = rows.get(region, data["region"] == index)
+    across = {
+        "all": np.ones(len(ratio), bool),
+        LARGEST_SIGMA: largest,
+        IMAGE_EDGE: data["features"][:, COLUMNS.index("edge")] >= _EDGE_ROW,
+    }  # rows whatever the region
+    for index, region in enumerate((*REGIONS, *across)):
+        inside = across[region] if region in across else data["region"] == index
         rows = {}
         for factor in np.unique(data["factor"]):
             cell = ratio[inside & (data["factor"] == factor)]

@@ -809,11 +809,7 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     runner = runner.averaged() if options.symmetric else runner  # a 'full' model averages itself already
     if options.uncertainty:  # refused before any pass for a network that has none
         filter_bank(runner)
-    if options.noise_map and not runner.needs_noise:
-        msg = (f"noise_map=True (--noise-map) is for the networks told the noise level ('full', 'light'); "
-               f"{runner!r} was trained at HMI's noise only")  # fmt: skip
-        raise ValueError(msg)
-    choice = _noise_for(runner, normalised, scale, finite, kind=kind, noise=options.noise)
+    choice = _noise_for(runner, normalised, scale, finite, kind=kind, noise=options.noise, noise_map=options.noise_map)
     if choice is not None:
         clamped = _warn_clamped(choice.value, runner, given=choice.source == "given")
         if clamped:  # the header says at what level the network ran, as well as what it was told
@@ -863,13 +859,14 @@ def enhance_array(image, *, kind: str, network, options: RunOptions = RunOptions
     return out
 
 
-def _noise_for(runner, normalised, scale, finite, *, kind, noise) -> NoiseChoice | None:
+def _noise_for(runner, normalised, scale, finite, *, kind, noise, noise_map=False) -> NoiseChoice | None:
     """The noise level a runner told the noise level gets (`noise_choice`; a `NoiseChoice` is used as it is: the
-    level of a whole sequence); None for the others, which refuse a given ``noise``."""
-    if noise is not None and not runner.needs_noise:
-        msg = (f"noise= is for the networks told the noise level ('full', 'light'); {runner!r} was trained at "
-               "HMI's noise only")  # fmt: skip
-        raise ValueError(msg)
+    level of a whole sequence); None for the others, which refuse a given ``noise`` and a ``noise_map``."""
+    for asked, what in ((noise is not None, "noise="), (noise_map, "noise_map=True (--noise-map)")):
+        if asked and not runner.needs_noise:
+            msg = (f"{what} is for the networks told the noise level ('full', 'light'); {runner!r} was trained at "
+                   "HMI's noise only")  # fmt: skip
+            raise ValueError(msg)
     if isinstance(noise, NoiseChoice):  # decided for a whole sequence (`sequence_noise`)
         return noise
     if not runner.needs_noise:

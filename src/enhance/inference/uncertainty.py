@@ -747,8 +747,8 @@ def calibration_label(runner, calibration: Calibration) -> str:
     """
     if calibration == Calibration.uncalibrated():
         return "uncalibrated"
-    shipped = getattr(runner, "registry_key", None)
-    if shipped is not None and calibration == load_calibration(shipped[0], shipped[1], sha256=shipped[2]):
+    shipped = getattr(runner, "registry_key", None)  # a stored calibration carries the sha256 of its weights
+    if shipped is not None and calibration.sha256 is not None and calibration.sha256 == shipped[2]:
         return f"{shipped[0]}/{shipped[1]}"
     return "given"
 

@@ -275,11 +275,9 @@ def replace_outliers(image, finite=None):
     ys, xs = np.divmod(np.concatenate(found), nx)
     if not len(ys):
         return data, 0
-    window = np.stack([padded[ys + dy, xs + dx] for dy in range(3) for dx in range(3)], axis=1)
-    median = np.median(window, axis=1)
-    neighbours = np.delete(window, 4, axis=1)
-    residual = np.abs(window[:, 4].astype(np.float64) - median)
-    gross = (residual > spread) & (residual > 2 * (neighbours.max(axis=1) - neighbours.min(axis=1)))
+    median = np.median(np.stack([padded[ys + dy, xs + dx] for dy in range(3) for dx in range(3)], axis=1), axis=1)
+    residual = np.abs(data[ys, xs].astype(np.float64) - median)
+    gross = (residual > spread) & (residual > 2 * _neighbour_range(padded, ys, xs))
     data[ys[gross], xs[gross]] = median[gross]
     return data, int(np.count_nonzero(gross))
 
