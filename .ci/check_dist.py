@@ -42,7 +42,7 @@ def main(dist: str) -> int:
         missing = sorted(expected - found)
         if missing:
             problems.append(f"{name} lacks {len(missing)} files: {', '.join(missing[:8])}")
-    if "enhance = enhance.cli:main" not in entry_points:
+    if "enhance = enhance.__main__:main" not in entry_points:
         problems.append(f"the wheel does not declare the enhance command: {entry_points!r}")
     data = sorted(name for name in expected if name.startswith("enhance/data/") and not name.endswith(".py"))
     for problem in problems:

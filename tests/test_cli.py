@@ -106,6 +106,7 @@ def test_run_on_real_hmi_continuum(tmp_path, weights):
         assert hdul[0].header["CDELT1"] == pytest.approx(0.252)
 
 
+@pytest.mark.filterwarnings("always:.*times the estimated quiet-Sun level")  # one level across limb darkening
 def test_run_qs_level_modes(tmp_path, weights, tiny_net, capsys):
     from enhance import enhance
     from enhance.io import read_fits
@@ -118,6 +119,8 @@ def test_run_qs_level_modes(tmp_path, weights, tiny_net, capsys):
         out = tmp_path / f"{mode}.fits"
         assert main(["run", str(source), "-o", str(out), "--weights", weights, "--qs-level", mode]) == 0
         outputs[mode] = read_fits(out)[0]
+        warned = "or its quiet Sun varies (limb darkening" in capsys.readouterr().err
+        assert warned == (mode == "level")  # one estimated level only
     assert np.allclose(outputs["surface"], enhance(ramp, "intensity", network=tiny_net, qs_level="surface"), rtol=1e-5)
     assert np.allclose(outputs["0.7"], enhance(ramp, "intensity", network=tiny_net, qs_level=0.7), rtol=1e-5)
     assert not np.allclose(outputs["surface"], outputs["level"], rtol=1e-3)
@@ -283,3 +286,42 @@ def test_headerless_magnetogram_given_as_intensity_is_named(tmp_path, weights, c
     assert "looks like a magnetogram" in err
     assert "-t blos" in err
     assert "qs_level=" not in err
+
+
+def test_qs_level_applies_to_the_continuum_files_of_a_batch_and_is_refused_with_t_blos(tmp_path, capsys):
+    from enhance.data import sample_path
+    from enhance.io import read_fits
+
+    inputs = [str(sample_path("intensity")), str(sample_path("blos"))]
+    runs = {}
+    for name, extra in (("plain", []), ("level", ["--qs-level", "0.8"])):
+        assert main(["run", *inputs, "-o", str(tmp_path / name), "--model", "light", *extra]) == 0
+        runs[name] = {path.name: read_fits(path)[0] for path in (tmp_path / name).glob("*.fits")}
+    magnetogram, continuum = "hmi_blos_ar_enhanced.fits", "hmi_continuum_ar_enhanced.fits"
+    np.testing.assert_array_equal(runs["level"][magnetogram], runs["plain"][magnetogram])  # no level for a field
+    assert not np.allclose(runs["level"][continuum], runs["plain"][continuum], rtol=1e-3)  # the level was used
+    capsys.readouterr()
+    assert main(["run", inputs[1], "-o", str(tmp_path / "b.fits"), "-t", "blos", "--qs-level", "1"]) == 1
+    assert "--qs-level) is for continuum images" in capsys.readouterr().err
+    assert not (tmp_path / "b.fits").exists()
+
+
+def test_an_interrupt_while_the_command_line_loads_ends_with_one_line(monkeypatch, capsys):
+    import enhance.cli
+    from enhance.__main__ import main as script
+
+    def interrupted(argv=None):  # Ctrl-C before enhance.cli.main's own handler is in place
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(enhance.cli, "main", interrupted)
+    assert script(["--version"]) == 1
+    assert capsys.readouterr().err == "enhance: error: interrupted\n"
+
+
+def test_a_helioprojective_axis_whose_unit_is_not_an_angle_is_refused(tmp_path, weights, capsys):
+    source = _fits(tmp_path / "in.fits", BUNIT="I/Ic", CTYPE1="HPLN-TAN", CTYPE2="HPLT-TAN", CUNIT1="furlong",
+                   CUNIT2="furlong")  # fmt: skip
+    assert main(["run", source, "-o", str(tmp_path / "o.fits"), "--weights", weights]) == 1
+    assert "has CUNIT1 = 'furlong', not an angle" in capsys.readouterr().err
+    assert not (tmp_path / "o.fits").exists()
+    assert main(["run", source, "-o", str(tmp_path / "o.fits"), "--weights", weights, "--force"]) == 0

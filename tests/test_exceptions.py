@@ -103,7 +103,7 @@ def _inputs(folder, n=3):
     rng = np.random.default_rng(0)
     header = fits.Header({"BUNIT": "I/Ic", "CDELT1": 0.504, "CDELT2": 0.504})
     for i in range(n):
-        fits.writeto(folder / f"hmi.ic_45s.{i}.fits", (1 + 0.1 * rng.standard_normal((12, 16))).astype(np.float32),
+        fits.writeto(folder / f"hmi.ic_45s.{i}.fits", (1 + 0.04 * rng.standard_normal((12, 16))).astype(np.float32),
                      header)  # fmt: skip
     return folder
 

@@ -23,6 +23,7 @@ LAYERS = {
     "inference": 6,
     "analysis": 7,
     "cli": 8, "demo": 8, "web": 8, "__init__": 8,
+    "__main__": 9,
 }  # fmt: skip
 
 
@@ -148,7 +149,7 @@ def test_the_layer_rule_catches_an_upward_import(tmp_path):
 HEAVY = ("torch", "dask", "distributed", "matplotlib", "onnxruntime", "onnx", "h5py", "pandas", "playwright",
          "sunpy.map", "safetensors.torch", "astropy.wcs", "sunpy.util.exceptions")  # fmt: skip
 #: The command line imports the library inside its subcommands, so that ``enhance --help`` loads almost nothing.
-ENTRY_POINTS = {("cli",)}
+ENTRY_POINTS = {("cli",), ("__main__",)}
 
 
 def _is_heavy(name):
@@ -295,7 +296,7 @@ FRAMEWORKS = ("torch", "dask", "distributed", "matplotlib", "pandas", "onnx", "o
 def test_every_module_is_an_attribute_of_its_package():
     missing = []
     for _path, parts in _modules():
-        if parts[-1] in ("__init__", "_version"):
+        if parts[-1] in ("__init__", "_version", "__main__"):  # __main__: the script, not an attribute
             continue
         package = importlib.import_module(".".join(("enhance", *parts[:-1])))
         if parts[-1] not in dir(package):
@@ -307,7 +308,11 @@ def test_light_modules_load_as_attributes_without_a_heavy_dependency():
     """``import enhance`` and attribute access (``enhance.io.read_fits``) to every module that imports no heavy
     dependency at module level (`_heavy_modules`) load none: the two rules agree."""
     heavy = _heavy_modules()
-    light = sorted(".".join(m) for m in {_module_name(p) for _, p in _modules()} - heavy if m and m[0] != "_version")
+    light = sorted(
+        ".".join(m)
+        for m in {_module_name(p) for _, p in _modules()} - heavy
+        if m and m[0] not in ("_version", "__main__")
+    )
     code = (
         "import sys, enhance\n"
         f"for name in {light!r}:\n"

@@ -318,7 +318,8 @@ def _add_run(subparsers) -> None:
                      "or ~1e-3 (fp16) of the quiet-Sun level")  # fmt: skip
     run.add_argument("--qs-level", type=_qs_level, default=None, metavar="LEVEL|level|surface",
                      help="quiet-Sun continuum level, or 'level' (estimate one) or 'surface' (follow limb darkening);"
-                     " default: the surface where the quiet Sun varies by over 15 %% across the field")  # fmt: skip
+                     " default: the surface where the quiet Sun varies by over 15 %% across the field; continuum "
+                     "files only (refused with -t blos)")  # fmt: skip
     run.add_argument("--symmetric", action="store_true",
                      help="average over the 8 rotations and flips of the input: the result does not depend on the "
                      "image's orientation (8 times the cost; the full model always does)")  # fmt: skip

@@ -306,6 +306,10 @@ def check_replaceable(path) -> None:
 
 #: Output names of compressed formats that `write_fits` cannot write.
 _UNSUPPORTED_COMPRESSION = (".bz2", ".z", ".zip", ".xz", ".zst", ".lz", ".lzma", ".7z", ".tar", ".tgz")
+#: Output names of other formats: the output is always FITS, and a name that says otherwise misleads.
+_OTHER_FORMATS = (".txt", ".csv", ".json", ".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".pdf", ".svg", ".h5",
+                  ".hdf5", ".hdf", ".nc", ".cdf", ".npy", ".npz", ".asdf", ".jp2", ".sav", ".mat", ".pkl", ".zarr",
+                  ".py", ".md", ".html", ".xml", ".toml", ".yaml", ".yml")  # fmt: skip
 
 
 def check_new_file(path, *, overwrite: bool = False) -> Path:
@@ -345,7 +349,7 @@ def check_new_file(path, *, overwrite: bool = False) -> Path:
 
 
 def check_output(target, *, source=None) -> None:
-    """Refuse an output before any work: an unsupported compressed name, a special file, or the input itself.
+    """Refuse an output before any work: a name of another format, a special file, or the input itself.
 
     Parameters
     ----------
@@ -358,8 +362,9 @@ def check_output(target, *, source=None) -> None:
     Raises
     ------
     ValueError
-        For an empty name, a ``.bz2``, ``.xz``, ``.zip``, ... name (only ``.fits``, ``.fits.gz`` and ``.fits.fz``
-        are written), an existing target that is not a regular file (`check_replaceable`), or the input itself.
+        For an empty name, a ``.bz2``, ``.xz``, ``.zip``, ... name or that of another format (``.txt``, ``.png``,
+        ``.h5``, ...: only ``.fits``, ``.fits.gz`` and ``.fits.fz`` are written), an existing target that is not
+        a regular file (`check_replaceable`), or the input itself.
 
     Examples
     --------
@@ -372,7 +377,7 @@ def check_output(target, *, source=None) -> None:
         msg = "output must name a file, got an empty name"
         raise ValueError(msg)
     name = Path(target).name.lower()
-    if name.endswith(_UNSUPPORTED_COMPRESSION):
+    if name.endswith(_UNSUPPORTED_COMPRESSION + _OTHER_FORMATS):
         msg = f"{target}: only .fits, .fits.gz (gzip) and .fits.fz (RICE, --compress) outputs can be written"
         raise ValueError(msg)
     check_replaceable(target)
@@ -1023,8 +1028,8 @@ def _frame_name(ctypes: str) -> str:
 def check_header(header, *, kind, path="input", force=False, flag=False) -> None:
     """Refuse inputs the networks were not made for, saying what the input is and how to force it.
 
-    Checks that the grid is helioprojective (not CEA, Carrington or Stonyhurst heliographic), that the
-    pixel scale (CDELT with PC, or CD, in any angle unit) is within 5 % of HMI's 0.504 arcsec, that
+    Checks that the grid is helioprojective (not CEA, Carrington or Stonyhurst heliographic) with angular
+    CUNITs, that the pixel scale (CDELT with PC, or CD, in any angle unit) is within 5 % of HMI's 0.504 arcsec, that
     the file was not written by solar-enhance (`written_by_enhance`), and that a continuum image is not
     a magnetogram by its header.
 
@@ -1072,6 +1077,13 @@ def check_header(header, *, kind, path="input", force=False, flag=False) -> None
         msg = (f"{path} is {what} ({described}); the networks were trained on helioprojective HMI images "
                f"(HPLN-TAN/HPLT-TAN); enhance the image before remapping it, or {how} to run it anyway")  # fmt: skip
         raise ValueError(msg)
+    for i in (1, 2):
+        ctype = str(_get(header, f"CTYPE{i}", "") or "").upper()
+        unit = str(_get(header, f"CUNIT{i}", "") or "").strip()
+        if ctype.startswith(("HPLN", "HPLT")) and unit and unit.lower() not in _ANGLE_TO_ARCSEC:
+            msg = (f"{path} has CUNIT{i} = {unit!r}, not an angle: a helioprojective axis is in arcsec or degrees, "
+                   f"and its pixel scale cannot be read; fix the header, or {how} to run it anyway")  # fmt: skip
+            raise ValueError(msg)
     scale = pixel_scale(header)
     if scale is not None:
         hmi = constants.HMI_PIXEL_SCALE.to_value(u.arcsec)

@@ -14,7 +14,8 @@ from enhance.io import read_fits
 
 #: The default model's one pass, averaged over the 8 rotations and flips, with its uncertainty: the options the CLI
 #: refused in batch mode before.
-OPTIONS = RunOptions(symmetric=True, uncertainty=True, noise_per_frame=True)
+#: The cut-outs' quiet-Sun level is given: the second holds the umbra and penumbra, whose level is not the quiet Sun's.
+OPTIONS = RunOptions(symmetric=True, uncertainty=True, noise_per_frame=True, qs_level=1.02)
 
 
 def _cutouts(folder, count=2, size=40):
@@ -73,7 +74,7 @@ def test_batch_with_symmetric_and_uncertainty_equals_single_files(tmp_path):
             np.testing.assert_array_equal(batch[name], alone[name])
     # The keywords give the same batch as the options object.
     again = enhance_files(sources, tmp_path / "again", model="light", symmetric=True, uncertainty=True,
-                          noise_per_frame=True)  # fmt: skip
+                          noise_per_frame=True, qs_level=1.02)  # fmt: skip
     for first, second in zip(records, again, strict=True):
         np.testing.assert_array_equal(_hdus(first["output"])["UNCERT"], _hdus(second["output"])["UNCERT"])
 
@@ -87,7 +88,7 @@ def test_batch_refuses_uncertainty_for_a_network_without_a_linear_stage_before_a
 
 def test_cli_batch_with_symmetric_and_uncertainty_equals_single_file_runs(tmp_path):
     sources = [str(path) for path in _cutouts(tmp_path / "in")]
-    flags = ["--model", "light", "--symmetric", "--uncertainty"]
+    flags = ["--model", "light", "--symmetric", "--uncertainty", "--qs-level", "1.02"]
     assert main(["run", *sources, "-o", str(tmp_path / "out"), *flags, "--noise-per-frame"]) == 0
     for i, source in enumerate(sources):
         single = tmp_path / f"single{i}.fits"

@@ -152,3 +152,21 @@ def test_enhance_refuses_an_existing_output_before_the_network(tmp_path, source,
     with pytest.raises(OutputExistsError, match="out.fits exists; use --overwrite"):
         enhance(source, model="light", output=existing, uncertainty=True)
     assert existing.read_bytes() == b"kept"
+
+
+def test_an_output_named_for_another_format_is_refused_before_the_network(tmp_path, source, weights, no_network,
+                                                                           capsys):  # fmt: skip
+    for name in ("out.txt", "out.PNG", "out.h5", "out.fits.json"):
+        assert main(["run", str(source), "-o", str(tmp_path / name), "--weights", weights]) == 1
+        assert "only .fits, .fits.gz (gzip) and .fits.fz" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.fits", "tiny.safetensors"]
+    check_output(tmp_path / "hmi.Ic_45s.20240101_000000_TAI.2.continuum")  # no suffix of another format
+
+
+def test_a_header_sunpy_makes_no_map_of_is_refused_before_the_network_when_a_map_is_returned(tmp_path, no_network):
+    from enhance import enhance
+
+    bare = tmp_path / "bare.fits"
+    fits.PrimaryHDU(np.ones((24, 24), np.float32)).writeto(bare)  # no WCS at all
+    with pytest.raises(ValueError, match=r"bare.fits: sunpy makes no Map of its header \(.*\); pass output="):
+        enhance(bare, "intensity", model="light")

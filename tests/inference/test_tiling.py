@@ -216,7 +216,7 @@ def test_a_tile_below_the_networks_reach_warns_with_the_smallest_useful_tile(tin
     assert check_tile(37, margin=18) == 37  # no warning (warnings are errors here)
     with pytest.raises(ValueError, match="tile must be None or a positive number of input pixels, got 0"):
         check_tile(0, margin=18)
-    image = 1 + 0.1 * np.random.default_rng(3).standard_normal((30, 30))
+    image = 1 + 0.04 * np.random.default_rng(3).standard_normal((30, 30))
     smallest = 2 * network_margin(tiny_net) + 1
     with pytest.warns(EnhanceUserWarning, match=f"use tile >= {smallest} "):
         enhance(image, "intensity", network=tiny_net, tile=smallest - 1)
@@ -232,7 +232,7 @@ def test_the_command_line_says_when_a_tile_is_below_the_networks_reach(tmp_path,
 
     source = tmp_path / "in.fits"
     header = fits.Header({"BUNIT": "I/Ic", "CDELT1": 0.504, "CDELT2": 0.504})
-    fits.PrimaryHDU(1 + 0.1 * np.random.default_rng(4).standard_normal((20, 20)), header=header).writeto(source)
+    fits.PrimaryHDU(1 + 0.04 * np.random.default_rng(4).standard_normal((20, 20)), header=header).writeto(source)
     assert main(["run", str(source), "-o", str(tmp_path / "out.fits"), "--weights", weights, "--tile", "3"]) == 0
     err = capsys.readouterr().err
     assert "enhance: warning: EnhanceUserWarning: tile=3 is smaller than the network's reach" in err

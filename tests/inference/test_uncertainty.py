@@ -376,8 +376,8 @@ def test_outputs_record_which_calibration_the_uncertainty_used():
     assert assumed.uncertainty == "uncalibrated"
     _, assumed = enhance_array(image, kind="intensity", network=shipped, options=RunOptions(), return_assumptions=True)
     assert assumed.uncertainty is None
-    result, sigma = enhance(sample_map("intensity").submap([0, 0] * u.pix, top_right=[31, 31] * u.pix),
-                            model="light", uncertainty=True)  # fmt: skip
+    corner = sample_map("intensity").submap([0, 0] * u.pix, top_right=[31, 31] * u.pix)  # a pore: level given
+    result, sigma = enhance(corner, model="light", uncertainty=True, qs_level=1.02)
     assert result.meta["enh_ucal"] == sigma.meta["enh_ucal"] == "intensity/light"
 
 

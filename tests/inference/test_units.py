@@ -157,3 +157,38 @@ def test_fits_file_in_kilogauss_comes_back_in_kilogauss(net, field, tmp_path):
     out = enhance(tmp_path / "kg.fits", network=net, output=tmp_path / "out.fits")
     assert fits.getheader(out)["BUNIT"] == "kG"
     np.testing.assert_allclose(fits.getdata(out) * 1000, enhance(field, "blos", network=net), rtol=1e-5, atol=1e-3)
+
+
+def test_a_boolean_image_is_refused_as_a_mask_whatever_force(net):
+    mask = np.random.default_rng(1).random((18, 20)) > 0.5
+    for kind, force in (("intensity", False), ("blos", True)):
+        with pytest.raises(TypeError, match=r"is boolean \(a mask\?\), not an image: pass image.astype\(float\)"):
+            enhance(mask, kind, network=net, force=force)
+    assert enhance(mask.astype(float) + 1, "intensity", network=net, qs_level=1.0).shape == (36, 40)
+
+
+def test_a_quiet_sun_level_for_a_magnetogram_is_refused_not_ignored(net, field):
+    from enhance.exceptions import IncompatibleOptionsError
+
+    for level in (1.0, "level", "surface"):
+        with pytest.raises(IncompatibleOptionsError, match=r"qs_level \(--qs-level\) is for continuum images"):
+            enhance(field, "blos", network=net, qs_level=level)
+    with pytest.raises(IncompatibleOptionsError, match="is for continuum images"):
+        enhance(np.stack([field, field]), "blos", network=net, qs_level=1.0)  # a sequence: one noise level
+
+
+def test_the_dask_path_checks_the_values_as_the_api_does(net, field):
+    da = pytest.importorskip("dask.array")
+    from enhance.exceptions import IncompatibleOptionsError
+
+    with pytest.raises(ValueError, match="regular sample of it.* 1 % of its pixels lie beyond"):
+        enhance(da.from_array(field * 1e3, chunks=10), "blos", network=net).compute()
+    with pytest.raises(ValueError, match="looks like a magnetogram, not a continuum image"):
+        enhance(da.from_array(field, chunks=10), "intensity", network=net).compute()
+    with pytest.raises(TypeError, match="is boolean"):  # before any graph is built
+        enhance(da.from_array(field > 0, chunks=10), "intensity", network=net)
+    with pytest.raises(IncompatibleOptionsError, match="is for continuum images"):
+        enhance(da.from_array(field, chunks=10), "blos", network=net, qs_level=1.0)
+    lazy = enhance(da.from_array(field * 1e3, chunks=10), "blos", network=net, force=True)
+    np.testing.assert_allclose(lazy.compute(), enhance(field * 1e3, "blos", network=net, force=True), rtol=1e-4,
+                               atol=1e-3)  # fmt: skip

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from enhance import enhance
+from enhance.exceptions import EnhanceUserWarning
 from enhance.observation.quiet_sun import (
     AUTO_SURFACE_SPREAD,
     QuietSunSurface,
@@ -84,7 +85,8 @@ def test_the_default_keeps_one_level_unless_the_quiet_sun_varies():
     ramp = np.tile(np.linspace(0.5, 0.8, 200), (100, 1)) * _granulation((100, 200))
     assert fit_qs_surface(ramp).spread > AUTO_SURFACE_SPREAD
     assert isinstance(qs_normalisation(ramp), QuietSunSurface)
-    assert qs_normalisation(ramp, "level") == estimate_qs_level(ramp)
+    with pytest.warns(EnhanceUserWarning, match="or its quiet Sun varies"):  # one level across limb darkening
+        assert qs_normalisation(ramp, "level") == estimate_qs_level(ramp)
     assert isinstance(qs_normalisation(flat, "surface"), QuietSunSurface)
     assert qs_normalisation(ramp, 0.7) == 0.7
 
@@ -112,7 +114,8 @@ def test_enhance_divides_the_surface_out_and_multiplies_it_back(tiny_net):
     assert np.allclose(out, reference, rtol=1e-5, atol=1e-6)
     assert np.array_equal(image, kept)  # the caller's image is not touched
     # One level instead: the network sees the darker side far from 1 and its output is not the same.
-    single = enhance(image, "intensity", network=tiny_net, qs_level="level")
+    with pytest.warns(EnhanceUserWarning, match="or its quiet Sun varies"):
+        single = enhance(image, "intensity", network=tiny_net, qs_level="level")
     assert not np.allclose(single, reference, rtol=1e-3)
 
 
@@ -129,3 +132,34 @@ def enhance_dask_of(array, net):
     from enhance import enhance_dask
 
     return enhance_dask(array, "intensity", network=net).compute(scheduler="synchronous")
+
+
+def test_a_level_estimated_on_a_crop_with_little_quiet_sun_is_warned_of():
+    import warnings
+
+    from enhance.data import sample_path
+    from enhance.io import read_fits
+    from enhance.observation.quiet_sun import BRIGHT_FACTOR, BRIGHT_SHARE, warn_little_quiet_sun
+
+    image = read_fits(sample_path("intensity"))[0]
+    # granulation: 1.15 is 3.75 standard deviations above the level (share 9e-5), far under the threshold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for field in (image, _granulation((256, 256)), _granulation((64, 64), seed=3) * 5e4):
+            assert warn_little_quiet_sun(field, estimate_qs_level(field)) < BRIGHT_SHARE
+            qs_normalisation(field, "level")
+    rows, cols = np.unravel_index(np.argmin(image), image.shape)  # the umbra's darkest pixel, with its penumbra
+    crop = image[max(rows - 16, 0) : rows + 16, max(cols - 16, 0) : cols + 16]
+    level = estimate_qs_level(crop)
+    assert level < 0.8 * estimate_qs_level(image)  # the penumbra taken for the quiet Sun
+    with pytest.warns(EnhanceUserWarning, match=rf"brighter than {BRIGHT_FACTOR} times the estimated quiet-Sun"):
+        qs_normalisation(crop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        qs_normalisation(crop, float(estimate_qs_level(image)))  # a level given: nothing to warn of
+    # the analytic case: half the pixels 20 % above the level; 2 % of them are not warned of
+    with pytest.warns(EnhanceUserWarning, match="50 % of the image is brighter"):
+        assert warn_little_quiet_sun(np.r_[np.full(100, 1.0), np.full(100, 1.2)], 1.0) == 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_little_quiet_sun(np.r_[np.full(98, 1.0), np.full(2, 1.2)], 1.0) == 0.02

@@ -29,7 +29,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "enhance"
 def _image(shape, seed=0):
     """Granulation-like values around 1 with a dark spot, as a normalised continuum image."""
     rng = np.random.default_rng(seed)
-    image = 1 + 0.1 * rng.standard_normal(shape)
+    image = 1 + 0.04 * rng.standard_normal(shape)
     image[: shape[0] // 3, : shape[1] // 4] *= 0.3
     return image.astype(np.float32)
 

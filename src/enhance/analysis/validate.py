@@ -186,7 +186,7 @@ def evaluate_field(network, observed, target, *, kind):
     """
     scale = SCALE[kind]
     # The network wrapper takes I/Ic or gauss; the pairs are normalised (kG for magnetograms).
-    enhanced = enhance(observed / scale, kind, network=network, qs_level=1.0) * scale
+    enhanced = enhance(observed / scale, kind, network=network, qs_level=1.0 if kind == "intensity" else None) * scale
     data_range = float(target.max() - target.min())
     rl_score, rl_image, rl_iter = _best_rl(observed, target, data_range, kind=kind)
     outputs = {"enhance": enhanced, "bicubic": bicubic_x2(observed), "richardson_lucy": rl_image}

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import numbers
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ import astropy.units as u
 import numpy as np
 
 from ..checks import check_kind, check_positive
+from ..exceptions import IncompatibleOptionsError
 from ..grid import on_output_grid
 from ..io import (
     check_new_file,
@@ -227,6 +229,8 @@ def _enhance_cube(cube, *, kind, network, options):
     for index, frame in enumerate(cube):
         try:
             frames.append(enhance_array(frame, kind=kind, network=network, options=options))
+        except IncompatibleOptionsError:  # the options' fault, not the frame's
+            raise
         except ValueError as err:  # which frame, for a cube of hundreds
             msg = f"frame {index} of the cube: {err}"
             raise ValueError(msg) from err
@@ -426,6 +430,8 @@ def enhance(
             check_output(output, source=data)  # before any work: a device, the input itself, a .bz2 name
             check_new_file(output, overwrite=overwrite)  # and an existing file, unless overwrite
         image, header = read_fits(data)
+        if output is None:
+            _check_map_header(header, image.shape, path=data)
         kind = resolve_kind(kind, header, path=data, force=force, flag=False)
         warn_near_limb(header, np.isfinite(image), name=str(data))
         history = history_cards(kind, model, network)
@@ -507,6 +513,22 @@ def enhance(
         outputs = [np.ma.MaskedArray(array, mask=mask.copy()) for array in outputs]
     outputs = [array * unit if unit is not None else array for array in outputs]
     return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def _check_map_header(header, shape, *, path) -> None:
+    """A one-line `ValueError` before any work when sunpy makes no Map of ``header`` (the result, returned as a Map
+    built from it, would be lost after the enhancement)."""
+    import sunpy.map
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # what the Map of the result warns of, it warns of then
+        try:
+            sunpy.map.Map(np.broadcast_to(np.float32(0), shape), header.copy())
+        except Exception as err:  # noqa: BLE001 - sunpy's validation raises several types
+            reason = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+            msg = (f"{path}: sunpy makes no Map of its header ({reason.strip()}); pass output= to write the enhanced "
+                   "image to a FITS file, or enhance its array")  # fmt: skip
+            raise ValueError(msg) from err
 
 
 def _is_dask_array(data) -> bool:

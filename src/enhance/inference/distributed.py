@@ -86,6 +86,7 @@ from ..scenes.sources import pixel_scale_from_header
 from .pipeline import (
     KINDS,
     NOISE_CROP,
+    QS_LEVEL_IS_CONTINUUM,
     NoiseChoice,
     RunOptions,
     assumption_cards,
@@ -575,6 +576,10 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
     _check_numbers(header, source)
     record["kind"] = file_kind = _kind_for(source, kind, header, force=force)
     check_values(image, file_kind, force=force, name=str(source))  # as `enhance(path)` does: values fit the kind
+    if file_kind == "blos" and options.qs_level is not None:  # for the continuum files of a mixed batch only
+        if kind == "blos":
+            raise IncompatibleOptionsError(QS_LEVEL_IS_CONTINUUM)
+        options = dataclasses.replace(options, qs_level=None)
 
     warn_near_limb(header, np.isfinite(image), name=str(source))  # in this process for `enhance run FILE`
     try:
@@ -964,7 +969,8 @@ def enhance_files(
     _check_options(kind, model, client, n_workers, no_progress_timeout)
     if as_frame:
         _pandas()  # before any work
-    check_qs_level(options.qs_level)
+    if check_qs_level(options.qs_level) is not None and kind == "blos":
+        raise IncompatibleOptionsError(QS_LEVEL_IS_CONTINUUM)
     sources, targets = _plan(inputs, out_dir)
     if weights is not None:
         weights = str(Path(weights).resolve())
@@ -1049,7 +1055,7 @@ def shared_noise_levels(sources, *, kind="auto", weights=None, model="full", qs_
         except Exception:  # noqa: BLE001 - no network for this kind: its files fail on their own, with the reason
             continue
         frames = _FileFrames(files, read_fits)
-        choice = sequence_noise(frames, kind=each, network=network, qs_level=qs_level)
+        choice = sequence_noise(frames, kind=each, network=network, qs_level=qs_level if each == "intensity" else None)
         if choice is not None:
             levels[each] = choice
     return levels
@@ -1272,8 +1278,15 @@ def _at_least(sizes, minimum):
     return tuple(merged)
 
 
-def _enhance_block(block, network, qs_level, *, kind, margin, input_chunks, options, block_info=None):
-    """Enhance one overlapped chunk and cut away the (doubled) overlap."""
+def _checked_sample(sample, kind, force):
+    """``sample`` (a regular subsample of a dask image) once `check_values` has found it fits ``kind``."""
+    check_values(sample, kind, force=force, name="the dask array (a regular sample of it)")
+    return sample
+
+
+def _enhance_block(block, network, qs_level, checked, *, kind, margin, input_chunks, options, block_info=None):
+    """Enhance one overlapped chunk (once ``checked``, the checked sample, exists) and cut away the (doubled)
+    overlap."""
     network = network.load()
     location, n_chunks = block_info[0]["chunk-location"], block_info[0]["num-chunks"]
     if isinstance(qs_level, QuietSunSurface):  # the piece of the global surface under this chunk
@@ -1349,7 +1362,8 @@ def enhance_dask(
         sees; compute the array and call `~enhance.enhance`, or write it to FITS files for
         `enhance_files`.
     options : `~enhance.inference.pipeline.RunOptions`, optional
-        The options above as one object (``progress``, ``force`` and ``noise_per_frame`` do nothing here);
+        The options above as one object (``progress`` and ``noise_per_frame`` do nothing here; ``force`` runs
+        values that `~enhance.inference.pipeline.check_values` refuses on the image's regular sample);
         a keyword given beside it must not contradict it (`~enhance.inference.pipeline.run_options`).
 
     Returns
@@ -1416,9 +1430,15 @@ def enhance_dask(
         net_arg = dask.delayed(_Network(net), name=f"enhance-network-{uuid.uuid4().hex}")
     margin = network_margin(net)
     qs_level = check_qs_level(options.qs_level)
+    if kind == "blos" and qs_level is not None:
+        raise IncompatibleOptionsError(QS_LEVEL_IS_CONTINUUM)
+    check_values(np.empty(0, dtype=array.dtype), kind, force=True, name="array")  # booleans, strings: now
+    step = qs_stride(array.shape)  # the very pixels `enhance` would look at for the same image
+    # Values that do not fit the kind are refused on the same regular sample, once, before any chunk runs
+    # (`check_values` on it; the whole image is never in one place).
+    sample = dask.delayed(_checked_sample)(array[::step, ::step], kind, options.force)
     if kind == "intensity" and (qs_level is None or isinstance(qs_level, str)):
-        step = qs_stride(array.shape)  # the very pixels `enhance` would look at for the same image
-        level = dask.delayed(normalisation_from_samples)(array[::step, ::step], step, array.shape, qs_level)
+        level = dask.delayed(normalisation_from_samples)(sample, step, array.shape, qs_level)
     elif kind == "intensity":
         level = qs_level
     else:
@@ -1431,6 +1451,7 @@ def enhance_dask(
         overlapped,
         net_arg,
         level,
+        sample,
         chunks=tuple(tuple(2 * size for size in sizes) for sizes in chunked.chunks),
         dtype=dtype,
         meta=np.empty((0, 0), dtype=dtype),

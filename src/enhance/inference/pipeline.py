@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # PyTorch is optional, and imported only where a network runs
 __all__ = [
     "enhance_array",
     "check_values",
+    "QS_LEVEL_IS_CONTINUUM",
     "RunOptions",
     "run_options",
     "estimate_qs_level",
@@ -882,6 +883,8 @@ def _normalise(data, kind, qs_level):
     if not finite.any():
         msg = "image has no finite pixels"
         raise ValueError(msg)
+    if kind == "blos" and qs_level is not None:
+        raise exceptions.IncompatibleOptionsError(QS_LEVEL_IS_CONTINUUM)
     try:
         scale = qs_normalisation(data, qs_level) if kind == "intensity" else GAUSS_PER_KG
     except ValueError:
@@ -901,6 +904,11 @@ def _normalise(data, kind, qs_level):
     else:
         normalised = normalised / scale
     return normalised, scale, finite
+
+
+#: The refusal of a quiet-Sun level for a magnetogram, which is scaled by 1 kG and has no quiet-Sun level.
+QS_LEVEL_IS_CONTINUUM = ("qs_level (--qs-level) is for continuum images; a magnetogram is scaled by 1 kG, not by a "
+                         "quiet-Sun level: leave it out")  # fmt: skip
 
 
 def _warn_clamped(sigma, runner, *, given):
@@ -1010,7 +1018,7 @@ def check_values(data, kind, *, force, name="image", forceable=True):
     Raises
     ------
     TypeError
-        When the values are not real numbers (strings, objects, complex), whatever ``force``.
+        When the values are not real numbers (booleans, strings, objects, complex), whatever ``force``.
     ValueError
         When more than 1 % of a continuum image's finite pixels are negative, or a magnetogram's largest
         ``|value|`` is under 5 G (tesla or kilogauss, not gauss) or 1 % of its pixels lie beyond 10 000 G (no
@@ -1025,7 +1033,10 @@ def check_values(data, kind, *, force, name="image", forceable=True):
     ValueError: image is given as a magnetogram in gauss, but its largest |value| is 0.3: it looks like tesla ...
     """
     values = np.asarray(data)
-    if values.dtype.kind not in "biuf":  # strings, objects, complex: no value to check, and none to enhance
+    if values.dtype.kind == "b":  # True/False: a mask, not an image of the Sun
+        msg = f"{name} is boolean (a mask?), not an image: pass image.astype(float) to enhance it as numbers"
+        raise TypeError(msg)
+    if values.dtype.kind not in "iuf":  # strings, objects, complex: no value to check, and none to enhance
         msg = f"{name} must hold real numbers (integer or floating point), got dtype {values.dtype}"
         raise TypeError(msg)
     if force:

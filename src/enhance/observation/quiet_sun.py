@@ -13,21 +13,30 @@ any image size and the Dask path (`~enhance.inference.distributed.enhance_dask`)
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 import scipy  # its submodules load when first used (scipy.ndimage: 0.15 s)
 
+from .. import exceptions
 from ..checks import check_positive
 
 __all__ = ["QS_SAMPLES", "SURFACE_SCALE", "AUTO_SURFACE_SPREAD", "qs_stride", "estimate_qs_level",
            "QS_MODES", "QuietSunSurface", "fit_qs_surface", "surface_from_samples", "check_qs_level",
-           "normalisation_from_samples", "qs_normalisation", "QS_LEVEL_RANGE", "check_level_fits"]  # fmt: skip
+           "normalisation_from_samples", "qs_normalisation", "QS_LEVEL_RANGE", "check_level_fits",
+           "warn_little_quiet_sun", "BRIGHT_SHARE", "BRIGHT_FACTOR"]  # fmt: skip
 
 #: Pixels that the quiet-Sun estimates look at, at most (a regular subsample of the image).
 QS_SAMPLES = 1 << 16
 #: Gaussian smoothing scale of `fit_qs_surface`, in input pixels (40 px = 20 arcsec at HMI's 0.504"):
 #: wide enough to bridge a sunspot's penumbra, narrow enough to follow limb darkening.
 SURFACE_SCALE = 40.0
+#: `warn_little_quiet_sun` warns when more than this share of the pixels is brighter than `BRIGHT_FACTOR` times
+#: the estimated level (quiet Sun at HMI's resolution: none; the packaged active-region cut-out: none).
+BRIGHT_SHARE = 0.03
+#: Brightness, relative to the quiet-Sun level, that the quiet Sun's granules and disk-centre faculae stay under
+#: at HMI's resolution (their 99th percentile: 1.09 on the packaged cut-outs).
+BRIGHT_FACTOR = 1.15
 #: With ``qs_level=None``, `qs_normalisation` uses the surface once it spans more than this fraction
 #: (max / min - 1), a single level otherwise. Disk-centre active regions stay below it (the packaged
 #: cut-out: 4 %); limb darkening across a 100" cut-out at mu = 0.3-0.5 spans about 35 %.
@@ -495,10 +504,54 @@ def normalisation_from_samples(samples, stride, shape, qs_level=None):
     if qs_level == "surface":
         return surface_from_samples(samples, stride, shape)
     level = estimate_qs_level(samples)
-    if qs_level == "level" or _is_flat(samples, stride, level):
-        return level
-    surface = surface_from_samples(samples, stride, shape)
-    return surface if surface.spread > AUTO_SURFACE_SPREAD else level
+    if qs_level != "level" and not _is_flat(samples, stride, level):
+        surface = surface_from_samples(samples, stride, shape)
+        if surface.spread > AUTO_SURFACE_SPREAD:
+            return surface
+    warn_little_quiet_sun(samples, level)
+    return level
+
+
+def warn_little_quiet_sun(image, level) -> float:
+    """Warn (`~enhance.exceptions.EnhanceUserWarning`) when an estimated quiet-Sun level is likely too low.
+
+    At HMI's resolution the quiet Sun's brightest granules stand about 10 % above its level, and faculae
+    near disk centre less; so when more than `BRIGHT_SHARE` of the finite pixels are brighter than
+    `BRIGHT_FACTOR` times ``level``, the level came from something darker than the quiet Sun: a crop of
+    an umbra and penumbra (the packaged cut-out's darkest 32 x 32 pixels: 0.73 against 1.02, with 4.7 %
+    of its pixels above 1.15 times that), or the darker side of a field across which limb darkening
+    lowers the quiet Sun (``qs_level='level'`` there). The network then sees the image too bright.
+
+    Parameters
+    ----------
+    image : array_like
+        The continuum image (or its regular subsample) the level was estimated on.
+    level : float
+        The estimated quiet-Sun level, in the image's unit.
+
+    Returns
+    -------
+    float
+        The share of finite pixels brighter than ``BRIGHT_FACTOR * level`` (warned of above `BRIGHT_SHARE`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> granulation = np.random.default_rng(0).normal(1.0, 0.04, (64, 64))
+    >>> float(warn_little_quiet_sun(granulation, 1.0))
+    0.0
+    """
+    values = np.asarray(image, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    share = float(np.count_nonzero(values > BRIGHT_FACTOR * level) / values.size) if values.size else 0.0
+    if share > BRIGHT_SHARE:
+        warnings.warn(f"{100 * share:.0f} % of the image is brighter than {BRIGHT_FACTOR} times the estimated "
+                      f"quiet-Sun level {level:.4g}, which the quiet Sun never is at HMI's resolution: the level is "
+                      "likely too low for much of the field, which then looks too bright to the network. The field "
+                      "may hold little quiet Sun (an umbra or penumbra crop: pass qs_level=, --qs-level, with the "
+                      "quiet Sun of a larger field), or its quiet Sun varies (limb darkening: qs_level='surface')",
+                      exceptions.EnhanceUserWarning, stacklevel=2)  # fmt: skip
+    return share
 
 
 def qs_normalisation(image, qs_level=None):
