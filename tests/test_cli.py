@@ -325,3 +325,24 @@ def test_a_helioprojective_axis_whose_unit_is_not_an_angle_is_refused(tmp_path, 
     assert "has CUNIT1 = 'furlong', not an angle" in capsys.readouterr().err
     assert not (tmp_path / "o.fits").exists()
     assert main(["run", source, "-o", str(tmp_path / "o.fits"), "--weights", weights, "--force"]) == 0
+
+
+@pytest.mark.parametrize("cards", [{"CDELT1": 0.0}, {"PC1_1": 1.0, "PC1_2": 1.0, "PC2_1": 1.0, "PC2_2": 1.0}],
+                         ids=["CDELT1 zero", "PC of equal rows"])  # fmt: skip
+def test_a_singular_wcs_is_refused_even_with_force(tmp_path, weights, capsys, cards):
+    source = _fits(tmp_path / "in.fits", BUNIT="I/Ic", CTYPE1="HPLN-TAN", CTYPE2="HPLT-TAN", **cards)
+    for extra in ([], ["--force"]):
+        assert main(["run", source, "-o", str(tmp_path / "o.fits"), "--weights", weights, *extra]) == 1
+        assert "is singular, which puts every pixel on one line of the sky" in capsys.readouterr().err
+    assert not (tmp_path / "o.fits").exists()
+
+
+@pytest.mark.parametrize("output", ["", "  ", "-"])
+def test_an_output_that_names_no_file_is_a_usage_error(tmp_path, weights, capsys, output, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an empty name would be the current directory
+    source = _fits(tmp_path / "in.fits", BUNIT="I/Ic")
+    with pytest.raises(SystemExit) as info:
+        main(["run", source, "-o", output, "--weights", weights])
+    assert info.value.code == 2
+    assert "argument -o/--output: expected a file or directory name" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.fits", "tiny.safetensors"]

@@ -278,15 +278,25 @@ def _limb_header(crval1, **extra):
     return header
 
 
-@pytest.mark.parametrize("radius", [{"RSUN_OBS": 960.0}, {"DSUN_OBS": 149597870700.0 * 1.0004}])
+@pytest.mark.parametrize(
+    "radius",
+    [{"RSUN_OBS": 960.0}, {"DSUN_OBS": 149597870700.0 * 1.0004}, {}, {"RSUN_OBS": 1e6}, {"DSUN_OBS": -1.0}],
+    ids=["RSUN_OBS", "DSUN_OBS", "neither", "RSUN_OBS beyond belief", "DSUN_OBS negative"],
+)
 def test_pixels_within_two_percent_of_the_limb_are_counted(radius):
-    """Against the angular distance from disk centre of each pixel centre (a TAN projection, computed directly)."""
-    from enhance.io import limb_pixels
+    """Against the angular distance from disk centre of each pixel centre (a TAN projection, computed directly);
+    without a radius to believe, the Sun's smallest from Earth (943.6"), so that no pixel near the limb is missed."""
+    from enhance.io import RSUN_SMALLEST, limb_pixels
 
     header = _limb_header(930.0, **radius)
     finite = np.ones((64, 64), bool)
     finite[:, :5] = False  # missing pixels are not counted
-    rsun = radius.get("RSUN_OBS") or np.degrees(np.arcsin(695700e3 / radius["DSUN_OBS"])) * 3600
+    if radius.get("RSUN_OBS", 0) == 960.0:
+        rsun = 960.0
+    elif radius.get("DSUN_OBS", 0) > 0:
+        rsun = np.degrees(np.arcsin(695700e3 / radius["DSUN_OBS"])) * 3600
+    else:
+        rsun = RSUN_SMALLEST
     x = (np.arange(64) + 1 - 32.5) * 0.504  # intermediate coordinates, arcsec, of a gnomonic projection
     xi, eta = (np.radians(grid / 3600.0) for grid in np.meshgrid(x, x))
     lon0, lat0 = np.radians(930.0 / 3600), np.radians(100.0 / 3600)
@@ -299,7 +309,6 @@ def test_pixels_within_two_percent_of_the_limb_are_counted(radius):
     assert 0 < expected < finite.sum()  # the band crosses the cut-out
     assert limb_pixels(header, finite) == expected
     assert limb_pixels(_limb_header(0.0, **radius), finite) == 0  # disk centre
-    assert limb_pixels(_limb_header(930.0), finite) == 0  # no radius: nothing is said
     no_unit = _limb_header(930.0, **radius)
     del no_unit["CUNIT1"], no_unit["CUNIT2"]
     assert limb_pixels(no_unit, finite) == expected  # arcsec, as sunpy reads a helioprojective header
@@ -334,3 +343,13 @@ def test_enhance_run_warns_about_pixels_near_the_limb(tmp_path, weights, capsys)
     err = capsys.readouterr().err
     assert "enhance: warning: EnhanceUserWarning: " in err
     assert "beyond 0.98 solar radii, within 2 % of the radius from the limb or off the disk" in err
+
+
+@pytest.mark.parametrize("bunit", ["G", "Gauss", "Mx/cm2", "Mx cm^-2", "Mx / cm2", "Mx cm-2"])
+def test_every_spelling_of_gauss_is_a_magnetogram_in_gauss(bunit):
+    from enhance.io import resolve_kind
+
+    header = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": 0.504, "CDELT2": 0.504, "BUNIT": bunit}
+    assert resolve_kind("blos", header, path="in.fits", flag=True) == "blos"
+    with pytest.raises(ValueError, match="magnetograms must be in gauss, got BUNIT 'kG'; convert the data to G first"):
+        resolve_kind("blos", {**header, "BUNIT": "kG"}, path="in.fits", flag=True)

@@ -253,9 +253,13 @@ def _add_export(subparsers) -> None:
 
 
 def _path_text(text):
-    """argparse type of an output path: not empty (an empty -o would be the current directory)."""
+    """argparse type of an output path: not empty (an empty -o would be the current directory), not '-' (FITS
+    files are written to disk, never to standard output)."""
     if not text.strip():
         msg = "expected a file or directory name, got an empty one"
+        raise argparse.ArgumentTypeError(msg)
+    if text.strip() == "-":
+        msg = "expected a file or directory name, got '-': outputs are FITS files on disk, not standard output"
         raise argparse.ArgumentTypeError(msg)
     return text
 

@@ -33,6 +33,7 @@ __all__ = [
     "detect_kind",
     "resolve_kind",
     "check_header",
+    "RSUN_SMALLEST",
     "pixel_scale",
     "gauss_factor",
     "provenance_cards",
@@ -819,16 +820,24 @@ _RSUN_REF = 695700e3
 _WCS_KEY = re.compile(r"^(CTYPE|CUNIT|CRPIX|CDELT|CRVAL|CROTA)[12]$|^(PC|CD)[12]_[12]$|^(LONPOLE|LATPOLE)$")
 
 
-def _rsun_arcsec(header):
-    """The Sun's apparent radius in arcsec from RSUN_OBS, or RSUN_REF (default 695,700 km) and DSUN_OBS; None."""
+#: The Sun's apparent radius from Earth at aphelion (695,700 km at 1.0167 au), arcsec: the smallest it is from
+#: SDO, which `limb_pixels` assumes for a header that gives neither RSUN_OBS nor DSUN_OBS.
+RSUN_SMALLEST = 943.6
+#: RSUN_OBS values (arcsec) believed: from a tenth of an au (Parker Solar Probe: about 10 000") to beyond Jupiter.
+_RSUN_BELIEVED = (100.0, 36000.0)
+
+
+def _rsun_arcsec(header, fallback=None):
+    """The Sun's apparent radius in arcsec from RSUN_OBS (within `_RSUN_BELIEVED`), or RSUN_REF (default
+    695,700 km) and DSUN_OBS; else ``fallback``."""
     rsun = _get(header, "RSUN_OBS")
-    if isinstance(rsun, int | float) and not isinstance(rsun, bool) and rsun > 0:
+    if isinstance(rsun, int | float) and not isinstance(rsun, bool) and _RSUN_BELIEVED[0] < rsun < _RSUN_BELIEVED[1]:
         return float(rsun)
     distance, radius = _get(header, "DSUN_OBS"), _get(header, "RSUN_REF", _RSUN_REF)
     if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in (distance, radius)):
-        return None
+        return fallback
     if radius >= distance:
-        return None
+        return fallback
     return float(np.degrees(np.arcsin(radius / distance)) * 3600.0)
 
 
@@ -884,8 +893,9 @@ def limb_pixels(header, finite, *, within: float = LIMB_BAND) -> int:
     Parameters
     ----------
     header : `~astropy.io.fits.Header` or dict-like
-        The image's header (a Map's ``meta``): helioprojective CTYPEs (HPLN, HPLT) and RSUN_OBS, or
-        DSUN_OBS, say where the disk is. Without them the answer is 0.
+        The image's header (a Map's ``meta``): helioprojective CTYPEs (HPLN, HPLT) say where the disk is, and
+        RSUN_OBS, or DSUN_OBS, its radius. Without the CTYPEs the answer is 0; without a radius,
+        `RSUN_SMALLEST` (the Sun at its farthest from Earth) is assumed.
     finite : (ny, nx) bool ndarray
         Where the image holds data.
     within : float
@@ -906,7 +916,7 @@ def limb_pixels(header, finite, *, within: float = LIMB_BAND) -> int:
     400
     """
     finite = np.asarray(finite, dtype=bool)
-    found = _disk_keys(header)
+    found = _disk_keys(header, RSUN_SMALLEST)  # no pixel near the limb unwarned for want of the Sun's radius
     if found is None:
         return 0
     keys, rsun = found
@@ -947,9 +957,10 @@ def disk_radius(header, shape) -> np.ndarray | None:
     return None if found is None else _grid_radius(*found, shape, 1)
 
 
-def _disk_keys(header):
-    """``(WCS keys, solar radius in arcsec)`` of a header that places its image on the Sun, else None."""
-    rsun = _rsun_arcsec(header)
+def _disk_keys(header, fallback=None):
+    """``(WCS keys, solar radius in arcsec)`` of a header that places its image on the Sun, else None; ``fallback``
+    is the radius of a header that gives none."""
+    rsun = _rsun_arcsec(header, fallback)
     ctypes = [str(_get(header, f"CTYPE{i}", "") or "").strip().upper() for i in (1, 2)]
     if rsun is None or not (ctypes[0].startswith("HPLN") and ctypes[1].startswith("HPLT")):
         return None
@@ -1061,6 +1072,7 @@ def check_header(header, *, kind, path="input", force=False, flag=False) -> None
     ...
     ValueError: ...
     """
+    _check_invertible(header, path)  # whatever force: no output can have a valid WCS then
     if force:
         return
     how = "pass --force" if flag else "pass force=True"
@@ -1098,6 +1110,22 @@ def check_header(header, *, kind, path="input", force=False, flag=False) -> None
         msg = (f"{path} looks like a magnetogram (BUNIT {_bunit(header)!r}, CONTENT "
                f"{str(_get(header, 'CONTENT', '') or '')!r}) but was given as intensity; use {flag_text}, or "
                f"{how} to run it as intensity")  # fmt: skip
+        raise ValueError(msg)
+
+
+def _check_invertible(header, path) -> None:
+    """`ValueError` when the header's matrix from pixels to the sky (CDELT with PC or CROTA2, or CD) is singular:
+    a zero CDELT, or a PC matrix of equal rows, puts every pixel on one line of the sky."""
+    keys = {str(k).upper(): v for k, v in dict(header).items() if _WCS_KEY.match(str(k).upper())}
+    if not ({"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys):
+        return
+    try:
+        matrix = _linear_part(keys)
+    except (TypeError, ValueError):  # values that are not numbers: refused elsewhere, with their key
+        return
+    if matrix is not None and np.all(np.isfinite(matrix)) and not abs(np.linalg.det(matrix)) > 0:
+        msg = (f"{path}: its matrix from pixels to the sky (CDELT with PC or CROTA2, or CD) is singular, which "
+               "puts every pixel on one line of the sky: not a valid WCS; fix the header")  # fmt: skip
         raise ValueError(msg)
 
 
@@ -1157,7 +1185,7 @@ def resolve_kind(requested, header, *, path="input", force=False, flag=None, mea
         )
         raise ValueError(msg)
     unit = _bunit(header)
-    if kind == "blos" and unit and unit.lower() not in _GAUSS_UNITS and not force:
+    if kind == "blos" and unit and not _in_gauss(unit) and not force:
         if unit.lower() in _FIELD_UNITS and not flag:
             pass  # a Map or Quantity in kG/T: `enhance` converts it to gauss and back
         else:
@@ -1166,6 +1194,16 @@ def resolve_kind(requested, header, *, path="input", force=False, flag=None, mea
             raise ValueError(msg)
     check_header(header, kind=kind, path=path, force=force, flag=flag)
     return kind
+
+
+def _in_gauss(unit: str) -> bool:
+    """Whether BUNIT ``unit`` is gauss by any spelling astropy reads as it (``'Mx cm^-2'``, ``'G'``)."""
+    if unit.lower() in _GAUSS_UNITS:
+        return True
+    try:
+        return gauss_factor(unit) == 1.0
+    except ValueError:
+        return False
 
 
 def atomic_write(path, writer, *, overwrite=False):

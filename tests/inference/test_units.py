@@ -192,3 +192,8 @@ def test_the_dask_path_checks_the_values_as_the_api_does(net, field):
     lazy = enhance(da.from_array(field * 1e3, chunks=10), "blos", network=net, force=True)
     np.testing.assert_allclose(lazy.compute(), enhance(field * 1e3, "blos", network=net, force=True), rtol=1e-4,
                                atol=1e-3)  # fmt: skip
+
+
+def test_a_dimensionless_quantity_given_as_a_magnetogram_is_named_so(net, field):
+    with pytest.raises(ValueError, match="image is in a dimensionless unit, not a magnetic field"):
+        enhance(field * u.dimensionless_unscaled, "blos", network=net)

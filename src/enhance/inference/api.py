@@ -73,7 +73,8 @@ def _unit_kind(unit, kind, *, force, name):
                "intensity and line-of-sight magnetograms only; pass kind= and force=True to run it anyway")  # fmt: skip
         raise ValueError(msg)
     if kind == "blos" and not force:
-        msg = (f"{name} is in {unit}, not a magnetic field, but was given as kind='blos'; pass a magnetogram in "
+        msg = (f"{name} is in {unit.to_string() or 'a dimensionless unit'}, not a magnetic field, but was given as "
+               "kind='blos'; pass a magnetogram in "
                "G, kG, T or mT, or force=True to run it as one in gauss")  # fmt: skip
         raise ValueError(msg)
     return ("intensity" if kind == "auto" else kind), 1.0

@@ -26,7 +26,7 @@ from ..constants import HMI_PIXEL_SCALE
 from ..cores import map_rows
 
 __all__ = ["NOISE_BAND_START", "NOISE_TILE", "TILE_REJECT", "WHITE_SPLIT", "NoiseMeasurement", "measure_noise",
-           "estimate_noise", "noise_is_white", "replace_outliers", "GROSS_OUTLIER"]  # fmt: skip
+           "estimate_noise", "noise_is_white", "replace_outliers", "GROSS_OUTLIER", "LOCAL_OUTLIER"]  # fmt: skip
 
 #: Lowest spatial frequency of the noise band: just above HMI's diffraction cut-off, 1.10 cycles per arcsec.
 NOISE_BAND_START = 1.15 / u.arcsec
@@ -43,8 +43,12 @@ FLAT_SHARE = 0.25
 #: a chunk's spectra (tile rows of half a tile's overlap, complex) take several times that.
 CHUNK_VALUES = 2**17
 #: A pixel `replace_outliers` replaces stands this many interquartile ranges of the image's values from its 3 x 3
-#: median (noise alone: 13.5 standard deviations).
+#: median (noise alone: 13.5 standard deviations), or `LOCAL_OUTLIER` times the local residuals' scale.
 GROSS_OUTLIER = 10.0
+#: Or this many times the 75th percentile of the pixels' distances from the mean of their four nearest neighbours
+#: (white noise: 1.29 standard deviations, so 26 of them; an image blurred by the PSF: its noise and finest
+#: structure). No pixel of the real and synthetic test fields stands that far from its neighbours, down to 6.
+LOCAL_OUTLIER = 20.0
 #: Residuals sampled for a lower bound of their median (``_scale_bound``).
 OUTLIER_SAMPLE = 4096
 #: The share of the sample's median taken as that bound (checked by counting the residuals below it).
@@ -207,14 +211,29 @@ def _replace_outliers(data, usable):
     return data, len(ys)
 
 
+def _local_scale(padded, usable):
+    """The 75th percentile of the usable pixels' distances from the mean of their four nearest neighbours, on
+    a regular sample of rows of at most about `OUTLIER_SAMPLE` times 16 pixels (``padded``: the image reflected
+    by one pixel); 0 where too few pixels are usable."""
+    ny, nx = padded.shape[0] - 2, padded.shape[1] - 2
+    rows = np.arange(0, ny, max(1, ny * nx // (16 * OUTLIER_SAMPLE)))
+    centre = padded[rows + 1, 1:-1]
+    mean4 = padded[rows, 1:-1] + padded[rows + 2, 1:-1] + padded[rows + 1, :-2] + padded[rows + 1, 2:]
+    distance = np.abs(0.25 * mean4 - centre)[usable[rows]]
+    return float(np.percentile(distance, 75)) if distance.size >= 9 else 0.0
+
+
 def replace_outliers(image, finite=None):
     """The image with its gross isolated outliers (hot or dead pixels, cosmic rays) replaced by their 3 x 3 median.
 
-    Such a pixel stands more than `GROSS_OUTLIER` interquartile ranges of the image's values from the median of
-    its 3 x 3 neighbourhood, and more than twice the range of its eight neighbours from it. An image blurred by a
-    telescope's PSF has none: a real feature, however small, raises its neighbours too, and noise never stands
-    that far (the interquartile range of noise alone is 1.35 standard deviations). Left in, each rings over tens
-    of pixels of a deconvolved image. (`measure_noise` leaves out weaker outliers too, for its level only.)
+    Such a pixel stands more than twice the range of its eight neighbours from the median of its 3 x 3
+    neighbourhood, and farther from it than `GROSS_OUTLIER` interquartile ranges of the image's values or
+    `LOCAL_OUTLIER` times the 75th percentile of the pixels' distances from the mean of their four nearest
+    neighbours (whichever is smaller). An image blurred by a telescope's PSF has none: a real feature, however
+    small, raises its neighbours too, and noise never stands that far (26 standard deviations). A dead pixel of
+    0 among quiet Sun at 1 is found beside a sunspot, which widens the interquartile range, as a 800 G spike
+    among weak fields is. Left in, each rings over tens of pixels of a deconvolved image (the dead pixel: to 3.2
+    I/Ic). (`measure_noise` leaves out weaker outliers too, for its level only.)
 
     Parameters
     ----------
@@ -248,14 +267,14 @@ def replace_outliers(image, finite=None):
     if values.size < 9:
         return data, 0
     low, middle, high = np.percentile(values[:: max(1, values.size // OUTLIER_SAMPLE)], [25, 50, 75])
-    spread = GROSS_OUTLIER * (high - low)
-    if not spread > 0:  # more than half of the values equal: no spread to judge by
-        return data, 0
     ny, nx = data.shape
     padded = np.empty((ny + 2, nx + 2), data.dtype)  # reflected by one pixel (d c b a | a b c d), by hand: 10x np.pad
     padded[1:-1, 1:-1] = data if everywhere else np.where(usable, data, middle)
     padded[0, 1:-1], padded[-1, 1:-1] = padded[1, 1:-1], padded[-2, 1:-1]
     padded[:, 0], padded[:, -1] = padded[:, 1], padded[:, -2]
+    spread = min(GROSS_OUTLIER * (high - low), LOCAL_OUTLIER * _local_scale(padded, usable))
+    if not spread > 0:  # more than half of the values equal: no spread to judge by
+        return data, 0
     # A necessary condition, cheap on every pixel: such a pixel stands more than half as far from the mean of its
     # four nearest neighbours (which lies within its eight neighbours' range, as its median does). Rows in chunks
     # whose temporaries stay in the cache.
