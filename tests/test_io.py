@@ -353,3 +353,14 @@ def test_every_spelling_of_gauss_is_a_magnetogram_in_gauss(bunit):
     assert resolve_kind("blos", header, path="in.fits", flag=True) == "blos"
     with pytest.raises(ValueError, match="magnetograms must be in gauss, got BUNIT 'kG'; convert the data to G first"):
         resolve_kind("blos", {**header, "BUNIT": "kG"}, path="in.fits", flag=True)
+
+
+def test_a_header_card_fits_cannot_parse_is_named_when_the_file_is_read(tmp_path):
+    path = tmp_path / "nan.fits"
+    fits.PrimaryHDU(np.ones((4, 4), np.float32), fits.Header({"CROTA2": 0.0, "CDELT1": 0.504})).writeto(path)
+    raw = bytearray(path.read_bytes())
+    start = raw.find(b"CROTA2  =")
+    raw[start : start + 80] = b"CROTA2  =                  NAN / [deg] solar north up".ljust(80)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"nan.fits: header card CROTA2 holds a value the FITS standard does not"):
+        read_fits(path)

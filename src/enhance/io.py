@@ -211,6 +211,7 @@ def read_fits(path):
             msg = f"{path} is truncated or corrupt: {warning.message}"
             raise ValueError(msg)
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    _check_cards(header, path)
     data = np.squeeze(raw) if raw.ndim > 2 else raw
     if data.ndim != 2:
         msg = f"{path}: the image must be 2-D (ny, nx), got shape {raw.shape}"
@@ -220,6 +221,18 @@ def read_fits(path):
         raise ValueError(msg)
     dtype = np.float32 if data.dtype.kind == "f" and data.dtype.itemsize == 4 else np.float64
     return np.array(data, dtype=dtype, copy=True), squeeze_header(header)
+
+
+def _check_cards(header, path) -> None:
+    """`ValueError` naming the first header card whose value astropy cannot parse (``CROTA2 = NAN``): found when
+    the file is read, not when the card is first used, and without astropy's advice to call ``.verify('fix')``."""
+    for card in header.cards:
+        try:
+            card.value  # noqa: B018 - parsed on first access
+        except fits.verify.VerifyError:
+            msg = (f"{path}: header card {card.keyword} holds a value the FITS standard does not allow (NaN?); fix "
+                   "it in the file")  # fmt: skip
+            raise ValueError(msg) from None
 
 
 #: astropy's hints to options of `astropy.io.fits.open` that solar-enhance does not pass (and its CLI cannot).
