@@ -10,6 +10,7 @@ from astropy.io import fits
 from conftest import SHARED_DATA, needs_shared
 from enhance import __version__
 from enhance.cli import main
+from enhance.data import sample_path
 
 
 def _fits(path, shape=(12, 10), **cards):
@@ -288,6 +289,7 @@ def test_headerless_magnetogram_given_as_intensity_is_named(tmp_path, weights, c
     assert "qs_level=" not in err
 
 
+@pytest.mark.filterwarnings("always:.*is a magnetogram. it runs without the quiet-Sun level")
 def test_qs_level_applies_to_the_continuum_files_of_a_batch_and_is_refused_with_t_blos(tmp_path, capsys):
     from enhance.data import sample_path
     from enhance.io import read_fits
@@ -297,10 +299,11 @@ def test_qs_level_applies_to_the_continuum_files_of_a_batch_and_is_refused_with_
     for name, extra in (("plain", []), ("level", ["--qs-level", "0.8"])):
         assert main(["run", *inputs, "-o", str(tmp_path / name), "--model", "light", *extra]) == 0
         runs[name] = {path.name: read_fits(path)[0] for path in (tmp_path / name).glob("*.fits")}
+        assert ("hmi_blos_ar.fits is a magnetogram: it runs without the quiet-Sun level given"
+                in capsys.readouterr().err) == (name == "level")  # said, not silent  # fmt: skip
     magnetogram, continuum = "hmi_blos_ar_enhanced.fits", "hmi_continuum_ar_enhanced.fits"
     np.testing.assert_array_equal(runs["level"][magnetogram], runs["plain"][magnetogram])  # no level for a field
     assert not np.allclose(runs["level"][continuum], runs["plain"][continuum], rtol=1e-3)  # the level was used
-    capsys.readouterr()
     assert main(["run", inputs[1], "-o", str(tmp_path / "b.fits"), "-t", "blos", "--qs-level", "1"]) == 1
     assert "--qs-level) is for continuum images" in capsys.readouterr().err
     assert not (tmp_path / "b.fits").exists()
@@ -346,3 +349,15 @@ def test_an_output_that_names_no_file_is_a_usage_error(tmp_path, weights, capsys
     assert info.value.code == 2
     assert "argument -o/--output: expected a file or directory name" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in.fits", "tiny.safetensors"]
+
+
+def test_warnings_print_as_one_line_of_the_command_line_in_a_fresh_process(tmp_path):
+    # sunpy, first imported by the warning class, installs its logger's showwarning: the command line's stays.
+    source = tmp_path / "in.fits"
+    image, header = fits.getdata(sample_path("blos"), header=True)
+    fits.writeto(source, image, header)
+    command = [sys.executable, "-m", "enhance", "run", str(source), "-o", str(tmp_path / "o.fits"), "--model", "light",
+               "--qs-level", "1"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("enhance: warning: EnhanceUserWarning: "), result.stderr

@@ -285,7 +285,7 @@ def _limb_header(crval1, **extra):
 )
 def test_pixels_within_two_percent_of_the_limb_are_counted(radius):
     """Against the angular distance from disk centre of each pixel centre (a TAN projection, computed directly);
-    without a radius to believe, the Sun's smallest from Earth (943.6"), so that no pixel near the limb is missed."""
+    without a radius to believe, the Sun's smallest from SDO (943.2"), so that no pixel near the limb is missed."""
     from enhance.io import RSUN_SMALLEST, limb_pixels
 
     header = _limb_header(930.0, **radius)
@@ -355,12 +355,39 @@ def test_every_spelling_of_gauss_is_a_magnetogram_in_gauss(bunit):
         resolve_kind("blos", {**header, "BUNIT": "kG"}, path="in.fits", flag=True)
 
 
-def test_a_header_card_fits_cannot_parse_is_named_when_the_file_is_read(tmp_path):
-    path = tmp_path / "nan.fits"
-    fits.PrimaryHDU(np.ones((4, 4), np.float32), fits.Header({"CROTA2": 0.0, "CDELT1": 0.504})).writeto(path)
+def _with_card(path, keyword, text):
+    """``path`` with the card ``keyword`` rewritten as ``text`` (a value astropy writes no other way)."""
     raw = bytearray(path.read_bytes())
-    start = raw.find(b"CROTA2  =")
-    raw[start : start + 80] = b"CROTA2  =                  NAN / [deg] solar north up".ljust(80)
+    start = raw.find(keyword.ljust(8).encode() + b"=")
+    raw[start : start + 80] = text.encode().ljust(80)
     path.write_bytes(bytes(raw))
+
+
+def test_a_header_card_fits_cannot_parse_is_named_or_left_out_when_the_file_is_read(tmp_path):
+    from enhance.exceptions import EnhanceUserWarning
+
+    path = tmp_path / "nan.fits"
+    header = fits.Header({"CROTA2": 0.0, "CDELT1": 0.504, "CRDER1": 0.0, "CRDER2": 0.0})
+    fits.PrimaryHDU(np.ones((4, 4), np.float32), header).writeto(path)
+    # JSOC writes NaN coordinate errors this way: cards the enhancement does not read are left out
+    _with_card(path, "CRDER1", "CRDER1  =                  nan / [arcsec] random error in coordinate 1")
+    with pytest.warns(EnhanceUserWarning, match=r"header card\(s\) CRDER1 hold values the FITS standard"):
+        _, read = read_fits(path)
+    assert "CRDER1" not in read
+    assert read["CRDER2"] == 0.0
+    _with_card(path, "CROTA2", "CROTA2  =                  NAN / [deg] solar north up")  # one it reads: refused
     with pytest.raises(ValueError, match=r"nan.fits: header card CROTA2 holds a value the FITS standard does not"):
         read_fits(path)
+
+
+@pytest.mark.parametrize(("unit", "cdelt"), [("arcseconds", 0.504), ("arcsecs", 0.504), ("radians", 2.4434e-6),
+                                             ("arcmin", 0.0084)])  # fmt: skip
+def test_any_spelling_of_an_angle_astropy_reads_is_a_cunit(unit, cdelt):
+    from enhance.io import check_header, pixel_scale
+
+    header = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": cdelt, "CDELT2": cdelt, "CUNIT1": unit,
+              "CUNIT2": unit}  # fmt: skip
+    assert pixel_scale(header) == pytest.approx((0.504, 0.504), rel=1e-4)
+    check_header(header, kind="intensity")  # within 5 % of HMI's scale: no error
+    with pytest.raises(ValueError, match="has CUNIT1 = 'Mm', not an angle"):
+        check_header({**header, "CUNIT1": "Mm"}, kind="intensity")

@@ -411,7 +411,8 @@ def _add_compare(subparsers) -> None:
     cmp.add_argument("--damped", action="store_true", help="the paper's damped Richardson-Lucy")
     region_help = "quiet-Sun region for the contrast, in input pixels (default: found automatically)"
     cmp.add_argument("--region", default=None, metavar="Y0:Y1,X0:X1", help=region_help)
-    cmp.add_argument("--qs-level", type=float, default=None, help="quiet-Sun continuum level (default: estimated)")
+    cmp.add_argument("--qs-level", type=float, default=None,
+                     help="quiet-Sun continuum level (default: estimated); continuum images only")  # fmt: skip
     cmp.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     cmp.add_argument("--overwrite", action="store_true", help="replace existing output files")
     cmp.add_argument("--force", action="store_true",

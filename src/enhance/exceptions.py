@@ -14,6 +14,7 @@ Each message is one line that names the file or the argument.
 
 import errno
 import threading
+import warnings
 
 __all__ = [
     "EnhanceUserWarning",  # noqa: F822 - defined on first use (`__getattr__`)
@@ -149,7 +150,11 @@ def _define_warnings() -> None:
 
 
 def _make_warnings() -> None:
-    from sunpy.util.exceptions import SunpyUserWarning
+    shown = warnings.showwarning
+    from sunpy.util.exceptions import SunpyUserWarning  # sunpy's first import installs its logger's showwarning
+
+    if warnings.showwarning is not shown and getattr(shown, "__module__", "warnings") != "warnings":
+        warnings.showwarning = shown  # a handler of the caller's (the command line's one-line warnings) stays
 
     class EnhanceUserWarning(SunpyUserWarning):
         """A warning about the data or the options a user passed to solar-enhance.

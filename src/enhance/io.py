@@ -223,16 +223,38 @@ def read_fits(path):
     return np.array(data, dtype=dtype, copy=True), squeeze_header(header)
 
 
+#: Header cards the enhancement reads (coordinates, the observer, the unit and what the image is): one whose value
+#: FITS cannot parse is refused; any other such card (JSOC writes ``CRDER1 = nan``) is left out, with a warning.
+_NEEDED_KEY = re.compile(
+    r"^(CTYPE|CUNIT|CRPIX|CDELT|CRVAL|CROTA|NAXIS)\d?$|^(PC|CD)\d_\d$|^(LONPOLE|LATPOLE|BUNIT|"
+    r"CONTENT|TELESCOP|INSTRUME|DATE-OBS|DATE_OBS|T_OBS|RSUN_OBS|RSUN_REF|DSUN_OBS|DSUN_REF|"
+    r"HGLN_OBS|HGLT_OBS|CRLN_OBS|CRLT_OBS|R_SUN|X0_MP|Y0_MP|IMSCL_MP|BSCALE|BZERO|BLANK)$"
+)
+
+
 def _check_cards(header, path) -> None:
-    """`ValueError` naming the first header card whose value astropy cannot parse (``CROTA2 = NAN``): found when
-    the file is read, not when the card is first used, and without astropy's advice to call ``.verify('fix')``."""
+    """`ValueError` naming a header card the enhancement reads whose value astropy cannot parse (``CROTA2 = NAN``),
+    found when the file is read and without astropy's advice to call ``.verify('fix')``; other such cards are
+    removed from ``header`` with an `~enhance.exceptions.EnhanceUserWarning`."""
+    unreadable = []
     for card in header.cards:
         try:
             card.value  # noqa: B018 - parsed on first access
         except fits.verify.VerifyError:
-            msg = (f"{path}: header card {card.keyword} holds a value the FITS standard does not allow (NaN?); fix "
-                   "it in the file")  # fmt: skip
-            raise ValueError(msg) from None
+            if _NEEDED_KEY.match(card.keyword):
+                msg = (f"{path}: header card {card.keyword} holds a value the FITS standard does not allow (NaN?); "
+                       "fix it in the file")  # fmt: skip
+                raise ValueError(msg) from None
+            unreadable.append(card.keyword)
+    for keyword in unreadable:
+        del header[keyword]
+    if unreadable:
+        warnings.warn(
+            f"{path}: header card(s) {', '.join(unreadable)} hold values the FITS standard does not allow "
+            "(NaN?) and are left out of the output's header",
+            exceptions.EnhanceUserWarning,
+            stacklevel=3,
+        )
 
 
 #: astropy's hints to options of `astropy.io.fits.open` that solar-enhance does not pass (and its CLI cannot).
@@ -714,6 +736,22 @@ def gauss_factor(unit) -> float:
     return 1.0 if abs(factor - 1.0) < 1e-12 else factor
 
 
+def _arcsec_per(unit: str) -> float | None:
+    """Arcsec per unit of a CUNIT (any spelling of an angle astropy reads: ``arcseconds``, ``radians``), or None
+    for one that is not an angle."""
+    text = unit.strip().lower()
+    if text in _ANGLE_TO_ARCSEC:
+        return _ANGLE_TO_ARCSEC[text]
+    for name in (unit.strip(), unit.strip()[:-1] if text.endswith("s") else None):  # astropy reads no plurals
+        try:
+            found = u.Unit(name, parse_strict="raise") if name else None
+        except ValueError:
+            continue
+        if found is not None:
+            return float(found.to(u.arcsec)) if found.physical_type == "angle" else None
+    return None
+
+
 def pixel_scale(header):
     """The pixel scale of ``header`` in arcsec per pixel, ``(axis 1, axis 2)``, or None without one.
 
@@ -745,10 +783,10 @@ def pixel_scale(header):
     for i in (1, 2):
         ctype = str(_get(header, f"CTYPE{i}", "") or "").upper()
         default = "arcsec" if ctype.startswith(("HPLN", "HPLT", "SOLAR")) or not ctype else "deg"
-        unit = str(_get(header, f"CUNIT{i}", default) or default).strip().lower()
-        if unit not in _ANGLE_TO_ARCSEC:
+        factor = _arcsec_per(str(_get(header, f"CUNIT{i}", default) or default))
+        if factor is None:
             return None  # not an angle (e.g. a projected map in Mm): no pixel scale in arcsec
-        factors.append(_ANGLE_TO_ARCSEC[unit])
+        factors.append(factor)
     matrix = np.zeros((2, 2))
     for i in (1, 2):
         for j in (1, 2):
@@ -833,10 +871,11 @@ _RSUN_REF = 695700e3
 _WCS_KEY = re.compile(r"^(CTYPE|CUNIT|CRPIX|CDELT|CRVAL|CROTA)[12]$|^(PC|CD)[12]_[12]$|^(LONPOLE|LATPOLE)$")
 
 
-#: The Sun's apparent radius from Earth at aphelion (695,700 km at 1.0167 au), arcsec: the smallest it is from
-#: SDO, which `limb_pixels` assumes for a header that gives neither RSUN_OBS nor DSUN_OBS.
-RSUN_SMALLEST = 943.6
-#: RSUN_OBS values (arcsec) believed: from a tenth of an au (Parker Solar Probe: about 10 000") to beyond Jupiter.
+#: The Sun's smallest apparent radius from SDO, arcsec: 695,700 km seen from 1.0167 au (aphelion) plus SDO's
+#: geosynchronous orbit (42,000 km), which `limb_pixels` assumes for a header that gives neither RSUN_OBS nor DSUN_OBS.
+RSUN_SMALLEST = 943.2
+#: RSUN_OBS values (arcsec) believed: from about 10 au (100") to 0.027 au (36 000"; Parker Solar Probe's perihelion,
+#: 0.046 au, sees about 21 000").
 _RSUN_BELIEVED = (100.0, 36000.0)
 
 
@@ -1105,7 +1144,7 @@ def check_header(header, *, kind, path="input", force=False, flag=False) -> None
     for i in (1, 2):
         ctype = str(_get(header, f"CTYPE{i}", "") or "").upper()
         unit = str(_get(header, f"CUNIT{i}", "") or "").strip()
-        if ctype.startswith(("HPLN", "HPLT")) and unit and unit.lower() not in _ANGLE_TO_ARCSEC:
+        if ctype.startswith(("HPLN", "HPLT")) and unit and _arcsec_per(unit) is None:
             msg = (f"{path} has CUNIT{i} = {unit!r}, not an angle: a helioprojective axis is in arcsec or degrees, "
                    f"and its pixel scale cannot be read; fix the header, or {how} to run it anyway")  # fmt: skip
             raise ValueError(msg)

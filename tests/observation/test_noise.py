@@ -295,8 +295,9 @@ def test_replace_outliers_cleans_a_copy_and_keeps_missing_pixels():
 
 
 def test_noise_and_constant_regions_hold_no_gross_outlier():
-    # Gaussian noise alone (1e6 pixels: nothing 26 sigma from its neighbours), and noise beside a constant block of
-    # 42 % of the image (zeros for the sky, which make the 3 x 3 residuals' median tiny): none.
+    # Gaussian noise alone (1e6 pixels: nothing beyond 10 interquartile ranges, 13.5 sigma, the smaller threshold
+    # here), and noise beside a constant block of 42 % of the image (zeros for the sky, which make the 3 x 3
+    # residuals' median tiny): none.
     rng = np.random.default_rng(5)
     assert noise.replace_outliers(rng.normal(1.0, 0.1, (1000, 1000)))[1] == 0
     image = rng.normal(1.0, 0.1, (120, 120))
@@ -329,10 +330,22 @@ def test_fields_through_the_observation_model_hold_no_gross_outlier():
     from enhance.training.datasets import degrade_frame
 
     for kind, seed in (("quiet_sun", 1), ("active_region", 2)):
-        continuum, bz = generate((480, 480), kind=kind, seed=seed)
+        continuum, bz = generate((800, 800), kind=kind, seed=seed)  # 105 HMI pixels
         rng = np.random.default_rng(seed)
         for frame, what, scale, sigma in ((continuum, "intensity", 1.0, 1e-3), (bz / 1000, "blos", 1000.0, 10.0)):
             observed, _ = degrade_frame(frame, MURAM_PIXEL_SCALE, kind=what)
             assert noise.replace_outliers(observed * scale + rng.normal(0.0, sigma, observed.shape))[1] == 0
     for what in ("intensity", "blos"):
         assert noise.replace_outliers(read_fits(sample_path(what))[0])[1] == 0
+
+
+def test_a_spike_on_a_noise_free_plane_or_step_is_replaced():
+    # Most pixels equal their four neighbours' mean on a plane (no local scale to judge by): the interquartile
+    # range alone judges them then, and the spikes are still found.
+    rows, cols = np.mgrid[:200, :200].astype(float)
+    plane = 1 + 1e-3 * cols + 5e-4 * rows
+    plane[100, 100] = -1e5
+    assert noise.replace_outliers(plane)[1] == 1
+    step = np.where(cols < 120, 0.0, 1.0)
+    step[50, 50], step[60, 150] = 1e4, -1e4
+    assert noise.replace_outliers(step)[1] == 2

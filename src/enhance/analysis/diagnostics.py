@@ -20,8 +20,10 @@ from sunpy.util.exceptions import SunpyMetadataWarning
 
 from ..checks import check_choice, check_image, check_positive, fill_nonfinite
 from ..constants import HMI_PIXEL_SCALE
+from ..exceptions import IncompatibleOptionsError
 from ..grid import on_output_grid
 from ..inference.pipeline import (
+    QS_LEVEL_IS_CONTINUUM,
     RunOptions,
     enhance_array,
     estimate_qs_level,
@@ -274,6 +276,8 @@ def compare(
     check_choice(kind, ("auto", "intensity", "blos"), name="kind")
     requested = kind
     kind = resolve_kind(kind, header if header is not None else {}, path=_frame_name(data, name), force=force)
+    if kind == "blos" and qs_level is not None:  # before any work, as `enhance` refuses it
+        raise IncompatibleOptionsError(QS_LEVEL_IS_CONTINUUM)
     if frames is not None:  # every frame checked before any work
         frames = _frame_images(frames, image.shape, kind=kind, requested=requested, pixel_scale=pixel_scale,
                                force=force)  # fmt: skip

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 import stat
 
+from .. import exceptions
 from .._version import __version__
 from ..checks import check_choice, check_kind, check_tile, fill_nonfinite, supported_float_type
 from ..constants import GAUSS_PER_KG
@@ -576,9 +578,11 @@ def _enhance_one(source, target, record, *, kind, weights, model, label, options
     _check_numbers(header, source)
     record["kind"] = file_kind = _kind_for(source, kind, header, force=force)
     check_values(image, file_kind, force=force, name=str(source))  # as `enhance(path)` does: values fit the kind
-    if file_kind == "blos" and options.qs_level is not None:  # for the continuum files of a mixed batch only
+    if file_kind == "blos" and options.qs_level is not None:  # for the continuum files of a batch only
         if kind == "blos":
             raise IncompatibleOptionsError(QS_LEVEL_IS_CONTINUUM)
+        warnings.warn(f"{source} is a magnetogram: it runs without the quiet-Sun level given (qs_level, --qs-level), "
+                      "which is for the continuum files", exceptions.EnhanceUserWarning, stacklevel=2)  # fmt: skip
         options = dataclasses.replace(options, qs_level=None)
 
     warn_near_limb(header, np.isfinite(image), name=str(source))  # in this process for `enhance run FILE`
@@ -1381,6 +1385,9 @@ def enhance_dask(
 
     - The intensity scale is global: ``qs_level``, or one estimate (level or surface) for the whole
       image; magnetograms use the fixed kG scale. No chunk is normalised on its own.
+    - The values are checked as `~enhance.enhance` checks them (`~enhance.inference.pipeline.check_values`,
+      unless ``force``) on the image's regular sample of at most 65,536 pixels, one task that every chunk
+      waits for: a value that does not fit the kind stops the computation before any chunk runs.
     - For finite input the result equals whole-image inference (`~enhance.enhance`, same ``qs_level``) to
       float32 rounding (within 1e-4 relative).
     - Non-finite input pixels give NaN at their 2x2 output pixels and finite input gives finite output,

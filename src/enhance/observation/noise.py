@@ -230,10 +230,10 @@ def replace_outliers(image, finite=None):
     neighbourhood, and farther from it than `GROSS_OUTLIER` interquartile ranges of the image's values or
     `LOCAL_OUTLIER` times the 75th percentile of the pixels' distances from the mean of their four nearest
     neighbours (whichever is smaller). An image blurred by a telescope's PSF has none: a real feature, however
-    small, raises its neighbours too, and noise never stands that far (26 standard deviations). A dead pixel of
-    0 among quiet Sun at 1 is found beside a sunspot, which widens the interquartile range, as a 800 G spike
-    among weak fields is. Left in, each rings over tens of pixels of a deconvolved image (the dead pixel: to 3.2
-    I/Ic). (`measure_noise` leaves out weaker outliers too, for its level only.)
+    small, raises its neighbours too, and noise never stands that far (13.5 or 26 standard deviations). A dead
+    pixel of 0 among quiet Sun at 1 is found beside a sunspot, which widens the interquartile range, as an 800 G
+    spike among weak fields is. Left in, each rings over tens of pixels of a deconvolved image (the dead pixel,
+    through 'light': to 3.2 I/Ic). (`measure_noise` leaves out weaker outliers too, for its level only.)
 
     Parameters
     ----------
@@ -272,7 +272,10 @@ def replace_outliers(image, finite=None):
     padded[1:-1, 1:-1] = data if everywhere else np.where(usable, data, middle)
     padded[0, 1:-1], padded[-1, 1:-1] = padded[1, 1:-1], padded[-2, 1:-1]
     padded[:, 0], padded[:, -1] = padded[:, 1], padded[:, -2]
-    spread = min(GROSS_OUTLIER * (high - low), LOCAL_OUTLIER * _local_scale(padded, usable))
+    spread = GROSS_OUTLIER * (high - low)
+    local = LOCAL_OUTLIER * _local_scale(padded, usable)
+    if local > 0:  # else most pixels equal their neighbours' mean (a plane, a constant sky): the spread alone
+        spread = min(spread, local)
     if not spread > 0:  # more than half of the values equal: no spread to judge by
         return data, 0
     # A necessary condition, cheap on every pixel: such a pixel stands more than half as far from the mean of its

@@ -507,6 +507,7 @@ def normalisation_from_samples(samples, stride, shape, qs_level=None):
     if qs_level != "level" and not _is_flat(samples, stride, level):
         surface = surface_from_samples(samples, stride, shape)
         if surface.spread > AUTO_SURFACE_SPREAD:
+            warn_little_quiet_sun(samples, surface.samples)  # a penumbra's spread can pick a surface too
             return surface
     warn_little_quiet_sun(samples, level)
     return level
@@ -518,16 +519,17 @@ def warn_little_quiet_sun(image, level) -> float:
     At HMI's resolution the quiet Sun's brightest granules stand about 10 % above its level, and faculae
     near disk centre less; so when more than `BRIGHT_SHARE` of the finite pixels are brighter than
     `BRIGHT_FACTOR` times ``level``, the level came from something darker than the quiet Sun: a crop of
-    an umbra and penumbra (the packaged cut-out's darkest 32 x 32 pixels: 0.73 against 1.02, with 4.7 %
-    of its pixels above 1.15 times that), or the darker side of a field across which limb darkening
+    an umbra and penumbra (the packaged cut-out's 32 x 32 pixels around its darkest: 0.74 against 1.02, with
+    3.6 % of them above 1.15 times that), or the darker side of a field across which limb darkening
     lowers the quiet Sun (``qs_level='level'`` there). The network then sees the image too bright.
 
     Parameters
     ----------
     image : array_like
         The continuum image (or its regular subsample) the level was estimated on.
-    level : float
-        The estimated quiet-Sun level, in the image's unit.
+    level : float or array_like
+        The estimated quiet-Sun level, in the image's unit, or a surface of the image's shape (the samples of a
+        `QuietSunSurface` for the samples of the image it was fitted on).
 
     Returns
     -------
@@ -542,15 +544,19 @@ def warn_little_quiet_sun(image, level) -> float:
     0.0
     """
     values = np.asarray(image, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    share = float(np.count_nonzero(values > BRIGHT_FACTOR * level) / values.size) if values.size else 0.0
+    finite = np.isfinite(values)
+    bright = finite & (values > BRIGHT_FACTOR * np.asarray(level, dtype=np.float64))
+    share = float(np.count_nonzero(bright) / np.count_nonzero(finite)) if finite.any() else 0.0
     if share > BRIGHT_SHARE:
+        surface = np.ndim(level) > 0
+        what = f"surface (from {np.min(level):.4g} to {np.max(level):.4g})" if surface else f"level {float(level):.4g}"
+        varies = ("the quiet Sun varies faster than the surface follows (the last arcseconds before the limb)"
+                  if surface else "its quiet Sun varies (limb darkening: qs_level='surface')")  # fmt: skip
         warnings.warn(f"{100 * share:.0f} % of the image is brighter than {BRIGHT_FACTOR} times the estimated "
-                      f"quiet-Sun level {level:.4g}, which the quiet Sun never is at HMI's resolution: the level is "
-                      "likely too low for much of the field, which then looks too bright to the network. The field "
-                      "may hold little quiet Sun (an umbra or penumbra crop: pass qs_level=, --qs-level, with the "
-                      "quiet Sun of a larger field), or its quiet Sun varies (limb darkening: qs_level='surface')",
-                      exceptions.EnhanceUserWarning, stacklevel=2)  # fmt: skip
+                      f"quiet-Sun {what}, which the quiet Sun never is at HMI's resolution: the level is likely too "
+                      "low for much of the field, which then looks too bright to the network. The field may hold "
+                      "little quiet Sun (an umbra or penumbra crop: pass qs_level=, --qs-level, with the quiet Sun "
+                      f"of a larger field), or {varies}", exceptions.EnhanceUserWarning, stacklevel=2)  # fmt: skip
     return share
 
 
