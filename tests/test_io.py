@@ -391,3 +391,16 @@ def test_any_spelling_of_an_angle_astropy_reads_is_a_cunit(unit, cdelt):
     check_header(header, kind="intensity")  # within 5 % of HMI's scale: no error
     with pytest.raises(ValueError, match="has CUNIT1 = 'Mm', not an angle"):
         check_header({**header, "CUNIT1": "Mm"}, kind="intensity")
+
+
+@pytest.mark.parametrize("requested", ["auto", "intensity"])
+def test_a_continuum_header_in_gauss_is_refused_as_the_reverse_is(requested):
+    from enhance.io import resolve_kind
+
+    header = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CDELT1": 0.504, "CDELT2": 0.504,
+              "CONTENT": "CONTINUUM INTENSITY", "BUNIT": "Gauss"}  # fmt: skip
+    with pytest.raises(ValueError, match=r"in\.fits is in 'Gauss', a magnetic field, but is taken for a continuum"):
+        resolve_kind(requested, header, path="in.fits", flag=True)
+    assert resolve_kind(requested, header, path="in.fits", flag=True, force=True) == "intensity"
+    with pytest.raises(ValueError, match="magnetograms must be in gauss, got BUNIT 'DN/s'"):  # the reverse
+        resolve_kind("auto", {**header, "CONTENT": "MAGNETOGRAM", "BUNIT": "DN/s"}, path="in.fits", flag=True)

@@ -1237,6 +1237,12 @@ def resolve_kind(requested, header, *, path="input", force=False, flag=None, mea
         )
         raise ValueError(msg)
     unit = _bunit(header)
+    field_unit = bool(unit) and (_in_gauss(unit) or unit.lower() in _FIELD_UNITS)
+    if kind == "intensity" and field_unit and detect_kind(header, measurement=measurement) != "blos" and not force:
+        flag_text, content = "-t blos" if flag else "kind='blos'", str(_get(header, "CONTENT", "") or "")
+        msg = (f"{path} is in {unit!r}, a magnetic field, but is taken for a continuum image (CONTENT {content!r}); "
+               f"use {flag_text}, or {how} to run it as intensity")  # fmt: skip
+        raise ValueError(msg)
     if kind == "blos" and unit and not _in_gauss(unit) and not force:
         if unit.lower() in _FIELD_UNITS and not flag:
             pass  # a Map or Quantity in kG/T: `enhance` converts it to gauss and back
