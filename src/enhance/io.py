@@ -1016,10 +1016,16 @@ def _disk_keys(header, fallback=None):
     ctypes = [str(_get(header, f"CTYPE{i}", "") or "").strip().upper() for i in (1, 2)]
     if rsun is None or not (ctypes[0].startswith("HPLN") and ctypes[1].startswith("HPLT")):
         return None
-    keys = {str(k).upper(): v for k, v in dict(header).items() if _WCS_KEY.match(str(k).upper())}
-    if not ({"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys):
+    keys = _scaled_wcs_keys(header)
+    if keys is None:
         return None  # no pixel scale: where the pixels are is not known
     return {"CUNIT1": "arcsec", "CUNIT2": "arcsec", **keys}, rsun  # sunpy's reading of a helioprojective header
+
+
+def _scaled_wcs_keys(header):
+    """The header's WCS keys (`_WCS_KEY`), upper case, or None where they give no pixel scale (no CDELTi, no CD)."""
+    keys = {str(k).upper(): v for k, v in dict(header).items() if _WCS_KEY.match(str(k).upper())}
+    return keys if {"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys else None
 
 
 def _grid_radius(keys, rsun, shape, step):
@@ -1168,8 +1174,8 @@ def check_header(header, *, kind, path="input", force=False, flag=False) -> None
 def _check_invertible(header, path) -> None:
     """`ValueError` when the header's matrix from pixels to the sky (CDELT with PC or CROTA2, or CD) is singular:
     a zero CDELT, or a PC matrix of equal rows, puts every pixel on one line of the sky."""
-    keys = {str(k).upper(): v for k, v in dict(header).items() if _WCS_KEY.match(str(k).upper())}
-    if not ({"CDELT1", "CDELT2"} <= keys.keys() or "CD1_1" in keys):
+    keys = _scaled_wcs_keys(header)
+    if keys is None:
         return
     try:
         matrix = _linear_part(keys)
